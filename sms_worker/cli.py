@@ -1,0 +1,210 @@
+"""``sms-worker``: run the parts of the system and talk to it from a shell."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import sys
+import threading
+import uuid
+from dataclasses import asdict
+from datetime import datetime
+from typing import Any, Callable
+
+from sms_worker.validation import InvalidField
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not hasattr(args, "run"):
+        parser.print_help()
+        return 2
+    logging.basicConfig(level=getattr(args, "loglevel", "INFO").upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        return args.run(args) or 0
+    except InvalidField as error:
+        _print_error(args, error.field, error.reason)
+        return 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="sms-worker", description=__doc__)
+    commands = parser.add_subparsers(title="commands")
+
+    def command(name: str, run: Callable[[argparse.Namespace], int | None], help_text: str) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=help_text, description=help_text)
+        sub.set_defaults(run=run)
+        return sub
+
+    worker = command("worker", _worker, "Run a Celery worker that dispatches messages.")
+    worker.add_argument("--concurrency", "-c", type=int, default=2, help="worker processes (default 2)")
+    worker.add_argument("--queues", "-Q", default=None, help="comma-separated queues (default: all, most urgent first)")
+    worker.add_argument("--loglevel", default="info")
+    worker.add_argument("--hostname", "-n", default=None)
+
+    scheduler = command("scheduler", _scheduler, "Run Celery beat (sweeps, status polling) and the due-time promoter.")
+    scheduler.add_argument("--loglevel", default="info")
+
+    sandbox = command("sandbox", _sandbox, "Serve the provider emulations over HTTP.")
+    sandbox.add_argument("--host", default=None)
+    sandbox.add_argument("--port", type=int, default=None)
+
+    flower = command("flower", _flower, "Run Flower, Celery's monitor, for this deployment.")
+    flower.add_argument("--port", type=int, default=None)
+
+    send = command("send", _send, "Queue one message and print its id.")
+    send.add_argument("to")
+    send.add_argument("text")
+    send.add_argument("--sender")
+    send.add_argument("--priority", default="standard", help="high, standard or low (or 3, 2, 1)")
+    send.add_argument("--validity", type=int, help="minutes, 1-1440")
+    send.add_argument("--send-at", type=datetime.fromisoformat, help="ISO 8601 time with zone")
+    send.add_argument("--idempotency-key")
+    send.add_argument("--provider")
+    send.add_argument("--unicode", choices=["auto", "true", "false"], default="auto")
+    send.add_argument("--json", action="store_true")
+
+    status = command("status", _status, "Show a message and its history.")
+    status.add_argument("id")
+    status.add_argument("--json", action="store_true")
+
+    segments = command("segments", _segments, "Tell what a text costs: encoding, parts, what forced UCS-2.")
+    segments.add_argument("text")
+    segments.add_argument("--json", action="store_true")
+
+    demo = command("demo", _demo, "Run the whole pipeline on embedded defaults and watch a mix of messages.")
+    demo.add_argument("--exit-when-done", action="store_true", help="exit 0 once every message is final as expected")
+    demo.add_argument("--timeout", type=float, default=180.0)
+
+    db = command("db", lambda a: _parser().parse_args(["db", "--help"]), "Database commands.")
+    db_commands = db.add_subparsers(title="db commands")
+    upgrade = db_commands.add_parser("upgrade", help="Apply migrations up to the latest.")
+    upgrade.set_defaults(run=_db_upgrade)
+    return parser
+
+
+def _print_error(args: argparse.Namespace, field: str, reason: str) -> None:
+    if getattr(args, "json", False):
+        print(json.dumps({"error": {"field": field, "reason": reason}}))
+    else:
+        print(f"error: {field}: {reason}", file=sys.stderr)
+
+
+def _worker(args: argparse.Namespace) -> int:
+    from sms_worker.tasks.app import QUEUE_ORDER, celery_app
+
+    argv = ["worker", "-c", str(args.concurrency), "-Q", args.queues or ",".join(QUEUE_ORDER), "-l", args.loglevel, "-E"]
+    argv += ["--without-gossip", "--without-mingle"] + (["-n", args.hostname] if args.hostname else [])
+    celery_app.worker_main(argv)
+    return 0
+
+
+def _scheduler(args: argparse.Namespace) -> int:
+    from celery.beat import EmbeddedService
+
+    from sms_worker.config import get_settings
+    from sms_worker.queues.promoter import run_promoter
+    from sms_worker.runtime import process_runtime
+    from sms_worker.tasks.app import celery_app
+
+    settings = get_settings()
+    settings.home.mkdir(parents=True, exist_ok=True)
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    beat = EmbeddedService(celery_app, thread=True, schedule_filename=str(settings.home / "celerybeat-schedule"))
+    beat.start()
+    logging.getLogger("sms_worker.scheduler").info("scheduler running: beat and promoter")
+    try:
+        run_promoter(process_runtime(), stop)
+    finally:
+        beat.stop()
+    return 0
+
+
+def _sandbox(args: argparse.Namespace) -> int:
+    from sms_worker.config import get_settings
+    from sms_worker.sandbox.server import run
+
+    settings = get_settings()
+    run(args.host or settings.sandbox_host, args.port or settings.sandbox_port)
+    return 0
+
+
+def _flower(args: argparse.Namespace) -> int:
+    from sms_worker.config import get_settings
+    from sms_worker.tasks.app import celery_app
+
+    port = args.port or get_settings().flower_port
+    celery_app.start(["flower", f"--port={port}", "--address=127.0.0.1", "--max_tasks=10000"])
+    return 0
+
+
+def _send(args: argparse.Namespace) -> int:
+    from sms_worker.config import get_settings
+    from sms_worker.db.migrate import upgrade
+    from sms_worker.producer import send_sms
+
+    upgrade(get_settings().resolved_database_url)
+    options: dict[str, Any] = {"sender": args.sender, "priority": args.priority, "validity": args.validity, "send_at": args.send_at,
+                               "idempotency_key": args.idempotency_key, "provider": args.provider,
+                               "unicode": {"auto": None, "true": True, "false": False}[args.unicode]}
+    message_id = send_sms(args.to, args.text, **{k: v for k, v in options.items() if v is not None})
+    print(json.dumps({"id": str(message_id)}) if args.json else message_id)
+    return 0
+
+
+def _status(args: argparse.Namespace) -> int:
+    from sms_worker.inspect import message_history
+
+    try:
+        message_id = uuid.UUID(args.id)
+    except ValueError:
+        raise InvalidField("id", f"{args.id!r} is not a message id") from None
+    found = message_history(message_id)
+    if found is None:
+        _print_error(args, "id", f"no message {message_id}")
+        return 1
+    if args.json:
+        print(json.dumps(found, default=str))
+        return 0
+    for key, value in found["message"].items():
+        print(f"{key:>20}: {value}")
+    for item in found["events"]:
+        print(f"  {item['at']}  {item['status']:<13} {item['reason']}")
+    return 0
+
+
+def _segments(args: argparse.Namespace) -> int:
+    from sms_worker.text import analyze, split_parts
+
+    analysis = analyze(args.text)
+    report = {**asdict(analysis), "forced_ucs2": list(analysis.forced_ucs2), "parts": split_parts(args.text)}
+    if args.json:
+        print(json.dumps(report, ensure_ascii=False))
+    else:
+        forced = f", forced by {' '.join(analysis.forced_ucs2)}" if analysis.forced_ucs2 else ""
+        print(f"{analysis.encoding}, {analysis.segments} part(s), {analysis.units} units, {analysis.per_segment} per part{forced}")
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from sms_worker.demo import run_demo
+
+    return run_demo(exit_when_done=args.exit_when_done, timeout=args.timeout)
+
+
+def _db_upgrade(args: argparse.Namespace) -> int:
+    from sms_worker.config import get_settings
+    from sms_worker.db.migrate import upgrade
+
+    upgrade(get_settings().resolved_database_url)
+    print("database is at the latest revision")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,67 @@
+"""Settings read from ``SMS_WORKER_*`` environment variables (and an optional ``.env``).
+
+Every knob lives here so that a deployment is described by its environment alone; the
+defaults are the embedded ones ``make demo`` runs on (a SQLite file and a bundled Redis).
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SMS_WORKER_", env_file=".env", extra="ignore")
+
+    home: Path = Field(Path(".sms_worker"), description="Directory for the embedded database and Redis.")
+    database_url: str | None = Field(None, description="SQLAlchemy URL; default: SQLite file under home.")
+    redis_url: str | None = Field(None, description="Redis URL; default: an embedded redis-server under home.")
+
+    batch_size: int = Field(100, ge=1, le=1000, description="Messages a dispatch task claims at once.")
+    http_concurrency: int = Field(32, ge=1, le=512, description="Provider calls in flight per worker process.")
+    standard_share: float = Field(0.2, ge=0, le=1, description="Share of each batch kept for standard when backlogged.")
+    low_share: float = Field(0.1, ge=0, le=1, description="Share of each batch kept for low when backlogged.")
+    max_parts: int = Field(10, ge=1, le=255, description="Longest message accepted, in SMS parts.")
+    default_validity_minutes: int = Field(1440, ge=1, le=1440)
+
+    max_retries: int = Field(5, ge=0, le=20)
+    retry_window_seconds: int = Field(3600, ge=1)
+    retry_backoff_seconds: tuple[int, ...] = (30, 120, 300, 900, 1800)
+
+    lease_seconds: int = Field(120, ge=1, description="How long a claim may stay unanswered before the sweep resolves it.")
+    stale_queued_seconds: int = Field(600, ge=1, description="A queued message untouched this long is re-queued.")
+    promoter_interval_seconds: float = Field(0.05, gt=0)
+    sweep_interval_seconds: float = Field(30, gt=0)
+    poll_interval_seconds: float = Field(2, gt=0)
+    status_check_delays_seconds: tuple[int, ...] = (1, 2, 5, 15, 60, 300, 900)
+
+    provider: str = Field("telekom-sk", description="Account used when a message names none.")
+    telekom_sk_url: str = "http://127.0.0.1:8025/telekom-sk"
+    telekom_sk_token: SecretStr = SecretStr("sandbox-token")
+    telekom_sk_rate: float = Field(50.0, gt=0, description="Messages (or parts) per second for this account.")
+    telekom_sk_burst: int = Field(50, ge=1)
+    rate_limit_unit: str = Field("messages", pattern="^(messages|parts)$")
+    http_timeout_seconds: float = Field(10.0, gt=0)
+
+    sandbox_host: str = "127.0.0.1"
+    sandbox_port: int = 8025
+    flower_port: int = 5555
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.home / 'sms_worker.db').resolve()}"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()
+
+
+def reset_settings() -> None:
+    """Forget the cached settings, so a changed environment takes effect (tests, CLI flags)."""
+    get_settings.cache_clear()

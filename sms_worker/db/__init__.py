@@ -1,0 +1,1 @@
+"""Persistence: the message row is the message; queues only point at it."""

@@ -1,0 +1,60 @@
+"""The message record and its append-only event history."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import BigInteger, Column, DateTime, Index, Integer, String, Text
+from sqlmodel import Field, SQLModel
+
+
+def _utc_column(*, nullable: bool = True, index: bool = False) -> Column:
+    return Column(DateTime(timezone=True), nullable=nullable, index=index)
+
+
+class Message(SQLModel, table=True):
+    __tablename__ = "sms_message"
+    __table_args__ = (
+        Index("ix_sms_message_status_send_after", "status", "send_after"),
+        Index("ix_sms_message_status_next_check_at", "status", "next_check_at"),
+    )
+
+    id: uuid.UUID = Field(primary_key=True)
+    recipient: str = Field(sa_column=Column(String(16), nullable=False))
+    sender: str | None = Field(default=None, sa_column=Column(String(20)))
+    text: str = Field(sa_column=Column(Text, nullable=False))
+    encoding: str = Field(sa_column=Column(String(5), nullable=False))
+    segments: int
+    priority: int = Field(description="1 low, 2 standard, 3 high (Telekom SK's scale).")
+    provider: str = Field(sa_column=Column(String(64), nullable=False))
+    status: str = Field(sa_column=Column(String(16), nullable=False))
+    provider_status: str | None = Field(default=None, sa_column=Column(String(32)))
+    attempts: int = 0
+    unicode: bool | None = Field(default=None, description="Telekom SK `unicode`: None detects, False downgrades to GSM-7.")
+    flash: bool = False
+    send_after: datetime = Field(sa_column=_utc_column(nullable=False))
+    valid_until: datetime = Field(sa_column=_utc_column(nullable=False))
+    first_attempt_at: datetime | None = Field(default=None, sa_column=_utc_column())
+    last_attempt_at: datetime | None = Field(default=None, sa_column=_utc_column())
+    lease_until: datetime | None = Field(default=None, sa_column=_utc_column())
+    next_check_at: datetime | None = Field(default=None, sa_column=_utc_column())
+    provider_message_id: str | None = Field(default=None, sa_column=Column(String(64)))
+    error_code: str | None = Field(default=None, sa_column=Column(String(64)))
+    error_text: str | None = Field(default=None, sa_column=Column(Text))
+    idempotency_key: str | None = Field(default=None, sa_column=Column(String(128), unique=True))
+    campaign_id: str | None = Field(default=None, sa_column=Column(String(64), index=True))
+    created_at: datetime = Field(sa_column=_utc_column(nullable=False))
+    updated_at: datetime = Field(sa_column=_utc_column(nullable=False))
+    delivered_at: datetime | None = Field(default=None, sa_column=_utc_column())
+
+
+class MessageEvent(SQLModel, table=True):
+    __tablename__ = "sms_message_event"
+
+    id: int | None = Field(default=None, sa_column=Column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True))
+    message_id: uuid.UUID = Field(foreign_key="sms_message.id", index=True)
+    at: datetime = Field(sa_column=_utc_column(nullable=False))
+    status: str = Field(sa_column=Column(String(16), nullable=False))
+    provider_status: str | None = Field(default=None, sa_column=Column(String(32)))
+    reason: str = Field(sa_column=Column(Text, nullable=False))

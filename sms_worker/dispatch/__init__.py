@@ -1,0 +1,1 @@
+"""Sending: claim, rate-limit, call the provider, record what happened."""

@@ -1,0 +1,99 @@
+"""Delivery status reconciliation: poll the providers' check endpoints for accepted messages.
+
+A receipt never moves a message out of a final status. Checks back off with the message's age,
+and a message with no final status long after its validity ends is marked ``UNKNOWN``.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import wait
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+
+from sms_worker.clock import as_utc
+from sms_worker.dispatch.sql import MESSAGES, add_events, event, lock_rows, update_each
+from sms_worker.providers.base import ProviderError, StatusReport
+from sms_worker.runtime import Runtime
+from sms_worker.status import FINAL, Status
+
+NON_FINAL_VALUES = sorted(s.value for s in Status if s not in FINAL)
+RECEIPT_TIMEOUT = timedelta(days=3)
+
+
+@dataclass
+class PollReport:
+    checked: int = 0
+    changed: int = 0
+    final: int = 0
+    errors: int = 0
+
+
+def poll_statuses(rt: Runtime, limit: int = 200) -> PollReport:
+    """Check the accepted messages whose next check is due."""
+    now = rt.clock.now()
+    statement = (
+        select(MESSAGES.c.id, MESSAGES.c.provider, MESSAGES.c.provider_message_id, MESSAGES.c.last_attempt_at, MESSAGES.c.valid_until)
+        .where(MESSAGES.c.status.in_(NON_FINAL_VALUES), MESSAGES.c.next_check_at <= now, MESSAGES.c.provider_message_id.is_not(None))
+        .order_by(MESSAGES.c.next_check_at)
+        .limit(limit)
+    )
+    with rt.engine.connect() as conn:
+        due = conn.execute(statement).all()
+    futures = [rt.http_pool.submit(_check, rt, row) for row in due]
+    wait(futures)
+    return apply_reports(rt, [(row, future.result()) for row, future in zip(due, futures)])
+
+
+def _check(rt: Runtime, row: Any) -> StatusReport | ProviderError:
+    try:
+        return rt.accounts[row.provider].provider.check(row.provider_message_id)
+    except ProviderError as error:
+        return error
+
+
+def apply_reports(rt: Runtime, results: list[tuple[Any, StatusReport | ProviderError]]) -> PollReport:
+    """Write what the provider said; callbacks (when they come) go through here too."""
+    report = PollReport(checked=len(results))
+    if not results:
+        return report
+    now = rt.clock.now()
+    updates, events = [], []
+    with rt.engine.begin() as conn:
+        current = lock_rows(conn, [row.id for row, _ in results], NON_FINAL_VALUES, now)
+        for row, outcome in results:
+            if row.id not in current:
+                continue
+            if isinstance(outcome, ProviderError):
+                report.errors += 1
+            next_check = _next_check(rt, row, now)
+            status = outcome.status.value if isinstance(outcome, StatusReport) else current[row.id]
+            if status not in {s.value for s in FINAL} and now > as_utc(row.valid_until) + RECEIPT_TIMEOUT:
+                status, outcome = Status.UNKNOWN.value, StatusReport(row.provider_message_id, "NO_RECEIPT", Status.UNKNOWN)
+            final = status in {s.value for s in FINAL}
+            change: dict[str, Any] = {"id": row.id, "next_check_at": None if final else next_check}
+            if isinstance(outcome, StatusReport) and status != current[row.id]:
+                report.changed += 1
+                report.final += final
+                change.update(status=status, provider_status=outcome.provider_status)
+                if outcome.status is Status.DELIVERED:
+                    change["delivered_at"] = outcome.delivered_at or now
+                events.append(event(row.id, now, status, f"status from {row.provider}", outcome.provider_status))
+            updates.append(change)
+        update_each(conn, updates)
+        add_events(conn, events)
+    return report
+
+
+def _next_check(rt: Runtime, row: Any, now: datetime) -> datetime:
+    """Check often while a receipt is likely, then less and less."""
+    age = (now - as_utc(row.last_attempt_at or now)).total_seconds()
+    delays = rt.settings.status_check_delays_seconds
+    elapsed = 0.0
+    for delay in delays:
+        elapsed += delay
+        if age < elapsed:
+            return now + timedelta(seconds=delay)
+    return now + timedelta(seconds=delays[-1])

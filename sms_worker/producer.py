@@ -1,0 +1,196 @@
+"""The producer API: validate, persist, then enqueue, and hand back ids.
+
+The row is written before any queue entry exists (Notify's rule), so a Redis outage between the
+two loses nothing: the recovery sweep finds the row and queues it.
+"""
+
+from __future__ import annotations
+
+import math
+import uuid
+from dataclasses import dataclass, fields
+from datetime import datetime, timedelta
+from typing import Any, Iterable, Mapping
+
+from sqlalchemy import Connection, insert, select
+
+from sms_worker.db.models import Message, MessageEvent
+from sms_worker.queues.pointers import push_ready, schedule
+from sms_worker.runtime import Runtime, process_runtime
+from sms_worker.status import Status
+from sms_worker.text import analyze, downgrade_to_gsm7
+from sms_worker.validation import (
+    BatchRejected,
+    InvalidField,
+    normalize_recipient,
+    parse_priority,
+    validate_send_at,
+    validate_sender,
+    validate_validity,
+)
+
+MESSAGES = Message.__table__
+EVENTS = MessageEvent.__table__
+_INSERT_CHUNK = 2000
+
+
+@dataclass(frozen=True, slots=True)
+class MessageRequest:
+    to: str
+    text: str
+    sender: str | None = None
+    priority: str | int = "standard"
+    validity: int | None = None
+    """Minutes the message may wait before it is sent (1-1440); counted from ``send_at`` if set."""
+    send_at: datetime | None = None
+    idempotency_key: str | None = None
+    campaign_id: str | None = None
+    provider: str | None = None
+    unicode: bool | None = None
+    """None detects the encoding; False sends GSM-7 with diacritics stripped (Telekom SK)."""
+    flash: bool = False
+    region: str | None = None
+    """ISO country for numbers written in national form."""
+
+
+_REQUEST_FIELDS = {f.name for f in fields(MessageRequest)}
+
+
+def send_sms(to: str, text: str, *, runtime: Runtime | None = None, **options: Any) -> uuid.UUID:
+    """Queue one message; raises :class:`InvalidField` naming the field and the reason."""
+    try:
+        return send_many([{"to": to, "text": text, **options}], runtime=runtime)[0]
+    except BatchRejected as rejected:
+        error = rejected.errors[0]
+        raise InvalidField(error.field, error.reason) from None
+
+
+def send_many(messages: Iterable[MessageRequest | Mapping[str, Any]], *, runtime: Runtime | None = None) -> list[uuid.UUID]:
+    """Queue a batch, all or nothing: one invalid message rejects the batch and writes nothing.
+
+    The same idempotency key twice yields the id of the first message, not a second message.
+    """
+    rt = runtime or process_runtime()
+    now = rt.clock.now()
+    rows, errors = [], []
+    for index, item in enumerate(messages):
+        try:
+            rows.append(_row(_as_request(item), now, rt))
+        except InvalidField as error:
+            errors.append(error.at(index))
+    if errors:
+        raise BatchRejected(errors)
+    with rt.engine.begin() as conn:
+        inserted = _insert(conn, rows, now)
+        ids = _resolve_idempotent(conn, rows, inserted)
+    _enqueue(rt, [row for row in rows if row["id"] in inserted], now)
+    return ids
+
+
+def _as_request(item: MessageRequest | Mapping[str, Any]) -> MessageRequest:
+    if isinstance(item, MessageRequest):
+        return item
+    unknown = set(item) - _REQUEST_FIELDS
+    if unknown:
+        raise InvalidField(sorted(unknown)[0], "is not a message field")
+    for required in ("to", "text"):
+        if required not in item:
+            raise InvalidField(required, "is required")
+    return MessageRequest(**item)
+
+
+def _row(request: MessageRequest, now: datetime, rt: Runtime) -> dict[str, Any]:
+    recipient = normalize_recipient(request.to, request.region)
+    if not isinstance(request.text, str) or not request.text.strip():
+        raise InvalidField("text", "must not be empty")
+    analysis = analyze(downgrade_to_gsm7(request.text) if request.unicode is False else request.text)
+    if analysis.segments > rt.settings.max_parts:
+        raise InvalidField("text", f"needs {analysis.segments} {analysis.encoding} parts, more than the limit of {rt.settings.max_parts}")
+    provider = request.provider or rt.settings.provider
+    if provider not in rt.accounts:
+        raise InvalidField("provider", f"{provider!r} is not a configured account ({', '.join(sorted(rt.accounts))})")
+    validity = validate_validity(request.validity if request.validity is not None else rt.settings.default_validity_minutes)
+    send_at = validate_send_at(request.send_at, now)
+    if request.unicode not in (None, True, False):
+        raise InvalidField("unicode", "must be true, false or absent")
+    start = send_at or now
+    return {
+        "id": uuid.uuid4(),
+        "recipient": recipient,
+        "sender": validate_sender(request.sender),
+        "text": request.text,
+        "encoding": analysis.encoding,
+        "segments": analysis.segments,
+        "priority": parse_priority(request.priority),
+        "provider": provider,
+        "status": Status.SCHEDULED.value if send_at else Status.UNSENT.value,
+        "attempts": 0,
+        "unicode": request.unicode,
+        "flash": bool(request.flash),
+        "send_after": start,
+        "valid_until": start + timedelta(minutes=validity),
+        "idempotency_key": _optional_text(request.idempotency_key, "idempotency_key", 128),
+        "campaign_id": _optional_text(request.campaign_id, "campaign_id", 64),
+        "created_at": now,
+        "updated_at": now,
+    }
+
+
+def _optional_text(value: object, field: str, limit: int) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value or len(value) > limit:
+        raise InvalidField(field, f"must be a non-empty string of at most {limit} characters")
+    return value
+
+
+def _insert(conn: Connection, rows: list[dict[str, Any]], now: datetime) -> set[uuid.UUID]:
+    """Insert rows and their first event; rows whose idempotency key exists are skipped."""
+    inserted: set[uuid.UUID] = set()
+    plain = [row for row in rows if row["idempotency_key"] is None]
+    keyed = [row for row in rows if row["idempotency_key"] is not None]
+    for start in range(0, len(plain), _INSERT_CHUNK):
+        conn.execute(insert(MESSAGES), plain[start : start + _INSERT_CHUNK])
+    inserted.update(row["id"] for row in plain)
+    if keyed:
+        upsert = _insert_ignoring_conflicts(conn).returning(MESSAGES.c.id)
+        for start in range(0, len(keyed), _INSERT_CHUNK):
+            inserted.update(conn.execute(upsert, keyed[start : start + _INSERT_CHUNK]).scalars())
+    events = [_creation_event(row) for row in rows if row["id"] in inserted]
+    for start in range(0, len(events), _INSERT_CHUNK):
+        conn.execute(insert(EVENTS), events[start : start + _INSERT_CHUNK])
+    return inserted
+
+
+def _insert_ignoring_conflicts(conn: Connection):  # noqa: ANN202 - dialect-specific Insert
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as dialect_insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert as dialect_insert
+    return dialect_insert(MESSAGES).on_conflict_do_nothing(index_elements=["idempotency_key"])
+
+
+def _creation_event(row: dict[str, Any]) -> dict[str, Any]:
+    reason = "accepted"
+    if row["status"] == Status.SCHEDULED.value:
+        reason = f"accepted, scheduled for {row['send_after'].isoformat()}"
+    return {"message_id": row["id"], "at": row["created_at"], "status": row["status"], "reason": reason}
+
+
+def _resolve_idempotent(conn: Connection, rows: list[dict[str, Any]], inserted: set[uuid.UUID]) -> list[uuid.UUID]:
+    """Replace the ids of rows that lost to an existing idempotency key with the winner's id."""
+    lost = {row["idempotency_key"] for row in rows if row["id"] not in inserted}
+    if not lost:
+        return [row["id"] for row in rows]
+    winners = dict(conn.execute(select(MESSAGES.c.idempotency_key, MESSAGES.c.id).where(MESSAGES.c.idempotency_key.in_(lost))).all())
+    return [row["id"] if row["id"] in inserted else winners[row["idempotency_key"]] for row in rows]
+
+
+def _enqueue(rt: Runtime, rows: list[dict[str, Any]], now: datetime) -> None:
+    ready = [(row["priority"], row["id"].hex) for row in rows if row["send_after"] <= now]
+    later = [(row["priority"], row["id"].hex, row["send_after"].timestamp()) for row in rows if row["send_after"] > now]
+    if later:
+        schedule(rt.redis, later)
+    if ready:
+        counts = push_ready(rt.redis, ready)
+        rt.waker.wake({priority: math.ceil(count / rt.settings.batch_size) for priority, count in counts.items()})

@@ -1,0 +1,190 @@
+"""Telekom SK SMS API v1 (``../shared/seeds/telekom-sk-sms-api-v1.txt``), JSON transport.
+
+Assumptions where the document is silent:
+- Error codes other than the documented ``OK``, ``SESSION_NOT_FOUND`` and ``IP_NOT_ALLOWED``
+  (``INVALID_TOKEN``, ``MISSING_PARAMETER``, ``INVALID_PARAMETER``, ``MESSAGE_NOT_FOUND``) are
+  the sandbox's; any code not in the table below is treated as permanent, so an unknown answer
+  never burns retries.
+- ``deliveryDateTime`` carries no zone; it is read as Slovak local time (Europe/Bratislava).
+- Recipients are sent as digits without ``+``: the document reserves ``+421...`` for RCS.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import datetime, timezone
+from zoneinfo import ZoneInfo
+from typing import Any, Callable
+
+import httpx
+
+from sms_worker.providers.base import Accepted, ErrorKind, OutboundMessage, ProviderError, StatusReport
+from sms_worker.providers.http import raise_for_http_status, transport_errors
+from sms_worker.status import Status
+
+PROVIDER_TIMEZONE = ZoneInfo("Europe/Bratislava")
+PING_AFTER_IDLE = 10 * 60
+"""Refresh the session well before the provider's 15 minutes of inactivity run out."""
+
+_ERROR_KINDS: dict[str, tuple[ErrorKind, bool]] = {
+    "SESSION_NOT_FOUND": (ErrorKind.REAUTHENTICATE, False),
+    "ERROR": (ErrorKind.TRANSIENT, False),
+    "IP_NOT_ALLOWED": (ErrorKind.PERMANENT, True),
+    "INVALID_TOKEN": (ErrorKind.PERMANENT, True),
+    "DENIED": (ErrorKind.PERMANENT, False),
+    "UNDELIVERABLE": (ErrorKind.PERMANENT, False),
+}
+
+
+def classify(code: str, description: str) -> ProviderError:
+    kind, account_wide = _ERROR_KINDS.get(code, (ErrorKind.PERMANENT, False))
+    return ProviderError(kind, code, description or code, account_wide=account_wide)
+
+
+def canonical_status(code: str) -> Status:
+    try:
+        return Status(code)
+    except ValueError:
+        return Status.UNKNOWN
+
+
+class JsonCodec:
+    """The JSON transport: POST a JSON object to ``<base>/json/<function>``, read one back."""
+
+    path = "json"
+
+    def encode(self, params: dict[str, Any]) -> dict[str, Any]:
+        return {"json": params}
+
+    def decode(self, response: httpx.Response) -> dict[str, Any]:
+        try:
+            body = response.json()
+        except ValueError:
+            raise ProviderError(ErrorKind.TRANSIENT, "BAD_RESPONSE", f"not JSON: {response.text[:100]!r}") from None
+        if not isinstance(body, dict) or not isinstance(body.get("result"), dict):
+            raise ProviderError(ErrorKind.TRANSIENT, "BAD_RESPONSE", "no result object in the answer")
+        return body
+
+
+class TelekomSKProvider:
+    """One Telekom SK API key. Keeps a session, pings it when idle, logs in again when it is lost."""
+
+    def __init__(
+        self,
+        name: str,
+        base_url: str,
+        token: str,
+        client: httpx.Client,
+        *,
+        use_session: bool = True,
+        codec: JsonCodec | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.name = name
+        self._base = base_url.rstrip("/")
+        self._token = token
+        self._client = client
+        self._use_session = use_session
+        self._codec = codec or JsonCodec()
+        self._monotonic = monotonic
+        self._lock = threading.Lock()
+        self._session_id: str | None = None
+        self._last_used = 0.0
+
+    def send(self, message: OutboundMessage) -> Accepted:
+        body = self._call("send_message", _send_params(message))
+        entries = body.get("messages") or []
+        if not entries:
+            raise ProviderError(ErrorKind.TRANSIENT, "BAD_RESPONSE", "send_message answered without messages[]")
+        entry = entries[0]
+        if entry.get("status") != "success" or entry.get("message_id") is None:
+            raise classify(str(entry.get("code", "UNKNOWN")), str(entry.get("description", "")))
+        return Accepted(str(entry["message_id"]), "QUEUED", Status.QUEUED, entry.get("parts"))
+
+    def check(self, provider_message_id: str) -> StatusReport:
+        body = self._call("check_message", {"message_id": provider_message_id})
+        code = str(body.get("code", "UNKNOWN"))
+        return StatusReport(provider_message_id, code, canonical_status(code), _parse_time(body.get("deliveryDateTime")))
+
+    def ping(self) -> None:
+        """Keep the session alive; the dispatcher calls it through :meth:`_session` when idle."""
+        with self._lock:
+            self._ensure_session()
+
+    def close(self) -> None:
+        self._session_id = None
+
+    def _call(self, function: str, params: dict[str, Any]) -> dict[str, Any]:
+        try:
+            return self._post(function, {**params, **self._credentials()})
+        except ProviderError as error:
+            if error.kind is not ErrorKind.REAUTHENTICATE or not self._use_session:
+                raise
+        with self._lock:
+            self._session_id = None
+        try:
+            return self._post(function, {**params, **self._credentials()})
+        except ProviderError as error:
+            if error.kind is ErrorKind.REAUTHENTICATE:
+                raise ProviderError(ErrorKind.TRANSIENT, error.code, "session lost again right after logging in") from None
+            raise
+
+    def _credentials(self) -> dict[str, str]:
+        if not self._use_session:
+            return {"token": self._token}
+        with self._lock:
+            return {"session_id": self._ensure_session()}
+
+    def _ensure_session(self) -> str:
+        idle = self._monotonic() - self._last_used
+        if self._session_id is not None and idle >= PING_AFTER_IDLE:
+            try:
+                self._post("ping", {"session_id": self._session_id}, track=False)
+            except ProviderError as error:
+                if error.kind is not ErrorKind.REAUTHENTICATE:
+                    raise
+                self._session_id = None
+        if self._session_id is None:
+            body = self._post("auth", {"token": self._token}, track=False)
+            session_id = body.get("session_id")
+            if not session_id:
+                raise ProviderError(ErrorKind.TRANSIENT, "BAD_RESPONSE", "auth answered without a session_id")
+            self._session_id = str(session_id)
+        self._last_used = self._monotonic()
+        return self._session_id
+
+    def _post(self, function: str, params: dict[str, Any], *, track: bool = True) -> dict[str, Any]:
+        url = f"{self._base}/{self._codec.path}/{function}"
+        with transport_errors():
+            response = self._client.post(url, **self._codec.encode(params))
+        raise_for_http_status(response)
+        body = self._codec.decode(response)
+        result = body["result"]
+        if result.get("status") != "success":
+            raise classify(str(result.get("code", "UNKNOWN")), str(result.get("description", "")))
+        if track:
+            self._last_used = self._monotonic()
+        return body
+
+
+def _send_params(message: OutboundMessage) -> dict[str, Any]:
+    params: dict[str, Any] = {"to": message.recipient.removeprefix("+"), "text": message.text, "priority": message.priority}
+    if message.sender:
+        params["from"] = message.sender
+    if message.validity_minutes is not None:
+        params["validity"] = message.validity_minutes
+    if message.unicode is not None:
+        params["unicode"] = message.unicode
+    if message.flash:
+        params["type"] = "flash"
+    return params
+
+
+def _parse_time(value: object) -> datetime | None:
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        return datetime.strptime(value, "%Y-%m-%d %H:%M:%S").replace(tzinfo=PROVIDER_TIMEZONE).astimezone(timezone.utc)
+    except ValueError:
+        return None

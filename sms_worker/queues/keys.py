@@ -1,0 +1,22 @@
+"""Every Redis key the pipeline uses, in one place."""
+
+PREFIX = "smsw"
+DUE = f"{PREFIX}:due"
+EPOCH = f"{PREFIX}:epoch"
+PRIORITIES = (3, 2, 1)
+
+
+def ready(priority: int) -> str:
+    return f"{PREFIX}:ready:{priority}"
+
+
+def rate_limit(account: str) -> str:
+    return f"{PREFIX}:rl:{account}"
+
+
+def in_flight(message_hex: str) -> str:
+    return f"{PREFIX}:inflight:{message_hex}"
+
+
+def paused(account: str) -> str:
+    return f"{PREFIX}:paused:{account}"

@@ -1,0 +1,49 @@
+"""The promoter: moves due pointers (scheduled sends, retries, rate-limit deferrals) into the
+ready lists and wakes workers. Due times never sit in Celery as ETA tasks (DESIGN-NOTES trap 2).
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+
+from sms_worker.logs import get_logger
+from sms_worker.queues.pointers import promote_due, ready_lengths
+from sms_worker.recovery import ensure_redis_state
+from sms_worker.runtime import Runtime
+
+log = get_logger("promoter")
+HEAL_EVERY_SECONDS = 1.0
+
+
+def promote_once(rt: Runtime) -> dict[int, int]:
+    moved = promote_due(rt.redis, rt.clock.now().timestamp())
+    if moved:
+        rt.waker.wake({p: math.ceil(n / rt.settings.batch_size) for p, n in moved.items()})
+    return moved
+
+
+def heal_wakeups(rt: Runtime) -> int:
+    """Pointers with no wake-up left to find them (a wake-up lost with a killed worker) get one."""
+    if rt.waker.pending_wakeups() > 0:
+        return 0
+    wanted = {p: math.ceil(n / rt.settings.batch_size) for p, n in ready_lengths(rt.redis).items() if n}
+    if wanted:
+        rt.waker.wake(wanted)
+    return sum(wanted.values())
+
+
+def run_promoter(rt: Runtime, stop: threading.Event) -> None:
+    last_heal = 0.0
+    while not stop.is_set():
+        try:
+            ensure_redis_state(rt)
+            promote_once(rt)
+            if time.monotonic() - last_heal >= HEAL_EVERY_SECONDS:
+                heal_wakeups(rt)
+                last_heal = time.monotonic()
+        except Exception:  # noqa: BLE001 - Redis or the database may be briefly away; keep promoting
+            log.exception("promoter tick failed; retrying")
+            stop.wait(1.0)
+        stop.wait(rt.settings.promoter_interval_seconds)

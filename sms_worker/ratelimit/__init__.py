@@ -1,0 +1,33 @@
+"""Global rate limits per provider account (DESIGN-NOTES trap 1: Celery's rate_limit is per worker)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import redis
+
+from sms_worker.queues import keys
+from sms_worker.redis_scripts import load_script
+
+
+@dataclass(frozen=True, slots=True)
+class Grant:
+    granted: int
+    retry_after: float
+    """Seconds until the first message not granted would fit (0 when all were granted)."""
+
+
+class TokenBucket:
+    """A provider account's global rate limit, shared by every process through one Lua script."""
+
+    def __init__(self, client: redis.Redis, account: str, rate: float, burst: int) -> None:
+        self._script = load_script(client, "sms_worker.ratelimit", "token_bucket.lua")
+        self._key = keys.rate_limit(account)
+        self.rate, self.burst = rate, burst
+
+    def acquire(self, costs: list[int]) -> Grant:
+        """Grant the longest prefix of ``costs`` the bucket can pay for now; never waits."""
+        if not costs:
+            return Grant(0, 0.0)
+        granted, wait = self._script(keys=[self._key], args=[self.rate, self.burst, *costs])
+        return Grant(int(granted), float(wait))

@@ -1,0 +1,27 @@
+-- A token bucket shared by every worker on every host: one script, one key, no over-grant.
+-- KEYS[1]: the bucket. ARGV: rate (tokens/s), burst, then the cost of each message in order.
+-- Grants the longest prefix of messages that fits. Time is the Redis server's, so hosts with
+-- skewed clocks still agree. Returns {granted_count, seconds_until_next_fits (string)}.
+local now_parts = redis.call('TIME')
+local now = tonumber(now_parts[1]) + tonumber(now_parts[2]) / 1000000
+local rate = tonumber(ARGV[1])
+local burst = tonumber(ARGV[2])
+local state = redis.call('HMGET', KEYS[1], 'tokens', 'ts')
+local tokens = tonumber(state[1]) or burst
+local ts = tonumber(state[2]) or now
+tokens = math.min(burst, tokens + math.max(0, now - ts) * rate)
+local granted = 0
+local wait = 0
+for i = 3, #ARGV do
+  local cost = math.min(tonumber(ARGV[i]), burst)
+  if tokens >= cost then
+    tokens = tokens - cost
+    granted = granted + 1
+  else
+    wait = (cost - tokens) / rate
+    break
+  end
+end
+redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'ts', tostring(now))
+redis.call('EXPIRE', KEYS[1], math.ceil(burst / rate) + 60)
+return {granted, tostring(wait)}

@@ -1,0 +1,23 @@
+"""Serve the sandbox over real HTTP, for the demo and benchmarks.
+
+One process only: the sandbox's state (submissions, sessions, messages) lives in memory, so
+several workers would each see a part of it. Logging per request is off because at thousands
+of requests per second the log, not the handler, would be the bottleneck.
+"""
+
+from __future__ import annotations
+
+import uvicorn
+
+from sms_worker.sandbox.app import create_app
+
+
+def run(host: str, port: int) -> None:
+    uvicorn.run(create_app(), host=host, port=port, log_level="warning", access_log=False)
+
+
+if __name__ == "__main__":
+    from sms_worker.config import get_settings
+
+    settings = get_settings()
+    run(settings.sandbox_host, settings.sandbox_port)

@@ -1,0 +1,27 @@
+"""The sandbox's knobs, passed in by whoever builds the app, so each test can shape its provider."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from zoneinfo import ZoneInfo
+
+
+@dataclass(frozen=True, slots=True)
+class SandboxSettings:
+    """How the emulated providers behave when no fault rule says otherwise.
+
+    ``sent_after`` and ``delivered_after`` are seconds on the injected clock, counted from the
+    moment a message is due (accepted, or its ``delivery_time``); they are short by default so
+    a demo shows messages reaching DELIVERED without waiting.
+    """
+
+    sent_after: float = 0.3
+    delivered_after: float = 0.6
+    telekom_sk_tokens: frozenset[str] = frozenset({"sandbox-token"})
+    telekom_sk_allowed_ips: frozenset[str] = frozenset({"127.0.0.1", "::1", "testclient"})
+    telekom_sk_timezone: str = "Europe/Bratislava"
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.sent_after <= self.delivered_after:
+            raise ValueError("need 0 <= sent_after <= delivered_after")
+        ZoneInfo(self.telekom_sk_timezone)  # fail here, not on the first scheduled message

@@ -1,0 +1,246 @@
+"""The Telekom SK API v1 functions, independent of the wire format they are served in."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Final
+from zoneinfo import ZoneInfo
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from sms_worker.clock import Clock
+from sms_worker.sandbox.faults import ALL_KINDS, FaultEngine, FaultKind, FaultRule, http_error
+from sms_worker.sandbox.recorder import Recorder
+from sms_worker.sandbox.settings import SandboxSettings
+from sms_worker.sandbox.telekom_sk.codec import Codec, CodecError
+from sms_worker.sandbox.telekom_sk.messages import MessageStore
+from sms_worker.sandbox.telekom_sk.params import ParameterError, parse_message_id, parse_send
+from sms_worker.sandbox.telekom_sk.parts import count_parts
+from sms_worker.sandbox.telekom_sk.results import (
+    INVALID_REQUEST,
+    INVALID_TOKEN,
+    IP_NOT_ALLOWED,
+    MESSAGE_NOT_FOUND,
+    MISSING_PARAMETER,
+    OK,
+    SESSION_NOT_FOUND,
+    SESSION_NOT_FOUND_TEXT,
+    STATUS_TABLE,
+    Outcome,
+    describe,
+    error,
+    success,
+)
+from sms_worker.sandbox.telekom_sk.sessions import SessionStore
+from sms_worker.status import Status
+
+PROVIDER: Final = "telekom-sk"
+SEND: Final = "send_message"
+ENDPOINTS: Final = ("auth", "ping", SEND, "check_message")
+# Codes a send_message fault reports inside messages[] (the recipient was refused, not the call).
+PER_MESSAGE_CODES: Final = frozenset({Status.DENIED.value, Status.UNDELIVERABLE.value})
+_NOT_SEND_KINDS: Final = ALL_KINDS - {FaultKind.FINAL_STATUS}
+_NOT_RECORDED_PARAMS: Final = frozenset({"token", "session_id", "to", "from", "text"})
+_WALL_CLOCK_FORMAT: Final = "%Y-%m-%d %H:%M:%S"
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """One request as a handler sees it: parameters, caller's IP, and the fault rule it drew."""
+
+    params: dict[str, Any]
+    client: str
+    rule: FaultRule | None
+
+
+class TelekomSk:
+    """Sessions, messages and the four functions of this round, shared by every codec."""
+
+    name: Final = PROVIDER
+    endpoints: Final = frozenset(ENDPOINTS)
+
+    def __init__(self, settings: SandboxSettings, clock: Clock, recorder: Recorder, faults: FaultEngine) -> None:
+        self._tokens = settings.telekom_sk_tokens
+        self._allowed_ips = settings.telekom_sk_allowed_ips
+        self._zone = ZoneInfo(settings.telekom_sk_timezone)
+        self._sessions = SessionStore(clock)
+        self._messages = MessageStore(clock, settings.sent_after, settings.delivered_after)
+        self._recorder = recorder
+        self._faults = faults
+        self._handlers: dict[str, Callable[[Call], Outcome]] = {
+            "auth": self._auth,
+            "ping": self._ping,
+            SEND: self._send_message,
+            "check_message": self._check_message,
+        }
+
+    def routes(self, codec: Codec) -> list[Route]:
+        """The functions in one wire format, under ``/<codec.name>/<function>``."""
+        return [
+            Route(f"/{codec.name}/{name}", self._endpoint(name, codec), methods=["GET", "POST"]) for name in ENDPOINTS
+        ]
+
+    def reset(self) -> None:
+        self._sessions.clear()
+        self._messages.clear()
+
+    def _endpoint(self, name: str, codec: Codec) -> Callable[[Request], Awaitable[Response]]:
+        handler = self._handlers[name]
+        kinds = ALL_KINDS if name == SEND else _NOT_SEND_KINDS
+
+        async def endpoint(request: Request) -> Response:
+            rule = None
+            try:
+                params = await codec.read(request)
+            except CodecError as exc:
+                params, outcome = {}, error(INVALID_REQUEST, str(exc))
+            else:
+                rule = self._faults.take(PROVIDER, name, params.get("to"), kinds)
+                call = Call(params, request.client.host if request.client else "", rule)
+                outcome = self._preempt(name, call) or handler(call)
+            if name == SEND:
+                self._record(params, outcome)
+            # The work is done (and recorded) before the hold, as a slow provider would have it.
+            if rule is not None and rule.delay:
+                await asyncio.sleep(rule.delay)
+            if outcome.http_status != 200:
+                return http_error(outcome.http_status)
+            return codec.write(name, outcome.body)
+
+        return endpoint
+
+    def _preempt(self, name: str, call: Call) -> Outcome | None:
+        """The answer a fault rule puts in place of the function's own, if it does."""
+        rule = call.rule
+        if rule is None:
+            return None
+        if rule.fault is FaultKind.HTTP_STATUS:
+            status = rule.params["status"]
+            return Outcome({}, f"HTTP_{status}", http_status=status)
+        if rule.fault is FaultKind.SESSION_LOSS:
+            self._sessions.clear()
+            return error(SESSION_NOT_FOUND, SESSION_NOT_FOUND_TEXT)
+        if rule.fault is FaultKind.ERROR_CODE and not (name == SEND and rule.params["code"] in PER_MESSAGE_CODES):
+            return error(rule.params["code"], _fault_description(rule, call.client))
+        return None
+
+    def _check_ip(self, client: str) -> Outcome | None:
+        if client in self._allowed_ips:
+            return None
+        return error(IP_NOT_ALLOWED, _ip_not_allowed(client))
+
+    def _check_token(self, token: Any) -> Outcome | None:
+        if token is None or token == "":
+            return error(MISSING_PARAMETER, "Parameter 'token' is required")
+        if isinstance(token, str) and token in self._tokens:
+            return None
+        return error(INVALID_TOKEN, "The API token is not valid")
+
+    def _admit(self, call: Call) -> Outcome | None:
+        """IP allow-list, then a live ``session_id`` or else a valid ``token`` (per-request mode)."""
+        refused = self._check_ip(call.client)
+        if refused is not None:
+            return refused
+        session_id = call.params.get("session_id")
+        if session_id not in (None, ""):
+            if isinstance(session_id, str) and self._sessions.touch(session_id):
+                return None
+            return error(SESSION_NOT_FOUND, SESSION_NOT_FOUND_TEXT)
+        if call.params.get("token") in (None, ""):
+            return error(MISSING_PARAMETER, "Parameter 'session_id' or 'token' is required")
+        return self._check_token(call.params["token"])
+
+    def _auth(self, call: Call) -> Outcome:
+        refused = self._check_ip(call.client) or self._check_token(call.params.get("token"))
+        if refused is not None:
+            return refused
+        return Outcome(success(session_id=self._sessions.open()), OK)
+
+    def _ping(self, call: Call) -> Outcome:
+        return self._admit(call) or Outcome(success(), OK)
+
+    def _send_message(self, call: Call) -> Outcome:
+        refused = self._admit(call)
+        if refused is not None:
+            return refused
+        try:
+            request = parse_send(call.params, self._zone)
+        except ParameterError as exc:
+            return error(exc.code, exc.description)
+        parts = count_parts(request.text, request.unicode)
+        rule = call.rule
+        if rule is not None and rule.fault is FaultKind.ERROR_CODE:  # only PER_MESSAGE_CODES get here
+            code = rule.params["code"]
+            refusal = {
+                "status": "error",
+                "code": code,
+                "description": _fault_description(rule, call.client),
+                "message_id": None,
+                "parts": parts,
+            }
+            return Outcome(success(message_count=1, messages=[refusal]), code, parts=parts)
+        final = (
+            Status(rule.params["status"])
+            if rule is not None and rule.fault is FaultKind.FINAL_STATUS
+            else Status.DELIVERED
+        )
+        message = self._messages.accept(request.validity, request.delivery_time, final)
+        entry = {"status": "success", "code": OK, "description": "", "message_id": message.id, "parts": parts}
+        return Outcome(
+            success(message_count=1, messages=[entry]), OK, accepted=True, message_id=message.id, parts=parts
+        )
+
+    def _check_message(self, call: Call) -> Outcome:
+        refused = self._admit(call)
+        if refused is not None:
+            return refused
+        try:
+            message_id = parse_message_id(call.params)
+        except ParameterError as exc:
+            return error(exc.code, exc.description)
+        message = self._messages.get(message_id)
+        if message is None:
+            return error(MESSAGE_NOT_FOUND, f"Message {message_id} was not found")
+        status = message.status_at(self._messages.now())
+        delivered = (
+            datetime.fromtimestamp(message.final_at, self._zone).strftime(_WALL_CLOCK_FORMAT)
+            if status is Status.DELIVERED
+            else ""
+        )
+        body = success(
+            message_id=str(message.id), status=STATUS_TABLE[status][0], code=status.value, deliveryDateTime=delivered
+        )
+        return Outcome(body, OK)
+
+    def _record(self, params: dict[str, Any], outcome: Outcome) -> None:
+        self._recorder.record(
+            provider=PROVIDER,
+            endpoint=SEND,
+            to=params.get("to"),
+            sender=params.get("from"),
+            text=params.get("text"),
+            params={key: value for key, value in params.items() if key not in _NOT_RECORDED_PARAMS},
+            accepted=outcome.accepted,
+            code=outcome.code,
+            message_id=outcome.message_id,
+            parts=outcome.parts,
+        )
+
+
+def _fault_description(rule: FaultRule, client: str) -> str:
+    """An ``error_code`` rule's own description, else what the provider would say for that code."""
+    code = rule.params["code"]
+    if "description" in rule.params:
+        return str(rule.params["description"])
+    if code == IP_NOT_ALLOWED:
+        return _ip_not_allowed(client)
+    return describe(code)
+
+
+def _ip_not_allowed(client: str) -> str:
+    return f"Access from IP address {client} is not allowed"

@@ -1,0 +1,34 @@
+"""The canonical status vocabulary: Telekom SK API v1's fifteen codes.
+
+Every provider's own status is recorded beside the canonical one. Before a provider has the
+message, sms_worker uses the same words for its own stages: ``SCHEDULED`` (waiting for its
+send time), ``UNSENT`` (in the ready queue), ``PROCESSING`` (claimed by a worker, provider call
+in flight) and ``ERROR`` (a transient failure, a retry is due).
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Status(StrEnum):
+    UNSENT = "UNSENT"
+    SCHEDULED = "SCHEDULED"
+    QUEUED = "QUEUED"
+    SENDING = "SENDING"
+    SENT = "SENT"
+    DELIVERED = "DELIVERED"
+    EXPIRED = "EXPIRED"
+    DELETED = "DELETED"
+    UNDELIVERABLE = "UNDELIVERABLE"
+    DENIED = "DENIED"
+    IN_GROUP = "IN_GROUP"
+    READ = "READ"
+    PROCESSING = "PROCESSING"
+    ERROR = "ERROR"
+    UNKNOWN = "UNKNOWN"
+
+
+FINAL = frozenset({Status.DELIVERED, Status.EXPIRED, Status.DELETED, Status.UNDELIVERABLE, Status.DENIED, Status.READ, Status.UNKNOWN})
+CLAIMABLE = frozenset({Status.UNSENT, Status.SCHEDULED, Status.ERROR})
+"""Statuses a worker may claim for sending, and only while no provider holds the message."""

@@ -1,0 +1,1 @@
+"""Celery wiring: thin tasks over the domain functions in ``dispatch``, ``recovery`` and ``queues``."""

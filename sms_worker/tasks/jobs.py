@@ -1,0 +1,26 @@
+"""The tasks: each a few lines over a plain function that is tested without Celery."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+
+from sms_worker.dispatch.receipts import poll_statuses as poll_due_statuses
+from sms_worker.dispatch.service import dispatch_batch
+from sms_worker.recovery import sweep as run_sweep
+from sms_worker.runtime import process_runtime
+from sms_worker.tasks.app import DISPATCH_TASK, celery_app
+
+
+@celery_app.task(name=DISPATCH_TASK)
+def dispatch() -> dict[str, int]:
+    return asdict(dispatch_batch(process_runtime()))
+
+
+@celery_app.task(name="sms_worker.sweep")
+def sweep() -> dict[str, int]:
+    return asdict(run_sweep(process_runtime()))
+
+
+@celery_app.task(name="sms_worker.poll_statuses")
+def poll_statuses() -> dict[str, int]:
+    return asdict(poll_due_statuses(process_runtime()))

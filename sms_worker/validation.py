@@ -1,0 +1,119 @@
+"""Checks a message request before anything is written, with a reason a caller can act on."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta
+
+import phonenumbers
+from phonenumbers import NumberParseException, ValidationResult
+
+PRIORITY_NAMES = {"high": 3, "standard": 2, "low": 1}
+QUEUE_OF_PRIORITY = {3: "high", 2: "standard", 1: "low"}
+MIN_VALIDITY_MINUTES, MAX_VALIDITY_MINUTES = 1, 1440
+_ALPHANUMERIC_SENDER = re.compile(r"^[A-Za-z0-9 .&_\-]{1,11}$")
+_POSSIBLE_REASONS = {
+    ValidationResult.INVALID_COUNTRY_CODE: "unknown country calling code",
+    ValidationResult.TOO_SHORT: "too short for its country",
+    ValidationResult.TOO_LONG: "too long for its country",
+    ValidationResult.INVALID_LENGTH: "wrong length for its country",
+}
+
+
+class InvalidField(ValueError):
+    """One field of one message is wrong; ``str()`` names the field and the reason."""
+
+    def __init__(self, field: str, reason: str, index: int | None = None) -> None:
+        self.field, self.reason, self.index = field, reason, index
+        where = f"messages[{index}]." if index is not None else ""
+        super().__init__(f"{where}{field}: {reason}")
+
+    def at(self, index: int) -> "InvalidField":
+        return InvalidField(self.field, self.reason, index)
+
+
+class BatchRejected(ValueError):
+    """Some messages of a batch are invalid; nothing of the batch was written."""
+
+    def __init__(self, errors: list[InvalidField]) -> None:
+        self.errors = errors
+        shown = "; ".join(str(e) for e in errors[:10])
+        more = f" (and {len(errors) - 10} more)" if len(errors) > 10 else ""
+        super().__init__(f"{len(errors)} invalid message(s), none written: {shown}{more}")
+
+
+def normalize_recipient(raw: object, default_region: str | None = None) -> str:
+    """E.164 out. Bare digits are read as international (Telekom SK's ``421...`` form) unless
+    ``default_region`` (an ISO country code) says how to read a national number."""
+    if not isinstance(raw, str) or not raw.strip():
+        raise InvalidField("to", "a phone number is required")
+    text = raw.strip()
+    if text.startswith("00"):
+        text = "+" + text[2:]
+    elif text[0].isdigit() and default_region is None:
+        text = "+" + text
+    try:
+        number = phonenumbers.parse(text, default_region)
+    except NumberParseException as exc:
+        raise InvalidField("to", f"{raw!r} is not a phone number ({exc._msg})") from None
+    possible = phonenumbers.is_possible_number_with_reason(number)
+    if possible not in (ValidationResult.IS_POSSIBLE, ValidationResult.IS_POSSIBLE_LOCAL_ONLY):
+        raise InvalidField("to", f"{raw!r} is {_POSSIBLE_REASONS.get(possible, 'not a possible number')}")
+    if not phonenumbers.is_valid_number(number):
+        raise InvalidField("to", f"{raw!r} is not a valid number in its numbering plan")
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def validate_sender(sender: object) -> str | None:
+    """A sender ID is a phone number or at most 11 alphanumeric characters (GSM 03.40 TP-OA)."""
+    if sender is None or sender == "":
+        return None
+    if not isinstance(sender, str):
+        raise InvalidField("sender", "must be a string")
+    digits = sender.removeprefix("+")
+    if digits.isdigit():
+        if not 3 <= len(digits) <= 15:
+            raise InvalidField("sender", f"numeric sender {sender!r} must have 3 to 15 digits")
+        return sender
+    if not _ALPHANUMERIC_SENDER.match(sender):
+        if len(sender) > 11:
+            raise InvalidField("sender", f"alphanumeric sender {sender!r} is longer than 11 characters")
+        raise InvalidField("sender", f"{sender!r} may hold only letters, digits, space and . & _ -")
+    return sender
+
+
+def parse_priority(priority: object) -> int:
+    """Accepts ``high|standard|low`` or Telekom SK's 3/2/1."""
+    if isinstance(priority, str):
+        value = PRIORITY_NAMES.get(priority.strip().lower())
+        if value is None and priority.strip().isdigit():
+            value = int(priority)
+    elif isinstance(priority, int) and not isinstance(priority, bool):
+        value = priority
+    else:
+        value = None
+    if value not in QUEUE_OF_PRIORITY:
+        raise InvalidField("priority", f"{priority!r} is not one of high, standard, low (or 3, 2, 1)")
+    return value
+
+
+def validate_validity(minutes: object) -> int:
+    if isinstance(minutes, bool) or not isinstance(minutes, int):
+        raise InvalidField("validity", f"{minutes!r} is not a whole number of minutes")
+    if not MIN_VALIDITY_MINUTES <= minutes <= MAX_VALIDITY_MINUTES:
+        raise InvalidField("validity", f"{minutes} minutes is outside {MIN_VALIDITY_MINUTES}-{MAX_VALIDITY_MINUTES}")
+    return minutes
+
+
+def validate_send_at(send_at: object, now: datetime) -> datetime | None:
+    if send_at is None:
+        return None
+    if not isinstance(send_at, datetime):
+        raise InvalidField("send_at", f"{send_at!r} is not a datetime")
+    if send_at.tzinfo is None:
+        raise InvalidField("send_at", "must carry a time zone (naive datetimes are ambiguous)")
+    if send_at <= now:
+        raise InvalidField("send_at", f"{send_at.isoformat()} is not in the future")
+    if send_at > now + timedelta(days=35):
+        raise InvalidField("send_at", "may be at most 35 days ahead")
+    return send_at

@@ -1,0 +1,178 @@
+"""Real servers for the tests: a redis-server of their own (or SMS_WORKER_TEST_REDIS_URL), SQLite
+and PostgreSQL (SMS_WORKER_TEST_DATABASE_URL), and the sandbox over real HTTP."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Callable, Iterator
+
+import httpx
+import pytest
+import redis
+import uvicorn
+from sqlalchemy import create_engine, text
+
+from sms_worker.clock import FakeClock
+from sms_worker.config import Settings
+from sms_worker.db.engine import dispose_engines
+from sms_worker.db.migrate import upgrade
+from sms_worker.embedded import free_port, redis_server_binary, start_redis_server
+from sms_worker.runtime import NoWaker, Runtime, build_runtime
+from sms_worker.sandbox.app import create_app
+
+PG_URL = os.environ.get("SMS_WORKER_TEST_DATABASE_URL")
+DATABASES = ["sqlite", "postgresql"]
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    lines = [f"redis-server: {os.environ.get('SMS_WORKER_TEST_REDIS_URL') or redis_server_binary()}"]
+    lines.append(f"postgresql: {PG_URL or 'not configured: PostgreSQL cases are skipped (set SMS_WORKER_TEST_DATABASE_URL)'}")
+    return lines
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    configured = os.environ.get("SMS_WORKER_TEST_REDIS_URL")
+    if configured:
+        yield configured
+        return
+    directory = Path(tempfile.mkdtemp(prefix="sms-worker-redis-"))
+    port = free_port()
+    process = start_redis_server(redis_server_binary(), port, directory, persist=False)
+    yield f"redis://127.0.0.1:{port}/0"
+    process.terminate()
+    process.wait(10)
+    shutil.rmtree(directory, ignore_errors=True)
+
+
+@pytest.fixture
+def redis_client(redis_url: str) -> Iterator[redis.Redis]:
+    client = redis.Redis.from_url(redis_url)
+    client.flushdb()
+    yield client
+    client.close()
+
+
+@pytest.fixture(params=DATABASES)
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'test.db'}"
+        upgrade(url)
+        yield url
+        dispose_engines()
+        return
+    if not PG_URL:
+        pytest.skip("PostgreSQL not configured: set SMS_WORKER_TEST_DATABASE_URL (CI does)")
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(PG_URL.replace("postgresql://", "postgresql+psycopg://", 1))
+    with admin.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    separator = "&" if "?" in PG_URL else "?"
+    url = f"{PG_URL}{separator}options=-csearch_path%3D{schema}"
+    upgrade(url)
+    yield url
+    dispose_engines()
+    with admin.begin() as conn:
+        conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+    admin.dispose()
+
+
+class ThreadedSandbox:
+    """The sandbox served by uvicorn in a thread: real HTTP, state reachable for assertions."""
+
+    def __init__(self, clock: FakeClock | None = None) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        config = uvicorn.Config(create_app(clock=clock), host="127.0.0.1", port=self.port, log_level="warning", access_log=False)
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self) -> "ThreadedSandbox":
+        self.thread.start()
+        deadline = time.monotonic() + 10
+        while not self.server.started:
+            if time.monotonic() > deadline:
+                raise RuntimeError("sandbox did not start")
+            time.sleep(0.02)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(10)
+
+    def submissions(self, **filters: object) -> list[dict]:
+        return httpx.get(f"{self.url}/_sandbox/submissions", params=filters).json()["submissions"]
+
+    def add_fault(self, **rule: object) -> dict:
+        response = httpx.post(f"{self.url}/_sandbox/faults", json={"provider": "telekom-sk", **rule})
+        response.raise_for_status()
+        return response.json()
+
+
+@pytest.fixture
+def sandbox() -> Iterator[ThreadedSandbox]:
+    with ThreadedSandbox() as server:
+        yield server
+
+
+@pytest.fixture
+def settings_for(redis_url: str, database_url: str, sandbox: ThreadedSandbox, tmp_path: Path) -> Callable[..., Settings]:
+    def make(**overrides: object) -> Settings:
+        values = {
+            "home": tmp_path / "home",
+            "database_url": database_url,
+            "redis_url": redis_url,
+            "telekom_sk_url": f"{sandbox.url}/telekom-sk",
+            "telekom_sk_rate": 10_000.0,
+            "telekom_sk_burst": 10_000,
+            "retry_backoff_seconds": (30, 120, 300, 900, 1800),
+        }
+        return Settings(**{**values, **overrides})
+
+    return make
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def runtime(settings_for: Callable[..., Settings], redis_client: redis.Redis, clock: FakeClock) -> Iterator[Runtime]:
+    rt = build_runtime(settings_for(), waker=NoWaker(), clock=clock)
+    yield rt
+    rt.close()
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float, interval: float = 0.1, message: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {message}")
+        time.sleep(interval)
+
+
+def process_env(settings: Settings, **extra: str) -> dict[str, str]:
+    """The environment a worker or scheduler subprocess reads its settings from."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SMS_WORKER_")}
+    for name, value in settings.model_dump().items():
+        if value is None:
+            continue
+        if hasattr(value, "get_secret_value"):
+            value = value.get_secret_value()
+        if isinstance(value, tuple):
+            value = "[" + ",".join(str(v) for v in value) + "]"
+        env[f"SMS_WORKER_{name.upper()}"] = str(value)
+    env.update(extra)
+    env["PYTHONPATH"] = str(Path(__file__).resolve().parents[1])
+    return env
+
+
+PYTHON = sys.executable

@@ -1,0 +1,201 @@
+"""The dispatch path in-process (no Celery), against a real Redis, a real database and the
+sandbox over HTTP, with time driven by a fake clock."""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import timedelta
+
+import pytest
+
+from sms_worker.dispatch.receipts import poll_statuses
+from sms_worker.dispatch.service import dispatch_batch, dispatch_pointers
+from sms_worker.inspect import message_history
+from sms_worker.producer import send_many, send_sms
+from sms_worker.queues import keys
+from sms_worker.queues.pointers import ready_lengths
+from sms_worker.queues.promoter import promote_once
+from sms_worker.runtime import build_runtime, NoWaker
+
+RECIPIENT = "+421900123456"
+
+
+def history(runtime, message_id):
+    return message_history(message_id, runtime.settings.resolved_database_url)
+
+
+def status_of(runtime, message_id) -> str:
+    return history(runtime, message_id)["message"]["status"]
+
+
+def test_a_message_is_submitted_once_with_its_parameters(runtime, sandbox):
+    message_id = send_sms(RECIPIENT, "Hello from sms_worker", sender="ACME", priority="high", validity=30, runtime=runtime)
+
+    report = dispatch_batch(runtime)
+
+    assert report.accepted == 1
+    [submission] = sandbox.submissions()
+    assert submission["to"] == "421900123456"
+    assert submission["from"] == "ACME"
+    assert submission["params"]["priority"] == 3
+    assert submission["params"]["validity"] == 30
+    found = history(runtime, message_id)
+    assert found["message"]["status"] == "QUEUED"
+    assert found["message"]["provider_message_id"] == str(submission["message_id"])
+    assert [e["status"] for e in found["events"]] == ["UNSENT", "PROCESSING", "QUEUED"]
+
+
+def test_an_expired_message_is_never_sent(runtime, sandbox, clock):
+    message_id = send_sms(RECIPIENT, "too late", validity=1, runtime=runtime)
+    clock.advance(61)
+
+    report = dispatch_batch(runtime)
+
+    assert report.expired == 1
+    assert status_of(runtime, message_id) == "EXPIRED"
+    assert sandbox.submissions() == []
+
+
+def test_a_scheduled_message_waits_for_its_time(runtime, sandbox, clock):
+    message_id = send_sms(RECIPIENT, "later", send_at=clock.now() + timedelta(minutes=10), runtime=runtime)
+
+    assert promote_once(runtime) == {}
+    assert dispatch_batch(runtime).popped == 0
+    clock.advance(9 * 60 + 59)
+    assert promote_once(runtime) == {}
+    clock.advance(1)
+    assert promote_once(runtime) == {2: 1}
+    assert dispatch_batch(runtime).accepted == 1
+    assert status_of(runtime, message_id) == "QUEUED"
+    assert len(sandbox.submissions()) == 1
+
+
+def test_transient_failures_stop_after_five_retries_within_sixty_minutes(runtime, sandbox, clock):
+    sandbox.add_fault(endpoint="send_message", fault="http_status", status=503)
+    message_id = send_sms(RECIPIENT, "will not make it", runtime=runtime)
+    first = clock.now()
+    attempt_times = []
+    for _ in range(20):
+        promote_once(runtime)
+        report = dispatch_batch(runtime)
+        if report.popped:
+            attempt_times.append(clock.now())
+        if status_of(runtime, message_id) not in ("ERROR", "UNSENT"):
+            break
+        [(_, due)] = runtime.redis.zrange(keys.DUE, 0, 0, withscores=True)
+        clock.advance(due - clock.now().timestamp())
+
+    found = history(runtime, message_id)["message"]
+    assert found["status"] == "UNDELIVERABLE"
+    assert found["attempts"] == 6
+    assert found["error_code"] == "HTTP_503"
+    assert "gave up after 5 retries" in found["error_text"]
+    assert len(attempt_times) == 6
+    assert all(t - first <= timedelta(minutes=60) for t in attempt_times)
+    assert len(sandbox.submissions()) == 6
+
+
+def test_retries_never_run_past_validity(runtime, sandbox, clock):
+    sandbox.add_fault(endpoint="send_message", fault="http_status", status=500)
+    message_id = send_sms(RECIPIENT, "short-lived", validity=2, runtime=runtime)
+    dispatch_batch(runtime)
+    assert status_of(runtime, message_id) == "ERROR"
+    clock.advance(30)
+    promote_once(runtime)
+    dispatch_batch(runtime)
+
+    found = history(runtime, message_id)["message"]
+    assert found["status"] == "EXPIRED"
+    assert found["attempts"] == 2
+
+
+def test_a_permanent_error_is_final_at_once(runtime, sandbox):
+    sandbox.add_fault(endpoint="send_message", fault="error_code", code="DENIED")
+    message_id = send_sms(RECIPIENT, "no", runtime=runtime)
+
+    dispatch_batch(runtime)
+
+    found = history(runtime, message_id)["message"]
+    assert found["status"] == "DENIED"
+    assert found["attempts"] == 1
+    assert runtime.redis.zcard(keys.DUE) == 0
+
+
+def test_a_lost_session_is_renewed_without_using_a_retry(runtime, sandbox):
+    send_sms(RECIPIENT, "first", runtime=runtime)
+    dispatch_batch(runtime)
+    sandbox.add_fault(endpoint="send_message", fault="session_loss", times=1)
+    message_id = send_sms(RECIPIENT, "second", runtime=runtime)
+
+    dispatch_batch(runtime)
+
+    found = history(runtime, message_id)["message"]
+    assert found["status"] == "QUEUED"
+    assert found["attempts"] == 1
+    accepted = [s for s in sandbox.submissions() if s["accepted"]]
+    assert [s["text"] for s in accepted] == ["first", "second"]
+
+
+def test_two_workers_racing_for_one_message_send_it_once(runtime, sandbox, settings_for, clock):
+    ids = send_many([{"to": RECIPIENT, "text": f"race {n}"} for n in range(40)], runtime=runtime)
+    pointers = [(2, message_id.hex) for message_id in ids]
+    runtime.redis.delete(keys.ready(2))
+    other = build_runtime(settings_for(), waker=NoWaker(), clock=clock)
+    barrier = threading.Barrier(2)
+
+    def race(rt):
+        barrier.wait()
+        dispatch_pointers(rt, pointers)
+
+    threads = [threading.Thread(target=race, args=(rt,)) for rt in (runtime, other)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    other.close()
+
+    texts = sorted(s["text"] for s in sandbox.submissions())
+    assert texts == sorted(f"race {n}" for n in range(40))
+
+
+def test_a_rate_limited_message_waits_without_using_a_retry(runtime, sandbox, settings_for, clock):
+    limited = build_runtime(settings_for(telekom_sk_rate=1.0, telekom_sk_burst=2), waker=NoWaker(), clock=clock)
+    ids = send_many([{"to": RECIPIENT, "text": f"limited {n}"} for n in range(5)], runtime=limited)
+
+    report = dispatch_batch(limited)
+
+    assert (report.accepted, report.deferred) == (2, 3)
+    assert runtime.redis.zcard(keys.DUE) == 3
+    assert [status_of(runtime, i) for i in ids].count("UNSENT") == 3
+    assert all(history(runtime, i)["message"]["attempts"] in (0, 1) for i in ids)
+    limited.close()
+
+
+def test_standard_and_low_keep_a_share_of_every_batch(runtime, sandbox):
+    send_many([{"to": RECIPIENT, "text": "low", "priority": "low"}] * 50, runtime=runtime)
+    send_many([{"to": RECIPIENT, "text": "standard", "priority": "standard"}] * 50, runtime=runtime)
+    send_many([{"to": RECIPIENT, "text": "high", "priority": "high"}] * 200, runtime=runtime)
+
+    dispatch_batch(runtime)
+
+    texts = [s["text"] for s in sandbox.submissions()]
+    assert texts.count("high") == 70
+    assert texts.count("standard") == 20
+    assert texts.count("low") == 10
+    assert ready_lengths(runtime.redis) == {3: 130, 2: 30, 1: 40}
+
+
+def test_delivery_status_is_reconciled_by_polling(runtime, sandbox, clock):
+    message_id = send_sms(RECIPIENT, "track me", runtime=runtime)
+    dispatch_batch(runtime)
+    time.sleep(0.8)
+    clock.advance(2)
+
+    report = poll_statuses(runtime)
+
+    assert report.changed == 1
+    found = history(runtime, message_id)
+    assert found["message"]["status"] == "DELIVERED"
+    assert found["message"]["delivered_at"] is not None
+    assert found["events"][-1]["provider_status"] == "DELIVERED"
