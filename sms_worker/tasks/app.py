@@ -8,10 +8,13 @@ a share of every batch for standard and low so they never starve.
 
 from __future__ import annotations
 
+import logging
+
 from celery import Celery
+from celery.signals import after_setup_logger
 from kombu import Queue
 
-from sms_worker.config import get_settings
+from sms_worker.config import Settings, get_settings
 from sms_worker.runtime import redis_url
 from sms_worker.validation import QUEUE_OF_PRIORITY
 
@@ -19,50 +22,74 @@ QUEUE_ORDER = ("high", "housekeeping", "standard", "low")
 DISPATCH_TASK = "sms_worker.dispatch"
 
 
-def create_celery() -> Celery:
-    settings = get_settings()
-    app = Celery("sms_worker", broker=redis_url(settings), include=["sms_worker.tasks.jobs"])
-    app.conf.update(
-        task_queues=[Queue(name, routing_key=name) for name in QUEUE_ORDER],
-        task_default_queue="standard",
-        task_routes={"sms_worker.sweep": {"queue": "housekeeping"}, "sms_worker.poll_statuses": {"queue": "housekeeping"}},
-        broker_transport_options={"queue_order_strategy": "priority", "visibility_timeout": 3600},
-        broker_connection_retry_on_startup=True,
-        worker_prefetch_multiplier=1,
-        worker_disable_prefetch=True,
-        worker_send_task_events=True,
-        task_send_sent_event=True,
-        task_ignore_result=True,
-        task_acks_late=False,
-        task_serializer="json",
-        accept_content=["json"],
-        beat_schedule={
+class CeleryConfig:
+    """Read when Celery first needs its configuration, not at import: importing the tasks must
+    not start an embedded Redis, and tests build apps on their own servers."""
+
+    task_queues = [Queue(name, routing_key=name) for name in QUEUE_ORDER]
+    task_default_queue = "standard"
+    task_routes = {"sms_worker.sweep": {"queue": "housekeeping"}, "sms_worker.poll_statuses": {"queue": "housekeeping"}}
+    broker_transport_options = {"queue_order_strategy": "priority", "visibility_timeout": 3600}
+    broker_connection_retry_on_startup = True
+    worker_prefetch_multiplier = 1
+    worker_disable_prefetch = True
+    worker_send_task_events = True
+    task_send_sent_event = True
+    task_ignore_result = True
+    task_acks_late = False
+    task_serializer = "json"
+    accept_content = ["json"]
+
+    def __init__(self, settings: Settings | None = None) -> None:
+        self.settings = settings
+
+    @property
+    def broker_url(self) -> str:
+        return redis_url(self.settings or get_settings())
+
+    @property
+    def beat_schedule(self) -> dict[str, dict]:
+        settings = self.settings or get_settings()
+        return {
             "sweep": {"task": "sms_worker.sweep", "schedule": settings.sweep_interval_seconds, "options": {"expires": settings.sweep_interval_seconds}},
             "poll-statuses": {"task": "sms_worker.poll_statuses", "schedule": settings.poll_interval_seconds, "options": {"expires": settings.poll_interval_seconds}},
-        },
-    )
+        }
+
+
+def create_celery(settings: Settings | None = None) -> Celery:
+    app = Celery("sms_worker", include=["sms_worker.tasks.jobs"])
+    app.config_from_object(CeleryConfig(settings))
     return app
 
 
 celery_app = create_celery()
 
 
+@after_setup_logger.connect
+def _quiet_http_logs(**_: object) -> None:
+    """httpx logs every request at INFO: at a thousand messages a second that is the whole log."""
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+
+
 class CeleryWaker:
     """Publishes one dispatch wake-up per batch of pointers, on the queue of their priority."""
 
+    def __init__(self, app: Celery | None = None) -> None:
+        self.app = app or celery_app
+
     def wake(self, batches_by_priority: dict[int, int]) -> None:
-        with celery_app.producer_or_acquire() as producer:
+        with self.app.producer_or_acquire() as producer:
             for priority, batches in batches_by_priority.items():
                 for _ in range(batches):
-                    celery_app.send_task(DISPATCH_TASK, queue=QUEUE_OF_PRIORITY[priority], producer=producer)
+                    self.app.send_task(DISPATCH_TASK, queue=QUEUE_OF_PRIORITY[priority], producer=producer)
 
     def declare_queues(self) -> None:
         """Re-create kombu's routing keys, which vanish with everything else on a Redis flush."""
-        with celery_app.connection_for_write() as connection:
-            for queue in celery_app.conf.task_queues:
+        with self.app.connection_for_write() as connection:
+            for queue in self.app.conf.task_queues:
                 queue(connection.default_channel).declare()
 
     def pending_wakeups(self) -> int:
-        with celery_app.connection_for_read() as connection:
-            channel = connection.default_channel
-            return sum(channel.client.llen(QUEUE_OF_PRIORITY[p]) for p in QUEUE_OF_PRIORITY)
+        with self.app.connection_for_read() as connection:
+            client = connection.default_channel.client
+            return sum(client.llen(name) for name in QUEUE_OF_PRIORITY.values())

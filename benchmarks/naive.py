@@ -1,0 +1,106 @@
+"""The naive baseline: the design every SMS tutorial starts with.
+
+One Celery task per message, published with ``.delay()``; one ORM insert per message
+(SQLModel ``Session.add`` + commit of an ``sms_worker.db.models.Message`` row); in the task one
+blocking ``httpx.post`` to the sandbox's Telekom SK ``send_message`` (token per request) and one
+ORM update. Plain Celery defaults otherwise: one queue, prefork, prefetch multiplier 4.
+
+Configured like sms_worker, from the environment (so the same ``Stack.child_env`` serves both):
+``SMS_WORKER_REDIS_URL`` (broker), ``SMS_WORKER_DATABASE_URL``, ``SMS_WORKER_TELEKOM_SK_URL``,
+and ``NAIVE_RATE_LIMIT`` (Celery ``rate_limit`` of ``naive.send_limited``, default ``100/s``).
+
+Worker: ``celery -A benchmarks.naive worker -c 2`` (run from the project root).
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from datetime import datetime, timedelta, timezone
+
+import httpx
+from celery import Celery
+from sqlalchemy import Engine
+from sqlmodel import Session
+
+from sms_worker.db.engine import get_engine
+from sms_worker.db.models import Message
+
+TOKEN = "sandbox-token"
+
+app = Celery("naive")
+app.conf.update(
+    broker_url=os.environ.get("SMS_WORKER_REDIS_URL"),
+    broker_connection_retry_on_startup=True,
+    task_ignore_result=True,
+    task_serializer="json",
+    accept_content=["json"],
+)
+
+
+def configure(broker_url: str, database_url: str, sandbox_url: str) -> None:
+    """For the benchmark process, which publishes (and inserts) without the worker's environment."""
+    app.conf.broker_url = broker_url
+    os.environ["SMS_WORKER_DATABASE_URL"] = database_url
+    os.environ["SMS_WORKER_TELEKOM_SK_URL"] = f"{sandbox_url}/telekom-sk"
+
+
+def engine() -> Engine:
+    return get_engine(os.environ["SMS_WORKER_DATABASE_URL"])
+
+
+def _deliver(message_id: str, to: str, text: str) -> str:
+    url = os.environ["SMS_WORKER_TELEKOM_SK_URL"].rstrip("/") + "/json/send_message"
+    response = httpx.post(url, json={"token": TOKEN, "to": to.removeprefix("+"), "text": text}, timeout=10)
+    entries = response.json().get("messages") or [{}]
+    entry = entries[0]
+    now = datetime.now(timezone.utc)
+    with Session(engine()) as session:
+        message = session.get(Message, uuid.UUID(hex=message_id))
+        message.attempts += 1
+        message.last_attempt_at = now
+        message.updated_at = now
+        if entry.get("status") == "success":
+            message.status = "QUEUED"
+            message.provider_message_id = str(entry["message_id"])
+        else:
+            message.status = "ERROR"
+            message.error_code = str(entry.get("code") or response.status_code)
+        session.add(message)
+        session.commit()
+        return message.status
+
+
+@app.task(name="naive.send")
+def send(message_id: str, to: str, text: str) -> str:
+    return _deliver(message_id, to, text)
+
+
+@app.task(name="naive.send_limited", rate_limit=os.environ.get("NAIVE_RATE_LIMIT", "100/s"))
+def send_limited(message_id: str, to: str, text: str) -> str:
+    return _deliver(message_id, to, text)
+
+
+def enqueue(to: str, text: str, *, priority: int = 2, limited: bool = False) -> str:
+    """The naive producer: insert the row (one ORM commit), then one ``.delay()``."""
+    now = datetime.now(timezone.utc)
+    message_id = uuid.uuid4()
+    message = Message(
+        id=message_id,
+        recipient=to,
+        text=text,
+        encoding="GSM-7",
+        segments=1,
+        priority=priority,
+        provider="telekom-sk",
+        status="UNSENT",
+        send_after=now,
+        valid_until=now + timedelta(days=1),
+        created_at=now,
+        updated_at=now,
+    )
+    with Session(engine()) as session:
+        session.add(message)
+        session.commit()
+    (send_limited if limited else send).delay(message_id.hex, to, text)
+    return message_id.hex

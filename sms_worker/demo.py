@@ -1,0 +1,196 @@
+"""``sms-worker demo``: the whole system on embedded defaults, watched live.
+
+It starts the sandbox, a bundled Redis, two worker processes, the scheduler and Flower, sends a
+mix that exercises every path (three priorities, a scheduled message, Unicode and its GSM-7
+downgrade, transient faults that clear, a permanent refusal, a message that runs out of
+validity), and shows a table until every message is final.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+
+from sms_worker.clock import SYSTEM_CLOCK
+from sms_worker.config import get_settings, reset_settings
+from sms_worker.embedded import ensure_embedded_redis, free_port, stop_embedded_redis
+from sms_worker.status import FINAL
+
+SANDBOX_TOKEN = "sandbox-token"
+
+
+@dataclass(frozen=True)
+class DemoMessage:
+    label: str
+    expected: str
+    request: dict[str, Any] = field(default_factory=dict)
+
+
+def demo_messages() -> list[DemoMessage]:
+    soon = SYSTEM_CLOCK.now() + timedelta(seconds=15)
+    return [
+        DemoMessage("high: login code", "DELIVERED", {"to": "+421900000001", "text": "Your login code is 482193", "priority": "high"}),
+        DemoMessage("standard: parcel", "DELIVERED", {"to": "+421900000010", "text": "Your parcel arrives today between 10:00 and 12:00", "sender": "PARCELS"}),
+        DemoMessage("low: newsletter", "DELIVERED", {"to": "+421900000011", "text": "Weekly news: " + "all the things that happened. " * 8, "priority": "low"}),
+        DemoMessage("scheduled in 15 s", "DELIVERED", {"to": "+421900000012", "text": "Reminder: your appointment is in one hour", "send_at": soon}),
+        DemoMessage("unicode (UCS-2)", "DELIVERED", {"to": "+421900000013", "text": "Ďakujeme za objednávku! 😀"}),
+        DemoMessage("unicode=false (GSM-7)", "DELIVERED", {"to": "+421900000014", "text": "Ďakujeme za objednávku, čoskoro ju doručíme.", "unicode": False}),
+        DemoMessage("2 transient faults, then ok", "DELIVERED", {"to": "+421900000002", "text": "Third time lucky"}),
+        DemoMessage("permanent: DENIED", "DENIED", {"to": "+421900000003", "text": "The provider refuses this one"}),
+        DemoMessage("expires while retrying", "EXPIRED", {"to": "+421900000004", "text": "Valid for one minute only", "validity": 1}),
+    ]
+
+
+DEMO_FAULTS = [
+    {"to": "421900000002", "endpoint": "send_message", "fault": "http_status", "status": 503, "times": 2},
+    {"to": "421900000003", "endpoint": "send_message", "fault": "error_code", "code": "DENIED"},
+    {"to": "421900000004", "endpoint": "send_message", "fault": "http_status", "status": 503},
+]
+
+
+class Processes:
+    """The demo's child processes, each logging to a file, all stopped together."""
+
+    def __init__(self, log_dir: Path) -> None:
+        self.log_dir = log_dir
+        self.children: list[tuple[str, subprocess.Popen]] = []
+
+    def start(self, name: str, *args: str) -> None:
+        log = open(self.log_dir / f"{name}.log", "w")
+        command = [sys.executable, "-m", "sms_worker.cli", *args]
+        self.children.append((name, subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)))
+
+    def check_alive(self) -> None:
+        for name, child in self.children:
+            if child.poll() is not None:
+                raise RuntimeError(f"{name} exited with code {child.returncode}; see {self.log_dir / (name + '.log')}")
+
+    def stop(self) -> None:
+        for _, child in self.children:
+            if child.poll() is None:
+                os.killpg(child.pid, signal.SIGTERM)
+        for _, child in self.children:
+            try:
+                child.wait(10)
+            except subprocess.TimeoutExpired:
+                os.killpg(child.pid, signal.SIGKILL)
+
+
+def run_demo(*, exit_when_done: bool, timeout: float = 180.0) -> int:
+    console = Console(width=max(Console().width, 130))
+    home = (get_settings().home / "demo").resolve()
+    stop_embedded_redis(home)
+    shutil.rmtree(home, ignore_errors=True)
+    (home / "logs").mkdir(parents=True)
+    sandbox_port, flower_port = free_port(), free_port()
+    os.environ.update({
+        "SMS_WORKER_HOME": str(home),
+        "SMS_WORKER_DATABASE_URL": f"sqlite:///{home / 'demo.db'}",
+        "SMS_WORKER_TELEKOM_SK_URL": f"http://127.0.0.1:{sandbox_port}/telekom-sk",
+        "SMS_WORKER_TELEKOM_SK_TOKEN": SANDBOX_TOKEN,
+        "SMS_WORKER_RETRY_BACKOFF_SECONDS": "[5,10,60,120,240]",
+        "SMS_WORKER_POLL_INTERVAL_SECONDS": "1",
+        "SMS_WORKER_SWEEP_INTERVAL_SECONDS": "5",
+        "SMS_WORKER_STATUS_CHECK_DELAYS_SECONDS": "[1,1,2,5,15]",
+    })
+    for inherited in ("SMS_WORKER_REDIS_URL",):
+        os.environ.pop(inherited, None)
+    reset_settings()
+    processes = Processes(home / "logs")
+    try:
+        os.environ["SMS_WORKER_REDIS_URL"] = ensure_embedded_redis(home)
+        reset_settings()
+        from sms_worker.db.migrate import upgrade
+
+        upgrade(get_settings().resolved_database_url)
+        processes.start("sandbox", "sandbox", "--port", str(sandbox_port))
+        processes.start("worker", "worker", "--concurrency", "2")
+        processes.start("scheduler", "scheduler")
+        processes.start("flower", "flower", "--port", str(flower_port))
+        _wait_for_sandbox(sandbox_port, processes)
+        for rule in DEMO_FAULTS:
+            httpx.post(f"http://127.0.0.1:{sandbox_port}/_sandbox/faults", json={"provider": "telekom-sk", **rule}).raise_for_status()
+        console.print(f"[bold]sms_worker demo[/bold]: state in {home}, logs in {home / 'logs'}")
+        ok = _send_and_watch(console, processes, timeout)
+        flower_url = f"http://127.0.0.1:{flower_port}"
+        console.print(f"Flower (workers, tasks, queues): [link={flower_url}]{flower_url}[/link]")
+        if exit_when_done:
+            return 0 if ok else 1
+        console.print("Press Ctrl-C to stop the demo.")
+        while True:
+            processes.check_alive()
+            time.sleep(1)
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        processes.stop()
+        stop_embedded_redis(home)
+
+
+def _wait_for_sandbox(port: int, processes: Processes) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        processes.check_alive()
+        try:
+            httpx.get(f"http://127.0.0.1:{port}/_sandbox/faults", timeout=1).raise_for_status()
+            return
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    raise RuntimeError("the sandbox did not start within 30 s")
+
+
+def _send_and_watch(console: Console, processes: Processes, timeout: float) -> bool:
+    from sms_worker.inspect import message_history
+    from sms_worker.producer import send_sms
+
+    sent = [(item, send_sms(**item.request)) for item in demo_messages()]
+    final = {s.value for s in FINAL}
+    deadline = time.monotonic() + timeout
+    with Live(console=console, refresh_per_second=4) as live:
+        while True:
+            processes.check_alive()
+            rows = [(item, message_history(message_id)) for item, message_id in sent]
+            live.update(_table(rows))
+            if all(found["message"]["status"] in final for _, found in rows) or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+    console.print()
+    wrong = [(item.label, found["message"]["status"], item.expected) for item, found in rows if found["message"]["status"] != item.expected]
+    for label, status, expected in wrong:
+        console.print(f"[red]{label}: ended {status}, expected {expected}[/red]")
+    if not wrong:
+        console.print(f"[green]All {len(rows)} messages reached their expected final status.[/green]")
+    return not wrong
+
+
+def _table(rows: list[tuple[DemoMessage, dict[str, Any]]]) -> Table:
+    table = Table(title="sms_worker demo: live message status")
+    for column in ("message", "priority", "encoding", "status", "attempts", "provider id", "last event"):
+        table.add_column(column)
+    priority_names = {3: "high", 2: "standard", 1: "low"}
+    for item, found in rows:
+        message, last = found["message"], found["events"][-1]
+        colour = {"DELIVERED": "green", "DENIED": "red", "EXPIRED": "yellow", "UNDELIVERABLE": "red"}.get(message["status"], "cyan")
+        table.add_row(
+            item.label,
+            priority_names[message["priority"]],
+            f"{message['encoding']} x{message['segments']}",
+            f"[{colour}]{message['status']}[/{colour}]",
+            str(message["attempts"]),
+            message["provider_message_id"] or "-",
+            last["reason"],
+        )
+    return table

@@ -1,0 +1,157 @@
+"""The whole pipeline with real Celery workers and the scheduler as separate processes, a real
+Redis server, a real database and the sandbox over HTTP: what a deployment does."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from collections import Counter
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from conftest import PYTHON, process_env, wait_until
+from sms_worker.clock import SYSTEM_CLOCK
+from sms_worker.config import Settings
+from sms_worker.db.engine import get_engine
+from sms_worker.dispatch.sql import MESSAGES
+from sms_worker.producer import send_many
+from sms_worker.runtime import build_runtime
+from sms_worker.status import FINAL
+from sms_worker.tasks.app import CeleryWaker, create_celery
+
+FAST = {
+    "poll_interval_seconds": 0.5,
+    "sweep_interval_seconds": 1,
+    "status_check_delays_seconds": (1, 1, 2, 5),
+}
+
+
+class Pipeline:
+    """Workers and a scheduler as subprocesses, the way `sms-worker worker|scheduler` runs them."""
+
+    def __init__(self, settings: Settings, log_dir: Path) -> None:
+        self.settings = settings
+        self.env = process_env(settings)
+        self.log_dir = log_dir
+        self.processes: list[subprocess.Popen] = []
+        self.runtime = build_runtime(settings, waker=CeleryWaker(create_celery(settings)))
+
+    def start(self, *args: str) -> subprocess.Popen:
+        log = open(self.log_dir / f"{args[0]}-{len(self.processes)}.log", "w")
+        process = subprocess.Popen([PYTHON, "-m", "sms_worker.cli", *args], env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        self.processes.append(process)
+        return process
+
+    def start_worker(self, concurrency: int = 2) -> subprocess.Popen:
+        return self.start("worker", "--concurrency", str(concurrency), "--loglevel", "warning", "--hostname", f"w{len(self.processes)}@%h")
+
+    def kill(self, process: subprocess.Popen) -> None:
+        """kill -9 the worker and its pool children at once: nothing gets to clean up."""
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(10)
+
+    def stop(self) -> None:
+        for process in self.processes:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGTERM)
+        for process in self.processes:
+            try:
+                process.wait(15)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+        self.runtime.close()
+
+    def statuses(self) -> Counter:
+        with get_engine(self.settings.resolved_database_url).connect() as conn:
+            return Counter(dict(conn.execute(select(MESSAGES.c.status, func.count()).group_by(MESSAGES.c.status)).all()))
+
+    def all_final(self, total: int) -> bool:
+        counts = self.statuses()
+        return sum(n for status, n in counts.items() if status in {s.value for s in FINAL}) == total
+
+
+@pytest.fixture
+def pipeline_for(settings_for, redis_client, tmp_path):
+    started: list[Pipeline] = []
+
+    def make(**overrides) -> Pipeline:
+        pipeline = Pipeline(settings_for(**{**FAST, **overrides}), tmp_path)
+        started.append(pipeline)
+        return pipeline
+
+    yield make
+    for pipeline in started:
+        pipeline.stop()
+
+
+def accepted_texts(sandbox) -> Counter:
+    return Counter(s["text"] for s in sandbox.submissions() if s["accepted"])
+
+
+def test_workers_deliver_by_priority_and_a_scheduled_message_on_time(pipeline_for, sandbox):
+    pipeline = pipeline_for(telekom_sk_rate=400.0, telekom_sk_burst=20)
+    send_at = SYSTEM_CLOCK.now() + timedelta(seconds=4)
+    send_many([{"to": "+421900000100", "text": f"low {n}", "priority": "low"} for n in range(600)], runtime=pipeline.runtime)
+    send_many([{"to": "+421900000200", "text": "scheduled", "send_at": send_at}], runtime=pipeline.runtime)
+    pipeline.start("scheduler")
+    pipeline.start_worker()
+    wait_until(lambda: len(sandbox.submissions()) >= 100, 30, message="the low backlog to start draining")
+    send_many([{"to": "+421900000300", "text": f"high {n}", "priority": "high"} for n in range(5)], runtime=pipeline.runtime)
+
+    wait_until(lambda: pipeline.all_final(606), 60, message="every message to reach a final status")
+
+    assert pipeline.statuses() == Counter({"DELIVERED": 606})
+    submissions = sandbox.submissions()
+    assert set(accepted_texts(sandbox).values()) == {1}
+    order = [s["text"] for s in submissions]
+    high_positions = [order.index(f"high {n}") for n in range(5)]
+    last_low = max(i for i, text in enumerate(order) if text.startswith("low"))
+    assert max(high_positions) < last_low, "high messages waited behind the low backlog"
+    [scheduled] = [s for s in submissions if s["text"] == "scheduled"]
+    assert send_at.timestamp() <= scheduled["received_ts"] <= send_at.timestamp() + 2.0
+
+
+def test_a_redis_flush_mid_run_loses_nothing(pipeline_for, sandbox, redis_client):
+    pipeline = pipeline_for(telekom_sk_rate=150.0, telekom_sk_burst=10)
+    pipeline.start("scheduler")
+    pipeline.start_worker()
+    texts = [f"flush {n}" for n in range(450)]
+    send_many([{"to": "+421900000400", "text": text} for text in texts], runtime=pipeline.runtime)
+    wait_until(lambda: len(sandbox.submissions()) >= 100, 30, message="sending to start")
+
+    redis_client.flushall()
+
+    wait_until(lambda: pipeline.all_final(len(texts)), 90, message="every message to reach a final status")
+    assert pipeline.statuses() == Counter({"DELIVERED": len(texts)})
+    assert accepted_texts(sandbox) == Counter({text: 1 for text in texts})
+
+
+def test_killing_a_worker_mid_run_loses_nothing(pipeline_for, sandbox):
+    pipeline = pipeline_for(telekom_sk_rate=200.0, telekom_sk_burst=20, lease_seconds=3, stale_queued_seconds=3)
+    sandbox.add_fault(endpoint="send_message", fault="latency", ms=100)
+    pipeline.start("scheduler")
+    doomed = pipeline.start_worker()
+    texts = [f"kill {n}" for n in range(400)]
+    send_many([{"to": "+421900000500", "text": text} for text in texts], runtime=pipeline.runtime)
+    wait_until(lambda: len(sandbox.submissions()) >= 80, 30, message="sending to start")
+
+    pipeline.kill(doomed)
+    pipeline.start_worker()
+
+    wait_until(lambda: pipeline.all_final(len(texts)), 90, message="every message to reach a final status")
+    statuses = pipeline.statuses()
+    accepted = accepted_texts(sandbox)
+    assert set(accepted.values()) == {1}, "a message was sent twice"
+    assert set(statuses) <= {"DELIVERED", "UNKNOWN"}
+    assert statuses["DELIVERED"] + statuses["UNKNOWN"] == len(texts)
+    with get_engine(pipeline.settings.resolved_database_url).connect() as conn:
+        unknown = conn.execute(select(MESSAGES.c.text, MESSAGES.c.error_code).where(MESSAGES.c.status == "UNKNOWN")).all()
+    assert all(code == "WORKER_LOST" for _, code in unknown)
+    assert len(unknown) <= 2 * pipeline.settings.http_concurrency, "only calls in flight at the kill may be unknown"
+    delivered_texts = set(texts) - {text for text, _ in unknown}
+    assert delivered_texts <= set(accepted), "a message marked delivered never reached the provider"
