@@ -49,10 +49,12 @@ def measure_ours(stack: Stack, n: int, timeout: float) -> dict:
     for chunk in chunks(messages, 1000):
         send_many(chunk, runtime=rt)
     log(f"dispatch/sms_worker: enqueued {n} in {time.perf_counter() - started:.1f}s; starting 2 worker processes")
+    meter, wall = stack.cpu(), time.perf_counter()
     workers = stack.start_workers(env, 2)
     watch.wait_until(lambda w: len(w.accepted) >= n, timeout, f"{n} accepted")
     stack.check_alive(workers, scheduler)
     stats = drain_stats(watch, n)
+    stats["cpu"] = meter.describe(meter.stop(), time.perf_counter() - wall)
     log(f"dispatch/sms_worker: {stats}")
     stack.stop(workers)
     stack.stop(scheduler)
@@ -70,10 +72,12 @@ def measure_naive(stack: Stack, n: int, timeout: float) -> dict:
     for i in range(n):
         naive.enqueue(recipient(i), f"naive {i:06d} hello")
     log(f"dispatch/naive: enqueued {n} in {time.perf_counter() - started:.1f}s; starting celery worker -c 2")
+    meter, wall = stack.cpu(), time.perf_counter()
     worker = stack.start_naive_worker(env, 2)
     watch.wait_until(lambda w: len(w.accepted) >= n, timeout, f"{n} accepted")
     stack.check_alive(worker)
     stats = drain_stats(watch, n)
+    stats["cpu"] = meter.describe(meter.stop(), time.perf_counter() - wall)
     log(f"dispatch/naive: {stats}")
     stack.stop(worker)
     return stats

@@ -445,10 +445,57 @@ class Stack:
         argv = celery_cmd("-A", "benchmarks.naive", "worker", "-c", str(concurrency), "-l", "warning", "-n", f"{name}-{self.run_id[:6]}@%h")
         return self.spawn(name, argv, env)
 
+    def cpu(self) -> CpuMeter:
+        return CpuMeter(self)
+
     def check_alive(self, *procs: Proc) -> None:
         for proc in procs:
             if not proc.alive():
                 raise RuntimeError(f"{proc.name} exited with {proc.popen.returncode}:\n{proc.tail()}")
+
+
+def _group_cpu() -> dict[int, float]:
+    """CPU seconds per process group, over every live process (plus reaped children)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    totals: dict[int, float] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            raw = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        fields = raw[raw.rindex(")") + 2 :].split()
+        pgrp = int(fields[2])
+        utime, stime, cutime, cstime = (int(x) for x in fields[11:15])
+        totals[pgrp] = totals.get(pgrp, 0.0) + (utime + stime + cutime + cstime) / tick
+    return totals
+
+
+class CpuMeter:
+    """CPU seconds used by each of a stack's processes (and this one) between start and stop."""
+
+    def __init__(self, stack: "Stack") -> None:
+        self.stack = stack
+        self.start = self._sample()
+
+    def _sample(self) -> dict[str, float]:
+        groups = _group_cpu()
+        sample: dict[str, float] = {}
+        for proc in self.stack._procs:
+            sample[proc.name] = sample.get(proc.name, 0.0) + groups.get(proc.pid, 0.0)
+        times = os.times()
+        sample["benchmark"] = times.user + times.system
+        return sample
+
+    def stop(self) -> dict[str, float]:
+        end = self._sample()
+        return {name: round(end[name] - self.start.get(name, 0.0), 1) for name in end}
+
+    @staticmethod
+    def describe(used: dict[str, float], wall: float) -> str:
+        parts = ", ".join(f"{name} {sec:.1f}" for name, sec in sorted(used.items(), key=lambda kv: -kv[1]) if sec >= 0.05)
+        return f"CPU s over {wall:.1f}s wall: {parts}"
 
 
 def used_memory(url: str) -> int:

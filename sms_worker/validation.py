@@ -18,6 +18,13 @@ _POSSIBLE_REASONS = {
     ValidationResult.TOO_LONG: "too long for its country",
     ValidationResult.INVALID_LENGTH: "wrong length for its country",
 }
+_PARSE_REASONS = {
+    NumberParseException.INVALID_COUNTRY_CODE: "has an unknown country calling code (or needs a region)",
+    NumberParseException.NOT_A_NUMBER: "is not a phone number",
+    NumberParseException.TOO_SHORT_AFTER_IDD: "is too short after the international prefix",
+    NumberParseException.TOO_SHORT_NSN: "is too short",
+    NumberParseException.TOO_LONG: "is too long",
+}
 
 
 class InvalidField(ValueError):
@@ -55,7 +62,8 @@ def normalize_recipient(raw: object, default_region: str | None = None) -> str:
     try:
         number = phonenumbers.parse(text, default_region)
     except NumberParseException as exc:
-        raise InvalidField("to", f"{raw!r} is not a phone number ({exc._msg})") from None
+        reason = _PARSE_REASONS.get(exc.error_type, "is not a phone number")
+        raise InvalidField("to", f"{raw!r} {reason}") from None
     possible = phonenumbers.is_possible_number_with_reason(number)
     if possible not in (ValidationResult.IS_POSSIBLE, ValidationResult.IS_POSSIBLE_LOCAL_ONLY):
         raise InvalidField("to", f"{raw!r} is {_POSSIBLE_REASONS.get(possible, 'not a possible number')}")

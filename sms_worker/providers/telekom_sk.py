@@ -107,22 +107,19 @@ class TelekomSKProvider:
         code = str(body.get("code", "UNKNOWN"))
         return StatusReport(provider_message_id, code, canonical_status(code), _parse_time(body.get("deliveryDateTime")))
 
-    def ping(self) -> None:
-        """Keep the session alive; the dispatcher calls it through :meth:`_session` when idle."""
-        with self._lock:
-            self._ensure_session()
-
     def close(self) -> None:
         self._session_id = None
 
     def _call(self, function: str, params: dict[str, Any]) -> dict[str, Any]:
+        credentials = self._credentials()
         try:
-            return self._post(function, {**params, **self._credentials()})
+            return self._post(function, {**params, **credentials})
         except ProviderError as error:
             if error.kind is not ErrorKind.REAUTHENTICATE or not self._use_session:
                 raise
         with self._lock:
-            self._session_id = None
+            if self._session_id == credentials.get("session_id"):
+                self._session_id = None
         try:
             return self._post(function, {**params, **self._credentials()})
         except ProviderError as error:

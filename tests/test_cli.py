@@ -1,0 +1,78 @@
+"""The `sms-worker` command as a user runs it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+import pytest
+
+from conftest import PYTHON, process_env
+
+
+def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([PYTHON, "-m", "sms_worker.cli", *args], capture_output=True, text=True, env=env, timeout=60)
+
+
+def segments(text: str) -> dict:
+    result = cli("segments", text, "--json")
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def test_segments_of_plain_gsm_text():
+    report = segments("a" * 160)
+    assert (report["encoding"], report["segments"], report["units"], report["forced_ucs2"]) == ("GSM-7", 1, 160, [])
+    assert segments("a" * 161)["segments"] == 2
+
+
+def test_extension_characters_cost_two_septets():
+    report = segments("€" * 80)
+    assert (report["encoding"], report["units"], report["segments"]) == ("GSM-7", 160, 1)
+    assert segments("€" * 81)["segments"] == 2
+
+
+def test_an_escape_pair_is_never_split_across_parts():
+    report = segments("a" * 152 + "{" + "b" * 10)
+    assert report["segments"] == 2
+    assert report["parts"] == ["a" * 152, "{" + "b" * 10]
+
+
+def test_characters_outside_the_bmp_are_two_units_and_never_split():
+    report = segments("ž" + "a" * 65 + "😀" + "b")
+    assert report["encoding"] == "UCS-2"
+    assert report["forced_ucs2"] == ["ž", "😀"]
+    assert report["units"] == 69
+    long = segments("a" * 66 + "😀" + "b" * 10)
+    assert long["segments"] == 2
+    assert long["parts"][0] == "a" * 66 and long["parts"][1].startswith("😀")
+
+
+def test_send_rejects_bad_input_naming_the_field(tmp_path):
+    env = process_env_for(tmp_path)
+    result = cli("send", "12", "hello", "--json", env=env)
+    assert result.returncode == 2
+    assert json.loads(result.stdout)["error"]["field"] == "to"
+    result = cli("send", "+421900123456", "hello", "--priority", "urgent", env=env)
+    assert result.returncode == 2
+    assert "priority: 'urgent' is not one of high, standard, low" in result.stderr
+
+
+def test_send_then_status_shows_the_message_and_its_history(settings_for, redis_client):
+    env = process_env(settings_for())
+    sent = cli("send", "+421900123456", "hello", "--priority", "high", "--json", env=env)
+    assert sent.returncode == 0, sent.stderr
+    message_id = json.loads(sent.stdout)["id"]
+
+    shown = json.loads(cli("status", message_id, "--json", env=env).stdout)
+
+    assert shown["message"]["status"] == "UNSENT"
+    assert shown["message"]["priority"] == 3
+    assert shown["message"]["recipient"] == "+42190****456"
+    assert [e["reason"] for e in shown["events"]] == ["accepted"]
+
+
+def process_env_for(tmp_path) -> dict[str, str]:
+    from sms_worker.config import Settings
+
+    return process_env(Settings(home=tmp_path, database_url=f"sqlite:///{tmp_path / 'cli.db'}", redis_url="redis://127.0.0.1:1/0"))

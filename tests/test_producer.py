@@ -1,0 +1,85 @@
+"""The producer API: validate, persist, enqueue; idempotent; all or nothing."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import func, select
+
+from sms_worker.dispatch.sql import EVENTS, MESSAGES
+from sms_worker.producer import MessageRequest, send_many, send_sms
+from sms_worker.queues import keys
+from sms_worker.queues.pointers import ready_lengths
+from sms_worker.validation import BatchRejected, InvalidField
+
+
+def count(runtime, table) -> int:
+    with runtime.engine.connect() as conn:
+        return conn.execute(select(func.count()).select_from(table)).scalar_one()
+
+
+def test_send_many_persists_then_points_at_each_message(runtime):
+    ids = send_many(
+        [
+            {"to": "+421900000001", "text": "a", "priority": "high"},
+            MessageRequest(to="+421900000002", text="b", priority="low"),
+            {"to": "+421900000003", "text": "c", "send_at": runtime.clock.now() + timedelta(hours=1)},
+        ],
+        runtime=runtime,
+    )
+
+    assert len(set(ids)) == 3
+    assert count(runtime, MESSAGES) == 3 and count(runtime, EVENTS) == 3
+    assert ready_lengths(runtime.redis) == {3: 1, 2: 0, 1: 1}
+    assert runtime.redis.zscore(keys.DUE, f"2{ids[2].hex}") == (runtime.clock.now() + timedelta(hours=1)).timestamp()
+
+
+def test_one_bad_message_rejects_the_batch_and_writes_nothing(runtime):
+    with pytest.raises(BatchRejected) as caught:
+        send_many(
+            [
+                {"to": "+421900000001", "text": "fine"},
+                {"to": "not a number", "text": "x"},
+                {"to": "+421900000001", "text": ""},
+                {"to": "+421900000001", "text": "x", "colour": "red"},
+            ],
+            runtime=runtime,
+        )
+
+    assert [str(e) for e in caught.value.errors] == [
+        "messages[1].to: 'not a number' is not a phone number",
+        "messages[2].text: must not be empty",
+        "messages[3].colour: is not a message field",
+    ]
+    assert count(runtime, MESSAGES) == 0 and count(runtime, EVENTS) == 0
+    assert ready_lengths(runtime.redis) == {3: 0, 2: 0, 1: 0}
+
+
+def test_the_same_idempotency_key_yields_the_first_message(runtime):
+    first = send_sms("+421900000001", "once", idempotency_key="order-1", runtime=runtime)
+    again = send_sms("+421900000001", "once", idempotency_key="order-1", runtime=runtime)
+    batch = send_many([{"to": "+421900000001", "text": "x", "idempotency_key": k} for k in ("order-1", "order-2", "order-2")], runtime=runtime)
+
+    assert again == first
+    assert batch[0] == first and batch[1] == batch[2] != first
+    assert count(runtime, MESSAGES) == 2
+    assert sum(ready_lengths(runtime.redis).values()) == 2
+
+
+def test_text_longer_than_the_part_limit_is_refused(runtime):
+    with pytest.raises(InvalidField, match=r"text: needs 11 GSM-7 parts, more than the limit of 10"):
+        send_sms("+421900000001", "x" * (153 * 10 + 1), runtime=runtime)
+
+
+def test_unicode_false_is_counted_after_the_downgrade(runtime):
+    auto = send_sms("+421900000001", "Ďakujeme, čoskoro doručíme.", runtime=runtime)
+    downgraded = send_sms("+421900000001", "Ďakujeme, čoskoro doručíme.", unicode=False, runtime=runtime)
+    with runtime.engine.connect() as conn:
+        rows = dict(conn.execute(select(MESSAGES.c.id, MESSAGES.c.encoding)).all())
+    assert rows[auto] == "UCS-2" and rows[downgraded] == "GSM-7"
+
+
+def test_an_unknown_provider_is_named(runtime):
+    with pytest.raises(InvalidField, match="provider: 'nope' is not a configured account"):
+        send_sms("+421900000001", "x", provider="nope", runtime=runtime)

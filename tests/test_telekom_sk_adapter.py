@@ -1,0 +1,149 @@
+"""The Telekom SK adapter against the sandbox over HTTP: wire format, sessions, error classes."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+
+import httpx
+import pytest
+
+from conftest import ThreadedSandbox
+from sms_worker.clock import FakeClock
+from sms_worker.providers.base import ErrorKind, OutboundMessage, ProviderError
+from sms_worker.providers.telekom_sk import TelekomSKProvider
+from sms_worker.status import Status
+
+
+class Monotonic:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def sandbox_clock() -> FakeClock:
+    return FakeClock(datetime.now(timezone.utc))
+
+
+@pytest.fixture
+def fake_sandbox(sandbox_clock):
+    with ThreadedSandbox(clock=sandbox_clock) as server:
+        yield server
+
+
+@pytest.fixture
+def wire():
+    """Every request the adapter makes, as (function, JSON body)."""
+    return []
+
+
+@pytest.fixture
+def make_provider(fake_sandbox, wire):
+    clients = []
+
+    def make(token: str = "sandbox-token", timeout: float = 5.0, **options) -> TelekomSKProvider:
+        def record(request: httpx.Request) -> None:
+            wire.append((request.url.path.rsplit("/", 1)[-1], json.loads(request.content)))
+
+        client = httpx.Client(timeout=timeout, event_hooks={"request": [record]})
+        clients.append(client)
+        return TelekomSKProvider("telekom-sk", f"{fake_sandbox.url}/telekom-sk", token, client, **options)
+
+    yield make
+    for client in clients:
+        client.close()
+
+
+MESSAGE = OutboundMessage("m1", "+421900123456", "Ahoj", sender="ACME", priority=3, validity_minutes=30, unicode=False, flash=True)
+
+
+def test_send_speaks_the_documented_json(make_provider, wire, fake_sandbox):
+    accepted = make_provider().send(MESSAGE)
+
+    assert [function for function, _ in wire] == ["auth", "send_message"]
+    assert wire[0][1] == {"token": "sandbox-token"}
+    body = wire[1][1]
+    session_id = body.pop("session_id")
+    assert body == {"to": "421900123456", "text": "Ahoj", "priority": 3, "from": "ACME", "validity": 30, "unicode": False, "type": "flash"}
+    assert len(session_id) == 36
+    [submission] = fake_sandbox.submissions()
+    assert accepted.provider_message_id == str(submission["message_id"])
+    assert (accepted.status, accepted.parts) == (Status.QUEUED, 1)
+
+
+def test_the_session_is_reused_pinged_when_idle_and_renewed_when_lost(make_provider, wire, sandbox_clock):
+    monotonic = Monotonic()
+    provider = make_provider(monotonic=monotonic)
+    provider.send(MESSAGE)
+    provider.send(MESSAGE)
+    assert [f for f, _ in wire] == ["auth", "send_message", "send_message"]
+
+    monotonic.now += 11 * 60
+    sandbox_clock.advance(11 * 60)
+    provider.send(MESSAGE)
+    assert [f for f, _ in wire][3:] == ["ping", "send_message"]
+
+    sandbox_clock.advance(16 * 60)
+    monotonic.now += 5 * 60
+    provider.send(MESSAGE)
+    assert [f for f, _ in wire][5:] == ["send_message", "auth", "send_message"]
+
+
+def test_token_per_request_mode_keeps_no_session(make_provider, wire):
+    make_provider(use_session=False).send(MESSAGE)
+    assert [f for f, _ in wire] == ["send_message"]
+    assert wire[0][1]["token"] == "sandbox-token"
+
+
+def test_check_maps_the_status_and_reads_the_delivery_time(make_provider, sandbox_clock):
+    provider = make_provider()
+    accepted = provider.send(MESSAGE)
+    assert provider.check(accepted.provider_message_id).status is Status.QUEUED
+    sandbox_clock.advance(5)
+
+    report = provider.check(accepted.provider_message_id)
+
+    assert (report.status, report.provider_status) == (Status.DELIVERED, "DELIVERED")
+    assert abs((report.delivered_at - sandbox_clock.now()).total_seconds()) < 10
+
+
+@pytest.mark.parametrize(
+    ("fault", "kind", "code", "account_wide", "status"),
+    [
+        ({"fault": "http_status", "status": 503}, ErrorKind.TRANSIENT, "HTTP_503", False, None),
+        ({"fault": "http_status", "status": 429}, ErrorKind.TRANSIENT, "HTTP_429", False, None),
+        ({"fault": "error_code", "code": "ERROR"}, ErrorKind.TRANSIENT, "ERROR", False, None),
+        ({"fault": "error_code", "code": "DENIED"}, ErrorKind.PERMANENT, "DENIED", False, Status.DENIED),
+        ({"fault": "error_code", "code": "UNDELIVERABLE"}, ErrorKind.PERMANENT, "UNDELIVERABLE", False, Status.UNDELIVERABLE),
+        ({"fault": "error_code", "code": "IP_NOT_ALLOWED"}, ErrorKind.PERMANENT, "IP_NOT_ALLOWED", True, Status.UNDELIVERABLE),
+        ({"fault": "timeout", "seconds": 1.0}, ErrorKind.TRANSIENT, "TIMEOUT", False, None),
+    ],
+)
+def test_documented_errors_are_classified(make_provider, fake_sandbox, fault, kind, code, account_wide, status):
+    provider = make_provider(timeout=0.3)
+    fake_sandbox.add_fault(endpoint="send_message", **fault)
+
+    with pytest.raises(ProviderError) as caught:
+        provider.send(MESSAGE)
+
+    assert (caught.value.kind, caught.value.code, caught.value.account_wide) == (kind, code, account_wide)
+    if status is not None:
+        assert caught.value.status is status
+
+
+def test_a_bad_token_is_an_account_wide_permanent_fault(make_provider):
+    with pytest.raises(ProviderError) as caught:
+        make_provider(token="wrong").send(MESSAGE)
+    assert (caught.value.kind, caught.value.code, caught.value.account_wide) == (ErrorKind.PERMANENT, "INVALID_TOKEN", True)
+
+
+def test_a_session_lost_twice_in_a_row_is_transient(make_provider, fake_sandbox):
+    provider = make_provider()
+    fake_sandbox.add_fault(endpoint="send_message", fault="session_loss", times=2)
+    with pytest.raises(ProviderError) as caught:
+        provider.send(MESSAGE)
+    assert (caught.value.kind, caught.value.code) == (ErrorKind.TRANSIENT, "SESSION_NOT_FOUND")
+    assert provider.send(MESSAGE).status is Status.QUEUED

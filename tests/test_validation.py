@@ -1,0 +1,83 @@
+"""Input checks: every rejection names the field and says why."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from sms_worker.validation import (
+    InvalidField,
+    normalize_recipient,
+    parse_priority,
+    validate_send_at,
+    validate_sender,
+    validate_validity,
+)
+
+
+@pytest.mark.parametrize(
+    ("raw", "region", "expected"),
+    [
+        ("+421 900 123 456", None, "+421900123456"),
+        ("421900123456", None, "+421900123456"),
+        ("00421900123456", None, "+421900123456"),
+        ("0900 123 456", "SK", "+421900123456"),
+        ("+49 1512 3456789", None, "+4915123456789"),
+    ],
+)
+def test_recipients_come_out_in_e164(raw, region, expected):
+    assert normalize_recipient(raw, region) == expected
+
+
+@pytest.mark.parametrize(
+    ("raw", "reason"),
+    [
+        ("", "required"),
+        ("hello", "not a phone number"),
+        ("+4219001", "too short"),
+        ("+42190012345678901", "too long"),
+        ("+999123456789", "country calling code"),
+        ("+421100123456", "not a valid number"),
+    ],
+)
+def test_bad_recipients_are_rejected_with_a_reason(raw, reason):
+    with pytest.raises(InvalidField) as caught:
+        normalize_recipient(raw)
+    assert caught.value.field == "to"
+    assert reason in str(caught.value)
+
+
+def test_sender_ids():
+    assert validate_sender("ACME") == "ACME"
+    assert validate_sender("+421900123456") == "+421900123456"
+    assert validate_sender(None) is None
+    with pytest.raises(InvalidField, match="sender: alphanumeric sender 'ACME-PARCELS' is longer than 11"):
+        validate_sender("ACME-PARCELS")
+    with pytest.raises(InvalidField, match="sender: .* may hold only"):
+        validate_sender("ACME!")
+
+
+def test_priorities_by_name_or_number():
+    assert [parse_priority(p) for p in ("high", "Standard", "low", 3, 2, 1, "3")] == [3, 2, 1, 3, 2, 1, 3]
+    for bad in ("urgent", 0, 4, True, None):
+        with pytest.raises(InvalidField, match="priority"):
+            parse_priority(bad)
+
+
+def test_validity_is_between_one_minute_and_a_day():
+    assert validate_validity(1) == 1 and validate_validity(1440) == 1440
+    for bad in (0, 1441, "10", 2.5):
+        with pytest.raises(InvalidField, match="validity"):
+            validate_validity(bad)
+
+
+def test_send_at_must_be_an_aware_future_time():
+    now = datetime(2030, 1, 1, tzinfo=timezone.utc)
+    assert validate_send_at(now + timedelta(minutes=1), now) == now + timedelta(minutes=1)
+    with pytest.raises(InvalidField, match="send_at: .* is not in the future"):
+        validate_send_at(now, now)
+    with pytest.raises(InvalidField, match="time zone"):
+        validate_send_at(datetime(2030, 1, 2), now)
+    with pytest.raises(InvalidField, match="35 days"):
+        validate_send_at(now + timedelta(days=36), now)
