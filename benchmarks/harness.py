@@ -40,6 +40,8 @@ class Options:
     """Base PostgreSQL URL; each database gets a fresh schema in it. None: SQLite files."""
     keep: bool = False
     pidfile: str | None = None
+    settings: dict[str, str] = field(default_factory=dict)
+    """Extra SMS_WORKER_* settings for every sms_worker process (``--set http_concurrency=8``)."""
 
     def pick(self, full: Any, quick: Any) -> Any:
         return quick if self.quick else full
@@ -389,7 +391,7 @@ class Stack:
         env["SMS_WORKER_HOME"] = str(self.dir / "home")
         if self.sandbox_url:
             env["SMS_WORKER_TELEKOM_SK_URL"] = f"{self.sandbox_url}/telekom-sk"
-        for key, value in settings.items():
+        for key, value in {**settings, **self.opts.settings}.items():
             env[f"SMS_WORKER_{key.upper()}"] = str(value)
         return env
 
@@ -511,6 +513,21 @@ def used_memory(url: str) -> int:
 # --------------------------------------------------------------------------- running one module
 
 
+def add_set_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                        help="extra sms_worker setting for its processes, e.g. http_concurrency=8 (overrides the benchmark's own)")
+
+
+def parse_sets(items: list[str]) -> dict[str, str]:
+    settings = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep:
+            raise SystemExit(f"--set wants NAME=VALUE, not {item!r}")
+        settings[name.strip().lower().removeprefix("sms_worker_")] = value
+    return settings
+
+
 def standalone(run: Callable[[Options], list[Row]], description: str) -> None:
     """``python -m benchmarks.<module>``: run one benchmark and print its rows as the table."""
     parser = argparse.ArgumentParser(description=description)
@@ -519,9 +536,10 @@ def standalone(run: Callable[[Options], list[Row]], description: str) -> None:
     parser.add_argument("--keep", action="store_true", help="keep the temp directory (logs, databases)")
     parser.add_argument("--json", help="also write the rows to this file (used by run.py)")
     parser.add_argument("--pidfile", help="record child pids here (used by run.py)")
+    add_set_option(parser)
     args = parser.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    opts = Options(quick=args.quick, database_url=args.database_url, keep=args.keep, pidfile=args.pidfile)
+    opts = Options(quick=args.quick, database_url=args.database_url, keep=args.keep, pidfile=args.pidfile, settings=parse_sets(args.set))
     rows = run(opts)
     if args.json:
         Path(args.json).write_text(json.dumps([asdict(r) for r in rows]))

@@ -75,6 +75,7 @@ def _parser() -> argparse.ArgumentParser:
 
     segments = command("segments", _segments, "Tell what a text costs: encoding, parts, what forced UCS-2.")
     segments.add_argument("text")
+    segments.add_argument("--unicode", choices=["auto", "false"], default="auto", help="false: Telekom SK's GSM-7 downgrade first")
     segments.add_argument("--json", action="store_true")
 
     demo = command("demo", _demo, "Run the whole pipeline on embedded defaults and watch a mix of messages.")
@@ -181,15 +182,20 @@ def _status(args: argparse.Namespace) -> int:
 
 
 def _segments(args: argparse.Namespace) -> int:
-    from sms_worker.text import analyze, split_parts
+    from sms_worker.text import analyze, downgrade_to_gsm7, split_parts
 
-    analysis = analyze(args.text)
-    report = {**asdict(analysis), "forced_ucs2": list(analysis.forced_ucs2), "parts": split_parts(args.text)}
+    text = downgrade_to_gsm7(args.text) if args.unicode == "false" else args.text
+    analysis = analyze(text)
+    report = {**asdict(analysis), "forced_ucs2": list(analysis.forced_ucs2), "parts": split_parts(text)}
+    if text != args.text:
+        report["downgraded_text"] = text
     if args.json:
         print(json.dumps(report, ensure_ascii=False))
     else:
         forced = f", forced by {' '.join(analysis.forced_ucs2)}" if analysis.forced_ucs2 else ""
         print(f"{analysis.encoding}, {analysis.segments} part(s), {analysis.units} units, {analysis.per_segment} per part{forced}")
+        if text != args.text:
+            print(f"sent as: {text}")
     return 0
 
 

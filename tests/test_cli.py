@@ -76,3 +76,10 @@ def process_env_for(tmp_path) -> dict[str, str]:
     from sms_worker.config import Settings
 
     return process_env(Settings(home=tmp_path, database_url=f"sqlite:///{tmp_path / 'cli.db'}", redis_url="redis://127.0.0.1:1/0"))
+
+
+def test_segments_after_the_gsm7_downgrade():
+    result = cli("segments", "Ďakujeme, čoskoro doručíme “zásielku”", "--unicode", "false", "--json")
+    report = json.loads(result.stdout)
+    assert (report["encoding"], report["forced_ucs2"]) == ("GSM-7", [])
+    assert report["downgraded_text"] == "Dakujeme, coskoro dorucime \"zasielku\""

@@ -20,6 +20,7 @@ from sms_worker.config import Settings
 from sms_worker.db.engine import get_engine
 from sms_worker.dispatch.sql import MESSAGES
 from sms_worker.producer import send_many
+from sms_worker.queues.pointers import push_ready
 from sms_worker.runtime import build_runtime
 from sms_worker.status import FINAL
 from sms_worker.tasks.app import CeleryWaker, create_celery
@@ -155,3 +156,18 @@ def test_killing_a_worker_mid_run_loses_nothing(pipeline_for, sandbox):
     assert len(unknown) <= 2 * pipeline.settings.http_concurrency, "only calls in flight at the kill may be unknown"
     delivered_texts = set(texts) - {text for text, _ in unknown}
     assert delivered_texts <= set(accepted), "a message marked delivered never reached the provider"
+
+
+def test_two_worker_processes_racing_for_every_message_send_each_once(pipeline_for, sandbox):
+    pipeline = pipeline_for()
+    texts = [f"race {n}" for n in range(300)]
+    ids = send_many([{"to": "+421900000600", "text": text} for text in texts], runtime=pipeline.runtime)
+    push_ready(pipeline.runtime.redis, [(2, message_id.hex) for message_id in ids])
+    pipeline.runtime.waker.wake({2: 3})
+    pipeline.start_worker(concurrency=1)
+    pipeline.start_worker(concurrency=1)
+    pipeline.start("scheduler")
+
+    wait_until(lambda: pipeline.all_final(len(texts)), 60, message="every message to reach a final status")
+    assert accepted_texts(sandbox) == Counter({text: 1 for text in texts})
+    assert len(sandbox.submissions()) == len(texts)

@@ -22,6 +22,7 @@ for i = 3, #ARGV do
     break
   end
 end
-redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'ts', tostring(now))
+-- %.17g: tostring keeps 14 digits, which would round the clock to 0.1 ms and over-grant
+redis.call('HSET', KEYS[1], 'tokens', string.format('%.17g', tokens), 'ts', string.format('%.17g', now))
 redis.call('EXPIRE', KEYS[1], math.ceil(burst / rate) + 60)
 return {granted, tostring(wait)}
