@@ -73,6 +73,16 @@ def _parser() -> argparse.ArgumentParser:
     status.add_argument("id")
     status.add_argument("--json", action="store_true")
 
+    providers = command("providers", _providers, "List provider accounts: rate limit and whether paused (and why).")
+    providers.add_argument("--json", action="store_true")
+    provider_commands = providers.add_subparsers(title="providers commands")
+    resume = provider_commands.add_parser("resume", help="Lift the pause an account-wide fault put on an account.")
+    resume.add_argument("name")
+    resume.set_defaults(run=_providers_resume)
+
+    stats = command("stats", _stats, "Show the backlog per queue, due pointers, paused accounts and counts by status.")
+    stats.add_argument("--json", action="store_true")
+
     segments = command("segments", _segments, "Tell what a text costs: encoding, parts, what forced UCS-2.")
     segments.add_argument("text")
     segments.add_argument("--unicode", choices=["auto", "false"], default="auto", help="false: Telekom SK's GSM-7 downgrade first")
@@ -178,6 +188,55 @@ def _status(args: argparse.Namespace) -> int:
         print(f"{key:>20}: {value}")
     for item in found["events"]:
         print(f"  {item['at']}  {item['status']:<13} {item['reason']}")
+    return 0
+
+
+def _providers(args: argparse.Namespace) -> int:
+    from sms_worker.providers.pause import paused_reason
+    from sms_worker.runtime import build_runtime
+
+    rt = build_runtime()
+    try:
+        accounts = [
+            {"name": name, "rate": account.rate, "burst": account.burst, "paused": paused_reason(rt.redis, name)}
+            for name, account in sorted(rt.accounts.items())
+        ]
+    finally:
+        rt.close()
+    if args.json:
+        print(json.dumps(accounts))
+        return 0
+    for account in accounts:
+        state = f"PAUSED: {account['paused']}" if account["paused"] else "active"
+        print(f"{account['name']:<16} {account['rate']:g}/s (burst {account['burst']})  {state}")
+    return 0
+
+
+def _providers_resume(args: argparse.Namespace) -> int:
+    from sms_worker.providers.pause import resume
+    from sms_worker.runtime import build_runtime
+
+    rt = build_runtime()
+    try:
+        if args.name not in rt.accounts:
+            raise InvalidField("name", f"{args.name!r} is not a configured account ({', '.join(sorted(rt.accounts))})")
+        print(f"{args.name}: resumed" if resume(rt.redis, args.name) else f"{args.name}: was not paused")
+    finally:
+        rt.close()
+    return 0
+
+
+def _stats(args: argparse.Namespace) -> int:
+    from sms_worker.inspect import pipeline_stats
+
+    stats = pipeline_stats()
+    if args.json:
+        print(json.dumps(stats))
+        return 0
+    print("ready:  " + ", ".join(f"{queue} {n}" for queue, n in stats["ready"].items()) + f"; due: {stats['due']}")
+    for account, reason in stats["paused_accounts"].items():
+        print(f"PAUSED: {account}: {reason}")
+    print("status: " + ", ".join(f"{status} {n}" for status, n in sorted(stats["statuses"].items())))
     return 0
 
 

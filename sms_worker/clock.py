@@ -38,8 +38,3 @@ class FakeClock:
 
 
 SYSTEM_CLOCK = SystemClock()
-
-
-def as_utc(moment: datetime) -> datetime:
-    """SQLite hands back naive datetimes; everything in this package is UTC."""
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)

@@ -29,14 +29,14 @@ class Settings(BaseSettings):
 
     max_retries: int = Field(5, ge=0, le=20)
     retry_window_seconds: int = Field(3600, ge=1)
-    retry_backoff_seconds: tuple[int, ...] = (30, 120, 300, 900, 1800)
+    retry_backoff_seconds: tuple[float, ...] = Field((30, 120, 300, 900, 1800), min_length=1)
 
-    lease_seconds: int = Field(120, ge=1, description="How long a claim may stay unanswered before the sweep resolves it.")
+    lease_seconds: int = Field(300, ge=1, description="How long a claim may stay unanswered before the sweep resolves it.")
     stale_queued_seconds: int = Field(600, ge=1, description="A queued message untouched this long is re-queued.")
     promoter_interval_seconds: float = Field(0.05, gt=0)
     sweep_interval_seconds: float = Field(30, gt=0)
     poll_interval_seconds: float = Field(2, gt=0)
-    status_check_delays_seconds: tuple[int, ...] = (1, 2, 5, 15, 60, 300, 900)
+    status_check_delays_seconds: tuple[float, ...] = Field((1, 2, 5, 15, 60, 300, 900), min_length=1)
 
     provider: str = Field("telekom-sk", description="Account used when a message names none.")
     telekom_sk_url: str = "http://127.0.0.1:8025/telekom-sk"

@@ -6,7 +6,6 @@ two loses nothing: the recovery sweep finds the row and queues it.
 
 from __future__ import annotations
 
-import math
 import uuid
 from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
@@ -15,7 +14,7 @@ from typing import Any, Iterable, Mapping
 from sqlalchemy import Connection, insert, select
 
 from sms_worker.db.models import Message, MessageEvent
-from sms_worker.queues.pointers import push_ready, schedule
+from sms_worker.queues.pointers import enqueue
 from sms_worker.runtime import Runtime, process_runtime
 from sms_worker.status import Status
 from sms_worker.text import analyze, downgrade_to_gsm7
@@ -189,8 +188,4 @@ def _resolve_idempotent(conn: Connection, rows: list[dict[str, Any]], inserted: 
 def _enqueue(rt: Runtime, rows: list[dict[str, Any]], now: datetime) -> None:
     ready = [(row["priority"], row["id"].hex) for row in rows if row["send_after"] <= now]
     later = [(row["priority"], row["id"].hex, row["send_after"].timestamp()) for row in rows if row["send_after"] > now]
-    if later:
-        schedule(rt.redis, later)
-    if ready:
-        counts = push_ready(rt.redis, ready)
-        rt.waker.wake({priority: math.ceil(count / rt.settings.batch_size) for priority, count in counts.items()})
+    enqueue(rt.redis, rt.waker, rt.settings.batch_size, ready, later)

@@ -31,4 +31,10 @@ class Status(StrEnum):
 
 FINAL = frozenset({Status.DELIVERED, Status.EXPIRED, Status.DELETED, Status.UNDELIVERABLE, Status.DENIED, Status.READ, Status.UNKNOWN})
 CLAIMABLE = frozenset({Status.UNSENT, Status.SCHEDULED, Status.ERROR})
-"""Statuses a worker may claim for sending, and only while no provider holds the message."""
+"""Statuses a worker may claim for sending, and only while no provider holds the message.
+
+Once a provider has it (``provider_message_id`` set) the status is the provider's own word,
+even where it reads like one of sms_worker's stages (``ERROR``: the provider is retrying)."""
+FINAL_VALUES = sorted(s.value for s in FINAL)
+CLAIMABLE_VALUES = sorted(s.value for s in CLAIMABLE)
+NON_FINAL_VALUES = sorted(s.value for s in Status if s not in FINAL)

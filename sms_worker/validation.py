@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 
 import phonenumbers
 from phonenumbers import NumberParseException, ValidationResult
@@ -124,4 +124,4 @@ def validate_send_at(send_at: object, now: datetime) -> datetime | None:
         raise InvalidField("send_at", f"{send_at.isoformat()} is not in the future")
     if send_at > now + timedelta(days=35):
         raise InvalidField("send_at", "may be at most 35 days ahead")
-    return send_at
+    return send_at.astimezone(timezone.utc)

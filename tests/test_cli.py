@@ -70,6 +70,9 @@ def test_send_then_status_shows_the_message_and_its_history(settings_for, redis_
     assert shown["message"]["priority"] == 3
     assert shown["message"]["recipient"] == "+42190****456"
     assert [e["reason"] for e in shown["events"]] == ["accepted"]
+    stats = json.loads(cli("stats", "--json", env=env).stdout)
+    assert stats["ready"] == {"high": 1, "standard": 0, "low": 0}
+    assert stats["statuses"] == {"UNSENT": 1}
 
 
 def process_env_for(tmp_path) -> dict[str, str]:
@@ -83,3 +86,23 @@ def test_segments_after_the_gsm7_downgrade():
     report = json.loads(result.stdout)
     assert (report["encoding"], report["forced_ucs2"]) == ("GSM-7", [])
     assert report["downgraded_text"] == "Dakujeme, coskoro dorucime \"zasielku\""
+
+
+def test_an_account_wide_fault_pauses_the_account_until_an_operator_resumes_it(runtime, sandbox, settings_for):
+    from sms_worker.dispatch.service import dispatch_batch
+    from sms_worker.producer import send_sms
+
+    env = process_env(settings_for())
+    sandbox.add_fault(endpoint="send_message", fault="error_code", code="IP_NOT_ALLOWED", times=1)
+    send_sms("+421900123456", "first", runtime=runtime)
+    dispatch_batch(runtime)
+
+    listed = json.loads(cli("providers", "--json", env=env).stdout)
+    assert listed[0]["name"] == "telekom-sk"
+    assert listed[0]["paused"].startswith("IP_NOT_ALLOWED")
+    stats = json.loads(cli("stats", "--json", env=env).stdout)
+    assert stats["statuses"] == {"UNSENT": 1} and stats["due"] == 1
+
+    resumed = cli("providers", "resume", "telekom-sk", env=env)
+    assert resumed.stdout.strip() == "telekom-sk: resumed"
+    assert json.loads(cli("providers", "--json", env=env).stdout)[0]["paused"] is None

@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 import time
 from datetime import timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -199,3 +200,31 @@ def test_delivery_status_is_reconciled_by_polling(runtime, sandbox, clock):
     assert found["message"]["status"] == "DELIVERED"
     assert found["message"]["delivered_at"] is not None
     assert found["events"][-1]["provider_status"] == "DELIVERED"
+
+
+def test_a_retry_that_comes_due_after_the_window_is_not_sent(runtime, sandbox, clock):
+    sandbox.add_fault(endpoint="send_message", fault="http_status", status=503)
+    message_id = send_sms(RECIPIENT, "stopped scheduler", runtime=runtime)
+    dispatch_batch(runtime)
+    clock.advance(61 * 60)
+    promote_once(runtime)
+
+    dispatch_batch(runtime)
+
+    found = history(runtime, message_id)["message"]
+    assert found["status"] == "UNDELIVERABLE"
+    assert "retry window" in found["error_text"]
+    assert len(sandbox.submissions()) == 1
+
+
+def test_a_send_time_in_another_zone_is_honoured(runtime, sandbox, clock):
+    new_york = clock.now().astimezone(ZoneInfo("America/New_York"))
+    message_id = send_sms(RECIPIENT, "zoned", send_at=new_york + timedelta(minutes=10), validity=5, runtime=runtime)
+    clock.advance(9 * 60)
+    promote_once(runtime)
+    assert dispatch_batch(runtime).popped == 0
+    clock.advance(60)
+    promote_once(runtime)
+
+    assert dispatch_batch(runtime).accepted == 1
+    assert status_of(runtime, message_id) == "QUEUED"

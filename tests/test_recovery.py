@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from datetime import timedelta
+import threading
+import time
 
 from sqlalchemy import update
 
+from sms_worker.dispatch import inflight
 from sms_worker.dispatch.service import dispatch_batch
 from sms_worker.dispatch.sql import MESSAGES
 from sms_worker.inspect import message_history
@@ -13,6 +16,7 @@ from sms_worker.producer import send_many, send_sms
 from sms_worker.queues import keys
 from sms_worker.queues.pointers import ready_lengths
 from sms_worker.recovery import ensure_redis_state, sweep
+from sms_worker.runtime import NoWaker, build_runtime
 
 RECIPIENT = "+421900123456"
 
@@ -53,7 +57,8 @@ def test_a_claim_lost_during_the_provider_call_becomes_unknown_not_a_second_send
     ensure_redis_state(runtime)
     message_id = send_sms(RECIPIENT, "maybe sent", runtime=runtime)
     abandon_claim(runtime, message_id)
-    runtime.redis.set(keys.in_flight(message_id.hex), 1)
+    inflight.mark_claimed(runtime.redis, [message_id], 3600)
+    assert inflight.start_call(runtime.redis, message_id)
     clock.advance(runtime.settings.lease_seconds + 1)
 
     report = sweep(runtime)
@@ -99,3 +104,29 @@ def test_a_message_still_waiting_after_its_validity_is_expired(runtime, clock):
     assert message(runtime, message_id)["status"] == "EXPIRED"
     assert ready_lengths(runtime.redis)[2] == 1
     assert dispatch_batch(runtime).accepted == 0
+
+
+def test_a_slow_worker_whose_lease_ran_out_sends_nothing_twice(settings_for, redis_client, sandbox, clock):
+    slow = build_runtime(settings_for(http_concurrency=1), waker=NoWaker(), clock=clock)
+    fast = build_runtime(settings_for(), waker=NoWaker(), clock=clock)
+    ensure_redis_state(slow)
+    sandbox.add_fault(endpoint="send_message", to="421900000001", fault="latency", ms=1500)
+    stuck, waiting = send_many([{"to": "+421900000001", "text": "stuck"}, {"to": "+421900000002", "text": "waiting"}], runtime=slow)
+    worker = threading.Thread(target=dispatch_batch, args=(slow,))
+    worker.start()
+    time.sleep(0.5)
+    clock.advance(slow.settings.lease_seconds + 1)
+
+    report = sweep(fast)
+    assert (report.leases_unknown, report.leases_requeued) == (1, 1)
+    assert message(fast, stuck)["status"] == "UNKNOWN"
+    assert dispatch_batch(fast).accepted == 1
+    worker.join()
+
+    assert sorted(s["text"] for s in sandbox.submissions()) == ["stuck", "waiting"]
+    late = message_history(stuck, fast.settings.resolved_database_url)
+    assert late["message"]["status"] == "QUEUED"
+    assert late["events"][-1]["reason"].startswith("late answer after the sweep gave up on this worker")
+    assert message(fast, waiting)["status"] == "QUEUED"
+    slow.close()
+    fast.close()

@@ -147,3 +147,14 @@ def test_a_session_lost_twice_in_a_row_is_transient(make_provider, fake_sandbox)
         provider.send(MESSAGE)
     assert (caught.value.kind, caught.value.code) == (ErrorKind.TRANSIENT, "SESSION_NOT_FOUND")
     assert provider.send(MESSAGE).status is Status.QUEUED
+
+
+def test_every_optional_parameter_reaches_the_wire(make_provider, wire, fake_sandbox):
+    when = datetime(2031, 7, 1, 8, 30, tzinfo=timezone.utc)
+    make_provider().send(OutboundMessage("m2", "+421900123456", "Later", delivery_time=when, callback=False, group_id=1000))
+
+    body = wire[-1][1]
+    assert body["delivery_time"] == "2031-07-01 10:30:00"
+    assert (body["callback"], body["groupId"]) == (False, 1000)
+    [submission] = fake_sandbox.submissions()
+    assert submission["accepted"] is True

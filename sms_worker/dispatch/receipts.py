@@ -13,13 +13,13 @@ from typing import Any
 
 from sqlalchemy import select
 
-from sms_worker.clock import as_utc
 from sms_worker.dispatch.sql import MESSAGES, add_events, event, lock_rows, update_each
-from sms_worker.providers.base import ProviderError, StatusReport
+from sms_worker.providers.base import ErrorKind, ProviderError, StatusReport
 from sms_worker.runtime import Runtime
-from sms_worker.status import FINAL, Status
+from sms_worker.logs import get_logger
+from sms_worker.status import FINAL_VALUES, NON_FINAL_VALUES, Status
 
-NON_FINAL_VALUES = sorted(s.value for s in Status if s not in FINAL)
+log = get_logger("receipts")
 RECEIPT_TIMEOUT = timedelta(days=3)
 
 
@@ -52,6 +52,9 @@ def _check(rt: Runtime, row: Any) -> StatusReport | ProviderError:
         return rt.accounts[row.provider].provider.check(row.provider_message_id)
     except ProviderError as error:
         return error
+    except Exception as error:  # noqa: BLE001 - one bad answer must not stall every receipt
+        log.exception("status check of %s at %s failed", row.id, row.provider)
+        return ProviderError(ErrorKind.TRANSIENT, "CHECK_CRASH", f"{type(error).__name__}: {error}")
 
 
 def apply_reports(rt: Runtime, results: list[tuple[Any, StatusReport | ProviderError]]) -> PollReport:
@@ -70,9 +73,9 @@ def apply_reports(rt: Runtime, results: list[tuple[Any, StatusReport | ProviderE
                 report.errors += 1
             next_check = _next_check(rt, row, now)
             status = outcome.status.value if isinstance(outcome, StatusReport) else current[row.id]
-            if status not in {s.value for s in FINAL} and now > as_utc(row.valid_until) + RECEIPT_TIMEOUT:
+            if status not in FINAL_VALUES and now > row.valid_until + RECEIPT_TIMEOUT:
                 status, outcome = Status.UNKNOWN.value, StatusReport(row.provider_message_id, "NO_RECEIPT", Status.UNKNOWN)
-            final = status in {s.value for s in FINAL}
+            final = status in FINAL_VALUES
             change: dict[str, Any] = {"id": row.id, "next_check_at": None if final else next_check}
             if isinstance(outcome, StatusReport) and status != current[row.id]:
                 report.changed += 1
@@ -89,7 +92,7 @@ def apply_reports(rt: Runtime, results: list[tuple[Any, StatusReport | ProviderE
 
 def _next_check(rt: Runtime, row: Any, now: datetime) -> datetime:
     """Check often while a receipt is likely, then less and less."""
-    age = (now - as_utc(row.last_attempt_at or now)).total_seconds()
+    age = (now - (row.last_attempt_at or now)).total_seconds()
     delays = rt.settings.status_check_delays_seconds
     elapsed = 0.0
     for delay in delays:

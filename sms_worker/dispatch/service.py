@@ -18,21 +18,22 @@ from typing import Any
 
 from sqlalchemy import func, select, update
 
-from sms_worker.clock import as_utc
+from sms_worker.dispatch import inflight
 from sms_worker.dispatch.retry import GiveUp, RetryPolicy
-from sms_worker.dispatch.sql import MESSAGES, add_events, event, lock_rows, update_each
+from sms_worker.dispatch.sql import MESSAGES, add_events, event, expire_unsent, lock_rows, update_each
 from sms_worker.logs import get_logger, mask_phone
 from sms_worker.providers.base import Accepted, ErrorKind, OutboundMessage, ProviderError
-from sms_worker.queues import keys
+from sms_worker.providers.pause import pause, paused_reason
 from sms_worker.queues.pointers import Pointer, pop_batch, schedule
 from sms_worker.ratelimit import TokenBucket
 from sms_worker.runtime import Runtime
-from sms_worker.status import CLAIMABLE, Status
+from sms_worker.status import CLAIMABLE_VALUES, Status
 
 log = get_logger("dispatch")
-CLAIMABLE_VALUES = sorted(s.value for s in CLAIMABLE)
 PAUSE_RECHECK_SECONDS = 30
+REQUEUE_AFTER_FAILURE_SECONDS = 5
 IN_FLIGHT_TTL_FLOOR = 3600
+WORKER_LOST = "WORKER_LOST"
 
 
 @dataclass
@@ -57,9 +58,14 @@ class Claimed:
     outbound: OutboundMessage
 
 
+class ClaimLost:
+    """The lease sweep took this claim back before the call started: the call was skipped."""
+
+
 @dataclass
 class _Plan:
     expired: list[uuid.UUID] = field(default_factory=list)
+    window_over: list[uuid.UUID] = field(default_factory=list)
     not_due: list[tuple[int, str, float]] = field(default_factory=list)
     sendable: list[dict[str, Any]] = field(default_factory=list)
 
@@ -74,54 +80,69 @@ def dispatch_pointers(rt: Runtime, pointers: list[Pointer]) -> BatchReport:
     report = BatchReport(popped=len(pointers))
     if not pointers:
         return report
-    now = rt.clock.now()
-    ids = list(dict.fromkeys(uuid.UUID(hex=message_hex) for _, message_hex in pointers))
-    plan = _plan(rt, ids, now)
-    report.skipped = len(ids) - len(plan.expired) - len(plan.not_due) - len(plan.sendable)
-    report.expired = _expire(rt, plan.expired, now)
-    if plan.not_due:
-        schedule(rt.redis, plan.not_due)
-    granted, deferred = _apply_rate_limits(rt, plan.sendable, now)
-    if deferred:
-        schedule(rt.redis, deferred)
-    report.deferred = len(deferred) + len(plan.not_due)
-    claimed = _claim(rt, granted, now)
+    try:
+        claimed = _prepare(rt, pointers, report)
+    except Exception:
+        retry_at = rt.clock.now().timestamp() + REQUEUE_AFTER_FAILURE_SECONDS
+        schedule(rt.redis, [(priority, message_hex, retry_at) for priority, message_hex in pointers])
+        log.exception("dispatch failed before any claim; %d pointer(s) rescheduled", len(pointers))
+        raise
     results = _send_all(rt, claimed)
     _record(rt, results, report)
     return report
 
 
+def _prepare(rt: Runtime, pointers: list[Pointer], report: BatchReport) -> list[Claimed]:
+    now = rt.clock.now()
+    ids = list(dict.fromkeys(uuid.UUID(hex=message_hex) for _, message_hex in pointers))
+    plan = _plan(rt, ids, now)
+    report.skipped = len(ids) - len(plan.expired) - len(plan.window_over) - len(plan.not_due) - len(plan.sendable)
+    with rt.engine.begin() as conn:
+        report.expired = len(expire_unsent(conn, now, plan.expired)) if plan.expired else 0
+        report.failed += _give_up_after_window(conn, plan.window_over, now, rt)
+    granted, deferred = _apply_rate_limits(rt, plan.sendable, now)
+    deferred += plan.not_due
+    if deferred:
+        schedule(rt.redis, deferred)
+    report.deferred = len(deferred)
+    return _claim(rt, granted, now)
+
+
 def _plan(rt: Runtime, ids: list[uuid.UUID], now: datetime) -> _Plan:
     columns = (MESSAGES.c.id, MESSAGES.c.status, MESSAGES.c.provider_message_id, MESSAGES.c.provider, MESSAGES.c.segments,
-               MESSAGES.c.priority, MESSAGES.c.send_after, MESSAGES.c.valid_until)
+               MESSAGES.c.priority, MESSAGES.c.send_after, MESSAGES.c.valid_until, MESSAGES.c.first_attempt_at)
     with rt.engine.connect() as conn:
         rows = {row.id: row for row in conn.execute(select(*columns).where(MESSAGES.c.id.in_(ids)))}
+    window = timedelta(seconds=rt.settings.retry_window_seconds)
     plan = _Plan()
     for message_id in ids:
         row = rows.get(message_id)
         if row is None or row.status not in CLAIMABLE_VALUES or row.provider_message_id is not None:
             continue
-        if as_utc(row.valid_until) <= now:
+        if row.valid_until <= now:
             plan.expired.append(message_id)
-        elif as_utc(row.send_after) > now + timedelta(seconds=1):
-            plan.not_due.append((row.priority, message_id.hex, as_utc(row.send_after).timestamp()))
+        elif row.status == Status.ERROR.value and row.first_attempt_at is not None and now > row.first_attempt_at + window:
+            plan.window_over.append(message_id)
+        elif row.send_after > now + timedelta(seconds=1):
+            plan.not_due.append((row.priority, message_id.hex, row.send_after.timestamp()))
         else:
             plan.sendable.append({"id": message_id, "provider": row.provider, "segments": row.segments, "priority": row.priority})
     return plan
 
 
-def _expire(rt: Runtime, ids: list[uuid.UUID], now: datetime) -> int:
+def _give_up_after_window(conn: Any, ids: list[uuid.UUID], now: datetime, rt: Runtime) -> int:
+    """A retry that comes due after the retry window (a stopped scheduler, a long pause) is not sent."""
     if not ids:
         return 0
-    with rt.engine.begin() as conn:
-        expired = conn.execute(
-            update(MESSAGES)
-            .where(MESSAGES.c.id.in_(ids), MESSAGES.c.status.in_(CLAIMABLE_VALUES), MESSAGES.c.provider_message_id.is_(None))
-            .values(status=Status.EXPIRED.value, error_code="VALIDITY_EXPIRED", error_text="validity ended before it could be sent", updated_at=now)
-            .returning(MESSAGES.c.id)
-        ).scalars().all()
-        add_events(conn, [event(i, now, Status.EXPIRED.value, "validity ended before it could be sent; never sent") for i in expired])
-    return len(expired)
+    reason = f"retry window of {rt.settings.retry_window_seconds} s since the first attempt is over"
+    given_up = conn.execute(
+        update(MESSAGES)
+        .where(MESSAGES.c.id.in_(ids), MESSAGES.c.status == Status.ERROR.value, MESSAGES.c.provider_message_id.is_(None))
+        .values(status=Status.UNDELIVERABLE.value, error_text=reason, updated_at=now)
+        .returning(MESSAGES.c.id)
+    ).scalars().all()
+    add_events(conn, [event(i, now, Status.UNDELIVERABLE.value, reason) for i in given_up])
+    return len(given_up)
 
 
 def _apply_rate_limits(rt: Runtime, sendable: list[dict[str, Any]], now: datetime) -> tuple[list[dict[str, Any]], list[tuple[int, str, float]]]:
@@ -132,17 +153,17 @@ def _apply_rate_limits(rt: Runtime, sendable: list[dict[str, Any]], now: datetim
     granted: list[dict[str, Any]] = []
     deferred: list[tuple[int, str, float]] = []
     for provider, items in by_provider.items():
-        account = rt.accounts[provider]
-        pause = rt.redis.get(keys.paused(provider))
-        if pause is not None:
+        account = rt.accounts.get(provider)
+        if account is None or paused_reason(rt.redis, provider) is not None:
+            if account is None:
+                log.error("no account %r is configured; %d message(s) wait for it", provider, len(items))
             deferred += [(i["priority"], i["id"].hex, now.timestamp() + PAUSE_RECHECK_SECONDS) for i in items]
             continue
         costs = [i["segments"] if rt.settings.rate_limit_unit == "parts" else 1 for i in items]
         grant = TokenBucket(rt.redis, provider, account.rate, account.burst).acquire(costs)
         granted += items[: grant.granted]
-        waiting = items[grant.granted :]
         spacing = 1.0 / account.rate
-        deferred += [(i["priority"], i["id"].hex, now.timestamp() + grant.retry_after + n * spacing) for n, i in enumerate(waiting)]
+        deferred += [(i["priority"], i["id"].hex, now.timestamp() + grant.retry_after + n * spacing) for n, i in enumerate(items[grant.granted :])]
     return granted, deferred
 
 
@@ -157,6 +178,7 @@ def _claim(rt: Runtime, granted: list[dict[str, Any]], now: datetime) -> list[Cl
             MESSAGES.c.status.in_(CLAIMABLE_VALUES),
             MESSAGES.c.provider_message_id.is_(None),
             MESSAGES.c.valid_until > now,
+            MESSAGES.c.send_after <= now + timedelta(seconds=1),
         )
         .values(
             status=Status.PROCESSING.value,
@@ -171,13 +193,13 @@ def _claim(rt: Runtime, granted: list[dict[str, Any]], now: datetime) -> list[Cl
     with rt.engine.begin() as conn:
         rows = conn.execute(statement).all()
         add_events(conn, [event(r.id, now, Status.PROCESSING.value, f"claimed for attempt {r.attempts}") for r in rows])
+    inflight.mark_claimed(rt.redis, (row.id for row in rows), max(IN_FLIGHT_TTL_FLOOR, rt.settings.lease_seconds * 10))
     order = {g["id"]: n for n, g in enumerate(granted)}
     return sorted((_claimed(row, now) for row in rows), key=lambda c: order[c.id])
 
 
 def _claimed(row: Any, now: datetime) -> Claimed:
-    valid_until = as_utc(row.valid_until)
-    remaining = max(1, min(1440, math.ceil((valid_until - now).total_seconds() / 60)))
+    remaining = max(1, min(1440, math.ceil((row.valid_until - now).total_seconds() / 60)))
     outbound = OutboundMessage(
         message_id=row.id.hex,
         recipient=row.recipient,
@@ -188,19 +210,21 @@ def _claimed(row: Any, now: datetime) -> Claimed:
         unicode=row.unicode,
         flash=row.flash,
     )
-    first = as_utc(row.first_attempt_at) if row.first_attempt_at else now
-    return Claimed(row.id, row.priority, row.provider, row.attempts, first, valid_until, outbound)
+    return Claimed(row.id, row.priority, row.provider, row.attempts, row.first_attempt_at or now, row.valid_until, outbound)
 
 
-def _send_all(rt: Runtime, claimed: list[Claimed]) -> list[tuple[Claimed, Accepted | ProviderError]]:
+Outcome = Accepted | ProviderError | ClaimLost
+
+
+def _send_all(rt: Runtime, claimed: list[Claimed]) -> list[tuple[Claimed, Outcome]]:
     futures = [rt.http_pool.submit(_send_one, rt, item) for item in claimed]
     wait(futures)
     return [(item, future.result()) for item, future in zip(claimed, futures)]
 
 
-def _send_one(rt: Runtime, item: Claimed) -> Accepted | ProviderError:
-    ttl = max(IN_FLIGHT_TTL_FLOOR, rt.settings.lease_seconds * 10)
-    rt.redis.set(keys.in_flight(item.id.hex), 1, ex=ttl)
+def _send_one(rt: Runtime, item: Claimed) -> Outcome:
+    if not inflight.start_call(rt.redis, item.id):
+        return ClaimLost()
     try:
         return rt.accounts[item.provider].provider.send(item.outbound)
     except ProviderError as error:
@@ -210,37 +234,51 @@ def _send_one(rt: Runtime, item: Claimed) -> Accepted | ProviderError:
         return ProviderError(ErrorKind.TRANSIENT, "ADAPTER_CRASH", f"{type(error).__name__}: {error}")
 
 
-def _record(rt: Runtime, results: list[tuple[Claimed, Accepted | ProviderError]], report: BatchReport) -> None:
-    if not results:
+def _record(rt: Runtime, results: list[tuple[Claimed, Outcome]], report: BatchReport) -> None:
+    answered = [(item, outcome) for item, outcome in results if not isinstance(outcome, ClaimLost)]
+    if not answered:
         return
+    try:
+        written = _write_outcomes(rt, answered, report)
+    except Exception:
+        accepted = {str(item.id): o.provider_message_id for item, o in answered if isinstance(o, Accepted)}
+        log.error("could not record a batch; the lease sweep will mark it UNKNOWN. Accepted by providers: %s", accepted)
+        raise
+    inflight.clear(rt.redis, written)
+
+
+def _write_outcomes(rt: Runtime, answered: list[tuple[Claimed, Accepted | ProviderError]], report: BatchReport) -> list[uuid.UUID]:
+    """Write each answer to the row it belongs to; returns the ids written."""
     now = rt.clock.now()
     policy = RetryPolicy.from_settings(rt.settings)
     updates: list[dict[str, Any]] = []
     events: list[dict[str, Any]] = []
     retries: list[tuple[int, str, float]] = []
     with rt.engine.begin() as conn:
-        ours = lock_rows(conn, [c.id for c, _ in results], [Status.PROCESSING.value], now)
-        for item, outcome in results:
-            if item.id not in ours:
+        current = lock_rows(conn, [item.id for item, _ in answered], [Status.PROCESSING.value, Status.UNKNOWN.value], now)
+        for item, outcome in answered:
+            row = current.get(item.id)
+            if row is None or row.attempts != item.attempts or (row.status == Status.UNKNOWN.value and row.error_code != WORKER_LOST):
                 continue
+            late = "late answer after the sweep gave up on this worker; " if row.status == Status.UNKNOWN.value else ""
             if isinstance(outcome, Accepted):
                 report.accepted += 1
                 updates.append(_accepted_row(rt, item, outcome, now))
-                events.append(event(item.id, now, outcome.status.value, f"accepted by {item.provider} as {outcome.provider_message_id}", outcome.provider_status))
+                events.append(event(item.id, now, outcome.status.value, f"{late}accepted by {item.provider} as {outcome.provider_message_id}", outcome.provider_status))
+                continue
+            change, note, retry_at = _failure_row(rt, policy, item, outcome, now)
+            updates.append(change)
+            events.append(event(item.id, now, change["status"], late + note, outcome.code))
+            if retry_at is not None:
+                retries.append((item.priority, item.id.hex, retry_at.timestamp()))
+                report.retrying += change["status"] == Status.ERROR.value
             else:
-                row, note, retry_at = _failure_row(rt, policy, item, outcome, now)
-                updates.append(row)
-                events.append(event(item.id, now, row["status"], note, outcome.code))
-                if retry_at is not None:
-                    retries.append((item.priority, item.id.hex, retry_at.timestamp()))
-                    report.retrying += row["status"] == Status.ERROR.value
-                else:
-                    report.failed += 1
+                report.failed += 1
         update_each(conn, updates)
         add_events(conn, events)
     if retries:
         schedule(rt.redis, retries)
-    rt.redis.delete(*(keys.in_flight(c.id.hex) for c, _ in results))
+    return [change["id"] for change in updates]
 
 
 def _accepted_row(rt: Runtime, item: Claimed, accepted: Accepted, now: datetime) -> dict[str, Any]:
@@ -261,10 +299,14 @@ def _failure_row(rt: Runtime, policy: RetryPolicy, item: Claimed, error: Provide
     base = {"id": item.id, "lease_until": None, "error_code": error.code, "error_text": error.text}
     if error.kind is ErrorKind.PERMANENT and error.account_wide:
         reason = f"{error.code}: {error.text}"
-        rt.redis.set(keys.paused(item.provider), reason)
-        log.error("provider account %s paused: %s; its messages stay queued until an operator resumes it", item.provider, reason)
+        pause(rt.redis, item.provider, reason)
+        log.error("provider account %s PAUSED: %s. Its messages stay queued; `sms-worker providers resume %s` once it is fixed",
+                  item.provider, reason, item.provider)
         retry_at = now + timedelta(seconds=PAUSE_RECHECK_SECONDS)
-        row = {**base, "status": Status.UNSENT.value, "attempts": item.attempts - 1, "send_after": retry_at}
+        uncounted = item.attempts - 1
+        row = {**base, "status": Status.UNSENT.value, "attempts": uncounted, "send_after": retry_at}
+        if uncounted == 0:
+            row["first_attempt_at"] = None
         return row, f"account {item.provider} paused ({reason}); attempt not counted", retry_at
     if error.kind is ErrorKind.PERMANENT:
         log.info("message %s to %s failed permanently: %s", item.id, mask_phone(item.outbound.recipient), error)

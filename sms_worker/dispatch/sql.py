@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import uuid
+from datetime import datetime
 from typing import Any, Iterable
 
-from sqlalchemy import Connection, bindparam, insert, update
+from sqlalchemy import Connection, ColumnElement, Row, bindparam, func, insert, update
 
 from sms_worker.db.models import Message, MessageEvent
+from sms_worker.status import CLAIMABLE_VALUES, Status
 
 MESSAGES = Message.__table__
 EVENTS = MessageEvent.__table__
+NEVER_SENT_EXPIRY = "validity ended before it could be sent; never sent"
 
 
-def lock_rows(conn: Connection, ids: list[Any], statuses: Iterable[str], now: Any) -> dict[Any, str]:
-    """Take the write lock on the rows still in ``statuses`` and return their current status.
+def lock_rows(conn: Connection, ids: list[Any], statuses: Iterable[str], now: datetime, *conditions: ColumnElement[bool]) -> dict[Any, Row]:
+    """Take the write lock on the rows still in ``statuses`` and return them as they are now.
 
     Everything written afterwards in the same transaction applies only to these rows, so a row
     another process moved on meanwhile is left alone and gets no false event.
@@ -22,11 +26,11 @@ def lock_rows(conn: Connection, ids: list[Any], statuses: Iterable[str], now: An
         return {}
     statement = (
         update(MESSAGES)
-        .where(MESSAGES.c.id.in_(ids), MESSAGES.c.status.in_(list(statuses)))
+        .where(MESSAGES.c.id.in_(ids), MESSAGES.c.status.in_(list(statuses)), *conditions)
         .values(updated_at=now)
-        .returning(MESSAGES.c.id, MESSAGES.c.status)
+        .returning(MESSAGES.c.id, MESSAGES.c.status, MESSAGES.c.attempts, MESSAGES.c.error_code)
     )
-    return dict(conn.execute(statement).all())
+    return {row.id: row for row in conn.execute(statement)}
 
 
 def update_each(conn: Connection, rows: list[dict[str, Any]]) -> None:
@@ -38,6 +42,31 @@ def update_each(conn: Connection, rows: list[dict[str, Any]]) -> None:
         statement = update(MESSAGES).where(MESSAGES.c.id == bindparam("_id"))
         statement = statement.values({c: bindparam(f"_{c}") for c in columns if c != "id"})
         conn.execute(statement, [{f"_{key}": value for key, value in row.items()} for row in group])
+
+
+def expire_unsent(conn: Connection, now: datetime, ids: list[uuid.UUID] | None = None) -> list[uuid.UUID]:
+    """Expire messages still waiting for a first or next attempt once their validity is over.
+
+    An earlier error code (a paused account, the last transient fault) is kept: it says why.
+    """
+    conditions = [MESSAGES.c.status.in_(CLAIMABLE_VALUES), MESSAGES.c.provider_message_id.is_(None), MESSAGES.c.valid_until <= now]
+    if ids is not None:
+        conditions.append(MESSAGES.c.id.in_(ids))
+    statement = (
+        update(MESSAGES)
+        .where(*conditions)
+        .values(
+            status=Status.EXPIRED.value,
+            error_code=func.coalesce(MESSAGES.c.error_code, "VALIDITY_EXPIRED"),
+            error_text=func.coalesce(MESSAGES.c.error_text, NEVER_SENT_EXPIRY),
+            lease_until=None,
+            updated_at=now,
+        )
+        .returning(MESSAGES.c.id)
+    )
+    expired = list(conn.execute(statement).scalars())
+    add_events(conn, [event(i, now, Status.EXPIRED.value, NEVER_SENT_EXPIRY) for i in expired])
+    return expired
 
 
 def add_events(conn: Connection, events: list[dict[str, Any]]) -> None:

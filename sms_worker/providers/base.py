@@ -41,6 +41,10 @@ class OutboundMessage:
     validity_minutes: int | None = None
     unicode: bool | None = None
     flash: bool = False
+    delivery_time: datetime | None = None
+    """Provider-side scheduling; sms_worker schedules itself and leaves it unset."""
+    callback: bool | None = None
+    group_id: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

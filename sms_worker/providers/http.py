@@ -39,11 +39,13 @@ def transport_errors() -> Iterator[None]:
 
 
 def raise_for_http_status(response: httpx.Response) -> None:
-    """5xx and 429 are worth retrying; other non-2xx answers are the caller's fault."""
+    """5xx and 429 are worth retrying. 401, 403, 404 and 405 mean the account or its URL is
+    wrong, for every message alike: account-wide, so the account pauses instead of failing its
+    whole backlog. Other 4xx answers are this message's fault."""
     code = response.status_code
     if code < 400:
         return
     detail = response.text[:200]
     if code >= 500 or code == 429:
         raise ProviderError(ErrorKind.TRANSIENT, f"HTTP_{code}", detail or response.reason_phrase)
-    raise ProviderError(ErrorKind.PERMANENT, f"HTTP_{code}", detail or response.reason_phrase, account_wide=code in (401, 403))
+    raise ProviderError(ErrorKind.PERMANENT, f"HTTP_{code}", detail or response.reason_phrase, account_wide=code in (401, 403, 404, 405))

@@ -5,7 +5,8 @@ Assumptions where the document is silent:
   (``INVALID_TOKEN``, ``MISSING_PARAMETER``, ``INVALID_PARAMETER``, ``MESSAGE_NOT_FOUND``) are
   the sandbox's; any code not in the table below is treated as permanent, so an unknown answer
   never burns retries.
-- ``deliveryDateTime`` carries no zone; it is read as Slovak local time (Europe/Bratislava).
+- ``delivery_time`` and ``deliveryDateTime`` carry no zone; they are Slovak local time
+  (Europe/Bratislava).
 - Recipients are sent as digits without ``+``: the document reserves ``+421...`` for RCS.
 """
 
@@ -24,6 +25,7 @@ from sms_worker.providers.http import raise_for_http_status, transport_errors
 from sms_worker.status import Status
 
 PROVIDER_TIMEZONE = ZoneInfo("Europe/Bratislava")
+TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 PING_AFTER_IDLE = 10 * 60
 """Refresh the session well before the provider's 15 minutes of inactivity run out."""
 
@@ -175,6 +177,12 @@ def _send_params(message: OutboundMessage) -> dict[str, Any]:
         params["unicode"] = message.unicode
     if message.flash:
         params["type"] = "flash"
+    if message.delivery_time is not None:
+        params["delivery_time"] = message.delivery_time.astimezone(PROVIDER_TIMEZONE).strftime(TIME_FORMAT)
+    if message.callback is not None:
+        params["callback"] = message.callback
+    if message.group_id is not None:
+        params["groupId"] = message.group_id
     return params
 
 
@@ -182,6 +190,6 @@ def _parse_time(value: object) -> datetime | None:
     if not isinstance(value, str) or not value:
         return None
     try:
-        return datetime.strptime(value, "%Y-%m-%d %H:%M:%S").replace(tzinfo=PROVIDER_TIMEZONE).astimezone(timezone.utc)
+        return datetime.strptime(value, TIME_FORMAT).replace(tzinfo=PROVIDER_TIMEZONE).astimezone(timezone.utc)
     except ValueError:
         return None

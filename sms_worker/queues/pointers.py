@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
-from typing import Iterable
+from typing import TYPE_CHECKING, Iterable
 
 import redis
 
 from sms_worker.queues import keys
 from sms_worker.redis_scripts import load_script, text
+
+if TYPE_CHECKING:
+    from sms_worker.runtime import Waker
 
 Pointer = tuple[int, str]
 """(priority, message id as 32 hex digits)."""
@@ -63,3 +67,16 @@ def ready_lengths(client: redis.Redis) -> dict[int, int]:
         for priority in keys.PRIORITIES:
             pipe.llen(keys.ready(priority))
         return dict(zip(keys.PRIORITIES, pipe.execute()))
+
+
+def wakeups(counts_by_priority: dict[int, int], batch_size: int) -> dict[int, int]:
+    """One wake-up per batch: a dispatch task pops up to ``batch_size`` pointers."""
+    return {priority: math.ceil(count / batch_size) for priority, count in counts_by_priority.items() if count}
+
+
+def enqueue(client: redis.Redis, waker: "Waker", batch_size: int, ready: list[Pointer], later: list[tuple[int, str, float]]) -> None:
+    """Point at rows that are due now (and wake workers for them) or later (in the due set)."""
+    if later:
+        schedule(client, later)
+    if ready:
+        waker.wake(wakeups(push_ready(client, ready), batch_size))

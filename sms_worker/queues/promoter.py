@@ -4,12 +4,11 @@ ready lists and wakes workers. Due times never sit in Celery as ETA tasks (DESIG
 
 from __future__ import annotations
 
-import math
 import threading
 import time
 
 from sms_worker.logs import get_logger
-from sms_worker.queues.pointers import promote_due, ready_lengths
+from sms_worker.queues.pointers import promote_due, ready_lengths, wakeups
 from sms_worker.recovery import ensure_redis_state
 from sms_worker.runtime import Runtime
 
@@ -20,7 +19,7 @@ HEAL_EVERY_SECONDS = 1.0
 def promote_once(rt: Runtime) -> dict[int, int]:
     moved = promote_due(rt.redis, rt.clock.now().timestamp())
     if moved:
-        rt.waker.wake({p: math.ceil(n / rt.settings.batch_size) for p, n in moved.items()})
+        rt.waker.wake(wakeups(moved, rt.settings.batch_size))
     return moved
 
 
@@ -28,7 +27,7 @@ def heal_wakeups(rt: Runtime) -> int:
     """Pointers with no wake-up left to find them (a wake-up lost with a killed worker) get one."""
     if rt.waker.pending_wakeups() > 0:
         return 0
-    wanted = {p: math.ceil(n / rt.settings.batch_size) for p, n in ready_lengths(rt.redis).items() if n}
+    wanted = wakeups(ready_lengths(rt.redis), rt.settings.batch_size)
     if wanted:
         rt.waker.wake(wanted)
     return sum(wanted.values())

@@ -15,6 +15,8 @@ class Grant:
     granted: int
     retry_after: float
     """Seconds until the first message not granted would fit (0 when all were granted)."""
+    at: float = 0.0
+    """The Redis server's clock when the bucket decided, in epoch seconds."""
 
 
 class TokenBucket:
@@ -29,5 +31,5 @@ class TokenBucket:
         """Grant the longest prefix of ``costs`` the bucket can pay for now; never waits."""
         if not costs:
             return Grant(0, 0.0)
-        granted, wait = self._script(keys=[self._key], args=[self.rate, self.burst, *costs])
-        return Grant(int(granted), float(wait))
+        granted, wait, at = self._script(keys=[self._key], args=[self.rate, self.burst, *costs])
+        return Grant(int(granted), float(wait), float(at))

@@ -1,7 +1,9 @@
 -- A token bucket shared by every worker on every host: one script, one key, no over-grant.
 -- KEYS[1]: the bucket. ARGV: rate (tokens/s), burst, then the cost of each message in order.
--- Grants the longest prefix of messages that fits. Time is the Redis server's, so hosts with
--- skewed clocks still agree. Returns {granted_count, seconds_until_next_fits (string)}.
+-- Grants the longest prefix of messages that fits. A message costing more than the burst is
+-- granted once the bucket is full and leaves it in debt, so the long-run rate still holds.
+-- Time is the Redis server's, so hosts with skewed clocks still agree.
+-- Returns {granted_count, seconds_until_next_fits, server_time} (the last two as strings).
 local now_parts = redis.call('TIME')
 local now = tonumber(now_parts[1]) + tonumber(now_parts[2]) / 1000000
 local rate = tonumber(ARGV[1])
@@ -13,16 +15,17 @@ tokens = math.min(burst, tokens + math.max(0, now - ts) * rate)
 local granted = 0
 local wait = 0
 for i = 3, #ARGV do
-  local cost = math.min(tonumber(ARGV[i]), burst)
-  if tokens >= cost then
+  local cost = tonumber(ARGV[i])
+  local needed = math.min(cost, burst)
+  if tokens >= needed then
     tokens = tokens - cost
     granted = granted + 1
   else
-    wait = (cost - tokens) / rate
+    wait = (needed - tokens) / rate
     break
   end
 end
 -- %.17g: tostring keeps 14 digits, which would round the clock to 0.1 ms and over-grant
 redis.call('HSET', KEYS[1], 'tokens', string.format('%.17g', tokens), 'ts', string.format('%.17g', now))
-redis.call('EXPIRE', KEYS[1], math.ceil(burst / rate) + 60)
-return {granted, tostring(wait)}
+redis.call('EXPIRE', KEYS[1], math.ceil((burst - math.min(tokens, 0)) / rate) + 60)
+return {granted, tostring(wait), string.format('%.17g', now)}

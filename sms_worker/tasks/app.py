@@ -23,8 +23,7 @@ DISPATCH_TASK = "sms_worker.dispatch"
 
 
 class CeleryConfig:
-    """Read when Celery first needs its configuration, not at import: importing the tasks must
-    not start an embedded Redis, and tests build apps on their own servers."""
+    """Static settings; the ones read from ``Settings`` are added by :func:`create_celery`."""
 
     task_queues = [Queue(name, routing_key=name) for name in QUEUE_ORDER]
     task_default_queue = "standard"
@@ -40,25 +39,30 @@ class CeleryConfig:
     task_serializer = "json"
     accept_content = ["json"]
 
-    def __init__(self, settings: Settings | None = None) -> None:
-        self.settings = settings
-
-    @property
-    def broker_url(self) -> str:
-        return redis_url(self.settings or get_settings())
-
-    @property
-    def beat_schedule(self) -> dict[str, dict]:
-        settings = self.settings or get_settings()
-        return {
-            "sweep": {"task": "sms_worker.sweep", "schedule": settings.sweep_interval_seconds, "options": {"expires": settings.sweep_interval_seconds}},
-            "poll-statuses": {"task": "sms_worker.poll_statuses", "schedule": settings.poll_interval_seconds, "options": {"expires": settings.poll_interval_seconds}},
-        }
-
 
 def create_celery(settings: Settings | None = None) -> Celery:
+    """An app whose settings-derived configuration is read when Celery first needs it, not at
+    import: importing the tasks must not start an embedded Redis, and tests build apps on their
+    own servers. The settings stay in a closure, out of Celery's (inspectable) configuration."""
+
+    def current() -> Settings:
+        return settings or get_settings()
+
+    class Config(CeleryConfig):
+        @property
+        def broker_url(self) -> str:
+            return redis_url(current())
+
+        @property
+        def beat_schedule(self) -> dict[str, dict]:
+            sweep, poll = current().sweep_interval_seconds, current().poll_interval_seconds
+            return {
+                "sweep": {"task": "sms_worker.sweep", "schedule": sweep, "options": {"expires": sweep}},
+                "poll-statuses": {"task": "sms_worker.poll_statuses", "schedule": poll, "options": {"expires": poll}},
+            }
+
     app = Celery("sms_worker", include=["sms_worker.tasks.jobs"])
-    app.config_from_object(CeleryConfig(settings))
+    app.config_from_object(Config())
     return app
 
 

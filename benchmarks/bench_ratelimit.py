@@ -1,0 +1,134 @@
+"""Row 4: accuracy of the provider rate limit with four worker processes.
+
+sms_worker: ``SMS_WORKER_TELEKOM_SK_RATE=100``, ``_BURST=10``, 4,000 messages (quick: 1,500)
+enqueued with the scheduler up (it promotes rate-deferred pointers), then
+``sms-worker worker -c 4``. From the sandbox's ``received_ts`` over a 30 s window (quick: 10 s)
+starting at the first accepted message: the largest count in any sliding 1 s window (the limit
+allows rate + burst = 110) and the mean rate (count in the window / its length; target within
+2% of 100/s).
+
+Naive: the same task with Celery's own ``rate_limit="100/s"``, run by four worker processes as
+four Celery workers (``celery -A benchmarks.naive worker -c 1``, four times): Celery's limit is
+kept by each worker's consumer, so every worker grants its own 100/s. (One worker with ``-c 4``
+shares one limit between its four pool processes; that case is measured too, and reported in
+the notes.) The naive window is as long as its messages last, at most the same window.
+"""
+
+from __future__ import annotations
+
+import time
+
+from benchmarks import naive
+from benchmarks.harness import Options, Row, SandboxWatch, Stack, log, max_in_window, recipient, standalone, verdict
+
+RATE, BURST = 100, 10
+
+
+def window_stats(watch: SandboxWatch, window: float) -> dict:
+    ts = watch.accepted_ts()
+    if not ts:
+        return {"count": 0, "window": window, "mean": 0.0, "max_1s": 0, "total": 0}
+    start = ts[0]
+    inside = [t for t in ts if t < start + window]
+    span = min(window, ts[-1] - start) if len(inside) == len(ts) else window
+    return {
+        "count": len(inside),
+        "window": span,
+        "mean": len(inside) / span if span > 0 else 0.0,
+        "max_1s": max_in_window(inside, 1.0),
+        "total": len(ts),
+        "refused": len(watch.refused()),
+        "duplicates": watch.duplicates(),
+    }
+
+
+def _wait_window(watch: SandboxWatch, window: float, expected: int, timeout: float) -> None:
+    def done(w: SandboxWatch) -> bool:
+        ts = w.accepted_ts()
+        return len(ts) >= expected or (bool(ts) and time.time() > ts[0] + window + 0.5)
+
+    watch.wait_until(done, timeout, f"a {window:.0f}s window", interval=0.5)
+
+
+def measure_ours(stack: Stack, n: int, window: float) -> dict:
+    from sms_worker.producer import send_many
+
+    redis_url = stack.start_redis("redis-ours")
+    database_url = stack.fresh_database("ours")
+    settings = dict(redis_url=redis_url, database_url=database_url, telekom_sk_rate=RATE, telekom_sk_burst=BURST)
+    env = stack.child_env(**settings)
+    scheduler = stack.start_scheduler(env, redis_url)
+    rt = stack.runtime(**settings)
+    watch = stack.watch()
+    send_many([{"to": recipient(i), "text": f"rl {i:06d} hello"} for i in range(n)], runtime=rt)
+    workers = stack.start_workers(env, 4)
+    _wait_window(watch, window, n, timeout=window + 60)
+    stack.check_alive(workers, scheduler)
+    stats = window_stats(watch, window)
+    stack.stop(workers)
+    stack.stop(scheduler)
+    rt.close()
+    log(f"ratelimit/sms_worker: {stats}")
+    return stats
+
+
+def measure_naive(stack: Stack, n: int, window: float, nodes: int, concurrency: int) -> dict:
+    redis_url = stack.start_redis(f"redis-naive-{nodes}x{concurrency}")
+    database_url = stack.fresh_database(f"naive{nodes}x{concurrency}")
+    naive.configure(redis_url, database_url, stack.sandbox_url)
+    env = stack.child_env(redis_url=redis_url, database_url=database_url)
+    env["NAIVE_RATE_LIMIT"] = f"{RATE}/s"
+    watch = stack.watch()
+    for i in range(n):
+        naive.enqueue(recipient(i), f"naive rl {i:06d} hello", limited=True)
+    workers = [stack.start_naive_worker(env, concurrency, name=f"naive{k}") for k in range(nodes)]
+    _wait_window(watch, window, n, timeout=window + 60)
+    stack.check_alive(*workers)
+    stats = window_stats(watch, window)
+    for worker in workers:
+        stack.stop(worker)
+    log(f"ratelimit/naive {nodes} worker(s) x -c {concurrency}: {stats}")
+    return stats
+
+
+def run(opts: Options) -> list[Row]:
+    n, window = opts.pick(4_000, 1_500), opts.pick(30.0, 10.0)
+    n_naive, n_shared = opts.pick(6_000, 2_000), opts.pick(2_000, 1_000)
+    with Stack("ratelimit", opts) as stack:
+        stack.start_sandbox()
+        ours = measure_ours(stack, n, window)
+        base = measure_naive(stack, n_naive, window, nodes=4, concurrency=1)
+        shared = measure_naive(stack, n_shared, opts.pick(15.0, 8.0), nodes=1, concurrency=4)
+    limit = RATE + BURST
+    mean_ok = abs(ours["mean"] - RATE) <= 0.02 * RATE
+    notes = [
+        f"sms_worker: {ours['count']:,} accepted in the {ours['window']:.0f}s window ({ours['total']:,} in all), "
+        f"{ours['duplicates']} duplicate, {ours['refused']} refused; limit = rate {RATE}/s + burst {BURST} = {limit} in any 1 s",
+        f"naive (4 workers x -c 1, rate_limit='{RATE}/s' each): {base['count']:,} in {base['window']:.1f}s",
+        f"naive, one worker -c 4 (one shared Celery limit): max {shared['max_1s']} in 1 s, mean {shared['mean']:.1f}/s over {shared['window']:.1f}s",
+    ]
+    return [
+        Row(
+            "4a",
+            f"rate limit {RATE}/s burst {BURST}, 4 procs: max in any 1 s",
+            f"{ours['max_1s']}",
+            f"{base['max_1s']}",
+            f"{base['max_1s'] / ours['max_1s']:.1f}x over" if ours["max_1s"] else "-",
+            f"<= {limit}",
+            verdict(0 < ours["max_1s"] <= limit),
+            notes,
+        ),
+        Row(
+            "4b",
+            f"rate limit {RATE}/s: mean rate over {ours['window']:.0f}s window",
+            f"{ours['mean']:.1f}/s",
+            f"{base['mean']:.1f}/s",
+            f"{base['mean'] / ours['mean']:.1f}x over" if ours["mean"] else "-",
+            f"{RATE}/s +- 2%",
+            verdict(mean_ok and ours["window"] >= window - 0.01),
+        ),
+    ]
+
+
+if __name__ == "__main__":
+    standalone(run, __doc__.splitlines()[0])

@@ -1,0 +1,63 @@
+"""In-flight markers: what the lease sweep needs to know about a claim whose worker vanished.
+
+At claim time every claimed message gets a ``claimed`` marker. Just before its provider call a
+worker turns it into ``calling``, atomically and only if it is still ``claimed``. The sweep,
+when a lease runs out, takes the marker away atomically unless it says ``calling``:
+
+- ``claimed`` (or none): the call never started. The sweep re-queues the message, and the slow
+  worker, finding its marker gone, skips the call: the message is sent once.
+- ``calling``: the provider may have it. The sweep marks it ``UNKNOWN``; if the worker was only
+  slow, its late answer still replaces that guess.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Iterable
+
+import redis
+
+from sms_worker.queues import keys
+
+CLAIMED, CALLING = b"claimed", b"calling"
+_START_CALL = """
+if redis.call('GET', KEYS[1]) == 'claimed' then
+  redis.call('SET', KEYS[1], 'calling', 'KEEPTTL')
+  return 1
+end
+return 0
+"""
+_TAKE_UNLESS_CALLING = """
+local marker = redis.call('GET', KEYS[1])
+if marker == 'calling' then return 'calling' end
+redis.call('DEL', KEYS[1])
+return marker or 'none'
+"""
+
+
+def mark_claimed(client: redis.Redis, ids: Iterable[uuid.UUID], ttl_seconds: int) -> None:
+    with client.pipeline(transaction=False) as pipe:
+        for message_id in ids:
+            pipe.set(keys.in_flight(message_id.hex), CLAIMED, ex=ttl_seconds)
+        pipe.execute()
+
+
+def start_call(client: redis.Redis, message_id: uuid.UUID) -> bool:
+    """True if this worker still holds the claim and may call the provider."""
+    return bool(client.register_script(_START_CALL)(keys=[keys.in_flight(message_id.hex)]))
+
+
+def take_unless_calling(client: redis.Redis, ids: list[uuid.UUID]) -> dict[uuid.UUID, bool]:
+    """For each expired claim: was its provider call under way (True)? Others lose their marker."""
+    script = client.register_script(_TAKE_UNLESS_CALLING)
+    with client.pipeline(transaction=False) as pipe:
+        for message_id in ids:
+            script(keys=[keys.in_flight(message_id.hex)], client=pipe)
+        answers = pipe.execute()
+    return {message_id: answer in (CALLING, "calling") for message_id, answer in zip(ids, answers)}
+
+
+def clear(client: redis.Redis, ids: Iterable[uuid.UUID]) -> None:
+    names = [keys.in_flight(message_id.hex) for message_id in ids]
+    if names:
+        client.delete(*names)
