@@ -10,8 +10,8 @@ allows rate + burst = 110) and the mean rate (count in the window / its length; 
 Naive: the same task with Celery's own ``rate_limit="100/s"``, run by four worker processes as
 four Celery workers (``celery -A benchmarks.naive worker -c 1``, four times): Celery's limit is
 kept by each worker's consumer, so every worker grants its own 100/s. (One worker with ``-c 4``
-shares one limit between its four pool processes; that case is measured too, and reported in
-the notes.) The naive window is as long as its messages last, at most the same window.
+shares one limit between its four pool processes; that case is measured briefly too and
+reported in the notes: it sends far below the limit.) The naive window is as long as its messages last, at most the same window.
 """
 
 from __future__ import annotations
@@ -31,11 +31,14 @@ def window_stats(watch: SandboxWatch, window: float) -> dict:
     start = ts[0]
     inside = [t for t in ts if t < start + window]
     span = min(window, ts[-1] - start) if len(inside) == len(ts) else window
+    steady = [t for t in inside if t >= start + 2.0]
     return {
         "count": len(inside),
         "window": span,
         "mean": len(inside) / span if span > 0 else 0.0,
         "max_1s": max_in_window(inside, 1.0),
+        "max_1s_after_2s": max_in_window(steady, 1.0),
+        "max_1s_grid": max((sum(1 for t in inside if start + k <= t < start + k + 1) for k in range(int(span))), default=0),
         "total": len(ts),
         "refused": len(watch.refused()),
         "duplicates": watch.duplicates(),
@@ -72,6 +75,28 @@ def measure_ours(stack: Stack, n: int, window: float) -> dict:
     return stats
 
 
+def measure_naive_shared(stack: Stack, n: int, seconds: float) -> dict:
+    """One Celery worker, four pool processes, one shared limit: count what it sends in ``seconds``."""
+    redis_url = stack.start_redis("redis-naive-shared")
+    database_url = stack.fresh_database("naive_shared")
+    naive.configure(redis_url, database_url, stack.sandbox_url)
+    env = stack.child_env(redis_url=redis_url, database_url=database_url)
+    env["NAIVE_RATE_LIMIT"] = f"{RATE}/s"
+    watch = stack.watch()
+    for i in range(n):
+        naive.enqueue(recipient(i), f"naive shared {i:06d} hello", limited=True)
+    worker = stack.start_naive_worker(env, 4, name="naive-shared")
+    watch.wait_until(lambda w: len(w.accepted) >= 1, 30, "the first naive message")
+    time.sleep(seconds)
+    watch.poll()
+    stack.check_alive(worker)
+    stack.stop(worker)
+    ts = watch.accepted_ts()
+    stats = {"count": len(ts), "seconds": seconds, "mean": len(ts) / seconds, "max_1s": max_in_window(ts, 1.0)}
+    log(f"ratelimit/naive one worker -c 4: {stats}")
+    return stats
+
+
 def measure_naive(stack: Stack, n: int, window: float, nodes: int, concurrency: int) -> dict:
     redis_url = stack.start_redis(f"redis-naive-{nodes}x{concurrency}")
     database_url = stack.fresh_database(f"naive{nodes}x{concurrency}")
@@ -93,19 +118,22 @@ def measure_naive(stack: Stack, n: int, window: float, nodes: int, concurrency: 
 
 def run(opts: Options) -> list[Row]:
     n, window = opts.pick(4_000, 1_500), opts.pick(30.0, 10.0)
-    n_naive, n_shared = opts.pick(6_000, 2_000), opts.pick(2_000, 1_000)
+    n_naive, n_shared = opts.pick(6_000, 2_000), 500
     with Stack("ratelimit", opts) as stack:
         stack.start_sandbox()
         ours = measure_ours(stack, n, window)
         base = measure_naive(stack, n_naive, window, nodes=4, concurrency=1)
-        shared = measure_naive(stack, n_shared, opts.pick(15.0, 8.0), nodes=1, concurrency=4)
+        shared = measure_naive_shared(stack, n_shared, opts.pick(10.0, 6.0))
     limit = RATE + BURST
     mean_ok = abs(ours["mean"] - RATE) <= 0.02 * RATE
     notes = [
         f"sms_worker: {ours['count']:,} accepted in the {ours['window']:.0f}s window ({ours['total']:,} in all), "
         f"{ours['duplicates']} duplicate, {ours['refused']} refused; limit = rate {RATE}/s + burst {BURST} = {limit} in any 1 s",
+        f"sms_worker: max in any 1 s after the first 2 s: {ours['max_1s_after_2s']}; max in whole seconds from the first "
+        f"message: {ours['max_1s_grid']} (sliding windows are measured at arrival, so send jitter after the grant counts)",
         f"naive (4 workers x -c 1, rate_limit='{RATE}/s' each): {base['count']:,} in {base['window']:.1f}s",
-        f"naive, one worker -c 4 (one shared Celery limit): max {shared['max_1s']} in 1 s, mean {shared['mean']:.1f}/s over {shared['window']:.1f}s",
+        f"naive, one worker -c 4 (Celery limit shared by its pool): only {shared['count']} sent in the {shared['seconds']:.0f}s "
+        f"after its first message (max {shared['max_1s']} in 1 s): Celery's rate_limit with prefetch under-delivers here",
     ]
     return [
         Row(

@@ -43,7 +43,16 @@ app.conf.update(
 
 
 def configure(broker_url: str, database_url: str, sandbox_url: str) -> None:
-    """For the benchmark process, which publishes (and inserts) without the worker's environment."""
+    """For the benchmark process, which publishes (and inserts) without the worker's environment.
+
+    May be called again for another Redis: the connection and producer pools are dropped, or
+    ``.delay()`` would go on publishing to the previous broker.
+    """
+    if app._pool is not None:
+        app._pool.force_close_all()
+    app._pool = None
+    if "amqp" in app.__dict__:
+        app.amqp._producer_pool = None
     app.conf.broker_url = broker_url
     os.environ["SMS_WORKER_DATABASE_URL"] = database_url
     os.environ["SMS_WORKER_TELEKOM_SK_URL"] = f"{sandbox_url}/telekom-sk"

@@ -21,7 +21,8 @@ class Settings(BaseSettings):
     redis_url: str | None = Field(None, description="Redis URL; default: an embedded redis-server under home.")
 
     batch_size: int = Field(100, ge=1, le=1000, description="Messages a dispatch task claims at once.")
-    http_concurrency: int = Field(32, ge=1, le=512, description="Provider calls in flight per worker process.")
+    http_concurrency: int = Field(8, ge=1, le=512, description="Provider calls in flight per worker process.")
+    max_pending_wakeups: int = Field(32, ge=1, description="Wake-ups waiting per queue; running tasks wake more while a backlog remains.")
     standard_share: float = Field(0.2, ge=0, le=1, description="Share of each batch kept for standard when backlogged.")
     low_share: float = Field(0.1, ge=0, le=1, description="Share of each batch kept for low when backlogged.")
     max_parts: int = Field(10, ge=1, le=255, description="Longest message accepted, in SMS parts.")
@@ -44,6 +45,9 @@ class Settings(BaseSettings):
     telekom_sk_rate: float = Field(50.0, gt=0, description="Messages (or parts) per second for this account.")
     telekom_sk_burst: int = Field(50, ge=1)
     rate_limit_unit: str = Field("messages", pattern="^(messages|parts)$")
+    rate_limit_headroom_seconds: float = Field(
+        0.05, ge=0, description="Burst kept back for the jitter between a grant and the provider's receipt of the message."
+    )
     http_timeout_seconds: float = Field(10.0, gt=0)
 
     sandbox_host: str = "127.0.0.1"

@@ -11,8 +11,9 @@ from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 from typing import Any, Iterable, Mapping
 
-from sqlalchemy import Connection, insert, select
+from sqlalchemy import Connection, select
 
+from sms_worker.db.bulk import insert_rows
 from sms_worker.db.models import Message, MessageEvent
 from sms_worker.queues.pointers import enqueue
 from sms_worker.runtime import Runtime, process_runtime
@@ -31,6 +32,7 @@ from sms_worker.validation import (
 MESSAGES = Message.__table__
 EVENTS = MessageEvent.__table__
 _INSERT_CHUNK = 2000
+_EVENT_COLUMNS = ["message_id", "at", "status", "reason"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +55,8 @@ class MessageRequest:
 
 
 _REQUEST_FIELDS = {f.name for f in fields(MessageRequest)}
+_ROW_COLUMNS = ["id", "recipient", "sender", "text", "encoding", "segments", "priority", "provider", "status", "attempts", "unicode",
+                "flash", "send_after", "valid_until", "idempotency_key", "campaign_id", "created_at", "updated_at"]
 
 
 def send_sms(to: str, text: str, *, runtime: Runtime | None = None, **options: Any) -> uuid.UUID:
@@ -80,7 +84,7 @@ def send_many(messages: Iterable[MessageRequest | Mapping[str, Any]], *, runtime
     if errors:
         raise BatchRejected(errors)
     with rt.engine.begin() as conn:
-        inserted = _insert(conn, rows, now)
+        inserted = _insert(conn, rows)
         ids = _resolve_idempotent(conn, rows, inserted)
     _enqueue(rt, [row for row in rows if row["id"] in inserted], now)
     return ids
@@ -143,21 +147,17 @@ def _optional_text(value: object, field: str, limit: int) -> str | None:
     return value
 
 
-def _insert(conn: Connection, rows: list[dict[str, Any]], now: datetime) -> set[uuid.UUID]:
+def _insert(conn: Connection, rows: list[dict[str, Any]]) -> set[uuid.UUID]:
     """Insert rows and their first event; rows whose idempotency key exists are skipped."""
-    inserted: set[uuid.UUID] = set()
     plain = [row for row in rows if row["idempotency_key"] is None]
     keyed = [row for row in rows if row["idempotency_key"] is not None]
-    for start in range(0, len(plain), _INSERT_CHUNK):
-        conn.execute(insert(MESSAGES), plain[start : start + _INSERT_CHUNK])
-    inserted.update(row["id"] for row in plain)
+    insert_rows(conn, MESSAGES, _ROW_COLUMNS, plain)
+    inserted = {row["id"] for row in plain}
     if keyed:
         upsert = _insert_ignoring_conflicts(conn).returning(MESSAGES.c.id)
         for start in range(0, len(keyed), _INSERT_CHUNK):
             inserted.update(conn.execute(upsert, keyed[start : start + _INSERT_CHUNK]).scalars())
-    events = [_creation_event(row) for row in rows if row["id"] in inserted]
-    for start in range(0, len(events), _INSERT_CHUNK):
-        conn.execute(insert(EVENTS), events[start : start + _INSERT_CHUNK])
+    insert_rows(conn, EVENTS, _EVENT_COLUMNS, [_creation_event(row) for row in rows if row["id"] in inserted])
     return inserted
 
 

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import threading
+import weakref
 from functools import cache
 from importlib.resources import files
 
 import redis
 from redis.commands.core import Script
+
+_registered: "weakref.WeakKeyDictionary[redis.Redis, dict[tuple[str, str], Script]]" = weakref.WeakKeyDictionary()
+_lock = threading.Lock()
 
 
 @cache
@@ -15,7 +20,13 @@ def _source(package: str, name: str) -> str:
 
 
 def load_script(client: redis.Redis, package: str, name: str) -> Script:
-    return client.register_script(_source(package, name))
+    """The script bound to ``client``; hot paths call this per message, so it is made once."""
+    with _lock:
+        scripts = _registered.setdefault(client, {})
+        script = scripts.get((package, name))
+        if script is None:
+            script = scripts[(package, name)] = client.register_script(_source(package, name))
+        return script
 
 
 def text(value: bytes | str) -> str:

@@ -6,6 +6,7 @@ a fake clock, a test database and a test Redis, and Celery tasks stay a few line
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -30,8 +31,6 @@ class Waker(Protocol):
 
     def declare_queues(self) -> None: ...
 
-    def pending_wakeups(self) -> int: ...
-
 
 class NoWaker:
     """For callers that drain the queues themselves (tests, benchmarks' producers)."""
@@ -41,9 +40,6 @@ class NoWaker:
 
     def declare_queues(self) -> None:
         return None
-
-    def pending_wakeups(self) -> int:
-        return 0
 
 
 @dataclass
@@ -97,5 +93,18 @@ def process_runtime() -> Runtime:
         if _runtime is None or _runtime[0] != os.getpid():
             from sms_worker.tasks.app import CeleryWaker
 
-            _runtime = (os.getpid(), build_runtime(waker=CeleryWaker()))
+            settings = get_settings()
+            _runtime = (os.getpid(), build_runtime(settings, waker=CeleryWaker(max_pending=settings.max_pending_wakeups)))
         return _runtime[1]
+
+
+def open_accounts() -> None:
+    """Open every provider account of this process; a failure is logged, not raised: the
+    dispatcher meets the same fault on the first message and classifies it there."""
+    from sms_worker.providers.base import ProviderError
+
+    for name, account in process_runtime().accounts.items():
+        try:
+            account.provider.open()
+        except ProviderError as error:
+            logging.getLogger("sms_worker.accounts").warning("could not open account %s: %s", name, error)

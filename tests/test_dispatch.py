@@ -161,7 +161,7 @@ def test_two_workers_racing_for_one_message_send_it_once(runtime, sandbox, setti
 
 
 def test_a_rate_limited_message_waits_without_using_a_retry(runtime, sandbox, settings_for, clock):
-    limited = build_runtime(settings_for(telekom_sk_rate=1.0, telekom_sk_burst=2), waker=NoWaker(), clock=clock)
+    limited = build_runtime(settings_for(telekom_sk_rate=1.0, telekom_sk_burst=2, rate_limit_headroom_seconds=0), waker=NoWaker(), clock=clock)
     ids = send_many([{"to": RECIPIENT, "text": f"limited {n}"} for n in range(5)], runtime=limited)
 
     report = dispatch_batch(limited)
@@ -228,3 +228,19 @@ def test_a_send_time_in_another_zone_is_honoured(runtime, sandbox, clock):
 
     assert dispatch_batch(runtime).accepted == 1
     assert status_of(runtime, message_id) == "QUEUED"
+
+
+def test_a_high_message_overtakes_a_low_batch_already_being_sent(runtime, sandbox, settings_for, clock):
+    serial = build_runtime(settings_for(http_concurrency=1), waker=NoWaker(), clock=clock)
+    sandbox.add_fault(endpoint="send_message", to="421900000077", fault="latency", ms=150)
+    send_many([{"to": "+421900000077", "text": f"low {n}", "priority": "low"} for n in range(6)], runtime=serial)
+    batch = threading.Thread(target=dispatch_batch, args=(serial,))
+    batch.start()
+    time.sleep(0.2)
+    send_sms(RECIPIENT, "urgent", priority="high", runtime=serial)
+    batch.join()
+
+    order = [s["text"] for s in sandbox.submissions()]
+    assert order.index("urgent") <= 2
+    assert len(order) == 7
+    serial.close()

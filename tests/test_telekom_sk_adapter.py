@@ -158,3 +158,10 @@ def test_every_optional_parameter_reaches_the_wire(make_provider, wire, fake_san
     assert (body["callback"], body["groupId"]) == (False, 1000)
     [submission] = fake_sandbox.submissions()
     assert submission["accepted"] is True
+
+
+def test_open_logs_in_before_the_first_message(make_provider, wire):
+    provider = make_provider()
+    provider.open()
+    provider.send(MESSAGE)
+    assert [f for f, _ in wire] == ["auth", "send_message"]

@@ -81,3 +81,34 @@ def test_send_at_must_be_an_aware_future_time():
         validate_send_at(datetime(2030, 1, 2), now)
     with pytest.raises(InvalidField, match="35 days"):
         validate_send_at(now + timedelta(days=36), now)
+
+
+def test_the_e164_fast_path_agrees_with_the_full_parser():
+    import random
+
+    import phonenumbers
+
+    from sms_worker.validation import _valid_international
+
+    samples = []
+    for region in sorted(phonenumbers.SUPPORTED_REGIONS):
+        example = phonenumbers.example_number_for_type(region, phonenumbers.PhoneNumberType.MOBILE)
+        if example is not None:
+            samples.append(phonenumbers.format_number(example, phonenumbers.PhoneNumberFormat.E164))
+    rng = random.Random(7)
+    samples += ["+" + str(rng.randint(10**7, 10**14)) for _ in range(3000)]
+    def full_parser(e164: str) -> str | None:
+        try:
+            number = phonenumbers.parse(e164, None)
+        except phonenumbers.NumberParseException:
+            return None
+        valid = phonenumbers.is_valid_number(number)
+        return e164 if valid and phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164) == e164 else None
+
+    assert sum(full_parser(e) is not None for e in samples) > 200
+    for e164 in samples:
+        expected = full_parser(e164)
+        fast = _valid_international(e164)
+        assert fast in (None, expected), e164
+        if fast is None and expected is not None:
+            assert normalize_recipient(e164) == expected

@@ -18,21 +18,9 @@ from typing import Iterable
 import redis
 
 from sms_worker.queues import keys
+from sms_worker.redis_scripts import load_script
 
 CLAIMED, CALLING = b"claimed", b"calling"
-_START_CALL = """
-if redis.call('GET', KEYS[1]) == 'claimed' then
-  redis.call('SET', KEYS[1], 'calling', 'KEEPTTL')
-  return 1
-end
-return 0
-"""
-_TAKE_UNLESS_CALLING = """
-local marker = redis.call('GET', KEYS[1])
-if marker == 'calling' then return 'calling' end
-redis.call('DEL', KEYS[1])
-return marker or 'none'
-"""
 
 
 def mark_claimed(client: redis.Redis, ids: Iterable[uuid.UUID], ttl_seconds: int) -> None:
@@ -44,17 +32,17 @@ def mark_claimed(client: redis.Redis, ids: Iterable[uuid.UUID], ttl_seconds: int
 
 def start_call(client: redis.Redis, message_id: uuid.UUID) -> bool:
     """True if this worker still holds the claim and may call the provider."""
-    return bool(client.register_script(_START_CALL)(keys=[keys.in_flight(message_id.hex)]))
+    return bool(load_script(client, "sms_worker.dispatch", "start_call.lua")(keys=[keys.in_flight(message_id.hex)]))
 
 
 def take_unless_calling(client: redis.Redis, ids: list[uuid.UUID]) -> dict[uuid.UUID, bool]:
     """For each expired claim: was its provider call under way (True)? Others lose their marker."""
-    script = client.register_script(_TAKE_UNLESS_CALLING)
+    script = load_script(client, "sms_worker.dispatch", "take_unless_calling.lua")
     with client.pipeline(transaction=False) as pipe:
         for message_id in ids:
             script(keys=[keys.in_flight(message_id.hex)], client=pipe)
         answers = pipe.execute()
-    return {message_id: answer in (CALLING, "calling") for message_id, answer in zip(ids, answers)}
+    return {message_id: answer == CALLING for message_id, answer in zip(ids, answers)}
 
 
 def clear(client: redis.Redis, ids: Iterable[uuid.UUID]) -> None:

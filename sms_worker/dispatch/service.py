@@ -9,9 +9,10 @@ connection. A message whose validity has passed is expired at claim time and nev
 from __future__ import annotations
 
 import math
+import time
 import uuid
-from collections import defaultdict
-from concurrent.futures import wait
+from collections import defaultdict, deque
+from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -24,7 +25,7 @@ from sms_worker.dispatch.sql import MESSAGES, add_events, event, expire_unsent, 
 from sms_worker.logs import get_logger, mask_phone
 from sms_worker.providers.base import Accepted, ErrorKind, OutboundMessage, ProviderError
 from sms_worker.providers.pause import pause, paused_reason
-from sms_worker.queues.pointers import Pointer, pop_batch, schedule
+from sms_worker.queues.pointers import Pointer, pop_batch, pop_urgent, schedule
 from sms_worker.ratelimit import TokenBucket
 from sms_worker.runtime import Runtime
 from sms_worker.status import CLAIMABLE_VALUES, Status
@@ -33,6 +34,7 @@ log = get_logger("dispatch")
 PAUSE_RECHECK_SECONDS = 30
 REQUEUE_AFTER_FAILURE_SECONDS = 5
 IN_FLIGHT_TTL_FLOOR = 3600
+URGENT_LOOK_INTERVAL = 0.01
 WORKER_LOST = "WORKER_LOST"
 
 
@@ -80,31 +82,36 @@ def dispatch_pointers(rt: Runtime, pointers: list[Pointer]) -> BatchReport:
     report = BatchReport(popped=len(pointers))
     if not pointers:
         return report
+    claimed = _prepare_or_reschedule(rt, pointers, report)
+    results = _send_all(rt, claimed, report)
+    _record(rt, results, report)
+    return report
+
+
+def _prepare_or_reschedule(rt: Runtime, pointers: list[Pointer], report: BatchReport) -> list[Claimed]:
+    """Claim what can be sent; if anything fails before the claim, the pointers are not lost."""
     try:
-        claimed = _prepare(rt, pointers, report)
+        return _prepare(rt, pointers, report)
     except Exception:
         retry_at = rt.clock.now().timestamp() + REQUEUE_AFTER_FAILURE_SECONDS
         schedule(rt.redis, [(priority, message_hex, retry_at) for priority, message_hex in pointers])
         log.exception("dispatch failed before any claim; %d pointer(s) rescheduled", len(pointers))
         raise
-    results = _send_all(rt, claimed)
-    _record(rt, results, report)
-    return report
 
 
 def _prepare(rt: Runtime, pointers: list[Pointer], report: BatchReport) -> list[Claimed]:
     now = rt.clock.now()
     ids = list(dict.fromkeys(uuid.UUID(hex=message_hex) for _, message_hex in pointers))
     plan = _plan(rt, ids, now)
-    report.skipped = len(ids) - len(plan.expired) - len(plan.window_over) - len(plan.not_due) - len(plan.sendable)
+    report.skipped += len(ids) - len(plan.expired) - len(plan.window_over) - len(plan.not_due) - len(plan.sendable)
     with rt.engine.begin() as conn:
-        report.expired = len(expire_unsent(conn, now, plan.expired)) if plan.expired else 0
+        report.expired += len(expire_unsent(conn, now, plan.expired)) if plan.expired else 0
         report.failed += _give_up_after_window(conn, plan.window_over, now, rt)
     granted, deferred = _apply_rate_limits(rt, plan.sendable, now)
     deferred += plan.not_due
     if deferred:
         schedule(rt.redis, deferred)
-    report.deferred = len(deferred)
+    report.deferred += len(deferred)
     return _claim(rt, granted, now)
 
 
@@ -160,7 +167,8 @@ def _apply_rate_limits(rt: Runtime, sendable: list[dict[str, Any]], now: datetim
             deferred += [(i["priority"], i["id"].hex, now.timestamp() + PAUSE_RECHECK_SECONDS) for i in items]
             continue
         costs = [i["segments"] if rt.settings.rate_limit_unit == "parts" else 1 for i in items]
-        grant = TokenBucket(rt.redis, provider, account.rate, account.burst).acquire(costs)
+        bucket = TokenBucket(rt.redis, provider, account.rate, account.burst, rt.settings.rate_limit_headroom_seconds)
+        grant = bucket.acquire(costs)
         granted += items[: grant.granted]
         spacing = 1.0 / account.rate
         deferred += [(i["priority"], i["id"].hex, now.timestamp() + grant.retry_after + n * spacing) for n, i in enumerate(items[grant.granted :])]
@@ -216,10 +224,31 @@ def _claimed(row: Any, now: datetime) -> Claimed:
 Outcome = Accepted | ProviderError | ClaimLost
 
 
-def _send_all(rt: Runtime, claimed: list[Claimed]) -> list[tuple[Claimed, Outcome]]:
-    futures = [rt.http_pool.submit(_send_one, rt, item) for item in claimed]
-    wait(futures)
-    return [(item, future.result()) for item, future in zip(claimed, futures)]
+def _send_all(rt: Runtime, claimed: list[Claimed], report: BatchReport) -> list[tuple[Claimed, Outcome]]:
+    """Keep ``http_concurrency`` calls in flight. A batch popped while no high message waited
+    also takes, between its calls, high messages that arrive meanwhile (up to a batch of them)
+    and sends them next, so a high message never waits out a low batch. A batch that already
+    holds high messages does not: that is a high backlog, and the fair shares apply."""
+    waiting = deque(claimed)
+    running: dict[Future, Claimed] = {}
+    results: list[tuple[Claimed, Outcome]] = []
+    urgent_left = 0 if any(item.priority == 3 for item in claimed) else rt.settings.batch_size
+    next_look = 0.0
+    while waiting or running:
+        if urgent_left and time.monotonic() >= next_look:
+            next_look = time.monotonic() + URGENT_LOOK_INTERVAL
+            urgent = pop_urgent(rt.redis, min(urgent_left, rt.settings.http_concurrency))
+            urgent_left -= len(urgent)
+            report.popped += len(urgent)
+            if urgent:
+                waiting.extendleft(reversed(_prepare_or_reschedule(rt, urgent, report)))
+        while waiting and len(running) < rt.settings.http_concurrency:
+            item = waiting.popleft()
+            running[rt.http_pool.submit(_send_one, rt, item)] = item
+        if running:
+            done, _ = wait(running, timeout=URGENT_LOOK_INTERVAL, return_when=FIRST_COMPLETED)
+            results += [(running.pop(future), future.result()) for future in done]
+    return results
 
 
 def _send_one(rt: Runtime, item: Claimed) -> Outcome:

@@ -76,4 +76,9 @@ class Provider(Protocol):
         """Ask the provider where a message is, or raise ProviderError."""
         ...
 
+    def open(self) -> None:
+        """Get ready for the first message (log in, where the API has sessions), so the first
+        batch is not late; raise ProviderError if the account is unusable."""
+        ...
+
     def close(self) -> None: ...

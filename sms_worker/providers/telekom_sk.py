@@ -109,6 +109,10 @@ class TelekomSKProvider:
         code = str(body.get("code", "UNKNOWN"))
         return StatusReport(provider_message_id, code, canonical_status(code), _parse_time(body.get("deliveryDateTime")))
 
+    def open(self) -> None:
+        if self._use_session:
+            self._credentials()
+
     def close(self) -> None:
         self._session_id = None
 

@@ -55,6 +55,12 @@ def pop_batch(client: redis.Redis, size: int, standard_share: float, low_share: 
     return [(int(flat[i]), text(flat[i + 1])) for i in range(0, len(flat), 2)]
 
 
+def pop_urgent(client: redis.Redis, limit: int) -> list[Pointer]:
+    """High-priority pointers only: what a running batch takes in between its calls."""
+    popped = client.lpop(keys.ready(3), limit) or []
+    return [(3, text(item)) for item in popped]
+
+
 def promote_due(client: redis.Redis, now: float, limit: int = 2000) -> dict[int, int]:
     """Move due pointers to their ready lists; returns how many per priority."""
     script_keys = [keys.DUE, *(keys.ready(p) for p in keys.PRIORITIES)]

@@ -13,7 +13,7 @@ from sms_worker.recovery import ensure_redis_state
 from sms_worker.runtime import Runtime
 
 log = get_logger("promoter")
-HEAL_EVERY_SECONDS = 1.0
+KEEP_AWAKE_EVERY_SECONDS = 1.0
 
 
 def promote_once(rt: Runtime) -> dict[int, int]:
@@ -23,25 +23,26 @@ def promote_once(rt: Runtime) -> dict[int, int]:
     return moved
 
 
-def heal_wakeups(rt: Runtime) -> int:
-    """Pointers with no wake-up left to find them (a wake-up lost with a killed worker) get one."""
-    if rt.waker.pending_wakeups() > 0:
-        return 0
+def keep_awake(rt: Runtime) -> None:
+    """Wake workers for the pointers waiting now (the waker tops up to its cap, no further).
+
+    A dispatch task that popped a full batch calls this, so a large backlog keeps enough tasks
+    coming; the promoter calls it every second, so a wake-up lost with a killed worker is
+    replaced."""
     wanted = wakeups(ready_lengths(rt.redis), rt.settings.batch_size)
     if wanted:
         rt.waker.wake(wanted)
-    return sum(wanted.values())
 
 
 def run_promoter(rt: Runtime, stop: threading.Event) -> None:
-    last_heal = 0.0
+    last_wake = 0.0
     while not stop.is_set():
         try:
             ensure_redis_state(rt)
             promote_once(rt)
-            if time.monotonic() - last_heal >= HEAL_EVERY_SECONDS:
-                heal_wakeups(rt)
-                last_heal = time.monotonic()
+            if time.monotonic() - last_wake >= KEEP_AWAKE_EVERY_SECONDS:
+                keep_awake(rt)
+                last_wake = time.monotonic()
         except Exception:  # noqa: BLE001 - Redis or the database may be briefly away; keep promoting
             log.exception("promoter tick failed; retrying")
             stop.wait(1.0)

@@ -22,10 +22,13 @@ class Grant:
 class TokenBucket:
     """A provider account's global rate limit, shared by every process through one Lua script."""
 
-    def __init__(self, client: redis.Redis, account: str, rate: float, burst: int) -> None:
+    def __init__(self, client: redis.Redis, account: str, rate: float, burst: int, headroom_seconds: float = 0.0) -> None:
+        """``headroom_seconds`` keeps ``rate * headroom_seconds`` of the burst back: a grant reaches
+        the provider a few milliseconds later, unevenly, and the provider counts arrivals."""
         self._script = load_script(client, "sms_worker.ratelimit", "token_bucket.lua")
         self._key = keys.rate_limit(account)
-        self.rate, self.burst = rate, burst
+        self.rate = rate
+        self.burst = max(1.0, burst - rate * headroom_seconds)
 
     def acquire(self, costs: list[int]) -> Grant:
         """Grant the longest prefix of ``costs`` the bucket can pay for now; never waits."""

@@ -9,9 +9,10 @@ a share of every batch for standard and low so they never starve.
 from __future__ import annotations
 
 import logging
+import threading
 
 from celery import Celery
-from celery.signals import after_setup_logger
+from celery.signals import after_setup_logger, worker_process_init
 from kombu import Queue
 
 from sms_worker.config import Settings, get_settings
@@ -33,7 +34,7 @@ class CeleryConfig:
     worker_prefetch_multiplier = 1
     worker_disable_prefetch = True
     worker_send_task_events = True
-    task_send_sent_event = True
+    task_send_sent_event = False
     task_ignore_result = True
     task_acks_late = False
     task_serializer = "json"
@@ -75,25 +76,35 @@ def _quiet_http_logs(**_: object) -> None:
     logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
-class CeleryWaker:
-    """Publishes one dispatch wake-up per batch of pointers, on the queue of their priority."""
+@worker_process_init.connect
+def _open_provider_sessions(**_: object) -> None:
+    """Log in to the providers as a worker process starts, in the background, so the first
+    batch neither waits for it nor reaches the provider late and bunched."""
+    from sms_worker.runtime import open_accounts
 
-    def __init__(self, app: Celery | None = None) -> None:
+    threading.Thread(target=open_accounts, name="sms-open-accounts", daemon=True).start()
+
+
+class CeleryWaker:
+    """Publishes dispatch wake-ups on the queue of their priority, one per batch of pointers, but
+    never more than ``max_pending`` waiting per queue: a running dispatch task that finds a full
+    batch wakes more (``keep_awake``), so a huge enqueue costs a few Celery messages, not
+    thousands."""
+
+    def __init__(self, app: Celery | None = None, max_pending: int = 32) -> None:
         self.app = app or celery_app
+        self.max_pending = max_pending
 
     def wake(self, batches_by_priority: dict[int, int]) -> None:
         with self.app.producer_or_acquire() as producer:
+            client = producer.channel.client
             for priority, batches in batches_by_priority.items():
-                for _ in range(batches):
-                    self.app.send_task(DISPATCH_TASK, queue=QUEUE_OF_PRIORITY[priority], producer=producer)
+                queue = QUEUE_OF_PRIORITY[priority]
+                for _ in range(min(batches, self.max_pending - client.llen(queue))):
+                    self.app.send_task(DISPATCH_TASK, queue=queue, producer=producer)
 
     def declare_queues(self) -> None:
         """Re-create kombu's routing keys, which vanish with everything else on a Redis flush."""
         with self.app.connection_for_write() as connection:
             for queue in self.app.conf.task_queues:
                 queue(connection.default_channel).declare()
-
-    def pending_wakeups(self) -> int:
-        with self.app.connection_for_read() as connection:
-            client = connection.default_channel.client
-            return sum(client.llen(name) for name in QUEUE_OF_PRIORITY.values())
