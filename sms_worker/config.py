@@ -46,7 +46,7 @@ class Settings(BaseSettings):
     telekom_sk_burst: int = Field(50, ge=1)
     rate_limit_unit: str = Field("messages", pattern="^(messages|parts)$")
     rate_limit_headroom_seconds: float = Field(
-        0.05, ge=0, description="Burst kept back for the jitter between a grant and the provider's receipt of the message."
+        0.03, ge=0, description="Burst kept back for the jitter between a grant and the provider's receipt of the message."
     )
     http_timeout_seconds: float = Field(10.0, gt=0)
 

@@ -14,7 +14,8 @@ from typing import Any, Iterable, Mapping
 from sqlalchemy import Connection, select
 
 from sms_worker.db.bulk import insert_rows
-from sms_worker.db.models import Message, MessageEvent
+from sms_worker.db.models import Message
+from sms_worker.dispatch.sql import add_events, event
 from sms_worker.queues.pointers import enqueue
 from sms_worker.runtime import Runtime, process_runtime
 from sms_worker.status import Status
@@ -30,9 +31,7 @@ from sms_worker.validation import (
 )
 
 MESSAGES = Message.__table__
-EVENTS = MessageEvent.__table__
 _INSERT_CHUNK = 2000
-_EVENT_COLUMNS = ["message_id", "at", "status", "reason"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,7 +156,7 @@ def _insert(conn: Connection, rows: list[dict[str, Any]]) -> set[uuid.UUID]:
         upsert = _insert_ignoring_conflicts(conn).returning(MESSAGES.c.id)
         for start in range(0, len(keyed), _INSERT_CHUNK):
             inserted.update(conn.execute(upsert, keyed[start : start + _INSERT_CHUNK]).scalars())
-    insert_rows(conn, EVENTS, _EVENT_COLUMNS, [_creation_event(row) for row in rows if row["id"] in inserted])
+    add_events(conn, [_creation_event(row) for row in rows if row["id"] in inserted])
     return inserted
 
 
@@ -173,7 +172,7 @@ def _creation_event(row: dict[str, Any]) -> dict[str, Any]:
     reason = "accepted"
     if row["status"] == Status.SCHEDULED.value:
         reason = f"accepted, scheduled for {row['send_after'].isoformat()}"
-    return {"message_id": row["id"], "at": row["created_at"], "status": row["status"], "reason": reason}
+    return event(row["id"], row["created_at"], row["status"], reason)
 
 
 def _resolve_idempotent(conn: Connection, rows: list[dict[str, Any]], inserted: set[uuid.UUID]) -> list[uuid.UUID]:

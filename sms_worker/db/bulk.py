@@ -46,6 +46,24 @@ def insert_rows(conn: Connection, table: Table, columns: list[str], rows: list[d
     conn.exec_driver_sql(sql, [tuple(convert(row[c]) for c in columns) for row in rows])
 
 
+def update_rows(conn: Connection, table: Table, rows: list[dict[str, Any]], key: str = "id") -> None:
+    """UPDATE each row by ``key``: one executemany per distinct set of columns."""
+    by_columns: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for row in rows:
+        by_columns.setdefault(tuple(sorted(c for c in row if c != key)), []).append(row)
+    postgres = conn.dialect.name == "postgresql"
+    convert = _native if postgres else _SqliteValues()
+    marker = "%s" if postgres else "?"
+    for columns, group in by_columns.items():
+        assignments = ", ".join(f"{c} = {marker}" for c in columns)
+        sql = f"UPDATE {table.name} SET {assignments} WHERE {key} = {marker}"
+        conn.exec_driver_sql(sql, [tuple(convert(row[c]) for c in (*columns, key)) for row in group])
+
+
+def _native(value: Any) -> Any:
+    return value
+
+
 def _copy_rows(conn: Connection, table: Table, columns: list[str], rows: list[dict[str, Any]]) -> None:
     """PostgreSQL's COPY, in the caller's transaction: several times faster than executemany."""
     with conn.connection.driver_connection.cursor() as cursor:

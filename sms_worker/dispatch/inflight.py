@@ -30,9 +30,12 @@ def mark_claimed(client: redis.Redis, ids: Iterable[uuid.UUID], ttl_seconds: int
         pipe.execute()
 
 
-def start_call(client: redis.Redis, message_id: uuid.UUID) -> bool:
-    """True if this worker still holds the claim and may call the provider."""
-    return bool(load_script(client, "sms_worker.dispatch", "start_call.lua")(keys=[keys.in_flight(message_id.hex)]))
+def start_calls(client: redis.Redis, ids: list[uuid.UUID]) -> list[bool]:
+    """For each claim, in one round trip: does this worker still hold it, so it may call?"""
+    if not ids:
+        return []
+    script = load_script(client, "sms_worker.dispatch", "start_call.lua")
+    return [bool(flag) for flag in script(keys=[keys.in_flight(message_id.hex) for message_id in ids])]
 
 
 def take_unless_calling(client: redis.Redis, ids: list[uuid.UUID]) -> dict[uuid.UUID, bool]:

@@ -35,6 +35,8 @@ PAUSE_RECHECK_SECONDS = 30
 REQUEUE_AFTER_FAILURE_SECONDS = 5
 IN_FLIGHT_TTL_FLOOR = 3600
 URGENT_LOOK_INTERVAL = 0.01
+RATE_LIMIT_LEAD_SECONDS = 0.1
+SCHEDULE_TOLERANCE = timedelta(seconds=0.1)
 WORKER_LOST = "WORKER_LOST"
 
 
@@ -104,9 +106,10 @@ def _prepare(rt: Runtime, pointers: list[Pointer], report: BatchReport) -> list[
     ids = list(dict.fromkeys(uuid.UUID(hex=message_hex) for _, message_hex in pointers))
     plan = _plan(rt, ids, now)
     report.skipped += len(ids) - len(plan.expired) - len(plan.window_over) - len(plan.not_due) - len(plan.sendable)
-    with rt.engine.begin() as conn:
-        report.expired += len(expire_unsent(conn, now, plan.expired)) if plan.expired else 0
-        report.failed += _give_up_after_window(conn, plan.window_over, now, rt)
+    if plan.expired or plan.window_over:
+        with rt.engine.begin() as conn:
+            report.expired += len(expire_unsent(conn, now, plan.expired)) if plan.expired else 0
+            report.failed += _give_up_after_window(conn, plan.window_over, now, rt)
     granted, deferred = _apply_rate_limits(rt, plan.sendable, now)
     deferred += plan.not_due
     if deferred:
@@ -130,7 +133,7 @@ def _plan(rt: Runtime, ids: list[uuid.UUID], now: datetime) -> _Plan:
             plan.expired.append(message_id)
         elif row.status == Status.ERROR.value and row.first_attempt_at is not None and now > row.first_attempt_at + window:
             plan.window_over.append(message_id)
-        elif row.send_after > now + timedelta(seconds=1):
+        elif row.send_after > now + SCHEDULE_TOLERANCE:
             plan.not_due.append((row.priority, message_id.hex, row.send_after.timestamp()))
         else:
             plan.sendable.append({"id": message_id, "provider": row.provider, "segments": row.segments, "priority": row.priority})
@@ -170,9 +173,19 @@ def _apply_rate_limits(rt: Runtime, sendable: list[dict[str, Any]], now: datetim
         bucket = TokenBucket(rt.redis, provider, account.rate, account.burst, rt.settings.rate_limit_headroom_seconds)
         grant = bucket.acquire(costs)
         granted += items[: grant.granted]
-        spacing = 1.0 / account.rate
-        deferred += [(i["priority"], i["id"].hex, now.timestamp() + grant.retry_after + n * spacing) for n, i in enumerate(items[grant.granted :])]
+        deferred += [(i["priority"], i["id"].hex, _token_due(now, grant.retry_after, n, account.rate)) for n, i in enumerate(items[grant.granted :])]
     return granted, deferred
+
+
+def _token_due(now: datetime, retry_after: float, position: int, rate: float) -> float:
+    """When the ``position``-th waiting message should be back: a little before its token, so
+    demand is already queued when the token comes (a token not taken when the bucket is full
+    is lost, and the provider's rate with it). One that comes back too early waits again."""
+    return now.timestamp() + max(0.0, retry_after + position / rate - RATE_LIMIT_LEAD_SECONDS)
+
+
+_CLAIM_COLUMNS = [MESSAGES.c[name] for name in ("id", "recipient", "sender", "text", "priority", "provider", "attempts",
+                                                 "first_attempt_at", "valid_until", "unicode", "flash")]
 
 
 def _claim(rt: Runtime, granted: list[dict[str, Any]], now: datetime) -> list[Claimed]:
@@ -186,7 +199,7 @@ def _claim(rt: Runtime, granted: list[dict[str, Any]], now: datetime) -> list[Cl
             MESSAGES.c.status.in_(CLAIMABLE_VALUES),
             MESSAGES.c.provider_message_id.is_(None),
             MESSAGES.c.valid_until > now,
-            MESSAGES.c.send_after <= now + timedelta(seconds=1),
+            MESSAGES.c.send_after <= now + SCHEDULE_TOLERANCE,
         )
         .values(
             status=Status.PROCESSING.value,
@@ -196,7 +209,7 @@ def _claim(rt: Runtime, granted: list[dict[str, Any]], now: datetime) -> list[Cl
             lease_until=lease_until,
             updated_at=now,
         )
-        .returning(*MESSAGES.c)
+        .returning(*_CLAIM_COLUMNS)
     )
     with rt.engine.begin() as conn:
         rows = conn.execute(statement).all()
@@ -225,35 +238,42 @@ Outcome = Accepted | ProviderError | ClaimLost
 
 
 def _send_all(rt: Runtime, claimed: list[Claimed], report: BatchReport) -> list[tuple[Claimed, Outcome]]:
-    """Keep ``http_concurrency`` calls in flight. A batch popped while no high message waited
-    also takes, between its calls, high messages that arrive meanwhile (up to a batch of them)
-    and sends them next, so a high message never waits out a low batch. A batch that already
-    holds high messages does not: that is a high backlog, and the fair shares apply."""
+    """Keep up to ``http_concurrency`` calls in flight, refilled in groups once half are done,
+    so the call markers cost one Redis round trip per group, not per message.
+
+    A batch popped while no high message waited also takes, at each refill, high messages that
+    arrived meanwhile (up to a batch of them) and sends them first, so a high message never
+    waits out a low batch. A batch that already holds high messages does not: that is a high
+    backlog, and the fair shares apply.
+    """
+    limit = rt.settings.http_concurrency
     waiting = deque(claimed)
     running: dict[Future, Claimed] = {}
     results: list[tuple[Claimed, Outcome]] = []
     urgent_left = 0 if any(item.priority == 3 for item in claimed) else rt.settings.batch_size
     next_look = 0.0
     while waiting or running:
-        if urgent_left and time.monotonic() >= next_look:
-            next_look = time.monotonic() + URGENT_LOOK_INTERVAL
-            urgent = pop_urgent(rt.redis, min(urgent_left, rt.settings.http_concurrency))
-            urgent_left -= len(urgent)
-            report.popped += len(urgent)
-            if urgent:
-                waiting.extendleft(reversed(_prepare_or_reschedule(rt, urgent, report)))
-        while waiting and len(running) < rt.settings.http_concurrency:
-            item = waiting.popleft()
-            running[rt.http_pool.submit(_send_one, rt, item)] = item
+        if len(running) <= limit // 2:
+            if urgent_left and time.monotonic() >= next_look:
+                next_look = time.monotonic() + URGENT_LOOK_INTERVAL
+                urgent = pop_urgent(rt.redis, min(urgent_left, limit))
+                urgent_left -= len(urgent)
+                report.popped += len(urgent)
+                if urgent:
+                    waiting.extendleft(reversed(_prepare_or_reschedule(rt, urgent, report)))
+            group = [waiting.popleft() for _ in range(min(limit - len(running), len(waiting)))]
+            for item, allowed in zip(group, inflight.start_calls(rt.redis, [item.id for item in group])):
+                if allowed:
+                    running[rt.http_pool.submit(_call_provider, rt, item)] = item
+                else:
+                    results.append((item, ClaimLost()))
         if running:
-            done, _ = wait(running, timeout=URGENT_LOOK_INTERVAL, return_when=FIRST_COMPLETED)
+            done, _ = wait(running, timeout=URGENT_LOOK_INTERVAL if urgent_left else None, return_when=FIRST_COMPLETED)
             results += [(running.pop(future), future.result()) for future in done]
     return results
 
 
-def _send_one(rt: Runtime, item: Claimed) -> Outcome:
-    if not inflight.start_call(rt.redis, item.id):
-        return ClaimLost()
+def _call_provider(rt: Runtime, item: Claimed) -> Accepted | ProviderError:
     try:
         return rt.accounts[item.provider].provider.send(item.outbound)
     except ProviderError as error:

@@ -6,8 +6,9 @@ import uuid
 from datetime import datetime
 from typing import Any, Iterable
 
-from sqlalchemy import Connection, ColumnElement, Row, bindparam, func, insert, update
+from sqlalchemy import Connection, ColumnElement, Row, func, update
 
+from sms_worker.db.bulk import insert_rows, update_rows
 from sms_worker.db.models import Message, MessageEvent
 from sms_worker.status import CLAIMABLE_VALUES, Status
 
@@ -34,14 +35,8 @@ def lock_rows(conn: Connection, ids: list[Any], statuses: Iterable[str], now: da
 
 
 def update_each(conn: Connection, rows: list[dict[str, Any]]) -> None:
-    """One executemany UPDATE per distinct set of columns; each row dict carries ``id``."""
-    by_columns: dict[tuple[str, ...], list[dict[str, Any]]] = {}
-    for row in rows:
-        by_columns.setdefault(tuple(sorted(row)), []).append(row)
-    for columns, group in by_columns.items():
-        statement = update(MESSAGES).where(MESSAGES.c.id == bindparam("_id"))
-        statement = statement.values({c: bindparam(f"_{c}") for c in columns if c != "id"})
-        conn.execute(statement, [{f"_{key}": value for key, value in row.items()} for row in group])
+    """Update each message by its ``id``, in bulk."""
+    update_rows(conn, MESSAGES, rows)
 
 
 def expire_unsent(conn: Connection, now: datetime, ids: list[uuid.UUID] | None = None) -> list[uuid.UUID]:
@@ -69,9 +64,11 @@ def expire_unsent(conn: Connection, now: datetime, ids: list[uuid.UUID] | None =
     return expired
 
 
+EVENT_COLUMNS = ["message_id", "at", "status", "provider_status", "reason"]
+
+
 def add_events(conn: Connection, events: list[dict[str, Any]]) -> None:
-    if events:
-        conn.execute(insert(EVENTS), events)
+    insert_rows(conn, EVENTS, EVENT_COLUMNS, events)
 
 
 def event(message_id: Any, at: Any, status: str, reason: str, provider_status: str | None = None) -> dict[str, Any]:

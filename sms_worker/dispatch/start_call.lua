@@ -1,6 +1,12 @@
--- Turn a claim's marker from 'claimed' to 'calling', only if the lease sweep has not taken it.
-if redis.call('GET', KEYS[1]) == 'claimed' then
-  redis.call('SET', KEYS[1], 'calling', 'KEEPTTL')
-  return 1
+-- Turn claims' markers from 'claimed' to 'calling', each only if the lease sweep has not
+-- taken it. KEYS: the markers. Returns 1 (may call) or 0 (skip) per key.
+local allowed = {}
+for i, key in ipairs(KEYS) do
+  if redis.call('GET', key) == 'claimed' then
+    redis.call('SET', key, 'calling', 'KEEPTTL')
+    allowed[i] = 1
+  else
+    allowed[i] = 0
+  end
 end
-return 0
+return allowed
