@@ -1,49 +1,70 @@
-"""Bulk inserts straight through the DB-API cursor.
+"""Bulk writes straight through the DB-API cursor.
 
 At a hundred thousand rows, SQLAlchemy's per-value bind processing costs more than the database
 does. The few types this package stores are converted here the way SQLAlchemy stores them: on
-SQLite a UUID as 32 hex digits and a datetime as naive UTC text; PostgreSQL takes them through
-COPY, which psycopg adapts natively.
+SQLite a UUID as 32 hex digits, a datetime as naive UTC text and a boolean as 0/1; PostgreSQL
+takes them through COPY (inserts) or executemany (updates), which psycopg adapts natively.
 """
 
 from __future__ import annotations
 
-import uuid
 from datetime import datetime, timezone
-from typing import Any
+from operator import itemgetter
+from typing import Any, Callable
 
-from sqlalchemy import Connection, Table
+from sqlalchemy import Boolean, Connection, DateTime, Table, Uuid
 
 
-class _SqliteValues:
-    """Converts values for SQLite; a batch repeats a few timestamps, so each is formatted once."""
+def _sqlite_converters(table: Table, columns: tuple[str, ...]) -> list[tuple[int, Callable[[Any], Any]]]:
+    """(position, converter) for the columns SQLite cannot take as Python gives them."""
+    times: dict[datetime, str] = {}
 
-    def __init__(self) -> None:
-        self._times: dict[datetime, str] = {}
+    def timestamp(value: datetime | None) -> str | None:
+        if value is None:
+            return None
+        text = times.get(value)
+        if text is None:
+            text = times[value] = value.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f")
+        return text
 
-    def __call__(self, value: Any) -> Any:
-        if isinstance(value, uuid.UUID):
-            return value.hex
-        if isinstance(value, datetime):
-            text = self._times.get(value)
-            if text is None:
-                text = self._times[value] = value.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f")
-            return text
-        if isinstance(value, bool):
-            return int(value)
-        return value
+    converters: list[tuple[int, Callable[[Any], Any]]] = []
+    for position, name in enumerate(columns):
+        kind = table.c[name].type
+        if isinstance(kind, Uuid):
+            converters.append((position, lambda value: None if value is None else value.hex))
+        elif isinstance(kind, DateTime) or isinstance(getattr(kind, "impl", None), DateTime):
+            converters.append((position, timestamp))
+        elif isinstance(kind, Boolean):
+            converters.append((position, lambda value: None if value is None else int(value)))
+    return converters
+
+
+def _parameters(conn: Connection, table: Table, columns: tuple[str, ...], rows: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
+    get = itemgetter(*columns)
+    if len(columns) == 1:
+        return [(get(row),) for row in rows]
+    if conn.dialect.name != "sqlite":
+        return [get(row) for row in rows]
+    converters = _sqlite_converters(table, columns)
+    params = []
+    for row in rows:
+        values = list(get(row))
+        for position, convert in converters:
+            values[position] = convert(values[position])
+        params.append(tuple(values))
+    return params
 
 
 def insert_rows(conn: Connection, table: Table, columns: list[str], rows: list[dict[str, Any]]) -> None:
-    """INSERT ``rows`` (dicts holding at least ``columns``) in one executemany."""
+    """INSERT ``rows`` (dicts holding at least ``columns``) in one executemany (COPY on PostgreSQL)."""
     if not rows:
         return
+    names = tuple(columns)
     if conn.dialect.name == "postgresql":
-        _copy_rows(conn, table, columns, rows)
+        _copy_rows(conn, table, names, rows)
         return
-    convert = _SqliteValues()
-    sql = f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({', '.join(['?'] * len(columns))})"
-    conn.exec_driver_sql(sql, [tuple(convert(row[c]) for c in columns) for row in rows])
+    sql = f"INSERT INTO {table.name} ({', '.join(names)}) VALUES ({', '.join(['?'] * len(names))})"
+    conn.exec_driver_sql(sql, _parameters(conn, table, names, rows))
 
 
 def update_rows(conn: Connection, table: Table, rows: list[dict[str, Any]], key: str = "id") -> None:
@@ -51,22 +72,16 @@ def update_rows(conn: Connection, table: Table, rows: list[dict[str, Any]], key:
     by_columns: dict[tuple[str, ...], list[dict[str, Any]]] = {}
     for row in rows:
         by_columns.setdefault(tuple(sorted(c for c in row if c != key)), []).append(row)
-    postgres = conn.dialect.name == "postgresql"
-    convert = _native if postgres else _SqliteValues()
-    marker = "%s" if postgres else "?"
+    marker = "%s" if conn.dialect.name == "postgresql" else "?"
     for columns, group in by_columns.items():
         assignments = ", ".join(f"{c} = {marker}" for c in columns)
         sql = f"UPDATE {table.name} SET {assignments} WHERE {key} = {marker}"
-        conn.exec_driver_sql(sql, [tuple(convert(row[c]) for c in (*columns, key)) for row in group])
+        conn.exec_driver_sql(sql, _parameters(conn, table, (*columns, key), group))
 
 
-def _native(value: Any) -> Any:
-    return value
-
-
-def _copy_rows(conn: Connection, table: Table, columns: list[str], rows: list[dict[str, Any]]) -> None:
+def _copy_rows(conn: Connection, table: Table, columns: tuple[str, ...], rows: list[dict[str, Any]]) -> None:
     """PostgreSQL's COPY, in the caller's transaction: several times faster than executemany."""
     with conn.connection.driver_connection.cursor() as cursor:
         with cursor.copy(f"COPY {table.name} ({', '.join(columns)}) FROM STDIN") as copy:
-            for row in rows:
-                copy.write_row(tuple(row[c] for c in columns))
+            for values in _parameters(conn, table, columns, rows):
+                copy.write_row(values)
