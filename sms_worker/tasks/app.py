@@ -86,10 +86,10 @@ def _open_provider_sessions(**_: object) -> None:
 
 
 class CeleryWaker:
-    """Publishes dispatch wake-ups on the queue of their priority, one per batch of pointers, but
-    never more than ``max_pending`` waiting per queue: a running dispatch task that finds a full
-    batch wakes more (``keep_awake``), so a huge enqueue costs a few Celery messages, not
-    thousands."""
+    """Tops the wake-ups waiting on a priority's queue up to one per batch of pointers, and no
+    higher than ``max_pending``: a wake-up pops whatever is most urgent, so those already waiting
+    serve new pointers too, and a running dispatch task that finds a full batch tops them up
+    again (``keep_awake``). A huge enqueue costs a few Celery messages, not thousands."""
 
     def __init__(self, app: Celery | None = None, max_pending: int = 32) -> None:
         self.app = app or celery_app
@@ -100,7 +100,7 @@ class CeleryWaker:
             client = producer.channel.client
             for priority, batches in batches_by_priority.items():
                 queue = QUEUE_OF_PRIORITY[priority]
-                for _ in range(min(batches, self.max_pending - client.llen(queue))):
+                for _ in range(min(batches, self.max_pending) - client.llen(queue)):
                     self.app.send_task(DISPATCH_TASK, queue=queue, producer=producer)
 
     def declare_queues(self) -> None:
