@@ -37,12 +37,8 @@ def drain_stats(watch: SandboxWatch, expected: int) -> dict:
 def measure_ours(stack: Stack, n: int, timeout: float) -> dict:
     from sms_worker.producer import send_many
 
-    redis_url = stack.start_redis("redis-ours")
-    database_url = stack.fresh_database("ours")
-    settings = dict(redis_url=redis_url, database_url=database_url, **HIGH_RATE)
-    env = stack.child_env(**settings)
-    scheduler = stack.start_scheduler(env, redis_url)
-    rt = stack.runtime(**settings)
+    side = stack.ours(**HIGH_RATE)
+    env, scheduler, rt = side.env, side.scheduler, side.runtime
     watch = stack.watch()
     messages = [{"to": recipient(i), "text": f"bench {i:06d} hello"} for i in range(n)]
     started = time.perf_counter()

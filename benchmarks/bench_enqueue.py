@@ -19,9 +19,8 @@ from benchmarks.harness import Options, Row, Stack, chunks, fmt_rate, log, ratio
 def measure_ours(stack: Stack, n: int, chunk: int) -> dict:
     from sms_worker.producer import send_many
 
-    redis_url = stack.start_redis("redis-ours")
-    database_url = stack.fresh_database("ours")
-    rt = stack.runtime(redis_url=redis_url, database_url=database_url)
+    side = stack.ours(scheduler=False)
+    rt = side.runtime
     send_many([{"to": recipient(i), "text": f"warm {i}"} for i in range(100)], runtime=rt)
     messages = [{"to": recipient(i), "text": f"bench {i:06d} hello"} for i in range(n)]
     started = time.perf_counter()

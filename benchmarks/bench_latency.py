@@ -49,12 +49,8 @@ def _latencies(watch: SandboxWatch, sent: dict[str, float]) -> list[float]:
 def measure_ours(stack: Stack, backlog: int, highs: int) -> dict:
     from sms_worker.producer import send_many
 
-    redis_url = stack.start_redis("redis-ours")
-    database_url = stack.fresh_database("ours")
-    settings = dict(redis_url=redis_url, database_url=database_url, **HIGH_RATE)
-    env = stack.child_env(**settings)
-    scheduler = stack.start_scheduler(env, redis_url)
-    rt = stack.runtime(**settings)
+    side = stack.ours(**HIGH_RATE)
+    env, scheduler, rt = side.env, side.scheduler, side.runtime
     watch = stack.watch()
     lows = [{"to": recipient(i), "text": f"low {i:06d} hello", "priority": "low"} for i in range(backlog)]
     for chunk in chunks(lows, 10_000):

@@ -20,9 +20,8 @@ from benchmarks.harness import Options, Row, Stack, chunks, log, ratio, recipien
 def measure_ours(stack: Stack, n: int) -> dict:
     from sms_worker.producer import send_many
 
-    redis_url = stack.start_redis("redis-ours")
-    database_url = stack.fresh_database("ours")
-    rt = stack.runtime(redis_url=redis_url, database_url=database_url)
+    side = stack.ours(scheduler=False)
+    redis_url, rt = side.redis_url, side.runtime
     rt.waker.declare_queues()
     before = used_memory(redis_url)
     messages = [{"to": recipient(i), "text": f"mem {i:06d} hello"} for i in range(n)]

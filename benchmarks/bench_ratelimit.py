@@ -56,12 +56,8 @@ def _wait_window(watch: SandboxWatch, window: float, expected: int, timeout: flo
 def measure_ours(stack: Stack, n: int, window: float) -> dict:
     from sms_worker.producer import send_many
 
-    redis_url = stack.start_redis("redis-ours")
-    database_url = stack.fresh_database("ours")
-    settings = dict(redis_url=redis_url, database_url=database_url, telekom_sk_rate=RATE, telekom_sk_burst=BURST)
-    env = stack.child_env(**settings)
-    scheduler = stack.start_scheduler(env, redis_url)
-    rt = stack.runtime(**settings)
+    side = stack.ours(telekom_sk_rate=RATE, telekom_sk_burst=BURST)
+    env, scheduler, rt = side.env, side.scheduler, side.runtime
     watch = stack.watch()
     send_many([{"to": recipient(i), "text": f"rl {i:06d} hello"} for i in range(n)], runtime=rt)
     workers = stack.start_workers(env, 4)

@@ -226,6 +226,14 @@ class Proc:
             return ""
 
 
+@dataclass
+class Ours:
+    redis_url: str
+    env: dict[str, str]
+    scheduler: Any
+    runtime: Any
+
+
 class Stack:
     """Everything one benchmark runs, stopped on exit. Use as a context manager."""
 
@@ -411,6 +419,14 @@ class Stack:
             wanted = get_settings().redis_url
             if celery_app.conf.broker_url != wanted:
                 raise RuntimeError("sms_worker.tasks.app was imported for another Redis; one stack per process")
+
+    def ours(self, *, scheduler: bool = True, **settings: Any) -> "Ours":
+        """A fresh sms_worker side: its own Redis and database, the scheduler, a producer runtime."""
+        redis_url = self.start_redis("redis-ours")
+        settings = dict(redis_url=redis_url, database_url=self.fresh_database("ours"), **settings)
+        env = self.child_env(**settings)
+        started = self.start_scheduler(env, redis_url) if scheduler else None
+        return Ours(redis_url, env, started, self.runtime(**settings))
 
     def runtime(self, **settings: Any):  # noqa: ANN201 - sms_worker.runtime.Runtime
         """An in-process runtime with Celery wake-ups, as a producer in production has."""

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from datetime import timedelta
 import threading
-import time
 
 from sqlalchemy import update
 
+from conftest import wait_until
 from sms_worker.dispatch import inflight
 from sms_worker.dispatch.service import dispatch_batch
 from sms_worker.dispatch.sql import MESSAGES
@@ -114,7 +114,7 @@ def test_a_slow_worker_whose_lease_ran_out_sends_nothing_twice(settings_for, red
     stuck, waiting = send_many([{"to": "+421900000001", "text": "stuck"}, {"to": "+421900000002", "text": "waiting"}], runtime=slow)
     worker = threading.Thread(target=dispatch_batch, args=(slow,))
     worker.start()
-    time.sleep(0.5)
+    wait_until(lambda: [s["text"] for s in sandbox.submissions()] == ["stuck"], 10, 0.02, "the slow call to reach the provider")
     clock.advance(slow.settings.lease_seconds + 1)
 
     report = sweep(fast)
