@@ -11,7 +11,7 @@ from phonenumbers import COUNTRY_CODE_TO_REGION_CODE, NumberParseException, Phon
 PRIORITY_NAMES = {"high": 3, "standard": 2, "low": 1}
 QUEUE_OF_PRIORITY = {3: "high", 2: "standard", 1: "low"}
 MIN_VALIDITY_MINUTES, MAX_VALIDITY_MINUTES = 1, 1440
-_E164 = re.compile(r"^\+[1-9]\d{6,14}$")
+_E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
 _ALPHANUMERIC_SENDER = re.compile(r"^[A-Za-z0-9 .&_\-]{1,11}$")
 _POSSIBLE_REASONS = {
     ValidationResult.INVALID_COUNTRY_CODE: "unknown country calling code",

@@ -244,3 +244,30 @@ def test_a_high_message_overtakes_a_low_batch_already_being_sent(runtime, sandbo
     assert order.index("urgent") <= 2
     assert len(order) == 7
     serial.close()
+
+
+def test_slow_calls_do_not_hold_up_the_rest_of_the_batch(runtime, sandbox, settings_for, clock):
+    four = build_runtime(settings_for(http_concurrency=4), waker=NoWaker(), clock=clock)
+    sandbox.add_fault(endpoint="send_message", to="421900000099", fault="latency", ms=2000)
+    send_many([{"to": "+421900000099", "text": f"slow {n}"} for n in range(3)], runtime=four)
+    send_many([{"to": RECIPIENT, "text": f"fast {n}"} for n in range(12)], runtime=four)
+    started = time.time()
+
+    dispatch_batch(four)
+
+    fast = [s["received_ts"] for s in sandbox.submissions() if s["text"].startswith("fast")]
+    assert len(fast) == 12
+    assert max(fast) - started < 1.5, "fast messages waited for the slow calls"
+    four.close()
+
+
+def test_a_status_that_has_not_changed_writes_no_event(runtime, sandbox, clock):
+    message_id = send_sms(RECIPIENT, "patience", runtime=runtime)
+    sandbox.add_fault(endpoint="send_message", to="421900123456", fault="final_status", status="UNKNOWN")
+    dispatch_batch(runtime)
+    for _ in range(3):
+        clock.advance(60)
+        poll_statuses(runtime)
+
+    statuses = [e["status"] for e in history(runtime, message_id)["events"]]
+    assert statuses.count("QUEUED") == 1

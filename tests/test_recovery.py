@@ -57,8 +57,9 @@ def test_a_claim_lost_during_the_provider_call_becomes_unknown_not_a_second_send
     ensure_redis_state(runtime)
     message_id = send_sms(RECIPIENT, "maybe sent", runtime=runtime)
     abandon_claim(runtime, message_id)
-    inflight.mark_claimed(runtime.redis, [message_id], 3600)
-    assert inflight.start_calls(runtime.redis, [message_id]) == [True]
+    inflight.mark_claimed(runtime.redis, [message_id], "c1", 3600)
+    assert inflight.start_calls(runtime.redis, [(message_id, "c2")]) == [False]
+    assert inflight.start_calls(runtime.redis, [(message_id, "c1")]) == [True]
     clock.advance(runtime.settings.lease_seconds + 1)
 
     report = sweep(runtime)

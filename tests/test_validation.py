@@ -112,3 +112,8 @@ def test_the_e164_fast_path_agrees_with_the_full_parser():
         assert fast in (None, expected), e164
         if fast is None and expected is not None:
             assert normalize_recipient(e164) == expected
+
+
+def test_digits_from_other_scripts_come_out_as_ascii():
+    assert normalize_recipient("+421９００１２３４５６") == "+421900123456"
+    assert normalize_recipient("+٤٢١٩٠٠١٢٣٤٥٦") == "+421900123456"

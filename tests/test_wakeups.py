@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from sms_worker.producer import send_many
-from sms_worker.queues.promoter import keep_awake
+from sms_worker.queues.pointers import keep_awake
 from sms_worker.runtime import build_runtime
 from sms_worker.tasks.app import CeleryWaker, create_celery
 
@@ -20,8 +20,8 @@ def test_a_large_enqueue_publishes_wakeups_up_to_the_cap_and_keep_awake_tops_the
     send_many([{"to": "+421900000001", "text": "urgent", "priority": "high"}], runtime=rt)
     assert (redis_client.llen("high"), redis_client.llen("low")) == (1, 0)
 
-    keep_awake(rt)
+    keep_awake(rt.redis, rt.waker, 10)
     assert (redis_client.llen("high"), redis_client.llen("low")) == (1, 5)
-    keep_awake(rt)
+    keep_awake(rt.redis, rt.waker, 10)
     assert (redis_client.llen("high"), redis_client.llen("low")) == (1, 5)
     rt.close()

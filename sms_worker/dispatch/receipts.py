@@ -72,12 +72,13 @@ def apply_reports(rt: Runtime, results: list[tuple[Any, StatusReport | ProviderE
             if isinstance(outcome, ProviderError):
                 report.errors += 1
             next_check = _next_check(rt, row, now)
-            status = outcome.status.value if isinstance(outcome, StatusReport) else current[row.id]
+            was = current[row.id].status
+            status = outcome.status.value if isinstance(outcome, StatusReport) else was
             if status not in FINAL_VALUES and now > row.valid_until + RECEIPT_TIMEOUT:
                 status, outcome = Status.UNKNOWN.value, StatusReport(row.provider_message_id, "NO_RECEIPT", Status.UNKNOWN)
             final = status in FINAL_VALUES
             change: dict[str, Any] = {"id": row.id, "next_check_at": None if final else next_check}
-            if isinstance(outcome, StatusReport) and status != current[row.id]:
+            if isinstance(outcome, StatusReport) and status != was:
                 report.changed += 1
                 report.final += final
                 change.update(status=status, provider_status=outcome.provider_status)

@@ -25,7 +25,7 @@ from sms_worker.dispatch.sql import MESSAGES, add_events, event, expire_unsent, 
 from sms_worker.logs import get_logger, mask_phone
 from sms_worker.providers.base import Accepted, ErrorKind, OutboundMessage, ProviderError
 from sms_worker.providers.pause import pause, paused_reason
-from sms_worker.queues.pointers import Pointer, pop_batch, pop_urgent, schedule
+from sms_worker.queues.pointers import Pointer, keep_awake, pop_batch, pop_urgent, schedule
 from sms_worker.ratelimit import TokenBucket
 from sms_worker.runtime import Runtime
 from sms_worker.status import CLAIMABLE_VALUES, Status
@@ -54,6 +54,9 @@ class BatchReport:
 @dataclass(frozen=True, slots=True)
 class Claimed:
     id: uuid.UUID
+    claim: str
+    """Names this claim in its in-flight marker: a worker whose lease ran out can never take a
+    later claim of the same message for its own."""
     priority: int
     provider: str
     attempts: int
@@ -75,8 +78,12 @@ class _Plan:
 
 
 def dispatch_batch(rt: Runtime) -> BatchReport:
-    """Take the most urgent pointers and see each to its next status."""
+    """Take the most urgent pointers and see each to its next status.
+
+    A full batch means more may be waiting: other workers are woken at once, not after it."""
     pointers = pop_batch(rt.redis, rt.settings.batch_size, rt.settings.standard_share, rt.settings.low_share)
+    if len(pointers) >= rt.settings.batch_size:
+        keep_awake(rt.redis, rt.waker, rt.settings.batch_size)
     return dispatch_pointers(rt, pointers)
 
 
@@ -214,12 +221,13 @@ def _claim(rt: Runtime, granted: list[dict[str, Any]], now: datetime) -> list[Cl
     with rt.engine.begin() as conn:
         rows = conn.execute(statement).all()
         add_events(conn, [event(r.id, now, Status.PROCESSING.value, f"claimed for attempt {r.attempts}") for r in rows])
-    inflight.mark_claimed(rt.redis, (row.id for row in rows), max(IN_FLIGHT_TTL_FLOOR, rt.settings.lease_seconds * 10))
+    claim = uuid.uuid4().hex
+    inflight.mark_claimed(rt.redis, [row.id for row in rows], claim, max(IN_FLIGHT_TTL_FLOOR, rt.settings.lease_seconds * 10))
     order = {g["id"]: n for n, g in enumerate(granted)}
-    return sorted((_claimed(row, now) for row in rows), key=lambda c: order[c.id])
+    return sorted((_claimed(row, claim, now) for row in rows), key=lambda c: order[c.id])
 
 
-def _claimed(row: Any, now: datetime) -> Claimed:
+def _claimed(row: Any, claim: str, now: datetime) -> Claimed:
     remaining = max(1, min(1440, math.ceil((row.valid_until - now).total_seconds() / 60)))
     outbound = OutboundMessage(
         message_id=row.id.hex,
@@ -231,46 +239,74 @@ def _claimed(row: Any, now: datetime) -> Claimed:
         unicode=row.unicode,
         flash=row.flash,
     )
-    return Claimed(row.id, row.priority, row.provider, row.attempts, row.first_attempt_at or now, row.valid_until, outbound)
+    return Claimed(row.id, claim, row.priority, row.provider, row.attempts, row.first_attempt_at or now, row.valid_until, outbound)
 
 
 Outcome = Accepted | ProviderError | ClaimLost
 
 
 def _send_all(rt: Runtime, claimed: list[Claimed], report: BatchReport) -> list[tuple[Claimed, Outcome]]:
-    """Keep up to ``http_concurrency`` calls in flight, refilled in groups once half are done,
-    so the call markers cost one Redis round trip per group, not per message.
+    """Keep up to ``http_concurrency`` calls in flight. Free slots are refilled in groups of a
+    quarter of them (one Redis round trip marks a group's calls), or sooner if a slot has been
+    free for a moment, so slow calls never hold up the rest.
 
-    A batch popped while no high message waited also takes, at each refill, high messages that
-    arrived meanwhile (up to a batch of them) and sends them first, so a high message never
-    waits out a low batch. A batch that already holds high messages does not: that is a high
-    backlog, and the fair shares apply.
+    A batch popped while no high message waited also takes high messages that arrive meanwhile
+    (up to a batch of them) and sends them next, so a high message never waits out a low batch.
+    A batch that already holds high messages does not: that is a high backlog, and the fair
+    shares apply.
     """
     limit = rt.settings.http_concurrency
+    group = max(1, limit // 4)
     waiting = deque(claimed)
     running: dict[Future, Claimed] = {}
     results: list[tuple[Claimed, Outcome]] = []
     urgent_left = 0 if any(item.priority == 3 for item in claimed) else rt.settings.batch_size
-    next_look = 0.0
+    next_look = last_refill = 0.0
     while waiting or running:
-        if len(running) <= limit // 2:
-            if urgent_left and time.monotonic() >= next_look:
-                next_look = time.monotonic() + URGENT_LOOK_INTERVAL
-                urgent = pop_urgent(rt.redis, min(urgent_left, limit))
-                urgent_left -= len(urgent)
-                report.popped += len(urgent)
-                if urgent:
-                    waiting.extendleft(reversed(_prepare_or_reschedule(rt, urgent, report)))
-            group = [waiting.popleft() for _ in range(min(limit - len(running), len(waiting)))]
-            for item, allowed in zip(group, inflight.start_calls(rt.redis, [item.id for item in group])):
-                if allowed:
-                    running[rt.http_pool.submit(_call_provider, rt, item)] = item
-                else:
-                    results.append((item, ClaimLost()))
+        now = time.monotonic()
+        if urgent_left and now >= next_look:
+            next_look = now + URGENT_LOOK_INTERVAL
+            urgent_left = _take_urgent(rt, waiting, urgent_left, report)
+        free = limit - len(running)
+        if waiting and free and (free >= group or now - last_refill >= URGENT_LOOK_INTERVAL or len(waiting) < group):
+            last_refill = now
+            if not _start(rt, [waiting.popleft() for _ in range(min(free, len(waiting)))], running, results):
+                break
         if running:
-            done, _ = wait(running, timeout=URGENT_LOOK_INTERVAL if urgent_left else None, return_when=FIRST_COMPLETED)
+            done, _ = wait(running, timeout=URGENT_LOOK_INTERVAL, return_when=FIRST_COMPLETED)
             results += [(running.pop(future), future.result()) for future in done]
+    for future in list(running):
+        results.append((running.pop(future), future.result()))
     return results
+
+
+def _take_urgent(rt: Runtime, waiting: deque[Claimed], urgent_left: int, report: BatchReport) -> int:
+    """Put newly arrived high messages at the front; a failure here ends the look-out, not the batch."""
+    try:
+        urgent = pop_urgent(rt.redis, min(urgent_left, rt.settings.http_concurrency))
+        report.popped += len(urgent)
+        if urgent:
+            waiting.extendleft(reversed(_prepare_or_reschedule(rt, urgent, report)))
+        return urgent_left - len(urgent)
+    except Exception:  # noqa: BLE001 - the batch's own calls must still be seen through
+        log.exception("taking newly arrived high messages failed; this batch stops looking for them")
+        return 0
+
+
+def _start(rt: Runtime, items: list[Claimed], running: dict[Future, Claimed], results: list[tuple[Claimed, Outcome]]) -> bool:
+    """Mark the calls as started and submit them. If Redis cannot mark them, nothing more is
+    started: the calls in flight are seen through, and the lease sweep re-queues the rest."""
+    try:
+        allowed = inflight.start_calls(rt.redis, [(item.id, item.claim) for item in items])
+    except Exception:  # noqa: BLE001 - see the docstring
+        log.exception("could not mark %d call(s) as started; leaving them to the lease sweep", len(items))
+        return False
+    for item, may_call in zip(items, allowed):
+        if may_call:
+            running[rt.http_pool.submit(_call_provider, rt, item)] = item
+        else:
+            results.append((item, ClaimLost()))
+    return True
 
 
 def _call_provider(rt: Runtime, item: Claimed) -> Accepted | ProviderError:

@@ -86,3 +86,14 @@ def enqueue(client: redis.Redis, waker: "Waker", batch_size: int, ready: list[Po
         schedule(client, later)
     if ready:
         waker.wake(wakeups(push_ready(client, ready), batch_size))
+
+
+def keep_awake(client: redis.Redis, waker: "Waker", batch_size: int) -> None:
+    """Wake workers for the pointers waiting now (the waker tops up to its cap, no further).
+
+    A dispatch task that pops a full batch calls this, so a large backlog keeps enough tasks
+    coming; the promoter calls it every second, so a wake-up lost with a killed worker is
+    replaced."""
+    wanted = wakeups(ready_lengths(client), batch_size)
+    if wanted:
+        waker.wake(wanted)

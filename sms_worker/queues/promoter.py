@@ -8,7 +8,7 @@ import threading
 import time
 
 from sms_worker.logs import get_logger
-from sms_worker.queues.pointers import promote_due, ready_lengths, wakeups
+from sms_worker.queues.pointers import keep_awake, promote_due, wakeups
 from sms_worker.recovery import ensure_redis_state
 from sms_worker.runtime import Runtime
 
@@ -23,17 +23,6 @@ def promote_once(rt: Runtime) -> dict[int, int]:
     return moved
 
 
-def keep_awake(rt: Runtime) -> None:
-    """Wake workers for the pointers waiting now (the waker tops up to its cap, no further).
-
-    A dispatch task that popped a full batch calls this, so a large backlog keeps enough tasks
-    coming; the promoter calls it every second, so a wake-up lost with a killed worker is
-    replaced."""
-    wanted = wakeups(ready_lengths(rt.redis), rt.settings.batch_size)
-    if wanted:
-        rt.waker.wake(wanted)
-
-
 def run_promoter(rt: Runtime, stop: threading.Event) -> None:
     last_wake = 0.0
     while not stop.is_set():
@@ -41,7 +30,7 @@ def run_promoter(rt: Runtime, stop: threading.Event) -> None:
             ensure_redis_state(rt)
             promote_once(rt)
             if time.monotonic() - last_wake >= KEEP_AWAKE_EVERY_SECONDS:
-                keep_awake(rt)
+                keep_awake(rt.redis, rt.waker, rt.settings.batch_size)
                 last_wake = time.monotonic()
         except Exception:  # noqa: BLE001 - Redis or the database may be briefly away; keep promoting
             log.exception("promoter tick failed; retrying")

@@ -6,7 +6,6 @@ from dataclasses import asdict
 
 from sms_worker.dispatch.receipts import poll_statuses as poll_due_statuses
 from sms_worker.dispatch.service import dispatch_batch
-from sms_worker.queues.promoter import keep_awake
 from sms_worker.recovery import sweep as run_sweep
 from sms_worker.runtime import process_runtime
 from sms_worker.tasks.app import DISPATCH_TASK, celery_app
@@ -14,11 +13,7 @@ from sms_worker.tasks.app import DISPATCH_TASK, celery_app
 
 @celery_app.task(name=DISPATCH_TASK)
 def dispatch() -> dict[str, int]:
-    rt = process_runtime()
-    report = dispatch_batch(rt)
-    if report.popped >= rt.settings.batch_size:
-        keep_awake(rt)
-    return asdict(report)
+    return asdict(dispatch_batch(process_runtime()))
 
 
 @celery_app.task(name="sms_worker.sweep")
