@@ -246,9 +246,9 @@ Outcome = Accepted | ProviderError | ClaimLost
 
 
 def _send_all(rt: Runtime, claimed: list[Claimed], report: BatchReport) -> list[tuple[Claimed, Outcome]]:
-    """Keep up to ``http_concurrency`` calls in flight. Free slots are refilled in groups of a
-    quarter of them (one Redis round trip marks a group's calls), or sooner if a slot has been
-    free for a moment, so slow calls never hold up the rest.
+    """Keep up to ``http_concurrency`` calls in flight. Free slots are refilled once half of them
+    are free (one Redis round trip marks a group's calls), or sooner if a slot has been free for
+    a moment, so slow calls never hold up the rest.
 
     A batch popped while no high message waited also takes high messages that arrive meanwhile
     (up to a batch of them) and sends them next, so a high message never waits out a low batch.
@@ -256,7 +256,7 @@ def _send_all(rt: Runtime, claimed: list[Claimed], report: BatchReport) -> list[
     shares apply.
     """
     limit = rt.settings.http_concurrency
-    group = max(1, limit // 4)
+    group = max(1, limit // 2)
     waiting = deque(claimed)
     running: dict[Future, Claimed] = {}
     results: list[tuple[Claimed, Outcome]] = []
