@@ -271,3 +271,17 @@ def test_a_status_that_has_not_changed_writes_no_event(runtime, sandbox, clock):
 
     statuses = [e["status"] for e in history(runtime, message_id)["events"]]
     assert statuses.count("QUEUED") == 1
+
+
+def test_the_xml_transport_carries_a_message_through(runtime, sandbox, settings_for, clock):
+    xml = build_runtime(settings_for(telekom_sk_transport="xml"), waker=NoWaker(), clock=clock)
+    message_id = send_sms(RECIPIENT, "over xml", runtime=xml)
+
+    assert dispatch_batch(xml).accepted == 1
+    time.sleep(0.8)
+    clock.advance(2)
+    poll_statuses(xml)
+
+    assert status_of(xml, message_id) == "DELIVERED"
+    assert [s["text"] for s in sandbox.submissions()] == ["over xml"]
+    xml.close()

@@ -8,7 +8,7 @@ import httpx
 
 from sms_worker.config import Settings
 from sms_worker.providers.base import Provider
-from sms_worker.providers.telekom_sk import TelekomSKProvider
+from sms_worker.providers.telekom_sk import JsonCodec, TelekomSKProvider, XmlCodec
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,5 +19,6 @@ class Account:
 
 
 def build_accounts(settings: Settings, client: httpx.Client) -> dict[str, Account]:
-    telekom = TelekomSKProvider("telekom-sk", settings.telekom_sk_url, settings.telekom_sk_token.get_secret_value(), client)
+    codec = XmlCodec() if settings.telekom_sk_transport == "xml" else JsonCodec()
+    telekom = TelekomSKProvider("telekom-sk", settings.telekom_sk_url, settings.telekom_sk_token.get_secret_value(), client, codec=codec)
     return {telekom.name: Account(telekom, settings.telekom_sk_rate, settings.telekom_sk_burst)}

@@ -1,4 +1,4 @@
-"""Telekom SK SMS API v1 (``../shared/seeds/telekom-sk-sms-api-v1.txt``), JSON transport.
+"""Telekom SK SMS API v1 (``../shared/seeds/telekom-sk-sms-api-v1.txt``), JSON or XML transport.
 
 Assumptions where the document is silent:
 - Error codes other than the documented ``OK``, ``SESSION_NOT_FOUND`` and ``IP_NOT_ALLOWED``
@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import threading
 import time
+import xml.etree.ElementTree as ET
 from datetime import datetime, timezone
 from zoneinfo import ZoneInfo
 from typing import Any, Callable
 
+import defusedxml.ElementTree as DefusedET
 import httpx
 
 from sms_worker.providers.base import Accepted, ErrorKind, OutboundMessage, ProviderError, StatusReport
@@ -69,6 +71,47 @@ class JsonCodec:
         return body
 
 
+class XmlCodec:
+    """The XML transport: POST a ``<request>`` document to ``<base>/xml/<function>``.
+
+    The answer is read into the same shape as the JSON one, so the adapter has one logic for
+    both: ``<messages><message id=...>`` becomes ``messages[]`` and ``check_message``'s
+    ``<message>`` its top-level fields. XML answers carry no ``parts``.
+    """
+
+    path = "xml"
+
+    def encode(self, params: dict[str, Any]) -> dict[str, Any]:
+        root = ET.Element("request")
+        for name, value in params.items():
+            ET.SubElement(root, name).text = ("true" if value else "false") if isinstance(value, bool) else str(value)
+        document = b'<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="utf-8")
+        return {"content": document, "headers": {"content-type": "application/xml"}}
+
+    def decode(self, response: httpx.Response) -> dict[str, Any]:
+        try:
+            root = DefusedET.fromstring(response.content)
+        except (DefusedET.ParseError, ValueError):
+            raise ProviderError(ErrorKind.TRANSIENT, "BAD_RESPONSE", f"not XML: {response.text[:100]!r}") from None
+        result = root.find("result")
+        if root.tag != "response" or result is None:
+            raise ProviderError(ErrorKind.TRANSIENT, "BAD_RESPONSE", "no <result> in the answer")
+        body: dict[str, Any] = {"result": _texts(result)}
+        if root.find("session_id") is not None:
+            body["session_id"] = root.findtext("session_id")
+        messages = root.find("messages")
+        if messages is not None:
+            body["messages"] = [{**_texts(m), "message_id": m.get("id")} for m in messages.findall("message")]
+        message = root.find("message")
+        if message is not None:
+            body.update(_texts(message))
+        return body
+
+
+def _texts(element: ET.Element) -> dict[str, str]:
+    return {child.tag: (child.text or "").strip() for child in element}
+
+
 class TelekomSKProvider:
     """One Telekom SK API key. Keeps a session, pings it when idle, logs in again when it is lost."""
 
@@ -80,7 +123,7 @@ class TelekomSKProvider:
         client: httpx.Client,
         *,
         use_session: bool = True,
-        codec: JsonCodec | None = None,
+        codec: JsonCodec | XmlCodec | None = None,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.name = name

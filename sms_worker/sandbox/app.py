@@ -10,7 +10,7 @@ from sms_worker.sandbox.control import Control
 from sms_worker.sandbox.faults import FaultEngine
 from sms_worker.sandbox.recorder import Recorder
 from sms_worker.sandbox.settings import SandboxSettings
-from sms_worker.sandbox.telekom_sk import JsonCodec, TelekomSk
+from sms_worker.sandbox.telekom_sk import JsonCodec, TelekomSk, XmlCodec
 
 
 def create_app(clock: Clock | None = None, settings: SandboxSettings | None = None) -> Starlette:
@@ -23,7 +23,7 @@ def create_app(clock: Clock | None = None, settings: SandboxSettings | None = No
     control = Control(recorder, faults, reset=telekom_sk.reset)
     return Starlette(
         routes=[
-            Mount("/telekom-sk", routes=telekom_sk.routes(JsonCodec())),
+            Mount("/telekom-sk", routes=[*telekom_sk.routes(JsonCodec()), *telekom_sk.routes(XmlCodec())]),
             *control.routes(),
         ]
     )

@@ -1,14 +1,16 @@
-"""Emulation of Telekom SK SMS API v1 (``/telekom-sk/json/...``), after the provider's document.
+"""Emulation of Telekom SK SMS API v1 (``/telekom-sk/json/...`` and ``/telekom-sk/xml/...``),
+after the provider's document.
 
-Served: ``auth``, ``ping``, ``send_message`` and ``check_message``, by POST (JSON object body)
-or GET (query parameters). The logic is codec-independent (:mod:`.emulator`); the wire format
-is a :class:`~.codec.Codec`, so XML is one more codec mounted under ``/xml``.
+Served: ``auth``, ``ping``, ``send_message`` and ``check_message``, by POST (a JSON object, or
+an XML ``<request>`` document) or GET (query parameters). The logic is codec-independent
+(:mod:`.emulator`); each wire format is a :class:`~.codec.Codec`. In XML, ``send_message``
+answers without ``parts`` and ``check_message`` without ``message_id``, as the document shows.
 
 What the document leaves open, and what this emulation assumes:
 
 - Error codes the document does not name: ``INVALID_TOKEN`` (unknown API key),
   ``MISSING_PARAMETER`` / ``INVALID_PARAMETER`` (description: ``Parameter 'priority' must be
-  an integer from 1 to 3``), ``INVALID_REQUEST`` (body not a JSON object) and
+  an integer from 1 to 3``), ``INVALID_REQUEST`` (body not a JSON object or a ``<request>`` document) and
   ``MESSAGE_NOT_FOUND`` (``check_message`` for an unknown id). A request with neither
   ``session_id`` nor ``token`` gets ``MISSING_PARAMETER``. Every error is HTTP 200 with
   ``result.status = "error"``, as in the document's examples.
@@ -42,7 +44,7 @@ What the document leaves open, and what this emulation assumes:
   parameters were valid.
 """
 
-from sms_worker.sandbox.telekom_sk.codec import Codec, JsonCodec
+from sms_worker.sandbox.telekom_sk.codec import Codec, JsonCodec, XmlCodec
 from sms_worker.sandbox.telekom_sk.emulator import TelekomSk
 
-__all__ = ["Codec", "JsonCodec", "TelekomSk"]
+__all__ = ["Codec", "JsonCodec", "TelekomSk", "XmlCodec"]

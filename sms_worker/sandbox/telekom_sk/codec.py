@@ -10,7 +10,10 @@ because the XML spelling of an answer differs per function (``<messages count=..
 from __future__ import annotations
 
 import json
+import xml.etree.ElementTree as ET
 from typing import Any, Protocol
+
+import defusedxml.ElementTree as DefusedET
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -56,3 +59,48 @@ class JsonCodec:
 
     def write(self, endpoint: str, body: dict[str, Any]) -> Response:
         return JSONResponse(body)
+
+
+class XmlCodec:
+    """POST with a ``<request>`` document whose children are the parameters, answered with a
+    ``<response>`` document spelled as the document shows for each function."""
+
+    name = "xml"
+
+    async def read(self, request: Request) -> dict[str, Any]:
+        params: dict[str, Any] = dict(request.query_params)
+        if request.method != "POST":
+            return params
+        raw = await request.body()
+        if not raw.strip():
+            return params
+        try:
+            root = DefusedET.fromstring(raw)
+        except (DefusedET.ParseError, ValueError):
+            raise CodecError("Request body is not valid XML") from None
+        if root.tag != "request":
+            raise CodecError("Request body must be a <request> document")
+        params.update({child.tag: (child.text or "").strip() for child in root})
+        return params
+
+    def write(self, endpoint: str, body: dict[str, Any]) -> Response:
+        root = ET.Element("response")
+        _children(ET.SubElement(root, "result"), body["result"], ("status", "description", "code"))
+        if "session_id" in body:
+            ET.SubElement(root, "session_id").text = body["session_id"]
+        if endpoint == "send_message" and "messages" in body:
+            messages = ET.SubElement(root, "messages", count=str(len(body["messages"])))
+            for entry in body["messages"]:
+                element = ET.SubElement(messages, "message")
+                if entry.get("message_id") is not None:
+                    element.set("id", str(entry["message_id"]))
+                _children(element, entry, ("status", "code", "description"))
+        if endpoint == "check_message" and "code" in body:
+            _children(ET.SubElement(root, "message"), body, ("status", "code", "deliveryDateTime"))
+        document = b'<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="utf-8")
+        return Response(document, media_type="application/xml")
+
+
+def _children(parent: ET.Element, values: dict[str, Any], names: tuple[str, ...]) -> None:
+    for name in names:
+        ET.SubElement(parent, name).text = "" if values.get(name) is None else str(values[name])

@@ -1,0 +1,102 @@
+"""Telekom SK's XML transport: the adapter and the sandbox speak the document's XML over HTTP."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from datetime import datetime, timezone
+
+import httpx
+import pytest
+
+from conftest import ThreadedSandbox
+from sms_worker.clock import FakeClock
+from sms_worker.providers.base import ErrorKind, OutboundMessage, ProviderError
+from sms_worker.providers.telekom_sk import TelekomSKProvider, XmlCodec
+from sms_worker.status import Status
+
+MESSAGE = OutboundMessage("m1", "+421900123456", "Ahoj", sender="ACME", priority=3, validity_minutes=30, unicode=False)
+
+
+@pytest.fixture
+def sandbox_clock() -> FakeClock:
+    return FakeClock(datetime.now(timezone.utc))
+
+
+@pytest.fixture
+def xml_sandbox(sandbox_clock):
+    with ThreadedSandbox(clock=sandbox_clock) as server:
+        yield server
+
+
+@pytest.fixture
+def wire():
+    return []
+
+
+@pytest.fixture
+def provider(xml_sandbox, wire):
+    def record(request: httpx.Request) -> None:
+        wire.append((request.url.path, request.headers["content-type"], request.content))
+
+    client = httpx.Client(timeout=5, event_hooks={"request": [record]})
+    yield TelekomSKProvider("telekom-sk", f"{xml_sandbox.url}/telekom-sk", "sandbox-token", client, codec=XmlCodec())
+    client.close()
+
+
+def test_send_posts_the_documented_request_document(provider, wire, xml_sandbox):
+    accepted = provider.send(MESSAGE)
+
+    paths = [path for path, _, _ in wire]
+    assert paths == ["/telekom-sk/xml/auth", "/telekom-sk/xml/send_message"]
+    assert all(kind == "application/xml" for _, kind, _ in wire)
+    auth = ET.fromstring(wire[0][2])
+    assert (auth.tag, auth.findtext("token")) == ("request", "sandbox-token")
+    send = ET.fromstring(wire[1][2])
+    assert {child.tag: child.text for child in send} == {
+        "to": "421900123456", "text": "Ahoj", "priority": "3", "from": "ACME", "validity": "30", "unicode": "false",
+        "session_id": send.findtext("session_id"),
+    }
+    [submission] = xml_sandbox.submissions()
+    assert accepted.provider_message_id == str(submission["message_id"])
+    assert accepted.status is Status.QUEUED
+
+
+def test_the_sandbox_answers_in_the_documented_xml(xml_sandbox):
+    auth = httpx.post(f"{xml_sandbox.url}/telekom-sk/xml/auth", content=b"<request><token>sandbox-token</token></request>")
+    assert auth.headers["content-type"].startswith("application/xml")
+    session_id = ET.fromstring(auth.content).findtext("session_id")
+    body = f"<request><to>421900123456</to><session_id>{session_id}</session_id><text>Hi</text></request>".encode()
+
+    sent = ET.fromstring(httpx.post(f"{xml_sandbox.url}/telekom-sk/xml/send_message", content=body).content)
+
+    assert sent.findtext("result/status") == "success" and sent.findtext("result/code") == "OK"
+    message = sent.find("messages/message")
+    assert sent.find("messages").get("count") == "1"
+    assert message.get("id").isdigit() and message.findtext("status") == "success"
+    bad = ET.fromstring(httpx.post(f"{xml_sandbox.url}/telekom-sk/xml/send_message", content=b"<request><to>1</to>").content)
+    assert bad.findtext("result/code") == "INVALID_REQUEST"
+
+
+def test_check_reads_the_message_element(provider, sandbox_clock):
+    accepted = provider.send(MESSAGE)
+    sandbox_clock.advance(5)
+
+    report = provider.check(accepted.provider_message_id)
+
+    assert (report.status, report.provider_status) == (Status.DELIVERED, "DELIVERED")
+    assert report.delivered_at is not None
+
+
+def test_errors_are_classified_the_same_way_as_in_json(provider, xml_sandbox):
+    xml_sandbox.add_fault(endpoint="send_message", fault="session_loss", times=1)
+    assert provider.send(MESSAGE).status is Status.QUEUED
+
+    xml_sandbox.add_fault(endpoint="send_message", fault="error_code", code="DENIED", times=1)
+    with pytest.raises(ProviderError) as denied:
+        provider.send(MESSAGE)
+    assert (denied.value.kind, denied.value.status) == (ErrorKind.PERMANENT, Status.DENIED)
+
+    xml_sandbox.add_fault(endpoint="send_message", fault="error_code", code="IP_NOT_ALLOWED", times=1)
+    with pytest.raises(ProviderError) as refused:
+        provider.send(MESSAGE)
+    assert (refused.value.code, refused.value.account_wide) == ("IP_NOT_ALLOWED", True)
