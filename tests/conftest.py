@@ -10,6 +10,7 @@ import tempfile
 import threading
 import time
 import uuid
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -119,6 +120,18 @@ class ThreadedSandbox:
 @pytest.fixture
 def sandbox() -> Iterator[ThreadedSandbox]:
     with ThreadedSandbox() as server:
+        yield server
+
+
+@pytest.fixture
+def sandbox_clock() -> FakeClock:
+    """The sandbox's own clock, for sessions and status progression driven by hand."""
+    return FakeClock(datetime.now(timezone.utc))
+
+
+@pytest.fixture
+def fake_sandbox(sandbox_clock: FakeClock) -> Iterator[ThreadedSandbox]:
+    with ThreadedSandbox(clock=sandbox_clock) as server:
         yield server
 
 

@@ -8,8 +8,6 @@ from datetime import datetime, timezone
 import httpx
 import pytest
 
-from conftest import ThreadedSandbox
-from sms_worker.clock import FakeClock
 from sms_worker.providers.base import ErrorKind, OutboundMessage, ProviderError
 from sms_worker.providers.telekom_sk import TelekomSKProvider
 from sms_worker.status import Status
@@ -21,17 +19,6 @@ class Monotonic:
 
     def __call__(self) -> float:
         return self.now
-
-
-@pytest.fixture
-def sandbox_clock() -> FakeClock:
-    return FakeClock(datetime.now(timezone.utc))
-
-
-@pytest.fixture
-def fake_sandbox(sandbox_clock):
-    with ThreadedSandbox(clock=sandbox_clock) as server:
-        yield server
 
 
 @pytest.fixture

@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
-from datetime import datetime, timezone
 
 import httpx
 import pytest
 
-from conftest import ThreadedSandbox
-from sms_worker.clock import FakeClock
 from sms_worker.providers.base import ErrorKind, OutboundMessage, ProviderError
 from sms_worker.providers.telekom_sk import TelekomSKProvider, XmlCodec
 from sms_worker.status import Status
@@ -18,14 +15,8 @@ MESSAGE = OutboundMessage("m1", "+421900123456", "Ahoj", sender="ACME", priority
 
 
 @pytest.fixture
-def sandbox_clock() -> FakeClock:
-    return FakeClock(datetime.now(timezone.utc))
-
-
-@pytest.fixture
-def xml_sandbox(sandbox_clock):
-    with ThreadedSandbox(clock=sandbox_clock) as server:
-        yield server
+def xml_sandbox(fake_sandbox):
+    return fake_sandbox
 
 
 @pytest.fixture

@@ -32,6 +32,16 @@ class Codec(Protocol):
     def write(self, endpoint: str, body: dict[str, Any]) -> Response: ...
 
 
+async def _query_and_body(request: Request) -> tuple[dict[str, Any], bytes | None]:
+    """Query parameters (read for POST too: it forgives ``session_id`` in the URL) and the POST
+    body, or None when there is none to read."""
+    params: dict[str, Any] = dict(request.query_params)
+    if request.method != "POST":
+        return params, None
+    raw = await request.body()
+    return params, raw if raw.strip() else None
+
+
 class JsonCodec:
     """POST with a JSON object body, or GET with query parameters (both allowed by the document).
 
@@ -42,11 +52,8 @@ class JsonCodec:
     name = "json"
 
     async def read(self, request: Request) -> dict[str, Any]:
-        params: dict[str, Any] = dict(request.query_params)
-        if request.method != "POST":
-            return params
-        raw = await request.body()
-        if not raw.strip():
+        params, raw = await _query_and_body(request)
+        if raw is None:
             return params
         try:
             body = json.loads(raw)
@@ -68,11 +75,8 @@ class XmlCodec:
     name = "xml"
 
     async def read(self, request: Request) -> dict[str, Any]:
-        params: dict[str, Any] = dict(request.query_params)
-        if request.method != "POST":
-            return params
-        raw = await request.body()
-        if not raw.strip():
+        params, raw = await _query_and_body(request)
+        if raw is None:
             return params
         try:
             root = DefusedET.fromstring(raw)
