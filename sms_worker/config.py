@@ -43,6 +43,7 @@ class Settings(BaseSettings):
     telekom_sk_url: str = "http://127.0.0.1:8025/telekom-sk"
     telekom_sk_token: SecretStr = SecretStr("sandbox-token")
     telekom_sk_transport: str = Field("json", pattern="^(json|xml)$")
+    telekom_sk_use_session: bool = Field(True, description="False: send the token with every request, keep no session.")
     telekom_sk_rate: float = Field(50.0, gt=0, description="Messages (or parts) per second for this account.")
     telekom_sk_burst: int = Field(50, ge=1)
     rate_limit_unit: str = Field("messages", pattern="^(messages|parts)$")

@@ -273,8 +273,8 @@ def test_a_status_that_has_not_changed_writes_no_event(runtime, sandbox, clock):
     assert statuses.count("QUEUED") == 1
 
 
-def test_the_xml_transport_carries_a_message_through(runtime, sandbox, settings_for, clock):
-    xml = build_runtime(settings_for(telekom_sk_transport="xml"), waker=NoWaker(), clock=clock)
+def test_the_xml_transport_without_a_session_carries_a_message_through(runtime, sandbox, settings_for, clock):
+    xml = build_runtime(settings_for(telekom_sk_transport="xml", telekom_sk_use_session=False), waker=NoWaker(), clock=clock)
     message_id = send_sms(RECIPIENT, "over xml", runtime=xml)
 
     assert dispatch_batch(xml).accepted == 1

@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from sms_worker.providers.base import ErrorKind, OutboundMessage, ProviderError
-from sms_worker.providers.telekom_sk import TelekomSKProvider, XmlCodec
+from sms_worker.providers.telekom_sk import JsonCodec, NumberCheck, TelekomSKProvider, XmlCodec
 from sms_worker.status import Status
 
 MESSAGE = OutboundMessage("m1", "+421900123456", "Ahoj", sender="ACME", priority=3, validity_minutes=30, unicode=False)
@@ -91,3 +91,29 @@ def test_errors_are_classified_the_same_way_as_in_json(provider, xml_sandbox):
     with pytest.raises(ProviderError) as refused:
         provider.send(MESSAGE)
     assert (refused.value.code, refused.value.account_wide) == ("IP_NOT_ALLOWED", True)
+
+
+@pytest.mark.parametrize("codec", [JsonCodec(), XmlCodec()], ids=["json", "xml"])
+def test_sms_groups_and_check_phone_number_in_both_transports(fake_sandbox, codec):
+    with httpx.Client(timeout=5) as client:
+        provider = TelekomSKProvider("telekom-sk", f"{fake_sandbox.url}/telekom-sk", "sandbox-token", client, codec=codec)
+
+        groups = provider.sms_groups()
+        assert [(g.id, g.paused) for g in groups] == [(1000, False), (1001, True)]
+        assert [g.id for g in provider.sms_groups(limit=1, start_from=1)] == [1001]
+        assert provider.check_phone_number("+421905123456") == NumberCheck(True, "Orange")
+        assert provider.check_phone_number("0910123456") == NumberCheck(True, "Telekom")
+        assert provider.check_phone_number("+4915123456789") == NumberCheck(False, "")
+        with pytest.raises(ProviderError) as missing:
+            provider.check_phone_number("")
+        assert missing.value.code == "MISSING_PARAMETER"
+
+
+def test_the_sandbox_spells_groups_and_numbers_as_the_document_does(fake_sandbox):
+    groups = ET.fromstring(httpx.post(f"{fake_sandbox.url}/telekom-sk/xml/sms-groups",
+                                      content=b"<request><token>sandbox-token</token><limit>1</limit></request>").content)
+    assert groups.find("groups").get("count") == "1"
+    assert [groups.findtext(f"groups/number/{n}") for n in ("id", "name", "isPaused")] == ["1000", "Default", "false"]
+    number = ET.fromstring(httpx.post(f"{fake_sandbox.url}/telekom-sk/xml/check_phone_number",
+                                      content=b"<request><token>sandbox-token</token><phone_number>0900000001</phone_number></request>").content)
+    assert (number.findtext("phone_number/exists"), number.findtext("phone_number/operator")) == ("false", "")

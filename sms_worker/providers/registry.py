@@ -20,5 +20,12 @@ class Account:
 
 def build_accounts(settings: Settings, client: httpx.Client) -> dict[str, Account]:
     codec = XmlCodec() if settings.telekom_sk_transport == "xml" else JsonCodec()
-    telekom = TelekomSKProvider("telekom-sk", settings.telekom_sk_url, settings.telekom_sk_token.get_secret_value(), client, codec=codec)
+    telekom = TelekomSKProvider(
+        "telekom-sk",
+        settings.telekom_sk_url,
+        settings.telekom_sk_token.get_secret_value(),
+        client,
+        use_session=settings.telekom_sk_use_session,
+        codec=codec,
+    )
     return {telekom.name: Account(telekom, settings.telekom_sk_rate, settings.telekom_sk_burst)}

@@ -15,6 +15,7 @@ from __future__ import annotations
 import threading
 import time
 import xml.etree.ElementTree as ET
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from zoneinfo import ZoneInfo
 from typing import Any, Callable
@@ -51,6 +52,24 @@ def canonical_status(code: str) -> Status:
         return Status(code)
     except ValueError:
         return Status.UNKNOWN
+
+
+@dataclass(frozen=True, slots=True)
+class SmsGroup:
+    """A cadence group (``sms-groups``); a message may name one with ``groupId``."""
+
+    id: int
+    name: str
+    paused: bool
+    note: str
+
+
+@dataclass(frozen=True, slots=True)
+class NumberCheck:
+    """What ``check_phone_number`` says of a number: whether it exists, and its operator."""
+
+    exists: bool
+    operator: str
 
 
 class JsonCodec:
@@ -105,6 +124,12 @@ class XmlCodec:
         message = root.find("message")
         if message is not None:
             body.update(_texts(message))
+        groups = root.find("groups")
+        if groups is not None:
+            body["groups"] = [_texts(group) for group in groups.findall("number")]
+        phone_number = root.find("phone_number")
+        if phone_number is not None:
+            body.update(_texts(phone_number))
         return body
 
 
@@ -151,6 +176,15 @@ class TelekomSKProvider:
         body = self._call("check_message", {"message_id": provider_message_id})
         code = str(body.get("code", "UNKNOWN"))
         return StatusReport(provider_message_id, code, canonical_status(code), _parse_time(body.get("deliveryDateTime")))
+
+    def sms_groups(self, limit: int | None = None, start_from: int | None = None) -> list[SmsGroup]:
+        params = {key: value for key, value in (("limit", limit), ("startFrom", start_from)) if value is not None}
+        body = self._call("sms-groups", params)
+        return [SmsGroup(int(g["id"]), str(g["name"]), _flag(g.get("isPaused")), str(g.get("note") or "")) for g in body.get("groups", [])]
+
+    def check_phone_number(self, phone_number: str) -> NumberCheck:
+        body = self._call("check_phone_number", {"phone_number": phone_number.removeprefix("+")})
+        return NumberCheck(_flag(body.get("exists")), str(body.get("operator") or ""))
 
     def open(self) -> None:
         if self._use_session:
@@ -231,6 +265,11 @@ def _send_params(message: OutboundMessage) -> dict[str, Any]:
     if message.group_id is not None:
         params["groupId"] = message.group_id
     return params
+
+
+def _flag(value: object) -> bool:
+    """JSON answers with booleans, XML with ``true``/``false`` text."""
+    return value is True or (isinstance(value, str) and value.strip().lower() == "true")
 
 
 def _parse_time(value: object) -> datetime | None:

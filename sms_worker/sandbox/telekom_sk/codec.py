@@ -101,10 +101,24 @@ class XmlCodec:
                 _children(element, entry, ("status", "code", "description"))
         if endpoint == "check_message" and "code" in body:
             _children(ET.SubElement(root, "message"), body, ("status", "code", "deliveryDateTime"))
+        if endpoint == "sms-groups" and "groups" in body:
+            groups = ET.SubElement(root, "groups", count=str(len(body["groups"])))
+            for group in body["groups"]:
+                _children(ET.SubElement(groups, "number"), group, ("id", "name", "isPaused", "note"))
+        if endpoint == "check_phone_number" and "exists" in body:
+            _children(ET.SubElement(root, "phone_number"), body, ("exists", "operator"))
         document = b'<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="utf-8")
         return Response(document, media_type="application/xml")
 
 
 def _children(parent: ET.Element, values: dict[str, Any], names: tuple[str, ...]) -> None:
     for name in names:
-        ET.SubElement(parent, name).text = "" if values.get(name) is None else str(values[name])
+        ET.SubElement(parent, name).text = _xml_text(values.get(name))
+
+
+def _xml_text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)

@@ -19,7 +19,7 @@ from sms_worker.sandbox.recorder import Recorder
 from sms_worker.sandbox.settings import SandboxSettings
 from sms_worker.sandbox.telekom_sk.codec import Codec, CodecError
 from sms_worker.sandbox.telekom_sk.messages import MessageStore
-from sms_worker.sandbox.telekom_sk.params import ParameterError, parse_message_id, parse_send
+from sms_worker.sandbox.telekom_sk.params import ParameterError, parse_message_id, parse_page, parse_phone_number, parse_send
 from sms_worker.sandbox.telekom_sk.parts import count_parts
 from sms_worker.sandbox.telekom_sk.results import (
     INVALID_REQUEST,
@@ -41,7 +41,16 @@ from sms_worker.status import Status
 
 PROVIDER: Final = "telekom-sk"
 SEND: Final = "send_message"
-ENDPOINTS: Final = ("auth", "ping", SEND, "check_message")
+ENDPOINTS: Final = ("auth", "ping", SEND, "check_message", "sms-groups", "check_phone_number")
+# The sandbox's cadence groups (id, name, isPaused, note); the document shows one.
+GROUPS: Final = ((1000, "Default", False, "Sandbox cadence group"), (1001, "Campaigns", True, "Paused in the sandbox"))
+# Slovak mobile prefixes (after 09) by operator, for check_phone_number.
+OPERATORS: Final = {
+    **dict.fromkeys(("01", "02", "03", "04", "10", "11", "12", "14"), "Telekom"),
+    **dict.fromkeys(("05", "06", "07", "08", "15", "16", "17", "18", "19"), "Orange"),
+    **dict.fromkeys(("40", "44", "48", "49"), "O2"),
+    **dict.fromkeys(("50", "51"), "4ka"),
+}
 # Codes a send_message fault reports inside messages[] (the recipient was refused, not the call).
 PER_MESSAGE_CODES: Final = frozenset({Status.DENIED.value, Status.UNDELIVERABLE.value})
 _NOT_SEND_KINDS: Final = ALL_KINDS - {FaultKind.FINAL_STATUS}
@@ -59,7 +68,7 @@ class Call:
 
 
 class TelekomSk:
-    """Sessions, messages and the four functions of this round, shared by every codec."""
+    """Sessions, messages and the document's six functions, shared by every codec."""
 
     name: Final = PROVIDER
     endpoints: Final = frozenset(ENDPOINTS)
@@ -77,6 +86,8 @@ class TelekomSk:
             "ping": self._ping,
             SEND: self._send_message,
             "check_message": self._check_message,
+            "sms-groups": self._sms_groups,
+            "check_phone_number": self._check_phone_number,
         }
 
     def routes(self, codec: Codec) -> list[Route]:
@@ -195,14 +206,20 @@ class TelekomSk:
             success(message_count=1, messages=[entry]), OK, accepted=True, message_id=message.id, parts=parts
         )
 
-    def _check_message(self, call: Call) -> Outcome:
+    def _admitted(self, call: Call, parse: Callable[[dict[str, Any]], Any]) -> tuple[Outcome | None, Any]:
+        """Admission, then the function's parameters: (a refusal, None) or (None, the parsed value)."""
         refused = self._admit(call)
         if refused is not None:
-            return refused
+            return refused, None
         try:
-            message_id = parse_message_id(call.params)
+            return None, parse(call.params)
         except ParameterError as exc:
-            return error(exc.code, exc.description)
+            return error(exc.code, exc.description), None
+
+    def _check_message(self, call: Call) -> Outcome:
+        refused, message_id = self._admitted(call, parse_message_id)
+        if refused is not None:
+            return refused
         message = self._messages.get(message_id)
         if message is None:
             return error(MESSAGE_NOT_FOUND, f"Message {message_id} was not found")
@@ -216,6 +233,22 @@ class TelekomSk:
             message_id=str(message.id), status=STATUS_TABLE[status][0], code=status.value, deliveryDateTime=delivered
         )
         return Outcome(body, OK)
+
+    def _sms_groups(self, call: Call) -> Outcome:
+        refused, page = self._admitted(call, parse_page)
+        if refused is not None:
+            return refused
+        start, limit = page
+        chosen = GROUPS[start:] if limit is None else GROUPS[start : start + limit]
+        groups = [{"id": i, "name": name, "isPaused": paused, "note": note} for i, name, paused, note in chosen]
+        return Outcome(success(groups=groups), OK)
+
+    def _check_phone_number(self, call: Call) -> Outcome:
+        refused, number = self._admitted(call, parse_phone_number)
+        if refused is not None:
+            return refused
+        operator = _slovak_operator(number)
+        return Outcome(success(exists=operator is not None, operator=operator or ""), OK)
 
     def _record(self, params: dict[str, Any], outcome: Outcome) -> None:
         self._recorder.record(
@@ -240,6 +273,17 @@ def _fault_description(rule: FaultRule, client: str) -> str:
     if code == IP_NOT_ALLOWED:
         return _ip_not_allowed(client)
     return describe(code)
+
+
+def _slovak_operator(number: str) -> str | None:
+    """A Slovak mobile number (``09xxxxxxxx``, ``4219xxxxxxxx`` or ``+4219...``) exists in the
+    sandbox when its prefix belongs to an operator; everything else does not."""
+    digits = number.removeprefix("+")
+    if digits.startswith("421"):
+        digits = "0" + digits[3:]
+    if len(digits) != 10 or not digits.isdigit() or not digits.startswith("09"):
+        return None
+    return OPERATORS.get(digits[2:4])
 
 
 def _ip_not_allowed(client: str) -> str:

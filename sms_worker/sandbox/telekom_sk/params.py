@@ -81,6 +81,24 @@ def parse_message_id(params: dict[str, Any]) -> int:
     return message_id
 
 
+def parse_page(params: dict[str, Any]) -> tuple[int, int | None]:
+    """``sms-groups``' ``startFrom`` (default 0) and ``limit`` (default: all)."""
+    start = _integer(params, "startFrom") or 0
+    limit = _integer(params, "limit")
+    if start < 0:
+        raise _invalid("startFrom", "must not be negative")
+    if limit is not None and limit < 0:
+        raise _invalid("limit", "must not be negative")
+    return start, limit
+
+
+def parse_phone_number(params: dict[str, Any]) -> str:
+    number = _string(params, "phone_number", required=True).strip()
+    if not number:
+        raise _missing("phone_number")
+    return number
+
+
 def flag(value: Any) -> bool | None:
     """The document's rule: any value except false, 0, "0" or "" is true; null means not given.
 
