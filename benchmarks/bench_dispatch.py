@@ -59,10 +59,7 @@ def measure_ours(stack: Stack, n: int, timeout: float) -> dict:
 
 
 def measure_naive(stack: Stack, n: int, timeout: float) -> dict:
-    redis_url = stack.start_redis("redis-naive")
-    database_url = stack.fresh_database("naive")
-    naive.configure(redis_url, database_url, stack.sandbox_url)
-    env = stack.child_env(redis_url=redis_url, database_url=database_url)
+    _, env = stack.naive_side()
     watch = stack.watch()
     started = time.perf_counter()
     for i in range(n):

@@ -37,9 +37,7 @@ def measure_ours(stack: Stack, n: int, chunk: int) -> dict:
 
 
 def measure_naive(stack: Stack, n: int) -> dict:
-    redis_url = stack.start_redis("redis-naive")
-    database_url = stack.fresh_database("naive")
-    naive.configure(redis_url, database_url, stack.sandbox_url or "http://127.0.0.1:9")
+    stack.naive_side()
     for i in range(20):
         naive.enqueue(recipient(i), f"warm {i}")
     started = time.perf_counter()

@@ -92,10 +92,7 @@ def measure_ours(stack: Stack, backlog: int, highs: int) -> dict:
 
 
 def measure_naive(stack: Stack, backlog: int, highs: int, timeout: float) -> dict:
-    redis_url = stack.start_redis("redis-naive")
-    database_url = stack.fresh_database("naive")
-    naive.configure(redis_url, database_url, stack.sandbox_url)
-    env = stack.child_env(redis_url=redis_url, database_url=database_url)
+    _, env = stack.naive_side()
     watch = stack.watch()
     for i in range(backlog):
         naive.enqueue(recipient(i), f"low {i:06d} hello", priority=1)

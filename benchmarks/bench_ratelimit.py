@@ -73,11 +73,7 @@ def measure_ours(stack: Stack, n: int, window: float) -> dict:
 
 def measure_naive_shared(stack: Stack, n: int, seconds: float) -> dict:
     """One Celery worker, four pool processes, one shared limit: count what it sends in ``seconds``."""
-    redis_url = stack.start_redis("redis-naive-shared")
-    database_url = stack.fresh_database("naive_shared")
-    naive.configure(redis_url, database_url, stack.sandbox_url)
-    env = stack.child_env(redis_url=redis_url, database_url=database_url)
-    env["NAIVE_RATE_LIMIT"] = f"{RATE}/s"
+    _, env = stack.naive_side("naive-shared", NAIVE_RATE_LIMIT=f"{RATE}/s")
     watch = stack.watch()
     for i in range(n):
         naive.enqueue(recipient(i), f"naive shared {i:06d} hello", limited=True)
@@ -94,11 +90,7 @@ def measure_naive_shared(stack: Stack, n: int, seconds: float) -> dict:
 
 
 def measure_naive(stack: Stack, n: int, window: float, nodes: int, concurrency: int) -> dict:
-    redis_url = stack.start_redis(f"redis-naive-{nodes}x{concurrency}")
-    database_url = stack.fresh_database(f"naive{nodes}x{concurrency}")
-    naive.configure(redis_url, database_url, stack.sandbox_url)
-    env = stack.child_env(redis_url=redis_url, database_url=database_url)
-    env["NAIVE_RATE_LIMIT"] = f"{RATE}/s"
+    _, env = stack.naive_side(f"naive-{nodes}x{concurrency}", NAIVE_RATE_LIMIT=f"{RATE}/s")
     watch = stack.watch()
     for i in range(n):
         naive.enqueue(recipient(i), f"naive rl {i:06d} hello", limited=True)

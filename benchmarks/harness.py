@@ -428,6 +428,16 @@ class Stack:
         started = self.start_scheduler(env, redis_url) if scheduler else None
         return Ours(redis_url, env, started, self.runtime(**settings))
 
+    def naive_side(self, label: str = "naive", **extra_env: str) -> tuple[str, dict[str, str]]:
+        """A fresh naive side: its own Redis and database, the baseline app configured for them,
+        and the environment its workers start with. Returns (redis_url, env)."""
+        from benchmarks import naive
+
+        redis_url = self.start_redis(f"redis-{label}")
+        database_url = self.fresh_database(label.replace("-", "_"))
+        naive.configure(redis_url, database_url, self.sandbox_url or "http://127.0.0.1:9")
+        return redis_url, {**self.child_env(redis_url=redis_url, database_url=database_url), **extra_env}
+
     def runtime(self, **settings: Any):  # noqa: ANN201 - sms_worker.runtime.Runtime
         """An in-process runtime with Celery wake-ups, as a producer in production has."""
         self.use_in_process(**settings)

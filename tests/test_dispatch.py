@@ -8,7 +8,6 @@ import time
 from datetime import timedelta
 from zoneinfo import ZoneInfo
 
-import pytest
 
 from sms_worker.dispatch.receipts import poll_statuses
 from sms_worker.dispatch.service import dispatch_batch, dispatch_pointers

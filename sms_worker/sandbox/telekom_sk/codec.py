@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import xml.etree.ElementTree as ET
-from typing import Any, Protocol
+from typing import Any, Callable, Protocol
 
 import defusedxml.ElementTree as DefusedET
 
@@ -32,14 +32,15 @@ class Codec(Protocol):
     def write(self, endpoint: str, body: dict[str, Any]) -> Response: ...
 
 
-async def _query_and_body(request: Request) -> tuple[dict[str, Any], bytes | None]:
-    """Query parameters (read for POST too: it forgives ``session_id`` in the URL) and the POST
-    body, or None when there is none to read."""
+async def _read_params(request: Request, parse: Callable[[bytes], dict[str, Any]]) -> dict[str, Any]:
+    """Query parameters (read for POST too: it forgives ``session_id`` in the URL), overlaid by
+    the POST body as ``parse`` reads it."""
     params: dict[str, Any] = dict(request.query_params)
-    if request.method != "POST":
-        return params, None
-    raw = await request.body()
-    return params, raw if raw.strip() else None
+    if request.method == "POST":
+        raw = await request.body()
+        if raw.strip():
+            params.update(parse(raw))
+    return params
 
 
 class JsonCodec:
@@ -52,17 +53,17 @@ class JsonCodec:
     name = "json"
 
     async def read(self, request: Request) -> dict[str, Any]:
-        params, raw = await _query_and_body(request)
-        if raw is None:
-            return params
+        return await _read_params(request, self._parse)
+
+    @staticmethod
+    def _parse(raw: bytes) -> dict[str, Any]:
         try:
             body = json.loads(raw)
         except ValueError:
             raise CodecError("Request body is not valid JSON") from None
         if not isinstance(body, dict):
             raise CodecError("Request body must be a JSON object")
-        params.update(body)
-        return params
+        return body
 
     def write(self, endpoint: str, body: dict[str, Any]) -> Response:
         return JSONResponse(body)
@@ -75,17 +76,17 @@ class XmlCodec:
     name = "xml"
 
     async def read(self, request: Request) -> dict[str, Any]:
-        params, raw = await _query_and_body(request)
-        if raw is None:
-            return params
+        return await _read_params(request, self._parse)
+
+    @staticmethod
+    def _parse(raw: bytes) -> dict[str, Any]:
         try:
             root = DefusedET.fromstring(raw)
         except (DefusedET.ParseError, ValueError):
             raise CodecError("Request body is not valid XML") from None
         if root.tag != "request":
             raise CodecError("Request body must be a <request> document")
-        params.update({child.tag: (child.text or "").strip() for child in root})
-        return params
+        return {child.tag: (child.text or "").strip() for child in root}
 
     def write(self, endpoint: str, body: dict[str, Any]) -> Response:
         root = ET.Element("response")
