@@ -35,8 +35,10 @@ BENCHMARKS = {
     "latency": (["3"], "high latency under backlog", 300, 120),
     "ratelimit": (["4a", "4b"], "rate-limit accuracy", 300, 150),
     "memory": (["5"], "Redis memory per message", 180, 90),
+    "failover": (["6"], "failover across three providers", 660, 330),
+    "multirecipient": (["7"], "session-key multi-recipient gain", 300, 150),
 }
-ALIASES = {"1": "enqueue", "2": "dispatch", "3": "latency", "4": "ratelimit", "5": "memory", "rate": "ratelimit", "mem": "memory"}
+ALIASES = {"1": "enqueue", "2": "dispatch", "3": "latency", "4": "ratelimit", "5": "memory", "6": "failover", "7": "multirecipient", "rate": "ratelimit", "mem": "memory"}
 
 
 def _selected(only: str | None) -> list[str]:

@@ -54,6 +54,10 @@ def _parser() -> argparse.ArgumentParser:
     sandbox.add_argument("--host", default=None)
     sandbox.add_argument("--port", type=int, default=None)
 
+    callbacks = command("callbacks", _callbacks, "Receive providers' delivery callbacks at POST /callbacks/<account>.")
+    callbacks.add_argument("--host", default=None)
+    callbacks.add_argument("--port", type=int, default=None)
+
     flower = command("flower", _flower, "Run Flower, Celery's monitor, for this deployment.")
     flower.add_argument("--port", type=int, default=None)
 
@@ -73,12 +77,16 @@ def _parser() -> argparse.ArgumentParser:
     status.add_argument("id")
     status.add_argument("--json", action="store_true")
 
-    providers = command("providers", _providers, "List provider accounts: rate limit and whether paused (and why).")
+    providers = command("providers", _providers, "List provider accounts: rate limit, current rate, breaker, pause (and why).")
     providers.add_argument("--json", action="store_true")
     provider_commands = providers.add_subparsers(title="providers commands")
-    resume = provider_commands.add_parser("resume", help="Lift the pause an account-wide fault put on an account.")
+    resume = provider_commands.add_parser("resume", help="Put an account back in routing: lift its pause, close its breaker.")
     resume.add_argument("name")
     resume.set_defaults(run=_providers_resume)
+    check = provider_commands.add_parser("check", help="Verify each account's credentials against its API.")
+    check.add_argument("names", nargs="*", help="accounts to check (default: all)")
+    check.add_argument("--json", action="store_true")
+    check.set_defaults(run=_providers_check)
 
     stats = command("stats", _stats, "Show the backlog per queue, due pointers, paused accounts and counts by status.")
     stats.add_argument("--json", action="store_true")
@@ -147,6 +155,21 @@ def _sandbox(args: argparse.Namespace) -> int:
     return 0
 
 
+def _callbacks(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from sms_worker.callbacks import create_callback_app
+    from sms_worker.runtime import build_runtime
+
+    rt = build_runtime()
+    try:
+        uvicorn.run(create_callback_app(rt), host=args.host or rt.settings.callback_host, port=args.port or rt.settings.callback_port,
+                    log_level="warning")
+    finally:
+        rt.close()
+    return 0
+
+
 def _flower(args: argparse.Namespace) -> int:
     from sms_worker.config import get_settings
     from sms_worker.tasks.app import celery_app
@@ -192,23 +215,25 @@ def _status(args: argparse.Namespace) -> int:
 
 
 def _providers(args: argparse.Namespace) -> int:
-    from sms_worker.providers.pause import paused_reason
+    from sms_worker.inspect import accounts_overview
     from sms_worker.runtime import build_runtime
 
     rt = build_runtime()
     try:
-        accounts = [
-            {"name": name, "rate": account.rate, "burst": account.burst, "paused": paused_reason(rt.redis, name)}
-            for name, account in sorted(rt.accounts.items())
-        ]
+        accounts = accounts_overview(rt)
     finally:
         rt.close()
     if args.json:
         print(json.dumps(accounts))
         return 0
     for account in accounts:
-        state = f"PAUSED: {account['paused']}" if account["paused"] else "active"
-        print(f"{account['name']:<16} {account['rate']:g}/s (burst {account['burst']})  {state}")
+        breaker = account["breaker"]
+        if breaker != "closed":
+            until = datetime.fromtimestamp(account["breaker_until"]).strftime("%H:%M:%S")
+            breaker = f"{breaker.upper()} until {until} ({account['breaker_reason']})"
+        state = f"PAUSED: {account['paused']}" if account["paused"] else "in routing"
+        print(f"{account['name']:<16} {account['type']:<12} {account['current_rate']:>7.1f}/s of {account['rate_limit']:g}/s "
+              f"(burst {account['burst']})  breaker {breaker}, recent failures {account['recent_failures']}  {state}")
     return 0
 
 
@@ -220,10 +245,33 @@ def _providers_resume(args: argparse.Namespace) -> int:
     try:
         if args.name not in rt.accounts:
             raise InvalidField("name", f"{args.name!r} is not a configured account ({', '.join(sorted(rt.accounts))})")
-        print(f"{args.name}: resumed" if resume(rt.redis, args.name) else f"{args.name}: was not paused")
+        was_open = rt.breaker(args.name).state().state != "closed"
+        rt.breaker(args.name).reset()
+        lifted = [what for what, done in (("pause lifted", resume(rt.redis, args.name)), ("breaker closed", was_open)) if done]
+        print(f"{args.name}: {', '.join(lifted) if lifted else 'was already in routing'}")
     finally:
         rt.close()
     return 0
+
+
+def _providers_check(args: argparse.Namespace) -> int:
+    from sms_worker.inspect import check_accounts
+    from sms_worker.runtime import build_runtime
+
+    rt = build_runtime()
+    try:
+        unknown = [name for name in args.names if name not in rt.accounts]
+        if unknown:
+            raise InvalidField("names", f"{unknown[0]!r} is not a configured account ({', '.join(sorted(rt.accounts))})")
+        results = check_accounts(rt, args.names)
+    finally:
+        rt.close()
+    if args.json:
+        print(json.dumps(results))
+    else:
+        for result in results:
+            print(f"{result['name']:<16} {'OK  ' if result['ok'] else 'FAIL'}  {result['detail']}")
+    return 0 if all(result["ok"] for result in results) else 1
 
 
 def _stats(args: argparse.Namespace) -> int:

@@ -39,7 +39,11 @@ class Settings(BaseSettings):
     poll_interval_seconds: float = Field(2, gt=0)
     status_check_delays_seconds: tuple[float, ...] = Field((1, 2, 5, 15, 60, 300, 900), min_length=1)
 
-    provider: str = Field("telekom-sk", description="Account used when a message names none.")
+    providers_file: Path | None = Field(None, description="TOML file of provider accounts and routing rules; without it, one Telekom SK account.")
+    breaker_consecutive_failures: int = Field(5, ge=1, description="Transient faults in a row that open an account's circuit breaker.")
+    breaker_window: int = Field(20, ge=2, description="Recent calls the breaker's failure ratio is measured over.")
+    breaker_failure_ratio: float = Field(0.5, gt=0, le=1, description="Share of failed calls in the window that opens the breaker.")
+    breaker_cooldown_seconds: float = Field(30, gt=0, description="How long an open breaker keeps its account out of routing before a probe.")
     telekom_sk_url: str = "http://127.0.0.1:8025/telekom-sk"
     telekom_sk_token: SecretStr = SecretStr("sandbox-token")
     telekom_sk_transport: str = Field("json", pattern="^(json|xml)$")
@@ -55,6 +59,9 @@ class Settings(BaseSettings):
     sandbox_host: str = "127.0.0.1"
     sandbox_port: int = 8025
     flower_port: int = 5555
+    callback_host: str = "127.0.0.1"
+    callback_port: int = 8026
+    callback_token: SecretStr | None = Field(None, description="When set, providers must post callbacks with ?token=<this>.")
 
     @property
     def resolved_database_url(self) -> str:

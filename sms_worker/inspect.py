@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select
 
@@ -11,6 +11,9 @@ from sms_worker.config import get_settings
 from sms_worker.db.engine import get_engine
 from sms_worker.dispatch.sql import EVENTS, MESSAGES
 from sms_worker.logs import mask_phone
+
+if TYPE_CHECKING:
+    from sms_worker.runtime import Runtime
 
 
 def message_history(message_id: uuid.UUID, database_url: str | None = None) -> dict[str, Any] | None:
@@ -45,3 +48,40 @@ def pipeline_stats() -> dict[str, Any]:
         }
     finally:
         rt.close()
+
+
+def accounts_overview(rt: "Runtime") -> list[dict[str, Any]]:
+    """Each account as an operator needs to see it: limit, actual rate, breaker, pause."""
+    from sms_worker.providers.pause import paused_reason
+    from sms_worker.routing.meter import current_rate
+
+    overview = []
+    for name, account in sorted(rt.accounts.items()):
+        breaker = rt.breaker(name).state()
+        overview.append({
+            "name": name,
+            "type": account.spec.config.type,
+            "rate_limit": account.rate,
+            "burst": account.burst,
+            "current_rate": current_rate(rt.redis, name),
+            "breaker": breaker.state,
+            "breaker_until": breaker.until,
+            "breaker_reason": breaker.reason,
+            "recent_failures": f"{breaker.recent_failures}/{breaker.recent_calls}",
+            "paused": paused_reason(rt.redis, name),
+        })
+    return overview
+
+
+def check_accounts(rt: "Runtime", names: list[str] | None = None) -> list[dict[str, Any]]:
+    """Prove each account's credentials with its cheapest authenticated call."""
+    from sms_worker.providers.base import ProviderError
+
+    results = []
+    for name in names or sorted(rt.accounts):
+        try:
+            results.append({"name": name, "ok": True, "detail": rt.accounts[name].provider.verify()})
+        except ProviderError as error:
+            scope = "account-wide " if error.account_wide else ""
+            results.append({"name": name, "ok": False, "detail": f"{scope}{error.kind.value} error {error.code}: {error.text}"})
+    return results

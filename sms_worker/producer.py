@@ -54,7 +54,7 @@ class MessageRequest:
 
 
 _REQUEST_FIELDS = {f.name for f in fields(MessageRequest)}
-_ROW_COLUMNS = ["id", "recipient", "sender", "text", "encoding", "segments", "priority", "provider", "status", "attempts", "unicode",
+_ROW_COLUMNS = ["id", "recipient", "sender", "text", "encoding", "segments", "priority", "provider", "requested_provider", "status", "attempts", "unicode",
                 "flash", "send_after", "valid_until", "idempotency_key", "campaign_id", "created_at", "updated_at"]
 
 
@@ -108,16 +108,17 @@ def _row(request: MessageRequest, now: datetime, rt: Runtime) -> dict[str, Any]:
     analysis = analyze(downgrade_to_gsm7(request.text) if request.unicode is False else request.text)
     if analysis.segments > rt.settings.max_parts:
         raise InvalidField("text", f"needs {analysis.segments} {analysis.encoding} parts, more than the limit of {rt.settings.max_parts}")
-    provider = request.provider or rt.settings.provider
-    if provider not in rt.accounts:
-        raise InvalidField("provider", f"{provider!r} is not a configured account ({', '.join(sorted(rt.accounts))})")
+    if request.provider is not None and request.provider not in rt.accounts:
+        raise InvalidField("provider", f"{request.provider!r} is not a configured account ({', '.join(sorted(rt.accounts))})")
+    message_id = uuid.uuid4()
+    provider = request.provider or rt.router.candidates(recipient, message_id.bytes)[0]
     validity = validate_validity(request.validity if request.validity is not None else rt.settings.default_validity_minutes)
     send_at = validate_send_at(request.send_at, now)
     if request.unicode not in (None, True, False):
         raise InvalidField("unicode", "must be true, false or absent")
     start = send_at or now
     return {
-        "id": uuid.uuid4(),
+        "id": message_id,
         "recipient": recipient,
         "sender": validate_sender(request.sender),
         "text": request.text,
@@ -125,6 +126,7 @@ def _row(request: MessageRequest, now: datetime, rt: Runtime) -> dict[str, Any]:
         "segments": analysis.segments,
         "priority": parse_priority(request.priority),
         "provider": provider,
+        "requested_provider": request.provider,
         "status": Status.SCHEDULED.value if send_at else Status.UNSENT.value,
         "attempts": 0,
         "unicode": request.unicode,

@@ -21,7 +21,9 @@ from sms_worker.config import Settings, get_settings
 from sms_worker.db.engine import get_engine
 from sms_worker.embedded import ensure_embedded_redis
 from sms_worker.providers.http import shared_client
+from sms_worker.providers.accounts import load_providers
 from sms_worker.providers.registry import Account, build_accounts
+from sms_worker.routing import Breaker, Router
 
 
 class Waker(Protocol):
@@ -48,6 +50,7 @@ class Runtime:
     engine: Engine
     redis: redis.Redis
     accounts: dict[str, Account]
+    router: Router
     waker: Waker
     clock: Clock = SYSTEM_CLOCK
     _pool: ThreadPoolExecutor | None = field(default=None, repr=False)
@@ -58,6 +61,9 @@ class Runtime:
         if self._pool is None:
             self._pool = ThreadPoolExecutor(self.settings.http_concurrency, thread_name_prefix="sms-http")
         return self._pool
+
+    def breaker(self, account: str) -> Breaker:
+        return Breaker.for_account(self.redis, account, self.settings)
 
     def close(self) -> None:
         if self._pool is not None:
@@ -72,11 +78,13 @@ def redis_url(settings: Settings) -> str:
 def build_runtime(settings: Settings | None = None, *, waker: Waker | None = None, clock: Clock = SYSTEM_CLOCK) -> Runtime:
     settings = settings or get_settings()
     client = shared_client(settings.http_timeout_seconds, settings.http_concurrency)
+    providers = load_providers(settings)
     return Runtime(
         settings=settings,
         engine=get_engine(settings.resolved_database_url),
         redis=redis.Redis.from_url(redis_url(settings)),
-        accounts=build_accounts(settings, client),
+        accounts=build_accounts(providers, client),
+        router=Router(providers),
         waker=waker or NoWaker(),
         clock=clock,
     )

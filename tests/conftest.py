@@ -27,6 +27,7 @@ from sms_worker.db.migrate import upgrade
 from sms_worker.embedded import free_port, redis_server_binary, start_redis_server
 from sms_worker.runtime import NoWaker, Runtime, build_runtime
 from sms_worker.sandbox.app import create_app
+from sms_worker.sandbox.settings import SandboxSettings
 
 PG_URL = os.environ.get("SMS_WORKER_TEST_DATABASE_URL")
 DATABASES = ["sqlite", "postgresql"]
@@ -88,10 +89,10 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
 class ThreadedSandbox:
     """The sandbox served by uvicorn in a thread: real HTTP, state reachable for assertions."""
 
-    def __init__(self, clock: FakeClock | None = None) -> None:
+    def __init__(self, clock: FakeClock | None = None, settings: SandboxSettings | None = None) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(create_app(clock=clock), host="127.0.0.1", port=self.port, log_level="warning", access_log=False)
+        config = uvicorn.Config(create_app(clock=clock, settings=settings), host="127.0.0.1", port=self.port, log_level="warning", access_log=False)
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 

@@ -103,5 +103,5 @@ def test_an_account_wide_fault_pauses_the_account_until_an_operator_resumes_it(r
     assert stats["statuses"] == {"UNSENT": 1} and stats["due"] == 1
 
     resumed = cli("providers", "resume", "telekom-sk", env=env)
-    assert resumed.stdout.strip() == "telekom-sk: resumed"
+    assert resumed.stdout.strip() == "telekom-sk: pause lifted"
     assert json.loads(cli("providers", "--json", env=env).stdout)[0]["paused"] is None

@@ -71,7 +71,9 @@ def test_a_scheduled_message_waits_for_its_time(runtime, sandbox, clock):
     assert len(sandbox.submissions()) == 1
 
 
-def test_transient_failures_stop_after_five_retries_within_sixty_minutes(runtime, sandbox, clock):
+def test_transient_failures_stop_after_five_retries_within_sixty_minutes(settings_for, redis_client, sandbox, clock):
+    """The retry policy alone: the breaker (which would hold the account back) is set out of reach."""
+    runtime = build_runtime(settings_for(breaker_consecutive_failures=100), waker=NoWaker(), clock=clock)
     sandbox.add_fault(endpoint="send_message", fault="http_status", status=503)
     message_id = send_sms(RECIPIENT, "will not make it", runtime=runtime)
     first = clock.now()

@@ -12,6 +12,7 @@ import math
 import time
 import uuid
 from collections import defaultdict, deque
+from collections.abc import Hashable
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -23,10 +24,11 @@ from sms_worker.dispatch import inflight
 from sms_worker.dispatch.retry import GiveUp, RetryPolicy
 from sms_worker.dispatch.sql import MESSAGES, add_events, event, expire_unsent, lock_rows, update_each
 from sms_worker.logs import get_logger, mask_phone
-from sms_worker.providers.base import Accepted, ErrorKind, OutboundMessage, ProviderError
+from sms_worker.providers.base import Accepted, ErrorKind, OutboundMessage, ProviderError, SendOutcome
 from sms_worker.providers.pause import pause, paused_reason
 from sms_worker.queues.pointers import Pointer, keep_awake, pop_batch, pop_urgent, schedule
 from sms_worker.ratelimit import TokenBucket
+from sms_worker.routing.meter import count_sent
 from sms_worker.runtime import Runtime
 from sms_worker.status import CLAIMABLE_VALUES, Status
 
@@ -38,6 +40,7 @@ URGENT_LOOK_INTERVAL = 0.01
 RATE_LIMIT_LEAD_SECONDS = 0.1
 SCHEDULE_TOLERANCE = timedelta(seconds=0.1)
 WORKER_LOST = "WORKER_LOST"
+NO_ROUTE = "NO_ROUTE"
 
 
 @dataclass
@@ -63,6 +66,8 @@ class Claimed:
     first_attempt_at: datetime
     valid_until: datetime
     outbound: OutboundMessage
+    pinned: bool = False
+    """The producer named the account: no failover to another."""
 
 
 class ClaimLost:
@@ -75,6 +80,8 @@ class _Plan:
     window_over: list[uuid.UUID] = field(default_factory=list)
     not_due: list[tuple[int, str, float]] = field(default_factory=list)
     sendable: list[dict[str, Any]] = field(default_factory=list)
+    unroutable: dict[uuid.UUID, str] = field(default_factory=dict)
+    """Messages no configured account may carry (sender or destination rules), with the reason."""
 
 
 def dispatch_batch(rt: Runtime) -> BatchReport:
@@ -93,6 +100,7 @@ def dispatch_pointers(rt: Runtime, pointers: list[Pointer]) -> BatchReport:
         return report
     claimed = _prepare_or_reschedule(rt, pointers, report)
     results = _send_all(rt, claimed, report)
+    _record_health(rt, results)
     _record(rt, results, report)
     return report
 
@@ -113,12 +121,14 @@ def _prepare(rt: Runtime, pointers: list[Pointer], report: BatchReport) -> list[
     ids = list(dict.fromkeys(uuid.UUID(hex=message_hex) for _, message_hex in pointers))
     plan = _plan(rt, ids, now)
     report.skipped += len(ids) - len(plan.expired) - len(plan.window_over) - len(plan.not_due) - len(plan.sendable)
-    if plan.expired or plan.window_over:
+    routed, deferred = _route(rt, plan, now)
+    if plan.expired or plan.window_over or plan.unroutable:
         with rt.engine.begin() as conn:
             report.expired += len(expire_unsent(conn, now, plan.expired)) if plan.expired else 0
             report.failed += _give_up_after_window(conn, plan.window_over, now, rt)
-    granted, deferred = _apply_rate_limits(rt, plan.sendable, now)
-    deferred += plan.not_due
+            report.failed += _refuse_unroutable(conn, plan.unroutable, now)
+    granted, limited = _apply_rate_limits(rt, routed, now)
+    deferred += limited + plan.not_due
     if deferred:
         schedule(rt.redis, deferred)
     report.deferred += len(deferred)
@@ -126,8 +136,9 @@ def _prepare(rt: Runtime, pointers: list[Pointer], report: BatchReport) -> list[
 
 
 def _plan(rt: Runtime, ids: list[uuid.UUID], now: datetime) -> _Plan:
-    columns = (MESSAGES.c.id, MESSAGES.c.status, MESSAGES.c.provider_message_id, MESSAGES.c.provider, MESSAGES.c.segments,
-               MESSAGES.c.priority, MESSAGES.c.send_after, MESSAGES.c.valid_until, MESSAGES.c.first_attempt_at)
+    columns = (MESSAGES.c.id, MESSAGES.c.status, MESSAGES.c.provider_message_id, MESSAGES.c.requested_provider, MESSAGES.c.segments,
+               MESSAGES.c.priority, MESSAGES.c.send_after, MESSAGES.c.valid_until, MESSAGES.c.first_attempt_at,
+               MESSAGES.c.recipient, MESSAGES.c.sender)
     with rt.engine.connect() as conn:
         rows = {row.id: row for row in conn.execute(select(*columns).where(MESSAGES.c.id.in_(ids)))}
     window = timedelta(seconds=rt.settings.retry_window_seconds)
@@ -143,8 +154,58 @@ def _plan(rt: Runtime, ids: list[uuid.UUID], now: datetime) -> _Plan:
         elif row.send_after > now + SCHEDULE_TOLERANCE:
             plan.not_due.append((row.priority, message_id.hex, row.send_after.timestamp()))
         else:
-            plan.sendable.append({"id": message_id, "provider": row.provider, "segments": row.segments, "priority": row.priority})
+            plan.sendable.append({"id": message_id, "requested": row.requested_provider, "segments": row.segments,
+                                  "priority": row.priority, "recipient": row.recipient, "sender": row.sender})
     return plan
+
+
+def _route(rt: Runtime, plan: _Plan, now: datetime) -> tuple[list[dict[str, Any]], list[tuple[int, str, float]]]:
+    """Give each sendable message the first of its accounts that is in routing and may carry it.
+
+    An account is out of routing while paused (an account-wide fault) or while its breaker is
+    open; a half-open breaker takes one probe message. A message that named its account waits
+    for it; one that no account could ever carry is refused."""
+    capacity: dict[str, int] = {}
+
+    def available(name: str) -> bool:
+        if name not in capacity:
+            capacity[name] = 0 if name not in rt.accounts or paused_reason(rt.redis, name) is not None else rt.breaker(name).admit()
+        if capacity[name] == 0:
+            return False
+        capacity[name] -= capacity[name] > 0
+        return True
+
+    routed: list[dict[str, Any]] = []
+    waiting: list[tuple[int, str, float]] = []
+    recheck = now.timestamp() + min(PAUSE_RECHECK_SECONDS, rt.settings.breaker_cooldown_seconds)
+    for item in plan.sendable:
+        names = [item["requested"]] if item["requested"] else rt.router.candidates(item["recipient"], item["id"].bytes)
+        allowed = [name for name in names if name in rt.accounts and rt.router.refusal(name, item["recipient"], item["sender"]) is None]
+        if not allowed and names and all(name in rt.accounts for name in names):
+            plan.unroutable[item["id"]] = rt.router.refusal(names[0], item["recipient"], item["sender"]) or "no account"
+            continue
+        chosen = next((name for name in allowed if available(name)), None)
+        if chosen is None:
+            if item["requested"] and item["requested"] not in rt.accounts:
+                log.error("no account %r is configured; message %s waits for it", item["requested"], item["id"])
+            waiting.append((item["priority"], item["id"].hex, recheck))
+            continue
+        routed.append({**item, "provider": chosen})
+    return routed, waiting
+
+
+def _refuse_unroutable(conn: Any, refused: dict[uuid.UUID, str], now: datetime) -> int:
+    if not refused:
+        return 0
+    rows = conn.execute(
+        update(MESSAGES)
+        .where(MESSAGES.c.id.in_(list(refused)), MESSAGES.c.status.in_(CLAIMABLE_VALUES), MESSAGES.c.provider_message_id.is_(None))
+        .values(status=Status.DENIED.value, error_code=NO_ROUTE, updated_at=now)
+        .returning(MESSAGES.c.id)
+    ).scalars().all()
+    update_each(conn, [{"id": i, "error_text": refused[i]} for i in rows])
+    add_events(conn, [event(i, now, Status.DENIED.value, f"no account may carry it: {refused[i]}", NO_ROUTE) for i in rows])
+    return len(rows)
 
 
 def _give_up_after_window(conn: Any, ids: list[uuid.UUID], now: datetime, rt: Runtime) -> int:
@@ -170,12 +231,7 @@ def _apply_rate_limits(rt: Runtime, sendable: list[dict[str, Any]], now: datetim
     granted: list[dict[str, Any]] = []
     deferred: list[tuple[int, str, float]] = []
     for provider, items in by_provider.items():
-        account = rt.accounts.get(provider)
-        if account is None or paused_reason(rt.redis, provider) is not None:
-            if account is None:
-                log.error("no account %r is configured; %d message(s) wait for it", provider, len(items))
-            deferred += [(i["priority"], i["id"].hex, now.timestamp() + PAUSE_RECHECK_SECONDS) for i in items]
-            continue
+        account = rt.accounts[provider]
         costs = [i["segments"] if rt.settings.rate_limit_unit == "parts" else 1 for i in items]
         bucket = TokenBucket(rt.redis, provider, account.rate, account.burst, rt.settings.rate_limit_headroom_seconds)
         grant = bucket.acquire(costs)
@@ -192,17 +248,32 @@ def _token_due(now: datetime, retry_after: float, position: int, rate: float) ->
 
 
 _CLAIM_COLUMNS = [MESSAGES.c[name] for name in ("id", "recipient", "sender", "text", "priority", "provider", "attempts",
-                                                 "first_attempt_at", "valid_until", "unicode", "flash")]
+                                                 "first_attempt_at", "valid_until", "unicode", "flash", "requested_provider")]
 
 
 def _claim(rt: Runtime, granted: list[dict[str, Any]], now: datetime) -> list[Claimed]:
     if not granted:
         return []
     lease_until = now + timedelta(seconds=rt.settings.lease_seconds)
-    statement = (
+    by_account: dict[str, list[uuid.UUID]] = defaultdict(list)
+    for item in granted:
+        by_account[item["provider"]].append(item["id"])
+    rows = []
+    with rt.engine.begin() as conn:
+        for account, ids in by_account.items():
+            rows += conn.execute(_claim_statement(account, ids, now, lease_until)).all()
+        add_events(conn, [event(r.id, now, Status.PROCESSING.value, f"claimed for attempt {r.attempts} via {r.provider}") for r in rows])
+    claim = uuid.uuid4().hex
+    inflight.mark_claimed(rt.redis, [row.id for row in rows], claim, max(IN_FLIGHT_TTL_FLOOR, rt.settings.lease_seconds * 10))
+    order = {g["id"]: n for n, g in enumerate(granted)}
+    return sorted((_claimed(row, claim, now) for row in rows), key=lambda c: order[c.id])
+
+
+def _claim_statement(account: str, ids: list[uuid.UUID], now: datetime, lease_until: datetime) -> Any:
+    return (
         update(MESSAGES)
         .where(
-            MESSAGES.c.id.in_([g["id"] for g in granted]),
+            MESSAGES.c.id.in_(ids),
             MESSAGES.c.status.in_(CLAIMABLE_VALUES),
             MESSAGES.c.provider_message_id.is_(None),
             MESSAGES.c.valid_until > now,
@@ -210,6 +281,7 @@ def _claim(rt: Runtime, granted: list[dict[str, Any]], now: datetime) -> list[Cl
         )
         .values(
             status=Status.PROCESSING.value,
+            provider=account,
             attempts=MESSAGES.c.attempts + 1,
             first_attempt_at=func.coalesce(MESSAGES.c.first_attempt_at, now),
             last_attempt_at=now,
@@ -218,13 +290,6 @@ def _claim(rt: Runtime, granted: list[dict[str, Any]], now: datetime) -> list[Cl
         )
         .returning(*_CLAIM_COLUMNS)
     )
-    with rt.engine.begin() as conn:
-        rows = conn.execute(statement).all()
-        add_events(conn, [event(r.id, now, Status.PROCESSING.value, f"claimed for attempt {r.attempts}") for r in rows])
-    claim = uuid.uuid4().hex
-    inflight.mark_claimed(rt.redis, [row.id for row in rows], claim, max(IN_FLIGHT_TTL_FLOOR, rt.settings.lease_seconds * 10))
-    order = {g["id"]: n for n, g in enumerate(granted)}
-    return sorted((_claimed(row, claim, now) for row in rows), key=lambda c: order[c.id])
 
 
 def _claimed(row: Any, claim: str, now: datetime) -> Claimed:
@@ -239,16 +304,36 @@ def _claimed(row: Any, claim: str, now: datetime) -> Claimed:
         unicode=row.unicode,
         flash=row.flash,
     )
-    return Claimed(row.id, claim, row.priority, row.provider, row.attempts, row.first_attempt_at or now, row.valid_until, outbound)
+    return Claimed(row.id, claim, row.priority, row.provider, row.attempts, row.first_attempt_at or now, row.valid_until, outbound,
+                   pinned=row.requested_provider is not None)
 
 
 Outcome = Accepted | ProviderError | ClaimLost
+Unit = list[Claimed]
+"""Messages that travel in one HTTP request: one, or several where the API takes a list."""
+
+
+def _units(rt: Runtime, claimed: list[Claimed]) -> list[Unit]:
+    units: list[Unit] = []
+    open_units: dict[tuple[str, Hashable], Unit] = {}
+    for item in claimed:
+        provider = rt.accounts[item.provider].provider
+        if provider.max_recipients <= 1:
+            units.append([item])
+            continue
+        key = (item.provider, provider.group_key(item.outbound))
+        unit = open_units.get(key)
+        if unit is None or len(unit) >= provider.max_recipients:
+            unit = open_units[key] = []
+            units.append(unit)
+        unit.append(item)
+    return units
 
 
 def _send_all(rt: Runtime, claimed: list[Claimed], report: BatchReport) -> list[tuple[Claimed, Outcome]]:
-    """Keep up to ``http_concurrency`` calls in flight. Free slots are refilled once half of them
-    are free (one Redis round trip marks a group's calls), or sooner if a slot has been free for
-    a moment, so slow calls never hold up the rest.
+    """Keep up to ``http_concurrency`` requests in flight. Free slots are refilled once half of
+    them are free (one Redis round trip marks a group's calls), or sooner if a slot has been
+    free for a moment, so slow calls never hold up the rest.
 
     A batch popped while no high message waited also takes high messages that arrive meanwhile
     (up to a batch of them) and sends them next, so a high message never waits out a low batch.
@@ -257,8 +342,8 @@ def _send_all(rt: Runtime, claimed: list[Claimed], report: BatchReport) -> list[
     """
     limit = rt.settings.http_concurrency
     group = max(1, limit // 2)
-    waiting = deque(claimed)
-    running: dict[Future, Claimed] = {}
+    waiting = deque(_units(rt, claimed))
+    running: dict[Future, Unit] = {}
     results: list[tuple[Claimed, Outcome]] = []
     urgent_left = 0 if any(item.priority == 3 for item in claimed) else rt.settings.batch_size
     next_look = last_refill = 0.0
@@ -274,49 +359,85 @@ def _send_all(rt: Runtime, claimed: list[Claimed], report: BatchReport) -> list[
                 break
         if running:
             done, _ = wait(running, timeout=URGENT_LOOK_INTERVAL, return_when=FIRST_COMPLETED)
-            results += [(running.pop(future), future.result()) for future in done]
+            for future in done:
+                results += zip(running.pop(future), future.result())
     for future in list(running):
-        results.append((running.pop(future), future.result()))
+        results += zip(running.pop(future), future.result())
     return results
 
 
-def _take_urgent(rt: Runtime, waiting: deque[Claimed], urgent_left: int, report: BatchReport) -> int:
+def _take_urgent(rt: Runtime, waiting: deque[Unit], urgent_left: int, report: BatchReport) -> int:
     """Put newly arrived high messages at the front; a failure here ends the look-out, not the batch."""
     try:
         urgent = pop_urgent(rt.redis, min(urgent_left, rt.settings.http_concurrency))
         report.popped += len(urgent)
         if urgent:
-            waiting.extendleft(reversed(_prepare_or_reschedule(rt, urgent, report)))
+            waiting.extendleft(reversed(_units(rt, _prepare_or_reschedule(rt, urgent, report))))
         return urgent_left - len(urgent)
     except Exception:  # noqa: BLE001 - the batch's own calls must still be seen through
         log.exception("taking newly arrived high messages failed; this batch stops looking for them")
         return 0
 
 
-def _start(rt: Runtime, items: list[Claimed], running: dict[Future, Claimed], results: list[tuple[Claimed, Outcome]]) -> bool:
+def _start(rt: Runtime, units: list[Unit], running: dict[Future, Unit], results: list[tuple[Claimed, Outcome]]) -> bool:
     """Mark the calls as started and submit them. If Redis cannot mark them, nothing more is
     started: the calls in flight are seen through, and the lease sweep re-queues the rest."""
+    items = [item for unit in units for item in unit]
     try:
-        allowed = inflight.start_calls(rt.redis, [(item.id, item.claim) for item in items])
+        allowed = dict(zip((item.id for item in items), inflight.start_calls(rt.redis, [(item.id, item.claim) for item in items])))
     except Exception:  # noqa: BLE001 - see the docstring
         log.exception("could not mark %d call(s) as started; leaving them to the lease sweep", len(items))
         return False
-    for item, may_call in zip(items, allowed):
-        if may_call:
-            running[rt.http_pool.submit(_call_provider, rt, item)] = item
-        else:
-            results.append((item, ClaimLost()))
+    for unit in units:
+        results += [(item, ClaimLost()) for item in unit if not allowed[item.id]]
+        calling = [item for item in unit if allowed[item.id]]
+        if calling:
+            running[rt.http_pool.submit(_call_provider, rt, calling)] = calling
     return True
 
 
-def _call_provider(rt: Runtime, item: Claimed) -> Accepted | ProviderError:
+def _call_provider(rt: Runtime, unit: Unit) -> list[SendOutcome]:
+    """One request's outcomes, one per message: whatever happens, never an exception."""
+    provider = rt.accounts[unit[0].provider].provider
     try:
-        return rt.accounts[item.provider].provider.send(item.outbound)
+        if len(unit) == 1:
+            return [provider.send(unit[0].outbound)]
+        outcomes = provider.send_many([item.outbound for item in unit])
+        if len(outcomes) != len(unit):
+            raise RuntimeError(f"send_many answered {len(outcomes)} outcomes for {len(unit)} messages")
+        return outcomes
     except ProviderError as error:
-        return error
+        return [error] * len(unit)
     except Exception as error:  # noqa: BLE001 - an adapter bug must not kill the batch or the worker
-        log.exception("adapter %s crashed sending %s to %s", item.provider, item.id, mask_phone(item.outbound.recipient))
-        return ProviderError(ErrorKind.TRANSIENT, "ADAPTER_CRASH", f"{type(error).__name__}: {error}")
+        log.exception("adapter %s crashed sending %d message(s), first to %s", unit[0].provider, len(unit), mask_phone(unit[0].outbound.recipient))
+        return [ProviderError(ErrorKind.TRANSIENT, "ADAPTER_CRASH", f"{type(error).__name__}: {error}")] * len(unit)
+
+
+def _record_health(rt: Runtime, results: list[tuple[Claimed, Outcome]]) -> None:
+    """Feed each account's breaker; a transient fault counts against it, anything else for it."""
+    failures: dict[str, list[bool]] = defaultdict(list)
+    last_fault: dict[str, str] = {}
+    accepted: dict[str, int] = defaultdict(int)
+    for item, outcome in results:
+        if isinstance(outcome, ClaimLost):
+            continue
+        accepted[item.provider] += isinstance(outcome, Accepted)
+        failed = isinstance(outcome, ProviderError) and outcome.kind is ErrorKind.TRANSIENT
+        failures[item.provider].append(failed)
+        if failed:
+            last_fault[item.provider] = f"{outcome.code}: {outcome.text}"[:200]
+    try:
+        count_sent(rt.redis, {account: n for account, n in accepted.items() if n})
+        changes = [(account, *rt.breaker(account).record(outcomes, last_fault.get(account, ""))) for account, outcomes in failures.items()]
+    except Exception:  # noqa: BLE001 - health bookkeeping must not lose the batch's results
+        log.exception("could not record the accounts' health for this batch")
+        return
+    for account, state, changed in changes:
+        if changed and state == "open":
+            log.error("circuit breaker OPEN for account %s after %s; routing passes it over for %.0f s",
+                      account, last_fault.get(account, "transient faults"), rt.settings.breaker_cooldown_seconds)
+        elif changed:
+            log.warning("circuit breaker for account %s is %s again", account, state)
 
 
 def _record(rt: Runtime, results: list[tuple[Claimed, Outcome]], report: BatchReport) -> None:
@@ -385,9 +506,9 @@ def _failure_row(rt: Runtime, policy: RetryPolicy, item: Claimed, error: Provide
     if error.kind is ErrorKind.PERMANENT and error.account_wide:
         reason = f"{error.code}: {error.text}"
         pause(rt.redis, item.provider, reason)
-        log.error("provider account %s PAUSED: %s. Its messages stay queued; `sms-worker providers resume %s` once it is fixed",
+        log.error("provider account %s PAUSED: %s. Its messages fail over to other accounts (or wait, if they named it); `sms-worker providers resume %s` once it is fixed",
                   item.provider, reason, item.provider)
-        retry_at = now + timedelta(seconds=PAUSE_RECHECK_SECONDS)
+        retry_at = now + timedelta(seconds=PAUSE_RECHECK_SECONDS if item.pinned else 0)
         uncounted = item.attempts - 1
         row = {**base, "status": Status.UNSENT.value, "attempts": uncounted, "send_after": retry_at}
         if uncounted == 0:

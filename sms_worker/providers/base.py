@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Hashable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import Protocol
+from typing import Any, Protocol
 
 from sms_worker.status import Status
 
@@ -63,17 +64,75 @@ class StatusReport:
     delivered_at: datetime | None = None
 
 
-class Provider(Protocol):
-    """An adapter for one provider account. Implementations must be safe to share across threads."""
+@dataclass(frozen=True, slots=True)
+class AccountConfig:
+    """One provider account as the providers file declares it, secrets already read.
+
+    ``credentials`` holds what the API authenticates with (``token``, ``api_key``,
+    ``username``/``password``): adapters must never log them. ``options`` holds the rest of the
+    account's table (``transport``, ``quality``, ``senders``, ...), for the adapter to read.
+    """
 
     name: str
+    type: str
+    base_url: str
+    credentials: Mapping[str, str] = field(default_factory=dict)
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+    def credential(self, key: str) -> str:
+        value = self.credentials.get(key)
+        if not value:
+            raise ValueError(f"account {self.name!r}: credential {key!r} is required for type {self.type!r}")
+        return value
+
+
+SendOutcome = Accepted | ProviderError
+
+
+class Provider(Protocol):
+    """An adapter for one provider account. Implementations must be safe to share across threads.
+
+    Adapters read like httpx transports: one module per API, the shared plumbing (client, error
+    mapping, JSON decoding) in :mod:`sms_worker.providers.http`, never repeated.
+    """
+
+    name: str
+    max_recipients: int
+    """How many messages one request may carry; above 1 the dispatcher calls :meth:`send_many`."""
 
     def send(self, message: OutboundMessage) -> Accepted:
         """Submit one message, or raise ProviderError."""
         ...
 
+    def send_many(self, messages: Sequence[OutboundMessage]) -> list[SendOutcome]:
+        """Submit messages that share one :meth:`group_key` in as few requests as the API allows;
+        one outcome per message, in order. A failure of the whole request is that error for each."""
+        ...
+
+    def group_key(self, message: OutboundMessage) -> Hashable:
+        """Messages with equal keys may travel in one request (same text, sender, quality...)."""
+        ...
+
     def check(self, provider_message_id: str) -> StatusReport:
         """Ask the provider where a message is, or raise ProviderError."""
+        ...
+
+    def parse_callback(self, body: bytes, content_type: str) -> list[StatusReport]:
+        """The status reports in a delivery callback the provider posted; ValueError if it is not one."""
+        ...
+
+    def classify(self, code: str, text: str) -> ProviderError:
+        """A provider error code as an error class: transient, re-authenticate or permanent, and
+        whether it is account-wide (every message of the account would meet it)."""
+        ...
+
+    def map_status(self, provider_status: str) -> Status:
+        """The provider's word for a message's state, in the canonical vocabulary."""
+        ...
+
+    def verify(self) -> str:
+        """Prove the credentials work with the cheapest authenticated call; a one-line summary
+        (balance, session...) for ``sms-worker providers check``, or ProviderError."""
         ...
 
     def open(self) -> None:
@@ -82,3 +141,21 @@ class Provider(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+class OneRecipientPerRequest:
+    """For APIs that take one recipient per request: every message is its own group."""
+
+    max_recipients = 1
+
+    def send_many(self, messages: Sequence[OutboundMessage]) -> list[SendOutcome]:
+        outcomes: list[SendOutcome] = []
+        for message in messages:
+            try:
+                outcomes.append(self.send(message))  # type: ignore[attr-defined]
+            except ProviderError as error:
+                outcomes.append(error)
+        return outcomes
+
+    def group_key(self, message: OutboundMessage) -> Hashable:
+        return message.message_id

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import threading
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Any, Iterator
 
 import httpx
 
@@ -49,3 +49,14 @@ def raise_for_http_status(response: httpx.Response) -> None:
     if code >= 500 or code == 429:
         raise ProviderError(ErrorKind.TRANSIENT, f"HTTP_{code}", detail or response.reason_phrase)
     raise ProviderError(ErrorKind.PERMANENT, f"HTTP_{code}", detail or response.reason_phrase, account_wide=code in (401, 403, 404, 405))
+
+
+def json_object(response: httpx.Response) -> dict[str, Any]:
+    """The answer as a JSON object; anything else is a provider hiccup worth retrying."""
+    try:
+        body = response.json()
+    except ValueError:
+        raise ProviderError(ErrorKind.TRANSIENT, "BAD_RESPONSE", f"not JSON: {response.text[:100]!r}") from None
+    if not isinstance(body, dict):
+        raise ProviderError(ErrorKind.TRANSIENT, "BAD_RESPONSE", f"not a JSON object: {response.text[:100]!r}")
+    return body

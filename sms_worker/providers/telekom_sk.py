@@ -8,10 +8,16 @@ Assumptions where the document is silent:
 - ``delivery_time`` and ``deliveryDateTime`` carry no zone; they are Slovak local time
   (Europe/Bratislava).
 - Recipients are sent as digits without ``+``: the document reserves ``+421...`` for RCS.
+- The document's callback example has a trailing comma inside ``delivery``; callbacks are read
+  leniently so a provider that really sends that is still understood.
+- ``verify`` calls ``ping`` (with a fresh session, or the token in token mode): it is the
+  cheapest authenticated function and sends nothing.
 """
 
 from __future__ import annotations
 
+import json
+import re
 import threading
 import time
 import xml.etree.ElementTree as ET
@@ -23,7 +29,15 @@ from typing import Any, Callable
 import defusedxml.ElementTree as DefusedET
 import httpx
 
-from sms_worker.providers.base import Accepted, ErrorKind, OutboundMessage, ProviderError, StatusReport
+from sms_worker.providers.base import (
+    AccountConfig,
+    Accepted,
+    ErrorKind,
+    OneRecipientPerRequest,
+    OutboundMessage,
+    ProviderError,
+    StatusReport,
+)
 from sms_worker.providers.http import raise_for_http_status, transport_errors
 from sms_worker.status import Status
 
@@ -137,7 +151,10 @@ def _texts(element: ET.Element) -> dict[str, str]:
     return {child.tag: (child.text or "").strip() for child in element}
 
 
-class TelekomSKProvider:
+_TRAILING_COMMA = re.compile(rb",(\s*[}\]])")
+
+
+class TelekomSKProvider(OneRecipientPerRequest):
     """One Telekom SK API key. Keeps a session, pings it when idle, logs in again when it is lost."""
 
     def __init__(
@@ -176,6 +193,37 @@ class TelekomSKProvider:
         body = self._call("check_message", {"message_id": provider_message_id})
         code = str(body.get("code", "UNKNOWN"))
         return StatusReport(provider_message_id, code, canonical_status(code), _parse_time(body.get("deliveryDateTime")))
+
+    def parse_callback(self, body: bytes, content_type: str) -> list[StatusReport]:
+        try:
+            document = json.loads(body)
+        except ValueError:
+            try:
+                document = json.loads(_TRAILING_COMMA.sub(rb"\1", body))
+            except ValueError:
+                raise ValueError("a Telekom SK callback is a JSON object") from None
+        delivery = document.get("delivery") if isinstance(document, dict) else None
+        if not isinstance(delivery, dict) or "messageId" not in document or not isinstance(delivery.get("status"), str):
+            raise ValueError("a Telekom SK callback needs messageId and delivery.status")
+        code = delivery["status"]
+        status = canonical_status(code)
+        delivered_at = _parse_iso(document.get("timestamp")) if status is Status.DELIVERED else None
+        return [StatusReport(str(document["messageId"]), code, status, delivered_at)]
+
+    def classify(self, code: str, text: str) -> ProviderError:
+        return classify(code, text)
+
+    def map_status(self, provider_status: str) -> Status:
+        return canonical_status(provider_status)
+
+    def verify(self) -> str:
+        if not self._use_session:
+            self._post("ping", {"token": self._token}, track=False)
+            return f"token accepted ({self._codec.path})"
+        with self._lock:
+            self._session_id = None
+        self._call("ping", {})
+        return f"session opened ({self._codec.path})"
 
     def sms_groups(self, limit: int | None = None, start_from: int | None = None) -> list[SmsGroup]:
         params = {key: value for key, value in (("limit", limit), ("startFrom", start_from)) if value is not None}
@@ -270,6 +318,27 @@ def _send_params(message: OutboundMessage) -> dict[str, Any]:
 def _flag(value: object) -> bool:
     """JSON answers with booleans, XML with ``true``/``false`` text."""
     return value is True or (isinstance(value, str) and value.strip().lower() == "true")
+
+
+def _parse_iso(value: object) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(timezone.utc)
+    except ValueError:
+        return None
+
+
+def from_config(config: AccountConfig, client: httpx.Client) -> TelekomSKProvider:
+    """Options: ``transport`` (``json`` or ``xml``), ``use_session`` (false: token per request)."""
+    transport = config.options.get("transport", "json")
+    if transport not in ("json", "xml"):
+        raise ValueError(f"transport must be json or xml, not {transport!r}")
+    use_session = config.options.get("use_session", True)
+    if not isinstance(use_session, bool):
+        raise ValueError("use_session must be true or false")
+    codec = XmlCodec() if transport == "xml" else JsonCodec()
+    return TelekomSKProvider(config.name, config.base_url, config.credential("token"), client, use_session=use_session, codec=codec)
 
 
 def _parse_time(value: object) -> datetime | None:

@@ -20,3 +20,15 @@ def in_flight(message_hex: str) -> str:
 
 def paused(account: str) -> str:
     return f"{PREFIX}:paused:{account}"
+
+
+def breaker(account: str) -> str:
+    return f"{PREFIX}:breaker:{account}"
+
+
+def breaker_window(account: str) -> str:
+    return f"{PREFIX}:breaker:{account}:recent"
+
+
+def sent_per_second(account: str, second: int) -> str:
+    return f"{PREFIX}:sent:{account}:{second}"

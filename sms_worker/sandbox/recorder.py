@@ -37,7 +37,7 @@ class Recorder:
         params: dict[str, Any],
         accepted: bool,
         code: str,
-        message_id: int | None,
+        message_id: int | str | None,
         parts: int | None,
     ) -> dict[str, Any]:
         entry = {

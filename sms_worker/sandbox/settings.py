@@ -20,6 +20,18 @@ class SandboxSettings:
     telekom_sk_tokens: frozenset[str] = frozenset({"sandbox-token"})
     telekom_sk_allowed_ips: frozenset[str] = frozenset({"127.0.0.1", "::1", "testclient"})
     telekom_sk_timezone: str = "Europe/Bratislava"
+    dt_a2p_api_keys: frozenset[str] = frozenset({"sandbox-dt-key"})
+    dt_a2p_balance: float = 1_000_000.0
+    """Prepaid balance in EUR at start-up and after a reset."""
+    dt_a2p_price_per_part: float = 0.075
+    dt_a2p_verified_senders: frozenset[str] = frozenset({"+4915112345678", "+491701234567", "ACME"})
+    dt_a2p_alphanumeric_countries: frozenset[str] = frozenset({"DE", "AT", "SK", "CZ", "FR", "GB", "IT", "ES", "NL", "PL"})
+    """Destination countries (ISO 3166 alpha-2) where an alphanumeric sender ID is allowed."""
+    session_key_users: tuple[tuple[str, str], ...] = (("sandbox-user", "sandbox-pass"),)
+    """(username, password) pairs that may log in."""
+    session_key_credits: int = 1_000_000
+    telefoon_api_keys: frozenset[str] = frozenset({"sandbox-telefoon-key"})
+    dexatel_api_keys: frozenset[str] = frozenset({"sandbox-dexatel-key"})
 
     def __post_init__(self) -> None:
         if not 0 <= self.sent_after <= self.delivered_after:

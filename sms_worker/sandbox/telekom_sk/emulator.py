@@ -17,8 +17,8 @@ from sms_worker.clock import Clock
 from sms_worker.sandbox.faults import ALL_KINDS, FaultEngine, FaultKind, FaultRule, http_error
 from sms_worker.sandbox.recorder import Recorder
 from sms_worker.sandbox.settings import SandboxSettings
-from sms_worker.sandbox.telekom_sk.codec import Codec, CodecError
-from sms_worker.sandbox.telekom_sk.messages import MessageStore
+from sms_worker.sandbox.telekom_sk.codec import Codec, CodecError, JsonCodec, XmlCodec
+from sms_worker.sandbox.lifecycle import MessageStore
 from sms_worker.sandbox.telekom_sk.params import ParameterError, parse_message_id, parse_page, parse_phone_number, parse_send
 from sms_worker.sandbox.telekom_sk.parts import count_parts
 from sms_worker.sandbox.telekom_sk.results import (
@@ -90,7 +90,11 @@ class TelekomSk:
             "check_phone_number": self._check_phone_number,
         }
 
-    def routes(self, codec: Codec) -> list[Route]:
+    def routes(self) -> list[Route]:
+        """Both wire formats: ``/json/<function>`` and ``/xml/<function>``."""
+        return [*self.codec_routes(JsonCodec()), *self.codec_routes(XmlCodec())]
+
+    def codec_routes(self, codec: Codec) -> list[Route]:
         """The functions in one wire format, under ``/<codec.name>/<function>``."""
         return [
             Route(f"/{codec.name}/{name}", self._endpoint(name, codec), methods=["GET", "POST"]) for name in ENDPOINTS

@@ -1,0 +1,287 @@
+"""Deutsche Telekom A2P SMS API (``../shared/seeds/dt-a2p-sms-api.txt``): prepaid, one recipient
+per request, verified sender IDs only.
+
+What the document says, and this adapter keeps: every request carries the API key in the
+``X-API-Key`` header; a message is sent with an HTTP POST and delivery reports are fetched
+with an HTTP GET; one recipient per request; at most 50 verified sender IDs; alphanumeric
+sender IDs only to some countries; 160 GSM characters per part, longer texts billed as
+several parts; every request is charged from the prepaid balance, even one to a wrong number
+or with a sender ID the operator does not support.
+
+Assumptions where the document is silent (it gives no paths, fields or error codes):
+
+- ``POST <base>/v1/sms`` with the JSON object ``{"from", "to", "text"}``, both numbers in
+  E.164 with ``+`` (the document asks for E.164 when a sender number is verified). It answers
+  ``201`` with the delivery report below plus ``"balance"`` (what is left after the charge);
+  ``id`` is a string, ``status`` one of the words below.
+- ``GET <base>/v1/sms/{id}`` is the delivery report: ``{"id", "status", "to", "from",
+  "parts", "cost", "currency", "created_at", "delivered_at"}``, times in ISO 8601 UTC,
+  ``delivered_at`` null until the message is delivered.
+- ``GET <base>/v1/balance`` answers ``{"balance", "currency"}`` and costs nothing; it is
+  :meth:`DtA2pProvider.verify` and :meth:`DtA2pProvider.open`.
+- Status words: ``queued``, ``sent``, ``delivered``, ``undelivered``, ``rejected``,
+  ``expired``, ``deleted``, ``unknown`` (case-insensitive); anything else is UNKNOWN.
+- Errors are HTTP 4xx/5xx with ``{"error": {"code", "message"}}``; the codes and their
+  classes are in ``_ERRORS`` below. A code not in that table is classified by its HTTP status
+  (:func:`~sms_worker.providers.http.raise_for_http_status`), so a new 5xx code is retried.
+- The API takes no validity, priority, flash, scheduling or encoding parameter: those fields
+  of a message are not sent. The platform picks GSM-7 or UCS-2 from the text itself.
+- Delivery callbacks are not in the document: :meth:`DtA2pProvider.parse_callback` reads a
+  POSTed delivery report in the same shape as the GET one (an object, or a list of them).
+
+Account options: ``default_sender`` (required: the API needs a sender, and a message without
+one gets it), ``senders`` (the verified sender IDs, at most 50; when given, a message from any
+other sender is refused here, without a request that would be charged) and
+``alphanumeric_countries`` (ISO 3166 alpha-2 codes; when given, an alphanumeric sender to a
+number of any other country is refused here, likewise). Sender IDs compare exactly as written.
+Other options are left to the rest of sms_worker.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from datetime import datetime, timezone
+from typing import Any, Final
+from urllib.parse import quote
+
+import httpx
+import phonenumbers
+
+from sms_worker.providers.base import (
+    Accepted,
+    AccountConfig,
+    ErrorKind,
+    OneRecipientPerRequest,
+    OutboundMessage,
+    ProviderError,
+    StatusReport,
+)
+from sms_worker.providers.http import json_object, raise_for_http_status, transport_errors
+from sms_worker.status import Status
+
+MAX_SENDERS: Final = 50
+"""The document: sender ID verification is "limited to 50 sender IDs"."""
+SENDER_NOT_VERIFIED: Final = "SENDER_NOT_VERIFIED"
+ALPHANUMERIC_SENDER_NOT_ALLOWED: Final = "ALPHANUMERIC_SENDER_NOT_ALLOWED"
+INSUFFICIENT_BALANCE: Final = "INSUFFICIENT_BALANCE"
+
+# code -> (kind, account-wide, final status when permanent)
+_ERRORS: Final[dict[str, tuple[ErrorKind, bool, Status]]] = {
+    "INVALID_API_KEY": (ErrorKind.PERMANENT, True, Status.UNDELIVERABLE),
+    INSUFFICIENT_BALANCE: (ErrorKind.PERMANENT, True, Status.UNDELIVERABLE),
+    SENDER_NOT_VERIFIED: (ErrorKind.PERMANENT, False, Status.DENIED),
+    ALPHANUMERIC_SENDER_NOT_ALLOWED: (ErrorKind.PERMANENT, False, Status.DENIED),
+    "INVALID_RECIPIENT": (ErrorKind.PERMANENT, False, Status.UNDELIVERABLE),
+    "INVALID_REQUEST": (ErrorKind.PERMANENT, False, Status.UNDELIVERABLE),
+    "MISSING_PARAMETER": (ErrorKind.PERMANENT, False, Status.UNDELIVERABLE),
+    "INVALID_PARAMETER": (ErrorKind.PERMANENT, False, Status.UNDELIVERABLE),
+    "MESSAGE_NOT_FOUND": (ErrorKind.PERMANENT, False, Status.UNDELIVERABLE),
+    "RATE_LIMITED": (ErrorKind.TRANSIENT, False, Status.UNDELIVERABLE),
+    "INTERNAL_ERROR": (ErrorKind.TRANSIENT, False, Status.UNDELIVERABLE),
+    "SERVICE_UNAVAILABLE": (ErrorKind.TRANSIENT, False, Status.UNDELIVERABLE),
+}
+
+_STATUSES: Final[dict[str, Status]] = {
+    "queued": Status.QUEUED,
+    "sent": Status.SENT,
+    "delivered": Status.DELIVERED,
+    "undelivered": Status.UNDELIVERABLE,
+    "rejected": Status.DENIED,
+    "expired": Status.EXPIRED,
+    "deleted": Status.DELETED,
+    "unknown": Status.UNKNOWN,
+}
+
+
+def classify(code: str, text: str) -> ProviderError:
+    """An unknown code is permanent for this message only: it never burns retries nor pauses
+    the account (the HTTP layer decides first for codes met in an answer, see ``_call``)."""
+    kind, account_wide, status = _ERRORS.get(code, (ErrorKind.PERMANENT, False, Status.UNDELIVERABLE))
+    return ProviderError(kind, code, text or code, account_wide=account_wide, status=status)
+
+
+def map_status(provider_status: str) -> Status:
+    return _STATUSES.get(provider_status.strip().lower(), Status.UNKNOWN)
+
+
+def is_alphanumeric(sender: str) -> bool:
+    """A phone number (``+`` and digits) is not; anything with another character is."""
+    return not sender.removeprefix("+").isdigit()
+
+
+def country_of(number: str) -> str | None:
+    """The ISO region of an E.164 number, or None when it cannot be told."""
+    try:
+        return phonenumbers.region_code_for_number(phonenumbers.parse(number, None))
+    except phonenumbers.NumberParseException:
+        return None
+
+
+class DtA2pProvider(OneRecipientPerRequest):
+    """One prepaid Deutsche Telekom A2P account. Holds no state but its settings: thread-safe."""
+
+    def __init__(
+        self,
+        name: str,
+        base_url: str,
+        api_key: str,
+        client: httpx.Client,
+        *,
+        default_sender: str,
+        senders: Iterable[str] | None = None,
+        alphanumeric_countries: Iterable[str] | None = None,
+    ) -> None:
+        self.name = name
+        self._base = base_url.rstrip("/")
+        self._headers = {"X-API-Key": api_key}
+        self._client = client
+        self._default_sender = default_sender
+        self._senders = frozenset(senders) if senders is not None else None
+        self._countries = frozenset(alphanumeric_countries) if alphanumeric_countries is not None else None
+
+    def send(self, message: OutboundMessage) -> Accepted:
+        """Refuse locally what the API would refuse and charge for anyway; then POST."""
+        sender = message.sender or self._default_sender
+        self._check_sender(sender, message.recipient)
+        body = self._call("POST", "/v1/sms", json={"from": sender, "to": message.recipient, "text": message.text})
+        message_id, word = body.get("id"), body.get("status")
+        if message_id in (None, "") or not isinstance(word, str):
+            raise ProviderError(ErrorKind.TRANSIENT, "BAD_RESPONSE", "send answered without id or status")
+        parts = body.get("parts")
+        return Accepted(str(message_id), word, map_status(word), parts if isinstance(parts, int) else None)
+
+    def check(self, provider_message_id: str) -> StatusReport:
+        return _report(self._call("GET", f"/v1/sms/{quote(provider_message_id, safe='')}"))
+
+    def parse_callback(self, body: bytes, content_type: str) -> list[StatusReport]:
+        """A delivery report as the GET answers it, or a JSON list of them (assumed format)."""
+        if "json" not in content_type.lower():
+            raise ValueError(f"expected a JSON delivery report, got {content_type or 'no content type'}")
+        try:
+            document = json.loads(body)
+        except ValueError:
+            raise ValueError("delivery report is not JSON") from None
+        items = document if isinstance(document, list) else [document]
+        try:
+            return [_report(item) for item in items]
+        except ProviderError as exc:
+            raise ValueError(f"not a delivery report: {exc.text}") from None
+
+    def classify(self, code: str, text: str) -> ProviderError:
+        return classify(code, text)
+
+    def map_status(self, provider_status: str) -> Status:
+        return map_status(provider_status)
+
+    def balance(self) -> tuple[float, str]:
+        """The prepaid balance and its currency; the call itself is free."""
+        body = self._call("GET", "/v1/balance")
+        amount = body.get("balance")
+        if isinstance(amount, bool) or not isinstance(amount, int | float):
+            raise ProviderError(ErrorKind.TRANSIENT, "BAD_RESPONSE", "balance answered without a balance")
+        return float(amount), str(body.get("currency") or "EUR")
+
+    def verify(self) -> str:
+        amount, currency = self.balance()
+        return f"balance {amount:.2f} {currency}"
+
+    def open(self) -> None:
+        """A wrong key or an empty prepaid account stops the account before its first message."""
+        amount, currency = self.balance()
+        if amount <= 0:
+            raise ProviderError(
+                ErrorKind.PERMANENT, INSUFFICIENT_BALANCE, f"prepaid balance is {amount:.2f} {currency}", account_wide=True
+            )
+
+    def close(self) -> None:
+        return None
+
+    def _check_sender(self, sender: str, recipient: str) -> None:
+        if self._senders is not None and sender not in self._senders:
+            raise classify(SENDER_NOT_VERIFIED, f"sender ID {sender!r} is not among the account's verified senders")
+        if self._countries is not None and is_alphanumeric(sender):
+            country = country_of(recipient)
+            if country is not None and country not in self._countries:
+                raise classify(
+                    ALPHANUMERIC_SENDER_NOT_ALLOWED, f"alphanumeric sender ID {sender!r} is not allowed to {country} numbers"
+                )
+
+    def _call(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+        with transport_errors():
+            response = self._client.request(method, self._base + path, headers=self._headers, **kwargs)
+        if response.status_code >= 400:
+            code, text = _error_of(response)
+            if code in _ERRORS:
+                raise classify(code, text)
+            raise_for_http_status(response)
+        return json_object(response)
+
+
+def _error_of(response: httpx.Response) -> tuple[str, str]:
+    """``{"error": {"code", "message"}}``, or empty strings when the body is not that."""
+    try:
+        error = response.json().get("error")
+    except (ValueError, AttributeError):
+        return "", ""
+    if not isinstance(error, dict):
+        return "", ""
+    return str(error.get("code") or ""), str(error.get("message") or "")
+
+
+def _report(body: Any) -> StatusReport:
+    if not isinstance(body, dict) or body.get("id") in (None, "") or not isinstance(body.get("status"), str):
+        raise ProviderError(ErrorKind.TRANSIENT, "BAD_RESPONSE", "a delivery report needs an id and a status")
+    word = body["status"]
+    return StatusReport(str(body["id"]), word, map_status(word), _parse_time(body.get("delivered_at")))
+
+
+def _parse_time(value: object) -> datetime | None:
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=timezone.utc)
+
+
+def from_config(config: AccountConfig, client: httpx.Client) -> DtA2pProvider:
+    """Build the adapter from a providers-file account; ValueError names a bad option and why."""
+    options = config.options
+    return DtA2pProvider(
+        config.name,
+        config.base_url,
+        config.credential("api_key"),
+        client,
+        **_sender_options(config.name, options),
+    )
+
+
+def _sender_options(account: str, options: Mapping[str, Any]) -> dict[str, Any]:
+    def bad(field: str, reason: str) -> ValueError:
+        return ValueError(f"account {account!r}: option {field!r} {reason}")
+
+    senders = options.get("senders")
+    if senders is not None:
+        if isinstance(senders, str) or not isinstance(senders, Iterable):
+            raise bad("senders", "must be a list of sender IDs")
+        senders = list(senders)
+        if not all(isinstance(s, str) and s.strip() for s in senders):
+            raise bad("senders", "must hold non-empty strings only")
+        if len(senders) > MAX_SENDERS:
+            raise bad("senders", f"lists {len(senders)} sender IDs; the API verifies at most {MAX_SENDERS}")
+    default_sender = options.get("default_sender")
+    if not isinstance(default_sender, str) or not default_sender.strip():
+        raise bad("default_sender", "is required: the API needs a sender for every message")
+    if senders is not None and default_sender not in senders:
+        raise bad("default_sender", f"{default_sender!r} is not among the verified 'senders'")
+    countries = options.get("alphanumeric_countries")
+    if countries is not None:
+        if isinstance(countries, str) or not isinstance(countries, Iterable):
+            raise bad("alphanumeric_countries", "must be a list of ISO 3166 alpha-2 country codes")
+        countries = [c.upper() if isinstance(c, str) else c for c in countries]
+        wrong = [c for c in countries if not isinstance(c, str) or len(c) != 2 or not c.isalpha()]
+        if wrong:
+            raise bad("alphanumeric_countries", f"holds {wrong!r}, not ISO 3166 alpha-2 country codes")
+    return {"default_sender": default_sender, "senders": senders, "alphanumeric_countries": countries}

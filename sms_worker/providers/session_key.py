@@ -1,0 +1,433 @@
+"""The session-key SMS REST gateway (``../shared/seeds/session-key-sms-rest-quickstart.txt``).
+
+``GET <base>/login?username=..&password=..`` answers ``user_key;Session_key``; every other call
+sends both back as the headers ``user_key`` and ``Session_key`` (spelled exactly so: the
+document warns that ``User-Key`` is not understood). ``POST <base>/sms`` takes one text for a
+list of recipients and answers HTTP 201 with ``result``, ``order_id``, ``total_sent``,
+``remaining_credits`` and ``internal_order_id``. This is the only multi-recipient API of the
+set: :meth:`SessionKeyProvider.send_many` sends messages that share a :meth:`group_key` as one
+order.
+
+Assumptions where the quickstart is silent (most follow the public documentation of the same
+gateway family, e.g. ``smsend/REST-API`` on GitHub):
+
+- A session ends after 5 minutes without calls. The adapter logs in again before a call when it
+  has been idle for :data:`RELOGIN_AFTER_IDLE`, and once more when any call answers 401 (the
+  session was lost anyway); a second 401 right after a fresh login is transient.
+- Login with a wrong username or password answers 404 (the family's "Credentials are
+  incorrect"); 401 is read the same way. Either is ``BAD_CREDENTIALS``: permanent, account-wide.
+- Errors other than 401 carry a JSON body ``{"result": "KO", "code": ..., "message": ...}``
+  (the family says "details are in the body"); the codes are :data:`_ERROR_KINDS`. Not enough
+  credits is HTTP 400 ``NOT_ENOUGH_CREDITS``: permanent and account-wide. An invalid recipient
+  refuses the whole order (the family's default ``allowInvalidRecipients=false``) with HTTP 400
+  ``INVALID_RECIPIENT`` and the refused numbers in ``recipients``: those messages fail, and the
+  others are sent once more without them. A code not in the table is permanent, so an unknown
+  answer never burns retries; 5xx and 429 are transient whatever the body says.
+- ``scheduled_delivery_time`` is ``yyyyMMddHHmmss`` (the PHP and Node examples) in the
+  gateway's zone, Europe/Rome unless the ``timezone`` option says otherwise (the examples use
+  Italian numbers); ``delivery_date`` in status answers is read in the same zone. sms_worker
+  schedules itself, so the field is sent only when a message carries ``delivery_time``.
+- Message state: the quickstart shows none. The family's ``GET <base>/sms/{order_id}`` answers
+  ``{"recipient_number": n, "result": "OK", "recipients": [{"destination", "status",
+  "delivery_date"}]}``; :data:`STATUS_WORDS` maps its statuses. :meth:`check` asks for the order
+  and picks the recipient.
+- ``provider_message_id`` is ``"<order_id>:<recipient>"``, the recipient as sent. One order never
+  carries the same phone twice (two messages with equal text to one phone go in two orders),
+  so that id names exactly one message.
+- Delivery callbacks are not documented; :meth:`parse_callback` reads a JSON body shaped like
+  the status answer plus ``order_id``.
+- :meth:`verify` logs in afresh and reads the family's ``GET <base>/status``
+  (``{"sms": [{"type": "N", "quantity": 1234}, ...]}``) for the credits left at its quality.
+- ``priority``, ``validity_minutes``, ``unicode``, ``flash``, ``callback`` and ``group_id`` have
+  no field in this API and are not sent. ``Accepted.parts`` is sms_worker's own count of the
+  text (GSM-7 or UCS-2): the gateway reports parts only as a total.
+
+Account options: ``quality`` (``N`` high, the default; ``L`` medium; ``LL`` low), and
+``max_recipients`` (recipients per order, default 100, at most 1000: the quickstart names no
+limit, and 100 keeps one refused order small while still saving 99 requests in 100).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Hashable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any, Callable, Final
+from urllib.parse import quote
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import httpx
+
+from sms_worker.logs import get_logger
+from sms_worker.providers.base import (
+    AccountConfig,
+    Accepted,
+    ErrorKind,
+    OutboundMessage,
+    ProviderError,
+    SendOutcome,
+    StatusReport,
+)
+from sms_worker.providers.http import json_object, raise_for_http_status, transport_errors
+from sms_worker.status import Status
+from sms_worker.text import analyze
+
+QUALITIES: Final = ("N", "L", "LL")
+"""The document's ``MESSAGE_HIGH_QUALITY``, ``MESSAGE_MEDIUM_QUALITY`` and ``MESSAGE_LOW_QUALITY``."""
+DEFAULT_MAX_RECIPIENTS: Final = 100
+MAX_RECIPIENTS_LIMIT: Final = 1000
+DEFAULT_TIMEZONE: Final = "Europe/Rome"
+TIME_FORMAT: Final = "%Y%m%d%H%M%S"
+RELOGIN_AFTER_IDLE: Final = 4 * 60
+"""Log in again before a call rather than meet the gateway's 5 minutes of inactivity."""
+
+BAD_CREDENTIALS: Final = "BAD_CREDENTIALS"
+UNAUTHORIZED: Final = "UNAUTHORIZED"
+INVALID_RECIPIENT: Final = "INVALID_RECIPIENT"
+
+# code -> (kind, account_wide, final status when permanent)
+_ERROR_KINDS: Final[dict[str, tuple[ErrorKind, bool, Status]]] = {
+    UNAUTHORIZED: (ErrorKind.REAUTHENTICATE, False, Status.UNDELIVERABLE),
+    BAD_CREDENTIALS: (ErrorKind.PERMANENT, True, Status.UNDELIVERABLE),
+    "USER_KEY_NOT_FOUND": (ErrorKind.PERMANENT, True, Status.UNDELIVERABLE),
+    "NOT_ENOUGH_CREDITS": (ErrorKind.PERMANENT, True, Status.UNDELIVERABLE),
+    "INVALID_SENDER": (ErrorKind.PERMANENT, False, Status.DENIED),
+    INVALID_RECIPIENT: (ErrorKind.PERMANENT, False, Status.UNDELIVERABLE),
+    "INVALID_PARAMETER": (ErrorKind.PERMANENT, False, Status.UNDELIVERABLE),
+    "MISSING_PARAMETER": (ErrorKind.PERMANENT, False, Status.UNDELIVERABLE),
+    "ORDER_NOT_FOUND": (ErrorKind.PERMANENT, False, Status.UNKNOWN),
+}
+
+STATUS_WORDS: Final[dict[str, Status]] = {
+    "WAITING": Status.QUEUED,
+    "SCHEDULED": Status.SCHEDULED,
+    "SENT": Status.SENT,
+    "WAIT4DLVR": Status.SENT,
+    "DLVRD": Status.DELIVERED,
+    "ERROR": Status.UNDELIVERABLE,
+    "TIMEOUT": Status.EXPIRED,
+    "TOOM4NUM": Status.DENIED,
+    "TOOM4USER": Status.DENIED,
+    "UNKNPFX": Status.UNDELIVERABLE,
+    "UNKNRCPT": Status.UNDELIVERABLE,
+    "INVALIDDST": Status.UNDELIVERABLE,
+    "BLACKLISTED": Status.DENIED,
+    "KO": Status.DENIED,
+    "INVALIDCONTENTS": Status.DENIED,
+    "DEMO": Status.UNKNOWN,
+}
+"""The family's recipient statuses. ``DEMO`` (sent in demo mode) reaches no phone, and nothing
+more will be learnt of it: UNKNOWN, a final status."""
+
+_log = get_logger("providers.session_key")
+
+
+def classify(code: str, text: str) -> ProviderError:
+    kind, account_wide, status = _ERROR_KINDS.get(code, (ErrorKind.PERMANENT, False, Status.UNDELIVERABLE))
+    return ProviderError(kind, code, text or code, account_wide=account_wide, status=status)
+
+
+def canonical_status(word: str) -> Status:
+    return STATUS_WORDS.get(word.strip().upper(), Status.UNKNOWN)
+
+
+class RefusedRecipients(ProviderError):
+    """An order refused for some of its recipients; the others may be sent without them."""
+
+    def __init__(self, text: str, recipients: frozenset[str]) -> None:
+        base = classify(INVALID_RECIPIENT, text)
+        super().__init__(base.kind, base.code, base.text, account_wide=base.account_wide, status=base.status)
+        self.recipients = recipients
+        """The refused numbers, as :func:`phone_key` spells them."""
+
+
+@dataclass(frozen=True, slots=True)
+class Session:
+    user_key: str
+    session_key: str
+
+    def headers(self) -> dict[str, str]:
+        return {"user_key": self.user_key, "Session_key": self.session_key}
+
+
+class SessionKeyProvider:
+    """One gateway account. Keeps one session for every thread and sends orders of many recipients."""
+
+    def __init__(
+        self,
+        name: str,
+        base_url: str,
+        username: str,
+        password: str,
+        client: httpx.Client,
+        *,
+        quality: str = "N",
+        max_recipients: int = DEFAULT_MAX_RECIPIENTS,
+        zone: ZoneInfo | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.name = name
+        self.max_recipients = max_recipients
+        self.quality = quality
+        self.remaining_credits: int | None = None
+        """Credits left as the last order or :meth:`verify` reported them."""
+        self._base = base_url.rstrip("/")
+        self._username = username
+        self._password = password
+        self._client = client
+        self._zone = zone or ZoneInfo(DEFAULT_TIMEZONE)
+        self._monotonic = monotonic
+        self._lock = threading.Lock()
+        self._session: Session | None = None
+        self._last_used = 0.0
+
+    # -- sending --------------------------------------------------------------------------
+
+    def send(self, message: OutboundMessage) -> Accepted:
+        outcome = self.send_many([message])[0]
+        if isinstance(outcome, ProviderError):
+            raise outcome
+        return outcome
+
+    def send_many(self, messages: Sequence[OutboundMessage]) -> list[SendOutcome]:
+        outcomes: list[SendOutcome | None] = [None] * len(messages)
+        for order in self._orders(messages):
+            self._submit(messages, order, outcomes, retry_refused=True)
+        return [outcome for outcome in outcomes if outcome is not None]
+
+    def group_key(self, message: OutboundMessage) -> Hashable:
+        return (message.text, message.sender or None, self.quality, message.delivery_time)
+
+    def _orders(self, messages: Sequence[OutboundMessage]) -> list[list[int]]:
+        """Messages by group, at most ``max_recipients`` an order and no phone twice in one."""
+        orders: list[tuple[Hashable, list[int], set[str]]] = []
+        for index, message in enumerate(messages):
+            group, phone = self.group_key(message), phone_key(message.recipient)
+            for key, indices, phones in orders:
+                if key == group and len(indices) < self.max_recipients and phone not in phones:
+                    indices.append(index)
+                    phones.add(phone)
+                    break
+            else:
+                orders.append((group, [index], {phone}))
+        return [indices for _, indices, _ in orders]
+
+    def _submit(
+        self, messages: Sequence[OutboundMessage], order: list[int], outcomes: list[SendOutcome | None], *, retry_refused: bool
+    ) -> None:
+        """One ``POST /sms``; its answer, or its error, becomes the outcome of each message in it."""
+        first = messages[order[0]]
+        recipients = [messages[i].recipient for i in order]
+        try:
+            order_id, parts = self._post_order(first, recipients)
+        except RefusedRecipients as refused:
+            rest = [i for i in order if phone_key(messages[i].recipient) not in refused.recipients]
+            if not retry_refused or len(rest) == len(order):
+                rest = []
+            for i in order:
+                if i not in rest:
+                    outcomes[i] = refused
+            if rest:
+                self._submit(messages, rest, outcomes, retry_refused=False)
+            return
+        except ProviderError as error:
+            for i in order:
+                outcomes[i] = error
+            return
+        for i, recipient in zip(order, recipients):
+            outcomes[i] = Accepted(f"{order_id}:{recipient}", "WAITING", Status.QUEUED, parts)
+
+    def _post_order(self, message: OutboundMessage, recipients: list[str]) -> tuple[str, int]:
+        body: dict[str, Any] = {
+            "message": message.text,
+            "message_type": self.quality,
+            "returnCredits": True,
+            "recipient": recipients,
+            "sender": message.sender or None,
+        }
+        if message.delivery_time is not None:
+            body["scheduled_delivery_time"] = message.delivery_time.astimezone(self._zone).strftime(TIME_FORMAT)
+        answer = json_object(self._call("POST", "/sms", json=body))
+        if answer.get("result") != "OK":
+            raise classify(str(answer.get("code") or answer.get("result") or "KO"), str(answer.get("message") or ""))
+        order_id = answer.get("order_id")
+        if not isinstance(order_id, str) or not order_id:
+            raise ProviderError(ErrorKind.TRANSIENT, "BAD_RESPONSE", "POST /sms answered without an order_id")
+        credits = answer.get("remaining_credits")
+        if isinstance(credits, int) and not isinstance(credits, bool):
+            self.remaining_credits = credits
+        _log.debug("%s: order %s accepted for %d recipient(s), %s credits left", self.name, order_id, len(recipients), credits)
+        return order_id, analyze(message.text).segments
+
+    # -- status ---------------------------------------------------------------------------
+
+    def check(self, provider_message_id: str) -> StatusReport:
+        order_id, _, recipient = provider_message_id.rpartition(":")
+        if not order_id or not recipient:
+            raise ProviderError(ErrorKind.PERMANENT, "BAD_MESSAGE_ID", f"not <order_id>:<recipient>: {provider_message_id!r}")
+        answer = json_object(self._call("GET", f"/sms/{quote(order_id, safe='')}"))
+        wanted = phone_key(recipient)
+        for entry in answer.get("recipients") or []:
+            if isinstance(entry, dict) and phone_key(str(entry.get("destination", ""))) == wanted:
+                return self._report(provider_message_id, entry)
+        raise ProviderError(ErrorKind.PERMANENT, "RECIPIENT_NOT_FOUND", f"order {order_id} has no such recipient", status=Status.UNKNOWN)
+
+    def parse_callback(self, body: bytes, content_type: str) -> list[StatusReport]:
+        try:
+            document = json.loads(body)
+        except ValueError:
+            raise ValueError("a session-key callback is a JSON object") from None
+        if not isinstance(document, dict) or not isinstance(document.get("order_id"), str) or not isinstance(document.get("recipients"), list):
+            raise ValueError("a session-key callback needs order_id and recipients[]")
+        reports = []
+        for entry in document["recipients"]:
+            if not isinstance(entry, dict) or not isinstance(entry.get("destination"), str) or not isinstance(entry.get("status"), str):
+                raise ValueError("each callback recipient needs destination and status")
+            reports.append(self._report(f"{document['order_id']}:{entry['destination']}", entry))
+        return reports
+
+    def _report(self, provider_message_id: str, entry: dict[str, Any]) -> StatusReport:
+        word = str(entry.get("status") or "UNKNOWN")
+        status = canonical_status(word)
+        delivered_at = self._parse_time(entry.get("delivery_date")) if status is Status.DELIVERED else None
+        return StatusReport(provider_message_id, word, status, delivered_at)
+
+    def _parse_time(self, value: object) -> datetime | None:
+        if not isinstance(value, str) or not value:
+            return None
+        try:
+            return datetime.strptime(value, TIME_FORMAT).replace(tzinfo=self._zone).astimezone(timezone.utc)
+        except ValueError:
+            return None
+
+    # -- the rest of the protocol -----------------------------------------------------------
+
+    def classify(self, code: str, text: str) -> ProviderError:
+        return classify(code, text)
+
+    def map_status(self, provider_status: str) -> Status:
+        return canonical_status(provider_status)
+
+    def verify(self) -> str:
+        with self._lock:
+            self._session = None
+        answer = json_object(self._call("GET", "/status"))
+        for entry in answer.get("sms") or []:
+            if isinstance(entry, dict) and entry.get("type") == self.quality and isinstance(entry.get("quantity"), int):
+                self.remaining_credits = entry["quantity"]
+                return f"session ok, {entry['quantity']} credits for quality {self.quality}"
+        return "session ok"
+
+    def open(self) -> None:
+        self._current_session()
+
+    def close(self) -> None:
+        with self._lock:
+            self._session = None
+
+    # -- session and HTTP -----------------------------------------------------------------
+
+    def _call(self, method: str, path: str, *, json: dict[str, Any] | None = None) -> httpx.Response:
+        """An authenticated call; a 401 logs in again once (unless another thread already has)."""
+        session = self._current_session()
+        try:
+            return self._request(method, path, session, json)
+        except ProviderError as error:
+            if error.kind is not ErrorKind.REAUTHENTICATE:
+                raise
+        with self._lock:
+            if self._session == session:
+                self._session = None
+        try:
+            return self._request(method, path, self._current_session(), json)
+        except ProviderError as error:
+            if error.kind is ErrorKind.REAUTHENTICATE:
+                raise ProviderError(ErrorKind.TRANSIENT, error.code, "session lost again right after logging in") from None
+            raise
+
+    def _current_session(self) -> Session:
+        with self._lock:
+            if self._session is not None and self._monotonic() - self._last_used >= RELOGIN_AFTER_IDLE:
+                self._session = None
+            if self._session is None:
+                self._session = self._login()
+            self._last_used = self._monotonic()
+            return self._session
+
+    def _login(self) -> Session:
+        with transport_errors():
+            response = self._client.get(f"{self._base}/login", params={"username": self._username, "password": self._password})
+        if response.status_code in (401, 404):
+            raise classify(BAD_CREDENTIALS, "username or password refused at login")
+        _raise_for_error(response)
+        user_key, separator, session_key = response.text.strip().partition(";")
+        if not separator or not user_key or not session_key or ";" in session_key:
+            raise ProviderError(ErrorKind.TRANSIENT, "BAD_RESPONSE", "login did not answer user_key;Session_key")
+        return Session(user_key, session_key)
+
+    def _request(self, method: str, path: str, session: Session, body: dict[str, Any] | None) -> httpx.Response:
+        headers = {**session.headers(), "Accept": "application/json"}
+        with transport_errors():
+            response = self._client.request(method, f"{self._base}{path}", headers=headers, json=body)
+        if response.status_code == 401:
+            raise classify(UNAUTHORIZED, "user_key or Session_key refused")
+        _raise_for_error(response)
+        with self._lock:
+            self._last_used = self._monotonic()
+        return response
+
+
+def _raise_for_error(response: httpx.Response) -> None:
+    """The gateway's own error code first; the shared HTTP mapping where it gives none."""
+    status = response.status_code
+    if status < 400:
+        return
+    if status < 500 and status != 429:
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        if isinstance(body, dict) and isinstance(body.get("code"), str) and body["code"]:
+            code, text = body["code"], str(body.get("message") or "")
+            refused = body.get("recipients")
+            if code == INVALID_RECIPIENT and isinstance(refused, list) and refused:
+                raise RefusedRecipients(text, frozenset(phone_key(str(number)) for number in refused))
+            raise classify(code, text)
+    raise_for_http_status(response)
+
+
+def phone_key(number: str) -> str:
+    """One spelling per phone (``+39...``, ``0039...`` and ``39...`` alike), to compare numbers."""
+    digits = "".join(ch for ch in number if ch.isdigit())
+    return digits[2:] if number.strip().startswith("00") else digits
+
+
+def from_config(config: AccountConfig, client: httpx.Client) -> SessionKeyProvider:
+    """Credentials ``username`` and ``password``; options ``quality``, ``max_recipients``, ``timezone``."""
+    options = config.options
+    quality = options.get("quality", "N")
+    if quality not in QUALITIES:
+        raise ValueError(f"account {config.name!r}: option 'quality' must be N (high), L (medium) or LL (low), not {quality!r}")
+    max_recipients = options.get("max_recipients", DEFAULT_MAX_RECIPIENTS)
+    if isinstance(max_recipients, bool) or not isinstance(max_recipients, int) or not 1 <= max_recipients <= MAX_RECIPIENTS_LIMIT:
+        raise ValueError(
+            f"account {config.name!r}: option 'max_recipients' must be an integer from 1 to {MAX_RECIPIENTS_LIMIT}, not {max_recipients!r}"
+        )
+    zone_name = options.get("timezone", DEFAULT_TIMEZONE)
+    try:
+        zone = ZoneInfo(zone_name)
+    except (ZoneInfoNotFoundError, ValueError, TypeError):
+        raise ValueError(f"account {config.name!r}: option 'timezone' must be an IANA time zone name, not {zone_name!r}") from None
+    return SessionKeyProvider(
+        config.name,
+        config.base_url,
+        config.credential("username"),
+        config.credential("password"),
+        client,
+        quality=quality,
+        max_recipients=max_recipients,
+        zone=zone,
+    )

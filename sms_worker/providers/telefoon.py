@@ -1,0 +1,365 @@
+"""Telefoon SMS API v1 (``../shared/seeds/telefoon-sms-openapi.yml``): JSON, ``X-API-Key``.
+
+The base URL is the document's server URL (``https://api.telefoon.com/v1/sms``) or the sandbox's
+``http://<host>/telefoon/v1/sms``; operations are ``POST/GET /messages`` and
+``GET/DELETE /messages/{message_id}``. One recipient per request.
+
+Assumptions where the document is silent:
+- Errors: the document defines no error body. Assumed: HTTP 400, 401, 403, 404, 429 or 5xx with
+  a JSON body ``{"error_code": <int>, "error_message": "..."}``, the same two fields a Message
+  carries. The codes (table ``ERRORS`` below) are modelled on Twilio's, whose API this one
+  follows (``status_callback``, ``num_segments``, ``price_unit``). An answer without such a
+  body, or with a code not in the table, is classified by its HTTP status alone
+  (:func:`~sms_worker.providers.http.raise_for_http_status`).
+- A ``failed`` or ``undelivered`` message carries one of the delivery codes of the same table
+  in ``error_code``; it refines the final status (``30007`` filtered -> DENIED, ``30001``
+  expired -> EXPIRED, ``30008`` unknown -> UNKNOWN), else both words mean UNDELIVERABLE.
+- ``received`` is an inbound message's state, not an outbound one: it maps to UNKNOWN.
+- The Message has no delivery time: ``StatusReport.delivered_at`` is left empty (the worker
+  uses the moment it learns of the delivery).
+- ``status_callback`` webhooks POST one Message object as JSON, the same shape ``GET
+  /messages/{message_id}`` answers; an inbound message posted there is not a status report.
+- ``page`` counts from 1, ``page_size`` defaults to 50 (at most 100, as the document says),
+  ``total`` counts every matching message, and messages are listed oldest first.
+- Telefoon has no priority, validity, flash, unicode switch or group: those fields of
+  :class:`OutboundMessage` are not sent. It cannot schedule either, so a message with a
+  ``delivery_time`` is refused here rather than sent early.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Final
+from urllib.parse import quote, urlsplit
+
+import httpx
+
+from sms_worker.providers.base import (
+    AccountConfig,
+    Accepted,
+    ErrorKind,
+    OneRecipientPerRequest,
+    OutboundMessage,
+    ProviderError,
+    StatusReport,
+)
+from sms_worker.providers.http import json_object, raise_for_http_status, transport_errors
+from sms_worker.status import Status
+
+MAX_PAGE_SIZE: Final = 100
+DIRECTIONS: Final = ("inbound", "outbound")
+STATUSES: Final = ("queued", "sending", "sent", "delivered", "undelivered", "failed", "received")
+_E164: Final = re.compile(r"\+[1-9]\d{6,14}")
+_ALPHANUMERIC: Final = re.compile(r"(?=.*[A-Za-z])[A-Za-z0-9 ]{1,11}")
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorClass:
+    kind: ErrorKind
+    account_wide: bool = False
+    status: Status = Status.UNDELIVERABLE
+    """The final status a message refused (or failed) with this code ends in."""
+
+
+_PERMANENT: Final = ErrorKind.PERMANENT
+_TRANSIENT: Final = ErrorClass(ErrorKind.TRANSIENT)
+
+ERRORS: Final[dict[int, ErrorClass]] = {
+    # Request errors (assumed, see the module docstring).
+    20001: ErrorClass(_PERMANENT),  # invalid request: not JSON, a bad parameter
+    20003: ErrorClass(_PERMANENT, account_wide=True),  # authentication failed: bad X-API-Key
+    20404: ErrorClass(_PERMANENT, status=Status.UNKNOWN),  # no such message (or erased)
+    20429: _TRANSIENT,  # too many requests
+    20500: _TRANSIENT,  # internal error
+    20503: _TRANSIENT,  # service unavailable
+    21211: ErrorClass(_PERMANENT),  # 'to' is not an E.164 number
+    21212: ErrorClass(_PERMANENT, status=Status.DENIED),  # 'from' or 'sender_id' refused
+    21602: ErrorClass(_PERMANENT),  # no message body
+    21603: ErrorClass(_PERMANENT, status=Status.DENIED),  # no 'from'
+    21604: ErrorClass(_PERMANENT),  # no 'to'
+    21609: ErrorClass(_PERMANENT, account_wide=True),  # status_callback is not a URL (an account option)
+    21610: ErrorClass(_PERMANENT, status=Status.DENIED),  # recipient unsubscribed (STOP)
+    30002: ErrorClass(_PERMANENT, account_wide=True),  # account suspended
+    # Delivery errors, on failed/undelivered messages (and refusals that carry them).
+    30001: ErrorClass(_PERMANENT, status=Status.EXPIRED),  # expired before delivery
+    30003: ErrorClass(_PERMANENT),  # unreachable handset
+    30005: ErrorClass(_PERMANENT),  # unknown handset
+    30007: ErrorClass(_PERMANENT, status=Status.DENIED),  # filtered by the carrier
+    30008: ErrorClass(_PERMANENT, status=Status.UNKNOWN),  # unknown error
+}
+
+_STATUS_WORDS: Final = {
+    "queued": Status.QUEUED,
+    "sending": Status.SENDING,
+    "sent": Status.SENT,
+    "delivered": Status.DELIVERED,
+    "undelivered": Status.UNDELIVERABLE,
+    "failed": Status.UNDELIVERABLE,
+}
+
+
+def canonical_status(status: str, error_code: int | None = None) -> Status:
+    """A Message's ``status`` (refined by its ``error_code`` once it failed) in canonical words."""
+    canonical = _STATUS_WORDS.get(status, Status.UNKNOWN)
+    error = ERRORS.get(error_code) if error_code is not None else None
+    if canonical is Status.UNDELIVERABLE and error is not None and error.kind is ErrorKind.PERMANENT:
+        return error.status
+    return canonical
+
+
+def classify(code: str, text: str) -> ProviderError:
+    """An ``error_code`` as an error class; a code not in the table is permanent for this message."""
+    error = ERRORS.get(int(code)) if code.isdigit() else None
+    if error is None:
+        return ProviderError(ErrorKind.PERMANENT, code, text or code)
+    return ProviderError(error.kind, code, text or code, account_wide=error.account_wide, status=error.status)
+
+
+@dataclass(frozen=True, slots=True)
+class TelefoonMessage:
+    """One Message as the API describes it, with its canonical status beside the provider's."""
+
+    id: str
+    status: str
+    canonical: Status
+    direction: str
+    sender: str
+    to: str
+    body: str | None = None
+    num_segments: int | None = None
+    price: str | None = None
+    price_unit: str | None = None
+    date_created: datetime | None = None
+    date_sent: datetime | None = None
+    error_code: int | None = None
+    error_message: str | None = None
+
+    @classmethod
+    def from_json(cls, data: object) -> TelefoonMessage:
+        """ValueError unless ``data`` is a Message object with its required fields."""
+        if not isinstance(data, dict):
+            raise ValueError("a Telefoon Message must be a JSON object")
+        missing = [name for name in ("id", "status", "direction", "from", "to") if not isinstance(data.get(name), str)]
+        if missing:
+            raise ValueError(f"a Telefoon Message needs string field(s) {', '.join(missing)}")
+        error_code = data.get("error_code")
+        if error_code is not None and (isinstance(error_code, bool) or not isinstance(error_code, int)):
+            raise ValueError("error_code must be an integer")
+        return cls(
+            id=data["id"],
+            status=data["status"],
+            canonical=canonical_status(data["status"], error_code),
+            direction=data["direction"],
+            sender=data["from"],
+            to=data["to"],
+            body=data.get("body"),
+            num_segments=data.get("num_segments"),
+            price=data.get("price"),
+            price_unit=data.get("price_unit"),
+            date_created=_parse_time(data.get("date_created")),
+            date_sent=_parse_time(data.get("date_sent")),
+            error_code=error_code,
+            error_message=data.get("error_message"),
+        )
+
+    def report(self) -> StatusReport:
+        return StatusReport(self.id, self.status, self.canonical)
+
+
+class TelefoonProvider(OneRecipientPerRequest):
+    """One Telefoon API key. Stateless between calls, so it is safe to share across threads."""
+
+    def __init__(
+        self,
+        name: str,
+        base_url: str,
+        api_key: str,
+        client: httpx.Client,
+        *,
+        default_sender: str,
+        sender_id: str | None = None,
+        status_callback: str | None = None,
+        gdpr_consent_ref: str | None = None,
+    ) -> None:
+        self.name = name
+        self._base = base_url.rstrip("/")
+        self._headers = {"X-API-Key": api_key}
+        self._client = client
+        self._default_sender = default_sender
+        self._sender_id = sender_id
+        self._status_callback = status_callback
+        self._gdpr_consent_ref = gdpr_consent_ref
+
+    def send(self, message: OutboundMessage) -> Accepted:
+        if message.delivery_time is not None:
+            raise ProviderError(ErrorKind.PERMANENT, "DELIVERY_TIME_UNSUPPORTED", "Telefoon cannot schedule a message")
+        sent = _parse(json_object(self._request("POST", "/messages", json=self._send_body(message))))
+        return Accepted(sent.id, sent.status, sent.canonical, sent.num_segments)
+
+    def check(self, provider_message_id: str) -> StatusReport:
+        return self.message(provider_message_id).report()
+
+    def message(self, provider_message_id: str) -> TelefoonMessage:
+        """The whole Message record (``getMessage``); a ProviderError 20404 once it is erased."""
+        return _parse(json_object(self._request("GET", _message_path(provider_message_id))))
+
+    def delete_message(self, provider_message_id: str) -> None:
+        """Erase a message record at Telefoon (GDPR right to erasure); afterwards it is not found."""
+        self._request("DELETE", _message_path(provider_message_id))
+
+    def messages(
+        self, *, direction: str | None = None, status: str | None = None, page_size: int = MAX_PAGE_SIZE
+    ) -> Iterator[TelefoonMessage]:
+        """Every message matching the filters, fetched a page at a time as the caller iterates.
+        Filters the API would refuse raise ValueError here, before any request."""
+        if direction is not None and direction not in DIRECTIONS:
+            raise ValueError(f"direction must be one of {', '.join(DIRECTIONS)}")
+        if status is not None and status not in STATUSES:
+            raise ValueError(f"status must be one of {', '.join(STATUSES)}")
+        if not 1 <= page_size <= MAX_PAGE_SIZE:
+            raise ValueError(f"page_size must be from 1 to {MAX_PAGE_SIZE}: Telefoon refuses larger pages")
+        filters = {name: value for name, value in (("direction", direction), ("status", status)) if value is not None}
+        return self._pages(filters, page_size)
+
+    def _pages(self, filters: dict[str, str], page_size: int) -> Iterator[TelefoonMessage]:
+        page, seen = 1, 0
+        while True:
+            entries, total = self._page(page, page_size, filters)
+            for entry in entries:
+                yield _parse(entry)
+            seen += len(entries)
+            if len(entries) < page_size or (total is not None and seen >= total):
+                return
+            page += 1
+
+    def parse_callback(self, body: bytes, content_type: str) -> list[StatusReport]:
+        """A ``status_callback`` webhook: one Message object as JSON (assumed, see the module)."""
+        if "json" not in content_type.lower():
+            raise ValueError(f"a Telefoon status callback is JSON, not {content_type or 'untyped'}")
+        try:
+            data = json.loads(body)
+        except (ValueError, UnicodeDecodeError):
+            raise ValueError(f"a Telefoon status callback is a JSON Message, not {body[:60]!r}") from None
+        message = TelefoonMessage.from_json(data)
+        if message.direction != "outbound":
+            return []
+        return [message.report()]
+
+    def classify(self, code: str, text: str) -> ProviderError:
+        return classify(code, text)
+
+    def map_status(self, provider_status: str) -> Status:
+        return canonical_status(provider_status)
+
+    def verify(self) -> str:
+        """One message-list page of one: proves the key without sending anything."""
+        entries, total = self._page(1, 1, {})
+        return f"API key accepted; {total if total is not None else len(entries)} message(s) on record"
+
+    def open(self) -> None:
+        """Nothing to prepare: there is no session, and a bad key shows on the first call."""
+
+    def close(self) -> None:
+        """The client is shared and not ours to close."""
+
+    def _send_body(self, message: OutboundMessage) -> dict[str, str]:
+        body = {"to": message.recipient, "from": message.sender or self._default_sender, "body": message.text}
+        optional = {
+            "sender_id": self._sender_id,
+            "status_callback": self._status_callback if message.callback is not False else None,
+            "gdpr_consent_ref": self._gdpr_consent_ref,
+        }
+        return body | {name: value for name, value in optional.items() if value is not None}
+
+    def _page(self, page: int, page_size: int, filters: dict[str, str]) -> tuple[list[Any], int | None]:
+        params = {**filters, "page": page, "page_size": page_size}
+        body = json_object(self._request("GET", "/messages", params=params))
+        entries, total = body.get("messages", []), body.get("total")
+        if not isinstance(entries, list):
+            raise ProviderError(ErrorKind.TRANSIENT, "BAD_RESPONSE", "messages is not a list")
+        return entries, total if isinstance(total, int) and not isinstance(total, bool) else None
+
+    def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        with transport_errors():
+            response = self._client.request(method, f"{self._base}{path}", headers=self._headers, **kwargs)
+        if response.status_code >= 400:
+            _raise_for_error(response)
+        return response
+
+
+def _parse(data: object) -> TelefoonMessage:
+    """A Message the API answered; a malformed one is a hiccup worth retrying."""
+    try:
+        return TelefoonMessage.from_json(data)
+    except ValueError as exc:
+        raise ProviderError(ErrorKind.TRANSIENT, "BAD_RESPONSE", str(exc)) from None
+
+
+def _raise_for_error(response: httpx.Response) -> None:
+    """The provider's own error code when the body has a known one, else the HTTP status class."""
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    code = body.get("error_code") if isinstance(body, dict) else None
+    if isinstance(code, int) and not isinstance(code, bool) and code in ERRORS:
+        raise classify(str(code), str(body.get("error_message") or ""))
+    raise_for_http_status(response)
+
+
+def _message_path(provider_message_id: str) -> str:
+    return f"/messages/{quote(provider_message_id, safe='')}"
+
+
+def _parse_time(value: object) -> datetime | None:
+    """RFC 3339 (``2030-01-01T12:00:00Z``); anything else is treated as absent."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        return None
+
+
+def from_config(config: AccountConfig, client: httpx.Client) -> TelefoonProvider:
+    """Credential ``api_key``; options ``default_sender`` (required: Telefoon refuses a message
+    without ``from``), ``sender_id``, ``status_callback`` (an http(s) URL), ``gdpr_consent_ref``.
+    Bad options fail here, at start-up, instead of on every message."""
+    options = {name: _option(config, name) for name in ("default_sender", "sender_id", "status_callback", "gdpr_consent_ref")}
+    default_sender, sender_id, status_callback = options["default_sender"], options["sender_id"], options["status_callback"]
+    if default_sender is None:
+        raise ValueError(f"account {config.name!r}: option 'default_sender' is required: Telefoon refuses a message without 'from'")
+    if not (_E164.fullmatch(default_sender) or _ALPHANUMERIC.fullmatch(default_sender)):
+        raise ValueError(
+            f"account {config.name!r}: option 'default_sender' must be an E.164 number (+31612345678) "
+            "or an alphanumeric name of at most 11 characters"
+        )
+    if sender_id is not None and not _ALPHANUMERIC.fullmatch(sender_id):
+        raise ValueError(f"account {config.name!r}: option 'sender_id' must be an alphanumeric name of at most 11 characters")
+    if status_callback is not None:
+        url = urlsplit(status_callback)
+        if url.scheme not in ("http", "https") or not url.netloc:
+            raise ValueError(f"account {config.name!r}: option 'status_callback' must be an http(s) URL")
+    return TelefoonProvider(
+        config.name,
+        config.base_url,
+        config.credential("api_key"),
+        client,
+        default_sender=default_sender,
+        sender_id=sender_id,
+        status_callback=status_callback,
+        gdpr_consent_ref=options["gdpr_consent_ref"],
+    )
+
+
+def _option(config: AccountConfig, name: str) -> str | None:
+    value = config.options.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"account {config.name!r}: option {name!r} must be a non-empty string")
+    return value.strip()

@@ -1,0 +1,74 @@
+"""A circuit breaker per provider account, shared by every worker through Redis.
+
+Closed, it lets everything through and counts transient faults (timeouts, 5xx, 429, the
+provider's own "try later"). A run of them, or a failure ratio over a full window of recent
+calls, opens it: for ``cooldown`` seconds routing passes the account over and its messages go
+to the next eligible account. Then one message is let through as a probe (half-open): a
+success closes the breaker, a failure opens it for another cooldown. Permanent, per-message
+errors say nothing about the account's health and count as successes. The clock is Redis's, so
+every worker agrees when a cooldown ends.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import redis
+
+from sms_worker.config import Settings
+from sms_worker.queues import keys
+from sms_worker.redis_scripts import load_script, text
+
+UNLIMITED = -1
+
+
+@dataclass(frozen=True, slots=True)
+class BreakerState:
+    state: str
+    """closed, open or half_open."""
+    until: float | None = None
+    """Epoch seconds (Redis clock) when an open breaker lets a probe through."""
+    reason: str | None = None
+    recent_failures: int = 0
+    recent_calls: int = 0
+
+
+class Breaker:
+    def __init__(self, client: redis.Redis, account: str, *, consecutive_failures: int, window: int, failure_ratio: float, cooldown: float) -> None:
+        self._client = client
+        self._keys = [keys.breaker(account), keys.breaker_window(account)]
+        self._limits = (consecutive_failures, window, failure_ratio, cooldown)
+
+    @classmethod
+    def for_account(cls, client: redis.Redis, account: str, settings: Settings) -> Breaker:
+        return cls(
+            client,
+            account,
+            consecutive_failures=settings.breaker_consecutive_failures,
+            window=settings.breaker_window,
+            failure_ratio=settings.breaker_failure_ratio,
+            cooldown=settings.breaker_cooldown_seconds,
+        )
+
+    def admit(self) -> int:
+        """How many messages may go now: ``UNLIMITED``, 0, or 1 (the probe)."""
+        capacity, _ = load_script(self._client, "sms_worker.routing", "breaker_admit.lua")(keys=self._keys[:1], args=[self._limits[3]])
+        return int(capacity)
+
+    def record(self, failures: list[bool], reason: str = "") -> tuple[str, bool]:
+        """Outcomes in the order the calls ended (True: a transient fault); the state after, and
+        whether these outcomes changed it."""
+        outcomes = "".join("1" if failed else "0" for failed in failures)
+        state, changed = load_script(self._client, "sms_worker.routing", "breaker_record.lua")(keys=self._keys, args=[outcomes, *self._limits, reason])
+        return text(state), bool(changed)
+
+    def state(self) -> BreakerState:
+        fields = {text(k): text(v) for k, v in self._client.hgetall(self._keys[0]).items()}
+        recent = [text(v) for v in self._client.lrange(self._keys[1], 0, -1)]
+        failures = recent.count("1")
+        if "state" not in fields:
+            return BreakerState("closed", recent_failures=failures, recent_calls=len(recent))
+        return BreakerState(fields["state"], float(fields["until"]), fields.get("reason"), failures, len(recent))
+
+    def reset(self) -> None:
+        self._client.delete(*self._keys)

@@ -1,0 +1,32 @@
+"""How fast each account is actually sending: accepted messages counted per second in Redis.
+
+The rate limit says what an account may do; this says what it does, for ``sms-worker
+providers``. Counters live two minutes, so the cost is a few small keys per account.
+"""
+
+from __future__ import annotations
+
+import time
+
+import redis
+
+from sms_worker.queues import keys
+
+KEEP_SECONDS = 120
+
+
+def count_sent(client: redis.Redis, counts: dict[str, int], now: float | None = None) -> None:
+    second = int(now if now is not None else time.time())
+    with client.pipeline(transaction=False) as pipe:
+        for account, n in counts.items():
+            key = keys.sent_per_second(account, second)
+            pipe.incrby(key, n)
+            pipe.expire(key, KEEP_SECONDS)
+        pipe.execute()
+
+
+def current_rate(client: redis.Redis, account: str, seconds: int = 10, now: float | None = None) -> float:
+    """Messages per second accepted over the last ``seconds`` whole seconds."""
+    last = int(now if now is not None else time.time()) - 1
+    values = client.mget([keys.sent_per_second(account, second) for second in range(last - seconds + 1, last + 1)])
+    return sum(int(value) for value in values if value is not None) / seconds

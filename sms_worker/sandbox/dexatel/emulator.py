@@ -1,0 +1,243 @@
+"""The Dexatel SMS API as the sandbox serves it: send, status and balance (see the package
+docstring for what is documented and what is assumed)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any, Final
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from sms_worker.clock import Clock
+from sms_worker.sandbox.faults import ALL_KINDS, FaultEngine, FaultKind, FaultRule, http_error
+from sms_worker.sandbox.lifecycle import Message, MessageStore
+from sms_worker.sandbox.recorder import Recorder
+from sms_worker.sandbox.settings import SandboxSettings
+from sms_worker.sandbox.telekom_sk.parts import count_parts
+from sms_worker.status import Status
+
+PROVIDER: Final = "dexatel"
+SEND: Final = "send"
+STATUS: Final = "status"
+BALANCE: Final = "balance"
+
+STARTING_BALANCE: Final = 1_000_000.0
+CURRENCY: Final = "EUR"
+PRICE_PER_PART: Final = 0.05
+MAX_PARTS: Final = 10
+VALIDITY_MINUTES: Final = 1440
+ID_PREFIX: Final = "msg_"
+
+# Error code -> HTTP status.
+ERRORS: Final[dict[str, int]] = {
+    "INVALID_REQUEST": 400,
+    "INVALID_NUMBER": 400,
+    "INVALID_TEXT": 400,
+    "INVALID_SENDER": 400,
+    "UNAUTHORIZED": 401,
+    "INSUFFICIENT_FUNDS": 402,
+    "MESSAGE_NOT_FOUND": 404,
+    "RATE_LIMITED": 429,
+    "INTERNAL_ERROR": 500,
+    "SERVICE_UNAVAILABLE": 503,
+}
+MESSAGES: Final[dict[str, str]] = {
+    "INVALID_REQUEST": "The request is not valid",
+    "INVALID_NUMBER": "The recipient number is not valid",
+    "INVALID_TEXT": "The message text is not valid",
+    "INVALID_SENDER": "The sender ID is not valid",
+    "UNAUTHORIZED": "Invalid or missing API key",
+    "INSUFFICIENT_FUNDS": "Insufficient funds",
+    "MESSAGE_NOT_FOUND": "Message not found",
+    "RATE_LIMITED": "Too many requests",
+    "INTERNAL_ERROR": "Internal server error",
+    "SERVICE_UNAVAILABLE": "Service temporarily unavailable",
+}
+
+# Canonical status -> Dexatel's word. The document names five; "unknown" is assumed.
+WORDS: Final[dict[Status, str]] = {
+    **dict.fromkeys((Status.UNSENT, Status.SCHEDULED, Status.QUEUED, Status.PROCESSING, Status.IN_GROUP), "queued"),
+    **dict.fromkeys((Status.SENDING, Status.SENT, Status.ERROR), "sent"),
+    **dict.fromkeys((Status.DELIVERED, Status.READ), "delivered"),
+    Status.DENIED: "failed",
+    **dict.fromkeys((Status.UNDELIVERABLE, Status.EXPIRED, Status.DELETED), "undelivered"),
+    Status.UNKNOWN: "unknown",
+}
+
+_SENDER_RE: Final = re.compile(r"[A-Za-z0-9 ]{1,11}|\+?[0-9]{1,15}")
+_E164_RE: Final = re.compile(r"\+[1-9][0-9]{6,14}")
+_SEND_KINDS: Final = ALL_KINDS - {FaultKind.SESSION_LOSS}
+_READ_KINDS: Final = _SEND_KINDS - {FaultKind.FINAL_STATUS}
+_DOCUMENTED_FIELDS: Final = frozenset({"from", "to", "text"})
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """One answer: a JSON body with its HTTP status (or a bare error), and what to log about it."""
+
+    status: int
+    body: dict[str, Any] | None
+    code: str
+    message_id: str | None = None
+    parts: int | None = None
+
+    def response(self) -> Response:
+        return http_error(self.status) if self.body is None else JSONResponse(self.body, self.status)
+
+
+def error(code: str, message: str | None = None) -> Answer:
+    """Dexatel's error envelope; a code it does not know (from a fault rule) is a 400."""
+    return Answer(ERRORS.get(code, 400), {"error": {"code": code, "message": message or MESSAGES.get(code, code)}}, code)
+
+
+class Dexatel:
+    """Bearer keys from settings, one prepaid balance, messages whose status follows the clock."""
+
+    name: Final = PROVIDER
+    endpoints: Final = frozenset({SEND, STATUS, BALANCE})
+
+    def __init__(self, settings: SandboxSettings, clock: Clock, recorder: Recorder, faults: FaultEngine) -> None:
+        self._keys = settings.dexatel_api_keys
+        self._messages = MessageStore(clock, settings.sent_after, settings.delivered_after)
+        self._recipients: dict[int, str] = {}
+        self._recorder = recorder
+        self._faults = faults
+        self._balance = STARTING_BALANCE
+
+    def routes(self) -> list[Route]:
+        return [
+            Route("/v1/sms/send", self._endpoint(self._send), methods=["POST"]),
+            Route("/v1/sms/{message_id}", self._endpoint(self._status), methods=["GET"]),
+            Route("/v1/account/balance", self._endpoint(self._account_balance), methods=["GET"]),
+        ]
+
+    def reset(self) -> None:
+        self._messages.clear()
+        self._recipients.clear()
+        self._balance = STARTING_BALANCE
+
+    def _endpoint(self, handler: Callable[[Request], Awaitable[tuple[Answer, FaultRule | None]]]) -> Callable[[Request], Awaitable[Response]]:
+        async def endpoint(request: Request) -> Response:
+            answer, rule = await handler(request)
+            # The work is done (and recorded) before the hold, as a slow provider would have it.
+            if rule is not None and rule.delay:
+                await asyncio.sleep(rule.delay)
+            return answer.response()
+
+        return endpoint
+
+    async def _send(self, request: Request) -> tuple[Answer, FaultRule | None]:
+        payload = _json_object(await request.body())
+        fields = payload or {}
+        rule = self._faults.take(PROVIDER, SEND, fields.get("to"), _SEND_KINDS)
+        answer = _preempt(rule) or self._refuse(request) or self._accept(request, payload, rule)
+        self._recorder.record(
+            provider=PROVIDER,
+            endpoint=SEND,
+            to=fields.get("to"),
+            sender=fields.get("from"),
+            text=fields.get("text"),
+            params={key: value for key, value in fields.items() if key not in _DOCUMENTED_FIELDS},
+            accepted=answer.message_id is not None,
+            code=answer.code,
+            message_id=answer.message_id,
+            parts=answer.parts,
+        )
+        return answer, rule
+
+    async def _status(self, request: Request) -> tuple[Answer, FaultRule | None]:
+        wire_id = request.path_params["message_id"]
+        message = self._find(wire_id)
+        recipient = self._recipients.get(message.id) if message is not None else None
+        rule = self._faults.take(PROVIDER, STATUS, recipient, _READ_KINDS)
+        answer = _preempt(rule) or self._refuse(request)
+        if answer is None:
+            if message is None:
+                answer = error("MESSAGE_NOT_FOUND", f"Message {wire_id} was not found")
+            else:
+                answer = Answer(200, self._describe(message), "OK")
+        return answer, rule
+
+    async def _account_balance(self, request: Request) -> tuple[Answer, FaultRule | None]:
+        rule = self._faults.take(PROVIDER, BALANCE, None, _READ_KINDS)
+        answer = _preempt(rule) or self._refuse(request)
+        return answer or Answer(200, {"balance": round(self._balance, 2), "currency": CURRENCY}, "OK"), rule
+
+    def _refuse(self, request: Request) -> Answer | None:
+        """401 unless the request carries ``Authorization: Bearer <a known key>``."""
+        scheme, _, key = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() == "bearer" and key.strip() in self._keys:
+            return None
+        return error("UNAUTHORIZED")
+
+    def _accept(self, request: Request, payload: dict[str, Any] | None, rule: FaultRule | None) -> Answer:
+        if request.headers.get("content-type", "").split(";")[0].strip().lower() != "application/json":
+            return error("INVALID_REQUEST", "Content-Type must be application/json")
+        if payload is None:
+            return error("INVALID_REQUEST", "The body must be a JSON object")
+        sender, to, text = payload.get("from"), payload.get("to"), payload.get("text")
+        if not isinstance(sender, str) or not _SENDER_RE.fullmatch(sender):
+            return error("INVALID_SENDER", "'from' must be 1 to 11 letters, digits or spaces, or a phone number")
+        if not isinstance(to, str) or not _E164_RE.fullmatch(to):
+            return error("INVALID_NUMBER", "'to' must be a phone number in E.164 format, e.g. +15551234567")
+        if not isinstance(text, str) or not text:
+            return error("INVALID_TEXT", "'text' must be a non-empty string")
+        parts = count_parts(text, None)
+        if parts > MAX_PARTS:
+            return error("INVALID_TEXT", f"'text' needs {parts} parts; at most {MAX_PARTS} are allowed")
+        cost = parts * PRICE_PER_PART
+        if cost > self._balance:
+            return error("INSUFFICIENT_FUNDS", f"Balance {self._balance:.2f} {CURRENCY} does not cover {cost:.2f} {CURRENCY}")
+        final = Status(rule.params["status"]) if rule is not None and rule.fault is FaultKind.FINAL_STATUS else Status.DELIVERED
+        message = self._messages.accept(VALIDITY_MINUTES, None, final)
+        self._balance -= cost
+        self._recipients[message.id] = to
+        body = self._describe(message)
+        del body["updated_at"]
+        return Answer(200, body, "OK", message_id=body["message_id"], parts=parts)
+
+    def _find(self, wire_id: str) -> Message | None:
+        digits = wire_id.removeprefix(ID_PREFIX)
+        return self._messages.get(int(digits)) if wire_id.startswith(ID_PREFIX) and digits.isdigit() else None
+
+    def _describe(self, message: Message) -> dict[str, Any]:
+        """The status answer: the send answer's fields plus the moment of the last change."""
+        now = self._messages.now()
+        changed = max(moment for moment in (message.due, message.sent_at, message.final_at) if moment <= now)
+        return {
+            "message_id": f"{ID_PREFIX}{message.id}",
+            "status": WORDS[message.status_at(now)],
+            "recipient": self._recipients[message.id],
+            "updated_at": _rfc3339(changed),
+        }
+
+
+def _preempt(rule: FaultRule | None) -> Answer | None:
+    """The answer a fault rule puts in place of the endpoint's own, if it does."""
+    if rule is None:
+        return None
+    if rule.fault is FaultKind.HTTP_STATUS:
+        status = rule.params["status"]
+        return Answer(status, None, f"HTTP_{status}")
+    if rule.fault is FaultKind.ERROR_CODE:
+        return error(rule.params["code"], rule.params.get("description"))
+    return None
+
+
+def _json_object(raw: bytes) -> dict[str, Any] | None:
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        return None
+    return body if isinstance(body, dict) else None
+
+
+def _rfc3339(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")

@@ -1,0 +1,276 @@
+"""The session-key gateway's four calls: ``login``, ``POST /sms``, ``GET /sms/{order_id}``, ``status``."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Final
+from zoneinfo import ZoneInfo
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
+
+from sms_worker.clock import Clock
+from sms_worker.sandbox.faults import ALL_KINDS, FaultEngine, FaultKind, FaultRule, http_error
+from sms_worker.sandbox.lifecycle import MessageStore
+from sms_worker.sandbox.recorder import Recorder
+from sms_worker.sandbox.session_key.orders import (
+    ERRORS,
+    QUALITIES,
+    SCHEDULE_FORMAT,
+    STATUS_WORDS,
+    Order,
+    OrderError,
+    parse_order,
+    recipients_of,
+)
+from sms_worker.sandbox.settings import SandboxSettings
+from sms_worker.sandbox.telekom_sk.sessions import SessionStore
+from sms_worker.status import Status
+
+PROVIDER: Final = "session-key"
+LOGIN: Final = "login"
+SMS: Final = "sms"
+SMS_STATE: Final = "sms_state"
+STATUS: Final = "status"
+ENDPOINTS: Final = (LOGIN, SMS, SMS_STATE, STATUS)
+ZONE: Final = ZoneInfo("Europe/Rome")
+SESSION_TTL: Final = 5 * 60
+VALIDITY_MINUTES: Final = 48 * 60
+FIRST_USER_KEY: Final = 1000
+_LOGIN_KINDS: Final = frozenset({FaultKind.LATENCY, FaultKind.TIMEOUT, FaultKind.HTTP_STATUS, FaultKind.ERROR_CODE})
+_NOT_SEND_KINDS: Final = ALL_KINDS - {FaultKind.FINAL_STATUS}
+_PREEMPTING: Final = frozenset({FaultKind.HTTP_STATUS, FaultKind.SESSION_LOSS, FaultKind.ERROR_CODE})
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """One response (a JSON object, plain text, or None for a bare fault status) and what to log."""
+
+    status: int
+    body: dict[str, Any] | str | None
+    code: str
+    order_id: str | None = None
+    parts: int | None = None
+
+    def response(self) -> Response:
+        if self.body is None:
+            return http_error(self.status)
+        if isinstance(self.body, str):
+            return PlainTextResponse(self.body, status_code=self.status)
+        return JSONResponse(self.body, status_code=self.status)
+
+
+def error(code: str, message: str | None = None, recipients: list[str] | None = None) -> Answer:
+    """The gateway's error body; a code it does not know (from a fault rule) is a 400."""
+    status, default = ERRORS.get(code, (400, f"Sandbox fault: {code}"))
+    body: dict[str, Any] = {"result": "KO", "code": code, "message": message or default}
+    if recipients:
+        body["recipients"] = recipients
+    return Answer(status, body, code)
+
+
+class SessionKey:
+    """Users, sessions, one credit pool, and orders of per-recipient messages on the injected clock."""
+
+    name: Final = PROVIDER
+    endpoints: Final = frozenset(ENDPOINTS)
+
+    def __init__(self, settings: SandboxSettings, clock: Clock, recorder: Recorder, faults: FaultEngine) -> None:
+        self._passwords = dict(settings.session_key_users)
+        self._user_keys = {user: str(FIRST_USER_KEY + n) for n, (user, _) in enumerate(settings.session_key_users)}
+        self._initial_credits = settings.session_key_credits
+        self._credits = self._initial_credits
+        self._sessions = SessionStore(clock, SESSION_TTL)
+        self._messages = MessageStore(clock, settings.sent_after, settings.delivered_after)
+        self._orders: dict[str, Order] = {}
+        self._internal_ids = itertools.count(1)
+        self._recorder = recorder
+        self._faults = faults
+
+    def routes(self) -> list[Route]:
+        return [
+            Route("/login", self._endpoint(LOGIN, _LOGIN_KINDS, self._login), methods=["GET"]),
+            Route("/sms", self._send, methods=["POST"]),
+            Route("/sms/{order_id}", self._endpoint(SMS_STATE, _NOT_SEND_KINDS, self._state), methods=["GET"]),
+            Route("/status", self._endpoint(STATUS, _NOT_SEND_KINDS, self._status), methods=["GET"]),
+        ]
+
+    def reset(self) -> None:
+        self._sessions.clear()
+        self._messages.clear()
+        self._orders.clear()
+        self._credits = self._initial_credits
+
+    # -- the calls other than POST /sms ----------------------------------------------------
+
+    def _endpoint(
+        self, name: str, kinds: frozenset[FaultKind], handler: Callable[[Request], Answer]
+    ) -> Callable[[Request], Awaitable[Response]]:
+        async def endpoint(request: Request) -> Response:
+            rule = self._faults.take(PROVIDER, name, None, kinds)
+            answer = (self._preempt(rule, None) if rule is not None else None) or handler(request)
+            # The work is done before the hold, as a slow provider would have it.
+            if rule is not None and rule.delay:
+                await asyncio.sleep(rule.delay)
+            return answer.response()
+
+        return endpoint
+
+    def _login(self, request: Request) -> Answer:
+        username, password = request.query_params.get("username"), request.query_params.get("password")
+        if not username or not password:
+            return error("MISSING_PARAMETER", "Parameters 'username' and 'password' are required")
+        if self._passwords.get(username) != password:
+            return error("BAD_CREDENTIALS")
+        return Answer(200, f"{self._user_keys[username]};{self._sessions.open()}", "OK")
+
+    def _state(self, request: Request) -> Answer:
+        refused = self._admit(request)
+        if refused is not None:
+            return refused
+        order = self._orders.get(request.path_params["order_id"])
+        if order is None:
+            return error("ORDER_NOT_FOUND")
+        now = self._messages.now()
+        recipients = []
+        for destination, message in order.entries:
+            status = message.status_at(now)
+            delivered = datetime.fromtimestamp(message.final_at, ZONE).strftime(SCHEDULE_FORMAT) if status is Status.DELIVERED else None
+            recipients.append({"destination": destination, "status": STATUS_WORDS.get(status, status.value), "delivery_date": delivered})
+        return Answer(200, {"recipient_number": len(recipients), "result": "OK", "recipients": recipients}, "OK")
+
+    def _status(self, request: Request) -> Answer:
+        refused = self._admit(request)
+        if refused is not None:
+            return refused
+        sms = [{"type": quality, "quantity": self._credits} for quality in QUALITIES]
+        return Answer(200, {"money": None, "sms": sms, "email": None}, "OK")
+
+    # -- POST /sms ----------------------------------------------------------------------------
+
+    async def _send(self, request: Request) -> Response:
+        try:
+            body = json.loads(await request.body())
+        except ValueError:
+            body = None
+        recipients = recipients_of(body)
+        drawn = self._draw(recipients)
+        blocking = next(((number, rule) for number, rule in drawn if rule.fault in _PREEMPTING), None)
+        if blocking is not None:
+            answer = self._preempt(blocking[1], blocking[0])
+        else:
+            finals = {number: Status(rule.params["status"]) for number, rule in drawn if rule.fault is FaultKind.FINAL_STATUS}
+            answer = self._admit(request) or self._accept(body, finals)
+        self._record(body, recipients, answer)
+        delay = max((rule.delay for _, rule in drawn), default=0.0)
+        if delay:
+            await asyncio.sleep(delay)
+        return answer.response()
+
+    def _draw(self, recipients: list[str]) -> list[tuple[str | None, FaultRule]]:
+        """The rules this order meets: one for the order, then one per recipient a rule names.
+
+        A rule without ``to`` is drawn once per order. A rule with ``to`` applies when its
+        number is among the recipients (a ``final_status`` to that recipient alone, anything
+        else to the whole order, as the request carried that number), unless a rule of the same
+        kind without ``to`` is active: that one already speaks for every recipient.
+        """
+        drawn: list[tuple[str | None, FaultRule]] = []
+        rule = self._faults.take(PROVIDER, SMS, None)
+        if rule is not None:
+            drawn.append((None, rule))
+        active = [r for r in self._faults.rules() if r.provider == PROVIDER and r.endpoint in (None, SMS)]
+        generic = {r.fault for r in active if r.to is None}
+        targeted: dict[str, set[FaultKind]] = {}
+        for r in active:
+            if r.to is not None:
+                targeted.setdefault(r.to, set()).add(r.fault)
+        for number in dict.fromkeys(recipients):
+            kinds = frozenset(targeted.get(number.strip().lstrip("+"), set()) - generic)
+            rule = self._faults.take(PROVIDER, SMS, number, kinds) if kinds else None
+            if rule is not None:
+                drawn.append((number, rule))
+        return drawn
+
+    def _accept(self, body: Any, finals: dict[str | None, Status]) -> Answer:
+        try:
+            order = parse_order(body, ZONE)
+        except OrderError as exc:
+            return error(exc.code, exc.message, exc.recipients)
+        if order.cost > self._credits:
+            refusal = error("NOT_ENOUGH_CREDITS", f"The order needs {order.cost} credits, {self._credits} left")
+            return Answer(refusal.status, refusal.body, refusal.code, parts=order.parts)
+        self._credits -= order.cost
+        order_id = str(uuid.uuid4())
+        default = finals.get(None, Status.DELIVERED)
+        entries = tuple(
+            (number, self._messages.accept(VALIDITY_MINUTES, order.scheduled, finals.get(number, default))) for number in order.recipients
+        )
+        self._orders[order_id] = Order(order_id, f"{next(self._internal_ids):08d}", entries)
+        answer: dict[str, Any] = {
+            "result": "OK",
+            "order_id": order_id,
+            "total_sent": len(entries),
+            "internal_order_id": self._orders[order_id].internal_order_id,
+        }
+        if order.return_credits:
+            answer["remaining_credits"] = self._credits
+        return Answer(201, answer, "OK", order_id=order_id, parts=order.parts)
+
+    def _record(self, body: Any, recipients: list[str], answer: Answer) -> None:
+        """One entry per recipient (one with ``to`` null if none could be read), secrets never."""
+        fields = body if isinstance(body, dict) else {}
+        params = {
+            "order_id": answer.order_id,
+            "recipient_count": len(recipients),
+            "message_type": fields.get("message_type"),
+            "returnCredits": fields.get("returnCredits"),
+            "scheduled_delivery_time": fields.get("scheduled_delivery_time"),
+        }
+        for number in recipients or [None]:
+            self._recorder.record(
+                provider=PROVIDER,
+                endpoint=SMS,
+                to=number,
+                sender=fields.get("sender"),
+                text=fields.get("message"),
+                params=params,
+                accepted=answer.order_id is not None,
+                code=answer.code,
+                message_id=f"{answer.order_id}:{number}" if answer.order_id is not None else None,
+                parts=answer.parts,
+            )
+
+    # -- shared ----------------------------------------------------------------------------------
+
+    def _admit(self, request: Request) -> Answer | None:
+        """``user_key`` must be a user's and ``Session_key`` a live session (which it refreshes)."""
+        user_key, session_key = request.headers.get("user_key"), request.headers.get("Session_key")
+        if not user_key or not session_key:
+            return error("UNAUTHORIZED")
+        if user_key not in self._user_keys.values():
+            return error("USER_KEY_NOT_FOUND")
+        if not self._sessions.touch(session_key):
+            return error("UNAUTHORIZED")
+        return None
+
+    def _preempt(self, rule: FaultRule, recipient: str | None) -> Answer | None:
+        """The answer a fault rule puts in place of the call's own, if it does."""
+        if rule.fault is FaultKind.HTTP_STATUS:
+            status = rule.params["status"]
+            return Answer(status, None, f"HTTP_{status}")
+        if rule.fault is FaultKind.SESSION_LOSS:
+            self._sessions.clear()
+            return error("UNAUTHORIZED")
+        if rule.fault is FaultKind.ERROR_CODE:
+            code = rule.params["code"]
+            refused = [recipient] if recipient is not None and code == "INVALID_RECIPIENT" else None
+            return error(code, rule.params.get("description"), refused)
+        return None

@@ -1,0 +1,326 @@
+"""The four Telefoon operations, each a handler behind one wrapper that takes the fault rule,
+checks the key, records sends and holds slow answers."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from decimal import Decimal
+from typing import Any, Final
+from urllib.parse import urlsplit
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from sms_worker.clock import Clock
+from sms_worker.sandbox.faults import FaultEngine, FaultKind, FaultRule, http_error
+from sms_worker.sandbox.lifecycle import FIRST_MESSAGE_ID, Message, MessageStore
+from sms_worker.sandbox.recorder import Recorder
+from sms_worker.sandbox.settings import SandboxSettings
+from sms_worker.sandbox.telefoon.vocabulary import (
+    AUTHENTICATION_FAILED,
+    BODY_REQUIRED,
+    ERRORS,
+    FROM_REQUIRED,
+    INVALID_CALLBACK,
+    INVALID_FROM,
+    INVALID_REQUEST,
+    INVALID_TO,
+    NOT_FOUND,
+    OTHER_FINAL,
+    PROGRESS,
+    TO_REQUIRED,
+    WORDS,
+    error_body,
+)
+from sms_worker.sandbox.telekom_sk.parts import count_parts
+from sms_worker.status import Status
+
+PROVIDER: Final = "telefoon"
+API: Final = "/v1/sms"
+SEND, LIST, GET, DELETE = "send", "list", "get", "delete"
+"""Fault-rule endpoint names for sendMessage, listMessages, getMessage and deleteMessage."""
+DIRECTIONS: Final = ("inbound", "outbound")
+STATUSES: Final = ("queued", "sending", "sent", "delivered", "undelivered", "failed", "received")
+DEFAULT_PAGE_SIZE: Final = 50
+MAX_PAGE_SIZE: Final = 100
+PRICE_PER_SEGMENT: Final = Decimal("0.0750")
+PRICE_UNIT: Final = "EUR"
+VALIDITY_MINUTES: Final = 1440
+"""Telefoon has no validity parameter; a day is longer than any sandbox message waits."""
+OUTBOUND_PREFIX, INBOUND_PREFIX = "TF", "TI"
+_FIELDS: Final = ("to", "from", "body", "sender_id", "status_callback", "gdpr_consent_ref")
+_RECORDED_PARAMS: Final = ("sender_id", "status_callback", "gdpr_consent_ref")
+_E164: Final = re.compile(r"\+[1-9]\d{6,14}")
+_ALPHANUMERIC: Final = re.compile(r"(?=.*[A-Za-z])[A-Za-z0-9 ]{1,11}")
+_DIGITS: Final = re.compile(r"\d+")
+_KINDS: Final = frozenset({FaultKind.LATENCY, FaultKind.TIMEOUT, FaultKind.HTTP_STATUS, FaultKind.ERROR_CODE})
+_SEND_KINDS: Final = _KINDS | {FaultKind.FINAL_STATUS}
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """A message the sandbox holds; moments are epoch seconds on the injected clock."""
+
+    id: str
+    direction: str
+    sender: str
+    to: str
+    body: str
+    segments: int
+    created: float
+    lifecycle: Message | None
+    """None for an inbound message, which stays ``received``."""
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """One answer (a JSON body, no body, or a bare HTTP error) and what the send log needs."""
+
+    status: int
+    body: dict[str, Any] | None
+    code: str
+    bare: bool = False
+    record: Record | None = None
+
+    def response(self) -> Response:
+        if self.bare:
+            return http_error(self.status)
+        if self.body is None:
+            return Response(status_code=self.status)
+        return JSONResponse(self.body, status_code=self.status)
+
+
+class Refusal(Exception):
+    """Raised anywhere in a handler: the request is answered with this Telefoon error."""
+
+    def __init__(self, code: int, message: str | None = None) -> None:
+        super().__init__(message or ERRORS[code][1])
+        self.code, self.message = code, message
+
+    def outcome(self) -> Outcome:
+        status, body = error_body(self.code, self.message)
+        return Outcome(status, body, str(self.code))
+
+
+Handler = Callable[[Request, Any, FaultRule | None], Outcome]
+
+
+class Telefoon:
+    """Messages by id, their statuses computed on the injected clock, and the API's operations."""
+
+    name: Final = PROVIDER
+    endpoints: Final = frozenset({SEND, LIST, GET, DELETE})
+
+    def __init__(self, settings: SandboxSettings, clock: Clock, recorder: Recorder, faults: FaultEngine) -> None:
+        self._keys = settings.telefoon_api_keys
+        self._store = MessageStore(clock, settings.sent_after, settings.delivered_after)
+        self._records: dict[str, Record] = {}
+        self._inbound_ids = itertools.count(FIRST_MESSAGE_ID)
+        self._recorder = recorder
+        self._faults = faults
+
+    def routes(self) -> list[Route]:
+        return [
+            Route(f"{API}/messages", self._operation(SEND, self._send), methods=["POST"]),
+            Route(f"{API}/messages", self._operation(LIST, self._list), methods=["GET"]),
+            Route(f"{API}/messages/{{message_id}}", self._operation(GET, self._get), methods=["GET"]),
+            Route(f"{API}/messages/{{message_id}}", self._operation(DELETE, self._delete), methods=["DELETE"]),
+            Route("/_sandbox/inbound", self._inbound, methods=["POST"]),
+        ]
+
+    def reset(self) -> None:
+        self._store.clear()
+        self._records.clear()
+
+    def _operation(self, endpoint: str, handler: Handler) -> Callable[[Request], Awaitable[Response]]:
+        kinds = _SEND_KINDS if endpoint == SEND else _KINDS
+
+        async def serve(request: Request) -> Response:
+            body = await _json(request) if endpoint == SEND else None
+            rule = self._faults.take(PROVIDER, endpoint, body.get("to") if isinstance(body, dict) else None, kinds)
+            try:
+                outcome = _preempt(rule) or self._authenticate(request) or handler(request, body, rule)
+            except Refusal as refusal:
+                outcome = refusal.outcome()
+            if endpoint == SEND:
+                self._record(body, outcome)
+            # The work is done (and recorded) before the hold, as a slow provider would have it.
+            if rule is not None and rule.delay:
+                await asyncio.sleep(rule.delay)
+            return outcome.response()
+
+        return serve
+
+    def _authenticate(self, request: Request) -> Outcome | None:
+        if request.headers.get("x-api-key") in self._keys:
+            return None
+        return Refusal(AUTHENTICATION_FAILED).outcome()
+
+    def _send(self, request: Request, body: Any, rule: FaultRule | None) -> Outcome:
+        _check_send(body)
+        final = Status(rule.params["status"]) if rule is not None and rule.fault is FaultKind.FINAL_STATUS else Status.DELIVERED
+        lifecycle = self._store.accept(VALIDITY_MINUTES, None, final)
+        record = self._keep(f"{OUTBOUND_PREFIX}{lifecycle.id}", "outbound", body, lifecycle)
+        return Outcome(201, self._render(record), "OK", record=record)
+
+    def _list(self, request: Request, body: Any, rule: FaultRule | None) -> Outcome:
+        query = request.query_params
+        direction, status = _choice(query.get("direction"), "direction", DIRECTIONS), _choice(query.get("status"), "status", STATUSES)
+        page = _integer(query.get("page"), "page", default=1, high=None)
+        page_size = _integer(query.get("page_size"), "page_size", default=DEFAULT_PAGE_SIZE, high=MAX_PAGE_SIZE)
+        rendered = (self._render(r) for r in self._records.values() if direction in (None, r.direction))
+        matching = [m for m in rendered if status in (None, m["status"])]
+        start = (page - 1) * page_size
+        return Outcome(200, {"messages": matching[start : start + page_size], "total": len(matching)}, "OK")
+
+    def _get(self, request: Request, body: Any, rule: FaultRule | None) -> Outcome:
+        return Outcome(200, self._render(self._find(request)), "OK")
+
+    def _delete(self, request: Request, body: Any, rule: FaultRule | None) -> Outcome:
+        del self._records[self._find(request).id]
+        return Outcome(204, None, "OK")
+
+    async def _inbound(self, request: Request) -> Response:
+        """Sandbox only, not Telefoon's: make a number "reply", so inbound listing can be tried."""
+        body = await _json(request)
+        if not isinstance(body, dict) or not all(isinstance(body.get(name), str) for name in ("from", "to")):
+            return JSONResponse({"error": "body must be a JSON object with string from and to"}, status_code=400)
+        record = self._keep(f"{INBOUND_PREFIX}{next(self._inbound_ids)}", "inbound", body, None)
+        return JSONResponse(self._render(record), status_code=201)
+
+    def _keep(self, message_id: str, direction: str, body: dict[str, Any], lifecycle: Message | None) -> Record:
+        text = str(body.get("body") or "")
+        record = Record(message_id, direction, body["from"], body["to"], text, count_parts(text, None), self._store.now(), lifecycle)
+        self._records[message_id] = record
+        return record
+
+    def _find(self, request: Request) -> Record:
+        message_id = request.path_params["message_id"]
+        record = self._records.get(message_id)
+        if record is None:
+            raise Refusal(NOT_FOUND, f"Message {message_id} was not found")
+        return record
+
+    def _render(self, record: Record) -> dict[str, Any]:
+        """The Message object; optional fields are left out rather than null (the schema has no nulls)."""
+        word, error_code = _state(record.lifecycle, self._store.now())
+        message: dict[str, Any] = {
+            "id": record.id,
+            "status": word,
+            "direction": record.direction,
+            "from": record.sender,
+            "to": record.to,
+            "body": record.body,
+            "num_segments": record.segments,
+            "price": str(PRICE_PER_SEGMENT * record.segments),
+            "price_unit": PRICE_UNIT,
+            "date_created": _rfc3339(record.created),
+        }
+        if record.lifecycle is not None and word in ("sent", "delivered", "undelivered"):
+            message["date_sent"] = _rfc3339(record.lifecycle.sent_at)
+        if error_code is not None:
+            message["error_code"] = error_code
+            message["error_message"] = ERRORS[error_code][1]
+        return message
+
+    def _record(self, body: Any, outcome: Outcome) -> None:
+        fields = body if isinstance(body, dict) else {}
+        self._recorder.record(
+            provider=PROVIDER,
+            endpoint=SEND,
+            to=fields.get("to"),
+            sender=fields.get("from"),
+            text=fields.get("body"),
+            params={name: fields[name] for name in _RECORDED_PARAMS if name in fields},
+            accepted=outcome.record is not None,
+            code=outcome.code,
+            message_id=outcome.record.id if outcome.record else None,
+            parts=outcome.record.segments if outcome.record else None,
+        )
+
+
+def _preempt(rule: FaultRule | None) -> Outcome | None:
+    """The answer a fault rule puts in place of the operation's own, if it does."""
+    if rule is None:
+        return None
+    if rule.fault is FaultKind.HTTP_STATUS:
+        status = rule.params["status"]
+        return Outcome(status, None, f"HTTP_{status}", bare=True)
+    if rule.fault is FaultKind.ERROR_CODE:
+        code = rule.params["code"]
+        if not _DIGITS.fullmatch(code):
+            return Refusal(INVALID_REQUEST, f"Sandbox fault: {code!r} is not a Telefoon error code (an integer)").outcome()
+        status, body = error_body(int(code), rule.params.get("description"))
+        return Outcome(status, body, code)
+    return None
+
+
+def _check_send(body: Any) -> None:
+    """The sendMessage body, checked in the schema's order; the first problem is refused."""
+    if not isinstance(body, dict):
+        raise Refusal(INVALID_REQUEST, "The request body must be a JSON object")
+    for name in _FIELDS:
+        if name in body and not isinstance(body[name], str):
+            raise Refusal(INVALID_REQUEST, f"Parameter '{name}' must be a string")
+    if not body.get("to"):
+        raise Refusal(TO_REQUIRED)
+    if not _E164.fullmatch(body["to"]):
+        raise Refusal(INVALID_TO)
+    if not body.get("from"):
+        raise Refusal(FROM_REQUIRED)
+    if not (_E164.fullmatch(body["from"]) or _ALPHANUMERIC.fullmatch(body["from"])):
+        raise Refusal(INVALID_FROM)
+    if not body.get("body"):
+        raise Refusal(BODY_REQUIRED)
+    if "sender_id" in body and not _ALPHANUMERIC.fullmatch(body["sender_id"]):
+        raise Refusal(INVALID_FROM)
+    if "status_callback" in body:
+        url = urlsplit(body["status_callback"])
+        if url.scheme not in ("http", "https") or not url.netloc:
+            raise Refusal(INVALID_CALLBACK)
+
+
+def _state(lifecycle: Message | None, now: float) -> tuple[str, int | None]:
+    """The Telefoon status word (and delivery error code) of a message at ``now``."""
+    if lifecycle is None:
+        return "received", None
+    status = lifecycle.status_at(now)
+    final = lifecycle.final
+    # A final_status fault naming an in-progress state stops the message there.
+    if final in PROGRESS and status not in PROGRESS[: PROGRESS.index(final)]:
+        status = final
+    return WORDS.get(status, OTHER_FINAL)
+
+
+def _choice(value: str | None, name: str, allowed: tuple[str, ...]) -> str | None:
+    if value is not None and value not in allowed:
+        raise Refusal(INVALID_REQUEST, f"Parameter '{name}' must be one of {', '.join(allowed)}")
+    return value
+
+
+def _integer(value: str | None, name: str, default: int, high: int | None) -> int:
+    if value is None:
+        return default
+    if not _DIGITS.fullmatch(value) or int(value) < 1 or (high is not None and int(value) > high):
+        bound = f"from 1 to {high}" if high is not None else "of at least 1"
+        raise Refusal(INVALID_REQUEST, f"Parameter '{name}' must be an integer {bound}")
+    return int(value)
+
+
+async def _json(request: Request) -> Any:
+    """The request body as JSON, or None when it is not JSON (refused by the handler)."""
+    try:
+        return json.loads(await request.body())
+    except ValueError:
+        return None
+
+
+def _rfc3339(moment: float) -> str:
+    return datetime.fromtimestamp(moment, timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")

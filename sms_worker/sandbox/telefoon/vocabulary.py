@@ -1,0 +1,68 @@
+"""Telefoon's answer vocabulary: the assumed error codes and the Message status words."""
+
+from __future__ import annotations
+
+from typing import Final
+
+from sms_worker.status import Status
+
+# Request errors: code -> (HTTP status, error_message). Assumed, modelled on Twilio's codes.
+INVALID_REQUEST: Final = 20001
+AUTHENTICATION_FAILED: Final = 20003
+NOT_FOUND: Final = 20404
+INVALID_TO: Final = 21211
+INVALID_FROM: Final = 21212
+BODY_REQUIRED: Final = 21602
+FROM_REQUIRED: Final = 21603
+TO_REQUIRED: Final = 21604
+INVALID_CALLBACK: Final = 21609
+# Delivery errors, on failed/undelivered messages.
+EXPIRED: Final = 30001
+UNREACHABLE: Final = 30003
+FILTERED: Final = 30007
+UNKNOWN_ERROR: Final = 30008
+
+ERRORS: Final[dict[int, tuple[int, str]]] = {
+    INVALID_REQUEST: (400, "Invalid request"),
+    AUTHENTICATION_FAILED: (401, "Authentication failed: missing or invalid X-API-Key"),
+    NOT_FOUND: (404, "The requested message was not found"),
+    20429: (429, "Too many requests"),
+    20500: (500, "Internal server error"),
+    20503: (503, "Service unavailable"),
+    INVALID_TO: (400, "The 'to' number is not a valid E.164 phone number"),
+    INVALID_FROM: (400, "The 'from' or 'sender_id' is not a valid sender: an E.164 number or at most 11 letters and digits"),
+    BODY_REQUIRED: (400, "A message body is required"),
+    FROM_REQUIRED: (400, "A 'from' sender is required"),
+    TO_REQUIRED: (400, "A 'to' number is required"),
+    INVALID_CALLBACK: (400, "The status_callback is not an http(s) URL"),
+    21610: (400, "The recipient has unsubscribed (replied STOP)"),
+    30002: (403, "The account is suspended"),
+    EXPIRED: (400, "The message expired before it could be delivered"),
+    UNREACHABLE: (400, "Unreachable destination handset"),
+    30005: (400, "Unknown destination handset"),
+    FILTERED: (400, "The message was filtered by the carrier"),
+    UNKNOWN_ERROR: (400, "Unknown error"),
+}
+
+# Canonical status -> (Telefoon status, error_code) for the states a sandbox message passes.
+PROGRESS: Final = (Status.QUEUED, Status.SENDING, Status.SENT)
+"""The states before the final one, in order; a ``final_status`` fault may stop a message in one."""
+WORDS: Final[dict[Status, tuple[str, int | None]]] = {
+    Status.SCHEDULED: ("queued", None),
+    Status.QUEUED: ("queued", None),
+    Status.SENDING: ("sending", None),
+    Status.SENT: ("sent", None),
+    Status.DELIVERED: ("delivered", None),
+    Status.READ: ("delivered", None),
+    Status.UNDELIVERABLE: ("undelivered", UNREACHABLE),
+    Status.EXPIRED: ("undelivered", EXPIRED),
+    Status.DENIED: ("failed", FILTERED),
+}
+OTHER_FINAL: Final = ("failed", UNKNOWN_ERROR)
+"""Any other canonical final status a fault names (DELETED, UNKNOWN, ERROR...)."""
+
+
+def error_body(code: int, message: str | None = None) -> tuple[int, dict[str, object]]:
+    """The HTTP status and JSON body of an error; a code outside the table answers 400."""
+    status, text = ERRORS.get(code, (400, f"Sandbox fault: error {code}"))
+    return status, {"error_code": code, "error_message": message or text}

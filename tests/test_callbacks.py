@@ -1,0 +1,91 @@
+"""Delivery callbacks posted by a provider move a message's status like a poll would."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from pydantic import SecretStr
+from starlette.testclient import TestClient
+
+from sms_worker.callbacks import create_callback_app
+from sms_worker.dispatch.service import dispatch_batch
+from sms_worker.inspect import message_history
+from sms_worker.producer import send_sms
+from sms_worker.queues.promoter import promote_once
+
+# The document's own example, trailing comma included.
+TELEKOM_SK_CALLBACK = """{
+  "delivery": {
+    "status": "%s",
+  },
+  "messageId": %s,
+  "channel": "sms",
+  "messageParts": 1,
+  "type": "dsn",
+  "timestamp": "2025-10-02T08:31:39.825Z"
+}"""
+
+
+@pytest.fixture
+def accepted(runtime, sandbox):
+    message_id = send_sms("+421901234567", "callback me", runtime=runtime)
+    promote_once(runtime)
+    assert dispatch_batch(runtime).accepted == 1
+    return message_id
+
+
+def row(runtime, message_id):
+    return message_history(message_id, runtime.settings.resolved_database_url)["message"]
+
+
+def post(runtime, account: str, body: str, **params):
+    with TestClient(create_callback_app(runtime)) as client:
+        return client.post(f"/callbacks/{account}", content=body, params=params, headers={"content-type": "application/json"})
+
+
+def test_a_delivery_callback_marks_the_message_delivered_and_a_late_one_cannot_undo_it(runtime, accepted):
+    provider_id = row(runtime, accepted)["provider_message_id"]
+
+    response = post(runtime, "telekom-sk", TELEKOM_SK_CALLBACK % ("DELIVERED", provider_id))
+
+    assert response.status_code == 200
+    assert response.json() == {"received": 1, "matched": 1, "changed": 1, "unknown": 0}
+    found = row(runtime, accepted)
+    assert found["status"] == "DELIVERED"
+    assert found["delivered_at"].isoformat().startswith("2025-10-02T08:31:39")
+    assert post(runtime, "telekom-sk", TELEKOM_SK_CALLBACK % ("SENT", provider_id)).json()["changed"] == 0
+    assert row(runtime, accepted)["status"] == "DELIVERED"
+
+
+def test_a_callback_for_an_unknown_message_is_counted_not_applied(runtime, accepted):
+    response = post(runtime, "telekom-sk", TELEKOM_SK_CALLBACK % ("DELIVERED", 999999999))
+
+    assert response.json() == {"received": 1, "matched": 0, "changed": 0, "unknown": 1}
+    assert row(runtime, accepted)["status"] == "QUEUED"
+
+
+@pytest.mark.parametrize(
+    ("account", "body", "status", "field"),
+    [
+        ("telekom-sk", "not json", 400, "body"),
+        ("telekom-sk", json.dumps({"delivery": {}}), 400, "body"),
+        ("nobody", "{}", 404, "account"),
+    ],
+)
+def test_a_bad_callback_gets_a_clear_error(runtime, account, body, status, field):
+    response = post(runtime, account, body)
+
+    assert response.status_code == status
+    assert response.json()["error"]["field"] == field
+
+
+def test_with_a_callback_token_set_only_requests_carrying_it_are_taken(runtime, accepted):
+    runtime.settings = runtime.settings.model_copy(update={"callback_token": SecretStr("s3cret")})
+    provider_id = row(runtime, accepted)["provider_message_id"]
+    body = TELEKOM_SK_CALLBACK % ("DELIVERED", provider_id)
+
+    assert post(runtime, "telekom-sk", body).status_code == 403
+    assert post(runtime, "telekom-sk", body, token="wrong").status_code == 403
+    assert post(runtime, "telekom-sk", body, token="s3cret").status_code == 200
+    assert row(runtime, accepted)["status"] == "DELIVERED"

@@ -1,0 +1,351 @@
+"""The Dexatel adapter against the sandbox over HTTP (wire format, statuses, error classes),
+and the sandbox's own behaviour (auth, balance, faults, recording)."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta, timezone
+
+import httpx
+import pytest
+
+from sms_worker.embedded import free_port
+from sms_worker.providers.base import AccountConfig, ErrorKind, OutboundMessage, ProviderError
+from sms_worker.providers.dexatel import DexatelProvider, from_config
+from sms_worker.status import Status
+
+KEY = "sandbox-dexatel-key"
+MESSAGE = OutboundMessage("m1", "+15551234567", "Your verification code is 482931", sender="YourBrand")
+
+
+@pytest.fixture
+def wire():
+    """Every request the adapter makes, as httpx.Request objects (content already read)."""
+    return []
+
+
+@pytest.fixture
+def make_provider(fake_sandbox, wire):
+    clients = []
+
+    def make(key: str = KEY, timeout: float = 5.0, base_url: str | None = None, default_sender: str = "ACME") -> DexatelProvider:
+        client = httpx.Client(timeout=timeout, event_hooks={"request": [wire.append]})
+        clients.append(client)
+        config = AccountConfig(
+            name="dexatel",
+            type="dexatel",
+            base_url=base_url or f"{fake_sandbox.url}/dexatel",
+            credentials={"api_key": key},
+            options={"default_sender": default_sender},
+        )
+        return from_config(config, client)
+
+    yield make
+    for client in clients:
+        client.close()
+
+
+@pytest.fixture
+def provider(make_provider) -> DexatelProvider:
+    return make_provider()
+
+
+def fault(sandbox, **rule: object) -> None:
+    sandbox.add_fault(provider="dexatel", **rule)
+
+
+def raised(call) -> ProviderError:
+    with pytest.raises(ProviderError) as caught:
+        call()
+    return caught.value
+
+
+# --- sending -------------------------------------------------------------------------------
+
+
+def test_send_speaks_the_documented_request(provider, wire, fake_sandbox):
+    accepted = provider.send(MESSAGE)
+
+    [request] = wire
+    assert (request.method, request.url.path) == ("POST", "/dexatel/v1/sms/send")
+    assert request.headers["authorization"] == f"Bearer {KEY}"
+    assert request.headers["content-type"] == "application/json"
+    assert json.loads(request.content) == {"from": "YourBrand", "to": "+15551234567", "text": "Your verification code is 482931"}
+    [submission] = fake_sandbox.submissions(provider="dexatel")
+    assert accepted.provider_message_id == submission["message_id"]
+    assert accepted.provider_message_id.startswith("msg_")
+    assert (accepted.provider_status, accepted.status) == ("queued", Status.QUEUED)
+    assert (submission["to"], submission["from"], submission["parts"], submission["code"]) == ("+15551234567", "YourBrand", 1, "OK")
+    assert KEY not in json.dumps(submission)
+
+
+def test_the_default_sender_fills_in_and_a_bare_number_gets_its_plus(provider, wire):
+    provider.send(OutboundMessage("m2", "15551234567", "Hi"))
+    body = json.loads(wire[0].content)
+    assert (body["from"], body["to"]) == ("ACME", "+15551234567")
+
+
+def test_send_many_makes_one_request_per_message_and_keeps_the_order(provider, wire):
+    messages = [MESSAGE, OutboundMessage("m2", "+1555", "Hi", sender="ACME"), OutboundMessage("m3", "+447700900123", "Hi")]
+
+    outcomes = provider.send_many(messages)
+
+    assert len(wire) == 3 and provider.max_recipients == 1
+    assert outcomes[0].status is Status.QUEUED and outcomes[2].status is Status.QUEUED
+    assert isinstance(outcomes[1], ProviderError) and outcomes[1].code == "INVALID_NUMBER"
+    assert provider.group_key(messages[0]) != provider.group_key(messages[2])
+
+
+def test_a_long_unicode_text_is_billed_in_parts(provider, fake_sandbox):
+    before = float(provider.verify().split()[1])
+    provider.send(OutboundMessage("m4", "+15551234567", "Ďakujeme " * 10))  # 90 UCS-2 units: 2 parts
+
+    assert fake_sandbox.submissions(provider="dexatel")[0]["parts"] == 2
+    assert float(provider.verify().split()[1]) == pytest.approx(before - 0.10)
+
+
+# --- statuses ------------------------------------------------------------------------------
+
+
+def test_check_follows_the_message_to_delivered(provider, wire, sandbox_clock):
+    accepted = provider.send(MESSAGE)
+    accepted_at = sandbox_clock.now()
+
+    first = provider.check(accepted.provider_message_id)
+    assert (wire[-1].method, wire[-1].url.path) == ("GET", f"/dexatel/v1/sms/{accepted.provider_message_id}")
+    assert wire[-1].headers["authorization"] == f"Bearer {KEY}"
+    assert (first.provider_status, first.status, first.delivered_at) == ("queued", Status.QUEUED, None)
+
+    sandbox_clock.advance(0.4)
+    assert provider.check(accepted.provider_message_id).status is Status.SENT
+
+    sandbox_clock.advance(5)
+    report = provider.check(accepted.provider_message_id)
+    assert (report.provider_status, report.status) == ("delivered", Status.DELIVERED)
+    assert abs(report.delivered_at - (accepted_at + timedelta(seconds=0.6))) < timedelta(milliseconds=2)
+
+
+@pytest.mark.parametrize(
+    ("final", "word", "status"),
+    [("DENIED", "failed", Status.DENIED), ("UNDELIVERABLE", "undelivered", Status.UNDELIVERABLE), ("UNKNOWN", "unknown", Status.UNKNOWN)],
+)
+def test_a_final_status_fault_ends_the_message_there(provider, fake_sandbox, sandbox_clock, final, word, status):
+    fault(fake_sandbox, endpoint="send", fault="final_status", status=final)
+    accepted = provider.send(MESSAGE)
+    sandbox_clock.advance(5)
+
+    report = provider.check(accepted.provider_message_id)
+
+    assert (report.provider_status, report.status, report.delivered_at) == (word, status, None)
+
+
+def test_checking_an_unknown_message_fails_that_message_only(provider):
+    error = raised(lambda: provider.check("msg_999999999"))
+    assert (error.kind, error.code, error.account_wide) == (ErrorKind.PERMANENT, "MESSAGE_NOT_FOUND", False)
+
+
+def test_map_status_knows_the_documented_words():
+    words = {"queued": Status.QUEUED, "sent": Status.SENT, "delivered": Status.DELIVERED, "failed": Status.DENIED, "undelivered": Status.UNDELIVERABLE}
+    with httpx.Client() as client:
+        provider = DexatelProvider("d", "http://x", "k", client, default_sender="ACME")
+    assert {word: provider.map_status(word) for word in words} == words
+    assert provider.map_status("rejected-by-gremlins") is Status.UNKNOWN
+
+
+# --- errors ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("message", "code", "status"),
+    [
+        (OutboundMessage("m", "12345", "Hi"), "INVALID_NUMBER", Status.UNDELIVERABLE),
+        (OutboundMessage("m", "+15551234567", ""), "INVALID_TEXT", Status.DENIED),
+        (OutboundMessage("m", "+15551234567", "x" * 1531), "INVALID_TEXT", Status.DENIED),  # 11 parts
+        (OutboundMessage("m", "+15551234567", "Hi", sender="Far too long a sender"), "INVALID_SENDER", Status.DENIED),
+    ],
+)
+def test_a_message_the_sandbox_refuses_fails_alone_and_for_good(provider, fake_sandbox, message, code, status):
+    error = raised(lambda: provider.send(message))
+
+    assert (error.kind, error.code, error.account_wide, error.status) == (ErrorKind.PERMANENT, code, False, status)
+    [submission] = fake_sandbox.submissions(provider="dexatel")
+    assert (submission["accepted"], submission["code"], submission["message_id"]) == (False, code, None)
+
+
+@pytest.mark.parametrize(
+    ("rule", "kind", "code", "account_wide"),
+    [
+        ({"fault": "error_code", "code": "INSUFFICIENT_FUNDS"}, ErrorKind.PERMANENT, "INSUFFICIENT_FUNDS", True),
+        ({"fault": "error_code", "code": "UNAUTHORIZED"}, ErrorKind.PERMANENT, "UNAUTHORIZED", True),
+        ({"fault": "error_code", "code": "INVALID_NUMBER"}, ErrorKind.PERMANENT, "INVALID_NUMBER", False),
+        ({"fault": "error_code", "code": "RATE_LIMITED"}, ErrorKind.TRANSIENT, "RATE_LIMITED", False),
+        ({"fault": "error_code", "code": "INTERNAL_ERROR"}, ErrorKind.TRANSIENT, "INTERNAL_ERROR", False),
+        ({"fault": "error_code", "code": "SERVICE_UNAVAILABLE"}, ErrorKind.TRANSIENT, "SERVICE_UNAVAILABLE", False),
+        ({"fault": "error_code", "code": "SOMETHING_NEW"}, ErrorKind.PERMANENT, "HTTP_400", False),
+        ({"fault": "http_status", "status": 503}, ErrorKind.TRANSIENT, "HTTP_503", False),
+        ({"fault": "http_status", "status": 429}, ErrorKind.TRANSIENT, "HTTP_429", False),
+        ({"fault": "http_status", "status": 401}, ErrorKind.PERMANENT, "HTTP_401", True),
+        ({"fault": "timeout", "seconds": 1.0}, ErrorKind.TRANSIENT, "TIMEOUT", False),
+    ],
+)
+def test_errors_are_classified(make_provider, fake_sandbox, rule, kind, code, account_wide):
+    provider = make_provider(timeout=0.3)
+    fault(fake_sandbox, endpoint="send", **rule)
+
+    error = raised(lambda: provider.send(MESSAGE))
+
+    assert (error.kind, error.code, error.account_wide) == (kind, code, account_wide)
+
+
+def test_the_error_envelope_reaches_the_caller(provider, fake_sandbox, wire):
+    fault(fake_sandbox, endpoint="send", fault="error_code", code="INSUFFICIENT_FUNDS", description="Top up, please")
+    error = raised(lambda: provider.send(MESSAGE))
+    assert error.text == "Top up, please"
+
+
+def test_a_bad_key_is_an_account_wide_permanent_fault(make_provider, fake_sandbox):
+    provider = make_provider(key="wrong")
+    for call in (lambda: provider.send(MESSAGE), provider.verify, lambda: provider.check("msg_100000")):
+        error = raised(call)
+        assert (error.kind, error.code, error.account_wide) == (ErrorKind.PERMANENT, "UNAUTHORIZED", True)
+    assert fake_sandbox.submissions(provider="dexatel")[0]["code"] == "UNAUTHORIZED"
+
+
+def test_a_wrong_base_url_pauses_the_account(make_provider, fake_sandbox):
+    error = raised(lambda: make_provider(base_url=f"{fake_sandbox.url}/not-dexatel").send(MESSAGE))
+    assert (error.kind, error.code, error.account_wide) == (ErrorKind.PERMANENT, "HTTP_404", True)
+
+
+def test_no_server_is_transient(make_provider):
+    error = raised(lambda: make_provider(base_url=f"http://127.0.0.1:{free_port()}").send(MESSAGE))
+    assert (error.kind, error.code) == (ErrorKind.TRANSIENT, "CONNECTION")
+
+
+def test_a_status_fault_hits_the_status_endpoint_only(provider, fake_sandbox):
+    accepted = provider.send(MESSAGE)
+    fault(fake_sandbox, endpoint="status", fault="http_status", status=502, times=1)
+
+    assert raised(lambda: provider.check(accepted.provider_message_id)).kind is ErrorKind.TRANSIENT
+    assert provider.check(accepted.provider_message_id).status is Status.QUEUED
+
+
+# --- verify, callbacks, configuration ------------------------------------------------------
+
+
+def test_verify_reads_the_balance(provider, wire):
+    assert provider.verify() == "balance 1000000.00 EUR"
+    assert (wire[0].method, wire[0].url.path, wire[0].headers["authorization"]) == ("GET", "/dexatel/v1/account/balance", f"Bearer {KEY}")
+    provider.send(MESSAGE)
+    assert provider.verify() == "balance 999999.95 EUR"
+
+
+def test_open_proves_the_key_before_the_first_message(make_provider, wire):
+    make_provider().open()
+    assert [(r.method, r.url.path) for r in wire] == [("GET", "/dexatel/v1/account/balance")]
+    error = raised(make_provider(key="wrong").open)
+    assert (error.code, error.account_wide) == ("UNAUTHORIZED", True)
+
+
+def test_a_delivered_webhook_becomes_a_report(provider):
+    body = {"message_id": "msg_123456789", "status": "delivered", "recipient": "+15551234567", "timestamp": "2030-01-01T12:00:05Z"}
+
+    [report] = provider.parse_callback(json.dumps(body).encode(), "application/json")
+
+    assert (report.provider_message_id, report.provider_status, report.status) == ("msg_123456789", "delivered", Status.DELIVERED)
+    assert report.delivered_at == datetime(2030, 1, 1, 12, 0, 5, tzinfo=timezone.utc)
+
+
+def test_a_failed_webhook_has_no_delivery_time(provider):
+    body = {"message_id": "msg_1", "status": "failed", "recipient": "+15551234567", "timestamp": "2030-01-01T13:00:05+01:00"}
+    [report] = provider.parse_callback(json.dumps(body).encode(), "application/json")
+    assert (report.status, report.delivered_at) == (Status.DENIED, None)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"",
+        b"message_id=msg_1&status=delivered",
+        b"[]",
+        b'{"status": "delivered"}',
+        b'{"message_id": "msg_1"}',
+        b'{"message_id": "msg_1", "status": "delivered", "timestamp": "yesterday"}',
+        b'{"message_id": "msg_1", "status": "delivered", "timestamp": "2030-01-01T12:00:05"}',
+    ],
+)
+def test_a_webhook_that_is_not_one_is_refused(provider, body):
+    with pytest.raises(ValueError):
+        provider.parse_callback(body, "application/json")
+
+
+@pytest.mark.parametrize(
+    ("credentials", "options", "field"),
+    [
+        ({}, {"default_sender": "ACME"}, "api_key"),
+        ({"api_key": "k"}, {}, "default_sender"),
+        ({"api_key": "k"}, {"default_sender": "Far too long a sender"}, "default_sender"),
+        ({"api_key": "k"}, {"default_sender": 42}, "default_sender"),
+    ],
+)
+def test_from_config_names_what_is_wrong(credentials, options, field):
+    config = AccountConfig("dx", "dexatel", "http://127.0.0.1:1/dexatel", credentials, options)
+    with httpx.Client() as client, pytest.raises(ValueError, match=field):
+        from_config(config, client)
+
+
+# --- the sandbox itself --------------------------------------------------------------------
+
+
+def test_the_sandbox_answers_errors_in_its_envelope(fake_sandbox):
+    url = f"{fake_sandbox.url}/dexatel/v1/sms/send"
+    body = {"from": "ACME", "to": "+15551234567", "text": "Hi"}
+
+    no_key = httpx.post(url, json=body)
+    assert (no_key.status_code, no_key.json()["error"]["code"]) == (401, "UNAUTHORIZED")
+    form = httpx.post(url, data=body, headers={"Authorization": f"Bearer {KEY}"})
+    assert (form.status_code, form.json()["error"]["code"]) == (400, "INVALID_REQUEST")
+    ok = httpx.post(url, json=body, headers={"Authorization": f"Bearer {KEY}"})
+    assert ok.status_code == 200
+    assert ok.json() == {"message_id": ok.json()["message_id"], "status": "queued", "recipient": "+15551234567"}
+
+
+def test_the_status_answer_says_when_the_status_last_changed(provider, fake_sandbox, sandbox_clock):
+    accepted = provider.send(MESSAGE)
+    accepted_at = sandbox_clock.now()
+    sandbox_clock.advance(0.4)
+
+    answer = httpx.get(f"{fake_sandbox.url}/dexatel/v1/sms/{accepted.provider_message_id}", headers={"Authorization": f"Bearer {KEY}"})
+
+    sent_at = (accepted_at + timedelta(seconds=0.3)).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    assert answer.json() == {"message_id": accepted.provider_message_id, "status": "sent", "recipient": "+15551234567", "updated_at": sent_at}
+
+
+def test_a_slow_answer_still_delivers_the_message(make_provider, fake_sandbox, sandbox_clock):
+    fault(fake_sandbox, endpoint="send", fault="latency", ms=500, times=1)
+    assert raised(lambda: make_provider(timeout=0.2).send(MESSAGE)).code == "TIMEOUT"
+
+    [submission] = fake_sandbox.submissions(provider="dexatel")
+    assert submission["accepted"] is True
+    sandbox_clock.advance(5)
+    assert make_provider().check(submission["message_id"]).status is Status.DELIVERED
+
+
+def test_a_fault_for_one_number_spares_the_others(provider, fake_sandbox):
+    fault(fake_sandbox, to="+447700900123", fault="error_code", code="INVALID_NUMBER")
+    assert provider.send(MESSAGE).status is Status.QUEUED
+    assert raised(lambda: provider.send(OutboundMessage("m", "+447700900123", "Hi"))).code == "INVALID_NUMBER"
+
+
+def test_session_loss_means_nothing_here(provider, fake_sandbox):
+    fault(fake_sandbox, fault="session_loss", times=1)
+    assert provider.send(MESSAGE).status is Status.QUEUED
+    assert len(httpx.get(f"{fake_sandbox.url}/_sandbox/faults").json()["faults"]) == 1
+
+
+def test_reset_forgets_messages_and_refills_the_balance(provider, fake_sandbox):
+    accepted = provider.send(MESSAGE)
+    httpx.post(f"{fake_sandbox.url}/_sandbox/reset").raise_for_status()
+
+    assert raised(lambda: provider.check(accepted.provider_message_id)).code == "MESSAGE_NOT_FOUND"
+    assert provider.verify() == "balance 1000000.00 EUR"
+    assert provider.send(MESSAGE).provider_message_id != accepted.provider_message_id

@@ -1,0 +1,479 @@
+"""Deutsche Telekom A2P: the adapter against the sandbox over HTTP (wire format, prepaid balance,
+sender rules, every error class), and the sandbox's own behaviour."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from datetime import datetime
+
+import httpx
+import pytest
+from starlette.testclient import TestClient
+
+from sms_worker.providers.base import AccountConfig, ErrorKind, OutboundMessage, ProviderError
+from sms_worker.providers.dt_a2p import DtA2pProvider, from_config
+from sms_worker.sandbox.app import create_app
+from sms_worker.sandbox.settings import SandboxSettings
+from sms_worker.status import Status
+
+API_KEY = "sandbox-dt-key"
+DE = "+4915112345000"
+US = "+12025550123"
+PRICE = SandboxSettings().dt_a2p_price_per_part
+MESSAGE = OutboundMessage("m1", DE, "Hallo", sender="ACME")
+LONG_TEXT = "x" * 161  # two GSM-7 parts
+
+
+def account(base_url: str, api_key: str = API_KEY, **options: object) -> AccountConfig:
+    return AccountConfig("dt", "dt-a2p", base_url, {"api_key": api_key}, {"default_sender": "ACME", **options})
+
+
+@pytest.fixture
+def wire() -> list[httpx.Request]:
+    """Every request the adapter made, in order."""
+    return []
+
+
+@pytest.fixture
+def make_provider(fake_sandbox, wire) -> Iterator[Callable[..., DtA2pProvider]]:
+    clients: list[httpx.Client] = []
+
+    def make(api_key: str = API_KEY, timeout: float = 5.0, **options: object) -> DtA2pProvider:
+        client = httpx.Client(timeout=timeout, event_hooks={"request": [wire.append]})
+        clients.append(client)
+        return from_config(account(f"{fake_sandbox.url}/dt-a2p", api_key, **options), client)
+
+    yield make
+    for client in clients:
+        client.close()
+
+
+@pytest.fixture
+def add_fault(fake_sandbox) -> Callable[..., dict]:
+    return lambda **rule: fake_sandbox.add_fault(provider="dt-a2p", **rule)
+
+
+class Offline:
+    """The sandbox app built with its own settings, served through starlette's TestClient (the
+    threaded sandbox takes no settings); the adapter uses the TestClient as its httpx client."""
+
+    def __init__(self, settings: SandboxSettings) -> None:
+        self.client = TestClient(create_app(settings=settings))
+
+    def provider(self, **options: object) -> DtA2pProvider:
+        return from_config(account("http://testserver/dt-a2p", **options), self.client)
+
+    def submissions(self) -> list[dict]:
+        return self.client.get("/_sandbox/submissions").json()["submissions"]
+
+
+def charged(provider: DtA2pProvider, start: float) -> float:
+    """How much the balance went down since ``start``, read the way a user would: verify()."""
+    return round(start - provider.balance()[0], 6)
+
+
+# --- the adapter: wire format ----------------------------------------------------------------
+
+
+def test_send_posts_one_json_message_with_the_api_key_header(make_provider, wire, fake_sandbox):
+    accepted = make_provider().send(MESSAGE)
+
+    [request] = wire
+    assert (request.method, request.url.path) == ("POST", "/dt-a2p/v1/sms")
+    assert request.headers["x-api-key"] == API_KEY
+    assert request.headers["content-type"] == "application/json"
+    assert json.loads(request.content) == {"from": "ACME", "to": DE, "text": "Hallo"}
+    [submission] = fake_sandbox.submissions()
+    assert accepted.provider_message_id == str(submission["message_id"])
+    assert (accepted.provider_status, accepted.status, accepted.parts) == ("queued", Status.QUEUED, 1)
+
+
+def test_a_message_without_sender_goes_from_the_default_sender(make_provider, wire):
+    make_provider(default_sender="+4915112345678").send(OutboundMessage("m2", DE, "Hallo"))
+    assert json.loads(wire[0].content)["from"] == "+4915112345678"
+
+
+def test_a_long_text_is_accepted_and_billed_as_several_parts(make_provider):
+    provider = make_provider()
+    start = provider.balance()[0]
+    accepted = provider.send(OutboundMessage("m3", DE, LONG_TEXT))
+    assert accepted.parts == 2
+    assert charged(provider, start) == pytest.approx(2 * PRICE)
+
+
+def test_send_many_makes_one_request_per_recipient(make_provider, wire):
+    provider = make_provider(senders=["ACME"])
+    outcomes = provider.send_many(
+        [MESSAGE, OutboundMessage("m2", DE, "Hallo", sender="Unverified"), OutboundMessage("m3", "+4915112345001", "Hi")]
+    )
+    assert [type(o).__name__ for o in outcomes] == ["Accepted", "ProviderError", "Accepted"]
+    assert [json.loads(r.content)["to"] for r in wire] == [DE, "+4915112345001"]
+    assert provider.max_recipients == 1
+    assert provider.group_key(MESSAGE) != provider.group_key(OutboundMessage("m2", DE, "Hallo", sender="ACME"))
+
+
+def test_delivery_report_follows_the_clock(make_provider, wire, sandbox_clock):
+    provider = make_provider()
+    message_id = provider.send(MESSAGE).provider_message_id
+    assert provider.check(message_id).status is Status.QUEUED
+    sandbox_clock.advance(0.4)
+    assert provider.check(message_id).status is Status.SENT
+    sandbox_clock.advance(1)
+
+    report = provider.check(message_id)
+
+    assert (report.provider_message_id, report.provider_status, report.status) == (message_id, "delivered", Status.DELIVERED)
+    assert abs((report.delivered_at - sandbox_clock.now()).total_seconds()) < 2
+    request = wire[-1]
+    assert (request.method, request.url.path, request.headers["x-api-key"]) == ("GET", f"/dt-a2p/v1/sms/{message_id}", API_KEY)
+
+
+@pytest.mark.parametrize(
+    ("final", "word", "status"),
+    [("UNDELIVERABLE", "undelivered", Status.UNDELIVERABLE), ("DENIED", "rejected", Status.DENIED), ("EXPIRED", "expired", Status.EXPIRED)],
+)
+def test_a_final_status_fault_is_reported_in_the_platforms_words(make_provider, add_fault, sandbox_clock, final, word, status):
+    provider = make_provider()
+    add_fault(endpoint="send", fault="final_status", status=final, times=1)
+    message_id = provider.send(MESSAGE).provider_message_id
+    sandbox_clock.advance(5)
+    report = provider.check(message_id)
+    assert (report.provider_status, report.status, report.delivered_at) == (word, status, None)
+
+
+def test_verify_reports_the_balance_with_a_free_get(make_provider, wire):
+    provider = make_provider()
+    assert provider.verify() == "balance 1000000.00 EUR"
+    assert provider.verify() == "balance 1000000.00 EUR"  # asking costs nothing
+    assert [(r.method, r.url.path, r.headers["x-api-key"]) for r in wire] == [("GET", "/dt-a2p/v1/balance", API_KEY)] * 2
+
+
+def test_open_checks_the_key_before_the_first_message(make_provider, wire):
+    make_provider().open()
+    assert [r.url.path for r in wire] == ["/dt-a2p/v1/balance"]
+    with pytest.raises(ProviderError) as caught:
+        make_provider(api_key="wrong").open()
+    assert (caught.value.code, caught.value.account_wide) == ("INVALID_API_KEY", True)
+
+
+# --- the adapter: errors ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("fault", "kind", "code", "account_wide", "status"),
+    [
+        ({"fault": "error_code", "code": "INSUFFICIENT_BALANCE"}, ErrorKind.PERMANENT, "INSUFFICIENT_BALANCE", True, Status.UNDELIVERABLE),
+        ({"fault": "error_code", "code": "INVALID_API_KEY"}, ErrorKind.PERMANENT, "INVALID_API_KEY", True, Status.UNDELIVERABLE),
+        ({"fault": "error_code", "code": "SENDER_NOT_VERIFIED"}, ErrorKind.PERMANENT, "SENDER_NOT_VERIFIED", False, Status.DENIED),
+        ({"fault": "error_code", "code": "ALPHANUMERIC_SENDER_NOT_ALLOWED"}, ErrorKind.PERMANENT, "ALPHANUMERIC_SENDER_NOT_ALLOWED", False, Status.DENIED),
+        ({"fault": "error_code", "code": "INVALID_RECIPIENT"}, ErrorKind.PERMANENT, "INVALID_RECIPIENT", False, Status.UNDELIVERABLE),
+        ({"fault": "error_code", "code": "INVALID_PARAMETER"}, ErrorKind.PERMANENT, "INVALID_PARAMETER", False, Status.UNDELIVERABLE),
+        ({"fault": "error_code", "code": "MISSING_PARAMETER"}, ErrorKind.PERMANENT, "MISSING_PARAMETER", False, Status.UNDELIVERABLE),
+        ({"fault": "error_code", "code": "INVALID_REQUEST"}, ErrorKind.PERMANENT, "INVALID_REQUEST", False, Status.UNDELIVERABLE),
+        ({"fault": "error_code", "code": "RATE_LIMITED"}, ErrorKind.TRANSIENT, "RATE_LIMITED", False, None),
+        ({"fault": "error_code", "code": "INTERNAL_ERROR"}, ErrorKind.TRANSIENT, "INTERNAL_ERROR", False, None),
+        ({"fault": "error_code", "code": "SERVICE_UNAVAILABLE"}, ErrorKind.TRANSIENT, "SERVICE_UNAVAILABLE", False, None),
+        ({"fault": "error_code", "code": "SOMETHING_NEW"}, ErrorKind.PERMANENT, "HTTP_400", False, Status.UNDELIVERABLE),
+        ({"fault": "http_status", "status": 503}, ErrorKind.TRANSIENT, "HTTP_503", False, None),
+        ({"fault": "http_status", "status": 429}, ErrorKind.TRANSIENT, "HTTP_429", False, None),
+        ({"fault": "http_status", "status": 401}, ErrorKind.PERMANENT, "HTTP_401", True, Status.UNDELIVERABLE),
+        ({"fault": "http_status", "status": 402}, ErrorKind.PERMANENT, "HTTP_402", False, Status.UNDELIVERABLE),
+        ({"fault": "timeout", "seconds": 1.0}, ErrorKind.TRANSIENT, "TIMEOUT", False, None),
+    ],
+)
+def test_errors_are_classified(make_provider, add_fault, fault, kind, code, account_wide, status):
+    provider = make_provider(timeout=0.3)
+    add_fault(endpoint="send", times=1, **fault)
+
+    with pytest.raises(ProviderError) as caught:
+        provider.send(MESSAGE)
+
+    assert (caught.value.kind, caught.value.code, caught.value.account_wide) == (kind, code, account_wide)
+    if status is not None:
+        assert caught.value.status is status
+    assert provider.send(MESSAGE).status is Status.QUEUED  # the fault was one request's only
+
+
+def test_a_provider_error_message_reaches_the_error_text(make_provider, add_fault):
+    add_fault(endpoint="send", fault="error_code", code="INTERNAL_ERROR", description="SMSC link down")
+    with pytest.raises(ProviderError) as caught:
+        make_provider().send(MESSAGE)
+    assert caught.value.text == "SMSC link down"
+
+
+def test_a_wrong_api_key_is_account_wide(make_provider):
+    provider = make_provider(api_key="wrong")
+    for call in (lambda: provider.send(MESSAGE), provider.verify, lambda: provider.check("100000")):
+        with pytest.raises(ProviderError) as caught:
+            call()
+        assert (caught.value.kind, caught.value.code, caught.value.account_wide) == (ErrorKind.PERMANENT, "INVALID_API_KEY", True)
+
+
+def test_latency_under_the_timeout_only_slows_the_answer(make_provider, add_fault):
+    add_fault(endpoint="send", fault="latency", ms=100, times=1)
+    assert make_provider(timeout=2).send(MESSAGE).status is Status.QUEUED
+
+
+def test_an_unknown_message_id_fails_that_message_only(make_provider):
+    with pytest.raises(ProviderError) as caught:
+        make_provider().check("999999999")
+    assert (caught.value.kind, caught.value.code, caught.value.account_wide) == (ErrorKind.PERMANENT, "MESSAGE_NOT_FOUND", False)
+
+
+def test_faults_on_report_and_balance(make_provider, add_fault):
+    provider = make_provider()
+    message_id = provider.send(MESSAGE).provider_message_id
+    add_fault(endpoint="report", fault="http_status", status=502, times=1)
+    add_fault(endpoint="balance", fault="error_code", code="SERVICE_UNAVAILABLE", times=1)
+    with pytest.raises(ProviderError) as report:
+        provider.check(message_id)
+    with pytest.raises(ProviderError) as balance:
+        provider.verify()
+    assert (report.value.kind, report.value.code) == (ErrorKind.TRANSIENT, "HTTP_502")
+    assert (balance.value.kind, balance.value.code) == (ErrorKind.TRANSIENT, "SERVICE_UNAVAILABLE")
+    assert provider.check(message_id).status is Status.QUEUED
+
+
+# --- the adapter: senders, recipients and money ----------------------------------------------
+
+
+def test_the_api_refuses_and_charges_an_unverified_sender(make_provider, fake_sandbox):
+    provider = make_provider()  # no "senders" option: the adapter cannot tell
+    start = provider.balance()[0]
+    with pytest.raises(ProviderError) as caught:
+        provider.send(OutboundMessage("m1", DE, "Hallo", sender="NotMine"))
+    error = caught.value
+    assert (error.kind, error.code, error.account_wide, error.status) == (ErrorKind.PERMANENT, "SENDER_NOT_VERIFIED", False, Status.DENIED)
+    assert charged(provider, start) == pytest.approx(PRICE)
+    [submission] = fake_sandbox.submissions()
+    assert (submission["accepted"], submission["code"], submission["from"]) == (False, "SENDER_NOT_VERIFIED", "NotMine")
+    assert provider.send(MESSAGE).status is Status.QUEUED  # other senders still work
+
+
+def test_the_adapter_refuses_an_unverified_sender_without_a_charged_request(make_provider, wire, fake_sandbox):
+    provider = make_provider(senders=["ACME", "+4915112345678"])
+    with pytest.raises(ProviderError) as caught:
+        provider.send(OutboundMessage("m1", DE, "Hallo", sender="NotMine"))
+    error = caught.value
+    assert (error.kind, error.code, error.account_wide, error.status) == (ErrorKind.PERMANENT, "SENDER_NOT_VERIFIED", False, Status.DENIED)
+    assert "NotMine" in error.text
+    assert (wire, fake_sandbox.submissions()) == ([], [])
+
+
+def test_the_api_refuses_and_charges_an_alphanumeric_sender_to_a_country_without_them(make_provider):
+    provider = make_provider()
+    start = provider.balance()[0]
+    with pytest.raises(ProviderError) as caught:
+        provider.send(OutboundMessage("m1", US, "Hello", sender="ACME"))
+    assert (caught.value.code, caught.value.account_wide, caught.value.status) == ("ALPHANUMERIC_SENDER_NOT_ALLOWED", False, Status.DENIED)
+    assert charged(provider, start) == pytest.approx(PRICE)
+    assert provider.send(OutboundMessage("m2", US, "Hello", sender="+4915112345678")).status is Status.QUEUED
+
+
+def test_the_adapter_refuses_an_alphanumeric_sender_to_a_country_not_listed(make_provider, wire):
+    provider = make_provider(alphanumeric_countries=["de", "AT"])
+    with pytest.raises(ProviderError) as caught:
+        provider.send(OutboundMessage("m1", US, "Hello", sender="ACME"))
+    error = caught.value
+    assert (error.kind, error.code, error.account_wide, error.status) == (
+        ErrorKind.PERMANENT, "ALPHANUMERIC_SENDER_NOT_ALLOWED", False, Status.DENIED,
+    )
+    assert "US" in error.text and wire == []
+    provider.send(MESSAGE)  # DE is listed
+    provider.send(OutboundMessage("m3", US, "Hello", sender="+4915112345678"))  # a number may go anywhere
+    assert len(wire) == 2
+
+
+def test_a_wrong_number_is_refused_and_charged(make_provider):
+    provider = make_provider()
+    start = provider.balance()[0]
+    with pytest.raises(ProviderError) as caught:
+        provider.send(OutboundMessage("m1", "+4912", "Hallo"))
+    assert (caught.value.kind, caught.value.code, caught.value.account_wide) == (ErrorKind.PERMANENT, "INVALID_RECIPIENT", False)
+    assert caught.value.status is Status.UNDELIVERABLE
+    assert charged(provider, start) == pytest.approx(PRICE)
+
+
+def test_a_balance_that_runs_out_pauses_the_account():
+    sandbox = Offline(SandboxSettings(dt_a2p_balance=0.2))
+    provider = sandbox.provider()
+    provider.send(MESSAGE)
+    provider.send(MESSAGE)  # 0.15 spent, 0.05 left: not enough for a part
+
+    with pytest.raises(ProviderError) as caught:
+        provider.send(MESSAGE)
+
+    error = caught.value
+    assert (error.kind, error.code, error.account_wide) == (ErrorKind.PERMANENT, "INSUFFICIENT_BALANCE", True)
+    assert provider.verify() == "balance 0.05 EUR"
+    assert [s["code"] for s in sandbox.submissions()] == ["OK", "OK", "INSUFFICIENT_BALANCE"]
+
+
+def test_a_two_part_text_needs_the_price_of_two_parts():
+    provider = Offline(SandboxSettings(dt_a2p_balance=0.1)).provider()
+    with pytest.raises(ProviderError) as caught:
+        provider.send(OutboundMessage("m1", DE, LONG_TEXT))
+    assert caught.value.code == "INSUFFICIENT_BALANCE"
+    assert provider.send(MESSAGE).parts == 1
+    assert provider.verify() == "balance 0.03 EUR"
+
+
+def test_open_refuses_an_empty_prepaid_account():
+    provider = Offline(SandboxSettings(dt_a2p_balance=0)).provider()
+    with pytest.raises(ProviderError) as caught:
+        provider.open()
+    assert (caught.value.kind, caught.value.code, caught.value.account_wide) == (ErrorKind.PERMANENT, "INSUFFICIENT_BALANCE", True)
+
+
+# --- the adapter: callbacks, vocabulary, configuration ---------------------------------------
+
+
+def offline_provider() -> DtA2pProvider:
+    """For what needs no HTTP at all: callbacks, vocabulary."""
+    return from_config(account("http://unused.invalid"), httpx.Client())
+
+
+def test_parse_callback_reads_delivery_reports():
+    provider = offline_provider()
+    one = b'{"id": "100007", "status": "delivered", "delivered_at": "2030-01-01T12:00:01.500Z"}'
+    [report] = provider.parse_callback(one, "application/json; charset=utf-8")
+    assert (report.provider_message_id, report.status) == ("100007", Status.DELIVERED)
+    assert report.delivered_at == datetime.fromisoformat("2030-01-01T12:00:01.500+00:00")
+    many = b'[{"id": "1", "status": "rejected"}, {"id": 2, "status": "Undelivered"}]'
+    assert [(r.provider_message_id, r.status) for r in provider.parse_callback(many, "application/json")] == [
+        ("1", Status.DENIED), ("2", Status.UNDELIVERABLE),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type"),
+    [(b"not json", "application/json"), (b'{"status": "delivered"}', "application/json"), (b"[1]", "application/json"), (b"{}", "text/plain")],
+)
+def test_parse_callback_rejects_garbage(body, content_type):
+    with pytest.raises(ValueError):
+        offline_provider().parse_callback(body, content_type)
+
+
+def test_unknown_status_words_and_codes():
+    provider = offline_provider()
+    assert provider.map_status("teleported") is Status.UNKNOWN
+    assert provider.map_status("SENT") is Status.SENT
+    error = provider.classify("NEVER_HEARD_OF", "")
+    assert (error.kind, error.account_wide) == (ErrorKind.PERMANENT, False)
+
+
+@pytest.mark.parametrize(
+    ("options", "field"),
+    [
+        ({"senders": [f"+49151000000{i:02}" for i in range(51)]}, "senders"),
+        ({"senders": "ACME"}, "senders"),
+        ({"senders": ["ACME", ""]}, "senders"),
+        ({"default_sender": None}, "default_sender"),
+        ({"senders": ["Other"]}, "default_sender"),
+        ({"alphanumeric_countries": ["DEU"]}, "alphanumeric_countries"),
+        ({"alphanumeric_countries": "DE"}, "alphanumeric_countries"),
+    ],
+)
+def test_from_config_refuses_bad_options(options, field):
+    with pytest.raises(ValueError, match=f"option '{field}'"):
+        from_config(account("http://x", **options), httpx.Client())
+
+
+def test_from_config_needs_the_api_key_and_takes_fifty_senders():
+    with pytest.raises(ValueError, match="api_key"):
+        from_config(AccountConfig("dt", "dt-a2p", "http://x", {}, {"default_sender": "ACME"}), httpx.Client())
+    senders = ["ACME", *(f"+49151000000{i:02}" for i in range(49))]
+    assert from_config(account("http://x", senders=senders), httpx.Client()).name == "dt"
+
+
+# --- the sandbox itself ----------------------------------------------------------------------
+
+
+@pytest.fixture
+def raw() -> Iterator[TestClient]:
+    with TestClient(create_app(settings=SandboxSettings(dt_a2p_balance=1.0))) as client:
+        yield client
+
+
+def post(client: TestClient, body: object, key: str | None = API_KEY) -> httpx.Response:
+    headers = {"X-API-Key": key} if key is not None else {}
+    return client.post("/dt-a2p/v1/sms", content=json.dumps(body), headers=headers)
+
+
+def balance(client: TestClient) -> float:
+    return client.get("/dt-a2p/v1/balance", headers={"X-API-Key": API_KEY}).json()["balance"]
+
+
+@pytest.mark.parametrize(
+    ("key", "body", "status", "code"),
+    [
+        (None, {"from": "ACME", "to": DE, "text": "x"}, 401, "INVALID_API_KEY"),
+        ("wrong", {"from": "ACME", "to": DE, "text": "x"}, 401, "INVALID_API_KEY"),
+        (API_KEY, ["not", "an", "object"], 400, "INVALID_REQUEST"),
+        (API_KEY, {"from": "ACME", "to": DE}, 400, "MISSING_PARAMETER"),
+        (API_KEY, {"from": "ACME", "to": DE, "text": 5}, 400, "INVALID_PARAMETER"),
+    ],
+)
+def test_sandbox_refuses_unauthenticated_or_malformed_requests_without_charging(raw, key, body, status, code):
+    response = post(raw, body, key)
+    assert response.status_code == status
+    assert response.json()["error"]["code"] == code
+    assert response.json()["error"]["message"]
+    assert balance(raw) == 1.0
+    [submission] = raw.get("/_sandbox/submissions").json()["submissions"]
+    assert (submission["accepted"], submission["code"], submission["parts"]) == (False, code, None)
+
+
+def test_sandbox_answers_created_with_cost_and_balance_and_records_extra_fields(raw):
+    response = post(raw, {"from": "+491701234567", "to": DE, "text": "Grüße", "flash": True})
+    assert response.status_code == 201
+    body = response.json()
+    assert {k: body[k] for k in ("status", "to", "from", "parts", "cost", "currency", "balance", "delivered_at")} == {
+        "status": "queued", "to": DE, "from": "+491701234567", "parts": 1, "cost": PRICE, "currency": "EUR",
+        "balance": 1.0 - PRICE, "delivered_at": None,
+    }
+    assert body["id"].isdigit() and body["created_at"].endswith("Z")
+    [submission] = raw.get("/_sandbox/submissions").json()["submissions"]
+    assert (submission["params"], submission["text"], submission["parts"]) == ({"flash": True}, "Grüße", 1)
+
+
+def test_sandbox_counts_ucs2_parts(raw):
+    assert post(raw, {"from": "ACME", "to": DE, "text": "Привет" * 12}).json()["parts"] == 2  # 72 UCS-2 units
+
+
+def test_sandbox_reset_restores_the_balance(raw):
+    post(raw, {"from": "ACME", "to": DE, "text": "x"})
+    assert balance(raw) == pytest.approx(1.0 - PRICE)
+    raw.post("/_sandbox/reset")
+    assert balance(raw) == 1.0
+    assert raw.get("/dt-a2p/v1/sms/100000", headers={"X-API-Key": API_KEY}).status_code == 404
+
+
+def test_sandbox_faults_are_not_charged_but_a_timed_out_send_is(raw):
+    raw.post("/_sandbox/faults", json={"provider": "dt-a2p", "fault": "error_code", "code": "INSUFFICIENT_BALANCE", "times": 1})
+    refused = post(raw, {"from": "ACME", "to": DE, "text": "x"})
+    assert (refused.status_code, refused.json()["error"]["code"]) == (402, "INSUFFICIENT_BALANCE")
+    assert balance(raw) == 1.0
+    raw.post("/_sandbox/faults", json={"provider": "dt-a2p", "fault": "timeout", "seconds": 0.05, "times": 1})
+    assert post(raw, {"from": "ACME", "to": DE, "text": "x"}).status_code == 201
+    assert balance(raw) == pytest.approx(1.0 - PRICE)
+
+
+def test_sandbox_fault_rules_name_its_endpoints(raw):
+    bad = raw.post("/_sandbox/faults", json={"provider": "dt-a2p", "endpoint": "send_message", "fault": "timeout", "seconds": 1})
+    assert bad.status_code == 400
+    assert "balance, report, send" in bad.json()["error"]
+
+
+def test_sandbox_session_loss_is_never_taken(raw):
+    raw.post("/_sandbox/faults", json={"provider": "dt-a2p", "fault": "session_loss"})
+    assert post(raw, {"from": "ACME", "to": DE, "text": "x"}).status_code == 201
+    assert len(raw.get("/_sandbox/faults").json()["faults"]) == 1
+
+
+def test_sandbox_report_needs_the_key(raw):
+    message_id = post(raw, {"from": "ACME", "to": DE, "text": "x"}).json()["id"]
+    response = raw.get(f"/dt-a2p/v1/sms/{message_id}")
+    assert (response.status_code, response.json()["error"]["code"]) == (401, "INVALID_API_KEY")
+    assert raw.get("/dt-a2p/v1/sms/abc", headers={"X-API-Key": API_KEY}).json()["error"]["code"] == "MESSAGE_NOT_FOUND"

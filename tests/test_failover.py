@@ -1,0 +1,155 @@
+"""Several accounts at once: routing, the breaker's failover, pauses, pinned messages and
+multi-recipient orders, through the real dispatcher, adapters and sandbox over HTTP."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy import func, select
+
+from sms_worker.dispatch.service import dispatch_batch
+from sms_worker.dispatch.sql import MESSAGES
+from sms_worker.inspect import accounts_overview, check_accounts
+from sms_worker.producer import send_many, send_sms
+from sms_worker.providers.pause import paused_reason
+from sms_worker.queues.promoter import promote_once
+from sms_worker.runtime import NoWaker, build_runtime
+from sms_worker.status import CLAIMABLE_VALUES, Status
+
+ACCOUNTS = {
+    "telekom-sk": 'type = "telekom-sk"\nbase_url = "{url}/telekom-sk"\ntoken = "sandbox-token"',
+    "dt-a2p": 'type = "dt-a2p"\nbase_url = "{url}/dt-a2p"\napi_key = "{dt_key}"\ndefault_sender = "+4915112345678"',
+    "dexatel": 'type = "dexatel"\nbase_url = "{url}/dexatel"\napi_key = "sandbox-dexatel-key"\ndefault_sender = "ACME"',
+    "session-key": 'type = "session-key"\nbase_url = "{url}/session-key"\nusername = "sandbox-user"\npassword = "sandbox-pass"',
+}
+
+
+def write_providers(path: Path, url: str, names: list[str], *, default: dict[str, int] | None = None, dt_key: str = "sandbox-dt-key", extra: str = "") -> Path:
+    tables = "".join(f"\n[accounts.{name}]\n{ACCOUNTS[name].format(url=url, dt_key=dt_key)}\nrate = 1000\nburst = 1000\n" for name in names)
+    weights = ", ".join(f'"{name}" = {weight}' for name, weight in (default or dict.fromkeys(names, 1)).items())
+    path.write_text(f"{tables}{extra}\n[routing]\ndefault = {{ {weights} }}\n")
+    return path
+
+
+@pytest.fixture
+def multi_runtime(settings_for, redis_client, sandbox, tmp_path):
+    """A runtime on the system clock (the breaker's cooldown runs on Redis time) with fast retries."""
+    runtimes = []
+
+    def make(names: list[str], **options):
+        path = write_providers(tmp_path / "providers.toml", sandbox.url, names, **options)
+        settings = settings_for(providers_file=path, retry_backoff_seconds=(0.05, 0.1, 0.2, 0.4, 0.8), breaker_cooldown_seconds=0.5)
+        runtimes.append(build_runtime(settings, waker=NoWaker()))
+        return runtimes[-1]
+
+    yield make
+    for rt in runtimes:
+        rt.close()
+
+
+def fault(sandbox, **rule) -> None:
+    httpx.post(f"{sandbox.url}/_sandbox/faults", json=rule).raise_for_status()
+
+
+def unsettled(rt) -> int:
+    with rt.engine.connect() as conn:
+        return conn.execute(select(func.count()).where(MESSAGES.c.status.in_([*CLAIMABLE_VALUES, Status.PROCESSING.value]))).scalar_one()
+
+
+def drain(rt, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while unsettled(rt):
+        assert time.monotonic() < deadline, f"{unsettled(rt)} message(s) still unsent after {timeout}s"
+        promote_once(rt)
+        dispatch_batch(rt)
+        time.sleep(0.005)
+
+
+def statuses(rt) -> Counter:
+    with rt.engine.connect() as conn:
+        return Counter(dict(conn.execute(select(MESSAGES.c.status, func.count()).group_by(MESSAGES.c.status)).all()))
+
+
+def test_when_one_account_fails_half_its_requests_its_breaker_opens_and_the_others_carry_the_load(multi_runtime, sandbox, caplog):
+    rt = multi_runtime(["telekom-sk", "dt-a2p", "dexatel"])
+    fault(sandbox, provider="dexatel", endpoint="send", fault="http_status", status=503, probability=0.5)
+    n = 300
+    send_many([{"to": f"+49151{i:08d}", "text": f"failover {i:04d}"} for i in range(n)], runtime=rt)
+
+    with caplog.at_level(logging.ERROR, logger="sms_worker.dispatch"):
+        drain(rt)
+
+    accepted = [s for s in sandbox.submissions() if s["accepted"]]
+    per_text = Counter(s["text"] for s in accepted)
+    assert len(per_text) == n and set(per_text.values()) == {1}, "every message accepted exactly once"
+    assert statuses(rt)[Status.QUEUED.value] == n
+    assert "circuit breaker OPEN for account dexatel" in caplog.text
+    carried = Counter(s["provider"] for s in accepted)
+    assert carried["dexatel"] < n / 3 < min(carried["telekom-sk"], carried["dt-a2p"])
+
+
+def test_an_account_wide_fault_takes_the_account_out_of_routing_until_resumed(multi_runtime, sandbox):
+    rt = multi_runtime(["dt-a2p", "dexatel"], dt_key="revoked-key")
+    send_many([{"to": f"+49151{i:08d}", "text": f"wide {i}"} for i in range(40)], runtime=rt)
+
+    drain(rt)
+
+    assert "INVALID_API_KEY" in paused_reason(rt.redis, "dt-a2p")
+    carried = Counter(s["provider"] for s in sandbox.submissions() if s["accepted"])
+    assert carried == {"dexatel": 40}
+    assert statuses(rt) == {Status.QUEUED.value: 40}, "no retries burnt, nothing failed"
+    overview = {account["name"]: account for account in accounts_overview(rt)}
+    assert overview["dt-a2p"]["paused"] and not overview["dexatel"]["paused"]
+    checks = {result["name"]: result for result in check_accounts(rt)}
+    assert checks["dexatel"]["ok"] and not checks["dt-a2p"]["ok"]
+    assert "account-wide" in checks["dt-a2p"]["detail"]
+
+
+def test_a_message_that_names_its_account_waits_for_it_instead_of_failing_over(multi_runtime, sandbox):
+    rt = multi_runtime(["telekom-sk", "dexatel"])
+    rt.breaker("dexatel").record([True] * 5, "HTTP_503: test")
+    send_sms("+421901234567", "only via dexatel", provider="dexatel", runtime=rt)
+    send_sms("+421901234568", "anyone", runtime=rt)
+
+    promote_once(rt)
+    report = dispatch_batch(rt)
+
+    assert report.accepted == 1 and report.deferred == 1
+    [submission] = [s for s in sandbox.submissions() if s["accepted"]]
+    assert submission["provider"] == "telekom-sk" and submission["text"] == "anyone"
+    time.sleep(0.6)  # the cooldown: dexatel gets one probe, the pinned message
+    drain(rt)
+    assert {s["text"]: s["provider"] for s in sandbox.submissions() if s["accepted"]} == {"anyone": "telekom-sk", "only via dexatel": "dexatel"}
+    assert rt.breaker("dexatel").state().state == "closed", "a successful probe closes the breaker"
+
+
+def test_a_message_no_account_may_carry_is_denied_with_the_reason(multi_runtime, sandbox):
+    rt = multi_runtime(["dt-a2p"], extra='senders = ["+4915112345678"]\n')  # extends the last account's table
+    message_id = send_sms("+4915123456789", "from a stranger", sender="STRANGER", runtime=rt)
+
+    drain(rt)
+
+    with rt.engine.connect() as conn:
+        row = conn.execute(select(MESSAGES).where(MESSAGES.c.id == message_id)).one()
+    assert (row.status, row.error_code) == (Status.DENIED.value, "NO_ROUTE")
+    assert "'STRANGER' is not verified for account dt-a2p" in row.error_text
+    assert sandbox.submissions() == []
+
+
+def test_messages_with_the_same_text_travel_as_one_multi_recipient_order(multi_runtime, sandbox):
+    rt = multi_runtime(["session-key"])
+    send_many([{"to": f"+39349{i:07d}", "text": "same for all"} for i in range(30)]
+              + [{"to": f"+39348{i:07d}", "text": "another text"} for i in range(5)], runtime=rt)
+
+    drain(rt)
+
+    accepted = [s for s in sandbox.submissions() if s["accepted"]]
+    assert len(accepted) == 35
+    orders = Counter(s["params"]["order_id"] for s in accepted)
+    assert sorted(orders.values()) == [5, 30]
+    assert statuses(rt) == {Status.QUEUED.value: 35}

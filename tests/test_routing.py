@@ -1,0 +1,139 @@
+"""The providers file, routing rules and the circuit breaker, each on its own."""
+
+from __future__ import annotations
+
+import time
+import tomllib
+import uuid
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from sms_worker.providers.accounts import ProvidersFileError, parse_providers
+from sms_worker.routing import Breaker, Router
+from sms_worker.routing.router import sender_refusal
+
+EXAMPLE = Path(__file__).parent.parent / "providers.example.toml"
+ENVIRON = {"SMS_WORKER_SESSION_KEY_PASSWORD": "sandbox-pass"}
+
+
+def example() -> dict:
+    return tomllib.loads(EXAMPLE.read_text())
+
+
+def test_the_example_file_declares_five_accounts_with_env_credentials():
+    providers = parse_providers(example(), ENVIRON)
+
+    assert sorted(providers.accounts) == ["dexatel", "dt-a2p", "session-key", "telefoon", "telekom-sk"]
+    session_key = providers.accounts["session-key"].config
+    assert session_key.credentials == {"username": "sandbox-user", "password": "sandbox-pass"}
+    assert session_key.options == {"quality": "N"}
+    assert providers.accounts["dt-a2p"].senders == {"+4915112345678", "ACME"}
+    assert providers.accounts["dt-a2p"].rate == 20
+    assert providers.accounts["telekom-sk"].burst == 50
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda d: d["accounts"]["dexatel"].pop("type"), "accounts.dexatel.type: is required"),
+        (lambda d: d["accounts"]["dexatel"].update(rate=0), "accounts.dexatel.rate: must be a positive number"),
+        (lambda d: d["accounts"]["dexatel"].update(senders="ACME"), "accounts.dexatel.senders: must be a list"),
+        (lambda d: d["routes"][0].update(accounts={"nobody": 1}), "routes[0].accounts: 'nobody' is not an account"),
+        (lambda d: d["routes"][0].update(accounts={"dexatel": -1}), "routes[0].accounts.dexatel: weight must be a positive number"),
+        (lambda d: d["routes"][2].update(prefixes=["31"]), "routes[2].prefixes: must be E.164 prefixes"),
+        (lambda d: d["routes"][0].pop("countries"), "routes[0]: needs `countries` or `prefixes`"),
+        (lambda d: d["routing"].update(default={}), "routing.default: must map account names to weights"),
+        (lambda d: d.update(extra={}), "extra: is not a section"),
+    ],
+)
+def test_a_bad_providers_file_is_refused_naming_the_field(change, message):
+    document = example()
+    change(document)
+
+    with pytest.raises(ProvidersFileError, match=message.replace("[", r"\[").replace("]", r"\]")):
+        parse_providers(document, ENVIRON, source="providers.toml")
+
+
+def test_a_credential_from_an_unset_environment_variable_is_refused():
+    with pytest.raises(ProvidersFileError, match="accounts.session-key.password_env: names the environment variable 'SMS_WORKER_SESSION_KEY_PASSWORD', which is not set"):
+        parse_providers(example(), {})
+
+
+def test_rules_route_by_country_and_prefix_and_fall_back_to_the_default():
+    router = Router(parse_providers(example(), ENVIRON))
+    key = uuid.uuid4().bytes
+
+    assert router.candidates("+421901234567", key)[0] == "telekom-sk"
+    assert router.candidates("+31612345678", key)[0] == "telefoon"
+    german = router.candidates("+4915123456789", key)
+    assert set(german[:2]) == {"dt-a2p", "dexatel"}
+    assert set(german) == {"dt-a2p", "dexatel", "session-key", "telefoon"}
+    assert set(router.candidates("+33612345678", key)) == {"dexatel", "session-key", "telefoon"}
+
+
+def test_weights_share_the_messages_and_each_message_keeps_its_order():
+    router = Router(parse_providers(example(), ENVIRON))
+    keys = [uuid.uuid4().bytes for _ in range(8000)]
+
+    first = Counter(router.candidates("+4915123456789", key)[0] for key in keys)
+
+    assert 0.72 < first["dt-a2p"] / len(keys) < 0.78  # weight 3 of 4
+    assert all(router.candidates("+4915123456789", key) == router.candidates("+4915123456789", key) for key in keys[:100])
+
+
+def test_sender_rules_keep_unverified_and_alphanumeric_senders_off_an_account():
+    spec = parse_providers(example(), ENVIRON).accounts["dt-a2p"]
+
+    assert sender_refusal(spec, "+4915123456789", None) is None
+    assert sender_refusal(spec, "+4915123456789", "ACME") is None
+    assert "not verified" in sender_refusal(spec, "+4915123456789", "OTHER")
+    assert "alphanumeric sender 'ACME' towards FR" in sender_refusal(spec, "+33612345678", "ACME")
+    assert sender_refusal(spec, "+33612345678", "+4915112345678") is None
+
+
+def breaker(redis_client, cooldown: float = 0.3) -> Breaker:
+    return Breaker(redis_client, "acct", consecutive_failures=5, window=10, failure_ratio=0.5, cooldown=cooldown)
+
+
+def test_a_run_of_transient_faults_opens_the_breaker_until_a_probe_succeeds(redis_client):
+    b = breaker(redis_client)
+    assert b.record([True] * 4) == ("closed", False)
+    assert b.admit() == -1
+
+    assert b.record([True], "HTTP_503: down") == ("open", True)
+    assert b.admit() == 0
+    assert b.state().reason == "HTTP_503: down"
+
+    time.sleep(0.35)
+    assert b.admit() == 1, "one probe once the cooldown is over"
+    assert b.admit() == 0, "and only one"
+    assert b.record([False]) == ("closed", True)
+    assert b.admit() == -1
+
+
+def test_a_failed_probe_opens_the_breaker_again(redis_client):
+    b = breaker(redis_client)
+    b.record([True] * 5)
+    time.sleep(0.35)
+    assert b.admit() == 1
+
+    assert b.record([True]) == ("open", True)
+    assert b.admit() == 0
+
+
+def test_half_of_the_calls_failing_over_a_full_window_opens_the_breaker(redis_client):
+    b = breaker(redis_client)
+
+    assert b.record([True, False] * 4) == ("closed", False)  # the window is not full yet
+    assert b.record([True, False]) == ("open", True)
+    assert b.state().recent_failures == 5
+
+
+def test_answers_that_arrive_while_open_do_not_close_it(redis_client):
+    b = breaker(redis_client, cooldown=30)
+    b.record([True] * 5)
+
+    assert b.record([False] * 3) == ("open", False)
+    assert b.admit() == 0
