@@ -13,6 +13,7 @@ from dataclasses import asdict
 from datetime import datetime
 from typing import Any, Callable
 
+from sms_worker.providers.accounts import ProvidersFileError
 from sms_worker.validation import InvalidField
 
 
@@ -29,6 +30,9 @@ def main(argv: list[str] | None = None) -> int:
         return args.run(args) or 0
     except InvalidField as error:
         _print_error(args, error.field, error.reason)
+        return 2
+    except ProvidersFileError as error:
+        _print_error(args, "SMS_WORKER_PROVIDERS_FILE", str(error))
         return 2
 
 

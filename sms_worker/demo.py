@@ -3,7 +3,8 @@
 It starts the sandbox, a bundled Redis, two worker processes, the scheduler and Flower, sends a
 mix that exercises every path (three priorities, a scheduled message, Unicode and its GSM-7
 downgrade, transient faults that clear, a permanent refusal, a message that runs out of
-validity), and shows a table until every message is final.
+validity, routing by country across the five provider APIs, a multi-recipient order, a
+failover past two failing accounts), and shows a table until every message is final.
 """
 
 from __future__ import annotations
@@ -29,7 +30,56 @@ from sms_worker.config import get_settings, reset_settings
 from sms_worker.embedded import ensure_embedded_redis, free_port, stop_embedded_redis
 from sms_worker.status import FINAL
 
-SANDBOX_TOKEN = "sandbox-token"
+PROVIDERS = """
+[accounts.telekom-sk]
+type = "telekom-sk"
+base_url = "{sandbox}/telekom-sk"
+token = "sandbox-token"
+rate = 50
+
+[accounts.dt-a2p]
+type = "dt-a2p"
+base_url = "{sandbox}/dt-a2p"
+api_key = "sandbox-dt-key"
+default_sender = "+4915112345678"
+rate = 20
+
+[accounts.session-key]
+type = "session-key"
+base_url = "{sandbox}/session-key"
+username = "sandbox-user"
+password = "sandbox-pass"
+rate = 50
+
+[accounts.telefoon]
+type = "telefoon"
+base_url = "{sandbox}/telefoon/v1/sms"
+api_key = "sandbox-telefoon-key"
+default_sender = "Telefoon"
+rate = 20
+
+[accounts.dexatel]
+type = "dexatel"
+base_url = "{sandbox}/dexatel"
+api_key = "sandbox-dexatel-key"
+default_sender = "ACME"
+rate = 20
+
+[[routes]]
+countries = ["SK"]
+accounts = {{ telekom-sk = 1 }}
+
+[[routes]]
+countries = ["DE"]
+accounts = {{ dt-a2p = 1, dexatel = 1 }}
+
+[[routes]]
+prefixes = ["+31", "+32"]
+accounts = {{ telefoon = 1 }}
+
+[routing]
+default = {{ session-key = 1, telefoon = 1, dexatel = 1 }}
+"""
 
 
 @dataclass(frozen=True)
@@ -48,16 +98,24 @@ def demo_messages() -> list[DemoMessage]:
         DemoMessage("scheduled in 15 s", "DELIVERED", {"to": "+421900000012", "text": "Reminder: your appointment is in one hour", "send_at": soon}),
         DemoMessage("unicode (UCS-2)", "DELIVERED", {"to": "+421900000013", "text": "Ďakujeme za objednávku! 😀"}),
         DemoMessage("unicode=false (GSM-7)", "DELIVERED", {"to": "+421900000014", "text": "Ďakujeme za objednávku, čoskoro ju doručíme.", "unicode": False}),
-        DemoMessage("2 transient faults, then ok", "DELIVERED", {"to": "+421900000002", "text": "Third time lucky"}),
+        DemoMessage("pinned: 2 faults, then ok", "DELIVERED", {"to": "+421900000002", "text": "Third time lucky", "provider": "telekom-sk"}),
         DemoMessage("permanent: DENIED", "DENIED", {"to": "+421900000003", "text": "The provider refuses this one"}),
-        DemoMessage("expires while retrying", "EXPIRED", {"to": "+421900000004", "text": "Valid for one minute only", "validity": 1}),
+        DemoMessage("pinned: expires retrying", "EXPIRED", {"to": "+421900000004", "text": "Valid for one minute only", "validity": 1,
+                                                            "provider": "telekom-sk"}),
+        DemoMessage("DE: dt-a2p or dexatel", "DELIVERED", {"to": "+4915112340001", "text": "Ihr Paket kommt heute"}),
+        DemoMessage("NL: telefoon", "DELIVERED", {"to": "+31612345678", "text": "Uw pakket komt vandaag"}),
+        *(DemoMessage(f"campaign {n}/3: one order", "DELIVERED", {"to": f"+3934912345{n:02d}", "text": "Saldi: -30% oggi", "provider": "session-key"})
+          for n in (1, 2, 3)),
+        DemoMessage("DE: 2 accounts fail, fails over", "DELIVERED", {"to": "+4915100000099", "text": "Third account lucky"}),
     ]
 
 
 DEMO_FAULTS = [
-    {"to": "421900000002", "endpoint": "send_message", "fault": "http_status", "status": 503, "times": 2},
-    {"to": "421900000003", "endpoint": "send_message", "fault": "error_code", "code": "DENIED"},
-    {"to": "421900000004", "endpoint": "send_message", "fault": "http_status", "status": 503},
+    {"provider": "telekom-sk", "to": "421900000002", "endpoint": "send_message", "fault": "http_status", "status": 503, "times": 2},
+    {"provider": "telekom-sk", "to": "421900000003", "endpoint": "send_message", "fault": "error_code", "code": "DENIED"},
+    {"provider": "telekom-sk", "to": "421900000004", "endpoint": "send_message", "fault": "http_status", "status": 503},
+    {"provider": "dt-a2p", "to": "4915100000099", "endpoint": "send", "fault": "http_status", "status": 503},
+    {"provider": "dexatel", "to": "4915100000099", "endpoint": "send", "fault": "http_status", "status": 503},
 ]
 
 
@@ -96,11 +154,12 @@ def run_demo(*, exit_when_done: bool, timeout: float = 180.0) -> int:
     shutil.rmtree(home, ignore_errors=True)
     (home / "logs").mkdir(parents=True)
     sandbox_port, flower_port = free_port(), free_port()
+    providers_file = home / "providers.toml"
+    providers_file.write_text(PROVIDERS.format(sandbox=f"http://127.0.0.1:{sandbox_port}"))
     os.environ.update({
+        "SMS_WORKER_PROVIDERS_FILE": str(providers_file),
         "SMS_WORKER_HOME": str(home),
         "SMS_WORKER_DATABASE_URL": f"sqlite:///{home / 'demo.db'}",
-        "SMS_WORKER_TELEKOM_SK_URL": f"http://127.0.0.1:{sandbox_port}/telekom-sk",
-        "SMS_WORKER_TELEKOM_SK_TOKEN": SANDBOX_TOKEN,
         "SMS_WORKER_RETRY_BACKOFF_SECONDS": "[5,10,60,120,240]",
         "SMS_WORKER_POLL_INTERVAL_SECONDS": "1",
         "SMS_WORKER_SWEEP_INTERVAL_SECONDS": "5",
@@ -122,7 +181,7 @@ def run_demo(*, exit_when_done: bool, timeout: float = 180.0) -> int:
         processes.start("flower", "flower", "--port", str(flower_port))
         _wait_for_sandbox(sandbox_port, processes)
         for rule in DEMO_FAULTS:
-            httpx.post(f"http://127.0.0.1:{sandbox_port}/_sandbox/faults", json={"provider": "telekom-sk", **rule}).raise_for_status()
+            httpx.post(f"http://127.0.0.1:{sandbox_port}/_sandbox/faults", json=rule).raise_for_status()
         console.print(f"[bold]sms_worker demo[/bold]: state in {home}, logs in {home / 'logs'}")
         ok = _send_and_watch(console, processes, timeout)
         flower_url = f"http://127.0.0.1:{flower_port}"
@@ -178,7 +237,7 @@ def _send_and_watch(console: Console, processes: Processes, timeout: float) -> b
 
 def _table(rows: list[tuple[DemoMessage, dict[str, Any]]]) -> Table:
     table = Table(title="sms_worker demo: live message status")
-    for column in ("message", "priority", "encoding", "status", "attempts", "provider id", "last event"):
+    for column in ("message", "priority", "encoding", "status", "attempts", "via", "provider id", "last event"):
         table.add_column(column)
     priority_names = {3: "high", 2: "standard", 1: "low"}
     for item, found in rows:
@@ -190,6 +249,7 @@ def _table(rows: list[tuple[DemoMessage, dict[str, Any]]]) -> Table:
             f"{message['encoding']} x{message['segments']}",
             f"[{colour}]{message['status']}[/{colour}]",
             str(message["attempts"]),
+            message["provider"],
             message["provider_message_id"] or "-",
             last["reason"],
         )

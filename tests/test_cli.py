@@ -105,3 +105,45 @@ def test_an_account_wide_fault_pauses_the_account_until_an_operator_resumes_it(r
     resumed = cli("providers", "resume", "telekom-sk", env=env)
     assert resumed.stdout.strip() == "telekom-sk: pause lifted"
     assert json.loads(cli("providers", "--json", env=env).stdout)[0]["paused"] is None
+
+
+def test_providers_lists_each_account_and_check_verifies_credentials(sandbox, settings_for, tmp_path):
+    path = tmp_path / "providers.toml"
+    path.write_text(f"""
+[accounts.sk]
+type = "telekom-sk"
+base_url = "{sandbox.url}/telekom-sk"
+token = "sandbox-token"
+rate = 40
+
+[accounts.dexatel]
+type = "dexatel"
+base_url = "{sandbox.url}/dexatel"
+api_key_env = "DEXATEL_TEST_KEY"
+default_sender = "ACME"
+rate = 5
+""")
+    env = process_env(settings_for(providers_file=path), DEXATEL_TEST_KEY="not-the-key")
+
+    listed = {account["name"]: account for account in json.loads(cli("providers", "--json", env=env).stdout)}
+    assert (listed["sk"]["type"], listed["sk"]["rate_limit"], listed["sk"]["breaker"]) == ("telekom-sk", 40, "closed")
+    assert (listed["dexatel"]["type"], listed["dexatel"]["rate_limit"], listed["dexatel"]["paused"]) == ("dexatel", 5, None)
+
+    checked = cli("providers", "check", env=env)
+    assert checked.returncode == 1
+    lines = dict(line.split(None, 1) for line in checked.stdout.splitlines())
+    assert lines["sk"].startswith("OK")
+    assert lines["dexatel"].startswith("FAIL") and "account-wide" in lines["dexatel"]
+    assert "not-the-key" not in checked.stdout + checked.stderr, "a secret is never printed"
+    assert cli("providers", "check", "sk", env=env).returncode == 0
+
+
+def test_a_bad_providers_file_is_reported_naming_the_field(settings_for, tmp_path):
+    path = tmp_path / "providers.toml"
+    path.write_text('[accounts.x]\ntype = "dexatel"\nbase_url = "http://x"\nrate = -1\n')
+
+    result = cli("providers", env=process_env(settings_for(providers_file=path)))
+
+    assert result.returncode != 0
+    assert "accounts.x.rate: must be a positive number" in result.stderr
+    assert "Traceback" not in result.stderr

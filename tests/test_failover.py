@@ -153,3 +153,21 @@ def test_messages_with_the_same_text_travel_as_one_multi_recipient_order(multi_r
     orders = Counter(s["params"]["order_id"] for s in accepted)
     assert sorted(orders.values()) == [5, 30]
     assert statuses(rt) == {Status.QUEUED.value: 35}
+
+
+def test_a_retry_after_a_transient_fault_goes_to_the_next_account(multi_runtime, sandbox):
+    rt = multi_runtime(["dexatel", "telekom-sk"], default={"dexatel": 1, "telekom-sk": 1})
+    message_id = send_sms("+421901234567", "second account lucky", runtime=rt)
+    first = rt.router.candidates("+421901234567", message_id.bytes)[0]
+    endpoint = {"dexatel": "send", "telekom-sk": "send_message"}[first]
+    fault(sandbox, provider=first, endpoint=endpoint, to="+421901234567", fault="http_status", status=503, times=1)
+
+    drain(rt)
+
+    refused = [s["provider"] for s in sandbox.submissions() if not s["accepted"]]
+    [accepted] = [s["provider"] for s in sandbox.submissions() if s["accepted"]]
+    assert refused == [first] and accepted != first, "the retry went to the other account"
+    with rt.engine.connect() as conn:
+        row = conn.execute(select(MESSAGES).where(MESSAGES.c.id == message_id)).one()
+    assert (row.status, row.attempts, row.provider) == (Status.QUEUED.value, 2, accepted)
+    assert rt.breaker(refused[0]).state().state == "closed"

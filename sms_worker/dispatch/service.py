@@ -138,7 +138,7 @@ def _prepare(rt: Runtime, pointers: list[Pointer], report: BatchReport) -> list[
 def _plan(rt: Runtime, ids: list[uuid.UUID], now: datetime) -> _Plan:
     columns = (MESSAGES.c.id, MESSAGES.c.status, MESSAGES.c.provider_message_id, MESSAGES.c.requested_provider, MESSAGES.c.segments,
                MESSAGES.c.priority, MESSAGES.c.send_after, MESSAGES.c.valid_until, MESSAGES.c.first_attempt_at,
-               MESSAGES.c.recipient, MESSAGES.c.sender)
+               MESSAGES.c.recipient, MESSAGES.c.sender, MESSAGES.c.attempts)
     with rt.engine.connect() as conn:
         rows = {row.id: row for row in conn.execute(select(*columns).where(MESSAGES.c.id.in_(ids)))}
     window = timedelta(seconds=rt.settings.retry_window_seconds)
@@ -155,14 +155,16 @@ def _plan(rt: Runtime, ids: list[uuid.UUID], now: datetime) -> _Plan:
             plan.not_due.append((row.priority, message_id.hex, row.send_after.timestamp()))
         else:
             plan.sendable.append({"id": message_id, "requested": row.requested_provider, "segments": row.segments,
-                                  "priority": row.priority, "recipient": row.recipient, "sender": row.sender})
+                                  "priority": row.priority, "recipient": row.recipient, "sender": row.sender, "attempts": row.attempts})
     return plan
 
 
 def _route(rt: Runtime, plan: _Plan, now: datetime) -> tuple[list[dict[str, Any]], list[tuple[int, str, float]]]:
     """Give each sendable message the first of its accounts that is in routing and may carry it.
 
-    An account is out of routing while paused (an account-wide fault) or while its breaker is
+    A retry starts one further down the list than the attempt before, so a message that met a
+    transient fault tries the next account even before the first one's breaker opens. An
+    account is out of routing while paused (an account-wide fault) or while its breaker is
     open; a half-open breaker takes one probe message. A message that named its account waits
     for it; one that no account could ever carry is refused."""
     capacity: dict[str, int] = {}
@@ -180,6 +182,8 @@ def _route(rt: Runtime, plan: _Plan, now: datetime) -> tuple[list[dict[str, Any]
     recheck = now.timestamp() + min(PAUSE_RECHECK_SECONDS, rt.settings.breaker_cooldown_seconds)
     for item in plan.sendable:
         names = [item["requested"]] if item["requested"] else rt.router.candidates(item["recipient"], item["id"].bytes)
+        turn = item["attempts"] % len(names)
+        names = names[turn:] + names[:turn]
         allowed = [name for name in names if name in rt.accounts and rt.router.refusal(name, item["recipient"], item["sender"]) is None]
         if not allowed and names and all(name in rt.accounts for name in names):
             plan.unroutable[item["id"]] = rt.router.refusal(names[0], item["recipient"], item["sender"]) or "no account"
