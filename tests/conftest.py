@@ -137,6 +137,28 @@ def fake_sandbox(sandbox_clock: FakeClock) -> Iterator[ThreadedSandbox]:
 
 
 @pytest.fixture
+def adapter_client() -> Iterator[Callable[..., httpx.Client]]:
+    """Makes httpx clients for an adapter under test, whose event hooks see every request
+    (``on_request``) and answer (``on_response``); each one is closed when the test ends."""
+    clients: list[httpx.Client] = []
+
+    def make(
+        *,
+        on_request: Callable[[httpx.Request], None] | None = None,
+        on_response: Callable[[httpx.Response], None] | None = None,
+        timeout: float = 5.0,
+    ) -> httpx.Client:
+        hooks = {"request": [on_request] if on_request else [], "response": [on_response] if on_response else []}
+        client = httpx.Client(timeout=timeout, event_hooks=hooks)
+        clients.append(client)
+        return client
+
+    yield make
+    for client in clients:
+        client.close()
+
+
+@pytest.fixture
 def settings_for(redis_url: str, database_url: str, sandbox: ThreadedSandbox, tmp_path: Path) -> Callable[..., Settings]:
     def make(**overrides: object) -> Settings:
         values = {

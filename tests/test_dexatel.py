@@ -25,12 +25,9 @@ def wire():
 
 
 @pytest.fixture
-def make_provider(fake_sandbox, wire):
-    clients = []
-
+def make_provider(fake_sandbox, wire, adapter_client):
     def make(key: str = KEY, timeout: float = 5.0, base_url: str | None = None, default_sender: str = "ACME") -> DexatelProvider:
-        client = httpx.Client(timeout=timeout, event_hooks={"request": [wire.append]})
-        clients.append(client)
+        client = adapter_client(on_request=wire.append, timeout=timeout)
         config = AccountConfig(
             name="dexatel",
             type="dexatel",
@@ -40,9 +37,7 @@ def make_provider(fake_sandbox, wire):
         )
         return from_config(config, client)
 
-    yield make
-    for client in clients:
-        client.close()
+    return make
 
 
 @pytest.fixture

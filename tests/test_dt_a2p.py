@@ -36,17 +36,12 @@ def wire() -> list[httpx.Request]:
 
 
 @pytest.fixture
-def make_provider(fake_sandbox, wire) -> Iterator[Callable[..., DtA2pProvider]]:
-    clients: list[httpx.Client] = []
-
+def make_provider(fake_sandbox, wire, adapter_client) -> Callable[..., DtA2pProvider]:
     def make(api_key: str = API_KEY, timeout: float = 5.0, **options: object) -> DtA2pProvider:
-        client = httpx.Client(timeout=timeout, event_hooks={"request": [wire.append]})
-        clients.append(client)
+        client = adapter_client(on_request=wire.append, timeout=timeout)
         return from_config(account(f"{fake_sandbox.url}/dt-a2p", api_key, **options), client)
 
-    yield make
-    for client in clients:
-        client.close()
+    return make
 
 
 @pytest.fixture

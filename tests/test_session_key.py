@@ -54,27 +54,18 @@ def wire() -> list[Call]:
     return []
 
 
-def recording_client(wire: list[Call], timeout: float = 5.0) -> httpx.Client:
+@pytest.fixture
+def make_provider(fake_sandbox, wire, adapter_client) -> Any:
     def record(request: httpx.Request) -> None:
         body = json.loads(request.content) if request.content else None
         path = request.url.path.removeprefix(f"/{PROVIDER}")
         wire.append(Call(request.method, path, dict(request.url.params), list(request.headers.raw), body))
 
-    return httpx.Client(timeout=timeout, event_hooks={"request": [record]})
-
-
-@pytest.fixture
-def make_provider(fake_sandbox, wire) -> Iterator[Any]:
-    clients: list[httpx.Client] = []
-
     def make(password: str = PASSWORD, timeout: float = 5.0, **options: Any) -> SessionKeyProvider:
-        client = recording_client(wire, timeout)
-        clients.append(client)
+        client = adapter_client(on_request=record, timeout=timeout)
         return SessionKeyProvider(PROVIDER, f"{fake_sandbox.url}/{PROVIDER}", USER, password, client, **options)
 
-    yield make
-    for client in clients:
-        client.close()
+    return make
 
 
 @pytest.fixture

@@ -113,9 +113,6 @@ class Wire:
             jsonschema.validate(response.json(), ERROR_BODY)
         self.responses.append(response)
 
-    def client(self, timeout: float) -> httpx.Client:
-        return httpx.Client(timeout=timeout, event_hooks=self.hooks)
-
 
 @pytest.fixture(scope="module")
 def openapi() -> OpenAPI:
@@ -174,20 +171,15 @@ def add_fault(sandbox: ThreadedSandbox, **rule: Any) -> dict:
 
 
 @pytest.fixture
-def make_provider(telefoon_sandbox: Any, wire: Wire) -> Iterator[Callable[..., TelefoonProvider]]:
-    clients: list[httpx.Client] = []
-
+def make_provider(telefoon_sandbox: Any, wire: Wire, adapter_client: Callable[..., httpx.Client]) -> Callable[..., TelefoonProvider]:
     def make(api_key: str = KEY, timeout: float = 5.0, **options: Any) -> TelefoonProvider:
-        client = wire.client(timeout)
-        clients.append(client)
+        client = adapter_client(on_request=wire.on_request, on_response=wire.on_response, timeout=timeout)
         config = AccountConfig(
             "telefoon-nl", "telefoon", f"{telefoon_sandbox.url}{API_PATH}", {"api_key": api_key}, {"default_sender": "ACME", **options}
         )
         return from_config(config, client)
 
-    yield make
-    for client in clients:
-        client.close()
+    return make
 
 
 def test_send_posts_the_documented_json(make_provider, wire, telefoon_sandbox) -> None:

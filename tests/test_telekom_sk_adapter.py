@@ -28,20 +28,15 @@ def wire():
 
 
 @pytest.fixture
-def make_provider(fake_sandbox, wire):
-    clients = []
-
+def make_provider(fake_sandbox, wire, adapter_client):
     def make(token: str = "sandbox-token", timeout: float = 5.0, **options) -> TelekomSKProvider:
         def record(request: httpx.Request) -> None:
             wire.append((request.url.path.rsplit("/", 1)[-1], json.loads(request.content)))
 
-        client = httpx.Client(timeout=timeout, event_hooks={"request": [record]})
-        clients.append(client)
+        client = adapter_client(on_request=record, timeout=timeout)
         return TelekomSKProvider("telekom-sk", f"{fake_sandbox.url}/telekom-sk", token, client, **options)
 
-    yield make
-    for client in clients:
-        client.close()
+    return make
 
 
 MESSAGE = OutboundMessage("m1", "+421900123456", "Ahoj", sender="ACME", priority=3, validity_minutes=30, unicode=False, flash=True)

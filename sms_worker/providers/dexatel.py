@@ -59,7 +59,8 @@ from sms_worker.providers.base import (
     ProviderError,
     StatusReport,
 )
-from sms_worker.providers.http import json_object, raise_for_http_status, transport_errors
+from sms_worker.providers.http import ErrorClass, classify_code, json_object, raise_for_error, transport_errors
+from sms_worker.providers.timestamps import parse_timestamp
 from sms_worker.status import Status
 
 SENDER_RE: Final = re.compile(r"[A-Za-z0-9 ]{1,11}|\+?[0-9]{1,15}")
@@ -73,25 +74,24 @@ STATUSES: Final[dict[str, Status]] = {
 }
 
 # code -> (kind, account_wide, final status when permanent)
-_ERRORS: Final[dict[str, tuple[ErrorKind, bool, Status]]] = {
-    "INVALID_NUMBER": (ErrorKind.PERMANENT, False, Status.UNDELIVERABLE),
-    "INVALID_TEXT": (ErrorKind.PERMANENT, False, Status.DENIED),
-    "INVALID_SENDER": (ErrorKind.PERMANENT, False, Status.DENIED),
-    "INVALID_REQUEST": (ErrorKind.PERMANENT, False, Status.DENIED),
-    "MESSAGE_NOT_FOUND": (ErrorKind.PERMANENT, False, Status.UNKNOWN),
-    "UNAUTHORIZED": (ErrorKind.PERMANENT, True, Status.DENIED),
-    "INSUFFICIENT_FUNDS": (ErrorKind.PERMANENT, True, Status.DENIED),
-    "RATE_LIMITED": (ErrorKind.TRANSIENT, False, Status.UNDELIVERABLE),
-    "INTERNAL_ERROR": (ErrorKind.TRANSIENT, False, Status.UNDELIVERABLE),
-    "SERVICE_UNAVAILABLE": (ErrorKind.TRANSIENT, False, Status.UNDELIVERABLE),
+_ERRORS: Final[dict[str, ErrorClass]] = {
+    "INVALID_NUMBER": ErrorClass(ErrorKind.PERMANENT, False, Status.UNDELIVERABLE),
+    "INVALID_TEXT": ErrorClass(ErrorKind.PERMANENT, False, Status.DENIED),
+    "INVALID_SENDER": ErrorClass(ErrorKind.PERMANENT, False, Status.DENIED),
+    "INVALID_REQUEST": ErrorClass(ErrorKind.PERMANENT, False, Status.DENIED),
+    "MESSAGE_NOT_FOUND": ErrorClass(ErrorKind.PERMANENT, False, Status.UNKNOWN),
+    "UNAUTHORIZED": ErrorClass(ErrorKind.PERMANENT, True, Status.DENIED),
+    "INSUFFICIENT_FUNDS": ErrorClass(ErrorKind.PERMANENT, True, Status.DENIED),
+    "RATE_LIMITED": ErrorClass(ErrorKind.TRANSIENT, False, Status.UNDELIVERABLE),
+    "INTERNAL_ERROR": ErrorClass(ErrorKind.TRANSIENT, False, Status.UNDELIVERABLE),
+    "SERVICE_UNAVAILABLE": ErrorClass(ErrorKind.TRANSIENT, False, Status.UNDELIVERABLE),
 }
 
 
 def classify(code: str, text: str) -> ProviderError:
     """A Dexatel error code as an error class; a code not in the table is this message's
     permanent fault, so an unknown answer never burns retries."""
-    kind, account_wide, status = _ERRORS.get(code, (ErrorKind.PERMANENT, False, Status.UNDELIVERABLE))
-    return ProviderError(kind, code, text or code, account_wide=account_wide, status=status)
+    return classify_code(_ERRORS, code, text)
 
 
 def canonical_status(word: str) -> Status:
@@ -127,7 +127,7 @@ class DexatelProvider(OneRecipientPerRequest):
         word = body.get("status")
         if not isinstance(word, str):
             raise ProviderError(ErrorKind.TRANSIENT, "BAD_RESPONSE", "status answered without a status")
-        return _report(provider_message_id, word, _parse_time(body.get("updated_at")))
+        return _report(provider_message_id, word, parse_timestamp(body.get("updated_at"), zoneless="reject"))
 
     def parse_callback(self, body: bytes, content_type: str) -> list[StatusReport]:
         """One webhook POST, one report. ValueError for anything but the assumed JSON object."""
@@ -140,7 +140,7 @@ class DexatelProvider(OneRecipientPerRequest):
         message_id, word, timestamp = event.get("message_id"), event.get("status"), event.get("timestamp")
         if not isinstance(message_id, str) or not message_id or not isinstance(word, str) or not word:
             raise ValueError("Dexatel webhook needs message_id and status")
-        moment = _parse_time(timestamp)
+        moment = parse_timestamp(timestamp, zoneless="reject")  # RFC 3339: a zone-less time is ambiguous, not guessed
         if timestamp is not None and moment is None:
             raise ValueError(f"Dexatel webhook timestamp is not RFC 3339: {timestamp!r}")
         return [_report(message_id, word, moment)]
@@ -164,8 +164,7 @@ class DexatelProvider(OneRecipientPerRequest):
     def _request(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
         with transport_errors():
             response = self._client.request(method, f"{self._base}{path}", headers=self._headers, **kwargs)
-        if response.status_code >= 400:
-            _raise_error(response)
+        raise_for_error(response, _ERRORS)
         return json_object(response)
 
 
@@ -184,29 +183,6 @@ def from_config(config: AccountConfig, client: httpx.Client) -> DexatelProvider:
     return DexatelProvider(config.name, config.base_url, api_key, client, default_sender=sender)
 
 
-def _raise_error(response: httpx.Response) -> None:
-    """Dexatel's own error code where the answer has one we know; the HTTP status otherwise."""
-    try:
-        error = response.json().get("error")
-    except (ValueError, AttributeError):
-        error = None
-    if isinstance(error, dict) and error.get("code") in _ERRORS:
-        raise classify(str(error["code"]), str(error.get("message") or ""))
-    raise_for_http_status(response)
-
-
 def _report(message_id: str, word: str, moment: datetime | None) -> StatusReport:
     status = canonical_status(word)
     return StatusReport(message_id, word, status, moment if status is Status.DELIVERED else None)
-
-
-def _parse_time(value: object) -> datetime | None:
-    """An RFC 3339 timestamp with its offset; None for anything else (a zone-less time is
-    ambiguous, so it is not guessed)."""
-    if not isinstance(value, str):
-        return None
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    return moment if moment.tzinfo is not None else None

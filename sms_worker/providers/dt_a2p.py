@@ -41,7 +41,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
-from datetime import datetime, timezone
 from typing import Any, Final
 from urllib.parse import quote
 
@@ -57,7 +56,8 @@ from sms_worker.providers.base import (
     ProviderError,
     StatusReport,
 )
-from sms_worker.providers.http import json_object, raise_for_http_status, transport_errors
+from sms_worker.providers.http import ErrorClass, classify_code, json_object, raise_for_error, transport_errors
+from sms_worker.providers.timestamps import parse_timestamp
 from sms_worker.status import Status
 
 MAX_SENDERS: Final = 50
@@ -67,19 +67,19 @@ ALPHANUMERIC_SENDER_NOT_ALLOWED: Final = "ALPHANUMERIC_SENDER_NOT_ALLOWED"
 INSUFFICIENT_BALANCE: Final = "INSUFFICIENT_BALANCE"
 
 # code -> (kind, account-wide, final status when permanent)
-_ERRORS: Final[dict[str, tuple[ErrorKind, bool, Status]]] = {
-    "INVALID_API_KEY": (ErrorKind.PERMANENT, True, Status.UNDELIVERABLE),
-    INSUFFICIENT_BALANCE: (ErrorKind.PERMANENT, True, Status.UNDELIVERABLE),
-    SENDER_NOT_VERIFIED: (ErrorKind.PERMANENT, False, Status.DENIED),
-    ALPHANUMERIC_SENDER_NOT_ALLOWED: (ErrorKind.PERMANENT, False, Status.DENIED),
-    "INVALID_RECIPIENT": (ErrorKind.PERMANENT, False, Status.UNDELIVERABLE),
-    "INVALID_REQUEST": (ErrorKind.PERMANENT, False, Status.UNDELIVERABLE),
-    "MISSING_PARAMETER": (ErrorKind.PERMANENT, False, Status.UNDELIVERABLE),
-    "INVALID_PARAMETER": (ErrorKind.PERMANENT, False, Status.UNDELIVERABLE),
-    "MESSAGE_NOT_FOUND": (ErrorKind.PERMANENT, False, Status.UNDELIVERABLE),
-    "RATE_LIMITED": (ErrorKind.TRANSIENT, False, Status.UNDELIVERABLE),
-    "INTERNAL_ERROR": (ErrorKind.TRANSIENT, False, Status.UNDELIVERABLE),
-    "SERVICE_UNAVAILABLE": (ErrorKind.TRANSIENT, False, Status.UNDELIVERABLE),
+_ERRORS: Final[dict[str, ErrorClass]] = {
+    "INVALID_API_KEY": ErrorClass(ErrorKind.PERMANENT, True, Status.UNDELIVERABLE),
+    INSUFFICIENT_BALANCE: ErrorClass(ErrorKind.PERMANENT, True, Status.UNDELIVERABLE),
+    SENDER_NOT_VERIFIED: ErrorClass(ErrorKind.PERMANENT, False, Status.DENIED),
+    ALPHANUMERIC_SENDER_NOT_ALLOWED: ErrorClass(ErrorKind.PERMANENT, False, Status.DENIED),
+    "INVALID_RECIPIENT": ErrorClass(ErrorKind.PERMANENT, False, Status.UNDELIVERABLE),
+    "INVALID_REQUEST": ErrorClass(ErrorKind.PERMANENT, False, Status.UNDELIVERABLE),
+    "MISSING_PARAMETER": ErrorClass(ErrorKind.PERMANENT, False, Status.UNDELIVERABLE),
+    "INVALID_PARAMETER": ErrorClass(ErrorKind.PERMANENT, False, Status.UNDELIVERABLE),
+    "MESSAGE_NOT_FOUND": ErrorClass(ErrorKind.PERMANENT, False, Status.UNDELIVERABLE),
+    "RATE_LIMITED": ErrorClass(ErrorKind.TRANSIENT, False, Status.UNDELIVERABLE),
+    "INTERNAL_ERROR": ErrorClass(ErrorKind.TRANSIENT, False, Status.UNDELIVERABLE),
+    "SERVICE_UNAVAILABLE": ErrorClass(ErrorKind.TRANSIENT, False, Status.UNDELIVERABLE),
 }
 
 _STATUSES: Final[dict[str, Status]] = {
@@ -97,8 +97,7 @@ _STATUSES: Final[dict[str, Status]] = {
 def classify(code: str, text: str) -> ProviderError:
     """An unknown code is permanent for this message only: it never burns retries nor pauses
     the account (the HTTP layer decides first for codes met in an answer, see ``_call``)."""
-    kind, account_wide, status = _ERRORS.get(code, (ErrorKind.PERMANENT, False, Status.UNDELIVERABLE))
-    return ProviderError(kind, code, text or code, account_wide=account_wide, status=status)
+    return classify_code(_ERRORS, code, text)
 
 
 def map_status(provider_status: str) -> Status:
@@ -210,40 +209,16 @@ class DtA2pProvider(OneRecipientPerRequest):
     def _call(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
         with transport_errors():
             response = self._client.request(method, self._base + path, headers=self._headers, **kwargs)
-        if response.status_code >= 400:
-            code, text = _error_of(response)
-            if code in _ERRORS:
-                raise classify(code, text)
-            raise_for_http_status(response)
+        raise_for_error(response, _ERRORS)
         return json_object(response)
-
-
-def _error_of(response: httpx.Response) -> tuple[str, str]:
-    """``{"error": {"code", "message"}}``, or empty strings when the body is not that."""
-    try:
-        error = response.json().get("error")
-    except (ValueError, AttributeError):
-        return "", ""
-    if not isinstance(error, dict):
-        return "", ""
-    return str(error.get("code") or ""), str(error.get("message") or "")
 
 
 def _report(body: Any) -> StatusReport:
     if not isinstance(body, dict) or body.get("id") in (None, "") or not isinstance(body.get("status"), str):
         raise ProviderError(ErrorKind.TRANSIENT, "BAD_RESPONSE", "a delivery report needs an id and a status")
     word = body["status"]
-    return StatusReport(str(body["id"]), word, map_status(word), _parse_time(body.get("delivered_at")))
-
-
-def _parse_time(value: object) -> datetime | None:
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=timezone.utc)
+    delivered_at = parse_timestamp(body.get("delivered_at"), zoneless="utc")  # the API's times are UTC
+    return StatusReport(str(body["id"]), word, map_status(word), delivered_at)
 
 
 def from_config(config: AccountConfig, client: httpx.Client) -> DtA2pProvider:

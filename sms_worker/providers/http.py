@@ -1,15 +1,19 @@
-"""The HTTP plumbing every adapter shares: one pooled client per process, one error mapping."""
+"""The HTTP plumbing every adapter shares: one pooled client per process, one error mapping
+(HTTP status classes, and provider error codes looked up in each adapter's table)."""
 
 from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Callable, Hashable, Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any, Iterator
+from dataclasses import dataclass
+from typing import Any, Final
 
 import httpx
 
 from sms_worker.providers.base import ErrorKind, ProviderError
+from sms_worker.status import Status
 
 _clients: dict[tuple[int, float, int], httpx.Client] = {}
 _lock = threading.Lock()
@@ -60,3 +64,63 @@ def json_object(response: httpx.Response) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise ProviderError(ErrorKind.TRANSIENT, "BAD_RESPONSE", f"not a JSON object: {response.text[:100]!r}")
     return body
+
+
+def json_or_none(response: httpx.Response) -> Any:
+    """The answer as JSON, or None when it is not JSON (an error page from a proxy, say)."""
+    try:
+        return response.json()
+    except ValueError:
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorClass:
+    """What one provider error code means: its error class, whether every message of the
+    account would meet it, and the final status of a message it fails for good."""
+
+    kind: ErrorKind
+    account_wide: bool = False
+    status: Status = Status.UNDELIVERABLE
+
+    def error(self, code: str, text: str) -> ProviderError:
+        return ProviderError(self.kind, code, text or code, account_wide=self.account_wide, status=self.status)
+
+
+UNKNOWN_CODE: Final = ErrorClass(ErrorKind.PERMANENT)
+"""A code not in a provider's table is permanent for this message only: an unknown answer
+never burns retries nor pauses the account."""
+
+
+def classify_code(table: Mapping[str, ErrorClass], code: str, text: str) -> ProviderError:
+    """A provider error code as its table classifies it, :data:`UNKNOWN_CODE` if it is not there."""
+    return table.get(code, UNKNOWN_CODE).error(code, text)
+
+
+ErrorReader = Callable[[Any], tuple[Hashable, str] | None]
+"""Finds (code, message) in an error answer's JSON body (None if it is not there); the code is
+looked up in the provider's table as it is, and reported as a string."""
+
+
+def error_envelope(body: Any) -> tuple[str, str] | None:
+    """``{"error": {"code": ..., "message": ...}}``, the error body Dexatel and DT A2P answer with."""
+    error = body.get("error") if isinstance(body, dict) else None
+    if not isinstance(error, dict):
+        return None
+    return str(error.get("code") or ""), str(error.get("message") or "")
+
+
+def raise_for_error(response: httpx.Response, table: Mapping[Any, ErrorClass], read: ErrorReader = error_envelope) -> None:
+    """An error answer as the provider's own error where its body carries a code of ``table``;
+    by its HTTP status alone otherwise (:func:`raise_for_http_status`): an answer without that
+    body (a proxy, a wrong URL) or with a code the table does not know, so a new 5xx code is
+    still retried."""
+    if response.status_code < 400:
+        return
+    found = read(json_or_none(response))
+    if found is not None:
+        code, text = found
+        error_class = table.get(code)
+        if error_class is not None:
+            raise error_class.error(str(code), text)
+    raise_for_http_status(response)

@@ -71,7 +71,8 @@ from sms_worker.providers.base import (
     SendOutcome,
     StatusReport,
 )
-from sms_worker.providers.http import json_object, raise_for_http_status, transport_errors
+from sms_worker.providers.http import ErrorClass, classify_code, json_object, json_or_none, raise_for_http_status, transport_errors
+from sms_worker.providers.sessions import call_with_relogin
 from sms_worker.status import Status
 from sms_worker.text import analyze
 
@@ -89,16 +90,16 @@ UNAUTHORIZED: Final = "UNAUTHORIZED"
 INVALID_RECIPIENT: Final = "INVALID_RECIPIENT"
 
 # code -> (kind, account_wide, final status when permanent)
-_ERROR_KINDS: Final[dict[str, tuple[ErrorKind, bool, Status]]] = {
-    UNAUTHORIZED: (ErrorKind.REAUTHENTICATE, False, Status.UNDELIVERABLE),
-    BAD_CREDENTIALS: (ErrorKind.PERMANENT, True, Status.UNDELIVERABLE),
-    "USER_KEY_NOT_FOUND": (ErrorKind.PERMANENT, True, Status.UNDELIVERABLE),
-    "NOT_ENOUGH_CREDITS": (ErrorKind.PERMANENT, True, Status.UNDELIVERABLE),
-    "INVALID_SENDER": (ErrorKind.PERMANENT, False, Status.DENIED),
-    INVALID_RECIPIENT: (ErrorKind.PERMANENT, False, Status.UNDELIVERABLE),
-    "INVALID_PARAMETER": (ErrorKind.PERMANENT, False, Status.UNDELIVERABLE),
-    "MISSING_PARAMETER": (ErrorKind.PERMANENT, False, Status.UNDELIVERABLE),
-    "ORDER_NOT_FOUND": (ErrorKind.PERMANENT, False, Status.UNKNOWN),
+_ERROR_KINDS: Final[dict[str, ErrorClass]] = {
+    UNAUTHORIZED: ErrorClass(ErrorKind.REAUTHENTICATE, False, Status.UNDELIVERABLE),
+    BAD_CREDENTIALS: ErrorClass(ErrorKind.PERMANENT, True, Status.UNDELIVERABLE),
+    "USER_KEY_NOT_FOUND": ErrorClass(ErrorKind.PERMANENT, True, Status.UNDELIVERABLE),
+    "NOT_ENOUGH_CREDITS": ErrorClass(ErrorKind.PERMANENT, True, Status.UNDELIVERABLE),
+    "INVALID_SENDER": ErrorClass(ErrorKind.PERMANENT, False, Status.DENIED),
+    INVALID_RECIPIENT: ErrorClass(ErrorKind.PERMANENT, False, Status.UNDELIVERABLE),
+    "INVALID_PARAMETER": ErrorClass(ErrorKind.PERMANENT, False, Status.UNDELIVERABLE),
+    "MISSING_PARAMETER": ErrorClass(ErrorKind.PERMANENT, False, Status.UNDELIVERABLE),
+    "ORDER_NOT_FOUND": ErrorClass(ErrorKind.PERMANENT, False, Status.UNKNOWN),
 }
 
 STATUS_WORDS: Final[dict[str, Status]] = {
@@ -126,8 +127,7 @@ _log = get_logger("providers.session_key")
 
 
 def classify(code: str, text: str) -> ProviderError:
-    kind, account_wide, status = _ERROR_KINDS.get(code, (ErrorKind.PERMANENT, False, Status.UNDELIVERABLE))
-    return ProviderError(kind, code, text or code, account_wide=account_wide, status=status)
+    return classify_code(_ERROR_KINDS, code, text)
 
 
 def canonical_status(word: str) -> Status:
@@ -332,21 +332,12 @@ class SessionKeyProvider:
 
     def _call(self, method: str, path: str, *, json: dict[str, Any] | None = None) -> httpx.Response:
         """An authenticated call; a 401 logs in again once (unless another thread already has)."""
-        session = self._current_session()
-        try:
-            return self._request(method, path, session, json)
-        except ProviderError as error:
-            if error.kind is not ErrorKind.REAUTHENTICATE:
-                raise
+        return call_with_relogin(lambda session: self._request(method, path, session, json), self._current_session, self._forget)
+
+    def _forget(self, session: Session) -> None:
         with self._lock:
             if self._session == session:
                 self._session = None
-        try:
-            return self._request(method, path, self._current_session(), json)
-        except ProviderError as error:
-            if error.kind is ErrorKind.REAUTHENTICATE:
-                raise ProviderError(ErrorKind.TRANSIENT, error.code, "session lost again right after logging in") from None
-            raise
 
     def _current_session(self) -> Session:
         with self._lock:
@@ -381,15 +372,16 @@ class SessionKeyProvider:
 
 
 def _raise_for_error(response: httpx.Response) -> None:
-    """The gateway's own error code first; the shared HTTP mapping where it gives none."""
+    """The gateway's own error code first; the shared HTTP mapping where it gives none.
+
+    Not :func:`~sms_worker.providers.http.raise_for_error`: here any code in a 4xx body is the
+    gateway's word (one not in the table is permanent), and 5xx and 429 are transient whatever
+    the body says (see the module docstring)."""
     status = response.status_code
     if status < 400:
         return
     if status < 500 and status != 429:
-        try:
-            body = response.json()
-        except ValueError:
-            body = None
+        body = json_or_none(response)
         if isinstance(body, dict) and isinstance(body.get("code"), str) and body["code"]:
             code, text = body["code"], str(body.get("message") or "")
             refused = body.get("recipients")

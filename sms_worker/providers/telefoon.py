@@ -47,7 +47,8 @@ from sms_worker.providers.base import (
     ProviderError,
     StatusReport,
 )
-from sms_worker.providers.http import json_object, raise_for_http_status, transport_errors
+from sms_worker.providers.http import ErrorClass, json_object, raise_for_error, transport_errors
+from sms_worker.providers.timestamps import parse_timestamp
 from sms_worker.status import Status
 
 MAX_PAGE_SIZE: Final = 100
@@ -55,14 +56,6 @@ DIRECTIONS: Final = ("inbound", "outbound")
 STATUSES: Final = ("queued", "sending", "sent", "delivered", "undelivered", "failed", "received")
 _E164: Final = re.compile(r"\+[1-9]\d{6,14}")
 _ALPHANUMERIC: Final = re.compile(r"(?=.*[A-Za-z])[A-Za-z0-9 ]{1,11}")
-
-
-@dataclass(frozen=True, slots=True)
-class ErrorClass:
-    kind: ErrorKind
-    account_wide: bool = False
-    status: Status = Status.UNDELIVERABLE
-    """The final status a message refused (or failed) with this code ends in."""
 
 
 _PERMANENT: Final = ErrorKind.PERMANENT
@@ -116,7 +109,7 @@ def classify(code: str, text: str) -> ProviderError:
     error = ERRORS.get(int(code)) if code.isdigit() else None
     if error is None:
         return ProviderError(ErrorKind.PERMANENT, code, text or code)
-    return ProviderError(error.kind, code, text or code, account_wide=error.account_wide, status=error.status)
+    return error.error(code, text)
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,8 +153,9 @@ class TelefoonMessage:
             num_segments=data.get("num_segments"),
             price=data.get("price"),
             price_unit=data.get("price_unit"),
-            date_created=_parse_time(data.get("date_created")),
-            date_sent=_parse_time(data.get("date_sent")),
+            # RFC 3339 (``2030-01-01T12:00:00Z``); anything else is absent, a zone-less time kept naive.
+            date_created=parse_timestamp(data.get("date_created"), zoneless="keep"),
+            date_sent=parse_timestamp(data.get("date_sent"), zoneless="keep"),
             error_code=error_code,
             error_message=data.get("error_message"),
         )
@@ -286,8 +280,7 @@ class TelefoonProvider(OneRecipientPerRequest):
     def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         with transport_errors():
             response = self._client.request(method, f"{self._base}{path}", headers=self._headers, **kwargs)
-        if response.status_code >= 400:
-            _raise_for_error(response)
+        raise_for_error(response, ERRORS, _error_code)
         return response
 
 
@@ -299,30 +292,16 @@ def _parse(data: object) -> TelefoonMessage:
         raise ProviderError(ErrorKind.TRANSIENT, "BAD_RESPONSE", str(exc)) from None
 
 
-def _raise_for_error(response: httpx.Response) -> None:
-    """The provider's own error code when the body has a known one, else the HTTP status class."""
-    try:
-        body = response.json()
-    except ValueError:
-        body = None
+def _error_code(body: Any) -> tuple[int, str] | None:
+    """The assumed error body, ``{"error_code": <int>, "error_message": "..."}``."""
     code = body.get("error_code") if isinstance(body, dict) else None
-    if isinstance(code, int) and not isinstance(code, bool) and code in ERRORS:
-        raise classify(str(code), str(body.get("error_message") or ""))
-    raise_for_http_status(response)
+    if isinstance(code, int) and not isinstance(code, bool):
+        return code, str(body.get("error_message") or "")
+    return None
 
 
 def _message_path(provider_message_id: str) -> str:
     return f"/messages/{quote(provider_message_id, safe='')}"
-
-
-def _parse_time(value: object) -> datetime | None:
-    """RFC 3339 (``2030-01-01T12:00:00Z``); anything else is treated as absent."""
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        return datetime.fromisoformat(value)
-    except ValueError:
-        return None
 
 
 def from_config(config: AccountConfig, client: httpx.Client) -> TelefoonProvider:

@@ -38,7 +38,9 @@ from sms_worker.providers.base import (
     ProviderError,
     StatusReport,
 )
-from sms_worker.providers.http import raise_for_http_status, transport_errors
+from sms_worker.providers.http import ErrorClass, classify_code, raise_for_http_status, transport_errors
+from sms_worker.providers.sessions import call_with_relogin
+from sms_worker.providers.timestamps import parse_timestamp
 from sms_worker.status import Status
 
 PROVIDER_TIMEZONE = ZoneInfo("Europe/Bratislava")
@@ -46,19 +48,18 @@ TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 PING_AFTER_IDLE = 10 * 60
 """Refresh the session well before the provider's 15 minutes of inactivity run out."""
 
-_ERROR_KINDS: dict[str, tuple[ErrorKind, bool]] = {
-    "SESSION_NOT_FOUND": (ErrorKind.REAUTHENTICATE, False),
-    "ERROR": (ErrorKind.TRANSIENT, False),
-    "IP_NOT_ALLOWED": (ErrorKind.PERMANENT, True),
-    "INVALID_TOKEN": (ErrorKind.PERMANENT, True),
-    "DENIED": (ErrorKind.PERMANENT, False),
-    "UNDELIVERABLE": (ErrorKind.PERMANENT, False),
+_ERROR_KINDS: dict[str, ErrorClass] = {
+    "SESSION_NOT_FOUND": ErrorClass(ErrorKind.REAUTHENTICATE),
+    "ERROR": ErrorClass(ErrorKind.TRANSIENT),
+    "IP_NOT_ALLOWED": ErrorClass(ErrorKind.PERMANENT, account_wide=True),
+    "INVALID_TOKEN": ErrorClass(ErrorKind.PERMANENT, account_wide=True),
+    "DENIED": ErrorClass(ErrorKind.PERMANENT, status=Status.DENIED),
+    "UNDELIVERABLE": ErrorClass(ErrorKind.PERMANENT),
 }
 
 
 def classify(code: str, description: str) -> ProviderError:
-    kind, account_wide = _ERROR_KINDS.get(code, (ErrorKind.PERMANENT, False))
-    return ProviderError(kind, code, description or code, account_wide=account_wide)
+    return classify_code(_ERROR_KINDS, code, description)
 
 
 def canonical_status(code: str) -> Status:
@@ -207,7 +208,9 @@ class TelekomSKProvider(OneRecipientPerRequest):
             raise ValueError("a Telekom SK callback needs messageId and delivery.status")
         code = delivery["status"]
         status = canonical_status(code)
-        delivered_at = _parse_iso(document.get("timestamp")) if status is Status.DELIVERED else None
+        # ISO 8601 (the document's example ends in Z); a zone-less one is read in the host's zone.
+        moment = parse_timestamp(document.get("timestamp"), zoneless="local", to_utc=True)
+        delivered_at = moment if status is Status.DELIVERED else None
         return [StatusReport(str(document["messageId"]), code, status, delivered_at)]
 
     def classify(self, code: str, text: str) -> ProviderError:
@@ -236,33 +239,26 @@ class TelekomSKProvider(OneRecipientPerRequest):
 
     def open(self) -> None:
         if self._use_session:
-            self._credentials()
+            self._current_session()
 
     def close(self) -> None:
         self._session_id = None
 
     def _call(self, function: str, params: dict[str, Any]) -> dict[str, Any]:
-        credentials = self._credentials()
-        try:
-            return self._post(function, {**params, **credentials})
-        except ProviderError as error:
-            if error.kind is not ErrorKind.REAUTHENTICATE or not self._use_session:
-                raise
-        with self._lock:
-            if self._session_id == credentials.get("session_id"):
-                self._session_id = None
-        try:
-            return self._post(function, {**params, **self._credentials()})
-        except ProviderError as error:
-            if error.kind is ErrorKind.REAUTHENTICATE:
-                raise ProviderError(ErrorKind.TRANSIENT, error.code, "session lost again right after logging in") from None
-            raise
-
-    def _credentials(self) -> dict[str, str]:
         if not self._use_session:
-            return {"token": self._token}
+            return self._post(function, {**params, "token": self._token})
+        return call_with_relogin(
+            lambda session_id: self._post(function, {**params, "session_id": session_id}), self._current_session, self._forget
+        )
+
+    def _current_session(self) -> str:
         with self._lock:
-            return {"session_id": self._ensure_session()}
+            return self._ensure_session()
+
+    def _forget(self, session_id: str) -> None:
+        with self._lock:
+            if self._session_id == session_id:
+                self._session_id = None
 
     def _ensure_session(self) -> str:
         idle = self._monotonic() - self._last_used
@@ -318,15 +314,6 @@ def _send_params(message: OutboundMessage) -> dict[str, Any]:
 def _flag(value: object) -> bool:
     """JSON answers with booleans, XML with ``true``/``false`` text."""
     return value is True or (isinstance(value, str) and value.strip().lower() == "true")
-
-
-def _parse_iso(value: object) -> datetime | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(timezone.utc)
-    except ValueError:
-        return None
 
 
 def from_config(config: AccountConfig, client: httpx.Client) -> TelekomSKProvider:

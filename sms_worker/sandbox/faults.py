@@ -3,9 +3,9 @@
 A test or benchmark posts a rule ("the next 3 send requests to this number get HTTP 503") and
 the provider emulations ask :meth:`FaultEngine.take` once per request. The transport-level
 kinds (``latency``, ``timeout``, ``http_status``) mean the same for every provider and are acted
-on here; the others (``session_loss``, ``error_code``, ``final_status``) are interpreted by each
-provider in its own vocabulary. A rule that matches but loses its probability roll is skipped
-(not consumed), and the next rule in insertion order gets its chance.
+on here and in :mod:`.answers`; the others (``session_loss``, ``error_code``, ``final_status``)
+are interpreted by each provider in its own vocabulary. A rule that matches but loses its
+probability roll is skipped (not consumed), and the next rule in insertion order gets its chance.
 """
 
 from __future__ import annotations
@@ -119,6 +119,13 @@ class FaultEngine:
                     self._rules.remove(rule)
             return rule
         return None
+
+
+def final_status(rule: FaultRule | None) -> Status:
+    """Where an accepted message ends: a ``final_status`` rule's status, else DELIVERED."""
+    if rule is not None and rule.fault is FaultKind.FINAL_STATUS:
+        return Status(rule.params["status"])
+    return Status.DELIVERED
 
 
 def http_error(status: int) -> Response:

@@ -9,9 +9,27 @@ from __future__ import annotations
 import itertools
 import time
 from bisect import bisect_right
-from typing import Any
+from typing import Any, Protocol
 
 from sms_worker.clock import Clock
+
+
+class Answered(Protocol):
+    """What the log keeps of an answer; every emulator's answer record has it."""
+
+    @property
+    def accepted(self) -> bool: ...
+
+    @property
+    def code(self) -> str:
+        """``OK``, the provider's error code, or ``HTTP_<status>`` for a bare fault answer."""
+        ...
+
+    @property
+    def message_id(self) -> int | str | None: ...
+
+    @property
+    def parts(self) -> int | None: ...
 
 
 class Recorder:
@@ -27,19 +45,9 @@ class Recorder:
         self._records: list[dict[str, Any]] = []
 
     def record(
-        self,
-        *,
-        provider: str,
-        endpoint: str,
-        to: Any,
-        sender: Any,
-        text: Any,
-        params: dict[str, Any],
-        accepted: bool,
-        code: str,
-        message_id: int | str | None,
-        parts: int | None,
+        self, provider: str, endpoint: str, answer: Answered, *, to: Any, sender: Any, text: Any, params: dict[str, Any]
     ) -> dict[str, Any]:
+        """One request as it was sent (``to``, ``sender``, ``text``, other ``params``) and answered."""
         entry = {
             "seq": next(self._seq),
             "provider": provider,
@@ -48,10 +56,10 @@ class Recorder:
             "from": sender,
             "text": text,
             "params": params,
-            "accepted": accepted,
-            "code": code,
-            "message_id": message_id,
-            "parts": parts,
+            "accepted": answer.accepted,
+            "code": answer.code,
+            "message_id": answer.message_id,
+            "parts": answer.parts,
             "received_at": self._clock.now().isoformat(timespec="milliseconds"),
             "received_ts": time.time(),
         }

@@ -3,20 +3,17 @@ docstring for what is documented and what is assumed)."""
 
 from __future__ import annotations
 
-import asyncio
-import json
 import re
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from datetime import datetime, timezone
 from typing import Any, Final
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
 from sms_worker.clock import Clock
-from sms_worker.sandbox.faults import ALL_KINDS, FaultEngine, FaultKind, FaultRule, http_error
+from sms_worker.sandbox.answers import Answer, ErrorTable, error_envelope, json_body, preempt, respond, utc_timestamp
+from sms_worker.sandbox.faults import ALL_KINDS, FaultEngine, FaultKind, FaultRule, final_status
 from sms_worker.sandbox.lifecycle import Message, MessageStore
 from sms_worker.sandbox.recorder import Recorder
 from sms_worker.sandbox.settings import SandboxSettings
@@ -35,31 +32,21 @@ MAX_PARTS: Final = 10
 VALIDITY_MINUTES: Final = 1440
 ID_PREFIX: Final = "msg_"
 
-# Error code -> HTTP status.
-ERRORS: Final[dict[str, int]] = {
-    "INVALID_REQUEST": 400,
-    "INVALID_NUMBER": 400,
-    "INVALID_TEXT": 400,
-    "INVALID_SENDER": 400,
-    "UNAUTHORIZED": 401,
-    "INSUFFICIENT_FUNDS": 402,
-    "MESSAGE_NOT_FOUND": 404,
-    "RATE_LIMITED": 429,
-    "INTERNAL_ERROR": 500,
-    "SERVICE_UNAVAILABLE": 503,
+# Error code -> (HTTP status, message).
+ERRORS: Final[dict[str, tuple[int, str]]] = {
+    "INVALID_REQUEST": (400, "The request is not valid"),
+    "INVALID_NUMBER": (400, "The recipient number is not valid"),
+    "INVALID_TEXT": (400, "The message text is not valid"),
+    "INVALID_SENDER": (400, "The sender ID is not valid"),
+    "UNAUTHORIZED": (401, "Invalid or missing API key"),
+    "INSUFFICIENT_FUNDS": (402, "Insufficient funds"),
+    "MESSAGE_NOT_FOUND": (404, "Message not found"),
+    "RATE_LIMITED": (429, "Too many requests"),
+    "INTERNAL_ERROR": (500, "Internal server error"),
+    "SERVICE_UNAVAILABLE": (503, "Service temporarily unavailable"),
 }
-MESSAGES: Final[dict[str, str]] = {
-    "INVALID_REQUEST": "The request is not valid",
-    "INVALID_NUMBER": "The recipient number is not valid",
-    "INVALID_TEXT": "The message text is not valid",
-    "INVALID_SENDER": "The sender ID is not valid",
-    "UNAUTHORIZED": "Invalid or missing API key",
-    "INSUFFICIENT_FUNDS": "Insufficient funds",
-    "MESSAGE_NOT_FOUND": "Message not found",
-    "RATE_LIMITED": "Too many requests",
-    "INTERNAL_ERROR": "Internal server error",
-    "SERVICE_UNAVAILABLE": "Service temporarily unavailable",
-}
+error: Final = ErrorTable(ERRORS, error_envelope, unknown=lambda code: code)
+"""Dexatel's error envelope; a code it does not know (from a fault rule) is a 400 whose message is the code."""
 
 # Canonical status -> Dexatel's word. The document names five; "unknown" is assumed.
 WORDS: Final[dict[Status, str]] = {
@@ -76,25 +63,6 @@ _E164_RE: Final = re.compile(r"\+[1-9][0-9]{6,14}")
 _SEND_KINDS: Final = ALL_KINDS - {FaultKind.SESSION_LOSS}
 _READ_KINDS: Final = _SEND_KINDS - {FaultKind.FINAL_STATUS}
 _DOCUMENTED_FIELDS: Final = frozenset({"from", "to", "text"})
-
-
-@dataclass(frozen=True, slots=True)
-class Answer:
-    """One answer: a JSON body with its HTTP status (or a bare error), and what to log about it."""
-
-    status: int
-    body: dict[str, Any] | None
-    code: str
-    message_id: str | None = None
-    parts: int | None = None
-
-    def response(self) -> Response:
-        return http_error(self.status) if self.body is None else JSONResponse(self.body, self.status)
-
-
-def error(code: str, message: str | None = None) -> Answer:
-    """Dexatel's error envelope; a code it does not know (from a fault rule) is a 400."""
-    return Answer(ERRORS.get(code, 400), {"error": {"code": code, "message": message or MESSAGES.get(code, code)}}, code)
 
 
 class Dexatel:
@@ -126,29 +94,19 @@ class Dexatel:
     def _endpoint(self, handler: Callable[[Request], Awaitable[tuple[Answer, FaultRule | None]]]) -> Callable[[Request], Awaitable[Response]]:
         async def endpoint(request: Request) -> Response:
             answer, rule = await handler(request)
-            # The work is done (and recorded) before the hold, as a slow provider would have it.
-            if rule is not None and rule.delay:
-                await asyncio.sleep(rule.delay)
-            return answer.response()
+            return await respond(answer, rule)
 
         return endpoint
 
     async def _send(self, request: Request) -> tuple[Answer, FaultRule | None]:
-        payload = _json_object(await request.body())
+        body = await json_body(request)
+        payload = body if isinstance(body, dict) else None
         fields = payload or {}
         rule = self._faults.take(PROVIDER, SEND, fields.get("to"), _SEND_KINDS)
-        answer = _preempt(rule) or self._refuse(request) or self._accept(request, payload, rule)
+        answer = preempt(rule, error) or self._refuse(request) or self._accept(request, payload, rule)
+        params = {key: value for key, value in fields.items() if key not in _DOCUMENTED_FIELDS}
         self._recorder.record(
-            provider=PROVIDER,
-            endpoint=SEND,
-            to=fields.get("to"),
-            sender=fields.get("from"),
-            text=fields.get("text"),
-            params={key: value for key, value in fields.items() if key not in _DOCUMENTED_FIELDS},
-            accepted=answer.message_id is not None,
-            code=answer.code,
-            message_id=answer.message_id,
-            parts=answer.parts,
+            PROVIDER, SEND, answer, to=fields.get("to"), sender=fields.get("from"), text=fields.get("text"), params=params
         )
         return answer, rule
 
@@ -157,7 +115,7 @@ class Dexatel:
         message = self._find(wire_id)
         recipient = self._recipients.get(message.id) if message is not None else None
         rule = self._faults.take(PROVIDER, STATUS, recipient, _READ_KINDS)
-        answer = _preempt(rule) or self._refuse(request)
+        answer = preempt(rule, error) or self._refuse(request)
         if answer is None:
             if message is None:
                 answer = error("MESSAGE_NOT_FOUND", f"Message {wire_id} was not found")
@@ -167,7 +125,7 @@ class Dexatel:
 
     async def _account_balance(self, request: Request) -> tuple[Answer, FaultRule | None]:
         rule = self._faults.take(PROVIDER, BALANCE, None, _READ_KINDS)
-        answer = _preempt(rule) or self._refuse(request)
+        answer = preempt(rule, error) or self._refuse(request)
         return answer or Answer(200, {"balance": round(self._balance, 2), "currency": CURRENCY}, "OK"), rule
 
     def _refuse(self, request: Request) -> Answer | None:
@@ -195,8 +153,7 @@ class Dexatel:
         cost = parts * PRICE_PER_PART
         if cost > self._balance:
             return error("INSUFFICIENT_FUNDS", f"Balance {self._balance:.2f} {CURRENCY} does not cover {cost:.2f} {CURRENCY}")
-        final = Status(rule.params["status"]) if rule is not None and rule.fault is FaultKind.FINAL_STATUS else Status.DELIVERED
-        message = self._messages.accept(VALIDITY_MINUTES, None, final)
+        message = self._messages.accept(VALIDITY_MINUTES, None, final_status(rule))
         self._balance -= cost
         self._recipients[message.id] = to
         body = self._describe(message)
@@ -215,29 +172,5 @@ class Dexatel:
             "message_id": f"{ID_PREFIX}{message.id}",
             "status": WORDS[message.status_at(now)],
             "recipient": self._recipients[message.id],
-            "updated_at": _rfc3339(changed),
+            "updated_at": utc_timestamp(changed, "milliseconds"),
         }
-
-
-def _preempt(rule: FaultRule | None) -> Answer | None:
-    """The answer a fault rule puts in place of the endpoint's own, if it does."""
-    if rule is None:
-        return None
-    if rule.fault is FaultKind.HTTP_STATUS:
-        status = rule.params["status"]
-        return Answer(status, None, f"HTTP_{status}")
-    if rule.fault is FaultKind.ERROR_CODE:
-        return error(rule.params["code"], rule.params.get("description"))
-    return None
-
-
-def _json_object(raw: bytes) -> dict[str, Any] | None:
-    try:
-        body = json.loads(raw)
-    except ValueError:
-        return None
-    return body if isinstance(body, dict) else None
-
-
-def _rfc3339(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")

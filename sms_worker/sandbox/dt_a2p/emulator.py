@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-import asyncio
-import json
 from dataclasses import dataclass, replace
-from datetime import datetime, timezone
 from decimal import Decimal
 from typing import Any, Final
 
 import phonenumbers
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
 from sms_worker.clock import Clock
-from sms_worker.sandbox.faults import FaultEngine, FaultKind, FaultRule, http_error
+from sms_worker.sandbox.answers import Answer, ErrorTable, error_envelope, json_body, preempt, respond, utc_timestamp
+from sms_worker.sandbox.faults import FaultEngine, FaultKind, FaultRule, final_status
 from sms_worker.sandbox.lifecycle import Message, MessageStore
 from sms_worker.sandbox.recorder import Recorder
 from sms_worker.sandbox.settings import SandboxSettings
@@ -46,8 +44,8 @@ ERRORS: Final[dict[str, tuple[int, str]]] = {
     "INTERNAL_ERROR": (500, "Internal error"),
     "SERVICE_UNAVAILABLE": (503, "The service is temporarily unavailable"),
 }
-UNKNOWN_FAULT_STATUS: Final = 400
-"""The HTTP status of an ``error_code`` fault whose code is not in :data:`ERRORS`."""
+error: Final = ErrorTable(ERRORS, error_envelope)
+"""The platform's error format: ``{"error": {"code", "message"}}`` with the code's HTTP status."""
 
 # The canonical status -> the platform's word; any other status reads "unknown".
 WORDS: Final[dict[Status, str]] = {
@@ -65,18 +63,6 @@ _MESSAGE_FIELDS: Final = ("from", "to", "text")
 
 
 @dataclass(frozen=True, slots=True)
-class Answer:
-    """One answer (``body`` None: a bare HTTP error, as a proxy would send) and what to log."""
-
-    status: int
-    body: dict[str, Any] | None
-    code: str
-    accepted: bool = False
-    message_id: int | None = None
-    parts: int | None = None
-
-
-@dataclass(frozen=True, slots=True)
 class Submission:
     """What the delivery report tells of an accepted message besides its status."""
 
@@ -90,12 +76,6 @@ class Submission:
 class Refused(Exception):
     def __init__(self, answer: Answer) -> None:
         self.answer = answer
-
-
-def error(code: str, message: str | None = None) -> Answer:
-    """The platform's error format: ``{"error": {"code", "message"}}`` with the code's HTTP status."""
-    status, default = ERRORS.get(code, (UNKNOWN_FAULT_STATUS, f"Sandbox fault: {code}"))
-    return Answer(status, {"error": {"code": code, "message": message or default}}, code)
 
 
 class DtA2p:
@@ -127,36 +107,25 @@ class DtA2p:
         self._submissions.clear()
 
     async def _send(self, request: Request) -> Response:
-        try:
-            body: Any = json.loads(await request.body())
-        except ValueError:
-            body = None
+        body = await json_body(request)
         fields = body if isinstance(body, dict) else {}
         rule = self._faults.take(PROVIDER, SEND, fields.get("to"), _SEND_KINDS)
-        answer = _preempt(rule) or self._submit(request, body, rule)
+        answer = preempt(rule, error) or self._submit(request, body, rule)
+        params = {key: value for key, value in fields.items() if key not in _MESSAGE_FIELDS}
         self._recorder.record(
-            provider=PROVIDER,
-            endpoint=SEND,
-            to=fields.get("to"),
-            sender=fields.get("from"),
-            text=fields.get("text"),
-            params={key: value for key, value in fields.items() if key not in _MESSAGE_FIELDS},
-            accepted=answer.accepted,
-            code=answer.code,
-            message_id=answer.message_id,
-            parts=answer.parts,
+            PROVIDER, SEND, answer, to=fields.get("to"), sender=fields.get("from"), text=fields.get("text"), params=params
         )
-        return await _respond(answer, rule)
+        return await respond(answer, rule)
 
     async def _report(self, request: Request) -> Response:
         rule = self._faults.take(PROVIDER, REPORT, None, _TRANSPORT_KINDS)
-        answer = _preempt(rule) or self._authenticate(request) or self._delivery_report(request.path_params["id"])
-        return await _respond(answer, rule)
+        answer = preempt(rule, error) or self._authenticate(request) or self._delivery_report(request.path_params["id"])
+        return await respond(answer, rule)
 
     async def _balance_endpoint(self, request: Request) -> Response:
         rule = self._faults.take(PROVIDER, BALANCE, None, _TRANSPORT_KINDS)
-        answer = _preempt(rule) or self._authenticate(request) or Answer(200, self._balance_body(), OK)
-        return await _respond(answer, rule)
+        answer = preempt(rule, error) or self._authenticate(request) or Answer(200, self._balance_body(), OK)
+        return await respond(answer, rule)
 
     def _authenticate(self, request: Request) -> Answer | None:
         key = request.headers.get("x-api-key")
@@ -187,12 +156,11 @@ class DtA2p:
         refusal = self._refusal(to, sender)
         if refusal is not None:
             return replace(refusal, parts=parts)
-        final = Status(rule.params["status"]) if rule is not None and rule.fault is FaultKind.FINAL_STATUS else Status.DELIVERED
-        message = self._messages.accept(VALIDITY_MINUTES, None, final)
+        message = self._messages.accept(VALIDITY_MINUTES, None, final_status(rule))
         submission = Submission(to, sender, parts, cost, self._messages.now())
         self._submissions[message.id] = submission
         body = {**_describe(message, submission, Status.QUEUED), **self._balance_body()}
-        return Answer(201, body, OK, accepted=True, message_id=message.id, parts=parts)
+        return Answer(201, body, OK, message_id=message.id, parts=parts)
 
     def _refusal(self, to: str, sender: str) -> Answer | None:
         """A wrong recipient, an unverified sender, or an alphanumeric sender to a country that
@@ -226,30 +194,9 @@ def _describe(message: Message, submission: Submission, status: Status) -> dict[
         "parts": submission.parts,
         "cost": float(submission.cost),
         "currency": CURRENCY,
-        "created_at": _iso(submission.created_at),
-        "delivered_at": _iso(message.final_at) if status is Status.DELIVERED else None,
+        "created_at": utc_timestamp(submission.created_at, "milliseconds"),
+        "delivered_at": utc_timestamp(message.final_at, "milliseconds") if status is Status.DELIVERED else None,
     }
-
-
-def _preempt(rule: FaultRule | None) -> Answer | None:
-    """The answer an ``http_status`` or ``error_code`` rule puts in place of the API's own."""
-    if rule is None:
-        return None
-    if rule.fault is FaultKind.HTTP_STATUS:
-        status = rule.params["status"]
-        return Answer(status, None, f"HTTP_{status}")
-    if rule.fault is FaultKind.ERROR_CODE:
-        return error(rule.params["code"], rule.params.get("description"))
-    return None
-
-
-async def _respond(answer: Answer, rule: FaultRule | None) -> Response:
-    # The work is done (and recorded) before the hold, as a slow provider would have it.
-    if rule is not None and rule.delay:
-        await asyncio.sleep(rule.delay)
-    if answer.body is None:
-        return http_error(answer.status)
-    return JSONResponse(answer.body, status_code=answer.status)
 
 
 def _field(body: dict[str, Any], name: str) -> str:
@@ -270,7 +217,3 @@ def _country(number: str) -> str | None:
     except phonenumbers.NumberParseException:
         return None
     return phonenumbers.region_code_for_number(parsed) if phonenumbers.is_valid_number(parsed) else None
-
-
-def _iso(moment: float) -> str:
-    return datetime.fromtimestamp(moment, timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")

@@ -2,22 +2,21 @@
 
 from __future__ import annotations
 
-import asyncio
 import itertools
-import json
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import replace
 from datetime import datetime
 from typing import Any, Final
 from zoneinfo import ZoneInfo
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
 from sms_worker.clock import Clock
-from sms_worker.sandbox.faults import ALL_KINDS, FaultEngine, FaultKind, FaultRule, http_error
+from sms_worker.sandbox.answers import Answer, ErrorTable, json_body, preempt, respond
+from sms_worker.sandbox.faults import ALL_KINDS, FaultEngine, FaultKind, FaultRule
 from sms_worker.sandbox.lifecycle import MessageStore
 from sms_worker.sandbox.recorder import Recorder
 from sms_worker.sandbox.session_key.orders import (
@@ -49,31 +48,15 @@ _NOT_SEND_KINDS: Final = ALL_KINDS - {FaultKind.FINAL_STATUS}
 _PREEMPTING: Final = frozenset({FaultKind.HTTP_STATUS, FaultKind.SESSION_LOSS, FaultKind.ERROR_CODE})
 
 
-@dataclass(frozen=True, slots=True)
-class Answer:
-    """One response (a JSON object, plain text, or None for a bare fault status) and what to log."""
-
-    status: int
-    body: dict[str, Any] | str | None
-    code: str
-    order_id: str | None = None
-    parts: int | None = None
-
-    def response(self) -> Response:
-        if self.body is None:
-            return http_error(self.status)
-        if isinstance(self.body, str):
-            return PlainTextResponse(self.body, status_code=self.status)
-        return JSONResponse(self.body, status_code=self.status)
+_errors: Final = ErrorTable(ERRORS, lambda code, message: {"result": "KO", "code": code, "message": message})
 
 
 def error(code: str, message: str | None = None, recipients: list[str] | None = None) -> Answer:
     """The gateway's error body; a code it does not know (from a fault rule) is a 400."""
-    status, default = ERRORS.get(code, (400, f"Sandbox fault: {code}"))
-    body: dict[str, Any] = {"result": "KO", "code": code, "message": message or default}
+    answer = _errors(code, message)
     if recipients:
-        body["recipients"] = recipients
-    return Answer(status, body, code)
+        answer = replace(answer, body={**answer.body, "recipients": recipients})
+    return answer
 
 
 class SessionKey:
@@ -116,10 +99,7 @@ class SessionKey:
         async def endpoint(request: Request) -> Response:
             rule = self._faults.take(PROVIDER, name, None, kinds)
             answer = (self._preempt(rule, None) if rule is not None else None) or handler(request)
-            # The work is done before the hold, as a slow provider would have it.
-            if rule is not None and rule.delay:
-                await asyncio.sleep(rule.delay)
-            return answer.response()
+            return await respond(answer, rule)
 
         return endpoint
 
@@ -156,10 +136,7 @@ class SessionKey:
     # -- POST /sms ----------------------------------------------------------------------------
 
     async def _send(self, request: Request) -> Response:
-        try:
-            body = json.loads(await request.body())
-        except ValueError:
-            body = None
+        body = await json_body(request)
         recipients = recipients_of(body)
         drawn = self._draw(recipients)
         blocking = next(((number, rule) for number, rule in drawn if rule.fault in _PREEMPTING), None)
@@ -169,10 +146,7 @@ class SessionKey:
             finals = {number: Status(rule.params["status"]) for number, rule in drawn if rule.fault is FaultKind.FINAL_STATUS}
             answer = self._admit(request) or self._accept(body, finals)
         self._record(body, recipients, answer)
-        delay = max((rule.delay for _, rule in drawn), default=0.0)
-        if delay:
-            await asyncio.sleep(delay)
-        return answer.response()
+        return await respond(answer, *(rule for _, rule in drawn))
 
     def _draw(self, recipients: list[str]) -> list[tuple[str | None, FaultRule]]:
         """The rules this order meets: one for the order, then one per recipient a rule names.
@@ -206,7 +180,7 @@ class SessionKey:
             return error(exc.code, exc.message, exc.recipients)
         if order.cost > self._credits:
             refusal = error("NOT_ENOUGH_CREDITS", f"The order needs {order.cost} credits, {self._credits} left")
-            return Answer(refusal.status, refusal.body, refusal.code, parts=order.parts)
+            return replace(refusal, parts=order.parts)
         self._credits -= order.cost
         order_id = str(uuid.uuid4())
         default = finals.get(None, Status.DELIVERED)
@@ -222,30 +196,23 @@ class SessionKey:
         }
         if order.return_credits:
             answer["remaining_credits"] = self._credits
-        return Answer(201, answer, "OK", order_id=order_id, parts=order.parts)
+        return Answer(201, answer, "OK", message_id=order_id, parts=order.parts)
 
     def _record(self, body: Any, recipients: list[str], answer: Answer) -> None:
-        """One entry per recipient (one with ``to`` null if none could be read), secrets never."""
+        """One entry per recipient (one with ``to`` null if none could be read), secrets never.
+        An accepted order's ``message_id`` is its order id; each entry's is ``<order_id>:<recipient>``."""
         fields = body if isinstance(body, dict) else {}
         params = {
-            "order_id": answer.order_id,
+            "order_id": answer.message_id,
             "recipient_count": len(recipients),
             "message_type": fields.get("message_type"),
             "returnCredits": fields.get("returnCredits"),
             "scheduled_delivery_time": fields.get("scheduled_delivery_time"),
         }
         for number in recipients or [None]:
+            entry = replace(answer, message_id=f"{answer.message_id}:{number}") if answer.accepted else answer
             self._recorder.record(
-                provider=PROVIDER,
-                endpoint=SMS,
-                to=number,
-                sender=fields.get("sender"),
-                text=fields.get("message"),
-                params=params,
-                accepted=answer.order_id is not None,
-                code=answer.code,
-                message_id=f"{answer.order_id}:{number}" if answer.order_id is not None else None,
-                parts=answer.parts,
+                PROVIDER, SMS, entry, to=number, sender=fields.get("sender"), text=fields.get("message"), params=params
             )
 
     # -- shared ----------------------------------------------------------------------------------
@@ -262,15 +229,14 @@ class SessionKey:
         return None
 
     def _preempt(self, rule: FaultRule, recipient: str | None) -> Answer | None:
-        """The answer a fault rule puts in place of the call's own, if it does."""
-        if rule.fault is FaultKind.HTTP_STATUS:
-            status = rule.params["status"]
-            return Answer(status, None, f"HTTP_{status}")
+        """The answer a fault rule puts in place of the call's own, if it does; an
+        ``INVALID_RECIPIENT`` rule drawn for one recipient names that one as refused."""
         if rule.fault is FaultKind.SESSION_LOSS:
             self._sessions.clear()
             return error("UNAUTHORIZED")
-        if rule.fault is FaultKind.ERROR_CODE:
-            code = rule.params["code"]
+
+        def refusal(code: str, description: str | None) -> Answer:
             refused = [recipient] if recipient is not None and code == "INVALID_RECIPIENT" else None
-            return error(code, rule.params.get("description"), refused)
-        return None
+            return error(code, description, refused)
+
+        return preempt(rule, refusal)

@@ -3,13 +3,10 @@ checks the key, records sends and holds slow answers."""
 
 from __future__ import annotations
 
-import asyncio
 import itertools
-import json
 import re
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from datetime import datetime, timezone
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Any, Final
 from urllib.parse import urlsplit
@@ -19,7 +16,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from sms_worker.clock import Clock
-from sms_worker.sandbox.faults import FaultEngine, FaultKind, FaultRule, http_error
+from sms_worker.sandbox.answers import Answer, json_body, preempt, respond, utc_timestamp
+from sms_worker.sandbox.faults import FaultEngine, FaultKind, FaultRule, final_status
 from sms_worker.sandbox.lifecycle import FIRST_MESSAGE_ID, Message, MessageStore
 from sms_worker.sandbox.recorder import Recorder
 from sms_worker.sandbox.settings import SandboxSettings
@@ -37,10 +35,9 @@ from sms_worker.sandbox.telefoon.vocabulary import (
     PROGRESS,
     TO_REQUIRED,
     WORDS,
-    error_body,
+    error,
 )
 from sms_worker.sandbox.telekom_sk.parts import count_parts
-from sms_worker.status import Status
 
 PROVIDER: Final = "telefoon"
 API: Final = "/v1/sms"
@@ -79,24 +76,6 @@ class Record:
     """None for an inbound message, which stays ``received``."""
 
 
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    """One answer (a JSON body, no body, or a bare HTTP error) and what the send log needs."""
-
-    status: int
-    body: dict[str, Any] | None
-    code: str
-    bare: bool = False
-    record: Record | None = None
-
-    def response(self) -> Response:
-        if self.bare:
-            return http_error(self.status)
-        if self.body is None:
-            return Response(status_code=self.status)
-        return JSONResponse(self.body, status_code=self.status)
-
-
 class Refusal(Exception):
     """Raised anywhere in a handler: the request is answered with this Telefoon error."""
 
@@ -104,12 +83,11 @@ class Refusal(Exception):
         super().__init__(message or ERRORS[code][1])
         self.code, self.message = code, message
 
-    def outcome(self) -> Outcome:
-        status, body = error_body(self.code, self.message)
-        return Outcome(status, body, str(self.code))
+    def answer(self) -> Answer:
+        return error(self.code, self.message)
 
 
-Handler = Callable[[Request, Any, FaultRule | None], Outcome]
+Handler = Callable[[Request, Any, FaultRule | None], Answer]
 
 
 class Telefoon:
@@ -143,34 +121,30 @@ class Telefoon:
         kinds = _SEND_KINDS if endpoint == SEND else _KINDS
 
         async def serve(request: Request) -> Response:
-            body = await _json(request) if endpoint == SEND else None
+            body = await json_body(request) if endpoint == SEND else None
             rule = self._faults.take(PROVIDER, endpoint, body.get("to") if isinstance(body, dict) else None, kinds)
             try:
-                outcome = _preempt(rule) or self._authenticate(request) or handler(request, body, rule)
+                answer = preempt(rule, _fault_error) or self._authenticate(request) or handler(request, body, rule)
             except Refusal as refusal:
-                outcome = refusal.outcome()
+                answer = refusal.answer()
             if endpoint == SEND:
-                self._record(body, outcome)
-            # The work is done (and recorded) before the hold, as a slow provider would have it.
-            if rule is not None and rule.delay:
-                await asyncio.sleep(rule.delay)
-            return outcome.response()
+                self._record(body, answer)
+            return await respond(answer, rule)
 
         return serve
 
-    def _authenticate(self, request: Request) -> Outcome | None:
+    def _authenticate(self, request: Request) -> Answer | None:
         if request.headers.get("x-api-key") in self._keys:
             return None
-        return Refusal(AUTHENTICATION_FAILED).outcome()
+        return Refusal(AUTHENTICATION_FAILED).answer()
 
-    def _send(self, request: Request, body: Any, rule: FaultRule | None) -> Outcome:
+    def _send(self, request: Request, body: Any, rule: FaultRule | None) -> Answer:
         _check_send(body)
-        final = Status(rule.params["status"]) if rule is not None and rule.fault is FaultKind.FINAL_STATUS else Status.DELIVERED
-        lifecycle = self._store.accept(VALIDITY_MINUTES, None, final)
+        lifecycle = self._store.accept(VALIDITY_MINUTES, None, final_status(rule))
         record = self._keep(f"{OUTBOUND_PREFIX}{lifecycle.id}", "outbound", body, lifecycle)
-        return Outcome(201, self._render(record), "OK", record=record)
+        return Answer(201, self._render(record), "OK", message_id=record.id, parts=record.segments)
 
-    def _list(self, request: Request, body: Any, rule: FaultRule | None) -> Outcome:
+    def _list(self, request: Request, body: Any, rule: FaultRule | None) -> Answer:
         query = request.query_params
         direction, status = _choice(query.get("direction"), "direction", DIRECTIONS), _choice(query.get("status"), "status", STATUSES)
         page = _integer(query.get("page"), "page", default=1, high=None)
@@ -178,18 +152,18 @@ class Telefoon:
         rendered = (self._render(r) for r in self._records.values() if direction in (None, r.direction))
         matching = [m for m in rendered if status in (None, m["status"])]
         start = (page - 1) * page_size
-        return Outcome(200, {"messages": matching[start : start + page_size], "total": len(matching)}, "OK")
+        return Answer(200, {"messages": matching[start : start + page_size], "total": len(matching)}, "OK")
 
-    def _get(self, request: Request, body: Any, rule: FaultRule | None) -> Outcome:
-        return Outcome(200, self._render(self._find(request)), "OK")
+    def _get(self, request: Request, body: Any, rule: FaultRule | None) -> Answer:
+        return Answer(200, self._render(self._find(request)), "OK")
 
-    def _delete(self, request: Request, body: Any, rule: FaultRule | None) -> Outcome:
+    def _delete(self, request: Request, body: Any, rule: FaultRule | None) -> Answer:
         del self._records[self._find(request).id]
-        return Outcome(204, None, "OK")
+        return Answer(204, None, "OK")
 
     async def _inbound(self, request: Request) -> Response:
         """Sandbox only, not Telefoon's: make a number "reply", so inbound listing can be tried."""
-        body = await _json(request)
+        body = await json_body(request)
         if not isinstance(body, dict) or not all(isinstance(body.get(name), str) for name in ("from", "to")):
             return JSONResponse({"error": "body must be a JSON object with string from and to"}, status_code=400)
         record = self._keep(f"{INBOUND_PREFIX}{next(self._inbound_ids)}", "inbound", body, None)
@@ -221,45 +195,29 @@ class Telefoon:
             "num_segments": record.segments,
             "price": str(PRICE_PER_SEGMENT * record.segments),
             "price_unit": PRICE_UNIT,
-            "date_created": _rfc3339(record.created),
+            "date_created": utc_timestamp(record.created, "seconds"),
         }
         if record.lifecycle is not None and word in ("sent", "delivered", "undelivered"):
-            message["date_sent"] = _rfc3339(record.lifecycle.sent_at)
+            message["date_sent"] = utc_timestamp(record.lifecycle.sent_at, "seconds")
         if error_code is not None:
             message["error_code"] = error_code
             message["error_message"] = ERRORS[error_code][1]
         return message
 
-    def _record(self, body: Any, outcome: Outcome) -> None:
+    def _record(self, body: Any, answer: Answer) -> None:
         fields = body if isinstance(body, dict) else {}
+        params = {name: fields[name] for name in _RECORDED_PARAMS if name in fields}
         self._recorder.record(
-            provider=PROVIDER,
-            endpoint=SEND,
-            to=fields.get("to"),
-            sender=fields.get("from"),
-            text=fields.get("body"),
-            params={name: fields[name] for name in _RECORDED_PARAMS if name in fields},
-            accepted=outcome.record is not None,
-            code=outcome.code,
-            message_id=outcome.record.id if outcome.record else None,
-            parts=outcome.record.segments if outcome.record else None,
+            PROVIDER, SEND, answer, to=fields.get("to"), sender=fields.get("from"), text=fields.get("body"), params=params
         )
 
 
-def _preempt(rule: FaultRule | None) -> Outcome | None:
-    """The answer a fault rule puts in place of the operation's own, if it does."""
-    if rule is None:
-        return None
-    if rule.fault is FaultKind.HTTP_STATUS:
-        status = rule.params["status"]
-        return Outcome(status, None, f"HTTP_{status}", bare=True)
-    if rule.fault is FaultKind.ERROR_CODE:
-        code = rule.params["code"]
-        if not _DIGITS.fullmatch(code):
-            return Refusal(INVALID_REQUEST, f"Sandbox fault: {code!r} is not a Telefoon error code (an integer)").outcome()
-        status, body = error_body(int(code), rule.params.get("description"))
-        return Outcome(status, body, code)
-    return None
+def _fault_error(code: str, description: str | None) -> Answer:
+    """An ``error_code`` rule's answer; its code must be a Telefoon code (an integer), and is
+    logged as the rule spells it."""
+    if not _DIGITS.fullmatch(code):
+        return Refusal(INVALID_REQUEST, f"Sandbox fault: {code!r} is not a Telefoon error code (an integer)").answer()
+    return replace(error(int(code), description), code=code)
 
 
 def _check_send(body: Any) -> None:
@@ -312,15 +270,3 @@ def _integer(value: str | None, name: str, default: int, high: int | None) -> in
         bound = f"from 1 to {high}" if high is not None else "of at least 1"
         raise Refusal(INVALID_REQUEST, f"Parameter '{name}' must be an integer {bound}")
     return int(value)
-
-
-async def _json(request: Request) -> Any:
-    """The request body as JSON, or None when it is not JSON (refused by the handler)."""
-    try:
-        return json.loads(await request.body())
-    except ValueError:
-        return None
-
-
-def _rfc3339(moment: float) -> str:
-    return datetime.fromtimestamp(moment, timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Final
 
+from sms_worker.sandbox.answers import ErrorTable
 from sms_worker.status import Status
 
 # Request errors: code -> (HTTP status, error_message). Assumed, modelled on Twilio's codes.
@@ -61,8 +62,9 @@ WORDS: Final[dict[Status, tuple[str, int | None]]] = {
 OTHER_FINAL: Final = ("failed", UNKNOWN_ERROR)
 """Any other canonical final status a fault names (DELETED, UNKNOWN, ERROR...)."""
 
-
-def error_body(code: int, message: str | None = None) -> tuple[int, dict[str, object]]:
-    """The HTTP status and JSON body of an error; a code outside the table answers 400."""
-    status, text = ERRORS.get(code, (400, f"Sandbox fault: error {code}"))
-    return status, {"error_code": code, "error_message": message or text}
+error: Final = ErrorTable(
+    ERRORS,
+    lambda code, message: {"error_code": code, "error_message": message},
+    unknown=lambda code: f"Sandbox fault: error {code}",
+)
+"""An error answer with its HTTP status and JSON body; a code outside the table answers 400."""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -14,7 +13,8 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from sms_worker.clock import Clock
-from sms_worker.sandbox.faults import ALL_KINDS, FaultEngine, FaultKind, FaultRule, http_error
+from sms_worker.sandbox.answers import hold
+from sms_worker.sandbox.faults import ALL_KINDS, FaultEngine, FaultKind, FaultRule, final_status, http_error
 from sms_worker.sandbox.recorder import Recorder
 from sms_worker.sandbox.settings import SandboxSettings
 from sms_worker.sandbox.telekom_sk.codec import Codec, CodecError, JsonCodec, XmlCodec
@@ -120,9 +120,7 @@ class TelekomSk:
                 outcome = self._preempt(name, call) or handler(call)
             if name == SEND:
                 self._record(params, outcome)
-            # The work is done (and recorded) before the hold, as a slow provider would have it.
-            if rule is not None and rule.delay:
-                await asyncio.sleep(rule.delay)
+            await hold(rule)
             if outcome.http_status != 200:
                 return http_error(outcome.http_status)
             return codec.write(name, outcome.body)
@@ -199,12 +197,7 @@ class TelekomSk:
                 "parts": parts,
             }
             return Outcome(success(message_count=1, messages=[refusal]), code, parts=parts)
-        final = (
-            Status(rule.params["status"])
-            if rule is not None and rule.fault is FaultKind.FINAL_STATUS
-            else Status.DELIVERED
-        )
-        message = self._messages.accept(request.validity, request.delivery_time, final)
+        message = self._messages.accept(request.validity, request.delivery_time, final_status(rule))
         entry = {"status": "success", "code": OK, "description": "", "message_id": message.id, "parts": parts}
         return Outcome(
             success(message_count=1, messages=[entry]), OK, accepted=True, message_id=message.id, parts=parts
@@ -255,17 +248,9 @@ class TelekomSk:
         return Outcome(success(exists=operator is not None, operator=operator or ""), OK)
 
     def _record(self, params: dict[str, Any], outcome: Outcome) -> None:
+        recorded = {key: value for key, value in params.items() if key not in _NOT_RECORDED_PARAMS}
         self._recorder.record(
-            provider=PROVIDER,
-            endpoint=SEND,
-            to=params.get("to"),
-            sender=params.get("from"),
-            text=params.get("text"),
-            params={key: value for key, value in params.items() if key not in _NOT_RECORDED_PARAMS},
-            accepted=outcome.accepted,
-            code=outcome.code,
-            message_id=outcome.message_id,
-            parts=outcome.parts,
+            PROVIDER, SEND, outcome, to=params.get("to"), sender=params.get("from"), text=params.get("text"), params=recorded
         )
 
 
