@@ -203,6 +203,18 @@ def test_delivery_status_is_reconciled_by_polling(runtime, sandbox, clock):
     assert found["events"][-1]["provider_status"] == "DELIVERED"
 
 
+def test_one_poll_goes_round_after_round_while_checks_are_due_and_time_is_left(runtime, sandbox, clock):
+    send_many([{"to": RECIPIENT, "text": f"track {n}"} for n in range(7)], runtime=runtime)
+    dispatch_batch(runtime)
+    time.sleep(0.8)
+    clock.advance(2)
+
+    assert poll_statuses(runtime, limit=3).checked == 3, "no budget: one round"
+    report = poll_statuses(runtime, limit=3, budget_seconds=30)
+
+    assert (report.checked, report.changed) == (4, 4)
+
+
 def test_a_retry_that_comes_due_after_the_window_is_not_sent(runtime, sandbox, clock):
     sandbox.add_fault(endpoint="send_message", fault="http_status", status=503)
     message_id = send_sms(RECIPIENT, "stopped scheduler", runtime=runtime)

@@ -6,6 +6,7 @@ and a message with no final status long after its validity ends is marked ``UNKN
 
 from __future__ import annotations
 
+import time
 from concurrent.futures import wait
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -31,8 +32,21 @@ class PollReport:
     errors: int = 0
 
 
-def poll_statuses(rt: Runtime, limit: int = 200) -> PollReport:
-    """Check the accepted messages whose next check is due."""
+def poll_statuses(rt: Runtime, limit: int = 200, budget_seconds: float = 0.0) -> PollReport:
+    """Check the accepted messages whose next check is due, ``limit`` at a time, round after
+    round while a full round was due and ``budget_seconds`` are not spent, so receipts keep up
+    with a dispatch rate far above ``limit`` per poll interval."""
+    total = PollReport()
+    deadline = time.monotonic() + budget_seconds
+    while True:
+        report = _poll_round(rt, limit)
+        for name in ("checked", "changed", "final", "errors"):
+            setattr(total, name, getattr(total, name) + getattr(report, name))
+        if report.checked < limit or time.monotonic() >= deadline:
+            return total
+
+
+def _poll_round(rt: Runtime, limit: int) -> PollReport:
     now = rt.clock.now()
     statement = (
         select(MESSAGES.c.id, MESSAGES.c.provider, MESSAGES.c.provider_message_id, MESSAGES.c.last_attempt_at, MESSAGES.c.valid_until)

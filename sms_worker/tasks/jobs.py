@@ -23,4 +23,5 @@ def sweep() -> dict[str, int]:
 
 @celery_app.task(name="sms_worker.poll_statuses")
 def poll_statuses() -> dict[str, int]:
-    return asdict(poll_due_statuses(process_runtime()))
+    rt = process_runtime()
+    return asdict(poll_due_statuses(rt, budget_seconds=rt.settings.poll_interval_seconds))
