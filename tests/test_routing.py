@@ -12,7 +12,7 @@ import pytest
 
 from sms_worker.providers.accounts import ProvidersFileError, parse_providers
 from sms_worker.routing import Breaker, Router
-from sms_worker.routing.router import sender_refusal
+from sms_worker.routing.router import country_of, sender_refusal
 
 EXAMPLE = Path(__file__).parent.parent / "providers.example.toml"
 ENVIRON = {"SMS_WORKER_SESSION_KEY_PASSWORD": "sandbox-pass"}
@@ -137,3 +137,12 @@ def test_answers_that_arrive_while_open_do_not_close_it(redis_client):
 
     assert b.record([False] * 3) == ("open", False)
     assert b.admit() == 0
+
+
+@pytest.mark.parametrize(
+    ("number", "country"),
+    [("+421901234567", "SK"), ("+4915112345678", "DE"), ("+12125551234", "US"), ("+14165551234", "CA"),
+     ("+77012345678", "KZ"), ("+79161234567", "RU"), ("+80012345678", None), ("+999123", None), ("not a number", None)],
+)
+def test_the_destination_country_comes_from_the_number_even_where_countries_share_a_code(number, country):
+    assert country_of(number) == country
