@@ -83,6 +83,10 @@ MAX_RECIPIENTS_LIMIT: Final = 1000
 DEFAULT_TIMEZONE: Final = "Europe/Rome"
 TIME_FORMAT: Final = "%Y%m%d%H%M%S"
 RELOGIN_AFTER_IDLE: Final = 4 * 60
+ORDER_ANSWER_TTL: Final = 1.0
+"""Seconds an order's status answer serves its other recipients' checks: the poller checks the
+recipients of one order together, and one ``GET /sms/{order_id}`` answers for all of them."""
+ORDER_ANSWER_CACHE: Final = 256
 """Log in again before a call rather than meet the gateway's 5 minutes of inactivity."""
 
 BAD_CREDENTIALS: Final = "BAD_CREDENTIALS"
@@ -183,6 +187,7 @@ class SessionKeyProvider:
         self._lock = threading.Lock()
         self._session: Session | None = None
         self._last_used = 0.0
+        self._order_answers: dict[str, tuple[float, dict[str, Any]]] = {}
 
     # -- sending --------------------------------------------------------------------------
 
@@ -268,12 +273,25 @@ class SessionKeyProvider:
         order_id, _, recipient = provider_message_id.rpartition(":")
         if not order_id or not recipient:
             raise ProviderError(ErrorKind.PERMANENT, "BAD_MESSAGE_ID", f"not <order_id>:<recipient>: {provider_message_id!r}")
-        answer = json_object(self._call("GET", f"/sms/{quote(order_id, safe='')}"))
+        answer = self._order_answer(order_id)
         wanted = phone_key(recipient)
         for entry in answer.get("recipients") or []:
             if isinstance(entry, dict) and phone_key(str(entry.get("destination", ""))) == wanted:
                 return self._report(provider_message_id, entry)
         raise ProviderError(ErrorKind.PERMANENT, "RECIPIENT_NOT_FOUND", f"order {order_id} has no such recipient", status=Status.UNKNOWN)
+
+    def _order_answer(self, order_id: str) -> dict[str, Any]:
+        now = self._monotonic()
+        with self._lock:
+            cached = self._order_answers.get(order_id)
+        if cached is not None and now - cached[0] < ORDER_ANSWER_TTL:
+            return cached[1]
+        answer = json_object(self._call("GET", f"/sms/{quote(order_id, safe='')}"))
+        with self._lock:
+            if len(self._order_answers) >= ORDER_ANSWER_CACHE:
+                self._order_answers = {key: value for key, value in self._order_answers.items() if now - value[0] < ORDER_ANSWER_TTL}
+            self._order_answers[order_id] = (now, answer)
+        return answer
 
     def parse_callback(self, body: bytes, content_type: str) -> list[StatusReport]:
         try:
