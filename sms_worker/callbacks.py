@@ -43,15 +43,17 @@ def create_callback_app(rt: Runtime) -> Starlette:
     async def receive(request: Request) -> JSONResponse:
         account = request.path_params["account"]
         token = rt.settings.callback_token
-        if token is not None and not hmac.compare_digest(request.query_params.get("token", ""), token.get_secret_value()):
+        if token is not None and not hmac.compare_digest(request.query_params.get("token", "").encode(), token.get_secret_value().encode()):
             return _error(403, "token", "missing or wrong")
         if account not in rt.accounts:
             return _error(404, "account", f"{account!r} is not a configured account")
-        body = await request.body()
-        if len(body) > MAX_BODY:
-            return _error(413, "body", f"larger than {MAX_BODY} bytes")
+        body = bytearray()
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > MAX_BODY:
+                return _error(413, "body", f"larger than {MAX_BODY} bytes")
         try:
-            reports = rt.accounts[account].provider.parse_callback(body, request.headers.get("content-type", ""))
+            reports = rt.accounts[account].provider.parse_callback(bytes(body), request.headers.get("content-type", ""))
         except ValueError as error:
             return _error(400, "body", str(error))
         if not reports:

@@ -31,6 +31,11 @@ class Settings(BaseSettings):
     max_retries: int = Field(5, ge=0, le=20)
     retry_window_seconds: int = Field(3600, ge=1)
     retry_backoff_seconds: tuple[float, ...] = Field((30, 120, 300, 900, 1800), min_length=1)
+    retry_ambiguous: str = Field(
+        "same-account",
+        pattern="^(same-account|never)$",
+        description="After a timeout or an unreadable answer the provider may have the message: retry it on that account only, or never (UNKNOWN).",
+    )
 
     lease_seconds: int = Field(300, ge=1, description="How long a claim may stay unanswered before the sweep resolves it.")
     stale_queued_seconds: int = Field(600, ge=1, description="A queued message untouched this long is re-queued.")

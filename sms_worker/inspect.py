@@ -84,4 +84,6 @@ def check_accounts(rt: "Runtime", names: list[str] | None = None) -> list[dict[s
         except ProviderError as error:
             scope = "account-wide " if error.account_wide else ""
             results.append({"name": name, "ok": False, "detail": f"{scope}{error.kind.value} error {error.code}: {error.text}"})
+        except Exception as error:  # noqa: BLE001 - one broken account must not hide the others' results
+            results.append({"name": name, "ok": False, "detail": f"{type(error).__name__}: {error}"})
     return results

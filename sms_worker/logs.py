@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import logging
+import re
+
+_PHONE_LIKE = re.compile(r"\+?\d{8,15}")
 
 
 def mask_phone(number: str | None) -> str:
@@ -12,6 +15,11 @@ def mask_phone(number: str | None) -> str:
     if len(number) <= 7:
         return "*" * len(number)
     return f"{number[:6]}{'*' * (len(number) - 9)}{number[-3:]}"
+
+
+def mask_numbers(text: str) -> str:
+    """Mask every phone-like run of digits in free text (a provider's error message may quote the number)."""
+    return _PHONE_LIKE.sub(lambda match: mask_phone(match.group()), text)
 
 
 def get_logger(name: str) -> logging.Logger:

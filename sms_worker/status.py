@@ -38,3 +38,11 @@ even where it reads like one of sms_worker's stages (``ERROR``: the provider is 
 FINAL_VALUES = sorted(s.value for s in FINAL)
 CLAIMABLE_VALUES = sorted(s.value for s in CLAIMABLE)
 NON_FINAL_VALUES = sorted(s.value for s in Status if s not in FINAL)
+
+_PROGRESS = {Status.SCHEDULED: 0, Status.QUEUED: 1, Status.IN_GROUP: 1, Status.ERROR: 1, Status.SENDING: 2, Status.SENT: 3}
+
+
+def progress(status: str) -> int:
+    """How far along a message the provider has is: a report never moves it back (a late
+    QUEUED callback after SENT), and a final status is furthest of all."""
+    return 9 if status in FINAL_VALUES else _PROGRESS.get(Status(status), 0)

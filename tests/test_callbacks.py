@@ -58,6 +58,14 @@ def test_a_delivery_callback_marks_the_message_delivered_and_a_late_one_cannot_u
     assert row(runtime, accepted)["status"] == "DELIVERED"
 
 
+def test_a_late_callback_never_moves_a_message_back(runtime, accepted):
+    provider_id = row(runtime, accepted)["provider_message_id"]
+
+    assert post(runtime, "telekom-sk", TELEKOM_SK_CALLBACK % ("SENT", provider_id)).json()["changed"] == 1
+    assert post(runtime, "telekom-sk", TELEKOM_SK_CALLBACK % ("QUEUED", provider_id)).json()["changed"] == 0
+    assert row(runtime, accepted)["status"] == "SENT"
+
+
 def test_a_callback_for_an_unknown_message_is_counted_not_applied(runtime, accepted):
     response = post(runtime, "telekom-sk", TELEKOM_SK_CALLBACK % ("DELIVERED", 999999999))
 
@@ -87,5 +95,6 @@ def test_with_a_callback_token_set_only_requests_carrying_it_are_taken(runtime, 
 
     assert post(runtime, "telekom-sk", body).status_code == 403
     assert post(runtime, "telekom-sk", body, token="wrong").status_code == 403
+    assert post(runtime, "telekom-sk", body, token="sécret").status_code == 403
     assert post(runtime, "telekom-sk", body, token="s3cret").status_code == 200
     assert row(runtime, accepted)["status"] == "DELIVERED"

@@ -4,6 +4,7 @@ multi-recipient orders, through the real dispatcher, adapters and sandbox over H
 from __future__ import annotations
 
 import logging
+import random
 import time
 from collections import Counter
 from pathlib import Path
@@ -41,9 +42,10 @@ def multi_runtime(settings_for, redis_client, sandbox, tmp_path):
     """A runtime on the system clock (the breaker's cooldown runs on Redis time) with fast retries."""
     runtimes = []
 
-    def make(names: list[str], **options):
+    def make(names: list[str], settings: dict | None = None, **options):
         path = write_providers(tmp_path / "providers.toml", sandbox.url, names, **options)
-        settings = settings_for(providers_file=path, retry_backoff_seconds=(0.05, 0.1, 0.2, 0.4, 0.8), breaker_cooldown_seconds=0.5)
+        settings = settings_for(providers_file=path, retry_backoff_seconds=(0.05, 0.1, 0.2, 0.4, 0.8), breaker_cooldown_seconds=0.5,
+                                **(settings or {}))
         runtimes.append(build_runtime(settings, waker=NoWaker()))
         return runtimes[-1]
 
@@ -77,6 +79,7 @@ def statuses(rt) -> Counter:
 
 def test_when_one_account_fails_half_its_requests_its_breaker_opens_and_the_others_carry_the_load(multi_runtime, sandbox, caplog):
     rt = multi_runtime(["telekom-sk", "dt-a2p", "dexatel"])
+    random.seed(3)  # the sandbox runs in this process: its coin flips repeat run after run
     fault(sandbox, provider="dexatel", endpoint="send", fault="http_status", status=503, probability=0.5)
     n = 300
     send_many([{"to": f"+49151{i:08d}", "text": f"failover {i:04d}"} for i in range(n)], runtime=rt)
@@ -171,3 +174,65 @@ def test_a_retry_after_a_transient_fault_goes_to_the_next_account(multi_runtime,
         row = conn.execute(select(MESSAGES).where(MESSAGES.c.id == message_id)).one()
     assert (row.status, row.attempts, row.provider) == (Status.QUEUED.value, 2, accepted)
     assert rt.breaker(refused[0]).state().state == "closed"
+
+
+def first_account(rt, recipient: str, message_id) -> tuple[str, str]:
+    name = rt.router.candidates(recipient, message_id.bytes)[0]
+    return name, {"dexatel": "send", "telekom-sk": "send_message"}[name]
+
+
+def message_row(rt, message_id):
+    with rt.engine.connect() as conn:
+        return conn.execute(select(MESSAGES).where(MESSAGES.c.id == message_id)).one()
+
+
+def test_after_a_timeout_the_retry_stays_on_the_account_that_may_have_the_message(multi_runtime, sandbox):
+    rt = multi_runtime(["dexatel", "telekom-sk"], settings={"http_timeout_seconds": 0.3})
+    message_id = send_sms("+421901234567", "maybe delivered", runtime=rt)
+    first, endpoint = first_account(rt, "+421901234567", message_id)
+    fault(sandbox, provider=first, endpoint=endpoint, fault="timeout", seconds=1, times=1)
+
+    drain(rt)
+
+    assert {s["provider"] for s in sandbox.submissions()} == {first}, "never sent through the other account"
+    row = message_row(rt, message_id)
+    assert (row.status, row.attempts, row.requested_provider) == (Status.QUEUED.value, 2, first)
+
+
+def test_with_retry_ambiguous_never_a_timed_out_message_is_unknown_and_not_sent_again(multi_runtime, sandbox):
+    rt = multi_runtime(["dexatel", "telekom-sk"], settings={"http_timeout_seconds": 0.3, "retry_ambiguous": "never"})
+    message_id = send_sms("+421901234567", "maybe delivered", runtime=rt)
+    first, endpoint = first_account(rt, "+421901234567", message_id)
+    fault(sandbox, provider=first, endpoint=endpoint, fault="timeout", seconds=1, times=1)
+
+    drain(rt)
+
+    assert len(sandbox.submissions()) == 1
+    row = message_row(rt, message_id)
+    assert (row.status, row.error_code) == (Status.UNKNOWN.value, "TIMEOUT")
+    assert "may have the message" in row.error_text
+
+
+def test_a_failed_multi_recipient_order_counts_once_against_the_breaker(multi_runtime, sandbox):
+    rt = multi_runtime(["session-key"])
+    fault(sandbox, provider="session-key", endpoint="sms", fault="http_status", status=503, times=1)
+    send_many([{"to": f"+39349{i:07d}", "text": "one order"} for i in range(10)], runtime=rt)
+
+    promote_once(rt)
+    report = dispatch_batch(rt)
+
+    assert report.retrying == 10
+    state = rt.breaker("session-key").state()
+    assert (state.state, state.recent_failures, state.recent_calls) == ("closed", 1, 1)
+
+
+def test_a_message_naming_an_account_that_is_not_configured_is_denied(multi_runtime, sandbox):
+    rt = multi_runtime(["telekom-sk", "dexatel"])
+    message_id = send_sms("+421901234567", "to a gone account", provider="dexatel", runtime=rt)
+    rt.accounts.pop("dexatel")  # as after the providers file dropped it
+
+    drain(rt)
+
+    row = message_row(rt, message_id)
+    assert (row.status, row.error_code) == (Status.DENIED.value, "NO_ROUTE")
+    assert "'dexatel', which is not configured" in row.error_text

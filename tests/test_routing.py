@@ -10,9 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from sms_worker.numbers import country_of
 from sms_worker.providers.accounts import ProvidersFileError, parse_providers
 from sms_worker.routing import Breaker, Router
-from sms_worker.routing.router import country_of, sender_refusal
+from sms_worker.routing.router import sender_refusal
 
 EXAMPLE = Path(__file__).parent.parent / "providers.example.toml"
 ENVIRON = {"SMS_WORKER_SESSION_KEY_PASSWORD": "sandbox-pass"}
@@ -146,3 +147,24 @@ def test_answers_that_arrive_while_open_do_not_close_it(redis_client):
 )
 def test_the_destination_country_comes_from_the_number_even_where_countries_share_a_code(number, country):
     assert country_of(number) == country
+
+
+@pytest.mark.parametrize(
+    ("account", "key", "value", "message"),
+    [
+        ("dexatel", "rat", 5, "accounts.dexatel.rat: is not an option of type dexatel"),
+        ("session-key", "max_recipient", 1, "accounts.session-key.max_recipient: is not an option of type session-key"),
+        ("dexatel", "token", "x", "accounts.dexatel.token: type dexatel authenticates with api_key"),
+        ("session-key", "quality", "XL", "accounts.session-key: .*option 'quality' must be N"),
+    ],
+)
+def test_a_key_the_account_type_does_not_know_is_refused_naming_it(account, key, value, message):
+    import httpx
+
+    from sms_worker.providers.registry import build_accounts
+
+    document = example()
+    document["accounts"][account][key] = value
+
+    with httpx.Client() as client, pytest.raises(ProvidersFileError, match=message):
+        build_accounts(parse_providers(document, ENVIRON), client)

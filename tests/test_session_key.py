@@ -211,6 +211,21 @@ def test_a_recipient_refused_by_a_fault_rule_is_mapped_to_its_message(make_provi
     assert [p.body["recipient"] for p in posts(wire)] == [[A, B, C], [A, C]]
 
 
+def test_a_second_refusal_fails_only_the_numbers_it_names_and_the_rest_waits_for_a_retry(make_provider, wire, fake_sandbox):
+    add_fault(fake_sandbox, endpoint="sms", to=A, fault="error_code", code="INVALID_RECIPIENT", times=1)
+    add_fault(fake_sandbox, endpoint="sms", to=B, fault="error_code", code="INVALID_RECIPIENT")
+
+    outcomes = make_provider().send_many(messages(A, B, C, D))
+
+    assert [p.body["recipient"] for p in posts(wire)] == [[A, B, C, D], [B, C, D]]
+    assert [(o.kind, o.code) for o in outcomes] == [
+        (ErrorKind.PERMANENT, "INVALID_RECIPIENT"), (ErrorKind.PERMANENT, "INVALID_RECIPIENT"),
+        (ErrorKind.TRANSIENT, "ORDER_REFUSED"), (ErrorKind.TRANSIENT, "ORDER_REFUSED"),
+    ]
+    assert all(C not in o.text and D not in o.text and B not in outcomes[0].text for o in outcomes), "no message carries another's number"
+    assert not any(s["accepted"] for s in fake_sandbox.submissions())
+
+
 def test_a_scheduled_order_sends_the_documented_time_format(make_provider, wire, sandbox_clock):
     when = datetime(2031, 7, 1, 8, 30, 15, tzinfo=timezone.utc)
     provider = make_provider()
@@ -377,11 +392,11 @@ def test_parse_callback_reads_one_report_per_recipient(offline):
         "order_id": "o-1",
         "recipients": [
             {"destination": A, "status": "DLVRD", "delivery_date": "20300101130005"},
-            {"destination": B, "status": "TOOM4NUM", "delivery_date": None},
+            {"destination": B.lstrip("+"), "status": "TOOM4NUM", "delivery_date": None},
         ],
     }).encode()
 
-    delivered, denied = offline.parse_callback(body, "application/json")
+    delivered, denied = offline.parse_callback(body, "application/json")  # B spelled without "+": still B
 
     assert (delivered.provider_message_id, delivered.status) == (f"o-1:{A}", Status.DELIVERED)
     assert delivered.delivered_at == datetime(2030, 1, 1, 12, 0, 5, tzinfo=timezone.utc)

@@ -18,7 +18,7 @@ from sms_worker.dispatch.sql import MESSAGES, add_events, event, lock_rows, upda
 from sms_worker.providers.base import ErrorKind, ProviderError, StatusReport
 from sms_worker.runtime import Runtime
 from sms_worker.logs import get_logger
-from sms_worker.status import FINAL_VALUES, NON_FINAL_VALUES, Status
+from sms_worker.status import FINAL_VALUES, NON_FINAL_VALUES, Status, progress
 
 log = get_logger("receipts")
 RECEIPT_TIMEOUT = timedelta(days=3)
@@ -92,7 +92,7 @@ def apply_reports(rt: Runtime, results: list[tuple[Any, StatusReport | ProviderE
                 status, outcome = Status.UNKNOWN.value, StatusReport(row.provider_message_id, "NO_RECEIPT", Status.UNKNOWN)
             final = status in FINAL_VALUES
             change: dict[str, Any] = {"id": row.id, "next_check_at": None if final else next_check}
-            if isinstance(outcome, StatusReport) and status != was:
+            if isinstance(outcome, StatusReport) and status != was and progress(status) >= progress(was):
                 report.changed += 1
                 report.final += final
                 change.update(status=status, provider_status=outcome.provider_status)

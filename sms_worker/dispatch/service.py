@@ -18,12 +18,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import case, func, select, update
 
 from sms_worker.dispatch import inflight
 from sms_worker.dispatch.retry import GiveUp, RetryPolicy
 from sms_worker.dispatch.sql import MESSAGES, add_events, event, expire_unsent, lock_rows, update_each
-from sms_worker.logs import get_logger, mask_phone
+from sms_worker.logs import get_logger, mask_numbers, mask_phone
 from sms_worker.providers.base import Accepted, ErrorKind, OutboundMessage, ProviderError, SendOutcome
 from sms_worker.providers.pause import pause, paused_reason
 from sms_worker.queues.pointers import Pointer, keep_awake, pop_batch, pop_urgent, schedule
@@ -99,8 +99,8 @@ def dispatch_pointers(rt: Runtime, pointers: list[Pointer]) -> BatchReport:
     if not pointers:
         return report
     claimed = _prepare_or_reschedule(rt, pointers, report)
-    results = _send_all(rt, claimed, report)
-    _record_health(rt, results)
+    results, calls = _send_all(rt, claimed, report)
+    _record_health(rt, results, calls)
     _record(rt, results, report)
     return report
 
@@ -171,7 +171,7 @@ def _route(rt: Runtime, plan: _Plan, now: datetime) -> tuple[list[dict[str, Any]
 
     def available(name: str) -> bool:
         if name not in capacity:
-            capacity[name] = 0 if name not in rt.accounts or paused_reason(rt.redis, name) is not None else rt.breaker(name).admit()
+            capacity[name] = 0 if paused_reason(rt.redis, name) is not None else rt.breaker(name).admit()
         if capacity[name] == 0:
             return False
         capacity[name] -= capacity[name] > 0
@@ -184,14 +184,15 @@ def _route(rt: Runtime, plan: _Plan, now: datetime) -> tuple[list[dict[str, Any]
         names = [item["requested"]] if item["requested"] else rt.router.candidates(item["recipient"], item["id"].bytes)
         turn = item["attempts"] % len(names)
         names = names[turn:] + names[:turn]
-        allowed = [name for name in names if name in rt.accounts and rt.router.refusal(name, item["recipient"], item["sender"]) is None]
-        if not allowed and names and all(name in rt.accounts for name in names):
+        if item["requested"] and item["requested"] not in rt.accounts:
+            plan.unroutable[item["id"]] = f"it names account {item['requested']!r}, which is not configured ({', '.join(sorted(rt.accounts))})"
+            continue
+        allowed = [name for name in names if rt.router.refusal(name, item["recipient"], item["sender"]) is None]
+        if not allowed:
             plan.unroutable[item["id"]] = rt.router.refusal(names[0], item["recipient"], item["sender"]) or "no account"
             continue
         chosen = next((name for name in allowed if available(name)), None)
         if chosen is None:
-            if item["requested"] and item["requested"] not in rt.accounts:
-                log.error("no account %r is configured; message %s waits for it", item["requested"], item["id"])
             waiting.append((item["priority"], item["id"].hex, recheck))
             continue
         routed.append({**item, "provider": chosen})
@@ -256,28 +257,17 @@ _CLAIM_COLUMNS = [MESSAGES.c[name] for name in ("id", "recipient", "sender", "te
 
 
 def _claim(rt: Runtime, granted: list[dict[str, Any]], now: datetime) -> list[Claimed]:
+    """One statement for the whole batch, each row taking the account it was routed to: two
+    workers claiming overlapping batches lock rows in one statement each, never crosswise."""
     if not granted:
         return []
     lease_until = now + timedelta(seconds=rt.settings.lease_seconds)
-    by_account: dict[str, list[uuid.UUID]] = defaultdict(list)
-    for item in granted:
-        by_account[item["provider"]].append(item["id"])
-    rows = []
-    with rt.engine.begin() as conn:
-        for account, ids in by_account.items():
-            rows += conn.execute(_claim_statement(account, ids, now, lease_until)).all()
-        add_events(conn, [event(r.id, now, Status.PROCESSING.value, f"claimed for attempt {r.attempts} via {r.provider}") for r in rows])
-    claim = uuid.uuid4().hex
-    inflight.mark_claimed(rt.redis, [row.id for row in rows], claim, max(IN_FLIGHT_TTL_FLOOR, rt.settings.lease_seconds * 10))
-    order = {g["id"]: n for n, g in enumerate(granted)}
-    return sorted((_claimed(row, claim, now) for row in rows), key=lambda c: order[c.id])
-
-
-def _claim_statement(account: str, ids: list[uuid.UUID], now: datetime, lease_until: datetime) -> Any:
-    return (
+    accounts = {item["id"]: item["provider"] for item in granted}
+    provider = next(iter(accounts.values())) if len(set(accounts.values())) == 1 else case(accounts, value=MESSAGES.c.id)
+    statement = (
         update(MESSAGES)
         .where(
-            MESSAGES.c.id.in_(ids),
+            MESSAGES.c.id.in_(list(accounts)),
             MESSAGES.c.status.in_(CLAIMABLE_VALUES),
             MESSAGES.c.provider_message_id.is_(None),
             MESSAGES.c.valid_until > now,
@@ -285,7 +275,7 @@ def _claim_statement(account: str, ids: list[uuid.UUID], now: datetime, lease_un
         )
         .values(
             status=Status.PROCESSING.value,
-            provider=account,
+            provider=provider,
             attempts=MESSAGES.c.attempts + 1,
             first_attempt_at=func.coalesce(MESSAGES.c.first_attempt_at, now),
             last_attempt_at=now,
@@ -294,6 +284,13 @@ def _claim_statement(account: str, ids: list[uuid.UUID], now: datetime, lease_un
         )
         .returning(*_CLAIM_COLUMNS)
     )
+    with rt.engine.begin() as conn:
+        rows = conn.execute(statement).all()
+        add_events(conn, [event(r.id, now, Status.PROCESSING.value, f"claimed for attempt {r.attempts} via {r.provider}") for r in rows])
+    claim = uuid.uuid4().hex
+    inflight.mark_claimed(rt.redis, [row.id for row in rows], claim, max(IN_FLIGHT_TTL_FLOOR, rt.settings.lease_seconds * 10))
+    order = {g["id"]: n for n, g in enumerate(granted)}
+    return sorted((_claimed(row, claim, now) for row in rows), key=lambda c: order[c.id])
 
 
 def _claimed(row: Any, claim: str, now: datetime) -> Claimed:
@@ -334,7 +331,7 @@ def _units(rt: Runtime, claimed: list[Claimed]) -> list[Unit]:
     return units
 
 
-def _send_all(rt: Runtime, claimed: list[Claimed], report: BatchReport) -> list[tuple[Claimed, Outcome]]:
+def _send_all(rt: Runtime, claimed: list[Claimed], report: BatchReport) -> tuple[list[tuple[Claimed, Outcome]], list[tuple[str, SendOutcome]]]:
     """Keep up to ``http_concurrency`` requests in flight. Free slots are refilled once half of
     them are free (one Redis round trip marks a group's calls), or sooner if a slot has been
     free for a moment, so slow calls never hold up the rest.
@@ -343,12 +340,22 @@ def _send_all(rt: Runtime, claimed: list[Claimed], report: BatchReport) -> list[
     (up to a batch of them) and sends them next, so a high message never waits out a low batch.
     A batch that already holds high messages does not: that is a high backlog, and the fair
     shares apply.
+
+    Returns each message's outcome, and each request's: (account, an accepted outcome if any
+    message of it was accepted, else its first error), which is what the breakers count.
     """
     limit = rt.settings.http_concurrency
     group = max(1, limit // 2)
     waiting = deque(_units(rt, claimed))
     running: dict[Future, Unit] = {}
     results: list[tuple[Claimed, Outcome]] = []
+    calls: list[tuple[str, SendOutcome]] = []
+
+    def finished(future: Future) -> None:
+        unit, outcomes = running.pop(future), future.result()
+        results.extend(zip(unit, outcomes))
+        calls.append((unit[0].provider, next((o for o in outcomes if isinstance(o, Accepted)), outcomes[0])))
+
     urgent_left = 0 if any(item.priority == 3 for item in claimed) else rt.settings.batch_size
     next_look = last_refill = 0.0
     while waiting or running:
@@ -364,10 +371,10 @@ def _send_all(rt: Runtime, claimed: list[Claimed], report: BatchReport) -> list[
         if running:
             done, _ = wait(running, timeout=URGENT_LOOK_INTERVAL, return_when=FIRST_COMPLETED)
             for future in done:
-                results += zip(running.pop(future), future.result())
+                finished(future)
     for future in list(running):
-        results += zip(running.pop(future), future.result())
-    return results
+        finished(future)
+    return results, calls
 
 
 def _take_urgent(rt: Runtime, waiting: deque[Unit], urgent_left: int, report: BatchReport) -> int:
@@ -417,19 +424,19 @@ def _call_provider(rt: Runtime, unit: Unit) -> list[SendOutcome]:
         return [ProviderError(ErrorKind.TRANSIENT, "ADAPTER_CRASH", f"{type(error).__name__}: {error}")] * len(unit)
 
 
-def _record_health(rt: Runtime, results: list[tuple[Claimed, Outcome]]) -> None:
-    """Feed each account's breaker; a transient fault counts against it, anything else for it."""
+def _record_health(rt: Runtime, results: list[tuple[Claimed, Outcome]], calls: list[tuple[str, SendOutcome]]) -> None:
+    """Feed each account's breaker, one outcome per request: a transient fault counts against
+    the account, anything else (an accepted message, a permanent refusal) for it."""
     failures: dict[str, list[bool]] = defaultdict(list)
     last_fault: dict[str, str] = {}
+    for account, outcome in calls:
+        failed = isinstance(outcome, ProviderError) and outcome.kind is ErrorKind.TRANSIENT
+        failures[account].append(failed)
+        if failed:
+            last_fault[account] = mask_numbers(f"{outcome.code}: {outcome.text}")[:200]
     accepted: dict[str, int] = defaultdict(int)
     for item, outcome in results:
-        if isinstance(outcome, ClaimLost):
-            continue
         accepted[item.provider] += isinstance(outcome, Accepted)
-        failed = isinstance(outcome, ProviderError) and outcome.kind is ErrorKind.TRANSIENT
-        failures[item.provider].append(failed)
-        if failed:
-            last_fault[item.provider] = f"{outcome.code}: {outcome.text}"[:200]
     try:
         count_sent(rt.redis, {account: n for account, n in accepted.items() if n})
         changes = [(account, *rt.breaker(account).record(outcomes, last_fault.get(account, ""))) for account, outcomes in failures.items()]
@@ -508,7 +515,7 @@ def _failure_row(rt: Runtime, policy: RetryPolicy, item: Claimed, error: Provide
     """What a failed attempt leads to: a retry, a pause of the account, or a final status."""
     base = {"id": item.id, "lease_until": None, "error_code": error.code, "error_text": error.text}
     if error.kind is ErrorKind.PERMANENT and error.account_wide:
-        reason = f"{error.code}: {error.text}"
+        reason = mask_numbers(f"{error.code}: {error.text}")
         pause(rt.redis, item.provider, reason)
         log.error("provider account %s PAUSED: %s. Its messages fail over to other accounts (or wait, if they named it); `sms-worker providers resume %s` once it is fixed",
                   item.provider, reason, item.provider)
@@ -519,11 +526,18 @@ def _failure_row(rt: Runtime, policy: RetryPolicy, item: Claimed, error: Provide
             row["first_attempt_at"] = None
         return row, f"account {item.provider} paused ({reason}); attempt not counted", retry_at
     if error.kind is ErrorKind.PERMANENT:
-        log.info("message %s to %s failed permanently: %s", item.id, mask_phone(item.outbound.recipient), error)
+        log.info("message %s to %s failed permanently: %s", item.id, mask_phone(item.outbound.recipient), mask_numbers(str(error)))
         return {**base, "status": error.status.value}, f"permanent failure: {error.code}: {error.text}", None
+    if error.ambiguous and rt.settings.retry_ambiguous == "never":
+        note = f"{error.code}: {error.text}; {item.provider} may have the message, so it is not sent again"
+        return {**base, "status": Status.UNKNOWN.value, "error_text": note}, note, None
     decision = policy.after_transient_failure(attempts=item.attempts, first_attempt_at=item.first_attempt_at, now=now, valid_until=item.valid_until)
     if isinstance(decision, GiveUp):
         note = f"{decision.reason}; last error {error.code}: {error.text}"
         return {**base, "status": decision.status.value, "error_text": note}, note, None
     row = {**base, "status": Status.ERROR.value, "send_after": decision.at}
-    return row, f"transient failure {error.code}: {error.text}; retry {item.attempts} at {decision.at.isoformat()}", decision.at
+    note = f"transient failure {error.code}: {error.text}; retry {item.attempts} at {decision.at.isoformat()}"
+    if error.ambiguous and not item.pinned:
+        row["requested_provider"] = item.provider
+        note += f" via {item.provider} only: it may have the message, and another account would send it twice"
+    return row, note, decision.at

@@ -20,6 +20,11 @@ class ErrorKind(StrEnum):
     """Retrying cannot help: a final status now."""
 
 
+AMBIGUOUS_CODES = frozenset({"TIMEOUT", "CONNECTION_LOST", "BAD_RESPONSE", "ADAPTER_CRASH"})
+"""Transient failures after which the provider may have the message after all: the request went
+out, and no clear answer came back."""
+
+
 class ProviderError(Exception):
     """A provider refused or failed a call, classified so the caller need not know the API."""
 
@@ -28,6 +33,12 @@ class ProviderError(Exception):
         self.kind, self.code, self.text, self.account_wide = kind, code, text, account_wide
         self.status = status or (Status.DENIED if code == "DENIED" else Status.UNDELIVERABLE)
         """The final canonical status this error leads to when it is permanent."""
+
+    @property
+    def ambiguous(self) -> bool:
+        """The message may have been accepted: a retry must go to the same account, where the
+        provider may know it, never to another one, which would send it a second time."""
+        return self.code in AMBIGUOUS_CODES
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,7 +87,7 @@ class AccountConfig:
     name: str
     type: str
     base_url: str
-    credentials: Mapping[str, str] = field(default_factory=dict)
+    credentials: Mapping[str, str] = field(default_factory=dict, repr=False)
     options: Mapping[str, Any] = field(default_factory=dict)
 
     def credential(self, key: str) -> str:

@@ -45,8 +45,7 @@ from typing import Any, Final
 from urllib.parse import quote
 
 import httpx
-import phonenumbers
-
+from sms_worker.numbers import country_of, is_alphanumeric
 from sms_worker.providers.base import (
     Accepted,
     AccountConfig,
@@ -102,19 +101,6 @@ def classify(code: str, text: str) -> ProviderError:
 
 def map_status(provider_status: str) -> Status:
     return _STATUSES.get(provider_status.strip().lower(), Status.UNKNOWN)
-
-
-def is_alphanumeric(sender: str) -> bool:
-    """A phone number (``+`` and digits) is not; anything with another character is."""
-    return not sender.removeprefix("+").isdigit()
-
-
-def country_of(number: str) -> str | None:
-    """The ISO region of an E.164 number, or None when it cannot be told."""
-    try:
-        return phonenumbers.region_code_for_number(phonenumbers.parse(number, None))
-    except phonenumbers.NumberParseException:
-        return None
 
 
 class DtA2pProvider(OneRecipientPerRequest):

@@ -33,13 +33,19 @@ def shared_client(timeout: float, max_connections: int) -> httpx.Client:
 
 @contextmanager
 def transport_errors() -> Iterator[None]:
-    """Network failures are transient whatever the provider: the request may be retried."""
+    """Network failures are transient whatever the provider. Failing to connect means the
+    request never left (``CONNECTION``, ``CONNECT_TIMEOUT``); a timeout or a broken connection
+    after it was sent may hide an accepted message (``TIMEOUT``, ``CONNECTION_LOST``: ambiguous)."""
     try:
         yield
+    except (httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+        raise ProviderError(ErrorKind.TRANSIENT, "CONNECT_TIMEOUT", f"could not connect in time ({type(exc).__name__})") from None
     except httpx.TimeoutException as exc:
         raise ProviderError(ErrorKind.TRANSIENT, "TIMEOUT", f"no answer in time ({type(exc).__name__})") from None
-    except httpx.TransportError as exc:
+    except httpx.ConnectError as exc:
         raise ProviderError(ErrorKind.TRANSIENT, "CONNECTION", f"{type(exc).__name__}: {exc}") from None
+    except httpx.TransportError as exc:
+        raise ProviderError(ErrorKind.TRANSIENT, "CONNECTION_LOST", f"{type(exc).__name__}: {exc}") from None
 
 
 def raise_for_http_status(response: httpx.Response) -> None:

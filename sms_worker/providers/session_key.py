@@ -198,10 +198,10 @@ class SessionKeyProvider:
         return outcome
 
     def send_many(self, messages: Sequence[OutboundMessage]) -> list[SendOutcome]:
-        outcomes: list[SendOutcome | None] = [None] * len(messages)
+        outcomes: dict[int, SendOutcome] = {}
         for order in self._orders(messages):
             self._submit(messages, order, outcomes, retry_refused=True)
-        return [outcome for outcome in outcomes if outcome is not None]
+        return [outcomes[index] for index in range(len(messages))]
 
     def group_key(self, message: OutboundMessage) -> Hashable:
         return (message.text, message.sender or None, self.quality, message.delivery_time)
@@ -220,23 +220,27 @@ class SessionKeyProvider:
                 orders.append((group, [index], {phone}))
         return [indices for _, indices, _ in orders]
 
-    def _submit(
-        self, messages: Sequence[OutboundMessage], order: list[int], outcomes: list[SendOutcome | None], *, retry_refused: bool
-    ) -> None:
-        """One ``POST /sms``; its answer, or its error, becomes the outcome of each message in it."""
+    def _submit(self, messages: Sequence[OutboundMessage], order: list[int], outcomes: dict[int, SendOutcome], *, retry_refused: bool) -> None:
+        """One ``POST /sms``; its answer, or its error, becomes the outcome of each message in it.
+
+        When the gateway refuses the order for some recipients, only those it names fail; the
+        others go once more without them. If that order is refused too, or the refusal names
+        none of them, they were not sent and are retried later (the order was refused whole,
+        so nothing of it reached a phone)."""
         first = messages[order[0]]
         recipients = [messages[i].recipient for i in order]
         try:
             order_id, parts = self._post_order(first, recipients)
         except RefusedRecipients as refused:
-            rest = [i for i in order if phone_key(messages[i].recipient) not in refused.recipients]
-            if not retry_refused or len(rest) == len(order):
-                rest = []
-            for i in order:
-                if i not in rest:
-                    outcomes[i] = refused
-            if rest:
+            named = [i for i in order if phone_key(messages[i].recipient) in refused.recipients]
+            rest = [i for i in order if i not in named]
+            for i in named:
+                outcomes[i] = ProviderError(refused.kind, refused.code, "the gateway refused this recipient", status=refused.status)
+            if rest and named and retry_refused:
                 self._submit(messages, rest, outcomes, retry_refused=False)
+                return
+            for i in rest:
+                outcomes[i] = ProviderError(ErrorKind.TRANSIENT, "ORDER_REFUSED", "the order was refused for other recipients; not sent")
             return
         except ProviderError as error:
             for i in order:
@@ -304,7 +308,8 @@ class SessionKeyProvider:
         for entry in document["recipients"]:
             if not isinstance(entry, dict) or not isinstance(entry.get("destination"), str) or not isinstance(entry.get("status"), str):
                 raise ValueError("each callback recipient needs destination and status")
-            reports.append(self._report(f"{document['order_id']}:{entry['destination']}", entry))
+            destination = "+" + phone_key(entry["destination"])  # as sent: the producer's E.164
+            reports.append(self._report(f"{document['order_id']}:{destination}", entry))
         return reports
 
     def _report(self, provider_message_id: str, entry: dict[str, Any]) -> StatusReport:

@@ -3,8 +3,8 @@
 The first rule whose countries or prefixes match the recipient gives the preferred accounts,
 and the default rule the fallbacks. Within each, weights spread messages by rendezvous
 hashing on the message id: each account gets its share, and a message keeps its order of
-accounts on every attempt, so a retry goes to the same account unless that one is out of
-routing (breaker open, paused), and then to the next.
+accounts on every attempt. The dispatcher starts each retry one account further down that
+order, and skips accounts out of routing (breaker open, paused).
 """
 
 from __future__ import annotations
@@ -12,10 +12,8 @@ from __future__ import annotations
 import hashlib
 import math
 from collections.abc import Mapping
-from functools import lru_cache
 
-import phonenumbers
-
+from sms_worker.numbers import country_of, is_alphanumeric
 from sms_worker.providers.accounts import AccountSpec, ProvidersConfig
 
 
@@ -44,37 +42,11 @@ def sender_refusal(spec: AccountSpec, recipient: str, sender: str | None) -> str
         return None
     if spec.senders is not None and sender not in spec.senders:
         return f"sender {sender!r} is not verified for account {spec.config.name}"
-    if spec.alphanumeric_countries is not None and not sender.lstrip("+").isdigit():
+    if spec.alphanumeric_countries is not None and is_alphanumeric(sender):
         country = country_of(recipient)
         if country not in spec.alphanumeric_countries:
             return f"account {spec.config.name} may not use the alphanumeric sender {sender!r} towards {country or 'this destination'}"
     return None
-
-
-@lru_cache(maxsize=65536)
-def country_of(recipient: str) -> str | None:
-    """ISO 3166 code of an E.164 number's country, or None.
-
-    Most country codes belong to one country, and the code alone says which (a few µs per
-    message less at enqueue); shared ones (+1, +7, +44...) need the whole number parsed."""
-    digits = recipient.removeprefix("+")
-    if not digits.isdigit():
-        return None
-    for length in (1, 2, 3):
-        regions = phonenumbers.COUNTRY_CODE_TO_REGION_CODE.get(int(digits[:length]))
-        if regions:
-            if len(regions) == 1:
-                return _geographic(regions[0])
-            break
-    try:
-        return _geographic(phonenumbers.region_code_for_number(phonenumbers.parse(recipient, None)))
-    except phonenumbers.NumberParseException:
-        return None
-
-
-def _geographic(region: str | None) -> str | None:
-    """Non-geographic numbers (+800, +882...) have region "001": no country to route by."""
-    return region if region and region not in (phonenumbers.UNKNOWN_REGION, phonenumbers.REGION_CODE_FOR_NON_GEO_ENTITY) else None
 
 
 def _rendezvous(weights: Mapping[str, float], key: bytes) -> list[str]:

@@ -23,5 +23,6 @@ def sweep() -> dict[str, int]:
 
 @celery_app.task(name="sms_worker.poll_statuses")
 def poll_statuses() -> dict[str, int]:
+    """At most half an interval, so a long backlog of checks leaves the worker room for dispatch."""
     rt = process_runtime()
-    return asdict(poll_due_statuses(rt, budget_seconds=rt.settings.poll_interval_seconds))
+    return asdict(poll_due_statuses(rt, budget_seconds=rt.settings.poll_interval_seconds / 2))
