@@ -3,16 +3,23 @@
 from __future__ import annotations
 
 import json
+import threading
+import time
 
 import pytest
+import uvicorn
 from pydantic import SecretStr
 from starlette.testclient import TestClient
 
+from conftest import ThreadedSandbox, wait_until
 from sms_worker.callbacks import create_callback_app
 from sms_worker.dispatch.service import dispatch_batch
+from sms_worker.embedded import free_port
 from sms_worker.inspect import message_history
 from sms_worker.producer import send_sms
 from sms_worker.queues.promoter import promote_once
+from sms_worker.runtime import NoWaker, build_runtime
+from sms_worker.sandbox.settings import SandboxSettings
 
 # The document's own example, trailing comma included.
 TELEKOM_SK_CALLBACK = """{
@@ -98,3 +105,29 @@ def test_with_a_callback_token_set_only_requests_carrying_it_are_taken(runtime, 
     assert post(runtime, "telekom-sk", body, token="sécret").status_code == 403
     assert post(runtime, "telekom-sk", body, token="s3cret").status_code == 200
     assert row(runtime, accepted)["status"] == "DELIVERED"
+
+
+def test_the_sandbox_posts_the_delivery_callback_and_the_message_is_delivered_without_polling(settings_for, redis_client, clock):
+    """End to end over HTTP: the receiver in a uvicorn thread, the sandbox posting to it."""
+    port = free_port()
+    with ThreadedSandbox(settings=SandboxSettings(telekom_sk_callback_url=f"http://127.0.0.1:{port}/callbacks/telekom-sk")) as sandbox:
+        runtime = build_runtime(settings_for(telekom_sk_url=f"{sandbox.url}/telekom-sk"), waker=NoWaker(), clock=clock)
+        server = uvicorn.Server(uvicorn.Config(create_callback_app(runtime), host="127.0.0.1", port=port, log_level="warning"))
+        thread = threading.Thread(target=server.run, daemon=True)
+        thread.start()
+        try:
+            wait_until(lambda: server.started, 10, message="callback receiver started")
+            message_id = send_sms("+421901234567", "tell me when", runtime=runtime)
+            promote_once(runtime)
+            assert dispatch_batch(runtime).accepted == 1
+            sent = time.monotonic()
+
+            wait_until(lambda: row(runtime, message_id)["status"] == "DELIVERED", 10, message="DELIVERED by callback")
+
+            assert time.monotonic() - sent < 5
+            events = message_history(message_id, runtime.settings.resolved_database_url)["events"]
+            assert events[-1]["reason"] == "status from telekom-sk" and events[-1]["provider_status"] == "DELIVERED"
+        finally:
+            server.should_exit = True
+            thread.join(10)
+            runtime.close()

@@ -4,7 +4,6 @@ multi-recipient orders, through the real dispatcher, adapters and sandbox over H
 from __future__ import annotations
 
 import logging
-import random
 import time
 from collections import Counter
 from pathlib import Path
@@ -79,7 +78,6 @@ def statuses(rt) -> Counter:
 
 def test_when_one_account_fails_half_its_requests_its_breaker_opens_and_the_others_carry_the_load(multi_runtime, sandbox, caplog):
     rt = multi_runtime(["telekom-sk", "dt-a2p", "dexatel"])
-    random.seed(3)  # the sandbox runs in this process: its coin flips repeat run after run
     fault(sandbox, provider="dexatel", endpoint="send", fault="http_status", status=503, probability=0.5)
     n = 300
     send_many([{"to": f"+49151{i:08d}", "text": f"failover {i:04d}"} for i in range(n)], runtime=rt)

@@ -168,3 +168,9 @@ def test_a_key_the_account_type_does_not_know_is_refused_naming_it(account, key,
 
     with httpx.Client() as client, pytest.raises(ProvidersFileError, match=message):
         build_accounts(parse_providers(document, ENVIRON), client)
+
+
+def test_a_run_of_faults_inside_one_batch_opens_the_breaker_even_if_the_batch_ends_well(redis_client):
+    b = breaker(redis_client)
+
+    assert b.record([False, True, True, True, True, True, False]) == ("open", True)

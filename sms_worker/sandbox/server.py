@@ -10,10 +10,12 @@ from __future__ import annotations
 import uvicorn
 
 from sms_worker.sandbox.app import create_app
+from sms_worker.sandbox.settings import SandboxSettings
 
 
-def run(host: str, port: int) -> None:
-    uvicorn.run(create_app(), host=host, port=port, log_level="warning", access_log=False)
+def run(host: str, port: int, telekom_sk_callback_url: str | None = None) -> None:
+    app = create_app(settings=SandboxSettings(telekom_sk_callback_url=telekom_sk_callback_url))
+    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
 
 
 if __name__ == "__main__":

@@ -20,6 +20,9 @@ class SandboxSettings:
     telekom_sk_tokens: frozenset[str] = frozenset({"sandbox-token"})
     telekom_sk_allowed_ips: frozenset[str] = frozenset({"127.0.0.1", "::1", "testclient"})
     telekom_sk_timezone: str = "Europe/Bratislava"
+    telekom_sk_callback_url: str | None = None
+    """The callback URL "defined in API key settings": where delivery statuses are posted for
+    messages sent with ``callback`` true (the default). None: no callbacks."""
     dt_a2p_api_keys: frozenset[str] = frozenset({"sandbox-dt-key"})
     dt_a2p_balance: float = 1_000_000.0
     """Prepaid balance in EUR at start-up and after a reset."""

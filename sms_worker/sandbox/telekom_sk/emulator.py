@@ -13,12 +13,13 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from sms_worker.clock import Clock
-from sms_worker.sandbox.answers import hold
+from sms_worker.sandbox.answers import hold, utc_timestamp
 from sms_worker.sandbox.faults import ALL_KINDS, FaultEngine, FaultKind, FaultRule, final_status, http_error
 from sms_worker.sandbox.recorder import Recorder
 from sms_worker.sandbox.settings import SandboxSettings
 from sms_worker.sandbox.telekom_sk.codec import Codec, CodecError, JsonCodec, XmlCodec
-from sms_worker.sandbox.lifecycle import MessageStore
+from sms_worker.sandbox.lifecycle import Message, MessageStore
+from sms_worker.sandbox.webhooks import Webhooks
 from sms_worker.sandbox.telekom_sk.params import ParameterError, parse_message_id, parse_page, parse_phone_number, parse_send
 from sms_worker.sandbox.telekom_sk.parts import count_parts
 from sms_worker.sandbox.telekom_sk.results import (
@@ -79,6 +80,8 @@ class TelekomSk:
         self._zone = ZoneInfo(settings.telekom_sk_timezone)
         self._sessions = SessionStore(clock)
         self._messages = MessageStore(clock, settings.sent_after, settings.delivered_after)
+        self._callback_url = settings.telekom_sk_callback_url
+        self.webhooks = Webhooks(clock)
         self._recorder = recorder
         self._faults = faults
         self._handlers: dict[str, Callable[[Call], Outcome]] = {
@@ -103,6 +106,7 @@ class TelekomSk:
     def reset(self) -> None:
         self._sessions.clear()
         self._messages.clear()
+        self.webhooks.clear()
 
     def _endpoint(self, name: str, codec: Codec) -> Callable[[Request], Awaitable[Response]]:
         handler = self._handlers[name]
@@ -198,10 +202,23 @@ class TelekomSk:
             }
             return Outcome(success(message_count=1, messages=[refusal]), code, parts=parts)
         message = self._messages.accept(request.validity, request.delivery_time, final_status(rule))
+        if self._callback_url and request.callback:
+            self.webhooks.post_at(self._callback_url, message.final_at, lambda: self._callback(message, parts))
         entry = {"status": "success", "code": OK, "description": "", "message_id": message.id, "parts": parts}
         return Outcome(
             success(message_count=1, messages=[entry]), OK, accepted=True, message_id=message.id, parts=parts
         )
+
+    def _callback(self, message: Message, parts: int) -> dict[str, Any]:
+        """The document's delivery status callback, as the message stands now."""
+        return {
+            "delivery": {"status": message.status_at(self._messages.now()).value},
+            "messageId": message.id,
+            "channel": "sms",
+            "messageParts": parts,
+            "type": "dsn",
+            "timestamp": utc_timestamp(self._messages.now(), "milliseconds"),
+        }
 
     def _admitted(self, call: Call, parse: Callable[[dict[str, Any]], Any]) -> tuple[Outcome | None, Any]:
         """Admission, then the function's parameters: (a refusal, None) or (None, the parsed value)."""
