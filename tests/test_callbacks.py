@@ -107,17 +107,31 @@ def test_with_a_callback_token_set_only_requests_carrying_it_are_taken(runtime, 
     assert row(runtime, accepted)["status"] == "DELIVERED"
 
 
-def test_the_sandbox_posts_the_delivery_callback_and_the_message_is_delivered_without_polling(settings_for, redis_client, clock):
-    """End to end over HTTP: the receiver in a uvicorn thread, the sandbox posting to it."""
+CALLBACK_ACCOUNTS = {
+    "telekom-sk": ("+421901234567", 'type = "telekom-sk"\nbase_url = "{url}/telekom-sk"\ntoken = "sandbox-token"'),
+    "telefoon": ("+31612345678", 'type = "telefoon"\nbase_url = "{url}/telefoon/v1/sms"\napi_key = "sandbox-telefoon-key"\n'
+                                 'default_sender = "ACME"\nstatus_callback = "{receiver}"'),
+}
+
+
+@pytest.mark.parametrize("account", sorted(CALLBACK_ACCOUNTS))
+def test_the_sandbox_posts_the_delivery_callback_and_the_message_is_delivered_without_polling(account, settings_for, redis_client, clock, tmp_path):
+    """End to end over HTTP: the receiver in a uvicorn thread, the sandbox posting to it (Telekom
+    SK to the account's callback URL, Telefoon to the message's status_callback)."""
     port = free_port()
-    with ThreadedSandbox(settings=SandboxSettings(telekom_sk_callback_url=f"http://127.0.0.1:{port}/callbacks/telekom-sk")) as sandbox:
-        runtime = build_runtime(settings_for(telekom_sk_url=f"{sandbox.url}/telekom-sk"), waker=NoWaker(), clock=clock)
+    receiver = f"http://127.0.0.1:{port}/callbacks/{account}"
+    recipient, table = CALLBACK_ACCOUNTS[account]
+    sandbox_settings = SandboxSettings(telekom_sk_callback_url=receiver, post_status_callbacks=True)
+    with ThreadedSandbox(settings=sandbox_settings) as sandbox:
+        providers = tmp_path / "providers.toml"
+        providers.write_text(f"[accounts.{account}]\n" + table.format(url=sandbox.url, receiver=receiver) + "\n")
+        runtime = build_runtime(settings_for(providers_file=providers), waker=NoWaker(), clock=clock)
         server = uvicorn.Server(uvicorn.Config(create_callback_app(runtime), host="127.0.0.1", port=port, log_level="warning"))
         thread = threading.Thread(target=server.run, daemon=True)
         thread.start()
         try:
             wait_until(lambda: server.started, 10, message="callback receiver started")
-            message_id = send_sms("+421901234567", "tell me when", runtime=runtime)
+            message_id = send_sms(recipient, "tell me when", runtime=runtime)
             promote_once(runtime)
             assert dispatch_batch(runtime).accepted == 1
             sent = time.monotonic()
@@ -126,7 +140,7 @@ def test_the_sandbox_posts_the_delivery_callback_and_the_message_is_delivered_wi
 
             assert time.monotonic() - sent < 5
             events = message_history(message_id, runtime.settings.resolved_database_url)["events"]
-            assert events[-1]["reason"] == "status from telekom-sk" and events[-1]["provider_status"] == "DELIVERED"
+            assert events[-1]["reason"] == f"status from {account}"
         finally:
             server.should_exit = True
             thread.join(10)

@@ -29,8 +29,11 @@ ACCOUNTS = {
 }
 
 
-def write_providers(path: Path, url: str, names: list[str], *, default: dict[str, int] | None = None, dt_key: str = "sandbox-dt-key", extra: str = "") -> Path:
-    tables = "".join(f"\n[accounts.{name}]\n{ACCOUNTS[name].format(url=url, dt_key=dt_key)}\nrate = 1000\nburst = 1000\n" for name in names)
+def write_providers(path: Path, url: str, names: list[str], *, default: dict[str, int] | None = None, dt_key: str = "sandbox-dt-key", extra: str = "",
+                    rates: dict[str, float] | None = None) -> Path:
+    rates = rates or {}
+    tables = "".join(f"\n[accounts.{name}]\n{ACCOUNTS[name].format(url=url, dt_key=dt_key)}\nrate = {rates.get(name, 1000)}\nburst = 1000\n"
+                     for name in names)
     weights = ", ".join(f'"{name}" = {weight}' for name, weight in (default or dict.fromkeys(names, 1)).items())
     path.write_text(f"{tables}{extra}\n[routing]\ndefault = {{ {weights} }}\n")
     return path
@@ -234,3 +237,20 @@ def test_a_message_naming_an_account_that_is_not_configured_is_denied(multi_runt
     row = message_row(rt, message_id)
     assert (row.status, row.error_code) == (Status.DENIED.value, "NO_ROUTE")
     assert "'dexatel', which is not configured" in row.error_text
+
+
+def test_a_probe_that_the_rate_limit_holds_back_leaves_the_next_probe_free(multi_runtime, sandbox):
+    from sms_worker.ratelimit import TokenBucket
+
+    rt = multi_runtime(["telekom-sk", "dexatel"], rates={"dexatel": 0.01})
+    rt.breaker("dexatel").record([True] * 5, "HTTP_503: test")
+    time.sleep(0.6)  # the cooldown is over: the next message to dexatel is its probe
+    account = rt.accounts["dexatel"]
+    TokenBucket(rt.redis, "dexatel", account.rate, account.burst).acquire([account.burst])  # no token left
+    send_sms("+421901234567", "probe", provider="dexatel", runtime=rt)
+
+    promote_once(rt)
+    report = dispatch_batch(rt)
+
+    assert (report.accepted, report.deferred) == (0, 1)
+    assert rt.breaker("dexatel").admit() == 1, "the probe slot was given back"

@@ -121,13 +121,15 @@ def _prepare(rt: Runtime, pointers: list[Pointer], report: BatchReport) -> list[
     ids = list(dict.fromkeys(uuid.UUID(hex=message_hex) for _, message_hex in pointers))
     plan = _plan(rt, ids, now)
     report.skipped += len(ids) - len(plan.expired) - len(plan.window_over) - len(plan.not_due) - len(plan.sendable)
-    routed, deferred = _route(rt, plan, now)
+    routed, deferred, probes = _route(rt, plan, now)
     if plan.expired or plan.window_over or plan.unroutable:
         with rt.engine.begin() as conn:
             report.expired += len(expire_unsent(conn, now, plan.expired)) if plan.expired else 0
             report.failed += _give_up_after_window(conn, plan.window_over, now, rt)
             report.failed += _refuse_unroutable(conn, plan.unroutable, now)
     granted, limited = _apply_rate_limits(rt, routed, now)
+    for account in probes - {item["provider"] for item in granted}:
+        rt.breaker(account).release_probe()
     deferred += limited + plan.not_due
     if deferred:
         schedule(rt.redis, deferred)
@@ -159,19 +161,22 @@ def _plan(rt: Runtime, ids: list[uuid.UUID], now: datetime) -> _Plan:
     return plan
 
 
-def _route(rt: Runtime, plan: _Plan, now: datetime) -> tuple[list[dict[str, Any]], list[tuple[int, str, float]]]:
+def _route(rt: Runtime, plan: _Plan, now: datetime) -> tuple[list[dict[str, Any]], list[tuple[int, str, float]], set[str]]:
     """Give each sendable message the first of its accounts that is in routing and may carry it.
 
     A retry starts one further down the list than the attempt before, so a message that met a
     transient fault tries the next account even before the first one's breaker opens. An
     account is out of routing while paused (an account-wide fault) or while its breaker is
-    open; a half-open breaker takes one probe message. A message that named its account waits
-    for it; one that no account could ever carry is refused."""
+    open; a half-open breaker takes one probe message (the accounts probed are returned). A
+    message that named its account waits for it; one that no account could ever carry is refused."""
     capacity: dict[str, int] = {}
+    probes: set[str] = set()
 
     def available(name: str) -> bool:
         if name not in capacity:
             capacity[name] = 0 if paused_reason(rt.redis, name) is not None else rt.breaker(name).admit()
+            if capacity[name] == 1:
+                probes.add(name)
         if capacity[name] == 0:
             return False
         capacity[name] -= capacity[name] > 0
@@ -196,7 +201,7 @@ def _route(rt: Runtime, plan: _Plan, now: datetime) -> tuple[list[dict[str, Any]
             waiting.append((item["priority"], item["id"].hex, recheck))
             continue
         routed.append({**item, "provider": chosen})
-    return routed, waiting
+    return routed, waiting, probes
 
 
 def _refuse_unroutable(conn: Any, refused: dict[uuid.UUID, str], now: datetime) -> int:

@@ -55,6 +55,12 @@ class Breaker:
         capacity, _ = load_script(self._client, "sms_worker.routing", "breaker_admit.lua")(keys=self._keys[:1], args=[self._limits[3]])
         return int(capacity)
 
+    def release_probe(self) -> None:
+        """The probe admitted was not sent after all (rate-limited): let the next message probe
+        at once, instead of keeping the account out of routing for another cooldown."""
+        if self._client.hget(self._keys[0], "state") == b"half_open":
+            self._client.hset(self._keys[0], "until", "0")
+
     def record(self, failures: list[bool], reason: str = "") -> tuple[str, bool]:
         """Outcomes in the order the calls ended (True: a transient fault); the state after, and
         whether these outcomes changed it."""

@@ -20,6 +20,9 @@ class SandboxSettings:
     telekom_sk_tokens: frozenset[str] = frozenset({"sandbox-token"})
     telekom_sk_allowed_ips: frozenset[str] = frozenset({"127.0.0.1", "::1", "testclient"})
     telekom_sk_timezone: str = "Europe/Bratislava"
+    post_status_callbacks: bool = False
+    """Post Telefoon's per-message ``status_callback`` URLs. Off by default, so a sandbox never
+    calls out to an address a test or a user merely wrote into a message."""
     telekom_sk_callback_url: str | None = None
     """The callback URL "defined in API key settings": where delivery statuses are posted for
     messages sent with ``callback`` true (the default). None: no callbacks."""

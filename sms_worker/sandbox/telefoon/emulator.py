@@ -38,6 +38,7 @@ from sms_worker.sandbox.telefoon.vocabulary import (
     error,
 )
 from sms_worker.sandbox.telekom_sk.parts import count_parts
+from sms_worker.sandbox.webhooks import Webhooks
 
 PROVIDER: Final = "telefoon"
 API: Final = "/v1/sms"
@@ -100,6 +101,8 @@ class Telefoon:
         self._keys = settings.telefoon_api_keys
         self._store = MessageStore(clock, settings.sent_after, settings.delivered_after)
         self._records: dict[str, Record] = {}
+        self._post_callbacks = settings.post_status_callbacks
+        self.webhooks = Webhooks(clock)
         self._inbound_ids = itertools.count(FIRST_MESSAGE_ID)
         self._recorder = recorder
         self._faults = faults
@@ -116,6 +119,7 @@ class Telefoon:
     def reset(self) -> None:
         self._store.clear()
         self._records.clear()
+        self.webhooks.clear()
 
     def _operation(self, endpoint: str, handler: Handler) -> Callable[[Request], Awaitable[Response]]:
         kinds = _SEND_KINDS if endpoint == SEND else _KINDS
@@ -142,6 +146,8 @@ class Telefoon:
         _check_send(body)
         lifecycle = self._store.accept(VALIDITY_MINUTES, None, final_status(rule))
         record = self._keep(f"{OUTBOUND_PREFIX}{lifecycle.id}", "outbound", body, lifecycle)
+        if self._post_callbacks and "status_callback" in body:
+            self.webhooks.post_at(body["status_callback"], lifecycle.final_at, lambda: self._render(record))
         return Answer(201, self._render(record), "OK", message_id=record.id, parts=record.segments)
 
     def _list(self, request: Request, body: Any, rule: FaultRule | None) -> Answer:
