@@ -58,6 +58,7 @@ def _parser() -> argparse.ArgumentParser:
     sandbox.add_argument("--host", default=None)
     sandbox.add_argument("--port", type=int, default=None)
     sandbox.add_argument("--telekom-sk-callback-url", help="post Telekom SK delivery callbacks here, e.g. http://127.0.0.1:8026/callbacks/telekom-sk")
+    sandbox.add_argument("--dexatel-webhook-url", help="post Dexatel delivery webhooks here, e.g. http://127.0.0.1:8026/callbacks/dexatel")
     sandbox.add_argument("--post-status-callbacks", action="store_true", help="post Telefoon's per-message status_callback URLs")
 
     callbacks = command("callbacks", _callbacks, "Receive providers' delivery callbacks at POST /callbacks/<account>.")
@@ -157,7 +158,8 @@ def _sandbox(args: argparse.Namespace) -> int:
     from sms_worker.sandbox.server import run
 
     settings = get_settings()
-    run(args.host or settings.sandbox_host, args.port or settings.sandbox_port, args.telekom_sk_callback_url, args.post_status_callbacks)
+    run(args.host or settings.sandbox_host, args.port or settings.sandbox_port, telekom_sk_callback_url=args.telekom_sk_callback_url,
+        dexatel_webhook_url=args.dexatel_webhook_url, post_status_callbacks=args.post_status_callbacks)
     return 0
 
 

@@ -108,6 +108,7 @@ def test_with_a_callback_token_set_only_requests_carrying_it_are_taken(runtime, 
 
 
 CALLBACK_ACCOUNTS = {
+    "dexatel": ("+12025550143", 'type = "dexatel"\nbase_url = "{url}/dexatel"\napi_key = "sandbox-dexatel-key"\ndefault_sender = "ACME"'),
     "telekom-sk": ("+421901234567", 'type = "telekom-sk"\nbase_url = "{url}/telekom-sk"\ntoken = "sandbox-token"'),
     "telefoon": ("+31612345678", 'type = "telefoon"\nbase_url = "{url}/telefoon/v1/sms"\napi_key = "sandbox-telefoon-key"\n'
                                  'default_sender = "ACME"\nstatus_callback = "{receiver}"'),
@@ -117,11 +118,11 @@ CALLBACK_ACCOUNTS = {
 @pytest.mark.parametrize("account", sorted(CALLBACK_ACCOUNTS))
 def test_the_sandbox_posts_the_delivery_callback_and_the_message_is_delivered_without_polling(account, settings_for, redis_client, clock, tmp_path):
     """End to end over HTTP: the receiver in a uvicorn thread, the sandbox posting to it (Telekom
-    SK to the account's callback URL, Telefoon to the message's status_callback)."""
+    SK and Dexatel to the account's callback URL, Telefoon to the message's status_callback)."""
     port = free_port()
     receiver = f"http://127.0.0.1:{port}/callbacks/{account}"
     recipient, table = CALLBACK_ACCOUNTS[account]
-    sandbox_settings = SandboxSettings(telekom_sk_callback_url=receiver, post_status_callbacks=True)
+    sandbox_settings = SandboxSettings(telekom_sk_callback_url=receiver, post_status_callbacks=True, dexatel_webhook_url=receiver)
     with ThreadedSandbox(settings=sandbox_settings) as sandbox:
         providers = tmp_path / "providers.toml"
         providers.write_text(f"[accounts.{account}]\n" + table.format(url=sandbox.url, receiver=receiver) + "\n")

@@ -38,6 +38,8 @@ class SandboxSettings:
     session_key_credits: int = 1_000_000
     telefoon_api_keys: frozenset[str] = frozenset({"sandbox-telefoon-key"})
     dexatel_api_keys: frozenset[str] = frozenset({"sandbox-dexatel-key"})
+    dexatel_webhook_url: str | None = None
+    """The account's webhook URL: delivery reports are posted there once final. None: no webhooks."""
 
     def __post_init__(self) -> None:
         if not 0 <= self.sent_after <= self.delivered_after:

@@ -33,7 +33,8 @@ What the document leaves open, and what this emulation assumes (the adapter,
   UNDELIVERABLE, EXPIRED and DELETED are ``undelivered``; READ is ``delivered``; UNKNOWN is
   ``unknown`` (a word the document does not name). Message ids are ``msg_`` and a number
   counting up from 100000, never reused, not even after a reset.
-- Webhooks are not posted by the sandbox; their assumed body is the adapter's concern.
+- Webhooks are posted only when ``SandboxSettings.dexatel_webhook_url`` is set (the account's
+  webhook URL), once a message is final, in the body the adapter assumes.
 - Fault endpoints: ``send``, ``status``, ``balance``. ``http_status`` answers a bare error;
   ``error_code`` answers Dexatel's error envelope with that code and its HTTP status (400 for
   a code not in the list above) before the key is checked; ``final_status`` (``send`` only)

@@ -18,6 +18,7 @@ from sms_worker.sandbox.lifecycle import Message, MessageStore
 from sms_worker.sandbox.recorder import Recorder
 from sms_worker.sandbox.settings import SandboxSettings
 from sms_worker.sandbox.telekom_sk.parts import count_parts
+from sms_worker.sandbox.webhooks import Webhooks
 from sms_worker.status import Status
 
 PROVIDER: Final = "dexatel"
@@ -78,6 +79,8 @@ class Dexatel:
         self._recorder = recorder
         self._faults = faults
         self._balance = STARTING_BALANCE
+        self._webhook_url = settings.dexatel_webhook_url
+        self.webhooks = Webhooks(clock)
 
     def routes(self) -> list[Route]:
         return [
@@ -90,6 +93,7 @@ class Dexatel:
         self._messages.clear()
         self._recipients.clear()
         self._balance = STARTING_BALANCE
+        self.webhooks.clear()
 
     def _endpoint(self, handler: Callable[[Request], Awaitable[tuple[Answer, FaultRule | None]]]) -> Callable[[Request], Awaitable[Response]]:
         async def endpoint(request: Request) -> Response:
@@ -156,6 +160,8 @@ class Dexatel:
         message = self._messages.accept(VALIDITY_MINUTES, None, final_status(rule))
         self._balance -= cost
         self._recipients[message.id] = to
+        if self._webhook_url:
+            self.webhooks.post_at(self._webhook_url, message.final_at, lambda: self._report(message))
         body = self._describe(message)
         del body["updated_at"]
         return Answer(200, body, "OK", message_id=body["message_id"], parts=parts)
@@ -163,6 +169,12 @@ class Dexatel:
     def _find(self, wire_id: str) -> Message | None:
         digits = wire_id.removeprefix(ID_PREFIX)
         return self._messages.get(int(digits)) if wire_id.startswith(ID_PREFIX) and digits.isdigit() else None
+
+    def _report(self, message: Message) -> dict[str, Any]:
+        """The webhook body (assumed, as the adapter reads it): the status answer, ``timestamp`` for ``updated_at``."""
+        report = self._describe(message)
+        report["timestamp"] = report.pop("updated_at")
+        return report
 
     def _describe(self, message: Message) -> dict[str, Any]:
         """The status answer: the send answer's fields plus the moment of the last change."""
