@@ -13,7 +13,6 @@ import pytest
 from sms_worker.numbers import country_of
 from sms_worker.providers.accounts import ProvidersFileError, parse_providers
 from sms_worker.routing import Breaker, Router
-from sms_worker.routing.router import sender_refusal
 
 EXAMPLE = Path(__file__).parent.parent / "providers.example.toml"
 ENVIRON = {"SMS_WORKER_SESSION_KEY_PASSWORD": "sandbox-pass"}
@@ -85,13 +84,15 @@ def test_weights_share_the_messages_and_each_message_keeps_its_order():
 
 
 def test_sender_rules_keep_unverified_and_alphanumeric_senders_off_an_account():
-    spec = parse_providers(example(), ENVIRON).accounts["dt-a2p"]
+    router = Router(parse_providers(example(), ENVIRON))
 
-    assert sender_refusal(spec, "+4915123456789", None) is None
-    assert sender_refusal(spec, "+4915123456789", "ACME") is None
-    assert "not verified" in sender_refusal(spec, "+4915123456789", "OTHER")
-    assert "alphanumeric sender 'ACME' towards FR" in sender_refusal(spec, "+33612345678", "ACME")
-    assert sender_refusal(spec, "+33612345678", "+4915112345678") is None
+    assert router.refusal("dt-a2p", "+4915123456789", None) is None
+    assert router.refusal("dt-a2p", "+4915123456789", "ACME") is None
+    assert router.refusal("dt-a2p", "+4915123456789", "OTHER") == "sender 'OTHER' is not verified for account dt-a2p"
+    assert router.refusal("dt-a2p", "+33612345678", "ACME") == "the alphanumeric sender 'ACME' is not allowed towards FR for account dt-a2p"
+    assert router.refusal("dt-a2p", "+80012345678", "ACME").endswith("towards this destination for account dt-a2p")
+    assert router.refusal("dt-a2p", "+33612345678", "+4915112345678") is None
+    assert router.refusal("dexatel", "+33612345678", "ANYONE") is None, "an account without sender rules takes any sender"
 
 
 def breaker(redis_client, cooldown: float = 0.3) -> Breaker:

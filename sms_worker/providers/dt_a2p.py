@@ -33,7 +33,8 @@ Account options: ``default_sender`` (required: the API needs a sender, and a mes
 one gets it), ``senders`` (the verified sender IDs, at most 50; when given, a message from any
 other sender is refused here, without a request that would be charged) and
 ``alphanumeric_countries`` (ISO 3166 alpha-2 codes; when given, an alphanumeric sender to a
-number of any other country is refused here, likewise). Sender IDs compare exactly as written.
+number of any other country (or of no country) is refused here, likewise; the rule is
+:func:`sms_worker.numbers.sender_refusal`, which routing applies too). Sender IDs compare exactly as written.
 Other options are left to the rest of sms_worker.
 """
 
@@ -45,7 +46,7 @@ from typing import Any, Final
 from urllib.parse import quote
 
 import httpx
-from sms_worker.numbers import country_of, is_alphanumeric
+from sms_worker.numbers import ALPHANUMERIC_SENDER_NOT_ALLOWED, SENDER_NOT_VERIFIED, sender_refusal
 from sms_worker.providers.base import (
     Accepted,
     AccountConfig,
@@ -61,8 +62,6 @@ from sms_worker.status import Status
 
 MAX_SENDERS: Final = 50
 """The document: sender ID verification is "limited to 50 sender IDs"."""
-SENDER_NOT_VERIFIED: Final = "SENDER_NOT_VERIFIED"
-ALPHANUMERIC_SENDER_NOT_ALLOWED: Final = "ALPHANUMERIC_SENDER_NOT_ALLOWED"
 INSUFFICIENT_BALANCE: Final = "INSUFFICIENT_BALANCE"
 
 # code -> (kind, account-wide, final status when permanent)
@@ -183,14 +182,9 @@ class DtA2pProvider(OneRecipientPerRequest):
         return None
 
     def _check_sender(self, sender: str, recipient: str) -> None:
-        if self._senders is not None and sender not in self._senders:
-            raise classify(SENDER_NOT_VERIFIED, f"sender ID {sender!r} is not among the account's verified senders")
-        if self._countries is not None and is_alphanumeric(sender):
-            country = country_of(recipient)
-            if country is not None and country not in self._countries:
-                raise classify(
-                    ALPHANUMERIC_SENDER_NOT_ALLOWED, f"alphanumeric sender ID {sender!r} is not allowed to {country} numbers"
-                )
+        refused = sender_refusal(sender, recipient, senders=self._senders, alphanumeric_countries=self._countries)
+        if refused is not None:
+            raise classify(*refused)
 
     def _call(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
         with transport_errors():

@@ -13,8 +13,8 @@ import hashlib
 import math
 from collections.abc import Mapping
 
-from sms_worker.numbers import country_of, is_alphanumeric
-from sms_worker.providers.accounts import AccountSpec, ProvidersConfig
+from sms_worker.numbers import country_of, sender_refusal
+from sms_worker.providers.accounts import ProvidersConfig
 
 
 class Router:
@@ -34,19 +34,9 @@ class Router:
 
     def refusal(self, account: str, recipient: str, sender: str | None) -> str | None:
         """Why ``account`` cannot carry a message from ``sender`` to ``recipient``, or None."""
-        return sender_refusal(self._accounts[account], recipient, sender)
-
-
-def sender_refusal(spec: AccountSpec, recipient: str, sender: str | None) -> str | None:
-    if sender is None:
-        return None
-    if spec.senders is not None and sender not in spec.senders:
-        return f"sender {sender!r} is not verified for account {spec.config.name}"
-    if spec.alphanumeric_countries is not None and is_alphanumeric(sender):
-        country = country_of(recipient)
-        if country not in spec.alphanumeric_countries:
-            return f"account {spec.config.name} may not use the alphanumeric sender {sender!r} towards {country or 'this destination'}"
-    return None
+        spec = self._accounts[account]
+        refused = sender_refusal(sender, recipient, senders=spec.senders, alphanumeric_countries=spec.alphanumeric_countries)
+        return f"{refused[1]} for account {account}" if refused else None
 
 
 def _rendezvous(weights: Mapping[str, float], key: bytes) -> list[str]:
