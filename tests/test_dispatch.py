@@ -9,13 +9,14 @@ from datetime import timedelta
 from zoneinfo import ZoneInfo
 
 
-from sms_worker.dispatch.receipts import poll_statuses
+from sms_worker.dispatch.receipts import poll_budget, poll_statuses
 from sms_worker.dispatch.service import dispatch_batch, dispatch_pointers
 from sms_worker.inspect import message_history
 from sms_worker.producer import send_many, send_sms
 from sms_worker.queues import keys
 from sms_worker.queues.pointers import ready_lengths
 from sms_worker.queues.promoter import promote_once
+from sms_worker.routing.meter import count_sent, current_rate
 from sms_worker.runtime import build_runtime, NoWaker
 
 RECIPIENT = "+421900123456"
@@ -213,6 +214,21 @@ def test_one_poll_goes_round_after_round_while_checks_are_due_and_time_is_left(r
     report = poll_statuses(runtime, limit=3, budget_seconds=30)
 
     assert (report.checked, report.changed) == (4, 4)
+
+
+def test_receipts_catch_up_only_while_nothing_waits_to_be_sent(runtime):
+    assert poll_budget(runtime) == runtime.settings.poll_interval_seconds / 2
+    send_sms(RECIPIENT, "waiting", runtime=runtime)
+    assert poll_budget(runtime) == 0
+
+
+def test_the_meter_reports_what_each_account_actually_sent(runtime):
+    now = time.time()
+    count_sent(runtime.redis, {"telekom-sk": 30}, now=now)
+    count_sent(runtime.redis, {"telekom-sk": 20}, now=now - 3)
+
+    assert current_rate(runtime.redis, "telekom-sk", seconds=10, now=now + 1) == 5.0
+    assert current_rate(runtime.redis, "other", seconds=10, now=now + 1) == 0.0
 
 
 def test_a_retry_that_comes_due_after_the_window_is_not_sent(runtime, sandbox, clock):

@@ -16,6 +16,7 @@ from sqlalchemy import select
 
 from sms_worker.dispatch.sql import MESSAGES, add_events, event, lock_rows, update_each
 from sms_worker.providers.base import ErrorKind, ProviderError, StatusReport
+from sms_worker.queues.pointers import ready_lengths
 from sms_worker.runtime import Runtime
 from sms_worker.logs import get_logger
 from sms_worker.status import FINAL_VALUES, NON_FINAL_VALUES, Status, progress
@@ -30,6 +31,12 @@ class PollReport:
     changed: int = 0
     final: int = 0
     errors: int = 0
+
+
+def poll_budget(rt: Runtime) -> float:
+    """Sending comes first: while messages wait to be sent, one round of checks per poll;
+    once none wait, rounds for up to half the interval, to catch up."""
+    return 0.0 if any(ready_lengths(rt.redis).values()) else rt.settings.poll_interval_seconds / 2
 
 
 def poll_statuses(rt: Runtime, limit: int = 200, budget_seconds: float = 0.0) -> PollReport:

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from dataclasses import asdict
 
-from sms_worker.dispatch.receipts import poll_statuses as poll_due_statuses
+from sms_worker.dispatch.receipts import poll_budget, poll_statuses as poll_due_statuses
 from sms_worker.dispatch.service import dispatch_batch
-from sms_worker.queues.pointers import ready_lengths
 from sms_worker.recovery import sweep as run_sweep
 from sms_worker.runtime import process_runtime
 from sms_worker.tasks.app import DISPATCH_TASK, celery_app
@@ -24,8 +23,5 @@ def sweep() -> dict[str, int]:
 
 @celery_app.task(name="sms_worker.poll_statuses")
 def poll_statuses() -> dict[str, int]:
-    """Sending comes first: while messages wait to be sent, one round of checks per interval;
-    once none wait, rounds for up to half the interval, to catch up."""
     rt = process_runtime()
-    sending = any(ready_lengths(rt.redis).values())
-    return asdict(poll_due_statuses(rt, budget_seconds=0 if sending else rt.settings.poll_interval_seconds / 2))
+    return asdict(poll_due_statuses(rt, budget_seconds=poll_budget(rt)))
