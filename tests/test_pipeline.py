@@ -170,3 +170,39 @@ def test_two_worker_processes_racing_for_every_message_send_each_once(pipeline_f
     wait_until(lambda: pipeline.all_final(len(texts)), 60, message="every message to reach a final status")
     assert accepted_texts(sandbox) == Counter({text: 1 for text in texts})
     assert len(sandbox.submissions()) == len(texts)
+
+
+def test_workers_fail_over_from_an_account_failing_half_its_requests_and_send_each_message_once(pipeline_for, sandbox, tmp_path):
+    providers = tmp_path / "providers.toml"
+    providers.write_text(f"""
+[accounts.telekom-sk]
+type = "telekom-sk"
+base_url = "{sandbox.url}/telekom-sk"
+token = "sandbox-token"
+rate = 300
+
+[accounts.dexatel]
+type = "dexatel"
+base_url = "{sandbox.url}/dexatel"
+api_key = "sandbox-dexatel-key"
+default_sender = "ACME"
+rate = 300
+
+[routing]
+default = {{ telekom-sk = 1, dexatel = 1 }}
+""")
+    pipeline = pipeline_for(providers_file=providers, retry_backoff_seconds=(0.2, 0.4, 0.8, 1.6, 3.2), breaker_cooldown_seconds=1)
+    sandbox.add_fault(provider="dexatel", endpoint="send", fault="http_status", status=503, probability=0.5)
+    texts = [f"failover {n}" for n in range(400)]
+    send_many([{"to": "+421900000700", "text": text} for text in texts], runtime=pipeline.runtime)
+    pipeline.start("scheduler")
+    pipeline.start_worker()
+
+    wait_until(lambda: pipeline.all_final(len(texts)), 90, message="every message to reach a final status")
+
+    assert pipeline.statuses() == Counter({"DELIVERED": len(texts)})
+    assert accepted_texts(sandbox) == Counter({text: 1 for text in texts})
+    carried = Counter(s["provider"] for s in sandbox.submissions() if s["accepted"])
+    assert carried["dexatel"] < len(texts) / 2 < carried["telekom-sk"]
+    worker_log = "".join(path.read_text() for path in tmp_path.glob("worker-*.log"))
+    assert "circuit breaker OPEN for account dexatel" in worker_log
