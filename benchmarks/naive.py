@@ -86,10 +86,10 @@ def _deliver(message_id: str, to: str, text: str) -> str:
         message.last_attempt_at = now
         message.updated_at = now
         if entry.get("status") == "success":
-            message.status = "QUEUED"
+            message.status = "submitted"
             message.provider_message_id = str(entry["message_id"])
         else:
-            message.status = "ERROR"
+            message.status = "retrying"
             message.error_code = str(entry.get("code") or response.status_code)
         session.add(message)
         session.commit()
@@ -118,7 +118,7 @@ def enqueue(to: str, text: str, *, priority: int = 2, limited: bool = False) -> 
         segments=1,
         priority=priority,
         provider="telekom-sk",
-        status="UNSENT",
+        status="queued",
         send_after=now,
         valid_until=now + timedelta(days=1),
         created_at=now,

@@ -111,6 +111,9 @@ def _parser() -> argparse.ArgumentParser:
     db_commands = db.add_subparsers(title="db commands")
     upgrade = db_commands.add_parser("upgrade", help="Apply migrations up to the latest.")
     upgrade.set_defaults(run=_db_upgrade)
+    downgrade = db_commands.add_parser("downgrade", help="Take the schema back to REVISION, to run an earlier release (0002: 0.1.0).")
+    downgrade.add_argument("revision")
+    downgrade.set_defaults(run=_db_downgrade)
     return parser
 
 
@@ -134,8 +137,8 @@ def _scheduler(args: argparse.Namespace) -> int:
     from celery.beat import EmbeddedService
 
     from sms_worker.config import get_settings
-    from sms_worker.queues.promoter import run_promoter
     from sms_worker.runtime import process_runtime
+    from sms_worker.scheduler import run_scheduler_loop
     from sms_worker.tasks.app import celery_app
 
     settings = get_settings()
@@ -145,9 +148,9 @@ def _scheduler(args: argparse.Namespace) -> int:
         signal.signal(signum, lambda *_: stop.set())
     beat = EmbeddedService(celery_app, thread=True, schedule_filename=str(settings.home / "celerybeat-schedule"))
     beat.start()
-    logging.getLogger("sms_worker.scheduler").info("scheduler running: beat and promoter")
+    logging.getLogger("sms_worker.scheduler").info("scheduler running: beat, promoter and reclaimer")
     try:
-        run_promoter(process_runtime(), stop)
+        run_scheduler_loop(process_runtime(), stop)
     finally:
         beat.stop()
     return 0
@@ -326,6 +329,15 @@ def _db_upgrade(args: argparse.Namespace) -> int:
 
     upgrade(get_settings().resolved_database_url)
     print("database is at the latest revision")
+    return 0
+
+
+def _db_downgrade(args: argparse.Namespace) -> int:
+    from sms_worker.config import get_settings
+    from sms_worker.db.migrate import downgrade
+
+    downgrade(get_settings().resolved_database_url, args.revision)
+    print(f"database is at revision {args.revision}")
     return 0
 
 

@@ -37,7 +37,7 @@ class Settings(BaseSettings):
         description="After a timeout or an unreadable answer the provider may have the message: retry it on that account only, or never (UNKNOWN).",
     )
 
-    lease_seconds: int = Field(300, ge=1, description="How long a claim may stay unanswered before the sweep resolves it.")
+    lease_seconds: float = Field(10, gt=0, description="A worker renews its lease every fifth of this; once it is this stale, the sweep takes its claims back.")
     stale_queued_seconds: int = Field(600, ge=1, description="A queued message untouched this long is re-queued.")
     promoter_interval_seconds: float = Field(0.05, gt=0)
     sweep_interval_seconds: float = Field(30, gt=0)
@@ -59,7 +59,8 @@ class Settings(BaseSettings):
     rate_limit_headroom_seconds: float = Field(
         0.03, ge=0, description="Burst kept back for the jitter between a grant and the provider's receipt of the message."
     )
-    http_timeout_seconds: float = Field(10.0, gt=0)
+    http_timeout_seconds: float = Field(10.0, gt=0, description="Deadline of one whole provider exchange: connect, send, every read.")
+    max_response_bytes: int = Field(1 << 20, ge=1024, description="Longest provider answer read; a longer one is cut off and unreadable.")
 
     sandbox_host: str = "127.0.0.1"
     sandbox_port: int = 8025

@@ -92,21 +92,21 @@ class DemoMessage:
 def demo_messages() -> list[DemoMessage]:
     soon = SYSTEM_CLOCK.now() + timedelta(seconds=15)
     return [
-        DemoMessage("high: login code", "DELIVERED", {"to": "+421900000001", "text": "Your login code is 482193", "priority": "high"}),
-        DemoMessage("standard: parcel", "DELIVERED", {"to": "+421900000010", "text": "Your parcel arrives today between 10:00 and 12:00", "sender": "PARCELS"}),
-        DemoMessage("low: newsletter", "DELIVERED", {"to": "+421900000011", "text": "Weekly news: " + "all the things that happened. " * 8, "priority": "low"}),
-        DemoMessage("scheduled in 15 s", "DELIVERED", {"to": "+421900000012", "text": "Reminder: your appointment is in one hour", "send_at": soon}),
-        DemoMessage("unicode (UCS-2)", "DELIVERED", {"to": "+421900000013", "text": "Ďakujeme za objednávku! 😀"}),
-        DemoMessage("unicode=false (GSM-7)", "DELIVERED", {"to": "+421900000014", "text": "Ďakujeme za objednávku, čoskoro ju doručíme.", "unicode": False}),
-        DemoMessage("pinned: 2 faults, then ok", "DELIVERED", {"to": "+421900000002", "text": "Third time lucky", "provider": "telekom-sk"}),
-        DemoMessage("permanent: DENIED", "DENIED", {"to": "+421900000003", "text": "The provider refuses this one"}),
-        DemoMessage("pinned: expires retrying", "EXPIRED", {"to": "+421900000004", "text": "Valid for one minute only", "validity": 1,
+        DemoMessage("high: login code", "delivered", {"to": "+421900000001", "text": "Your login code is 482193", "priority": "high"}),
+        DemoMessage("standard: parcel", "delivered", {"to": "+421900000010", "text": "Your parcel arrives today between 10:00 and 12:00", "sender": "PARCELS"}),
+        DemoMessage("low: newsletter", "delivered", {"to": "+421900000011", "text": "Weekly news: " + "all the things that happened. " * 8, "priority": "low"}),
+        DemoMessage("scheduled in 15 s", "delivered", {"to": "+421900000012", "text": "Reminder: your appointment is in one hour", "send_at": soon}),
+        DemoMessage("unicode (UCS-2)", "delivered", {"to": "+421900000013", "text": "Ďakujeme za objednávku! 😀"}),
+        DemoMessage("unicode=false (GSM-7)", "delivered", {"to": "+421900000014", "text": "Ďakujeme za objednávku, čoskoro ju doručíme.", "unicode": False}),
+        DemoMessage("pinned: 2 faults, then ok", "delivered", {"to": "+421900000002", "text": "Third time lucky", "provider": "telekom-sk"}),
+        DemoMessage("permanent: DENIED", "rejected", {"to": "+421900000003", "text": "The provider refuses this one"}),
+        DemoMessage("pinned: expires retrying", "expired", {"to": "+421900000004", "text": "Valid for one minute only", "validity": 1,
                                                             "provider": "telekom-sk"}),
-        DemoMessage("DE: dt-a2p or dexatel", "DELIVERED", {"to": "+4915112340001", "text": "Ihr Paket kommt heute"}),
-        DemoMessage("NL: telefoon", "DELIVERED", {"to": "+31612345678", "text": "Uw pakket komt vandaag"}),
-        *(DemoMessage(f"campaign {n}/3: one order", "DELIVERED", {"to": f"+3934912345{n:02d}", "text": "Saldi: -30% oggi", "provider": "session-key"})
+        DemoMessage("DE: dt-a2p or dexatel", "delivered", {"to": "+4915112340001", "text": "Ihr Paket kommt heute"}),
+        DemoMessage("NL: telefoon", "delivered", {"to": "+31612345678", "text": "Uw pakket komt vandaag"}),
+        *(DemoMessage(f"campaign {n}/3: one order", "delivered", {"to": f"+3934912345{n:02d}", "text": "Saldi: -30% oggi", "provider": "session-key"})
           for n in (1, 2, 3)),
-        DemoMessage("DE: 2 accounts fail, fails over", "DELIVERED", {"to": "+4915100000099", "text": "Third account lucky"}),
+        DemoMessage("DE: 2 accounts fail, fails over", "delivered", {"to": "+4915100000099", "text": "Third account lucky"}),
     ]
 
 
@@ -242,7 +242,7 @@ def _table(rows: list[tuple[DemoMessage, dict[str, Any]]]) -> Table:
     priority_names = {3: "high", 2: "standard", 1: "low"}
     for item, found in rows:
         message, last = found["message"], found["events"][-1]
-        colour = {"DELIVERED": "green", "DENIED": "red", "EXPIRED": "yellow", "UNDELIVERABLE": "red"}.get(message["status"], "cyan")
+        colour = {"delivered": "green", "rejected": "red", "expired": "yellow", "undeliverable": "red", "unknown": "red"}.get(message["status"], "cyan")
         table.add_row(
             item.label,
             priority_names[message["priority"]],

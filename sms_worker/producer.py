@@ -127,7 +127,7 @@ def _row(request: MessageRequest, now: datetime, rt: Runtime) -> dict[str, Any]:
         "priority": parse_priority(request.priority),
         "provider": provider,
         "requested_provider": request.provider,
-        "status": Status.SCHEDULED.value if send_at else Status.UNSENT.value,
+        "status": Status.SCHEDULED.value if send_at else Status.QUEUED.value,
         "attempts": 0,
         "unicode": request.unicode,
         "flash": bool(request.flash),

@@ -1,13 +1,18 @@
-"""Recovery sweeps: the database is the truth, Redis only a hint (Notify's lesson).
+"""Recovery: the database is the truth, Redis only a hint (Notify's lesson).
 
-- Redis lost its state (flushed, or restarted without persistence): every pointer is rebuilt
-  from the rows.
-- A pointer was lost (a worker died between pop and claim, a promoter between two writes):
+- **Redis lost its state** (flushed, or restarted without persistence): every pointer is rebuilt
+  from the rows, once: the first process to notice takes a short Redis lock and rebuilds, the
+  others wait for it (:func:`ensure_redis_state`).
+- **A pointer was lost** (a worker died between pop and claim, a promoter between two writes):
   the row is queued again once nothing is left in its ready list to pick it up.
-- A claim whose lease ran out (its worker died, or hung): if the provider call had not started,
-  the message is queued again; if it had, the provider may have the message, so it is marked
-  ``UNKNOWN`` with that reason rather than sent twice or dropped in silence (see ``inflight``).
-- A message still waiting after its validity ended is expired.
+- **A worker died holding claims** (:class:`Reclaimer`, run every second by the scheduler):
+  its lease stops being renewed, and once it is ``lease_seconds`` stale its messages are taken
+  back. A ``claimed`` message never reached a provider and is queued again; a ``calling`` one
+  may have, and is an ambiguous attempt, decided like a timeout by the retry policy (retried on
+  the same account only, or ``unknown`` if ambiguous attempts are not retried). After the
+  database was away, leases are judged only once it has been back for a whole lease, so a live
+  worker that could not renew (and holds outcomes to write) is never taken for dead.
+- **A message still waiting after its validity ended** is expired.
 """
 
 from __future__ import annotations
@@ -16,27 +21,29 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import and_, delete, or_, select
 
-from sms_worker.dispatch import inflight
-from sms_worker.dispatch.service import WORKER_LOST
-from sms_worker.dispatch.sql import MESSAGES, add_events, event, expire_unsent, lock_rows, update_each
+from sms_worker.dispatch.batch import Batch, Defer, Item, Waiting
+from sms_worker.dispatch.lease import DISPATCHERS
+from sms_worker.dispatch.ledger import WORKER_LOST
+from sms_worker.dispatch.policy import Attempt, RetryPolicy
+from sms_worker.dispatch.sql import MESSAGES, expire_unsent, update_each
 from sms_worker.logs import get_logger
+from sms_worker.providers.base import ErrorKind, ProviderError
 from sms_worker.queues import keys
 from sms_worker.queues.pointers import enqueue, is_scheduled, ready_lengths
 from sms_worker.runtime import Runtime
-from sms_worker.status import CLAIMABLE_VALUES, Status
+from sms_worker.status import HELD_VALUES, WAITING_VALUES, Status
 
 log = get_logger("recovery")
 _CHUNK = 5000
+REBUILD_LOCK_SECONDS = 120
 
 
 @dataclass
 class SweepReport:
     rebuilt: int = 0
     requeued: int = 0
-    leases_requeued: int = 0
-    leases_unknown: int = 0
     expired: int = 0
 
 
@@ -45,7 +52,6 @@ def sweep(rt: Runtime) -> SweepReport:
     now = rt.clock.now()
     with rt.engine.begin() as conn:
         report.expired = len(expire_unsent(conn, now))
-    report.leases_requeued, report.leases_unknown = _resolve_expired_leases(rt, now)
     report.requeued = _requeue_lost_pointers(rt, now)
     if any(vars(report).values()):
         log.info("sweep: %s", report)
@@ -57,69 +63,101 @@ def ensure_redis_state(rt: Runtime) -> int:
 
     A marker key says Redis still has its state. On a first start it is missing too, so the
     first sweep points at every waiting row once more: duplicates are harmless, the claim
-    sends each message once.
+    sends each message once. Whoever notices first rebuilds, under a lock; the others return 0.
     """
     if rt.redis.exists(keys.EPOCH):
         return 0
-    rt.waker.declare_queues()
-    now = rt.clock.now()
-    ready: list[tuple[int, str]] = []
-    later: list[tuple[int, str, float]] = []
-    statement = select(MESSAGES.c.id, MESSAGES.c.priority, MESSAGES.c.send_after).where(
-        MESSAGES.c.status.in_(CLAIMABLE_VALUES), MESSAGES.c.provider_message_id.is_(None)
-    )
-    with rt.engine.connect() as conn:
-        for row in conn.execute(statement.execution_options(yield_per=_CHUNK)):
-            if row.send_after <= now:
-                ready.append((row.priority, row.id.hex))
-            else:
-                later.append((row.priority, row.id.hex, row.send_after.timestamp()))
-    enqueue(rt.redis, rt.waker, rt.settings.batch_size, ready, later)
-    rt.redis.set(keys.EPOCH, uuid.uuid4().hex)
+    token = uuid.uuid4().hex
+    if not rt.redis.set(keys.REBUILDING, token, nx=True, ex=REBUILD_LOCK_SECONDS):
+        return 0
+    try:
+        rt.waker.declare_queues()
+        now = rt.clock.now()
+        ready: list[tuple[int, str]] = []
+        later: list[tuple[int, str, float]] = []
+        statement = select(MESSAGES.c.id, MESSAGES.c.priority, MESSAGES.c.send_after).where(MESSAGES.c.status.in_(WAITING_VALUES))
+        with rt.engine.connect() as conn:
+            for row in conn.execute(statement.execution_options(yield_per=_CHUNK)):
+                if row.send_after <= now:
+                    ready.append((row.priority, row.id.hex))
+                else:
+                    later.append((row.priority, row.id.hex, row.send_after.timestamp()))
+        enqueue(rt.redis, rt.waker, rt.settings.batch_size, ready, later)
+        rt.redis.set(keys.EPOCH, token)
+    finally:
+        if rt.redis.get(keys.REBUILDING) == token.encode():
+            rt.redis.delete(keys.REBUILDING)
     if ready or later:
         log.warning("Redis had lost its queues: rebuilt %d ready and %d scheduled pointers from the database", len(ready), len(later))
     return len(ready) + len(later)
 
 
-def _resolve_expired_leases(rt: Runtime, now: datetime) -> tuple[int, int]:
-    expired_lease = (MESSAGES.c.provider_message_id.is_(None), MESSAGES.c.lease_until < now)
-    statement = select(MESSAGES.c.id).where(MESSAGES.c.status == Status.PROCESSING.value, *expired_lease).limit(_CHUNK)
-    with rt.engine.connect() as conn:
-        stale = list(conn.execute(statement).scalars())
-    if not stale:
-        return 0, 0
-    updates, events = [], []
-    with rt.engine.begin() as conn:
-        ours = lock_rows(conn, stale, [Status.PROCESSING.value], now, *expired_lease)
-        calling = inflight.take_unless_calling(rt.redis, list(ours))
-        for message_id, row in ours.items():
-            if calling[message_id]:
-                reason = "worker lost during the provider call; the provider may have it, so it is not sent again"
-                updates.append({"id": message_id, "status": Status.UNKNOWN.value, "lease_until": None, "error_code": WORKER_LOST, "error_text": reason})
-                events.append(event(message_id, now, Status.UNKNOWN.value, reason))
-                continue
-            uncounted = max(0, row.attempts - 1)
-            change = {"id": message_id, "status": Status.UNSENT.value, "lease_until": None, "attempts": uncounted, "send_after": now}
-            if uncounted == 0:
-                change["first_attempt_at"] = None
-            updates.append(change)
-            events.append(event(message_id, now, Status.UNSENT.value, "worker lost before the provider call; queued again"))
-        update_each(conn, updates)
-        add_events(conn, events)
-    priorities = _priorities(rt, [c["id"] for c in updates if c["status"] == Status.UNSENT.value])
-    requeue = [(priorities[i], i.hex) for i in priorities]
-    enqueue(rt.redis, rt.waker, rt.settings.batch_size, requeue, [])
-    unknown = len(updates) - len(requeue)
-    if unknown:
-        log.error("%d message(s) marked UNKNOWN: their worker was lost during the provider call", unknown)
-    return len(requeue), unknown
+@dataclass
+class ReclaimReport:
+    requeued: int = 0
+    ambiguous: int = 0
 
 
-def _priorities(rt: Runtime, ids: list[uuid.UUID]) -> dict[uuid.UUID, int]:
-    if not ids:
-        return {}
-    with rt.engine.connect() as conn:
-        return dict(conn.execute(select(MESSAGES.c.id, MESSAGES.c.priority).where(MESSAGES.c.id.in_(ids))).all())
+class Reclaimer:
+    """Takes back the claims of workers whose lease ran out; one per scheduler process."""
+
+    def __init__(self, rt: Runtime) -> None:
+        self._rt = rt
+        self._policy = RetryPolicy.from_settings(rt.settings)
+        self._up_since: datetime | None = None
+
+    def tick(self) -> ReclaimReport:
+        """Call about every second. Raises if the database is away (and starts counting again)."""
+        rt = self._rt
+        now = rt.clock.now()
+        lease = timedelta(seconds=rt.settings.lease_seconds)
+        try:
+            rows = self._stale_claims(now - lease)
+        except Exception:
+            self._up_since = None
+            raise
+        if self._up_since is None:
+            self._up_since = now
+        if now - self._up_since < lease or not rows:
+            return ReclaimReport()
+        batch = Batch([self._item(row, now) for row in rows])
+        rt.ledger.write(batch)
+        report = ReclaimReport(requeued=sum(not item.called for item in batch), ambiguous=sum(item.called for item in batch))
+        with rt.engine.begin() as conn:
+            held = select(MESSAGES.c.id).where(MESSAGES.c.dispatcher == DISPATCHERS.c.id, MESSAGES.c.status.in_(HELD_VALUES)).exists()
+            conn.execute(delete(DISPATCHERS).where(DISPATCHERS.c.heartbeat_at < now - lease, ~held))
+        if report.ambiguous:
+            log.error("%d message(s) were in a provider call when their worker was lost: ambiguous attempts, decided like timeouts",
+                      report.ambiguous)
+        if report.requeued:
+            log.warning("%d claimed message(s) of a lost worker queued again (no provider call had started)", report.requeued)
+        return report
+
+    def _stale_claims(self, stale_before: datetime) -> list:
+        columns = [MESSAGES.c[name] for name in ("id", "priority", "status", "claim_id", "provider", "recipient", "sender", "segments",
+                                                 "attempts", "send_after", "valid_until", "first_attempt_at", "requested_provider")]
+        statement = (
+            select(*columns)
+            .select_from(MESSAGES.outerjoin(DISPATCHERS, DISPATCHERS.c.id == MESSAGES.c.dispatcher))
+            .where(MESSAGES.c.status.in_(HELD_VALUES), or_(DISPATCHERS.c.id.is_(None), and_(DISPATCHERS.c.heartbeat_at < stale_before)))
+            .limit(_CHUNK)
+        )
+        with self._rt.engine.connect() as conn:
+            return list(conn.execute(statement))
+
+    def _item(self, row: object, now: datetime) -> Item:
+        waiting = Status.RETRYING if row.attempts and row.status == Status.CLAIMED else Status.QUEUED
+        item = Item(row.id, row.priority, Waiting(waiting, row.recipient, row.sender, row.segments, row.attempts, row.send_after,
+                                                  row.valid_until, row.first_attempt_at, row.requested_provider),
+                    account=row.provider, claim_id=row.claim_id)
+        if row.status == Status.CLAIMED:
+            item.disposition = Defer(now, "worker lost before the provider call; queued again", waiting)
+            return item
+        item.attempt, item.first_attempt_at = row.attempts, row.first_attempt_at or now
+        lost = ProviderError(ErrorKind.TRANSIENT, WORKER_LOST, "worker lost during the provider call; the provider may have the message")
+        attempt = Attempt(row.provider, row.attempts, item.first_attempt_at, row.valid_until, item.pinned)
+        item.disposition = self._policy.after_failure(lost, attempt, now)
+        return item
 
 
 def _requeue_lost_pointers(rt: Runtime, now: datetime) -> int:
@@ -135,8 +173,7 @@ def _requeue_lost_pointers(rt: Runtime, now: datetime) -> int:
     statement = (
         select(MESSAGES.c.id, MESSAGES.c.priority)
         .where(
-            MESSAGES.c.status.in_(CLAIMABLE_VALUES),
-            MESSAGES.c.provider_message_id.is_(None),
+            MESSAGES.c.status.in_(WAITING_VALUES),
             MESSAGES.c.priority.in_(empty),
             MESSAGES.c.send_after <= stale_before,
             MESSAGES.c.updated_at <= stale_before,

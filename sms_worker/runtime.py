@@ -11,7 +11,8 @@ import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Protocol
+from datetime import timedelta
+from typing import TYPE_CHECKING, Protocol
 
 import redis
 from sqlalchemy import Engine
@@ -19,11 +20,16 @@ from sqlalchemy import Engine
 from sms_worker.clock import SYSTEM_CLOCK, Clock
 from sms_worker.config import Settings, get_settings
 from sms_worker.db.engine import get_engine
+from sms_worker.dispatch.lease import Keeper, Lease
+from sms_worker.dispatch.ledger import Ledger
 from sms_worker.embedded import ensure_embedded_redis
 from sms_worker.providers.http import shared_client
 from sms_worker.providers.accounts import load_providers
 from sms_worker.providers.registry import Account, build_accounts
 from sms_worker.routing import Breaker, Router
+
+if TYPE_CHECKING:
+    from sms_worker.dispatch.pipeline import Pipeline
 
 
 class Waker(Protocol):
@@ -52,8 +58,13 @@ class Runtime:
     accounts: dict[str, Account]
     router: Router
     waker: Waker
+    ledger: Ledger
+    lease: Lease
     clock: Clock = SYSTEM_CLOCK
+    dispatch_pipeline: Pipeline | None = field(default=None, repr=False)
+    """Built by :func:`sms_worker.dispatch.service.pipeline_of` on first use."""
     _pool: ThreadPoolExecutor | None = field(default=None, repr=False)
+    _keeper: Keeper | None = field(default=None, repr=False)
 
     @property
     def http_pool(self) -> ThreadPoolExecutor:
@@ -65,9 +76,23 @@ class Runtime:
     def breaker(self, account: str) -> Breaker:
         return Breaker.for_account(self.redis, account, self.settings)
 
+    def start_keeper(self) -> None:
+        """Renew this process's lease and write held outcomes in the background (a worker)."""
+        if self._keeper is None:
+            self._keeper = Keeper(self.lease, self.ledger)
+            self._keeper.start()
+
     def close(self) -> None:
+        """Stop calling, write what is held if the servers allow, and end the lease."""
         if self._pool is not None:
             self._pool.shutdown(wait=True)
+        if self._keeper is not None:
+            self._keeper.stop()
+        try:
+            if self.ledger.flush_held() == 0:
+                self.lease.end()
+        except Exception:  # noqa: BLE001 - a lease left behind is taken back by the sweep
+            logging.getLogger("sms_worker.lease").warning("could not end the lease of %s; the sweep will", self.lease.id)
         self.redis.close()
 
 
@@ -77,15 +102,19 @@ def redis_url(settings: Settings) -> str:
 
 def build_runtime(settings: Settings | None = None, *, waker: Waker | None = None, clock: Clock = SYSTEM_CLOCK) -> Runtime:
     settings = settings or get_settings()
-    client = shared_client(settings.http_timeout_seconds, settings.http_concurrency)
+    client = shared_client(settings.http_timeout_seconds, settings.http_concurrency, settings.max_response_bytes)
     providers = load_providers(settings)
+    engine = get_engine(settings.resolved_database_url)
+    connection = redis.Redis.from_url(redis_url(settings))
     return Runtime(
         settings=settings,
-        engine=get_engine(settings.resolved_database_url),
-        redis=redis.Redis.from_url(redis_url(settings)),
+        engine=engine,
+        redis=connection,
         accounts=build_accounts(providers, client),
         router=Router(providers),
         waker=waker or NoWaker(),
+        ledger=Ledger(engine, connection, clock, timedelta(seconds=settings.status_check_delays_seconds[0])),
+        lease=Lease(engine, clock, settings.lease_seconds),
         clock=clock,
     )
 

@@ -1,9 +1,32 @@
-"""The canonical status vocabulary: Telekom SK API v1's fifteen codes.
+"""The public vocabulary: where a message is (``Status``) and what its provider reports (``Delivery``).
 
-Every provider's own status is recorded beside the canonical one. Before a provider has the
-message, sms_worker uses the same words for its own stages: ``SCHEDULED`` (waiting for its
-send time), ``UNSENT`` (in the ready queue), ``PROCESSING`` (claimed by a worker, provider call
-in flight) and ``ERROR`` (a transient failure, a retry is due).
+Two words per message, never one word for two things:
+
+``status`` is sms_worker's own lifecycle, the one the REST API and producer webhooks will show::
+
+    scheduled ─► queued ─► claimed ─► calling ─► submitted ─► delivered
+                   ▲          │          │           │    └──► undeliverable | rejected | expired | unknown
+                   └──────────┘          └─► retrying ─► (queued again at its time)
+
+    scheduled      waits for its send time (``send_after``)
+    queued         due; waits for a worker, a rate-limit token or an available account
+    claimed        a worker holds it; no provider call has started (recovery re-queues it)
+    calling        a provider call may have started; its outcome is not written yet
+                   (recovery treats it as an ambiguous attempt, like a timeout)
+    retrying       an attempt failed; the next one is due at ``send_after``
+    submitted      a provider accepted it; its ``delivery`` says what the provider reports since
+    delivered      final: the provider reports it delivered
+    undeliverable  final: it cannot be delivered (the provider or the network gave up, or the
+                   retries ran out)
+    rejected       final: refused, by sms_worker (no account may carry it) or by the provider or
+                   the network (a denied sender, an invalid number)
+    expired        final: its validity ended, before it could be sent or at the provider
+    unknown        final: what became of it cannot be known (no receipt came in time, or an
+                   ambiguous attempt that ``SMS_WORKER_RETRY_AMBIGUOUS=never`` does not repeat)
+
+``delivery`` is the provider's report in our words, set once a provider has the message; the
+provider's own word is kept beside it in ``provider_status``. A word an adapter does not know
+maps to no delivery at all: the message stays where it was and its history records the word.
 """
 
 from __future__ import annotations
@@ -12,37 +35,63 @@ from enum import StrEnum
 
 
 class Status(StrEnum):
-    UNSENT = "UNSENT"
-    SCHEDULED = "SCHEDULED"
-    QUEUED = "QUEUED"
-    SENDING = "SENDING"
-    SENT = "SENT"
-    DELIVERED = "DELIVERED"
-    EXPIRED = "EXPIRED"
-    DELETED = "DELETED"
-    UNDELIVERABLE = "UNDELIVERABLE"
-    DENIED = "DENIED"
-    IN_GROUP = "IN_GROUP"
-    READ = "READ"
-    PROCESSING = "PROCESSING"
-    ERROR = "ERROR"
-    UNKNOWN = "UNKNOWN"
+    SCHEDULED = "scheduled"
+    QUEUED = "queued"
+    CLAIMED = "claimed"
+    CALLING = "calling"
+    RETRYING = "retrying"
+    SUBMITTED = "submitted"
+    DELIVERED = "delivered"
+    UNDELIVERABLE = "undeliverable"
+    REJECTED = "rejected"
+    EXPIRED = "expired"
+    UNKNOWN = "unknown"
+
+    @property
+    def final(self) -> bool:
+        return self in FINAL
 
 
-FINAL = frozenset({Status.DELIVERED, Status.EXPIRED, Status.DELETED, Status.UNDELIVERABLE, Status.DENIED, Status.READ, Status.UNKNOWN})
-CLAIMABLE = frozenset({Status.UNSENT, Status.SCHEDULED, Status.ERROR})
-"""Statuses a worker may claim for sending, and only while no provider holds the message.
+class Delivery(StrEnum):
+    """What a provider reports about a message it has."""
 
-Once a provider has it (``provider_message_id`` set) the status is the provider's own word,
-even where it reads like one of sms_worker's stages (``ERROR``: the provider is retrying)."""
+    QUEUED = "queued"
+    """It holds the message and has not passed it on yet (waiting, scheduled, retrying there)."""
+    SENT = "sent"
+    """Passed on to the network; no receipt from the handset yet."""
+    UNKNOWN = "unknown"
+    """The provider says it cannot tell (Telekom SK ``UNKNOWN``); a later report may still tell."""
+    DELIVERED = "delivered"
+    UNDELIVERABLE = "undeliverable"
+    REJECTED = "rejected"
+    EXPIRED = "expired"
+
+    @property
+    def status(self) -> Status:
+        """The lifecycle status a message with this report has."""
+        return _STATUS_OF_DELIVERY.get(self, Status.SUBMITTED)
+
+    @property
+    def progress(self) -> int:
+        """How far along: a report never moves a message back (a late ``queued`` after ``sent``),
+        and a final report is furthest of all."""
+        return 9 if self.status.final else _PROGRESS[self]
+
+
+FINAL = frozenset({Status.DELIVERED, Status.UNDELIVERABLE, Status.REJECTED, Status.EXPIRED, Status.UNKNOWN})
+WAITING = frozenset({Status.SCHEDULED, Status.QUEUED, Status.RETRYING})
+"""Statuses a worker may claim for sending: no provider has the message and no worker holds it."""
+HELD = frozenset({Status.CLAIMED, Status.CALLING})
+"""Statuses of a message a worker holds (``claim_id`` and ``dispatcher`` name the claim)."""
+
 FINAL_VALUES = sorted(s.value for s in FINAL)
-CLAIMABLE_VALUES = sorted(s.value for s in CLAIMABLE)
-NON_FINAL_VALUES = sorted(s.value for s in Status if s not in FINAL)
+WAITING_VALUES = sorted(s.value for s in WAITING)
+HELD_VALUES = sorted(s.value for s in HELD)
 
-_PROGRESS = {Status.SCHEDULED: 0, Status.QUEUED: 1, Status.IN_GROUP: 1, Status.ERROR: 1, Status.SENDING: 2, Status.SENT: 3}
-
-
-def progress(status: str) -> int:
-    """How far along a message the provider has is: a report never moves it back (a late
-    QUEUED callback after SENT), and a final status is furthest of all."""
-    return 9 if status in FINAL_VALUES else _PROGRESS.get(Status(status), 0)
+_STATUS_OF_DELIVERY = {
+    Delivery.DELIVERED: Status.DELIVERED,
+    Delivery.UNDELIVERABLE: Status.UNDELIVERABLE,
+    Delivery.REJECTED: Status.REJECTED,
+    Delivery.EXPIRED: Status.EXPIRED,
+}
+_PROGRESS = {Delivery.QUEUED: 1, Delivery.SENT: 2, Delivery.UNKNOWN: 2}

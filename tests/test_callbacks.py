@@ -59,10 +59,10 @@ def test_a_delivery_callback_marks_the_message_delivered_and_a_late_one_cannot_u
     assert response.status_code == 200
     assert response.json() == {"received": 1, "matched": 1, "changed": 1, "unknown": 0}
     found = row(runtime, accepted)
-    assert found["status"] == "DELIVERED"
+    assert (found["status"], found["delivery"], found["provider_status"]) == ("delivered", "delivered", "DELIVERED")
     assert found["delivered_at"].isoformat().startswith("2025-10-02T08:31:39")
     assert post(runtime, "telekom-sk", TELEKOM_SK_CALLBACK % ("SENT", provider_id)).json()["changed"] == 0
-    assert row(runtime, accepted)["status"] == "DELIVERED"
+    assert row(runtime, accepted)["status"] == "delivered"
 
 
 def test_a_late_callback_never_moves_a_message_back(runtime, accepted):
@@ -70,14 +70,50 @@ def test_a_late_callback_never_moves_a_message_back(runtime, accepted):
 
     assert post(runtime, "telekom-sk", TELEKOM_SK_CALLBACK % ("SENT", provider_id)).json()["changed"] == 1
     assert post(runtime, "telekom-sk", TELEKOM_SK_CALLBACK % ("QUEUED", provider_id)).json()["changed"] == 0
-    assert row(runtime, accepted)["status"] == "SENT"
+    assert (row(runtime, accepted)["status"], row(runtime, accepted)["delivery"]) == ("submitted", "sent")
 
 
 def test_a_callback_for_an_unknown_message_is_counted_not_applied(runtime, accepted):
     response = post(runtime, "telekom-sk", TELEKOM_SK_CALLBACK % ("DELIVERED", 999999999))
 
     assert response.json() == {"received": 1, "matched": 0, "changed": 0, "unknown": 1}
-    assert row(runtime, accepted)["status"] == "QUEUED"
+    assert row(runtime, accepted)["status"] == "submitted"
+
+
+UNKNOWN_WORD_ACCOUNTS = {
+    # Dexatel's webhook with a word its document does not name (the issue's input), then a real one.
+    "dexatel": ("+12025550143", 'type = "dexatel"\nbase_url = "{url}/dexatel"\napi_key = "sandbox-dexatel-key"\ndefault_sender = "ACME"',
+                lambda provider_id, word: json.dumps({"message_id": provider_id, "status": word}), ("accepted", "delivered")),
+    # A session-key callback with an SMSC's intermediate word (Jasmin #916's ACCEPTD), then DLVRD.
+    "session-key": ("+393491234501", 'type = "session-key"\nbase_url = "{url}/session-key"\nusername = "sandbox-user"\npassword = "sandbox-pass"',
+                    lambda provider_id, word: json.dumps({"order_id": provider_id.rpartition(":")[0],
+                                                          "recipients": [{"destination": provider_id.rpartition(":")[2], "status": word}]}),
+                    ("ACCEPTD", "DLVRD")),
+}
+
+
+@pytest.mark.parametrize("account", sorted(UNKNOWN_WORD_ACCOUNTS))
+def test_a_word_the_adapter_does_not_know_is_recorded_and_the_next_report_still_counts(account, settings_for, redis_client, sandbox, clock, tmp_path):
+    recipient, table, body, (unknown, delivered) = UNKNOWN_WORD_ACCOUNTS[account]
+    providers = tmp_path / "providers.toml"
+    providers.write_text(f"[accounts.{account}]\n" + table.format(url=sandbox.url) + "\n")
+    runtime = build_runtime(settings_for(providers_file=providers), waker=NoWaker(), clock=clock)
+    message_id = send_sms(recipient, "accepted, then delivered", runtime=runtime)
+    promote_once(runtime)
+    assert dispatch_batch(runtime).accepted == 1
+    provider_id = row(runtime, message_id)["provider_message_id"]
+
+    assert post(runtime, account, body(provider_id, unknown)).json()["changed"] == 0
+    waiting = row(runtime, message_id)
+    assert (waiting["status"], waiting["delivery"], waiting["provider_status"]) == ("submitted", "queued", unknown)
+    assert waiting["next_check_at"] is not None, "still polled"
+    assert post(runtime, account, body(provider_id, delivered)).json()["changed"] == 1
+
+    history = message_history(message_id, runtime.settings.resolved_database_url)
+    assert (history["message"]["status"], history["message"]["provider_status"]) == ("delivered", delivered)
+    [noted] = [e for e in history["events"] if e["provider_status"] == unknown]
+    assert (noted["status"], f"{unknown!r}") == ("submitted", noted["reason"].split(" reported ")[1].split(",")[0])
+    runtime.close()
 
 
 @pytest.mark.parametrize(
@@ -104,7 +140,7 @@ def test_with_a_callback_token_set_only_requests_carrying_it_are_taken(runtime, 
     assert post(runtime, "telekom-sk", body, token="wrong").status_code == 403
     assert post(runtime, "telekom-sk", body, token="sécret").status_code == 403
     assert post(runtime, "telekom-sk", body, token="s3cret").status_code == 200
-    assert row(runtime, accepted)["status"] == "DELIVERED"
+    assert row(runtime, accepted)["status"] == "delivered"
 
 
 CALLBACK_ACCOUNTS = {
@@ -137,11 +173,11 @@ def test_the_sandbox_posts_the_delivery_callback_and_the_message_is_delivered_wi
             assert dispatch_batch(runtime).accepted == 1
             sent = time.monotonic()
 
-            wait_until(lambda: row(runtime, message_id)["status"] == "DELIVERED", 10, message="DELIVERED by callback")
+            wait_until(lambda: row(runtime, message_id)["status"] == "delivered", 10, message="delivered by callback")
 
             assert time.monotonic() - sent < 5
             events = message_history(message_id, runtime.settings.resolved_database_url)["events"]
-            assert events[-1]["reason"] == f"status from {account}"
+            assert events[-1]["reason"] == f"{account} reports it delivered"
         finally:
             server.should_exit = True
             thread.join(10)

@@ -65,13 +65,13 @@ def test_send_then_status_shows_the_message_and_its_history(settings_for, redis_
 
     shown = json.loads(cli("status", message_id, "--json", env=env).stdout)
 
-    assert shown["message"]["status"] == "UNSENT"
+    assert shown["message"]["status"] == "queued"
     assert shown["message"]["priority"] == 3
     assert shown["message"]["recipient"] == "+42190****456"
     assert [e["reason"] for e in shown["events"]] == ["accepted"]
     stats = json.loads(cli("stats", "--json", env=env).stdout)
     assert stats["ready"] == {"high": 1, "standard": 0, "low": 0}
-    assert stats["statuses"] == {"UNSENT": 1}
+    assert stats["statuses"] == {"queued": 1}
 
 
 def process_env_for(tmp_path) -> dict[str, str]:
@@ -100,7 +100,7 @@ def test_an_account_wide_fault_pauses_the_account_until_an_operator_resumes_it(r
     assert listed[0]["name"] == "telekom-sk"
     assert listed[0]["paused"].startswith("IP_NOT_ALLOWED")
     stats = json.loads(cli("stats", "--json", env=env).stdout)
-    assert stats["statuses"] == {"UNSENT": 1} and stats["due"] == 1
+    assert stats["statuses"] == {"queued": 1} and stats["due"] == 1
 
     resumed = cli("providers", "resume", "telekom-sk", env=env)
     assert resumed.stdout.strip() == "telekom-sk: pause lifted"

@@ -12,7 +12,7 @@ import pytest
 from sms_worker.embedded import free_port
 from sms_worker.providers.base import AccountConfig, ErrorKind, OutboundMessage, ProviderError
 from sms_worker.providers.dexatel import DexatelProvider, from_config
-from sms_worker.status import Status
+from sms_worker.status import Delivery, Status
 
 KEY = "sandbox-dexatel-key"
 MESSAGE = OutboundMessage("m1", "+15551234567", "Your verification code is 482931", sender="YourBrand")
@@ -69,7 +69,7 @@ def test_send_speaks_the_documented_request(provider, wire, fake_sandbox):
     [submission] = fake_sandbox.submissions(provider="dexatel")
     assert accepted.provider_message_id == submission["message_id"]
     assert accepted.provider_message_id.startswith("msg_")
-    assert (accepted.provider_status, accepted.status) == ("queued", Status.QUEUED)
+    assert (accepted.provider_status, accepted.delivery) == ("queued", Delivery.QUEUED)
     assert (submission["to"], submission["from"], submission["parts"], submission["code"]) == ("+15551234567", "YourBrand", 1, "OK")
     assert KEY not in json.dumps(submission)
 
@@ -86,7 +86,7 @@ def test_send_many_makes_one_request_per_message_and_keeps_the_order(provider, w
     outcomes = provider.send_many(messages)
 
     assert len(wire) == 3 and provider.max_recipients == 1
-    assert outcomes[0].status is Status.QUEUED and outcomes[2].status is Status.QUEUED
+    assert outcomes[0].delivery is Delivery.QUEUED and outcomes[2].delivery is Delivery.QUEUED
     assert isinstance(outcomes[1], ProviderError) and outcomes[1].code == "INVALID_NUMBER"
     assert provider.group_key(messages[0]) != provider.group_key(messages[2])
 
@@ -109,29 +109,30 @@ def test_check_follows_the_message_to_delivered(provider, wire, sandbox_clock):
     first = provider.check(accepted.provider_message_id)
     assert (wire[-1].method, wire[-1].url.path) == ("GET", f"/dexatel/v1/sms/{accepted.provider_message_id}")
     assert wire[-1].headers["authorization"] == f"Bearer {KEY}"
-    assert (first.provider_status, first.status, first.delivered_at) == ("queued", Status.QUEUED, None)
+    assert (first.provider_status, first.delivery, first.delivered_at) == ("queued", Delivery.QUEUED, None)
 
     sandbox_clock.advance(0.4)
-    assert provider.check(accepted.provider_message_id).status is Status.SENT
+    assert provider.check(accepted.provider_message_id).delivery is Delivery.SENT
 
     sandbox_clock.advance(5)
     report = provider.check(accepted.provider_message_id)
-    assert (report.provider_status, report.status) == ("delivered", Status.DELIVERED)
+    assert (report.provider_status, report.delivery) == ("delivered", Delivery.DELIVERED)
     assert abs(report.delivered_at - (accepted_at + timedelta(seconds=0.6))) < timedelta(milliseconds=2)
 
 
 @pytest.mark.parametrize(
-    ("final", "word", "status"),
-    [("DENIED", "failed", Status.DENIED), ("UNDELIVERABLE", "undelivered", Status.UNDELIVERABLE), ("UNKNOWN", "unknown", Status.UNKNOWN)],
+    ("final", "word", "delivery"),
+    # "unknown" is not a documented Dexatel word: it is recorded and maps to no delivery.
+    [("DENIED", "failed", Delivery.REJECTED), ("UNDELIVERABLE", "undelivered", Delivery.UNDELIVERABLE), ("UNKNOWN", "unknown", None)],
 )
-def test_a_final_status_fault_ends_the_message_there(provider, fake_sandbox, sandbox_clock, final, word, status):
+def test_a_final_status_fault_ends_the_message_there(provider, fake_sandbox, sandbox_clock, final, word, delivery):
     fault(fake_sandbox, endpoint="send", fault="final_status", status=final)
     accepted = provider.send(MESSAGE)
     sandbox_clock.advance(5)
 
     report = provider.check(accepted.provider_message_id)
 
-    assert (report.provider_status, report.status, report.delivered_at) == (word, status, None)
+    assert (report.provider_status, report.delivery, report.delivered_at) == (word, delivery, None)
 
 
 def test_checking_an_unknown_message_fails_that_message_only(provider):
@@ -140,11 +141,14 @@ def test_checking_an_unknown_message_fails_that_message_only(provider):
 
 
 def test_map_status_knows_the_documented_words():
-    words = {"queued": Status.QUEUED, "sent": Status.SENT, "delivered": Status.DELIVERED, "failed": Status.DENIED, "undelivered": Status.UNDELIVERABLE}
+    words = {
+        "queued": Delivery.QUEUED, "sent": Delivery.SENT, "delivered": Delivery.DELIVERED,
+        "failed": Delivery.REJECTED, "undelivered": Delivery.UNDELIVERABLE,
+    }
     with httpx.Client() as client:
         provider = DexatelProvider("d", "http://x", "k", client, default_sender="ACME")
     assert {word: provider.map_status(word) for word in words} == words
-    assert provider.map_status("rejected-by-gremlins") is Status.UNKNOWN
+    assert provider.map_status("rejected-by-gremlins") is None
 
 
 # --- errors ------------------------------------------------------------------------------
@@ -154,9 +158,9 @@ def test_map_status_knows_the_documented_words():
     ("message", "code", "status"),
     [
         (OutboundMessage("m", "12345", "Hi"), "INVALID_NUMBER", Status.UNDELIVERABLE),
-        (OutboundMessage("m", "+15551234567", ""), "INVALID_TEXT", Status.DENIED),
-        (OutboundMessage("m", "+15551234567", "x" * 1531), "INVALID_TEXT", Status.DENIED),  # 11 parts
-        (OutboundMessage("m", "+15551234567", "Hi", sender="Far too long a sender"), "INVALID_SENDER", Status.DENIED),
+        (OutboundMessage("m", "+15551234567", ""), "INVALID_TEXT", Status.REJECTED),
+        (OutboundMessage("m", "+15551234567", "x" * 1531), "INVALID_TEXT", Status.REJECTED),  # 11 parts
+        (OutboundMessage("m", "+15551234567", "Hi", sender="Far too long a sender"), "INVALID_SENDER", Status.REJECTED),
     ],
 )
 def test_a_message_the_sandbox_refuses_fails_alone_and_for_good(provider, fake_sandbox, message, code, status):
@@ -221,7 +225,7 @@ def test_a_status_fault_hits_the_status_endpoint_only(provider, fake_sandbox):
     fault(fake_sandbox, endpoint="status", fault="http_status", status=502, times=1)
 
     assert raised(lambda: provider.check(accepted.provider_message_id)).kind is ErrorKind.TRANSIENT
-    assert provider.check(accepted.provider_message_id).status is Status.QUEUED
+    assert provider.check(accepted.provider_message_id).delivery is Delivery.QUEUED
 
 
 # --- verify, callbacks, configuration ------------------------------------------------------
@@ -246,14 +250,14 @@ def test_a_delivered_webhook_becomes_a_report(provider):
 
     [report] = provider.parse_callback(json.dumps(body).encode(), "application/json")
 
-    assert (report.provider_message_id, report.provider_status, report.status) == ("msg_123456789", "delivered", Status.DELIVERED)
+    assert (report.provider_message_id, report.provider_status, report.delivery) == ("msg_123456789", "delivered", Delivery.DELIVERED)
     assert report.delivered_at == datetime(2030, 1, 1, 12, 0, 5, tzinfo=timezone.utc)
 
 
 def test_a_failed_webhook_has_no_delivery_time(provider):
     body = {"message_id": "msg_1", "status": "failed", "recipient": "+15551234567", "timestamp": "2030-01-01T13:00:05+01:00"}
     [report] = provider.parse_callback(json.dumps(body).encode(), "application/json")
-    assert (report.status, report.delivered_at) == (Status.DENIED, None)
+    assert (report.delivery, report.delivered_at) == (Delivery.REJECTED, None)
 
 
 @pytest.mark.parametrize(
@@ -322,18 +326,18 @@ def test_a_slow_answer_still_delivers_the_message(make_provider, fake_sandbox, s
     [submission] = fake_sandbox.submissions(provider="dexatel")
     assert submission["accepted"] is True
     sandbox_clock.advance(5)
-    assert make_provider().check(submission["message_id"]).status is Status.DELIVERED
+    assert make_provider().check(submission["message_id"]).delivery is Delivery.DELIVERED
 
 
 def test_a_fault_for_one_number_spares_the_others(provider, fake_sandbox):
     fault(fake_sandbox, to="+447700900123", fault="error_code", code="INVALID_NUMBER")
-    assert provider.send(MESSAGE).status is Status.QUEUED
+    assert provider.send(MESSAGE).delivery is Delivery.QUEUED
     assert raised(lambda: provider.send(OutboundMessage("m", "+447700900123", "Hi"))).code == "INVALID_NUMBER"
 
 
 def test_session_loss_means_nothing_here(provider, fake_sandbox):
     fault(fake_sandbox, fault="session_loss", times=1)
-    assert provider.send(MESSAGE).status is Status.QUEUED
+    assert provider.send(MESSAGE).delivery is Delivery.QUEUED
     assert len(httpx.get(f"{fake_sandbox.url}/_sandbox/faults").json()["faults"]) == 1
 
 

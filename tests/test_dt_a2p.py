@@ -15,7 +15,7 @@ from sms_worker.providers.base import AccountConfig, ErrorKind, OutboundMessage,
 from sms_worker.providers.dt_a2p import DtA2pProvider, from_config
 from sms_worker.sandbox.app import create_app
 from sms_worker.sandbox.settings import SandboxSettings
-from sms_worker.status import Status
+from sms_worker.status import Delivery, Status
 
 API_KEY = "sandbox-dt-key"
 DE = "+4915112345000"
@@ -81,7 +81,7 @@ def test_send_posts_one_json_message_with_the_api_key_header(make_provider, wire
     assert json.loads(request.content) == {"from": "ACME", "to": DE, "text": "Hallo"}
     [submission] = fake_sandbox.submissions()
     assert accepted.provider_message_id == str(submission["message_id"])
-    assert (accepted.provider_status, accepted.status, accepted.parts) == ("queued", Status.QUEUED, 1)
+    assert (accepted.provider_status, accepted.delivery, accepted.parts) == ("queued", Delivery.QUEUED, 1)
 
 
 def test_a_message_without_sender_goes_from_the_default_sender(make_provider, wire):
@@ -111,30 +111,30 @@ def test_send_many_makes_one_request_per_recipient(make_provider, wire):
 def test_delivery_report_follows_the_clock(make_provider, wire, sandbox_clock):
     provider = make_provider()
     message_id = provider.send(MESSAGE).provider_message_id
-    assert provider.check(message_id).status is Status.QUEUED
+    assert provider.check(message_id).delivery is Delivery.QUEUED
     sandbox_clock.advance(0.4)
-    assert provider.check(message_id).status is Status.SENT
+    assert provider.check(message_id).delivery is Delivery.SENT
     sandbox_clock.advance(1)
 
     report = provider.check(message_id)
 
-    assert (report.provider_message_id, report.provider_status, report.status) == (message_id, "delivered", Status.DELIVERED)
+    assert (report.provider_message_id, report.provider_status, report.delivery) == (message_id, "delivered", Delivery.DELIVERED)
     assert abs((report.delivered_at - sandbox_clock.now()).total_seconds()) < 2
     request = wire[-1]
     assert (request.method, request.url.path, request.headers["x-api-key"]) == ("GET", f"/dt-a2p/v1/sms/{message_id}", API_KEY)
 
 
 @pytest.mark.parametrize(
-    ("final", "word", "status"),
-    [("UNDELIVERABLE", "undelivered", Status.UNDELIVERABLE), ("DENIED", "rejected", Status.DENIED), ("EXPIRED", "expired", Status.EXPIRED)],
+    ("final", "word", "delivery"),
+    [("UNDELIVERABLE", "undelivered", Delivery.UNDELIVERABLE), ("DENIED", "rejected", Delivery.REJECTED), ("EXPIRED", "expired", Delivery.EXPIRED)],
 )
-def test_a_final_status_fault_is_reported_in_the_platforms_words(make_provider, add_fault, sandbox_clock, final, word, status):
+def test_a_final_status_fault_is_reported_in_the_platforms_words(make_provider, add_fault, sandbox_clock, final, word, delivery):
     provider = make_provider()
     add_fault(endpoint="send", fault="final_status", status=final, times=1)
     message_id = provider.send(MESSAGE).provider_message_id
     sandbox_clock.advance(5)
     report = provider.check(message_id)
-    assert (report.provider_status, report.status, report.delivered_at) == (word, status, None)
+    assert (report.provider_status, report.delivery, report.delivered_at) == (word, delivery, None)
 
 
 def test_verify_reports_the_balance_with_a_free_get(make_provider, wire):
@@ -160,8 +160,8 @@ def test_open_checks_the_key_before_the_first_message(make_provider, wire):
     [
         ({"fault": "error_code", "code": "INSUFFICIENT_BALANCE"}, ErrorKind.PERMANENT, "INSUFFICIENT_BALANCE", True, Status.UNDELIVERABLE),
         ({"fault": "error_code", "code": "INVALID_API_KEY"}, ErrorKind.PERMANENT, "INVALID_API_KEY", True, Status.UNDELIVERABLE),
-        ({"fault": "error_code", "code": "SENDER_NOT_VERIFIED"}, ErrorKind.PERMANENT, "SENDER_NOT_VERIFIED", False, Status.DENIED),
-        ({"fault": "error_code", "code": "ALPHANUMERIC_SENDER_NOT_ALLOWED"}, ErrorKind.PERMANENT, "ALPHANUMERIC_SENDER_NOT_ALLOWED", False, Status.DENIED),
+        ({"fault": "error_code", "code": "SENDER_NOT_VERIFIED"}, ErrorKind.PERMANENT, "SENDER_NOT_VERIFIED", False, Status.REJECTED),
+        ({"fault": "error_code", "code": "ALPHANUMERIC_SENDER_NOT_ALLOWED"}, ErrorKind.PERMANENT, "ALPHANUMERIC_SENDER_NOT_ALLOWED", False, Status.REJECTED),
         ({"fault": "error_code", "code": "INVALID_RECIPIENT"}, ErrorKind.PERMANENT, "INVALID_RECIPIENT", False, Status.UNDELIVERABLE),
         ({"fault": "error_code", "code": "INVALID_PARAMETER"}, ErrorKind.PERMANENT, "INVALID_PARAMETER", False, Status.UNDELIVERABLE),
         ({"fault": "error_code", "code": "MISSING_PARAMETER"}, ErrorKind.PERMANENT, "MISSING_PARAMETER", False, Status.UNDELIVERABLE),
@@ -187,7 +187,7 @@ def test_errors_are_classified(make_provider, add_fault, fault, kind, code, acco
     assert (caught.value.kind, caught.value.code, caught.value.account_wide) == (kind, code, account_wide)
     if status is not None:
         assert caught.value.status is status
-    assert provider.send(MESSAGE).status is Status.QUEUED  # the fault was one request's only
+    assert provider.send(MESSAGE).delivery is Delivery.QUEUED  # the fault was one request's only
 
 
 def test_a_provider_error_message_reaches_the_error_text(make_provider, add_fault):
@@ -207,7 +207,7 @@ def test_a_wrong_api_key_is_account_wide(make_provider):
 
 def test_latency_under_the_timeout_only_slows_the_answer(make_provider, add_fault):
     add_fault(endpoint="send", fault="latency", ms=100, times=1)
-    assert make_provider(timeout=2).send(MESSAGE).status is Status.QUEUED
+    assert make_provider(timeout=2).send(MESSAGE).delivery is Delivery.QUEUED
 
 
 def test_an_unknown_message_id_fails_that_message_only(make_provider):
@@ -227,7 +227,7 @@ def test_faults_on_report_and_balance(make_provider, add_fault):
         provider.verify()
     assert (report.value.kind, report.value.code) == (ErrorKind.TRANSIENT, "HTTP_502")
     assert (balance.value.kind, balance.value.code) == (ErrorKind.TRANSIENT, "SERVICE_UNAVAILABLE")
-    assert provider.check(message_id).status is Status.QUEUED
+    assert provider.check(message_id).delivery is Delivery.QUEUED
 
 
 # --- the adapter: senders, recipients and money ----------------------------------------------
@@ -239,11 +239,11 @@ def test_the_api_refuses_and_charges_an_unverified_sender(make_provider, fake_sa
     with pytest.raises(ProviderError) as caught:
         provider.send(OutboundMessage("m1", DE, "Hallo", sender="NotMine"))
     error = caught.value
-    assert (error.kind, error.code, error.account_wide, error.status) == (ErrorKind.PERMANENT, "SENDER_NOT_VERIFIED", False, Status.DENIED)
+    assert (error.kind, error.code, error.account_wide, error.status) == (ErrorKind.PERMANENT, "SENDER_NOT_VERIFIED", False, Status.REJECTED)
     assert charged(provider, start) == pytest.approx(PRICE)
     [submission] = fake_sandbox.submissions()
     assert (submission["accepted"], submission["code"], submission["from"]) == (False, "SENDER_NOT_VERIFIED", "NotMine")
-    assert provider.send(MESSAGE).status is Status.QUEUED  # other senders still work
+    assert provider.send(MESSAGE).delivery is Delivery.QUEUED  # other senders still work
 
 
 def test_the_adapter_refuses_an_unverified_sender_without_a_charged_request(make_provider, wire, fake_sandbox):
@@ -251,7 +251,7 @@ def test_the_adapter_refuses_an_unverified_sender_without_a_charged_request(make
     with pytest.raises(ProviderError) as caught:
         provider.send(OutboundMessage("m1", DE, "Hallo", sender="NotMine"))
     error = caught.value
-    assert (error.kind, error.code, error.account_wide, error.status) == (ErrorKind.PERMANENT, "SENDER_NOT_VERIFIED", False, Status.DENIED)
+    assert (error.kind, error.code, error.account_wide, error.status) == (ErrorKind.PERMANENT, "SENDER_NOT_VERIFIED", False, Status.REJECTED)
     assert "NotMine" in error.text
     assert (wire, fake_sandbox.submissions()) == ([], [])
 
@@ -261,9 +261,9 @@ def test_the_api_refuses_and_charges_an_alphanumeric_sender_to_a_country_without
     start = provider.balance()[0]
     with pytest.raises(ProviderError) as caught:
         provider.send(OutboundMessage("m1", US, "Hello", sender="ACME"))
-    assert (caught.value.code, caught.value.account_wide, caught.value.status) == ("ALPHANUMERIC_SENDER_NOT_ALLOWED", False, Status.DENIED)
+    assert (caught.value.code, caught.value.account_wide, caught.value.status) == ("ALPHANUMERIC_SENDER_NOT_ALLOWED", False, Status.REJECTED)
     assert charged(provider, start) == pytest.approx(PRICE)
-    assert provider.send(OutboundMessage("m2", US, "Hello", sender="+4915112345678")).status is Status.QUEUED
+    assert provider.send(OutboundMessage("m2", US, "Hello", sender="+4915112345678")).delivery is Delivery.QUEUED
 
 
 def test_the_adapter_refuses_an_alphanumeric_sender_to_a_country_not_listed(make_provider, wire):
@@ -272,7 +272,7 @@ def test_the_adapter_refuses_an_alphanumeric_sender_to_a_country_not_listed(make
         provider.send(OutboundMessage("m1", US, "Hello", sender="ACME"))
     error = caught.value
     assert (error.kind, error.code, error.account_wide, error.status) == (
-        ErrorKind.PERMANENT, "ALPHANUMERIC_SENDER_NOT_ALLOWED", False, Status.DENIED,
+        ErrorKind.PERMANENT, "ALPHANUMERIC_SENDER_NOT_ALLOWED", False, Status.REJECTED,
     )
     assert "US" in error.text and wire == []
     provider.send(MESSAGE)  # DE is listed
@@ -333,11 +333,11 @@ def test_parse_callback_reads_delivery_reports():
     provider = offline_provider()
     one = b'{"id": "100007", "status": "delivered", "delivered_at": "2030-01-01T12:00:01.500Z"}'
     [report] = provider.parse_callback(one, "application/json; charset=utf-8")
-    assert (report.provider_message_id, report.status) == ("100007", Status.DELIVERED)
+    assert (report.provider_message_id, report.delivery) == ("100007", Delivery.DELIVERED)
     assert report.delivered_at == datetime.fromisoformat("2030-01-01T12:00:01.500+00:00")
     many = b'[{"id": "1", "status": "rejected"}, {"id": 2, "status": "Undelivered"}]'
-    assert [(r.provider_message_id, r.status) for r in provider.parse_callback(many, "application/json")] == [
-        ("1", Status.DENIED), ("2", Status.UNDELIVERABLE),
+    assert [(r.provider_message_id, r.delivery) for r in provider.parse_callback(many, "application/json")] == [
+        ("1", Delivery.REJECTED), ("2", Delivery.UNDELIVERABLE),
     ]
 
 
@@ -352,8 +352,9 @@ def test_parse_callback_rejects_garbage(body, content_type):
 
 def test_unknown_status_words_and_codes():
     provider = offline_provider()
-    assert provider.map_status("teleported") is Status.UNKNOWN
-    assert provider.map_status("SENT") is Status.SENT
+    assert provider.map_status("teleported") is None
+    assert provider.map_status("unknown") is Delivery.UNKNOWN  # the platform's own word, unlike one it never says
+    assert provider.map_status("SENT") is Delivery.SENT
     error = provider.classify("NEVER_HEARD_OF", "")
     assert (error.kind, error.account_wide) == (ErrorKind.PERMANENT, False)
 

@@ -19,7 +19,7 @@ from sms_worker.producer import send_many, send_sms
 from sms_worker.providers.pause import paused_reason
 from sms_worker.queues.promoter import promote_once
 from sms_worker.runtime import NoWaker, build_runtime
-from sms_worker.status import CLAIMABLE_VALUES, Status
+from sms_worker.status import HELD_VALUES, WAITING_VALUES, Status
 
 ACCOUNTS = {
     "telekom-sk": 'type = "telekom-sk"\nbase_url = "{url}/telekom-sk"\ntoken = "sandbox-token"',
@@ -62,7 +62,7 @@ def fault(sandbox, **rule) -> None:
 
 def unsettled(rt) -> int:
     with rt.engine.connect() as conn:
-        return conn.execute(select(func.count()).where(MESSAGES.c.status.in_([*CLAIMABLE_VALUES, Status.PROCESSING.value]))).scalar_one()
+        return conn.execute(select(func.count()).where(MESSAGES.c.status.in_([*WAITING_VALUES, *HELD_VALUES]))).scalar_one()
 
 
 def drain(rt, timeout: float = 60) -> None:
@@ -91,7 +91,7 @@ def test_when_one_account_fails_half_its_requests_its_breaker_opens_and_the_othe
     accepted = [s for s in sandbox.submissions() if s["accepted"]]
     per_text = Counter(s["text"] for s in accepted)
     assert len(per_text) == n and set(per_text.values()) == {1}, "every message accepted exactly once"
-    assert statuses(rt)[Status.QUEUED.value] == n
+    assert statuses(rt)[Status.SUBMITTED.value] == n
     assert "circuit breaker OPEN for account dexatel" in caplog.text
     carried = Counter(s["provider"] for s in accepted)
     assert carried["dexatel"] < n / 3 < min(carried["telekom-sk"], carried["dt-a2p"])
@@ -106,7 +106,7 @@ def test_an_account_wide_fault_takes_the_account_out_of_routing_until_resumed(mu
     assert "INVALID_API_KEY" in paused_reason(rt.redis, "dt-a2p")
     carried = Counter(s["provider"] for s in sandbox.submissions() if s["accepted"])
     assert carried == {"dexatel": 40}
-    assert statuses(rt) == {Status.QUEUED.value: 40}, "no retries burnt, nothing failed"
+    assert statuses(rt) == {Status.SUBMITTED.value: 40}, "no retries burnt, nothing failed"
     overview = {account["name"]: account for account in accounts_overview(rt)}
     assert overview["dt-a2p"]["paused"] and not overview["dexatel"]["paused"]
     checks = {result["name"]: result for result in check_accounts(rt)}
@@ -140,7 +140,7 @@ def test_a_message_no_account_may_carry_is_denied_with_the_reason(multi_runtime,
 
     with rt.engine.connect() as conn:
         row = conn.execute(select(MESSAGES).where(MESSAGES.c.id == message_id)).one()
-    assert (row.status, row.error_code) == (Status.DENIED.value, "NO_ROUTE")
+    assert (row.status, row.error_code) == (Status.REJECTED.value, "NO_ROUTE")
     assert "'STRANGER' is not verified for account dt-a2p" in row.error_text
     assert sandbox.submissions() == []
 
@@ -156,7 +156,7 @@ def test_messages_with_the_same_text_travel_as_one_multi_recipient_order(multi_r
     assert len(accepted) == 35
     orders = Counter(s["params"]["order_id"] for s in accepted)
     assert sorted(orders.values()) == [5, 30]
-    assert statuses(rt) == {Status.QUEUED.value: 35}
+    assert statuses(rt) == {Status.SUBMITTED.value: 35}
 
 
 def test_a_retry_after_a_transient_fault_goes_to_the_next_account(multi_runtime, sandbox):
@@ -173,7 +173,7 @@ def test_a_retry_after_a_transient_fault_goes_to_the_next_account(multi_runtime,
     assert refused == [first] and accepted != first, "the retry went to the other account"
     with rt.engine.connect() as conn:
         row = conn.execute(select(MESSAGES).where(MESSAGES.c.id == message_id)).one()
-    assert (row.status, row.attempts, row.provider) == (Status.QUEUED.value, 2, accepted)
+    assert (row.status, row.attempts, row.provider) == (Status.SUBMITTED.value, 2, accepted)
     assert rt.breaker(refused[0]).state().state == "closed"
 
 
@@ -197,7 +197,7 @@ def test_after_a_timeout_the_retry_stays_on_the_account_that_may_have_the_messag
 
     assert {s["provider"] for s in sandbox.submissions()} == {first}, "never sent through the other account"
     row = message_row(rt, message_id)
-    assert (row.status, row.attempts, row.requested_provider) == (Status.QUEUED.value, 2, first)
+    assert (row.status, row.attempts, row.requested_provider) == (Status.SUBMITTED.value, 2, first)
 
 
 def test_with_retry_ambiguous_never_a_timed_out_message_is_unknown_and_not_sent_again(multi_runtime, sandbox):
@@ -235,7 +235,7 @@ def test_a_message_naming_an_account_that_is_not_configured_is_denied(multi_runt
     drain(rt)
 
     row = message_row(rt, message_id)
-    assert (row.status, row.error_code) == (Status.DENIED.value, "NO_ROUTE")
+    assert (row.status, row.error_code) == (Status.REJECTED.value, "NO_ROUTE")
     assert "'dexatel', which is not configured" in row.error_text
 
 

@@ -1,21 +1,22 @@
-"""Recovery sweeps, with rows left the way a crash leaves them and time moved by a fake clock."""
+"""Recovery, with rows left the way a crash leaves them and time moved by a fake clock."""
 
 from __future__ import annotations
 
-from datetime import timedelta
 import threading
+from datetime import timedelta
 
-from sqlalchemy import update
+from sqlalchemy import create_engine, select, update
 
 from conftest import wait_until
-from sms_worker.dispatch import inflight
+from sms_worker.dispatch.lease import DISPATCHERS
 from sms_worker.dispatch.service import dispatch_batch
 from sms_worker.dispatch.sql import MESSAGES
+from sms_worker.embedded import free_port
 from sms_worker.inspect import message_history
 from sms_worker.producer import send_many, send_sms
 from sms_worker.queues import keys
 from sms_worker.queues.pointers import ready_lengths
-from sms_worker.recovery import ensure_redis_state, sweep
+from sms_worker.recovery import Reclaimer, ensure_redis_state, sweep
 from sms_worker.runtime import NoWaker, build_runtime
 
 RECIPIENT = "+421900123456"
@@ -25,50 +26,128 @@ def message(runtime, message_id) -> dict:
     return message_history(message_id, runtime.settings.resolved_database_url)["message"]
 
 
-def abandon_claim(runtime, message_id) -> None:
-    """Leave the row as a worker killed right after its claim leaves it."""
+def events(runtime, message_id) -> list[dict]:
+    return message_history(message_id, runtime.settings.resolved_database_url)["events"]
+
+
+def leave_held(runtime, message_id, status: str, attempts: int) -> None:
+    """Leave the row as a worker killed in ``status`` leaves it: held under a lease that is never renewed."""
     runtime.redis.delete(keys.ready(2))
+    runtime.lease.renew()
     now = runtime.clock.now()
     with runtime.engine.begin() as conn:
         conn.execute(
             update(MESSAGES)
             .where(MESSAGES.c.id == message_id)
-            .values(status="PROCESSING", attempts=1, first_attempt_at=now, lease_until=now + timedelta(seconds=runtime.settings.lease_seconds))
+            .values(status=status, attempts=attempts, first_attempt_at=now if attempts else None, claim_id=message_id,
+                    dispatcher=runtime.lease.id, provider="telekom-sk")
         )
 
 
-def test_a_claim_whose_call_never_started_is_queued_again_after_its_lease(runtime, sandbox, clock):
+def reclaim_after_the_lease(runtime) -> object:
+    reclaimer = Reclaimer(runtime)
+    assert reclaimer.tick().requeued == 0, "the lease is still fresh"
+    runtime.clock.advance(runtime.settings.lease_seconds + 1)
+    return reclaimer.tick()
+
+
+def test_a_claim_whose_call_never_started_is_queued_again_within_a_lease(runtime, sandbox):
     ensure_redis_state(runtime)
     message_id = send_sms(RECIPIENT, "orphan", runtime=runtime)
-    abandon_claim(runtime, message_id)
+    leave_held(runtime, message_id, "claimed", attempts=0)
 
-    assert sweep(runtime).leases_requeued == 0
-    clock.advance(runtime.settings.lease_seconds + 1)
-    assert sweep(runtime).leases_requeued == 1
+    report = reclaim_after_the_lease(runtime)
 
-    assert message(runtime, message_id)["status"] == "UNSENT"
-    assert message(runtime, message_id)["attempts"] == 0
+    assert (report.requeued, report.ambiguous) == (1, 0)
+    found = message(runtime, message_id)
+    assert (found["status"], found["attempts"], found["claim_id"]) == ("queued", 0, None)
+    runtime.clock.advance(1)
+    from sms_worker.queues.promoter import promote_once
+
+    promote_once(runtime)
     dispatch_batch(runtime)
-    assert message(runtime, message_id)["status"] == "QUEUED"
+    assert message(runtime, message_id)["status"] == "submitted"
     assert len(sandbox.submissions()) == 1
 
 
-def test_a_claim_lost_during_the_provider_call_becomes_unknown_not_a_second_send(runtime, sandbox, clock):
+def test_a_call_in_flight_when_its_worker_died_is_an_ambiguous_attempt_retried_on_its_account_only(runtime, sandbox):
     ensure_redis_state(runtime)
     message_id = send_sms(RECIPIENT, "maybe sent", runtime=runtime)
-    abandon_claim(runtime, message_id)
-    inflight.mark_claimed(runtime.redis, [message_id], "c1", 3600)
-    assert inflight.start_calls(runtime.redis, [(message_id, "c2")]) == [False]
-    assert inflight.start_calls(runtime.redis, [(message_id, "c1")]) == [True]
-    clock.advance(runtime.settings.lease_seconds + 1)
+    leave_held(runtime, message_id, "calling", attempts=1)
 
-    report = sweep(runtime)
+    report = reclaim_after_the_lease(runtime)
 
-    assert report.leases_unknown == 1
+    assert (report.requeued, report.ambiguous) == (0, 1)
     found = message(runtime, message_id)
-    assert (found["status"], found["error_code"]) == ("UNKNOWN", "WORKER_LOST")
-    assert dispatch_batch(runtime).popped == 0
+    assert (found["status"], found["error_code"], found["attempts"]) == ("retrying", "WORKER_LOST", 1)
+    assert found["requested_provider"] == "telekom-sk", "another account would send it a second time"
+    assert "may have the message" in events(runtime, message_id)[-1]["reason"]
     assert sandbox.submissions() == []
+
+
+def test_ambiguous_attempts_end_unknown_when_they_are_not_retried(settings_for, redis_client, clock):
+    runtime = build_runtime(settings_for(retry_ambiguous="never"), waker=NoWaker(), clock=clock)
+    message_id = send_sms(RECIPIENT, "maybe sent", runtime=runtime)
+    leave_held(runtime, message_id, "calling", attempts=1)
+
+    reclaim_after_the_lease(runtime)
+
+    found = message(runtime, message_id)
+    assert (found["status"], found["error_code"]) == ("unknown", "WORKER_LOST")
+    runtime.close()
+
+
+def test_after_a_database_outage_leases_are_judged_only_once_it_has_been_back_for_a_lease(runtime):
+    message_id = send_sms(RECIPIENT, "held by a live worker", runtime=runtime)
+    leave_held(runtime, message_id, "calling", attempts=1)
+    reclaimer = Reclaimer(runtime)
+    reclaimer.tick()
+    runtime.clock.advance(runtime.settings.lease_seconds * 3)
+    dead_database = create_engine(f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/none", connect_args={"connect_timeout": 2})
+    real_engine, runtime.engine = runtime.engine, dead_database
+    try:
+        reclaimer.tick()
+        raise AssertionError("the tick should have met the outage")
+    except Exception as error:  # noqa: BLE001 - the outage itself
+        assert "Connection refused" in str(error) or "connect" in str(error).lower()
+    finally:
+        runtime.engine = real_engine
+
+    assert reclaimer.tick().ambiguous == 0, "a worker that could not renew during the outage is not taken for dead at once"
+    runtime.lease.renew()
+    runtime.clock.advance(runtime.settings.lease_seconds + 1)
+    runtime.lease.renew()
+    assert reclaimer.tick().ambiguous == 0, "it renewed once the database was back"
+    assert message(runtime, message_id)["status"] == "calling"
+
+
+def test_outcomes_that_cannot_be_written_are_held_and_written_when_the_database_returns(runtime, sandbox):
+    message_id = send_sms(RECIPIENT, "held outcome", runtime=runtime)
+    dead_database = create_engine(f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/none", connect_args={"connect_timeout": 2})
+    ledger = runtime.ledger
+    real_engine, ledger._engine = ledger._engine, dead_database
+    try:
+        report = dispatch_batch(runtime)
+        assert report.accepted == 1
+        assert ledger.holding == 1
+        assert message(runtime, message_id)["status"] == "calling", "the outcome is held, not lost and not guessed"
+        assert ledger.flush_held() == 1
+    finally:
+        ledger._engine = real_engine
+
+    assert ledger.flush_held() == 0
+    assert message(runtime, message_id)["status"] == "submitted"
+    assert len(sandbox.submissions()) == 1
+
+
+def test_a_dead_workers_lease_goes_once_it_holds_nothing(runtime):
+    message_id = send_sms(RECIPIENT, "orphan", runtime=runtime)
+    leave_held(runtime, message_id, "claimed", attempts=0)
+
+    reclaim_after_the_lease(runtime)
+
+    with runtime.engine.connect() as conn:
+        assert conn.execute(select(DISPATCHERS.c.id)).all() == []
 
 
 def test_a_lost_pointer_is_found_once_nothing_else_would_pick_it_up(runtime, clock):
@@ -96,18 +175,41 @@ def test_after_a_redis_flush_every_pointer_is_rebuilt_from_the_database(runtime,
     assert ensure_redis_state(runtime) == 0
 
 
+def test_after_a_flush_the_queues_are_rebuilt_once_whoever_notices(settings_for, redis_client, clock):
+    runtimes = [build_runtime(settings_for(), waker=NoWaker(), clock=clock) for _ in range(4)]
+    send_many([{"to": RECIPIENT, "text": f"r{n}"} for n in range(300)], runtime=runtimes[0])
+    redis_client.flushall()
+    rebuilt: list[int] = []
+    barrier = threading.Barrier(len(runtimes))
+
+    def notice(rt) -> None:
+        barrier.wait()
+        rebuilt.append(ensure_redis_state(rt))
+
+    threads = [threading.Thread(target=notice, args=(rt,)) for rt in runtimes]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert sorted(rebuilt) == [0, 0, 0, 300]
+    assert ready_lengths(redis_client)[2] == 300
+    for rt in runtimes:
+        rt.close()
+
+
 def test_a_message_still_waiting_after_its_validity_is_expired(runtime, clock):
     ensure_redis_state(runtime)
     message_id = send_sms(RECIPIENT, "stale", validity=5, runtime=runtime)
     clock.advance(5 * 60)
 
     assert sweep(runtime).expired == 1
-    assert message(runtime, message_id)["status"] == "EXPIRED"
+    assert message(runtime, message_id)["status"] == "expired"
     assert ready_lengths(runtime.redis)[2] == 1
     assert dispatch_batch(runtime).accepted == 0
 
 
-def test_a_slow_worker_whose_lease_ran_out_sends_nothing_twice(settings_for, redis_client, sandbox, clock):
+def test_a_worker_thought_dead_sends_nothing_twice_and_its_late_answer_wins(settings_for, redis_client, sandbox, clock):
     slow = build_runtime(settings_for(http_concurrency=1), waker=NoWaker(), clock=clock)
     fast = build_runtime(settings_for(), waker=NoWaker(), clock=clock)
     ensure_redis_state(slow)
@@ -116,18 +218,21 @@ def test_a_slow_worker_whose_lease_ran_out_sends_nothing_twice(settings_for, red
     worker = threading.Thread(target=dispatch_batch, args=(slow,))
     worker.start()
     wait_until(lambda: [s["text"] for s in sandbox.submissions()] == ["stuck"], 10, 0.02, "the slow call to reach the provider")
-    clock.advance(slow.settings.lease_seconds + 1)
 
-    report = sweep(fast)
-    assert (report.leases_unknown, report.leases_requeued) == (1, 1)
-    assert message(fast, stuck)["status"] == "UNKNOWN"
+    report = reclaim_after_the_lease(fast)
+    assert (report.ambiguous, report.requeued) == (1, 1)
+    assert message(fast, stuck)["status"] == "retrying"
+    fast.clock.advance(1)
+    from sms_worker.queues.promoter import promote_once
+
+    promote_once(fast)
     assert dispatch_batch(fast).accepted == 1
     worker.join()
 
     assert sorted(s["text"] for s in sandbox.submissions()) == ["stuck", "waiting"]
     late = message_history(stuck, fast.settings.resolved_database_url)
-    assert late["message"]["status"] == "QUEUED"
-    assert late["events"][-1]["reason"].startswith("late answer after the sweep gave up on this worker")
-    assert message(fast, waiting)["status"] == "QUEUED"
+    assert late["message"]["status"] == "submitted"
+    assert late["events"][-1]["reason"].startswith("late answer, after the sweep took the claim back")
+    assert message(fast, waiting)["status"] == "submitted"
     slow.close()
     fast.close()

@@ -32,7 +32,7 @@ from sms_worker.providers.base import AccountConfig, Accepted, ErrorKind, Outbou
 from sms_worker.providers.telefoon import TelefoonProvider, from_config
 from sms_worker.sandbox.app import create_app
 from sms_worker.sandbox.telefoon import vocabulary
-from sms_worker.status import Status
+from sms_worker.status import Delivery, Status
 
 SPEC_PATH = Path(__file__).resolve().parents[2] / "shared" / "seeds" / "telefoon-sms-openapi.yml"
 KEY = "sandbox-telefoon-key"
@@ -192,7 +192,7 @@ def test_send_posts_the_documented_json(make_provider, wire, telefoon_sandbox) -
     assert json.loads(request.content) == {"to": "+31612345678", "from": "ACME", "body": "Hallo wereld", **options}
     assert wire.responses[0].status_code == 201
     [submission] = telefoon_sandbox.submissions(provider="telefoon")
-    assert accepted == Accepted(submission["message_id"], "queued", Status.QUEUED, 1)
+    assert accepted == Accepted(submission["message_id"], "queued", Delivery.QUEUED, 1)
     assert submission["params"] == options
     assert KEY not in json.dumps(submission)
 
@@ -218,9 +218,9 @@ def test_check_follows_the_status_over_the_clock(make_provider, wire, telefoon_c
     for seconds in (0, 0.35, 0.3):
         telefoon_clock.advance(seconds)
         report = provider.check(message_id)
-        seen.append((report.provider_status, report.status))
+        seen.append((report.provider_status, report.delivery))
 
-    assert seen == [("queued", Status.QUEUED), ("sent", Status.SENT), ("delivered", Status.DELIVERED)]
+    assert seen == [("queued", Delivery.QUEUED), ("sent", Delivery.SENT), ("delivered", Delivery.DELIVERED)]
     assert {(r.method, r.url.path) for r in wire.requests[1:]} == {("GET", f"{API_PATH}/messages/{message_id}")}
 
 
@@ -232,7 +232,7 @@ def test_message_reads_the_whole_record(make_provider, telefoon_clock) -> None:
 
     record = provider.message(message_id)
 
-    assert (record.status, record.canonical, record.direction) == ("delivered", Status.DELIVERED, "outbound")
+    assert (record.status, record.canonical, record.direction) == ("delivered", Delivery.DELIVERED, "outbound")
     assert (record.sender, record.to, record.body) == ("ACME", "+31612345678", "x" * 161)
     assert (record.num_segments, record.price, record.price_unit) == (2, "0.1500", "EUR")
     assert record.date_created is not None and record.date_created.tzinfo is not None
@@ -242,22 +242,24 @@ def test_message_reads_the_whole_record(make_provider, telefoon_clock) -> None:
 
 
 @pytest.mark.parametrize(
-    ("final", "word", "status", "error_code"),
+    ("final", "word", "delivery", "error_code"),
     [
-        ("UNDELIVERABLE", "undelivered", Status.UNDELIVERABLE, 30003),
-        ("EXPIRED", "undelivered", Status.EXPIRED, 30001),
-        ("DENIED", "failed", Status.DENIED, 30007),
-        ("UNKNOWN", "failed", Status.UNKNOWN, 30008),
-        ("SENDING", "sending", Status.SENDING, None),
+        ("UNDELIVERABLE", "undelivered", Delivery.UNDELIVERABLE, 30003),
+        ("EXPIRED", "undelivered", Delivery.EXPIRED, 30001),
+        ("DENIED", "failed", Delivery.REJECTED, 30007),
+        ("UNKNOWN", "failed", Delivery.UNKNOWN, 30008),
+        ("SENDING", "sending", Delivery.QUEUED, None),
     ],
 )
-def test_a_final_status_fault_reaches_the_check(make_provider, telefoon_sandbox, telefoon_clock, final, word, status, error_code) -> None:
+def test_a_final_status_fault_reaches_the_check(make_provider, telefoon_sandbox, telefoon_clock, final, word, delivery, error_code) -> None:
     provider = make_provider()
     add_fault(telefoon_sandbox, endpoint="send", fault="final_status", status=final)
     message_id = provider.send(MESSAGE).provider_message_id
     telefoon_clock.advance(1)
 
-    assert provider.check(message_id) == StatusReport(message_id, word, status)
+    report = provider.check(message_id)
+    assert report == StatusReport(message_id, word, delivery)
+    assert report.delivery is delivery
     assert provider.message(message_id).error_code == error_code
 
 
@@ -270,17 +272,17 @@ ERROR_TABLE = [
     (20500, 500, ErrorKind.TRANSIENT, False, None),
     (20503, 503, ErrorKind.TRANSIENT, False, None),
     (21211, 400, ErrorKind.PERMANENT, False, Status.UNDELIVERABLE),
-    (21212, 400, ErrorKind.PERMANENT, False, Status.DENIED),
+    (21212, 400, ErrorKind.PERMANENT, False, Status.REJECTED),
     (21602, 400, ErrorKind.PERMANENT, False, Status.UNDELIVERABLE),
-    (21603, 400, ErrorKind.PERMANENT, False, Status.DENIED),
+    (21603, 400, ErrorKind.PERMANENT, False, Status.REJECTED),
     (21604, 400, ErrorKind.PERMANENT, False, Status.UNDELIVERABLE),
     (21609, 400, ErrorKind.PERMANENT, True, Status.UNDELIVERABLE),
-    (21610, 400, ErrorKind.PERMANENT, False, Status.DENIED),
+    (21610, 400, ErrorKind.PERMANENT, False, Status.REJECTED),
     (30001, 400, ErrorKind.PERMANENT, False, Status.EXPIRED),
     (30002, 403, ErrorKind.PERMANENT, True, Status.UNDELIVERABLE),
     (30003, 400, ErrorKind.PERMANENT, False, Status.UNDELIVERABLE),
     (30005, 400, ErrorKind.PERMANENT, False, Status.UNDELIVERABLE),
-    (30007, 400, ErrorKind.PERMANENT, False, Status.DENIED),
+    (30007, 400, ErrorKind.PERMANENT, False, Status.REJECTED),
     (30008, 400, ErrorKind.PERMANENT, False, Status.UNKNOWN),
 ]
 
@@ -328,7 +330,7 @@ def test_a_timed_out_send_was_still_accepted(make_provider, telefoon_sandbox) ->
         make_provider(timeout=0.3).send(MESSAGE)
     [submission] = telefoon_sandbox.submissions(provider="telefoon")
     assert submission["accepted"] is True
-    assert make_provider().check(submission["message_id"]).status is Status.QUEUED
+    assert make_provider().check(submission["message_id"]).delivery is Delivery.QUEUED
 
 
 def test_a_bad_key_is_an_account_wide_permanent_fault(make_provider, telefoon_sandbox) -> None:
@@ -345,7 +347,7 @@ def test_a_bad_key_is_an_account_wide_permanent_fault(make_provider, telefoon_sa
     ("message", "code", "status"),
     [
         (OutboundMessage("m5", "0612345678", "Hoi"), "21211", Status.UNDELIVERABLE),
-        (OutboundMessage("m6", "+31612345678", "Hoi", sender="WAYTOOLONGSENDER"), "21212", Status.DENIED),
+        (OutboundMessage("m6", "+31612345678", "Hoi", sender="WAYTOOLONGSENDER"), "21212", Status.REJECTED),
         (OutboundMessage("m7", "+31612345678", ""), "21602", Status.UNDELIVERABLE),
     ],
 )
@@ -398,7 +400,7 @@ def test_messages_filters_by_status_and_direction(make_provider, telefoon_sandbo
     assert [m.id for m in provider.messages(status="queued")] == [late]
     assert [m.id for m in provider.messages(direction="outbound")] == [*early, late]
     [inbound] = provider.messages(direction="inbound")
-    assert (inbound.id, inbound.status, inbound.canonical, inbound.body) == (reply.json()["id"], "received", Status.UNKNOWN, "STOP")
+    assert (inbound.id, inbound.status, inbound.canonical, inbound.body) == (reply.json()["id"], "received", None, "STOP")
 
 
 @pytest.mark.parametrize(("filters", "field"), [({"page_size": 101}, "page_size"), ({"page_size": 0}, "page_size"), ({"direction": "sideways"}, "direction"), ({"status": "lost"}, "status")])
@@ -425,7 +427,7 @@ def test_send_many_sends_one_request_per_message_in_order(make_provider, wire, t
     outcomes = provider.send_many(messages)
 
     assert [type(o) for o in outcomes] == [Accepted, ProviderError, Accepted]
-    assert (outcomes[1].code, outcomes[1].status) == ("21610", Status.DENIED)
+    assert (outcomes[1].code, outcomes[1].status) == ("21610", Status.REJECTED)
     assert [json.loads(r.content)["to"] for r in wire.requests] == [m.recipient for m in messages]
     assert provider.max_recipients == 1
     assert len({provider.group_key(m) for m in messages}) == 3
@@ -477,7 +479,7 @@ def test_parse_callback_reads_the_message_the_sandbox_serves(provider, make_prov
 
     reports = [provider.parse_callback(body, "application/json; charset=utf-8") for body in bodies]
 
-    assert reports == [[StatusReport(ids[0], "failed", Status.DENIED)], [StatusReport(ids[1], "delivered", Status.DELIVERED)]]
+    assert reports == [[StatusReport(ids[0], "failed", Delivery.REJECTED)], [StatusReport(ids[1], "delivered", Delivery.DELIVERED)]]
 
 
 def test_an_inbound_message_posted_to_the_callback_is_no_status_report(provider) -> None:
@@ -501,20 +503,20 @@ def test_parse_callback_refuses_what_is_not_a_message(provider, body, content_ty
 
 
 @pytest.mark.parametrize(
-    ("word", "status"),
+    ("word", "delivery"),
     [
-        ("queued", Status.QUEUED),
-        ("sending", Status.SENDING),
-        ("sent", Status.SENT),
-        ("delivered", Status.DELIVERED),
-        ("undelivered", Status.UNDELIVERABLE),
-        ("failed", Status.UNDELIVERABLE),
-        ("received", Status.UNKNOWN),
-        ("vanished", Status.UNKNOWN),
+        ("queued", Delivery.QUEUED),
+        ("sending", Delivery.QUEUED),
+        ("sent", Delivery.SENT),
+        ("delivered", Delivery.DELIVERED),
+        ("undelivered", Delivery.UNDELIVERABLE),
+        ("failed", Delivery.UNDELIVERABLE),
+        ("received", None),  # an inbound message's word: no delivery report
+        ("vanished", None),  # a word the document does not list
     ],
 )
-def test_map_status(provider, word, status) -> None:
-    assert provider.map_status(word) is status
+def test_map_status(provider, word, delivery) -> None:
+    assert provider.map_status(word) is delivery
 
 
 def test_an_unknown_code_is_permanent_for_the_message_only(provider) -> None:

@@ -10,7 +10,7 @@ import pytest
 
 from sms_worker.providers.base import ErrorKind, OutboundMessage, ProviderError
 from sms_worker.providers.telekom_sk import TelekomSKProvider
-from sms_worker.status import Status
+from sms_worker.status import Delivery, Status
 
 
 class Monotonic:
@@ -53,7 +53,7 @@ def test_send_speaks_the_documented_json(make_provider, wire, fake_sandbox):
     assert len(session_id) == 36
     [submission] = fake_sandbox.submissions()
     assert accepted.provider_message_id == str(submission["message_id"])
-    assert (accepted.status, accepted.parts) == (Status.QUEUED, 1)
+    assert (accepted.provider_status, accepted.delivery, accepted.parts) == ("QUEUED", Delivery.QUEUED, 1)
 
 
 def test_the_session_is_reused_pinged_when_idle_and_renewed_when_lost(make_provider, wire, sandbox_clock):
@@ -83,12 +83,12 @@ def test_token_per_request_mode_keeps_no_session(make_provider, wire):
 def test_check_maps_the_status_and_reads_the_delivery_time(make_provider, sandbox_clock):
     provider = make_provider()
     accepted = provider.send(MESSAGE)
-    assert provider.check(accepted.provider_message_id).status is Status.QUEUED
+    assert provider.check(accepted.provider_message_id).delivery is Delivery.QUEUED
     sandbox_clock.advance(5)
 
     report = provider.check(accepted.provider_message_id)
 
-    assert (report.status, report.provider_status) == (Status.DELIVERED, "DELIVERED")
+    assert (report.delivery, report.provider_status) == (Delivery.DELIVERED, "DELIVERED")
     assert abs((report.delivered_at - sandbox_clock.now()).total_seconds()) < 10
 
 
@@ -98,7 +98,7 @@ def test_check_maps_the_status_and_reads_the_delivery_time(make_provider, sandbo
         ({"fault": "http_status", "status": 503}, ErrorKind.TRANSIENT, "HTTP_503", False, None),
         ({"fault": "http_status", "status": 429}, ErrorKind.TRANSIENT, "HTTP_429", False, None),
         ({"fault": "error_code", "code": "ERROR"}, ErrorKind.TRANSIENT, "ERROR", False, None),
-        ({"fault": "error_code", "code": "DENIED"}, ErrorKind.PERMANENT, "DENIED", False, Status.DENIED),
+        ({"fault": "error_code", "code": "DENIED"}, ErrorKind.PERMANENT, "DENIED", False, Status.REJECTED),
         ({"fault": "error_code", "code": "UNDELIVERABLE"}, ErrorKind.PERMANENT, "UNDELIVERABLE", False, Status.UNDELIVERABLE),
         ({"fault": "error_code", "code": "IP_NOT_ALLOWED"}, ErrorKind.PERMANENT, "IP_NOT_ALLOWED", True, Status.UNDELIVERABLE),
         ({"fault": "timeout", "seconds": 1.0}, ErrorKind.TRANSIENT, "TIMEOUT", False, None),
@@ -128,7 +128,24 @@ def test_a_session_lost_twice_in_a_row_is_transient(make_provider, fake_sandbox)
     with pytest.raises(ProviderError) as caught:
         provider.send(MESSAGE)
     assert (caught.value.kind, caught.value.code) == (ErrorKind.TRANSIENT, "SESSION_NOT_FOUND")
-    assert provider.send(MESSAGE).status is Status.QUEUED
+    assert provider.send(MESSAGE).delivery is Delivery.QUEUED
+
+
+@pytest.mark.parametrize(
+    ("word", "delivery"),
+    [
+        *((word, Delivery.QUEUED) for word in ("UNSENT", "SCHEDULED", "QUEUED", "IN_GROUP", "PROCESSING", "ERROR")),
+        ("SENDING", Delivery.SENT), ("SENT", Delivery.SENT),
+        ("DELIVERED", Delivery.DELIVERED), ("READ", Delivery.DELIVERED),
+        ("EXPIRED", Delivery.EXPIRED), ("DELETED", Delivery.UNDELIVERABLE), ("UNDELIVERABLE", Delivery.UNDELIVERABLE),
+        ("DENIED", Delivery.REJECTED), ("UNKNOWN", Delivery.UNKNOWN),
+        ("TELEPORTED", None),  # a word the document does not name: recorded, maps to nothing
+    ],
+)
+def test_status_words_map_to_deliveries(word, delivery):
+    with httpx.Client() as client:
+        provider = TelekomSKProvider("telekom-sk", "http://unused.invalid/telekom-sk", "sandbox-token", client)
+        assert provider.map_status(word) is delivery
 
 
 def test_every_optional_parameter_reaches_the_wire(make_provider, wire, fake_sandbox):

@@ -9,7 +9,7 @@ import pytest
 
 from sms_worker.providers.base import ErrorKind, OutboundMessage, ProviderError
 from sms_worker.providers.telekom_sk import JsonCodec, NumberCheck, TelekomSKProvider, XmlCodec
-from sms_worker.status import Status
+from sms_worker.status import Delivery, Status
 
 MESSAGE = OutboundMessage("m1", "+421900123456", "Ahoj", sender="ACME", priority=3, validity_minutes=30, unicode=False)
 
@@ -49,7 +49,7 @@ def test_send_posts_the_documented_request_document(provider, wire, xml_sandbox)
     }
     [submission] = xml_sandbox.submissions()
     assert accepted.provider_message_id == str(submission["message_id"])
-    assert accepted.status is Status.QUEUED
+    assert (accepted.provider_status, accepted.delivery) == ("QUEUED", Delivery.QUEUED)
 
 
 def test_the_sandbox_answers_in_the_documented_xml(xml_sandbox):
@@ -74,18 +74,18 @@ def test_check_reads_the_message_element(provider, sandbox_clock):
 
     report = provider.check(accepted.provider_message_id)
 
-    assert (report.status, report.provider_status) == (Status.DELIVERED, "DELIVERED")
+    assert (report.delivery, report.provider_status) == (Delivery.DELIVERED, "DELIVERED")
     assert report.delivered_at is not None
 
 
 def test_errors_are_classified_the_same_way_as_in_json(provider, xml_sandbox):
     xml_sandbox.add_fault(endpoint="send_message", fault="session_loss", times=1)
-    assert provider.send(MESSAGE).status is Status.QUEUED
+    assert provider.send(MESSAGE).delivery is Delivery.QUEUED
 
     xml_sandbox.add_fault(endpoint="send_message", fault="error_code", code="DENIED", times=1)
     with pytest.raises(ProviderError) as denied:
         provider.send(MESSAGE)
-    assert (denied.value.kind, denied.value.status) == (ErrorKind.PERMANENT, Status.DENIED)
+    assert (denied.value.kind, denied.value.status) == (ErrorKind.PERMANENT, Status.REJECTED)
 
     xml_sandbox.add_fault(endpoint="send_message", fault="error_code", code="IP_NOT_ALLOWED", times=1)
     with pytest.raises(ProviderError) as refused:

@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import BigInteger, Column, DateTime, Index, Integer, String, Text
+from sqlalchemy import BigInteger, Column, DateTime, Index, Integer, String, Text, Uuid
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
 
@@ -55,16 +55,18 @@ class Message(SQLModel, table=True):
     priority: int = Field(description="1 low, 2 standard, 3 high (Telekom SK's scale).")
     provider: str = Field(sa_column=Column(String(64), nullable=False), description="The account that has (or last tried) the message.")
     requested_provider: str | None = Field(default=None, sa_column=Column(String(64)), description="Set when the producer named the account: no routing, no failover.")
-    status: str = Field(sa_column=Column(String(16), nullable=False))
-    provider_status: str | None = Field(default=None, sa_column=Column(String(32)))
-    attempts: int = 0
+    status: str = Field(sa_column=Column(String(16), nullable=False), description="Where the message is: a value of sms_worker.status.Status.")
+    delivery: str | None = Field(default=None, sa_column=Column(String(16)), description="What its provider last reported: a value of sms_worker.status.Delivery.")
+    provider_status: str | None = Field(default=None, sa_column=Column(String(32)), description="The provider's own word for that report.")
+    attempts: int = Field(default=0, description="Provider calls started (status calling or after), the ones not counted excepted.")
     unicode: bool | None = Field(default=None, description="Telekom SK `unicode`: None detects, False downgrades to GSM-7.")
     flash: bool = False
     send_after: datetime = Field(sa_column=_utc_column(nullable=False))
     valid_until: datetime = Field(sa_column=_utc_column(nullable=False))
     first_attempt_at: datetime | None = Field(default=None, sa_column=_utc_column())
     last_attempt_at: datetime | None = Field(default=None, sa_column=_utc_column())
-    lease_until: datetime | None = Field(default=None, sa_column=_utc_column())
+    claim_id: uuid.UUID | None = Field(default=None, sa_column=Column(Uuid()), description="Names the claim while a worker holds the message.")
+    dispatcher: str | None = Field(default=None, sa_column=Column(String(64)), description="The worker process holding it (sms_dispatcher.id).")
     next_check_at: datetime | None = Field(default=None, sa_column=_utc_column())
     provider_message_id: str | None = Field(default=None, sa_column=Column(String(64)))
     error_code: str | None = Field(default=None, sa_column=Column(String(64)))
@@ -82,6 +84,22 @@ class MessageEvent(SQLModel, table=True):
     id: int | None = Field(default=None, sa_column=Column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True))
     message_id: uuid.UUID = Field(foreign_key="sms_message.id", index=True)
     at: datetime = Field(sa_column=_utc_column(nullable=False))
-    status: str = Field(sa_column=Column(String(16), nullable=False))
-    provider_status: str | None = Field(default=None, sa_column=Column(String(32)))
+    status: str = Field(sa_column=Column(String(16), nullable=False), description="The message's status after this event.")
+    provider_status: str | None = Field(default=None, sa_column=Column(String(32)), description="The provider's word, for a report.")
+    code: str | None = Field(default=None, sa_column=Column(String(64)), description="The error code, for a failed attempt.")
     reason: str = Field(sa_column=Column(Text, nullable=False))
+
+
+class Dispatcher(SQLModel, table=True):
+    """A worker process that may hold claims, and the lease it renews while it lives.
+
+    A message a worker holds names it (``sms_message.dispatcher``); when its heartbeat stops the
+    recovery sweep takes its claims back (:mod:`sms_worker.recovery`)."""
+
+    __tablename__ = "sms_dispatcher"
+
+    id: str = Field(sa_column=Column(String(64), primary_key=True))
+    host: str = Field(sa_column=Column(String(255), nullable=False))
+    pid: int
+    started_at: datetime = Field(sa_column=_utc_column(nullable=False))
+    heartbeat_at: datetime = Field(sa_column=_utc_column(nullable=False))

@@ -1,7 +1,10 @@
-"""Delivery status reconciliation: poll the providers' check endpoints for accepted messages.
+"""Delivery reports: poll the providers' check endpoints for submitted messages, and apply what
+the poller or a callback brings.
 
-A receipt never moves a message out of a final status. Checks back off with the message's age,
-and a message with no final status long after its validity ends is marked ``UNKNOWN``.
+A report never moves a message back (a late ``queued`` after ``sent``) nor out of a final
+status. A word the adapter does not know changes nothing: it is kept in ``provider_status`` and
+the history, and the message is still polled. Checks back off with the message's age, and a
+message with no final report long after its validity ends is ``unknown`` (``NO_RECEIPT``).
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from sms_worker.providers.base import ErrorKind, ProviderError, StatusReport
 from sms_worker.queues.pointers import ready_lengths
 from sms_worker.runtime import Runtime
 from sms_worker.logs import get_logger
-from sms_worker.status import FINAL_VALUES, NON_FINAL_VALUES, Status, progress
+from sms_worker.status import Delivery, Status
 
 log = get_logger("receipts")
 RECEIPT_TIMEOUT = timedelta(days=3)
@@ -57,7 +60,7 @@ def _poll_round(rt: Runtime, limit: int) -> PollReport:
     now = rt.clock.now()
     statement = (
         select(MESSAGES.c.id, MESSAGES.c.provider, MESSAGES.c.provider_message_id, MESSAGES.c.last_attempt_at, MESSAGES.c.valid_until)
-        .where(MESSAGES.c.status.in_(NON_FINAL_VALUES), MESSAGES.c.next_check_at <= now, MESSAGES.c.provider_message_id.is_not(None))
+        .where(MESSAGES.c.status == Status.SUBMITTED.value, MESSAGES.c.next_check_at <= now)
         .order_by(MESSAGES.c.next_check_at)
         .limit(limit)
     )
@@ -79,37 +82,50 @@ def _check(rt: Runtime, row: Any) -> StatusReport | ProviderError:
 
 
 def apply_reports(rt: Runtime, results: list[tuple[Any, StatusReport | ProviderError]]) -> PollReport:
-    """Write what the provider said; callbacks (when they come) go through here too."""
+    """Write what the provider said; callbacks go through here too. ``row`` needs ``id``,
+    ``provider``, ``provider_message_id``, ``last_attempt_at`` and ``valid_until``."""
     report = PollReport(checked=len(results))
     if not results:
         return report
     now = rt.clock.now()
     updates, events = [], []
     with rt.engine.begin() as conn:
-        current = lock_rows(conn, [row.id for row, _ in results], NON_FINAL_VALUES, now)
+        current = lock_rows(conn, [row.id for row, _ in results], [Status.SUBMITTED.value], now)
         for row, outcome in results:
-            if row.id not in current:
+            was = current.get(row.id)
+            if was is None:
                 continue
+            change: dict[str, Any] = {"id": row.id, "next_check_at": _next_check(rt, row, now)}
             if isinstance(outcome, ProviderError):
                 report.errors += 1
-            next_check = _next_check(rt, row, now)
-            was = current[row.id].status
-            status = outcome.status.value if isinstance(outcome, StatusReport) else was
-            if status not in FINAL_VALUES and now > row.valid_until + RECEIPT_TIMEOUT:
-                status, outcome = Status.UNKNOWN.value, StatusReport(row.provider_message_id, "NO_RECEIPT", Status.UNKNOWN)
-            final = status in FINAL_VALUES
-            change: dict[str, Any] = {"id": row.id, "next_check_at": None if final else next_check}
-            if isinstance(outcome, StatusReport) and status != was and progress(status) >= progress(was):
-                report.changed += 1
-                report.final += final
-                change.update(status=status, provider_status=outcome.provider_status)
-                if outcome.status is Status.DELIVERED:
+            elif outcome.delivery is None:
+                if outcome.provider_status != was.provider_status:
+                    change["provider_status"] = outcome.provider_status
+                    events.append(event(row.id, now, Status.SUBMITTED, f"{row.provider} reported {outcome.provider_status!r}, a word its adapter "
+                                        "does not know: nothing changes, the message is still checked", provider_status=outcome.provider_status))
+            elif outcome.delivery.value != was.delivery and outcome.delivery.progress >= _progress(was.delivery):
+                status = outcome.delivery.status
+                change.update(status=status.value, delivery=outcome.delivery.value, provider_status=outcome.provider_status)
+                if outcome.delivery is Delivery.DELIVERED:
                     change["delivered_at"] = outcome.delivered_at or now
-                events.append(event(row.id, now, status, f"status from {row.provider}", outcome.provider_status))
+                events.append(event(row.id, now, status, f"{row.provider} reports it {outcome.delivery.value}", provider_status=outcome.provider_status))
+                report.changed += 1
+                report.final += status.final
+            if not Status(change.get("status", was.status)).final and now > row.valid_until + RECEIPT_TIMEOUT:
+                reason = f"no final report from {row.provider} within {RECEIPT_TIMEOUT} after the validity ended"
+                change.update(status=Status.UNKNOWN.value, error_code="NO_RECEIPT", error_text=reason)
+                events.append(event(row.id, now, Status.UNKNOWN, reason, code="NO_RECEIPT"))
+                report.final += 1
+            if Status(change.get("status", was.status)).final:
+                change["next_check_at"] = None
             updates.append(change)
         update_each(conn, updates)
         add_events(conn, events)
     return report
+
+
+def _progress(delivery: str | None) -> int:
+    return Delivery(delivery).progress if delivery else 0
 
 
 def _next_check(rt: Runtime, row: Any, now: datetime) -> datetime:

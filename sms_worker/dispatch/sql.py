@@ -10,7 +10,7 @@ from sqlalchemy import Connection, ColumnElement, Row, func, update
 
 from sms_worker.db.bulk import insert_rows, update_rows
 from sms_worker.db.models import Message, MessageEvent
-from sms_worker.status import CLAIMABLE_VALUES, Status
+from sms_worker.status import WAITING_VALUES, Status
 
 MESSAGES = Message.__table__
 EVENTS = MessageEvent.__table__
@@ -29,7 +29,8 @@ def lock_rows(conn: Connection, ids: list[Any], statuses: Iterable[str], now: da
         update(MESSAGES)
         .where(MESSAGES.c.id.in_(ids), MESSAGES.c.status.in_(list(statuses)), *conditions)
         .values(updated_at=now)
-        .returning(MESSAGES.c.id, MESSAGES.c.status, MESSAGES.c.attempts, MESSAGES.c.error_code)
+        .returning(MESSAGES.c.id, MESSAGES.c.status, MESSAGES.c.attempts, MESSAGES.c.error_code, MESSAGES.c.claim_id,
+                   MESSAGES.c.delivery, MESSAGES.c.provider_status)
     )
     return {row.id: row for row in conn.execute(statement)}
 
@@ -44,7 +45,7 @@ def expire_unsent(conn: Connection, now: datetime, ids: list[uuid.UUID] | None =
 
     An earlier error code (a paused account, the last transient fault) is kept: it says why.
     """
-    conditions = [MESSAGES.c.status.in_(CLAIMABLE_VALUES), MESSAGES.c.provider_message_id.is_(None), MESSAGES.c.valid_until <= now]
+    conditions = [MESSAGES.c.status.in_(WAITING_VALUES), MESSAGES.c.valid_until <= now]
     if ids is not None:
         conditions.append(MESSAGES.c.id.in_(ids))
     statement = (
@@ -54,22 +55,24 @@ def expire_unsent(conn: Connection, now: datetime, ids: list[uuid.UUID] | None =
             status=Status.EXPIRED.value,
             error_code=func.coalesce(MESSAGES.c.error_code, "VALIDITY_EXPIRED"),
             error_text=func.coalesce(MESSAGES.c.error_text, NEVER_SENT_EXPIRY),
-            lease_until=None,
             updated_at=now,
         )
         .returning(MESSAGES.c.id)
     )
     expired = list(conn.execute(statement).scalars())
-    add_events(conn, [event(i, now, Status.EXPIRED.value, NEVER_SENT_EXPIRY) for i in expired])
+    add_events(conn, [event(i, now, Status.EXPIRED, NEVER_SENT_EXPIRY, code="VALIDITY_EXPIRED") for i in expired])
     return expired
 
 
-EVENT_COLUMNS = ["message_id", "at", "status", "provider_status", "reason"]
+EVENT_COLUMNS = ["message_id", "at", "status", "provider_status", "code", "reason"]
 
 
 def add_events(conn: Connection, events: list[dict[str, Any]]) -> None:
     insert_rows(conn, EVENTS, EVENT_COLUMNS, events)
 
 
-def event(message_id: Any, at: Any, status: str, reason: str, provider_status: str | None = None) -> dict[str, Any]:
-    return {"message_id": message_id, "at": at, "status": status, "provider_status": provider_status, "reason": reason}
+def event(message_id: uuid.UUID, at: datetime, status: str, reason: str, *, provider_status: str | None = None,
+          code: str | None = None) -> dict[str, Any]:
+    """One row of a message's history: its status after the event, why, and the provider's word
+    (a report) or the error code (a failed attempt) that caused it."""
+    return {"message_id": message_id, "at": at, "status": str(status), "provider_status": provider_status, "code": code, "reason": reason}

@@ -8,7 +8,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, Protocol
 
-from sms_worker.status import Status
+from sms_worker.status import Delivery, Status
 
 
 class ErrorKind(StrEnum):
@@ -20,7 +20,7 @@ class ErrorKind(StrEnum):
     """Retrying cannot help: a final status now."""
 
 
-AMBIGUOUS_CODES = frozenset({"TIMEOUT", "CONNECTION_LOST", "BAD_RESPONSE", "ADAPTER_CRASH"})
+AMBIGUOUS_CODES = frozenset({"TIMEOUT", "CONNECTION_LOST", "BAD_RESPONSE", "ADAPTER_CRASH", "WORKER_LOST"})
 """Transient failures after which the provider may have the message after all: the request went
 out, and no clear answer came back."""
 
@@ -31,8 +31,8 @@ class ProviderError(Exception):
     def __init__(self, kind: ErrorKind, code: str, text: str, *, account_wide: bool = False, status: Status | None = None) -> None:
         super().__init__(f"{code}: {text}")
         self.kind, self.code, self.text, self.account_wide = kind, code, text, account_wide
-        self.status = status or (Status.DENIED if code == "DENIED" else Status.UNDELIVERABLE)
-        """The final canonical status this error leads to when it is permanent."""
+        self.status = status or (Status.REJECTED if code == "DENIED" else Status.UNDELIVERABLE)
+        """The final status this error leads to when it is permanent."""
 
     @property
     def ambiguous(self) -> bool:
@@ -61,17 +61,23 @@ class OutboundMessage:
 
 @dataclass(frozen=True, slots=True)
 class Accepted:
+    """The provider took the message: its id there, its word for the message's state, and that
+    word in our vocabulary (None: a word the adapter does not know)."""
+
     provider_message_id: str
     provider_status: str
-    status: Status
+    delivery: Delivery | None
     parts: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class StatusReport:
+    """One delivery report, polled or posted: ``delivery`` is None for a word the adapter does
+    not know, which is recorded and changes nothing."""
+
     provider_message_id: str
     provider_status: str
-    status: Status
+    delivery: Delivery | None
     delivered_at: datetime | None = None
 
 
@@ -137,8 +143,8 @@ class Provider(Protocol):
         whether it is account-wide (every message of the account would meet it)."""
         ...
 
-    def map_status(self, provider_status: str) -> Status:
-        """The provider's word for a message's state, in the canonical vocabulary."""
+    def map_status(self, provider_status: str) -> Delivery | None:
+        """The provider's word for a message's state in our vocabulary; None if it is not known."""
         ...
 
     def verify(self) -> str:

@@ -61,27 +61,27 @@ from sms_worker.providers.base import (
 )
 from sms_worker.providers.http import ErrorClass, classify_code, json_object, raise_for_error, transport_errors
 from sms_worker.providers.timestamps import parse_timestamp
-from sms_worker.status import Status
+from sms_worker.status import Delivery, Status
 
 SENDER_RE: Final = re.compile(r"[A-Za-z0-9 ]{1,11}|\+?[0-9]{1,15}")
 
-STATUSES: Final[dict[str, Status]] = {
-    "queued": Status.QUEUED,
-    "sent": Status.SENT,
-    "delivered": Status.DELIVERED,
-    "failed": Status.DENIED,
-    "undelivered": Status.UNDELIVERABLE,
+STATUSES: Final[dict[str, Delivery]] = {
+    "queued": Delivery.QUEUED,
+    "sent": Delivery.SENT,
+    "delivered": Delivery.DELIVERED,
+    "failed": Delivery.REJECTED,
+    "undelivered": Delivery.UNDELIVERABLE,
 }
 
 # code -> (kind, account_wide, final status when permanent)
 _ERRORS: Final[dict[str, ErrorClass]] = {
     "INVALID_NUMBER": ErrorClass(ErrorKind.PERMANENT, False, Status.UNDELIVERABLE),
-    "INVALID_TEXT": ErrorClass(ErrorKind.PERMANENT, False, Status.DENIED),
-    "INVALID_SENDER": ErrorClass(ErrorKind.PERMANENT, False, Status.DENIED),
-    "INVALID_REQUEST": ErrorClass(ErrorKind.PERMANENT, False, Status.DENIED),
+    "INVALID_TEXT": ErrorClass(ErrorKind.PERMANENT, False, Status.REJECTED),
+    "INVALID_SENDER": ErrorClass(ErrorKind.PERMANENT, False, Status.REJECTED),
+    "INVALID_REQUEST": ErrorClass(ErrorKind.PERMANENT, False, Status.REJECTED),
     "MESSAGE_NOT_FOUND": ErrorClass(ErrorKind.PERMANENT, False, Status.UNKNOWN),
-    "UNAUTHORIZED": ErrorClass(ErrorKind.PERMANENT, True, Status.DENIED),
-    "INSUFFICIENT_FUNDS": ErrorClass(ErrorKind.PERMANENT, True, Status.DENIED),
+    "UNAUTHORIZED": ErrorClass(ErrorKind.PERMANENT, True, Status.REJECTED),
+    "INSUFFICIENT_FUNDS": ErrorClass(ErrorKind.PERMANENT, True, Status.REJECTED),
     "RATE_LIMITED": ErrorClass(ErrorKind.TRANSIENT, False, Status.UNDELIVERABLE),
     "INTERNAL_ERROR": ErrorClass(ErrorKind.TRANSIENT, False, Status.UNDELIVERABLE),
     "SERVICE_UNAVAILABLE": ErrorClass(ErrorKind.TRANSIENT, False, Status.UNDELIVERABLE),
@@ -94,8 +94,9 @@ def classify(code: str, text: str) -> ProviderError:
     return classify_code(_ERRORS, code, text)
 
 
-def canonical_status(word: str) -> Status:
-    return STATUSES.get(word, Status.UNKNOWN)
+def canonical_status(word: str) -> Delivery | None:
+    """Dexatel's word in our vocabulary; None for a word the document does not name."""
+    return STATUSES.get(word)
 
 
 class DexatelProvider(OneRecipientPerRequest):
@@ -185,4 +186,4 @@ def from_config(config: AccountConfig, client: httpx.Client) -> DexatelProvider:
 
 def _report(message_id: str, word: str, moment: datetime | None) -> StatusReport:
     status = canonical_status(word)
-    return StatusReport(message_id, word, status, moment if status is Status.DELIVERED else None)
+    return StatusReport(message_id, word, status, moment if status is Delivery.DELIVERED else None)

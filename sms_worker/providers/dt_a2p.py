@@ -58,7 +58,7 @@ from sms_worker.providers.base import (
 )
 from sms_worker.providers.http import ErrorClass, classify_code, json_object, raise_for_error, transport_errors
 from sms_worker.providers.timestamps import parse_timestamp
-from sms_worker.status import Status
+from sms_worker.status import Delivery, Status
 
 MAX_SENDERS: Final = 50
 """The document: sender ID verification is "limited to 50 sender IDs"."""
@@ -68,8 +68,8 @@ INSUFFICIENT_BALANCE: Final = "INSUFFICIENT_BALANCE"
 _ERRORS: Final[dict[str, ErrorClass]] = {
     "INVALID_API_KEY": ErrorClass(ErrorKind.PERMANENT, True, Status.UNDELIVERABLE),
     INSUFFICIENT_BALANCE: ErrorClass(ErrorKind.PERMANENT, True, Status.UNDELIVERABLE),
-    SENDER_NOT_VERIFIED: ErrorClass(ErrorKind.PERMANENT, False, Status.DENIED),
-    ALPHANUMERIC_SENDER_NOT_ALLOWED: ErrorClass(ErrorKind.PERMANENT, False, Status.DENIED),
+    SENDER_NOT_VERIFIED: ErrorClass(ErrorKind.PERMANENT, False, Status.REJECTED),
+    ALPHANUMERIC_SENDER_NOT_ALLOWED: ErrorClass(ErrorKind.PERMANENT, False, Status.REJECTED),
     "INVALID_RECIPIENT": ErrorClass(ErrorKind.PERMANENT, False, Status.UNDELIVERABLE),
     "INVALID_REQUEST": ErrorClass(ErrorKind.PERMANENT, False, Status.UNDELIVERABLE),
     "MISSING_PARAMETER": ErrorClass(ErrorKind.PERMANENT, False, Status.UNDELIVERABLE),
@@ -80,15 +80,15 @@ _ERRORS: Final[dict[str, ErrorClass]] = {
     "SERVICE_UNAVAILABLE": ErrorClass(ErrorKind.TRANSIENT, False, Status.UNDELIVERABLE),
 }
 
-_STATUSES: Final[dict[str, Status]] = {
-    "queued": Status.QUEUED,
-    "sent": Status.SENT,
-    "delivered": Status.DELIVERED,
-    "undelivered": Status.UNDELIVERABLE,
-    "rejected": Status.DENIED,
-    "expired": Status.EXPIRED,
-    "deleted": Status.DELETED,
-    "unknown": Status.UNKNOWN,
+_STATUSES: Final[dict[str, Delivery]] = {
+    "queued": Delivery.QUEUED,
+    "sent": Delivery.SENT,
+    "delivered": Delivery.DELIVERED,
+    "undelivered": Delivery.UNDELIVERABLE,
+    "rejected": Delivery.REJECTED,
+    "expired": Delivery.EXPIRED,
+    "deleted": Delivery.UNDELIVERABLE,
+    "unknown": Delivery.UNKNOWN,
 }
 
 
@@ -98,8 +98,8 @@ def classify(code: str, text: str) -> ProviderError:
     return classify_code(_ERRORS, code, text)
 
 
-def map_status(provider_status: str) -> Status:
-    return _STATUSES.get(provider_status.strip().lower(), Status.UNKNOWN)
+def map_status(provider_status: str) -> Delivery | None:
+    return _STATUSES.get(provider_status.strip().lower())
 
 
 class DtA2pProvider(OneRecipientPerRequest):
@@ -155,7 +155,7 @@ class DtA2pProvider(OneRecipientPerRequest):
     def classify(self, code: str, text: str) -> ProviderError:
         return classify(code, text)
 
-    def map_status(self, provider_status: str) -> Status:
+    def map_status(self, provider_status: str) -> Delivery | None:
         return map_status(provider_status)
 
     def balance(self) -> tuple[float, str]:

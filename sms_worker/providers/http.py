@@ -13,31 +13,35 @@ from typing import Any, Final
 import httpx
 
 from sms_worker.providers.base import ErrorKind, ProviderError
+from sms_worker.providers.transport import ResponseTooLarge, guarded_client
 from sms_worker.status import Status
 
-_clients: dict[tuple[int, float, int], httpx.Client] = {}
+_clients: dict[tuple[int, float, int, int], httpx.Client] = {}
 _lock = threading.Lock()
 
 
-def shared_client(timeout: float, max_connections: int) -> httpx.Client:
-    """Connection pooling across every adapter in a process; a forked child gets its own."""
-    key = (os.getpid(), timeout, max_connections)
+def shared_client(timeout: float, max_connections: int, max_body: int) -> httpx.Client:
+    """Connection pooling across every adapter in a process; a forked child gets its own. Every
+    exchange ends within ``timeout`` seconds and reads at most ``max_body`` bytes of answer
+    (:mod:`sms_worker.providers.transport`)."""
+    key = (os.getpid(), timeout, max_connections, max_body)
     with _lock:
         client = _clients.get(key)
         if client is None:
-            limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
-            client = httpx.Client(timeout=httpx.Timeout(timeout), limits=limits)
-            _clients[key] = client
+            client = _clients[key] = guarded_client(timeout, max_body, max_connections)
         return client
 
 
 @contextmanager
 def transport_errors() -> Iterator[None]:
     """Network failures are transient whatever the provider. Failing to connect means the
-    request never left (``CONNECTION``, ``CONNECT_TIMEOUT``); a timeout or a broken connection
-    after it was sent may hide an accepted message (``TIMEOUT``, ``CONNECTION_LOST``: ambiguous)."""
+    request never left (``CONNECTION``, ``CONNECT_TIMEOUT``); a timeout (the exchange's deadline
+    included), a broken connection or an answer cut off for its size after the request was sent
+    may hide an accepted message (``TIMEOUT``, ``CONNECTION_LOST``, ``BAD_RESPONSE``: ambiguous)."""
     try:
         yield
+    except ResponseTooLarge as exc:
+        raise ProviderError(ErrorKind.TRANSIENT, "BAD_RESPONSE", str(exc)) from None
     except (httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
         raise ProviderError(ErrorKind.TRANSIENT, "CONNECT_TIMEOUT", f"could not connect in time ({type(exc).__name__})") from None
     except httpx.TimeoutException as exc:

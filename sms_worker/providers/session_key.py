@@ -73,7 +73,7 @@ from sms_worker.providers.base import (
 )
 from sms_worker.providers.http import ErrorClass, classify_code, json_object, json_or_none, raise_for_http_status, transport_errors
 from sms_worker.providers.sessions import call_with_relogin
-from sms_worker.status import Status
+from sms_worker.status import Delivery, Status
 from sms_worker.text import analyze
 
 QUALITIES: Final = ("N", "L", "LL")
@@ -99,33 +99,23 @@ _ERROR_KINDS: Final[dict[str, ErrorClass]] = {
     BAD_CREDENTIALS: ErrorClass(ErrorKind.PERMANENT, True, Status.UNDELIVERABLE),
     "USER_KEY_NOT_FOUND": ErrorClass(ErrorKind.PERMANENT, True, Status.UNDELIVERABLE),
     "NOT_ENOUGH_CREDITS": ErrorClass(ErrorKind.PERMANENT, True, Status.UNDELIVERABLE),
-    "INVALID_SENDER": ErrorClass(ErrorKind.PERMANENT, False, Status.DENIED),
+    "INVALID_SENDER": ErrorClass(ErrorKind.PERMANENT, False, Status.REJECTED),
     INVALID_RECIPIENT: ErrorClass(ErrorKind.PERMANENT, False, Status.UNDELIVERABLE),
     "INVALID_PARAMETER": ErrorClass(ErrorKind.PERMANENT, False, Status.UNDELIVERABLE),
     "MISSING_PARAMETER": ErrorClass(ErrorKind.PERMANENT, False, Status.UNDELIVERABLE),
     "ORDER_NOT_FOUND": ErrorClass(ErrorKind.PERMANENT, False, Status.UNKNOWN),
 }
 
-STATUS_WORDS: Final[dict[str, Status]] = {
-    "WAITING": Status.QUEUED,
-    "SCHEDULED": Status.SCHEDULED,
-    "SENT": Status.SENT,
-    "WAIT4DLVR": Status.SENT,
-    "DLVRD": Status.DELIVERED,
-    "ERROR": Status.UNDELIVERABLE,
-    "TIMEOUT": Status.EXPIRED,
-    "TOOM4NUM": Status.DENIED,
-    "TOOM4USER": Status.DENIED,
-    "UNKNPFX": Status.UNDELIVERABLE,
-    "UNKNRCPT": Status.UNDELIVERABLE,
-    "INVALIDDST": Status.UNDELIVERABLE,
-    "BLACKLISTED": Status.DENIED,
-    "KO": Status.DENIED,
-    "INVALIDCONTENTS": Status.DENIED,
-    "DEMO": Status.UNKNOWN,
+STATUS_WORDS: Final[dict[str, Delivery]] = {
+    **dict.fromkeys(("WAITING", "SCHEDULED"), Delivery.QUEUED),
+    **dict.fromkeys(("SENT", "WAIT4DLVR"), Delivery.SENT),
+    "DLVRD": Delivery.DELIVERED,
+    "TIMEOUT": Delivery.EXPIRED,
+    **dict.fromkeys(("ERROR", "UNKNPFX", "UNKNRCPT", "INVALIDDST", "DEMO"), Delivery.UNDELIVERABLE),
+    **dict.fromkeys(("TOOM4NUM", "TOOM4USER", "BLACKLISTED", "KO", "INVALIDCONTENTS"), Delivery.REJECTED),
 }
-"""The family's recipient statuses. ``DEMO`` (sent in demo mode) reaches no phone, and nothing
-more will be learnt of it: UNKNOWN, a final status."""
+"""The family's recipient statuses. ``DEMO`` (sent in demo mode) reaches no phone and nothing
+more will be learnt of it: undeliverable, with the word kept beside."""
 
 _log = get_logger("providers.session_key")
 
@@ -134,8 +124,9 @@ def classify(code: str, text: str) -> ProviderError:
     return classify_code(_ERROR_KINDS, code, text)
 
 
-def canonical_status(word: str) -> Status:
-    return STATUS_WORDS.get(word.strip().upper(), Status.UNKNOWN)
+def canonical_status(word: str) -> Delivery | None:
+    """A recipient status in our words; None for a word the family's documents do not name."""
+    return STATUS_WORDS.get(word.strip().upper())
 
 
 class RefusedRecipients(ProviderError):
@@ -247,7 +238,7 @@ class SessionKeyProvider:
                 outcomes[i] = error
             return
         for i, recipient in zip(order, recipients):
-            outcomes[i] = Accepted(f"{order_id}:{recipient}", "WAITING", Status.QUEUED, parts)
+            outcomes[i] = Accepted(f"{order_id}:{recipient}", "WAITING", Delivery.QUEUED, parts)
 
     def _post_order(self, message: OutboundMessage, recipients: list[str]) -> tuple[str, int]:
         body: dict[str, Any] = {
@@ -315,7 +306,7 @@ class SessionKeyProvider:
     def _report(self, provider_message_id: str, entry: dict[str, Any]) -> StatusReport:
         word = str(entry.get("status") or "UNKNOWN")
         status = canonical_status(word)
-        delivered_at = self._parse_time(entry.get("delivery_date")) if status is Status.DELIVERED else None
+        delivered_at = self._parse_time(entry.get("delivery_date")) if status is Delivery.DELIVERED else None
         return StatusReport(provider_message_id, word, status, delivered_at)
 
     def _parse_time(self, value: object) -> datetime | None:
@@ -331,7 +322,7 @@ class SessionKeyProvider:
     def classify(self, code: str, text: str) -> ProviderError:
         return classify(code, text)
 
-    def map_status(self, provider_status: str) -> Status:
+    def map_status(self, provider_status: str) -> Delivery | None:
         return canonical_status(provider_status)
 
     def verify(self) -> str:

@@ -49,7 +49,7 @@ from sms_worker.providers.base import (
 )
 from sms_worker.providers.http import ErrorClass, json_object, raise_for_error, transport_errors
 from sms_worker.providers.timestamps import parse_timestamp
-from sms_worker.status import Status
+from sms_worker.status import Delivery, Status
 
 MAX_PAGE_SIZE: Final = 100
 DIRECTIONS: Final = ("inbound", "outbound")
@@ -70,37 +70,38 @@ ERRORS: Final[dict[int, ErrorClass]] = {
     20500: _TRANSIENT,  # internal error
     20503: _TRANSIENT,  # service unavailable
     21211: ErrorClass(_PERMANENT),  # 'to' is not an E.164 number
-    21212: ErrorClass(_PERMANENT, status=Status.DENIED),  # 'from' or 'sender_id' refused
+    21212: ErrorClass(_PERMANENT, status=Status.REJECTED),  # 'from' or 'sender_id' refused
     21602: ErrorClass(_PERMANENT),  # no message body
-    21603: ErrorClass(_PERMANENT, status=Status.DENIED),  # no 'from'
+    21603: ErrorClass(_PERMANENT, status=Status.REJECTED),  # no 'from'
     21604: ErrorClass(_PERMANENT),  # no 'to'
     21609: ErrorClass(_PERMANENT, account_wide=True),  # status_callback is not a URL (an account option)
-    21610: ErrorClass(_PERMANENT, status=Status.DENIED),  # recipient unsubscribed (STOP)
+    21610: ErrorClass(_PERMANENT, status=Status.REJECTED),  # recipient unsubscribed (STOP)
     30002: ErrorClass(_PERMANENT, account_wide=True),  # account suspended
     # Delivery errors, on failed/undelivered messages (and refusals that carry them).
     30001: ErrorClass(_PERMANENT, status=Status.EXPIRED),  # expired before delivery
     30003: ErrorClass(_PERMANENT),  # unreachable handset
     30005: ErrorClass(_PERMANENT),  # unknown handset
-    30007: ErrorClass(_PERMANENT, status=Status.DENIED),  # filtered by the carrier
+    30007: ErrorClass(_PERMANENT, status=Status.REJECTED),  # filtered by the carrier
     30008: ErrorClass(_PERMANENT, status=Status.UNKNOWN),  # unknown error
 }
 
 _STATUS_WORDS: Final = {
-    "queued": Status.QUEUED,
-    "sending": Status.SENDING,
-    "sent": Status.SENT,
-    "delivered": Status.DELIVERED,
-    "undelivered": Status.UNDELIVERABLE,
-    "failed": Status.UNDELIVERABLE,
+    "queued": Delivery.QUEUED,
+    "sending": Delivery.QUEUED,
+    "sent": Delivery.SENT,
+    "delivered": Delivery.DELIVERED,
+    "undelivered": Delivery.UNDELIVERABLE,
+    "failed": Delivery.UNDELIVERABLE,
 }
 
 
-def canonical_status(status: str, error_code: int | None = None) -> Status:
-    """A Message's ``status`` (refined by its ``error_code`` once it failed) in canonical words."""
-    canonical = _STATUS_WORDS.get(status, Status.UNKNOWN)
+def canonical_status(status: str, error_code: int | None = None) -> Delivery | None:
+    """A Message's ``status`` (refined by its ``error_code`` once it failed) in our words; None
+    for a status the OpenAPI document does not list (``received`` is an inbound message's)."""
+    canonical = _STATUS_WORDS.get(status)
     error = ERRORS.get(error_code) if error_code is not None else None
-    if canonical is Status.UNDELIVERABLE and error is not None and error.kind is ErrorKind.PERMANENT:
-        return error.status
+    if canonical is Delivery.UNDELIVERABLE and error is not None and error.kind is ErrorKind.PERMANENT:
+        return Delivery(error.status.value)  # the final statuses and reports share their words
     return canonical
 
 
@@ -118,7 +119,7 @@ class TelefoonMessage:
 
     id: str
     status: str
-    canonical: Status
+    canonical: Delivery | None
     direction: str
     sender: str
     to: str
@@ -246,7 +247,7 @@ class TelefoonProvider(OneRecipientPerRequest):
     def classify(self, code: str, text: str) -> ProviderError:
         return classify(code, text)
 
-    def map_status(self, provider_status: str) -> Status:
+    def map_status(self, provider_status: str) -> Delivery | None:
         return canonical_status(provider_status)
 
     def verify(self) -> str:

@@ -41,7 +41,7 @@ from sms_worker.providers.base import (
 from sms_worker.providers.http import ErrorClass, classify_code, raise_for_http_status, transport_errors
 from sms_worker.providers.sessions import call_with_relogin
 from sms_worker.providers.timestamps import parse_timestamp
-from sms_worker.status import Status
+from sms_worker.status import Delivery, Status
 
 PROVIDER_TIMEZONE = ZoneInfo("Europe/Bratislava")
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
@@ -53,7 +53,7 @@ _ERROR_KINDS: dict[str, ErrorClass] = {
     "ERROR": ErrorClass(ErrorKind.TRANSIENT),
     "IP_NOT_ALLOWED": ErrorClass(ErrorKind.PERMANENT, account_wide=True),
     "INVALID_TOKEN": ErrorClass(ErrorKind.PERMANENT, account_wide=True),
-    "DENIED": ErrorClass(ErrorKind.PERMANENT, status=Status.DENIED),
+    "DENIED": ErrorClass(ErrorKind.PERMANENT, status=Status.REJECTED),
     "UNDELIVERABLE": ErrorClass(ErrorKind.PERMANENT),
 }
 
@@ -62,11 +62,22 @@ def classify(code: str, description: str) -> ProviderError:
     return classify_code(_ERROR_KINDS, code, description)
 
 
-def canonical_status(code: str) -> Status:
-    try:
-        return Status(code)
-    except ValueError:
-        return Status.UNKNOWN
+DELIVERY: Final[dict[str, Delivery]] = {
+    **dict.fromkeys(("UNSENT", "SCHEDULED", "QUEUED", "IN_GROUP", "PROCESSING", "ERROR"), Delivery.QUEUED),
+    **dict.fromkeys(("SENDING", "SENT"), Delivery.SENT),
+    **dict.fromkeys(("DELIVERED", "READ"), Delivery.DELIVERED),
+    "EXPIRED": Delivery.EXPIRED,
+    **dict.fromkeys(("DELETED", "UNDELIVERABLE"), Delivery.UNDELIVERABLE),
+    "DENIED": Delivery.REJECTED,
+    "UNKNOWN": Delivery.UNKNOWN,
+}
+"""The fifteen codes of the document's status table. ``ERROR`` ("will retry up to 5 times within
+60 minutes") is the provider retrying: it still holds the message. ``DELETED`` ("removed from the
+delivery queue") will never be delivered."""
+
+
+def canonical_status(code: str) -> Delivery | None:
+    return DELIVERY.get(code)
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,7 +199,7 @@ class TelekomSKProvider(OneRecipientPerRequest):
         entry = entries[0]
         if entry.get("status") != "success" or entry.get("message_id") is None:
             raise classify(str(entry.get("code", "UNKNOWN")), str(entry.get("description", "")))
-        return Accepted(str(entry["message_id"]), "QUEUED", Status.QUEUED, entry.get("parts"))
+        return Accepted(str(entry["message_id"]), "QUEUED", Delivery.QUEUED, entry.get("parts"))
 
     def check(self, provider_message_id: str) -> StatusReport:
         body = self._call("check_message", {"message_id": provider_message_id})
@@ -210,13 +221,13 @@ class TelekomSKProvider(OneRecipientPerRequest):
         status = canonical_status(code)
         # ISO 8601 (the document's example ends in Z); a zone-less one is read in the host's zone.
         moment = parse_timestamp(document.get("timestamp"), zoneless="local", to_utc=True)
-        delivered_at = moment if status is Status.DELIVERED else None
+        delivered_at = moment if status is Delivery.DELIVERED else None
         return [StatusReport(str(document["messageId"]), code, status, delivered_at)]
 
     def classify(self, code: str, text: str) -> ProviderError:
         return classify(code, text)
 
-    def map_status(self, provider_status: str) -> Status:
+    def map_status(self, provider_status: str) -> Delivery | None:
         return canonical_status(provider_status)
 
     def verify(self) -> str:

@@ -14,8 +14,11 @@ def rate_limit(account: str) -> str:
     return f"{PREFIX}:rl:{account}"
 
 
-def in_flight(message_hex: str) -> str:
-    return f"{PREFIX}:inflight:{message_hex}"
+def send_window(account: str) -> str:
+    return f"{PREFIX}:window:{account}"
+
+
+REBUILDING = f"{PREFIX}:rebuilding"
 
 
 def paused(account: str) -> str:

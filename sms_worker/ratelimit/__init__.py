@@ -1,7 +1,19 @@
-"""Global rate limits per provider account (DESIGN-NOTES trap 1: Celery's rate_limit is per worker)."""
+"""Global rate limits per provider account (DESIGN-NOTES trap 1: Celery's rate_limit is per worker).
+
+Two limiters, one rule: an account's ``rate`` per second with ``burst`` to spare.
+
+- :class:`TokenBucket` decides at claim time how many messages a batch may take now; the rest
+  wait in the due set, holding no worker.
+- :class:`SendWindow` keeps the limit where the provider counts it: each request, in the thread
+  about to send it, takes its place in a one-second sliding window of departures. Jitter
+  between a grant and the request (a claim written, a call queued behind others, a busy CPU)
+  can no longer bunch requests at the provider.
+"""
 
 from __future__ import annotations
 
+import math
+import uuid
 from dataclasses import dataclass
 
 import redis
@@ -36,3 +48,27 @@ class TokenBucket:
             return Grant(0, 0.0)
         granted, wait, at = self._script(keys=[self._key], args=[self.rate, self.burst, *costs])
         return Grant(int(granted), float(wait), float(at))
+
+    def refund(self, tokens: int) -> None:
+        """Give back tokens taken for messages that were not sent after all."""
+        if tokens > 0:
+            self._script(keys=[self._key], args=[self.rate, self.burst, -tokens])
+
+
+class SendWindow:
+    """At most ``limit`` messages (or parts) leave for an account in any sliding second.
+
+    ``limit`` is ``rate + burst`` less what ``headroom_seconds`` of the rate keeps back for the
+    way from this check to the provider. One Lua script on a sorted set of departure times per
+    account, on the Redis server's clock, so every worker on every host shares it."""
+
+    def __init__(self, client: redis.Redis, account: str, rate: float, burst: int, headroom_seconds: float = 0.0) -> None:
+        self._script = load_script(client, "sms_worker.ratelimit", "send_window.lua")
+        self._key = keys.send_window(account)
+        self.limit = max(1, math.floor(rate + burst - rate * headroom_seconds))
+
+    def enter(self, cost: int) -> float:
+        """Take ``cost`` places in the window now and return 0, or return the seconds until they
+        would fit (nothing taken). A cost above the limit fits into an empty window."""
+        token = uuid.uuid4().hex
+        return float(self._script(keys=[self._key], args=[self.limit, cost, token]))

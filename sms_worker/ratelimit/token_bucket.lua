@@ -2,6 +2,7 @@
 -- KEYS[1]: the bucket. ARGV: rate (tokens/s), burst, then the cost of each message in order.
 -- Grants the longest prefix of messages that fits. A message costing more than the burst is
 -- granted once the bucket is full and leaves it in debt, so the long-run rate still holds.
+-- A negative cost gives tokens back (never above the burst).
 -- Time is the Redis server's, so hosts with skewed clocks still agree.
 -- Returns {granted_count, seconds_until_next_fits, server_time} (the last two as strings).
 local now_parts = redis.call('TIME')
@@ -25,6 +26,7 @@ for i = 3, #ARGV do
     break
   end
 end
+tokens = math.min(burst, tokens)
 -- %.17g: tostring keeps 14 digits, which would round the clock to 0.1 ms and over-grant
 redis.call('HSET', KEYS[1], 'tokens', string.format('%.17g', tokens), 'ts', string.format('%.17g', now))
 redis.call('EXPIRE', KEYS[1], math.ceil((burst - math.min(tokens, 0)) / rate) + 60)

@@ -20,7 +20,7 @@ from typing import Any
 
 from starlette.responses import PlainTextResponse, Response
 
-from sms_worker.status import Status
+from sms_worker.sandbox.states import State
 
 
 class FaultKind(StrEnum):
@@ -121,11 +121,11 @@ class FaultEngine:
         return None
 
 
-def final_status(rule: FaultRule | None) -> Status:
+def final_status(rule: FaultRule | None) -> State:
     """Where an accepted message ends: a ``final_status`` rule's status, else DELIVERED."""
     if rule is not None and rule.fault is FaultKind.FINAL_STATUS:
-        return Status(rule.params["status"])
-    return Status.DELIVERED
+        return State(rule.params["status"])
+    return State.DELIVERED
 
 
 def http_error(status: int) -> Response:
@@ -166,8 +166,8 @@ def _code(value: Any) -> str:
 
 def _status(value: Any) -> str:
     code = _code(value)
-    if code not in Status.__members__:
-        raise FaultRuleError(f"must be one of {', '.join(Status)}")
+    if code not in State.__members__:
+        raise FaultRuleError(f"must be one of {', '.join(State)}")
     return code
 
 

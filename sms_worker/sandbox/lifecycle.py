@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sms_worker.clock import Clock
-from sms_worker.status import Status
+from sms_worker.sandbox.states import State
 
 FIRST_MESSAGE_ID = 100000
 
@@ -31,17 +31,17 @@ class Message:
     sent_at: float
     final_at: float
     expires_at: float
-    final: Status
+    final: State
 
-    def status_at(self, now: float) -> Status:
+    def status_at(self, now: float) -> State:
         if now < self.due:
-            return Status.SCHEDULED
+            return State.SCHEDULED
         if self.expires_at <= self.sent_at and now >= self.expires_at:
-            return Status.EXPIRED
+            return State.EXPIRED
         if now < self.sent_at:
-            return Status.QUEUED
+            return State.QUEUED
         if now < self.final_at:
-            return Status.SENT
+            return State.SENT
         return self.final
 
 
@@ -58,7 +58,7 @@ class MessageStore:
     def now(self) -> float:
         return self._clock.now().timestamp()
 
-    def accept(self, validity_minutes: int, delivery_time: datetime | None, final: Status) -> Message:
+    def accept(self, validity_minutes: int, delivery_time: datetime | None, final: State) -> Message:
         now = self.now()
         due = max(now, delivery_time.timestamp()) if delivery_time is not None else now
         message = Message(

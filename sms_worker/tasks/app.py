@@ -8,12 +8,14 @@ a share of every batch for standard and low so they never starve.
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 
 from celery import Celery
-from celery.signals import after_setup_logger, worker_process_init
-from kombu import Queue
+from celery.signals import after_setup_logger, worker_process_init, worker_process_shutdown
+from celery.worker.consumer import Consumer
+from kombu import Connection, Queue
 
 from sms_worker.config import Settings, get_settings
 from sms_worker.runtime import redis_url
@@ -21,6 +23,24 @@ from sms_worker.validation import QUEUE_OF_PRIORITY
 
 QUEUE_ORDER = ("high", "housekeeping", "standard", "low")
 DISPATCH_TASK = "sms_worker.dispatch"
+RECONNECT_EVERY = 0.25
+"""Seconds between a worker's attempts to reach a broker that went away."""
+
+
+class PromptConsumer(Consumer):
+    """Celery's consumer, reconnecting to a lost broker every ``RECONNECT_EVERY`` seconds.
+
+    Celery's own retries wait 2, 4, 6... seconds apart: a Redis back after 2 s was found 4 s
+    late, and nothing was sent meanwhile. Trying a few times a second costs one refused
+    connection each while Redis is down."""
+
+    def ensure_connected(self, conn: Connection) -> Connection:
+        conn.ensure_connection = functools.partial(conn.ensure_connection, interval_start=0, interval_step=RECONNECT_EVERY,
+                                                   interval_max=RECONNECT_EVERY)
+        try:
+            return super().ensure_connected(conn)
+        finally:
+            del conn.ensure_connection
 
 
 class CeleryConfig:
@@ -31,6 +51,7 @@ class CeleryConfig:
     task_routes = {"sms_worker.sweep": {"queue": "housekeeping"}, "sms_worker.poll_statuses": {"queue": "housekeeping"}}
     broker_transport_options = {"queue_order_strategy": "priority", "visibility_timeout": 3600}
     broker_connection_retry_on_startup = True
+    worker_consumer = "sms_worker.tasks.app:PromptConsumer"
     worker_prefetch_multiplier = 1
     worker_disable_prefetch = True
     worker_send_task_events = True
@@ -77,12 +98,22 @@ def _quiet_http_logs(**_: object) -> None:
 
 
 @worker_process_init.connect
-def _open_provider_sessions(**_: object) -> None:
-    """Log in to the providers as a worker process starts, in the background, so the first
-    batch neither waits for it nor reaches the provider late and bunched."""
-    from sms_worker.runtime import open_accounts
+def _start_process(**_: object) -> None:
+    """Per-process resources as a worker process starts: the lease and its keeper thread, and
+    the providers' sessions, opened in the background so the first batch neither waits for
+    them nor reaches the provider late and bunched."""
+    from sms_worker.runtime import open_accounts, process_runtime
 
+    process_runtime().start_keeper()
     threading.Thread(target=open_accounts, name="sms-open-accounts", daemon=True).start()
+
+
+@worker_process_shutdown.connect
+def _end_process(**_: object) -> None:
+    """A clean exit writes what it holds and ends its lease, so nothing waits for it to go stale."""
+    from sms_worker.runtime import process_runtime
+
+    process_runtime().close()
 
 
 class CeleryWaker:

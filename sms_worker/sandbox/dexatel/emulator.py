@@ -19,7 +19,7 @@ from sms_worker.sandbox.recorder import Recorder
 from sms_worker.sandbox.settings import SandboxSettings
 from sms_worker.sandbox.telekom_sk.parts import count_parts
 from sms_worker.sandbox.webhooks import Webhooks
-from sms_worker.status import Status
+from sms_worker.sandbox.states import State
 
 PROVIDER: Final = "dexatel"
 SEND: Final = "send"
@@ -50,13 +50,13 @@ error: Final = ErrorTable(ERRORS, error_envelope, unknown=lambda code: code)
 """Dexatel's error envelope; a code it does not know (from a fault rule) is a 400 whose message is the code."""
 
 # Canonical status -> Dexatel's word. The document names five; "unknown" is assumed.
-WORDS: Final[dict[Status, str]] = {
-    **dict.fromkeys((Status.UNSENT, Status.SCHEDULED, Status.QUEUED, Status.PROCESSING, Status.IN_GROUP), "queued"),
-    **dict.fromkeys((Status.SENDING, Status.SENT, Status.ERROR), "sent"),
-    **dict.fromkeys((Status.DELIVERED, Status.READ), "delivered"),
-    Status.DENIED: "failed",
-    **dict.fromkeys((Status.UNDELIVERABLE, Status.EXPIRED, Status.DELETED), "undelivered"),
-    Status.UNKNOWN: "unknown",
+WORDS: Final[dict[State, str]] = {
+    **dict.fromkeys((State.UNSENT, State.SCHEDULED, State.QUEUED, State.PROCESSING, State.IN_GROUP), "queued"),
+    **dict.fromkeys((State.SENDING, State.SENT, State.ERROR), "sent"),
+    **dict.fromkeys((State.DELIVERED, State.READ), "delivered"),
+    State.DENIED: "failed",
+    **dict.fromkeys((State.UNDELIVERABLE, State.EXPIRED, State.DELETED), "undelivered"),
+    State.UNKNOWN: "unknown",
 }
 
 _SENDER_RE: Final = re.compile(r"[A-Za-z0-9 ]{1,11}|\+?[0-9]{1,15}")

@@ -18,7 +18,7 @@ from sms_worker.sandbox.lifecycle import Message, MessageStore
 from sms_worker.sandbox.recorder import Recorder
 from sms_worker.sandbox.settings import SandboxSettings
 from sms_worker.sandbox.telekom_sk.parts import count_parts
-from sms_worker.status import Status
+from sms_worker.sandbox.states import State
 
 PROVIDER: Final = "dt-a2p"
 SEND: Final = "send"
@@ -48,14 +48,14 @@ error: Final = ErrorTable(ERRORS, error_envelope)
 """The platform's error format: ``{"error": {"code", "message"}}`` with the code's HTTP status."""
 
 # The canonical status -> the platform's word; any other status reads "unknown".
-WORDS: Final[dict[Status, str]] = {
-    Status.QUEUED: "queued",
-    Status.SENT: "sent",
-    Status.DELIVERED: "delivered",
-    Status.UNDELIVERABLE: "undelivered",
-    Status.DENIED: "rejected",
-    Status.EXPIRED: "expired",
-    Status.DELETED: "deleted",
+WORDS: Final[dict[State, str]] = {
+    State.QUEUED: "queued",
+    State.SENT: "sent",
+    State.DELIVERED: "delivered",
+    State.UNDELIVERABLE: "undelivered",
+    State.DENIED: "rejected",
+    State.EXPIRED: "expired",
+    State.DELETED: "deleted",
 }
 _TRANSPORT_KINDS: Final = frozenset({FaultKind.LATENCY, FaultKind.TIMEOUT, FaultKind.HTTP_STATUS, FaultKind.ERROR_CODE})
 _SEND_KINDS: Final = _TRANSPORT_KINDS | {FaultKind.FINAL_STATUS}
@@ -159,7 +159,7 @@ class DtA2p:
         message = self._messages.accept(VALIDITY_MINUTES, None, final_status(rule))
         submission = Submission(to, sender, parts, cost, self._messages.now())
         self._submissions[message.id] = submission
-        body = {**_describe(message, submission, Status.QUEUED), **self._balance_body()}
+        body = {**_describe(message, submission, State.QUEUED), **self._balance_body()}
         return Answer(201, body, OK, message_id=message.id, parts=parts)
 
     def _refusal(self, to: str, sender: str) -> Answer | None:
@@ -185,7 +185,7 @@ class DtA2p:
         return {"balance": float(self._balance), "currency": CURRENCY}
 
 
-def _describe(message: Message, submission: Submission, status: Status) -> dict[str, Any]:
+def _describe(message: Message, submission: Submission, status: State) -> dict[str, Any]:
     return {
         "id": str(message.id),
         "status": WORDS.get(status, "unknown"),
@@ -195,7 +195,7 @@ def _describe(message: Message, submission: Submission, status: Status) -> dict[
         "cost": float(submission.cost),
         "currency": CURRENCY,
         "created_at": utc_timestamp(submission.created_at, "milliseconds"),
-        "delivered_at": utc_timestamp(message.final_at, "milliseconds") if status is Status.DELIVERED else None,
+        "delivered_at": utc_timestamp(message.final_at, "milliseconds") if status is State.DELIVERED else None,
     }
 
 

@@ -31,7 +31,7 @@ from sms_worker.sandbox.session_key.orders import (
 )
 from sms_worker.sandbox.settings import SandboxSettings
 from sms_worker.sandbox.telekom_sk.sessions import SessionStore
-from sms_worker.status import Status
+from sms_worker.sandbox.states import State
 
 PROVIDER: Final = "session-key"
 LOGIN: Final = "login"
@@ -122,7 +122,7 @@ class SessionKey:
         recipients = []
         for destination, message in order.entries:
             status = message.status_at(now)
-            delivered = datetime.fromtimestamp(message.final_at, ZONE).strftime(SCHEDULE_FORMAT) if status is Status.DELIVERED else None
+            delivered = datetime.fromtimestamp(message.final_at, ZONE).strftime(SCHEDULE_FORMAT) if status is State.DELIVERED else None
             recipients.append({"destination": destination, "status": STATUS_WORDS.get(status, status.value), "delivery_date": delivered})
         return Answer(200, {"recipient_number": len(recipients), "result": "OK", "recipients": recipients}, "OK")
 
@@ -143,7 +143,7 @@ class SessionKey:
         if blocking is not None:
             answer = self._preempt(blocking[1], blocking[0])
         else:
-            finals = {number: Status(rule.params["status"]) for number, rule in drawn if rule.fault is FaultKind.FINAL_STATUS}
+            finals = {number: State(rule.params["status"]) for number, rule in drawn if rule.fault is FaultKind.FINAL_STATUS}
             answer = self._admit(request) or self._accept(body, finals)
         self._record(body, recipients, answer)
         return await respond(answer, *(rule for _, rule in drawn))
@@ -173,7 +173,7 @@ class SessionKey:
                 drawn.append((number, rule))
         return drawn
 
-    def _accept(self, body: Any, finals: dict[str | None, Status]) -> Answer:
+    def _accept(self, body: Any, finals: dict[str | None, State]) -> Answer:
         try:
             order = parse_order(body, ZONE)
         except OrderError as exc:
@@ -183,7 +183,7 @@ class SessionKey:
             return replace(refusal, parts=order.parts)
         self._credits -= order.cost
         order_id = str(uuid.uuid4())
-        default = finals.get(None, Status.DELIVERED)
+        default = finals.get(None, State.DELIVERED)
         entries = tuple(
             (number, self._messages.accept(VALIDITY_MINUTES, order.scheduled, finals.get(number, default))) for number in order.recipients
         )

@@ -9,7 +9,7 @@ from typing import Any, Final
 
 from sms_worker.sandbox.lifecycle import Message
 from sms_worker.sandbox.telekom_sk.parts import count_parts
-from sms_worker.status import Status
+from sms_worker.sandbox.states import State
 
 QUALITIES: Final = ("N", "L", "LL")
 MAX_TEXT: Final = 1000
@@ -32,14 +32,14 @@ ERRORS: Final[dict[str, tuple[int, str]]] = {
 }
 
 # canonical -> the family's recipient status word; a status without one is answered as it is.
-STATUS_WORDS: Final[dict[Status, str]] = {
-    Status.SCHEDULED: "SCHEDULED",
-    Status.QUEUED: "WAITING",
-    Status.SENT: "SENT",
-    Status.DELIVERED: "DLVRD",
-    Status.EXPIRED: "TIMEOUT",
-    Status.UNDELIVERABLE: "ERROR",
-    Status.DENIED: "KO",
+STATUS_WORDS: Final[dict[State, str]] = {
+    State.SCHEDULED: "SCHEDULED",
+    State.QUEUED: "WAITING",
+    State.SENT: "SENT",
+    State.DELIVERED: "DLVRD",
+    State.EXPIRED: "TIMEOUT",
+    State.UNDELIVERABLE: "ERROR",
+    State.DENIED: "KO",
 }
 
 _RECIPIENT = re.compile(r"\+?\d{6,15}")

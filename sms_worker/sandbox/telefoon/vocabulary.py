@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Final
 
 from sms_worker.sandbox.answers import ErrorTable
-from sms_worker.status import Status
+from sms_worker.sandbox.states import State
 
 # Request errors: code -> (HTTP status, error_message). Assumed, modelled on Twilio's codes.
 INVALID_REQUEST: Final = 20001
@@ -46,18 +46,18 @@ ERRORS: Final[dict[int, tuple[int, str]]] = {
 }
 
 # Canonical status -> (Telefoon status, error_code) for the states a sandbox message passes.
-PROGRESS: Final = (Status.QUEUED, Status.SENDING, Status.SENT)
+PROGRESS: Final = (State.QUEUED, State.SENDING, State.SENT)
 """The states before the final one, in order; a ``final_status`` fault may stop a message in one."""
-WORDS: Final[dict[Status, tuple[str, int | None]]] = {
-    Status.SCHEDULED: ("queued", None),
-    Status.QUEUED: ("queued", None),
-    Status.SENDING: ("sending", None),
-    Status.SENT: ("sent", None),
-    Status.DELIVERED: ("delivered", None),
-    Status.READ: ("delivered", None),
-    Status.UNDELIVERABLE: ("undelivered", UNREACHABLE),
-    Status.EXPIRED: ("undelivered", EXPIRED),
-    Status.DENIED: ("failed", FILTERED),
+WORDS: Final[dict[State, tuple[str, int | None]]] = {
+    State.SCHEDULED: ("queued", None),
+    State.QUEUED: ("queued", None),
+    State.SENDING: ("sending", None),
+    State.SENT: ("sent", None),
+    State.DELIVERED: ("delivered", None),
+    State.READ: ("delivered", None),
+    State.UNDELIVERABLE: ("undelivered", UNREACHABLE),
+    State.EXPIRED: ("undelivered", EXPIRED),
+    State.DENIED: ("failed", FILTERED),
 }
 OTHER_FINAL: Final = ("failed", UNKNOWN_ERROR)
 """Any other canonical final status a fault names (DELETED, UNKNOWN, ERROR...)."""

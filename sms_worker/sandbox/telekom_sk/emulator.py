@@ -38,7 +38,7 @@ from sms_worker.sandbox.telekom_sk.results import (
     success,
 )
 from sms_worker.sandbox.telekom_sk.sessions import SessionStore
-from sms_worker.status import Status
+from sms_worker.sandbox.states import State
 
 PROVIDER: Final = "telekom-sk"
 SEND: Final = "send_message"
@@ -53,7 +53,7 @@ OPERATORS: Final = {
     **dict.fromkeys(("50", "51"), "4ka"),
 }
 # Codes a send_message fault reports inside messages[] (the recipient was refused, not the call).
-PER_MESSAGE_CODES: Final = frozenset({Status.DENIED.value, Status.UNDELIVERABLE.value})
+PER_MESSAGE_CODES: Final = frozenset({State.DENIED.value, State.UNDELIVERABLE.value})
 _NOT_SEND_KINDS: Final = ALL_KINDS - {FaultKind.FINAL_STATUS}
 _NOT_RECORDED_PARAMS: Final = frozenset({"token", "session_id", "to", "from", "text"})
 _WALL_CLOCK_FORMAT: Final = "%Y-%m-%d %H:%M:%S"
@@ -240,7 +240,7 @@ class TelekomSk:
         status = message.status_at(self._messages.now())
         delivered = (
             datetime.fromtimestamp(message.final_at, self._zone).strftime(_WALL_CLOCK_FORMAT)
-            if status is Status.DELIVERED
+            if status is State.DELIVERED
             else ""
         )
         body = success(

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Final
 
-from sms_worker.status import Status
+from sms_worker.sandbox.states import State
 
 OK: Final = "OK"
 # From the document.
@@ -25,25 +25,25 @@ MESSAGE_NOT_FOUND: Final = "MESSAGE_NOT_FOUND"
 SESSION_NOT_FOUND_TEXT: Final = "Session was not found or has expired"
 
 # code -> (status, description), the document's table of fifteen.
-STATUS_TABLE: Final[dict[Status, tuple[str, str]]] = {
-    Status.UNSENT: ("Not sent", "The message has not yet been processed."),
-    Status.SCHEDULED: ("Scheduled", "The message is scheduled for later delivery."),
-    Status.QUEUED: ("Queued", "The message has been accepted and is waiting to be sent."),
-    Status.SENDING: ("Sending", "The message is currently being sent."),
-    Status.SENT: ("Sent", "The message was sent to the target platform (SMS Center, RBM, Viber)."),
-    Status.DELIVERED: ("Delivered", "The message was delivered to the recipient."),
-    Status.EXPIRED: ("Expired", "The delivery timeout has expired."),
-    Status.DELETED: ("Deleted", "The message was removed from the delivery queue."),
-    Status.UNDELIVERABLE: ("Undeliverable", "The message cannot be delivered."),
-    Status.DENIED: ("Denied", "The message was rejected by the target platform."),
-    Status.IN_GROUP: ("In group", "The message is assigned to a cadence group."),
-    Status.READ: ("Read", "The message has been read."),
-    Status.PROCESSING: ("Processing", "The message is currently being processed."),
-    Status.ERROR: (
+STATUS_TABLE: Final[dict[State, tuple[str, str]]] = {
+    State.UNSENT: ("Not sent", "The message has not yet been processed."),
+    State.SCHEDULED: ("Scheduled", "The message is scheduled for later delivery."),
+    State.QUEUED: ("Queued", "The message has been accepted and is waiting to be sent."),
+    State.SENDING: ("Sending", "The message is currently being sent."),
+    State.SENT: ("Sent", "The message was sent to the target platform (SMS Center, RBM, Viber)."),
+    State.DELIVERED: ("Delivered", "The message was delivered to the recipient."),
+    State.EXPIRED: ("Expired", "The delivery timeout has expired."),
+    State.DELETED: ("Deleted", "The message was removed from the delivery queue."),
+    State.UNDELIVERABLE: ("Undeliverable", "The message cannot be delivered."),
+    State.DENIED: ("Denied", "The message was rejected by the target platform."),
+    State.IN_GROUP: ("In group", "The message is assigned to a cadence group."),
+    State.READ: ("Read", "The message has been read."),
+    State.PROCESSING: ("Processing", "The message is currently being processed."),
+    State.ERROR: (
         "Error",
         "The message cannot be sent due to an error. The system will retry delivery up to 5 times within 60 minutes.",
     ),
-    Status.UNKNOWN: ("Unknown", "The message was sent, but the delivery status cannot be determined."),
+    State.UNKNOWN: ("Unknown", "The message was sent, but the delivery status cannot be determined."),
 }
 
 _OK_RESULT: Final = {"status": "success", "description": "", "code": OK}
@@ -71,8 +71,8 @@ def error(code: str, description: str) -> Outcome:
 
 def describe(code: str) -> str:
     """The text to send with an error code a fault rule names, from the status table if it is there."""
-    if code in Status.__members__:
-        return STATUS_TABLE[Status(code)][1]
+    if code in State.__members__:
+        return STATUS_TABLE[State(code)][1]
     if code == SESSION_NOT_FOUND:
         return SESSION_NOT_FOUND_TEXT
     return f"Sandbox fault: {code}"

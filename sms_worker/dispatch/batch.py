@@ -1,0 +1,142 @@
+"""The messages of one dispatch batch, and what each stage decided about each one.
+
+A message in play is an :class:`Item`. A stage gives an item a disposition, or leaves it in play
+for the next stage:
+
+- :class:`Defer`: not now; its pointer comes back at ``until``. A deferral may also move the row
+  (a failed attempt becomes ``retrying``); a claim the item held is given back.
+- :class:`Finish`: it leaves the pipeline with a status: a final one, or ``submitted`` once a
+  provider accepted it (receipts take it from there).
+- :class:`Skip`: the row is not ours to decide (another worker holds it, or it moved on); nothing
+  is written.
+
+The driver (:mod:`.pipeline`) writes finished messages in one transaction and deferrals in one
+call to the due set (:mod:`.ledger`).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sms_worker.providers.base import Accepted, OutboundMessage, ProviderError
+from sms_worker.status import Status
+
+
+@dataclass(frozen=True, slots=True)
+class Defer:
+    until: datetime
+    reason: str
+    status: Status | None = None
+    """The row's new status; None leaves a waiting row as it is and returns a held one to waiting."""
+    code: str | None = None
+    pin: bool = False
+    """From now on only the account just tried may carry it: it may have the message."""
+    counted: bool = True
+    """False: the attempt just started does not count (the account failed, not the message)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Finish:
+    status: Status
+    reason: str
+    code: str | None = None
+    accepted: Accepted | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Skip:
+    reason: str
+
+
+Disposition = Defer | Finish | Skip
+
+
+class NotSent(Exception):
+    """The call was not made after all (the send window stayed full, Redis was away): the
+    message comes back at ``until`` and the attempt does not count."""
+
+    def __init__(self, reason: str, until: datetime) -> None:
+        super().__init__(reason)
+        self.reason, self.until = reason, until
+
+
+Outcome = Accepted | ProviderError | NotSent
+
+
+@dataclass(frozen=True, slots=True)
+class Waiting:
+    """The row of a message waiting to be sent, as the batch read it."""
+
+    status: Status
+    recipient: str
+    sender: str | None
+    segments: int
+    attempts: int
+    send_after: datetime
+    valid_until: datetime
+    first_attempt_at: datetime | None
+    requested_account: str | None
+
+
+@dataclass(eq=False, slots=True)
+class Item:
+    """One message in play. Stages fill in what they decide or take, in pipeline order."""
+
+    id: uuid.UUID
+    priority: int
+    row: Waiting
+    account: str | None = None
+    """Route: the account that carries this attempt."""
+    probe: bool = False
+    """Route: it is the probe of its account's half-open breaker."""
+    cost: int = 0
+    """Pace: rate-limit tokens taken for it."""
+    claim_id: uuid.UUID | None = None
+    """Claim: the name of the claim by which this worker holds the row."""
+    message: OutboundMessage | None = None
+    """Claim: what the provider call needs, read in the claiming statement."""
+    attempt: int = 0
+    """Submit: the attempt number of the call made (0: no call was made)."""
+    first_attempt_at: datetime | None = None
+    request: int = 0
+    """Submit: which request of the batch carried it (several messages may share one)."""
+    outcome: Outcome | None = None
+    disposition: Disposition | None = None
+    written: bool = False
+
+    @property
+    def called(self) -> bool:
+        return self.attempt > 0
+
+    @property
+    def pinned(self) -> bool:
+        return self.row.requested_account is not None
+
+
+@dataclass(eq=False)
+class Batch:
+    """Items and what the pipeline decided; stages see :meth:`in_play`."""
+
+    items: list[Item] = field(default_factory=list)
+
+    def __iter__(self) -> Iterator[Item]:
+        return iter(self.items)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def in_play(self) -> list[Item]:
+        return [item for item in self.items if item.disposition is None]
+
+    def extend(self, items: Iterable[Item]) -> None:
+        self.items.extend(items)
+
+    def settle(self, item: Item, disposition: Disposition) -> None:
+        if item.disposition is None:
+            item.disposition = disposition
+
+    def unwritten(self) -> list[Item]:
+        return [item for item in self.items if item.disposition is not None and not item.written]

@@ -1,0 +1,193 @@
+"""Writing what the stages decided: rows and events in one transaction, then pointers in one call.
+
+Every write is fenced. A message the batch found waiting is changed only while it still waits; a
+message the batch claimed only while its row still names this claim (``claim_id``). The answer
+of a call whose claim the recovery sweep took back meanwhile (the worker was thought dead) is a
+*late answer*: it goes to the history, and an acceptance also wins over the sweep's guess while
+nothing newer has started, so the message is not sent again.
+
+When the database or Redis is unreachable nothing is dropped: the ledger holds the writes it
+could not make, in order, and :meth:`Ledger.flush_held` (the worker's keeper thread, and every
+later write) makes them when the server is back. The worker's lease is renewed meanwhile, so the
+sweep never takes back what a live worker holds (:mod:`sms_worker.dispatch.lease`).
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import redis
+from sqlalchemy import Engine
+from sqlalchemy.exc import DBAPIError
+
+from sms_worker.clock import Clock
+from sms_worker.dispatch.batch import Batch, Defer, Finish, Item, Skip
+from sms_worker.dispatch.sql import add_events, event, lock_rows, update_each
+from sms_worker.logs import get_logger
+from sms_worker.queues.pointers import schedule
+from sms_worker.status import HELD_VALUES, WAITING, WAITING_VALUES, Delivery, Status
+
+log = get_logger("ledger")
+WORKER_LOST = "WORKER_LOST"
+
+
+def describe_outage(error: BaseException) -> str | None:
+    """A one-line description if ``error`` means a server is away, else None (a bug)."""
+    if isinstance(error, DBAPIError) and (error.connection_invalidated or type(error.orig).__name__ in _DB_OUTAGES):
+        return f"the database is unreachable ({type(error.orig).__name__})"
+    if isinstance(error, (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError)):
+        return f"Redis is unreachable ({type(error).__name__})"
+    return None
+
+
+_DB_OUTAGES = frozenset({"OperationalError", "InterfaceError"})
+
+
+@dataclass(slots=True)
+class _Change:
+    """One message's write: the row (if it changes), its event, its pointer."""
+
+    id: uuid.UUID
+    claim: uuid.UUID | None
+    attempt: int
+    values: dict[str, Any]
+    event: dict[str, Any] | None
+    pointer: tuple[int, str, float] | None
+    accepted: bool = False
+
+
+@dataclass(slots=True)
+class _Held:
+    changes: list[_Change]
+    pointers: list[tuple[int, str, float]] = field(default_factory=list)
+
+
+class Ledger:
+    def __init__(self, engine: Engine, client: redis.Redis, clock: Clock, first_check: timedelta) -> None:
+        self._engine = engine
+        self._redis = client
+        self._clock = clock
+        self._first_check = first_check
+        self._held: deque[_Held] = deque()
+        self._lock = threading.Lock()
+
+    @property
+    def holding(self) -> int:
+        """Messages whose writes wait for a server to come back."""
+        with self._lock:
+            return sum(len(held.changes) + len(held.pointers) for held in self._held)
+
+    def write(self, batch: Batch) -> None:
+        """Write the dispositions of ``batch`` not written yet; hold them if a server is away."""
+        items = batch.unwritten()
+        if not items:
+            return
+        now = self._clock.now()
+        changes = [change for item in items if (change := self._change(item, now)) is not None]
+        for item in items:
+            item.written = True
+        with self._lock:
+            self._held.append(_Held(changes))
+            self._drain()
+
+    def flush_held(self) -> int:
+        """Try the held writes again, oldest first; returns how many messages are still held."""
+        with self._lock:
+            self._drain()
+        return self.holding
+
+    def _drain(self) -> None:
+        while self._held:
+            held = self._held[0]
+            try:
+                if held.changes:
+                    held.pointers += self._commit(held.changes)
+                    held.changes = []
+                if held.pointers:
+                    schedule(self._redis, held.pointers)
+                    held.pointers = []
+            except Exception as error:  # noqa: BLE001 - held, not lost: see flush_held
+                reason = describe_outage(error)
+                if reason is None:
+                    log.exception("writing %d dispatch outcome(s) failed; they are held and tried again", len(held.changes))
+                else:
+                    log.warning("%s: holding %d message(s)' outcomes until it is back", reason, len(held.changes) + len(held.pointers))
+                return
+            self._held.popleft()
+
+    def _commit(self, changes: list[_Change]) -> list[tuple[int, str, float]]:
+        """One transaction for the rows and events; returns the pointers of what was written."""
+        pointers = [change.pointer for change in changes if change.values == {} and change.pointer is not None]
+        rows = [change for change in changes if change.values]
+        if not rows:
+            return pointers
+        now = self._clock.now()
+        updates, events = [], []
+        with self._engine.begin() as conn:
+            current = lock_rows(conn, [change.id for change in rows], [*WAITING_VALUES, *HELD_VALUES, Status.UNKNOWN.value], now)
+            for change in rows:
+                row = current.get(change.id)
+                if row is None:
+                    continue
+                if _ours(change, row):
+                    updates.append({"id": change.id, **change.values})
+                    events += [change.event] if change.event else []
+                    pointers += [change.pointer] if change.pointer else []
+                elif change.attempt and row.claim_id != change.claim:
+                    wins = change.accepted and row.claim_id is None and row.error_code == WORKER_LOST and row.attempts == change.attempt
+                    if wins:
+                        updates.append({"id": change.id, **change.values})
+                    if change.event:
+                        late = "late answer, after the sweep took the claim back: " + ("" if wins else "not applied: ")
+                        events.append({**change.event, "status": change.values["status"] if wins else row.status,
+                                       "reason": late + change.event["reason"]})
+            update_each(conn, updates)
+            add_events(conn, events)
+        return pointers
+
+    def _change(self, item: Item, now: datetime) -> _Change | None:
+        disposition = item.disposition
+        if isinstance(disposition, Skip) or disposition is None:
+            return None
+        pointer_of = (item.priority, item.id.hex)
+        released = {"claim_id": None, "dispatcher": None} if item.claim_id is not None else {}
+        if isinstance(disposition, Finish):
+            values: dict[str, Any] = {"status": disposition.status.value, "updated_at": now, **released}
+            accepted = disposition.accepted
+            if accepted is not None:
+                values.update(provider=item.account, provider_message_id=accepted.provider_message_id, provider_status=accepted.provider_status,
+                              delivery=accepted.delivery.value if accepted.delivery else None, next_check_at=now + self._first_check,
+                              error_code=None, error_text=None)
+                if accepted.delivery is Delivery.DELIVERED:
+                    values["delivered_at"] = now
+            elif disposition.code is not None:
+                values.update(error_code=disposition.code, error_text=disposition.reason)
+            note = event(item.id, now, disposition.status, disposition.reason, code=disposition.code,
+                         provider_status=accepted.provider_status if accepted else None)
+            return _Change(item.id, item.claim_id, item.attempt, values, note, None, accepted is not None)
+        pointer = (*pointer_of, disposition.until.timestamp())
+        if item.claim_id is None and disposition.status is None:
+            return _Change(item.id, None, 0, {}, None, pointer)
+        values = {"updated_at": now, "send_after": disposition.until, **released}
+        attempts = item.attempt if disposition.counted else item.attempt - 1
+        status = disposition.status or (item.row.status if not item.called else (Status.RETRYING if attempts else Status.QUEUED))
+        values["status"] = status.value
+        if item.called and not disposition.counted:
+            values.update(attempts=attempts, first_attempt_at=item.row.first_attempt_at)
+        if disposition.pin and not item.pinned:
+            values["requested_provider"] = item.account
+        if disposition.code is not None:
+            values.update(error_code=disposition.code, error_text=disposition.reason)
+        note = event(item.id, now, status, disposition.reason, code=disposition.code) if item.called or disposition.status else None
+        return _Change(item.id, item.claim_id, item.attempt, values, note, pointer)
+
+
+def _ours(change: _Change, row: Any) -> bool:
+    if change.claim is None:
+        return row.status in {s.value for s in WAITING} and row.claim_id is None
+    return row.claim_id == change.claim

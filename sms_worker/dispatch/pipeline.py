@@ -1,0 +1,107 @@
+"""The pipeline driver: stages in order, each one's after-step in reverse, writes at checkpoints.
+
+A stage is a small class with two hooks, after dramatiq's middleware:
+
+- ``process(batch, downstream)`` looks at ``batch.in_play()`` and gives each item a disposition
+  or leaves it in play for the next stage. A stage that works in pieces (submit: calls finish at
+  different times) hands each finished piece to ``downstream``, which runs the stages after it on
+  that piece at once and writes what they decided.
+- ``after(batch)`` runs once the batch has left every stage, in reverse order of the stages that
+  ran, whatever happened: a stage gives back there what it took for items that no later stage
+  used (a breaker probe, rate tokens, a claim). No stage undoes another's work.
+
+The driver writes what the stages settled (:class:`~.ledger.Ledger`) before a stage that calls
+out (``calls_out``), after every downstream piece, and at the end. If a stage raises, the items
+still in play are deferred for a moment, so no pointer is lost, and the after-steps still run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+from typing import ClassVar
+
+from sms_worker.clock import Clock
+from sms_worker.dispatch.batch import Batch, Defer, Item
+from sms_worker.dispatch.ledger import Ledger, describe_outage
+from sms_worker.logs import get_logger
+
+log = get_logger("dispatch")
+RETRY_AFTER_FAILURE = timedelta(seconds=1)
+"""How soon messages come back after a batch failed before their calls (Redis or the database
+away): about a second, so sending resumes within a second of the outage's end."""
+
+Downstream = Callable[[list[Item]], None]
+
+
+class Stage:
+    """One decision about each message of a batch; see the module docstring."""
+
+    calls_out: ClassVar[bool] = False
+    """Talks to providers: what earlier stages settled is written first, and urgent arrivals
+    are prepared by the stages before it (:meth:`Pipeline.prepare`)."""
+
+    def process(self, batch: Batch, downstream: Downstream) -> None:
+        raise NotImplementedError
+
+    def after(self, batch: Batch) -> None:
+        """Give back what was taken for items no later stage used; must not raise."""
+
+
+class Pipeline:
+    def __init__(self, stages: list[Stage], ledger: Ledger, clock: Clock) -> None:
+        self.stages = stages
+        self.ledger = ledger
+        self.clock = clock
+        self._calling = next((n for n, stage in enumerate(stages) if stage.calls_out), len(stages))
+
+    def run(self, batch: Batch) -> None:
+        """See every item of ``batch`` to a disposition, written (or held) by the ledger."""
+        self._run(batch, 0, len(self.stages))
+
+    def prepare(self, batch: Batch) -> list[Item]:
+        """Run the stages before the one that calls out (without their after-steps) and write
+        what they settled; returns the items ready to be called. For messages that join a batch
+        already calling: they are added to it, and its after-steps cover them."""
+        ran: list[Stage] = []
+        try:
+            self._stages(batch, 0, self._calling, ran)
+        except Exception as error:  # noqa: BLE001 - the pointers must come back, whatever broke
+            self._give_back(batch, error)
+        self.ledger.write(batch)
+        return batch.in_play()
+
+    def _run(self, batch: Batch, start: int, stop: int) -> None:
+        ran: list[Stage] = []
+        try:
+            self._stages(batch, start, stop, ran)
+        except Exception as error:  # noqa: BLE001 - see _give_back
+            self._give_back(batch, error)
+        finally:
+            for stage in reversed(ran):
+                try:
+                    stage.after(batch)
+                except Exception:  # noqa: BLE001 - one after-step failing must not skip the others
+                    log.exception("after-step of %s failed", type(stage).__name__)
+            self.ledger.write(batch)
+
+    def _stages(self, batch: Batch, start: int, stop: int, ran: list[Stage]) -> None:
+        for index in range(start, stop):
+            stage = self.stages[index]
+            if stage.calls_out:
+                self.ledger.write(batch)
+            if not batch.in_play():
+                return
+            ran.append(stage)
+            stage.process(batch, lambda piece, after=index + 1: self._run(Batch(piece), after, len(self.stages)))
+
+    def _give_back(self, batch: Batch, error: Exception) -> None:
+        left = batch.in_play()
+        until = self.clock.now() + RETRY_AFTER_FAILURE
+        reason = f"dispatch stopped: {describe_outage(error) or type(error).__name__}"
+        for item in left:
+            batch.settle(item, Defer(until, reason))
+        if describe_outage(error):
+            log.warning("%s; %d message(s) come back in %.0f s", reason, len(left), RETRY_AFTER_FAILURE.total_seconds())
+        else:
+            log.exception("dispatch stopped on an unexpected error; %d message(s) come back in %.0f s", len(left), RETRY_AFTER_FAILURE.total_seconds())

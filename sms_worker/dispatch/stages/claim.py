@@ -1,0 +1,74 @@
+"""Claim: one atomic statement makes the batch's messages this worker's, or leaves them alone.
+
+``UPDATE ... WHERE id IN (...) AND status IN (waiting) ... RETURNING``: a pointer two workers both
+popped (or the sweep pushed twice) is claimed once, and only the claimed rows are sent (Notify's
+check-then-act race, closed). The row then names the claim (``claim_id``) and this process
+(``dispatcher``, whose lease it keeps: :mod:`~sms_worker.dispatch.lease`); what the provider call
+needs comes back in the same statement, and the transaction is closed before any HTTP. Claims
+not called after all are given back in :meth:`Claim.after` (the ledger returns their rows to
+waiting).
+"""
+
+from __future__ import annotations
+
+import math
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import case, update
+
+from sms_worker.dispatch.batch import Batch, Defer, Skip
+from sms_worker.dispatch.pipeline import Downstream, Stage
+from sms_worker.dispatch.sql import MESSAGES
+from sms_worker.dispatch.stages.validity import SCHEDULE_TOLERANCE
+from sms_worker.providers.base import OutboundMessage
+from sms_worker.runtime import Runtime
+from sms_worker.status import WAITING_VALUES, Status
+
+_RETURNED = [MESSAGES.c[name] for name in ("id", "recipient", "sender", "text", "priority", "valid_until", "unicode", "flash")]
+
+
+class Claim(Stage):
+    def __init__(self, rt: Runtime) -> None:
+        self._rt = rt
+
+    def process(self, batch: Batch, downstream: Downstream) -> None:
+        items = batch.in_play()
+        rt = self._rt
+        now = rt.clock.now()
+        rt.lease.ensure()
+        claim_id = uuid.uuid4()
+        accounts = {item.id: item.account for item in items}
+        account: Any = next(iter(accounts.values())) if len(set(accounts.values())) == 1 else case(accounts, value=MESSAGES.c.id)
+        statement = (
+            update(MESSAGES)
+            .where(
+                MESSAGES.c.id.in_(list(accounts)),
+                MESSAGES.c.status.in_(WAITING_VALUES),
+                MESSAGES.c.valid_until > now,
+                MESSAGES.c.send_after <= now + SCHEDULE_TOLERANCE,
+            )
+            .values(status=Status.CLAIMED.value, provider=account, claim_id=claim_id, dispatcher=rt.lease.id, updated_at=now)
+            .returning(*_RETURNED)
+        )
+        with rt.engine.begin() as conn:
+            rows = {row.id: row for row in conn.execute(statement)}
+        for item in items:
+            row = rows.get(item.id)
+            if row is None:
+                batch.settle(item, Skip("another worker holds it, or it is no longer waiting"))
+            else:
+                item.claim_id, item.message = claim_id, _outbound(row, now)
+
+    def after(self, batch: Batch) -> None:
+        now = self._rt.clock.now()
+        for item in batch.in_play():
+            if item.claim_id is not None:
+                batch.settle(item, Defer(now, "claim given back unused"))
+
+
+def _outbound(row: Any, now: datetime) -> OutboundMessage:
+    remaining = max(1, min(1440, math.ceil((row.valid_until - now).total_seconds() / 60)))
+    return OutboundMessage(message_id=row.id.hex, recipient=row.recipient, text=row.text, sender=row.sender,
+                           priority=row.priority, validity_minutes=remaining, unicode=row.unicode, flash=row.flash)

@@ -1,0 +1,54 @@
+"""Health: each request's outcome feeds its account's circuit breaker and send-rate meter.
+
+A transient fault counts against the account, anything else (an accepted message, a refusal of
+this message) for it; a request that carried several messages counts once, as accepted if any
+of them was. It only looks (it runs before record, which settles every message): a failure here
+is logged, and the batch's outcomes stand.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+from sms_worker.dispatch.batch import Batch, Item
+from sms_worker.dispatch.ledger import describe_outage
+from sms_worker.dispatch.pipeline import Downstream, Stage
+from sms_worker.logs import get_logger, mask_numbers
+from sms_worker.providers.base import Accepted, ErrorKind, ProviderError
+from sms_worker.routing.meter import count_sent
+from sms_worker.runtime import Runtime
+
+log = get_logger("dispatch")
+
+
+class Health(Stage):
+    def __init__(self, rt: Runtime) -> None:
+        self._rt = rt
+
+    def process(self, batch: Batch, downstream: Downstream) -> None:
+        requests: dict[tuple[str, int], list[Item]] = defaultdict(list)
+        for item in batch.in_play():
+            if item.called and item.account is not None and isinstance(item.outcome, Accepted | ProviderError):
+                requests[(item.account, item.request)].append(item)
+        failures: dict[str, list[bool]] = defaultdict(list)
+        last_fault: dict[str, str] = {}
+        accepted: dict[str, int] = defaultdict(int)
+        for (account, _), items in sorted(requests.items(), key=lambda entry: entry[0][1]):
+            outcome = next((item.outcome for item in items if isinstance(item.outcome, Accepted)), items[0].outcome)
+            failed = isinstance(outcome, ProviderError) and outcome.kind is ErrorKind.TRANSIENT
+            failures[account].append(failed)
+            if failed:
+                last_fault[account] = mask_numbers(f"{outcome.code}: {outcome.text}")[:200]
+            accepted[account] += sum(isinstance(item.outcome, Accepted) for item in items)
+        try:
+            count_sent(self._rt.redis, {account: n for account, n in accepted.items() if n})
+            changes = [(account, *self._rt.breaker(account).record(outcomes, last_fault.get(account, ""))) for account, outcomes in failures.items()]
+        except Exception as error:  # noqa: BLE001 - see the module docstring
+            log.warning("could not record the accounts' health: %s", describe_outage(error) or repr(error))
+            return
+        for account, state, changed in changes:
+            if changed and state == "open":
+                log.error("circuit breaker OPEN for account %s after %s; routing passes it over for %.0f s",
+                          account, last_fault.get(account, "transient faults"), self._rt.settings.breaker_cooldown_seconds)
+            elif changed:
+                log.warning("circuit breaker for account %s is %s again", account, state)

@@ -1,0 +1,84 @@
+"""Route: the account that carries each message, among those available now.
+
+A message that named its account goes there or waits for it. Otherwise the routing rules order
+its accounts (:class:`~sms_worker.routing.Router`), each retry starting one further down the
+list. An account is *available* unless the operator's pause (an account-wide fault) or its
+circuit breaker keeps it out; a half-open breaker lets one message through as its probe, which
+is given back in :meth:`Route.after` if that message is not called after all. A message no
+account may carry (sender or country rules, an unconfigured account) is rejected with
+``NO_ROUTE``; one whose accounts are all unavailable waits.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sms_worker.dispatch.batch import Batch, Defer, Finish, Item
+from sms_worker.dispatch.pipeline import Downstream, Stage
+from sms_worker.dispatch.policy import PAUSE_RECHECK
+from sms_worker.providers.pause import paused_reason
+from sms_worker.routing.breaker import UNLIMITED
+from sms_worker.runtime import Runtime
+from sms_worker.status import Status
+
+NO_ROUTE = "NO_ROUTE"
+
+
+class Route(Stage):
+    def __init__(self, rt: Runtime) -> None:
+        self._rt = rt
+
+    def process(self, batch: Batch, downstream: Downstream) -> None:
+        rt = self._rt
+        available = _Availability(rt)
+        recheck = rt.clock.now() + min(PAUSE_RECHECK, timedelta(seconds=rt.settings.breaker_cooldown_seconds))
+        for item in batch.in_play():
+            names = self._candidates(item)
+            if isinstance(names, str):
+                batch.settle(item, Finish(Status.REJECTED, f"no account may carry it: {names}", NO_ROUTE))
+                continue
+            chosen = next((name for name in names if available.take(name)), None)
+            if chosen is None:
+                batch.settle(item, Defer(recheck, f"no account available ({', '.join(names)}): paused, or circuit breaker open"))
+                continue
+            item.account = chosen
+            item.probe = chosen in available.probing
+
+    def after(self, batch: Batch) -> None:
+        for item in batch:
+            if item.probe and not item.called:
+                self._rt.breaker(item.account or "").release_probe()
+
+    def _candidates(self, item: Item) -> list[str] | str:
+        """The accounts that may carry ``item`` in the order to try them, or why none may."""
+        rt, row = self._rt, item.row
+        if row.requested_account is not None and row.requested_account not in rt.accounts:
+            return f"it names account {row.requested_account!r}, which is not configured ({', '.join(sorted(rt.accounts))})"
+        names = [row.requested_account] if row.requested_account else rt.router.candidates(row.recipient, item.id.bytes)
+        turn = row.attempts % len(names)
+        names = names[turn:] + names[:turn]
+        allowed = [name for name in names if rt.router.refusal(name, row.recipient, row.sender) is None]
+        return allowed or rt.router.refusal(names[0], row.recipient, row.sender) or "no account"
+
+
+class _Availability:
+    """Which accounts may take how many more messages in this batch: Redis is asked once per
+    account. An operator's pause takes none; a breaker takes all (closed), none (open), or one
+    probe (half-open)."""
+
+    def __init__(self, rt: Runtime) -> None:
+        self._rt = rt
+        self._left: dict[str, int] = {}
+        self.probing: set[str] = set()
+
+    def take(self, name: str) -> bool:
+        if name not in self._left:
+            admitted = 0 if paused_reason(self._rt.redis, name) is not None else self._rt.breaker(name).admit()
+            self._left[name] = admitted
+            if admitted == 1:
+                self.probing.add(name)
+        if self._left[name] == 0:
+            return False
+        if self._left[name] != UNLIMITED:
+            self._left[name] -= 1
+        return True

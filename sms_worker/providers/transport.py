@@ -1,0 +1,169 @@
+"""An httpx transport no provider can hold: a wall-clock deadline per exchange and a cap on answers.
+
+httpx's timeouts are per operation: a read timeout starts again with every byte, so a server
+that answers ``200`` and then sends its body one byte a second keeps a caller for as long as it
+likes, and one that sends a 100 MB body has it read into memory. This transport keeps httpx's
+two-method contract (``handle_request``, ``close``) and adds two rules:
+
+- **A deadline for the whole exchange**: connecting, writing, waiting for the pool and every
+  read share one moment by which the exchange is over. The socket operations underneath are
+  given only the time left (a network backend that clamps their timeouts), so the deadline
+  holds even while an answer trickles in a byte at a time. Past it, the read in progress fails
+  with httpx's ``ReadTimeout`` (``ConnectTimeout`` before the request went out), which the
+  adapters already classify. A caller may set a tighter deadline for several requests at once
+  with :func:`deadline` (the dispatcher does, around one adapter call and its re-login).
+- **A cap on the answer's size** (``max_body`` bytes, as sent, before any decoding): a longer
+  body is cut off at the cap and :class:`ResponseTooLarge` is raised, so memory does not grow
+  with what a provider sends. Clients built here ask for ``Accept-Encoding: identity``, so the
+  bytes counted are the bytes decoded.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import httpcore
+import httpx
+
+_local = threading.local()
+
+
+class ResponseTooLarge(httpx.TransportError):
+    """The provider's answer went past the size cap; it was cut off unread."""
+
+
+@contextmanager
+def deadline(seconds: float) -> Iterator[None]:
+    """Every HTTP exchange made by this thread inside the block ends within ``seconds`` from
+    now (or sooner, by the transport's own per-request deadline)."""
+    outer = getattr(_local, "deadline", None)
+    mine = time.monotonic() + seconds
+    _local.deadline = mine if outer is None else min(outer, mine)
+    try:
+        yield
+    finally:
+        _local.deadline = outer
+
+
+def _time_left(timeout: float | None, expired: type[Exception]) -> float | None:
+    """``timeout`` shortened to what the current deadline leaves; ``expired`` once it has passed."""
+    until = getattr(_local, "deadline", None)
+    if until is None:
+        return timeout
+    left = until - time.monotonic()
+    if left <= 0:
+        raise expired("the exchange's deadline has passed")
+    return left if timeout is None else min(timeout, left)
+
+
+class _DeadlineStream(httpcore.NetworkStream):
+    def __init__(self, inner: httpcore.NetworkStream) -> None:
+        self._inner = inner
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        return self._inner.read(max_bytes, _time_left(timeout, httpcore.ReadTimeout))
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        self._inner.write(buffer, _time_left(timeout, httpcore.WriteTimeout))
+
+    def close(self) -> None:
+        self._inner.close()
+
+    def start_tls(self, ssl_context: Any, server_hostname: str | None = None, timeout: float | None = None) -> httpcore.NetworkStream:
+        return _DeadlineStream(self._inner.start_tls(ssl_context, server_hostname, _time_left(timeout, httpcore.ConnectTimeout)))
+
+    def get_extra_info(self, info: str) -> Any:
+        return self._inner.get_extra_info(info)
+
+
+class _DeadlineBackend(httpcore.NetworkBackend):
+    """httpcore's own socket backend, each operation given no more than the deadline leaves."""
+
+    def __init__(self) -> None:
+        self._inner = httpcore.SyncBackend()
+
+    def connect_tcp(self, host: str, port: int, timeout: float | None = None, local_address: str | None = None,
+                    socket_options: Any = None) -> httpcore.NetworkStream:
+        timeout = _time_left(timeout, httpcore.ConnectTimeout)
+        return _DeadlineStream(self._inner.connect_tcp(host, port, timeout, local_address, socket_options))
+
+    def connect_unix_socket(self, path: str, timeout: float | None = None, socket_options: Any = None) -> httpcore.NetworkStream:
+        return _DeadlineStream(self._inner.connect_unix_socket(path, _time_left(timeout, httpcore.ConnectTimeout), socket_options))
+
+
+class _BoundedBody(httpx.SyncByteStream):
+    """The answer's body, read under its exchange's deadline and cut off past ``limit`` bytes."""
+
+    def __init__(self, inner: httpx.SyncByteStream, until: float, limit: int, request: httpx.Request) -> None:
+        self._inner, self._until, self._limit, self._request = inner, until, limit, request
+
+    def __iter__(self) -> Iterator[bytes]:
+        received = 0
+        chunks = iter(self._inner)
+        while True:
+            outer = getattr(_local, "deadline", None)
+            _local.deadline = self._until
+            try:
+                chunk = next(chunks, None)
+            finally:
+                _local.deadline = outer
+            if chunk is None:
+                return
+            received += len(chunk)
+            if received > self._limit:
+                self._inner.close()
+                raise ResponseTooLarge(f"answer longer than {self._limit} bytes; cut off", request=self._request)
+            yield chunk
+
+    def close(self) -> None:
+        self._inner.close()
+
+
+class GuardedTransport(httpx.HTTPTransport):
+    """httpx's own transport over a connection pool whose sockets obey the exchange's deadline.
+
+    ``timeout`` is the deadline of one request (seconds, from the moment it is handed over);
+    ``max_body`` the largest answer read (bytes)."""
+
+    def __init__(self, *, timeout: float, max_body: int, limits: httpx.Limits) -> None:
+        super().__init__(limits=limits)
+        self._pool = httpcore.ConnectionPool(
+            ssl_context=httpx.create_ssl_context(),
+            max_connections=limits.max_connections,
+            max_keepalive_connections=limits.max_keepalive_connections,
+            keepalive_expiry=limits.keepalive_expiry,
+            network_backend=_DeadlineBackend(),
+        )
+        self._timeout = timeout
+        self._max_body = max_body
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        outer = getattr(_local, "deadline", None)
+        until = time.monotonic() + self._timeout
+        until = until if outer is None else min(outer, until)
+        _local.deadline = until
+        left = max(0.0, until - time.monotonic())
+        request.extensions["timeout"] = {name: left if value is None else min(value, left)
+                                         for name, value in request.extensions.get("timeout", {}).items()}
+        try:
+            response = super().handle_request(request)
+        finally:
+            _local.deadline = outer
+        assert isinstance(response.stream, httpx.SyncByteStream)
+        response.stream = _BoundedBody(response.stream, until, self._max_body, request)
+        return response
+
+
+def guarded_client(timeout: float, max_body: int, max_connections: int) -> httpx.Client:
+    """A pooled client whose every exchange ends within ``timeout`` seconds and reads at most
+    ``max_body`` bytes of answer."""
+    limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
+    return httpx.Client(
+        transport=GuardedTransport(timeout=timeout, max_body=max_body, limits=limits),
+        timeout=httpx.Timeout(timeout),
+        headers={"Accept-Encoding": "identity"},
+    )

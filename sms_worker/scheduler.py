@@ -1,0 +1,67 @@
+"""The scheduler's own loop, beside Celery beat: promote due pointers, keep workers awake, keep
+Redis's queues whole, take back the claims of lost workers.
+
+Every tick is retried on its own schedule: after a Redis or database outage each resumes within
+``RETRY_AFTER_FAILURE`` of the server's return, so sending resumes within about a second.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+
+from sms_worker.dispatch.ledger import describe_outage
+from sms_worker.logs import get_logger
+from sms_worker.queues.pointers import keep_awake
+from sms_worker.queues.promoter import promote_once
+from sms_worker.recovery import Reclaimer, ensure_redis_state
+from sms_worker.runtime import Runtime
+
+log = get_logger("scheduler")
+KEEP_AWAKE_EVERY = 1.0
+RECLAIM_EVERY = 1.0
+RETRY_AFTER_FAILURE = 0.2
+
+
+class _Every:
+    """A task run every ``seconds``, sooner again after it failed, logging an outage once."""
+
+    def __init__(self, name: str, seconds: float, run: Callable[[], object]) -> None:
+        self.name, self.seconds, self.run = name, seconds, run
+        self.next = 0.0
+        self.failing: str | None = None
+
+    def tick(self, now: float) -> None:
+        if now < self.next:
+            return
+        try:
+            self.run()
+        except Exception as error:  # noqa: BLE001 - Redis or the database may be briefly away; keep going
+            reason = describe_outage(error)
+            if reason is None:
+                log.exception("%s failed; trying again", self.name)
+            elif reason != self.failing:
+                log.warning("%s paused: %s", self.name, reason)
+            self.failing = reason or self.failing
+            self.next = now + RETRY_AFTER_FAILURE
+            return
+        if self.failing:
+            log.warning("%s running again", self.name)
+            self.failing = None
+        self.next = now + self.seconds
+
+
+def run_scheduler_loop(rt: Runtime, stop: threading.Event) -> None:
+    reclaimer = Reclaimer(rt)
+    tasks = [
+        _Every("rebuilding Redis's queues", rt.settings.promoter_interval_seconds, lambda: ensure_redis_state(rt)),
+        _Every("promoting due messages", rt.settings.promoter_interval_seconds, lambda: promote_once(rt)),
+        _Every("waking workers", KEEP_AWAKE_EVERY, lambda: keep_awake(rt.redis, rt.waker, rt.settings.batch_size)),
+        _Every("taking back lost workers' claims", RECLAIM_EVERY, reclaimer.tick),
+    ]
+    while not stop.is_set():
+        now = time.monotonic()
+        for task in tasks:
+            task.tick(now)
+        stop.wait(rt.settings.promoter_interval_seconds)

@@ -1,0 +1,110 @@
+"""Migration 0003 carries rows of every old status into the new vocabulary, and back down."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timezone
+
+import pytest
+from sqlalchemy import Column, MetaData, Table, Uuid, insert, select
+
+from sms_worker.db.engine import dispose_engines, get_engine
+from sms_worker.db.migrate import downgrade, upgrade
+from sms_worker.status import Delivery, Status
+
+OLD_STATUSES = ["UNSENT", "SCHEDULED", "QUEUED", "SENDING", "SENT", "DELIVERED", "EXPIRED", "DELETED", "UNDELIVERABLE", "DENIED",
+                "IN_GROUP", "READ", "PROCESSING", "ERROR", "UNKNOWN"]
+
+# (old status, the provider had it) -> (status, delivery)
+EXPECTED = {
+    ("UNSENT", False): ("queued", None),
+    ("SCHEDULED", False): ("scheduled", None),
+    ("ERROR", False): ("retrying", None),
+    ("PROCESSING", False): ("calling", None),
+    ("EXPIRED", False): ("expired", None),
+    ("UNDELIVERABLE", False): ("undeliverable", None),
+    ("DENIED", False): ("rejected", None),
+    ("UNKNOWN", False): ("unknown", None),
+    ("SCHEDULED", True): ("submitted", "queued"),
+    ("QUEUED", True): ("submitted", "queued"),
+    ("IN_GROUP", True): ("submitted", "queued"),
+    ("ERROR", True): ("submitted", "queued"),
+    ("SENDING", True): ("submitted", "sent"),
+    ("SENT", True): ("submitted", "sent"),
+    ("DELIVERED", True): ("delivered", "delivered"),
+    ("READ", True): ("delivered", "delivered"),
+    ("EXPIRED", True): ("expired", "expired"),
+    ("DELETED", True): ("undeliverable", "undeliverable"),
+    ("UNDELIVERABLE", True): ("undeliverable", "undeliverable"),
+    ("DENIED", True): ("rejected", "rejected"),
+    ("UNKNOWN", True): ("unknown", "unknown"),
+}
+
+
+def old_row(status: str, reported: bool) -> dict:
+    now = datetime(2026, 11, 29, 12, 0, tzinfo=timezone.utc)
+    return {
+        "id": uuid.uuid4(), "recipient": "+421900000001", "sender": None, "text": f"{status} {reported}", "encoding": "GSM-7",
+        "segments": 1, "priority": 2, "provider": "telekom-sk", "requested_provider": None, "status": status,
+        "provider_status": status if reported else None, "attempts": 1 if reported or status in ("ERROR", "PROCESSING") else 0,
+        "unicode": None, "flash": False, "send_after": now, "valid_until": now, "lease_until": now if status == "PROCESSING" else None,
+        "provider_message_id": "100001" if reported else None, "created_at": now, "updated_at": now,
+    }
+
+
+def test_every_old_status_is_carried_over_and_back(database_url):
+    dispose_engines()
+    downgrade(database_url, "0002")
+    engine = get_engine(database_url)
+    messages, events = _tables(engine)
+    rows = {(status, reported): old_row(status, reported) for status, reported in EXPECTED}
+    at = datetime(2026, 11, 29, 12, 0, tzinfo=timezone.utc)
+    with engine.begin() as conn:
+        conn.execute(insert(messages), list(rows.values()))
+        failed = rows[("ERROR", False)]["id"]
+        reported = rows[("DELIVERED", True)]["id"]
+        conn.execute(insert(events), [
+            {"message_id": failed, "at": at, "status": "UNSENT", "provider_status": None, "reason": "accepted"},
+            {"message_id": failed, "at": at, "status": "PROCESSING", "provider_status": None, "reason": "claimed for attempt 1 via telekom-sk"},
+            {"message_id": failed, "at": at, "status": "ERROR", "provider_status": "HTTP_503", "reason": "transient failure HTTP_503: down"},
+            {"message_id": reported, "at": at, "status": "QUEUED", "provider_status": "QUEUED", "reason": "accepted by telekom-sk as 100001"},
+            {"message_id": reported, "at": at, "status": "DELIVERED", "provider_status": "DELIVERED", "reason": "status from telekom-sk"},
+        ])
+    dispose_engines()
+
+    upgrade(database_url)
+
+    engine = get_engine(database_url)
+    messages, events = _tables(engine)
+    with engine.connect() as conn:
+        found = {row.id: row for row in conn.execute(select(messages))}
+        history = {(row.message_id, row.reason): row for row in conn.execute(select(events))}
+    for key, (status, delivery) in EXPECTED.items():
+        row = found[rows[key]["id"]]
+        assert (row.status, row.delivery) == (status, delivery), key
+        assert row.status in {s.value for s in Status} and (row.delivery is None or row.delivery in {d.value for d in Delivery})
+    assert found[rows[("PROCESSING", False)]["id"]].dispatcher == "pre-0003", "a call left in flight is an ambiguous attempt for the sweep"
+    assert "lease_until" not in messages.c
+    assert [(history[(failed, r)].status, history[(failed, r)].code, history[(failed, r)].provider_status) for r in
+            ("accepted", "claimed for attempt 1 via telekom-sk", "transient failure HTTP_503: down")] == [
+        ("queued", None, None), ("calling", None, None), ("retrying", "HTTP_503", None)]
+    assert [history[(reported, r)].status for r in ("accepted by telekom-sk as 100001", "status from telekom-sk")] == ["submitted", "delivered"]
+    dispose_engines()
+
+    downgrade(database_url, "0002")
+
+    engine = get_engine(database_url)
+    with engine.connect() as conn:
+        back = {row.id: row.status for row in conn.execute(select(_tables(engine)[0]))}
+    assert set(back.values()) <= set(OLD_STATUSES)
+    assert back[rows[("DELIVERED", True)]["id"]] == "DELIVERED" and back[rows[("UNSENT", False)]["id"]] == "UNSENT"
+    dispose_engines()
+    upgrade(database_url)
+
+
+def _tables(engine) -> tuple[Table, Table]:
+    """The two tables as the database has them now, ids read as UUIDs whatever the dialect."""
+    tables = MetaData()
+    messages = Table("sms_message", tables, Column("id", Uuid(), primary_key=True), autoload_with=engine)
+    events = Table("sms_message_event", tables, Column("message_id", Uuid()), autoload_with=engine)
+    return messages, events
