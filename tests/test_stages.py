@@ -1,0 +1,378 @@
+"""Each dispatch stage on its own, and the driver: a real Redis and database, no Celery, no HTTP.
+
+Where a stage calls a provider (submit), an in-memory adapter stands in for the provider; it
+records what the database said about each message at the moment it was called.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select, update
+
+from sms_worker.config import Settings
+from sms_worker.dispatch.batch import Batch, Defer, Finish, Item, NotSent, Skip
+from sms_worker.dispatch.pipeline import Pipeline, Stage
+from sms_worker.dispatch.service import load
+from sms_worker.dispatch.sql import MESSAGES
+from sms_worker.dispatch.stages.claim import Claim
+from sms_worker.dispatch.stages.health import Health
+from sms_worker.dispatch.stages.pace import Pace
+from sms_worker.dispatch.stages.record import Record
+from sms_worker.dispatch.stages.route import NO_ROUTE, Route
+from sms_worker.dispatch.stages.submit import Submit
+from sms_worker.dispatch.stages.validity import ValidityWindow
+from sms_worker.inspect import message_history
+from sms_worker.producer import send_many
+from sms_worker.providers.base import Accepted, ErrorKind, OneRecipientPerRequest, OutboundMessage, ProviderError
+from sms_worker.providers.pause import pause, paused_reason
+from sms_worker.providers.registry import Account
+from sms_worker.queues import keys
+from sms_worker.ratelimit import TokenBucket
+from sms_worker.runtime import NoWaker, build_runtime
+from sms_worker.status import Delivery, Status
+
+pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+RECIPIENT = "+421900123456"
+OFFLINE = "http://127.0.0.1:9"
+PROVIDERS = f"""
+[accounts.first]
+type = "telekom-sk"
+base_url = "{OFFLINE}/telekom-sk"
+token = "t"
+rate = 1000
+
+[accounts.second]
+type = "telekom-sk"
+base_url = "{OFFLINE}/telekom-sk"
+token = "t"
+rate = 1000
+
+[routing]
+default = {{ first = 1000, second = 1 }}
+"""
+
+
+@pytest.fixture
+def rt(redis_url, redis_client, database_url, tmp_path, clock):
+    providers = tmp_path / "providers.toml"
+    providers.write_text(PROVIDERS)
+    settings = Settings(home=tmp_path / "home", database_url=database_url, redis_url=redis_url, providers_file=providers,
+                        retry_backoff_seconds=(30, 120, 300, 900, 1800), rate_limit_headroom_seconds=0)
+    runtime = build_runtime(settings, waker=NoWaker(), clock=clock)
+    yield runtime
+    runtime.close()
+
+
+def batch_of(rt, *requests: dict) -> Batch:
+    ids = send_many([{"to": RECIPIENT, "text": "hello", **request} for request in requests], runtime=rt)
+    return load(rt, [(2, message_id.hex) for message_id in ids])
+
+
+def row(rt, item: Item):
+    with rt.engine.connect() as conn:
+        return conn.execute(select(MESSAGES).where(MESSAGES.c.id == item.id)).one()
+
+
+def no_downstream(piece: list[Item]) -> None:
+    raise AssertionError("this stage hands nothing downstream")
+
+
+def prepared(rt, *requests: dict) -> Batch:
+    """Routed, paced and claimed, as submit receives a batch."""
+    batch = batch_of(rt, *requests)
+    for stage in (Route(rt), Pace(rt), Claim(rt)):
+        stage.process(batch, no_downstream)
+    return batch
+
+
+# -- validity window --------------------------------------------------------------------------
+
+
+def test_validity_window_expires_what_ran_out_and_defers_what_is_not_due(rt, clock):
+    batch = batch_of(rt, {"validity": 1}, {}, {"send_at": clock.now() + timedelta(hours=1)}, {})
+    expired, window_over, later, due = batch.items
+    with rt.engine.begin() as conn:
+        conn.execute(update(MESSAGES).where(MESSAGES.c.id == window_over.id).values(first_attempt_at=clock.now() - timedelta(hours=2)))
+    clock.advance(61)
+    window_over.row = replace(window_over.row, status=Status.RETRYING, first_attempt_at=clock.now() - timedelta(hours=2))
+    later.row = replace(later.row, send_after=clock.now() + timedelta(hours=1))
+
+    ValidityWindow(rt).process(batch, no_downstream)
+
+    assert expired.disposition == Finish(Status.EXPIRED, "validity ended before it could be sent; never sent", "VALIDITY_EXPIRED")
+    assert (window_over.disposition.status, window_over.disposition.code) == (Status.UNDELIVERABLE, "RETRY_WINDOW_OVER")
+    assert later.disposition == Defer(later.row.send_after, "not due yet")
+    assert batch.in_play() == [due]
+
+
+# -- route ------------------------------------------------------------------------------------
+
+
+def test_route_rejects_a_message_naming_an_account_no_longer_configured(rt):
+    batch = batch_of(rt, {})
+    batch.items[0].row = replace(batch.items[0].row, requested_account="gone")
+
+    Route(rt).process(batch, no_downstream)
+
+    assert (batch.items[0].disposition.status, batch.items[0].disposition.code) == (Status.REJECTED, NO_ROUTE)
+    assert "'gone', which is not configured" in batch.items[0].disposition.reason
+
+
+def test_route_passes_a_paused_account_over_and_a_message_pinned_to_it_waits(rt, clock):
+    pause(rt.redis, "first", "INVALID_TOKEN: no")
+    batch = batch_of(rt, {}, {"provider": "first"})
+    free, pinned = batch.items
+
+    Route(rt).process(batch, no_downstream)
+
+    assert (free.account, free.disposition) == ("second", None)
+    assert isinstance(pinned.disposition, Defer) and "no account available (first)" in pinned.disposition.reason
+
+
+def test_route_lets_one_probe_through_a_half_open_breaker_and_gives_it_back_if_unused(rt):
+    breaker = rt.breaker("first")
+    breaker.record([True] * rt.settings.breaker_consecutive_failures)
+    rt.redis.hset(keys.breaker("first"), "until", "0")
+    batch = batch_of(rt, {"provider": "first"}, {"provider": "first"}, {})
+    probe, waits, other = batch.items
+    route = Route(rt)
+
+    route.process(batch, no_downstream)
+    assert (probe.account, probe.probe) == ("first", True)
+    assert isinstance(waits.disposition, Defer)
+    assert (other.account, other.probe) == ("second", False)
+    assert breaker.admit() == 0, "the probe is out"
+
+    route.after(batch)
+    assert breaker.admit() == 1, "the probe was not called: the next message may probe at once"
+
+
+# -- pace -------------------------------------------------------------------------------------
+
+
+def test_pace_grants_what_the_bucket_allows_defers_the_rest_and_gives_back_unused_tokens(rt, clock):
+    rt.accounts["first"] = Account(rt.accounts["first"].provider, replace(rt.accounts["first"].spec, rate=10.0, burst=3))
+    batch = batch_of(rt, *[{"provider": "first"}] * 5)
+    Route(rt).process(batch, no_downstream)
+    pace = Pace(rt)
+
+    pace.process(batch, no_downstream)
+
+    granted = [item for item in batch if item.cost]
+    deferred = [item.disposition for item in batch if item.disposition]
+    assert len(granted) == 3 and len(deferred) == 2
+    assert deferred[0].until < deferred[1].until and all("rate limit of account first" == d.reason for d in deferred)
+    bucket = TokenBucket(rt.redis, "first", 10.0, 3)
+    assert bucket.acquire([1]).granted == 0
+    pace.after(batch)
+    assert bucket.acquire([1, 1, 1]).granted == 3, "none of the granted messages was called: their tokens are back"
+
+
+# -- claim ------------------------------------------------------------------------------------
+
+
+def test_claim_takes_waiting_rows_once_and_gives_back_the_ones_left_unused(rt):
+    batch = batch_of(rt, {}, {})
+    mine, theirs = batch.items
+    Route(rt).process(batch, no_downstream)
+    with rt.engine.begin() as conn:
+        conn.execute(update(MESSAGES).where(MESSAGES.c.id == theirs.id).values(status="claimed", dispatcher="someone-else"))
+    claim = Claim(rt)
+
+    claim.process(batch, no_downstream)
+
+    assert theirs.disposition == Skip("another worker holds it, or it is no longer waiting")
+    held = row(rt, mine)
+    assert (held.status, held.dispatcher, held.claim_id) == ("claimed", rt.lease.id, mine.claim_id)
+    assert mine.message.text == "hello" and mine.message.message_id == mine.id.hex
+    claim.after(batch)
+    rt.ledger.write(batch)
+    released = row(rt, mine)
+    assert (released.status, released.claim_id, released.dispatcher) == ("queued", None, None)
+    assert rt.redis.zscore(keys.DUE, f"2{mine.id.hex}") is not None, "it comes back by its pointer"
+
+
+# -- submit -----------------------------------------------------------------------------------
+
+
+@dataclass
+class InMemoryProvider(OneRecipientPerRequest):
+    """Stands in for a provider: answers from a script, remembering each message's row status
+    at the moment it was called."""
+
+    rt: object
+    answers: dict
+    seen: list
+
+    name = "in-memory"
+
+    def send(self, message: OutboundMessage) -> Accepted:
+        with self.rt.engine.connect() as conn:
+            status = conn.execute(select(MESSAGES.c.status).where(MESSAGES.c.id == uuid.UUID(message.message_id))).scalar_one()
+        self.seen.append((message.text, status))
+        answer = self.answers.get(message.text, Accepted(f"p-{message.text}", "QUEUED", Delivery.QUEUED))
+        if isinstance(answer, ProviderError):
+            raise answer
+        return answer
+
+    def send_many(self, messages: Sequence[OutboundMessage]):
+        return super().send_many(messages)
+
+
+def with_in_memory(rt, answers: dict | None = None) -> list:
+    seen: list = []
+    for name, account in list(rt.accounts.items()):
+        rt.accounts[name] = Account(InMemoryProvider(rt, answers or {}, seen), account.spec)
+    return seen
+
+
+def test_submit_records_each_call_as_calling_before_it_starts_and_hands_outcomes_downstream(rt):
+    seen = with_in_memory(rt, {"refused": ProviderError(ErrorKind.PERMANENT, "DENIED", "no")})
+    batch = prepared(rt, {"text": "a"}, {"text": "refused"})
+    pieces: list[list[Item]] = []
+
+    Submit(rt, lambda n, any_priority: []).process(batch, pieces.append)
+
+    assert sorted(seen) == [("a", "calling"), ("refused", "calling")], "the database knew the call may start before it did"
+    outcomes = {item.message.text: item.outcome for piece in pieces for item in piece}
+    assert isinstance(outcomes["a"], Accepted) and outcomes["refused"].code == "DENIED"
+    assert all(item.attempt == 1 for item in batch)
+
+
+def test_submit_does_not_call_a_message_whose_claim_was_taken_back(rt):
+    seen = with_in_memory(rt)
+    batch = prepared(rt, {"text": "taken back"})
+    with rt.engine.begin() as conn:
+        conn.execute(update(MESSAGES).values(status="queued", claim_id=None, dispatcher=None))
+
+    Submit(rt, lambda n, any_priority: []).process(batch, no_downstream)
+
+    assert seen == []
+    assert batch.items[0].disposition == Skip("the claim was taken back before the call")
+
+
+def test_submit_takes_high_arrivals_into_a_running_batch(rt):
+    seen = with_in_memory(rt)
+    batch = prepared(rt, {"text": "low", "priority": "low"})
+    arrived = prepared(rt, {"text": "urgent", "priority": "high"}).items
+    asked: list[tuple[int, bool]] = []
+
+    def arrivals(limit: int, any_priority: bool) -> list[Item]:
+        asked.append((limit, any_priority))
+        return arrived if len(asked) == 1 else []
+
+    Submit(rt, arrivals).process(batch, lambda piece: None)
+
+    assert asked[0] == (rt.settings.http_concurrency, False), "a batch without high messages looks for high ones"
+    assert [text for text, _ in seen] == ["urgent", "low"]
+    assert arrived[0] in batch.items
+
+
+# -- health and record ------------------------------------------------------------------------
+
+
+def called(rt, outcome, **request) -> Item:
+    item = batch_of(rt, request).items[0]
+    item.account, item.attempt, item.request, item.outcome = "first", 1, 1, outcome
+    item.first_attempt_at = rt.clock.now()
+    return item
+
+
+def test_record_turns_each_outcome_into_the_next_status(rt, clock):
+    now = clock.now()
+    items = {
+        "accepted": called(rt, Accepted("p1", "QUEUED", Delivery.QUEUED)),
+        "delivered at once": called(rt, Accepted("p2", "DELIVERED", Delivery.DELIVERED)),
+        "transient": called(rt, ProviderError(ErrorKind.TRANSIENT, "HTTP_503", "down")),
+        "ambiguous": called(rt, ProviderError(ErrorKind.TRANSIENT, "TIMEOUT", "no answer in time")),
+        "permanent": called(rt, ProviderError(ErrorKind.PERMANENT, "DENIED", "no", status=Status.REJECTED)),
+        "account-wide": called(rt, ProviderError(ErrorKind.PERMANENT, "INVALID_TOKEN", "bad key", account_wide=True)),
+        "not sent": called(rt, NotSent("not sent: window full", now + timedelta(seconds=1))),
+    }
+
+    Record(rt).process(Batch(list(items.values())), no_downstream)
+
+    d = {name: item.disposition for name, item in items.items()}
+    assert (d["accepted"].status, d["delivered at once"].status) == (Status.SUBMITTED, Status.DELIVERED)
+    assert (d["transient"].status, d["transient"].until, d["transient"].pin) == (Status.RETRYING, now + timedelta(seconds=30), False)
+    assert (d["ambiguous"].status, d["ambiguous"].pin) == (Status.RETRYING, True)
+    assert (d["permanent"].status, d["permanent"].code) == (Status.REJECTED, "DENIED")
+    assert (d["account-wide"].status, d["account-wide"].counted) == (Status.QUEUED, False)
+    assert paused_reason(rt.redis, "first") == "INVALID_TOKEN: bad key"
+    assert (d["not sent"].counted, d["not sent"].until) == (False, now + timedelta(seconds=1))
+
+
+def test_health_feeds_each_requests_outcome_to_its_accounts_breaker(rt):
+    faults = [called(rt, ProviderError(ErrorKind.TRANSIENT, "HTTP_503", "down")) for _ in range(rt.settings.breaker_consecutive_failures)]
+    for n, item in enumerate(faults):
+        item.request = n
+
+    Health(rt).process(Batch(faults), no_downstream)
+
+    assert rt.breaker("first").state().state == "open"
+    assert all(item.disposition is None for item in faults), "health only looks"
+
+
+# -- the driver and the ledger ----------------------------------------------------------------
+
+
+class Takes(Stage):
+    """Takes something for every item and writes down when it gives it back."""
+
+    def __init__(self, name: str, log: list) -> None:
+        self.name, self.log = name, log
+
+    def process(self, batch, downstream) -> None:
+        self.log.append(f"process {self.name}")
+
+    def after(self, batch) -> None:
+        self.log.append(f"after {self.name}")
+
+
+class Breaks(Stage):
+    def process(self, batch, downstream) -> None:
+        raise RuntimeError("a bug")
+
+
+def test_after_steps_run_in_reverse_and_a_failing_stage_loses_no_pointer(rt, clock):
+    log: list = []
+    batch = batch_of(rt, {}, {})
+    pipeline = Pipeline([Takes("one", log), Takes("two", log), Breaks()], rt.ledger, rt.clock)
+
+    pipeline.run(batch)
+
+    assert log == ["process one", "process two", "after two", "after one"]
+    assert all(isinstance(item.disposition, Defer) and item.disposition.until == clock.now() + timedelta(seconds=1) for item in batch)
+    assert rt.redis.zcard(keys.DUE) == 2
+
+
+def test_the_ledger_writes_only_while_the_row_still_names_the_claim(rt):
+    batch = prepared(rt, {"text": "fenced"})
+    item = batch.items[0]
+    item.attempt = 1
+    with rt.engine.begin() as conn:
+        conn.execute(update(MESSAGES).values(status="calling", claim_id=uuid.uuid4()))
+    item.disposition = Finish(Status.SUBMITTED, "accepted", accepted=Accepted("p", "QUEUED", Delivery.QUEUED))
+
+    rt.ledger.write(batch)
+
+    assert row(rt, item).status == "calling", "another claim holds the row now"
+    [late] = [e for e in message_history(item.id, rt.settings.resolved_database_url)["events"] if e["reason"].startswith("late answer")]
+    assert "not applied" in late["reason"]
+
+
+def test_a_worker_that_runs_two_batches_at_once_keeps_them_apart(rt):
+    """Two batches of one process (an urgent look-out beside the main one) claim under different names."""
+    first, second = batch_of(rt, {"text": "one"}), batch_of(rt, {"text": "two"})
+    threads = [threading.Thread(target=lambda b=b: [s.process(b, no_downstream) for s in (Route(rt), Pace(rt), Claim(rt))]) for b in (first, second)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert first.items[0].claim_id != second.items[0].claim_id
