@@ -86,6 +86,8 @@ class Runtime:
         """Stop calling, write what is held if the servers allow, and end the lease."""
         if self._pool is not None:
             self._pool.shutdown(wait=True)
+        if self.dispatch_pipeline is not None:
+            self.dispatch_pipeline.close()
         if self._keeper is not None:
             self._keeper.stop()
         try:

@@ -83,6 +83,16 @@ def no_downstream(piece: list[Item]) -> None:
     raise AssertionError("this stage hands nothing downstream")
 
 
+class Collecting:
+    """Downstream for a stage tested alone: remembers each piece."""
+
+    def __init__(self, rt) -> None:
+        self.pieces: list[list[Item]] = []
+
+    def __call__(self, piece: list[Item]) -> None:
+        self.pieces.append(list(piece))
+
+
 def prepared(rt, *requests: dict) -> Batch:
     """Routed, paced and claimed, as submit receives a batch."""
     batch = batch_of(rt, *requests)
@@ -235,12 +245,12 @@ def with_in_memory(rt, answers: dict | None = None) -> list:
 def test_submit_records_each_call_as_calling_before_it_starts_and_hands_outcomes_downstream(rt):
     seen = with_in_memory(rt, {"refused": ProviderError(ErrorKind.PERMANENT, "DENIED", "no")})
     batch = prepared(rt, {"text": "a"}, {"text": "refused"})
-    pieces: list[list[Item]] = []
+    downstream = Collecting(rt)
 
-    Submit(rt, lambda n, any_priority: []).process(batch, pieces.append)
+    Submit(rt, lambda n, any_priority: []).process(batch, downstream)
 
     assert sorted(seen) == [("a", "calling"), ("refused", "calling")], "the database knew the call may start before it did"
-    outcomes = {item.message.text: item.outcome for piece in pieces for item in piece}
+    outcomes = {item.message.text: item.outcome for piece in downstream.pieces for item in piece}
     assert isinstance(outcomes["a"], Accepted) and outcomes["refused"].code == "DENIED"
     assert all(item.attempt == 1 for item in batch)
 
@@ -251,7 +261,7 @@ def test_submit_does_not_call_a_message_whose_claim_was_taken_back(rt):
     with rt.engine.begin() as conn:
         conn.execute(update(MESSAGES).values(status="queued", claim_id=None, dispatcher=None))
 
-    Submit(rt, lambda n, any_priority: []).process(batch, no_downstream)
+    Submit(rt, lambda n, any_priority: []).process(batch, Collecting(rt))
 
     assert seen == []
     assert batch.items[0].disposition == Skip("the claim was taken back before the call")
@@ -267,10 +277,11 @@ def test_submit_takes_high_arrivals_into_a_running_batch(rt):
         asked.append((limit, any_priority))
         return arrived if len(asked) == 1 else []
 
-    Submit(rt, arrivals).process(batch, lambda piece: None)
+    Submit(rt, arrivals).process(batch, Collecting(rt))
 
     assert asked[0] == (rt.settings.http_concurrency, False), "a batch without high messages looks for high ones"
-    assert [text for text, _ in seen] == ["urgent", "low"]
+    assert sorted(text for text, _ in seen) == ["low", "urgent"]
+    assert arrived[0].request < batch.items[0].request, "the high arrival was started first"
     assert arrived[0] in batch.items
 
 

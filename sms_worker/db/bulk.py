@@ -39,13 +39,16 @@ def _sqlite_converters(table: Table, columns: tuple[str, ...]) -> list[tuple[int
     return converters
 
 
-def _parameters(conn: Connection, table: Table, columns: tuple[str, ...], rows: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
+def _parameters(conn: Connection, table: Table, columns: tuple[str, ...], rows: list[dict[str, Any]],
+                types: tuple[str, ...] | None = None) -> list[tuple[Any, ...]]:
+    """Each row's values for ``columns``, converted for the driver by the type of the column of
+    the same position in ``types`` (default: ``columns`` themselves)."""
     get = itemgetter(*columns)
     if len(columns) == 1:
         return [(get(row),) for row in rows]
     if conn.dialect.name != "sqlite":
         return [get(row) for row in rows]
-    converters = _sqlite_converters(table, columns)
+    converters = _sqlite_converters(table, types or columns)
     params = []
     for row in rows:
         values = list(get(row))
@@ -67,16 +70,41 @@ def insert_rows(conn: Connection, table: Table, columns: list[str], rows: list[d
     conn.exec_driver_sql(sql, _parameters(conn, table, names, rows))
 
 
-def update_rows(conn: Connection, table: Table, rows: list[dict[str, Any]], key: str = "id") -> None:
-    """UPDATE each row by ``key``: one executemany per distinct set of columns."""
+def driver_values(dialect: str, table: Table, values: list[tuple[str, Any]]) -> tuple[Any, ...]:
+    """Values for a hand-written statement, each converted for the ``dialect``'s driver by the
+    type of the column it is named after (``(column, value)`` pairs, in placeholder order)."""
+    if dialect != "sqlite":
+        return tuple(value for _, value in values)
+    converters = dict(_sqlite_converters(table, tuple(name for name, _ in values)))
+    return tuple(converters[n](value) if n in converters else value for n, (_, value) in enumerate(values))
+
+
+def placeholder(dialect: str) -> str:
+    """The driver's placeholder: ``%s`` for psycopg, ``?`` for sqlite3."""
+    return "%s" if dialect == "postgresql" else "?"
+
+
+FENCE = "__fence__"
+"""The key, in a row given to :func:`update_rows`, of the value its ``fence`` column must still hold."""
+
+
+def update_rows(conn: Connection, table: Table, rows: list[dict[str, Any]], key: str = "id", *, fence: str | None = None,
+                where: str = "") -> int:
+    """UPDATE each row by ``key``: one executemany per distinct set of columns; returns how many
+    rows were updated. With ``fence``, a row is updated only while that column still holds the
+    value the row gives under :data:`FENCE`; ``where`` adds a fixed SQL condition."""
     by_columns: dict[tuple[str, ...], list[dict[str, Any]]] = {}
     for row in rows:
-        by_columns.setdefault(tuple(sorted(c for c in row if c != key)), []).append(row)
-    marker = "%s" if conn.dialect.name == "postgresql" else "?"
+        by_columns.setdefault(tuple(sorted(c for c in row if c not in (key, FENCE))), []).append(row)
+    marker = placeholder(conn.dialect.name)
+    updated = 0
     for columns, group in by_columns.items():
         assignments = ", ".join(f"{c} = {marker}" for c in columns)
-        sql = f"UPDATE {table.name} SET {assignments} WHERE {key} = {marker}"
-        conn.exec_driver_sql(sql, _parameters(conn, table, (*columns, key), group))
+        conditions = [f"{key} = {marker}", *([f"{fence} = {marker}"] if fence else []), *([where] if where else [])]
+        sql = f"UPDATE {table.name} SET {assignments} WHERE {' AND '.join(conditions)}"
+        names, types = (*columns, key, *([FENCE] if fence else [])), (*columns, key, *([fence] if fence else []))
+        updated += conn.exec_driver_sql(sql, _parameters(conn, table, names, group, types)).rowcount
+    return updated
 
 
 def _copy_rows(conn: Connection, table: Table, columns: tuple[str, ...], rows: list[dict[str, Any]]) -> None:

@@ -100,6 +100,8 @@ class Item:
     """Claim: what the provider call needs, read in the claiming statement."""
     attempt: int = 0
     """Submit: the attempt number of the call made (0: no call was made)."""
+    called_at: datetime | None = None
+    """Submit: when the call was recorded as started (its event is written with the outcome)."""
     first_attempt_at: datetime | None = None
     request: int = 0
     """Submit: which request of the batch carried it (several messages may share one)."""

@@ -22,12 +22,13 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import redis
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 
 from sms_worker.clock import Clock
-from sms_worker.dispatch.batch import Batch, Defer, Finish, Item, Skip
-from sms_worker.dispatch.sql import add_events, event, lock_rows, update_each
+from sms_worker.dispatch.batch import Batch, Defer, Finish, Item, NotSent, Skip
+from sms_worker.db.bulk import FENCE, update_rows
+from sms_worker.dispatch.sql import MESSAGES, add_events, event, lock_rows, update_each
 from sms_worker.logs import get_logger
 from sms_worker.queues.pointers import schedule
 from sms_worker.status import HELD_VALUES, WAITING, WAITING_VALUES, Delivery, Status
@@ -50,7 +51,7 @@ _DB_OUTAGES = frozenset({"OperationalError", "InterfaceError"})
 
 @dataclass(slots=True)
 class _Change:
-    """One message's write: the row (if it changes), its event, its pointer."""
+    """One message's write: the row (if it changes), its events, its pointer."""
 
     id: uuid.UUID
     claim: uuid.UUID | None
@@ -59,6 +60,8 @@ class _Change:
     event: dict[str, Any] | None
     pointer: tuple[int, str, float] | None
     accepted: bool = False
+    started: dict[str, Any] | None = None
+    """The event of the call this outcome answers, dated when it was recorded as started."""
 
 
 @dataclass(slots=True)
@@ -102,6 +105,8 @@ class Ledger:
         return self.holding
 
     def _drain(self) -> None:
+        """Write what is held, oldest first, up to the first that fails (it stays held). The last
+        entry's rows wait when a caller will write them with its own statement (``also``)."""
         while self._held:
             held = self._held[0]
             try:
@@ -121,14 +126,30 @@ class Ledger:
             self._held.popleft()
 
     def _commit(self, changes: list[_Change]) -> list[tuple[int, str, float]]:
-        """One transaction for the rows and events; returns the pointers of what was written."""
-        pointers = [change.pointer for change in changes if change.values == {} and change.pointer is not None]
+        """One transaction for the rows and their events; returns the pointers of what was written.
+
+        The common case costs one fenced ``UPDATE`` per kind of change (executemany) and one
+        ``INSERT`` of events. Only when a row moved on (a claim the sweep took back) is the write
+        done again row by row under locks, sorting late answers out."""
+        pointers = [change.pointer for change in changes if not change.values and change.pointer is not None]
         rows = [change for change in changes if change.values]
         if not rows:
             return pointers
+        events = [note for change in rows for note in (change.started, change.event) if note]
+        try:
+            with self._engine.begin() as conn:
+                if not _update_fenced(conn, rows):
+                    raise _MovedOn
+                add_events(conn, events)
+            return pointers + [change.pointer for change in rows if change.pointer is not None]
+        except _MovedOn:
+            with self._engine.begin() as conn:
+                return pointers + self._commit_row_by_row(conn, rows)
+
+    def _commit_row_by_row(self, conn: Connection, rows: list[_Change]) -> list[tuple[int, str, float]]:
         now = self._clock.now()
-        updates, events = [], []
-        with self._engine.begin() as conn:
+        updates, events, pointers = [], [], []
+        if rows:
             current = lock_rows(conn, [change.id for change in rows], [*WAITING_VALUES, *HELD_VALUES, Status.UNKNOWN.value], now)
             for change in rows:
                 row = current.get(change.id)
@@ -136,12 +157,13 @@ class Ledger:
                     continue
                 if _ours(change, row):
                     updates.append({"id": change.id, **change.values})
-                    events += [change.event] if change.event else []
+                    events += [note for note in (change.started, change.event) if note]
                     pointers += [change.pointer] if change.pointer else []
                 elif change.attempt and row.claim_id != change.claim:
                     wins = change.accepted and row.claim_id is None and row.error_code == WORKER_LOST and row.attempts == change.attempt
                     if wins:
                         updates.append({"id": change.id, **change.values})
+                    events += [change.started] if change.started else []
                     if change.event:
                         late = "late answer, after the sweep took the claim back: " + ("" if wins else "not applied: ")
                         events.append({**change.event, "status": change.values["status"] if wins else row.status,
@@ -151,6 +173,12 @@ class Ledger:
         return pointers
 
     def _change(self, item: Item, now: datetime) -> _Change | None:
+        change = self._row_change(item, now)
+        if change is not None and item.called_at is not None and not isinstance(item.outcome, NotSent):
+            change.started = event(item.id, item.called_at, Status.CALLING, f"attempt {item.attempt} via {item.account}")
+        return change
+
+    def _row_change(self, item: Item, now: datetime) -> _Change | None:
         disposition = item.disposition
         if isinstance(disposition, Skip) or disposition is None:
             return None
@@ -185,6 +213,21 @@ class Ledger:
             values.update(error_code=disposition.code, error_text=disposition.reason)
         note = event(item.id, now, status, disposition.reason, code=disposition.code) if item.called or disposition.status else None
         return _Change(item.id, item.claim_id, item.attempt, values, note, pointer)
+
+
+class _MovedOn(Exception):
+    """A fenced update found a row no longer as the change expected."""
+
+
+def _update_fenced(conn: Connection, changes: list[_Change]) -> bool:
+    """Apply each change only if its row still names the change's claim, or, for a batch's own
+    decision about a message it did not claim, is still waiting; True if every row was."""
+    claimed = [{"id": change.id, FENCE: change.claim, **change.values} for change in changes if change.claim is not None]
+    waiting = [{"id": change.id, **change.values} for change in changes if change.claim is None]
+    statuses = ", ".join(f"'{status}'" for status in WAITING_VALUES)
+    matched = update_rows(conn, MESSAGES, claimed, fence="claim_id") if claimed else 0
+    matched += update_rows(conn, MESSAGES, waiting, where=f"claim_id IS NULL AND status IN ({statuses})") if waiting else 0
+    return matched == len(changes)
 
 
 def _ours(change: _Change, row: Any) -> bool:

@@ -32,6 +32,7 @@ RETRY_AFTER_FAILURE = timedelta(seconds=1)
 away): about a second, so sending resumes within a second of the outage's end."""
 
 Downstream = Callable[[list[Item]], None]
+"""The stages after one that works in pieces: runs them on a piece at once and writes the result."""
 
 
 class Stage:
@@ -47,6 +48,9 @@ class Stage:
     def after(self, batch: Batch) -> None:
         """Give back what was taken for items no later stage used; must not raise."""
 
+    def close(self) -> None:
+        """Release what the stage holds for the process (a connection), at its end."""
+
 
 class Pipeline:
     def __init__(self, stages: list[Stage], ledger: Ledger, clock: Clock) -> None:
@@ -54,6 +58,10 @@ class Pipeline:
         self.ledger = ledger
         self.clock = clock
         self._calling = next((n for n, stage in enumerate(stages) if stage.calls_out), len(stages))
+
+    def close(self) -> None:
+        for stage in self.stages:
+            stage.close()
 
     def run(self, batch: Batch) -> None:
         """See every item of ``batch`` to a disposition, written (or held) by the ledger."""

@@ -17,6 +17,13 @@ EVENTS = MessageEvent.__table__
 NEVER_SENT_EXPIRY = "validity ended before it could be sent; never sent"
 
 
+def status_of_listed(statuses: Iterable[str]) -> ColumnElement[bool]:
+    """``status IN (statuses)`` for a statement that also lists the rows by id: wrapped so that
+    the rows are found by their primary key. SQLite, without statistics, would rather walk the
+    status index, through every waiting message of the backlog, for each batch."""
+    return func.coalesce(MESSAGES.c.status, "").in_(list(statuses))
+
+
 def lock_rows(conn: Connection, ids: list[Any], statuses: Iterable[str], now: datetime, *conditions: ColumnElement[bool]) -> dict[Any, Row]:
     """Take the write lock on the rows still in ``statuses`` and return them as they are now.
 
@@ -27,7 +34,7 @@ def lock_rows(conn: Connection, ids: list[Any], statuses: Iterable[str], now: da
         return {}
     statement = (
         update(MESSAGES)
-        .where(MESSAGES.c.id.in_(ids), MESSAGES.c.status.in_(list(statuses)), *conditions)
+        .where(MESSAGES.c.id.in_(ids), status_of_listed(statuses), *conditions)
         .values(updated_at=now)
         .returning(MESSAGES.c.id, MESSAGES.c.status, MESSAGES.c.attempts, MESSAGES.c.error_code, MESSAGES.c.claim_id,
                    MESSAGES.c.delivery, MESSAGES.c.provider_status)
@@ -47,7 +54,7 @@ def expire_unsent(conn: Connection, now: datetime, ids: list[uuid.UUID] | None =
     """
     conditions = [MESSAGES.c.status.in_(WAITING_VALUES), MESSAGES.c.valid_until <= now]
     if ids is not None:
-        conditions.append(MESSAGES.c.id.in_(ids))
+        conditions = [MESSAGES.c.id.in_(ids), status_of_listed(WAITING_VALUES), MESSAGES.c.valid_until <= now]
     statement = (
         update(MESSAGES)
         .where(*conditions)

@@ -4,10 +4,12 @@ Two limiters, one rule: an account's ``rate`` per second with ``burst`` to spare
 
 - :class:`TokenBucket` decides at claim time how many messages a batch may take now; the rest
   wait in the due set, holding no worker.
-- :class:`SendWindow` keeps the limit where the provider counts it: each request, in the thread
-  about to send it, takes its place in a one-second sliding window of departures. Jitter
-  between a grant and the request (a claim written, a call queued behind others, a busy CPU)
-  can no longer bunch requests at the provider.
+- :class:`SendWindow` keeps the limit where the provider counts it: each request takes its
+  place in a one-second sliding window of departures just before it is handed to a thread to
+  be sent, after its claim and its call were written. Jitter between a grant and the request
+  (a claim written, a call queued behind others, a busy CPU) can no longer bunch requests at
+  the provider; what is left is the hand-over to the thread and the way to the provider,
+  which ``headroom_seconds`` of the rate is kept back for.
 """
 
 from __future__ import annotations
@@ -67,8 +69,10 @@ class SendWindow:
         self._key = keys.send_window(account)
         self.limit = max(1, math.floor(rate + burst - rate * headroom_seconds))
 
-    def enter(self, cost: int) -> float:
-        """Take ``cost`` places in the window now and return 0, or return the seconds until they
-        would fit (nothing taken). A cost above the limit fits into an empty window."""
-        token = uuid.uuid4().hex
-        return float(self._script(keys=[self._key], args=[self.limit, cost, token]))
+    def admit(self, costs: list[int]) -> Grant:
+        """Take places now for the longest prefix of requests (one cost each) that fits; a cost
+        above the limit fits an empty window. ``retry_after``: seconds until the next would fit."""
+        if not costs:
+            return Grant(0, 0.0)
+        admitted, wait = self._script(keys=[self._key], args=[self.limit, uuid.uuid4().hex, *costs])
+        return Grant(int(admitted), float(wait))

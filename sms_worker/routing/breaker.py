@@ -13,7 +13,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from typing import Any
+
 import redis
+from redis.client import Pipeline
 
 from sms_worker.config import Settings
 from sms_worker.queues import keys
@@ -64,8 +67,17 @@ class Breaker:
     def record(self, failures: list[bool], reason: str = "") -> tuple[str, bool]:
         """Outcomes in the order the calls ended (True: a transient fault); the state after, and
         whether these outcomes changed it."""
+        return self.read_record(self.queue_record(self._client, failures, reason))
+
+    def queue_record(self, client: redis.Redis | Pipeline, failures: list[bool], reason: str = "") -> Any:
+        """:meth:`record` run on ``client``: with a pipeline, queued (read the answer with
+        :meth:`read_record` once the pipeline has run)."""
         outcomes = "".join("1" if failed else "0" for failed in failures)
-        state, changed = load_script(self._client, "sms_worker.routing", "breaker_record.lua")(keys=self._keys, args=[outcomes, *self._limits, reason])
+        return load_script(self._client, "sms_worker.routing", "breaker_record.lua")(keys=self._keys, args=[outcomes, *self._limits, reason], client=client)
+
+    @staticmethod
+    def read_record(answer: Any) -> tuple[str, bool]:
+        state, changed = answer
         return text(state), bool(changed)
 
     def state(self) -> BreakerState:

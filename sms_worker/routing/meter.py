@@ -9,19 +9,23 @@ from __future__ import annotations
 import time
 
 import redis
+from redis.client import Pipeline
 
 from sms_worker.queues import keys
 
 KEEP_SECONDS = 120
 
 
-def count_sent(client: redis.Redis, counts: dict[str, int], now: float | None = None) -> None:
+def count_sent(client: redis.Redis | Pipeline, counts: dict[str, int], now: float | None = None) -> None:
+    """Add each account's accepted messages to this second's counter; into ``client``'s queue
+    when it is a pipeline (the caller executes it), else in one round trip."""
     second = int(now if now is not None else time.time())
-    with client.pipeline(transaction=False) as pipe:
-        for account, n in counts.items():
-            key = keys.sent_per_second(account, second)
-            pipe.incrby(key, n)
-            pipe.expire(key, KEEP_SECONDS)
+    pipe = client if isinstance(client, Pipeline) else client.pipeline(transaction=False)
+    for account, n in counts.items():
+        key = keys.sent_per_second(account, second)
+        pipe.incrby(key, n)
+        pipe.expire(key, KEEP_SECONDS)
+    if pipe is not client:
         pipe.execute()
 
 

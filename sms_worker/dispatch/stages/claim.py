@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import uuid
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -20,13 +21,14 @@ from sqlalchemy import case, update
 
 from sms_worker.dispatch.batch import Batch, Defer, Skip
 from sms_worker.dispatch.pipeline import Downstream, Stage
-from sms_worker.dispatch.sql import MESSAGES
+from sms_worker.dispatch.sql import MESSAGES, status_of_listed
 from sms_worker.dispatch.stages.validity import SCHEDULE_TOLERANCE
 from sms_worker.providers.base import OutboundMessage
 from sms_worker.runtime import Runtime
 from sms_worker.status import WAITING_VALUES, Status
 
-_RETURNED = [MESSAGES.c[name] for name in ("id", "recipient", "sender", "text", "priority", "valid_until", "unicode", "flash")]
+_RETURNED = [MESSAGES.c[name] for name in ("id", "recipient", "sender", "text", "priority", "valid_until", "unicode", "flash", "attempts",
+                                            "first_attempt_at")]
 
 
 class Claim(Stage):
@@ -45,7 +47,7 @@ class Claim(Stage):
             update(MESSAGES)
             .where(
                 MESSAGES.c.id.in_(list(accounts)),
-                MESSAGES.c.status.in_(WAITING_VALUES),
+                status_of_listed(WAITING_VALUES),
                 MESSAGES.c.valid_until > now,
                 MESSAGES.c.send_after <= now + SCHEDULE_TOLERANCE,
             )
@@ -60,6 +62,7 @@ class Claim(Stage):
                 batch.settle(item, Skip("another worker holds it, or it is no longer waiting"))
             else:
                 item.claim_id, item.message = claim_id, _outbound(row, now)
+                item.row = replace(item.row, attempts=row.attempts, first_attempt_at=row.first_attempt_at)
 
     def after(self, batch: Batch) -> None:
         now = self._rt.clock.now()

@@ -15,6 +15,7 @@ from sms_worker.dispatch.ledger import describe_outage
 from sms_worker.dispatch.pipeline import Downstream, Stage
 from sms_worker.logs import get_logger, mask_numbers
 from sms_worker.providers.base import Accepted, ErrorKind, ProviderError
+from sms_worker.routing.breaker import Breaker
 from sms_worker.routing.meter import count_sent
 from sms_worker.runtime import Runtime
 
@@ -41,8 +42,12 @@ class Health(Stage):
                 last_fault[account] = mask_numbers(f"{outcome.code}: {outcome.text}")[:200]
             accepted[account] += sum(isinstance(item.outcome, Accepted) for item in items)
         try:
-            count_sent(self._rt.redis, {account: n for account, n in accepted.items() if n})
-            changes = [(account, *self._rt.breaker(account).record(outcomes, last_fault.get(account, ""))) for account, outcomes in failures.items()]
+            with self._rt.redis.pipeline(transaction=False) as pipe:
+                count_sent(pipe, {account: n for account, n in accepted.items() if n})
+                for account, outcomes in failures.items():
+                    self._rt.breaker(account).queue_record(pipe, outcomes, last_fault.get(account, ""))
+                answers = pipe.execute()[-len(failures):] if failures else []
+            changes = [(account, *Breaker.read_record(answer)) for account, answer in zip(failures, answers)]
         except Exception as error:  # noqa: BLE001 - see the module docstring
             log.warning("could not record the accounts' health: %s", describe_outage(error) or repr(error))
             return

@@ -1,0 +1,81 @@
+"""The record that calls may start: one statement per group of calls, on a connection of its own.
+
+It is the one write between deciding to call and calling, so it is kept as short as a write can
+be: a hand-written ``UPDATE`` on a database connection this process keeps for it, in
+autocommit. No pool checkout, no transaction to open and close, and no lock held while this
+thread waits for the interpreter between two statements. (Built with SQLAlchemy's expression
+language and a pooled transaction, this write cost the dispatcher a quarter of its rate.)
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Engine
+
+from sms_worker.db.bulk import driver_values, placeholder
+from sms_worker.dispatch.sql import MESSAGES
+from sms_worker.status import Status
+
+
+class CallRecord:
+    """Turns claimed rows to ``calling`` for this process, fenced by their claims."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._dialect = engine.dialect.name
+        self._connection: Any = None
+        self._lock = threading.Lock()
+
+    def start(self, ids: list[uuid.UUID], claims: list[uuid.UUID], now: datetime) -> set[uuid.UUID]:
+        """Count an attempt and set ``calling`` on each row of ``ids`` still held by one of
+        ``claims``; returns the ids it turned. Raises if the database is away (and reconnects
+        on the next call)."""
+        mark = placeholder(self._dialect)
+        update = (f"UPDATE {MESSAGES.name} SET status = '{Status.CALLING.value}', attempts = attempts + 1, "
+                  f"first_attempt_at = COALESCE(first_attempt_at, {mark}), last_attempt_at = {mark}, updated_at = {mark} "
+                  f"WHERE COALESCE(status, '') = '{Status.CLAIMED.value}' AND {self._held(ids, claims)}")
+        values = [("first_attempt_at", now), ("last_attempt_at", now), ("updated_at", now), *self._held_values(ids, claims)]
+        with self._lock:
+            try:
+                cursor = self._cursor()
+                cursor.execute(update, driver_values(self._dialect, MESSAGES, values))
+                if cursor.rowcount == len(ids):
+                    return set(ids)
+                cursor.execute(f"SELECT id FROM {MESSAGES.name} WHERE COALESCE(status, '') = '{Status.CALLING.value}' AND {self._held(ids, claims)}",
+                               driver_values(self._dialect, MESSAGES, self._held_values(ids, claims)))
+                return {value if isinstance(value, uuid.UUID) else uuid.UUID(hex=value) for value, in cursor.fetchall()}
+            except Exception:
+                self.close()
+                raise
+
+    def close(self) -> None:
+        if self._connection is not None:
+            try:
+                self._connection.close()
+            except Exception:  # noqa: BLE001 - a connection the server already dropped
+                pass
+            self._connection = None
+
+    def _cursor(self) -> Any:
+        if self._connection is None:
+            pooled = self._engine.raw_connection()
+            connection = pooled.driver_connection
+            pooled.detach()
+            if self._dialect == "sqlite":
+                connection.isolation_level = None
+            else:
+                connection.autocommit = True
+            self._connection = connection
+        return self._connection.cursor()
+
+    def _held(self, ids: list[uuid.UUID], claims: list[uuid.UUID]) -> str:
+        mark = placeholder(self._dialect)
+        return f"claim_id IN ({', '.join([mark] * len(claims))}) AND id IN ({', '.join([mark] * len(ids))})"
+
+    @staticmethod
+    def _held_values(ids: list[uuid.UUID], claims: list[uuid.UUID]) -> list[tuple[str, Any]]:
+        return [*(("claim_id", claim) for claim in claims), *(("id", message_id) for message_id in ids)]

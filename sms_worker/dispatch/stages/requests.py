@@ -1,0 +1,129 @@
+"""Provider requests for the submit stage: grouping messages into requests, letting each depart
+within its account's send window, and making the call under its deadline.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from collections.abc import Hashable
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from sms_worker.dispatch.batch import Item, NotSent, Outcome
+from sms_worker.dispatch.ledger import describe_outage
+from sms_worker.logs import get_logger, mask_phone
+from sms_worker.providers.base import ErrorKind, ProviderError
+from sms_worker.providers.transport import deadline
+from sms_worker.ratelimit import SendWindow
+from sms_worker.runtime import Runtime
+
+log = get_logger("dispatch")
+MAX_WINDOW_WAIT = 2.0
+"""Seconds a request may wait for its place in the send window before its message goes back."""
+
+Unit = list[Item]
+"""Messages that travel in one request."""
+
+
+def units_of(rt: Runtime, items: list[Item]) -> list[Unit]:
+    """One request per message, or per group of messages its API takes at once (same account,
+    same :meth:`~sms_worker.providers.base.Provider.group_key`, at most ``max_recipients``)."""
+    units: list[Unit] = []
+    open_units: dict[tuple[str, Hashable], Unit] = {}
+    for item in items:
+        assert item.account is not None and item.message is not None
+        adapter = rt.accounts[item.account].provider
+        if adapter.max_recipients <= 1:
+            units.append([item])
+            continue
+        key = (item.account, adapter.group_key(item.message))
+        unit = open_units.get(key)
+        if unit is None or len(unit) >= adapter.max_recipients:
+            unit = open_units[key] = []
+            units.append(unit)
+        unit.append(item)
+    return units
+
+
+@dataclass
+class _Waiting:
+    unit: Unit
+    since: float
+    not_before: float = 0.0
+
+
+@dataclass
+class Departures:
+    """Requests whose calls are recorded, waiting for their place in the send window.
+
+    Each account's window is asked once for all its requests that are due (one Lua call), in
+    the dispatcher's thread, the moment before they are handed to the pool: what is left between
+    the window and the provider is the hand-over to a thread. A request refused its place waits
+    here, holding no thread, until the window says it fits; past ``MAX_WINDOW_WAIT`` (or if Redis
+    cannot be asked) it is not sent and its message comes back (:class:`NotSent`)."""
+
+    rt: Runtime
+    waiting: list[_Waiting] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.waiting)
+
+    def add(self, units: list[Unit]) -> None:
+        now = time.monotonic()
+        self.waiting += [_Waiting(unit, now) for unit in units]
+
+    def ready(self, slots: int) -> tuple[list[Unit], list[tuple[Unit, NotSent]]]:
+        """Up to ``slots`` requests that may leave now, and those that will not leave at all."""
+        now = time.monotonic()
+        due: dict[str, list[_Waiting]] = defaultdict(list)
+        for entry in self.waiting:
+            if entry.not_before <= now and sum(map(len, due.values())) < slots:
+                due[entry.unit[0].account or ""].append(entry)
+        leaving: list[Unit] = []
+        dropped: list[tuple[Unit, NotSent]] = []
+        for account, entries in due.items():
+            try:
+                grant = self._window(account).admit([self._cost(entry.unit) for entry in entries])
+            except Exception as error:  # noqa: BLE001 - without the window the rate cannot be kept: do not send
+                until = self.rt.clock.now() + timedelta(seconds=1)
+                dropped += [(entry.unit, NotSent(f"not sent: {describe_outage(error) or repr(error)}", until)) for entry in entries]
+                continue
+            leaving += [entry.unit for entry in entries[: grant.granted]]
+            for entry in entries[grant.granted :]:
+                if now + grant.retry_after - entry.since > MAX_WINDOW_WAIT:
+                    until = self.rt.clock.now() + timedelta(seconds=grant.retry_after)
+                    dropped.append((entry.unit, NotSent(f"not sent: account {account}'s send window stayed full", until)))
+                else:
+                    entry.not_before = now + grant.retry_after
+        gone = {id(unit) for unit in leaving} | {id(unit) for unit, _ in dropped}
+        self.waiting = [entry for entry in self.waiting if id(entry.unit) not in gone]
+        return leaving, dropped
+
+    def _window(self, account: str) -> SendWindow:
+        spec = self.rt.accounts[account]
+        return SendWindow(self.rt.redis, account, spec.rate, spec.burst, self.rt.settings.rate_limit_headroom_seconds)
+
+    def _cost(self, unit: Unit) -> int:
+        return sum(item.row.segments for item in unit) if self.rt.settings.rate_limit_unit == "parts" else len(unit)
+
+
+def call(rt: Runtime, unit: Unit) -> list[Outcome]:
+    """One request's outcomes, one per message: whatever happens, never an exception. The whole
+    adapter call (a re-login included) ends within ``http_timeout_seconds``."""
+    name = unit[0].account or ""
+    adapter = rt.accounts[name].provider
+    messages = [item.message for item in unit if item.message is not None]
+    try:
+        with deadline(rt.settings.http_timeout_seconds):
+            if len(messages) == 1:
+                return [adapter.send(messages[0])]
+            outcomes = adapter.send_many(messages)
+        if len(outcomes) != len(unit):
+            raise RuntimeError(f"send_many answered {len(outcomes)} outcomes for {len(unit)} messages")
+        return list(outcomes)
+    except ProviderError as error:
+        return [error] * len(unit)
+    except Exception as error:  # noqa: BLE001 - an adapter bug must not kill the batch or the worker
+        log.exception("adapter %s crashed sending %d message(s), first to %s", name, len(unit), mask_phone(messages[0].recipient))
+        return [ProviderError(ErrorKind.TRANSIENT, "ADAPTER_CRASH", f"{type(error).__name__}: {error}")] * len(unit)
