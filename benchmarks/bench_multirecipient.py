@@ -11,7 +11,6 @@ per second (first to last acceptance).
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import httpx

@@ -166,7 +166,8 @@ class PostgresCluster:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
-def _group_pids(group: int) -> list[int]:
+def group_pids(group: int) -> list[int]:
+    """The processes of a process group (a worker and its pool), read from /proc."""
     pids = []
     for entry in os.listdir("/proc"):
         if entry.isdigit():
@@ -179,7 +180,9 @@ def _group_pids(group: int) -> list[int]:
     return pids
 
 
-def _calling_held_by(rt, pids: list[int]) -> int:
+def calling_held_by(rt, pids: list[int]) -> int:
+    """Messages recorded as calling by the worker processes ``pids``: the calls they had in flight
+    (or answered, unwritten yet), as the database knows them the instant they die."""
     from sqlalchemy import func, select
 
     from sms_worker.dispatch.lease import DISPATCHERS
@@ -278,10 +281,10 @@ def _kill_twice(stack: Stack, rt, sandbox: str, env: dict, workers: list[Proc], 
             time.sleep(0.05)
         time.sleep(chance.uniform(0, 0.3))
         doomed = workers.pop(chance.randrange(len(workers)))
-        pids = _group_pids(doomed.pid)
+        pids = group_pids(doomed.pid)
         os.killpg(doomed.pid, signal.SIGKILL)
         doomed.popen.wait(10)
-        held = _calling_held_by(rt, pids)
+        held = calling_held_by(rt, pids)
         in_flight += held
         verdict.notes.append(f"kill {kill + 1} at {target:.0%} accepted: {held} call(s) in flight")
         if kill == 0:

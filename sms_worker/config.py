@@ -57,7 +57,7 @@ class Settings(BaseSettings):
     telekom_sk_burst: int = Field(50, ge=1)
     rate_limit_unit: str = Field("messages", pattern="^(messages|parts)$")
     rate_limit_headroom_seconds: float = Field(
-        0.03, ge=0, description="Burst kept back for the jitter between a grant and the provider's receipt of the message."
+        0.03, ge=0, description="Burst the claiming bucket keeps back; departures are paced to the rate by the send window."
     )
     http_timeout_seconds: float = Field(10.0, gt=0, description="Deadline of one whole provider exchange: connect, send, every read.")
     max_response_bytes: int = Field(1 << 20, ge=1024, description="Longest provider answer read; a longer one is cut off and unreadable.")

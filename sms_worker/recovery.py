@@ -25,7 +25,7 @@ from sqlalchemy import and_, delete, or_, select
 
 from sms_worker.dispatch.batch import Batch, Defer, Item, Waiting
 from sms_worker.dispatch.lease import DISPATCHERS
-from sms_worker.dispatch.ledger import WORKER_LOST
+from sms_worker.dispatch.changes import WORKER_LOST
 from sms_worker.dispatch.policy import Attempt, RetryPolicy
 from sms_worker.dispatch.sql import MESSAGES, expire_unsent, update_each
 from sms_worker.logs import get_logger

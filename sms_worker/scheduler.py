@@ -11,7 +11,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from sms_worker.dispatch.ledger import describe_outage
+from sms_worker.outages import describe_outage
 from sms_worker.logs import get_logger
 from sms_worker.queues.pointers import keep_awake
 from sms_worker.queues.promoter import promote_once

@@ -5,7 +5,6 @@ from __future__ import annotations
 import uuid
 from datetime import datetime, timezone
 
-import pytest
 from sqlalchemy import Column, MetaData, Table, Uuid, insert, select
 
 from sms_worker.db.engine import dispose_engines, get_engine

@@ -21,7 +21,8 @@ from sqlalchemy import Engine, delete, insert, update
 
 from sms_worker.clock import Clock
 from sms_worker.db.models import Dispatcher
-from sms_worker.dispatch.ledger import Ledger, describe_outage
+from sms_worker.dispatch.ledger import Ledger
+from sms_worker.outages import describe_outage
 from sms_worker.logs import get_logger
 
 log = get_logger("lease")

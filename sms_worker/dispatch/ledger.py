@@ -15,58 +15,30 @@ sweep never takes back what a live worker holds (:mod:`sms_worker.dispatch.lease
 from __future__ import annotations
 
 import threading
-import uuid
 from collections import deque
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import redis
 from sqlalchemy import Connection, Engine
-from sqlalchemy.exc import DBAPIError
 
 from sms_worker.clock import Clock
-from sms_worker.dispatch.batch import Batch, Defer, Finish, Item, NotSent, Skip
 from sms_worker.db.bulk import FENCE, update_rows
-from sms_worker.dispatch.sql import MESSAGES, add_events, event, lock_rows, update_each
+from sms_worker.dispatch.batch import Batch
+from sms_worker.dispatch.changes import WORKER_LOST, Change, change_of
+from sms_worker.dispatch.sql import MESSAGES, add_events, lock_rows, update_each
 from sms_worker.logs import get_logger
+from sms_worker.outages import describe_outage
 from sms_worker.queues.pointers import schedule
-from sms_worker.status import HELD_VALUES, WAITING, WAITING_VALUES, Delivery, Status
+from sms_worker.status import HELD_VALUES, WAITING, WAITING_VALUES, Status
 
 log = get_logger("ledger")
-WORKER_LOST = "WORKER_LOST"
-
-
-def describe_outage(error: BaseException) -> str | None:
-    """A one-line description if ``error`` means a server is away, else None (a bug)."""
-    if isinstance(error, DBAPIError) and (error.connection_invalidated or type(error.orig).__name__ in _DB_OUTAGES):
-        return f"the database is unreachable ({type(error.orig).__name__})"
-    if isinstance(error, (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError)):
-        return f"Redis is unreachable ({type(error).__name__})"
-    return None
-
-
-_DB_OUTAGES = frozenset({"OperationalError", "InterfaceError"})
-
-
-@dataclass(slots=True)
-class _Change:
-    """One message's write: the row (if it changes), its events, its pointer."""
-
-    id: uuid.UUID
-    claim: uuid.UUID | None
-    attempt: int
-    values: dict[str, Any]
-    event: dict[str, Any] | None
-    pointer: tuple[int, str, float] | None
-    accepted: bool = False
-    started: dict[str, Any] | None = None
-    """The event of the call this outcome answers, dated when it was recorded as started."""
 
 
 @dataclass(slots=True)
 class _Held:
-    changes: list[_Change]
+    changes: list[Change]
     pointers: list[tuple[int, str, float]] = field(default_factory=list)
 
 
@@ -91,7 +63,7 @@ class Ledger:
         if not items:
             return
         now = self._clock.now()
-        changes = [change for item in items if (change := self._change(item, now)) is not None]
+        changes = [change for item in items if (change := change_of(item, now, self._first_check)) is not None]
         for item in items:
             item.written = True
         with self._lock:
@@ -105,8 +77,7 @@ class Ledger:
         return self.holding
 
     def _drain(self) -> None:
-        """Write what is held, oldest first, up to the first that fails (it stays held). The last
-        entry's rows wait when a caller will write them with its own statement (``also``)."""
+        """Write what is held, oldest first, up to the first that fails (it stays held)."""
         while self._held:
             held = self._held[0]
             try:
@@ -125,7 +96,7 @@ class Ledger:
                 return
             self._held.popleft()
 
-    def _commit(self, changes: list[_Change]) -> list[tuple[int, str, float]]:
+    def _commit(self, changes: list[Change]) -> list[tuple[int, str, float]]:
         """One transaction for the rows and their events; returns the pointers of what was written.
 
         The common case costs one fenced ``UPDATE`` per kind of change (executemany) and one
@@ -146,7 +117,7 @@ class Ledger:
             with self._engine.begin() as conn:
                 return pointers + self._commit_row_by_row(conn, rows)
 
-    def _commit_row_by_row(self, conn: Connection, rows: list[_Change]) -> list[tuple[int, str, float]]:
+    def _commit_row_by_row(self, conn: Connection, rows: list[Change]) -> list[tuple[int, str, float]]:
         now = self._clock.now()
         updates, events, pointers = [], [], []
         if rows:
@@ -172,54 +143,11 @@ class Ledger:
             add_events(conn, events)
         return pointers
 
-    def _change(self, item: Item, now: datetime) -> _Change | None:
-        change = self._row_change(item, now)
-        if change is not None and item.called_at is not None and not isinstance(item.outcome, NotSent):
-            change.started = event(item.id, item.called_at, Status.CALLING, f"attempt {item.attempt} via {item.account}")
-        return change
-
-    def _row_change(self, item: Item, now: datetime) -> _Change | None:
-        disposition = item.disposition
-        if isinstance(disposition, Skip) or disposition is None:
-            return None
-        pointer_of = (item.priority, item.id.hex)
-        released = {"claim_id": None, "dispatcher": None} if item.claim_id is not None else {}
-        if isinstance(disposition, Finish):
-            values: dict[str, Any] = {"status": disposition.status.value, "updated_at": now, **released}
-            accepted = disposition.accepted
-            if accepted is not None:
-                values.update(provider=item.account, provider_message_id=accepted.provider_message_id, provider_status=accepted.provider_status,
-                              delivery=accepted.delivery.value if accepted.delivery else None, next_check_at=now + self._first_check,
-                              error_code=None, error_text=None)
-                if accepted.delivery is Delivery.DELIVERED:
-                    values["delivered_at"] = now
-            elif disposition.code is not None:
-                values.update(error_code=disposition.code, error_text=disposition.reason)
-            note = event(item.id, now, disposition.status, disposition.reason, code=disposition.code,
-                         provider_status=accepted.provider_status if accepted else None)
-            return _Change(item.id, item.claim_id, item.attempt, values, note, None, accepted is not None)
-        pointer = (*pointer_of, disposition.until.timestamp())
-        if item.claim_id is None and disposition.status is None:
-            return _Change(item.id, None, 0, {}, None, pointer)
-        values = {"updated_at": now, "send_after": disposition.until, **released}
-        attempts = item.attempt if disposition.counted else item.attempt - 1
-        status = disposition.status or (item.row.status if not item.called else (Status.RETRYING if attempts else Status.QUEUED))
-        values["status"] = status.value
-        if item.called and not disposition.counted:
-            values.update(attempts=attempts, first_attempt_at=item.row.first_attempt_at)
-        if disposition.pin and not item.pinned:
-            values["requested_provider"] = item.account
-        if disposition.code is not None:
-            values.update(error_code=disposition.code, error_text=disposition.reason)
-        note = event(item.id, now, status, disposition.reason, code=disposition.code) if item.called or disposition.status else None
-        return _Change(item.id, item.claim_id, item.attempt, values, note, pointer)
-
-
 class _MovedOn(Exception):
     """A fenced update found a row no longer as the change expected."""
 
 
-def _update_fenced(conn: Connection, changes: list[_Change]) -> bool:
+def _update_fenced(conn: Connection, changes: list[Change]) -> bool:
     """Apply each change only if its row still names the change's claim, or, for a batch's own
     decision about a message it did not claim, is still waiting; True if every row was."""
     claimed = [{"id": change.id, FENCE: change.claim, **change.values} for change in changes if change.claim is not None]
@@ -230,7 +158,7 @@ def _update_fenced(conn: Connection, changes: list[_Change]) -> bool:
     return matched == len(changes)
 
 
-def _ours(change: _Change, row: Any) -> bool:
+def _ours(change: Change, row: Any) -> bool:
     if change.claim is None:
         return row.status in {s.value for s in WAITING} and row.claim_id is None
     return row.claim_id == change.claim

@@ -23,7 +23,8 @@ from typing import ClassVar
 
 from sms_worker.clock import Clock
 from sms_worker.dispatch.batch import Batch, Defer, Item
-from sms_worker.dispatch.ledger import Ledger, describe_outage
+from sms_worker.dispatch.ledger import Ledger
+from sms_worker.outages import describe_outage
 from sms_worker.logs import get_logger
 
 log = get_logger("dispatch")

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 
 from sms_worker.dispatch.batch import Batch, Defer, Finish, Item, Skip, Waiting
-from sms_worker.dispatch.ledger import describe_outage
+from sms_worker.outages import describe_outage
 from sms_worker.dispatch.pipeline import RETRY_AFTER_FAILURE, Pipeline
 from sms_worker.dispatch.sql import MESSAGES
 from sms_worker.dispatch.stages.claim import Claim

@@ -24,7 +24,7 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from zoneinfo import ZoneInfo
-from typing import Any, Callable
+from typing import Any, Callable, Final
 
 import defusedxml.ElementTree as DefusedET
 import httpx

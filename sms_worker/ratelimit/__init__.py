@@ -5,11 +5,11 @@ Two limiters, one rule: an account's ``rate`` per second with ``burst`` to spare
 - :class:`TokenBucket` decides at claim time how many messages a batch may take now; the rest
   wait in the due set, holding no worker.
 - :class:`SendWindow` keeps the limit where the provider counts it: each request takes its
-  place in a one-second sliding window of departures just before it is handed to a thread to
-  be sent, after its claim and its call were written. Jitter between a grant and the request
-  (a claim written, a call queued behind others, a busy CPU) can no longer bunch requests at
-  the provider; what is left is the hand-over to the thread and the way to the provider,
-  which ``headroom_seconds`` of the rate is kept back for.
+  place in a one-second sliding window of departures (at most ``rate``) just before it is
+  handed to a thread to be sent, after its claim and its call were written. Jitter between a
+  grant and the request (a claim written, a call queued behind others, a busy CPU) can no
+  longer bunch requests at the provider; the burst absorbs what is left between the window
+  and the provider.
 """
 
 from __future__ import annotations
@@ -58,16 +58,20 @@ class TokenBucket:
 
 
 class SendWindow:
-    """At most ``limit`` messages (or parts) leave for an account in any sliding second.
+    """At most ``rate`` messages (or parts) depart for an account in any sliding second.
 
-    ``limit`` is ``rate + burst`` less what ``headroom_seconds`` of the rate keeps back for the
-    way from this check to the provider. One Lua script on a sorted set of departure times per
-    account, on the Redis server's clock, so every worker on every host shares it."""
+    The provider allows ``rate + burst`` in any second where it counts them, on arrival. The
+    burst is left to the way from this window to the provider: requests that depart evenly can
+    arrive bunched (a thread that waits for the interpreter, a busy CPU, a proxy), and up to
+    ``burst / rate`` seconds of such jitter cannot push a second past the provider's limit. (A
+    sub-1/s rate still lets one message depart in a second; the bucket keeps its mean.) One Lua
+    script on a sorted set of departure times per account, on the Redis server's clock, so every
+    worker on every host shares it."""
 
-    def __init__(self, client: redis.Redis, account: str, rate: float, burst: int, headroom_seconds: float = 0.0) -> None:
+    def __init__(self, client: redis.Redis, account: str, rate: float) -> None:
         self._script = load_script(client, "sms_worker.ratelimit", "send_window.lua")
         self._key = keys.send_window(account)
-        self.limit = max(1, math.floor(rate + burst - rate * headroom_seconds))
+        self.limit = max(1, math.floor(rate))
 
     def admit(self, costs: list[int]) -> Grant:
         """Take places now for the longest prefix of requests (one cost each) that fits; a cost

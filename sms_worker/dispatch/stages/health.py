@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import defaultdict
 
 from sms_worker.dispatch.batch import Batch, Item
-from sms_worker.dispatch.ledger import describe_outage
+from sms_worker.outages import describe_outage
 from sms_worker.dispatch.pipeline import Downstream, Stage
 from sms_worker.logs import get_logger, mask_numbers
 from sms_worker.providers.base import Accepted, ErrorKind, ProviderError

@@ -10,7 +10,7 @@ not made after all (:class:`~sms_worker.dispatch.batch.NotSent`) comes back with
 from __future__ import annotations
 
 from sms_worker.dispatch.batch import Batch, Defer, Finish, Item, NotSent
-from sms_worker.dispatch.ledger import describe_outage
+from sms_worker.outages import describe_outage
 from sms_worker.dispatch.pipeline import Downstream, Stage
 from sms_worker.dispatch.policy import Attempt, RetryPolicy
 from sms_worker.logs import get_logger, mask_numbers, mask_phone

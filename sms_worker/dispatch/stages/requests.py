@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from sms_worker.dispatch.batch import Item, NotSent, Outcome
-from sms_worker.dispatch.ledger import describe_outage
+from sms_worker.outages import describe_outage
 from sms_worker.logs import get_logger, mask_phone
 from sms_worker.providers.base import ErrorKind, ProviderError
 from sms_worker.providers.transport import deadline
@@ -102,7 +102,7 @@ class Departures:
 
     def _window(self, account: str) -> SendWindow:
         spec = self.rt.accounts[account]
-        return SendWindow(self.rt.redis, account, spec.rate, spec.burst, self.rt.settings.rate_limit_headroom_seconds)
+        return SendWindow(self.rt.redis, account, spec.rate)
 
     def _cost(self, unit: Unit) -> int:
         return sum(item.row.segments for item in unit) if self.rt.settings.rate_limit_unit == "parts" else len(unit)

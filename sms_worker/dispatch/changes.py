@@ -1,0 +1,79 @@
+"""What a disposition writes: the row's new values, the history's events, the pointer.
+
+The stages decide (:mod:`.batch`); this says what each decision means for the row, and the
+ledger (:mod:`.ledger`) writes it, fenced by the claim.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sms_worker.dispatch.batch import Finish, Item, NotSent, Skip
+from sms_worker.dispatch.sql import event
+from sms_worker.status import Delivery, Status
+
+WORKER_LOST = "WORKER_LOST"
+"""The error code of an attempt whose worker died during the call (an ambiguous attempt)."""
+
+
+@dataclass(slots=True)
+class Change:
+    """One message's write: the row (if it changes), its events, its pointer."""
+
+    id: uuid.UUID
+    claim: uuid.UUID | None
+    attempt: int
+    values: dict[str, Any]
+    event: dict[str, Any] | None
+    pointer: tuple[int, str, float] | None
+    accepted: bool = False
+    started: dict[str, Any] | None = None
+    """The event of the call this outcome answers, dated when it was recorded as started."""
+
+
+def change_of(item: Item, now: datetime, first_check: timedelta) -> Change | None:
+    """What ``item``'s disposition writes (None: nothing, a skip). ``first_check``: how soon a
+    message a provider accepted is first checked for a delivery report."""
+    change = _values_of(item, now, first_check)
+    if change is not None and item.called_at is not None and not isinstance(item.outcome, NotSent):
+        change.started = event(item.id, item.called_at, Status.CALLING, f"attempt {item.attempt} via {item.account}")
+    return change
+
+def _values_of(item: Item, now: datetime, first_check: timedelta) -> Change | None:
+    disposition = item.disposition
+    if isinstance(disposition, Skip) or disposition is None:
+        return None
+    pointer_of = (item.priority, item.id.hex)
+    released = {"claim_id": None, "dispatcher": None} if item.claim_id is not None else {}
+    if isinstance(disposition, Finish):
+        values: dict[str, Any] = {"status": disposition.status.value, "updated_at": now, **released}
+        accepted = disposition.accepted
+        if accepted is not None:
+            values.update(provider=item.account, provider_message_id=accepted.provider_message_id, provider_status=accepted.provider_status,
+                          delivery=accepted.delivery.value if accepted.delivery else None, next_check_at=now + first_check,
+                          error_code=None, error_text=None)
+            if accepted.delivery is Delivery.DELIVERED:
+                values["delivered_at"] = now
+        elif disposition.code is not None:
+            values.update(error_code=disposition.code, error_text=disposition.reason)
+        note = event(item.id, now, disposition.status, disposition.reason, code=disposition.code,
+                     provider_status=accepted.provider_status if accepted else None)
+        return Change(item.id, item.claim_id, item.attempt, values, note, None, accepted is not None)
+    pointer = (*pointer_of, disposition.until.timestamp())
+    if item.claim_id is None and disposition.status is None:
+        return Change(item.id, None, 0, {}, None, pointer)
+    values = {"updated_at": now, "send_after": disposition.until, **released}
+    attempts = item.attempt if disposition.counted else item.attempt - 1
+    status = disposition.status or (item.row.status if not item.called else (Status.RETRYING if attempts else Status.QUEUED))
+    values["status"] = status.value
+    if item.called and not disposition.counted:
+        values.update(attempts=attempts, first_attempt_at=item.row.first_attempt_at)
+    if disposition.pin and not item.pinned:
+        values["requested_provider"] = item.account
+    if disposition.code is not None:
+        values.update(error_code=disposition.code, error_text=disposition.reason)
+    note = event(item.id, now, status, disposition.reason, code=disposition.code) if item.called or disposition.status else None
+    return Change(item.id, item.claim_id, item.attempt, values, note, pointer)

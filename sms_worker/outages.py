@@ -1,0 +1,25 @@
+"""Telling an outage (a server away) from a bug, so each is logged as what it is.
+
+A Redis or database outage is expected and survived: it is logged in one line and what it
+interrupted is tried again. Anything else is a bug and is logged with its traceback.
+"""
+
+from __future__ import annotations
+
+import redis
+from sqlalchemy.exc import DBAPIError
+
+_DB_OUTAGES = frozenset({"OperationalError", "InterfaceError"})
+
+
+def describe_outage(error: BaseException) -> str | None:
+    """A one-line description if ``error`` means a server is away, else None (a bug). Knows
+    SQLAlchemy's wrapped errors and the drivers' own (sqlite3, psycopg)."""
+    original = error.orig if isinstance(error, DBAPIError) else error
+    if (isinstance(error, DBAPIError) and error.connection_invalidated) or (
+        type(original).__name__ in _DB_OUTAGES and type(original).__module__.split(".")[0] in ("sqlite3", "psycopg")
+    ):
+        return f"the database is unreachable ({type(original).__name__})"
+    if isinstance(error, (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError)):
+        return f"Redis is unreachable ({type(error).__name__})"
+    return None
