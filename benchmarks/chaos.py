@@ -6,8 +6,9 @@
 
 Every run: its own Redis, sandbox, scheduler and two worker process groups (``-c 2``), three
 accounts (Telekom SK, Dexatel, Telefoon) sharing the default route, and about 10 % faults on
-every account's send: HTTP 503, the provider's own transient error, and timeouts (the sandbox
-accepts, then holds the answer past the call's deadline).
+every account's send: HTTP 503, the provider's own transient error, and answers that never
+come in time, after the sandbox accepted the message: held past the call's deadline (a
+timeout), trickled a byte at a time (a drip), or replaced by an HTML page (garbage).
 
 - ``kills``: two ``kill -9`` of a whole worker process group at random moments of the run, a
   replacement started after each, and a Redis ``FLUSHALL`` just after the first kill, while the
@@ -79,7 +80,7 @@ default = {{ telekom-sk = 1, dexatel = 1, telefoon = 1 }}
 
 HTTP_TIMEOUT = 1.0
 # Per account: (send endpoint, the provider's own transient error code). Each rule rolls its own
-# probability: 1 - 0.96 * 0.97 * 0.97 = 9.7 % of sends meet one.
+# probability: 1 - 0.96 * 0.97 * 0.99 * 0.99 * 0.99 = 9.6 % of sends meet one.
 ACCOUNTS = {"telekom-sk": ("send_message", "ERROR"), "dexatel": ("send", "INTERNAL_ERROR"), "telefoon": ("send", "20500")}
 SETTINGS = {
     "http_timeout_seconds": HTTP_TIMEOUT,
@@ -199,7 +200,9 @@ def _add_faults(sandbox: str) -> None:
         for provider, (endpoint, code) in ACCOUNTS.items():
             for rule in ({"fault": "http_status", "status": 503, "probability": 0.04},
                          {"fault": "error_code", "code": code, "probability": 0.03},
-                         {"fault": "timeout", "seconds": HTTP_TIMEOUT * 2, "probability": 0.03}):
+                         {"fault": "timeout", "seconds": HTTP_TIMEOUT * 2, "probability": 0.01},
+                         {"fault": "drip", "ms": 100, "probability": 0.01},
+                         {"fault": "garbage", "probability": 0.01}):
                 client.post(f"{sandbox}/_sandbox/faults", json={"provider": provider, "endpoint": endpoint, **rule}).raise_for_status()
 
 

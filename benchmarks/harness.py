@@ -42,6 +42,8 @@ class Options:
     pidfile: str | None = None
     settings: dict[str, str] = field(default_factory=dict)
     """Extra SMS_WORKER_* settings for every sms_worker process (``--set http_concurrency=8``)."""
+    burn: int = 0
+    """CPU-burning processes to run beside the benchmark, as a busy host would (``--burn 1``)."""
 
     def pick(self, full: Any, quick: Any) -> Any:
         return quick if self.quick else full
@@ -250,6 +252,8 @@ class Stack:
     # ---- lifecycle
 
     def __enter__(self) -> "Stack":
+        for n in range(self.opts.burn):
+            self.spawn(f"burn{n}", [sys.executable, "-c", "while True: pass"])
         return self
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
@@ -560,12 +564,14 @@ def standalone(run: Callable[[Options], list[Row]], description: str) -> None:
     parser.add_argument("--quick", action="store_true", help="smaller counts")
     parser.add_argument("--database-url", help="base PostgreSQL URL (a fresh schema per database); default SQLite files")
     parser.add_argument("--keep", action="store_true", help="keep the temp directory (logs, databases)")
+    parser.add_argument("--burn", type=int, default=0, help="CPU-burning processes beside the benchmark")
     parser.add_argument("--json", help="also write the rows to this file (used by run.py)")
     parser.add_argument("--pidfile", help="record child pids here (used by run.py)")
     add_set_option(parser)
     args = parser.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    opts = Options(quick=args.quick, database_url=args.database_url, keep=args.keep, pidfile=args.pidfile, settings=parse_sets(args.set))
+    opts = Options(quick=args.quick, database_url=args.database_url, keep=args.keep, pidfile=args.pidfile, settings=parse_sets(args.set),
+                   burn=args.burn)
     rows = run(opts)
     if args.json:
         Path(args.json).write_text(json.dumps([asdict(r) for r in rows]))

@@ -4,6 +4,7 @@
     .venv/bin/python benchmarks/run.py --quick              # smaller counts, about 2 minutes
     .venv/bin/python benchmarks/run.py --only enqueue,memory
     .venv/bin/python benchmarks/run.py --database-url postgresql://postgres@127.0.0.1:5432/test
+    .venv/bin/python benchmarks/run.py --only ratelimit --burn 1    # beside a CPU-burning process
 
 Each benchmark module runs as ``python -m benchmarks.bench_<name>`` under a time bound; one that
 fails or overruns gets a FAILED row and the others still run. Whatever a benchmark started is
@@ -84,6 +85,7 @@ def run_one(name: str, args: argparse.Namespace, run_id: str, workdir: Path) -> 
     argv = [sys.executable, "-m", f"benchmarks.bench_{name}", "--json", str(out), "--pidfile", str(pidfile)]
     argv += ["--quick"] if args.quick else []
     argv += ["--keep"] if args.keep else []
+    argv += ["--burn", str(args.burn)] if args.burn else []
     argv += ["--database-url", args.database_url] if args.database_url else []
     for item in args.set:
         argv += ["--set", item]
@@ -128,6 +130,7 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="smaller counts and windows")
     parser.add_argument("--database-url", help="base PostgreSQL URL, e.g. postgresql://postgres@127.0.0.1:5432/test (a fresh schema per database)")
     parser.add_argument("--keep", action="store_true", help="keep each benchmark's temp directory (logs, databases)")
+    parser.add_argument("--burn", type=int, default=0, help="CPU-burning processes beside each benchmark (a busy host)")
     add_set_option(parser)
     args = parser.parse_args()
     try:

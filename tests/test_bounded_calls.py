@@ -36,6 +36,45 @@ default = {{ healthy = 1 }}
 """
 
 
+ALL_FIVE = """
+[accounts.telekom-sk]
+type = "telekom-sk"
+base_url = "{url}/telekom-sk"
+token = "sandbox-token"
+
+[accounts.telekom-sk-xml]
+type = "telekom-sk"
+base_url = "{url}/telekom-sk"
+token = "sandbox-token"
+transport = "xml"
+
+[accounts.dt-a2p]
+type = "dt-a2p"
+base_url = "{url}/dt-a2p"
+api_key = "sandbox-dt-key"
+default_sender = "+4915112345678"
+
+[accounts.session-key]
+type = "session-key"
+base_url = "{url}/session-key"
+username = "sandbox-user"
+password = "sandbox-pass"
+
+[accounts.telefoon]
+type = "telefoon"
+base_url = "{url}/telefoon/v1/sms"
+api_key = "sandbox-telefoon-key"
+default_sender = "ACME"
+
+[accounts.dexatel]
+type = "dexatel"
+base_url = "{url}/dexatel"
+api_key = "sandbox-dexatel-key"
+default_sender = "ACME"
+"""
+SEND_ENDPOINTS = {"telekom-sk": "send_message", "dt-a2p": "send", "session-key": "sms", "telefoon": "send", "dexatel": "send"}
+
+
 def providers_file(tmp_path, bad: str, sandbox_url: str):
     path = tmp_path / "providers.toml"
     path.write_text(PROVIDERS.format(bad=bad, sandbox=sandbox_url))
@@ -73,6 +112,28 @@ def test_a_dripping_answer_ends_at_the_deadline_and_a_healthy_account_is_not_hel
     found = message(rt, slow)
     assert (found["status"], found["error_code"]) == ("retrying", "TIMEOUT"), "past its deadline a call is ambiguous, like a read timeout"
     assert found["requested_provider"] == "misbehaving"
+    rt.close()
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+@pytest.mark.parametrize("account", ["telekom-sk", "telekom-sk-xml", "session-key", "telefoon"])
+def test_the_sandbox_drips_any_api_on_demand_and_the_deadline_holds(account, settings_for, redis_client, sandbox, clock, tmp_path):
+    """The sandbox's ``drip`` fault, for the chaos runs: the send is accepted, its answer trickles
+    one byte every 100 ms, and the call ends at the deadline as an ambiguous timeout."""
+    path = tmp_path / "providers.toml"
+    path.write_text(ALL_FIVE.format(url=sandbox.url))
+    rt = build_runtime(settings_for(providers_file=path, http_timeout_seconds=1), waker=NoWaker(), clock=clock)
+    provider = account.removesuffix("-xml")
+    sandbox.add_fault(provider=provider, endpoint=SEND_ENDPOINTS[provider], fault="drip", ms=100)
+    message_id = send_sms("+4915112345678", "dripped", provider=account, runtime=rt)
+    started = time.monotonic()
+
+    dispatch_batch(rt)
+
+    assert time.monotonic() - started < 2.0
+    found = message(rt, message_id)
+    assert (found["status"], found["error_code"]) == ("retrying", "TIMEOUT")
+    assert [s["accepted"] for s in sandbox.submissions()] == [True]
     rt.close()
 
 
@@ -127,4 +188,27 @@ def test_a_huge_answer_is_cut_off_unread_and_memory_does_not_grow_with_it(settin
     history = message_history(uuid.UUID(result["id"]), settings.resolved_database_url)
     assert history["message"]["error_code"] == "BAD_RESPONSE"
     assert "longer than 1048576 bytes" in history["message"]["error_text"]
+    rt.close()
+
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_an_answer_that_is_not_the_apis_is_ambiguous_for_every_adapter(settings_for, redis_client, sandbox, clock, tmp_path):
+    """A sibling of the 100 MB answer: a 200 carrying an HTML page after the provider took the
+    message (a proxy in the way). Whatever the API, the attempt is ambiguous: retried on that
+    account only, never on another one that would send it a second time."""
+    path = tmp_path / "providers.toml"
+    path.write_text(ALL_FIVE.format(url=sandbox.url))
+    rt = build_runtime(settings_for(providers_file=path), waker=NoWaker(), clock=clock)
+    for provider, endpoint in SEND_ENDPOINTS.items():
+        sandbox.add_fault(provider=provider, endpoint=endpoint, fault="garbage")
+    accounts = ["telekom-sk", "telekom-sk-xml", "dt-a2p", "session-key", "telefoon", "dexatel"]
+    ids = send_many([{"to": "+4915112345678", "text": f"garbled {name}", "provider": name} for name in accounts], runtime=rt)
+
+    dispatch_batch(rt)
+
+    for name, message_id in zip(accounts, ids):
+        found = message(rt, message_id)
+        assert (found["status"], found["error_code"], found["requested_provider"]) == ("retrying", "BAD_RESPONSE", name), name
+    assert sorted(s["text"] for s in sandbox.submissions() if s["accepted"]) == sorted(f"garbled {name}" for name in accounts)
     rt.close()

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable, Hashable, Mapping
+from collections.abc import AsyncIterator, Callable, Hashable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Final, Generic, TypeVar
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response, StreamingResponse
 
 from sms_worker.sandbox.faults import FaultKind, FaultRule, http_error
 
@@ -97,9 +97,35 @@ async def hold(*rules: FaultRule | None) -> None:
         await asyncio.sleep(delay)
 
 
+GARBAGE_PAGE: Final = "<html><head><title>502 Bad Gateway</title></head><body>upstream sent nothing we could read</body></html>"
+
+
+def misbehave(response: Response, *rules: FaultRule | None) -> Response:
+    """The answer as a ``garbage`` or ``drip`` rule turns it, after the work was done: an HTML
+    page in its place, or its own body trickled out a byte at a time."""
+    for rule in rules:
+        if rule is not None and rule.fault is FaultKind.GARBAGE:
+            return HTMLResponse(GARBAGE_PAGE)
+        if rule is not None and rule.fault is FaultKind.DRIP:
+            return _dripping(response, float(rule.params["ms"]) / 1000)
+    return response
+
+
+def _dripping(response: Response, delay: float) -> Response:
+    body = bytes(response.body)
+
+    async def trickle() -> AsyncIterator[bytes]:
+        for byte in body:
+            await asyncio.sleep(delay)
+            yield bytes([byte])
+
+    headers = {"content-length": str(len(body)), "content-type": response.headers.get("content-type", "application/octet-stream")}
+    return StreamingResponse(trickle(), status_code=response.status_code, headers=headers)
+
+
 async def respond(answer: Answer, *rules: FaultRule | None) -> Response:
     await hold(*rules)
-    return answer.response()
+    return misbehave(answer.response(), *rules)
 
 
 async def json_body(request: Request) -> Any:

@@ -2,8 +2,8 @@
 
 A test or benchmark posts a rule ("the next 3 send requests to this number get HTTP 503") and
 the provider emulations ask :meth:`FaultEngine.take` once per request. The transport-level
-kinds (``latency``, ``timeout``, ``http_status``) mean the same for every provider and are acted
-on here and in :mod:`.answers`; the others (``session_loss``, ``error_code``, ``final_status``)
+kinds (``latency``, ``timeout``, ``http_status``, ``garbage``, ``drip``) mean the same for every provider
+and are acted on here and in :mod:`.answers`; the others (``session_loss``, ``error_code``, ``final_status``)
 are interpreted by each provider in its own vocabulary. A rule that matches but loses its
 probability roll is skipped (not consumed), and the next rule in insertion order gets its chance.
 """
@@ -30,6 +30,12 @@ class FaultKind(StrEnum):
     SESSION_LOSS = "session_loss"
     ERROR_CODE = "error_code"
     FINAL_STATUS = "final_status"
+    GARBAGE = "garbage"
+    """The request is carried out (a send is accepted), then answered ``200`` with a body that is
+    not the API's: an HTML page, as a misconfigured proxy sends."""
+    DRIP = "drip"
+    """The request is carried out, then its answer is sent one byte every ``ms`` milliseconds,
+    its ``Content-Length`` announced up front."""
 
 
 ALL_KINDS = frozenset(FaultKind)
@@ -185,6 +191,8 @@ _KIND_PARAMS: dict[FaultKind, dict[str, tuple[Callable[[Any], Any], bool]]] = {
     FaultKind.SESSION_LOSS: {},
     FaultKind.ERROR_CODE: {"code": (_code, True), "description": (_text, False)},
     FaultKind.FINAL_STATUS: {"status": (_status, True)},
+    FaultKind.GARBAGE: {},
+    FaultKind.DRIP: {"ms": (_number(0), True)},
 }
 _COMMON = frozenset({"provider", "endpoint", "to", "fault", "times", "probability"})
 

@@ -2,45 +2,61 @@
 
 A transient fault counts against the account, anything else (an accepted message, a refusal of
 this message) for it; a request that carried several messages counts once, as accepted if any
-of them was. It only looks (it runs before record, which settles every message): a failure here
-is logged, and the batch's outcomes stand.
+of them was. Outcomes are sent to Redis in the order the calls ended, at once when a fault is
+among them (so a run of faults opens the breaker while it happens), otherwise gathered for up to
+``REPORT_EVERY`` seconds: a stream of successes costs one Redis round trip per interval. It only
+looks (it runs before record, which settles every message): a failure here is logged, and the
+batch's outcomes stand.
 """
 
 from __future__ import annotations
 
+import time
 from collections import defaultdict
 
 from sms_worker.dispatch.batch import Batch, Item
-from sms_worker.outages import describe_outage
 from sms_worker.dispatch.pipeline import Downstream, Stage
 from sms_worker.logs import get_logger, mask_numbers
+from sms_worker.outages import describe_outage
 from sms_worker.providers.base import Accepted, ErrorKind, ProviderError
 from sms_worker.routing.breaker import Breaker
 from sms_worker.routing.meter import count_sent
 from sms_worker.runtime import Runtime
 
 log = get_logger("dispatch")
+REPORT_EVERY = 0.5
+"""Seconds successes may be gathered before the breakers and the meter hear of them."""
 
 
 class Health(Stage):
     def __init__(self, rt: Runtime) -> None:
         self._rt = rt
+        self._failures: dict[str, list[bool]] = defaultdict(list)
+        self._last_fault: dict[str, str] = {}
+        self._accepted: dict[str, int] = defaultdict(int)
+        self._reported = time.monotonic()
 
     def process(self, batch: Batch, downstream: Downstream) -> None:
         requests: dict[tuple[str, int], list[Item]] = defaultdict(list)
         for item in batch.in_play():
             if item.called and item.account is not None and isinstance(item.outcome, Accepted | ProviderError):
                 requests[(item.account, item.request)].append(item)
-        failures: dict[str, list[bool]] = defaultdict(list)
-        last_fault: dict[str, str] = {}
-        accepted: dict[str, int] = defaultdict(int)
+        faulted = False
         for (account, _), items in sorted(requests.items(), key=lambda entry: entry[0][1]):
             outcome = next((item.outcome for item in items if isinstance(item.outcome, Accepted)), items[0].outcome)
             failed = isinstance(outcome, ProviderError) and outcome.kind is ErrorKind.TRANSIENT
-            failures[account].append(failed)
+            self._failures[account].append(failed)
             if failed:
-                last_fault[account] = mask_numbers(f"{outcome.code}: {outcome.text}")[:200]
-            accepted[account] += sum(isinstance(item.outcome, Accepted) for item in items)
+                faulted = True
+                self._last_fault[account] = mask_numbers(f"{outcome.code}: {outcome.text}")[:200]
+            self._accepted[account] += sum(isinstance(item.outcome, Accepted) for item in items)
+        if faulted or time.monotonic() - self._reported >= REPORT_EVERY:
+            self._report()
+
+    def _report(self) -> None:
+        failures, last_fault, accepted = self._failures, self._last_fault, self._accepted
+        self._failures, self._last_fault, self._accepted = defaultdict(list), {}, defaultdict(int)
+        self._reported = time.monotonic()
         try:
             with self._rt.redis.pipeline(transaction=False) as pipe:
                 count_sent(pipe, {account: n for account, n in accepted.items() if n})

@@ -38,11 +38,11 @@ from sms_worker.logs import get_logger
 from sms_worker.runtime import Runtime
 
 log = get_logger("dispatch")
-LOOK_EVERY = 0.02
+LOOK_EVERY = 0.01
 """Seconds between looks for arrivals (each look is one Redis round trip)."""
 STALL = 0.01
 """The longest a free slot waits for company before it is refilled alone."""
-FLUSH_EVERY = 0.1
+FLUSH_EVERY = 0.05
 """Seconds finished outcomes may wait to be written together."""
 SLOW_CALL = 0.25
 """Seconds after which a call that holds up the end of a batch lets the batch take new arrivals."""

@@ -57,7 +57,7 @@ WORDS: Final[dict[State, str]] = {
     State.EXPIRED: "expired",
     State.DELETED: "deleted",
 }
-_TRANSPORT_KINDS: Final = frozenset({FaultKind.LATENCY, FaultKind.TIMEOUT, FaultKind.HTTP_STATUS, FaultKind.ERROR_CODE})
+_TRANSPORT_KINDS: Final = frozenset({FaultKind.LATENCY, FaultKind.TIMEOUT, FaultKind.HTTP_STATUS, FaultKind.ERROR_CODE, FaultKind.GARBAGE, FaultKind.DRIP})
 _SEND_KINDS: Final = _TRANSPORT_KINDS | {FaultKind.FINAL_STATUS}
 _MESSAGE_FIELDS: Final = ("from", "to", "text")
 

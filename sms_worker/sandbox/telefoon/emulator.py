@@ -58,7 +58,7 @@ _RECORDED_PARAMS: Final = ("sender_id", "status_callback", "gdpr_consent_ref")
 _E164: Final = re.compile(r"\+[1-9]\d{6,14}")
 _ALPHANUMERIC: Final = re.compile(r"(?=.*[A-Za-z])[A-Za-z0-9 ]{1,11}")
 _DIGITS: Final = re.compile(r"\d+")
-_KINDS: Final = frozenset({FaultKind.LATENCY, FaultKind.TIMEOUT, FaultKind.HTTP_STATUS, FaultKind.ERROR_CODE})
+_KINDS: Final = frozenset({FaultKind.LATENCY, FaultKind.TIMEOUT, FaultKind.HTTP_STATUS, FaultKind.ERROR_CODE, FaultKind.GARBAGE, FaultKind.DRIP})
 _SEND_KINDS: Final = _KINDS | {FaultKind.FINAL_STATUS}
 
 

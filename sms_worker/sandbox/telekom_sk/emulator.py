@@ -13,7 +13,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from sms_worker.clock import Clock
-from sms_worker.sandbox.answers import hold, utc_timestamp
+from sms_worker.sandbox.answers import hold, misbehave, utc_timestamp
 from sms_worker.sandbox.faults import ALL_KINDS, FaultEngine, FaultKind, FaultRule, final_status, http_error
 from sms_worker.sandbox.recorder import Recorder
 from sms_worker.sandbox.settings import SandboxSettings
@@ -126,8 +126,8 @@ class TelekomSk:
                 self._record(params, outcome)
             await hold(rule)
             if outcome.http_status != 200:
-                return http_error(outcome.http_status)
-            return codec.write(name, outcome.body)
+                return misbehave(http_error(outcome.http_status), rule)
+            return misbehave(codec.write(name, outcome.body), rule)
 
         return endpoint
 
