@@ -5,7 +5,7 @@ about a third of the messages prefer Dexatel, whose sandbox answers HTTP 503 to 
 send requests. Two worker processes and the scheduler run as in production. The run ends when
 every message has a final status in the database (the poller reads the receipts). Shown:
 
-- every message final, and how (DELIVERED or not);
+- every message final, and how (delivered or not);
 - the Dexatel breaker opening (its state sampled every 100 ms, and the workers' log lines);
 - the load the other two carried;
 - no message accepted twice: each text is unique, and the sandboxes' submission logs are

@@ -115,3 +115,15 @@ def test_many_takers_depart_at_the_rate_and_never_past_rate_plus_burst_in_any_se
     busiest = max(sum(1 for t in departures[i:] if t - start < 1.0) for i, start in enumerate(departures))
     assert busiest <= rate + burst, "seen after the admission, as the provider would: jitter included"
     assert len(departures) >= 0.9 * rate * (seconds - 1)
+
+
+def test_places_are_taken_ahead_only_while_the_window_is_at_most_half_full(redis_client):
+    window = SendWindow(redis_client, "ahead", rate=10.0)
+
+    first = window.admit([1, 1], ahead=3)
+    assert (first.granted, first.ahead) == (2, 3)
+    assert redis_client.zcard("smsw:window:ahead") == 5, "places taken ahead count as departed"
+    assert window.admit([1], ahead=3).ahead == 0, "6 + 3 would pass half the limit of 10"
+    assert window.admit([1, 1, 1, 1], ahead=3).granted == 4
+    refused = window.admit([1], ahead=3)
+    assert (refused.granted, refused.ahead) == (0, 0)

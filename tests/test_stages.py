@@ -25,6 +25,7 @@ from sms_worker.dispatch.stages.health import Health
 from sms_worker.dispatch.stages.pace import Pace
 from sms_worker.dispatch.stages.record import Record
 from sms_worker.dispatch.stages.route import NO_ROUTE, Route
+from sms_worker.dispatch.stages.requests import Departures, units_of
 from sms_worker.dispatch.stages.submit import Submit
 from sms_worker.dispatch.stages.validity import ValidityWindow
 from sms_worker.inspect import message_history
@@ -33,7 +34,7 @@ from sms_worker.providers.base import Accepted, ErrorKind, OneRecipientPerReques
 from sms_worker.providers.pause import pause, paused_reason
 from sms_worker.providers.registry import Account
 from sms_worker.queues import keys
-from sms_worker.ratelimit import TokenBucket
+from sms_worker.ratelimit import SendWindow, TokenBucket
 from sms_worker.runtime import NoWaker, build_runtime
 from sms_worker.status import Delivery, Status
 
@@ -387,3 +388,34 @@ def test_a_worker_that_runs_two_batches_at_once_keeps_them_apart(rt):
     for thread in threads:
         thread.join()
     assert first.items[0].claim_id != second.items[0].claim_id
+
+
+def test_departures_spend_places_taken_ahead_without_asking_redis_each_time(rt, redis_client):
+    batch = prepared(rt, *[{"text": f"d{n}", "provider": "first"} for n in range(10)])
+    departures = Departures(rt)
+    evals = lambda: redis_client.info("commandstats").get("cmdstat_evalsha", {}).get("calls", 0)  # noqa: E731
+    SendWindow(redis_client, "warm-up", 1.0).admit([1])
+    before = evals()
+
+    for unit in units_of(rt, batch.in_play()):
+        departures.add([unit])
+        leaving, dropped = departures.ready(8)
+        assert (len(leaving), dropped) == (1, [])
+
+    assert evals() - before == 1, "one round trip took places for the next nine too"
+    assert redis_client.zcard("smsw:window:first") == 1 + min(64, int(1000 * min(0.5, rt.accounts["first"].burst / 2000)))
+
+
+def test_departures_ask_for_every_group_when_the_account_is_at_its_limit(rt, redis_client):
+    batch = prepared(rt, *[{"text": f"d{n}", "provider": "first"} for n in range(6)])
+    rt.accounts["first"] = Account(rt.accounts["first"].provider, replace(rt.accounts["first"].spec, rate=4.0, burst=1))
+    departures = Departures(rt)
+    left: list = []
+
+    for unit in units_of(rt, batch.in_play()):
+        departures.add([unit])
+        leaving, _ = departures.ready(8)
+        left += leaving
+
+    assert len(left) == 4, "four fit the window of one second"
+    assert len(departures.waiting) == 2 and all(entry.not_before > 0 for entry in departures.waiting)

@@ -31,6 +31,8 @@ class Grant:
     """Seconds until the first message not granted would fit (0 when all were granted)."""
     at: float = 0.0
     """The Redis server's clock when the bucket decided, in epoch seconds."""
+    ahead: int = 0
+    """Send window only: places taken ahead for requests about to follow."""
 
 
 class TokenBucket:
@@ -73,10 +75,15 @@ class SendWindow:
         self._key = keys.send_window(account)
         self.limit = max(1, math.floor(rate))
 
-    def admit(self, costs: list[int]) -> Grant:
+    def admit(self, costs: list[int], ahead: int = 0) -> Grant:
         """Take places now for the longest prefix of requests (one cost each) that fits; a cost
-        above the limit fits an empty window. ``retry_after``: seconds until the next would fit."""
+        above the limit fits an empty window. ``retry_after``: seconds until the next would fit.
+
+        With ``ahead``, and if every request fit and the window is then at most half full, also
+        take ``ahead`` places for requests about to follow (``Grant.ahead``). The caller must use
+        them within ``burst / (2 * rate)`` seconds: counted from now, they depart a little later,
+        and that lateness is the half of the burst this leaves to it."""
         if not costs:
             return Grant(0, 0.0)
-        admitted, wait = self._script(keys=[self._key], args=[self.limit, uuid.uuid4().hex, *costs])
-        return Grant(int(admitted), float(wait))
+        admitted, wait, reserved = self._script(keys=[self._key], args=[self.limit, uuid.uuid4().hex, ahead, *costs])
+        return Grant(int(admitted), float(wait), ahead=int(reserved))

@@ -60,6 +60,7 @@ class Submit(Stage):
         self._rt = rt
         self._arrivals = arrivals
         self._calls = CallRecord(rt.engine)
+        self._departures = Departures(rt)
         self._requests = 0
 
     def close(self) -> None:
@@ -69,7 +70,7 @@ class Submit(Stage):
         limit = self._rt.settings.http_concurrency
         group = max(1, limit // 2)
         waiting = deque(units_of(self._rt, batch.in_play()))
-        departures = Departures(self._rt)
+        departures = self._departures
         running: dict[Future[list[Outcome]], tuple[Unit, float]] = {}
         finished: list[Item] = []
         look_for_high = not any(item.priority == HIGH for item in batch.in_play())
