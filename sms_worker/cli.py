@@ -325,10 +325,16 @@ def _demo(args: argparse.Namespace) -> int:
 
 def _db_upgrade(args: argparse.Namespace) -> int:
     from sms_worker.config import get_settings
-    from sms_worker.db.migrate import upgrade
+    from sms_worker.db.migrate import current_revision, upgrade
 
-    upgrade(get_settings().resolved_database_url)
-    print("database is at the latest revision")
+    url = get_settings().resolved_database_url
+    before = current_revision(url)
+    upgrade(url)
+    after = current_revision(url)
+    if before == after:
+        print(f"database is at the latest revision ({after})")
+    else:
+        print(f"database upgraded from {before or 'empty'} to revision {after}")
     return 0
 
 

@@ -7,6 +7,8 @@ from datetime import datetime, timezone
 
 from sqlalchemy import Column, MetaData, Table, Uuid, insert, select
 
+from sms_worker.cli import main
+from sms_worker.config import reset_settings
 from sms_worker.db.engine import dispose_engines, get_engine
 from sms_worker.db.migrate import downgrade, upgrade
 from sms_worker.status import Delivery, Status
@@ -51,7 +53,7 @@ def old_row(status: str, reported: bool) -> dict:
     }
 
 
-def test_every_old_status_is_carried_over_and_back(database_url):
+def test_every_old_status_is_carried_over_and_back(database_url, monkeypatch, capsys, request):
     dispose_engines()
     downgrade(database_url, "0002")
     engine = get_engine(database_url)
@@ -70,8 +72,12 @@ def test_every_old_status_is_carried_over_and_back(database_url):
             {"message_id": reported, "at": at, "status": "DELIVERED", "provider_status": "DELIVERED", "reason": "status from telekom-sk"},
         ])
     dispose_engines()
+    monkeypatch.setenv("SMS_WORKER_DATABASE_URL", database_url)
+    reset_settings()
+    request.addfinalizer(reset_settings)
 
-    upgrade(database_url)
+    assert main(["db", "upgrade"]) == 0
+    assert capsys.readouterr().out == "database upgraded from 0002 to revision 0003\n"
 
     engine = get_engine(database_url)
     messages, events = _tables(engine)

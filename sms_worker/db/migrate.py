@@ -7,6 +7,7 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
 
 from sms_worker.db.engine import get_engine
 
@@ -18,6 +19,12 @@ def alembic_config(url: str) -> Config:
     config.set_main_option("script_location", str(MIGRATIONS))
     config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
     return config
+
+
+def current_revision(url: str) -> str | None:
+    """The revision the database at ``url`` is at (``"0003"``), or None before any migration."""
+    with get_engine(url).connect() as connection:
+        return MigrationContext.configure(connection).get_current_revision()
 
 
 def upgrade(url: str, revision: str = "head") -> None:
