@@ -147,7 +147,15 @@ class Processes:
                 os.killpg(child.pid, signal.SIGKILL)
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def run_demo(*, exit_when_done: bool, timeout: float = 180.0) -> int:
+    """Run the demo; 0 when every message reached its expected status. Ctrl-C, ``kill`` (SIGTERM)
+    and a closed terminal (SIGHUP) all stop its child processes and the bundled Redis with it."""
+    for stop_signal in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(stop_signal, _interrupt)
     console = Console(width=max(Console().width, 130))
     home = (get_settings().home / "demo").resolve()
     stop_embedded_redis(home)
