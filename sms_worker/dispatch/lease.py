@@ -1,9 +1,10 @@
 """The lease a worker process holds while it may hold claims, and the thread that keeps it.
 
 Each process that dispatches is a row of ``sms_dispatcher`` (host, pid, a random suffix) whose
-``heartbeat_at`` it renews every ``lease_seconds / 5``. The messages it claims name it. When the
-heartbeat is older than ``lease_seconds``, the recovery sweep takes those claims back
-(:func:`sms_worker.recovery.reclaim`): within seconds of a ``kill -9``, not minutes.
+``heartbeat_at`` it renews every ``lease_seconds / 5`` (between 0.2 s and 2 s). The messages it
+claims name it. When the heartbeat is older than ``lease_seconds``, the scheduler's reclaimer
+takes those claims back (:class:`sms_worker.recovery.Reclaimer`): within seconds of a
+``kill -9``, not minutes.
 
 The :class:`Keeper` thread renews the lease and writes the outcomes the ledger holds while the
 database is away; both resume the moment it is back.
