@@ -137,9 +137,9 @@ def _scheduler(args: argparse.Namespace) -> int:
     from celery.beat import EmbeddedService
 
     from sms_worker.config import get_settings
-    from sms_worker.runtime import process_runtime
     from sms_worker.scheduler import run_scheduler_loop
     from sms_worker.tasks.app import celery_app
+    from sms_worker.tasks.process import process_runtime
 
     settings = get_settings()
     settings.home.mkdir(parents=True, exist_ok=True)

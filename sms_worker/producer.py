@@ -17,8 +17,9 @@ from sms_worker.db.bulk import insert_rows
 from sms_worker.db.models import Message
 from sms_worker.dispatch.sql import add_events, event
 from sms_worker.queues.pointers import enqueue
-from sms_worker.runtime import Runtime, process_runtime
+from sms_worker.runtime import Runtime
 from sms_worker.status import Status
+from sms_worker.tasks.process import process_runtime
 from sms_worker.text import analyze, downgrade_to_gsm7
 from sms_worker.validation import (
     BatchRejected,

@@ -7,8 +7,6 @@ a fake clock, a test database and a test Redis, and Celery tasks stay a few line
 from __future__ import annotations
 
 import logging
-import os
-import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -119,31 +117,3 @@ def build_runtime(settings: Settings | None = None, *, waker: Waker | None = Non
         lease=Lease(engine, clock, settings.lease_seconds),
         clock=clock,
     )
-
-
-_runtime: tuple[int, Runtime] | None = None
-_lock = threading.Lock()
-
-
-def process_runtime() -> Runtime:
-    """The runtime of this process, with Celery wake-ups; rebuilt after a fork."""
-    global _runtime
-    with _lock:
-        if _runtime is None or _runtime[0] != os.getpid():
-            from sms_worker.tasks.app import CeleryWaker
-
-            settings = get_settings()
-            _runtime = (os.getpid(), build_runtime(settings, waker=CeleryWaker(max_pending=settings.max_pending_wakeups)))
-        return _runtime[1]
-
-
-def open_accounts() -> None:
-    """Open every provider account of this process; a failure is logged, not raised: the
-    dispatcher meets the same fault on the first message and classifies it there."""
-    from sms_worker.providers.base import ProviderError
-
-    for name, account in process_runtime().accounts.items():
-        try:
-            account.provider.open()
-        except ProviderError as error:
-            logging.getLogger("sms_worker.accounts").warning("could not open account %s: %s", name, error)

@@ -8,6 +8,8 @@ from datetime import datetime, timedelta, timezone
 import phonenumbers
 from phonenumbers import COUNTRY_CODE_TO_REGION_CODE, NumberParseException, PhoneNumber, ValidationResult
 
+from sms_worker.errors import SmsWorkerError
+
 PRIORITY_NAMES = {"high": 3, "standard": 2, "low": 1}
 QUEUE_OF_PRIORITY = {3: "high", 2: "standard", 1: "low"}
 MIN_VALIDITY_MINUTES, MAX_VALIDITY_MINUTES = 1, 1440
@@ -28,7 +30,7 @@ _PARSE_REASONS = {
 }
 
 
-class InvalidField(ValueError):
+class InvalidField(SmsWorkerError, ValueError):
     """One field of one message is wrong; ``str()`` names the field and the reason."""
 
     def __init__(self, field: str, reason: str, index: int | None = None) -> None:
@@ -40,7 +42,7 @@ class InvalidField(ValueError):
         return InvalidField(self.field, self.reason, index)
 
 
-class BatchRejected(ValueError):
+class BatchRejected(SmsWorkerError, ValueError):
     """Some messages of a batch are invalid; nothing of the batch was written."""
 
     def __init__(self, errors: list[InvalidField]) -> None:

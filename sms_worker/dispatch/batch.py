@@ -21,6 +21,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from sms_worker.errors import SmsWorkerError
 from sms_worker.providers.base import Accepted, OutboundMessage, ProviderError
 from sms_worker.status import Status
 
@@ -54,7 +55,7 @@ class Skip:
 Disposition = Defer | Finish | Skip
 
 
-class NotSent(Exception):
+class NotSent(SmsWorkerError):
     """The call was not made after all (the send window stayed full, Redis was away): the
     message comes back at ``until`` and the attempt does not count."""
 

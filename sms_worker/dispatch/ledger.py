@@ -28,6 +28,7 @@ from sms_worker.db.bulk import FENCE, update_rows
 from sms_worker.dispatch.batch import Batch
 from sms_worker.dispatch.changes import WORKER_LOST, Change, change_of
 from sms_worker.dispatch.sql import MESSAGES, add_events, lock_rows, update_each
+from sms_worker.errors import SmsWorkerError
 from sms_worker.logs import get_logger
 from sms_worker.outages import describe_outage
 from sms_worker.queues.pointers import schedule
@@ -143,7 +144,7 @@ class Ledger:
             add_events(conn, events)
         return pointers
 
-class _MovedOn(Exception):
+class _MovedOn(SmsWorkerError):
     """A fenced update found a row no longer as the change expected."""
 
 

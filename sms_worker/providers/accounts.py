@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from sms_worker.config import Settings
+from sms_worker.errors import SmsWorkerError
 from sms_worker.providers.base import AccountConfig
 
 CREDENTIAL_KEYS = ("token", "api_key", "username", "password")
@@ -28,7 +29,7 @@ _ACCOUNT_KEYS = frozenset({"type", "base_url", "rate", "burst", "senders", "alph
 _ROUTE_KEYS = frozenset({"countries", "prefixes", "accounts"})
 
 
-class ProvidersFileError(ValueError):
+class ProvidersFileError(SmsWorkerError, ValueError):
     """The providers file cannot be used; the message names the file, the field and the reason."""
 
 

@@ -8,6 +8,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, Protocol
 
+from sms_worker.errors import SmsWorkerError
 from sms_worker.status import Delivery, Status
 
 
@@ -25,7 +26,7 @@ AMBIGUOUS_CODES = frozenset({"TIMEOUT", "CONNECTION_LOST", "BAD_RESPONSE", "ADAP
 out, and no clear answer came back."""
 
 
-class ProviderError(Exception):
+class ProviderError(SmsWorkerError):
     """A provider refused or failed a call, classified so the caller need not know the API."""
 
     def __init__(self, kind: ErrorKind, code: str, text: str, *, account_wide: bool = False, status: Status | None = None) -> None:

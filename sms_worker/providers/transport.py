@@ -29,10 +29,12 @@ from typing import Any
 import httpcore
 import httpx
 
+from sms_worker.errors import SmsWorkerError
+
 _local = threading.local()
 
 
-class ResponseTooLarge(httpx.TransportError):
+class ResponseTooLarge(SmsWorkerError, httpx.TransportError):
     """The provider's answer went past the size cap; it was cut off unread."""
 
 

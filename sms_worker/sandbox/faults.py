@@ -20,6 +20,7 @@ from typing import Any
 
 from starlette.responses import PlainTextResponse, Response
 
+from sms_worker.errors import SmsWorkerError
 from sms_worker.sandbox.states import State
 
 
@@ -41,7 +42,7 @@ class FaultKind(StrEnum):
 ALL_KINDS = frozenset(FaultKind)
 
 
-class FaultRuleError(ValueError):
+class FaultRuleError(SmsWorkerError, ValueError):
     """A rule posted to ``/_sandbox/faults`` that cannot be applied; the message says why."""
 
 

@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import functools
 import logging
-import threading
 
 from celery import Celery
-from celery.signals import after_setup_logger, worker_process_init, worker_process_shutdown
+from celery.signals import after_setup_logger
 from celery.worker.consumer import Consumer
 from kombu import Connection, Queue
 
@@ -95,25 +94,6 @@ celery_app = create_celery()
 def _quiet_http_logs(**_: object) -> None:
     """httpx logs every request at INFO: at a thousand messages a second that is the whole log."""
     logging.getLogger("httpx").setLevel(logging.WARNING)
-
-
-@worker_process_init.connect
-def _start_process(**_: object) -> None:
-    """Per-process resources as a worker process starts: the lease and its keeper thread, and
-    the providers' sessions, opened in the background so the first batch neither waits for
-    them nor reaches the provider late and bunched."""
-    from sms_worker.runtime import open_accounts, process_runtime
-
-    process_runtime().start_keeper()
-    threading.Thread(target=open_accounts, name="sms-open-accounts", daemon=True).start()
-
-
-@worker_process_shutdown.connect
-def _end_process(**_: object) -> None:
-    """A clean exit writes what it holds and ends its lease, so nothing waits for it to go stale."""
-    from sms_worker.runtime import process_runtime
-
-    process_runtime().close()
 
 
 class CeleryWaker:

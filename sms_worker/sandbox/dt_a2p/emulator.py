@@ -12,6 +12,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from sms_worker.clock import Clock
+from sms_worker.errors import SmsWorkerError
 from sms_worker.sandbox.answers import Answer, ErrorTable, error_envelope, json_body, preempt, respond, utc_timestamp
 from sms_worker.sandbox.faults import FaultEngine, FaultKind, FaultRule, final_status
 from sms_worker.sandbox.lifecycle import Message, MessageStore
@@ -73,7 +74,7 @@ class Submission:
     created_at: float
 
 
-class Refused(Exception):
+class Refused(SmsWorkerError):
     def __init__(self, answer: Answer) -> None:
         self.answer = answer
 

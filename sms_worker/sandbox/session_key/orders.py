@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, tzinfo
 from typing import Any, Final
 
+from sms_worker.errors import SmsWorkerError
 from sms_worker.sandbox.lifecycle import Message
 from sms_worker.sandbox.telekom_sk.parts import count_parts
 from sms_worker.sandbox.states import State
@@ -47,7 +48,7 @@ _ALIAS = re.compile(r"[A-Za-z0-9 .\-]{1,11}")
 _NUMBER_SENDER = re.compile(r"\+?\d{1,16}")
 
 
-class OrderError(ValueError):
+class OrderError(SmsWorkerError, ValueError):
     """A ``POST /sms`` body the gateway refuses: its code, message and refused recipients."""
 
     def __init__(self, code: str, message: str, recipients: list[str] | None = None) -> None:

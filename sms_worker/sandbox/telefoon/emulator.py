@@ -16,6 +16,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from sms_worker.clock import Clock
+from sms_worker.errors import SmsWorkerError
 from sms_worker.sandbox.answers import Answer, json_body, preempt, respond, utc_timestamp
 from sms_worker.sandbox.faults import FaultEngine, FaultKind, FaultRule, final_status
 from sms_worker.sandbox.lifecycle import FIRST_MESSAGE_ID, Message, MessageStore
@@ -77,7 +78,7 @@ class Record:
     """None for an inbound message, which stays ``received``."""
 
 
-class Refusal(Exception):
+class Refusal(SmsWorkerError):
     """Raised anywhere in a handler: the request is answered with this Telefoon error."""
 
     def __init__(self, code: int, message: str | None = None) -> None:

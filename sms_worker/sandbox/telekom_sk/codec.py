@@ -18,8 +18,10 @@ import defusedxml.ElementTree as DefusedET
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from sms_worker.errors import SmsWorkerError
 
-class CodecError(ValueError):
+
+class CodecError(SmsWorkerError, ValueError):
     """A request body that cannot be read; the message is sent back as the error description."""
 
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, tzinfo
 from typing import Any, Final
 
+from sms_worker.errors import SmsWorkerError
 from sms_worker.sandbox.telekom_sk.results import INVALID_PARAMETER, MISSING_PARAMETER
 
 # Assumed: the document shows 4219xxxxxxxx, +4219xxxxxxxx and 09xxxxxxxx; any 6-15 digits pass.
@@ -22,7 +23,7 @@ _FALSE_VALUES: Final = (False, 0, "0", "")
 MESSAGE_TYPES: Final = ("standard", "flash")
 
 
-class ParameterError(ValueError):
+class ParameterError(SmsWorkerError, ValueError):
     def __init__(self, code: str, description: str) -> None:
         super().__init__(description)
         self.code = code

@@ -1,0 +1,60 @@
+"""This process's runtime, built with Celery wake-ups, and the worker-process hooks that start
+and end it.
+
+Producers, the scheduler and each Celery worker process share one :class:`Runtime` per process
+(rebuilt after a fork). In a worker process, Celery's ``worker_process_init`` starts the lease's
+keeper and opens the provider accounts, and ``worker_process_shutdown`` writes what is held and
+ends the lease. The hooks are connected when the tasks are loaded (``tasks.jobs`` imports this
+module), which Celery does before it forks its pool.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+
+from celery.signals import worker_process_init, worker_process_shutdown
+
+from sms_worker.config import get_settings
+from sms_worker.providers.base import ProviderError
+from sms_worker.runtime import Runtime, build_runtime
+from sms_worker.tasks.app import CeleryWaker
+
+_runtime: tuple[int, Runtime] | None = None
+_lock = threading.Lock()
+
+
+def process_runtime() -> Runtime:
+    """The runtime of this process, with Celery wake-ups; rebuilt after a fork."""
+    global _runtime
+    with _lock:
+        if _runtime is None or _runtime[0] != os.getpid():
+            settings = get_settings()
+            _runtime = (os.getpid(), build_runtime(settings, waker=CeleryWaker(max_pending=settings.max_pending_wakeups)))
+        return _runtime[1]
+
+
+def open_accounts() -> None:
+    """Open every provider account of this process; a failure is logged, not raised: the
+    dispatcher meets the same fault on the first message and classifies it there."""
+    for name, account in process_runtime().accounts.items():
+        try:
+            account.provider.open()
+        except ProviderError as error:
+            logging.getLogger("sms_worker.accounts").warning("could not open account %s: %s", name, error)
+
+
+@worker_process_init.connect
+def _start_process(**_: object) -> None:
+    """Per-process resources as a worker process starts: the lease and its keeper thread, and
+    the providers' sessions, opened in the background so the first batch neither waits for
+    them nor reaches the provider late and bunched."""
+    process_runtime().start_keeper()
+    threading.Thread(target=open_accounts, name="sms-open-accounts", daemon=True).start()
+
+
+@worker_process_shutdown.connect
+def _end_process(**_: object) -> None:
+    """A clean exit writes what it holds and ends its lease, so nothing waits for it to go stale."""
+    process_runtime().close()

@@ -1,0 +1,103 @@
+"""The package's shape: no import cycles, and one base for every error of ours."""
+
+from __future__ import annotations
+
+import ast
+import importlib
+import inspect
+import pkgutil
+from pathlib import Path
+
+import sms_worker
+from sms_worker.errors import SmsWorkerError
+
+PACKAGE = Path(sms_worker.__file__).parent
+
+
+def module_files() -> dict[str, Path]:
+    found = {}
+    for path in PACKAGE.rglob("*.py"):
+        parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+        found[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+    return found
+
+
+def imported_modules(name: str, path: Path, known: dict[str, Path]) -> set[str]:
+    """The package's modules that ``name`` imports when it runs: at the top or inside a function
+    (a deferred import still closes a cycle), but not under ``if TYPE_CHECKING``."""
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    found: set[str] = set()
+
+    def visit(node: ast.AST) -> None:
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, ast.If) and "TYPE_CHECKING" in ast.unparse(child.test):
+                continue
+            if isinstance(child, ast.Import):
+                found.update(alias.name for alias in child.names)
+            elif isinstance(child, ast.ImportFrom):
+                base = child.module or ""
+                if child.level:
+                    anchor = package.split(".")[: len(package.split(".")) - child.level + 1]
+                    base = ".".join([*anchor, base] if base else anchor)
+                found.add(base)
+                found.update(f"{base}.{alias.name}" for alias in child.names)
+            visit(child)
+
+    visit(ast.parse(path.read_text()))
+    return {module for module in found if module in known and module != name}
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected components of more than one module (Tarjan's algorithm)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    found: list[list[str]] = []
+
+    def connect(module: str) -> None:
+        index[module] = low[module] = len(index)
+        stack.append(module)
+        for other in sorted(graph[module]):
+            if other not in index:
+                connect(other)
+                low[module] = min(low[module], low[other])
+            elif other in stack:
+                low[module] = min(low[module], index[other])
+        if low[module] == index[module]:
+            component = []
+            while (top := stack.pop()) != module:
+                component.append(top)
+            if component:
+                found.append(sorted([module, *component]))
+
+    for module in sorted(graph):
+        if module not in index:
+            connect(module)
+    return found
+
+
+def test_no_module_of_the_package_imports_one_that_imports_it_back():
+    known = module_files()
+    graph = {name: imported_modules(name, path, known) for name, path in known.items()}
+    assert sum(map(len, graph.values())) > 100, "the import graph should have been read"
+    assert cycles(graph) == []
+
+
+def test_the_cycle_check_finds_a_cycle_through_a_deferred_import(tmp_path):
+    (tmp_path / "a.py").write_text("from pkg import b\n")
+    (tmp_path / "b.py").write_text("def f():\n    from pkg.a import thing\n")
+    (tmp_path / "c.py").write_text("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from pkg import a\n")
+    known = {f"pkg.{name}": tmp_path / f"{name}.py" for name in "abc"}
+    graph = {name: imported_modules(name, path, known) for name, path in known.items()}
+    assert cycles(graph) == [["pkg.a", "pkg.b"]]
+
+
+def test_every_error_the_package_defines_derives_from_one_base():
+    modules = [info.name for info in pkgutil.walk_packages([str(PACKAGE)], "sms_worker.")
+               if ".migrations" not in info.name]
+    errors = {(obj.__module__, obj.__qualname__): obj
+              for name in modules
+              for obj in vars(importlib.import_module(name)).values()
+              if inspect.isclass(obj) and issubclass(obj, BaseException) and obj.__module__.startswith("sms_worker.")}
+    assert len(errors) >= 10, "the package's errors should have been found"
+    assert [key for key, error in errors.items() if not issubclass(error, SmsWorkerError)] == []
