@@ -205,7 +205,7 @@ def _send(args: argparse.Namespace) -> int:
 
 
 def _status(args: argparse.Namespace) -> int:
-    from sms_worker.inspect import message_history
+    from sms_worker.views import message_history
 
     try:
         message_id = uuid.UUID(args.id)
@@ -226,7 +226,7 @@ def _status(args: argparse.Namespace) -> int:
 
 
 def _providers(args: argparse.Namespace) -> int:
-    from sms_worker.inspect import accounts_overview
+    from sms_worker.views import accounts_overview
     from sms_worker.runtime import build_runtime
 
     rt = build_runtime()
@@ -266,7 +266,7 @@ def _providers_resume(args: argparse.Namespace) -> int:
 
 
 def _providers_check(args: argparse.Namespace) -> int:
-    from sms_worker.inspect import check_accounts
+    from sms_worker.views import check_accounts
     from sms_worker.runtime import build_runtime
 
     rt = build_runtime()
@@ -286,7 +286,7 @@ def _providers_check(args: argparse.Namespace) -> int:
 
 
 def _stats(args: argparse.Namespace) -> int:
-    from sms_worker.inspect import pipeline_stats
+    from sms_worker.views import pipeline_stats
 
     stats = pipeline_stats()
     if args.json:

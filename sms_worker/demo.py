@@ -220,7 +220,7 @@ def _wait_for_sandbox(port: int, processes: Processes) -> None:
 
 
 def _send_and_watch(console: Console, processes: Processes, timeout: float) -> bool:
-    from sms_worker.inspect import message_history
+    from sms_worker.views import message_history
     from sms_worker.producer import send_sms
 
     sent = [(item, send_sms(**item.request)) for item in demo_messages()]

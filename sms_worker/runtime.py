@@ -21,7 +21,7 @@ from sms_worker.db.engine import get_engine
 from sms_worker.dispatch.lease import Keeper, Lease
 from sms_worker.dispatch.ledger import Ledger
 from sms_worker.embedded import ensure_embedded_redis
-from sms_worker.providers.http import shared_client
+from sms_worker.providers.plumbing import shared_client
 from sms_worker.providers.accounts import load_providers
 from sms_worker.providers.registry import Account, build_accounts
 from sms_worker.routing import Breaker, Router

@@ -14,7 +14,7 @@ import pytest
 from conftest import PYTHON, process_env, wait_until
 from misbehaving import MisbehavingServer
 from sms_worker.dispatch.service import dispatch_batch
-from sms_worker.inspect import message_history
+from sms_worker.views import message_history
 from sms_worker.producer import send_many, send_sms
 from sms_worker.runtime import NoWaker, build_runtime
 

@@ -15,7 +15,7 @@ from conftest import ThreadedSandbox, wait_until
 from sms_worker.callbacks import create_callback_app
 from sms_worker.dispatch.service import dispatch_batch
 from sms_worker.embedded import free_port
-from sms_worker.inspect import message_history
+from sms_worker.views import message_history
 from sms_worker.producer import send_sms
 from sms_worker.queues.promoter import promote_once
 from sms_worker.runtime import NoWaker, build_runtime

@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 
 from sms_worker.dispatch.receipts import poll_budget, poll_statuses
 from sms_worker.dispatch.service import dispatch_batch, dispatch_pointers
-from sms_worker.inspect import message_history
+from sms_worker.views import message_history
 from sms_worker.producer import send_many, send_sms
 from sms_worker.queues import keys
 from sms_worker.queues.pointers import ready_lengths

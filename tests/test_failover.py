@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 
 from sms_worker.dispatch.service import dispatch_batch
 from sms_worker.dispatch.sql import MESSAGES
-from sms_worker.inspect import accounts_overview, check_accounts
+from sms_worker.views import accounts_overview, check_accounts
 from sms_worker.producer import send_many, send_sms
 from sms_worker.providers.pause import paused_reason
 from sms_worker.queues.promoter import promote_once

@@ -6,6 +6,7 @@ import ast
 import importlib
 import inspect
 import pkgutil
+import sys
 from pathlib import Path
 
 import sms_worker
@@ -101,3 +102,7 @@ def test_every_error_the_package_defines_derives_from_one_base():
               if inspect.isclass(obj) and issubclass(obj, BaseException) and obj.__module__.startswith("sms_worker.")}
     assert len(errors) >= 10, "the package's errors should have been found"
     assert [key for key, error in errors.items() if not issubclass(error, SmsWorkerError)] == []
+
+
+def test_no_module_is_named_like_a_standard_library_module():
+    assert [name for name in sorted(module_files()) if name.rpartition(".")[2] in sys.stdlib_module_names] == []

@@ -12,7 +12,7 @@ from sms_worker.dispatch.lease import DISPATCHERS
 from sms_worker.dispatch.service import dispatch_batch
 from sms_worker.dispatch.sql import MESSAGES
 from sms_worker.embedded import free_port
-from sms_worker.inspect import message_history
+from sms_worker.views import message_history
 from sms_worker.producer import send_many, send_sms
 from sms_worker.queues import keys
 from sms_worker.queues.pointers import ready_lengths

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from sms_worker.numbers import country_of
+from sms_worker.addresses import country_of
 from sms_worker.providers.accounts import ProvidersFileError, parse_providers
 from sms_worker.routing import Breaker, Router
 

@@ -28,7 +28,7 @@ from sms_worker.dispatch.stages.route import NO_ROUTE, Route
 from sms_worker.dispatch.stages.requests import Departures, units_of
 from sms_worker.dispatch.stages.submit import Submit
 from sms_worker.dispatch.stages.validity import ValidityWindow
-from sms_worker.inspect import message_history
+from sms_worker.views import message_history
 from sms_worker.producer import send_many
 from sms_worker.providers.base import Accepted, ErrorKind, OneRecipientPerRequest, OutboundMessage, ProviderError
 from sms_worker.providers.pause import pause, paused_reason

@@ -111,7 +111,7 @@ class Provider(Protocol):
     """An adapter for one provider account. Implementations must be safe to share across threads.
 
     Adapters read like httpx transports: one module per API, the shared plumbing (client, error
-    mapping, JSON decoding) in :mod:`sms_worker.providers.http`, never repeated.
+    mapping, JSON decoding) in :mod:`sms_worker.providers.plumbing`, never repeated.
     """
 
     name: str

@@ -24,7 +24,7 @@ emulates exactly these):
   an unknown id), 429 ``RATE_LIMITED``, 500 ``INTERNAL_ERROR``, 503 ``SERVICE_UNAVAILABLE``.
   No rate-limit header is documented, so a 429 is simply retried on the normal schedule. An
   error answer with a code not listed here, or without a JSON error body (a proxy, a wrong
-  URL), is classified by its HTTP status alone (:func:`~sms_worker.providers.http.raise_for_http_status`).
+  URL), is classified by its HTTP status alone (:func:`~sms_worker.providers.plumbing.raise_for_http_status`).
 - ``failed`` means Dexatel or the carrier refused the message (canonical DENIED);
   ``undelivered`` means the carrier could not deliver it (UNDELIVERABLE). Other words are
   UNKNOWN.
@@ -59,7 +59,7 @@ from sms_worker.providers.base import (
     ProviderError,
     StatusReport,
 )
-from sms_worker.providers.http import ErrorClass, classify_code, json_object, raise_for_error, transport_errors
+from sms_worker.providers.plumbing import ErrorClass, classify_code, json_object, raise_for_error, transport_errors
 from sms_worker.providers.timestamps import parse_timestamp
 from sms_worker.status import Delivery, Status
 

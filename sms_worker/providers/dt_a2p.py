@@ -23,7 +23,7 @@ Assumptions where the document is silent (it gives no paths, fields or error cod
   ``expired``, ``deleted``, ``unknown`` (case-insensitive); anything else is UNKNOWN.
 - Errors are HTTP 4xx/5xx with ``{"error": {"code", "message"}}``; the codes and their
   classes are in ``_ERRORS`` below. A code not in that table is classified by its HTTP status
-  (:func:`~sms_worker.providers.http.raise_for_http_status`), so a new 5xx code is retried.
+  (:func:`~sms_worker.providers.plumbing.raise_for_http_status`), so a new 5xx code is retried.
 - The API takes no validity, priority, flash, scheduling or encoding parameter: those fields
   of a message are not sent. The platform picks GSM-7 or UCS-2 from the text itself.
 - Delivery callbacks are not in the document: :meth:`DtA2pProvider.parse_callback` reads a
@@ -34,7 +34,7 @@ one gets it), ``senders`` (the verified sender IDs, at most 50; when given, a me
 other sender is refused here, without a request that would be charged) and
 ``alphanumeric_countries`` (ISO 3166 alpha-2 codes; when given, an alphanumeric sender to a
 number of any other country (or of no country) is refused here, likewise; the rule is
-:func:`sms_worker.numbers.sender_refusal`, which routing applies too). Sender IDs compare exactly as written.
+:func:`sms_worker.addresses.sender_refusal`, which routing applies too). Sender IDs compare exactly as written.
 Other options are left to the rest of sms_worker.
 """
 
@@ -46,7 +46,7 @@ from typing import Any, Final
 from urllib.parse import quote
 
 import httpx
-from sms_worker.numbers import ALPHANUMERIC_SENDER_NOT_ALLOWED, SENDER_NOT_VERIFIED, sender_refusal
+from sms_worker.addresses import ALPHANUMERIC_SENDER_NOT_ALLOWED, SENDER_NOT_VERIFIED, sender_refusal
 from sms_worker.providers.base import (
     Accepted,
     AccountConfig,
@@ -56,7 +56,7 @@ from sms_worker.providers.base import (
     ProviderError,
     StatusReport,
 )
-from sms_worker.providers.http import ErrorClass, classify_code, json_object, raise_for_error, transport_errors
+from sms_worker.providers.plumbing import ErrorClass, classify_code, json_object, raise_for_error, transport_errors
 from sms_worker.providers.timestamps import parse_timestamp
 from sms_worker.status import Delivery, Status
 

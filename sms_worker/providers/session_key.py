@@ -71,7 +71,7 @@ from sms_worker.providers.base import (
     SendOutcome,
     StatusReport,
 )
-from sms_worker.providers.http import ErrorClass, classify_code, json_object, json_or_none, raise_for_http_status, transport_errors
+from sms_worker.providers.plumbing import ErrorClass, classify_code, json_object, json_or_none, raise_for_http_status, transport_errors
 from sms_worker.providers.sessions import call_with_relogin
 from sms_worker.status import Delivery, Status
 from sms_worker.text import analyze
@@ -388,7 +388,7 @@ class SessionKeyProvider:
 def _raise_for_error(response: httpx.Response) -> None:
     """The gateway's own error code first; the shared HTTP mapping where it gives none.
 
-    Not :func:`~sms_worker.providers.http.raise_for_error`: here any code in a 4xx body is the
+    Not :func:`~sms_worker.providers.plumbing.raise_for_error`: here any code in a 4xx body is the
     gateway's word (one not in the table is permanent), and 5xx and 429 are transient whatever
     the body says (see the module docstring)."""
     status = response.status_code

@@ -10,7 +10,7 @@ Assumptions where the document is silent:
   carries. The codes (table ``ERRORS`` below) are modelled on Twilio's, whose API this one
   follows (``status_callback``, ``num_segments``, ``price_unit``). An answer without such a
   body, or with a code not in the table, is classified by its HTTP status alone
-  (:func:`~sms_worker.providers.http.raise_for_http_status`).
+  (:func:`~sms_worker.providers.plumbing.raise_for_http_status`).
 - A ``failed`` or ``undelivered`` message carries one of the delivery codes of the same table
   in ``error_code``; it refines the final status (``30007`` filtered -> DENIED, ``30001``
   expired -> EXPIRED, ``30008`` unknown -> UNKNOWN), else both words mean UNDELIVERABLE.
@@ -47,7 +47,7 @@ from sms_worker.providers.base import (
     ProviderError,
     StatusReport,
 )
-from sms_worker.providers.http import ErrorClass, json_object, raise_for_error, transport_errors
+from sms_worker.providers.plumbing import ErrorClass, json_object, raise_for_error, transport_errors
 from sms_worker.providers.timestamps import parse_timestamp
 from sms_worker.status import Delivery, Status
 

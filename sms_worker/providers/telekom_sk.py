@@ -38,7 +38,7 @@ from sms_worker.providers.base import (
     ProviderError,
     StatusReport,
 )
-from sms_worker.providers.http import ErrorClass, classify_code, raise_for_http_status, transport_errors
+from sms_worker.providers.plumbing import ErrorClass, classify_code, raise_for_http_status, transport_errors
 from sms_worker.providers.sessions import call_with_relogin
 from sms_worker.providers.timestamps import parse_timestamp
 from sms_worker.status import Delivery, Status

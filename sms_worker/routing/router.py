@@ -13,7 +13,7 @@ import hashlib
 import math
 from collections.abc import Mapping
 
-from sms_worker.numbers import country_of, sender_refusal
+from sms_worker.addresses import country_of, sender_refusal
 from sms_worker.providers.accounts import ProvidersConfig
 
 

@@ -1,4 +1,5 @@
-"""What a phone number or a sender ID says of itself, for routing and for the adapters' own checks."""
+"""What an address says of itself (a recipient's phone number, or a sender ID: the originating and
+destination addresses of 3GPP 23.040), for routing and for the adapters' own checks."""
 
 from __future__ import annotations
 
