@@ -31,6 +31,7 @@ def message_history(message_id: uuid.UUID, database_url: str | None = None) -> d
 
 def pipeline_stats() -> dict[str, Any]:
     """Backlog and outcomes at a glance: Flower shows Celery's wake-ups, not the pointer lists."""
+    from sms_worker.providers.pause import paused_reason
     from sms_worker.queues import keys
     from sms_worker.queues.pointers import ready_lengths
     from sms_worker.runtime import build_runtime
@@ -43,7 +44,7 @@ def pipeline_stats() -> dict[str, Any]:
         return {
             "ready": {QUEUE_OF_PRIORITY[p]: n for p, n in ready_lengths(rt.redis).items()},
             "due": rt.redis.zcard(keys.DUE),
-            "paused_accounts": {name: (rt.redis.get(keys.paused(name)) or b"").decode() for name in rt.accounts if rt.redis.exists(keys.paused(name))},
+            "paused_accounts": {name: reason for name in rt.accounts if (reason := paused_reason(rt.redis, name)) is not None},
             "statuses": statuses,
         }
     finally:

@@ -34,6 +34,7 @@ from sms_worker.providers.base import Accepted, ErrorKind, OneRecipientPerReques
 from sms_worker.providers.pause import pause, paused_reason
 from sms_worker.providers.registry import Account
 from sms_worker.queues import keys
+from sms_worker.routing.breaker import breaker_key
 from sms_worker.ratelimit import SendWindow, TokenBucket
 from sms_worker.runtime import NoWaker, build_runtime
 from sms_worker.status import Delivery, Status
@@ -149,7 +150,7 @@ def test_route_passes_a_paused_account_over_and_a_message_pinned_to_it_waits(rt,
 def test_route_lets_one_probe_through_a_half_open_breaker_and_gives_it_back_if_unused(rt):
     breaker = rt.breaker("first")
     breaker.record([True] * rt.settings.breaker_consecutive_failures)
-    rt.redis.hset(keys.breaker("first"), "until", "0")
+    rt.redis.hset(breaker_key("first"), "until", "0")
     batch = batch_of(rt, {"provider": "first"}, {"provider": "first"}, {})
     probe, waits, other = batch.items
     route = Route(rt)

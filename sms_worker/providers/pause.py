@@ -10,17 +10,21 @@ from __future__ import annotations
 
 import redis
 
-from sms_worker.queues import keys
+from sms_worker.redis_keys import key
+
+
+def _paused_key(account: str) -> str:
+    return key("paused", account)
 
 
 def pause(client: redis.Redis, account: str, reason: str) -> None:
-    client.set(keys.paused(account), reason)
+    client.set(_paused_key(account), reason)
 
 
 def resume(client: redis.Redis, account: str) -> bool:
-    return bool(client.delete(keys.paused(account)))
+    return bool(client.delete(_paused_key(account)))
 
 
 def paused_reason(client: redis.Redis, account: str) -> str | None:
-    value = client.get(keys.paused(account))
+    value = client.get(_paused_key(account))
     return value.decode() if value is not None else None

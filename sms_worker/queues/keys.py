@@ -1,37 +1,13 @@
-"""Every Redis key the pipeline uses, in one place."""
+"""The queues' Redis keys: a ready list per priority, the due set, the epoch that tells a
+flushed Redis apart, and the lock taken while the pointers are rebuilt from the database."""
 
-PREFIX = "smsw"
-DUE = f"{PREFIX}:due"
-EPOCH = f"{PREFIX}:epoch"
+from sms_worker.redis_keys import key
+
+DUE = key("due")
+EPOCH = key("epoch")
+REBUILDING = key("rebuilding")
 PRIORITIES = (3, 2, 1)
 
 
 def ready(priority: int) -> str:
-    return f"{PREFIX}:ready:{priority}"
-
-
-def rate_limit(account: str) -> str:
-    return f"{PREFIX}:rl:{account}"
-
-
-def send_window(account: str) -> str:
-    return f"{PREFIX}:window:{account}"
-
-
-REBUILDING = f"{PREFIX}:rebuilding"
-
-
-def paused(account: str) -> str:
-    return f"{PREFIX}:paused:{account}"
-
-
-def breaker(account: str) -> str:
-    return f"{PREFIX}:breaker:{account}"
-
-
-def breaker_window(account: str) -> str:
-    return f"{PREFIX}:breaker:{account}:recent"
-
-
-def sent_per_second(account: str, second: int) -> str:
-    return f"{PREFIX}:sent:{account}:{second}"
+    return key("ready", priority)

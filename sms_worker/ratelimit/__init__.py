@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import redis
 
-from sms_worker.queues import keys
+from sms_worker.redis_keys import key
 from sms_worker.redis_scripts import load_script
 
 
@@ -42,7 +42,7 @@ class TokenBucket:
         """``headroom_seconds`` keeps ``rate * headroom_seconds`` of the burst back: a grant reaches
         the provider a few milliseconds later, unevenly, and the provider counts arrivals."""
         self._script = load_script(client, "sms_worker.ratelimit", "token_bucket.lua")
-        self._key = keys.rate_limit(account)
+        self._key = key("rl", account)
         self.rate = rate
         self.burst = max(1.0, burst - rate * headroom_seconds)
 
@@ -72,7 +72,7 @@ class SendWindow:
 
     def __init__(self, client: redis.Redis, account: str, rate: float) -> None:
         self._script = load_script(client, "sms_worker.ratelimit", "send_window.lua")
-        self._key = keys.send_window(account)
+        self._key = key("window", account)
         self.limit = max(1, math.floor(rate))
 
     def admit(self, costs: list[int], ahead: int = 0) -> Grant:

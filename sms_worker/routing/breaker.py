@@ -19,7 +19,7 @@ import redis
 from redis.client import Pipeline
 
 from sms_worker.config import Settings
-from sms_worker.queues import keys
+from sms_worker.redis_keys import key
 from sms_worker.redis_scripts import load_script, text
 
 UNLIMITED = -1
@@ -36,10 +36,15 @@ class BreakerState:
     recent_calls: int = 0
 
 
+def breaker_key(account: str) -> str:
+    """The hash holding ``account``'s breaker state (``until``, the consecutive failures)."""
+    return key("breaker", account)
+
+
 class Breaker:
     def __init__(self, client: redis.Redis, account: str, *, consecutive_failures: int, window: int, failure_ratio: float, cooldown: float) -> None:
         self._client = client
-        self._keys = [keys.breaker(account), keys.breaker_window(account)]
+        self._keys = [breaker_key(account), key("breaker", account, "recent")]
         self._limits = (consecutive_failures, window, failure_ratio, cooldown)
 
     @classmethod

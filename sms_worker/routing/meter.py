@@ -11,7 +11,8 @@ import time
 import redis
 from redis.client import Pipeline
 
-from sms_worker.queues import keys
+from sms_worker.redis_keys import key
+
 
 KEEP_SECONDS = 120
 
@@ -22,9 +23,9 @@ def count_sent(client: redis.Redis | Pipeline, counts: dict[str, int], now: floa
     second = int(now if now is not None else time.time())
     pipe = client if isinstance(client, Pipeline) else client.pipeline(transaction=False)
     for account, n in counts.items():
-        key = keys.sent_per_second(account, second)
-        pipe.incrby(key, n)
-        pipe.expire(key, KEEP_SECONDS)
+        counter = key("sent", account, second)
+        pipe.incrby(counter, n)
+        pipe.expire(counter, KEEP_SECONDS)
     if pipe is not client:
         pipe.execute()
 
@@ -32,5 +33,5 @@ def count_sent(client: redis.Redis | Pipeline, counts: dict[str, int], now: floa
 def current_rate(client: redis.Redis, account: str, seconds: int = 10, now: float | None = None) -> float:
     """Messages per second accepted over the last ``seconds`` whole seconds."""
     last = int(now if now is not None else time.time()) - 1
-    values = client.mget([keys.sent_per_second(account, second) for second in range(last - seconds + 1, last + 1)])
+    values = client.mget([key("sent", account, second) for second in range(last - seconds + 1, last + 1)])
     return sum(int(value) for value in values if value is not None) / seconds
