@@ -203,6 +203,8 @@ def run_demo(*, exit_when_done: bool, timeout: float = 180.0) -> int:
     except KeyboardInterrupt:
         return 0
     finally:
+        for stop_signal in (signal.SIGTERM, signal.SIGHUP):
+            signal.signal(stop_signal, signal.SIG_IGN)
         processes.stop()
         stop_embedded_redis(home)
 

@@ -19,6 +19,7 @@ from conftest import PYTHON, process_env, wait_until
 from sms_worker.clock import SYSTEM_CLOCK
 from sms_worker.config import Settings
 from sms_worker.db.engine import get_engine
+from sms_worker.dispatch.lease import DISPATCHERS
 from sms_worker.dispatch.sql import EVENTS, MESSAGES
 from sms_worker.producer import send_many
 from sms_worker.queues.pointers import push_ready
@@ -93,6 +94,26 @@ def pipeline_for(settings_for, redis_client, tmp_path):
 
 def accepted_texts(sandbox) -> Counter:
     return Counter(s["text"] for s in sandbox.submissions() if s["accepted"])
+
+
+def test_each_worker_process_keeps_a_lease_from_its_start_and_ends_it_on_a_clean_exit(pipeline_for):
+    pipeline = pipeline_for(lease_seconds=2)
+    engine = get_engine(pipeline.settings.resolved_database_url)
+
+    def leases() -> dict:
+        with engine.connect() as conn:
+            return {row.id: row.heartbeat_at for row in conn.execute(select(DISPATCHERS.c.id, DISPATCHERS.c.heartbeat_at))}
+
+    worker = pipeline.start_worker(concurrency=2)
+    wait_until(lambda: len(leases()) == 2, 30, message="both pool processes to hold a lease before any message")
+    first = leases()
+    wait_until(lambda: all(leases().get(lease, first[lease]) > first[lease] for lease in first), 10,
+               message="the keeper threads to renew the leases")
+
+    os.killpg(worker.pid, signal.SIGTERM)
+    worker.wait(15)
+
+    assert leases() == {}
 
 
 def test_workers_deliver_by_priority_and_a_scheduled_message_on_time(pipeline_for, sandbox):
