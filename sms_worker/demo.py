@@ -28,6 +28,7 @@ from rich.table import Table
 from sms_worker.clock import SYSTEM_CLOCK
 from sms_worker.config import get_settings, reset_settings
 from sms_worker.embedded import ensure_embedded_redis, free_port, stop_embedded_redis
+from sms_worker.priority import Priority
 from sms_worker.status import FINAL
 
 PROVIDERS = """
@@ -249,13 +250,12 @@ def _table(rows: list[tuple[DemoMessage, dict[str, Any]]]) -> Table:
     table = Table(title="sms_worker demo: live message status")
     for column in ("message", "priority", "encoding", "status", "attempts", "via", "provider id", "last event"):
         table.add_column(column)
-    priority_names = {3: "high", 2: "standard", 1: "low"}
     for item, found in rows:
         message, last = found["message"], found["events"][-1]
         colour = {"delivered": "green", "rejected": "red", "expired": "yellow", "undeliverable": "red", "unknown": "red"}.get(message["status"], "cyan")
         table.add_row(
             item.label,
-            priority_names[message["priority"]],
+            Priority(message["priority"]).label,
             f"{message['encoding']} x{message['segments']}",
             f"[{colour}]{message['status']}[/{colour}]",
             str(message["attempts"]),

@@ -16,7 +16,8 @@ from sqlalchemy import Connection, select
 from sms_worker.db.bulk import insert_rows
 from sms_worker.db.models import Message
 from sms_worker.dispatch.sql import add_events, event
-from sms_worker.queues.pointers import enqueue
+from sms_worker.priority import Priority
+from sms_worker.queues.pointers import Due, Pointer, enqueue
 from sms_worker.runtime import Runtime
 from sms_worker.status import Status
 from sms_worker.tasks.process import process_runtime
@@ -25,7 +26,6 @@ from sms_worker.validation import (
     BatchRejected,
     InvalidField,
     normalize_recipient,
-    parse_priority,
     validate_send_at,
     validate_sender,
     validate_validity,
@@ -40,7 +40,8 @@ class MessageRequest:
     to: str
     text: str
     sender: str | None = None
-    priority: str | int = "standard"
+    priority: Priority | str | int = Priority.STANDARD
+    """``high|standard|low`` (or 3/2/1): see :class:`~sms_worker.priority.Priority`."""
     validity: int | None = None
     """Minutes the message may wait before it is sent (1-1440); counted from ``send_at`` if set."""
     send_at: datetime | None = None
@@ -112,7 +113,7 @@ def _row(request: MessageRequest, now: datetime, rt: Runtime) -> dict[str, Any]:
     if request.provider is not None and request.provider not in rt.accounts:
         raise InvalidField("provider", f"{request.provider!r} is not a configured account ({', '.join(sorted(rt.accounts))})")
     message_id = uuid.uuid4()
-    provider = request.provider or rt.router.candidates(recipient, message_id.bytes)[0]
+    provider = request.provider or rt.router.candidates(recipient, message_id)[0]
     validity = validate_validity(request.validity if request.validity is not None else rt.settings.default_validity_minutes)
     send_at = validate_send_at(request.send_at, now)
     if request.unicode not in (None, True, False):
@@ -125,7 +126,7 @@ def _row(request: MessageRequest, now: datetime, rt: Runtime) -> dict[str, Any]:
         "text": request.text,
         "encoding": analysis.encoding,
         "segments": analysis.segments,
-        "priority": parse_priority(request.priority),
+        "priority": Priority.parse(request.priority),
         "provider": provider,
         "requested_provider": request.provider,
         "status": Status.SCHEDULED.value if send_at else Status.QUEUED.value,
@@ -188,6 +189,6 @@ def _resolve_idempotent(conn: Connection, rows: list[dict[str, Any]], inserted: 
 
 
 def _enqueue(rt: Runtime, rows: list[dict[str, Any]], now: datetime) -> None:
-    ready = [(row["priority"], row["id"].hex) for row in rows if row["send_after"] <= now]
-    later = [(row["priority"], row["id"].hex, row["send_after"].timestamp()) for row in rows if row["send_after"] > now]
+    ready = [Pointer(row["priority"], row["id"]) for row in rows if row["send_after"] <= now]
+    later = [Due(Pointer(row["priority"], row["id"]), row["send_after"]) for row in rows if row["send_after"] > now]
     enqueue(rt.redis, rt.waker, rt.settings.batch_size, ready, later)

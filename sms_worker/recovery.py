@@ -31,7 +31,8 @@ from sms_worker.dispatch.sql import MESSAGES, expire_unsent, update_each
 from sms_worker.logs import get_logger
 from sms_worker.providers.base import ErrorKind, ProviderError
 from sms_worker.queues import keys
-from sms_worker.queues.pointers import enqueue, is_scheduled, ready_lengths
+from sms_worker.priority import Priority
+from sms_worker.queues.pointers import Due, Pointer, enqueue, is_scheduled, ready_lengths
 from sms_worker.runtime import Runtime
 from sms_worker.status import HELD_VALUES, WAITING_VALUES, Status
 
@@ -73,15 +74,16 @@ def ensure_redis_state(rt: Runtime) -> int:
     try:
         rt.waker.declare_queues()
         now = rt.clock.now()
-        ready: list[tuple[int, str]] = []
-        later: list[tuple[int, str, float]] = []
+        ready: list[Pointer] = []
+        later: list[Due] = []
         statement = select(MESSAGES.c.id, MESSAGES.c.priority, MESSAGES.c.send_after).where(MESSAGES.c.status.in_(WAITING_VALUES))
         with rt.engine.connect() as conn:
             for row in conn.execute(statement.execution_options(yield_per=_CHUNK)):
+                pointer = Pointer(Priority(row.priority), row.id)
                 if row.send_after <= now:
-                    ready.append((row.priority, row.id.hex))
+                    ready.append(pointer)
                 else:
-                    later.append((row.priority, row.id.hex, row.send_after.timestamp()))
+                    later.append(Due(pointer, row.send_after))
         enqueue(rt.redis, rt.waker, rt.settings.batch_size, ready, later)
         rt.redis.set(keys.EPOCH, token)
     finally:
@@ -147,7 +149,7 @@ class Reclaimer:
 
     def _item(self, row: object, now: datetime) -> Item:
         waiting = Status.RETRYING if row.attempts and row.status == Status.CLAIMED else Status.QUEUED
-        item = Item(row.id, row.priority, Waiting(waiting, row.recipient, row.sender, row.segments, row.attempts, row.send_after,
+        item = Item(row.id, Priority(row.priority), Waiting(waiting, row.recipient, row.sender, row.segments, row.attempts, row.send_after,
                                                   row.valid_until, row.first_attempt_at, row.requested_provider),
                     account=row.provider, claim_id=row.claim_id)
         if row.status == Status.CLAIMED:
@@ -183,10 +185,10 @@ def _requeue_lost_pointers(rt: Runtime, now: datetime) -> int:
     )
     with rt.engine.connect() as conn:
         rows = conn.execute(statement).all()
-    requeue = [(r.priority, r.id.hex) for r in rows if not is_scheduled(rt.redis, r.priority, r.id.hex)]
+    requeue = [pointer for r in rows if not is_scheduled(rt.redis, pointer := Pointer(Priority(r.priority), r.id))]
     if requeue:
         with rt.engine.begin() as conn:
-            update_each(conn, [{"id": uuid.UUID(hex=h), "updated_at": now} for _, h in requeue])
+            update_each(conn, [{"id": pointer.message_id, "updated_at": now} for pointer in requeue])
         enqueue(rt.redis, rt.waker, rt.settings.batch_size, requeue, [])
         log.warning("re-queued %d message(s) whose queue entry was lost", len(requeue))
     return len(requeue)

@@ -10,7 +10,8 @@ import logging
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import TYPE_CHECKING, Protocol
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 import redis
 from sqlalchemy import Engine
@@ -24,24 +25,18 @@ from sms_worker.embedded import ensure_embedded_redis
 from sms_worker.providers.plumbing import shared_client
 from sms_worker.providers.accounts import load_providers
 from sms_worker.providers.registry import Account, build_accounts
+from sms_worker.priority import Priority
+from sms_worker.queues.pointers import Waker
 from sms_worker.routing import Breaker, Router
 
 if TYPE_CHECKING:
     from sms_worker.dispatch.pipeline import Pipeline
 
 
-class Waker(Protocol):
-    """Tells workers that pointers are waiting (Celery wake-up tasks in production)."""
-
-    def wake(self, batches_by_priority: dict[int, int]) -> None: ...
-
-    def declare_queues(self) -> None: ...
-
-
 class NoWaker:
     """For callers that drain the queues themselves (tests, benchmarks' producers)."""
 
-    def wake(self, batches_by_priority: dict[int, int]) -> None:
+    def wake(self, batches_by_priority: Mapping[Priority, int]) -> None:
         return None
 
     def declare_queues(self) -> None:

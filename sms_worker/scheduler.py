@@ -13,8 +13,7 @@ from collections.abc import Callable
 
 from sms_worker.outages import describe_outage
 from sms_worker.logs import get_logger
-from sms_worker.queues.pointers import keep_awake
-from sms_worker.queues.promoter import promote_once
+from sms_worker.queues.pointers import keep_awake, promote
 from sms_worker.recovery import Reclaimer, ensure_redis_state
 from sms_worker.runtime import Runtime
 
@@ -56,7 +55,7 @@ def run_scheduler_loop(rt: Runtime, stop: threading.Event) -> None:
     reclaimer = Reclaimer(rt)
     tasks = [
         _Every("rebuilding Redis's queues", rt.settings.promoter_interval_seconds, lambda: ensure_redis_state(rt)),
-        _Every("promoting due messages", rt.settings.promoter_interval_seconds, lambda: promote_once(rt)),
+        _Every("promoting due messages", rt.settings.promoter_interval_seconds, lambda: promote(rt.redis, rt.waker, rt.clock.now(), rt.settings.batch_size)),
         _Every("waking workers", KEEP_AWAKE_EVERY, lambda: keep_awake(rt.redis, rt.waker, rt.settings.batch_size)),
         _Every("taking back lost workers' claims", RECLAIM_EVERY, reclaimer.tick),
     ]

@@ -10,8 +10,6 @@ from phonenumbers import COUNTRY_CODE_TO_REGION_CODE, NumberParseException, Phon
 
 from sms_worker.errors import SmsWorkerError
 
-PRIORITY_NAMES = {"high": 3, "standard": 2, "low": 1}
-QUEUE_OF_PRIORITY = {3: "high", 2: "standard", 1: "low"}
 MIN_VALIDITY_MINUTES, MAX_VALIDITY_MINUTES = 1, 1440
 _E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
 _ALPHANUMERIC_SENDER = re.compile(r"^[A-Za-z0-9 .&_\-]{1,11}$")
@@ -113,21 +111,6 @@ def validate_sender(sender: object) -> str | None:
             raise InvalidField("sender", f"alphanumeric sender {sender!r} is longer than 11 characters")
         raise InvalidField("sender", f"{sender!r} may hold only letters, digits, space and . & _ -")
     return sender
-
-
-def parse_priority(priority: object) -> int:
-    """Accepts ``high|standard|low`` or Telekom SK's 3/2/1."""
-    if isinstance(priority, str):
-        value = PRIORITY_NAMES.get(priority.strip().lower())
-        if value is None and priority.strip().isdigit():
-            value = int(priority)
-    elif isinstance(priority, int) and not isinstance(priority, bool):
-        value = priority
-    else:
-        value = None
-    if value not in QUEUE_OF_PRIORITY:
-        raise InvalidField("priority", f"{priority!r} is not one of high, standard, low (or 3, 2, 1)")
-    return value
 
 
 def validate_validity(minutes: object) -> int:

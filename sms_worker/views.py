@@ -35,14 +35,13 @@ def pipeline_stats() -> dict[str, Any]:
     from sms_worker.queues import keys
     from sms_worker.queues.pointers import ready_lengths
     from sms_worker.runtime import build_runtime
-    from sms_worker.validation import QUEUE_OF_PRIORITY
 
     rt = build_runtime()
     try:
         with rt.engine.connect() as conn:
             statuses = dict(conn.execute(select(MESSAGES.c.status, func.count()).group_by(MESSAGES.c.status)).all())
         return {
-            "ready": {QUEUE_OF_PRIORITY[p]: n for p, n in ready_lengths(rt.redis).items()},
+            "ready": {p.label: n for p, n in ready_lengths(rt.redis).items()},
             "due": rt.redis.zcard(keys.DUE),
             "paused_accounts": {name: reason for name in rt.accounts if (reason := paused_reason(rt.redis, name)) is not None},
             "statuses": statuses,

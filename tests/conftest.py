@@ -25,6 +25,8 @@ from sms_worker.config import Settings
 from sms_worker.db.engine import dispose_engines
 from sms_worker.db.migrate import upgrade
 from sms_worker.embedded import free_port, redis_server_binary, start_redis_server
+from sms_worker.priority import Priority
+from sms_worker.queues.pointers import promote
 from sms_worker.runtime import NoWaker, Runtime, build_runtime
 from sms_worker.sandbox.app import create_app
 from sms_worker.sandbox.settings import SandboxSettings
@@ -212,3 +214,8 @@ def process_env(settings: Settings, **extra: str) -> dict[str, str]:
 
 
 PYTHON = sys.executable
+
+
+def promote_once(rt: Runtime) -> dict[Priority, int]:
+    """What one tick of the scheduler's promoter does: due pointers to ready, and wake-ups."""
+    return promote(rt.redis, rt.waker, rt.clock.now(), rt.settings.batch_size)

@@ -17,7 +17,7 @@ from sms_worker.dispatch.service import dispatch_batch
 from sms_worker.embedded import free_port
 from sms_worker.views import message_history
 from sms_worker.producer import send_sms
-from sms_worker.queues.promoter import promote_once
+from conftest import promote_once
 from sms_worker.runtime import NoWaker, build_runtime
 from sms_worker.sandbox.settings import SandboxSettings
 

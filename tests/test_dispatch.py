@@ -13,9 +13,10 @@ from sms_worker.dispatch.receipts import poll_budget, poll_statuses
 from sms_worker.dispatch.service import dispatch_batch, dispatch_pointers
 from sms_worker.views import message_history
 from sms_worker.producer import send_many, send_sms
+from sms_worker.priority import Priority
 from sms_worker.queues import keys
-from sms_worker.queues.pointers import ready_lengths
-from sms_worker.queues.promoter import promote_once
+from sms_worker.queues.pointers import Pointer, ready_lengths
+from conftest import promote_once
 from sms_worker.routing.meter import count_sent, current_rate
 from sms_worker.runtime import build_runtime, NoWaker
 
@@ -143,8 +144,8 @@ def test_a_lost_session_is_renewed_without_using_a_retry(runtime, sandbox):
 
 def test_two_workers_racing_for_one_message_send_it_once(runtime, sandbox, settings_for, clock):
     ids = send_many([{"to": RECIPIENT, "text": f"race {n}"} for n in range(40)], runtime=runtime)
-    pointers = [(2, message_id.hex) for message_id in ids]
-    runtime.redis.delete(keys.ready(2))
+    pointers = [Pointer(Priority.STANDARD, message_id) for message_id in ids]
+    runtime.redis.delete(keys.ready(Priority.STANDARD))
     other = build_runtime(settings_for(), waker=NoWaker(), clock=clock)
     barrier = threading.Barrier(2)
 

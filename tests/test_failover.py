@@ -17,7 +17,7 @@ from sms_worker.dispatch.sql import MESSAGES
 from sms_worker.views import accounts_overview, check_accounts
 from sms_worker.producer import send_many, send_sms
 from sms_worker.providers.pause import paused_reason
-from sms_worker.queues.promoter import promote_once
+from conftest import promote_once
 from sms_worker.runtime import NoWaker, build_runtime
 from sms_worker.status import HELD_VALUES, WAITING_VALUES, Status
 
@@ -162,7 +162,7 @@ def test_messages_with_the_same_text_travel_as_one_multi_recipient_order(multi_r
 def test_a_retry_after_a_transient_fault_goes_to_the_next_account(multi_runtime, sandbox):
     rt = multi_runtime(["dexatel", "telekom-sk"], default={"dexatel": 1, "telekom-sk": 1})
     message_id = send_sms("+421901234567", "second account lucky", runtime=rt)
-    first = rt.router.candidates("+421901234567", message_id.bytes)[0]
+    first = rt.router.candidates("+421901234567", message_id)[0]
     endpoint = {"dexatel": "send", "telekom-sk": "send_message"}[first]
     fault(sandbox, provider=first, endpoint=endpoint, to="+421901234567", fault="http_status", status=503, times=1)
 
@@ -178,7 +178,7 @@ def test_a_retry_after_a_transient_fault_goes_to_the_next_account(multi_runtime,
 
 
 def first_account(rt, recipient: str, message_id) -> tuple[str, str]:
-    name = rt.router.candidates(recipient, message_id.bytes)[0]
+    name = rt.router.candidates(recipient, message_id)[0]
     return name, {"dexatel": "send", "telekom-sk": "send_message"}[name]
 
 

@@ -22,7 +22,8 @@ from sms_worker.db.engine import get_engine
 from sms_worker.dispatch.lease import DISPATCHERS
 from sms_worker.dispatch.sql import EVENTS, MESSAGES
 from sms_worker.producer import send_many
-from sms_worker.queues.pointers import push_ready
+from sms_worker.priority import Priority
+from sms_worker.queues.pointers import Pointer, push_ready
 from sms_worker.runtime import build_runtime
 from sms_worker.status import FINAL
 from sms_worker.tasks.app import CeleryWaker, create_celery
@@ -187,8 +188,8 @@ def test_two_worker_processes_racing_for_every_message_send_each_once(pipeline_f
     pipeline = pipeline_for()
     texts = [f"race {n}" for n in range(300)]
     ids = send_many([{"to": "+421900000600", "text": text} for text in texts], runtime=pipeline.runtime)
-    push_ready(pipeline.runtime.redis, [(2, message_id.hex) for message_id in ids])
-    pipeline.runtime.waker.wake({2: 3})
+    push_ready(pipeline.runtime.redis, [Pointer(Priority.STANDARD, message_id) for message_id in ids])
+    pipeline.runtime.waker.wake({Priority.STANDARD: 3})
     pipeline.start_worker(concurrency=1)
     pipeline.start_worker(concurrency=1)
     pipeline.start("scheduler")

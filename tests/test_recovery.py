@@ -14,6 +14,7 @@ from sms_worker.dispatch.sql import MESSAGES
 from sms_worker.embedded import free_port
 from sms_worker.views import message_history
 from sms_worker.producer import send_many, send_sms
+from sms_worker.priority import Priority
 from sms_worker.queues import keys
 from sms_worker.queues.pointers import ready_lengths
 from sms_worker.recovery import Reclaimer, ensure_redis_state, sweep
@@ -32,7 +33,7 @@ def events(runtime, message_id) -> list[dict]:
 
 def leave_held(runtime, message_id, status: str, attempts: int) -> None:
     """Leave the row as a worker killed in ``status`` leaves it: held under a lease that is never renewed."""
-    runtime.redis.delete(keys.ready(2))
+    runtime.redis.delete(keys.ready(Priority.STANDARD))
     runtime.lease.renew()
     now = runtime.clock.now()
     with runtime.engine.begin() as conn:
@@ -62,7 +63,7 @@ def test_a_claim_whose_call_never_started_is_queued_again_within_a_lease(runtime
     found = message(runtime, message_id)
     assert (found["status"], found["attempts"], found["claim_id"]) == ("queued", 0, None)
     runtime.clock.advance(1)
-    from sms_worker.queues.promoter import promote_once
+    from conftest import promote_once
 
     promote_once(runtime)
     dispatch_batch(runtime)
@@ -153,12 +154,12 @@ def test_a_dead_workers_lease_goes_once_it_holds_nothing(runtime):
 def test_a_lost_pointer_is_found_once_nothing_else_would_pick_it_up(runtime, clock):
     ensure_redis_state(runtime)
     message_id = send_sms(RECIPIENT, "pointer lost", runtime=runtime)
-    runtime.redis.delete(keys.ready(2))
+    runtime.redis.delete(keys.ready(Priority.STANDARD))
 
     assert sweep(runtime).requeued == 0
     clock.advance(runtime.settings.stale_queued_seconds + 1)
     assert sweep(runtime).requeued == 1
-    assert runtime.redis.lrange(keys.ready(2), 0, -1) == [message_id.hex.encode()]
+    assert runtime.redis.lrange(keys.ready(Priority.STANDARD), 0, -1) == [message_id.hex.encode()]
     assert sweep(runtime).requeued == 0
 
 
@@ -170,7 +171,7 @@ def test_after_a_redis_flush_every_pointer_is_rebuilt_from_the_database(runtime,
 
     assert ensure_redis_state(runtime) == 4
 
-    assert sorted(runtime.redis.lrange(keys.ready(1), 0, -1)) == sorted(i.hex.encode() for i in ready_ids)
+    assert sorted(runtime.redis.lrange(keys.ready(Priority.LOW), 0, -1)) == sorted(i.hex.encode() for i in ready_ids)
     assert runtime.redis.zscore(keys.DUE, f"2{later.hex}") == (clock.now() + timedelta(hours=1)).timestamp()
     assert ensure_redis_state(runtime) == 0
 
@@ -223,7 +224,7 @@ def test_a_worker_thought_dead_sends_nothing_twice_and_its_late_answer_wins(sett
     assert (report.ambiguous, report.requeued) == (1, 1)
     assert message(fast, stuck)["status"] == "retrying"
     fast.clock.advance(1)
-    from sms_worker.queues.promoter import promote_once
+    from conftest import promote_once
 
     promote_once(fast)
     assert dispatch_batch(fast).accepted == 1

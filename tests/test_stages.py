@@ -33,7 +33,9 @@ from sms_worker.producer import send_many
 from sms_worker.providers.base import Accepted, ErrorKind, OneRecipientPerRequest, OutboundMessage, ProviderError
 from sms_worker.providers.pause import pause, paused_reason
 from sms_worker.providers.registry import Account
+from sms_worker.priority import Priority
 from sms_worker.queues import keys
+from sms_worker.queues.pointers import Pointer
 from sms_worker.routing.breaker import breaker_key
 from sms_worker.ratelimit import SendWindow, TokenBucket
 from sms_worker.runtime import NoWaker, build_runtime
@@ -73,7 +75,7 @@ def rt(redis_url, redis_client, database_url, tmp_path, clock):
 
 def batch_of(rt, *requests: dict) -> Batch:
     ids = send_many([{"to": RECIPIENT, "text": "hello", **request} for request in requests], runtime=rt)
-    return load(rt, [(2, message_id.hex) for message_id in ids])
+    return load(rt, [Pointer(Priority.STANDARD, message_id) for message_id in ids])
 
 
 def row(rt, item: Item):

@@ -6,10 +6,11 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
+from sms_worker.priority import Priority
 from sms_worker.validation import (
     InvalidField,
     normalize_recipient,
-    parse_priority,
+
     validate_send_at,
     validate_sender,
     validate_validity,
@@ -59,10 +60,10 @@ def test_sender_ids():
 
 
 def test_priorities_by_name_or_number():
-    assert [parse_priority(p) for p in ("high", "Standard", "low", 3, 2, 1, "3")] == [3, 2, 1, 3, 2, 1, 3]
+    assert [Priority.parse(p) for p in ("high", "Standard", "low", 3, 2, 1, "3")] == [3, 2, 1, 3, 2, 1, 3]
     for bad in ("urgent", 0, 4, True, None):
         with pytest.raises(InvalidField, match="priority"):
-            parse_priority(bad)
+            Priority.parse(bad)
 
 
 def test_validity_is_between_one_minute_and_a_day():

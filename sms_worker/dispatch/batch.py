@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from sms_worker.errors import SmsWorkerError
+from sms_worker.priority import Priority
 from sms_worker.providers.base import Accepted, OutboundMessage, ProviderError
 from sms_worker.status import Status
 
@@ -87,7 +88,7 @@ class Item:
     """One message in play. Stages fill in what they decide or take, in pipeline order."""
 
     id: uuid.UUID
-    priority: int
+    priority: Priority
     row: Waiting
     account: str | None = None
     """Route: the account that carries this attempt."""

@@ -13,6 +13,7 @@ from typing import Any
 
 from sms_worker.dispatch.batch import Finish, Item, NotSent, Skip
 from sms_worker.dispatch.sql import event
+from sms_worker.queues.pointers import Due, Pointer
 from sms_worker.status import Delivery, Status
 
 WORKER_LOST = "WORKER_LOST"
@@ -28,7 +29,7 @@ class Change:
     attempt: int
     values: dict[str, Any]
     event: dict[str, Any] | None
-    pointer: tuple[int, str, float] | None
+    pointer: Due | None
     accepted: bool = False
     started: dict[str, Any] | None = None
     """The event of the call this outcome answers, dated when it was recorded as started."""
@@ -46,7 +47,6 @@ def _values_of(item: Item, now: datetime, first_check: timedelta) -> Change | No
     disposition = item.disposition
     if isinstance(disposition, Skip) or disposition is None:
         return None
-    pointer_of = (item.priority, item.id.hex)
     released = {"claim_id": None, "dispatcher": None} if item.claim_id is not None else {}
     if isinstance(disposition, Finish):
         values: dict[str, Any] = {"status": disposition.status.value, "updated_at": now, **released}
@@ -62,7 +62,7 @@ def _values_of(item: Item, now: datetime, first_check: timedelta) -> Change | No
         note = event(item.id, now, disposition.status, disposition.reason, code=disposition.code,
                      provider_status=accepted.provider_status if accepted else None)
         return Change(item.id, item.claim_id, item.attempt, values, note, None, accepted is not None)
-    pointer = (*pointer_of, disposition.until.timestamp())
+    pointer = Due(Pointer(item.priority, item.id), disposition.until)
     if item.claim_id is None and disposition.status is None:
         return Change(item.id, None, 0, {}, None, pointer)
     values = {"updated_at": now, "send_after": disposition.until, **released}

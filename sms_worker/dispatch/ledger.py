@@ -31,7 +31,7 @@ from sms_worker.dispatch.sql import MESSAGES, add_events, lock_rows, update_each
 from sms_worker.errors import SmsWorkerError
 from sms_worker.logs import get_logger
 from sms_worker.outages import describe_outage
-from sms_worker.queues.pointers import schedule
+from sms_worker.queues.pointers import Due, schedule
 from sms_worker.status import HELD_VALUES, WAITING, WAITING_VALUES, Status
 
 log = get_logger("ledger")
@@ -40,7 +40,7 @@ log = get_logger("ledger")
 @dataclass(slots=True)
 class _Held:
     changes: list[Change]
-    pointers: list[tuple[int, str, float]] = field(default_factory=list)
+    pointers: list[Due] = field(default_factory=list)
 
 
 class Ledger:

@@ -11,7 +11,6 @@ decides whether a message goes now, after ``Submit`` if it looks at outcomes.
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass
 
 from sqlalchemy import select
@@ -28,7 +27,7 @@ from sms_worker.dispatch.stages.route import Route
 from sms_worker.dispatch.stages.submit import Submit
 from sms_worker.dispatch.stages.validity import ValidityWindow
 from sms_worker.logs import get_logger
-from sms_worker.queues.pointers import Pointer, keep_awake, pop_batch, pop_urgent, schedule
+from sms_worker.queues.pointers import Due, Pointer, keep_awake, pop_batch, pop_urgent, schedule
 from sms_worker.runtime import Runtime
 from sms_worker.status import WAITING, Status
 
@@ -93,8 +92,8 @@ def dispatch_pointers(rt: Runtime, pointers: list[Pointer]) -> BatchReport:
     try:
         batch = load(rt, pointers)
     except Exception as error:
-        until = (rt.clock.now() + RETRY_AFTER_FAILURE).timestamp()
-        schedule(rt.redis, [(priority, message_hex, until) for priority, message_hex in pointers])
+        until = rt.clock.now() + RETRY_AFTER_FAILURE
+        schedule(rt.redis, [Due(pointer, until) for pointer in pointers])
         if describe_outage(error) is None:
             raise
         log.warning("%s; %d pointer(s) come back in %.0f s", describe_outage(error), len(pointers), RETRY_AFTER_FAILURE.total_seconds())
@@ -106,7 +105,7 @@ def dispatch_pointers(rt: Runtime, pointers: list[Pointer]) -> BatchReport:
 def load(rt: Runtime, pointers: list[Pointer]) -> Batch:
     """The rows the pointers name that are still waiting, as items in play (a pointer whose row
     moved on, or a second pointer to the same row, is dropped)."""
-    priorities = {uuid.UUID(hex=message_hex): priority for priority, message_hex in pointers}
+    priorities = {pointer.message_id: pointer.priority for pointer in pointers}
     if not priorities:
         return Batch()
     with rt.engine.connect() as conn:

@@ -1,6 +1,7 @@
 -- Pop up to ARGV[1] message pointers, most urgent first, keeping a share of every batch for
 -- standard (ARGV[2]) and low (ARGV[3]) while they are backlogged, so neither starves.
--- KEYS: ready:3, ready:2, ready:1. Returns a flat list: priority, hex, priority, hex, ...
+-- KEYS: the ready lists, most urgent first. ARGV[4..6]: their priorities (from sms_worker.priority).
+-- Returns a flat list: priority, hex, priority, hex, ...
 local size = tonumber(ARGV[1])
 local shares = {0, tonumber(ARGV[2]), tonumber(ARGV[3])}
 local lengths = {}
@@ -25,7 +26,7 @@ for i = 1, 3 do
   left = left - extra
 end
 local out = {}
-local priority = {3, 2, 1}
+local priority = {ARGV[4], ARGV[5], ARGV[6]}
 for i = 1, 3 do
   if take[i] > 0 then
     local items = redis.call('LPOP', KEYS[i], take[i])

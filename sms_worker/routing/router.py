@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import uuid
 from collections.abc import Mapping
 
 from sms_worker.addresses import country_of, sender_refusal
@@ -23,8 +24,9 @@ class Router:
         self._default = providers.default
         self._accounts = providers.accounts
 
-    def candidates(self, recipient: str, key: bytes) -> list[str]:
-        """Account names for this recipient, preferred first; ``key`` (the message id) spreads by weight."""
+    def candidates(self, recipient: str, message_id: uuid.UUID) -> list[str]:
+        """Account names for this recipient, preferred first; the message id spreads messages by weight."""
+        key = message_id.bytes
         preferred: Mapping[str, float] = {}
         if self._rules:
             country = country_of(recipient)

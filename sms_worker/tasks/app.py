@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import logging
+from collections.abc import Mapping
 
 from celery import Celery
 from celery.signals import after_setup_logger
@@ -18,9 +19,9 @@ from kombu import Connection, Queue
 
 from sms_worker.config import Settings, get_settings
 from sms_worker.runtime import redis_url
-from sms_worker.validation import QUEUE_OF_PRIORITY
+from sms_worker.priority import Priority
 
-QUEUE_ORDER = ("high", "housekeeping", "standard", "low")
+QUEUE_ORDER = (Priority.HIGH.queue, "housekeeping", Priority.STANDARD.queue, Priority.LOW.queue)
 DISPATCH_TASK = "sms_worker.dispatch"
 RECONNECT_EVERY = 0.25
 """Seconds between a worker's attempts to reach a broker that went away."""
@@ -46,7 +47,7 @@ class CeleryConfig:
     """Static settings; the ones read from ``Settings`` are added by :func:`create_celery`."""
 
     task_queues = [Queue(name, routing_key=name) for name in QUEUE_ORDER]
-    task_default_queue = "standard"
+    task_default_queue = Priority.STANDARD.queue
     task_routes = {"sms_worker.sweep": {"queue": "housekeeping"}, "sms_worker.poll_statuses": {"queue": "housekeeping"}}
     broker_transport_options = {"queue_order_strategy": "priority", "visibility_timeout": 3600}
     broker_connection_retry_on_startup = True
@@ -106,11 +107,11 @@ class CeleryWaker:
         self.app = app or celery_app
         self.max_pending = max_pending
 
-    def wake(self, batches_by_priority: dict[int, int]) -> None:
+    def wake(self, batches_by_priority: Mapping[Priority, int]) -> None:
         with self.app.producer_or_acquire() as producer:
             client = producer.channel.client
             for priority, batches in batches_by_priority.items():
-                queue = QUEUE_OF_PRIORITY[priority]
+                queue = priority.queue
                 for _ in range(min(batches, self.max_pending) - client.llen(queue)):
                     self.app.send_task(DISPATCH_TASK, queue=queue, producer=producer)
 

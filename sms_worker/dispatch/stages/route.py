@@ -54,7 +54,7 @@ class Route(Stage):
         rt, row = self._rt, item.row
         if row.requested_account is not None and row.requested_account not in rt.accounts:
             return f"it names account {row.requested_account!r}, which is not configured ({', '.join(sorted(rt.accounts))})"
-        names = [row.requested_account] if row.requested_account else rt.router.candidates(row.recipient, item.id.bytes)
+        names = [row.requested_account] if row.requested_account else rt.router.candidates(row.recipient, item.id)
         turn = row.attempts % len(names)
         names = names[turn:] + names[:turn]
         allowed = [name for name in names if rt.router.refusal(name, row.recipient, row.sender) is None]

@@ -32,6 +32,7 @@ from datetime import timedelta
 from sms_worker.dispatch.calls import CallRecord
 from sms_worker.dispatch.batch import Batch, Defer, Item, Outcome, Skip
 from sms_worker.outages import describe_outage
+from sms_worker.priority import Priority
 from sms_worker.dispatch.pipeline import Downstream, Stage
 from sms_worker.dispatch.stages.requests import Departures, Unit, call, units_of
 from sms_worker.logs import get_logger
@@ -46,7 +47,6 @@ FLUSH_EVERY = 0.05
 """Seconds finished outcomes may wait to be written together."""
 SLOW_CALL = 0.25
 """Seconds after which a call that holds up the end of a batch lets the batch take new arrivals."""
-HIGH = 3
 
 Arrivals = Callable[[int, bool], list[Item]]
 """``(n, any_priority)``: pops up to n pointers (high ones only, or any by the fair shares),
@@ -73,7 +73,7 @@ class Submit(Stage):
         departures = self._departures
         running: dict[Future[list[Outcome]], tuple[Unit, float]] = {}
         finished: list[Item] = []
-        look_for_high = not any(item.priority == HIGH for item in batch.in_play())
+        look_for_high = not any(item.priority == Priority.HIGH for item in batch.in_play())
         left = self._rt.settings.batch_size
         next_look = last_start = last_flush = 0.0
         while waiting or running or departures:
