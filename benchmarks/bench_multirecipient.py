@@ -42,7 +42,7 @@ def phase(stack: Stack, rt, account: str, n: int, timeout: float) -> dict:  # no
     watch = stack.watch()
     httpx.post(f"{stack.sandbox_url}/_sandbox/faults", json={"provider": "session-key", "endpoint": "sms", "fault": "latency",
                                                                  "ms": LATENCY_MS}, timeout=10).raise_for_status()
-    messages = [{"to": recipient(i), "text": f"campaign text {i * 10 // n}", "provider": account} for i in range(n)]
+    messages = [{"to": recipient(i), "text": f"campaign text {i * 10 // n}", "account": account} for i in range(n)]
     for chunk in chunks(messages, 1000):
         send_many(chunk, runtime=rt)
     watch.wait_until(lambda w: len(w.accepted) >= n, timeout, f"{n} accepted via {account}")

@@ -117,7 +117,7 @@ def enqueue(to: str, text: str, *, priority: int = 2, limited: bool = False) -> 
         encoding="GSM-7",
         segments=1,
         priority=priority,
-        provider="telekom-sk",
+        account="telekom-sk",
         status="queued",
         send_after=now,
         valid_until=now + timedelta(days=1),

@@ -32,9 +32,9 @@ MAX_BODY = 1 << 20
 def apply_callback(rt: Runtime, account: str, reports: list[StatusReport]) -> dict[str, int]:
     """Write the reports of one callback; returns how many were applied and how many were unknown."""
     by_id = {report.provider_message_id: report for report in reports}
-    columns = (MESSAGES.c.id, MESSAGES.c.provider, MESSAGES.c.provider_message_id, MESSAGES.c.last_attempt_at, MESSAGES.c.valid_until)
+    columns = (MESSAGES.c.id, MESSAGES.c.account, MESSAGES.c.provider_message_id, MESSAGES.c.last_attempt_at, MESSAGES.c.valid_until)
     with rt.engine.connect() as conn:
-        rows = conn.execute(select(*columns).where(MESSAGES.c.provider == account, MESSAGES.c.provider_message_id.in_(list(by_id)))).all()
+        rows = conn.execute(select(*columns).where(MESSAGES.c.account == account, MESSAGES.c.provider_message_id.in_(list(by_id)))).all()
     result = apply_reports(rt, [(row, by_id[row.provider_message_id]) for row in rows])
     return {"received": len(reports), "matched": len(rows), "changed": result.changed, "unknown": len(by_id) - len(rows)}
 

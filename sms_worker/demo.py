@@ -99,13 +99,13 @@ def demo_messages() -> list[DemoMessage]:
         DemoMessage("scheduled in 15 s", "delivered", {"to": "+421900000012", "text": "Reminder: your appointment is in one hour", "send_at": soon}),
         DemoMessage("unicode (UCS-2)", "delivered", {"to": "+421900000013", "text": "Ďakujeme za objednávku! 😀"}),
         DemoMessage("unicode=false (GSM-7)", "delivered", {"to": "+421900000014", "text": "Ďakujeme za objednávku, čoskoro ju doručíme.", "unicode": False}),
-        DemoMessage("pinned: 2 faults, then ok", "delivered", {"to": "+421900000002", "text": "Third time lucky", "provider": "telekom-sk"}),
+        DemoMessage("pinned: 2 faults, then ok", "delivered", {"to": "+421900000002", "text": "Third time lucky", "account": "telekom-sk"}),
         DemoMessage("permanent: DENIED", "rejected", {"to": "+421900000003", "text": "The provider refuses this one"}),
         DemoMessage("pinned: expires retrying", "expired", {"to": "+421900000004", "text": "Valid for one minute only", "validity": 1,
-                                                            "provider": "telekom-sk"}),
+                                                            "account": "telekom-sk"}),
         DemoMessage("DE: dt-a2p or dexatel", "delivered", {"to": "+4915112340001", "text": "Ihr Paket kommt heute"}),
         DemoMessage("NL: telefoon", "delivered", {"to": "+31612345678", "text": "Uw pakket komt vandaag"}),
-        *(DemoMessage(f"campaign {n}/3: one order", "delivered", {"to": f"+3934912345{n:02d}", "text": "Saldi: -30% oggi", "provider": "session-key"})
+        *(DemoMessage(f"campaign {n}/3: one order", "delivered", {"to": f"+3934912345{n:02d}", "text": "Saldi: -30% oggi", "account": "session-key"})
           for n in (1, 2, 3)),
         DemoMessage("DE: 2 accounts fail, fails over", "delivered", {"to": "+4915100000099", "text": "Third account lucky"}),
     ]
@@ -259,7 +259,7 @@ def _table(rows: list[tuple[DemoMessage, dict[str, Any]]]) -> Table:
             f"{message['encoding']} x{message['segments']}",
             f"[{colour}]{message['status']}[/{colour}]",
             str(message["attempts"]),
-            message["provider"],
+            message["account"],
             message["provider_message_id"] or "-",
             last["reason"],
         )

@@ -7,6 +7,7 @@ two loses nothing: the recovery sweep finds the row and queues it.
 from __future__ import annotations
 
 import uuid
+import warnings
 from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 from typing import Any, Iterable, Mapping
@@ -47,7 +48,8 @@ class MessageRequest:
     send_at: datetime | None = None
     idempotency_key: str | None = None
     campaign_id: str | None = None
-    provider: str | None = None
+    account: str | None = None
+    """A configured account to send through, bypassing routing and failover; None: the routing rules choose."""
     unicode: bool | None = None
     """None detects the encoding; False sends GSM-7 with diacritics stripped (Telekom SK)."""
     flash: bool = False
@@ -56,7 +58,8 @@ class MessageRequest:
 
 
 _REQUEST_FIELDS = {f.name for f in fields(MessageRequest)}
-_ROW_COLUMNS = ["id", "recipient", "sender", "text", "encoding", "segments", "priority", "provider", "requested_provider", "status", "attempts", "unicode",
+_DEPRECATED_ACCOUNT = "provider"
+_ROW_COLUMNS = ["id", "recipient", "sender", "text", "encoding", "segments", "priority", "account", "requested_account", "status", "attempts", "unicode",
                 "flash", "send_after", "valid_until", "idempotency_key", "campaign_id", "created_at", "updated_at"]
 
 
@@ -94,6 +97,8 @@ def send_many(messages: Iterable[MessageRequest | Mapping[str, Any]], *, runtime
 def _as_request(item: MessageRequest | Mapping[str, Any]) -> MessageRequest:
     if isinstance(item, MessageRequest):
         return item
+    if _DEPRECATED_ACCOUNT in item:
+        item = _renamed_account(item)
     unknown = set(item) - _REQUEST_FIELDS
     if unknown:
         raise InvalidField(sorted(unknown)[0], "is not a message field")
@@ -103,6 +108,16 @@ def _as_request(item: MessageRequest | Mapping[str, Any]) -> MessageRequest:
     return MessageRequest(**item)
 
 
+def _renamed_account(item: Mapping[str, Any]) -> dict[str, Any]:
+    """``provider`` is the name 0.1 gave ``account``; it works until 0.3, with a warning."""
+    warnings.warn("the message field 'provider' is deprecated, use 'account' (it will be removed in 0.3)", FutureWarning, stacklevel=4)
+    if "account" in item:
+        raise InvalidField(_DEPRECATED_ACCOUNT, "give 'account' only ('provider' is its deprecated name)")
+    renamed = {key: value for key, value in item.items() if key != _DEPRECATED_ACCOUNT}
+    renamed["account"] = item[_DEPRECATED_ACCOUNT]
+    return renamed
+
+
 def _row(request: MessageRequest, now: datetime, rt: Runtime) -> dict[str, Any]:
     recipient = normalize_recipient(request.to, request.region)
     if not isinstance(request.text, str) or not request.text.strip():
@@ -110,10 +125,10 @@ def _row(request: MessageRequest, now: datetime, rt: Runtime) -> dict[str, Any]:
     analysis = analyze(downgrade_to_gsm7(request.text) if request.unicode is False else request.text)
     if analysis.segments > rt.settings.max_parts:
         raise InvalidField("text", f"needs {analysis.segments} {analysis.encoding} parts, more than the limit of {rt.settings.max_parts}")
-    if request.provider is not None and request.provider not in rt.accounts:
-        raise InvalidField("provider", f"{request.provider!r} is not a configured account ({', '.join(sorted(rt.accounts))})")
+    if request.account is not None and request.account not in rt.accounts:
+        raise InvalidField("account", f"{request.account!r} is not a configured account ({', '.join(sorted(rt.accounts))})")
     message_id = uuid.uuid4()
-    provider = request.provider or rt.router.candidates(recipient, message_id)[0]
+    account = request.account or rt.router.candidates(recipient, message_id)[0]
     validity = validate_validity(request.validity if request.validity is not None else rt.settings.default_validity_minutes)
     send_at = validate_send_at(request.send_at, now)
     if request.unicode not in (None, True, False):
@@ -127,8 +142,8 @@ def _row(request: MessageRequest, now: datetime, rt: Runtime) -> dict[str, Any]:
         "encoding": analysis.encoding,
         "segments": analysis.segments,
         "priority": Priority.parse(request.priority),
-        "provider": provider,
-        "requested_provider": request.provider,
+        "account": account,
+        "requested_account": request.account,
         "status": Status.SCHEDULED.value if send_at else Status.QUEUED.value,
         "attempts": 0,
         "unicode": request.unicode,

@@ -136,8 +136,8 @@ class Reclaimer:
         return report
 
     def _stale_claims(self, stale_before: datetime) -> list:
-        columns = [MESSAGES.c[name] for name in ("id", "priority", "status", "claim_id", "provider", "recipient", "sender", "segments",
-                                                 "attempts", "send_after", "valid_until", "first_attempt_at", "requested_provider")]
+        columns = [MESSAGES.c[name] for name in ("id", "priority", "status", "claim_id", "account", "recipient", "sender", "segments",
+                                                 "attempts", "send_after", "valid_until", "first_attempt_at", "requested_account")]
         statement = (
             select(*columns)
             .select_from(MESSAGES.outerjoin(DISPATCHERS, DISPATCHERS.c.id == MESSAGES.c.dispatcher))
@@ -150,14 +150,14 @@ class Reclaimer:
     def _item(self, row: object, now: datetime) -> Item:
         waiting = Status.RETRYING if row.attempts and row.status == Status.CLAIMED else Status.QUEUED
         item = Item(row.id, Priority(row.priority), Waiting(waiting, row.recipient, row.sender, row.segments, row.attempts, row.send_after,
-                                                  row.valid_until, row.first_attempt_at, row.requested_provider),
-                    account=row.provider, claim_id=row.claim_id)
+                                                  row.valid_until, row.first_attempt_at, row.requested_account),
+                    account=row.account, claim_id=row.claim_id)
         if row.status == Status.CLAIMED:
             item.disposition = Defer(now, "worker lost before the provider call; queued again", waiting)
             return item
         item.attempt, item.first_attempt_at = row.attempts, row.first_attempt_at or now
         lost = ProviderError(ErrorKind.TRANSIENT, WORKER_LOST, "worker lost during the provider call; the provider may have the message")
-        attempt = Attempt(row.provider, row.attempts, item.first_attempt_at, row.valid_until, item.pinned)
+        attempt = Attempt(row.account, row.attempts, item.first_attempt_at, row.valid_until, item.pinned)
         item.disposition = self._policy.after_failure(lost, attempt, now)
         return item
 

@@ -92,13 +92,13 @@ def test_a_dripping_answer_ends_at_the_deadline_and_a_healthy_account_is_not_hel
     with MisbehavingServer(interval=1.0) as bad:
         settings = settings_for(providers_file=providers_file(tmp_path, f"{bad.url}/drip", sandbox.url), http_timeout_seconds=3)
         rt = build_runtime(settings, waker=NoWaker(), clock=clock)
-        slow = send_sms("+12025550143", "slow", provider="misbehaving", runtime=rt)
+        slow = send_sms("+12025550143", "slow", account="misbehaving", runtime=rt)
         started = time.monotonic()
         batch = threading.Thread(target=dispatch_batch, args=(rt,))
         batch.start()
         time.sleep(2)
         sent_at = time.time()
-        healthy = send_many([{"to": "+12025550144", "text": f"healthy {n}", "provider": "healthy"} for n in range(3)], runtime=rt)
+        healthy = send_many([{"to": "+12025550144", "text": f"healthy {n}", "account": "healthy"} for n in range(3)], runtime=rt)
 
         wait_until(lambda: all(message(rt, i)["status"] == "submitted" for i in healthy), 5, 0.02, "the healthy messages to be accepted")
         accepted_within = time.time() - sent_at
@@ -111,7 +111,7 @@ def test_a_dripping_answer_ends_at_the_deadline_and_a_healthy_account_is_not_hel
     assert bad.dripped <= 4
     found = message(rt, slow)
     assert (found["status"], found["error_code"]) == ("retrying", "TIMEOUT"), "past its deadline a call is ambiguous, like a read timeout"
-    assert found["requested_provider"] == "misbehaving"
+    assert found["requested_account"] == "misbehaving"
     rt.close()
 
 
@@ -125,7 +125,7 @@ def test_the_sandbox_drips_any_api_on_demand_and_the_deadline_holds(account, set
     rt = build_runtime(settings_for(providers_file=path, http_timeout_seconds=1), waker=NoWaker(), clock=clock)
     provider = account.removesuffix("-xml")
     sandbox.add_fault(provider=provider, endpoint=SEND_ENDPOINTS[provider], fault="drip", ms=100)
-    message_id = send_sms("+4915112345678", "dripped", provider=account, runtime=rt)
+    message_id = send_sms("+4915112345678", "dripped", account=account, runtime=rt)
     started = time.monotonic()
 
     dispatch_batch(rt)
@@ -160,9 +160,9 @@ from sms_worker.producer import send_sms
 from sms_worker.runtime import build_runtime
 
 rt = build_runtime(get_settings())
-send_sms("+12025550143", "warm-up: the same code, a healthy account", provider="healthy", runtime=rt)
+send_sms("+12025550143", "warm-up: the same code, a healthy account", account="healthy", runtime=rt)
 dispatch_batch(rt)
-message_id = send_sms("+12025550143", "a huge answer", provider="misbehaving", runtime=rt)
+message_id = send_sms("+12025550143", "a huge answer", account="misbehaving", runtime=rt)
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 report = dispatch_batch(rt)
 after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -203,12 +203,12 @@ def test_an_answer_that_is_not_the_apis_is_ambiguous_for_every_adapter(settings_
     for provider, endpoint in SEND_ENDPOINTS.items():
         sandbox.add_fault(provider=provider, endpoint=endpoint, fault="garbage")
     accounts = ["telekom-sk", "telekom-sk-xml", "dt-a2p", "session-key", "telefoon", "dexatel"]
-    ids = send_many([{"to": "+4915112345678", "text": f"garbled {name}", "provider": name} for name in accounts], runtime=rt)
+    ids = send_many([{"to": "+4915112345678", "text": f"garbled {name}", "account": name} for name in accounts], runtime=rt)
 
     dispatch_batch(rt)
 
     for name, message_id in zip(accounts, ids):
         found = message(rt, message_id)
-        assert (found["status"], found["error_code"], found["requested_provider"]) == ("retrying", "BAD_RESPONSE", name), name
+        assert (found["status"], found["error_code"], found["requested_account"]) == ("retrying", "BAD_RESPONSE", name), name
     assert sorted(s["text"] for s in sandbox.submissions() if s["accepted"]) == sorted(f"garbled {name}" for name in accounts)
     rt.close()

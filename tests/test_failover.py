@@ -117,7 +117,7 @@ def test_an_account_wide_fault_takes_the_account_out_of_routing_until_resumed(mu
 def test_a_message_that_names_its_account_waits_for_it_instead_of_failing_over(multi_runtime, sandbox):
     rt = multi_runtime(["telekom-sk", "dexatel"])
     rt.breaker("dexatel").record([True] * 5, "HTTP_503: test")
-    send_sms("+421901234567", "only via dexatel", provider="dexatel", runtime=rt)
+    send_sms("+421901234567", "only via dexatel", account="dexatel", runtime=rt)
     send_sms("+421901234568", "anyone", runtime=rt)
 
     promote_once(rt)
@@ -173,7 +173,7 @@ def test_a_retry_after_a_transient_fault_goes_to_the_next_account(multi_runtime,
     assert refused == [first] and accepted != first, "the retry went to the other account"
     with rt.engine.connect() as conn:
         row = conn.execute(select(MESSAGES).where(MESSAGES.c.id == message_id)).one()
-    assert (row.status, row.attempts, row.provider) == (Status.SUBMITTED.value, 2, accepted)
+    assert (row.status, row.attempts, row.account) == (Status.SUBMITTED.value, 2, accepted)
     assert rt.breaker(refused[0]).state().state == "closed"
 
 
@@ -197,7 +197,7 @@ def test_after_a_timeout_the_retry_stays_on_the_account_that_may_have_the_messag
 
     assert {s["provider"] for s in sandbox.submissions()} == {first}, "never sent through the other account"
     row = message_row(rt, message_id)
-    assert (row.status, row.attempts, row.requested_provider) == (Status.SUBMITTED.value, 2, first)
+    assert (row.status, row.attempts, row.requested_account) == (Status.SUBMITTED.value, 2, first)
 
 
 def test_with_retry_ambiguous_never_a_timed_out_message_is_unknown_and_not_sent_again(multi_runtime, sandbox):
@@ -229,7 +229,7 @@ def test_a_failed_multi_recipient_order_counts_once_against_the_breaker(multi_ru
 
 def test_a_message_naming_an_account_that_is_not_configured_is_denied(multi_runtime, sandbox):
     rt = multi_runtime(["telekom-sk", "dexatel"])
-    message_id = send_sms("+421901234567", "to a gone account", provider="dexatel", runtime=rt)
+    message_id = send_sms("+421901234567", "to a gone account", account="dexatel", runtime=rt)
     rt.accounts.pop("dexatel")  # as after the providers file dropped it
 
     drain(rt)
@@ -247,7 +247,7 @@ def test_a_probe_that_the_rate_limit_holds_back_leaves_the_next_probe_free(multi
     time.sleep(0.6)  # the cooldown is over: the next message to dexatel is its probe
     account = rt.accounts["dexatel"]
     TokenBucket(rt.redis, "dexatel", account.rate, account.burst).acquire([account.burst])  # no token left
-    send_sms("+421901234567", "probe", provider="dexatel", runtime=rt)
+    send_sms("+421901234567", "probe", account="dexatel", runtime=rt)
 
     promote_once(rt)
     report = dispatch_batch(rt)

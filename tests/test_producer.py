@@ -80,6 +80,16 @@ def test_unicode_false_is_counted_after_the_downgrade(runtime):
     assert rows[auto] == "UCS-2" and rows[downgraded] == "GSM-7"
 
 
-def test_an_unknown_provider_is_named(runtime):
-    with pytest.raises(InvalidField, match="provider: 'nope' is not a configured account"):
-        send_sms("+421900000001", "x", provider="nope", runtime=runtime)
+def test_an_unknown_account_is_named(runtime):
+    with pytest.raises(InvalidField, match="account: 'nope' is not a configured account"):
+        send_sms("+421900000001", "x", account="nope", runtime=runtime)
+
+
+def test_provider_is_the_deprecated_name_of_account(runtime):
+    with pytest.warns(FutureWarning, match="'provider' is deprecated, use 'account'"):
+        [message_id] = send_many([{"to": "+421900000001", "text": "old name", "provider": "telekom-sk"}], runtime=runtime)
+    with runtime.engine.connect() as conn:
+        row = conn.execute(select(MESSAGES).where(MESSAGES.c.id == message_id)).one()
+    assert (row.account, row.requested_account) == ("telekom-sk", "telekom-sk")
+    with pytest.warns(FutureWarning), pytest.raises(InvalidField, match="provider: give 'account' only"):
+        send_sms("+421900000001", "both", provider="telekom-sk", account="telekom-sk", runtime=runtime)

@@ -41,7 +41,7 @@ def leave_held(runtime, message_id, status: str, attempts: int) -> None:
             update(MESSAGES)
             .where(MESSAGES.c.id == message_id)
             .values(status=status, attempts=attempts, first_attempt_at=now if attempts else None, claim_id=message_id,
-                    dispatcher=runtime.lease.id, provider="telekom-sk")
+                    dispatcher=runtime.lease.id, account="telekom-sk")
         )
 
 
@@ -81,7 +81,7 @@ def test_a_call_in_flight_when_its_worker_died_is_an_ambiguous_attempt_retried_o
     assert (report.requeued, report.ambiguous) == (0, 1)
     found = message(runtime, message_id)
     assert (found["status"], found["error_code"], found["attempts"]) == ("retrying", "WORKER_LOST", 1)
-    assert found["requested_provider"] == "telekom-sk", "another account would send it a second time"
+    assert found["requested_account"] == "telekom-sk", "another account would send it a second time"
     assert "may have the message" in events(runtime, message_id)[-1]["reason"]
     assert sandbox.submissions() == []
 

@@ -140,7 +140,7 @@ def test_route_rejects_a_message_naming_an_account_no_longer_configured(rt):
 
 def test_route_passes_a_paused_account_over_and_a_message_pinned_to_it_waits(rt, clock):
     pause(rt.redis, "first", "INVALID_TOKEN: no")
-    batch = batch_of(rt, {}, {"provider": "first"})
+    batch = batch_of(rt, {}, {"account": "first"})
     free, pinned = batch.items
 
     Route(rt).process(batch, no_downstream)
@@ -153,7 +153,7 @@ def test_route_lets_one_probe_through_a_half_open_breaker_and_gives_it_back_if_u
     breaker = rt.breaker("first")
     breaker.record([True] * rt.settings.breaker_consecutive_failures)
     rt.redis.hset(breaker_key("first"), "until", "0")
-    batch = batch_of(rt, {"provider": "first"}, {"provider": "first"}, {})
+    batch = batch_of(rt, {"account": "first"}, {"account": "first"}, {})
     probe, waits, other = batch.items
     route = Route(rt)
 
@@ -172,7 +172,7 @@ def test_route_lets_one_probe_through_a_half_open_breaker_and_gives_it_back_if_u
 
 def test_pace_grants_what_the_bucket_allows_defers_the_rest_and_gives_back_unused_tokens(rt, clock):
     rt.accounts["first"] = Account(rt.accounts["first"].provider, replace(rt.accounts["first"].spec, rate=10.0, burst=3))
-    batch = batch_of(rt, *[{"provider": "first"}] * 5)
+    batch = batch_of(rt, *[{"account": "first"}] * 5)
     Route(rt).process(batch, no_downstream)
     pace = Pace(rt)
 
@@ -394,7 +394,7 @@ def test_a_worker_that_runs_two_batches_at_once_keeps_them_apart(rt):
 
 
 def test_departures_spend_places_taken_ahead_without_asking_redis_each_time(rt, redis_client):
-    batch = prepared(rt, *[{"text": f"d{n}", "provider": "first"} for n in range(10)])
+    batch = prepared(rt, *[{"text": f"d{n}", "account": "first"} for n in range(10)])
     departures = Departures(rt)
     evals = lambda: redis_client.info("commandstats").get("cmdstat_evalsha", {}).get("calls", 0)  # noqa: E731
     SendWindow(redis_client, "warm-up", 1.0).admit([1])
@@ -410,7 +410,7 @@ def test_departures_spend_places_taken_ahead_without_asking_redis_each_time(rt, 
 
 
 def test_departures_ask_for_every_group_when_the_account_is_at_its_limit(rt, redis_client):
-    batch = prepared(rt, *[{"text": f"d{n}", "provider": "first"} for n in range(6)])
+    batch = prepared(rt, *[{"text": f"d{n}", "account": "first"} for n in range(6)])
     rt.accounts["first"] = Account(rt.accounts["first"].provider, replace(rt.accounts["first"].spec, rate=4.0, burst=1))
     departures = Departures(rt)
     left: list = []

@@ -43,7 +43,7 @@ class Message(SQLModel, table=True):
     __table_args__ = (
         Index("ix_sms_message_status_send_after", "status", "send_after"),
         Index("ix_sms_message_status_next_check_at", "status", "next_check_at"),
-        Index("ix_sms_message_provider_message", "provider", "provider_message_id"),
+        Index("ix_sms_message_account_message", "account", "provider_message_id"),
     )
 
     id: uuid.UUID = Field(primary_key=True)
@@ -53,8 +53,8 @@ class Message(SQLModel, table=True):
     encoding: str = Field(sa_column=Column(String(5), nullable=False))
     segments: int
     priority: int = Field(description="1 low, 2 standard, 3 high (Telekom SK's scale).")
-    provider: str = Field(sa_column=Column(String(64), nullable=False), description="The account that has (or last tried) the message.")
-    requested_provider: str | None = Field(default=None, sa_column=Column(String(64)), description="Set when the producer named the account: no routing, no failover.")
+    account: str = Field(sa_column=Column(String(64), nullable=False), description="The account that has (or last tried) the message.")
+    requested_account: str | None = Field(default=None, sa_column=Column(String(64)), description="Set when the producer named the account: no routing, no failover.")
     status: str = Field(sa_column=Column(String(16), nullable=False), description="Where the message is: a value of sms_worker.status.Status.")
     delivery: str | None = Field(default=None, sa_column=Column(String(16)), description="What its provider last reported: a value of sms_worker.status.Delivery.")
     provider_status: str | None = Field(default=None, sa_column=Column(String(32)), description="The provider's own word for that report.")

@@ -52,7 +52,7 @@ def _values_of(item: Item, now: datetime, first_check: timedelta) -> Change | No
         values: dict[str, Any] = {"status": disposition.status.value, "updated_at": now, **released}
         accepted = disposition.accepted
         if accepted is not None:
-            values.update(provider=item.account, provider_message_id=accepted.provider_message_id, provider_status=accepted.provider_status,
+            values.update(account=item.account, provider_message_id=accepted.provider_message_id, provider_status=accepted.provider_status,
                           delivery=accepted.delivery.value if accepted.delivery else None, next_check_at=now + first_check,
                           error_code=None, error_text=None)
             if accepted.delivery is Delivery.DELIVERED:
@@ -72,7 +72,7 @@ def _values_of(item: Item, now: datetime, first_check: timedelta) -> Change | No
     if item.called and not disposition.counted:
         values.update(attempts=attempts, first_attempt_at=item.row.first_attempt_at)
     if disposition.pin and not item.pinned:
-        values["requested_provider"] = item.account
+        values["requested_account"] = item.account
     if disposition.code is not None:
         values.update(error_code=disposition.code, error_text=disposition.reason)
     note = event(item.id, now, status, disposition.reason, code=disposition.code) if item.called or disposition.status else None

@@ -59,7 +59,7 @@ def poll_statuses(rt: Runtime, limit: int = 200, budget_seconds: float = 0.0) ->
 def _poll_round(rt: Runtime, limit: int) -> PollReport:
     now = rt.clock.now()
     statement = (
-        select(MESSAGES.c.id, MESSAGES.c.provider, MESSAGES.c.provider_message_id, MESSAGES.c.last_attempt_at, MESSAGES.c.valid_until)
+        select(MESSAGES.c.id, MESSAGES.c.account, MESSAGES.c.provider_message_id, MESSAGES.c.last_attempt_at, MESSAGES.c.valid_until)
         .where(MESSAGES.c.status == Status.SUBMITTED.value, MESSAGES.c.next_check_at <= now)
         .order_by(MESSAGES.c.next_check_at)
         .limit(limit)
@@ -73,11 +73,11 @@ def _poll_round(rt: Runtime, limit: int) -> PollReport:
 
 def _check(rt: Runtime, row: Any) -> StatusReport | ProviderError:
     try:
-        return rt.accounts[row.provider].provider.check(row.provider_message_id)
+        return rt.accounts[row.account].provider.check(row.provider_message_id)
     except ProviderError as error:
         return error
     except Exception as error:  # noqa: BLE001 - one bad answer must not stall every receipt
-        log.exception("status check of %s at %s failed", row.id, row.provider)
+        log.exception("status check of %s at %s failed", row.id, row.account)
         return ProviderError(ErrorKind.TRANSIENT, "CHECK_CRASH", f"{type(error).__name__}: {error}")
 
 
@@ -101,18 +101,18 @@ def apply_reports(rt: Runtime, results: list[tuple[Any, StatusReport | ProviderE
             elif outcome.delivery is None:
                 if outcome.provider_status != was.provider_status:
                     change["provider_status"] = outcome.provider_status
-                    events.append(event(row.id, now, Status.SUBMITTED, f"{row.provider} reported {outcome.provider_status!r}, a word its adapter "
+                    events.append(event(row.id, now, Status.SUBMITTED, f"{row.account} reported {outcome.provider_status!r}, a word its adapter "
                                         "does not know: nothing changes, the message is still checked", provider_status=outcome.provider_status))
             elif outcome.delivery.value != was.delivery and outcome.delivery.progress >= _progress(was.delivery):
                 status = outcome.delivery.status
                 change.update(status=status.value, delivery=outcome.delivery.value, provider_status=outcome.provider_status)
                 if outcome.delivery is Delivery.DELIVERED:
                     change["delivered_at"] = outcome.delivered_at or now
-                events.append(event(row.id, now, status, f"{row.provider} reports it {outcome.delivery.value}", provider_status=outcome.provider_status))
+                events.append(event(row.id, now, status, f"{row.account} reports it {outcome.delivery.value}", provider_status=outcome.provider_status))
                 report.changed += 1
                 report.final += status.final
             if not Status(change.get("status", was.status)).final and now > row.valid_until + RECEIPT_TIMEOUT:
-                reason = f"no final report from {row.provider} within {RECEIPT_TIMEOUT} after the validity ended"
+                reason = f"no final report from {row.account} within {RECEIPT_TIMEOUT} after the validity ended"
                 change.update(status=Status.UNKNOWN.value, error_code="NO_RECEIPT", error_text=reason)
                 events.append(event(row.id, now, Status.UNKNOWN, reason, code="NO_RECEIPT"))
                 report.final += 1

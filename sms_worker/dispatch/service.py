@@ -33,7 +33,7 @@ from sms_worker.status import WAITING, Status
 
 log = get_logger("dispatch")
 _COLUMNS = [MESSAGES.c[name] for name in ("id", "status", "recipient", "sender", "segments", "attempts", "send_after", "valid_until",
-                                          "first_attempt_at", "requested_provider")]
+                                          "first_attempt_at", "requested_account")]
 
 
 @dataclass
@@ -113,7 +113,7 @@ def load(rt: Runtime, pointers: list[Pointer]) -> Batch:
     waiting = {s.value for s in WAITING}
     items = [
         Item(row.id, priorities[row.id], Waiting(Status(row.status), row.recipient, row.sender, row.segments, row.attempts, row.send_after,
-                                                 row.valid_until, row.first_attempt_at, row.requested_provider))
+                                                 row.valid_until, row.first_attempt_at, row.requested_account))
         for row in rows
         if row.status in waiting
     ]

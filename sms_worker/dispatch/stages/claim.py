@@ -51,7 +51,7 @@ class Claim(Stage):
                 MESSAGES.c.valid_until > now,
                 MESSAGES.c.send_after <= now + SCHEDULE_TOLERANCE,
             )
-            .values(status=Status.CLAIMED.value, provider=account, claim_id=claim_id, dispatcher=rt.lease.id, updated_at=now)
+            .values(status=Status.CLAIMED.value, account=account, claim_id=claim_id, dispatcher=rt.lease.id, updated_at=now)
             .returning(*_RETURNED)
         )
         with rt.engine.begin() as conn:
