@@ -300,11 +300,11 @@ def _stats(args: argparse.Namespace) -> int:
 
 
 def _segments(args: argparse.Namespace) -> int:
-    from sms_worker.text import analyze, downgrade_to_gsm7, split_parts
+    from sms_worker.text import analyze, downgrade_to_gsm7, split_segments
 
     text = downgrade_to_gsm7(args.text) if args.unicode == "false" else args.text
     analysis = analyze(text)
-    report = {**asdict(analysis), "forced_ucs2": list(analysis.forced_ucs2), "parts": split_parts(text)}
+    report = {**asdict(analysis), "forced_ucs2": list(analysis.forced_ucs2), "parts": split_segments(text)}
     if text != args.text:
         report["downgraded_text"] = text
     if args.json:

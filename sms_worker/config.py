@@ -6,15 +6,18 @@ defaults are the embedded ones ``make demo`` runs on (a SQLite file and a bundle
 
 from __future__ import annotations
 
+import os
+import warnings
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="SMS_WORKER_", env_file=".env", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="SMS_WORKER_", env_file=".env", extra="ignore", populate_by_name=True)
 
     home: Path = Field(Path(".sms_worker"), description="Directory for the embedded database and Redis.")
     database_url: str | None = Field(None, description="SQLAlchemy URL; default: SQLite file under home.")
@@ -25,7 +28,13 @@ class Settings(BaseSettings):
     max_pending_wakeups: int = Field(32, ge=1, description="Wake-ups waiting per queue; running tasks wake more while a backlog remains.")
     standard_share: float = Field(0.2, ge=0, le=1, description="Share of each batch kept for standard when backlogged.")
     low_share: float = Field(0.1, ge=0, le=1, description="Share of each batch kept for low when backlogged.")
-    max_parts: int = Field(10, ge=1, le=255, description="Longest message accepted, in SMS parts.")
+    max_segments: int = Field(
+        10,
+        ge=1,
+        le=255,
+        validation_alias=AliasChoices("max_segments", "SMS_WORKER_MAX_SEGMENTS", "SMS_WORKER_MAX_PARTS"),
+        description="Longest message accepted, in SMS segments (SMS_WORKER_MAX_PARTS: its deprecated name, until 0.3).",
+    )
     default_validity_minutes: int = Field(1440, ge=1, le=1440)
 
     max_retries: int = Field(5, ge=0, le=20)
@@ -53,9 +62,11 @@ class Settings(BaseSettings):
     telekom_sk_token: SecretStr = SecretStr("sandbox-token")
     telekom_sk_transport: str = Field("json", pattern="^(json|xml)$")
     telekom_sk_use_session: bool = Field(True, description="False: send the token with every request, keep no session.")
-    telekom_sk_rate: float = Field(50.0, gt=0, description="Messages (or parts) per second for this account.")
+    telekom_sk_rate: float = Field(50.0, gt=0, description="Messages (or segments) per second for this account.")
     telekom_sk_burst: int = Field(50, ge=1)
-    rate_limit_unit: str = Field("messages", pattern="^(messages|parts)$")
+    rate_limit_unit: Literal["messages", "segments"] = Field(
+        "messages", description="What an account's rate counts: messages, or their SMS segments ('parts': deprecated, until 0.3)."
+    )
     rate_limit_headroom_seconds: float = Field(
         0.03, ge=0, description="Burst the claiming bucket keeps back; departures are paced to the rate by the send window."
     )
@@ -69,6 +80,14 @@ class Settings(BaseSettings):
     callback_port: int = 8026
     callback_token: SecretStr | None = Field(None, description="When set, providers must post callbacks with ?token=<this>.")
 
+    @field_validator("rate_limit_unit", mode="before")
+    @classmethod
+    def _segments_were_parts(cls, value: object) -> object:
+        if value == "parts":
+            warnings.warn("SMS_WORKER_RATE_LIMIT_UNIT=parts is deprecated, use segments (it will be removed in 0.3)", FutureWarning, stacklevel=2)
+            return "segments"
+        return value
+
     @property
     def resolved_database_url(self) -> str:
         if self.database_url:
@@ -78,6 +97,8 @@ class Settings(BaseSettings):
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
+    if "SMS_WORKER_MAX_PARTS" in os.environ:
+        warnings.warn("SMS_WORKER_MAX_PARTS is deprecated, use SMS_WORKER_MAX_SEGMENTS (it will be removed in 0.3)", FutureWarning, stacklevel=2)
     return Settings()
 
 

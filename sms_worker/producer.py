@@ -123,8 +123,8 @@ def _row(request: MessageRequest, now: datetime, rt: Runtime) -> dict[str, Any]:
     if not isinstance(request.text, str) or not request.text.strip():
         raise InvalidField("text", "must not be empty")
     analysis = analyze(downgrade_to_gsm7(request.text) if request.unicode is False else request.text)
-    if analysis.segments > rt.settings.max_parts:
-        raise InvalidField("text", f"needs {analysis.segments} {analysis.encoding} parts, more than the limit of {rt.settings.max_parts}")
+    if analysis.segments > rt.settings.max_segments:
+        raise InvalidField("text", f"needs {analysis.segments} {analysis.encoding} segments, more than the limit of {rt.settings.max_segments}")
     if request.account is not None and request.account not in rt.accounts:
         raise InvalidField("account", f"{request.account!r} is not a configured account ({', '.join(sorted(rt.accounts))})")
     message_id = uuid.uuid4()

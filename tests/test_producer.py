@@ -68,7 +68,7 @@ def test_the_same_idempotency_key_yields_the_first_message(runtime):
 
 
 def test_text_longer_than_the_part_limit_is_refused(runtime):
-    with pytest.raises(InvalidField, match=r"text: needs 11 GSM-7 parts, more than the limit of 10"):
+    with pytest.raises(InvalidField, match=r"text: needs 11 GSM-7 segments, more than the limit of 10"):
         send_sms("+421900000001", "x" * (153 * 10 + 1), runtime=runtime)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sms_worker.text import analyze, downgrade_to_gsm7, split_parts
+from sms_worker.text import analyze, downgrade_to_gsm7, split_segments
 from sms_worker.text.gsm7 import BASIC_CHARS, EXTENSION_CHARS, GSM7_CHARS
 
 # --- GSM-7 ---------------------------------------------------------------------------------
@@ -14,7 +14,7 @@ from sms_worker.text.gsm7 import BASIC_CHARS, EXTENSION_CHARS, GSM7_CHARS
 def test_empty_text_costs_nothing() -> None:
     a = analyze("")
     assert (a.encoding, a.segments, a.units, a.forced_ucs2) == ("GSM-7", 0, 0, ())
-    assert split_parts("") == []
+    assert split_segments("") == []
 
 
 def test_160_gsm_chars_fit_one_part_and_161_need_two() -> None:
@@ -22,14 +22,14 @@ def test_160_gsm_chars_fit_one_part_and_161_need_two() -> None:
     assert (one.encoding, one.segments, one.units, one.per_segment) == ("GSM-7", 1, 160, 160)
     two = analyze("a" * 161)
     assert (two.encoding, two.segments, two.units, two.per_segment) == ("GSM-7", 2, 161, 153)
-    assert split_parts("a" * 161) == ["a" * 153, "a" * 8]
+    assert split_segments("a" * 161) == ["a" * 153, "a" * 8]
 
 
 def test_multipart_gsm_parts_hold_153_septets() -> None:
     text = "".join(chr(ord("a") + i % 26) for i in range(153 * 3))
     assert analyze(text).segments == 3
     assert analyze(text + "x").segments == 4
-    assert [len(p) for p in split_parts(text + "x")] == [153, 153, 153, 1]
+    assert [len(p) for p in split_segments(text + "x")] == [153, 153, 153, 1]
 
 
 def test_gsm_accented_letters_and_greek_stay_gsm7() -> None:
@@ -51,12 +51,12 @@ def test_escape_pair_at_part_boundary_moves_to_next_part() -> None:
     # 152 septets, then '€' would need septets 153 and 154: it must not be cut in half.
     text = "a" * 152 + "€" + "b" * 10
     assert analyze(text).segments == 2
-    assert split_parts(text) == ["a" * 152, "€" + "b" * 10]
+    assert split_segments(text) == ["a" * 152, "€" + "b" * 10]
 
 
 def test_escape_pair_that_fits_exactly_stays_in_part() -> None:
     text = "a" * 151 + "€" + "b" * 10
-    assert split_parts(text) == ["a" * 151 + "€", "b" * 10]
+    assert split_segments(text) == ["a" * 151 + "€", "b" * 10]
 
 
 # --- UCS-2 ---------------------------------------------------------------------------------
@@ -78,7 +78,7 @@ def test_one_non_gsm_char_makes_the_whole_message_ucs2() -> None:
 def test_multipart_ucs2_parts_hold_67_units() -> None:
     text = "ж" * (67 * 2 + 1)
     assert analyze(text).segments == 3
-    assert split_parts(text) == ["ж" * 67, "ж" * 67, "ж"]
+    assert split_segments(text) == ["ж" * 67, "ж" * 67, "ж"]
 
 
 def test_emoji_counts_two_units() -> None:
@@ -90,7 +90,7 @@ def test_emoji_counts_two_units() -> None:
 def test_emoji_at_part_boundary_is_not_split() -> None:
     text = "ж" * 66 + "😀" + "ж" * 5  # 73 units: the emoji would need units 67 and 68
     assert analyze(text).segments == 2
-    assert split_parts(text) == ["ж" * 66, "😀" + "ж" * 5]
+    assert split_segments(text) == ["ж" * 66, "😀" + "ж" * 5]
 
 
 def test_forced_ucs2_lists_offending_chars_once_in_order_of_appearance() -> None:
@@ -189,7 +189,7 @@ _texts = st.one_of(
 @given(_texts)
 def test_parts_rejoin_and_match_segment_count(text: str) -> None:
     a = analyze(text)
-    parts = split_parts(text)
+    parts = split_segments(text)
     assert a.segments == len(parts)
     assert "".join(parts) == text
     assert parts == _reference_parts(text)

@@ -118,3 +118,18 @@ def test_the_e164_fast_path_agrees_with_the_full_parser():
 def test_digits_from_other_scripts_come_out_as_ascii():
     assert normalize_recipient("+421９００１２３４５６") == "+421900123456"
     assert normalize_recipient("+٤٢١٩٠٠١٢٣٤٥٦") == "+421900123456"
+
+
+def test_the_settings_old_names_for_segments_still_work_with_a_warning(monkeypatch):
+    from sms_worker.config import get_settings, reset_settings
+
+    monkeypatch.setenv("SMS_WORKER_MAX_PARTS", "7")
+    monkeypatch.setenv("SMS_WORKER_RATE_LIMIT_UNIT", "parts")
+    reset_settings()
+    try:
+        with pytest.warns(FutureWarning) as warned:
+            settings = get_settings()
+    finally:
+        reset_settings()
+    assert (settings.max_segments, settings.rate_limit_unit) == (7, "segments")
+    assert {str(w.message).split(" is deprecated")[0] for w in warned} == {"SMS_WORKER_MAX_PARTS", "SMS_WORKER_RATE_LIMIT_UNIT=parts"}

@@ -60,7 +60,7 @@ class TokenBucket:
 
 
 class SendWindow:
-    """At most ``rate`` messages (or parts) depart for an account in any sliding second.
+    """At most ``rate`` messages (or segments) depart for an account in any sliding second.
 
     The provider allows ``rate + burst`` in any second where it counts them, on arrival. The
     burst is left to the way from this window to the provider: requests that depart evenly can

@@ -1,4 +1,4 @@
-"""Fold a text into GSM-7 so it is billed at 160/153 characters per part instead of 70/67.
+"""Fold a text into GSM-7 so it is billed at 160/153 characters per segment instead of 70/67.
 
 This mirrors Telekom SK's ``unicode=false``: the provider strips diacritics rather than send
 UCS-2, so doing the same here lets the price shown before sending match what is delivered.

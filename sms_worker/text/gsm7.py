@@ -46,7 +46,7 @@ EXTENSION_CHARS: Final[frozenset[str]] = frozenset(EXTENSION_TABLE.values())
 GSM7_CHARS: Final[frozenset[str]] = BASIC_CHARS | EXTENSION_CHARS
 
 SEPTETS_SINGLE: Final[int] = 160
-# A concatenated part loses 6 octets (48 bits, ~7 septets) to the User Data Header.
+# A concatenated segment loses 6 octets (48 bits, ~7 septets) to the User Data Header.
 SEPTETS_MULTI: Final[int] = 153
 
 
@@ -64,7 +64,7 @@ EXTENSION_RE: Final[re.Pattern[str]] = _char_class(EXTENSION_CHARS, negate=False
 
 def is_gsm7(text: str) -> bool:
     """True if every character can travel in the GSM default alphabet (basic or extension),
-    i.e. the message will not be forced to UCS-2 and so keeps 160/153 characters per part."""
+    i.e. the message will not be forced to UCS-2 and so keeps 160/153 characters per segment."""
     return NOT_GSM7_RE.search(text) is None
 
 

@@ -5,8 +5,8 @@ shaped around the common case: a short text in basic GSM is answered by one rege
 arithmetic. The exact greedy packing is only walked when it can differ from plain division,
 i.e. a multipart message that contains two-unit characters (GSM extension characters, or
 surrogate pairs in UCS-2), and even then it steps from one such character to the next instead
-of visiting every character. ``split_parts`` uses the very same packing, so the part count the
-customer is charged for always equals the number of parts actually sent.
+of visiting every character. ``split_segments`` uses the very same packing, so the segment count the
+customer is charged for always equals the number of segments actually sent.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ GSM7: Final[str] = "GSM-7"
 UCS2: Final[str] = "UCS-2"
 
 UCS2_SINGLE: Final[int] = 70
-# A concatenated part loses 6 octets to the User Data Header: 134 octets = 67 UTF-16 units.
+# A concatenated segment loses 6 octets to the User Data Header: 134 octets = 67 UTF-16 units.
 UCS2_MULTI: Final[int] = 67
 
 # Characters outside the Basic Multilingual Plane become a surrogate pair in UTF-16.
@@ -36,10 +36,10 @@ _ASTRAL_RE: Final[re.Pattern[str]] = re.compile("[\U00010000-\U0010ffff]")
 
 @dataclass(frozen=True, slots=True)
 class TextAnalysis:
-    """The cost of a message, so it can be shown, billed and rate-limited in SMS parts.
+    """The cost of a message, so it can be shown, billed and rate-limited in SMS segments.
 
     ``forced_ucs2`` names the characters that pushed the message out of GSM-7 (and so from
-    160/153 down to 70/67 characters per part), so a user interface can point at them or offer
+    160/153 down to 70/67 characters per segment), so a user interface can point at them or offer
     :func:`~sms_worker.text.downgrade.downgrade_to_gsm7`.
     """
 
@@ -51,19 +51,19 @@ class TextAnalysis:
 
 
 _EMPTY: Final[TextAnalysis] = TextAnalysis(GSM7, 0, 0, SEPTETS_SINGLE, ())
-# Single-part basic GSM results are identical for a given length; building them once saves the
+# Single-segment basic GSM results are identical for a given length; building them once saves the
 # frozen-dataclass constructor (about half the cost of the whole call) on the hot path.
 _GSM7_SINGLE: Final[tuple[TextAnalysis, ...]] = tuple(
     TextAnalysis(GSM7, 1 if n else 0, n, SEPTETS_SINGLE, ()) for n in range(SEPTETS_SINGLE + 1)
 )
 
 
-def _part_ends(length: int, doubles: list[int], limit: int) -> list[int]:
-    """End index (exclusive) of each part under greedy packing.
+def _segment_ends(length: int, doubles: list[int], limit: int) -> list[int]:
+    """End index (exclusive) of each segment under greedy packing.
 
     ``doubles`` are the sorted indices of characters that cost two units and must not be cut
     in half (an ESC pair, a surrogate pair). Single-unit runs between them are consumed with
-    arithmetic, so the cost is O(parts + doubles), not O(characters).
+    arithmetic, so the cost is O(segments + doubles), not O(characters).
     """
     ends: list[int] = []
     n_doubles = len(doubles)
@@ -84,7 +84,7 @@ def _part_ends(length: int, doubles: list[int], limit: int) -> list[int]:
                 end = length
                 break
             if budget < 2:
-                # Only one unit left: the pair moves whole to the next part.
+                # Only one unit left: the pair moves whole to the next segment.
                 end = i
                 break
             budget -= 2
@@ -96,7 +96,7 @@ def _part_ends(length: int, doubles: list[int], limit: int) -> list[int]:
 
 
 def _layout(text: str) -> tuple[TextAnalysis, list[int] | None]:
-    """The analysis plus, when packing is not plain division, the exact part ends."""
+    """The analysis plus, when packing is not plain division, the exact segment ends."""
     n = len(text)
     if not n:
         return _EMPTY, None
@@ -120,12 +120,12 @@ def _layout(text: str) -> tuple[TextAnalysis, list[int] | None]:
         return TextAnalysis(encoding, 1, units, single, forced_ucs2), None
     if not doubles:
         return TextAnalysis(encoding, -(-units // multi), units, multi, forced_ucs2), None
-    ends = _part_ends(n, doubles, multi)
+    ends = _segment_ends(n, doubles, multi)
     return TextAnalysis(encoding, len(ends), units, multi, forced_ucs2), ends
 
 
 def analyze(text: str) -> TextAnalysis:
-    """Price a message before it is queued: encoding, parts and the characters to blame.
+    """Price a message before it is queued: encoding, segments and the characters to blame.
 
     The text is taken exactly as it will be submitted (no normalisation), because that is
     what the provider will bill.
@@ -133,10 +133,10 @@ def analyze(text: str) -> TextAnalysis:
     return _layout(text)[0]
 
 
-def split_parts(text: str) -> list[str]:
-    """The part texts as a phone receives them, so previews and tests can show the real cuts.
+def split_segments(text: str) -> list[str]:
+    """The segment texts as a phone receives them, so previews and tests can show the real cuts.
 
-    Always ``len(split_parts(t)) == analyze(t).segments`` and ``"".join(split_parts(t)) == t``.
+    Always ``len(split_segments(t)) == analyze(t).segments`` and ``"".join(split_segments(t)) == t``.
     """
     analysis, ends = _layout(text)
     if analysis.segments <= 1:
@@ -144,9 +144,9 @@ def split_parts(text: str) -> list[str]:
     if ends is None:
         step = analysis.per_segment
         return [text[i : i + step] for i in range(0, len(text), step)]
-    parts: list[str] = []
+    segments: list[str] = []
     start = 0
     for end in ends:
-        parts.append(text[start:end])
+        segments.append(text[start:end])
         start = end
-    return parts
+    return segments

@@ -52,7 +52,7 @@ class Pace(Stage):
         return TokenBucket(self._rt.redis, account, spec.rate, spec.burst, self._rt.settings.rate_limit_headroom_seconds)
 
     def _cost(self, item: Item) -> int:
-        return item.row.segments if self._rt.settings.rate_limit_unit == "parts" else 1
+        return item.row.segments if self._rt.settings.rate_limit_unit == "segments" else 1
 
 
 def _by_account(items: list[Item]) -> dict[str, list[Item]]:

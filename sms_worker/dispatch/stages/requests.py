@@ -136,7 +136,7 @@ class Departures:
         return []
 
     def _cost(self, unit: Unit) -> int:
-        return sum(item.row.segments for item in unit) if self.rt.settings.rate_limit_unit == "parts" else len(unit)
+        return sum(item.row.segments for item in unit) if self.rt.settings.rate_limit_unit == "segments" else len(unit)
 
 
 def call(rt: Runtime, unit: Unit) -> list[Outcome]:
