@@ -13,6 +13,7 @@ import pytest
 from sms_worker.addresses import country_of
 from sms_worker.providers.accounts import ProvidersFileError, parse_providers
 from sms_worker.routing import Breaker, Router
+from sms_worker.routing.breaker import Recorded
 
 EXAMPLE = Path(__file__).parent.parent / "providers.example.toml"
 ENVIRON = {"SMS_WORKER_SESSION_KEY_PASSWORD": "sandbox-pass"}
@@ -101,17 +102,17 @@ def breaker(redis_client, cooldown: float = 0.3) -> Breaker:
 
 def test_a_run_of_transient_faults_opens_the_breaker_until_a_probe_succeeds(redis_client):
     b = breaker(redis_client)
-    assert b.record([True] * 4) == ("closed", False)
+    assert b.record([True] * 4) == Recorded("closed", False)
     assert b.admit() == -1
 
-    assert b.record([True], "HTTP_503: down") == ("open", True)
+    assert b.record([True], "HTTP_503: down") == Recorded("open", True)
     assert b.admit() == 0
     assert b.state().reason == "HTTP_503: down"
 
     time.sleep(0.35)
     assert b.admit() == 1, "one probe once the cooldown is over"
     assert b.admit() == 0, "and only one"
-    assert b.record([False]) == ("closed", True)
+    assert b.record([False]) == Recorded("closed", True)
     assert b.admit() == -1
 
 
@@ -121,15 +122,15 @@ def test_a_failed_probe_opens_the_breaker_again(redis_client):
     time.sleep(0.35)
     assert b.admit() == 1
 
-    assert b.record([True]) == ("open", True)
+    assert b.record([True]) == Recorded("open", True)
     assert b.admit() == 0
 
 
 def test_half_of_the_calls_failing_over_a_full_window_opens_the_breaker(redis_client):
     b = breaker(redis_client)
 
-    assert b.record([True, False] * 4) == ("closed", False)  # the window is not full yet
-    assert b.record([True, False]) == ("open", True)
+    assert b.record([True, False] * 4) == Recorded("closed", False)  # the window is not full yet
+    assert b.record([True, False]) == Recorded("open", True)
     assert b.state().recent_failures == 5
 
 
@@ -137,7 +138,7 @@ def test_answers_that_arrive_while_open_do_not_close_it(redis_client):
     b = breaker(redis_client, cooldown=30)
     b.record([True] * 5)
 
-    assert b.record([False] * 3) == ("open", False)
+    assert b.record([False] * 3) == Recorded("open", False)
     assert b.admit() == 0
 
 
@@ -174,4 +175,4 @@ def test_a_key_the_account_type_does_not_know_is_refused_naming_it(account, key,
 def test_a_run_of_faults_inside_one_batch_opens_the_breaker_even_if_the_batch_ends_well(redis_client):
     b = breaker(redis_client)
 
-    assert b.record([False, True, True, True, True, True, False]) == ("open", True)
+    assert b.record([False, True, True, True, True, True, False]) == Recorded("open", True)

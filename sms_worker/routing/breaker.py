@@ -12,8 +12,7 @@ every worker agrees when a cooldown ends.
 from __future__ import annotations
 
 from dataclasses import dataclass
-
-from typing import Any
+from typing import Any, Literal, cast, get_args
 
 import redis
 from redis.client import Pipeline
@@ -25,15 +24,25 @@ from sms_worker.redis_scripts import load_script, text
 UNLIMITED = -1
 
 
+State = Literal["closed", "open", "half_open"]
+
+
 @dataclass(frozen=True, slots=True)
 class BreakerState:
-    state: str
-    """closed, open or half_open."""
+    state: State
     until: float | None = None
     """Epoch seconds (Redis clock) when an open breaker lets a probe through."""
     reason: str | None = None
     recent_failures: int = 0
     recent_calls: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Recorded:
+    """The breaker's state after outcomes were recorded, and whether they changed it."""
+
+    state: State
+    changed: bool
 
 
 def breaker_key(account: str) -> str:
@@ -69,7 +78,7 @@ class Breaker:
         if self._client.hget(self._keys[0], "state") == b"half_open":
             self._client.hset(self._keys[0], "until", "0")
 
-    def record(self, failures: list[bool], reason: str = "") -> tuple[str, bool]:
+    def record(self, failures: list[bool], reason: str = "") -> Recorded:
         """Outcomes in the order the calls ended (True: a transient fault); the state after, and
         whether these outcomes changed it."""
         return self.read_record(self.queue_record(self._client, failures, reason))
@@ -81,9 +90,9 @@ class Breaker:
         return load_script(self._client, "sms_worker.routing", "breaker_record.lua")(keys=self._keys, args=[outcomes, *self._limits, reason], client=client)
 
     @staticmethod
-    def read_record(answer: Any) -> tuple[str, bool]:
+    def read_record(answer: Any) -> Recorded:
         state, changed = answer
-        return text(state), bool(changed)
+        return Recorded(_state(text(state)), bool(changed))
 
     def state(self) -> BreakerState:
         fields = {text(k): text(v) for k, v in self._client.hgetall(self._keys[0]).items()}
@@ -91,7 +100,13 @@ class Breaker:
         failures = recent.count("1")
         if "state" not in fields:
             return BreakerState("closed", recent_failures=failures, recent_calls=len(recent))
-        return BreakerState(fields["state"], float(fields["until"]), fields.get("reason"), failures, len(recent))
+        return BreakerState(_state(fields["state"]), float(fields["until"]), fields.get("reason"), failures, len(recent))
 
     def reset(self) -> None:
         self._client.delete(*self._keys)
+
+
+def _state(word: str) -> State:
+    if word not in get_args(State):
+        raise ValueError(f"breaker state {word!r} is not closed, open or half_open")
+    return cast(State, word)
