@@ -15,6 +15,8 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -232,7 +234,7 @@ def _send_and_watch(console: Console, processes: Processes, timeout: float) -> b
     with Live(console=console, refresh_per_second=4) as live:
         while True:
             processes.check_alive()
-            rows = [(item, message_history(message_id)) for item, message_id in sent]
+            rows = [(item, _history_of(message_history, message_id)) for item, message_id in sent]
             live.update(_table(rows))
             if all(found["message"]["status"] in final for _, found in rows) or time.monotonic() > deadline:
                 break
@@ -244,6 +246,13 @@ def _send_and_watch(console: Console, processes: Processes, timeout: float) -> b
     if not wrong:
         console.print(f"[green]All {len(rows)} messages reached their expected final status.[/green]")
     return not wrong
+
+
+def _history_of(read: Callable[[uuid.UUID], dict[str, Any] | None], message_id: uuid.UUID) -> dict[str, Any]:
+    found = read(message_id)
+    if found is None:
+        raise RuntimeError(f"message {message_id} the demo sent is not in the database")
+    return found
 
 
 def _table(rows: list[tuple[DemoMessage, dict[str, Any]]]) -> Table:

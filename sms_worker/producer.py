@@ -13,10 +13,10 @@ from datetime import datetime, timedelta
 from typing import Any, Iterable, Mapping
 
 from sqlalchemy import Connection, select
+from sqlalchemy.dialects import postgresql, sqlite
 
 from sms_worker.db.bulk import insert_rows
-from sms_worker.db.models import Message
-from sms_worker.dispatch.sql import add_events, event
+from sms_worker.dispatch.sql import MESSAGES, add_events, event
 from sms_worker.priority import Priority
 from sms_worker.queues.pointers import Due, Pointer, enqueue
 from sms_worker.runtime import Runtime
@@ -32,7 +32,6 @@ from sms_worker.validation import (
     validate_validity,
 )
 
-MESSAGES = Message.__table__
 _INSERT_CHUNK = 2000
 
 
@@ -179,12 +178,11 @@ def _insert(conn: Connection, rows: list[dict[str, Any]]) -> set[uuid.UUID]:
     return inserted
 
 
-def _insert_ignoring_conflicts(conn: Connection):  # noqa: ANN202 - dialect-specific Insert
+def _insert_ignoring_conflicts(conn: Connection) -> postgresql.Insert | sqlite.Insert:
+    """An INSERT that skips rows whose idempotency key exists, in the connection's dialect."""
     if conn.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as dialect_insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert as dialect_insert
-    return dialect_insert(MESSAGES).on_conflict_do_nothing(index_elements=["idempotency_key"])
+        return postgresql.insert(MESSAGES).on_conflict_do_nothing(index_elements=["idempotency_key"])
+    return sqlite.insert(MESSAGES).on_conflict_do_nothing(index_elements=["idempotency_key"])
 
 
 def _creation_event(row: dict[str, Any]) -> dict[str, Any]:
@@ -199,7 +197,7 @@ def _resolve_idempotent(conn: Connection, rows: list[dict[str, Any]], inserted: 
     lost = {row["idempotency_key"] for row in rows if row["id"] not in inserted}
     if not lost:
         return [row["id"] for row in rows]
-    winners = dict(conn.execute(select(MESSAGES.c.idempotency_key, MESSAGES.c.id).where(MESSAGES.c.idempotency_key.in_(lost))).all())
+    winners: dict[str, uuid.UUID] = dict(conn.execute(select(MESSAGES.c.idempotency_key, MESSAGES.c.id).where(MESSAGES.c.idempotency_key.in_(lost))).all())
     return [row["id"] if row["id"] in inserted else winners[row["idempotency_key"]] for row in rows]
 
 

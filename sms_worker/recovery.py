@@ -21,7 +21,9 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, delete, or_, select
+from typing import Any
+
+from sqlalchemy import Row, and_, delete, or_, select
 
 from sms_worker.dispatch.batch import Batch, Defer, Item, Waiting
 from sms_worker.dispatch.lease import DISPATCHERS
@@ -135,7 +137,7 @@ class Reclaimer:
             log.warning("%d claimed message(s) of a lost worker queued again (no provider call had started)", report.requeued)
         return report
 
-    def _stale_claims(self, stale_before: datetime) -> list:
+    def _stale_claims(self, stale_before: datetime) -> list[Row[Any]]:
         columns = [MESSAGES.c[name] for name in ("id", "priority", "status", "claim_id", "account", "recipient", "sender", "segments",
                                                  "attempts", "send_after", "valid_until", "first_attempt_at", "requested_account")]
         statement = (
@@ -147,7 +149,7 @@ class Reclaimer:
         with self._rt.engine.connect() as conn:
             return list(conn.execute(statement))
 
-    def _item(self, row: object, now: datetime) -> Item:
+    def _item(self, row: Row[Any], now: datetime) -> Item:
         waiting = Status.RETRYING if row.attempts and row.status == Status.CLAIMED else Status.QUEUED
         item = Item(row.id, Priority(row.priority), Waiting(waiting, row.recipient, row.sender, row.segments, row.attempts, row.send_after,
                                                   row.valid_until, row.first_attempt_at, row.requested_account),

@@ -39,7 +39,7 @@ def pipeline_stats() -> dict[str, Any]:
     rt = build_runtime()
     try:
         with rt.engine.connect() as conn:
-            statuses = dict(conn.execute(select(MESSAGES.c.status, func.count()).group_by(MESSAGES.c.status)).all())
+            statuses: dict[str, int] = dict(conn.execute(select(MESSAGES.c.status, func.count()).group_by(MESSAGES.c.status)).all())
         return {
             "ready": {p.label: n for p, n in ready_lengths(rt.redis).items()},
             "due": rt.redis.zcard(keys.DUE),

@@ -13,6 +13,7 @@ from operator import itemgetter
 from typing import Any, Callable
 
 from sqlalchemy import Boolean, Connection, DateTime, Table, Uuid
+from sqlalchemy.pool import PoolProxiedConnection
 
 
 def _sqlite_converters(table: Table, columns: tuple[str, ...]) -> list[tuple[int, Callable[[Any], Any]]]:
@@ -109,7 +110,16 @@ def update_rows(conn: Connection, table: Table, rows: list[dict[str, Any]], key:
 
 def _copy_rows(conn: Connection, table: Table, columns: tuple[str, ...], rows: list[dict[str, Any]]) -> None:
     """PostgreSQL's COPY, in the caller's transaction: several times faster than executemany."""
-    with conn.connection.driver_connection.cursor() as cursor:
+    with driver_connection(conn.connection).cursor() as cursor:
         with cursor.copy(f"COPY {table.name} ({', '.join(columns)}) FROM STDIN") as copy:
             for values in _parameters(conn, table, columns, rows):
                 copy.write_row(values)
+
+
+def driver_connection(pooled: PoolProxiedConnection) -> Any:
+    """The DB-API connection (psycopg's or sqlite3's) under a pooled one, for what SQLAlchemy
+    does not offer (COPY, autocommit); raises RuntimeError once the pooled one is closed."""
+    driver = pooled.driver_connection
+    if driver is None:
+        raise RuntimeError("the pooled database connection is closed")
+    return driver

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import BigInteger, Column, DateTime, Index, Integer, String, Text, Uuid
+from sqlalchemy import BigInteger, Column, DateTime, Index, Integer, String, Table, Text, Uuid
+from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
 
@@ -103,3 +104,8 @@ class Dispatcher(SQLModel, table=True):
     pid: int
     started_at: datetime = Field(sa_column=_utc_column(nullable=False))
     heartbeat_at: datetime = Field(sa_column=_utc_column(nullable=False))
+
+
+def table_of(model: type[SQLModel]) -> Table:
+    """The Core table a table model maps (SQLModel does not declare ``__table__`` to type checkers)."""
+    return cast(Table, sa_inspect(model).local_table)

@@ -16,7 +16,7 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-from sms_worker.db.bulk import driver_values, placeholder
+from sms_worker.db.bulk import driver_connection, driver_values, placeholder
 from sms_worker.dispatch.sql import MESSAGES
 from sms_worker.status import Status
 
@@ -63,7 +63,7 @@ class CallRecord:
     def _cursor(self) -> Any:
         if self._connection is None:
             pooled = self._engine.raw_connection()
-            connection = pooled.driver_connection
+            connection = driver_connection(pooled)
             pooled.detach()
             if self._dialect == "sqlite":
                 connection.isolation_level = None

@@ -75,5 +75,5 @@ def _values_of(item: Item, now: datetime, first_check: timedelta) -> Change | No
         values["requested_account"] = item.account
     if disposition.code is not None:
         values.update(error_code=disposition.code, error_text=disposition.reason)
-    note = event(item.id, now, status, disposition.reason, code=disposition.code) if item.called or disposition.status else None
-    return Change(item.id, item.claim_id, item.attempt, values, note, pointer)
+    history = event(item.id, now, status, disposition.reason, code=disposition.code) if item.called or disposition.status else None
+    return Change(item.id, item.claim_id, item.attempt, values, history, pointer)

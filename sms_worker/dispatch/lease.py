@@ -21,13 +21,13 @@ from datetime import datetime, timedelta
 from sqlalchemy import Engine, delete, insert, update
 
 from sms_worker.clock import Clock
-from sms_worker.db.models import Dispatcher
+from sms_worker.db.models import Dispatcher, table_of
 from sms_worker.dispatch.ledger import Ledger
 from sms_worker.outages import describe_outage
 from sms_worker.logs import get_logger
 
 log = get_logger("lease")
-DISPATCHERS = Dispatcher.__table__
+DISPATCHERS = table_of(Dispatcher)
 
 
 class Lease:

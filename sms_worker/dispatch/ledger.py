@@ -97,7 +97,7 @@ class Ledger:
                 return
             self._held.popleft()
 
-    def _commit(self, changes: list[Change]) -> list[tuple[int, str, float]]:
+    def _commit(self, changes: list[Change]) -> list[Due]:
         """One transaction for the rows and their events; returns the pointers of what was written.
 
         The common case costs one fenced ``UPDATE`` per kind of change (executemany) and one
@@ -118,7 +118,7 @@ class Ledger:
             with self._engine.begin() as conn:
                 return pointers + self._commit_row_by_row(conn, rows)
 
-    def _commit_row_by_row(self, conn: Connection, rows: list[Change]) -> list[tuple[int, str, float]]:
+    def _commit_row_by_row(self, conn: Connection, rows: list[Change]) -> list[Due]:
         now = self._clock.now()
         updates, events, pointers = [], [], []
         if rows:

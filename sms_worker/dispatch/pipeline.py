@@ -18,6 +18,7 @@ still in play are deferred for a moment, so no pointer is lost, and the after-st
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from datetime import timedelta
 from typing import ClassVar
 
@@ -80,6 +81,10 @@ class Pipeline:
         self.ledger.write(batch)
         return batch.in_play()
 
+    def _run_pieces(self, piece: list[Item], after: int) -> None:
+        """What a stage hands downstream: the items run through the stages after it."""
+        self._run(Batch(piece), after, len(self.stages))
+
     def _run(self, batch: Batch, start: int, stop: int) -> None:
         ran: list[Stage] = []
         try:
@@ -102,7 +107,7 @@ class Pipeline:
             if not batch.in_play():
                 return
             ran.append(stage)
-            stage.process(batch, lambda piece, after=index + 1: self._run(Batch(piece), after, len(self.stages)))
+            stage.process(batch, partial(self._run_pieces, after=index + 1))
 
     def _give_back(self, batch: Batch, error: Exception) -> None:
         left = batch.in_play()

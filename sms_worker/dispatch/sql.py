@@ -9,11 +9,11 @@ from typing import Any, Iterable
 from sqlalchemy import Connection, ColumnElement, Row, func, update
 
 from sms_worker.db.bulk import insert_rows, update_rows
-from sms_worker.db.models import Message, MessageEvent
+from sms_worker.db.models import Message, MessageEvent, table_of
 from sms_worker.status import WAITING_VALUES, Status
 
-MESSAGES = Message.__table__
-EVENTS = MessageEvent.__table__
+MESSAGES = table_of(Message)
+EVENTS = table_of(MessageEvent)
 NEVER_SENT_EXPIRY = "validity ended before it could be sent; never sent"
 
 

@@ -13,7 +13,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import Protocol, cast
 
 import redis
 
@@ -97,7 +97,7 @@ def pop_batch(client: redis.Redis, size: int, standard_share: float, low_share: 
 
 def pop_urgent(client: redis.Redis, limit: int) -> list[Pointer]:
     """High-priority pointers only: what a running batch takes in between its calls."""
-    popped = client.lpop(keys.ready(Priority.HIGH), limit) or []
+    popped = cast(list[bytes] | None, client.lpop(keys.ready(Priority.HIGH), limit)) or []
     return [Pointer._read(Priority.HIGH, item) for item in popped]
 
 

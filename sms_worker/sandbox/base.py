@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Protocol
+from collections.abc import Sequence
+from typing import ClassVar, Protocol
 
 from starlette.routing import BaseRoute
 
@@ -15,12 +16,12 @@ from sms_worker.sandbox.settings import SandboxSettings
 class Emulator(Protocol):
     """One provider's API, mounted under ``/<name>``; ``endpoints`` are the names fault rules use."""
 
-    name: str
-    endpoints: frozenset[str]
+    name: ClassVar[str]
+    endpoints: ClassVar[frozenset[str]]
 
     def __init__(self, settings: SandboxSettings, clock: Clock, recorder: Recorder, faults: FaultEngine) -> None: ...
 
-    def routes(self) -> list[BaseRoute]: ...
+    def routes(self) -> Sequence[BaseRoute]: ...
 
     def reset(self) -> None:
         """Forget messages, sessions and balances, as at start-up (message ids keep counting)."""

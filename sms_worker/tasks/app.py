@@ -35,8 +35,9 @@ class PromptConsumer(Consumer):
     connection each while Redis is down."""
 
     def ensure_connected(self, conn: Connection) -> Connection:
-        conn.ensure_connection = functools.partial(conn.ensure_connection, interval_start=0, interval_step=RECONNECT_EVERY,
-                                                   interval_max=RECONNECT_EVERY)
+        conn.ensure_connection = functools.partial(  # type: ignore[method-assign]  # for this call only, then deleted
+            conn.ensure_connection, interval_start=0, interval_step=RECONNECT_EVERY,
+            interval_max=RECONNECT_EVERY)
         try:
             return super().ensure_connected(conn)
         finally:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Awaitable, Callable
-from typing import Any, Final
+from typing import Any, ClassVar, Final
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -69,8 +69,8 @@ _DOCUMENTED_FIELDS: Final = frozenset({"from", "to", "text"})
 class Dexatel:
     """Bearer keys from settings, one prepaid balance, messages whose status follows the clock."""
 
-    name: Final = PROVIDER
-    endpoints: Final = frozenset({SEND, STATUS, BALANCE})
+    name: ClassVar[str] = PROVIDER
+    endpoints: ClassVar[frozenset[str]] = frozenset({SEND, STATUS, BALANCE})
 
     def __init__(self, settings: SandboxSettings, clock: Clock, recorder: Recorder, faults: FaultEngine) -> None:
         self._keys = settings.dexatel_api_keys

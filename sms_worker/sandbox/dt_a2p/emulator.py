@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from decimal import Decimal
-from typing import Any, Final
+from typing import Any, ClassVar, Final
 
 import phonenumbers
 from starlette.requests import Request
@@ -82,8 +82,8 @@ class Refused(SmsWorkerError):
 class DtA2p:
     """One prepaid balance shared by every API key, and the messages it paid for."""
 
-    name: Final = PROVIDER
-    endpoints: Final = frozenset({SEND, REPORT, BALANCE})
+    name: ClassVar[str] = PROVIDER
+    endpoints: ClassVar[frozenset[str]] = frozenset({SEND, REPORT, BALANCE})
 
     def __init__(self, settings: SandboxSettings, clock: Clock, recorder: Recorder, faults: FaultEngine) -> None:
         self._settings = settings

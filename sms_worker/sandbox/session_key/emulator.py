@@ -7,7 +7,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from datetime import datetime
-from typing import Any, Final
+from typing import Any, ClassVar, Final
 from zoneinfo import ZoneInfo
 
 from starlette.requests import Request
@@ -54,7 +54,7 @@ _errors: Final = ErrorTable(ERRORS, lambda code, message: {"result": "KO", "code
 def error(code: str, message: str | None = None, recipients: list[str] | None = None) -> Answer:
     """The gateway's error body; a code it does not know (from a fault rule) is a 400."""
     answer = _errors(code, message)
-    if recipients:
+    if recipients and isinstance(answer.body, dict):
         answer = replace(answer, body={**answer.body, "recipients": recipients})
     return answer
 
@@ -62,8 +62,8 @@ def error(code: str, message: str | None = None, recipients: list[str] | None = 
 class SessionKey:
     """Users, sessions, one credit pool, and orders of per-recipient messages on the injected clock."""
 
-    name: Final = PROVIDER
-    endpoints: Final = frozenset(ENDPOINTS)
+    name: ClassVar[str] = PROVIDER
+    endpoints: ClassVar[frozenset[str]] = frozenset(ENDPOINTS)
 
     def __init__(self, settings: SandboxSettings, clock: Clock, recorder: Recorder, faults: FaultEngine) -> None:
         self._passwords = dict(settings.session_key_users)
@@ -140,11 +140,9 @@ class SessionKey:
         recipients = recipients_of(body)
         drawn = self._draw(recipients)
         blocking = next(((number, rule) for number, rule in drawn if rule.fault in _PREEMPTING), None)
-        if blocking is not None:
-            answer = self._preempt(blocking[1], blocking[0])
-        else:
-            finals = {number: State(rule.params["status"]) for number, rule in drawn if rule.fault is FaultKind.FINAL_STATUS}
-            answer = self._admit(request) or self._accept(body, finals)
+        preempted = self._preempt(blocking[1], blocking[0]) if blocking is not None else None
+        finals = {number: State(rule.params["status"]) for number, rule in drawn if rule.fault is FaultKind.FINAL_STATUS}
+        answer = preempted or self._admit(request) or self._accept(body, finals)
         self._record(body, recipients, answer)
         return await respond(answer, *(rule for _, rule in drawn))
 
@@ -209,7 +207,8 @@ class SessionKey:
             "returnCredits": fields.get("returnCredits"),
             "scheduled_delivery_time": fields.get("scheduled_delivery_time"),
         }
-        for number in recipients or [None]:
+        numbers: list[str | None] = [*recipients] or [None]
+        for number in numbers:
             entry = replace(answer, message_id=f"{answer.message_id}:{number}") if answer.accepted else answer
             self._recorder.record(
                 PROVIDER, SMS, entry, to=number, sender=fields.get("sender"), text=fields.get("message"), params=params

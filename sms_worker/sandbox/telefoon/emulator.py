@@ -8,7 +8,7 @@ import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from decimal import Decimal
-from typing import Any, Final
+from typing import Any, ClassVar, Final
 from urllib.parse import urlsplit
 
 from starlette.requests import Request
@@ -95,8 +95,8 @@ Handler = Callable[[Request, Any, FaultRule | None], Answer]
 class Telefoon:
     """Messages by id, their statuses computed on the injected clock, and the API's operations."""
 
-    name: Final = PROVIDER
-    endpoints: Final = frozenset({SEND, LIST, GET, DELETE})
+    name: ClassVar[str] = PROVIDER
+    endpoints: ClassVar[frozenset[str]] = frozenset({SEND, LIST, GET, DELETE})
 
     def __init__(self, settings: SandboxSettings, clock: Clock, recorder: Recorder, faults: FaultEngine) -> None:
         self._keys = settings.telefoon_api_keys

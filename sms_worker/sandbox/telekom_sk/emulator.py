@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Final
+from typing import Any, ClassVar, Final
 from zoneinfo import ZoneInfo
 
 from starlette.requests import Request
@@ -71,8 +71,8 @@ class Call:
 class TelekomSk:
     """Sessions, messages and the document's six functions, shared by every codec."""
 
-    name: Final = PROVIDER
-    endpoints: Final = frozenset(ENDPOINTS)
+    name: ClassVar[str] = PROVIDER
+    endpoints: ClassVar[frozenset[str]] = frozenset(ENDPOINTS)
 
     def __init__(self, settings: SandboxSettings, clock: Clock, recorder: Recorder, faults: FaultEngine) -> None:
         self._tokens = settings.telekom_sk_tokens
