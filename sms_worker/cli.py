@@ -5,11 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import signal
 import sys
-import threading
 import uuid
-from dataclasses import asdict
 from datetime import datetime
 from typing import Any, Callable
 
@@ -125,34 +122,17 @@ def _print_error(args: argparse.Namespace, field: str, reason: str) -> None:
 
 
 def _worker(args: argparse.Namespace) -> int:
-    from sms_worker.tasks.app import QUEUE_ORDER, celery_app
+    from sms_worker.tasks.programs import run_worker
 
-    argv = ["worker", "-c", str(args.concurrency), "-Q", args.queues or ",".join(QUEUE_ORDER), "-l", args.loglevel, "-E"]
-    argv += ["--without-gossip", "--without-mingle"] + (["-n", args.hostname] if args.hostname else [])
-    celery_app.worker_main(argv)
+    queues = {"queues": args.queues.split(",")} if args.queues else {}
+    run_worker(concurrency=args.concurrency, loglevel=args.loglevel, hostname=args.hostname, **queues)
     return 0
 
 
 def _scheduler(args: argparse.Namespace) -> int:
-    from celery.beat import EmbeddedService
+    from sms_worker.scheduler import run_scheduler
 
-    from sms_worker.config import get_settings
-    from sms_worker.scheduler import run_scheduler_loop
-    from sms_worker.tasks.app import celery_app
-    from sms_worker.tasks.process import process_runtime
-
-    settings = get_settings()
-    settings.home.mkdir(parents=True, exist_ok=True)
-    stop = threading.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: stop.set())
-    beat = EmbeddedService(celery_app, thread=True, schedule_filename=str(settings.home / "celerybeat-schedule"))
-    beat.start()
-    logging.getLogger("sms_worker.scheduler").info("scheduler running: beat, promoter and reclaimer")
-    try:
-        run_scheduler_loop(process_runtime(), stop)
-    finally:
-        beat.stop()
+    run_scheduler()
     return 0
 
 
@@ -167,26 +147,19 @@ def _sandbox(args: argparse.Namespace) -> int:
 
 
 def _callbacks(args: argparse.Namespace) -> int:
-    import uvicorn
+    from sms_worker.callbacks import serve_callbacks
+    from sms_worker.config import get_settings
 
-    from sms_worker.callbacks import create_callback_app
-    from sms_worker.runtime import build_runtime
-
-    rt = build_runtime()
-    try:
-        uvicorn.run(create_callback_app(rt), host=args.host or rt.settings.callback_host, port=args.port or rt.settings.callback_port,
-                    log_level="warning")
-    finally:
-        rt.close()
+    settings = get_settings()
+    serve_callbacks(args.host or settings.callback_host, args.port or settings.callback_port)
     return 0
 
 
 def _flower(args: argparse.Namespace) -> int:
     from sms_worker.config import get_settings
-    from sms_worker.tasks.app import celery_app
+    from sms_worker.tasks.programs import run_flower
 
-    port = args.port or get_settings().flower_port
-    celery_app.start(["flower", f"--port={port}", "--address=127.0.0.1", "--max_tasks=10000"])
+    run_flower(args.port or get_settings().flower_port)
     return 0
 
 
@@ -249,16 +222,12 @@ def _providers(args: argparse.Namespace) -> int:
 
 
 def _providers_resume(args: argparse.Namespace) -> int:
-    from sms_worker.providers.pause import resume
+    from sms_worker.providers.admin import resume_account
     from sms_worker.runtime import build_runtime
 
     rt = build_runtime()
     try:
-        if args.name not in rt.accounts:
-            raise InvalidField("name", f"{args.name!r} is not a configured account ({', '.join(sorted(rt.accounts))})")
-        was_open = rt.breaker(args.name).state().state != "closed"
-        rt.breaker(args.name).reset()
-        lifted = [what for what, done in (("pause lifted", resume(rt.redis, args.name)), ("breaker closed", was_open)) if done]
+        lifted = resume_account(rt, args.name)
         print(f"{args.name}: {', '.join(lifted) if lifted else 'was already in routing'}")
     finally:
         rt.close()
@@ -266,14 +235,13 @@ def _providers_resume(args: argparse.Namespace) -> int:
 
 
 def _providers_check(args: argparse.Namespace) -> int:
-    from sms_worker.views import check_accounts
+    from sms_worker.providers.admin import require_accounts
     from sms_worker.runtime import build_runtime
+    from sms_worker.views import check_accounts
 
     rt = build_runtime()
     try:
-        unknown = [name for name in args.names if name not in rt.accounts]
-        if unknown:
-            raise InvalidField("names", f"{unknown[0]!r} is not a configured account ({', '.join(sorted(rt.accounts))})")
+        require_accounts(rt, "names", args.names)
         results = check_accounts(rt, args.names)
     finally:
         rt.close()
@@ -300,20 +268,16 @@ def _stats(args: argparse.Namespace) -> int:
 
 
 def _segments(args: argparse.Namespace) -> int:
-    from sms_worker.text import analyze, downgrade_to_gsm7, split_parts
+    from sms_worker.text import cost_report
 
-    text = downgrade_to_gsm7(args.text) if args.unicode == "false" else args.text
-    analysis = analyze(text)
-    report = {**asdict(analysis), "forced_ucs2": list(analysis.forced_ucs2), "parts": split_parts(text)}
-    if text != args.text:
-        report["downgraded_text"] = text
+    report = cost_report(args.text, downgrade=args.unicode == "false")
     if args.json:
         print(json.dumps(report, ensure_ascii=False))
     else:
-        forced = f", forced by {' '.join(analysis.forced_ucs2)}" if analysis.forced_ucs2 else ""
-        print(f"{analysis.encoding}, {analysis.segments} part(s), {analysis.units} units, {analysis.per_segment} per part{forced}")
-        if text != args.text:
-            print(f"sent as: {text}")
+        forced = f", forced by {' '.join(report['forced_ucs2'])}" if report["forced_ucs2"] else ""
+        print(f"{report['encoding']}, {report['segments']} part(s), {report['units']} units, {report['per_segment']} per part{forced}")
+        if "downgraded_text" in report:
+            print(f"sent as: {report['downgraded_text']}")
     return 0
 
 
