@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 
 
@@ -147,3 +148,25 @@ def test_a_bad_providers_file_is_reported_naming_the_field(settings_for, tmp_pat
     assert result.returncode != 0
     assert "accounts.x.rate: must be a positive number" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_help_lists_every_command_and_what_send_takes():
+    shown = cli("--help")
+    assert shown.returncode == 0
+    listed = re.findall(r"^  (\S+)\s+\S", shown.stdout.partition("Commands:")[2], re.M)
+    assert listed == ["worker", "scheduler", "sandbox", "callbacks", "flower", "send", "status", "providers", "stats", "segments", "demo", "db"]
+
+    send = cli("send", "--help")
+    assert send.returncode == 0
+    words = " ".join(send.stdout.split())
+    assert "Usage: sms-worker send [OPTIONS] TO TEXT" in words
+    for option in ("--sender ID", "--priority LEVEL", "--validity MINUTES", "--send-at TIME", "--idempotency-key KEY", "--unicode", "--json"):
+        assert option in words, option
+    assert "[default: standard]" in words
+    assert "Examples: sms-worker send +421900123456" in words
+
+
+def test_no_command_shows_the_help_and_exits_2():
+    result = cli()
+    assert result.returncode == 2
+    assert "Commands:" in result.stdout

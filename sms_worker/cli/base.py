@@ -1,0 +1,99 @@
+"""What every ``sms-worker`` command shares: logging, ``--json``, our errors in one format with
+one exit code, and a runtime for the command's length."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, NoReturn
+
+import click
+
+from sms_worker.providers.accounts import ProvidersFileError
+from sms_worker.validation import InvalidField
+
+if TYPE_CHECKING:
+    from sms_worker.runtime import Runtime
+
+BAD_INPUT = 2
+"""Exit code for input we refuse: a usage error, an invalid field, a bad providers file."""
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+
+
+def configure_logging() -> None:
+    """Log to stderr at INFO (``--loglevel`` changes it), with time, level and logger name;
+    httpx and alembic log their warnings only."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for chatty in ("httpx", "alembic"):
+        logging.getLogger(chatty).setLevel(logging.WARNING)
+
+
+def _set_log_level(ctx: click.Context, param: click.Parameter, level: str) -> str:
+    logging.getLogger().setLevel(level.upper())
+    return level
+
+
+loglevel_option = click.option("--loglevel", type=click.Choice(LOG_LEVELS, case_sensitive=False), default="info", show_default=True,
+                               metavar="LEVEL", callback=_set_log_level, help=f"Log this level and above to stderr: {', '.join(LOG_LEVELS)}.")
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON on stdout instead of text, errors included.")
+
+
+def echo_json(value: Any, **dumps: Any) -> None:
+    """Print ``value`` as one line of JSON on stdout; ``dumps`` are :func:`json.dumps` options."""
+    click.echo(json.dumps(value, **dumps))
+
+
+def fail(field: str, reason: str, exit_code: int, ctx: click.Context | None = None) -> NoReturn:
+    """Say which ``field`` is wrong and why, then exit with ``exit_code``: with ``--json`` given to
+    the command or a group above it, ``{"error": {"field": ..., "reason": ...}}`` on stdout,
+    otherwise ``error: FIELD: REASON`` on stderr."""
+    if _wants_json(ctx or click.get_current_context()):
+        echo_json({"error": {"field": field, "reason": reason}})
+    else:
+        click.echo(f"error: {field}: {reason}", err=True)
+    raise click.exceptions.Exit(exit_code)
+
+
+def _wants_json(ctx: click.Context | None) -> bool:
+    while ctx is not None:
+        if ctx.params.get("as_json"):
+            return True
+        ctx = ctx.parent
+    return False
+
+
+class Command(click.Command):
+    """A command that reports our errors as :func:`fail` does, exiting ``BAD_INPUT``: an
+    :class:`InvalidField` names its field, a :class:`ProvidersFileError` names
+    ``SMS_WORKER_PROVIDERS_FILE``."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except InvalidField as error:
+            fail(error.field, error.reason, BAD_INPUT, ctx)
+        except ProvidersFileError as error:
+            fail("SMS_WORKER_PROVIDERS_FILE", str(error), BAD_INPUT, ctx)
+
+
+class Group(Command, click.Group):
+    """A group of :class:`Command`, listed in the order they were added rather than sorted."""
+
+    command_class = Command
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(self.commands)
+
+
+@contextmanager
+def open_runtime() -> Iterator["Runtime"]:
+    """A runtime on the configured database, Redis and accounts, closed when the block ends."""
+    from sms_worker.runtime import build_runtime
+
+    rt = build_runtime()
+    try:
+        yield rt
+    finally:
+        rt.close()
