@@ -20,7 +20,7 @@ def root(ctx: click.Context) -> int:
     \b
     Processes, each until Ctrl-C or SIGTERM (the Procfile runs them all):
       sandbox, worker, scheduler, callbacks, flower
-    Talking to a running system: send, status, stats, providers, segments
+    Talking to a running system: send, status, stats, accounts, segments
     To try it all at once: sms-worker demo
 
     Settings come from SMS_WORKER_* environment variables (.env.example lists them). Give
@@ -34,7 +34,7 @@ def root(ctx: click.Context) -> int:
 
 
 for command in (worker.worker, scheduler.scheduler, sandbox.sandbox, callbacks.callbacks, flower.flower, messages.send, messages.status,
-                accounts.providers, stats.stats, segments.segments, demo.demo, db.db):
+                accounts.accounts, accounts.providers, stats.stats, segments.segments, demo.demo, db.db):
     root.add_command(command)
 
 

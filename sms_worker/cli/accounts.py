@@ -1,4 +1,5 @@
-"""``sms-worker providers``: the configured accounts, as an operator sees and handles them."""
+"""``sms-worker accounts``: the configured accounts, as an operator sees and handles them;
+``sms-worker providers`` is its former name, kept for one release."""
 
 from __future__ import annotations
 
@@ -7,13 +8,13 @@ from typing import Any
 
 import click
 
-from sms_worker.cli.base import Group, echo_json, json_option, open_runtime
+from sms_worker.cli.base import Group, deprecated_alias, echo_json, json_option, open_runtime
 
 
 @click.group(cls=Group, invoke_without_command=True)
 @json_option
 @click.pass_context
-def providers(ctx: click.Context, as_json: bool) -> int:
+def accounts(ctx: click.Context, as_json: bool) -> int:
     """List the accounts: rate limit and rate, breaker, pause.
 
     An account is a provider account configured in SMS_WORKER_PROVIDERS_FILE (see
@@ -45,7 +46,7 @@ def _account_line(account: dict[str, Any]) -> str:
             f"(burst {account['burst']})  breaker {breaker}, recent failures {account['recent_failures']}  {state}")
 
 
-@providers.command()
+@accounts.command()
 @click.argument("name")
 def resume(name: str) -> int:
     """Put an account back in routing: lift its pause, close its breaker.
@@ -60,7 +61,7 @@ def resume(name: str) -> int:
     return 0
 
 
-@providers.command()
+@accounts.command()
 @click.argument("names", nargs=-1, metavar="[NAME]...")
 @json_option
 def check(names: tuple[str, ...], as_json: bool) -> int:
@@ -81,3 +82,6 @@ def check(names: tuple[str, ...], as_json: bool) -> int:
         for result in results:
             click.echo(f"{result['name']:<16} {'OK  ' if result['ok'] else 'FAIL'}  {result['detail']}")
     return 0 if all(result["ok"] for result in results) else 1
+
+
+providers = deprecated_alias(accounts, "providers")

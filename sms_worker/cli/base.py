@@ -1,13 +1,15 @@
 """What every ``sms-worker`` command shares: logging, ``--json``, our errors in one format with
-one exit code, and a runtime for the command's length."""
+one exit code, a runtime for the command's length, and spellings kept for one release."""
 
 from __future__ import annotations
 
+import functools
+import inspect
 import json
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar, cast
 
 import click
 
@@ -19,7 +21,10 @@ if TYPE_CHECKING:
 
 BAD_INPUT = 2
 """Exit code for input we refuse: a usage error, an invalid field, a bad providers file."""
+REMOVED_IN = "0.3"
+"""The release that drops the deprecated spellings."""
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 def configure_logging() -> None:
@@ -85,6 +90,45 @@ class Group(Command, click.Group):
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return list(self.commands)
+
+
+def warn_deprecated(old: str, new: str) -> None:
+    """Say on stderr that ``old`` is deprecated in favour of ``new``, and when it goes."""
+    click.echo(f"warning: {old} is deprecated, use {new} (it will be removed in {REMOVED_IN})", err=True)
+
+
+def deprecated_option(old: str, new: str, param: str) -> Callable[[F], F]:
+    """Keep option ``old`` (e.g. ``--provider``) for one release as a hidden spelling of option
+    ``new`` (``--account``, whose parameter is ``param``): its value goes to ``param``, with a
+    warning on stderr; both given is a usage error (exit 2)."""
+    old_param = old.lstrip("-").replace("-", "_")
+
+    def decorate(command: F) -> F:
+        @functools.wraps(command)
+        def run(**params: Any) -> Any:
+            value = params.pop(old_param)
+            if value is not None:
+                warn_deprecated(old, new)
+                if params[param] is not None:
+                    raise click.UsageError(f"{old} is the old spelling of {new}: give {new} only")
+                params[param] = value
+            return command(**params)
+
+        return cast(F, click.option(old, old_param, hidden=True)(run))
+
+    return decorate
+
+
+def deprecated_alias(group: click.Group, old: str) -> Group:
+    """Keep ``group`` under its former name ``old`` for one release, hidden from the help: the
+    same options and commands, each run after a warning on stderr."""
+
+    def warn_then_run(**params: Any) -> Any:
+        warn_deprecated(f"'sms-worker {old}'", f"'sms-worker {group.name}'")
+        return click.get_current_context().invoke(group.callback, **params) if group.callback else None
+
+    return Group(old, commands=group.commands, params=group.params, callback=warn_then_run, hidden=True,
+                 invoke_without_command=group.invoke_without_command, help=f"Deprecated: use '{group.name}'.\n\n{inspect.cleandoc(group.help or '')}")
 
 
 @contextmanager

@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from sms_worker.cli.base import Command, echo_json, fail, json_option
+from sms_worker.cli.base import Command, deprecated_option, echo_json, fail, json_option
 from sms_worker.validation import InvalidField
 
 UNICODE_CHOICES = {"auto": None, "true": True, "false": False}
@@ -38,13 +38,14 @@ class IsoTime(click.ParamType):
               help="How long the message may wait to be sent, 1-1440 minutes, counted from --send-at if given.")
 @click.option("--send-at", type=IsoTime(), help="Send no earlier than this ISO 8601 time, with its zone, e.g. 2030-01-31T08:00:00+01:00.")
 @click.option("--idempotency-key", metavar="KEY", help="Up to 128 characters; the same key again returns the first message's id.")
-@click.option("--provider", metavar="NAME", show_default="routing picks, with failover",
-              help="Send through this configured account only.")
+@click.option("--account", metavar="NAME", show_default="routing picks, with failover",
+              help="Send through this configured account only (see `sms-worker accounts`).")
+@deprecated_option("--provider", "--account", "account")
 @click.option("--unicode", type=click.Choice(list(UNICODE_CHOICES)), default="auto", show_default=True,
               help="auto: the text decides; false: strip diacritics to GSM-7 first; true: ask Telekom SK for Unicode.")
 @json_option
 def send(to: str, text: str, sender: str | None, priority: str, validity: int | None, send_at: datetime | None,
-         idempotency_key: str | None, provider: str | None, unicode: str, as_json: bool) -> int:
+         idempotency_key: str | None, account: str | None, unicode: str, as_json: bool) -> int:
     """Queue one message and print its id.
 
     TO is a phone number in international form (+421900123456). The message is checked first:
@@ -61,7 +62,7 @@ def send(to: str, text: str, sender: str | None, priority: str, validity: int | 
 
     upgrade(get_settings().resolved_database_url)
     options: dict[str, Any] = {"sender": sender, "priority": priority, "validity": validity, "send_at": send_at, "idempotency_key": idempotency_key,
-               "provider": provider, "unicode": UNICODE_CHOICES[unicode]}
+               "provider": account, "unicode": UNICODE_CHOICES[unicode]}
     message_id = send_sms(to, text, **{name: value for name, value in options.items() if value is not None})
     if as_json:
         echo_json({"id": str(message_id)})
