@@ -206,3 +206,26 @@ def test_send_takes_an_account_and_the_deprecated_provider_with_a_warning(settin
     both = cli("send", "+421900123456", "hello", "--provider", "telekom-sk", "--account", "telekom-sk", env=env)
     assert both.returncode == 2 and "give --account only" in both.stderr
     assert json.loads(cli("stats", "--json", env=env).stdout)["statuses"] == {"queued": 2}
+
+
+def test_a_text_beginning_with_a_dash_is_the_text_not_an_option(settings_for, redis_client):
+    assert segments("-hello")["parts"] == ["-hello"]
+    assert segments("--hello")["parts"] == ["--hello"]
+    env = process_env(settings_for())
+
+    for args in (["+421900000001", "-5 % off today", "--json"], ["--json", "+421900000001", "-5 % off today"],
+                 ["--json", "--", "+421900000001", "-5 % off today"]):
+        sent = cli("send", *args, env=env)
+        assert sent.returncode == 0, (args, sent.stderr)
+        shown = json.loads(cli("status", json.loads(sent.stdout)["id"], "--json", env=env).stdout)
+        assert shown["message"]["text"] == "-5 % off today"
+
+
+def test_an_unknown_option_outside_the_text_is_still_reported(settings_for):
+    env = process_env(settings_for())
+    for unknown, args in (("--jsn", ["send", "+421900000001", "hello", "--jsn"]), ("-x", ["send", "-x", "+421900000001", "hello"]),
+                          ("--jsn", ["segments", "hello", "--jsn"])):
+        result = cli(*args, env=env)
+        assert result.returncode == 2, args
+        assert "No such option" in result.stderr and unknown in result.stderr, args
+    assert json.loads(cli("stats", "--json", env=env).stdout)["statuses"] == {}, "nothing was sent"

@@ -1,10 +1,12 @@
 """What every ``sms-worker`` command shares: logging, ``--json``, our errors in one format with
-one exit code, a runtime for the command's length, and spellings kept for one release."""
+one exit code, texts that begin with "-", a runtime for the command's length, and spellings
+kept for one release."""
 
 from __future__ import annotations
 
 import functools
 import inspect
+import itertools
 import json
 import logging
 from collections.abc import Callable, Iterator
@@ -90,6 +92,39 @@ class Group(Command, click.Group):
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return list(self.commands)
+
+
+class TextCommand(Command):
+    """A command whose argument named ``text`` may begin with "-", as in ``"-5 % off"``: in that
+    position a word that is none of the command's options is the text. Elsewhere an unknown
+    option is still reported, and ``--`` still ends the options."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        return super().parse_args(ctx, self._options_then_arguments(ctx, args))
+
+    def _options_then_arguments(self, ctx: click.Context, args: list[str]) -> list[str]:
+        """``args`` reordered as options, ``--``, arguments: the same command line, in which
+        click's parser can no longer take the text for an option."""
+        params = self.get_params(ctx)
+        takes_value = {name: not (param.is_flag or param.count)
+                       for param in params if isinstance(param, click.Option) for name in (*param.opts, *param.secondary_opts)}
+        arguments = [param.name for param in params if isinstance(param, click.Argument)]
+        options: list[str] = []
+        positional: list[str] = []
+        words = iter(args)
+        for word in words:
+            if word == "--":
+                positional.extend(words)
+                break
+            at_text = len(positional) < len(arguments) and arguments[len(positional)] == "text"
+            looks_like_option = word.startswith("-") and word != "-"
+            if looks_like_option and not (at_text and word.partition("=")[0] not in takes_value):
+                options.append(word)
+                if takes_value.get(word):
+                    options.extend(itertools.islice(words, 1))
+            else:
+                positional.append(word)
+        return [*options, "--", *positional]
 
 
 def warn_deprecated(old: str, new: str) -> None:

@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from sms_worker.cli.base import Command, deprecated_option, echo_json, fail, json_option
+from sms_worker.cli.base import Command, TextCommand, deprecated_option, echo_json, fail, json_option
 from sms_worker.validation import InvalidField
 
 UNICODE_CHOICES = {"auto": None, "true": True, "false": False}
@@ -28,7 +28,7 @@ class IsoTime(click.ParamType):
             self.fail(f"{value!r} is not an ISO 8601 time, e.g. 2030-01-31T08:00:00+01:00", param, ctx)
 
 
-@click.command(cls=Command)
+@click.command(cls=TextCommand)
 @click.argument("to")
 @click.argument("text")
 @click.option("--sender", metavar="ID", show_default="the account's own",
@@ -48,13 +48,14 @@ def send(to: str, text: str, sender: str | None, priority: str, validity: int | 
          idempotency_key: str | None, account: str | None, unicode: str, as_json: bool) -> int:
     """Queue one message and print its id.
 
-    TO is a phone number in international form (+421900123456). The message is checked first:
-    a field we refuse is named with the reason, and exits 2.
+    TO is a phone number in international form (+421900123456); TEXT may begin with "-". The
+    message is checked first: a field we refuse is named with the reason, and exits 2.
 
     \b
     Examples:
       sms-worker send +421900123456 "Your code is 4821" --priority high
       sms-worker send +421900123456 "See you at 8" --send-at 2030-01-31T07:30+01:00
+      sms-worker send +421900123456 "-5 % off today" --account telekom-sk --json
     """
     from sms_worker.config import get_settings
     from sms_worker.db.migrate import upgrade

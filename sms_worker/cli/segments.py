@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import click
 
-from sms_worker.cli.base import Command, echo_json, json_option
+from sms_worker.cli.base import TextCommand, echo_json, json_option
 
 
-@click.command(cls=Command)
+@click.command(cls=TextCommand)
 @click.argument("text")
 @click.option("--unicode", type=click.Choice(["auto", "false"]), default="auto", show_default=True,
               help="false: Telekom SK's GSM-7 downgrade first (diacritics stripped), as `send --unicode false` does.")
@@ -16,7 +16,8 @@ def segments(text: str, unicode: str, as_json: bool) -> int:
     """Tell what a text costs: encoding, parts, what forced UCS-2.
 
     GSM-7 fits 160 characters in one part, 153 per part of a longer message; one character
-    outside it makes the whole text UCS-2, 70 and 67. Nothing is sent.
+    outside it makes the whole text UCS-2, 70 and 67. Nothing is sent. TEXT may begin with
+    "-": sms-worker segments "-5 % off today".
     """
     from sms_worker.text import cost_report
 
