@@ -49,7 +49,8 @@ def send(to: str, text: str, sender: str | None, priority: str, validity: int | 
     """Queue one message and print its id.
 
     TO is a phone number in international form (+421900123456); TEXT may begin with "-". The
-    message is checked first: a field we refuse is named with the reason, and exits 2.
+    message is checked first: a field we refuse is named, with the reason, and the command
+    exits 2. An account is a provider account configured in SMS_WORKER_PROVIDERS_FILE.
 
     \b
     Examples:
