@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hmac
 
+import uvicorn
 from sqlalchemy import select
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -23,7 +24,7 @@ from sms_worker.dispatch.receipts import apply_reports
 from sms_worker.dispatch.sql import MESSAGES
 from sms_worker.logs import get_logger
 from sms_worker.providers.base import StatusReport
-from sms_worker.runtime import Runtime
+from sms_worker.runtime import Runtime, build_runtime
 
 log = get_logger("callbacks")
 MAX_BODY = 1 << 20
@@ -68,3 +69,13 @@ def create_callback_app(rt: Runtime) -> Starlette:
 
 def _error(status: int, field: str, reason: str) -> JSONResponse:
     return JSONResponse({"error": {"field": field, "reason": reason}}, status_code=status)
+
+
+def serve_callbacks(host: str, port: int) -> None:
+    """Serve :func:`create_callback_app` on ``host``:``port`` until stopped, on a runtime of its
+    own that is closed on the way out."""
+    rt = build_runtime()
+    try:
+        uvicorn.run(create_callback_app(rt), host=host, port=port, log_level="warning")
+    finally:
+        rt.close()

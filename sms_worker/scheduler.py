@@ -1,5 +1,6 @@
-"""The scheduler's own loop, beside Celery beat: promote due pointers, keep workers awake, keep
-Redis's queues whole, take back the claims of lost workers.
+"""The scheduler process: Celery beat (sweeps, status polling) in a thread, and beside it our own
+loop: promote due pointers, keep workers awake, keep Redis's queues whole, take back the claims
+of lost workers.
 
 Every tick is retried on its own schedule: after a Redis or database outage each resumes within
 ``RETRY_AFTER_FAILURE`` of the server's return, so sending resumes within about a second.
@@ -7,15 +8,21 @@ Every tick is retried on its own schedule: after a Redis or database outage each
 
 from __future__ import annotations
 
+import signal
 import threading
 import time
 from collections.abc import Callable
 
+from celery.beat import EmbeddedService
+
+from sms_worker.config import get_settings
 from sms_worker.outages import describe_outage
 from sms_worker.logs import get_logger
 from sms_worker.queues.pointers import keep_awake, promote
 from sms_worker.recovery import Reclaimer, ensure_redis_state
 from sms_worker.runtime import Runtime
+from sms_worker.tasks.app import celery_app
+from sms_worker.tasks.process import process_runtime
 
 log = get_logger("scheduler")
 KEEP_AWAKE_EVERY = 1.0
@@ -51,7 +58,25 @@ class _Every:
         self.next = now + self.seconds
 
 
+def run_scheduler() -> None:
+    """Run the scheduler until SIGTERM or SIGINT: beat in a thread (its schedule file under
+    ``SMS_WORKER_HOME``) and :func:`run_scheduler_loop` in this one, on this process's runtime."""
+    settings = get_settings()
+    settings.home.mkdir(parents=True, exist_ok=True)
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    beat = EmbeddedService(celery_app, thread=True, schedule_filename=str(settings.home / "celerybeat-schedule"))
+    beat.start()
+    log.info("scheduler running: beat, promoter and reclaimer")
+    try:
+        run_scheduler_loop(process_runtime(), stop)
+    finally:
+        beat.stop()
+
+
 def run_scheduler_loop(rt: Runtime, stop: threading.Event) -> None:
+    """Tick each of the loop's tasks on its own schedule until ``stop`` is set."""
     reclaimer = Reclaimer(rt)
     tasks = [
         _Every("rebuilding Redis's queues", rt.settings.promoter_interval_seconds, lambda: ensure_redis_state(rt)),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 
 
@@ -31,10 +32,10 @@ def test_extension_characters_cost_two_septets():
     assert segments("€" * 81)["segments"] == 2
 
 
-def test_an_escape_pair_is_never_split_across_parts():
+def test_an_escape_pair_is_never_split_across_segments():
     report = segments("a" * 152 + "{" + "b" * 10)
     assert report["segments"] == 2
-    assert report["parts"] == ["a" * 152, "{" + "b" * 10]
+    assert report["segment_texts"] == ["a" * 152, "{" + "b" * 10]
 
 
 def test_characters_outside_the_bmp_are_two_units_and_never_split():
@@ -44,7 +45,7 @@ def test_characters_outside_the_bmp_are_two_units_and_never_split():
     assert report["units"] == 69
     long = segments("a" * 66 + "😀" + "b" * 10)
     assert long["segments"] == 2
-    assert long["parts"][0] == "a" * 66 and long["parts"][1].startswith("😀")
+    assert long["segment_texts"][0] == "a" * 66 and long["segment_texts"][1].startswith("😀")
 
 
 def test_send_rejects_bad_input_naming_the_field(tmp_path):
@@ -96,18 +97,19 @@ def test_an_account_wide_fault_pauses_the_account_until_an_operator_resumes_it(r
     send_sms("+421900123456", "first", runtime=runtime)
     dispatch_batch(runtime)
 
-    listed = json.loads(cli("providers", "--json", env=env).stdout)
+    listed = json.loads(cli("accounts", "--json", env=env).stdout)
     assert listed[0]["name"] == "telekom-sk"
     assert listed[0]["paused"].startswith("IP_NOT_ALLOWED")
     stats = json.loads(cli("stats", "--json", env=env).stdout)
     assert stats["statuses"] == {"queued": 1} and stats["due"] == 1
 
-    resumed = cli("providers", "resume", "telekom-sk", env=env)
+    resumed = cli("accounts", "resume", "telekom-sk", env=env)
     assert resumed.stdout.strip() == "telekom-sk: pause lifted"
-    assert json.loads(cli("providers", "--json", env=env).stdout)[0]["paused"] is None
+    assert json.loads(cli("accounts", "--json", env=env).stdout)[0]["paused"] is None
 
 
-def test_providers_lists_each_account_and_check_verifies_credentials(sandbox, settings_for, tmp_path):
+def two_accounts_env(sandbox, settings_for, tmp_path) -> dict[str, str]:
+    """Accounts ``sk`` (credentials good) and ``dexatel`` (its API key wrong), on the sandbox."""
     path = tmp_path / "providers.toml"
     path.write_text(f"""
 [accounts.sk]
@@ -123,27 +125,107 @@ api_key_env = "DEXATEL_TEST_KEY"
 default_sender = "ACME"
 rate = 5
 """)
-    env = process_env(settings_for(providers_file=path), DEXATEL_TEST_KEY="not-the-key")
+    return process_env(settings_for(providers_file=path), DEXATEL_TEST_KEY="not-the-key")
 
-    listed = {account["name"]: account for account in json.loads(cli("providers", "--json", env=env).stdout)}
+
+def test_accounts_lists_each_account_and_check_verifies_credentials(sandbox, settings_for, tmp_path):
+    env = two_accounts_env(sandbox, settings_for, tmp_path)
+
+    listed = {account["name"]: account for account in json.loads(cli("accounts", "--json", env=env).stdout)}
     assert (listed["sk"]["type"], listed["sk"]["rate_limit"], listed["sk"]["breaker"]) == ("telekom-sk", 40, "closed")
     assert (listed["dexatel"]["type"], listed["dexatel"]["rate_limit"], listed["dexatel"]["paused"]) == ("dexatel", 5, None)
 
-    checked = cli("providers", "check", env=env)
+    checked = cli("accounts", "check", env=env)
     assert checked.returncode == 1
     lines = dict(line.split(None, 1) for line in checked.stdout.splitlines())
     assert lines["sk"].startswith("OK")
     assert lines["dexatel"].startswith("FAIL") and "account-wide" in lines["dexatel"]
     assert "not-the-key" not in checked.stdout + checked.stderr, "a secret is never printed"
-    assert cli("providers", "check", "sk", env=env).returncode == 0
+    assert cli("accounts", "check", "sk", env=env).returncode == 0
 
 
 def test_a_bad_providers_file_is_reported_naming_the_field(settings_for, tmp_path):
     path = tmp_path / "providers.toml"
     path.write_text('[accounts.x]\ntype = "dexatel"\nbase_url = "http://x"\nrate = -1\n')
 
-    result = cli("providers", env=process_env(settings_for(providers_file=path)))
+    result = cli("accounts", env=process_env(settings_for(providers_file=path)))
 
     assert result.returncode != 0
     assert "accounts.x.rate: must be a positive number" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_help_lists_every_command_and_what_send_takes():
+    shown = cli("--help")
+    assert shown.returncode == 0
+    listed = re.findall(r"^  (\S+)\s+\S", shown.stdout.partition("Commands:")[2], re.M)
+    assert listed == ["worker", "scheduler", "sandbox", "callbacks", "flower", "send", "status", "accounts", "stats", "segments", "demo", "db"]
+
+    send = cli("send", "--help")
+    assert send.returncode == 0
+    words = " ".join(send.stdout.split())
+    assert "Usage: sms-worker send [OPTIONS] TO TEXT" in words
+    for option in ("--account NAME", "--sender ID", "--priority LEVEL", "--validity MINUTES", "--send-at TIME", "--idempotency-key KEY", "--unicode", "--json"):
+        assert option in words, option
+    assert "[default: standard]" in words
+    assert "Examples: sms-worker send +421900123456" in words
+
+
+def test_no_command_shows_the_help_and_exits_2():
+    result = cli()
+    assert result.returncode == 2
+    assert "Commands:" in result.stdout
+
+
+DEPRECATED_PROVIDERS = "warning: 'sms-worker providers' is deprecated, use 'sms-worker accounts' (it will be removed in 0.3)"
+DEPRECATED_PROVIDER = "warning: --provider is deprecated, use --account (it will be removed in 0.3)"
+
+
+def test_the_former_providers_group_does_what_accounts_does_and_warns(sandbox, settings_for, tmp_path):
+    env = two_accounts_env(sandbox, settings_for, tmp_path)
+
+    for args in (["--json"], ["check"], ["check", "sk", "--json"], ["resume", "sk"], ["resume", "nope"], ["--json", "resume", "nope"]):
+        current, former = cli("accounts", *args, env=env), cli("providers", *args, env=env)
+        assert (former.returncode, former.stdout) == (current.returncode, current.stdout), args
+        assert former.stderr.splitlines()[0] == DEPRECATED_PROVIDERS, args
+        assert "deprecated" not in current.stderr, args
+
+
+def test_send_takes_an_account_and_the_deprecated_provider_with_a_warning(settings_for, redis_client):
+    env = process_env(settings_for())
+
+    sent = cli("send", "+421900123456", "hello", "--account", "telekom-sk", "--json", env=env)
+    assert sent.returncode == 0 and "deprecated" not in sent.stderr
+    former = cli("send", "+421900123456", "hello", "--provider", "telekom-sk", "--json", env=env)
+    assert former.returncode == 0
+    assert former.stderr.splitlines()[0] == DEPRECATED_PROVIDER
+    for option in ("--account", "--provider"):
+        refused = cli("send", "+421900123456", "hello", option, "nope", "--json", env=env)
+        assert refused.returncode == 2
+        assert json.loads(refused.stdout)["error"]["reason"].startswith("'nope' is not a configured account"), option
+    both = cli("send", "+421900123456", "hello", "--provider", "telekom-sk", "--account", "telekom-sk", env=env)
+    assert both.returncode == 2 and "give --account only" in both.stderr
+    assert json.loads(cli("stats", "--json", env=env).stdout)["statuses"] == {"queued": 2}
+
+
+def test_a_text_beginning_with_a_dash_is_the_text_not_an_option(settings_for, redis_client):
+    assert segments("-hello")["segment_texts"] == ["-hello"]
+    assert segments("--hello")["segment_texts"] == ["--hello"]
+    env = process_env(settings_for())
+
+    for args in (["+421900000001", "-5 % off today", "--json"], ["--json", "+421900000001", "-5 % off today"],
+                 ["--json", "--", "+421900000001", "-5 % off today"]):
+        sent = cli("send", *args, env=env)
+        assert sent.returncode == 0, (args, sent.stderr)
+        shown = json.loads(cli("status", json.loads(sent.stdout)["id"], "--json", env=env).stdout)
+        assert shown["message"]["text"] == "-5 % off today"
+
+
+def test_an_unknown_option_outside_the_text_is_still_reported(settings_for):
+    env = process_env(settings_for())
+    for unknown, args in (("--jsn", ["send", "+421900000001", "hello", "--jsn"]), ("-x", ["send", "-x", "+421900000001", "hello"]),
+                          ("--jsn", ["segments", "hello", "--jsn"])):
+        result = cli(*args, env=env)
+        assert result.returncode == 2, args
+        assert "No such option" in result.stderr and unknown in result.stderr, args
+    assert json.loads(cli("stats", "--json", env=env).stdout)["statuses"] == {}, "nothing was sent"

@@ -150,7 +150,7 @@ class Provider(Protocol):
 
     def verify(self) -> str:
         """Prove the credentials work with the cheapest authenticated call; a one-line summary
-        (balance, session...) for ``sms-worker providers check``, or ProviderError."""
+        (balance, session...) for ``sms-worker accounts check``, or ProviderError."""
         ...
 
     def open(self) -> None:

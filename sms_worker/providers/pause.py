@@ -1,7 +1,7 @@
 """Pausing a provider account after an account-wide fault (bad key, IP not allowed, no balance).
 
 Retrying cannot help until an operator fixes the account, so its messages stay queued instead
-of burning retries or failing one by one; ``sms-worker providers resume NAME`` lifts the pause.
+of burning retries or failing one by one; ``sms-worker accounts resume NAME`` lifts the pause.
 The flag lives in Redis: a Redis that loses its state forgets the pause, and the next message
 to that account pauses it again at the cost of one uncounted attempt.
 """

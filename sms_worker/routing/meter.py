@@ -1,7 +1,7 @@
 """How fast each account is actually sending: accepted messages counted per second in Redis.
 
 The rate limit says what an account may do; this says what it does, for ``sms-worker
-providers``. Counters live two minutes, so the cost is a few small keys per account.
+accounts``. Counters live two minutes, so the cost is a few small keys per account.
 """
 
 from __future__ import annotations

@@ -7,6 +7,7 @@ in which case the whole message is UCS-2 (70 units, 67 per segment, surrogate pa
 
 from sms_worker.text.downgrade import downgrade_to_gsm7
 from sms_worker.text.gsm7 import is_gsm7
+from sms_worker.text.report import cost_report
 from sms_worker.text.segments import GSM7, UCS2, TextAnalysis, analyze, split_segments
 
 __all__ = [
@@ -14,6 +15,7 @@ __all__ = [
     "UCS2",
     "TextAnalysis",
     "analyze",
+    "cost_report",
     "downgrade_to_gsm7",
     "is_gsm7",
     "split_segments",

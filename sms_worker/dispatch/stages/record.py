@@ -51,7 +51,7 @@ class Record(Stage):
             log.warning("could not pause account %s: %s", item.account, describe_outage(failure) or repr(failure))
             return
         log.error("provider account %s PAUSED: %s. Its messages fail over to other accounts (or wait, if they named it); "
-                  "`sms-worker providers resume %s` once it is fixed", item.account, reason, item.account)
+                  "`sms-worker accounts resume %s` once it is fixed", item.account, reason, item.account)
 
 
 def _attempt(item: Item) -> Attempt:

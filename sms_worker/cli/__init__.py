@@ -1,0 +1,54 @@
+"""``sms-worker``: run the parts of the system and talk to it from a shell.
+
+:data:`root` is the click group; :func:`main` runs it and returns the exit code. Each command
+lives in a module of its own and shares :mod:`sms_worker.cli.base`.
+"""
+
+from __future__ import annotations
+
+import click
+
+from sms_worker.cli import accounts, callbacks, db, demo, flower, messages, sandbox, scheduler, segments, stats, worker
+from sms_worker.cli.base import Group, configure_logging
+
+
+@click.group(cls=Group, invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
+@click.pass_context
+def root(ctx: click.Context) -> int:
+    """Run the parts of sms_worker and talk to it from a shell.
+
+    \b
+    Processes, each until Ctrl-C or SIGTERM (the Procfile runs them all):
+      sandbox, worker, scheduler, callbacks, flower
+    Talking to a running system: send, status, stats, accounts, segments
+    To try it all at once: sms-worker demo
+
+    Settings come from SMS_WORKER_* environment variables (.env.example lists them). Give
+    --help after a command for its options, e.g. sms-worker send --help.
+    """
+    configure_logging()
+    if ctx.invoked_subcommand is None:
+        click.echo(ctx.get_help())
+        return 2
+    return 0
+
+
+for command in (worker.worker, scheduler.scheduler, sandbox.sandbox, callbacks.callbacks, flower.flower, messages.send, messages.status,
+                accounts.accounts, accounts.providers, stats.stats, segments.segments, demo.demo, db.db):
+    root.add_command(command)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run ``sms-worker`` on ``argv`` (default: this process's arguments); returns the exit code:
+    0 done; 1 a command's own failure (no such message, an account failed its check, the demo's
+    messages did not end as expected); 2 input we refuse (a usage error, an invalid field, a bad
+    providers file); 130 interrupted."""
+    try:
+        result = root.main(args=argv, prog_name="sms-worker", standalone_mode=False)
+    except click.ClickException as error:
+        error.show()
+        return error.exit_code
+    except click.Abort:
+        click.echo("Aborted!", err=True)
+        return 130
+    return result if isinstance(result, int) else 0

@@ -1,0 +1,178 @@
+"""What every ``sms-worker`` command shares: logging, ``--json``, our errors in one format with
+one exit code, texts that begin with "-", a runtime for the command's length, and spellings
+kept for one release."""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import itertools
+import json
+import logging
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar, cast
+
+import click
+
+from sms_worker.providers.accounts import ProvidersFileError
+from sms_worker.validation import InvalidField
+
+if TYPE_CHECKING:
+    from sms_worker.runtime import Runtime
+
+BAD_INPUT = 2
+"""Exit code for input we refuse: a usage error, an invalid field, a bad providers file."""
+REMOVED_IN = "0.3"
+"""The release that drops the deprecated spellings."""
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def configure_logging() -> None:
+    """Log to stderr at INFO (``--loglevel`` changes it), with time, level and logger name;
+    httpx and alembic log their warnings only."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for chatty in ("httpx", "alembic"):
+        logging.getLogger(chatty).setLevel(logging.WARNING)
+
+
+def _set_log_level(ctx: click.Context, param: click.Parameter, level: str) -> str:
+    logging.getLogger().setLevel(level.upper())
+    return level
+
+
+loglevel_option = click.option("--loglevel", type=click.Choice(LOG_LEVELS, case_sensitive=False), default="info", show_default=True,
+                               metavar="LEVEL", callback=_set_log_level, help=f"Log this level and above to stderr: {', '.join(LOG_LEVELS)}.")
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON on stdout instead of text, errors included.")
+
+
+def echo_json(value: Any, **dumps: Any) -> None:
+    """Print ``value`` as one line of JSON on stdout; ``dumps`` are :func:`json.dumps` options."""
+    click.echo(json.dumps(value, **dumps))
+
+
+def fail(field: str, reason: str, exit_code: int, ctx: click.Context | None = None) -> NoReturn:
+    """Say which ``field`` is wrong and why, then exit with ``exit_code``: with ``--json`` given to
+    the command or a group above it, ``{"error": {"field": ..., "reason": ...}}`` on stdout,
+    otherwise ``error: FIELD: REASON`` on stderr."""
+    if _wants_json(ctx or click.get_current_context()):
+        echo_json({"error": {"field": field, "reason": reason}})
+    else:
+        click.echo(f"error: {field}: {reason}", err=True)
+    raise click.exceptions.Exit(exit_code)
+
+
+def _wants_json(ctx: click.Context | None) -> bool:
+    while ctx is not None:
+        if ctx.params.get("as_json"):
+            return True
+        ctx = ctx.parent
+    return False
+
+
+class Command(click.Command):
+    """A command that reports our errors as :func:`fail` does, exiting ``BAD_INPUT``: an
+    :class:`InvalidField` names its field, a :class:`ProvidersFileError` names
+    ``SMS_WORKER_PROVIDERS_FILE``."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except InvalidField as error:
+            fail(error.field, error.reason, BAD_INPUT, ctx)
+        except ProvidersFileError as error:
+            fail("SMS_WORKER_PROVIDERS_FILE", str(error), BAD_INPUT, ctx)
+
+
+class Group(Command, click.Group):
+    """A group of :class:`Command`, listed in the order they were added rather than sorted."""
+
+    command_class = Command
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(self.commands)
+
+
+class TextCommand(Command):
+    """A command whose argument named ``text`` may begin with "-", as in ``"-5 % off"``: in that
+    position a word that is none of the command's options is the text. Elsewhere an unknown
+    option is still reported, and ``--`` still ends the options."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        return super().parse_args(ctx, self._options_then_arguments(ctx, args))
+
+    def _options_then_arguments(self, ctx: click.Context, args: list[str]) -> list[str]:
+        """``args`` reordered as options, ``--``, arguments: the same command line, in which
+        click's parser can no longer take the text for an option."""
+        params = self.get_params(ctx)
+        takes_value = {name: not (param.is_flag or param.count)
+                       for param in params if isinstance(param, click.Option) for name in (*param.opts, *param.secondary_opts)}
+        arguments = [param.name for param in params if isinstance(param, click.Argument)]
+        options: list[str] = []
+        positional: list[str] = []
+        words = iter(args)
+        for word in words:
+            if word == "--":
+                positional.extend(words)
+                break
+            at_text = len(positional) < len(arguments) and arguments[len(positional)] == "text"
+            looks_like_option = word.startswith("-") and word != "-"
+            if looks_like_option and not (at_text and word.partition("=")[0] not in takes_value):
+                options.append(word)
+                if takes_value.get(word):
+                    options.extend(itertools.islice(words, 1))
+            else:
+                positional.append(word)
+        return [*options, "--", *positional]
+
+
+def warn_deprecated(old: str, new: str) -> None:
+    """Say on stderr that ``old`` is deprecated in favour of ``new``, and when it goes."""
+    click.echo(f"warning: {old} is deprecated, use {new} (it will be removed in {REMOVED_IN})", err=True)
+
+
+def deprecated_option(old: str, new: str, param: str) -> Callable[[F], F]:
+    """Keep option ``old`` (e.g. ``--provider``) for one release as a hidden spelling of option
+    ``new`` (``--account``, whose parameter is ``param``): its value goes to ``param``, with a
+    warning on stderr; both given is a usage error (exit 2)."""
+    old_param = old.lstrip("-").replace("-", "_")
+
+    def decorate(command: F) -> F:
+        @functools.wraps(command)
+        def run(**params: Any) -> Any:
+            value = params.pop(old_param)
+            if value is not None:
+                warn_deprecated(old, new)
+                if params[param] is not None:
+                    raise click.UsageError(f"{old} is the old spelling of {new}: give {new} only")
+                params[param] = value
+            return command(**params)
+
+        return cast(F, click.option(old, old_param, hidden=True)(run))
+
+    return decorate
+
+
+def deprecated_alias(group: click.Group, old: str) -> Group:
+    """Keep ``group`` under its former name ``old`` for one release, hidden from the help: the
+    same options and commands, each run after a warning on stderr."""
+
+    def warn_then_run(**params: Any) -> Any:
+        warn_deprecated(f"'sms-worker {old}'", f"'sms-worker {group.name}'")
+        return click.get_current_context().invoke(group.callback, **params) if group.callback else None
+
+    return Group(old, commands=group.commands, params=group.params, callback=warn_then_run, hidden=True,
+                 invoke_without_command=group.invoke_without_command, help=f"Deprecated: use '{group.name}'.\n\n{inspect.cleandoc(group.help or '')}")
+
+
+@contextmanager
+def open_runtime() -> Iterator["Runtime"]:
+    """A runtime on the configured database, Redis and accounts, closed when the block ends."""
+    from sms_worker.runtime import build_runtime
+
+    rt = build_runtime()
+    try:
+        yield rt
+    finally:
+        rt.close()

@@ -1,0 +1,100 @@
+"""``sms-worker send`` and ``sms-worker status``: queue one message, show one message."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+import click
+
+from sms_worker.cli.base import Command, TextCommand, deprecated_option, echo_json, fail, json_option
+from sms_worker.validation import InvalidField
+
+UNICODE_CHOICES = {"auto": None, "true": True, "false": False}
+
+
+class IsoTime(click.ParamType):
+    """An ISO 8601 time, as :meth:`datetime.fromisoformat` reads it; the producer requires a zone."""
+
+    name = "TIME"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> datetime:
+        if isinstance(value, datetime):
+            return value
+        try:
+            return datetime.fromisoformat(value)
+        except ValueError:
+            self.fail(f"{value!r} is not an ISO 8601 time, e.g. 2030-01-31T08:00:00+01:00", param, ctx)
+
+
+@click.command(cls=TextCommand)
+@click.argument("to")
+@click.argument("text")
+@click.option("--sender", metavar="ID", show_default="the account's own",
+              help="Sender ID: a phone number, or up to 11 letters, digits, spaces and . & _ -")
+@click.option("--priority", default="standard", show_default=True, metavar="LEVEL", help="high, standard or low (or 3, 2, 1).")
+@click.option("--validity", type=int, metavar="MINUTES", show_default="SMS_WORKER_DEFAULT_VALIDITY_MINUTES, else 1440",
+              help="How long the message may wait to be sent, 1-1440 minutes, counted from --send-at if given.")
+@click.option("--send-at", type=IsoTime(), help="Send no earlier than this ISO 8601 time, with its zone, e.g. 2030-01-31T08:00:00+01:00.")
+@click.option("--idempotency-key", metavar="KEY", help="Up to 128 characters; the same key again returns the first message's id.")
+@click.option("--account", metavar="NAME", show_default="routing picks, with failover",
+              help="Send through this configured account only (see `sms-worker accounts`).")
+@deprecated_option("--provider", "--account", "account")
+@click.option("--unicode", type=click.Choice(list(UNICODE_CHOICES)), default="auto", show_default=True,
+              help="auto: the text decides; false: strip diacritics to GSM-7 first; true: ask Telekom SK for Unicode.")
+@json_option
+def send(to: str, text: str, sender: str | None, priority: str, validity: int | None, send_at: datetime | None,
+         idempotency_key: str | None, account: str | None, unicode: str, as_json: bool) -> int:
+    """Queue one message and print its id.
+
+    TO is a phone number in international form (+421900123456); TEXT may begin with "-". The
+    message is checked first: a field we refuse is named, with the reason, and the command
+    exits 2. An account is a provider account configured in SMS_WORKER_PROVIDERS_FILE.
+
+    \b
+    Examples:
+      sms-worker send +421900123456 "Your code is 4821" --priority high
+      sms-worker send +421900123456 "See you at 8" --send-at 2030-01-31T07:30+01:00
+      sms-worker send +421900123456 "-5 % off today" --account telekom-sk --json
+    """
+    from sms_worker.config import get_settings
+    from sms_worker.db.migrate import upgrade
+    from sms_worker.producer import send_sms
+
+    upgrade(get_settings().resolved_database_url)
+    options: dict[str, Any] = {"sender": sender, "priority": priority, "validity": validity, "send_at": send_at, "idempotency_key": idempotency_key,
+               "account": account, "unicode": UNICODE_CHOICES[unicode]}
+    message_id = send_sms(to, text, **{name: value for name, value in options.items() if value is not None})
+    if as_json:
+        echo_json({"id": str(message_id)})
+    else:
+        click.echo(message_id)
+    return 0
+
+
+@click.command(cls=Command)
+@click.argument("message_id", metavar="ID")
+@json_option
+def status(message_id: str, as_json: bool) -> int:
+    """Show a message and its history.
+
+    ID is what `sms-worker send` printed. A message that does not exist exits 1.
+    """
+    from sms_worker.views import message_history
+
+    try:
+        parsed = uuid.UUID(message_id)
+    except ValueError:
+        raise InvalidField("id", f"{message_id!r} is not a message id") from None
+    found = message_history(parsed)
+    if found is None:
+        fail("id", f"no message {parsed}", 1)
+    if as_json:
+        echo_json(found, default=str)
+        return 0
+    for key, value in found["message"].items():
+        click.echo(f"{key:>20}: {value}")
+    for item in found["events"]:
+        click.echo(f"  {item['at']}  {item['status']:<13} {item['reason']}")
+    return 0

@@ -1,0 +1,32 @@
+"""``sms-worker segments``: what a text costs."""
+
+from __future__ import annotations
+
+import click
+
+from sms_worker.cli.base import TextCommand, echo_json, json_option
+
+
+@click.command(cls=TextCommand)
+@click.argument("text")
+@click.option("--unicode", type=click.Choice(["auto", "false"]), default="auto", show_default=True,
+              help="false: Telekom SK's GSM-7 downgrade first (diacritics stripped), as `send --unicode false` does.")
+@json_option
+def segments(text: str, unicode: str, as_json: bool) -> int:
+    """Tell what a text costs: encoding, segments, what forced UCS-2.
+
+    GSM-7 fits 160 characters in one part, 153 per part of a longer message; one character
+    outside it makes the whole text UCS-2, 70 and 67. Nothing is sent. TEXT may begin with
+    "-": sms-worker segments "-5 % off today".
+    """
+    from sms_worker.text import cost_report
+
+    report = cost_report(text, downgrade=unicode == "false")
+    if as_json:
+        echo_json(report, ensure_ascii=False)
+        return 0
+    forced = f", forced by {' '.join(report['forced_ucs2'])}" if report["forced_ucs2"] else ""
+    click.echo(f"{report['encoding']}, {report['segments']} part(s), {report['units']} units, {report['per_segment']} per part{forced}")
+    if "downgraded_text" in report:
+        click.echo(f"sent as: {report['downgraded_text']}")
+    return 0

@@ -1,0 +1,29 @@
+"""``sms-worker stats``: the backlog and the outcomes at a glance."""
+
+from __future__ import annotations
+
+import click
+
+from sms_worker.cli.base import Command, echo_json, json_option
+
+
+@click.command(cls=Command)
+@json_option
+def stats(as_json: bool) -> int:
+    """Show the backlog, paused accounts and counts by status.
+
+    "ready" counts the messages waiting for a worker, per priority; "due" those waiting for a
+    time: scheduled, to be retried, or held by a paused account. JSON keys: ready, due,
+    paused_accounts, statuses.
+    """
+    from sms_worker.views import pipeline_stats
+
+    found = pipeline_stats()
+    if as_json:
+        echo_json(found)
+        return 0
+    click.echo("ready:  " + ", ".join(f"{queue} {n}" for queue, n in found["ready"].items()) + f"; due: {found['due']}")
+    for account, reason in found["paused_accounts"].items():
+        click.echo(f"PAUSED: {account}: {reason}")
+    click.echo("status: " + ", ".join(f"{name} {n}" for name, n in sorted(found["statuses"].items())))
+    return 0

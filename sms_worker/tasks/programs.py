@@ -1,0 +1,21 @@
+"""Celery's own programs, started for this deployment: a worker and Flower."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sms_worker.tasks.app import QUEUE_ORDER, celery_app
+
+
+def run_worker(*, concurrency: int, queues: Sequence[str] = QUEUE_ORDER, loglevel: str = "info", hostname: str | None = None) -> None:
+    """Run a Celery worker in this process until it is stopped: ``concurrency`` pool processes
+    reading ``queues`` in that strict order, sending task events (for Flower), without gossip or
+    mingle (nothing here needs them, and they slow start-up). ``hostname`` is Celery's node
+    name (e.g. ``w1@%h``); by default Celery's own. Celery may end the process itself."""
+    argv = ["worker", "-c", str(concurrency), "-Q", ",".join(queues), "-l", loglevel, "-E", "--without-gossip", "--without-mingle"]
+    celery_app.worker_main(argv + (["-n", hostname] if hostname else []))
+
+
+def run_flower(port: int) -> None:
+    """Run Flower, Celery's monitor, on 127.0.0.1:``port``, remembering up to 10,000 tasks."""
+    celery_app.start(["flower", f"--port={port}", "--address=127.0.0.1", "--max_tasks=10000"])
