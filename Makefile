@@ -3,7 +3,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test bench clean
+.PHONY: install demo lint test bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,7 +16,12 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/sms-worker demo
 
-test: $(STAMP)
+lint: $(STAMP)
+	$(BIN)/ruff check sms_worker tests benchmarks
+	$(BIN)/ruff format --check sms_worker tests benchmarks
+	$(BIN)/mypy
+
+test: lint
 	$(BIN)/python -m pytest
 
 bench: $(STAMP)
