@@ -1,7 +1,9 @@
 """Engines and sessions, one engine per process and URL.
 
 SQLite runs in WAL mode with a busy timeout so several worker processes can share the file;
-PostgreSQL is used as it is.
+PostgreSQL is used as it is. A forked child (a Celery pool process) forgets the engines it
+inherited without closing their connections, which still belong to its parent (SQLAlchemy's
+advice for ``os.fork``: ``dispose(close=False)``), and builds its own on first use.
 """
 
 from __future__ import annotations
@@ -9,14 +11,26 @@ from __future__ import annotations
 import os
 import threading
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 
-_engines: dict[tuple[int, str], Engine] = {}
+_engines: dict[str, Engine] = {}
 _lock = threading.Lock()
 
 
-def _configure_sqlite(dbapi_connection, _record) -> None:  # noqa: ANN001 - DB-API objects are untyped
+def _forget_inherited_engines() -> None:
+    global _lock
+    _lock = threading.Lock()
+    for engine in _engines.values():
+        engine.dispose(close=False)
+    _engines.clear()
+
+
+os.register_at_fork(after_in_child=_forget_inherited_engines)
+
+
+def _configure_sqlite(dbapi_connection: Any, _record: object) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
@@ -27,12 +41,10 @@ def _configure_sqlite(dbapi_connection, _record) -> None:  # noqa: ANN001 - DB-A
 
 def get_engine(url: str) -> Engine:
     """One engine per URL and per process: a forked worker must not reuse its parent's sockets."""
-    key = (os.getpid(), url)
     with _lock:
-        engine = _engines.get(key)
+        engine = _engines.get(url)
         if engine is None:
-            engine = _create_engine(url)
-            _engines[key] = engine
+            engine = _engines[url] = _create_engine(url)
         return engine
 
 
