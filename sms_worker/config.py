@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -31,9 +32,8 @@ class Settings(BaseSettings):
     max_retries: int = Field(5, ge=0, le=20)
     retry_window_seconds: int = Field(3600, ge=1)
     retry_backoff_seconds: tuple[float, ...] = Field((30, 120, 300, 900, 1800), min_length=1)
-    retry_ambiguous: str = Field(
+    retry_ambiguous: Literal["same-account", "never"] = Field(
         "same-account",
-        pattern="^(same-account|never)$",
         description="After a timeout or an unreadable answer the provider may have the message: retry it on that account only, or never (UNKNOWN).",
     )
 
@@ -51,11 +51,11 @@ class Settings(BaseSettings):
     breaker_cooldown_seconds: float = Field(30, gt=0, description="How long an open breaker keeps its account out of routing before a probe.")
     telekom_sk_url: str = "http://127.0.0.1:8025/telekom-sk"
     telekom_sk_token: SecretStr = SecretStr("sandbox-token")
-    telekom_sk_transport: str = Field("json", pattern="^(json|xml)$")
+    telekom_sk_transport: Literal["json", "xml"] = "json"
     telekom_sk_use_session: bool = Field(True, description="False: send the token with every request, keep no session.")
     telekom_sk_rate: float = Field(50.0, gt=0, description="Messages (or parts) per second for this account.")
     telekom_sk_burst: int = Field(50, ge=1)
-    rate_limit_unit: str = Field("messages", pattern="^(messages|parts)$")
+    rate_limit_unit: Literal["messages", "parts"] = "messages"
     rate_limit_headroom_seconds: float = Field(
         0.03, ge=0, description="Burst the claiming bucket keeps back; departures are paced to the rate by the send window."
     )

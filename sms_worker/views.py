@@ -61,7 +61,7 @@ def accounts_overview(rt: "Runtime") -> list[dict[str, Any]]:
         breaker = rt.breaker(name).state()
         overview.append({
             "name": name,
-            "type": account.spec.config.type,
+            "type": account.spec.type,
             "rate_limit": account.rate,
             "burst": account.burst,
             "current_rate": current_rate(rt.redis, name),

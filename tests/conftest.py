@@ -25,6 +25,7 @@ from sms_worker.config import Settings
 from sms_worker.db.engine import dispose_engines
 from sms_worker.db.migrate import upgrade
 from sms_worker.embedded import free_port, redis_server_binary, start_redis_server
+from sms_worker.providers.accounts import AccountSettings, parse_providers
 from sms_worker.runtime import NoWaker, Runtime, build_runtime
 from sms_worker.sandbox.app import create_app
 from sms_worker.sandbox.settings import SandboxSettings
@@ -185,6 +186,11 @@ def runtime(settings_for: Callable[..., Settings], redis_client: redis.Redis, cl
     rt = build_runtime(settings_for(), waker=NoWaker(), clock=clock)
     yield rt
     rt.close()
+
+
+def parse_account(table: dict, name: str = "acct", environ: dict[str, str] | None = None) -> AccountSettings:
+    """One ``[accounts.NAME]`` table, checked as in a providers file (ProvidersFileError if it is wrong)."""
+    return parse_providers({"accounts": {name: table}}, environ or {}).accounts[name]
 
 
 def wait_until(predicate: Callable[[], bool], timeout: float, interval: float = 0.1, message: str = "condition") -> None:

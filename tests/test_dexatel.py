@@ -9,9 +9,11 @@ from datetime import datetime, timedelta, timezone
 import httpx
 import pytest
 
+from conftest import parse_account
 from sms_worker.embedded import free_port
-from sms_worker.providers.base import AccountConfig, ErrorKind, OutboundMessage, ProviderError
-from sms_worker.providers.dexatel import DexatelProvider, from_config
+from sms_worker.providers.accounts import ProvidersFileError
+from sms_worker.providers.base import ErrorKind, OutboundMessage, ProviderError
+from sms_worker.providers.dexatel import DexatelProvider
 from sms_worker.status import Delivery, Status
 
 KEY = "sandbox-dexatel-key"
@@ -28,14 +30,8 @@ def wire():
 def make_provider(fake_sandbox, wire, adapter_client):
     def make(key: str = KEY, timeout: float = 5.0, base_url: str | None = None, default_sender: str = "ACME") -> DexatelProvider:
         client = adapter_client(on_request=wire.append, timeout=timeout)
-        config = AccountConfig(
-            name="dexatel",
-            type="dexatel",
-            base_url=base_url or f"{fake_sandbox.url}/dexatel",
-            credentials={"api_key": key},
-            options={"default_sender": default_sender},
-        )
-        return from_config(config, client)
+        table = {"type": "dexatel", "base_url": base_url or f"{fake_sandbox.url}/dexatel", "api_key": key, "default_sender": default_sender}
+        return DexatelProvider("dexatel", parse_account(table), client)
 
     return make
 
@@ -146,7 +142,7 @@ def test_map_status_knows_the_documented_words():
         "failed": Delivery.REJECTED, "undelivered": Delivery.UNDELIVERABLE,
     }
     with httpx.Client() as client:
-        provider = DexatelProvider("d", "http://x", "k", client, default_sender="ACME")
+        provider = DexatelProvider("d", parse_account({"type": "dexatel", "base_url": "http://x", "api_key": "k", "default_sender": "ACME"}), client)
     assert {word: provider.map_status(word) for word in words} == words
     assert provider.map_status("rejected-by-gremlins") is None
 
@@ -286,10 +282,10 @@ def test_a_webhook_that_is_not_one_is_refused(provider, body):
         ({"api_key": "k"}, {"default_sender": 42}, "default_sender"),
     ],
 )
-def test_from_config_names_what_is_wrong(credentials, options, field):
-    config = AccountConfig("dx", "dexatel", "http://127.0.0.1:1/dexatel", credentials, options)
-    with httpx.Client() as client, pytest.raises(ValueError, match=field):
-        from_config(config, client)
+def test_the_account_table_names_what_is_wrong(credentials, options, field):
+    table = {"type": "dexatel", "base_url": "http://127.0.0.1:1/dexatel", **credentials, **options}
+    with pytest.raises(ProvidersFileError, match=f"accounts.dx.{field}: "):
+        parse_account(table, "dx")
 
 
 # --- the sandbox itself --------------------------------------------------------------------

@@ -11,8 +11,10 @@ import httpx
 import pytest
 from starlette.testclient import TestClient
 
-from sms_worker.providers.base import AccountConfig, ErrorKind, OutboundMessage, ProviderError
-from sms_worker.providers.dt_a2p import DtA2pProvider, from_config
+from conftest import parse_account
+from sms_worker.providers.accounts import ProvidersFileError
+from sms_worker.providers.base import ErrorKind, OutboundMessage, ProviderError
+from sms_worker.providers.dt_a2p import DtA2pProvider
 from sms_worker.sandbox.app import create_app
 from sms_worker.sandbox.settings import SandboxSettings
 from sms_worker.status import Delivery, Status
@@ -25,8 +27,13 @@ MESSAGE = OutboundMessage("m1", DE, "Hallo", sender="ACME")
 LONG_TEXT = "x" * 161  # two GSM-7 parts
 
 
-def account(base_url: str, api_key: str = API_KEY, **options: object) -> AccountConfig:
-    return AccountConfig("dt", "dt-a2p", base_url, {"api_key": api_key}, {"default_sender": "ACME", **options})
+def account(base_url: str, api_key: str = API_KEY, **options: object) -> dict:
+    """A ``dt-a2p`` account table of the providers file."""
+    return {"type": "dt-a2p", "base_url": base_url, "api_key": api_key, "default_sender": "ACME", **options}
+
+
+def adapter(table: dict, client: httpx.Client) -> DtA2pProvider:
+    return DtA2pProvider("dt", parse_account(table, "dt"), client)
 
 
 @pytest.fixture
@@ -39,7 +46,7 @@ def wire() -> list[httpx.Request]:
 def make_provider(fake_sandbox, wire, adapter_client) -> Callable[..., DtA2pProvider]:
     def make(api_key: str = API_KEY, timeout: float = 5.0, **options: object) -> DtA2pProvider:
         client = adapter_client(on_request=wire.append, timeout=timeout)
-        return from_config(account(f"{fake_sandbox.url}/dt-a2p", api_key, **options), client)
+        return adapter(account(f"{fake_sandbox.url}/dt-a2p", api_key, **options), client)
 
     return make
 
@@ -57,7 +64,7 @@ class Offline:
         self.client = TestClient(create_app(settings=settings))
 
     def provider(self, **options: object) -> DtA2pProvider:
-        return from_config(account("http://testserver/dt-a2p", **options), self.client)
+        return adapter(account("http://testserver/dt-a2p", **options), self.client)
 
     def submissions(self) -> list[dict]:
         return self.client.get("/_sandbox/submissions").json()["submissions"]
@@ -326,7 +333,7 @@ def test_open_refuses_an_empty_prepaid_account():
 
 def offline_provider() -> DtA2pProvider:
     """For what needs no HTTP at all: callbacks, vocabulary."""
-    return from_config(account("http://unused.invalid"), httpx.Client())
+    return adapter(account("http://unused.invalid"), httpx.Client())
 
 
 def test_parse_callback_reads_delivery_reports():
@@ -371,16 +378,18 @@ def test_unknown_status_words_and_codes():
         ({"alphanumeric_countries": "DE"}, "alphanumeric_countries"),
     ],
 )
-def test_from_config_refuses_bad_options(options, field):
-    with pytest.raises(ValueError, match=f"option '{field}'"):
-        from_config(account("http://x", **options), httpx.Client())
+def test_the_account_table_refuses_bad_options(options, field):
+    with pytest.raises(ProvidersFileError, match=field):
+        parse_account(account("http://x", **options), "dt")
 
 
-def test_from_config_needs_the_api_key_and_takes_fifty_senders():
-    with pytest.raises(ValueError, match="api_key"):
-        from_config(AccountConfig("dt", "dt-a2p", "http://x", {}, {"default_sender": "ACME"}), httpx.Client())
+def test_the_account_table_needs_the_api_key_and_takes_fifty_senders():
+    table = account("http://x")
+    del table["api_key"]
+    with pytest.raises(ProvidersFileError, match="accounts.dt.api_key: is required"):
+        parse_account(table, "dt")
     senders = ["ACME", *(f"+49151000000{i:02}" for i in range(49))]
-    assert from_config(account("http://x", senders=senders), httpx.Client()).name == "dt"
+    assert adapter(account("http://x", senders=senders), httpx.Client()).name == "dt"
 
 
 # --- the sandbox itself ----------------------------------------------------------------------

@@ -18,8 +18,10 @@ import pytest
 from starlette.testclient import TestClient
 
 from sms_worker.clock import FakeClock
-from sms_worker.providers.base import Accepted, AccountConfig, ErrorKind, OutboundMessage, ProviderError
-from sms_worker.providers.session_key import ORDER_ANSWER_TTL, RELOGIN_AFTER_IDLE, SessionKeyProvider, from_config
+from conftest import parse_account
+from sms_worker.providers.accounts import ProvidersFileError
+from sms_worker.providers.base import Accepted, ErrorKind, OutboundMessage, ProviderError
+from sms_worker.providers.session_key import ORDER_ANSWER_TTL, RELOGIN_AFTER_IDLE, SessionKeyProvider
 from sms_worker.sandbox import SandboxSettings, create_app
 from sms_worker.status import Delivery, Status
 
@@ -54,6 +56,11 @@ def wire() -> list[Call]:
     return []
 
 
+def table(base_url: str, password: str = PASSWORD, **options: Any) -> dict[str, Any]:
+    """A ``session-key`` account table of the providers file."""
+    return {"type": "session-key", "base_url": base_url, "username": USER, "password": password, **options}
+
+
 @pytest.fixture
 def make_provider(fake_sandbox, wire, adapter_client) -> Any:
     def record(request: httpx.Request) -> None:
@@ -61,9 +68,10 @@ def make_provider(fake_sandbox, wire, adapter_client) -> Any:
         path = request.url.path.removeprefix(f"/{PROVIDER}")
         wire.append(Call(request.method, path, dict(request.url.params), list(request.headers.raw), body))
 
-    def make(password: str = PASSWORD, timeout: float = 5.0, **options: Any) -> SessionKeyProvider:
+    def make(password: str = PASSWORD, timeout: float = 5.0, monotonic: Any = time.monotonic, **options: Any) -> SessionKeyProvider:
         client = adapter_client(on_request=record, timeout=timeout)
-        return SessionKeyProvider(PROVIDER, f"{fake_sandbox.url}/{PROVIDER}", USER, password, client, **options)
+        account = parse_account(table(f"{fake_sandbox.url}/{PROVIDER}", password=password, **options), PROVIDER)
+        return SessionKeyProvider(PROVIDER, account, client, monotonic=monotonic)
 
     return make
 
@@ -72,7 +80,7 @@ def make_provider(fake_sandbox, wire, adapter_client) -> Any:
 def offline() -> Iterator[SessionKeyProvider]:
     """An adapter for what needs no gateway (status words, callbacks)."""
     with httpx.Client() as client:
-        yield SessionKeyProvider(PROVIDER, "http://gateway.invalid", USER, PASSWORD, client)
+        yield SessionKeyProvider(PROVIDER, parse_account(table("http://gateway.invalid"), PROVIDER), client)
 
 
 def add_fault(sandbox: Any, **rule: Any) -> None:
@@ -173,7 +181,7 @@ def test_a_whole_order_failure_is_that_error_for_every_message(make_provider, fa
 
 def test_running_out_of_credits_fails_the_order_account_wide():
     app_client = TestClient(create_app(clock=FakeClock(), settings=SandboxSettings(session_key_credits=5)))
-    provider = SessionKeyProvider(PROVIDER, f"http://testserver/{PROVIDER}", USER, PASSWORD, app_client)
+    provider = SessionKeyProvider(PROVIDER, parse_account(table(f"http://testserver/{PROVIDER}"), PROVIDER), app_client)
 
     first = provider.send_many(messages(A, B, C))  # 3 credits
     second = provider.send_many(messages(A, B, C))  # 3 more: too many
@@ -419,14 +427,10 @@ def test_verify_logs_in_afresh_and_reports_the_credits(make_provider, wire):
     assert wire[-1].header("user_key") == "1000"
 
 
-def config(**options: Any) -> AccountConfig:
-    return AccountConfig("sk", "session-key", "http://gateway.test/API", {"username": USER, "password": PASSWORD}, options)
-
-
-def test_from_config_reads_credentials_and_options():
+def test_the_account_table_gives_credentials_and_options():
     with httpx.Client() as client:
-        provider = from_config(config(quality="LL", max_recipients=250, timezone="UTC"), client)
-        default = from_config(config(), client)
+        provider = SessionKeyProvider("sk", parse_account(table("http://gateway.test/API", quality="LL", max_recipients=250, timezone="UTC")), client)
+        default = SessionKeyProvider("sk", parse_account(table("http://gateway.test/API")), client)
     assert (provider.name, provider.quality, provider.max_recipients) == ("sk", "LL", 250)
     assert (default.quality, default.max_recipients) == ("N", 100)
 
@@ -441,15 +445,16 @@ def test_from_config_reads_credentials_and_options():
         ({"timezone": "Mars/Olympus"}, "timezone"),
     ],
 )
-def test_from_config_refuses_bad_options(options, field):
-    with httpx.Client() as client, pytest.raises(ValueError, match=field):
-        from_config(config(**options), client)
+def test_the_account_table_refuses_bad_options(options, field):
+    with pytest.raises(ProvidersFileError, match=f"accounts.sk.{field}: "):
+        parse_account(table("http://gateway.test/API", **options), "sk")
 
 
-def test_from_config_needs_both_credentials():
-    bare = AccountConfig("sk", "session-key", "http://gateway.test", {"username": USER})
-    with httpx.Client() as client, pytest.raises(ValueError, match="password"):
-        from_config(bare, client)
+def test_the_account_table_needs_both_credentials():
+    bare = table("http://gateway.test")
+    del bare["password"]
+    with pytest.raises(ProvidersFileError, match="accounts.sk.password: is required"):
+        parse_account(bare, "sk")
 
 
 # -- the sandbox itself ------------------------------------------------------------------------

@@ -169,7 +169,7 @@ def test_route_lets_one_probe_through_a_half_open_breaker_and_gives_it_back_if_u
 
 
 def test_pace_grants_what_the_bucket_allows_defers_the_rest_and_gives_back_unused_tokens(rt, clock):
-    rt.accounts["first"] = Account(rt.accounts["first"].provider, replace(rt.accounts["first"].spec, rate=10.0, burst=3))
+    rt.accounts["first"] = Account(rt.accounts["first"].provider, rt.accounts["first"].spec.model_copy(update={"rate": 10.0, "burst": 3}))
     batch = batch_of(rt, *[{"provider": "first"}] * 5)
     Route(rt).process(batch, no_downstream)
     pace = Pace(rt)
@@ -409,7 +409,7 @@ def test_departures_spend_places_taken_ahead_without_asking_redis_each_time(rt, 
 
 def test_departures_ask_for_every_group_when_the_account_is_at_its_limit(rt, redis_client):
     batch = prepared(rt, *[{"text": f"d{n}", "provider": "first"} for n in range(6)])
-    rt.accounts["first"] = Account(rt.accounts["first"].provider, replace(rt.accounts["first"].spec, rate=4.0, burst=1))
+    rt.accounts["first"] = Account(rt.accounts["first"].provider, rt.accounts["first"].spec.model_copy(update={"rate": 4.0, "burst": 1}))
     departures = Departures(rt)
     left: list = []
 

@@ -25,11 +25,12 @@ from openapi_core.templating.responses.exceptions import ResponseNotFound
 from starlette.testclient import TestClient
 from werkzeug.datastructures import Headers, ImmutableMultiDict
 
-from conftest import ThreadedSandbox
+from conftest import ThreadedSandbox, parse_account
 from sms_worker.clock import FakeClock
 from sms_worker.providers import telefoon
-from sms_worker.providers.base import AccountConfig, Accepted, ErrorKind, OutboundMessage, ProviderError, StatusReport
-from sms_worker.providers.telefoon import TelefoonProvider, from_config
+from sms_worker.providers.base import Accepted, ErrorKind, OutboundMessage, ProviderError, StatusReport
+from sms_worker.providers.accounts import ProvidersFileError
+from sms_worker.providers.telefoon import TelefoonProvider
 from sms_worker.sandbox.app import create_app
 from sms_worker.sandbox.telefoon import vocabulary
 from sms_worker.status import Delivery, Status
@@ -174,10 +175,8 @@ def add_fault(sandbox: ThreadedSandbox, **rule: Any) -> dict:
 def make_provider(telefoon_sandbox: Any, wire: Wire, adapter_client: Callable[..., httpx.Client]) -> Callable[..., TelefoonProvider]:
     def make(api_key: str = KEY, timeout: float = 5.0, **options: Any) -> TelefoonProvider:
         client = adapter_client(on_request=wire.on_request, on_response=wire.on_response, timeout=timeout)
-        config = AccountConfig(
-            "telefoon-nl", "telefoon", f"{telefoon_sandbox.url}{API_PATH}", {"api_key": api_key}, {"default_sender": "ACME", **options}
-        )
-        return from_config(config, client)
+        table = config(f"{telefoon_sandbox.url}{API_PATH}", api_key, default_sender="ACME", **options)
+        return TelefoonProvider("telefoon-nl", parse_account(table), client)
 
     return make
 
@@ -436,14 +435,15 @@ def test_send_many_sends_one_request_per_message_in_order(make_provider, wire, t
 # --- configuration, callbacks, vocabulary ---------------------------------------------------
 
 
-def config(**options: Any) -> AccountConfig:
-    return AccountConfig("tf", "telefoon", "https://api.telefoon.com/v1/sms", {"api_key": "k"}, options)
+def config(base_url: str = "https://api.telefoon.com/v1/sms", api_key: str = "k", **options: Any) -> dict[str, Any]:
+    """A ``telefoon`` account table of the providers file."""
+    return {"type": "telefoon", "base_url": base_url, "api_key": api_key, **options}
 
 
 @pytest.mark.parametrize(
     ("options", "field"),
     [
-        ({}, "default_sender.*required"),
+        ({}, "default_sender: is required"),
         ({"default_sender": "ThisIsTooLong"}, "default_sender"),
         ({"default_sender": "0612345678"}, "default_sender"),
         ({"default_sender": "ACME", "sender_id": "ACME_BANK"}, "sender_id"),
@@ -452,21 +452,22 @@ def config(**options: Any) -> AccountConfig:
         ({"default_sender": "ACME", "gdpr_consent_ref": 42}, "gdpr_consent_ref"),
     ],
 )
-def test_from_config_names_the_bad_option(options, field) -> None:
-    with httpx.Client() as client, pytest.raises(ValueError, match=field):
-        from_config(config(**options), client)
+def test_the_account_table_names_the_bad_option(options, field) -> None:
+    with pytest.raises(ProvidersFileError, match=f"accounts.tf.{field}"):
+        parse_account(config(**options), "tf")
 
 
-def test_from_config_needs_the_api_key() -> None:
-    bare = AccountConfig("tf", "telefoon", "https://api.telefoon.com/v1/sms", {}, {"default_sender": "ACME"})
-    with httpx.Client() as client, pytest.raises(ValueError, match="api_key"):
-        from_config(bare, client)
+def test_the_account_table_needs_the_api_key() -> None:
+    bare = config(default_sender="ACME")
+    del bare["api_key"]
+    with pytest.raises(ProvidersFileError, match="accounts.tf.api_key: is required"):
+        parse_account(bare, "tf")
 
 
 @pytest.fixture
 def provider() -> Iterator[TelefoonProvider]:
     with httpx.Client() as client:
-        yield from_config(config(default_sender="+31201234567"), client)
+        yield TelefoonProvider("tf", parse_account(config(default_sender="+31201234567")), client)
 
 
 def test_parse_callback_reads_the_message_the_sandbox_serves(provider, make_provider, telefoon_sandbox, telefoon_clock) -> None:

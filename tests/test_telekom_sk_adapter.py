@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import time
 from datetime import datetime, timezone
 
 import httpx
 import pytest
 
+from conftest import parse_account
 from sms_worker.providers.base import ErrorKind, OutboundMessage, ProviderError
 from sms_worker.providers.telekom_sk import TelekomSKProvider
 from sms_worker.status import Delivery, Status
@@ -29,12 +31,13 @@ def wire():
 
 @pytest.fixture
 def make_provider(fake_sandbox, wire, adapter_client):
-    def make(token: str = "sandbox-token", timeout: float = 5.0, **options) -> TelekomSKProvider:
+    def make(token: str = "sandbox-token", timeout: float = 5.0, monotonic=time.monotonic, **options) -> TelekomSKProvider:
         def record(request: httpx.Request) -> None:
             wire.append((request.url.path.rsplit("/", 1)[-1], json.loads(request.content)))
 
         client = adapter_client(on_request=record, timeout=timeout)
-        return TelekomSKProvider("telekom-sk", f"{fake_sandbox.url}/telekom-sk", token, client, **options)
+        account = parse_account({"type": "telekom-sk", "base_url": f"{fake_sandbox.url}/telekom-sk", "token": token, **options})
+        return TelekomSKProvider("telekom-sk", account, client, monotonic=monotonic)
 
     return make
 
@@ -144,7 +147,8 @@ def test_a_session_lost_twice_in_a_row_is_transient(make_provider, fake_sandbox)
 )
 def test_status_words_map_to_deliveries(word, delivery):
     with httpx.Client() as client:
-        provider = TelekomSKProvider("telekom-sk", "http://unused.invalid/telekom-sk", "sandbox-token", client)
+        account = parse_account({"type": "telekom-sk", "base_url": "http://unused.invalid/telekom-sk", "token": "sandbox-token"})
+        provider = TelekomSKProvider("telekom-sk", account, client)
         assert provider.map_status(word) is delivery
 
 

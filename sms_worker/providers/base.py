@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Hashable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Protocol
 
 from sms_worker.errors import SmsWorkerError
 from sms_worker.status import Delivery, Status
@@ -80,28 +80,6 @@ class StatusReport:
     provider_status: str
     delivery: Delivery | None
     delivered_at: datetime | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class AccountConfig:
-    """One provider account as the providers file declares it, secrets already read.
-
-    ``credentials`` holds what the API authenticates with (``token``, ``api_key``,
-    ``username``/``password``): adapters must never log them. ``options`` holds the rest of the
-    account's table (``transport``, ``quality``, ``senders``, ...), for the adapter to read.
-    """
-
-    name: str
-    type: str
-    base_url: str
-    credentials: Mapping[str, str] = field(default_factory=dict, repr=False)
-    options: Mapping[str, Any] = field(default_factory=dict)
-
-    def credential(self, key: str) -> str:
-        value = self.credentials.get(key)
-        if not value:
-            raise ValueError(f"account {self.name!r}: credential {key!r} is required for type {self.type!r}")
-        return value
 
 
 SendOutcome = Accepted | ProviderError

@@ -33,8 +33,8 @@ emulates exactly these):
   be that JSON object.
 - ``from`` is required (the example always sends it): the account's ``default_sender``
   option is used when a message names no sender. A sender ID is 1 to 11 letters, digits or
-  spaces, or a phone number of up to 15 digits with an optional ``+``; ``from_config`` checks
-  the default so that a typo stops the account at start-up instead of failing its backlog.
+  spaces, or a phone number of up to 15 digits with an optional ``+``; :class:`DexatelAccount`
+  checks the default so that a typo stops the account at start-up instead of failing its backlog.
 - No validity, scheduling, priority or encoding parameters are documented: those fields of an
   :class:`~sms_worker.providers.base.OutboundMessage` are not sent, and Dexatel picks GSM-7 or
   UCS-2 from the text. The send answer carries no part count.
@@ -45,14 +45,13 @@ from __future__ import annotations
 import json
 import re
 from datetime import datetime
-from typing import Any, Final
+from typing import Annotated, Any, Final, Literal
 from urllib.parse import quote
 
 import httpx
 
 from sms_worker.providers.base import (
     Accepted,
-    AccountConfig,
     ErrorKind,
     OneRecipientPerRequest,
     OutboundMessage,
@@ -60,6 +59,7 @@ from sms_worker.providers.base import (
     StatusReport,
 )
 from sms_worker.providers.plumbing import ErrorClass, classify_code, json_object, raise_for_error, transport_errors
+from sms_worker.providers.schema import AccountBase, Credential, NonBlank, fits
 from sms_worker.providers.timestamps import parse_timestamp
 from sms_worker.status import Delivery, Status
 
@@ -88,6 +88,15 @@ _ERRORS: Final[dict[str, ErrorClass]] = {
 }
 
 
+class DexatelAccount(AccountBase):
+    """``type = "dexatel"``: credential ``api_key``; ``default_sender`` (required, because every
+    request needs a ``from``)."""
+
+    type: Literal["dexatel"]
+    api_key: Credential
+    default_sender: Annotated[NonBlank, fits(SENDER_RE.fullmatch, "1 to 11 letters, digits or spaces, or a phone number of up to 15 digits")]
+
+
 def classify(code: str, text: str) -> ProviderError:
     """A Dexatel error code as an error class; a code not in the table is this message's
     permanent fault, so an unknown answer never burns retries."""
@@ -107,12 +116,12 @@ class DexatelProvider(OneRecipientPerRequest):
     classify = staticmethod(classify)
     map_status = staticmethod(canonical_status)
 
-    def __init__(self, name: str, base_url: str, api_key: str, client: httpx.Client, *, default_sender: str) -> None:
+    def __init__(self, name: str, account: DexatelAccount, client: httpx.Client) -> None:
         self.name = name
-        self._base = base_url.rstrip("/")
-        self._headers = {"Authorization": f"Bearer {api_key}"}
+        self._base = account.base_url.rstrip("/")
+        self._headers = {"Authorization": f"Bearer {account.api_key.get_secret_value()}"}
         self._client = client
-        self._default_sender = default_sender
+        self._default_sender = account.default_sender
 
     def send(self, message: OutboundMessage) -> Accepted:
         recipient = message.recipient if message.recipient.startswith("+") else f"+{message.recipient}"
@@ -167,21 +176,6 @@ class DexatelProvider(OneRecipientPerRequest):
             response = self._client.request(method, f"{self._base}{path}", headers=self._headers, **kwargs)
         raise_for_error(response, _ERRORS)
         return json_object(response)
-
-
-def from_config(config: AccountConfig, client: httpx.Client) -> DexatelProvider:
-    """An adapter for one ``type = "dexatel"`` account: credential ``api_key``, option
-    ``default_sender`` (required, because every request needs a ``from``)."""
-    api_key = config.credential("api_key")
-    sender = config.options.get("default_sender")
-    if not isinstance(sender, str) or not sender.strip():
-        raise ValueError(f"account {config.name!r}: option 'default_sender' is required (Dexatel needs a 'from' on every message)")
-    if not SENDER_RE.fullmatch(sender):
-        raise ValueError(
-            f"account {config.name!r}: option 'default_sender' must be 1 to 11 letters, digits or spaces, "
-            f"or a phone number of up to 15 digits, not {sender!r}"
-        )
-    return DexatelProvider(config.name, config.base_url, api_key, client, default_sender=sender)
 
 
 def _report(message_id: str, word: str, moment: datetime | None) -> StatusReport:

@@ -29,27 +29,27 @@ Assumptions where the document is silent (it gives no paths, fields or error cod
 - Delivery callbacks are not in the document: :meth:`DtA2pProvider.parse_callback` reads a
   POSTed delivery report in the same shape as the GET one (an object, or a list of them).
 
-Account options: ``default_sender`` (required: the API needs a sender, and a message without
-one gets it), ``senders`` (the verified sender IDs, at most 50; when given, a message from any
-other sender is refused here, without a request that would be charged) and
-``alphanumeric_countries`` (ISO 3166 alpha-2 codes; when given, an alphanumeric sender to a
-number of any other country (or of no country) is refused here, likewise; the rule is
-:func:`sms_worker.addresses.sender_refusal`, which routing applies too). Sender IDs compare exactly as written.
-Other options are left to the rest of sms_worker.
+Account options (:class:`DtA2pAccount`): ``default_sender`` (required: the API needs a sender,
+and a message without one gets it), ``senders`` (the verified sender IDs, at most 50, the default
+among them; when given, a message from any other sender is refused here, without a request that
+would be charged) and ``alphanumeric_countries`` (ISO 3166 alpha-2 codes; when given, an
+alphanumeric sender to a number of any other country (or of no country) is refused here,
+likewise; the rule is :func:`sms_worker.addresses.sender_refusal`, which routing applies too).
+Sender IDs compare exactly as written.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
-from typing import Any, Final
+from typing import Annotated, Any, Final, Literal
 from urllib.parse import quote
 
 import httpx
+from pydantic import AfterValidator, Field, StringConstraints, model_validator
+
 from sms_worker.addresses import ALPHANUMERIC_SENDER_NOT_ALLOWED, SENDER_NOT_VERIFIED, sender_refusal
 from sms_worker.providers.base import (
     Accepted,
-    AccountConfig,
     ErrorKind,
     OneRecipientPerRequest,
     OutboundMessage,
@@ -57,6 +57,7 @@ from sms_worker.providers.base import (
     StatusReport,
 )
 from sms_worker.providers.plumbing import ErrorClass, classify_code, json_object, raise_for_error, transport_errors
+from sms_worker.providers.schema import AccountBase, Credential, Names, NonBlank, reason
 from sms_worker.providers.timestamps import parse_timestamp
 from sms_worker.status import Delivery, Status
 
@@ -92,6 +93,36 @@ _STATUSES: Final[dict[str, Delivery]] = {
 }
 
 
+def _verifiable(senders: frozenset[str]) -> frozenset[str]:
+    if len(senders) > MAX_SENDERS:
+        raise ValueError(f"lists {len(senders)} sender IDs; the API verifies at most {MAX_SENDERS}")
+    return senders
+
+
+CountryCodes = Annotated[
+    frozenset[Annotated[str, StringConstraints(pattern=r"^[A-Za-z]{2}$")]],
+    Field(strict=False),
+    reason("must be a list of ISO 3166 alpha-2 country codes"),
+    AfterValidator(lambda codes: frozenset(code.upper() for code in codes)),
+]
+
+
+class DtA2pAccount(AccountBase):
+    """``type = "dt-a2p"``: credential ``api_key``; options as the module says."""
+
+    type: Literal["dt-a2p"]
+    api_key: Credential
+    default_sender: NonBlank
+    senders: Annotated[Names, AfterValidator(_verifiable)] | None = None
+    alphanumeric_countries: CountryCodes | None = None
+
+    @model_validator(mode="after")
+    def _default_sender_verified(self) -> DtA2pAccount:
+        if self.senders is not None and self.default_sender not in self.senders:
+            raise ValueError(f"default_sender {self.default_sender!r} is not among the verified senders")
+        return self
+
+
 def classify(code: str, text: str) -> ProviderError:
     """An unknown code is permanent for this message only: it never burns retries nor pauses
     the account (the HTTP layer decides first for codes met in an answer, see ``_call``)."""
@@ -105,24 +136,14 @@ def map_status(provider_status: str) -> Delivery | None:
 class DtA2pProvider(OneRecipientPerRequest):
     """One prepaid Deutsche Telekom A2P account. Holds no state but its settings: thread-safe."""
 
-    def __init__(
-        self,
-        name: str,
-        base_url: str,
-        api_key: str,
-        client: httpx.Client,
-        *,
-        default_sender: str,
-        senders: Iterable[str] | None = None,
-        alphanumeric_countries: Iterable[str] | None = None,
-    ) -> None:
+    def __init__(self, name: str, account: DtA2pAccount, client: httpx.Client) -> None:
         self.name = name
-        self._base = base_url.rstrip("/")
-        self._headers = {"X-API-Key": api_key}
+        self._base = account.base_url.rstrip("/")
+        self._headers = {"X-API-Key": account.api_key.get_secret_value()}
         self._client = client
-        self._default_sender = default_sender
-        self._senders = frozenset(senders) if senders is not None else None
-        self._countries = frozenset(alphanumeric_countries) if alphanumeric_countries is not None else None
+        self._default_sender = account.default_sender
+        self._senders = account.senders
+        self._countries = account.alphanumeric_countries
 
     def send(self, message: OutboundMessage) -> Accepted:
         """Refuse locally what the API would refuse and charge for anyway; then POST."""
@@ -199,44 +220,3 @@ def _report(body: Any) -> StatusReport:
     word = body["status"]
     delivered_at = parse_timestamp(body.get("delivered_at"), zoneless="utc")  # the API's times are UTC
     return StatusReport(str(body["id"]), word, map_status(word), delivered_at)
-
-
-def from_config(config: AccountConfig, client: httpx.Client) -> DtA2pProvider:
-    """Build the adapter from a providers-file account; ValueError names a bad option and why."""
-    options = config.options
-    return DtA2pProvider(
-        config.name,
-        config.base_url,
-        config.credential("api_key"),
-        client,
-        **_sender_options(config.name, options),
-    )
-
-
-def _sender_options(account: str, options: Mapping[str, Any]) -> dict[str, Any]:
-    def bad(field: str, reason: str) -> ValueError:
-        return ValueError(f"account {account!r}: option {field!r} {reason}")
-
-    senders = options.get("senders")
-    if senders is not None:
-        if isinstance(senders, str) or not isinstance(senders, Iterable):
-            raise bad("senders", "must be a list of sender IDs")
-        senders = list(senders)
-        if not all(isinstance(s, str) and s.strip() for s in senders):
-            raise bad("senders", "must hold non-empty strings only")
-        if len(senders) > MAX_SENDERS:
-            raise bad("senders", f"lists {len(senders)} sender IDs; the API verifies at most {MAX_SENDERS}")
-    default_sender = options.get("default_sender")
-    if not isinstance(default_sender, str) or not default_sender.strip():
-        raise bad("default_sender", "is required: the API needs a sender for every message")
-    if senders is not None and default_sender not in senders:
-        raise bad("default_sender", f"{default_sender!r} is not among the verified 'senders'")
-    countries = options.get("alphanumeric_countries")
-    if countries is not None:
-        if isinstance(countries, str) or not isinstance(countries, Iterable):
-            raise bad("alphanumeric_countries", "must be a list of ISO 3166 alpha-2 country codes")
-        countries = [c.upper() if isinstance(c, str) else c for c in countries]
-        wrong = [c for c in countries if not isinstance(c, str) or len(c) != 2 or not c.isalpha()]
-        if wrong:
-            raise bad("alphanumeric_countries", f"holds {wrong!r}, not ISO 3166 alpha-2 country codes")
-    return {"default_sender": default_sender, "senders": senders, "alphanumeric_countries": countries}

@@ -42,7 +42,7 @@ gateway family, e.g. ``smsend/REST-API`` on GitHub):
   no field in this API and are not sent. ``Accepted.parts`` is sms_worker's own count of the
   text (GSM-7 or UCS-2): the gateway reports parts only as a total.
 
-Account options: ``quality`` (``N`` high, the default; ``L`` medium; ``LL`` low), and
+Account options (:class:`SessionKeyAccount`): ``quality`` (``N`` high, the default; ``L`` medium; ``LL`` low), and
 ``max_recipients`` (recipients per order, default 100, at most 1000: the quickstart names no
 limit, and 100 keeps one refused order small while still saving 99 requests in 100).
 """
@@ -55,15 +55,15 @@ import time
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Callable, Final
+from typing import Annotated, Any, Callable, Final, Literal
 from urllib.parse import quote
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import httpx
+from pydantic import AfterValidator, Field
 
 from sms_worker.logs import get_logger
 from sms_worker.providers.base import (
-    AccountConfig,
     Accepted,
     ErrorKind,
     OutboundMessage,
@@ -72,22 +72,24 @@ from sms_worker.providers.base import (
     StatusReport,
 )
 from sms_worker.providers.plumbing import ErrorClass, classify_code, json_object, json_or_none, raise_for_http_status, transport_errors
+from sms_worker.providers.schema import AccountBase, Credential, reason
 from sms_worker.providers.sessions import call_with_relogin
 from sms_worker.status import Delivery, Status
 from sms_worker.text import analyze
 
-QUALITIES: Final = ("N", "L", "LL")
+Quality = Literal["N", "L", "LL"]
 """The document's ``MESSAGE_HIGH_QUALITY``, ``MESSAGE_MEDIUM_QUALITY`` and ``MESSAGE_LOW_QUALITY``."""
 DEFAULT_MAX_RECIPIENTS: Final = 100
 MAX_RECIPIENTS_LIMIT: Final = 1000
 DEFAULT_TIMEZONE: Final = "Europe/Rome"
 TIME_FORMAT: Final = "%Y%m%d%H%M%S"
 RELOGIN_AFTER_IDLE: Final = 4 * 60
+"""Log in again before a call rather than meet the gateway's 5 minutes of inactivity."""
 ORDER_ANSWER_TTL: Final = 1.0
 """Seconds an order's status answer serves its other recipients' checks: the poller checks the
 recipients of one order together, and one ``GET /sms/{order_id}`` answers for all of them."""
 ORDER_ANSWER_CACHE: Final = 256
-"""Log in again before a call rather than meet the gateway's 5 minutes of inactivity."""
+"""Orders whose answers are kept at most (expired ones are dropped when it is reached)."""
 
 BAD_CREDENTIALS: Final = "BAD_CREDENTIALS"
 UNAUTHORIZED: Final = "UNAUTHORIZED"
@@ -118,6 +120,28 @@ STATUS_WORDS: Final[dict[str, Delivery]] = {
 more will be learnt of it: undeliverable, with the word kept beside."""
 
 _log = get_logger("providers.session_key")
+
+
+def _zone_name(name: str) -> str:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"must be an IANA time zone name, not {name!r}") from None
+    return name
+
+
+class SessionKeyAccount(AccountBase):
+    """``type = "session-key"``: credentials ``username`` and ``password``; options as the module says."""
+
+    type: Literal["session-key"]
+    username: Credential
+    password: Credential
+    quality: Quality = "N"
+    max_recipients: Annotated[
+        int, Field(ge=1, le=MAX_RECIPIENTS_LIMIT), reason(f"must be an integer from 1 to {MAX_RECIPIENTS_LIMIT}")
+    ] = DEFAULT_MAX_RECIPIENTS
+    timezone: Annotated[str, AfterValidator(_zone_name)] = DEFAULT_TIMEZONE
+    """The gateway's zone, for ``delivery_date`` in its answers."""
 
 
 def classify(code: str, text: str) -> ProviderError:
@@ -151,29 +175,17 @@ class Session:
 class SessionKeyProvider:
     """One gateway account. Keeps one session for every thread and sends orders of many recipients."""
 
-    def __init__(
-        self,
-        name: str,
-        base_url: str,
-        username: str,
-        password: str,
-        client: httpx.Client,
-        *,
-        quality: str = "N",
-        max_recipients: int = DEFAULT_MAX_RECIPIENTS,
-        zone: ZoneInfo | None = None,
-        monotonic: Callable[[], float] = time.monotonic,
-    ) -> None:
+    def __init__(self, name: str, account: SessionKeyAccount, client: httpx.Client, *, monotonic: Callable[[], float] = time.monotonic) -> None:
         self.name = name
-        self.max_recipients = max_recipients
-        self.quality = quality
+        self.max_recipients = account.max_recipients
+        self.quality = account.quality
         self.remaining_credits: int | None = None
         """Credits left as the last order or :meth:`verify` reported them."""
-        self._base = base_url.rstrip("/")
-        self._username = username
-        self._password = password
+        self._base = account.base_url.rstrip("/")
+        self._username = account.username.get_secret_value()
+        self._password = account.password.get_secret_value()
         self._client = client
-        self._zone = zone or ZoneInfo(DEFAULT_TIMEZONE)
+        self._zone = ZoneInfo(account.timezone)
         self._monotonic = monotonic
         self._lock = threading.Lock()
         self._session: Session | None = None
@@ -409,31 +421,3 @@ def phone_key(number: str) -> str:
     """One spelling per phone (``+39...``, ``0039...`` and ``39...`` alike), to compare numbers."""
     digits = "".join(ch for ch in number if ch.isdigit())
     return digits[2:] if number.strip().startswith("00") else digits
-
-
-def from_config(config: AccountConfig, client: httpx.Client) -> SessionKeyProvider:
-    """Credentials ``username`` and ``password``; options ``quality``, ``max_recipients``, ``timezone``."""
-    options = config.options
-    quality = options.get("quality", "N")
-    if quality not in QUALITIES:
-        raise ValueError(f"account {config.name!r}: option 'quality' must be N (high), L (medium) or LL (low), not {quality!r}")
-    max_recipients = options.get("max_recipients", DEFAULT_MAX_RECIPIENTS)
-    if isinstance(max_recipients, bool) or not isinstance(max_recipients, int) or not 1 <= max_recipients <= MAX_RECIPIENTS_LIMIT:
-        raise ValueError(
-            f"account {config.name!r}: option 'max_recipients' must be an integer from 1 to {MAX_RECIPIENTS_LIMIT}, not {max_recipients!r}"
-        )
-    zone_name = options.get("timezone", DEFAULT_TIMEZONE)
-    try:
-        zone = ZoneInfo(zone_name)
-    except (ZoneInfoNotFoundError, ValueError, TypeError):
-        raise ValueError(f"account {config.name!r}: option 'timezone' must be an IANA time zone name, not {zone_name!r}") from None
-    return SessionKeyProvider(
-        config.name,
-        config.base_url,
-        config.credential("username"),
-        config.credential("password"),
-        client,
-        quality=quality,
-        max_recipients=max_recipients,
-        zone=zone,
-    )

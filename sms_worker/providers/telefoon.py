@@ -33,13 +33,13 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Final
+from typing import Annotated, Any, Final, Literal
 from urllib.parse import quote, urlsplit
 
 import httpx
+from pydantic import AfterValidator
 
 from sms_worker.providers.base import (
-    AccountConfig,
     Accepted,
     ErrorKind,
     OneRecipientPerRequest,
@@ -48,6 +48,7 @@ from sms_worker.providers.base import (
     StatusReport,
 )
 from sms_worker.providers.plumbing import ErrorClass, json_object, raise_for_error, transport_errors
+from sms_worker.providers.schema import AccountBase, Credential, Trimmed, fits
 from sms_worker.providers.timestamps import parse_timestamp
 from sms_worker.status import Delivery, Status
 
@@ -56,6 +57,31 @@ DIRECTIONS: Final = ("inbound", "outbound")
 STATUSES: Final = ("queued", "sending", "sent", "delivered", "undelivered", "failed", "received")
 _E164: Final = re.compile(r"\+[1-9]\d{6,14}")
 _ALPHANUMERIC: Final = re.compile(r"(?=.*[A-Za-z])[A-Za-z0-9 ]{1,11}")
+
+
+def _sender(value: str) -> object:
+    return _E164.fullmatch(value) or _ALPHANUMERIC.fullmatch(value)
+
+
+def _http_url(value: str) -> str:
+    url = urlsplit(value)
+    if url.scheme not in ("http", "https") or not url.netloc:
+        raise ValueError("must be an http(s) URL")
+    return value
+
+
+class TelefoonAccount(AccountBase):
+    """``type = "telefoon"``: credential ``api_key``; options ``default_sender`` (required:
+    Telefoon refuses a message without ``from``), ``sender_id``, ``status_callback`` (an
+    http(s) URL), ``gdpr_consent_ref``, each sent with every message. Bad options fail at
+    start-up instead of on every message."""
+
+    type: Literal["telefoon"]
+    api_key: Credential
+    default_sender: Annotated[Trimmed, fits(_sender, "an E.164 number (+31612345678) or an alphanumeric name of at most 11 characters")]
+    sender_id: Annotated[Trimmed, fits(_ALPHANUMERIC.fullmatch, "an alphanumeric name of at most 11 characters")] | None = None
+    status_callback: Annotated[Trimmed, AfterValidator(_http_url)] | None = None
+    gdpr_consent_ref: Trimmed | None = None
 
 
 _PERMANENT: Final = ErrorKind.PERMANENT
@@ -168,26 +194,15 @@ class TelefoonMessage:
 class TelefoonProvider(OneRecipientPerRequest):
     """One Telefoon API key. Stateless between calls, so it is safe to share across threads."""
 
-    def __init__(
-        self,
-        name: str,
-        base_url: str,
-        api_key: str,
-        client: httpx.Client,
-        *,
-        default_sender: str,
-        sender_id: str | None = None,
-        status_callback: str | None = None,
-        gdpr_consent_ref: str | None = None,
-    ) -> None:
+    def __init__(self, name: str, account: TelefoonAccount, client: httpx.Client) -> None:
         self.name = name
-        self._base = base_url.rstrip("/")
-        self._headers = {"X-API-Key": api_key}
+        self._base = account.base_url.rstrip("/")
+        self._headers = {"X-API-Key": account.api_key.get_secret_value()}
         self._client = client
-        self._default_sender = default_sender
-        self._sender_id = sender_id
-        self._status_callback = status_callback
-        self._gdpr_consent_ref = gdpr_consent_ref
+        self._default_sender = account.default_sender
+        self._sender_id = account.sender_id
+        self._status_callback = account.status_callback
+        self._gdpr_consent_ref = account.gdpr_consent_ref
 
     def send(self, message: OutboundMessage) -> Accepted:
         if message.delivery_time is not None:
@@ -303,43 +318,3 @@ def _error_code(body: Any) -> tuple[int, str] | None:
 
 def _message_path(provider_message_id: str) -> str:
     return f"/messages/{quote(provider_message_id, safe='')}"
-
-
-def from_config(config: AccountConfig, client: httpx.Client) -> TelefoonProvider:
-    """Credential ``api_key``; options ``default_sender`` (required: Telefoon refuses a message
-    without ``from``), ``sender_id``, ``status_callback`` (an http(s) URL), ``gdpr_consent_ref``.
-    Bad options fail here, at start-up, instead of on every message."""
-    options = {name: _option(config, name) for name in ("default_sender", "sender_id", "status_callback", "gdpr_consent_ref")}
-    default_sender, sender_id, status_callback = options["default_sender"], options["sender_id"], options["status_callback"]
-    if default_sender is None:
-        raise ValueError(f"account {config.name!r}: option 'default_sender' is required: Telefoon refuses a message without 'from'")
-    if not (_E164.fullmatch(default_sender) or _ALPHANUMERIC.fullmatch(default_sender)):
-        raise ValueError(
-            f"account {config.name!r}: option 'default_sender' must be an E.164 number (+31612345678) "
-            "or an alphanumeric name of at most 11 characters"
-        )
-    if sender_id is not None and not _ALPHANUMERIC.fullmatch(sender_id):
-        raise ValueError(f"account {config.name!r}: option 'sender_id' must be an alphanumeric name of at most 11 characters")
-    if status_callback is not None:
-        url = urlsplit(status_callback)
-        if url.scheme not in ("http", "https") or not url.netloc:
-            raise ValueError(f"account {config.name!r}: option 'status_callback' must be an http(s) URL")
-    return TelefoonProvider(
-        config.name,
-        config.base_url,
-        config.credential("api_key"),
-        client,
-        default_sender=default_sender,
-        sender_id=sender_id,
-        status_callback=status_callback,
-        gdpr_consent_ref=options["gdpr_consent_ref"],
-    )
-
-
-def _option(config: AccountConfig, name: str) -> str | None:
-    value = config.options.get(name)
-    if value is None:
-        return None
-    if not isinstance(value, str) or not value.strip():
-        raise ValueError(f"account {config.name!r}: option {name!r} must be a non-empty string")
-    return value.strip()

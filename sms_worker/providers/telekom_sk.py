@@ -24,13 +24,12 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from zoneinfo import ZoneInfo
-from typing import Any, Callable, Final
+from typing import Any, Callable, Final, Literal
 
 import defusedxml.ElementTree as DefusedET
 import httpx
 
 from sms_worker.providers.base import (
-    AccountConfig,
     Accepted,
     ErrorKind,
     OneRecipientPerRequest,
@@ -39,6 +38,7 @@ from sms_worker.providers.base import (
     StatusReport,
 )
 from sms_worker.providers.plumbing import ErrorClass, classify_code, raise_for_http_status, transport_errors
+from sms_worker.providers.schema import AccountBase, Credential
 from sms_worker.providers.sessions import call_with_relogin
 from sms_worker.providers.timestamps import parse_timestamp
 from sms_worker.status import Delivery, Status
@@ -47,6 +47,16 @@ PROVIDER_TIMEZONE = ZoneInfo("Europe/Bratislava")
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 PING_AFTER_IDLE = 10 * 60
 """Refresh the session well before the provider's 15 minutes of inactivity run out."""
+
+class TelekomSkAccount(AccountBase):
+    """``type = "telekom-sk"``: credential ``token``; ``transport`` (``json`` or ``xml``) and
+    ``use_session`` (false: the token with every request, no session)."""
+
+    type: Literal["telekom-sk"]
+    token: Credential
+    transport: Literal["json", "xml"] = "json"
+    use_session: bool = True
+
 
 _ERROR_KINDS: dict[str, ErrorClass] = {
     "SESSION_NOT_FOUND": ErrorClass(ErrorKind.REAUTHENTICATE),
@@ -169,23 +179,13 @@ _TRAILING_COMMA = re.compile(rb",(\s*[}\]])")
 class TelekomSKProvider(OneRecipientPerRequest):
     """One Telekom SK API key. Keeps a session, pings it when idle, logs in again when it is lost."""
 
-    def __init__(
-        self,
-        name: str,
-        base_url: str,
-        token: str,
-        client: httpx.Client,
-        *,
-        use_session: bool = True,
-        codec: JsonCodec | XmlCodec | None = None,
-        monotonic: Callable[[], float] = time.monotonic,
-    ) -> None:
+    def __init__(self, name: str, account: TelekomSkAccount, client: httpx.Client, *, monotonic: Callable[[], float] = time.monotonic) -> None:
         self.name = name
-        self._base = base_url.rstrip("/")
-        self._token = token
+        self._base = account.base_url.rstrip("/")
+        self._token = account.token.get_secret_value()
         self._client = client
-        self._use_session = use_session
-        self._codec = codec or JsonCodec()
+        self._use_session = account.use_session
+        self._codec = XmlCodec() if account.transport == "xml" else JsonCodec()
         self._monotonic = monotonic
         self._lock = threading.Lock()
         self._session_id: str | None = None
@@ -325,18 +325,6 @@ def _send_params(message: OutboundMessage) -> dict[str, Any]:
 def _flag(value: object) -> bool:
     """JSON answers with booleans, XML with ``true``/``false`` text."""
     return value is True or (isinstance(value, str) and value.strip().lower() == "true")
-
-
-def from_config(config: AccountConfig, client: httpx.Client) -> TelekomSKProvider:
-    """Options: ``transport`` (``json`` or ``xml``), ``use_session`` (false: token per request)."""
-    transport = config.options.get("transport", "json")
-    if transport not in ("json", "xml"):
-        raise ValueError(f"transport must be json or xml, not {transport!r}")
-    use_session = config.options.get("use_session", True)
-    if not isinstance(use_session, bool):
-        raise ValueError("use_session must be true or false")
-    codec = XmlCodec() if transport == "xml" else JsonCodec()
-    return TelekomSKProvider(config.name, config.base_url, config.credential("token"), client, use_session=use_session, codec=codec)
 
 
 def _parse_time(value: object) -> datetime | None:
