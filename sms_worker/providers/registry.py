@@ -1,4 +1,4 @@
-"""Provider accounts configured for this deployment, built once per process."""
+"""Provider accounts configured for this deployment, each with its adapter, built once per process."""
 
 from __future__ import annotations
 
@@ -8,19 +8,19 @@ from typing import assert_never
 import httpx
 
 from sms_worker.providers.accounts import AccountSettings, ProvidersConfig
-from sms_worker.providers.base import Provider
-from sms_worker.providers.dexatel import DexatelAccount, DexatelProvider
-from sms_worker.providers.dt_a2p import DtA2pAccount, DtA2pProvider
-from sms_worker.providers.session_key import SessionKeyAccount, SessionKeyProvider
-from sms_worker.providers.telefoon import TelefoonAccount, TelefoonProvider
-from sms_worker.providers.telekom_sk import TelekomSkAccount, TelekomSKProvider
+from sms_worker.providers.base import Adapter
+from sms_worker.providers.dexatel import DexatelAccount, DexatelAdapter
+from sms_worker.providers.dt_a2p import DtA2pAccount, DtA2pAdapter
+from sms_worker.providers.session_key import SessionKeyAccount, SessionKeyAdapter
+from sms_worker.providers.telefoon import TelefoonAccount, TelefoonAdapter
+from sms_worker.providers.telekom_sk import TelekomSkAccount, TelekomSkAdapter
 
 
 @dataclass(frozen=True, slots=True)
 class Account:
     """One configured account: its adapter, and its settings as the providers file gave them."""
 
-    provider: Provider
+    adapter: Adapter
     spec: AccountSettings
 
     @property
@@ -32,19 +32,19 @@ class Account:
         return self.spec.burst
 
 
-def build_adapter(name: str, spec: AccountSettings, client: httpx.Client) -> Provider:
+def build_adapter(name: str, spec: AccountSettings, client: httpx.Client) -> Adapter:
     """The adapter of ``spec``'s type for the account ``name``, calling out through ``client``."""
     match spec:
         case TelekomSkAccount():
-            return TelekomSKProvider(name, spec, client)
+            return TelekomSkAdapter(name, spec, client)
         case DtA2pAccount():
-            return DtA2pProvider(name, spec, client)
+            return DtA2pAdapter(name, spec, client)
         case SessionKeyAccount():
-            return SessionKeyProvider(name, spec, client)
+            return SessionKeyAdapter(name, spec, client)
         case TelefoonAccount():
-            return TelefoonProvider(name, spec, client)
+            return TelefoonAdapter(name, spec, client)
         case DexatelAccount():
-            return DexatelProvider(name, spec, client)
+            return DexatelAdapter(name, spec, client)
         case _:
             assert_never(spec)
 

@@ -17,7 +17,7 @@ import threading
 from celery.signals import worker_process_init, worker_process_shutdown
 
 from sms_worker.config import get_settings
-from sms_worker.providers.base import ProviderError
+from sms_worker.providers.failures import ProviderError
 from sms_worker.runtime import Runtime, build_runtime
 from sms_worker.tasks.app import CeleryWaker
 
@@ -40,7 +40,7 @@ def open_accounts() -> None:
     dispatcher meets the same fault on the first message and classifies it there."""
     for name, account in process_runtime().accounts.items():
         try:
-            account.provider.open()
+            account.adapter.open()
         except ProviderError as error:
             logging.getLogger("sms_worker.accounts").warning("could not open account %s: %s", name, error)
 
