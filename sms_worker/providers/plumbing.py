@@ -1,11 +1,9 @@
-"""The HTTP plumbing every adapter shares: one pooled client per process, one error mapping
-(network failures, HTTP status classes, and provider error codes looked up in each adapter's
-table), one reading of JSON answers."""
+"""The HTTP plumbing every adapter shares: one error mapping (network failures, HTTP status
+classes, and provider error codes looked up in each adapter's table) and one reading of JSON
+answers. The client they call through is the runtime's (:func:`~.transport.guarded_client`)."""
 
 from __future__ import annotations
 
-import os
-import threading
 from collections.abc import Callable, Hashable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any, Final
@@ -13,27 +11,12 @@ from typing import Any, Final
 import httpx
 
 from sms_worker.providers.failures import ErrorClass, ErrorKind, ProviderError
-from sms_worker.providers.transport import ResponseTooLarge, guarded_client
+from sms_worker.providers.transport import ResponseTooLarge
 
 TIMEOUT: Final = "TIMEOUT"
 CONNECTION_LOST: Final = "CONNECTION_LOST"
 BAD_RESPONSE: Final = "BAD_RESPONSE"
 """The codes of the ambiguous failures met in an exchange (:data:`ErrorKind.AMBIGUOUS`)."""
-
-_clients: dict[tuple[int, float, int, int], httpx.Client] = {}
-_lock = threading.Lock()
-
-
-def shared_client(timeout: float, max_connections: int, max_body: int) -> httpx.Client:
-    """Connection pooling across every adapter in a process; a forked child gets its own. Every
-    exchange ends within ``timeout`` seconds and reads at most ``max_body`` bytes of answer
-    (:mod:`sms_worker.providers.transport`)."""
-    key = (os.getpid(), timeout, max_connections, max_body)
-    with _lock:
-        client = _clients.get(key)
-        if client is None:
-            client = _clients[key] = guarded_client(timeout, max_body, max_connections)
-        return client
 
 
 def bad_response(text: str) -> ProviderError:

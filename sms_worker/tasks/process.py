@@ -3,8 +3,8 @@ and end it.
 
 Producers, the scheduler and each Celery worker process share one :class:`Runtime` per process
 (rebuilt after a fork). In a worker process, Celery's ``worker_process_init`` starts the lease's
-keeper and opens the provider accounts, and ``worker_process_shutdown`` writes what is held and
-ends the lease. The hooks are connected when the tasks are loaded (``tasks.jobs`` imports this
+keeper and opens the provider accounts, and ``worker_process_shutdown`` closes the accounts'
+adapters and the HTTP client, writes what is held and ends the lease (:meth:`Runtime.close`). The hooks are connected when the tasks are loaded (``tasks.jobs`` imports this
 module), which Celery does before it forks its pool.
 """
 
@@ -56,5 +56,6 @@ def _start_process(**_: object) -> None:
 
 @worker_process_shutdown.connect
 def _end_process(**_: object) -> None:
-    """A clean exit writes what it holds and ends its lease, so nothing waits for it to go stale."""
+    """A clean exit closes the adapters and the HTTP client, writes what it holds and ends its
+    lease, so nothing waits for it to go stale."""
     process_runtime().close()
