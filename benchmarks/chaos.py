@@ -362,9 +362,14 @@ def _wait_final(rt, messages: int, timeout: float) -> None:
 def _judge(rt, sandbox: str, texts: list[str], verdict: Verdict) -> None:
     from sqlalchemy import select
 
+    from sms_worker.dispatch.changes import WORKER_LOST
     from sms_worker.dispatch.sql import EVENTS, MESSAGES
-    from sms_worker.providers.base import AMBIGUOUS_CODES
+    from sms_worker.dispatch.stages.requests import ADAPTER_CRASH
+    from sms_worker.providers.plumbing import BAD_RESPONSE, CONNECTION_LOST, TIMEOUT
     from sms_worker.status import FINAL_VALUES
+
+    # The history keeps each attempt's code, not its kind: these are the codes of ambiguous failures.
+    ambiguous_codes = {TIMEOUT, CONNECTION_LOST, BAD_RESPONSE, ADAPTER_CRASH, WORKER_LOST}
 
     records = httpx.get(f"{sandbox}/_sandbox/submissions", timeout=60).json()["submissions"]
     with rt.engine.connect() as conn:
@@ -378,14 +383,14 @@ def _judge(rt, sandbox: str, texts: list[str], verdict: Verdict) -> None:
     verdict.submissions = len(records)
     verdict.refused = sum(1 for record in records if not record["accepted"])
     verdict.statuses = dict(Counter(row.status for row in rows.values()))
-    codes = Counter(event.code for history in events.values() for event in history if event.code in AMBIGUOUS_CODES)
+    codes = Counter(event.code for history in events.values() for event in history if event.code in ambiguous_codes)
     verdict.notes.append(f"ambiguous attempts by code: {dict(codes)}")
     for text in texts:
         row = rows[text]
         history = events[row.id]
-        ambiguous = sum(1 for event in history if event.code in AMBIGUOUS_CODES)
+        ambiguous = sum(1 for event in history if event.code in ambiguous_codes)
         verdict.ambiguous_attempts += ambiguous
-        verdict.unknown_outcomes += sum(1 for event in history if event.code == "WORKER_LOST")
+        verdict.unknown_outcomes += sum(1 for event in history if event.code == WORKER_LOST)
         accepted = sum(1 for record in sent[text] if record["accepted"])
         verdict.lost += row.status not in FINAL_VALUES
         verdict.accepted_more_than_once += accepted > 1

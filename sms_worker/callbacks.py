@@ -1,8 +1,8 @@
-"""Delivery callbacks: providers post status reports here, and they are written like polled ones.
+"""Delivery callbacks: providers post delivery receipts here, and they are written like polled ones.
 
 ``POST /callbacks/<account>`` takes whatever the account's provider posts; its adapter parses
-it (:meth:`Provider.parse_callback`) and the reports go through the same code as the poller's
-(:func:`sms_worker.dispatch.receipts.apply_reports`), so a callback and a poll that race cannot
+it (:meth:`~sms_worker.providers.base.Adapter.parse_callback`) and the receipts go through the same code as the poller's
+(:func:`sms_worker.dispatch.receipts.apply_receipts`), so a callback and a poll that race cannot
 move a message backwards or out of a final status. A report for a message we do not know is
 counted and ignored. With ``SMS_WORKER_CALLBACK_TOKEN`` set, a request must carry it as
 ``?token=``, so only a provider given the URL can post.
@@ -20,24 +20,24 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from sms_worker.dispatch.receipts import apply_reports
+from sms_worker.dispatch.receipts import apply_receipts
 from sms_worker.dispatch.sql import MESSAGES
 from sms_worker.logs import get_logger
-from sms_worker.providers.base import StatusReport
+from sms_worker.providers.base import DeliveryReceipt
 from sms_worker.runtime import Runtime, build_runtime
 
 log = get_logger("callbacks")
 MAX_BODY = 1 << 20
 
 
-def apply_callback(rt: Runtime, account: str, reports: list[StatusReport]) -> dict[str, int]:
-    """Write the reports of one callback; returns how many were applied and how many were unknown."""
-    by_id = {report.provider_message_id: report for report in reports}
+def apply_callback(rt: Runtime, account: str, receipts: list[DeliveryReceipt]) -> dict[str, int]:
+    """Write the receipts of one callback; returns how many were applied and how many were unknown."""
+    by_id = {receipt.provider_message_id: receipt for receipt in receipts}
     columns = (MESSAGES.c.id, MESSAGES.c.account, MESSAGES.c.provider_message_id, MESSAGES.c.last_attempt_at, MESSAGES.c.valid_until)
     with rt.engine.connect() as conn:
         rows = conn.execute(select(*columns).where(MESSAGES.c.account == account, MESSAGES.c.provider_message_id.in_(list(by_id)))).all()
-    result = apply_reports(rt, [(row, by_id[row.provider_message_id]) for row in rows])
-    return {"received": len(reports), "matched": len(rows), "changed": result.changed, "unknown": len(by_id) - len(rows)}
+    result = apply_receipts(rt, [(row, by_id[row.provider_message_id]) for row in rows])
+    return {"received": len(receipts), "matched": len(rows), "changed": result.changed, "unknown": len(by_id) - len(rows)}
 
 
 def create_callback_app(rt: Runtime) -> Starlette:
@@ -54,12 +54,12 @@ def create_callback_app(rt: Runtime) -> Starlette:
             if len(body) > MAX_BODY:
                 return _error(413, "body", f"larger than {MAX_BODY} bytes")
         try:
-            reports = rt.accounts[account].provider.parse_callback(bytes(body), request.headers.get("content-type", ""))
+            receipts = rt.accounts[account].adapter.parse_callback(bytes(body), request.headers.get("content-type", ""))
         except ValueError as error:
             return _error(400, "body", str(error))
-        if not reports:
+        if not receipts:
             return JSONResponse({"received": 0, "matched": 0, "changed": 0, "unknown": 0})
-        outcome = await run_in_threadpool(apply_callback, rt, account, reports)
+        outcome = await run_in_threadpool(apply_callback, rt, account, receipts)
         if outcome["unknown"]:
             log.warning("callback from %s named %d message(s) we do not know", account, outcome["unknown"])
         return JSONResponse(outcome)

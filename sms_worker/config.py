@@ -40,9 +40,8 @@ class Settings(BaseSettings):
     max_retries: int = Field(5, ge=0, le=20)
     retry_window_seconds: int = Field(3600, ge=1)
     retry_backoff_seconds: tuple[float, ...] = Field((30, 120, 300, 900, 1800), min_length=1)
-    retry_ambiguous: str = Field(
+    retry_ambiguous: Literal["same-account", "never"] = Field(
         "same-account",
-        pattern="^(same-account|never)$",
         description="After a timeout or an unreadable answer the provider may have the message: retry it on that account only, or never (UNKNOWN).",
     )
 
@@ -60,7 +59,7 @@ class Settings(BaseSettings):
     breaker_cooldown_seconds: float = Field(30, gt=0, description="How long an open breaker keeps its account out of routing before a probe.")
     telekom_sk_url: str = "http://127.0.0.1:8025/telekom-sk"
     telekom_sk_token: SecretStr = SecretStr("sandbox-token")
-    telekom_sk_transport: str = Field("json", pattern="^(json|xml)$")
+    telekom_sk_transport: Literal["json", "xml"] = "json"
     telekom_sk_use_session: bool = Field(True, description="False: send the token with every request, keep no session.")
     telekom_sk_rate: float = Field(50.0, gt=0, description="Messages (or segments) per second for this account.")
     telekom_sk_burst: int = Field(50, ge=1)

@@ -31,7 +31,7 @@ from sms_worker.dispatch.changes import WORKER_LOST
 from sms_worker.dispatch.policy import Attempt, RetryPolicy
 from sms_worker.dispatch.sql import MESSAGES, expire_unsent, update_each
 from sms_worker.logs import get_logger
-from sms_worker.providers.base import ErrorKind, ProviderError
+from sms_worker.providers.failures import ErrorKind, Failure
 from sms_worker.queues import keys
 from sms_worker.priority import Priority
 from sms_worker.queues.pointers import Due, Pointer, enqueue, is_scheduled, ready_lengths
@@ -158,7 +158,7 @@ class Reclaimer:
             item.disposition = Defer(now, "worker lost before the provider call; queued again", waiting)
             return item
         item.attempt, item.first_attempt_at = row.attempts, row.first_attempt_at or now
-        lost = ProviderError(ErrorKind.TRANSIENT, WORKER_LOST, "worker lost during the provider call; the provider may have the message")
+        lost = Failure(ErrorKind.AMBIGUOUS, WORKER_LOST, "worker lost during the provider call; the provider may have the message")
         attempt = Attempt(row.account, row.attempts, item.first_attempt_at, row.valid_until, item.pinned)
         item.disposition = self._policy.after_failure(lost, attempt, now)
         return item

@@ -13,6 +13,7 @@ from datetime import timedelta
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
+import httpx
 import redis
 from sqlalchemy import Engine
 
@@ -22,10 +23,10 @@ from sms_worker.db.engine import get_engine
 from sms_worker.dispatch.lease import Keeper, Lease
 from sms_worker.dispatch.ledger import Ledger
 from sms_worker.embedded import ensure_embedded_redis
-from sms_worker.providers.plumbing import shared_client
 from sms_worker.providers.accounts import load_providers
 from sms_worker.providers.registry import Account, build_accounts
 from sms_worker.priority import Priority
+from sms_worker.providers.transport import guarded_client
 from sms_worker.queues.pointers import Waker
 from sms_worker.routing import Breaker, Router
 
@@ -48,6 +49,8 @@ class Runtime:
     settings: Settings
     engine: Engine
     redis: redis.Redis
+    http_client: httpx.Client
+    """Every adapter's calls go through it: one connection pool per process."""
     accounts: dict[str, Account]
     router: Router
     waker: Waker
@@ -76,11 +79,15 @@ class Runtime:
             self._keeper.start()
 
     def close(self) -> None:
-        """Stop calling, write what is held if the servers allow, and end the lease."""
+        """Stop calling, close the accounts' adapters and the HTTP client, write what is held if
+        the servers allow, and end the lease."""
         if self._pool is not None:
             self._pool.shutdown(wait=True)
         if self.dispatch_pipeline is not None:
             self.dispatch_pipeline.close()
+        for account in self.accounts.values():
+            account.adapter.close()
+        self.http_client.close()
         if self._keeper is not None:
             self._keeper.stop()
         try:
@@ -97,14 +104,15 @@ def redis_url(settings: Settings) -> str:
 
 def build_runtime(settings: Settings | None = None, *, waker: Waker | None = None, clock: Clock = SYSTEM_CLOCK) -> Runtime:
     settings = settings or get_settings()
-    client = shared_client(settings.http_timeout_seconds, settings.http_concurrency, settings.max_response_bytes)
     providers = load_providers(settings)
+    client = guarded_client(settings.http_timeout_seconds, settings.max_response_bytes, settings.http_concurrency)
     engine = get_engine(settings.resolved_database_url)
     connection = redis.Redis.from_url(redis_url(settings))
     return Runtime(
         settings=settings,
         engine=engine,
         redis=connection,
+        http_client=client,
         accounts=build_accounts(providers, client),
         router=Router(providers),
         waker=waker or NoWaker(),

@@ -60,7 +60,7 @@ def accounts_overview(rt: "Runtime") -> list[dict[str, Any]]:
         breaker = rt.breaker(name).state()
         overview.append({
             "name": name,
-            "type": account.spec.config.type,
+            "type": account.spec.type,
             "rate_limit": account.rate,
             "burst": account.burst,
             "current_rate": current_rate(rt.redis, name),
@@ -75,12 +75,12 @@ def accounts_overview(rt: "Runtime") -> list[dict[str, Any]]:
 
 def check_accounts(rt: "Runtime", names: list[str] | None = None) -> list[dict[str, Any]]:
     """Prove each account's credentials with its cheapest authenticated call."""
-    from sms_worker.providers.base import ProviderError
+    from sms_worker.providers.failures import ProviderError
 
     results = []
     for name in names or sorted(rt.accounts):
         try:
-            results.append({"name": name, "ok": True, "detail": rt.accounts[name].provider.verify()})
+            results.append({"name": name, "ok": True, "detail": rt.accounts[name].adapter.verify()})
         except ProviderError as error:
             scope = "account-wide " if error.account_wide else ""
             results.append({"name": name, "ok": False, "detail": f"{scope}{error.kind.value} error {error.code}: {error.text}"})

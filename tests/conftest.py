@@ -27,6 +27,9 @@ from sms_worker.db.migrate import upgrade
 from sms_worker.embedded import free_port, redis_server_binary, start_redis_server
 from sms_worker.priority import Priority
 from sms_worker.queues.pointers import promote
+from sms_worker.providers.accounts import AccountSettings, parse_providers
+from sms_worker.providers.base import Accepted, Adapter, OutboundMessage
+from sms_worker.providers.failures import Failure
 from sms_worker.runtime import NoWaker, Runtime, build_runtime
 from sms_worker.sandbox.app import create_app
 from sms_worker.sandbox.settings import SandboxSettings
@@ -187,6 +190,25 @@ def runtime(settings_for: Callable[..., Settings], redis_client: redis.Redis, cl
     rt = build_runtime(settings_for(), waker=NoWaker(), clock=clock)
     yield rt
     rt.close()
+
+
+def parse_account(table: dict, name: str = "acct", environ: dict[str, str] | None = None) -> AccountSettings:
+    """One ``[accounts.NAME]`` table, checked as in a providers file (ProvidersFileError if it is wrong)."""
+    return parse_providers({"accounts": {name: table}}, environ or {}).accounts[name]
+
+
+def sent_alone(adapter: Adapter, message: OutboundMessage) -> Accepted:
+    """``message`` through the adapter's ``send`` on its own; the test fails unless it was accepted."""
+    [outcome] = adapter.send([message])
+    assert isinstance(outcome, Accepted), f"not accepted: {outcome}"
+    return outcome
+
+
+def failed_alone(adapter: Adapter, message: OutboundMessage) -> Failure:
+    """``message`` through the adapter's ``send`` on its own; the test fails unless it failed."""
+    [outcome] = adapter.send([message])
+    assert isinstance(outcome, Failure), f"not a failure: {outcome}"
+    return outcome
 
 
 def wait_until(predicate: Callable[[], bool], timeout: float, interval: float = 0.1, message: str = "condition") -> None:

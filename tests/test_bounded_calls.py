@@ -145,7 +145,7 @@ def test_a_dripping_status_check_ends_at_the_deadline_too(settings_for, redis_cl
         rt = build_runtime(settings, waker=NoWaker(), clock=clock)
         started = time.monotonic()
         with pytest.raises(Exception) as caught:
-            rt.accounts["misbehaving"].provider.check("msg_drip")
+            rt.accounts["misbehaving"].adapter.check("msg_drip")
         elapsed = time.monotonic() - started
     assert caught.value.code == "TIMEOUT"
     assert 0.9 <= elapsed < 1.6

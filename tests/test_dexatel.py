@@ -3,19 +3,24 @@ and the sandbox's own behaviour (auth, balance, faults, recording)."""
 
 from __future__ import annotations
 
+import uuid
+
 import json
 from datetime import datetime, timedelta, timezone
 
 import httpx
 import pytest
 
+from conftest import failed_alone, parse_account, sent_alone
 from sms_worker.embedded import free_port
-from sms_worker.providers.base import AccountConfig, ErrorKind, OutboundMessage, ProviderError
-from sms_worker.providers.dexatel import DexatelProvider, from_config
+from sms_worker.providers.accounts import ProvidersFileError
+from sms_worker.providers.base import Accepted, OutboundMessage
+from sms_worker.providers.dexatel import DexatelAdapter
+from sms_worker.providers.failures import ErrorKind, Failure, ProviderError
 from sms_worker.status import Delivery, Status
 
 KEY = "sandbox-dexatel-key"
-MESSAGE = OutboundMessage("m1", "+15551234567", "Your verification code is 482931", sender="YourBrand")
+MESSAGE = OutboundMessage(uuid.uuid4(), "+15551234567", "Your verification code is 482931", sender="YourBrand")
 
 
 @pytest.fixture
@@ -26,22 +31,16 @@ def wire():
 
 @pytest.fixture
 def make_provider(fake_sandbox, wire, adapter_client):
-    def make(key: str = KEY, timeout: float = 5.0, base_url: str | None = None, default_sender: str = "ACME") -> DexatelProvider:
+    def make(key: str = KEY, timeout: float = 5.0, base_url: str | None = None, default_sender: str = "ACME") -> DexatelAdapter:
         client = adapter_client(on_request=wire.append, timeout=timeout)
-        config = AccountConfig(
-            name="dexatel",
-            type="dexatel",
-            base_url=base_url or f"{fake_sandbox.url}/dexatel",
-            credentials={"api_key": key},
-            options={"default_sender": default_sender},
-        )
-        return from_config(config, client)
+        table = {"type": "dexatel", "base_url": base_url or f"{fake_sandbox.url}/dexatel", "api_key": key, "default_sender": default_sender}
+        return DexatelAdapter("dexatel", parse_account(table), client)
 
     return make
 
 
 @pytest.fixture
-def provider(make_provider) -> DexatelProvider:
+def provider(make_provider) -> DexatelAdapter:
     return make_provider()
 
 
@@ -59,7 +58,7 @@ def raised(call) -> ProviderError:
 
 
 def test_send_speaks_the_documented_request(provider, wire, fake_sandbox):
-    accepted = provider.send(MESSAGE)
+    accepted = sent_alone(provider, MESSAGE)
 
     [request] = wire
     assert (request.method, request.url.path) == ("POST", "/dexatel/v1/sms/send")
@@ -75,25 +74,26 @@ def test_send_speaks_the_documented_request(provider, wire, fake_sandbox):
 
 
 def test_the_default_sender_fills_in_and_a_bare_number_gets_its_plus(provider, wire):
-    provider.send(OutboundMessage("m2", "15551234567", "Hi"))
+    sent_alone(provider, OutboundMessage(uuid.uuid4(), "15551234567", "Hi"))
     body = json.loads(wire[0].content)
     assert (body["from"], body["to"]) == ("ACME", "+15551234567")
 
 
-def test_send_many_makes_one_request_per_message_and_keeps_the_order(provider, wire):
-    messages = [MESSAGE, OutboundMessage("m2", "+1555", "Hi", sender="ACME"), OutboundMessage("m3", "+447700900123", "Hi")]
+def test_send_makes_one_request_per_message_and_keeps_the_order(provider, wire):
+    messages = [MESSAGE, OutboundMessage(uuid.uuid4(), "+1555", "Hi", sender="ACME"), OutboundMessage(uuid.uuid4(), "+447700900123", "Hi")]
 
-    outcomes = provider.send_many(messages)
+    outcomes = provider.send(messages)
 
     assert len(wire) == 3 and provider.max_recipients == 1
+    assert isinstance(outcomes[0], Accepted) and isinstance(outcomes[2], Accepted)
     assert outcomes[0].delivery is Delivery.QUEUED and outcomes[2].delivery is Delivery.QUEUED
-    assert isinstance(outcomes[1], ProviderError) and outcomes[1].code == "INVALID_NUMBER"
+    assert isinstance(outcomes[1], Failure) and outcomes[1].code == "INVALID_NUMBER"
     assert provider.group_key(messages[0]) != provider.group_key(messages[2])
 
 
 def test_a_long_unicode_text_is_billed_in_parts(provider, fake_sandbox):
     before = float(provider.verify().split()[1])
-    provider.send(OutboundMessage("m4", "+15551234567", "Ďakujeme " * 10))  # 90 UCS-2 units: 2 parts
+    sent_alone(provider, OutboundMessage(uuid.uuid4(), "+15551234567", "Ďakujeme " * 10))  # 90 UCS-2 units: 2 parts
 
     assert fake_sandbox.submissions(provider="dexatel")[0]["parts"] == 2
     assert float(provider.verify().split()[1]) == pytest.approx(before - 0.10)
@@ -103,7 +103,7 @@ def test_a_long_unicode_text_is_billed_in_parts(provider, fake_sandbox):
 
 
 def test_check_follows_the_message_to_delivered(provider, wire, sandbox_clock):
-    accepted = provider.send(MESSAGE)
+    accepted = sent_alone(provider, MESSAGE)
     accepted_at = sandbox_clock.now()
 
     first = provider.check(accepted.provider_message_id)
@@ -127,7 +127,7 @@ def test_check_follows_the_message_to_delivered(provider, wire, sandbox_clock):
 )
 def test_a_final_status_fault_ends_the_message_there(provider, fake_sandbox, sandbox_clock, final, word, delivery):
     fault(fake_sandbox, endpoint="send", fault="final_status", status=final)
-    accepted = provider.send(MESSAGE)
+    accepted = sent_alone(provider, MESSAGE)
     sandbox_clock.advance(5)
 
     report = provider.check(accepted.provider_message_id)
@@ -140,15 +140,14 @@ def test_checking_an_unknown_message_fails_that_message_only(provider):
     assert (error.kind, error.code, error.account_wide) == (ErrorKind.PERMANENT, "MESSAGE_NOT_FOUND", False)
 
 
-def test_map_status_knows_the_documented_words():
+def test_the_status_table_knows_the_documented_words():
     words = {
         "queued": Delivery.QUEUED, "sent": Delivery.SENT, "delivered": Delivery.DELIVERED,
         "failed": Delivery.REJECTED, "undelivered": Delivery.UNDELIVERABLE,
     }
-    with httpx.Client() as client:
-        provider = DexatelProvider("d", "http://x", "k", client, default_sender="ACME")
-    assert {word: provider.map_status(word) for word in words} == words
-    assert provider.map_status("rejected-by-gremlins") is None
+    assert {word: DexatelAdapter.delivery(word) for word in words} == words
+    assert DexatelAdapter.delivery("rejected-by-gremlins") is None
+    assert DexatelAdapter.delivery("Queued") is None, "Dexatel's words are lower-case"
 
 
 # --- errors ------------------------------------------------------------------------------
@@ -157,14 +156,14 @@ def test_map_status_knows_the_documented_words():
 @pytest.mark.parametrize(
     ("message", "code", "status"),
     [
-        (OutboundMessage("m", "12345", "Hi"), "INVALID_NUMBER", Status.UNDELIVERABLE),
-        (OutboundMessage("m", "+15551234567", ""), "INVALID_TEXT", Status.REJECTED),
-        (OutboundMessage("m", "+15551234567", "x" * 1531), "INVALID_TEXT", Status.REJECTED),  # 11 parts
-        (OutboundMessage("m", "+15551234567", "Hi", sender="Far too long a sender"), "INVALID_SENDER", Status.REJECTED),
+        (OutboundMessage(uuid.uuid4(), "12345", "Hi"), "INVALID_NUMBER", Status.UNDELIVERABLE),
+        (OutboundMessage(uuid.uuid4(), "+15551234567", ""), "INVALID_TEXT", Status.REJECTED),
+        (OutboundMessage(uuid.uuid4(), "+15551234567", "x" * 1531), "INVALID_TEXT", Status.REJECTED),  # 11 parts
+        (OutboundMessage(uuid.uuid4(), "+15551234567", "Hi", sender="Far too long a sender"), "INVALID_SENDER", Status.REJECTED),
     ],
 )
 def test_a_message_the_sandbox_refuses_fails_alone_and_for_good(provider, fake_sandbox, message, code, status):
-    error = raised(lambda: provider.send(message))
+    error = failed_alone(provider, message)
 
     assert (error.kind, error.code, error.account_wide, error.status) == (ErrorKind.PERMANENT, code, False, status)
     [submission] = fake_sandbox.submissions(provider="dexatel")
@@ -184,44 +183,44 @@ def test_a_message_the_sandbox_refuses_fails_alone_and_for_good(provider, fake_s
         ({"fault": "http_status", "status": 503}, ErrorKind.TRANSIENT, "HTTP_503", False),
         ({"fault": "http_status", "status": 429}, ErrorKind.TRANSIENT, "HTTP_429", False),
         ({"fault": "http_status", "status": 401}, ErrorKind.PERMANENT, "HTTP_401", True),
-        ({"fault": "timeout", "seconds": 1.0}, ErrorKind.TRANSIENT, "TIMEOUT", False),
+        ({"fault": "timeout", "seconds": 1.0}, ErrorKind.AMBIGUOUS, "TIMEOUT", False),
     ],
 )
 def test_errors_are_classified(make_provider, fake_sandbox, rule, kind, code, account_wide):
     provider = make_provider(timeout=0.3)
     fault(fake_sandbox, endpoint="send", **rule)
 
-    error = raised(lambda: provider.send(MESSAGE))
+    error = failed_alone(provider, MESSAGE)
 
     assert (error.kind, error.code, error.account_wide) == (kind, code, account_wide)
 
 
 def test_the_error_envelope_reaches_the_caller(provider, fake_sandbox, wire):
     fault(fake_sandbox, endpoint="send", fault="error_code", code="INSUFFICIENT_FUNDS", description="Top up, please")
-    error = raised(lambda: provider.send(MESSAGE))
+    error = failed_alone(provider, MESSAGE)
     assert error.text == "Top up, please"
 
 
 def test_a_bad_key_is_an_account_wide_permanent_fault(make_provider, fake_sandbox):
     provider = make_provider(key="wrong")
-    for call in (lambda: provider.send(MESSAGE), provider.verify, lambda: provider.check("msg_100000")):
-        error = raised(call)
+    failures = [failed_alone(provider, MESSAGE), raised(provider.verify), raised(lambda: provider.check("msg_100000"))]
+    for error in failures:
         assert (error.kind, error.code, error.account_wide) == (ErrorKind.PERMANENT, "UNAUTHORIZED", True)
     assert fake_sandbox.submissions(provider="dexatel")[0]["code"] == "UNAUTHORIZED"
 
 
 def test_a_wrong_base_url_pauses_the_account(make_provider, fake_sandbox):
-    error = raised(lambda: make_provider(base_url=f"{fake_sandbox.url}/not-dexatel").send(MESSAGE))
+    error = failed_alone(make_provider(base_url=f"{fake_sandbox.url}/not-dexatel"), MESSAGE)
     assert (error.kind, error.code, error.account_wide) == (ErrorKind.PERMANENT, "HTTP_404", True)
 
 
 def test_no_server_is_transient(make_provider):
-    error = raised(lambda: make_provider(base_url=f"http://127.0.0.1:{free_port()}").send(MESSAGE))
+    error = failed_alone(make_provider(base_url=f"http://127.0.0.1:{free_port()}"), MESSAGE)
     assert (error.kind, error.code) == (ErrorKind.TRANSIENT, "CONNECTION")
 
 
 def test_a_status_fault_hits_the_status_endpoint_only(provider, fake_sandbox):
-    accepted = provider.send(MESSAGE)
+    accepted = sent_alone(provider, MESSAGE)
     fault(fake_sandbox, endpoint="status", fault="http_status", status=502, times=1)
 
     assert raised(lambda: provider.check(accepted.provider_message_id)).kind is ErrorKind.TRANSIENT
@@ -234,7 +233,7 @@ def test_a_status_fault_hits_the_status_endpoint_only(provider, fake_sandbox):
 def test_verify_reads_the_balance(provider, wire):
     assert provider.verify() == "balance 1000000.00 EUR"
     assert (wire[0].method, wire[0].url.path, wire[0].headers["authorization"]) == ("GET", "/dexatel/v1/account/balance", f"Bearer {KEY}")
-    provider.send(MESSAGE)
+    sent_alone(provider, MESSAGE)
     assert provider.verify() == "balance 999999.95 EUR"
 
 
@@ -286,10 +285,10 @@ def test_a_webhook_that_is_not_one_is_refused(provider, body):
         ({"api_key": "k"}, {"default_sender": 42}, "default_sender"),
     ],
 )
-def test_from_config_names_what_is_wrong(credentials, options, field):
-    config = AccountConfig("dx", "dexatel", "http://127.0.0.1:1/dexatel", credentials, options)
-    with httpx.Client() as client, pytest.raises(ValueError, match=field):
-        from_config(config, client)
+def test_the_account_table_names_what_is_wrong(credentials, options, field):
+    table = {"type": "dexatel", "base_url": "http://127.0.0.1:1/dexatel", **credentials, **options}
+    with pytest.raises(ProvidersFileError, match=f"accounts.dx.{field}: "):
+        parse_account(table, "dx")
 
 
 # --- the sandbox itself --------------------------------------------------------------------
@@ -309,7 +308,7 @@ def test_the_sandbox_answers_errors_in_its_envelope(fake_sandbox):
 
 
 def test_the_status_answer_says_when_the_status_last_changed(provider, fake_sandbox, sandbox_clock):
-    accepted = provider.send(MESSAGE)
+    accepted = sent_alone(provider, MESSAGE)
     accepted_at = sandbox_clock.now()
     sandbox_clock.advance(0.4)
 
@@ -321,7 +320,7 @@ def test_the_status_answer_says_when_the_status_last_changed(provider, fake_sand
 
 def test_a_slow_answer_still_delivers_the_message(make_provider, fake_sandbox, sandbox_clock):
     fault(fake_sandbox, endpoint="send", fault="latency", ms=500, times=1)
-    assert raised(lambda: make_provider(timeout=0.2).send(MESSAGE)).code == "TIMEOUT"
+    assert failed_alone(make_provider(timeout=0.2), MESSAGE).code == "TIMEOUT"
 
     [submission] = fake_sandbox.submissions(provider="dexatel")
     assert submission["accepted"] is True
@@ -331,20 +330,20 @@ def test_a_slow_answer_still_delivers_the_message(make_provider, fake_sandbox, s
 
 def test_a_fault_for_one_number_spares_the_others(provider, fake_sandbox):
     fault(fake_sandbox, to="+447700900123", fault="error_code", code="INVALID_NUMBER")
-    assert provider.send(MESSAGE).delivery is Delivery.QUEUED
-    assert raised(lambda: provider.send(OutboundMessage("m", "+447700900123", "Hi"))).code == "INVALID_NUMBER"
+    assert sent_alone(provider, MESSAGE).delivery is Delivery.QUEUED
+    assert failed_alone(provider, OutboundMessage(uuid.uuid4(), "+447700900123", "Hi")).code == "INVALID_NUMBER"
 
 
 def test_session_loss_means_nothing_here(provider, fake_sandbox):
     fault(fake_sandbox, fault="session_loss", times=1)
-    assert provider.send(MESSAGE).delivery is Delivery.QUEUED
+    assert sent_alone(provider, MESSAGE).delivery is Delivery.QUEUED
     assert len(httpx.get(f"{fake_sandbox.url}/_sandbox/faults").json()["faults"]) == 1
 
 
 def test_reset_forgets_messages_and_refills_the_balance(provider, fake_sandbox):
-    accepted = provider.send(MESSAGE)
+    accepted = sent_alone(provider, MESSAGE)
     httpx.post(f"{fake_sandbox.url}/_sandbox/reset").raise_for_status()
 
     assert raised(lambda: provider.check(accepted.provider_message_id)).code == "MESSAGE_NOT_FOUND"
     assert provider.verify() == "balance 1000000.00 EUR"
-    assert provider.send(MESSAGE).provider_message_id != accepted.provider_message_id
+    assert sent_alone(provider, MESSAGE).provider_message_id != accepted.provider_message_id

@@ -3,6 +3,8 @@ sender rules, every error class), and the sandbox's own behaviour."""
 
 from __future__ import annotations
 
+import uuid
+
 import json
 from collections.abc import Callable, Iterator
 from datetime import datetime
@@ -11,8 +13,11 @@ import httpx
 import pytest
 from starlette.testclient import TestClient
 
-from sms_worker.providers.base import AccountConfig, ErrorKind, OutboundMessage, ProviderError
-from sms_worker.providers.dt_a2p import DtA2pProvider, from_config
+from conftest import failed_alone, parse_account, sent_alone
+from sms_worker.providers.accounts import ProvidersFileError
+from sms_worker.providers.base import OutboundMessage
+from sms_worker.providers.dt_a2p import DtA2pAdapter
+from sms_worker.providers.failures import ErrorKind, ProviderError
 from sms_worker.sandbox.app import create_app
 from sms_worker.sandbox.settings import SandboxSettings
 from sms_worker.status import Delivery, Status
@@ -21,12 +26,17 @@ API_KEY = "sandbox-dt-key"
 DE = "+4915112345000"
 US = "+12025550123"
 PRICE = SandboxSettings().dt_a2p_price_per_part
-MESSAGE = OutboundMessage("m1", DE, "Hallo", sender="ACME")
+MESSAGE = OutboundMessage(uuid.uuid4(), DE, "Hallo", sender="ACME")
 LONG_TEXT = "x" * 161  # two GSM-7 parts
 
 
-def account(base_url: str, api_key: str = API_KEY, **options: object) -> AccountConfig:
-    return AccountConfig("dt", "dt-a2p", base_url, {"api_key": api_key}, {"default_sender": "ACME", **options})
+def account(base_url: str, api_key: str = API_KEY, **options: object) -> dict:
+    """A ``dt-a2p`` account table of the providers file."""
+    return {"type": "dt-a2p", "base_url": base_url, "api_key": api_key, "default_sender": "ACME", **options}
+
+
+def adapter(table: dict, client: httpx.Client) -> DtA2pAdapter:
+    return DtA2pAdapter("dt", parse_account(table, "dt"), client)
 
 
 @pytest.fixture
@@ -36,10 +46,10 @@ def wire() -> list[httpx.Request]:
 
 
 @pytest.fixture
-def make_provider(fake_sandbox, wire, adapter_client) -> Callable[..., DtA2pProvider]:
-    def make(api_key: str = API_KEY, timeout: float = 5.0, **options: object) -> DtA2pProvider:
+def make_provider(fake_sandbox, wire, adapter_client) -> Callable[..., DtA2pAdapter]:
+    def make(api_key: str = API_KEY, timeout: float = 5.0, **options: object) -> DtA2pAdapter:
         client = adapter_client(on_request=wire.append, timeout=timeout)
-        return from_config(account(f"{fake_sandbox.url}/dt-a2p", api_key, **options), client)
+        return adapter(account(f"{fake_sandbox.url}/dt-a2p", api_key, **options), client)
 
     return make
 
@@ -56,14 +66,14 @@ class Offline:
     def __init__(self, settings: SandboxSettings) -> None:
         self.client = TestClient(create_app(settings=settings))
 
-    def provider(self, **options: object) -> DtA2pProvider:
-        return from_config(account("http://testserver/dt-a2p", **options), self.client)
+    def provider(self, **options: object) -> DtA2pAdapter:
+        return adapter(account("http://testserver/dt-a2p", **options), self.client)
 
     def submissions(self) -> list[dict]:
         return self.client.get("/_sandbox/submissions").json()["submissions"]
 
 
-def charged(provider: DtA2pProvider, start: float) -> float:
+def charged(provider: DtA2pAdapter, start: float) -> float:
     """How much the balance went down since ``start``, read the way a user would: verify()."""
     return round(start - provider.balance()[0], 6)
 
@@ -72,7 +82,7 @@ def charged(provider: DtA2pProvider, start: float) -> float:
 
 
 def test_send_posts_one_json_message_with_the_api_key_header(make_provider, wire, fake_sandbox):
-    accepted = make_provider().send(MESSAGE)
+    accepted = sent_alone(make_provider(), MESSAGE)
 
     [request] = wire
     assert (request.method, request.url.path) == ("POST", "/dt-a2p/v1/sms")
@@ -81,36 +91,36 @@ def test_send_posts_one_json_message_with_the_api_key_header(make_provider, wire
     assert json.loads(request.content) == {"from": "ACME", "to": DE, "text": "Hallo"}
     [submission] = fake_sandbox.submissions()
     assert accepted.provider_message_id == str(submission["message_id"])
-    assert (accepted.provider_status, accepted.delivery, accepted.parts) == ("queued", Delivery.QUEUED, 1)
+    assert (accepted.provider_status, accepted.delivery, accepted.segments) == ("queued", Delivery.QUEUED, 1)
 
 
 def test_a_message_without_sender_goes_from_the_default_sender(make_provider, wire):
-    make_provider(default_sender="+4915112345678").send(OutboundMessage("m2", DE, "Hallo"))
+    sent_alone(make_provider(default_sender="+4915112345678"), OutboundMessage(uuid.uuid4(), DE, "Hallo"))
     assert json.loads(wire[0].content)["from"] == "+4915112345678"
 
 
 def test_a_long_text_is_accepted_and_billed_as_several_parts(make_provider):
     provider = make_provider()
     start = provider.balance()[0]
-    accepted = provider.send(OutboundMessage("m3", DE, LONG_TEXT))
-    assert accepted.parts == 2
+    accepted = sent_alone(provider, OutboundMessage(uuid.uuid4(), DE, LONG_TEXT))
+    assert accepted.segments == 2
     assert charged(provider, start) == pytest.approx(2 * PRICE)
 
 
-def test_send_many_makes_one_request_per_recipient(make_provider, wire):
+def test_send_makes_one_request_per_recipient(make_provider, wire):
     provider = make_provider(senders=["ACME"])
-    outcomes = provider.send_many(
-        [MESSAGE, OutboundMessage("m2", DE, "Hallo", sender="Unverified"), OutboundMessage("m3", "+4915112345001", "Hi")]
+    outcomes = provider.send(
+        [MESSAGE, OutboundMessage(uuid.uuid4(), DE, "Hallo", sender="Unverified"), OutboundMessage(uuid.uuid4(), "+4915112345001", "Hi")]
     )
-    assert [type(o).__name__ for o in outcomes] == ["Accepted", "ProviderError", "Accepted"]
+    assert [type(o).__name__ for o in outcomes] == ["Accepted", "Failure", "Accepted"]
     assert [json.loads(r.content)["to"] for r in wire] == [DE, "+4915112345001"]
     assert provider.max_recipients == 1
-    assert provider.group_key(MESSAGE) != provider.group_key(OutboundMessage("m2", DE, "Hallo", sender="ACME"))
+    assert provider.group_key(MESSAGE) != provider.group_key(OutboundMessage(uuid.uuid4(), DE, "Hallo", sender="ACME"))
 
 
 def test_delivery_report_follows_the_clock(make_provider, wire, sandbox_clock):
     provider = make_provider()
-    message_id = provider.send(MESSAGE).provider_message_id
+    message_id = sent_alone(provider, MESSAGE).provider_message_id
     assert provider.check(message_id).delivery is Delivery.QUEUED
     sandbox_clock.advance(0.4)
     assert provider.check(message_id).delivery is Delivery.SENT
@@ -131,7 +141,7 @@ def test_delivery_report_follows_the_clock(make_provider, wire, sandbox_clock):
 def test_a_final_status_fault_is_reported_in_the_platforms_words(make_provider, add_fault, sandbox_clock, final, word, delivery):
     provider = make_provider()
     add_fault(endpoint="send", fault="final_status", status=final, times=1)
-    message_id = provider.send(MESSAGE).provider_message_id
+    message_id = sent_alone(provider, MESSAGE).provider_message_id
     sandbox_clock.advance(5)
     report = provider.check(message_id)
     assert (report.provider_status, report.delivery, report.delivered_at) == (word, delivery, None)
@@ -174,40 +184,41 @@ def test_open_checks_the_key_before_the_first_message(make_provider, wire):
         ({"fault": "http_status", "status": 429}, ErrorKind.TRANSIENT, "HTTP_429", False, None),
         ({"fault": "http_status", "status": 401}, ErrorKind.PERMANENT, "HTTP_401", True, Status.UNDELIVERABLE),
         ({"fault": "http_status", "status": 402}, ErrorKind.PERMANENT, "HTTP_402", False, Status.UNDELIVERABLE),
-        ({"fault": "timeout", "seconds": 1.0}, ErrorKind.TRANSIENT, "TIMEOUT", False, None),
+        ({"fault": "timeout", "seconds": 1.0}, ErrorKind.AMBIGUOUS, "TIMEOUT", False, None),
     ],
 )
 def test_errors_are_classified(make_provider, add_fault, fault, kind, code, account_wide, status):
     provider = make_provider(timeout=0.3)
     add_fault(endpoint="send", times=1, **fault)
 
-    with pytest.raises(ProviderError) as caught:
-        provider.send(MESSAGE)
+    caught = failed_alone(provider, MESSAGE)
 
-    assert (caught.value.kind, caught.value.code, caught.value.account_wide) == (kind, code, account_wide)
+    assert (caught.kind, caught.code, caught.account_wide) == (kind, code, account_wide)
     if status is not None:
-        assert caught.value.status is status
-    assert provider.send(MESSAGE).delivery is Delivery.QUEUED  # the fault was one request's only
+        assert caught.status is status
+    assert sent_alone(provider, MESSAGE).delivery is Delivery.QUEUED  # the fault was one request's only
 
 
 def test_a_provider_error_message_reaches_the_error_text(make_provider, add_fault):
     add_fault(endpoint="send", fault="error_code", code="INTERNAL_ERROR", description="SMSC link down")
-    with pytest.raises(ProviderError) as caught:
-        make_provider().send(MESSAGE)
-    assert caught.value.text == "SMSC link down"
+    caught = failed_alone(make_provider(), MESSAGE)
+    assert caught.text == "SMSC link down"
 
 
 def test_a_wrong_api_key_is_account_wide(make_provider):
     provider = make_provider(api_key="wrong")
-    for call in (lambda: provider.send(MESSAGE), provider.verify, lambda: provider.check("100000")):
+    failures = [failed_alone(provider, MESSAGE)]
+    for call in (provider.verify, lambda: provider.check("100000")):
         with pytest.raises(ProviderError) as caught:
             call()
-        assert (caught.value.kind, caught.value.code, caught.value.account_wide) == (ErrorKind.PERMANENT, "INVALID_API_KEY", True)
+        failures.append(caught.value.failure)
+    for failure in failures:
+        assert (failure.kind, failure.code, failure.account_wide) == (ErrorKind.PERMANENT, "INVALID_API_KEY", True)
 
 
 def test_latency_under_the_timeout_only_slows_the_answer(make_provider, add_fault):
     add_fault(endpoint="send", fault="latency", ms=100, times=1)
-    assert make_provider(timeout=2).send(MESSAGE).delivery is Delivery.QUEUED
+    assert sent_alone(make_provider(timeout=2), MESSAGE).delivery is Delivery.QUEUED
 
 
 def test_an_unknown_message_id_fails_that_message_only(make_provider):
@@ -218,7 +229,7 @@ def test_an_unknown_message_id_fails_that_message_only(make_provider):
 
 def test_faults_on_report_and_balance(make_provider, add_fault):
     provider = make_provider()
-    message_id = provider.send(MESSAGE).provider_message_id
+    message_id = sent_alone(provider, MESSAGE).provider_message_id
     add_fault(endpoint="report", fault="http_status", status=502, times=1)
     add_fault(endpoint="balance", fault="error_code", code="SERVICE_UNAVAILABLE", times=1)
     with pytest.raises(ProviderError) as report:
@@ -236,21 +247,19 @@ def test_faults_on_report_and_balance(make_provider, add_fault):
 def test_the_api_refuses_and_charges_an_unverified_sender(make_provider, fake_sandbox):
     provider = make_provider()  # no "senders" option: the adapter cannot tell
     start = provider.balance()[0]
-    with pytest.raises(ProviderError) as caught:
-        provider.send(OutboundMessage("m1", DE, "Hallo", sender="NotMine"))
-    error = caught.value
+    caught = failed_alone(provider, OutboundMessage(uuid.uuid4(), DE, "Hallo", sender="NotMine"))
+    error = caught
     assert (error.kind, error.code, error.account_wide, error.status) == (ErrorKind.PERMANENT, "SENDER_NOT_VERIFIED", False, Status.REJECTED)
     assert charged(provider, start) == pytest.approx(PRICE)
     [submission] = fake_sandbox.submissions()
     assert (submission["accepted"], submission["code"], submission["from"]) == (False, "SENDER_NOT_VERIFIED", "NotMine")
-    assert provider.send(MESSAGE).delivery is Delivery.QUEUED  # other senders still work
+    assert sent_alone(provider, MESSAGE).delivery is Delivery.QUEUED  # other senders still work
 
 
 def test_the_adapter_refuses_an_unverified_sender_without_a_charged_request(make_provider, wire, fake_sandbox):
     provider = make_provider(senders=["ACME", "+4915112345678"])
-    with pytest.raises(ProviderError) as caught:
-        provider.send(OutboundMessage("m1", DE, "Hallo", sender="NotMine"))
-    error = caught.value
+    caught = failed_alone(provider, OutboundMessage(uuid.uuid4(), DE, "Hallo", sender="NotMine"))
+    error = caught
     assert (error.kind, error.code, error.account_wide, error.status) == (ErrorKind.PERMANENT, "SENDER_NOT_VERIFIED", False, Status.REJECTED)
     assert "NotMine" in error.text
     assert (wire, fake_sandbox.submissions()) == ([], [])
@@ -259,47 +268,43 @@ def test_the_adapter_refuses_an_unverified_sender_without_a_charged_request(make
 def test_the_api_refuses_and_charges_an_alphanumeric_sender_to_a_country_without_them(make_provider):
     provider = make_provider()
     start = provider.balance()[0]
-    with pytest.raises(ProviderError) as caught:
-        provider.send(OutboundMessage("m1", US, "Hello", sender="ACME"))
-    assert (caught.value.code, caught.value.account_wide, caught.value.status) == ("ALPHANUMERIC_SENDER_NOT_ALLOWED", False, Status.REJECTED)
+    caught = failed_alone(provider, OutboundMessage(uuid.uuid4(), US, "Hello", sender="ACME"))
+    assert (caught.code, caught.account_wide, caught.status) == ("ALPHANUMERIC_SENDER_NOT_ALLOWED", False, Status.REJECTED)
     assert charged(provider, start) == pytest.approx(PRICE)
-    assert provider.send(OutboundMessage("m2", US, "Hello", sender="+4915112345678")).delivery is Delivery.QUEUED
+    assert sent_alone(provider, OutboundMessage(uuid.uuid4(), US, "Hello", sender="+4915112345678")).delivery is Delivery.QUEUED
 
 
 def test_the_adapter_refuses_an_alphanumeric_sender_to_a_country_not_listed(make_provider, wire):
     provider = make_provider(alphanumeric_countries=["de", "AT"])
-    with pytest.raises(ProviderError) as caught:
-        provider.send(OutboundMessage("m1", US, "Hello", sender="ACME"))
-    error = caught.value
+    caught = failed_alone(provider, OutboundMessage(uuid.uuid4(), US, "Hello", sender="ACME"))
+    error = caught
     assert (error.kind, error.code, error.account_wide, error.status) == (
         ErrorKind.PERMANENT, "ALPHANUMERIC_SENDER_NOT_ALLOWED", False, Status.REJECTED,
     )
     assert "US" in error.text and wire == []
-    provider.send(MESSAGE)  # DE is listed
-    provider.send(OutboundMessage("m3", US, "Hello", sender="+4915112345678"))  # a number may go anywhere
+    sent_alone(provider, MESSAGE)  # DE is listed
+    sent_alone(provider, OutboundMessage(uuid.uuid4(), US, "Hello", sender="+4915112345678"))  # a number may go anywhere
     assert len(wire) == 2
 
 
 def test_a_wrong_number_is_refused_and_charged(make_provider):
     provider = make_provider()
     start = provider.balance()[0]
-    with pytest.raises(ProviderError) as caught:
-        provider.send(OutboundMessage("m1", "+4912", "Hallo"))
-    assert (caught.value.kind, caught.value.code, caught.value.account_wide) == (ErrorKind.PERMANENT, "INVALID_RECIPIENT", False)
-    assert caught.value.status is Status.UNDELIVERABLE
+    caught = failed_alone(provider, OutboundMessage(uuid.uuid4(), "+4912", "Hallo"))
+    assert (caught.kind, caught.code, caught.account_wide) == (ErrorKind.PERMANENT, "INVALID_RECIPIENT", False)
+    assert caught.status is Status.UNDELIVERABLE
     assert charged(provider, start) == pytest.approx(PRICE)
 
 
 def test_a_balance_that_runs_out_pauses_the_account():
     sandbox = Offline(SandboxSettings(dt_a2p_balance=0.2))
     provider = sandbox.provider()
-    provider.send(MESSAGE)
-    provider.send(MESSAGE)  # 0.15 spent, 0.05 left: not enough for a part
+    sent_alone(provider, MESSAGE)
+    sent_alone(provider, MESSAGE)  # 0.15 spent, 0.05 left: not enough for a part
 
-    with pytest.raises(ProviderError) as caught:
-        provider.send(MESSAGE)
+    caught = failed_alone(provider, MESSAGE)
 
-    error = caught.value
+    error = caught
     assert (error.kind, error.code, error.account_wide) == (ErrorKind.PERMANENT, "INSUFFICIENT_BALANCE", True)
     assert provider.verify() == "balance 0.05 EUR"
     assert [s["code"] for s in sandbox.submissions()] == ["OK", "OK", "INSUFFICIENT_BALANCE"]
@@ -307,10 +312,9 @@ def test_a_balance_that_runs_out_pauses_the_account():
 
 def test_a_two_part_text_needs_the_price_of_two_parts():
     provider = Offline(SandboxSettings(dt_a2p_balance=0.1)).provider()
-    with pytest.raises(ProviderError) as caught:
-        provider.send(OutboundMessage("m1", DE, LONG_TEXT))
-    assert caught.value.code == "INSUFFICIENT_BALANCE"
-    assert provider.send(MESSAGE).parts == 1
+    caught = failed_alone(provider, OutboundMessage(uuid.uuid4(), DE, LONG_TEXT))
+    assert caught.code == "INSUFFICIENT_BALANCE"
+    assert sent_alone(provider, MESSAGE).segments == 1
     assert provider.verify() == "balance 0.03 EUR"
 
 
@@ -324,9 +328,9 @@ def test_open_refuses_an_empty_prepaid_account():
 # --- the adapter: callbacks, vocabulary, configuration ---------------------------------------
 
 
-def offline_provider() -> DtA2pProvider:
+def offline_provider() -> DtA2pAdapter:
     """For what needs no HTTP at all: callbacks, vocabulary."""
-    return from_config(account("http://unused.invalid"), httpx.Client())
+    return adapter(account("http://unused.invalid"), httpx.Client())
 
 
 def test_parse_callback_reads_delivery_reports():
@@ -352,10 +356,10 @@ def test_parse_callback_rejects_garbage(body, content_type):
 
 def test_unknown_status_words_and_codes():
     provider = offline_provider()
-    assert provider.map_status("teleported") is None
-    assert provider.map_status("unknown") is Delivery.UNKNOWN  # the platform's own word, unlike one it never says
-    assert provider.map_status("SENT") is Delivery.SENT
-    error = provider.classify("NEVER_HEARD_OF", "")
+    assert provider.delivery("teleported") is None
+    assert provider.delivery("unknown") is Delivery.UNKNOWN  # the platform's own word, unlike one it never says
+    assert provider.delivery(" SENT ") is Delivery.SENT
+    error = provider.error("NEVER_HEARD_OF", "")
     assert (error.kind, error.account_wide) == (ErrorKind.PERMANENT, False)
 
 
@@ -371,16 +375,18 @@ def test_unknown_status_words_and_codes():
         ({"alphanumeric_countries": "DE"}, "alphanumeric_countries"),
     ],
 )
-def test_from_config_refuses_bad_options(options, field):
-    with pytest.raises(ValueError, match=f"option '{field}'"):
-        from_config(account("http://x", **options), httpx.Client())
+def test_the_account_table_refuses_bad_options(options, field):
+    with pytest.raises(ProvidersFileError, match=field):
+        parse_account(account("http://x", **options), "dt")
 
 
-def test_from_config_needs_the_api_key_and_takes_fifty_senders():
-    with pytest.raises(ValueError, match="api_key"):
-        from_config(AccountConfig("dt", "dt-a2p", "http://x", {}, {"default_sender": "ACME"}), httpx.Client())
+def test_the_account_table_needs_the_api_key_and_takes_fifty_senders():
+    table = account("http://x")
+    del table["api_key"]
+    with pytest.raises(ProvidersFileError, match="accounts.dt.api_key: is required"):
+        parse_account(table, "dt")
     senders = ["ACME", *(f"+49151000000{i:02}" for i in range(49))]
-    assert from_config(account("http://x", senders=senders), httpx.Client()).name == "dt"
+    assert adapter(account("http://x", senders=senders), httpx.Client()).name == "dt"
 
 
 # --- the sandbox itself ----------------------------------------------------------------------

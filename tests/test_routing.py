@@ -27,9 +27,9 @@ def test_the_example_file_declares_five_accounts_with_env_credentials():
     providers = parse_providers(example(), ENVIRON)
 
     assert sorted(providers.accounts) == ["dexatel", "dt-a2p", "session-key", "telefoon", "telekom-sk"]
-    session_key = providers.accounts["session-key"].config
-    assert session_key.credentials == {"username": "sandbox-user", "password": "sandbox-pass"}
-    assert session_key.options == {"quality": "N"}
+    session_key = providers.accounts["session-key"]
+    assert (session_key.username.get_secret_value(), session_key.password.get_secret_value()) == ("sandbox-user", "sandbox-pass")
+    assert (session_key.quality, session_key.max_recipients) == ("N", 100)
     assert providers.accounts["dt-a2p"].senders == {"+4915112345678", "ACME"}
     assert providers.accounts["dt-a2p"].rate == 20
     assert providers.accounts["telekom-sk"].burst == 50
@@ -157,19 +157,33 @@ def test_the_destination_country_comes_from_the_number_even_where_countries_shar
         ("dexatel", "rat", 5, "accounts.dexatel.rat: is not an option of type dexatel"),
         ("session-key", "max_recipient", 1, "accounts.session-key.max_recipient: is not an option of type session-key"),
         ("dexatel", "token", "x", "accounts.dexatel.token: type dexatel authenticates with api_key"),
-        ("session-key", "quality", "XL", "accounts.session-key: .*option 'quality' must be N"),
+        ("session-key", "quality", "XL", "accounts.session-key.quality: must be 'N', 'L' or 'LL'"),
+        ("telekom-sk", "use_session", 1, "accounts.telekom-sk.use_session: must be true or false"),
+        ("dexatel", "rate", "5", "accounts.dexatel.rate: must be a positive number"),
     ],
 )
 def test_a_key_the_account_type_does_not_know_is_refused_naming_it(account, key, value, message):
-    import httpx
-
-    from sms_worker.providers.registry import build_accounts
-
     document = example()
     document["accounts"][account][key] = value
 
-    with httpx.Client() as client, pytest.raises(ProvidersFileError, match=message):
-        build_accounts(parse_providers(document, ENVIRON), client)
+    with pytest.raises(ProvidersFileError, match=message):
+        parse_providers(document, ENVIRON)
+
+
+def test_every_problem_of_the_file_is_named_on_a_line_of_its_own():
+    document = example()
+    document["accounts"]["dexatel"].update(rate=0, default_sender="much too long a sender")
+    document["routes"][0]["accounts"] = {"nobody": 1}
+
+    with pytest.raises(ProvidersFileError) as caught:
+        parse_providers(document, ENVIRON, source="providers.toml")
+
+    assert str(caught.value).splitlines() == [
+        "providers.toml: accounts.dexatel.rate: must be a positive number of messages per second",
+        "providers.toml: accounts.dexatel.default_sender: must be 1 to 11 letters, digits or spaces, or a phone number of up to 15 digits,"
+        " not 'much too long a sender'",
+        "providers.toml: routes[0].accounts: 'nobody' is not an account (dexatel, dt-a2p, session-key, telefoon, telekom-sk)",
+    ]
 
 
 def test_a_run_of_faults_inside_one_batch_opens_the_breaker_even_if_the_batch_ends_well(redis_client):

@@ -30,7 +30,8 @@ from sms_worker.dispatch.stages.submit import Submit
 from sms_worker.dispatch.stages.validity import ValidityWindow
 from sms_worker.views import message_history
 from sms_worker.producer import send_many
-from sms_worker.providers.base import Accepted, ErrorKind, OneRecipientPerRequest, OutboundMessage, ProviderError
+from sms_worker.providers.base import Accepted, OutboundMessage, SendOutcome
+from sms_worker.providers.failures import ErrorKind, Failure
 from sms_worker.providers.pause import pause, paused_reason
 from sms_worker.providers.registry import Account
 from sms_worker.priority import Priority
@@ -171,7 +172,7 @@ def test_route_lets_one_probe_through_a_half_open_breaker_and_gives_it_back_if_u
 
 
 def test_pace_grants_what_the_bucket_allows_defers_the_rest_and_gives_back_unused_tokens(rt, clock):
-    rt.accounts["first"] = Account(rt.accounts["first"].provider, replace(rt.accounts["first"].spec, rate=10.0, burst=3))
+    rt.accounts["first"] = Account(rt.accounts["first"].adapter, rt.accounts["first"].spec.model_copy(update={"rate": 10.0, "burst": 3}))
     batch = batch_of(rt, *[{"account": "first"}] * 5)
     Route(rt).process(batch, no_downstream)
     pace = Pace(rt)
@@ -204,7 +205,7 @@ def test_claim_takes_waiting_rows_once_and_gives_back_the_ones_left_unused(rt):
     assert theirs.disposition == Skip("another worker holds it, or it is no longer waiting")
     held = row(rt, mine)
     assert (held.status, held.dispatcher, held.claim_id) == ("claimed", rt.lease.id, mine.claim_id)
-    assert mine.message.text == "hello" and mine.message.message_id == mine.id.hex
+    assert mine.message.text == "hello" and mine.message.message_id == mine.id
     claim.after(batch)
     rt.ledger.write(batch)
     released = row(rt, mine)
@@ -216,38 +217,42 @@ def test_claim_takes_waiting_rows_once_and_gives_back_the_ones_left_unused(rt):
 
 
 @dataclass
-class InMemoryProvider(OneRecipientPerRequest):
-    """Stands in for a provider: answers from a script, remembering each message's row status
-    at the moment it was called."""
+class InMemoryAdapter:
+    """Stands in for a provider's adapter: answers from a script, remembering each message's row
+    status at the moment it was called."""
 
     rt: object
     answers: dict
     seen: list
 
     name = "in-memory"
+    max_recipients = 1
 
-    def send(self, message: OutboundMessage) -> Accepted:
-        with self.rt.engine.connect() as conn:
-            status = conn.execute(select(MESSAGES.c.status).where(MESSAGES.c.id == uuid.UUID(message.message_id))).scalar_one()
-        self.seen.append((message.text, status))
-        answer = self.answers.get(message.text, Accepted(f"p-{message.text}", "QUEUED", Delivery.QUEUED))
-        if isinstance(answer, ProviderError):
-            raise answer
-        return answer
+    def send(self, messages: Sequence[OutboundMessage]) -> list[SendOutcome]:
+        outcomes = []
+        for message in messages:
+            with self.rt.engine.connect() as conn:
+                status = conn.execute(select(MESSAGES.c.status).where(MESSAGES.c.id == uuid.UUID(message.message_id))).scalar_one()
+            self.seen.append((message.text, status))
+            outcomes.append(self.answers.get(message.text, Accepted(f"p-{message.text}", "QUEUED", Delivery.QUEUED)))
+        return outcomes
 
-    def send_many(self, messages: Sequence[OutboundMessage]):
-        return super().send_many(messages)
+    def group_key(self, message: OutboundMessage) -> str:
+        return message.message_id
+
+    def close(self) -> None:
+        """Nothing to let go: the runtime's end calls it all the same."""
 
 
 def with_in_memory(rt, answers: dict | None = None) -> list:
     seen: list = []
     for name, account in list(rt.accounts.items()):
-        rt.accounts[name] = Account(InMemoryProvider(rt, answers or {}, seen), account.spec)
+        rt.accounts[name] = Account(InMemoryAdapter(rt, answers or {}, seen), account.spec)
     return seen
 
 
 def test_submit_records_each_call_as_calling_before_it_starts_and_hands_outcomes_downstream(rt):
-    seen = with_in_memory(rt, {"refused": ProviderError(ErrorKind.PERMANENT, "DENIED", "no")})
+    seen = with_in_memory(rt, {"refused": Failure(ErrorKind.PERMANENT, "DENIED", "no")})
     batch = prepared(rt, {"text": "a"}, {"text": "refused"})
     downstream = Collecting(rt)
 
@@ -304,10 +309,10 @@ def test_record_turns_each_outcome_into_the_next_status(rt, clock):
     items = {
         "accepted": called(rt, Accepted("p1", "QUEUED", Delivery.QUEUED)),
         "delivered at once": called(rt, Accepted("p2", "DELIVERED", Delivery.DELIVERED)),
-        "transient": called(rt, ProviderError(ErrorKind.TRANSIENT, "HTTP_503", "down")),
-        "ambiguous": called(rt, ProviderError(ErrorKind.TRANSIENT, "TIMEOUT", "no answer in time")),
-        "permanent": called(rt, ProviderError(ErrorKind.PERMANENT, "DENIED", "no", status=Status.REJECTED)),
-        "account-wide": called(rt, ProviderError(ErrorKind.PERMANENT, "INVALID_TOKEN", "bad key", account_wide=True)),
+        "transient": called(rt, Failure(ErrorKind.TRANSIENT, "HTTP_503", "down")),
+        "ambiguous": called(rt, Failure(ErrorKind.AMBIGUOUS, "TIMEOUT", "no answer in time")),
+        "permanent": called(rt, Failure(ErrorKind.PERMANENT, "DENIED", "no", status=Status.REJECTED)),
+        "account-wide": called(rt, Failure(ErrorKind.PERMANENT, "INVALID_TOKEN", "bad key", account_wide=True)),
         "not sent": called(rt, NotSent("not sent: window full", now + timedelta(seconds=1))),
     }
 
@@ -324,7 +329,8 @@ def test_record_turns_each_outcome_into_the_next_status(rt, clock):
 
 
 def test_health_feeds_each_requests_outcome_to_its_accounts_breaker(rt):
-    faults = [called(rt, ProviderError(ErrorKind.TRANSIENT, "HTTP_503", "down")) for _ in range(rt.settings.breaker_consecutive_failures)]
+    faults = [called(rt, Failure(ErrorKind.TRANSIENT, "HTTP_503", "down")) for _ in range(rt.settings.breaker_consecutive_failures - 1)]
+    faults.append(called(rt, Failure(ErrorKind.AMBIGUOUS, "TIMEOUT", "no answer in time")))  # a fault of the account's too
     for n, item in enumerate(faults):
         item.request = n
 
@@ -411,7 +417,7 @@ def test_departures_spend_places_taken_ahead_without_asking_redis_each_time(rt, 
 
 def test_departures_ask_for_every_group_when_the_account_is_at_its_limit(rt, redis_client):
     batch = prepared(rt, *[{"text": f"d{n}", "account": "first"} for n in range(6)])
-    rt.accounts["first"] = Account(rt.accounts["first"].provider, replace(rt.accounts["first"].spec, rate=4.0, burst=1))
+    rt.accounts["first"] = Account(rt.accounts["first"].adapter, rt.accounts["first"].spec.model_copy(update={"rate": 4.0, "burst": 1}))
     departures = Departures(rt)
     left: list = []
 

@@ -8,6 +8,8 @@ error body (``{"error_code": int, "error_message": str}``) where it does not.
 
 from __future__ import annotations
 
+import uuid
+
 import json
 import time
 from collections.abc import Iterator
@@ -25,11 +27,13 @@ from openapi_core.templating.responses.exceptions import ResponseNotFound
 from starlette.testclient import TestClient
 from werkzeug.datastructures import Headers, ImmutableMultiDict
 
-from conftest import ThreadedSandbox
+from conftest import ThreadedSandbox, failed_alone, parse_account, sent_alone
 from sms_worker.clock import FakeClock
 from sms_worker.providers import telefoon
-from sms_worker.providers.base import AccountConfig, Accepted, ErrorKind, OutboundMessage, ProviderError, StatusReport
-from sms_worker.providers.telefoon import TelefoonProvider, from_config
+from sms_worker.providers.base import Accepted, DeliveryReceipt, OutboundMessage
+from sms_worker.providers.failures import ErrorKind, Failure, ProviderError
+from sms_worker.providers.accounts import ProvidersFileError
+from sms_worker.providers.telefoon import TelefoonAdapter
 from sms_worker.sandbox.app import create_app
 from sms_worker.sandbox.telefoon import vocabulary
 from sms_worker.status import Delivery, Status
@@ -44,7 +48,7 @@ ERROR_BODY = {
     "additionalProperties": False,
 }
 """The error body the document does not define and the adapter assumes."""
-MESSAGE = OutboundMessage("m1", "+31612345678", "Hallo wereld")
+MESSAGE = OutboundMessage(uuid.uuid4(), "+31612345678", "Hallo wereld")
 
 
 # --- validation against the OpenAPI document -------------------------------------------------
@@ -171,20 +175,18 @@ def add_fault(sandbox: ThreadedSandbox, **rule: Any) -> dict:
 
 
 @pytest.fixture
-def make_provider(telefoon_sandbox: Any, wire: Wire, adapter_client: Callable[..., httpx.Client]) -> Callable[..., TelefoonProvider]:
-    def make(api_key: str = KEY, timeout: float = 5.0, **options: Any) -> TelefoonProvider:
+def make_provider(telefoon_sandbox: Any, wire: Wire, adapter_client: Callable[..., httpx.Client]) -> Callable[..., TelefoonAdapter]:
+    def make(api_key: str = KEY, timeout: float = 5.0, **options: Any) -> TelefoonAdapter:
         client = adapter_client(on_request=wire.on_request, on_response=wire.on_response, timeout=timeout)
-        config = AccountConfig(
-            "telefoon-nl", "telefoon", f"{telefoon_sandbox.url}{API_PATH}", {"api_key": api_key}, {"default_sender": "ACME", **options}
-        )
-        return from_config(config, client)
+        table = config(f"{telefoon_sandbox.url}{API_PATH}", api_key, default_sender="ACME", **options)
+        return TelefoonAdapter("telefoon-nl", parse_account(table), client)
 
     return make
 
 
 def test_send_posts_the_documented_json(make_provider, wire, telefoon_sandbox) -> None:
     options = {"sender_id": "ACMEBANK", "status_callback": "https://hooks.example.com/telefoon", "gdpr_consent_ref": "consent-42"}
-    accepted = make_provider(**options).send(MESSAGE)
+    accepted = sent_alone(make_provider(**options), MESSAGE)
 
     [request] = wire.requests
     assert (request.method, request.url.path) == ("POST", f"{API_PATH}/messages")
@@ -197,23 +199,14 @@ def test_send_posts_the_documented_json(make_provider, wire, telefoon_sandbox) -
     assert KEY not in json.dumps(submission)
 
 
-def test_the_message_sender_wins_and_a_declined_callback_is_not_asked_for(make_provider, wire) -> None:
-    provider = make_provider(status_callback="https://hooks.example.com/telefoon")
-    provider.send(OutboundMessage("m2", "+31612345678", "Hoi", sender="+31201234567", callback=False))
+def test_the_message_sender_wins(make_provider, wire) -> None:
+    sent_alone(make_provider(), OutboundMessage(uuid.uuid4(), "+31612345678", "Hoi", sender="+31201234567"))
     assert json.loads(wire.requests[0].content) == {"to": "+31612345678", "from": "+31201234567", "body": "Hoi"}
-
-
-def test_a_scheduled_message_is_refused_before_anything_is_sent(make_provider, wire, telefoon_clock) -> None:
-    message = OutboundMessage("m3", "+31612345678", "Later", delivery_time=telefoon_clock.now())
-    with pytest.raises(ProviderError) as caught:
-        make_provider().send(message)
-    assert (caught.value.kind, caught.value.code) == (ErrorKind.PERMANENT, "DELIVERY_TIME_UNSUPPORTED")
-    assert wire.requests == []
 
 
 def test_check_follows_the_status_over_the_clock(make_provider, wire, telefoon_clock) -> None:
     provider = make_provider()
-    message_id = provider.send(MESSAGE).provider_message_id
+    message_id = sent_alone(provider, MESSAGE).provider_message_id
     seen = []
     for seconds in (0, 0.35, 0.3):
         telefoon_clock.advance(seconds)
@@ -227,7 +220,7 @@ def test_check_follows_the_status_over_the_clock(make_provider, wire, telefoon_c
 def test_message_reads_the_whole_record(make_provider, telefoon_clock) -> None:
     provider = make_provider()
     sent_at = telefoon_clock.now()
-    message_id = provider.send(OutboundMessage("m4", "+31612345678", "x" * 161)).provider_message_id
+    message_id = sent_alone(provider, OutboundMessage(uuid.uuid4(), "+31612345678", "x" * 161)).provider_message_id
     telefoon_clock.advance(1)
 
     record = provider.message(message_id)
@@ -254,11 +247,11 @@ def test_message_reads_the_whole_record(make_provider, telefoon_clock) -> None:
 def test_a_final_status_fault_reaches_the_check(make_provider, telefoon_sandbox, telefoon_clock, final, word, delivery, error_code) -> None:
     provider = make_provider()
     add_fault(telefoon_sandbox, endpoint="send", fault="final_status", status=final)
-    message_id = provider.send(MESSAGE).provider_message_id
+    message_id = sent_alone(provider, MESSAGE).provider_message_id
     telefoon_clock.advance(1)
 
     report = provider.check(message_id)
-    assert report == StatusReport(message_id, word, delivery)
+    assert report == DeliveryReceipt(message_id, word, delivery)
     assert report.delivery is delivery
     assert provider.message(message_id).error_code == error_code
 
@@ -294,11 +287,10 @@ def test_the_error_table_is_the_same_in_adapter_and_sandbox() -> None:
 @pytest.mark.parametrize(("code", "http_status", "kind", "account_wide", "status"), ERROR_TABLE)
 def test_every_error_code_is_classified(make_provider, wire, telefoon_sandbox, code, http_status, kind, account_wide, status) -> None:
     add_fault(telefoon_sandbox, endpoint="send", fault="error_code", code=str(code))
-    with pytest.raises(ProviderError) as caught:
-        make_provider().send(MESSAGE)
+    caught = failed_alone(make_provider(), MESSAGE)
 
     assert wire.responses[-1].status_code == http_status
-    error = caught.value
+    error = caught
     assert (error.kind, error.code, error.account_wide) == (kind, str(code), account_wide)
     assert error.text == vocabulary.ERRORS[code][1]
     if status is not None:
@@ -314,20 +306,18 @@ def test_every_error_code_is_classified(make_provider, wire, telefoon_sandbox, c
         ({"fault": "http_status", "status": 404}, ErrorKind.PERMANENT, "HTTP_404", True),
         ({"fault": "http_status", "status": 400}, ErrorKind.PERMANENT, "HTTP_400", False),
         ({"fault": "error_code", "code": "29999"}, ErrorKind.PERMANENT, "HTTP_400", False),
-        ({"fault": "timeout", "seconds": 1.0}, ErrorKind.TRANSIENT, "TIMEOUT", False),
+        ({"fault": "timeout", "seconds": 1.0}, ErrorKind.AMBIGUOUS, "TIMEOUT", False),
     ],
 )
 def test_answers_without_a_known_code_are_classified_by_http_status(make_provider, telefoon_sandbox, fault, kind, code, account_wide) -> None:
     add_fault(telefoon_sandbox, endpoint="send", **fault)
-    with pytest.raises(ProviderError) as caught:
-        make_provider(timeout=0.3).send(MESSAGE)
-    assert (caught.value.kind, caught.value.code, caught.value.account_wide) == (kind, code, account_wide)
+    caught = failed_alone(make_provider(timeout=0.3), MESSAGE)
+    assert (caught.kind, caught.code, caught.account_wide) == (kind, code, account_wide)
 
 
 def test_a_timed_out_send_was_still_accepted(make_provider, telefoon_sandbox) -> None:
     add_fault(telefoon_sandbox, endpoint="send", fault="timeout", seconds=1.0)
-    with pytest.raises(ProviderError):
-        make_provider(timeout=0.3).send(MESSAGE)
+    assert failed_alone(make_provider(timeout=0.3), MESSAGE).kind is ErrorKind.AMBIGUOUS
     [submission] = telefoon_sandbox.submissions(provider="telefoon")
     assert submission["accepted"] is True
     assert make_provider().check(submission["message_id"]).delivery is Delivery.QUEUED
@@ -335,10 +325,13 @@ def test_a_timed_out_send_was_still_accepted(make_provider, telefoon_sandbox) ->
 
 def test_a_bad_key_is_an_account_wide_permanent_fault(make_provider, telefoon_sandbox) -> None:
     provider = make_provider(api_key="wrong-key")
-    for call in (lambda: provider.send(MESSAGE), provider.verify, lambda: provider.check("TF100000")):
+    failures = [failed_alone(provider, MESSAGE)]
+    for call in (provider.verify, lambda: provider.check("TF100000")):
         with pytest.raises(ProviderError) as caught:
             call()
-        assert (caught.value.kind, caught.value.code, caught.value.account_wide) == (ErrorKind.PERMANENT, "20003", True)
+        failures.append(caught.value.failure)
+    for failure in failures:
+        assert (failure.kind, failure.code, failure.account_wide) == (ErrorKind.PERMANENT, "20003", True)
     [submission] = telefoon_sandbox.submissions(provider="telefoon")
     assert (submission["accepted"], submission["code"]) == (False, "20003")
 
@@ -346,15 +339,14 @@ def test_a_bad_key_is_an_account_wide_permanent_fault(make_provider, telefoon_sa
 @pytest.mark.parametrize(
     ("message", "code", "status"),
     [
-        (OutboundMessage("m5", "0612345678", "Hoi"), "21211", Status.UNDELIVERABLE),
-        (OutboundMessage("m6", "+31612345678", "Hoi", sender="WAYTOOLONGSENDER"), "21212", Status.REJECTED),
-        (OutboundMessage("m7", "+31612345678", ""), "21602", Status.UNDELIVERABLE),
+        (OutboundMessage(uuid.uuid4(), "0612345678", "Hoi"), "21211", Status.UNDELIVERABLE),
+        (OutboundMessage(uuid.uuid4(), "+31612345678", "Hoi", sender="WAYTOOLONGSENDER"), "21212", Status.REJECTED),
+        (OutboundMessage(uuid.uuid4(), "+31612345678", ""), "21602", Status.UNDELIVERABLE),
     ],
 )
 def test_a_refused_message_ends_in_its_final_status(make_provider, telefoon_sandbox, message, code, status) -> None:
-    with pytest.raises(ProviderError) as caught:
-        make_provider().send(message)
-    error = caught.value
+    caught = failed_alone(make_provider(), message)
+    error = caught
     assert (error.kind, error.code, error.account_wide, error.status) == (ErrorKind.PERMANENT, code, False, status)
     [submission] = telefoon_sandbox.submissions(provider="telefoon")
     assert (submission["accepted"], submission["code"], submission["to"]) == (False, code, message.recipient)
@@ -362,7 +354,7 @@ def test_a_refused_message_ends_in_its_final_status(make_provider, telefoon_sand
 
 def test_an_erased_message_is_gone(make_provider, wire) -> None:
     provider = make_provider()
-    message_id = provider.send(MESSAGE).provider_message_id
+    message_id = sent_alone(provider, MESSAGE).provider_message_id
 
     provider.delete_message(message_id)
 
@@ -378,7 +370,7 @@ def test_an_erased_message_is_gone(make_provider, wire) -> None:
 
 def test_messages_pages_through_every_result(make_provider, wire) -> None:
     provider = make_provider()
-    sent = [provider.send(OutboundMessage(f"m{i}", "+31612345678", f"Bericht {i}")).provider_message_id for i in range(5)]
+    sent = [sent_alone(provider, OutboundMessage(uuid.uuid4(), "+31612345678", f"Bericht {i}")).provider_message_id for i in range(5)]
     wire.requests.clear()
 
     listed = [message.id for message in provider.messages(page_size=2)]
@@ -390,9 +382,9 @@ def test_messages_pages_through_every_result(make_provider, wire) -> None:
 
 def test_messages_filters_by_status_and_direction(make_provider, telefoon_sandbox, telefoon_clock) -> None:
     provider = make_provider()
-    early = [provider.send(MESSAGE).provider_message_id for _ in range(2)]
+    early = [sent_alone(provider, MESSAGE).provider_message_id for _ in range(2)]
     telefoon_clock.advance(1)
-    late = provider.send(MESSAGE).provider_message_id
+    late = sent_alone(provider, MESSAGE).provider_message_id
     reply = httpx.post(f"{telefoon_sandbox.url}/telefoon/_sandbox/inbound", json={"from": "+31612345678", "to": "+3197010000000", "body": "STOP"})
     assert reply.status_code == 201
 
@@ -412,21 +404,21 @@ def test_messages_refuses_filters_the_api_would(make_provider, wire, filters, fi
 
 def test_verify_proves_the_key_with_one_small_page(make_provider, wire) -> None:
     provider = make_provider()
-    provider.send(MESSAGE)
-    provider.send(MESSAGE)
+    sent_alone(provider, MESSAGE)
+    sent_alone(provider, MESSAGE)
 
     assert provider.verify() == "API key accepted; 2 message(s) on record"
     assert (wire.requests[-1].method, dict(wire.requests[-1].url.params)) == ("GET", {"page": "1", "page_size": "1"})
 
 
-def test_send_many_sends_one_request_per_message_in_order(make_provider, wire, telefoon_sandbox) -> None:
+def test_send_sends_one_request_per_message_in_order(make_provider, wire, telefoon_sandbox) -> None:
     provider = make_provider()
     add_fault(telefoon_sandbox, endpoint="send", to="+31612345679", fault="error_code", code="21610")
-    messages = [OutboundMessage(f"m{i}", f"+3161234567{i}", "Hoi") for i in (8, 9, 7)]
+    messages = [OutboundMessage(uuid.uuid4(), f"+3161234567{i}", "Hoi") for i in (8, 9, 7)]
 
-    outcomes = provider.send_many(messages)
+    outcomes = provider.send(messages)
 
-    assert [type(o) for o in outcomes] == [Accepted, ProviderError, Accepted]
+    assert [type(o) for o in outcomes] == [Accepted, Failure, Accepted]
     assert (outcomes[1].code, outcomes[1].status) == ("21610", Status.REJECTED)
     assert [json.loads(r.content)["to"] for r in wire.requests] == [m.recipient for m in messages]
     assert provider.max_recipients == 1
@@ -436,14 +428,15 @@ def test_send_many_sends_one_request_per_message_in_order(make_provider, wire, t
 # --- configuration, callbacks, vocabulary ---------------------------------------------------
 
 
-def config(**options: Any) -> AccountConfig:
-    return AccountConfig("tf", "telefoon", "https://api.telefoon.com/v1/sms", {"api_key": "k"}, options)
+def config(base_url: str = "https://api.telefoon.com/v1/sms", api_key: str = "k", **options: Any) -> dict[str, Any]:
+    """A ``telefoon`` account table of the providers file."""
+    return {"type": "telefoon", "base_url": base_url, "api_key": api_key, **options}
 
 
 @pytest.mark.parametrize(
     ("options", "field"),
     [
-        ({}, "default_sender.*required"),
+        ({}, "default_sender: is required"),
         ({"default_sender": "ThisIsTooLong"}, "default_sender"),
         ({"default_sender": "0612345678"}, "default_sender"),
         ({"default_sender": "ACME", "sender_id": "ACME_BANK"}, "sender_id"),
@@ -452,34 +445,35 @@ def config(**options: Any) -> AccountConfig:
         ({"default_sender": "ACME", "gdpr_consent_ref": 42}, "gdpr_consent_ref"),
     ],
 )
-def test_from_config_names_the_bad_option(options, field) -> None:
-    with httpx.Client() as client, pytest.raises(ValueError, match=field):
-        from_config(config(**options), client)
+def test_the_account_table_names_the_bad_option(options, field) -> None:
+    with pytest.raises(ProvidersFileError, match=f"accounts.tf.{field}"):
+        parse_account(config(**options), "tf")
 
 
-def test_from_config_needs_the_api_key() -> None:
-    bare = AccountConfig("tf", "telefoon", "https://api.telefoon.com/v1/sms", {}, {"default_sender": "ACME"})
-    with httpx.Client() as client, pytest.raises(ValueError, match="api_key"):
-        from_config(bare, client)
+def test_the_account_table_needs_the_api_key() -> None:
+    bare = config(default_sender="ACME")
+    del bare["api_key"]
+    with pytest.raises(ProvidersFileError, match="accounts.tf.api_key: is required"):
+        parse_account(bare, "tf")
 
 
 @pytest.fixture
-def provider() -> Iterator[TelefoonProvider]:
+def provider() -> Iterator[TelefoonAdapter]:
     with httpx.Client() as client:
-        yield from_config(config(default_sender="+31201234567"), client)
+        yield TelefoonAdapter("tf", parse_account(config(default_sender="+31201234567")), client)
 
 
 def test_parse_callback_reads_the_message_the_sandbox_serves(provider, make_provider, telefoon_sandbox, telefoon_clock) -> None:
     """The callback body is assumed to be the Message object getMessage answers."""
     live = make_provider()
     add_fault(telefoon_sandbox, endpoint="send", fault="final_status", status="DENIED", times=1)
-    ids = [live.send(MESSAGE).provider_message_id for _ in range(2)]
+    ids = [sent_alone(live, MESSAGE).provider_message_id for _ in range(2)]
     telefoon_clock.advance(1)
     bodies = [httpx.get(f"{telefoon_sandbox.url}{API_PATH}/messages/{i}", headers={"X-API-Key": KEY}).content for i in ids]
 
     reports = [provider.parse_callback(body, "application/json; charset=utf-8") for body in bodies]
 
-    assert reports == [[StatusReport(ids[0], "failed", Delivery.REJECTED)], [StatusReport(ids[1], "delivered", Delivery.DELIVERED)]]
+    assert reports == [[DeliveryReceipt(ids[0], "failed", Delivery.REJECTED)], [DeliveryReceipt(ids[1], "delivered", Delivery.DELIVERED)]]
 
 
 def test_an_inbound_message_posted_to_the_callback_is_no_status_report(provider) -> None:
@@ -515,12 +509,12 @@ def test_parse_callback_refuses_what_is_not_a_message(provider, body, content_ty
         ("vanished", None),  # a word the document does not list
     ],
 )
-def test_map_status(provider, word, delivery) -> None:
-    assert provider.map_status(word) is delivery
+def test_the_status_table(provider, word, delivery) -> None:
+    assert provider.delivery(word) is delivery
 
 
 def test_an_unknown_code_is_permanent_for_the_message_only(provider) -> None:
-    error = provider.classify("SOMETHING", "odd")
+    error = provider.error(99999, "odd")
     assert (error.kind, error.account_wide, error.status) == (ErrorKind.PERMANENT, False, Status.UNDELIVERABLE)
 
 

@@ -2,16 +2,25 @@
 
 from __future__ import annotations
 
+import uuid
+
 import xml.etree.ElementTree as ET
 
 import httpx
 import pytest
 
-from sms_worker.providers.base import ErrorKind, OutboundMessage, ProviderError
-from sms_worker.providers.telekom_sk import JsonCodec, NumberCheck, TelekomSKProvider, XmlCodec
+from conftest import failed_alone, parse_account, sent_alone
+from sms_worker.priority import Priority
+from sms_worker.providers.base import OutboundMessage
+from sms_worker.providers.failures import ErrorKind, ProviderError
+from sms_worker.providers.telekom_sk import NumberCheck, TelekomSkAdapter
 from sms_worker.status import Delivery, Status
 
-MESSAGE = OutboundMessage("m1", "+421900123456", "Ahoj", sender="ACME", priority=3, validity_minutes=30, unicode=False)
+MESSAGE = OutboundMessage(uuid.uuid4(), "+421900123456", "Ahoj", sender="ACME", priority=Priority.HIGH, validity_minutes=30, unicode=False)
+
+
+def account(base_url: str, transport: str):
+    return parse_account({"type": "telekom-sk", "base_url": base_url, "token": "sandbox-token", "transport": transport})
 
 
 @pytest.fixture
@@ -30,12 +39,12 @@ def provider(xml_sandbox, wire):
         wire.append((request.url.path, request.headers["content-type"], request.content))
 
     client = httpx.Client(timeout=5, event_hooks={"request": [record]})
-    yield TelekomSKProvider("telekom-sk", f"{xml_sandbox.url}/telekom-sk", "sandbox-token", client, codec=XmlCodec())
+    yield TelekomSkAdapter("telekom-sk", account(f"{xml_sandbox.url}/telekom-sk", "xml"), client)
     client.close()
 
 
 def test_send_posts_the_documented_request_document(provider, wire, xml_sandbox):
-    accepted = provider.send(MESSAGE)
+    accepted = sent_alone(provider, MESSAGE)
 
     paths = [path for path, _, _ in wire]
     assert paths == ["/telekom-sk/xml/auth", "/telekom-sk/xml/send_message"]
@@ -69,7 +78,7 @@ def test_the_sandbox_answers_in_the_documented_xml(xml_sandbox):
 
 
 def test_check_reads_the_message_element(provider, sandbox_clock):
-    accepted = provider.send(MESSAGE)
+    accepted = sent_alone(provider, MESSAGE)
     sandbox_clock.advance(5)
 
     report = provider.check(accepted.provider_message_id)
@@ -80,23 +89,21 @@ def test_check_reads_the_message_element(provider, sandbox_clock):
 
 def test_errors_are_classified_the_same_way_as_in_json(provider, xml_sandbox):
     xml_sandbox.add_fault(endpoint="send_message", fault="session_loss", times=1)
-    assert provider.send(MESSAGE).delivery is Delivery.QUEUED
+    assert sent_alone(provider, MESSAGE).delivery is Delivery.QUEUED
 
     xml_sandbox.add_fault(endpoint="send_message", fault="error_code", code="DENIED", times=1)
-    with pytest.raises(ProviderError) as denied:
-        provider.send(MESSAGE)
-    assert (denied.value.kind, denied.value.status) == (ErrorKind.PERMANENT, Status.REJECTED)
+    denied = failed_alone(provider, MESSAGE)
+    assert (denied.kind, denied.status) == (ErrorKind.PERMANENT, Status.REJECTED)
 
     xml_sandbox.add_fault(endpoint="send_message", fault="error_code", code="IP_NOT_ALLOWED", times=1)
-    with pytest.raises(ProviderError) as refused:
-        provider.send(MESSAGE)
-    assert (refused.value.code, refused.value.account_wide) == ("IP_NOT_ALLOWED", True)
+    refused = failed_alone(provider, MESSAGE)
+    assert (refused.code, refused.account_wide) == ("IP_NOT_ALLOWED", True)
 
 
-@pytest.mark.parametrize("codec", [JsonCodec(), XmlCodec()], ids=["json", "xml"])
-def test_sms_groups_and_check_phone_number_in_both_transports(fake_sandbox, codec):
+@pytest.mark.parametrize("transport", ["json", "xml"])
+def test_sms_groups_and_check_phone_number_in_both_transports(fake_sandbox, transport):
     with httpx.Client(timeout=5) as client:
-        provider = TelekomSKProvider("telekom-sk", f"{fake_sandbox.url}/telekom-sk", "sandbox-token", client, codec=codec)
+        provider = TelekomSkAdapter("telekom-sk", account(f"{fake_sandbox.url}/telekom-sk", transport), client)
 
         groups = provider.sms_groups()
         assert [(g.id, g.paused) for g in groups] == [(1000, False), (1001, True)]

@@ -23,7 +23,8 @@ from datetime import datetime
 
 from sms_worker.errors import SmsWorkerError
 from sms_worker.priority import Priority
-from sms_worker.providers.base import Accepted, OutboundMessage, ProviderError
+from sms_worker.providers.base import Accepted, OutboundMessage
+from sms_worker.providers.failures import Failure
 from sms_worker.status import Status
 
 
@@ -65,7 +66,7 @@ class NotSent(SmsWorkerError):
         self.reason, self.until = reason, until
 
 
-Outcome = Accepted | ProviderError | NotSent
+Outcome = Accepted | Failure | NotSent
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,7 +1,7 @@
-"""Delivery reports: poll the providers' check endpoints for submitted messages, and apply what
+"""Delivery receipts: poll the providers' check endpoints for submitted messages, and apply what
 the poller or a callback brings.
 
-A report never moves a message back (a late ``queued`` after ``sent``) nor out of a final
+A receipt never moves a message back (a late ``queued`` after ``sent``) nor out of a final
 status. A word the adapter does not know changes nothing: it is kept in ``provider_status`` and
 the history, and the message is still polled. Checks back off with the message's age, and a
 message with no final report long after its validity ends is ``unknown`` (``NO_RECEIPT``).
@@ -18,7 +18,8 @@ from typing import Any
 from sqlalchemy import select
 
 from sms_worker.dispatch.sql import MESSAGES, add_events, event, lock_rows, update_each
-from sms_worker.providers.base import ErrorKind, ProviderError, StatusReport
+from sms_worker.providers.base import DeliveryReceipt
+from sms_worker.providers.failures import ErrorKind, Failure, ProviderError
 from sms_worker.queues.pointers import ready_lengths
 from sms_worker.runtime import Runtime
 from sms_worker.logs import get_logger
@@ -68,21 +69,21 @@ def _poll_round(rt: Runtime, limit: int) -> PollReport:
         due = conn.execute(statement).all()
     futures = [rt.http_pool.submit(_check, rt, row) for row in due]
     wait(futures)
-    return apply_reports(rt, [(row, future.result()) for row, future in zip(due, futures)])
+    return apply_receipts(rt, [(row, future.result()) for row, future in zip(due, futures)])
 
 
-def _check(rt: Runtime, row: Any) -> StatusReport | ProviderError:
+def _check(rt: Runtime, row: Any) -> DeliveryReceipt | Failure:
     try:
-        return rt.accounts[row.account].provider.check(row.provider_message_id)
+        return rt.accounts[row.account].adapter.check(row.provider_message_id)
     except ProviderError as error:
-        return error
+        return error.failure
     except Exception as error:  # noqa: BLE001 - one bad answer must not stall every receipt
         log.exception("status check of %s at %s failed", row.id, row.account)
-        return ProviderError(ErrorKind.TRANSIENT, "CHECK_CRASH", f"{type(error).__name__}: {error}")
+        return Failure(ErrorKind.TRANSIENT, "CHECK_CRASH", f"{type(error).__name__}: {error}")
 
 
-def apply_reports(rt: Runtime, results: list[tuple[Any, StatusReport | ProviderError]]) -> PollReport:
-    """Write what the provider said; callbacks go through here too. ``row`` needs ``id``,
+def apply_receipts(rt: Runtime, results: list[tuple[Any, DeliveryReceipt | Failure]]) -> PollReport:
+    """Write the receipts (or the failed checks) the provider gave; callbacks go through here too. ``row`` needs ``id``,
     ``provider``, ``provider_message_id``, ``last_attempt_at`` and ``valid_until``."""
     report = PollReport(checked=len(results))
     if not results:
@@ -96,7 +97,7 @@ def apply_reports(rt: Runtime, results: list[tuple[Any, StatusReport | ProviderE
             if was is None:
                 continue
             change: dict[str, Any] = {"id": row.id, "next_check_at": _next_check(rt, row, now)}
-            if isinstance(outcome, ProviderError):
+            if isinstance(outcome, Failure):
                 report.errors += 1
             elif outcome.delivery is None:
                 if outcome.provider_status != was.provider_status:

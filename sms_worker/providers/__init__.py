@@ -1,12 +1,7 @@
-"""Provider adapters: one protocol, one module per provider API."""
+"""Provider adapters: one contract (:class:`~sms_worker.providers.base.Adapter`), one module per
+provider API, the providers file that configures accounts of them."""
 
-from sms_worker.providers.base import (
-    Accepted,
-    ErrorKind,
-    OutboundMessage,
-    Provider,
-    ProviderError,
-    StatusReport,
-)
+from sms_worker.providers.base import Accepted, Adapter, DeliveryReceipt, OutboundMessage, SendOutcome
+from sms_worker.providers.failures import ErrorKind, Failure, ProviderError
 
-__all__ = ["Accepted", "ErrorKind", "OutboundMessage", "Provider", "ProviderError", "StatusReport"]
+__all__ = ["Accepted", "Adapter", "DeliveryReceipt", "ErrorKind", "Failure", "OutboundMessage", "ProviderError", "SendOutcome"]

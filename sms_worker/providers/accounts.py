@@ -6,61 +6,123 @@ Without a file, the deployment has one account, ``telekom-sk``, described by the
 (by destination country or number prefix, the first that matches wins) and ``[routing]
 default``. Each rule and the default map account names to weights.
 
-Credentials are given inline (``api_key = "..."``) or, better, by the name of the environment
-variable holding them (``api_key_env = "DEXATEL_KEY"``). Errors name the file and the field.
+The file is checked by the pydantic models below and each adapter type's account model
+(:mod:`.schema` says how they are declared); credentials are given inline (``api_key = "..."``)
+or, better, by the name of the environment variable holding them (``api_key_env =
+"DEXATEL_KEY"``). Every problem is reported at once, one line each, naming the file, the field
+(``accounts.dexatel.rate``, ``routes[0].accounts``) and the reason, as :class:`ProvidersFileError`.
 """
 
 from __future__ import annotations
 
-import math
 import os
+import re
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, get_args
+
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, ValidationInfo, model_validator
+from pydantic_core import ErrorDetails
 
 from sms_worker.config import Settings
 from sms_worker.errors import SmsWorkerError
-from sms_worker.providers.base import AccountConfig
+from sms_worker.providers.dexatel import DexatelAccount
+from sms_worker.providers.dt_a2p import DtA2pAccount
+from sms_worker.providers.schema import ENVIRONMENT_SUFFIX, AccountBase, Countries, fits, reason
+from sms_worker.providers.session_key import SessionKeyAccount
+from sms_worker.providers.telefoon import TelefoonAccount
+from sms_worker.providers.telekom_sk import TelekomSkAccount
 
-CREDENTIAL_KEYS = ("token", "api_key", "username", "password")
-_ACCOUNT_KEYS = frozenset({"type", "base_url", "rate", "burst", "senders", "alphanumeric_countries"})
-_ROUTE_KEYS = frozenset({"countries", "prefixes", "accounts"})
+AccountSettings = Annotated[
+    TelekomSkAccount | DtA2pAccount | SessionKeyAccount | TelefoonAccount | DexatelAccount, Field(discriminator="type")
+]
+"""One account of any adapter type, told apart by its ``type``."""
+
+ACCOUNT_TYPES: dict[str, type[AccountBase]] = {
+    get_args(model.model_fields["type"].annotation)[0]: model
+    for model in (TelekomSkAccount, DtA2pAccount, SessionKeyAccount, TelefoonAccount, DexatelAccount)
+}
+"""Each ``type`` and its account model."""
 
 
 class ProvidersFileError(SmsWorkerError, ValueError):
-    """The providers file cannot be used; the message names the file, the field and the reason."""
+    """The providers file cannot be used; each line names the file, the field and the reason."""
 
 
-@dataclass(frozen=True, slots=True)
-class AccountSpec:
-    """One account: how to build its adapter, and the limits routing and dispatch apply to it."""
-
-    config: AccountConfig
-    rate: float
-    burst: int
-    senders: frozenset[str] | None = None
-    """Sender IDs this account may use; None: any."""
-    alphanumeric_countries: frozenset[str] | None = None
-    """Destination countries that accept an alphanumeric sender from this account; None: all."""
+def _listed_names_weigh_one(value: Any) -> Any:
+    """``["a", "b"]`` is ``{ a = 1, b = 1 }``."""
+    if isinstance(value, list):
+        value = dict.fromkeys(value, 1.0)
+    if not isinstance(value, dict) or not value:
+        raise ValueError("must map account names to weights, e.g. { dexatel = 3, telefoon = 1 }")
+    return value
 
 
-@dataclass(frozen=True, slots=True)
-class RouteRule:
-    countries: frozenset[str]
-    prefixes: tuple[str, ...]
-    weights: Mapping[str, float]
+def _known_accounts(weights: dict[str, float], info: ValidationInfo) -> dict[str, float]:
+    """Every name is an ``[accounts.NAME]`` of the file (the context's ``accounts``; none: the
+    file lacks accounts, which is its own error)."""
+    accounts = sorted((info.context or {}).get("accounts", ()))
+    unknown = [name for name in weights if name not in accounts]
+    if accounts and unknown:
+        raise ValueError(f"{unknown[0]!r} is not an account ({', '.join(accounts)})")
+    return weights
+
+
+Weight = Annotated[float, Field(gt=0, allow_inf_nan=False), reason("weight must be a positive number")]
+Weights = Annotated[dict[str, Weight], BeforeValidator(_listed_names_weigh_one), AfterValidator(_known_accounts)]
+Prefixes = Annotated[
+    tuple[Annotated[str, fits(re.compile(r"\+[0-9]+").fullmatch, "an E.164 prefix")], ...],
+    Field(strict=False),
+    reason('must be E.164 prefixes such as "+421"'),
+    AfterValidator(lambda prefixes: tuple(sorted(set(prefixes)))),
+]
+
+
+class _Table(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class Route(_Table):
+    """A ``[[routes]]`` rule: recipients in ``countries`` (ISO 3166) or starting with one of
+    ``prefixes`` go to ``accounts``, by weight."""
+
+    countries: Countries = frozenset()
+    prefixes: Prefixes = ()
+    accounts: Weights
+
+    @model_validator(mode="after")
+    def _matches_something(self) -> Route:
+        if not self.countries and not self.prefixes:
+            raise ValueError("needs `countries` or `prefixes` to match on")
+        return self
 
     def matches(self, recipient: str, country: str | None) -> bool:
         return (country is not None and country in self.countries) or recipient.startswith(self.prefixes)
 
 
-@dataclass(frozen=True, slots=True)
-class ProvidersConfig:
-    accounts: Mapping[str, AccountSpec]
-    rules: tuple[RouteRule, ...]
-    default: Mapping[str, float]
+class Routing(_Table):
+    default: Weights | None = None
+    """The fallback for every message; None: every account, weight 1."""
+
+
+def _at_least_one(accounts: dict[str, AccountSettings]) -> dict[str, AccountSettings]:
+    if not accounts:
+        raise ValueError("at least one [accounts.NAME] table is required")
+    return accounts
+
+
+class ProvidersConfig(_Table):
+    """The providers file, checked: accounts by name, routing rules in order, the default."""
+
+    accounts: Annotated[dict[str, AccountSettings], AfterValidator(_at_least_one)] = Field(default_factory=dict, validate_default=True)
+    routes: tuple[Route, ...] = Field((), strict=False)
+    routing: Routing = Routing()
+
+    @property
+    def default(self) -> Mapping[str, float]:
+        """The default rule's weights by account name."""
+        return self.routing.default or dict.fromkeys(self.accounts, 1.0)
 
 
 def load_providers(settings: Settings, environ: Mapping[str, str] = os.environ) -> ProvidersConfig:
@@ -77,116 +139,88 @@ def load_providers(settings: Settings, environ: Mapping[str, str] = os.environ) 
 
 
 def parse_providers(document: Mapping[str, Any], environ: Mapping[str, str], source: str = "providers file") -> ProvidersConfig:
-    reader = _Reader(source)
+    """``document`` (the TOML file as a dict) checked, its ``*_env`` credentials read from
+    ``environ``; ProvidersFileError lists every problem, one line each."""
     tables = document.get("accounts")
-    if not isinstance(tables, dict) or not tables:
-        raise reader.error("accounts", "at least one [accounts.NAME] table is required")
-    accounts = {name: _account(reader, name, table, environ) for name, table in tables.items()}
-    unknown = set(document) - {"accounts", "routes", "routing"}
-    if unknown:
-        raise reader.error(sorted(unknown)[0], "is not a section of the providers file")
-    routes = document.get("routes", [])
-    if not isinstance(routes, list):
-        raise reader.error("routes", "must be an array of tables ([[routes]])")
-    rules = tuple(_rule(reader, f"routes[{n}]", route, accounts) for n, route in enumerate(routes))
-    routing = document.get("routing", {})
-    if not isinstance(routing, dict) or set(routing) - {"default"}:
-        raise reader.error("routing", "may hold only `default`")
-    default = _weights(reader, "routing.default", routing.get("default", dict.fromkeys(accounts, 1.0)), accounts)
-    return ProvidersConfig(accounts, rules, default)
+    context = {"environ": environ, "accounts": frozenset(tables) if isinstance(tables, dict) else frozenset()}
+    try:
+        return ProvidersConfig.model_validate(document, context=context)
+    except ValidationError as error:
+        lines = [f"{source}: {field}: {why}" if field else f"{source}: {why}"
+                 for field, why in (_problem(detail) for detail in error.errors(include_url=False))
+                 if why]
+        raise ProvidersFileError("\n".join(lines)) from None
 
 
-class _Reader:
-    def __init__(self, source: str) -> None:
-        self.source = source
-
-    def error(self, field: str, reason: str) -> ProvidersFileError:
-        return ProvidersFileError(f"{self.source}: {field}: {reason}")
-
-
-def _account(reader: _Reader, name: str, table: Any, environ: Mapping[str, str]) -> AccountSpec:
-    where = f"accounts.{name}"
-    if not isinstance(table, dict):
-        raise reader.error(where, "must be a table")
-    for required in ("type", "base_url"):
-        if not isinstance(table.get(required), str) or not table[required]:
-            raise reader.error(f"{where}.{required}", "is required (a non-empty string)")
-    rate = table.get("rate", 10)
-    if isinstance(rate, bool) or not isinstance(rate, int | float) or not 0 < rate < math.inf:
-        raise reader.error(f"{where}.rate", "must be a positive number of messages per second")
-    burst = table.get("burst", max(1, math.ceil(rate)))
-    if isinstance(burst, bool) or not isinstance(burst, int) or burst < 1:
-        raise reader.error(f"{where}.burst", "must be a positive integer")
-    credentials: dict[str, str] = {}
-    options: dict[str, Any] = {}
-    for key, value in table.items():
-        if key in _ACCOUNT_KEYS - {"senders", "alphanumeric_countries"}:
-            continue
-        if key.endswith("_env") and key.removesuffix("_env") in CREDENTIAL_KEYS:
-            if not isinstance(value, str) or value not in environ:
-                raise reader.error(f"{where}.{key}", f"names the environment variable {value!r}, which is not set")
-            credentials[key.removesuffix("_env")] = environ[value]
-        elif key in CREDENTIAL_KEYS:
-            if not isinstance(value, str):
-                raise reader.error(f"{where}.{key}", "must be a string")
-            credentials[key] = value
-        else:
-            options[key] = value
-    config = AccountConfig(name, table["type"], table["base_url"], credentials, options)
-    return AccountSpec(
-        config,
-        float(rate),
-        burst,
-        _string_set(reader, f"{where}.senders", table.get("senders")),
-        _string_set(reader, f"{where}.alphanumeric_countries", table.get("alphanumeric_countries"), upper=True),
-    )
+_REASONS = {
+    "missing": "is required",
+    "string_type": "must be a string",
+    "bool_type": "must be true or false",
+    "int_type": "must be an integer",
+    "float_type": "must be a number",
+    "list_type": "must be a list",
+    "tuple_type": "must be a list",
+    "dict_type": "must be a table",
+    "model_type": "must be a table",
+    "model_attributes_type": "must be a table",
+    "literal_error": "must be {expected}",
+    "string_too_short": "must not be empty",
+    "too_short": "must not be empty",
+    "greater_than": "must be greater than {gt}",
+    "greater_than_equal": "must be at least {ge}",
+    "less_than_equal": "must be at most {le}",
+    "finite_number": "must be a finite number",
+}
+"""Pydantic's error types in the file's words; any other keeps pydantic's own message."""
 
 
-def _string_set(reader: _Reader, where: str, value: Any, *, upper: bool = False) -> frozenset[str] | None:
-    if value is None:
-        return None
-    if not isinstance(value, list) or not all(isinstance(item, str) and item for item in value):
-        raise reader.error(where, "must be a list of non-empty strings")
-    return frozenset(item.upper() if upper else item for item in value)
+def _problem(detail: ErrorDetails) -> tuple[str, str]:
+    """One of pydantic's errors as (field, reason): the field as a dotted path without the
+    account type pydantic puts after an account's name; an empty reason for an error that only
+    follows from another one."""
+    kind, ctx = detail["type"], detail.get("ctx", {})
+    loc = list(detail["loc"])
+    account_type = str(loc.pop(2)) if len(loc) > 2 and loc[0] == "accounts" and loc[2] in ACCOUNT_TYPES else None
+    if kind in ("environment_variable_not_set", "credential_twice"):
+        loc.append(ctx["key"])
+    field = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in loc).lstrip(".")
+    if kind == "default_factory_not_called":
+        return field, ""
+    if kind == "union_tag_not_found":
+        return f"{field}.type", f"is required: one of {', '.join(ACCOUNT_TYPES)}"
+    if kind == "union_tag_invalid":
+        return f"{field}.type", f"{ctx['tag']!r} is not an adapter type ({', '.join(ACCOUNT_TYPES)})"
+    if kind == "extra_forbidden":
+        return field, _unknown_key(loc, account_type)
+    if kind == "value_error":
+        return field, str(ctx["error"])
+    return field, _REASONS.get(kind, detail["msg"]).format(**ctx)
 
 
-def _rule(reader: _Reader, where: str, route: Any, accounts: Mapping[str, AccountSpec]) -> RouteRule:
-    if not isinstance(route, dict):
-        raise reader.error(where, "must be a table")
-    unknown = set(route) - _ROUTE_KEYS
-    if unknown:
-        raise reader.error(f"{where}.{sorted(unknown)[0]}", "is not a route field (countries, prefixes, accounts)")
-    countries = _string_set(reader, f"{where}.countries", route.get("countries")) or frozenset()
-    prefixes = _string_set(reader, f"{where}.prefixes", route.get("prefixes")) or frozenset()
-    if not countries and not prefixes:
-        raise reader.error(where, "needs `countries` or `prefixes` to match on")
-    if any(not prefix.startswith("+") or not prefix[1:].isdigit() for prefix in prefixes):
-        raise reader.error(f"{where}.prefixes", "must be E.164 prefixes such as \"+421\"")
-    if "accounts" not in route:
-        raise reader.error(f"{where}.accounts", "is required: account names with weights")
-    return RouteRule(frozenset(c.upper() for c in countries), tuple(sorted(prefixes)), _weights(reader, f"{where}.accounts", route["accounts"], accounts))
-
-
-def _weights(reader: _Reader, where: str, value: Any, accounts: Mapping[str, AccountSpec]) -> dict[str, float]:
-    if isinstance(value, list):
-        value = dict.fromkeys(value, 1.0)
-    if not isinstance(value, dict) or not value:
-        raise reader.error(where, "must map account names to weights, e.g. { dexatel = 3, telefoon = 1 }")
-    for name, weight in value.items():
-        if name not in accounts:
-            raise reader.error(where, f"{name!r} is not an account ({', '.join(sorted(accounts))})")
-        if isinstance(weight, bool) or not isinstance(weight, int | float) or not 0 < weight < math.inf:
-            raise reader.error(f"{where}.{name}", "weight must be a positive number")
-    return {name: float(weight) for name, weight in value.items()}
+def _unknown_key(loc: list[str | int], account_type: str | None) -> str:
+    key = str(loc[-1])
+    if account_type is not None:
+        model = ACCOUNT_TYPES[account_type]
+        credentials = model.credentials()
+        if key.removesuffix(ENVIRONMENT_SUFFIX) in {name for other in ACCOUNT_TYPES.values() for name in other.credentials()}:
+            return f"type {account_type} authenticates with {', '.join(credentials)}"
+        known = sorted(set(model.model_fields) - {"type", *credentials})
+        return f"is not an option of type {account_type} (known: {', '.join(known)})"
+    if len(loc) == 1:
+        return "is not a section of the providers file"
+    if loc[0] == "routes":
+        return f"is not a route field ({', '.join(Route.model_fields)})"
+    return f"is not a field of [{loc[0]}] ({', '.join(Routing.model_fields)})"
 
 
 def _single_telekom_sk(settings: Settings) -> ProvidersConfig:
-    config = AccountConfig(
-        "telekom-sk",
-        "telekom-sk",
-        settings.telekom_sk_url,
-        {"token": settings.telekom_sk_token.get_secret_value()},
-        {"transport": settings.telekom_sk_transport, "use_session": settings.telekom_sk_use_session},
-    )
-    spec = AccountSpec(config, settings.telekom_sk_rate, settings.telekom_sk_burst)
-    return ProvidersConfig({"telekom-sk": spec}, (), {"telekom-sk": 1.0})
+    account = {
+        "type": "telekom-sk",
+        "base_url": settings.telekom_sk_url,
+        "token": settings.telekom_sk_token.get_secret_value(),
+        "transport": settings.telekom_sk_transport,
+        "use_session": settings.telekom_sk_use_session,
+        "rate": settings.telekom_sk_rate,
+        "burst": settings.telekom_sk_burst,
+    }
+    return parse_providers({"accounts": {"telekom-sk": account}}, {}, source="SMS_WORKER_TELEKOM_SK_* settings")

@@ -1,63 +1,60 @@
-"""The contract every provider adapter keeps, and the error classes the retry policy reads."""
+"""The contract every adapter keeps, the values it answers with, and the base adapters derive from.
+
+An *adapter* is the code that speaks one provider's API (one module each); an *account* is one
+configured use of it (``[accounts.NAME]`` in the providers file, :mod:`.accounts`). The
+dispatcher, the receipts poller and the callback receiver know adapters only through
+:class:`Adapter`:
+
+- ``send(messages)`` takes messages that share one :meth:`~Adapter.group_key` and returns one
+  outcome per message, in order, as values: :class:`Accepted`, or a
+  :class:`~sms_worker.providers.failures.Failure` classified by its
+  :class:`~sms_worker.providers.failures.ErrorKind`. It never raises for a provider's failure.
+- ``check``, ``verify`` and ``open`` raise :class:`~sms_worker.providers.failures.ProviderError`,
+  whose ``failure`` is the same value; ``parse_callback`` raises ValueError for a body that is
+  not a callback.
+- ``close()`` is called once, when the worker process ends.
+
+Adapters derive from :class:`AdapterBase` (from :class:`OneRecipientPerRequest` when the API
+takes one recipient per request), declare their error codes and status words as data
+(:attr:`AdapterBase.errors`, :attr:`AdapterBase.statuses`) and leave the HTTP plumbing to
+:mod:`sms_worker.providers.plumbing`.
+"""
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Hashable, Mapping, Sequence
-from dataclasses import dataclass, field
+import uuid
+from dataclasses import dataclass
 from datetime import datetime
-from enum import StrEnum
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
-from sms_worker.errors import SmsWorkerError
-from sms_worker.status import Delivery, Status
+import httpx
 
-
-class ErrorKind(StrEnum):
-    TRANSIENT = "transient"
-    """Try again later on the retry schedule: timeouts, 5xx, 429, a provider-side ERROR."""
-    REAUTHENTICATE = "reauthenticate"
-    """The session is gone: log in again and resend at once, without using up a retry."""
-    PERMANENT = "permanent"
-    """Retrying cannot help: a final status now."""
-
-
-AMBIGUOUS_CODES = frozenset({"TIMEOUT", "CONNECTION_LOST", "BAD_RESPONSE", "ADAPTER_CRASH", "WORKER_LOST"})
-"""Transient failures after which the provider may have the message after all: the request went
-out, and no clear answer came back."""
-
-
-class ProviderError(SmsWorkerError):
-    """A provider refused or failed a call, classified so the caller need not know the API."""
-
-    def __init__(self, kind: ErrorKind, code: str, text: str, *, account_wide: bool = False, status: Status | None = None) -> None:
-        super().__init__(f"{code}: {text}")
-        self.kind, self.code, self.text, self.account_wide = kind, code, text, account_wide
-        self.status = status or (Status.REJECTED if code == "DENIED" else Status.UNDELIVERABLE)
-        """The final status this error leads to when it is permanent."""
-
-    @property
-    def ambiguous(self) -> bool:
-        """The message may have been accepted: a retry must go to the same account, where the
-        provider may know it, never to another one, which would send it a second time."""
-        return self.code in AMBIGUOUS_CODES
+from sms_worker.priority import Priority
+from sms_worker.providers.failures import UNKNOWN_CODE, ErrorClass, Failure, ProviderError
+from sms_worker.providers.plumbing import error_envelope, json_object, raise_for_error, transport_errors
+from sms_worker.providers.sessions import Sessions
+from sms_worker.status import Delivery
 
 
 @dataclass(frozen=True, slots=True)
 class OutboundMessage:
-    """What an adapter needs to submit one message; copied out of the row before any HTTP call."""
+    """What an adapter needs to submit one message; copied out of the row before any HTTP call.
+    An API without a field for one of them leaves it out (each adapter's module says which)."""
 
-    message_id: str
+    message_id: uuid.UUID
+    """sms_worker's id of the message (no API here takes it: it groups and names, never travels)."""
     recipient: str
+    """E.164 with ``+``."""
     text: str
     sender: str | None = None
-    priority: int = 2
+    """None: the account's default sender, or the provider's."""
+    priority: Priority = Priority.STANDARD
     validity_minutes: int | None = None
     unicode: bool | None = None
+    """None: the adapter or the provider picks GSM-7 or UCS-2 from the text."""
     flash: bool = False
-    delivery_time: datetime | None = None
-    """Provider-side scheduling; sms_worker schedules itself and leaves it unset."""
-    callback: bool | None = None
-    group_id: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,13 +65,15 @@ class Accepted:
     provider_message_id: str
     provider_status: str
     delivery: Delivery | None
-    parts: int | None = None
+    segments: int | None = None
+    """SMS segments the provider says it counted (its own `parts` field), when it says."""
 
 
 @dataclass(frozen=True, slots=True)
-class StatusReport:
-    """One delivery report, polled or posted: ``delivery`` is None for a word the adapter does
-    not know, which is recorded and changes nothing."""
+class DeliveryReceipt:
+    """What the provider says of a message it accepted, polled (``check``) or posted (a
+    callback): ``delivery`` is None for a word the adapter does not know, which is recorded and
+    changes nothing; ``delivered_at`` is the provider's moment of delivery, when it gives one."""
 
     provider_message_id: str
     provider_status: str
@@ -82,70 +81,34 @@ class StatusReport:
     delivered_at: datetime | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class AccountConfig:
-    """One provider account as the providers file declares it, secrets already read.
+SendOutcome = Accepted | Failure
 
-    ``credentials`` holds what the API authenticates with (``token``, ``api_key``,
-    ``username``/``password``): adapters must never log them. ``options`` holds the rest of the
-    account's table (``transport``, ``quality``, ``senders``, ...), for the adapter to read.
-    """
+
+class Adapter(Protocol):
+    """The code that speaks one provider's API, for one account. Implementations must be safe
+    to share across threads."""
 
     name: str
-    type: str
-    base_url: str
-    credentials: Mapping[str, str] = field(default_factory=dict, repr=False)
-    options: Mapping[str, Any] = field(default_factory=dict)
-
-    def credential(self, key: str) -> str:
-        value = self.credentials.get(key)
-        if not value:
-            raise ValueError(f"account {self.name!r}: credential {key!r} is required for type {self.type!r}")
-        return value
-
-
-SendOutcome = Accepted | ProviderError
-
-
-class Provider(Protocol):
-    """An adapter for one provider account. Implementations must be safe to share across threads.
-
-    Adapters read like httpx transports: one module per API, the shared plumbing (client, error
-    mapping, JSON decoding) in :mod:`sms_worker.providers.plumbing`, never repeated.
-    """
-
-    name: str
+    """The account's name."""
     max_recipients: int
-    """How many messages one request may carry; above 1 the dispatcher calls :meth:`send_many`."""
+    """How many messages one request may carry: the dispatcher hands :meth:`send` at most that
+    many, all with one :meth:`group_key`."""
 
-    def send(self, message: OutboundMessage) -> Accepted:
-        """Submit one message, or raise ProviderError."""
-        ...
-
-    def send_many(self, messages: Sequence[OutboundMessage]) -> list[SendOutcome]:
-        """Submit messages that share one :meth:`group_key` in as few requests as the API allows;
-        one outcome per message, in order. A failure of the whole request is that error for each."""
+    def send(self, messages: Sequence[OutboundMessage]) -> list[SendOutcome]:
+        """Submit messages in as few requests as the API allows; one outcome per message, in
+        order. A failure of a whole request is that failure for each of its messages."""
         ...
 
     def group_key(self, message: OutboundMessage) -> Hashable:
         """Messages with equal keys may travel in one request (same text, sender, quality...)."""
         ...
 
-    def check(self, provider_message_id: str) -> StatusReport:
+    def check(self, provider_message_id: str) -> DeliveryReceipt:
         """Ask the provider where a message is, or raise ProviderError."""
         ...
 
-    def parse_callback(self, body: bytes, content_type: str) -> list[StatusReport]:
-        """The status reports in a delivery callback the provider posted; ValueError if it is not one."""
-        ...
-
-    def classify(self, code: str, text: str) -> ProviderError:
-        """A provider error code as an error class: transient, re-authenticate or permanent, and
-        whether it is account-wide (every message of the account would meet it)."""
-        ...
-
-    def map_status(self, provider_status: str) -> Delivery | None:
-        """The provider's word for a message's state in our vocabulary; None if it is not known."""
+    def parse_callback(self, body: bytes, content_type: str) -> list[DeliveryReceipt]:
+        """The receipts in a delivery callback the provider posted; ValueError if it is not one."""
         ...
 
     def verify(self) -> str:
@@ -158,22 +121,98 @@ class Provider(Protocol):
         batch is not late; raise ProviderError if the account is unusable."""
         ...
 
-    def close(self) -> None: ...
+    def close(self) -> None:
+        """Let go of what :meth:`open` and the calls since took; the HTTP client is the caller's."""
+        ...
 
 
-class OneRecipientPerRequest:
-    """For APIs that take one recipient per request: every message is its own group."""
+class AdapterBase:
+    """What every adapter shares: its account's name and base URL, the HTTP client, its error
+    and status tables read the same way, one HTTP exchange, and ``open``/``close`` for APIs with
+    a login session.
 
-    max_recipients = 1
+    ``errors`` maps each provider error code (as the API spells it: a string, or a number) to
+    its :class:`~sms_worker.providers.failures.ErrorClass`; ``statuses`` maps each word the API
+    has for a message's state to a :class:`~sms_worker.status.Delivery`. Both are class-level
+    data; the lookups are :meth:`error` and :meth:`delivery`.
+    """
 
-    def send_many(self, messages: Sequence[OutboundMessage]) -> list[SendOutcome]:
-        outcomes: list[SendOutcome] = []
-        for message in messages:
-            try:
-                outcomes.append(self.send(message))  # type: ignore[attr-defined]
-            except ProviderError as error:
-                outcomes.append(error)
-        return outcomes
+    errors: ClassVar[Mapping[Any, ErrorClass]] = {}
+    statuses: ClassVar[Mapping[str, Delivery]] = {}
+    statuses_ignore_case: ClassVar[bool] = False
+    """True: status words compare without case and surrounding spaces."""
+    max_recipients: int = 1
+    sessions: Sessions[Any] | None = None
+    """The login session, for APIs that have one."""
+
+    def __init__(self, name: str, base_url: str, client: httpx.Client, headers: Mapping[str, str] | None = None) -> None:
+        self.name = name
+        self.base_url = base_url.rstrip("/")
+        self.client = client
+        """The runtime's client, shared by every adapter of the process; not the adapter's to close."""
+        self.headers = dict(headers or {})
+        """Sent with every :meth:`request` (the API key, where the API takes it in a header)."""
+
+    @staticmethod
+    def error_body(body: Any) -> tuple[Hashable, str] | None:
+        """The provider's (code, message) in an error answer's JSON body, None if it has none
+        (:meth:`request`); by default :func:`~sms_worker.providers.plumbing.error_envelope`."""
+        return error_envelope(body)
+
+    def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """One exchange: ``method`` on ``path`` under the base URL with :attr:`headers`. Network
+        failures and error answers raise ProviderError: by the provider's own code where
+        :meth:`error_body` finds one of :attr:`errors`, else by the HTTP status
+        (:func:`~sms_worker.providers.plumbing.raise_for_error`)."""
+        with transport_errors():
+            response = self.client.request(method, self.base_url + path, headers=self.headers, **kwargs)
+        raise_for_error(response, self.errors, self.error_body)
+        return response
+
+    def request_json(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+        """:meth:`request`, answered with a JSON object (anything else is ambiguous: BAD_RESPONSE)."""
+        return json_object(self.request(method, path, **kwargs))
+
+    @classmethod
+    def error(cls, code: Hashable, text: str) -> ProviderError:
+        """``code`` as :attr:`errors` classifies it; :data:`UNKNOWN_CODE` if it is not there."""
+        return cls.errors.get(code, UNKNOWN_CODE).error(str(code), text)
+
+    @classmethod
+    def delivery(cls, word: str) -> Delivery | None:
+        """A status word in our vocabulary; None for a word :attr:`statuses` does not name."""
+        if not cls.statuses_ignore_case:
+            return cls.statuses.get(word)
+        folded = word.strip().casefold()
+        return next((delivery for known, delivery in cls.statuses.items() if known.casefold() == folded), None)
 
     def group_key(self, message: OutboundMessage) -> Hashable:
         return message.message_id
+
+    def open(self) -> None:
+        """Log in where the API has sessions; nothing to prepare otherwise."""
+        if self.sessions is not None:
+            self.sessions.current()
+
+    def close(self) -> None:
+        """Forget the session, if any (the APIs have no logout); the HTTP client is the caller's."""
+        if self.sessions is not None:
+            self.sessions.close()
+
+
+class OneRecipientPerRequest(AdapterBase, ABC):
+    """For APIs that take one recipient per request: every message is its own request, and
+    ``send`` submits them one after another with :meth:`send_one`."""
+
+    def send(self, messages: Sequence[OutboundMessage]) -> list[SendOutcome]:
+        outcomes: list[SendOutcome] = []
+        for message in messages:
+            try:
+                outcomes.append(self.send_one(message))
+            except ProviderError as error:
+                outcomes.append(error.failure)
+        return outcomes
+
+    @abstractmethod
+    def send_one(self, message: OutboundMessage) -> Accepted:
+        """Submit one message, or raise ProviderError."""

@@ -15,7 +15,7 @@ emulates exactly these):
 - Status: ``GET <base>/v1/sms/{message_id}`` answers the send answer's shape plus
   ``updated_at`` (RFC 3339, the moment of the last status change); for a delivered message
   that moment is taken as the delivery time.
-- Balance (used by :meth:`DexatelProvider.verify`, the cheapest authenticated call):
+- Balance (used by :meth:`DexatelAdapter.verify`, the cheapest authenticated call):
   ``GET <base>/v1/account/balance`` answers ``{"balance": 12.5, "currency": "EUR"}``.
 - Errors are JSON, ``{"error": {"code": "...", "message": "..."}}``, with these codes and HTTP
   statuses: 400 ``INVALID_NUMBER`` / ``INVALID_TEXT`` / ``INVALID_SENDER`` /
@@ -33,9 +33,9 @@ emulates exactly these):
   be that JSON object.
 - ``from`` is required (the example always sends it): the account's ``default_sender``
   option is used when a message names no sender. A sender ID is 1 to 11 letters, digits or
-  spaces, or a phone number of up to 15 digits with an optional ``+``; ``from_config`` checks
-  the default so that a typo stops the account at start-up instead of failing its backlog.
-- No validity, scheduling, priority or encoding parameters are documented: those fields of an
+  spaces, or a phone number of up to 15 digits with an optional ``+``; :class:`DexatelAccount`
+  checks the default so that a typo stops the account at start-up instead of failing its backlog.
+- No validity, priority, flash or encoding parameters are documented: those fields of an
   :class:`~sms_worker.providers.base.OutboundMessage` are not sent, and Dexatel picks GSM-7 or
   UCS-2 from the text. The send answer carries no part count.
 """
@@ -45,93 +45,76 @@ from __future__ import annotations
 import json
 import re
 from datetime import datetime
-from typing import Any, Final
+from typing import Annotated, Final, Literal
 from urllib.parse import quote
 
 import httpx
 
-from sms_worker.providers.base import (
-    Accepted,
-    AccountConfig,
-    ErrorKind,
-    OneRecipientPerRequest,
-    OutboundMessage,
-    ProviderError,
-    StatusReport,
-)
-from sms_worker.providers.plumbing import ErrorClass, classify_code, json_object, raise_for_error, transport_errors
+from sms_worker.providers.base import Accepted, DeliveryReceipt, OneRecipientPerRequest, OutboundMessage
+from sms_worker.providers.failures import ErrorClass, ErrorKind
+from sms_worker.providers.plumbing import bad_response
+from sms_worker.providers.schema import AccountBase, Credential, NonBlank, fits
 from sms_worker.providers.timestamps import parse_timestamp
 from sms_worker.status import Delivery, Status
 
 SENDER_RE: Final = re.compile(r"[A-Za-z0-9 ]{1,11}|\+?[0-9]{1,15}")
 
-STATUSES: Final[dict[str, Delivery]] = {
-    "queued": Delivery.QUEUED,
-    "sent": Delivery.SENT,
-    "delivered": Delivery.DELIVERED,
-    "failed": Delivery.REJECTED,
-    "undelivered": Delivery.UNDELIVERABLE,
-}
 
-# code -> (kind, account_wide, final status when permanent)
-_ERRORS: Final[dict[str, ErrorClass]] = {
-    "INVALID_NUMBER": ErrorClass(ErrorKind.PERMANENT, False, Status.UNDELIVERABLE),
-    "INVALID_TEXT": ErrorClass(ErrorKind.PERMANENT, False, Status.REJECTED),
-    "INVALID_SENDER": ErrorClass(ErrorKind.PERMANENT, False, Status.REJECTED),
-    "INVALID_REQUEST": ErrorClass(ErrorKind.PERMANENT, False, Status.REJECTED),
-    "MESSAGE_NOT_FOUND": ErrorClass(ErrorKind.PERMANENT, False, Status.UNKNOWN),
-    "UNAUTHORIZED": ErrorClass(ErrorKind.PERMANENT, True, Status.REJECTED),
-    "INSUFFICIENT_FUNDS": ErrorClass(ErrorKind.PERMANENT, True, Status.REJECTED),
-    "RATE_LIMITED": ErrorClass(ErrorKind.TRANSIENT, False, Status.UNDELIVERABLE),
-    "INTERNAL_ERROR": ErrorClass(ErrorKind.TRANSIENT, False, Status.UNDELIVERABLE),
-    "SERVICE_UNAVAILABLE": ErrorClass(ErrorKind.TRANSIENT, False, Status.UNDELIVERABLE),
-}
+class DexatelAccount(AccountBase):
+    """``type = "dexatel"``: credential ``api_key``; ``default_sender`` (required, because every
+    request needs a ``from``)."""
+
+    type: Literal["dexatel"]
+    api_key: Credential
+    default_sender: Annotated[NonBlank, fits(SENDER_RE.fullmatch, "1 to 11 letters, digits or spaces, or a phone number of up to 15 digits")]
 
 
-def classify(code: str, text: str) -> ProviderError:
-    """A Dexatel error code as an error class; a code not in the table is this message's
-    permanent fault, so an unknown answer never burns retries."""
-    return classify_code(_ERRORS, code, text)
-
-
-def canonical_status(word: str) -> Delivery | None:
-    """Dexatel's word in our vocabulary; None for a word the document does not name."""
-    return STATUSES.get(word)
-
-
-class DexatelProvider(OneRecipientPerRequest):
+class DexatelAdapter(OneRecipientPerRequest):
     """One Dexatel API key. Stateless: every request carries the key, so there is no session
     to keep or renew, and one instance is safe to share across threads."""
 
-    # The protocol's table lookups are the module's own functions.
-    classify = staticmethod(classify)
-    map_status = staticmethod(canonical_status)
+    errors = {
+        "INVALID_NUMBER": ErrorClass(ErrorKind.PERMANENT, False, Status.UNDELIVERABLE),
+        "INVALID_TEXT": ErrorClass(ErrorKind.PERMANENT, False, Status.REJECTED),
+        "INVALID_SENDER": ErrorClass(ErrorKind.PERMANENT, False, Status.REJECTED),
+        "INVALID_REQUEST": ErrorClass(ErrorKind.PERMANENT, False, Status.REJECTED),
+        "MESSAGE_NOT_FOUND": ErrorClass(ErrorKind.PERMANENT, False, Status.UNKNOWN),
+        "UNAUTHORIZED": ErrorClass(ErrorKind.PERMANENT, True, Status.REJECTED),
+        "INSUFFICIENT_FUNDS": ErrorClass(ErrorKind.PERMANENT, True, Status.REJECTED),
+        "RATE_LIMITED": ErrorClass(ErrorKind.TRANSIENT, False, Status.UNDELIVERABLE),
+        "INTERNAL_ERROR": ErrorClass(ErrorKind.TRANSIENT, False, Status.UNDELIVERABLE),
+        "SERVICE_UNAVAILABLE": ErrorClass(ErrorKind.TRANSIENT, False, Status.UNDELIVERABLE),
+    }
+    statuses = {
+        "queued": Delivery.QUEUED,
+        "sent": Delivery.SENT,
+        "delivered": Delivery.DELIVERED,
+        "failed": Delivery.REJECTED,
+        "undelivered": Delivery.UNDELIVERABLE,
+    }
 
-    def __init__(self, name: str, base_url: str, api_key: str, client: httpx.Client, *, default_sender: str) -> None:
-        self.name = name
-        self._base = base_url.rstrip("/")
-        self._headers = {"Authorization": f"Bearer {api_key}"}
-        self._client = client
-        self._default_sender = default_sender
+    def __init__(self, name: str, account: DexatelAccount, client: httpx.Client) -> None:
+        super().__init__(name, account.base_url, client, {"Authorization": f"Bearer {account.api_key.get_secret_value()}"})
+        self._default_sender = account.default_sender
 
-    def send(self, message: OutboundMessage) -> Accepted:
+    def send_one(self, message: OutboundMessage) -> Accepted:
         recipient = message.recipient if message.recipient.startswith("+") else f"+{message.recipient}"
         payload = {"from": message.sender or self._default_sender, "to": recipient, "text": message.text}
-        body = self._request("POST", "/v1/sms/send", json=payload)
+        body = self.request_json("POST", "/v1/sms/send", json=payload)
         message_id, word = body.get("message_id"), body.get("status")
         if not message_id or not isinstance(word, str):
-            raise ProviderError(ErrorKind.TRANSIENT, "BAD_RESPONSE", "send answered without message_id and status")
-        return Accepted(str(message_id), word, canonical_status(word))
+            raise bad_response("send answered without message_id and status")
+        return Accepted(str(message_id), word, self.delivery(word))
 
-    def check(self, provider_message_id: str) -> StatusReport:
-        body = self._request("GET", f"/v1/sms/{quote(provider_message_id, safe='')}")
+    def check(self, provider_message_id: str) -> DeliveryReceipt:
+        body = self.request_json("GET", f"/v1/sms/{quote(provider_message_id, safe='')}")
         word = body.get("status")
         if not isinstance(word, str):
-            raise ProviderError(ErrorKind.TRANSIENT, "BAD_RESPONSE", "status answered without a status")
-        return _report(provider_message_id, word, parse_timestamp(body.get("updated_at"), zoneless="reject"))
+            raise bad_response("status answered without a status")
+        return self._receipt(provider_message_id, word, parse_timestamp(body.get("updated_at"), zoneless="reject"))
 
-    def parse_callback(self, body: bytes, content_type: str) -> list[StatusReport]:
-        """One webhook POST, one report. ValueError for anything but the assumed JSON object."""
+    def parse_callback(self, body: bytes, content_type: str) -> list[DeliveryReceipt]:
+        """One webhook POST, one receipt. ValueError for anything but the assumed JSON object."""
         try:
             event = json.loads(body)
         except ValueError:
@@ -144,14 +127,14 @@ class DexatelProvider(OneRecipientPerRequest):
         moment = parse_timestamp(timestamp, zoneless="reject")  # RFC 3339: a zone-less time is ambiguous, not guessed
         if timestamp is not None and moment is None:
             raise ValueError(f"Dexatel webhook timestamp is not RFC 3339: {timestamp!r}")
-        return [_report(message_id, word, moment)]
+        return [self._receipt(message_id, word, moment)]
 
     def verify(self) -> str:
         """The balance call: free, authenticated, and it says whether there is money to send."""
-        body = self._request("GET", "/v1/account/balance")
+        body = self.request_json("GET", "/v1/account/balance")
         balance, currency = body.get("balance"), body.get("currency")
         if isinstance(balance, bool) or not isinstance(balance, int | float):
-            raise ProviderError(ErrorKind.TRANSIENT, "BAD_RESPONSE", "balance answered without a number")
+            raise bad_response("balance answered without a number")
         return f"balance {balance:.2f} {currency or ''}".rstrip()
 
     def open(self) -> None:
@@ -159,31 +142,7 @@ class DexatelProvider(OneRecipientPerRequest):
         URL before its first batch instead of on it."""
         self.verify()
 
-    def close(self) -> None:
-        """Nothing to release: the HTTP client belongs to the caller."""
-
-    def _request(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
-        with transport_errors():
-            response = self._client.request(method, f"{self._base}{path}", headers=self._headers, **kwargs)
-        raise_for_error(response, _ERRORS)
-        return json_object(response)
-
-
-def from_config(config: AccountConfig, client: httpx.Client) -> DexatelProvider:
-    """An adapter for one ``type = "dexatel"`` account: credential ``api_key``, option
-    ``default_sender`` (required, because every request needs a ``from``)."""
-    api_key = config.credential("api_key")
-    sender = config.options.get("default_sender")
-    if not isinstance(sender, str) or not sender.strip():
-        raise ValueError(f"account {config.name!r}: option 'default_sender' is required (Dexatel needs a 'from' on every message)")
-    if not SENDER_RE.fullmatch(sender):
-        raise ValueError(
-            f"account {config.name!r}: option 'default_sender' must be 1 to 11 letters, digits or spaces, "
-            f"or a phone number of up to 15 digits, not {sender!r}"
-        )
-    return DexatelProvider(config.name, config.base_url, api_key, client, default_sender=sender)
-
-
-def _report(message_id: str, word: str, moment: datetime | None) -> StatusReport:
-    status = canonical_status(word)
-    return StatusReport(message_id, word, status, moment if status is Delivery.DELIVERED else None)
+    def _receipt(self, message_id: str, word: str, moment: datetime | None) -> DeliveryReceipt:
+        """``moment`` is the last status change: the delivery time, once the word says delivered."""
+        delivery = self.delivery(word)
+        return DeliveryReceipt(message_id, word, delivery, moment if delivery is Delivery.DELIVERED else None)

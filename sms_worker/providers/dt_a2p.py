@@ -18,45 +18,40 @@ Assumptions where the document is silent (it gives no paths, fields or error cod
   "parts", "cost", "currency", "created_at", "delivered_at"}``, times in ISO 8601 UTC,
   ``delivered_at`` null until the message is delivered.
 - ``GET <base>/v1/balance`` answers ``{"balance", "currency"}`` and costs nothing; it is
-  :meth:`DtA2pProvider.verify` and :meth:`DtA2pProvider.open`.
+  :meth:`DtA2pAdapter.verify` and :meth:`DtA2pAdapter.open`.
 - Status words: ``queued``, ``sent``, ``delivered``, ``undelivered``, ``rejected``,
   ``expired``, ``deleted``, ``unknown`` (case-insensitive); anything else is UNKNOWN.
 - Errors are HTTP 4xx/5xx with ``{"error": {"code", "message"}}``; the codes and their
   classes are in ``_ERRORS`` below. A code not in that table is classified by its HTTP status
   (:func:`~sms_worker.providers.plumbing.raise_for_http_status`), so a new 5xx code is retried.
-- The API takes no validity, priority, flash, scheduling or encoding parameter: those fields
+- The API takes no validity, priority, flash or encoding parameter: those fields
   of a message are not sent. The platform picks GSM-7 or UCS-2 from the text itself.
-- Delivery callbacks are not in the document: :meth:`DtA2pProvider.parse_callback` reads a
+- Delivery callbacks are not in the document: :meth:`DtA2pAdapter.parse_callback` reads a
   POSTed delivery report in the same shape as the GET one (an object, or a list of them).
 
-Account options: ``default_sender`` (required: the API needs a sender, and a message without
-one gets it), ``senders`` (the verified sender IDs, at most 50; when given, a message from any
-other sender is refused here, without a request that would be charged) and
-``alphanumeric_countries`` (ISO 3166 alpha-2 codes; when given, an alphanumeric sender to a
-number of any other country (or of no country) is refused here, likewise; the rule is
-:func:`sms_worker.addresses.sender_refusal`, which routing applies too). Sender IDs compare exactly as written.
-Other options are left to the rest of sms_worker.
+Account options (:class:`DtA2pAccount`): ``default_sender`` (required: the API needs a sender,
+and a message without one gets it), ``senders`` (the verified sender IDs, at most 50, the default
+among them; when given, a message from any other sender is refused here, without a request that
+would be charged) and ``alphanumeric_countries`` (ISO 3166 alpha-2 codes; when given, an
+alphanumeric sender to a number of any other country (or of no country) is refused here,
+likewise; the rule is :func:`sms_worker.addresses.sender_refusal`, which routing applies too).
+Sender IDs compare exactly as written.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
-from typing import Any, Final
+from typing import Annotated, Any, Final, Literal
 from urllib.parse import quote
 
 import httpx
+from pydantic import AfterValidator, Field, StringConstraints, model_validator
+
 from sms_worker.addresses import ALPHANUMERIC_SENDER_NOT_ALLOWED, SENDER_NOT_VERIFIED, sender_refusal
-from sms_worker.providers.base import (
-    Accepted,
-    AccountConfig,
-    ErrorKind,
-    OneRecipientPerRequest,
-    OutboundMessage,
-    ProviderError,
-    StatusReport,
-)
-from sms_worker.providers.plumbing import ErrorClass, classify_code, json_object, raise_for_error, transport_errors
+from sms_worker.providers.base import Accepted, DeliveryReceipt, OneRecipientPerRequest, OutboundMessage
+from sms_worker.providers.failures import ErrorClass, ErrorKind, ProviderError
+from sms_worker.providers.plumbing import bad_response
+from sms_worker.providers.schema import AccountBase, Credential, Names, NonBlank, reason
 from sms_worker.providers.timestamps import parse_timestamp
 from sms_worker.status import Delivery, Status
 
@@ -64,81 +59,91 @@ MAX_SENDERS: Final = 50
 """The document: sender ID verification is "limited to 50 sender IDs"."""
 INSUFFICIENT_BALANCE: Final = "INSUFFICIENT_BALANCE"
 
-# code -> (kind, account-wide, final status when permanent)
-_ERRORS: Final[dict[str, ErrorClass]] = {
-    "INVALID_API_KEY": ErrorClass(ErrorKind.PERMANENT, True, Status.UNDELIVERABLE),
-    INSUFFICIENT_BALANCE: ErrorClass(ErrorKind.PERMANENT, True, Status.UNDELIVERABLE),
-    SENDER_NOT_VERIFIED: ErrorClass(ErrorKind.PERMANENT, False, Status.REJECTED),
-    ALPHANUMERIC_SENDER_NOT_ALLOWED: ErrorClass(ErrorKind.PERMANENT, False, Status.REJECTED),
-    "INVALID_RECIPIENT": ErrorClass(ErrorKind.PERMANENT, False, Status.UNDELIVERABLE),
-    "INVALID_REQUEST": ErrorClass(ErrorKind.PERMANENT, False, Status.UNDELIVERABLE),
-    "MISSING_PARAMETER": ErrorClass(ErrorKind.PERMANENT, False, Status.UNDELIVERABLE),
-    "INVALID_PARAMETER": ErrorClass(ErrorKind.PERMANENT, False, Status.UNDELIVERABLE),
-    "MESSAGE_NOT_FOUND": ErrorClass(ErrorKind.PERMANENT, False, Status.UNDELIVERABLE),
-    "RATE_LIMITED": ErrorClass(ErrorKind.TRANSIENT, False, Status.UNDELIVERABLE),
-    "INTERNAL_ERROR": ErrorClass(ErrorKind.TRANSIENT, False, Status.UNDELIVERABLE),
-    "SERVICE_UNAVAILABLE": ErrorClass(ErrorKind.TRANSIENT, False, Status.UNDELIVERABLE),
-}
 
-_STATUSES: Final[dict[str, Delivery]] = {
-    "queued": Delivery.QUEUED,
-    "sent": Delivery.SENT,
-    "delivered": Delivery.DELIVERED,
-    "undelivered": Delivery.UNDELIVERABLE,
-    "rejected": Delivery.REJECTED,
-    "expired": Delivery.EXPIRED,
-    "deleted": Delivery.UNDELIVERABLE,
-    "unknown": Delivery.UNKNOWN,
-}
+def _verifiable(senders: frozenset[str]) -> frozenset[str]:
+    if len(senders) > MAX_SENDERS:
+        raise ValueError(f"lists {len(senders)} sender IDs; the API verifies at most {MAX_SENDERS}")
+    return senders
 
 
-def classify(code: str, text: str) -> ProviderError:
-    """An unknown code is permanent for this message only: it never burns retries nor pauses
-    the account (the HTTP layer decides first for codes met in an answer, see ``_call``)."""
-    return classify_code(_ERRORS, code, text)
+CountryCodes = Annotated[
+    frozenset[Annotated[str, StringConstraints(pattern=r"^[A-Za-z]{2}$")]],
+    Field(strict=False),
+    reason("must be a list of ISO 3166 alpha-2 country codes"),
+    AfterValidator(lambda codes: frozenset(code.upper() for code in codes)),
+]
 
 
-def map_status(provider_status: str) -> Delivery | None:
-    return _STATUSES.get(provider_status.strip().lower())
+class DtA2pAccount(AccountBase):
+    """``type = "dt-a2p"``: credential ``api_key``; options as the module says."""
+
+    type: Literal["dt-a2p"]
+    api_key: Credential
+    default_sender: NonBlank
+    senders: Annotated[Names, AfterValidator(_verifiable)] | None = None
+    alphanumeric_countries: CountryCodes | None = None
+
+    @model_validator(mode="after")
+    def _default_sender_verified(self) -> DtA2pAccount:
+        if self.senders is not None and self.default_sender not in self.senders:
+            raise ValueError(f"default_sender {self.default_sender!r} is not among the verified senders")
+        return self
 
 
-class DtA2pProvider(OneRecipientPerRequest):
-    """One prepaid Deutsche Telekom A2P account. Holds no state but its settings: thread-safe."""
+class DtA2pAdapter(OneRecipientPerRequest):
+    """One prepaid Deutsche Telekom A2P account. Holds no state but its settings: thread-safe.
+    A code not in ``errors`` met in an error answer is classified by its HTTP status
+    (:meth:`~sms_worker.providers.base.AdapterBase.request`), so a new 5xx code is retried."""
 
-    def __init__(
-        self,
-        name: str,
-        base_url: str,
-        api_key: str,
-        client: httpx.Client,
-        *,
-        default_sender: str,
-        senders: Iterable[str] | None = None,
-        alphanumeric_countries: Iterable[str] | None = None,
-    ) -> None:
-        self.name = name
-        self._base = base_url.rstrip("/")
-        self._headers = {"X-API-Key": api_key}
-        self._client = client
-        self._default_sender = default_sender
-        self._senders = frozenset(senders) if senders is not None else None
-        self._countries = frozenset(alphanumeric_countries) if alphanumeric_countries is not None else None
+    errors = {
+        "INVALID_API_KEY": ErrorClass(ErrorKind.PERMANENT, True, Status.UNDELIVERABLE),
+        INSUFFICIENT_BALANCE: ErrorClass(ErrorKind.PERMANENT, True, Status.UNDELIVERABLE),
+        SENDER_NOT_VERIFIED: ErrorClass(ErrorKind.PERMANENT, False, Status.REJECTED),
+        ALPHANUMERIC_SENDER_NOT_ALLOWED: ErrorClass(ErrorKind.PERMANENT, False, Status.REJECTED),
+        "INVALID_RECIPIENT": ErrorClass(ErrorKind.PERMANENT, False, Status.UNDELIVERABLE),
+        "INVALID_REQUEST": ErrorClass(ErrorKind.PERMANENT, False, Status.UNDELIVERABLE),
+        "MISSING_PARAMETER": ErrorClass(ErrorKind.PERMANENT, False, Status.UNDELIVERABLE),
+        "INVALID_PARAMETER": ErrorClass(ErrorKind.PERMANENT, False, Status.UNDELIVERABLE),
+        "MESSAGE_NOT_FOUND": ErrorClass(ErrorKind.PERMANENT, False, Status.UNDELIVERABLE),
+        "RATE_LIMITED": ErrorClass(ErrorKind.TRANSIENT, False, Status.UNDELIVERABLE),
+        "INTERNAL_ERROR": ErrorClass(ErrorKind.TRANSIENT, False, Status.UNDELIVERABLE),
+        "SERVICE_UNAVAILABLE": ErrorClass(ErrorKind.TRANSIENT, False, Status.UNDELIVERABLE),
+    }
+    statuses = {
+        "queued": Delivery.QUEUED,
+        "sent": Delivery.SENT,
+        "delivered": Delivery.DELIVERED,
+        "undelivered": Delivery.UNDELIVERABLE,
+        "rejected": Delivery.REJECTED,
+        "expired": Delivery.EXPIRED,
+        "deleted": Delivery.UNDELIVERABLE,
+        "unknown": Delivery.UNKNOWN,
+    }
+    statuses_ignore_case = True
 
-    def send(self, message: OutboundMessage) -> Accepted:
+    def __init__(self, name: str, account: DtA2pAccount, client: httpx.Client) -> None:
+        super().__init__(name, account.base_url, client, {"X-API-Key": account.api_key.get_secret_value()})
+        self._default_sender = account.default_sender
+        self._senders = account.senders
+        self._countries = account.alphanumeric_countries
+
+    def send_one(self, message: OutboundMessage) -> Accepted:
         """Refuse locally what the API would refuse and charge for anyway; then POST."""
         sender = message.sender or self._default_sender
-        self._check_sender(sender, message.recipient)
-        body = self._call("POST", "/v1/sms", json={"from": sender, "to": message.recipient, "text": message.text})
+        refused = sender_refusal(sender, message.recipient, senders=self._senders, alphanumeric_countries=self._countries)
+        if refused is not None:
+            raise self.error(*refused)
+        body = self.request_json("POST", "/v1/sms", json={"from": sender, "to": message.recipient, "text": message.text})
         message_id, word = body.get("id"), body.get("status")
         if message_id in (None, "") or not isinstance(word, str):
-            raise ProviderError(ErrorKind.TRANSIENT, "BAD_RESPONSE", "send answered without id or status")
-        parts = body.get("parts")
-        return Accepted(str(message_id), word, map_status(word), parts if isinstance(parts, int) else None)
+            raise bad_response("send answered without id or status")
+        segments = body.get("parts")
+        return Accepted(str(message_id), word, self.delivery(word), segments if isinstance(segments, int) else None)
 
-    def check(self, provider_message_id: str) -> StatusReport:
-        return _report(self._call("GET", f"/v1/sms/{quote(provider_message_id, safe='')}"))
+    def check(self, provider_message_id: str) -> DeliveryReceipt:
+        return self._receipt(self.request_json("GET", f"/v1/sms/{quote(provider_message_id, safe='')}"))
 
-    def parse_callback(self, body: bytes, content_type: str) -> list[StatusReport]:
+    def parse_callback(self, body: bytes, content_type: str) -> list[DeliveryReceipt]:
         """A delivery report as the GET answers it, or a JSON list of them (assumed format)."""
         if "json" not in content_type.lower():
             raise ValueError(f"expected a JSON delivery report, got {content_type or 'no content type'}")
@@ -148,22 +153,16 @@ class DtA2pProvider(OneRecipientPerRequest):
             raise ValueError("delivery report is not JSON") from None
         items = document if isinstance(document, list) else [document]
         try:
-            return [_report(item) for item in items]
+            return [self._receipt(item) for item in items]
         except ProviderError as exc:
             raise ValueError(f"not a delivery report: {exc.text}") from None
 
-    def classify(self, code: str, text: str) -> ProviderError:
-        return classify(code, text)
-
-    def map_status(self, provider_status: str) -> Delivery | None:
-        return map_status(provider_status)
-
     def balance(self) -> tuple[float, str]:
         """The prepaid balance and its currency; the call itself is free."""
-        body = self._call("GET", "/v1/balance")
+        body = self.request_json("GET", "/v1/balance")
         amount = body.get("balance")
         if isinstance(amount, bool) or not isinstance(amount, int | float):
-            raise ProviderError(ErrorKind.TRANSIENT, "BAD_RESPONSE", "balance answered without a balance")
+            raise bad_response("balance answered without a balance")
         return float(amount), str(body.get("currency") or "EUR")
 
     def verify(self) -> str:
@@ -178,65 +177,9 @@ class DtA2pProvider(OneRecipientPerRequest):
                 ErrorKind.PERMANENT, INSUFFICIENT_BALANCE, f"prepaid balance is {amount:.2f} {currency}", account_wide=True
             )
 
-    def close(self) -> None:
-        return None
-
-    def _check_sender(self, sender: str, recipient: str) -> None:
-        refused = sender_refusal(sender, recipient, senders=self._senders, alphanumeric_countries=self._countries)
-        if refused is not None:
-            raise classify(*refused)
-
-    def _call(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
-        with transport_errors():
-            response = self._client.request(method, self._base + path, headers=self._headers, **kwargs)
-        raise_for_error(response, _ERRORS)
-        return json_object(response)
-
-
-def _report(body: Any) -> StatusReport:
-    if not isinstance(body, dict) or body.get("id") in (None, "") or not isinstance(body.get("status"), str):
-        raise ProviderError(ErrorKind.TRANSIENT, "BAD_RESPONSE", "a delivery report needs an id and a status")
-    word = body["status"]
-    delivered_at = parse_timestamp(body.get("delivered_at"), zoneless="utc")  # the API's times are UTC
-    return StatusReport(str(body["id"]), word, map_status(word), delivered_at)
-
-
-def from_config(config: AccountConfig, client: httpx.Client) -> DtA2pProvider:
-    """Build the adapter from a providers-file account; ValueError names a bad option and why."""
-    options = config.options
-    return DtA2pProvider(
-        config.name,
-        config.base_url,
-        config.credential("api_key"),
-        client,
-        **_sender_options(config.name, options),
-    )
-
-
-def _sender_options(account: str, options: Mapping[str, Any]) -> dict[str, Any]:
-    def bad(field: str, reason: str) -> ValueError:
-        return ValueError(f"account {account!r}: option {field!r} {reason}")
-
-    senders = options.get("senders")
-    if senders is not None:
-        if isinstance(senders, str) or not isinstance(senders, Iterable):
-            raise bad("senders", "must be a list of sender IDs")
-        senders = list(senders)
-        if not all(isinstance(s, str) and s.strip() for s in senders):
-            raise bad("senders", "must hold non-empty strings only")
-        if len(senders) > MAX_SENDERS:
-            raise bad("senders", f"lists {len(senders)} sender IDs; the API verifies at most {MAX_SENDERS}")
-    default_sender = options.get("default_sender")
-    if not isinstance(default_sender, str) or not default_sender.strip():
-        raise bad("default_sender", "is required: the API needs a sender for every message")
-    if senders is not None and default_sender not in senders:
-        raise bad("default_sender", f"{default_sender!r} is not among the verified 'senders'")
-    countries = options.get("alphanumeric_countries")
-    if countries is not None:
-        if isinstance(countries, str) or not isinstance(countries, Iterable):
-            raise bad("alphanumeric_countries", "must be a list of ISO 3166 alpha-2 country codes")
-        countries = [c.upper() if isinstance(c, str) else c for c in countries]
-        wrong = [c for c in countries if not isinstance(c, str) or len(c) != 2 or not c.isalpha()]
-        if wrong:
-            raise bad("alphanumeric_countries", f"holds {wrong!r}, not ISO 3166 alpha-2 country codes")
-    return {"default_sender": default_sender, "senders": senders, "alphanumeric_countries": countries}
+    def _receipt(self, body: Any) -> DeliveryReceipt:
+        """The delivery report of the GET (and of callbacks); ``delivered_at`` is UTC in the API."""
+        if not isinstance(body, dict) or body.get("id") in (None, "") or not isinstance(body.get("status"), str):
+            raise bad_response("a delivery report needs an id and a status")
+        word = body["status"]
+        return DeliveryReceipt(str(body["id"]), word, self.delivery(word), parse_timestamp(body.get("delivered_at"), zoneless="utc"))

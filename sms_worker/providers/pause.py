@@ -11,6 +11,7 @@ from __future__ import annotations
 import redis
 
 from sms_worker.redis_keys import key
+from sms_worker.redis_scripts import text
 
 
 def _paused_key(account: str) -> str:
@@ -27,4 +28,4 @@ def resume(client: redis.Redis, account: str) -> bool:
 
 def paused_reason(client: redis.Redis, account: str) -> str | None:
     value = client.get(_paused_key(account))
-    return value.decode() if value is not None else None
+    return None if value is None else text(value)

@@ -1,55 +1,48 @@
-"""The HTTP plumbing every adapter shares: one pooled client per process, one error mapping
-(HTTP status classes, and provider error codes looked up in each adapter's table)."""
+"""The HTTP plumbing every adapter shares: one error mapping (network failures, HTTP status
+classes, and provider error codes looked up in each adapter's table) and one reading of JSON
+answers. The client they call through is the runtime's (:func:`~.transport.guarded_client`)."""
 
 from __future__ import annotations
 
-import os
-import threading
 from collections.abc import Callable, Hashable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import Any, Final
 
 import httpx
 
-from sms_worker.providers.base import ErrorKind, ProviderError
-from sms_worker.providers.transport import ResponseTooLarge, guarded_client
-from sms_worker.status import Status
+from sms_worker.providers.failures import ErrorClass, ErrorKind, ProviderError
+from sms_worker.providers.transport import ResponseTooLarge
 
-_clients: dict[tuple[int, float, int, int], httpx.Client] = {}
-_lock = threading.Lock()
+TIMEOUT: Final = "TIMEOUT"
+CONNECTION_LOST: Final = "CONNECTION_LOST"
+BAD_RESPONSE: Final = "BAD_RESPONSE"
+"""The codes of the ambiguous failures met in an exchange (:data:`ErrorKind.AMBIGUOUS`)."""
 
 
-def shared_client(timeout: float, max_connections: int, max_body: int) -> httpx.Client:
-    """Connection pooling across every adapter in a process; a forked child gets its own. Every
-    exchange ends within ``timeout`` seconds and reads at most ``max_body`` bytes of answer
-    (:mod:`sms_worker.providers.transport`)."""
-    key = (os.getpid(), timeout, max_connections, max_body)
-    with _lock:
-        client = _clients.get(key)
-        if client is None:
-            client = _clients[key] = guarded_client(timeout, max_body, max_connections)
-        return client
+def bad_response(text: str) -> ProviderError:
+    """An answer that is not the API's (not JSON, a field missing): the request went out and the
+    provider may have taken the message, so the failure is ambiguous."""
+    return ProviderError(ErrorKind.AMBIGUOUS, BAD_RESPONSE, text)
 
 
 @contextmanager
 def transport_errors() -> Iterator[None]:
-    """Network failures are transient whatever the provider. Failing to connect means the
-    request never left (``CONNECTION``, ``CONNECT_TIMEOUT``); a timeout (the exchange's deadline
+    """Network failures, whatever the provider. Failing to connect means the request never left
+    (``CONNECTION``, ``CONNECT_TIMEOUT``: transient); a timeout (the exchange's deadline
     included), a broken connection or an answer cut off for its size after the request was sent
     may hide an accepted message (``TIMEOUT``, ``CONNECTION_LOST``, ``BAD_RESPONSE``: ambiguous)."""
     try:
         yield
     except ResponseTooLarge as exc:
-        raise ProviderError(ErrorKind.TRANSIENT, "BAD_RESPONSE", str(exc)) from None
+        raise bad_response(str(exc)) from None
     except (httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
         raise ProviderError(ErrorKind.TRANSIENT, "CONNECT_TIMEOUT", f"could not connect in time ({type(exc).__name__})") from None
     except httpx.TimeoutException as exc:
-        raise ProviderError(ErrorKind.TRANSIENT, "TIMEOUT", f"no answer in time ({type(exc).__name__})") from None
+        raise ProviderError(ErrorKind.AMBIGUOUS, TIMEOUT, f"no answer in time ({type(exc).__name__})") from None
     except httpx.ConnectError as exc:
         raise ProviderError(ErrorKind.TRANSIENT, "CONNECTION", f"{type(exc).__name__}: {exc}") from None
     except httpx.TransportError as exc:
-        raise ProviderError(ErrorKind.TRANSIENT, "CONNECTION_LOST", f"{type(exc).__name__}: {exc}") from None
+        raise ProviderError(ErrorKind.AMBIGUOUS, CONNECTION_LOST, f"{type(exc).__name__}: {exc}") from None
 
 
 def raise_for_http_status(response: httpx.Response) -> None:
@@ -66,13 +59,13 @@ def raise_for_http_status(response: httpx.Response) -> None:
 
 
 def json_object(response: httpx.Response) -> dict[str, Any]:
-    """The answer as a JSON object; anything else is a provider hiccup worth retrying."""
+    """The answer as a JSON object; anything else is :func:`bad_response`."""
     try:
         body = response.json()
     except ValueError:
-        raise ProviderError(ErrorKind.TRANSIENT, "BAD_RESPONSE", f"not JSON: {response.text[:100]!r}") from None
+        raise bad_response(f"not JSON: {response.text[:100]!r}") from None
     if not isinstance(body, dict):
-        raise ProviderError(ErrorKind.TRANSIENT, "BAD_RESPONSE", f"not a JSON object: {response.text[:100]!r}")
+        raise bad_response(f"not a JSON object: {response.text[:100]!r}")
     return body
 
 
@@ -82,29 +75,6 @@ def json_or_none(response: httpx.Response) -> Any:
         return response.json()
     except ValueError:
         return None
-
-
-@dataclass(frozen=True, slots=True)
-class ErrorClass:
-    """What one provider error code means: its error class, whether every message of the
-    account would meet it, and the final status of a message it fails for good."""
-
-    kind: ErrorKind
-    account_wide: bool = False
-    status: Status = Status.UNDELIVERABLE
-
-    def error(self, code: str, text: str) -> ProviderError:
-        return ProviderError(self.kind, code, text or code, account_wide=self.account_wide, status=self.status)
-
-
-UNKNOWN_CODE: Final = ErrorClass(ErrorKind.PERMANENT)
-"""A code not in a provider's table is permanent for this message only: an unknown answer
-never burns retries nor pauses the account."""
-
-
-def classify_code(table: Mapping[str, ErrorClass], code: str, text: str) -> ProviderError:
-    """A provider error code as its table classifies it, :data:`UNKNOWN_CODE` if it is not there."""
-    return table.get(code, UNKNOWN_CODE).error(code, text)
 
 
 ErrorReader = Callable[[Any], tuple[Hashable, str] | None]

@@ -1,43 +1,27 @@
-"""Provider accounts configured for this deployment, built once per process."""
+"""Provider accounts configured for this deployment, each with its adapter, built once per process."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
+from typing import assert_never
 
 import httpx
 
-from sms_worker.providers import dexatel, dt_a2p, session_key, telefoon, telekom_sk
-from sms_worker.providers.accounts import AccountSpec, ProvidersConfig, ProvidersFileError
-from sms_worker.providers.base import AccountConfig, Provider
-
-
-@dataclass(frozen=True, slots=True)
-class ProviderType:
-    """How to build one type's adapter, and which keys its account table may hold, so a typo
-    in the providers file is an error naming the key instead of a default silently used."""
-
-    build: Callable[[AccountConfig, httpx.Client], Provider]
-    credentials: frozenset[str]
-    options: frozenset[str] = frozenset()
-
-
-ROUTING_OPTIONS = frozenset({"senders", "alphanumeric_countries"})
-"""Read by routing for every type; an adapter may read them too."""
-
-TYPES: dict[str, ProviderType] = {
-    "telekom-sk": ProviderType(telekom_sk.from_config, frozenset({"token"}), frozenset({"transport", "use_session"})),
-    "dt-a2p": ProviderType(dt_a2p.from_config, frozenset({"api_key"}), frozenset({"default_sender"})),
-    "session-key": ProviderType(session_key.from_config, frozenset({"username", "password"}), frozenset({"quality", "max_recipients", "timezone"})),
-    "telefoon": ProviderType(telefoon.from_config, frozenset({"api_key"}), frozenset({"default_sender", "sender_id", "status_callback", "gdpr_consent_ref"})),
-    "dexatel": ProviderType(dexatel.from_config, frozenset({"api_key"}), frozenset({"default_sender"})),
-}
+from sms_worker.providers.accounts import AccountSettings, ProvidersConfig
+from sms_worker.providers.base import Adapter
+from sms_worker.providers.dexatel import DexatelAccount, DexatelAdapter
+from sms_worker.providers.dt_a2p import DtA2pAccount, DtA2pAdapter
+from sms_worker.providers.session_key import SessionKeyAccount, SessionKeyAdapter
+from sms_worker.providers.telefoon import TelefoonAccount, TelefoonAdapter
+from sms_worker.providers.telekom_sk import TelekomSkAccount, TelekomSkAdapter
 
 
 @dataclass(frozen=True, slots=True)
 class Account:
-    provider: Provider
-    spec: AccountSpec
+    """One configured account: its adapter, and its settings as the providers file gave them."""
+
+    adapter: Adapter
+    spec: AccountSettings
 
     @property
     def rate(self) -> float:
@@ -48,20 +32,22 @@ class Account:
         return self.spec.burst
 
 
+def build_adapter(name: str, spec: AccountSettings, client: httpx.Client) -> Adapter:
+    """The adapter of ``spec``'s type for the account ``name``, calling out through ``client``."""
+    match spec:
+        case TelekomSkAccount():
+            return TelekomSkAdapter(name, spec, client)
+        case DtA2pAccount():
+            return DtA2pAdapter(name, spec, client)
+        case SessionKeyAccount():
+            return SessionKeyAdapter(name, spec, client)
+        case TelefoonAccount():
+            return TelefoonAdapter(name, spec, client)
+        case DexatelAccount():
+            return DexatelAdapter(name, spec, client)
+        case _:
+            assert_never(spec)
+
+
 def build_accounts(providers: ProvidersConfig, client: httpx.Client) -> dict[str, Account]:
-    accounts = {}
-    for name, spec in providers.accounts.items():
-        config = spec.config
-        kind = TYPES.get(config.type)
-        if kind is None:
-            raise ProvidersFileError(f"accounts.{name}.type: {config.type!r} is not a provider type ({', '.join(sorted(TYPES))})")
-        for key in sorted(set(config.credentials) - kind.credentials):
-            raise ProvidersFileError(f"accounts.{name}.{key}: type {config.type} authenticates with {', '.join(sorted(kind.credentials))}")
-        for key in sorted(set(config.options) - kind.options - ROUTING_OPTIONS):
-            known = ", ".join(sorted(kind.options | ROUTING_OPTIONS))
-            raise ProvidersFileError(f"accounts.{name}.{key}: is not an option of type {config.type} (known: {known})")
-        try:
-            accounts[name] = Account(kind.build(config, client), spec)
-        except ValueError as error:
-            raise ProvidersFileError(f"accounts.{name}: {error}") from None
-    return accounts
+    return {name: Account(build_adapter(name, spec, client), spec) for name, spec in providers.accounts.items()}

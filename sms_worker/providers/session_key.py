@@ -5,8 +5,8 @@ sends both back as the headers ``user_key`` and ``Session_key`` (spelled exactly
 document warns that ``User-Key`` is not understood). ``POST <base>/sms`` takes one text for a
 list of recipients and answers HTTP 201 with ``result``, ``order_id``, ``total_sent``,
 ``remaining_credits`` and ``internal_order_id``. This is the only multi-recipient API of the
-set: :meth:`SessionKeyProvider.send_many` sends messages that share a :meth:`group_key` as one
-order.
+set: :meth:`SessionKeyAdapter.send` sends messages that share a ``group_key`` (text, sender,
+quality) as one order.
 
 Assumptions where the quickstart is silent (most follow the public documentation of the same
 gateway family, e.g. ``smsend/REST-API`` on GitHub):
@@ -17,19 +17,19 @@ gateway family, e.g. ``smsend/REST-API`` on GitHub):
 - Login with a wrong username or password answers 404 (the family's "Credentials are
   incorrect"); 401 is read the same way. Either is ``BAD_CREDENTIALS``: permanent, account-wide.
 - Errors other than 401 carry a JSON body ``{"result": "KO", "code": ..., "message": ...}``
-  (the family says "details are in the body"); the codes are :data:`_ERROR_KINDS`. Not enough
+  (the family says "details are in the body"); the codes are ``SessionKeyAdapter.errors``. Not enough
   credits is HTTP 400 ``NOT_ENOUGH_CREDITS``: permanent and account-wide. An invalid recipient
   refuses the whole order (the family's default ``allowInvalidRecipients=false``) with HTTP 400
   ``INVALID_RECIPIENT`` and the refused numbers in ``recipients``: those messages fail, and the
   others are sent once more without them. A code not in the table is permanent, so an unknown
   answer never burns retries; 5xx and 429 are transient whatever the body says.
-- ``scheduled_delivery_time`` is ``yyyyMMddHHmmss`` (the PHP and Node examples) in the
-  gateway's zone, Europe/Rome unless the ``timezone`` option says otherwise (the examples use
-  Italian numbers); ``delivery_date`` in status answers is read in the same zone. sms_worker
-  schedules itself, so the field is sent only when a message carries ``delivery_time``.
+- Times are ``yyyyMMddHHmmss`` (the PHP and Node examples) in the gateway's zone, Europe/Rome
+  unless the ``timezone`` option says otherwise (the examples use Italian numbers):
+  ``delivery_date`` in status answers is read so. sms_worker schedules itself and sends no
+  ``scheduled_delivery_time``.
 - Message state: the quickstart shows none. The family's ``GET <base>/sms/{order_id}`` answers
   ``{"recipient_number": n, "result": "OK", "recipients": [{"destination", "status",
-  "delivery_date"}]}``; :data:`STATUS_WORDS` maps its statuses. :meth:`check` asks for the order
+  "delivery_date"}]}``; ``SessionKeyAdapter.statuses`` maps its statuses. :meth:`check` asks for the order
   and picks the recipient.
 - ``provider_message_id`` is ``"<order_id>:<recipient>"``, the recipient as sent. One order never
   carries the same phone twice (two messages with equal text to one phone go in two orders),
@@ -38,13 +38,14 @@ gateway family, e.g. ``smsend/REST-API`` on GitHub):
   the status answer plus ``order_id``.
 - :meth:`verify` logs in afresh and reads the family's ``GET <base>/status``
   (``{"sms": [{"type": "N", "quantity": 1234}, ...]}``) for the credits left at its quality.
-- ``priority``, ``validity_minutes``, ``unicode``, ``flash``, ``callback`` and ``group_id`` have
-  no field in this API and are not sent. ``Accepted.parts`` is sms_worker's own count of the
-  text (GSM-7 or UCS-2): the gateway reports parts only as a total.
+- ``priority``, ``validity_minutes``, ``unicode`` and ``flash`` have no field in this API and
+  are not sent. ``Accepted.segments`` is sms_worker's own count of the
+  text (GSM-7 or UCS-2): the gateway reports segments only as a total.
 
-Account options: ``quality`` (``N`` high, the default; ``L`` medium; ``LL`` low), and
-``max_recipients`` (recipients per order, default 100, at most 1000: the quickstart names no
-limit, and 100 keeps one refused order small while still saving 99 requests in 100).
+Account options (:class:`SessionKeyAccount`): ``quality`` (``N`` high, the default; ``L``
+medium; ``LL`` low), ``max_recipients`` (recipients per order, default 100, at most 1000: the
+quickstart names no limit, and 100 keeps one refused order small while still saving 99
+requests in 100) and ``timezone`` (the gateway's).
 """
 
 from __future__ import annotations
@@ -55,86 +56,70 @@ import time
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Callable, Final
+from typing import Annotated, Any, Callable, Final, Literal
 from urllib.parse import quote
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import httpx
+from pydantic import AfterValidator, Field
 
 from sms_worker.logs import get_logger
-from sms_worker.providers.base import (
-    AccountConfig,
-    Accepted,
-    ErrorKind,
-    OutboundMessage,
-    ProviderError,
-    SendOutcome,
-    StatusReport,
-)
-from sms_worker.providers.plumbing import ErrorClass, classify_code, json_object, json_or_none, raise_for_http_status, transport_errors
-from sms_worker.providers.sessions import call_with_relogin
+from sms_worker.providers.base import Accepted, AdapterBase, DeliveryReceipt, OutboundMessage, SendOutcome
+from sms_worker.providers.failures import ErrorClass, ErrorKind, Failure, ProviderError
+from sms_worker.providers.plumbing import bad_response, json_object, json_or_none, raise_for_http_status, transport_errors
+from sms_worker.providers.schema import AccountBase, Credential, reason
+from sms_worker.providers.sessions import Sessions
 from sms_worker.status import Delivery, Status
 from sms_worker.text import analyze
 
-QUALITIES: Final = ("N", "L", "LL")
+Quality = Literal["N", "L", "LL"]
 """The document's ``MESSAGE_HIGH_QUALITY``, ``MESSAGE_MEDIUM_QUALITY`` and ``MESSAGE_LOW_QUALITY``."""
 DEFAULT_MAX_RECIPIENTS: Final = 100
 MAX_RECIPIENTS_LIMIT: Final = 1000
 DEFAULT_TIMEZONE: Final = "Europe/Rome"
 TIME_FORMAT: Final = "%Y%m%d%H%M%S"
 RELOGIN_AFTER_IDLE: Final = 4 * 60
+"""Log in again before a call rather than meet the gateway's 5 minutes of inactivity."""
 ORDER_ANSWER_TTL: Final = 1.0
 """Seconds an order's status answer serves its other recipients' checks: the poller checks the
 recipients of one order together, and one ``GET /sms/{order_id}`` answers for all of them."""
 ORDER_ANSWER_CACHE: Final = 256
-"""Log in again before a call rather than meet the gateway's 5 minutes of inactivity."""
+"""Orders whose answers are kept at most (expired ones are dropped when it is reached)."""
 
 BAD_CREDENTIALS: Final = "BAD_CREDENTIALS"
 UNAUTHORIZED: Final = "UNAUTHORIZED"
 INVALID_RECIPIENT: Final = "INVALID_RECIPIENT"
 
-# code -> (kind, account_wide, final status when permanent)
-_ERROR_KINDS: Final[dict[str, ErrorClass]] = {
-    UNAUTHORIZED: ErrorClass(ErrorKind.REAUTHENTICATE, False, Status.UNDELIVERABLE),
-    BAD_CREDENTIALS: ErrorClass(ErrorKind.PERMANENT, True, Status.UNDELIVERABLE),
-    "USER_KEY_NOT_FOUND": ErrorClass(ErrorKind.PERMANENT, True, Status.UNDELIVERABLE),
-    "NOT_ENOUGH_CREDITS": ErrorClass(ErrorKind.PERMANENT, True, Status.UNDELIVERABLE),
-    "INVALID_SENDER": ErrorClass(ErrorKind.PERMANENT, False, Status.REJECTED),
-    INVALID_RECIPIENT: ErrorClass(ErrorKind.PERMANENT, False, Status.UNDELIVERABLE),
-    "INVALID_PARAMETER": ErrorClass(ErrorKind.PERMANENT, False, Status.UNDELIVERABLE),
-    "MISSING_PARAMETER": ErrorClass(ErrorKind.PERMANENT, False, Status.UNDELIVERABLE),
-    "ORDER_NOT_FOUND": ErrorClass(ErrorKind.PERMANENT, False, Status.UNKNOWN),
-}
-
-STATUS_WORDS: Final[dict[str, Delivery]] = {
-    **dict.fromkeys(("WAITING", "SCHEDULED"), Delivery.QUEUED),
-    **dict.fromkeys(("SENT", "WAIT4DLVR"), Delivery.SENT),
-    "DLVRD": Delivery.DELIVERED,
-    "TIMEOUT": Delivery.EXPIRED,
-    **dict.fromkeys(("ERROR", "UNKNPFX", "UNKNRCPT", "INVALIDDST", "DEMO"), Delivery.UNDELIVERABLE),
-    **dict.fromkeys(("TOOM4NUM", "TOOM4USER", "BLACKLISTED", "KO", "INVALIDCONTENTS"), Delivery.REJECTED),
-}
-"""The family's recipient statuses. ``DEMO`` (sent in demo mode) reaches no phone and nothing
-more will be learnt of it: undeliverable, with the word kept beside."""
-
 _log = get_logger("providers.session_key")
 
 
-def classify(code: str, text: str) -> ProviderError:
-    return classify_code(_ERROR_KINDS, code, text)
+def _zone_name(name: str) -> str:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"must be an IANA time zone name, not {name!r}") from None
+    return name
 
 
-def canonical_status(word: str) -> Delivery | None:
-    """A recipient status in our words; None for a word the family's documents do not name."""
-    return STATUS_WORDS.get(word.strip().upper())
+class SessionKeyAccount(AccountBase):
+    """``type = "session-key"``: credentials ``username`` and ``password``; options as the module says."""
+
+    type: Literal["session-key"]
+    username: Credential
+    password: Credential
+    quality: Quality = "N"
+    max_recipients: Annotated[
+        int, Field(ge=1, le=MAX_RECIPIENTS_LIMIT), reason(f"must be an integer from 1 to {MAX_RECIPIENTS_LIMIT}")
+    ] = DEFAULT_MAX_RECIPIENTS
+    timezone: Annotated[str, AfterValidator(_zone_name)] = DEFAULT_TIMEZONE
+    """The gateway's zone, for ``delivery_date`` in its answers."""
 
 
 class RefusedRecipients(ProviderError):
     """An order refused for some of its recipients; the others may be sent without them."""
 
-    def __init__(self, text: str, recipients: frozenset[str]) -> None:
-        base = classify(INVALID_RECIPIENT, text)
-        super().__init__(base.kind, base.code, base.text, account_wide=base.account_wide, status=base.status)
+    def __init__(self, error: ProviderError, recipients: frozenset[str]) -> None:
+        super().__init__(error.kind, error.code, error.text, account_wide=error.account_wide, status=error.status)
         self.recipients = recipients
         """The refused numbers, as :func:`phone_key` spells them."""
 
@@ -148,54 +133,58 @@ class Session:
         return {"user_key": self.user_key, "Session_key": self.session_key}
 
 
-class SessionKeyProvider:
+class SessionKeyAdapter(AdapterBase):
     """One gateway account. Keeps one session for every thread and sends orders of many recipients."""
 
-    def __init__(
-        self,
-        name: str,
-        base_url: str,
-        username: str,
-        password: str,
-        client: httpx.Client,
-        *,
-        quality: str = "N",
-        max_recipients: int = DEFAULT_MAX_RECIPIENTS,
-        zone: ZoneInfo | None = None,
-        monotonic: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self.name = name
-        self.max_recipients = max_recipients
-        self.quality = quality
+    sessions: Sessions[Session]
+
+    errors = {
+        UNAUTHORIZED: ErrorClass(ErrorKind.REAUTHENTICATE, False, Status.UNDELIVERABLE),
+        BAD_CREDENTIALS: ErrorClass(ErrorKind.PERMANENT, True, Status.UNDELIVERABLE),
+        "USER_KEY_NOT_FOUND": ErrorClass(ErrorKind.PERMANENT, True, Status.UNDELIVERABLE),
+        "NOT_ENOUGH_CREDITS": ErrorClass(ErrorKind.PERMANENT, True, Status.UNDELIVERABLE),
+        "INVALID_SENDER": ErrorClass(ErrorKind.PERMANENT, False, Status.REJECTED),
+        INVALID_RECIPIENT: ErrorClass(ErrorKind.PERMANENT, False, Status.UNDELIVERABLE),
+        "INVALID_PARAMETER": ErrorClass(ErrorKind.PERMANENT, False, Status.UNDELIVERABLE),
+        "MISSING_PARAMETER": ErrorClass(ErrorKind.PERMANENT, False, Status.UNDELIVERABLE),
+        "ORDER_NOT_FOUND": ErrorClass(ErrorKind.PERMANENT, False, Status.UNKNOWN),
+    }
+    statuses = {
+        **dict.fromkeys(("WAITING", "SCHEDULED"), Delivery.QUEUED),
+        **dict.fromkeys(("SENT", "WAIT4DLVR"), Delivery.SENT),
+        "DLVRD": Delivery.DELIVERED,
+        "TIMEOUT": Delivery.EXPIRED,
+        **dict.fromkeys(("ERROR", "UNKNPFX", "UNKNRCPT", "INVALIDDST", "DEMO"), Delivery.UNDELIVERABLE),
+        **dict.fromkeys(("TOOM4NUM", "TOOM4USER", "BLACKLISTED", "KO", "INVALIDCONTENTS"), Delivery.REJECTED),
+    }
+    """The family's recipient statuses. ``DEMO`` (sent in demo mode) reaches no phone and nothing
+    more will be learnt of it: undeliverable, with the word kept beside."""
+    statuses_ignore_case = True
+
+    def __init__(self, name: str, account: SessionKeyAccount, client: httpx.Client, *, monotonic: Callable[[], float] = time.monotonic) -> None:
+        super().__init__(name, account.base_url, client)
+        self.max_recipients = account.max_recipients
+        self.quality = account.quality
         self.remaining_credits: int | None = None
         """Credits left as the last order or :meth:`verify` reported them."""
-        self._base = base_url.rstrip("/")
-        self._username = username
-        self._password = password
-        self._client = client
-        self._zone = zone or ZoneInfo(DEFAULT_TIMEZONE)
+        self.sessions = Sessions(self._login, idle=RELOGIN_AFTER_IDLE, monotonic=monotonic)
+        self._username = account.username.get_secret_value()
+        self._password = account.password.get_secret_value()
+        self._zone = ZoneInfo(account.timezone)
         self._monotonic = monotonic
         self._lock = threading.Lock()
-        self._session: Session | None = None
-        self._last_used = 0.0
         self._order_answers: dict[str, tuple[float, dict[str, Any]]] = {}
 
     # -- sending --------------------------------------------------------------------------
 
-    def send(self, message: OutboundMessage) -> Accepted:
-        outcome = self.send_many([message])[0]
-        if isinstance(outcome, ProviderError):
-            raise outcome
-        return outcome
-
-    def send_many(self, messages: Sequence[OutboundMessage]) -> list[SendOutcome]:
+    def send(self, messages: Sequence[OutboundMessage]) -> list[SendOutcome]:
         outcomes: dict[int, SendOutcome] = {}
         for order in self._orders(messages):
             self._submit(messages, order, outcomes, retry_refused=True)
         return [outcomes[index] for index in range(len(messages))]
 
     def group_key(self, message: OutboundMessage) -> Hashable:
-        return (message.text, message.sender or None, self.quality, message.delivery_time)
+        return (message.text, message.sender or None, self.quality)
 
     def _orders(self, messages: Sequence[OutboundMessage]) -> list[list[int]]:
         """Messages by group, at most ``max_recipients`` an order and no phone twice in one."""
@@ -212,7 +201,7 @@ class SessionKeyProvider:
         return [indices for _, indices, _ in orders]
 
     def _submit(self, messages: Sequence[OutboundMessage], order: list[int], outcomes: dict[int, SendOutcome], *, retry_refused: bool) -> None:
-        """One ``POST /sms``; its answer, or its error, becomes the outcome of each message in it.
+        """One ``POST /sms``; its answer, or its failure, becomes the outcome of each message in it.
 
         When the gateway refuses the order for some recipients, only those it names fail; the
         others go once more without them. If that order is refused too, or the refusal names
@@ -221,24 +210,24 @@ class SessionKeyProvider:
         first = messages[order[0]]
         recipients = [messages[i].recipient for i in order]
         try:
-            order_id, parts = self._post_order(first, recipients)
+            order_id, segments = self._post_order(first, recipients)
         except RefusedRecipients as refused:
             named = [i for i in order if phone_key(messages[i].recipient) in refused.recipients]
             rest = [i for i in order if i not in named]
             for i in named:
-                outcomes[i] = ProviderError(refused.kind, refused.code, "the gateway refused this recipient", status=refused.status)
+                outcomes[i] = Failure(refused.kind, refused.code, "the gateway refused this recipient", status=refused.status)
             if rest and named and retry_refused:
                 self._submit(messages, rest, outcomes, retry_refused=False)
                 return
             for i in rest:
-                outcomes[i] = ProviderError(ErrorKind.TRANSIENT, "ORDER_REFUSED", "the order was refused for other recipients; not sent")
+                outcomes[i] = Failure(ErrorKind.TRANSIENT, "ORDER_REFUSED", "the order was refused for other recipients; not sent")
             return
         except ProviderError as error:
             for i in order:
-                outcomes[i] = error
+                outcomes[i] = error.failure
             return
         for i, recipient in zip(order, recipients):
-            outcomes[i] = Accepted(f"{order_id}:{recipient}", "WAITING", Delivery.QUEUED, parts)
+            outcomes[i] = Accepted(f"{order_id}:{recipient}", "WAITING", Delivery.QUEUED, segments)
 
     def _post_order(self, message: OutboundMessage, recipients: list[str]) -> tuple[str, int]:
         body: dict[str, Any] = {
@@ -248,14 +237,12 @@ class SessionKeyProvider:
             "recipient": recipients,
             "sender": message.sender or None,
         }
-        if message.delivery_time is not None:
-            body["scheduled_delivery_time"] = message.delivery_time.astimezone(self._zone).strftime(TIME_FORMAT)
         answer = json_object(self._call("POST", "/sms", json=body))
         if answer.get("result") != "OK":
-            raise classify(str(answer.get("code") or answer.get("result") or "KO"), str(answer.get("message") or ""))
+            raise self.error(str(answer.get("code") or answer.get("result") or "KO"), str(answer.get("message") or ""))
         order_id = answer.get("order_id")
         if not isinstance(order_id, str) or not order_id:
-            raise ProviderError(ErrorKind.TRANSIENT, "BAD_RESPONSE", "POST /sms answered without an order_id")
+            raise bad_response("POST /sms answered without an order_id")
         credits = answer.get("remaining_credits")
         if isinstance(credits, int) and not isinstance(credits, bool):
             self.remaining_credits = credits
@@ -264,7 +251,7 @@ class SessionKeyProvider:
 
     # -- status ---------------------------------------------------------------------------
 
-    def check(self, provider_message_id: str) -> StatusReport:
+    def check(self, provider_message_id: str) -> DeliveryReceipt:
         order_id, _, recipient = provider_message_id.rpartition(":")
         if not order_id or not recipient:
             raise ProviderError(ErrorKind.PERMANENT, "BAD_MESSAGE_ID", f"not <order_id>:<recipient>: {provider_message_id!r}")
@@ -272,7 +259,7 @@ class SessionKeyProvider:
         wanted = phone_key(recipient)
         for entry in answer.get("recipients") or []:
             if isinstance(entry, dict) and phone_key(str(entry.get("destination", ""))) == wanted:
-                return self._report(provider_message_id, entry)
+                return self._receipt(provider_message_id, entry)
         raise ProviderError(ErrorKind.PERMANENT, "RECIPIENT_NOT_FOUND", f"order {order_id} has no such recipient", status=Status.UNKNOWN)
 
     def _order_answer(self, order_id: str) -> dict[str, Any]:
@@ -288,26 +275,26 @@ class SessionKeyProvider:
             self._order_answers[order_id] = (now, answer)
         return answer
 
-    def parse_callback(self, body: bytes, content_type: str) -> list[StatusReport]:
+    def parse_callback(self, body: bytes, content_type: str) -> list[DeliveryReceipt]:
         try:
             document = json.loads(body)
         except ValueError:
             raise ValueError("a session-key callback is a JSON object") from None
         if not isinstance(document, dict) or not isinstance(document.get("order_id"), str) or not isinstance(document.get("recipients"), list):
             raise ValueError("a session-key callback needs order_id and recipients[]")
-        reports = []
+        receipts = []
         for entry in document["recipients"]:
             if not isinstance(entry, dict) or not isinstance(entry.get("destination"), str) or not isinstance(entry.get("status"), str):
                 raise ValueError("each callback recipient needs destination and status")
             destination = "+" + phone_key(entry["destination"])  # as sent: the producer's E.164
-            reports.append(self._report(f"{document['order_id']}:{destination}", entry))
-        return reports
+            receipts.append(self._receipt(f"{document['order_id']}:{destination}", entry))
+        return receipts
 
-    def _report(self, provider_message_id: str, entry: dict[str, Any]) -> StatusReport:
+    def _receipt(self, provider_message_id: str, entry: dict[str, Any]) -> DeliveryReceipt:
         word = str(entry.get("status") or "UNKNOWN")
-        status = canonical_status(word)
-        delivered_at = self._parse_time(entry.get("delivery_date")) if status is Delivery.DELIVERED else None
-        return StatusReport(provider_message_id, word, status, delivered_at)
+        delivery = self.delivery(word)
+        delivered_at = self._parse_time(entry.get("delivery_date")) if delivery is Delivery.DELIVERED else None
+        return DeliveryReceipt(provider_message_id, word, delivery, delivered_at)
 
     def _parse_time(self, value: object) -> datetime | None:
         if not isinstance(value, str) or not value:
@@ -317,17 +304,11 @@ class SessionKeyProvider:
         except ValueError:
             return None
 
-    # -- the rest of the protocol -----------------------------------------------------------
-
-    def classify(self, code: str, text: str) -> ProviderError:
-        return classify(code, text)
-
-    def map_status(self, provider_status: str) -> Delivery | None:
-        return canonical_status(provider_status)
+    # -- the rest of the contract -------------------------------------------------------------
 
     def verify(self) -> str:
-        with self._lock:
-            self._session = None
+        """Logs in afresh and reads the credits left at this account's quality."""
+        self.sessions.close()
         answer = json_object(self._call("GET", "/status"))
         for entry in answer.get("sms") or []:
             if isinstance(entry, dict) and entry.get("type") == self.quality and isinstance(entry.get("quantity"), int):
@@ -335,105 +316,53 @@ class SessionKeyProvider:
                 return f"session ok, {entry['quantity']} credits for quality {self.quality}"
         return "session ok"
 
-    def open(self) -> None:
-        self._current_session()
-
-    def close(self) -> None:
-        with self._lock:
-            self._session = None
-
     # -- session and HTTP -----------------------------------------------------------------
 
     def _call(self, method: str, path: str, *, json: dict[str, Any] | None = None) -> httpx.Response:
         """An authenticated call; a 401 logs in again once (unless another thread already has)."""
-        return call_with_relogin(lambda session: self._request(method, path, session, json), self._current_session, self._forget)
-
-    def _forget(self, session: Session) -> None:
-        with self._lock:
-            if self._session == session:
-                self._session = None
-
-    def _current_session(self) -> Session:
-        with self._lock:
-            if self._session is not None and self._monotonic() - self._last_used >= RELOGIN_AFTER_IDLE:
-                self._session = None
-            if self._session is None:
-                self._session = self._login()
-            self._last_used = self._monotonic()
-            return self._session
+        return self.sessions.call(lambda session: self._request(method, path, session, json))
 
     def _login(self) -> Session:
         with transport_errors():
-            response = self._client.get(f"{self._base}/login", params={"username": self._username, "password": self._password})
+            response = self.client.get(f"{self.base_url}/login", params={"username": self._username, "password": self._password})
         if response.status_code in (401, 404):
-            raise classify(BAD_CREDENTIALS, "username or password refused at login")
-        _raise_for_error(response)
+            raise self.error(BAD_CREDENTIALS, "username or password refused at login")
+        self._raise_for_error(response)
         user_key, separator, session_key = response.text.strip().partition(";")
         if not separator or not user_key or not session_key or ";" in session_key:
-            raise ProviderError(ErrorKind.TRANSIENT, "BAD_RESPONSE", "login did not answer user_key;Session_key")
+            raise bad_response("login did not answer user_key;Session_key")
         return Session(user_key, session_key)
 
     def _request(self, method: str, path: str, session: Session, body: dict[str, Any] | None) -> httpx.Response:
         headers = {**session.headers(), "Accept": "application/json"}
         with transport_errors():
-            response = self._client.request(method, f"{self._base}{path}", headers=headers, json=body)
+            response = self.client.request(method, f"{self.base_url}{path}", headers=headers, json=body)
         if response.status_code == 401:
-            raise classify(UNAUTHORIZED, "user_key or Session_key refused")
-        _raise_for_error(response)
-        with self._lock:
-            self._last_used = self._monotonic()
+            raise self.error(UNAUTHORIZED, "user_key or Session_key refused")
+        self._raise_for_error(response)
         return response
 
+    def _raise_for_error(self, response: httpx.Response) -> None:
+        """The gateway's own error code first; the shared HTTP mapping where it gives none.
 
-def _raise_for_error(response: httpx.Response) -> None:
-    """The gateway's own error code first; the shared HTTP mapping where it gives none.
-
-    Not :func:`~sms_worker.providers.plumbing.raise_for_error`: here any code in a 4xx body is the
-    gateway's word (one not in the table is permanent), and 5xx and 429 are transient whatever
-    the body says (see the module docstring)."""
-    status = response.status_code
-    if status < 400:
-        return
-    if status < 500 and status != 429:
-        body = json_or_none(response)
-        if isinstance(body, dict) and isinstance(body.get("code"), str) and body["code"]:
-            code, text = body["code"], str(body.get("message") or "")
-            refused = body.get("recipients")
-            if code == INVALID_RECIPIENT and isinstance(refused, list) and refused:
-                raise RefusedRecipients(text, frozenset(phone_key(str(number)) for number in refused))
-            raise classify(code, text)
-    raise_for_http_status(response)
+        Not :meth:`~sms_worker.providers.base.AdapterBase.request`: here any code in a 4xx body
+        is the gateway's word (one not in the table is permanent), and 5xx and 429 are transient
+        whatever the body says (see the module docstring)."""
+        status = response.status_code
+        if status < 400:
+            return
+        if status < 500 and status != 429:
+            body = json_or_none(response)
+            if isinstance(body, dict) and isinstance(body.get("code"), str) and body["code"]:
+                error = self.error(body["code"], str(body.get("message") or ""))
+                refused = body.get("recipients")
+                if error.code == INVALID_RECIPIENT and isinstance(refused, list) and refused:
+                    raise RefusedRecipients(error, frozenset(phone_key(str(number)) for number in refused))
+                raise error
+        raise_for_http_status(response)
 
 
 def phone_key(number: str) -> str:
     """One spelling per phone (``+39...``, ``0039...`` and ``39...`` alike), to compare numbers."""
     digits = "".join(ch for ch in number if ch.isdigit())
     return digits[2:] if number.strip().startswith("00") else digits
-
-
-def from_config(config: AccountConfig, client: httpx.Client) -> SessionKeyProvider:
-    """Credentials ``username`` and ``password``; options ``quality``, ``max_recipients``, ``timezone``."""
-    options = config.options
-    quality = options.get("quality", "N")
-    if quality not in QUALITIES:
-        raise ValueError(f"account {config.name!r}: option 'quality' must be N (high), L (medium) or LL (low), not {quality!r}")
-    max_recipients = options.get("max_recipients", DEFAULT_MAX_RECIPIENTS)
-    if isinstance(max_recipients, bool) or not isinstance(max_recipients, int) or not 1 <= max_recipients <= MAX_RECIPIENTS_LIMIT:
-        raise ValueError(
-            f"account {config.name!r}: option 'max_recipients' must be an integer from 1 to {MAX_RECIPIENTS_LIMIT}, not {max_recipients!r}"
-        )
-    zone_name = options.get("timezone", DEFAULT_TIMEZONE)
-    try:
-        zone = ZoneInfo(zone_name)
-    except (ZoneInfoNotFoundError, ValueError, TypeError):
-        raise ValueError(f"account {config.name!r}: option 'timezone' must be an IANA time zone name, not {zone_name!r}") from None
-    return SessionKeyProvider(
-        config.name,
-        config.base_url,
-        config.credential("username"),
-        config.credential("password"),
-        client,
-        quality=quality,
-        max_recipients=max_recipients,
-        zone=zone,
-    )

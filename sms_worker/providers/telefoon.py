@@ -15,39 +15,33 @@ Assumptions where the document is silent:
   in ``error_code``; it refines the final status (``30007`` filtered -> DENIED, ``30001``
   expired -> EXPIRED, ``30008`` unknown -> UNKNOWN), else both words mean UNDELIVERABLE.
 - ``received`` is an inbound message's state, not an outbound one: it maps to UNKNOWN.
-- The Message has no delivery time: ``StatusReport.delivered_at`` is left empty (the worker
+- The Message has no delivery time: ``DeliveryReceipt.delivered_at`` is left empty (the worker
   uses the moment it learns of the delivery).
 - ``status_callback`` webhooks POST one Message object as JSON, the same shape ``GET
-  /messages/{message_id}`` answers; an inbound message posted there is not a status report.
+  /messages/{message_id}`` answers; an inbound message posted there is not a delivery receipt.
 - ``page`` counts from 1, ``page_size`` defaults to 50 (at most 100, as the document says),
   ``total`` counts every matching message, and messages are listed oldest first.
-- Telefoon has no priority, validity, flash, unicode switch or group: those fields of
-  :class:`OutboundMessage` are not sent. It cannot schedule either, so a message with a
-  ``delivery_time`` is refused here rather than sent early.
+- Telefoon has no priority, validity, flash or unicode switch: those fields of
+  :class:`~sms_worker.providers.base.OutboundMessage` are not sent.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Hashable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Final
+from typing import Annotated, Any, Final, Literal
 from urllib.parse import quote, urlsplit
 
 import httpx
+from pydantic import AfterValidator
 
-from sms_worker.providers.base import (
-    AccountConfig,
-    Accepted,
-    ErrorKind,
-    OneRecipientPerRequest,
-    OutboundMessage,
-    ProviderError,
-    StatusReport,
-)
-from sms_worker.providers.plumbing import ErrorClass, json_object, raise_for_error, transport_errors
+from sms_worker.providers.base import Accepted, DeliveryReceipt, OneRecipientPerRequest, OutboundMessage
+from sms_worker.providers.failures import ErrorClass, ErrorKind
+from sms_worker.providers.plumbing import bad_response
+from sms_worker.providers.schema import AccountBase, Credential, Trimmed, fits
 from sms_worker.providers.timestamps import parse_timestamp
 from sms_worker.status import Delivery, Status
 
@@ -56,6 +50,31 @@ DIRECTIONS: Final = ("inbound", "outbound")
 STATUSES: Final = ("queued", "sending", "sent", "delivered", "undelivered", "failed", "received")
 _E164: Final = re.compile(r"\+[1-9]\d{6,14}")
 _ALPHANUMERIC: Final = re.compile(r"(?=.*[A-Za-z])[A-Za-z0-9 ]{1,11}")
+
+
+def _sender(value: str) -> object:
+    return _E164.fullmatch(value) or _ALPHANUMERIC.fullmatch(value)
+
+
+def _http_url(value: str) -> str:
+    url = urlsplit(value)
+    if url.scheme not in ("http", "https") or not url.netloc:
+        raise ValueError("must be an http(s) URL")
+    return value
+
+
+class TelefoonAccount(AccountBase):
+    """``type = "telefoon"``: credential ``api_key``; options ``default_sender`` (required:
+    Telefoon refuses a message without ``from``), ``sender_id``, ``status_callback`` (an
+    http(s) URL), ``gdpr_consent_ref``, each sent with every message. Bad options fail at
+    start-up instead of on every message."""
+
+    type: Literal["telefoon"]
+    api_key: Credential
+    default_sender: Annotated[Trimmed, fits(_sender, "an E.164 number (+31612345678) or an alphanumeric name of at most 11 characters")]
+    sender_id: Annotated[Trimmed, fits(_ALPHANUMERIC.fullmatch, "an alphanumeric name of at most 11 characters")] | None = None
+    status_callback: Annotated[Trimmed, AfterValidator(_http_url)] | None = None
+    gdpr_consent_ref: Trimmed | None = None
 
 
 _PERMANENT: Final = ErrorKind.PERMANENT
@@ -84,34 +103,6 @@ ERRORS: Final[dict[int, ErrorClass]] = {
     30007: ErrorClass(_PERMANENT, status=Status.REJECTED),  # filtered by the carrier
     30008: ErrorClass(_PERMANENT, status=Status.UNKNOWN),  # unknown error
 }
-
-_STATUS_WORDS: Final = {
-    "queued": Delivery.QUEUED,
-    "sending": Delivery.QUEUED,
-    "sent": Delivery.SENT,
-    "delivered": Delivery.DELIVERED,
-    "undelivered": Delivery.UNDELIVERABLE,
-    "failed": Delivery.UNDELIVERABLE,
-}
-
-
-def canonical_status(status: str, error_code: int | None = None) -> Delivery | None:
-    """A Message's ``status`` (refined by its ``error_code`` once it failed) in our words; None
-    for a status the OpenAPI document does not list (``received`` is an inbound message's)."""
-    canonical = _STATUS_WORDS.get(status)
-    error = ERRORS.get(error_code) if error_code is not None else None
-    if canonical is Delivery.UNDELIVERABLE and error is not None and error.kind is ErrorKind.PERMANENT:
-        return Delivery(error.status.value)  # the final statuses and reports share their words
-    return canonical
-
-
-def classify(code: str, text: str) -> ProviderError:
-    """An ``error_code`` as an error class; a code not in the table is permanent for this message."""
-    error = ERRORS.get(int(code)) if code.isdigit() else None
-    if error is None:
-        return ProviderError(ErrorKind.PERMANENT, code, text or code)
-    return error.error(code, text)
-
 
 @dataclass(frozen=True, slots=True)
 class TelefoonMessage:
@@ -146,7 +137,7 @@ class TelefoonMessage:
         return cls(
             id=data["id"],
             status=data["status"],
-            canonical=canonical_status(data["status"], error_code),
+            canonical=TelefoonAdapter.delivery_of(data["status"], error_code),
             direction=data["direction"],
             sender=data["from"],
             to=data["to"],
@@ -161,50 +152,62 @@ class TelefoonMessage:
             error_message=data.get("error_message"),
         )
 
-    def report(self) -> StatusReport:
-        return StatusReport(self.id, self.status, self.canonical)
+    def receipt(self) -> DeliveryReceipt:
+        return DeliveryReceipt(self.id, self.status, self.canonical)
 
 
-class TelefoonProvider(OneRecipientPerRequest):
+class TelefoonAdapter(OneRecipientPerRequest):
     """One Telefoon API key. Stateless between calls, so it is safe to share across threads."""
 
-    def __init__(
-        self,
-        name: str,
-        base_url: str,
-        api_key: str,
-        client: httpx.Client,
-        *,
-        default_sender: str,
-        sender_id: str | None = None,
-        status_callback: str | None = None,
-        gdpr_consent_ref: str | None = None,
-    ) -> None:
-        self.name = name
-        self._base = base_url.rstrip("/")
-        self._headers = {"X-API-Key": api_key}
-        self._client = client
-        self._default_sender = default_sender
-        self._sender_id = sender_id
-        self._status_callback = status_callback
-        self._gdpr_consent_ref = gdpr_consent_ref
+    errors = ERRORS
+    statuses = {
+        "queued": Delivery.QUEUED,
+        "sending": Delivery.QUEUED,
+        "sent": Delivery.SENT,
+        "delivered": Delivery.DELIVERED,
+        "undelivered": Delivery.UNDELIVERABLE,
+        "failed": Delivery.UNDELIVERABLE,
+    }
 
-    def send(self, message: OutboundMessage) -> Accepted:
-        if message.delivery_time is not None:
-            raise ProviderError(ErrorKind.PERMANENT, "DELIVERY_TIME_UNSUPPORTED", "Telefoon cannot schedule a message")
-        sent = _parse(json_object(self._request("POST", "/messages", json=self._send_body(message))))
+    @staticmethod
+    def error_body(body: Any) -> tuple[Hashable, str] | None:
+        """The assumed error body, ``{"error_code": <int>, "error_message": "..."}``."""
+        code = body.get("error_code") if isinstance(body, dict) else None
+        if isinstance(code, int) and not isinstance(code, bool):
+            return code, str(body.get("error_message") or "")
+        return None
+
+    def __init__(self, name: str, account: TelefoonAccount, client: httpx.Client) -> None:
+        super().__init__(name, account.base_url, client, {"X-API-Key": account.api_key.get_secret_value()})
+        self._default_sender = account.default_sender
+        self._sender_id = account.sender_id
+        self._status_callback = account.status_callback
+        self._gdpr_consent_ref = account.gdpr_consent_ref
+
+    @classmethod
+    def delivery_of(cls, status: str, error_code: int | None = None) -> Delivery | None:
+        """A Message's ``status`` (refined by its ``error_code`` once it failed) in our words; None
+        for a status the OpenAPI document does not list (``received`` is an inbound message's)."""
+        canonical = cls.delivery(status)
+        error = cls.errors.get(error_code) if error_code is not None else None
+        if canonical is Delivery.UNDELIVERABLE and error is not None and error.kind is ErrorKind.PERMANENT:
+            return Delivery(error.status.value)  # the final statuses and reports share their words
+        return canonical
+
+    def send_one(self, message: OutboundMessage) -> Accepted:
+        sent = _parse(self.request_json("POST", "/messages", json=self._send_body(message)))
         return Accepted(sent.id, sent.status, sent.canonical, sent.num_segments)
 
-    def check(self, provider_message_id: str) -> StatusReport:
-        return self.message(provider_message_id).report()
+    def check(self, provider_message_id: str) -> DeliveryReceipt:
+        return self.message(provider_message_id).receipt()
 
     def message(self, provider_message_id: str) -> TelefoonMessage:
         """The whole Message record (``getMessage``); a ProviderError 20404 once it is erased."""
-        return _parse(json_object(self._request("GET", _message_path(provider_message_id))))
+        return _parse(self.request_json("GET", _message_path(provider_message_id)))
 
     def delete_message(self, provider_message_id: str) -> None:
         """Erase a message record at Telefoon (GDPR right to erasure); afterwards it is not found."""
-        self._request("DELETE", _message_path(provider_message_id))
+        self.request("DELETE", _message_path(provider_message_id))
 
     def messages(
         self, *, direction: str | None = None, status: str | None = None, page_size: int = MAX_PAGE_SIZE
@@ -231,7 +234,7 @@ class TelefoonProvider(OneRecipientPerRequest):
                 return
             page += 1
 
-    def parse_callback(self, body: bytes, content_type: str) -> list[StatusReport]:
+    def parse_callback(self, body: bytes, content_type: str) -> list[DeliveryReceipt]:
         """A ``status_callback`` webhook: one Message object as JSON (assumed, see the module)."""
         if "json" not in content_type.lower():
             raise ValueError(f"a Telefoon status callback is JSON, not {content_type or 'untyped'}")
@@ -242,104 +245,38 @@ class TelefoonProvider(OneRecipientPerRequest):
         message = TelefoonMessage.from_json(data)
         if message.direction != "outbound":
             return []
-        return [message.report()]
-
-    def classify(self, code: str, text: str) -> ProviderError:
-        return classify(code, text)
-
-    def map_status(self, provider_status: str) -> Delivery | None:
-        return canonical_status(provider_status)
+        return [message.receipt()]
 
     def verify(self) -> str:
         """One message-list page of one: proves the key without sending anything."""
         entries, total = self._page(1, 1, {})
         return f"API key accepted; {total if total is not None else len(entries)} message(s) on record"
 
-    def open(self) -> None:
-        """Nothing to prepare: there is no session, and a bad key shows on the first call."""
-
-    def close(self) -> None:
-        """The client is shared and not ours to close."""
-
     def _send_body(self, message: OutboundMessage) -> dict[str, str]:
         body = {"to": message.recipient, "from": message.sender or self._default_sender, "body": message.text}
         optional = {
             "sender_id": self._sender_id,
-            "status_callback": self._status_callback if message.callback is not False else None,
+            "status_callback": self._status_callback,
             "gdpr_consent_ref": self._gdpr_consent_ref,
         }
         return body | {name: value for name, value in optional.items() if value is not None}
 
     def _page(self, page: int, page_size: int, filters: dict[str, str]) -> tuple[list[Any], int | None]:
         params = {**filters, "page": page, "page_size": page_size}
-        body = json_object(self._request("GET", "/messages", params=params))
+        body = self.request_json("GET", "/messages", params=params)
         entries, total = body.get("messages", []), body.get("total")
         if not isinstance(entries, list):
-            raise ProviderError(ErrorKind.TRANSIENT, "BAD_RESPONSE", "messages is not a list")
+            raise bad_response("messages is not a list")
         return entries, total if isinstance(total, int) and not isinstance(total, bool) else None
-
-    def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        with transport_errors():
-            response = self._client.request(method, f"{self._base}{path}", headers=self._headers, **kwargs)
-        raise_for_error(response, ERRORS, _error_code)
-        return response
 
 
 def _parse(data: object) -> TelefoonMessage:
-    """A Message the API answered; a malformed one is a hiccup worth retrying."""
+    """A Message the API answered; a malformed one is :func:`~sms_worker.providers.plumbing.bad_response`."""
     try:
         return TelefoonMessage.from_json(data)
     except ValueError as exc:
-        raise ProviderError(ErrorKind.TRANSIENT, "BAD_RESPONSE", str(exc)) from None
-
-
-def _error_code(body: Any) -> tuple[int, str] | None:
-    """The assumed error body, ``{"error_code": <int>, "error_message": "..."}``."""
-    code = body.get("error_code") if isinstance(body, dict) else None
-    if isinstance(code, int) and not isinstance(code, bool):
-        return code, str(body.get("error_message") or "")
-    return None
+        raise bad_response(str(exc)) from None
 
 
 def _message_path(provider_message_id: str) -> str:
     return f"/messages/{quote(provider_message_id, safe='')}"
-
-
-def from_config(config: AccountConfig, client: httpx.Client) -> TelefoonProvider:
-    """Credential ``api_key``; options ``default_sender`` (required: Telefoon refuses a message
-    without ``from``), ``sender_id``, ``status_callback`` (an http(s) URL), ``gdpr_consent_ref``.
-    Bad options fail here, at start-up, instead of on every message."""
-    options = {name: _option(config, name) for name in ("default_sender", "sender_id", "status_callback", "gdpr_consent_ref")}
-    default_sender, sender_id, status_callback = options["default_sender"], options["sender_id"], options["status_callback"]
-    if default_sender is None:
-        raise ValueError(f"account {config.name!r}: option 'default_sender' is required: Telefoon refuses a message without 'from'")
-    if not (_E164.fullmatch(default_sender) or _ALPHANUMERIC.fullmatch(default_sender)):
-        raise ValueError(
-            f"account {config.name!r}: option 'default_sender' must be an E.164 number (+31612345678) "
-            "or an alphanumeric name of at most 11 characters"
-        )
-    if sender_id is not None and not _ALPHANUMERIC.fullmatch(sender_id):
-        raise ValueError(f"account {config.name!r}: option 'sender_id' must be an alphanumeric name of at most 11 characters")
-    if status_callback is not None:
-        url = urlsplit(status_callback)
-        if url.scheme not in ("http", "https") or not url.netloc:
-            raise ValueError(f"account {config.name!r}: option 'status_callback' must be an http(s) URL")
-    return TelefoonProvider(
-        config.name,
-        config.base_url,
-        config.credential("api_key"),
-        client,
-        default_sender=default_sender,
-        sender_id=sender_id,
-        status_callback=status_callback,
-        gdpr_consent_ref=options["gdpr_consent_ref"],
-    )
-
-
-def _option(config: AccountConfig, name: str) -> str | None:
-    value = config.options.get(name)
-    if value is None:
-        return None
-    if not isinstance(value, str) or not value.strip():
-        raise ValueError(f"account {config.name!r}: option {name!r} must be a non-empty string")
-    return value.strip()

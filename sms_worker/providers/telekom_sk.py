@@ -3,10 +3,11 @@
 Assumptions where the document is silent:
 - Error codes other than the documented ``OK``, ``SESSION_NOT_FOUND`` and ``IP_NOT_ALLOWED``
   (``INVALID_TOKEN``, ``MISSING_PARAMETER``, ``INVALID_PARAMETER``, ``MESSAGE_NOT_FOUND``) are
-  the sandbox's; any code not in the table below is treated as permanent, so an unknown answer
-  never burns retries.
-- ``delivery_time`` and ``deliveryDateTime`` carry no zone; they are Slovak local time
-  (Europe/Bratislava).
+  the sandbox's; any code not in :attr:`TelekomSkAdapter.errors` is treated as permanent, so an
+  unknown answer never burns retries.
+- ``deliveryDateTime`` carries no zone; it is Slovak local time (Europe/Bratislava).
+- sms_worker schedules itself and takes delivery reports from the poller or the account's
+  callback URL: ``send_message`` is sent without ``delivery_time``, ``callback`` and ``groupId``.
 - Recipients are sent as digits without ``+``: the document reserves ``+421...`` for RCS.
 - The document's callback example has a trailing comma inside ``delivery``; callbacks are read
   leniently so a provider that really sends that is still understood.
@@ -18,28 +19,21 @@ from __future__ import annotations
 
 import json
 import re
-import threading
 import time
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from zoneinfo import ZoneInfo
-from typing import Any, Callable, Final
+from typing import Any, Callable, Literal
 
 import defusedxml.ElementTree as DefusedET
 import httpx
 
-from sms_worker.providers.base import (
-    AccountConfig,
-    Accepted,
-    ErrorKind,
-    OneRecipientPerRequest,
-    OutboundMessage,
-    ProviderError,
-    StatusReport,
-)
-from sms_worker.providers.plumbing import ErrorClass, classify_code, raise_for_http_status, transport_errors
-from sms_worker.providers.sessions import call_with_relogin
+from sms_worker.providers.base import Accepted, DeliveryReceipt, OneRecipientPerRequest, OutboundMessage
+from sms_worker.providers.failures import ErrorClass, ErrorKind
+from sms_worker.providers.plumbing import bad_response, raise_for_http_status, transport_errors
+from sms_worker.providers.schema import AccountBase, Credential
+from sms_worker.providers.sessions import Sessions
 from sms_worker.providers.timestamps import parse_timestamp
 from sms_worker.status import Delivery, Status
 
@@ -48,36 +42,15 @@ TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 PING_AFTER_IDLE = 10 * 60
 """Refresh the session well before the provider's 15 minutes of inactivity run out."""
 
-_ERROR_KINDS: dict[str, ErrorClass] = {
-    "SESSION_NOT_FOUND": ErrorClass(ErrorKind.REAUTHENTICATE),
-    "ERROR": ErrorClass(ErrorKind.TRANSIENT),
-    "IP_NOT_ALLOWED": ErrorClass(ErrorKind.PERMANENT, account_wide=True),
-    "INVALID_TOKEN": ErrorClass(ErrorKind.PERMANENT, account_wide=True),
-    "DENIED": ErrorClass(ErrorKind.PERMANENT, status=Status.REJECTED),
-    "UNDELIVERABLE": ErrorClass(ErrorKind.PERMANENT),
-}
 
+class TelekomSkAccount(AccountBase):
+    """``type = "telekom-sk"``: credential ``token``; ``transport`` (``json`` or ``xml``) and
+    ``use_session`` (false: the token with every request, no session)."""
 
-def classify(code: str, description: str) -> ProviderError:
-    return classify_code(_ERROR_KINDS, code, description)
-
-
-DELIVERY: Final[dict[str, Delivery]] = {
-    **dict.fromkeys(("UNSENT", "SCHEDULED", "QUEUED", "IN_GROUP", "PROCESSING", "ERROR"), Delivery.QUEUED),
-    **dict.fromkeys(("SENDING", "SENT"), Delivery.SENT),
-    **dict.fromkeys(("DELIVERED", "READ"), Delivery.DELIVERED),
-    "EXPIRED": Delivery.EXPIRED,
-    **dict.fromkeys(("DELETED", "UNDELIVERABLE"), Delivery.UNDELIVERABLE),
-    "DENIED": Delivery.REJECTED,
-    "UNKNOWN": Delivery.UNKNOWN,
-}
-"""The fifteen codes of the document's status table. ``ERROR`` ("will retry up to 5 times within
-60 minutes") is the provider retrying: it still holds the message. ``DELETED`` ("removed from the
-delivery queue") will never be delivered."""
-
-
-def canonical_status(code: str) -> Delivery | None:
-    return DELIVERY.get(code)
+    type: Literal["telekom-sk"]
+    token: Credential
+    transport: Literal["json", "xml"] = "json"
+    use_session: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,9 +83,9 @@ class JsonCodec:
         try:
             body = response.json()
         except ValueError:
-            raise ProviderError(ErrorKind.TRANSIENT, "BAD_RESPONSE", f"not JSON: {response.text[:100]!r}") from None
+            raise bad_response(f"not JSON: {response.text[:100]!r}") from None
         if not isinstance(body, dict) or not isinstance(body.get("result"), dict):
-            raise ProviderError(ErrorKind.TRANSIENT, "BAD_RESPONSE", "no result object in the answer")
+            raise bad_response("no result object in the answer")
         return body
 
 
@@ -137,10 +110,10 @@ class XmlCodec:
         try:
             root = DefusedET.fromstring(response.content)
         except (DefusedET.ParseError, ValueError):
-            raise ProviderError(ErrorKind.TRANSIENT, "BAD_RESPONSE", f"not XML: {response.text[:100]!r}") from None
+            raise bad_response(f"not XML: {response.text[:100]!r}") from None
         result = root.find("result")
         if root.tag != "response" or result is None:
-            raise ProviderError(ErrorKind.TRANSIENT, "BAD_RESPONSE", "no <result> in the answer")
+            raise bad_response("no <result> in the answer")
         body: dict[str, Any] = {"result": _texts(result)}
         if root.find("session_id") is not None:
             body["session_id"] = root.findtext("session_id")
@@ -166,47 +139,54 @@ def _texts(element: ET.Element) -> dict[str, str]:
 _TRAILING_COMMA = re.compile(rb",(\s*[}\]])")
 
 
-class TelekomSKProvider(OneRecipientPerRequest):
-    """One Telekom SK API key. Keeps a session, pings it when idle, logs in again when it is lost."""
+class TelekomSkAdapter(OneRecipientPerRequest):
+    """One Telekom SK API key. Keeps a session, pings it when idle, logs in again when it is lost
+    (or, with ``use_session = false``, sends the token with every request)."""
 
-    def __init__(
-        self,
-        name: str,
-        base_url: str,
-        token: str,
-        client: httpx.Client,
-        *,
-        use_session: bool = True,
-        codec: JsonCodec | XmlCodec | None = None,
-        monotonic: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self.name = name
-        self._base = base_url.rstrip("/")
-        self._token = token
-        self._client = client
-        self._use_session = use_session
-        self._codec = codec or JsonCodec()
-        self._monotonic = monotonic
-        self._lock = threading.Lock()
-        self._session_id: str | None = None
-        self._last_used = 0.0
+    errors = {
+        "SESSION_NOT_FOUND": ErrorClass(ErrorKind.REAUTHENTICATE),
+        "ERROR": ErrorClass(ErrorKind.TRANSIENT),
+        "IP_NOT_ALLOWED": ErrorClass(ErrorKind.PERMANENT, account_wide=True),
+        "INVALID_TOKEN": ErrorClass(ErrorKind.PERMANENT, account_wide=True),
+        "DENIED": ErrorClass(ErrorKind.PERMANENT, status=Status.REJECTED),
+        "UNDELIVERABLE": ErrorClass(ErrorKind.PERMANENT),
+    }
+    statuses = {
+        **dict.fromkeys(("UNSENT", "SCHEDULED", "QUEUED", "IN_GROUP", "PROCESSING", "ERROR"), Delivery.QUEUED),
+        **dict.fromkeys(("SENDING", "SENT"), Delivery.SENT),
+        **dict.fromkeys(("DELIVERED", "READ"), Delivery.DELIVERED),
+        "EXPIRED": Delivery.EXPIRED,
+        **dict.fromkeys(("DELETED", "UNDELIVERABLE"), Delivery.UNDELIVERABLE),
+        "DENIED": Delivery.REJECTED,
+        "UNKNOWN": Delivery.UNKNOWN,
+    }
+    """The fifteen codes of the document's status table. ``ERROR`` ("will retry up to 5 times
+    within 60 minutes") is the provider retrying: it still holds the message. ``DELETED``
+    ("removed from the delivery queue") will never be delivered."""
 
-    def send(self, message: OutboundMessage) -> Accepted:
+    def __init__(self, name: str, account: TelekomSkAccount, client: httpx.Client, *, monotonic: Callable[[], float] = time.monotonic) -> None:
+        super().__init__(name, account.base_url, client)
+        self._token = account.token.get_secret_value()
+        self._codec = XmlCodec() if account.transport == "xml" else JsonCodec()
+        if account.use_session:
+            self.sessions = Sessions(self._login, idle=PING_AFTER_IDLE, keep_alive=self._ping, monotonic=monotonic)
+
+    def send_one(self, message: OutboundMessage) -> Accepted:
         body = self._call("send_message", _send_params(message))
         entries = body.get("messages") or []
         if not entries:
-            raise ProviderError(ErrorKind.TRANSIENT, "BAD_RESPONSE", "send_message answered without messages[]")
+            raise bad_response("send_message answered without messages[]")
         entry = entries[0]
         if entry.get("status") != "success" or entry.get("message_id") is None:
-            raise classify(str(entry.get("code", "UNKNOWN")), str(entry.get("description", "")))
+            raise self.error(str(entry.get("code", "UNKNOWN")), str(entry.get("description", "")))
         return Accepted(str(entry["message_id"]), "QUEUED", Delivery.QUEUED, entry.get("parts"))
 
-    def check(self, provider_message_id: str) -> StatusReport:
+    def check(self, provider_message_id: str) -> DeliveryReceipt:
         body = self._call("check_message", {"message_id": provider_message_id})
         code = str(body.get("code", "UNKNOWN"))
-        return StatusReport(provider_message_id, code, canonical_status(code), _parse_time(body.get("deliveryDateTime")))
+        return DeliveryReceipt(provider_message_id, code, self.delivery(code), _parse_time(body.get("deliveryDateTime")))
 
-    def parse_callback(self, body: bytes, content_type: str) -> list[StatusReport]:
+    def parse_callback(self, body: bytes, content_type: str) -> list[DeliveryReceipt]:
         try:
             document = json.loads(body)
         except ValueError:
@@ -218,24 +198,18 @@ class TelekomSKProvider(OneRecipientPerRequest):
         if not isinstance(delivery, dict) or "messageId" not in document or not isinstance(delivery.get("status"), str):
             raise ValueError("a Telekom SK callback needs messageId and delivery.status")
         code = delivery["status"]
-        status = canonical_status(code)
+        status = self.delivery(code)
         # ISO 8601 (the document's example ends in Z); a zone-less one is read in the host's zone.
         moment = parse_timestamp(document.get("timestamp"), zoneless="local", to_utc=True)
         delivered_at = moment if status is Delivery.DELIVERED else None
-        return [StatusReport(str(document["messageId"]), code, status, delivered_at)]
-
-    def classify(self, code: str, text: str) -> ProviderError:
-        return classify(code, text)
-
-    def map_status(self, provider_status: str) -> Delivery | None:
-        return canonical_status(provider_status)
+        return [DeliveryReceipt(str(document["messageId"]), code, status, delivered_at)]
 
     def verify(self) -> str:
-        if not self._use_session:
-            self._post("ping", {"token": self._token}, track=False)
+        """``ping``, with a fresh session (or the token, in token mode)."""
+        if self.sessions is None:
+            self._post("ping", {"token": self._token})
             return f"token accepted ({self._codec.path})"
-        with self._lock:
-            self._session_id = None
+        self.sessions.close()
         self._call("ping", {})
         return f"session opened ({self._codec.path})"
 
@@ -248,63 +222,35 @@ class TelekomSKProvider(OneRecipientPerRequest):
         body = self._call("check_phone_number", {"phone_number": phone_number.removeprefix("+")})
         return NumberCheck(_flag(body.get("exists")), str(body.get("operator") or ""))
 
-    def open(self) -> None:
-        if self._use_session:
-            self._current_session()
-
-    def close(self) -> None:
-        self._session_id = None
-
     def _call(self, function: str, params: dict[str, Any]) -> dict[str, Any]:
-        if not self._use_session:
+        if self.sessions is None:
             return self._post(function, {**params, "token": self._token})
-        return call_with_relogin(
-            lambda session_id: self._post(function, {**params, "session_id": session_id}), self._current_session, self._forget
-        )
+        return self.sessions.call(lambda session_id: self._post(function, {**params, "session_id": session_id}))
 
-    def _current_session(self) -> str:
-        with self._lock:
-            return self._ensure_session()
+    def _login(self) -> str:
+        body = self._post("auth", {"token": self._token})
+        session_id = body.get("session_id")
+        if not session_id:
+            raise bad_response("auth answered without a session_id")
+        return str(session_id)
 
-    def _forget(self, session_id: str) -> None:
-        with self._lock:
-            if self._session_id == session_id:
-                self._session_id = None
+    def _ping(self, session_id: str) -> None:
+        self._post("ping", {"session_id": session_id})
 
-    def _ensure_session(self) -> str:
-        idle = self._monotonic() - self._last_used
-        if self._session_id is not None and idle >= PING_AFTER_IDLE:
-            try:
-                self._post("ping", {"session_id": self._session_id}, track=False)
-            except ProviderError as error:
-                if error.kind is not ErrorKind.REAUTHENTICATE:
-                    raise
-                self._session_id = None
-        if self._session_id is None:
-            body = self._post("auth", {"token": self._token}, track=False)
-            session_id = body.get("session_id")
-            if not session_id:
-                raise ProviderError(ErrorKind.TRANSIENT, "BAD_RESPONSE", "auth answered without a session_id")
-            self._session_id = str(session_id)
-        self._last_used = self._monotonic()
-        return self._session_id
-
-    def _post(self, function: str, params: dict[str, Any], *, track: bool = True) -> dict[str, Any]:
-        url = f"{self._base}/{self._codec.path}/{function}"
+    def _post(self, function: str, params: dict[str, Any]) -> dict[str, Any]:
+        """One function call; a result other than ``success`` raises its code's error."""
         with transport_errors():
-            response = self._client.post(url, **self._codec.encode(params))
+            response = self.client.post(f"{self.base_url}/{self._codec.path}/{function}", **self._codec.encode(params))
         raise_for_http_status(response)
         body = self._codec.decode(response)
         result = body["result"]
         if result.get("status") != "success":
-            raise classify(str(result.get("code", "UNKNOWN")), str(result.get("description", "")))
-        if track:
-            self._last_used = self._monotonic()
+            raise self.error(str(result.get("code", "UNKNOWN")), str(result.get("description", "")))
         return body
 
 
 def _send_params(message: OutboundMessage) -> dict[str, Any]:
-    params: dict[str, Any] = {"to": message.recipient.removeprefix("+"), "text": message.text, "priority": message.priority}
+    params: dict[str, Any] = {"to": message.recipient.removeprefix("+"), "text": message.text, "priority": message.priority.value}
     if message.sender:
         params["from"] = message.sender
     if message.validity_minutes is not None:
@@ -313,30 +259,12 @@ def _send_params(message: OutboundMessage) -> dict[str, Any]:
         params["unicode"] = message.unicode
     if message.flash:
         params["type"] = "flash"
-    if message.delivery_time is not None:
-        params["delivery_time"] = message.delivery_time.astimezone(PROVIDER_TIMEZONE).strftime(TIME_FORMAT)
-    if message.callback is not None:
-        params["callback"] = message.callback
-    if message.group_id is not None:
-        params["groupId"] = message.group_id
     return params
 
 
 def _flag(value: object) -> bool:
     """JSON answers with booleans, XML with ``true``/``false`` text."""
     return value is True or (isinstance(value, str) and value.strip().lower() == "true")
-
-
-def from_config(config: AccountConfig, client: httpx.Client) -> TelekomSKProvider:
-    """Options: ``transport`` (``json`` or ``xml``), ``use_session`` (false: token per request)."""
-    transport = config.options.get("transport", "json")
-    if transport not in ("json", "xml"):
-        raise ValueError(f"transport must be json or xml, not {transport!r}")
-    use_session = config.options.get("use_session", True)
-    if not isinstance(use_session, bool):
-        raise ValueError("use_session must be true or false")
-    codec = XmlCodec() if transport == "xml" else JsonCodec()
-    return TelekomSKProvider(config.name, config.base_url, config.credential("token"), client, use_session=use_session, codec=codec)
 
 
 def _parse_time(value: object) -> datetime | None:

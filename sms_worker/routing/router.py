@@ -20,7 +20,7 @@ from sms_worker.providers.accounts import ProvidersConfig
 
 class Router:
     def __init__(self, providers: ProvidersConfig) -> None:
-        self._rules = providers.rules
+        self._rules = providers.routes
         self._default = providers.default
         self._accounts = providers.accounts
 
@@ -30,7 +30,7 @@ class Router:
         preferred: Mapping[str, float] = {}
         if self._rules:
             country = country_of(recipient)
-            preferred = next((rule.weights for rule in self._rules if rule.matches(recipient, country)), {})
+            preferred = next((rule.accounts for rule in self._rules if rule.matches(recipient, country)), {})
         ordered = _rendezvous(preferred, key) + _rendezvous(self._default, key)
         return list(dict.fromkeys(ordered))
 

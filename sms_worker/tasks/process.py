@@ -3,8 +3,8 @@ and end it.
 
 Producers, the scheduler and each Celery worker process share one :class:`Runtime` per process
 (rebuilt after a fork). In a worker process, Celery's ``worker_process_init`` starts the lease's
-keeper and opens the provider accounts, and ``worker_process_shutdown`` writes what is held and
-ends the lease. The hooks are connected when the tasks are loaded (``tasks.jobs`` imports this
+keeper and opens the provider accounts, and ``worker_process_shutdown`` closes the accounts'
+adapters and the HTTP client, writes what is held and ends the lease (:meth:`Runtime.close`). The hooks are connected when the tasks are loaded (``tasks.jobs`` imports this
 module), which Celery does before it forks its pool.
 """
 
@@ -17,7 +17,7 @@ import threading
 from celery.signals import worker_process_init, worker_process_shutdown
 
 from sms_worker.config import get_settings
-from sms_worker.providers.base import ProviderError
+from sms_worker.providers.failures import ProviderError
 from sms_worker.runtime import Runtime, build_runtime
 from sms_worker.tasks.app import CeleryWaker
 
@@ -40,7 +40,7 @@ def open_accounts() -> None:
     dispatcher meets the same fault on the first message and classifies it there."""
     for name, account in process_runtime().accounts.items():
         try:
-            account.provider.open()
+            account.adapter.open()
         except ProviderError as error:
             logging.getLogger("sms_worker.accounts").warning("could not open account %s: %s", name, error)
 
@@ -56,5 +56,6 @@ def _start_process(**_: object) -> None:
 
 @worker_process_shutdown.connect
 def _end_process(**_: object) -> None:
-    """A clean exit writes what it holds and ends its lease, so nothing waits for it to go stale."""
+    """A clean exit closes the adapters and the HTTP client, writes what it holds and ends its
+    lease, so nothing waits for it to go stale."""
     process_runtime().close()

@@ -25,9 +25,10 @@ from sms_worker.dispatch.sql import MESSAGES, status_of_listed
 from sms_worker.dispatch.stages.validity import SCHEDULE_TOLERANCE
 from sms_worker.providers.base import OutboundMessage
 from sms_worker.runtime import Runtime
+from sms_worker.priority import Priority
 from sms_worker.status import WAITING_VALUES, Status
 
-_RETURNED = [MESSAGES.c[name] for name in ("id", "recipient", "sender", "text", "priority", "valid_until", "unicode", "flash", "attempts",
+_RETURNED = [MESSAGES.c[name] for name in ("id", "recipient", "sender", "text", "valid_until", "unicode", "flash", "attempts",
                                             "first_attempt_at")]
 
 
@@ -61,7 +62,7 @@ class Claim(Stage):
             if row is None:
                 batch.settle(item, Skip("another worker holds it, or it is no longer waiting"))
             else:
-                item.claim_id, item.message = claim_id, _outbound(row, now)
+                item.claim_id, item.message = claim_id, _outbound(row, item.priority, now)
                 item.row = replace(item.row, attempts=row.attempts, first_attempt_at=row.first_attempt_at)
 
     def after(self, batch: Batch) -> None:
@@ -71,7 +72,8 @@ class Claim(Stage):
                 batch.settle(item, Defer(now, "claim given back unused"))
 
 
-def _outbound(row: Any, now: datetime) -> OutboundMessage:
+def _outbound(row: Any, priority: Priority, now: datetime) -> OutboundMessage:
+    """The claimed row as an adapter needs it; the priority is the one its pointer carried."""
     remaining = max(1, min(1440, math.ceil((row.valid_until - now).total_seconds() / 60)))
-    return OutboundMessage(message_id=row.id.hex, recipient=row.recipient, text=row.text, sender=row.sender,
-                           priority=row.priority, validity_minutes=remaining, unicode=row.unicode, flash=row.flash)
+    return OutboundMessage(message_id=row.id, recipient=row.recipient, text=row.text, sender=row.sender,
+                           priority=priority, validity_minutes=remaining, unicode=row.unicode, flash=row.flash)

@@ -18,7 +18,8 @@ from sms_worker.dispatch.batch import Batch, Item
 from sms_worker.dispatch.pipeline import Downstream, Stage
 from sms_worker.logs import get_logger, mask_numbers
 from sms_worker.outages import describe_outage
-from sms_worker.providers.base import Accepted, ErrorKind, ProviderError
+from sms_worker.providers.base import Accepted
+from sms_worker.providers.failures import Failure
 from sms_worker.routing.breaker import Breaker
 from sms_worker.routing.meter import count_sent
 from sms_worker.runtime import Runtime
@@ -39,16 +40,16 @@ class Health(Stage):
     def process(self, batch: Batch, downstream: Downstream) -> None:
         requests: dict[tuple[str, int], list[Item]] = defaultdict(list)
         for item in batch.in_play():
-            if item.called and item.account is not None and isinstance(item.outcome, Accepted | ProviderError):
+            if item.called and item.account is not None and isinstance(item.outcome, Accepted | Failure):
                 requests[(item.account, item.request)].append(item)
         faulted = False
         for (account, _), items in sorted(requests.items(), key=lambda entry: entry[0][1]):
             outcome = next((item.outcome for item in items if isinstance(item.outcome, Accepted)), items[0].outcome)
-            failed = isinstance(outcome, ProviderError) and outcome.kind is ErrorKind.TRANSIENT
+            failed = isinstance(outcome, Failure) and outcome.account_fault
             self._failures[account].append(failed)
-            if failed:
+            if isinstance(outcome, Failure) and failed:
                 faulted = True
-                self._last_fault[account] = mask_numbers(f"{outcome.code}: {outcome.text}")[:200]
+                self._last_fault[account] = mask_numbers(str(outcome))[:200]
             self._accepted[account] += sum(isinstance(item.outcome, Accepted) for item in items)
         if faulted or time.monotonic() - self._reported >= REPORT_EVERY:
             self._report()

@@ -10,11 +10,12 @@ from collections import defaultdict
 from collections.abc import Hashable
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import Final
 
 from sms_worker.dispatch.batch import Item, NotSent, Outcome
 from sms_worker.outages import describe_outage
 from sms_worker.logs import get_logger, mask_phone
-from sms_worker.providers.base import ErrorKind, ProviderError
+from sms_worker.providers.failures import ErrorKind, Failure
 from sms_worker.providers.transport import deadline
 from sms_worker.ratelimit import SendWindow
 from sms_worker.runtime import Runtime
@@ -27,16 +28,18 @@ AHEAD = 64
 
 Unit = list[Item]
 """Messages that travel in one request."""
+ADAPTER_CRASH: Final = "ADAPTER_CRASH"
+"""The code of a request whose adapter raised instead of answering outcomes (ambiguous)."""
 
 
 def units_of(rt: Runtime, items: list[Item]) -> list[Unit]:
     """One request per message, or per group of messages its API takes at once (same account,
-    same :meth:`~sms_worker.providers.base.Provider.group_key`, at most ``max_recipients``)."""
+    same :meth:`~sms_worker.providers.base.Adapter.group_key`, at most ``max_recipients``)."""
     units: list[Unit] = []
     open_units: dict[tuple[str, Hashable], Unit] = {}
     for item in items:
         assert item.account is not None and item.message is not None
-        adapter = rt.accounts[item.account].provider
+        adapter = rt.accounts[item.account].adapter
         if adapter.max_recipients <= 1:
             units.append([item])
             continue
@@ -141,20 +144,18 @@ class Departures:
 
 def call(rt: Runtime, unit: Unit) -> list[Outcome]:
     """One request's outcomes, one per message: whatever happens, never an exception. The whole
-    adapter call (a re-login included) ends within ``http_timeout_seconds``."""
+    adapter call (a re-login included) ends within ``http_timeout_seconds``. An adapter that
+    raises (a bug) or answers the wrong number of outcomes crashed: the request may have gone
+    out, so the failure is ambiguous (``ADAPTER_CRASH``)."""
     name = unit[0].account or ""
-    adapter = rt.accounts[name].provider
+    adapter = rt.accounts[name].adapter
     messages = [item.message for item in unit if item.message is not None]
     try:
         with deadline(rt.settings.http_timeout_seconds):
-            if len(messages) == 1:
-                return [adapter.send(messages[0])]
-            outcomes = adapter.send_many(messages)
+            outcomes = adapter.send(messages)
         if len(outcomes) != len(unit):
-            raise RuntimeError(f"send_many answered {len(outcomes)} outcomes for {len(unit)} messages")
+            raise RuntimeError(f"send answered {len(outcomes)} outcomes for {len(unit)} messages")
         return list(outcomes)
-    except ProviderError as error:
-        return [error] * len(unit)
     except Exception as error:  # noqa: BLE001 - an adapter bug must not kill the batch or the worker
         log.exception("adapter %s crashed sending %d message(s), first to %s", name, len(unit), mask_phone(messages[0].recipient))
-        return [ProviderError(ErrorKind.TRANSIENT, "ADAPTER_CRASH", f"{type(error).__name__}: {error}")] * len(unit)
+        return [Failure(ErrorKind.AMBIGUOUS, ADAPTER_CRASH, f"{type(error).__name__}: {error}")] * len(unit)

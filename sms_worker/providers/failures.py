@@ -1,0 +1,81 @@
+"""How a call to a provider failed, classified so the caller need not know the API: the kinds
+the retry policy reads (:mod:`sms_worker.dispatch.policy`), the failure as a value, the same
+raised, and the class of one provider error code in an adapter's table."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Final
+
+from sms_worker.errors import SmsWorkerError
+from sms_worker.status import Status
+
+
+class ErrorKind(StrEnum):
+    """What a failed call leads to; the retry policy (:mod:`sms_worker.dispatch.policy`) reads it."""
+
+    TRANSIENT = "transient"
+    """The provider did not take the message: try again later, on the retry schedule, on any
+    account (5xx, 429, a connection refused, a provider-side ERROR)."""
+    AMBIGUOUS = "ambiguous"
+    """The request went out and no clear answer came back: the provider may have the message.
+    Retried like a transient failure, but on the same account only, where the provider may know
+    it (or never: ``SMS_WORKER_RETRY_AMBIGUOUS``): a timeout, a connection lost, an unreadable
+    answer, an adapter crash, a worker lost during the call."""
+    REAUTHENTICATE = "reauthenticate"
+    """The session is gone: log in again and resend at once, without using up a retry."""
+    PERMANENT = "permanent"
+    """Retrying cannot help: a final status now."""
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """A call's failure, classified so the caller need not know the API: its kind, the
+    provider's code (or ours: ``TIMEOUT``, ``BAD_RESPONSE``...) and text, whether every message of
+    the account would meet it, and the final status it leads to when it is permanent."""
+
+    kind: ErrorKind
+    code: str
+    text: str
+    account_wide: bool = False
+    status: Status = Status.UNDELIVERABLE
+
+    def __str__(self) -> str:
+        return f"{self.code}: {self.text}"
+
+    @property
+    def account_fault(self) -> bool:
+        """The account failed at the moment, and another attempt may succeed (transient or
+        ambiguous): its circuit breaker counts it."""
+        return self.kind in (ErrorKind.TRANSIENT, ErrorKind.AMBIGUOUS)
+
+
+class ProviderError(SmsWorkerError):
+    """A :class:`Failure` raised: inside adapters, and out of ``check``, ``verify`` and ``open``."""
+
+    def __init__(self, kind: ErrorKind, code: str, text: str, *, account_wide: bool = False, status: Status = Status.UNDELIVERABLE) -> None:
+        super().__init__(f"{code}: {text}")
+        self.kind, self.code, self.text, self.account_wide, self.status = kind, code, text, account_wide, status
+
+    @property
+    def failure(self) -> Failure:
+        return Failure(self.kind, self.code, self.text, self.account_wide, self.status)
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorClass:
+    """What one provider error code means: its kind, whether every message of the account would
+    meet it, and the final status of a message it fails for good."""
+
+    kind: ErrorKind
+    account_wide: bool = False
+    status: Status = Status.UNDELIVERABLE
+
+    def error(self, code: str, text: str) -> ProviderError:
+        return ProviderError(self.kind, code, text or code, account_wide=self.account_wide, status=self.status)
+
+
+UNKNOWN_CODE: Final = ErrorClass(ErrorKind.PERMANENT)
+"""A code not in a provider's table is permanent for this message only: an unknown answer
+never burns retries nor pauses the account."""

@@ -1,0 +1,133 @@
+"""What every account of the providers file is declared with; :mod:`.accounts` reads the file.
+
+Each adapter module declares its account model (``DexatelAccount`` in :mod:`.dexatel`, ...)
+on :class:`AccountBase`: ``type`` as a ``Literal``, its credentials as ``SecretStr`` fields and
+its options with their types, so the file is checked once, here, and the adapter is handed a
+typed object. The rules:
+
+- Unknown keys are errors (``extra="forbid"``): a typo names the key instead of a default
+  silently used.
+- Values are not coerced (``strict``): ``rate = "5"`` or ``use_session = 1`` is refused, as TOML
+  has the types to say what is meant. Lists become frozensets or tuples where the model says so.
+- Every ``SecretStr`` field is a credential, given inline (``api_key = "..."``) or, better, by
+  the environment variable holding it (``api_key_env = "DEXATEL_KEY"``); the variables are
+  read from the validation context's ``environ`` (``os.environ`` without one).
+- A field whose every failure reads best as one sentence declares it with :func:`reason`.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable, Mapping
+from typing import Annotated, Any
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    StringConstraints,
+    ValidationError,
+    ValidationInfo,
+    ValidatorFunctionWrapHandler,
+    WrapValidator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
+
+ENVIRONMENT_SUFFIX = "_env"
+"""``<credential>_env`` names the environment variable holding the credential."""
+
+
+def reason(text: str) -> WrapValidator:
+    """Any failure of the annotated type reads as ``text`` (one error, at the field itself)."""
+
+    def wrap(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+        try:
+            return handler(value)
+        except ValidationError:
+            raise PydanticCustomError("invalid", text) from None
+
+    return WrapValidator(wrap)
+
+
+def _not_blank(value: str) -> str:
+    if not value.strip():
+        raise ValueError("must not be blank")
+    return value
+
+
+NonEmpty = Annotated[str, StringConstraints(min_length=1)]
+NonBlank = Annotated[str, AfterValidator(_not_blank)]
+"""A string with something but spaces in it, kept as written."""
+Trimmed = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
+"""A string with its surrounding spaces cut off, not empty after that."""
+Credential = Annotated[SecretStr, Field(min_length=1)]
+Rate = Annotated[float, Field(gt=0, allow_inf_nan=False), reason("must be a positive number of messages per second")]
+Burst = Annotated[int, Field(ge=1), reason("must be a positive integer")]
+Names = Annotated[frozenset[NonEmpty], Field(strict=False), reason("must be a list of non-empty strings")]
+Countries = Annotated[Names, AfterValidator(lambda names: frozenset(name.upper() for name in names))]
+"""Country codes as written, compared upper-case."""
+
+
+def fits(pattern: Callable[[str], object], what: str) -> AfterValidator:
+    """A string that ``pattern`` (e.g. ``re.compile(...).fullmatch``) accepts; else "must be ``what``"."""
+
+    def check(value: str) -> str:
+        if not pattern(value):
+            raise ValueError(f"must be {what}, not {value!r}")
+        return value
+
+    return AfterValidator(check)
+
+
+def _burst_of(data: dict[str, Any]) -> int:
+    return max(1, math.ceil(data.get("rate", 1.0)))
+
+
+class AccountBase(BaseModel):
+    """One ``[accounts.NAME]`` table: what routing and dispatch read for every type. An adapter
+    type adds ``type: Literal[...]``, its credentials and its options."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    type: str
+    base_url: NonEmpty
+    """Everything before the API's own paths (each adapter's module says where it ends)."""
+    rate: Rate = 10.0
+    """Messages (or segments, ``SMS_WORKER_RATE_LIMIT_UNIT``) per second, shared by every worker."""
+    burst: Burst = Field(default_factory=_burst_of)
+    """Tokens the bucket holds; by default the rate rounded up."""
+    senders: Names | None = None
+    """Sender IDs this account may use; None: any."""
+    alphanumeric_countries: Countries | None = None
+    """Destination countries (ISO 3166) that accept an alphanumeric sender from it; None: all."""
+
+    @classmethod
+    def credentials(cls) -> list[str]:
+        """The names of this type's credentials (its ``SecretStr`` fields)."""
+        return [name for name, field in cls.model_fields.items() if field.annotation is SecretStr]
+
+    @model_validator(mode="before")
+    @classmethod
+    def _credentials_from_environment(cls, data: Any, info: ValidationInfo) -> Any:
+        """``X_env = "VAR"`` becomes ``X`` with the value of ``$VAR``. A variable that is not set
+        is an error naming the ``X_env`` key (``ctx["key"]``, which :mod:`.accounts` reports)."""
+        if not isinstance(data, dict):
+            return data
+        environ: Mapping[str, str] = (info.context or {}).get("environ", os.environ)
+        data = dict(data)
+        for name in cls.credentials():
+            key = name + ENVIRONMENT_SUFFIX
+            if key not in data:
+                continue
+            variable = data.pop(key)
+            if name in data:
+                raise PydanticCustomError("credential_twice", "give it inline or by the environment, not both", {"key": key})
+            if not isinstance(variable, str) or variable not in environ:
+                raise PydanticCustomError("environment_variable_not_set", f"names the environment variable {variable!r}, which is not set",
+                                          {"key": key})
+            data[name] = environ[variable]
+        return data
