@@ -91,7 +91,7 @@ class BreakerWatch:
         self._client.close()
 
 
-def final_counts(rt) -> Counter[str]:  # noqa: ANN001 - sms_worker.runtime.Runtime
+def final_counts(rt) -> Counter[str]:
     from sqlalchemy import func, select
 
     from sms_worker.dispatch.sql import MESSAGES
@@ -116,8 +116,11 @@ def run(opts: Options) -> list[Row]:
         )
         rt = side.runtime
         stack.reset_sandbox()
-        httpx.post(f"{sandbox}/_sandbox/faults", json={"provider": FAILING, "endpoint": "send", "fault": "http_status",
-                                                        "status": 503, "probability": 0.5}, timeout=10).raise_for_status()
+        httpx.post(
+            f"{sandbox}/_sandbox/faults",
+            json={"provider": FAILING, "endpoint": "send", "fault": "http_status", "status": 503, "probability": 0.5},
+            timeout=10,
+        ).raise_for_status()
         started = time.perf_counter()
         for chunk in chunks([{"to": recipient(i), "text": f"failover {i:06d}"} for i in range(n)], 1000):
             send_many(chunk, runtime=rt)

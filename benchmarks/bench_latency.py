@@ -25,7 +25,7 @@ from benchmarks.harness import Options, Row, SandboxWatch, Stack, chunks, fmt_ms
 SPACING = 0.020
 
 
-def _send_spaced(count: int, send_one) -> dict[str, float]:  # noqa: ANN001 - callable(i, tag_text)
+def _send_spaced(count: int, send_one) -> dict[str, float]:
     """Send ``count`` messages ``SPACING`` apart (start to start); returns text -> send time."""
     sent: dict[str, float] = {}
     tag = uuid.uuid4().hex[:8]
@@ -106,8 +106,13 @@ def measure_naive(stack: Stack, backlog: int, highs: int, timeout: float) -> dic
     lows = sorted(r["received_ts"] for r in watch.accepted if r["text"].startswith("low "))
     rate = (len(lows) - 1) / (lows[-1] - lows[0]) if len(lows) > 1 else 0.0
     stack.stop(worker)
-    stats = {"received": len(lat), "sent": highs, "p50": percentile(lat, 50) if lat else float("nan"),
-             "max": max(lat) if lat else float("nan"), "drain_rate": rate}
+    stats = {
+        "received": len(lat),
+        "sent": highs,
+        "p50": percentile(lat, 50) if lat else float("nan"),
+        "max": max(lat) if lat else float("nan"),
+        "drain_rate": rate,
+    }
     log(f"latency/naive: {stats}")
     return stats
 

@@ -34,8 +34,15 @@ def measure_ours(stack: Stack, n: int) -> dict:
     wake_ups = sum(rt.redis.llen(q) for q in ("high", "standard", "low"))
     wake_bytes = sum(rt.redis.memory_usage(q) or 0 for q in ("high", "standard", "low"))
     rt.close()
-    stats = {"n": n, "bytes": after - before, "per_msg": (after - before) / n, "pointers": pointers,
-             "pointer_bytes": pointer_bytes, "wake_ups": wake_ups, "wake_bytes": wake_bytes}
+    stats = {
+        "n": n,
+        "bytes": after - before,
+        "per_msg": (after - before) / n,
+        "pointers": pointers,
+        "pointer_bytes": pointer_bytes,
+        "wake_ups": wake_ups,
+        "wake_bytes": wake_bytes,
+    }
     log(f"memory/sms_worker: {stats}")
     return stats
 

@@ -21,7 +21,8 @@ LATENCY_MS = 20
 
 
 def providers_file(directory: Path, sandbox: str) -> Path:
-    accounts = "".join(f"""
+    accounts = "".join(
+        f"""
 [accounts.{name}]
 type = "session-key"
 base_url = "{sandbox}/session-key"
@@ -30,18 +31,21 @@ password = "sandbox-pass"
 max_recipients = {size}
 rate = 100000
 burst = 100000
-""" for name, size in (("grouped", 100), ("single", 1)))
+"""
+        for name, size in (("grouped", 100), ("single", 1))
+    )
     path = directory / "providers.toml"
-    path.write_text(accounts + '\n[routing]\ndefault = { grouped = 1 }\n')
+    path.write_text(accounts + "\n[routing]\ndefault = { grouped = 1 }\n")
     return path
 
 
-def phase(stack: Stack, rt, account: str, n: int, timeout: float) -> dict:  # noqa: ANN001 - Runtime
+def phase(stack: Stack, rt, account: str, n: int, timeout: float) -> dict:
     from sms_worker.producer import send_many
 
     watch = stack.watch()
-    httpx.post(f"{stack.sandbox_url}/_sandbox/faults", json={"provider": "session-key", "endpoint": "sms", "fault": "latency",
-                                                                 "ms": LATENCY_MS}, timeout=10).raise_for_status()
+    httpx.post(
+        f"{stack.sandbox_url}/_sandbox/faults", json={"provider": "session-key", "endpoint": "sms", "fault": "latency", "ms": LATENCY_MS}, timeout=10
+    ).raise_for_status()
     messages = [{"to": recipient(i), "text": f"campaign text {i * 10 // n}", "account": account} for i in range(n)]
     for chunk in chunks(messages, 1000):
         send_many(chunk, runtime=rt)
@@ -85,8 +89,7 @@ def run(opts: Options) -> list[Row]:
             f"session-key: requests per 1,000 msgs ({n:,} msgs, 10 texts)",
             f"{grouped['requests_per_1000']:.0f} req, {fmt_rate(grouped['rate'])}",
             f"{single['requests_per_1000']:.0f} req, {fmt_rate(single['rate'])}",
-            f"{ratio(single['requests_per_1000'], grouped['requests_per_1000'])} fewer req, "
-            f"{ratio(grouped['rate'], single['rate'])} msg/s",
+            f"{ratio(single['requests_per_1000'], grouped['requests_per_1000'])} fewer req, {ratio(grouped['rate'], single['rate'])} msg/s",
             "fewer requests, faster",
             verdict(ok and grouped["requests"] < single["requests"]),
             [

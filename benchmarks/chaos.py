@@ -51,7 +51,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.harness import Options, Proc, Stack, log  # noqa: E402
+from benchmarks.harness import Options, Proc, Stack, log
 
 PROVIDERS = """
 [accounts.telekom-sk]
@@ -117,17 +117,24 @@ class Verdict:
 
     @property
     def ok(self) -> bool:
-        return (self.lost == self.unexplained_copies == self.over_six_attempts == self.sent_after_final == self.false_finals == 0
-                and self.unknown_outcomes <= self.in_flight_at_kills)
+        return (
+            self.lost == self.unexplained_copies == self.over_six_attempts == self.sent_after_final == self.false_finals == 0
+            and self.unknown_outcomes <= self.in_flight_at_kills
+        )
 
     def line(self) -> str:
-        resumed = "".join(f", resumed {value:.2f} s after {what} came back" for what, value in
-                          (("Redis", self.resumed_after_redis), ("the database", self.resumed_after_database)) if value is not None)
-        return (f"{self.kind}: {self.messages} messages in {self.seconds:.0f} s, {self.statuses}; lost {self.lost}, "
-                f"accepted twice {self.accepted_more_than_once} (unexplained {self.unexplained_copies}), ambiguous attempts "
-                f"{self.ambiguous_attempts}, unknown outcomes {self.unknown_outcomes} <= in flight at kills {self.in_flight_at_kills}, "
-                f"over 6 attempts {self.over_six_attempts}, sent after final {self.sent_after_final}, false finals {self.false_finals}, "
-                f"{self.submissions} submissions ({self.refused} refused){resumed}: {'OK' if self.ok else 'BROKEN'}")
+        resumed = "".join(
+            f", resumed {value:.2f} s after {what} came back"
+            for what, value in (("Redis", self.resumed_after_redis), ("the database", self.resumed_after_database))
+            if value is not None
+        )
+        return (
+            f"{self.kind}: {self.messages} messages in {self.seconds:.0f} s, {self.statuses}; lost {self.lost}, "
+            f"accepted twice {self.accepted_more_than_once} (unexplained {self.unexplained_copies}), ambiguous attempts "
+            f"{self.ambiguous_attempts}, unknown outcomes {self.unknown_outcomes} <= in flight at kills {self.in_flight_at_kills}, "
+            f"over 6 attempts {self.over_six_attempts}, sent after final {self.sent_after_final}, false finals {self.false_finals}, "
+            f"{self.submissions} submissions ({self.refused} refused){resumed}: {'OK' if self.ok else 'BROKEN'}"
+        )
 
 
 class PostgresCluster:
@@ -189,8 +196,11 @@ def calling_held_by(rt, pids: list[int]) -> int:
     from sms_worker.dispatch.lease import DISPATCHERS
     from sms_worker.dispatch.sql import MESSAGES
 
-    statement = (select(func.count()).select_from(MESSAGES.join(DISPATCHERS, DISPATCHERS.c.id == MESSAGES.c.dispatcher))
-                 .where(MESSAGES.c.status == "calling", DISPATCHERS.c.pid.in_(pids)))
+    statement = (
+        select(func.count())
+        .select_from(MESSAGES.join(DISPATCHERS, DISPATCHERS.c.id == MESSAGES.c.dispatcher))
+        .where(MESSAGES.c.status == "calling", DISPATCHERS.c.pid.in_(pids))
+    )
     with rt.engine.connect() as conn:
         return conn.execute(statement).scalar_one()
 
@@ -198,11 +208,13 @@ def calling_held_by(rt, pids: list[int]) -> int:
 def _add_faults(sandbox: str) -> None:
     with httpx.Client(timeout=10) as client:
         for provider, (endpoint, code) in ACCOUNTS.items():
-            for rule in ({"fault": "http_status", "status": 503, "probability": 0.04},
-                         {"fault": "error_code", "code": code, "probability": 0.03},
-                         {"fault": "timeout", "seconds": HTTP_TIMEOUT * 2, "probability": 0.01},
-                         {"fault": "drip", "ms": 100, "probability": 0.01},
-                         {"fault": "garbage", "probability": 0.01}):
+            for rule in (
+                {"fault": "http_status", "status": 503, "probability": 0.04},
+                {"fault": "error_code", "code": code, "probability": 0.03},
+                {"fault": "timeout", "seconds": HTTP_TIMEOUT * 2, "probability": 0.01},
+                {"fault": "drip", "ms": 100, "probability": 0.01},
+                {"fault": "garbage", "probability": 0.01},
+            ):
                 client.post(f"{sandbox}/_sandbox/faults", json={"provider": provider, "endpoint": endpoint, **rule}).raise_for_status()
 
 
@@ -321,8 +333,9 @@ def _redis_restart(stack: Stack, sandbox: str, redis_proc: Proc, redis_url: str,
     return restarted
 
 
-def _outage(stack: Stack, cluster: PostgresCluster, sandbox: str, redis_proc: Proc, redis_url: str, messages: int, seconds: float,
-            verdict: Verdict) -> float | None:
+def _outage(
+    stack: Stack, cluster: PostgresCluster, sandbox: str, redis_proc: Proc, redis_url: str, messages: int, seconds: float, verdict: Verdict
+) -> float | None:
     deadline = time.monotonic() + 60
     while _accepted(sandbox) < 0.3 * messages and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -431,9 +444,23 @@ def main() -> int:
 def _run_apart(args: argparse.Namespace, seed: int) -> Verdict:
     """One run in a child process: a Celery app and its settings are per process."""
     with tempfile.NamedTemporaryFile(suffix=".json") as out:
-        argv = [sys.executable, "-m", "benchmarks.chaos", "--kind", args.kind, "--messages", str(args.messages), "--outage", str(args.outage),
-                "--seed", str(seed), "--json", out.name, *(["--database-url", args.database_url] if args.database_url else []),
-                *(["--keep"] if args.keep else [])]
+        argv = [
+            sys.executable,
+            "-m",
+            "benchmarks.chaos",
+            "--kind",
+            args.kind,
+            "--messages",
+            str(args.messages),
+            "--outage",
+            str(args.outage),
+            "--seed",
+            str(seed),
+            "--json",
+            out.name,
+            *(["--database-url", args.database_url] if args.database_url else []),
+            *(["--keep"] if args.keep else []),
+        ]
         subprocess.run(argv, cwd=Path(__file__).resolve().parent.parent)
         found = json.loads(Path(out.name).read_text() or "[]")
     if not found:

@@ -19,9 +19,10 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 import httpx
 
@@ -179,7 +180,7 @@ class SandboxWatch:
     def refused(self) -> list[dict[str, Any]]:
         return [r for r in self.records if not r["accepted"]]
 
-    def wait_until(self, done: Callable[["SandboxWatch"], bool], timeout: float, what: str, interval: float = 0.25) -> bool:
+    def wait_until(self, done: Callable[[SandboxWatch], bool], timeout: float, what: str, interval: float = 0.25) -> bool:
         deadline = time.monotonic() + timeout
         while True:
             self.poll()
@@ -251,7 +252,7 @@ class Stack:
 
     # ---- lifecycle
 
-    def __enter__(self) -> "Stack":
+    def __enter__(self) -> Stack:
         for n in range(self.opts.burn):
             self.spawn(f"burn{n}", [sys.executable, "-c", "while True: pass"])
         return self
@@ -424,7 +425,7 @@ class Stack:
             if celery_app.conf.broker_url != wanted:
                 raise RuntimeError("sms_worker.tasks.app was imported for another Redis; one stack per process")
 
-    def ours(self, *, scheduler: bool = True, **settings: Any) -> "Ours":
+    def ours(self, *, scheduler: bool = True, **settings: Any) -> Ours:
         """A fresh sms_worker side: its own Redis and database, the scheduler, a producer runtime."""
         redis_url = self.start_redis("redis-ours")
         settings = dict(redis_url=redis_url, database_url=self.fresh_database("ours"), **settings)
@@ -442,7 +443,7 @@ class Stack:
         naive.configure(redis_url, database_url, self.sandbox_url or "http://127.0.0.1:9")
         return redis_url, {**self.child_env(redis_url=redis_url, database_url=database_url), **extra_env}
 
-    def runtime(self, **settings: Any):  # noqa: ANN201 - sms_worker.runtime.Runtime
+    def runtime(self, **settings: Any):
         """An in-process runtime with Celery wake-ups, as a producer in production has."""
         self.use_in_process(**settings)
         from sms_worker.config import get_settings
@@ -507,7 +508,7 @@ def _group_cpu() -> dict[int, float]:
 class CpuMeter:
     """CPU seconds used by each of a stack's processes (and this one) between start and stop."""
 
-    def __init__(self, stack: "Stack") -> None:
+    def __init__(self, stack: Stack) -> None:
         self.stack = stack
         self.start = self._sample()
 
@@ -544,8 +545,13 @@ def used_memory(url: str) -> int:
 
 
 def add_set_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
-                        help="extra sms_worker setting for its processes, e.g. http_concurrency=8 (overrides the benchmark's own)")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="extra sms_worker setting for its processes, e.g. http_concurrency=8 (overrides the benchmark's own)",
+    )
 
 
 def parse_sets(items: list[str]) -> dict[str, str]:
@@ -570,8 +576,9 @@ def standalone(run: Callable[[Options], list[Row]], description: str) -> None:
     add_set_option(parser)
     args = parser.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    opts = Options(quick=args.quick, database_url=args.database_url, keep=args.keep, pidfile=args.pidfile, settings=parse_sets(args.set),
-                   burn=args.burn)
+    opts = Options(
+        quick=args.quick, database_url=args.database_url, keep=args.keep, pidfile=args.pidfile, settings=parse_sets(args.set), burn=args.burn
+    )
     rows = run(opts)
     if args.json:
         Path(args.json).write_text(json.dumps([asdict(r) for r in rows]))

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import httpx
 from celery import Celery
@@ -79,7 +79,7 @@ def _deliver(message_id: str, to: str, text: str) -> str:
     response = _post(url, {"token": TOKEN, "to": to.removeprefix("+"), "text": text})
     entries = response.json().get("messages") or [{}]
     entry = entries[0]
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     with Session(engine()) as session:
         message = session.get(Message, uuid.UUID(hex=message_id))
         message.attempts += 1
@@ -108,7 +108,7 @@ def send_limited(message_id: str, to: str, text: str) -> str:
 
 def enqueue(to: str, text: str, *, priority: int = 2, limited: bool = False) -> str:
     """The naive producer: insert the row (one ORM commit), then one ``.delay()``."""
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     message_id = uuid.uuid4()
     message = Message(
         id=message_id,

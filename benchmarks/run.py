@@ -27,7 +27,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.harness import ROOT, RUN_ID_ENV, Row, add_set_option, failed_row, format_table  # noqa: E402
+from benchmarks.harness import ROOT, RUN_ID_ENV, Row, add_set_option, failed_row, format_table
 
 # name -> (row keys, title, time bound in seconds: full, quick)
 BENCHMARKS = {
@@ -39,7 +39,17 @@ BENCHMARKS = {
     "failover": (["6"], "failover across three providers", 660, 330),
     "multirecipient": (["7"], "session-key multi-recipient gain", 300, 150),
 }
-ALIASES = {"1": "enqueue", "2": "dispatch", "3": "latency", "4": "ratelimit", "5": "memory", "6": "failover", "7": "multirecipient", "rate": "ratelimit", "mem": "memory"}
+ALIASES = {
+    "1": "enqueue",
+    "2": "dispatch",
+    "3": "latency",
+    "4": "ratelimit",
+    "5": "memory",
+    "6": "failover",
+    "7": "multirecipient",
+    "rate": "ratelimit",
+    "mem": "memory",
+}
 
 
 def _selected(only: str | None) -> list[str]:
@@ -136,7 +146,7 @@ def main() -> int:
     try:
         import sms_worker  # noqa: F401
     except ImportError:
-        raise SystemExit("sms_worker is not importable: run this with the project's venv, e.g. .venv/bin/python benchmarks/run.py")
+        raise SystemExit("sms_worker is not importable: run this with the project's venv, e.g. .venv/bin/python benchmarks/run.py") from None
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     run_id = uuid.uuid4().hex
     rows: list[Row] = []

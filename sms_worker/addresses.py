@@ -8,7 +8,6 @@ from functools import lru_cache
 
 import phonenumbers
 
-
 SENDER_NOT_VERIFIED = "SENDER_NOT_VERIFIED"
 ALPHANUMERIC_SENDER_NOT_ALLOWED = "ALPHANUMERIC_SENDER_NOT_ALLOWED"
 

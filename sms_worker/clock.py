@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 
@@ -13,14 +13,14 @@ class Clock(Protocol):
 
 class SystemClock:
     def now(self) -> datetime:
-        return datetime.now(timezone.utc)
+        return datetime.now(UTC)
 
 
 class FakeClock:
     """A clock that only moves when told to."""
 
     def __init__(self, start: datetime | None = None) -> None:
-        self._now = start or datetime(2030, 1, 1, 12, 0, tzinfo=timezone.utc)
+        self._now = start or datetime(2030, 1, 1, 12, 0, tzinfo=UTC)
         self._lock = threading.Lock()
 
     def now(self) -> datetime:

@@ -45,7 +45,9 @@ class Settings(BaseSettings):
         description="After a timeout or an unreadable answer the provider may have the message: retry it on that account only, or never (UNKNOWN).",
     )
 
-    lease_seconds: float = Field(10, gt=0, description="A worker renews its lease every fifth of this; once it is this stale, the scheduler's reclaimer takes its claims back.")
+    lease_seconds: float = Field(
+        10, gt=0, description="A worker renews its lease every fifth of this; once it is this stale, the scheduler's reclaimer takes its claims back."
+    )
     stale_queued_seconds: int = Field(600, ge=1, description="A queued message untouched this long is re-queued.")
     promoter_interval_seconds: float = Field(0.05, gt=0)
     sweep_interval_seconds: float = Field(30, gt=0)

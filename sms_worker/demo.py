@@ -96,19 +96,32 @@ def demo_messages() -> list[DemoMessage]:
     soon = SYSTEM_CLOCK.now() + timedelta(seconds=15)
     return [
         DemoMessage("high: login code", "delivered", {"to": "+421900000001", "text": "Your login code is 482193", "priority": "high"}),
-        DemoMessage("standard: parcel", "delivered", {"to": "+421900000010", "text": "Your parcel arrives today between 10:00 and 12:00", "sender": "PARCELS"}),
-        DemoMessage("low: newsletter", "delivered", {"to": "+421900000011", "text": "Weekly news: " + "all the things that happened. " * 8, "priority": "low"}),
+        DemoMessage(
+            "standard: parcel", "delivered", {"to": "+421900000010", "text": "Your parcel arrives today between 10:00 and 12:00", "sender": "PARCELS"}
+        ),
+        DemoMessage(
+            "low: newsletter", "delivered", {"to": "+421900000011", "text": "Weekly news: " + "all the things that happened. " * 8, "priority": "low"}
+        ),
         DemoMessage("scheduled in 15 s", "delivered", {"to": "+421900000012", "text": "Reminder: your appointment is in one hour", "send_at": soon}),
         DemoMessage("unicode (UCS-2)", "delivered", {"to": "+421900000013", "text": "Ďakujeme za objednávku! 😀"}),
-        DemoMessage("unicode=false (GSM-7)", "delivered", {"to": "+421900000014", "text": "Ďakujeme za objednávku, čoskoro ju doručíme.", "unicode": False}),
+        DemoMessage(
+            "unicode=false (GSM-7)", "delivered", {"to": "+421900000014", "text": "Ďakujeme za objednávku, čoskoro ju doručíme.", "unicode": False}
+        ),
         DemoMessage("pinned: 2 faults, then ok", "delivered", {"to": "+421900000002", "text": "Third time lucky", "account": "telekom-sk"}),
         DemoMessage("permanent: DENIED", "rejected", {"to": "+421900000003", "text": "The provider refuses this one"}),
-        DemoMessage("pinned: expires retrying", "expired", {"to": "+421900000004", "text": "Valid for one minute only", "validity": 1,
-                                                            "account": "telekom-sk"}),
+        DemoMessage(
+            "pinned: expires retrying",
+            "expired",
+            {"to": "+421900000004", "text": "Valid for one minute only", "validity": 1, "account": "telekom-sk"},
+        ),
         DemoMessage("DE: dt-a2p or dexatel", "delivered", {"to": "+4915112340001", "text": "Ihr Paket kommt heute"}),
         DemoMessage("NL: telefoon", "delivered", {"to": "+31612345678", "text": "Uw pakket komt vandaag"}),
-        *(DemoMessage(f"campaign {n}/3: one order", "delivered", {"to": f"+3934912345{n:02d}", "text": "Saldi: -30% oggi", "account": "session-key"})
-          for n in (1, 2, 3)),
+        *(
+            DemoMessage(
+                f"campaign {n}/3: one order", "delivered", {"to": f"+3934912345{n:02d}", "text": "Saldi: -30% oggi", "account": "session-key"}
+            )
+            for n in (1, 2, 3)
+        ),
         DemoMessage("DE: 2 accounts fail, fails over", "delivered", {"to": "+4915100000099", "text": "Third account lucky"}),
     ]
 
@@ -167,15 +180,17 @@ def run_demo(*, exit_when_done: bool, timeout: float = 180.0) -> int:
     sandbox_port, flower_port = free_port(), free_port()
     providers_file = home / "providers.toml"
     providers_file.write_text(PROVIDERS.format(sandbox=f"http://127.0.0.1:{sandbox_port}"))
-    os.environ.update({
-        "SMS_WORKER_PROVIDERS_FILE": str(providers_file),
-        "SMS_WORKER_HOME": str(home),
-        "SMS_WORKER_DATABASE_URL": f"sqlite:///{home / 'demo.db'}",
-        "SMS_WORKER_RETRY_BACKOFF_SECONDS": "[5,10,60,120,240]",
-        "SMS_WORKER_POLL_INTERVAL_SECONDS": "1",
-        "SMS_WORKER_SWEEP_INTERVAL_SECONDS": "5",
-        "SMS_WORKER_STATUS_CHECK_DELAYS_SECONDS": "[1,1,2,5,15]",
-    })
+    os.environ.update(
+        {
+            "SMS_WORKER_PROVIDERS_FILE": str(providers_file),
+            "SMS_WORKER_HOME": str(home),
+            "SMS_WORKER_DATABASE_URL": f"sqlite:///{home / 'demo.db'}",
+            "SMS_WORKER_RETRY_BACKOFF_SECONDS": "[5,10,60,120,240]",
+            "SMS_WORKER_POLL_INTERVAL_SECONDS": "1",
+            "SMS_WORKER_SWEEP_INTERVAL_SECONDS": "5",
+            "SMS_WORKER_STATUS_CHECK_DELAYS_SECONDS": "[1,1,2,5,15]",
+        }
+    )
     for inherited in ("SMS_WORKER_REDIS_URL",):
         os.environ.pop(inherited, None)
     reset_settings()
@@ -225,8 +240,8 @@ def _wait_for_sandbox(port: int, processes: Processes) -> None:
 
 
 def _send_and_watch(console: Console, processes: Processes, timeout: float) -> bool:
-    from sms_worker.views import message_history
     from sms_worker.producer import send_sms
+    from sms_worker.views import message_history
 
     sent = [(item, send_sms(**item.request)) for item in demo_messages()]
     final = {s.value for s in FINAL}
@@ -261,7 +276,9 @@ def _table(rows: list[tuple[DemoMessage, dict[str, Any]]]) -> Table:
         table.add_column(column)
     for item, found in rows:
         message, last = found["message"], found["events"][-1]
-        colour = {"delivered": "green", "rejected": "red", "expired": "yellow", "undeliverable": "red", "unknown": "red"}.get(message["status"], "cyan")
+        colour = {"delivered": "green", "rejected": "red", "expired": "yellow", "undeliverable": "red", "unknown": "red"}.get(
+            message["status"], "cyan"
+        )
         table.add_row(
             item.label,
             Priority(message["priority"]).label,

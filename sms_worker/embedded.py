@@ -13,9 +13,9 @@ import socket
 import subprocess
 import time
 import warnings
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 import redis
 

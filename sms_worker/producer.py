@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import uuid
 import warnings
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from sqlalchemy import Connection, select
 from sqlalchemy.dialects import postgresql, sqlite
@@ -58,8 +59,27 @@ class MessageRequest:
 
 _REQUEST_FIELDS = {f.name for f in fields(MessageRequest)}
 _DEPRECATED_ACCOUNT = "provider"
-_ROW_COLUMNS = ["id", "recipient", "sender", "text", "encoding", "segments", "priority", "account", "requested_account", "status", "attempts", "unicode",
-                "flash", "send_after", "valid_until", "idempotency_key", "campaign_id", "created_at", "updated_at"]
+_ROW_COLUMNS = [
+    "id",
+    "recipient",
+    "sender",
+    "text",
+    "encoding",
+    "segments",
+    "priority",
+    "account",
+    "requested_account",
+    "status",
+    "attempts",
+    "unicode",
+    "flash",
+    "send_after",
+    "valid_until",
+    "idempotency_key",
+    "campaign_id",
+    "created_at",
+    "updated_at",
+]
 
 
 def send_sms(to: str, text: str, *, runtime: Runtime | None = None, **options: Any) -> uuid.UUID:
@@ -197,7 +217,9 @@ def _resolve_idempotent(conn: Connection, rows: list[dict[str, Any]], inserted: 
     lost = {row["idempotency_key"] for row in rows if row["id"] not in inserted}
     if not lost:
         return [row["id"] for row in rows]
-    winners: dict[str, uuid.UUID] = dict(conn.execute(select(MESSAGES.c.idempotency_key, MESSAGES.c.id).where(MESSAGES.c.idempotency_key.in_(lost))).all())
+    winners: dict[str, uuid.UUID] = dict(
+        conn.execute(select(MESSAGES.c.idempotency_key, MESSAGES.c.id).where(MESSAGES.c.idempotency_key.in_(lost))).all()
+    )
     return [row["id"] if row["id"] in inserted else winners[row["idempotency_key"]] for row in rows]
 
 

@@ -20,20 +20,19 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-
 from typing import Any
 
 from sqlalchemy import Row, and_, delete, or_, select
 
 from sms_worker.dispatch.batch import Batch, Defer, Item, Waiting
-from sms_worker.dispatch.lease import DISPATCHERS
 from sms_worker.dispatch.changes import WORKER_LOST
+from sms_worker.dispatch.lease import DISPATCHERS
 from sms_worker.dispatch.policy import Attempt, RetryPolicy
 from sms_worker.dispatch.sql import MESSAGES, expire_unsent, update_each
 from sms_worker.logs import get_logger
+from sms_worker.priority import Priority
 from sms_worker.providers.failures import ErrorKind, Failure
 from sms_worker.queues import keys
-from sms_worker.priority import Priority
 from sms_worker.queues.pointers import Due, Pointer, enqueue, is_scheduled, ready_lengths
 from sms_worker.runtime import Runtime
 from sms_worker.status import HELD_VALUES, WAITING_VALUES, Status
@@ -131,15 +130,30 @@ class Reclaimer:
             held = select(MESSAGES.c.id).where(MESSAGES.c.dispatcher == DISPATCHERS.c.id, MESSAGES.c.status.in_(HELD_VALUES)).exists()
             conn.execute(delete(DISPATCHERS).where(DISPATCHERS.c.heartbeat_at < now - lease, ~held))
         if report.ambiguous:
-            log.error("%d message(s) were in a provider call when their worker was lost: ambiguous attempts, decided like timeouts",
-                      report.ambiguous)
+            log.error("%d message(s) were in a provider call when their worker was lost: ambiguous attempts, decided like timeouts", report.ambiguous)
         if report.requeued:
             log.warning("%d claimed message(s) of a lost worker queued again (no provider call had started)", report.requeued)
         return report
 
     def _stale_claims(self, stale_before: datetime) -> list[Row[Any]]:
-        columns = [MESSAGES.c[name] for name in ("id", "priority", "status", "claim_id", "account", "recipient", "sender", "segments",
-                                                 "attempts", "send_after", "valid_until", "first_attempt_at", "requested_account")]
+        columns = [
+            MESSAGES.c[name]
+            for name in (
+                "id",
+                "priority",
+                "status",
+                "claim_id",
+                "account",
+                "recipient",
+                "sender",
+                "segments",
+                "attempts",
+                "send_after",
+                "valid_until",
+                "first_attempt_at",
+                "requested_account",
+            )
+        ]
         statement = (
             select(*columns)
             .select_from(MESSAGES.outerjoin(DISPATCHERS, DISPATCHERS.c.id == MESSAGES.c.dispatcher))
@@ -151,9 +165,23 @@ class Reclaimer:
 
     def _item(self, row: Row[Any], now: datetime) -> Item:
         waiting = Status.RETRYING if row.attempts and row.status == Status.CLAIMED else Status.QUEUED
-        item = Item(row.id, Priority(row.priority), Waiting(waiting, row.recipient, row.sender, row.segments, row.attempts, row.send_after,
-                                                  row.valid_until, row.first_attempt_at, row.requested_account),
-                    account=row.account, claim_id=row.claim_id)
+        item = Item(
+            row.id,
+            Priority(row.priority),
+            Waiting(
+                waiting,
+                row.recipient,
+                row.sender,
+                row.segments,
+                row.attempts,
+                row.send_after,
+                row.valid_until,
+                row.first_attempt_at,
+                row.requested_account,
+            ),
+            account=row.account,
+            claim_id=row.claim_id,
+        )
         if row.status == Status.CLAIMED:
             item.disposition = Defer(now, "worker lost before the provider call; queued again", waiting)
             return item

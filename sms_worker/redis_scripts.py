@@ -10,7 +10,7 @@ from importlib.resources import files
 import redis
 from redis.commands.core import Script
 
-_registered: "weakref.WeakKeyDictionary[redis.Redis, dict[tuple[str, str], Script]]" = weakref.WeakKeyDictionary()
+_registered: weakref.WeakKeyDictionary[redis.Redis, dict[tuple[str, str], Script]] = weakref.WeakKeyDictionary()
 _lock = threading.Lock()
 
 

@@ -7,10 +7,10 @@ a fake clock, a test database and a test Redis, and Celery tasks stay a few line
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import timedelta
-from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 import httpx
@@ -23,9 +23,9 @@ from sms_worker.db.engine import get_engine
 from sms_worker.dispatch.lease import Keeper, Lease
 from sms_worker.dispatch.ledger import Ledger
 from sms_worker.embedded import ensure_embedded_redis
+from sms_worker.priority import Priority
 from sms_worker.providers.accounts import load_providers
 from sms_worker.providers.registry import Account, build_accounts
-from sms_worker.priority import Priority
 from sms_worker.providers.transport import guarded_client
 from sms_worker.queues.pointers import Waker
 from sms_worker.routing import Breaker, Router

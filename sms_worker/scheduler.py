@@ -16,8 +16,8 @@ from collections.abc import Callable
 from celery.beat import EmbeddedService
 
 from sms_worker.config import get_settings
-from sms_worker.outages import describe_outage
 from sms_worker.logs import get_logger
+from sms_worker.outages import describe_outage
 from sms_worker.queues.pointers import keep_awake, promote
 from sms_worker.recovery import Reclaimer, ensure_redis_state
 from sms_worker.runtime import Runtime
@@ -43,7 +43,7 @@ class _Every:
             return
         try:
             self.run()
-        except Exception as error:  # noqa: BLE001 - Redis or the database may be briefly away; keep going
+        except Exception as error:
             reason = describe_outage(error)
             if reason is None:
                 log.exception("%s failed; trying again", self.name)
@@ -80,7 +80,11 @@ def run_scheduler_loop(rt: Runtime, stop: threading.Event) -> None:
     reclaimer = Reclaimer(rt)
     tasks = [
         _Every("rebuilding Redis's queues", rt.settings.promoter_interval_seconds, lambda: ensure_redis_state(rt)),
-        _Every("promoting due messages", rt.settings.promoter_interval_seconds, lambda: promote(rt.redis, rt.waker, rt.clock.now(), rt.settings.batch_size)),
+        _Every(
+            "promoting due messages",
+            rt.settings.promoter_interval_seconds,
+            lambda: promote(rt.redis, rt.waker, rt.clock.now(), rt.settings.batch_size),
+        ),
         _Every("waking workers", KEEP_AWAKE_EVERY, lambda: keep_awake(rt.redis, rt.waker, rt.settings.batch_size)),
         _Every("taking back lost workers' claims", RECLAIM_EVERY, reclaimer.tick),
     ]

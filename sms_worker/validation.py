@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import phonenumbers
 from phonenumbers import COUNTRY_CODE_TO_REGION_CODE, NumberParseException, PhoneNumber, ValidationResult
@@ -36,7 +36,7 @@ class InvalidField(SmsWorkerError, ValueError):
         where = f"messages[{index}]." if index is not None else ""
         super().__init__(f"{where}{field}: {reason}")
 
-    def at(self, index: int) -> "InvalidField":
+    def at(self, index: int) -> InvalidField:
         return InvalidField(self.field, self.reason, index)
 
 
@@ -132,4 +132,4 @@ def validate_send_at(send_at: object, now: datetime) -> datetime | None:
         raise InvalidField("send_at", f"{send_at.isoformat()} is not in the future")
     if send_at > now + timedelta(days=35):
         raise InvalidField("send_at", "may be at most 35 days ahead")
-    return send_at.astimezone(timezone.utc)
+    return send_at.astimezone(UTC)

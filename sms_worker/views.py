@@ -50,7 +50,7 @@ def pipeline_stats() -> dict[str, Any]:
         rt.close()
 
 
-def accounts_overview(rt: "Runtime") -> list[dict[str, Any]]:
+def accounts_overview(rt: Runtime) -> list[dict[str, Any]]:
     """Each account as an operator needs to see it: limit, actual rate, breaker, pause."""
     from sms_worker.providers.pause import paused_reason
     from sms_worker.routing.meter import current_rate
@@ -58,22 +58,24 @@ def accounts_overview(rt: "Runtime") -> list[dict[str, Any]]:
     overview = []
     for name, account in sorted(rt.accounts.items()):
         breaker = rt.breaker(name).state()
-        overview.append({
-            "name": name,
-            "type": account.spec.type,
-            "rate_limit": account.rate,
-            "burst": account.burst,
-            "current_rate": current_rate(rt.redis, name),
-            "breaker": breaker.state,
-            "breaker_until": breaker.until,
-            "breaker_reason": breaker.reason,
-            "recent_failures": f"{breaker.recent_failures}/{breaker.recent_calls}",
-            "paused": paused_reason(rt.redis, name),
-        })
+        overview.append(
+            {
+                "name": name,
+                "type": account.spec.type,
+                "rate_limit": account.rate,
+                "burst": account.burst,
+                "current_rate": current_rate(rt.redis, name),
+                "breaker": breaker.state,
+                "breaker_until": breaker.until,
+                "breaker_reason": breaker.reason,
+                "recent_failures": f"{breaker.recent_failures}/{breaker.recent_calls}",
+                "paused": paused_reason(rt.redis, name),
+            }
+        )
     return overview
 
 
-def check_accounts(rt: "Runtime", names: list[str] | None = None) -> list[dict[str, Any]]:
+def check_accounts(rt: Runtime, names: list[str] | None = None) -> list[dict[str, Any]]:
     """Prove each account's credentials with its cheapest authenticated call."""
     from sms_worker.providers.failures import ProviderError
 

@@ -10,9 +10,9 @@ import tempfile
 import threading
 import time
 import uuid
-from datetime import datetime, timezone
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Callable, Iterator
 
 import httpx
 import pytest
@@ -26,10 +26,10 @@ from sms_worker.db.engine import dispose_engines
 from sms_worker.db.migrate import upgrade
 from sms_worker.embedded import free_port, redis_server_binary, start_redis_server
 from sms_worker.priority import Priority
-from sms_worker.queues.pointers import promote
 from sms_worker.providers.accounts import AccountSettings, parse_providers
 from sms_worker.providers.base import Accepted, Adapter, OutboundMessage
 from sms_worker.providers.failures import Failure
+from sms_worker.queues.pointers import promote
 from sms_worker.runtime import NoWaker, Runtime, build_runtime
 from sms_worker.sandbox.app import create_app
 from sms_worker.sandbox.settings import SandboxSettings
@@ -101,7 +101,7 @@ class ThreadedSandbox:
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
-    def __enter__(self) -> "ThreadedSandbox":
+    def __enter__(self) -> ThreadedSandbox:
         self.thread.start()
         deadline = time.monotonic() + 10
         while not self.server.started:
@@ -132,7 +132,7 @@ def sandbox() -> Iterator[ThreadedSandbox]:
 @pytest.fixture
 def sandbox_clock() -> FakeClock:
     """The sandbox's own clock, for sessions and status progression driven by hand."""
-    return FakeClock(datetime.now(timezone.utc))
+    return FakeClock(datetime.now(UTC))
 
 
 @pytest.fixture

@@ -20,7 +20,7 @@ DRIP_BODY = b'{"message_id": "msg_drip", "status": "queued", "recipient": "+1202
 
 
 class _Handler(socketserver.BaseRequestHandler):
-    server: "MisbehavingServer"
+    server: MisbehavingServer
 
     def handle(self) -> None:
         connection: socket.socket = self.request
@@ -78,7 +78,7 @@ class MisbehavingServer(socketserver.ThreadingTCPServer):
         self.url = f"http://127.0.0.1:{self.server_address[1]}"
         self._thread = threading.Thread(target=self.serve_forever, daemon=True)
 
-    def __enter__(self) -> "MisbehavingServer":
+    def __enter__(self) -> MisbehavingServer:
         self._thread.start()
         return self
 

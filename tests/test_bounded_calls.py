@@ -10,13 +10,13 @@ import time
 import uuid
 
 import pytest
-
 from conftest import PYTHON, process_env, wait_until
 from misbehaving import MisbehavingServer
+
 from sms_worker.dispatch.service import dispatch_batch
-from sms_worker.views import message_history
 from sms_worker.producer import send_many, send_sms
 from sms_worker.runtime import NoWaker, build_runtime
+from sms_worker.views import message_history
 
 PROVIDERS = """
 [accounts.misbehaving]
@@ -189,7 +189,6 @@ def test_a_huge_answer_is_cut_off_unread_and_memory_does_not_grow_with_it(settin
     assert history["message"]["error_code"] == "BAD_RESPONSE"
     assert "longer than 1048576 bytes" in history["message"]["error_text"]
     rt.close()
-
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)

@@ -8,18 +8,17 @@ import time
 
 import pytest
 import uvicorn
+from conftest import ThreadedSandbox, promote_once, wait_until
 from pydantic import SecretStr
 from starlette.testclient import TestClient
 
-from conftest import ThreadedSandbox, wait_until
 from sms_worker.callbacks import create_callback_app
 from sms_worker.dispatch.service import dispatch_batch
 from sms_worker.embedded import free_port
-from sms_worker.views import message_history
 from sms_worker.producer import send_sms
-from conftest import promote_once
 from sms_worker.runtime import NoWaker, build_runtime
 from sms_worker.sandbox.settings import SandboxSettings
+from sms_worker.views import message_history
 
 # The document's own example, trailing comma included.
 TELEKOM_SK_CALLBACK = """{
@@ -82,13 +81,21 @@ def test_a_callback_for_an_unknown_message_is_counted_not_applied(runtime, accep
 
 UNKNOWN_WORD_ACCOUNTS = {
     # Dexatel's webhook with a word its document does not name (the issue's input), then a real one.
-    "dexatel": ("+12025550143", 'type = "dexatel"\nbase_url = "{url}/dexatel"\napi_key = "sandbox-dexatel-key"\ndefault_sender = "ACME"',
-                lambda provider_id, word: json.dumps({"message_id": provider_id, "status": word}), ("accepted", "delivered")),
+    "dexatel": (
+        "+12025550143",
+        'type = "dexatel"\nbase_url = "{url}/dexatel"\napi_key = "sandbox-dexatel-key"\ndefault_sender = "ACME"',
+        lambda provider_id, word: json.dumps({"message_id": provider_id, "status": word}),
+        ("accepted", "delivered"),
+    ),
     # A session-key callback with an SMSC's intermediate word (Jasmin #916's ACCEPTD), then DLVRD.
-    "session-key": ("+393491234501", 'type = "session-key"\nbase_url = "{url}/session-key"\nusername = "sandbox-user"\npassword = "sandbox-pass"',
-                    lambda provider_id, word: json.dumps({"order_id": provider_id.rpartition(":")[0],
-                                                          "recipients": [{"destination": provider_id.rpartition(":")[2], "status": word}]}),
-                    ("ACCEPTD", "DLVRD")),
+    "session-key": (
+        "+393491234501",
+        'type = "session-key"\nbase_url = "{url}/session-key"\nusername = "sandbox-user"\npassword = "sandbox-pass"',
+        lambda provider_id, word: json.dumps(
+            {"order_id": provider_id.rpartition(":")[0], "recipients": [{"destination": provider_id.rpartition(":")[2], "status": word}]}
+        ),
+        ("ACCEPTD", "DLVRD"),
+    ),
 }
 
 
@@ -146,8 +153,11 @@ def test_with_a_callback_token_set_only_requests_carrying_it_are_taken(runtime, 
 CALLBACK_ACCOUNTS = {
     "dexatel": ("+12025550143", 'type = "dexatel"\nbase_url = "{url}/dexatel"\napi_key = "sandbox-dexatel-key"\ndefault_sender = "ACME"'),
     "telekom-sk": ("+421901234567", 'type = "telekom-sk"\nbase_url = "{url}/telekom-sk"\ntoken = "sandbox-token"'),
-    "telefoon": ("+31612345678", 'type = "telefoon"\nbase_url = "{url}/telefoon/v1/sms"\napi_key = "sandbox-telefoon-key"\n'
-                                 'default_sender = "ACME"\nstatus_callback = "{receiver}"'),
+    "telefoon": (
+        "+31612345678",
+        'type = "telefoon"\nbase_url = "{url}/telefoon/v1/sms"\napi_key = "sandbox-telefoon-key"\n'
+        'default_sender = "ACME"\nstatus_callback = "{receiver}"',
+    ),
 }
 
 

@@ -10,7 +10,6 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
 from conftest import PYTHON
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -35,8 +34,10 @@ def test_kill_9_of_workers_and_a_flush_inside_a_lease_lose_nothing_and_double_on
     assert verdict["ok"]
 
 
-@pytest.mark.skipif(not (glob.glob("/usr/lib/postgresql/*/bin/initdb") or shutil.which("initdb")),
-                    reason="needs PostgreSQL's initdb and pg_ctl to run a cluster of its own (Debian: postgresql)")
+@pytest.mark.skipif(
+    not (glob.glob("/usr/lib/postgresql/*/bin/initdb") or shutil.which("initdb")),
+    reason="needs PostgreSQL's initdb and pg_ctl to run a cluster of its own (Debian: postgresql)",
+)
 def test_a_database_outage_with_a_redis_restart_inside_it_loses_nothing_and_sending_resumes_at_once(tmp_path):
     verdict = chaos(tmp_path, "--kind", "outage", "--messages", "300", "--outage", "10")
 

@@ -6,7 +6,6 @@ import json
 import re
 import subprocess
 
-
 from conftest import PYTHON, process_env
 
 
@@ -85,7 +84,7 @@ def test_segments_after_the_gsm7_downgrade():
     result = cli("segments", "Ďakujeme, čoskoro doručíme “zásielku”", "--unicode", "false", "--json")
     report = json.loads(result.stdout)
     assert (report["encoding"], report["forced_ucs2"]) == ("GSM-7", [])
-    assert report["downgraded_text"] == "Dakujeme, coskoro dorucime \"zasielku\""
+    assert report["downgraded_text"] == 'Dakujeme, coskoro dorucime "zasielku"'
 
 
 def test_an_account_wide_fault_pauses_the_account_until_an_operator_resumes_it(runtime, sandbox, settings_for):
@@ -165,7 +164,16 @@ def test_help_lists_every_command_and_what_send_takes():
     assert send.returncode == 0
     words = " ".join(send.stdout.split())
     assert "Usage: sms-worker send [OPTIONS] TO TEXT" in words
-    for option in ("--account NAME", "--sender ID", "--priority LEVEL", "--validity MINUTES", "--send-at TIME", "--idempotency-key KEY", "--unicode", "--json"):
+    for option in (
+        "--account NAME",
+        "--sender ID",
+        "--priority LEVEL",
+        "--validity MINUTES",
+        "--send-at TIME",
+        "--idempotency-key KEY",
+        "--unicode",
+        "--json",
+    ):
         assert option in words, option
     assert "[default: standard]" in words
     assert "Examples: sms-worker send +421900123456" in words
@@ -213,8 +221,11 @@ def test_a_text_beginning_with_a_dash_is_the_text_not_an_option(settings_for, re
     assert segments("--hello")["segment_texts"] == ["--hello"]
     env = process_env(settings_for())
 
-    for args in (["+421900000001", "-5 % off today", "--json"], ["--json", "+421900000001", "-5 % off today"],
-                 ["--json", "--", "+421900000001", "-5 % off today"]):
+    for args in (
+        ["+421900000001", "-5 % off today", "--json"],
+        ["--json", "+421900000001", "-5 % off today"],
+        ["--json", "--", "+421900000001", "-5 % off today"],
+    ):
         sent = cli("send", *args, env=env)
         assert sent.returncode == 0, (args, sent.stderr)
         shown = json.loads(cli("status", json.loads(sent.stdout)["id"], "--json", env=env).stdout)
@@ -223,8 +234,11 @@ def test_a_text_beginning_with_a_dash_is_the_text_not_an_option(settings_for, re
 
 def test_an_unknown_option_outside_the_text_is_still_reported(settings_for):
     env = process_env(settings_for())
-    for unknown, args in (("--jsn", ["send", "+421900000001", "hello", "--jsn"]), ("-x", ["send", "-x", "+421900000001", "hello"]),
-                          ("--jsn", ["segments", "hello", "--jsn"])):
+    for unknown, args in (
+        ("--jsn", ["send", "+421900000001", "hello", "--jsn"]),
+        ("-x", ["send", "-x", "+421900000001", "hello"]),
+        ("--jsn", ["segments", "hello", "--jsn"]),
+    ):
         result = cli(*args, env=env)
         assert result.returncode == 2, args
         assert "No such option" in result.stderr and unknown in result.stderr, args

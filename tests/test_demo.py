@@ -41,8 +41,7 @@ def demo_processes(home: Path) -> set[int]:
 @pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGHUP], ids=["kill", "closed-terminal"])
 def test_a_stopped_demo_stops_its_workers_scheduler_sandbox_flower_and_redis(tmp_path, stop):
     env = {k: v for k, v in os.environ.items() if not k.startswith("SMS_WORKER_")} | {"SMS_WORKER_HOME": str(tmp_path)}
-    demo = subprocess.Popen([sys.executable, "-m", "sms_worker.cli", "demo"], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+    demo = subprocess.Popen([sys.executable, "-m", "sms_worker.cli", "demo"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     children: set[int] = set()
     try:
         deadline = time.monotonic() + 60

@@ -3,15 +3,14 @@ and the sandbox's own behaviour (auth, balance, faults, recording)."""
 
 from __future__ import annotations
 
-import uuid
-
 import json
-from datetime import datetime, timedelta, timezone
+import uuid
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
-
 from conftest import failed_alone, parse_account, sent_alone
+
 from sms_worker.embedded import free_port
 from sms_worker.providers.accounts import ProvidersFileError
 from sms_worker.providers.base import Accepted, OutboundMessage
@@ -142,8 +141,11 @@ def test_checking_an_unknown_message_fails_that_message_only(provider):
 
 def test_the_status_table_knows_the_documented_words():
     words = {
-        "queued": Delivery.QUEUED, "sent": Delivery.SENT, "delivered": Delivery.DELIVERED,
-        "failed": Delivery.REJECTED, "undelivered": Delivery.UNDELIVERABLE,
+        "queued": Delivery.QUEUED,
+        "sent": Delivery.SENT,
+        "delivered": Delivery.DELIVERED,
+        "failed": Delivery.REJECTED,
+        "undelivered": Delivery.UNDELIVERABLE,
     }
     assert {word: DexatelAdapter.delivery(word) for word in words} == words
     assert DexatelAdapter.delivery("rejected-by-gremlins") is None
@@ -250,7 +252,7 @@ def test_a_delivered_webhook_becomes_a_report(provider):
     [report] = provider.parse_callback(json.dumps(body).encode(), "application/json")
 
     assert (report.provider_message_id, report.provider_status, report.delivery) == ("msg_123456789", "delivered", Delivery.DELIVERED)
-    assert report.delivered_at == datetime(2030, 1, 1, 12, 0, 5, tzinfo=timezone.utc)
+    assert report.delivered_at == datetime(2030, 1, 1, 12, 0, 5, tzinfo=UTC)
 
 
 def test_a_failed_webhook_has_no_delivery_time(provider):

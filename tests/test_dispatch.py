@@ -8,17 +8,17 @@ import time
 from datetime import timedelta
 from zoneinfo import ZoneInfo
 
+from conftest import promote_once
 
 from sms_worker.dispatch.receipts import poll_budget, poll_statuses
 from sms_worker.dispatch.service import dispatch_batch, dispatch_pointers
-from sms_worker.views import message_history
-from sms_worker.producer import send_many, send_sms
 from sms_worker.priority import Priority
+from sms_worker.producer import send_many, send_sms
 from sms_worker.queues import keys
 from sms_worker.queues.pointers import Pointer, ready_lengths
-from conftest import promote_once
 from sms_worker.routing.meter import count_sent, current_rate
-from sms_worker.runtime import build_runtime, NoWaker
+from sms_worker.runtime import NoWaker, build_runtime
+from sms_worker.views import message_history
 
 RECIPIENT = "+421900123456"
 

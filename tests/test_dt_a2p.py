@@ -3,17 +3,16 @@ sender rules, every error class), and the sandbox's own behaviour."""
 
 from __future__ import annotations
 
-import uuid
-
 import json
+import uuid
 from collections.abc import Callable, Iterator
 from datetime import datetime
 
 import httpx
 import pytest
+from conftest import failed_alone, parse_account, sent_alone
 from starlette.testclient import TestClient
 
-from conftest import failed_alone, parse_account, sent_alone
 from sms_worker.providers.accounts import ProvidersFileError
 from sms_worker.providers.base import OutboundMessage
 from sms_worker.providers.dt_a2p import DtA2pAdapter
@@ -171,7 +170,13 @@ def test_open_checks_the_key_before_the_first_message(make_provider, wire):
         ({"fault": "error_code", "code": "INSUFFICIENT_BALANCE"}, ErrorKind.PERMANENT, "INSUFFICIENT_BALANCE", True, Status.UNDELIVERABLE),
         ({"fault": "error_code", "code": "INVALID_API_KEY"}, ErrorKind.PERMANENT, "INVALID_API_KEY", True, Status.UNDELIVERABLE),
         ({"fault": "error_code", "code": "SENDER_NOT_VERIFIED"}, ErrorKind.PERMANENT, "SENDER_NOT_VERIFIED", False, Status.REJECTED),
-        ({"fault": "error_code", "code": "ALPHANUMERIC_SENDER_NOT_ALLOWED"}, ErrorKind.PERMANENT, "ALPHANUMERIC_SENDER_NOT_ALLOWED", False, Status.REJECTED),
+        (
+            {"fault": "error_code", "code": "ALPHANUMERIC_SENDER_NOT_ALLOWED"},
+            ErrorKind.PERMANENT,
+            "ALPHANUMERIC_SENDER_NOT_ALLOWED",
+            False,
+            Status.REJECTED,
+        ),
         ({"fault": "error_code", "code": "INVALID_RECIPIENT"}, ErrorKind.PERMANENT, "INVALID_RECIPIENT", False, Status.UNDELIVERABLE),
         ({"fault": "error_code", "code": "INVALID_PARAMETER"}, ErrorKind.PERMANENT, "INVALID_PARAMETER", False, Status.UNDELIVERABLE),
         ({"fault": "error_code", "code": "MISSING_PARAMETER"}, ErrorKind.PERMANENT, "MISSING_PARAMETER", False, Status.UNDELIVERABLE),
@@ -279,7 +284,10 @@ def test_the_adapter_refuses_an_alphanumeric_sender_to_a_country_not_listed(make
     caught = failed_alone(provider, OutboundMessage(uuid.uuid4(), US, "Hello", sender="ACME"))
     error = caught
     assert (error.kind, error.code, error.account_wide, error.status) == (
-        ErrorKind.PERMANENT, "ALPHANUMERIC_SENDER_NOT_ALLOWED", False, Status.REJECTED,
+        ErrorKind.PERMANENT,
+        "ALPHANUMERIC_SENDER_NOT_ALLOWED",
+        False,
+        Status.REJECTED,
     )
     assert "US" in error.text and wire == []
     sent_alone(provider, MESSAGE)  # DE is listed
@@ -341,7 +349,8 @@ def test_parse_callback_reads_delivery_reports():
     assert report.delivered_at == datetime.fromisoformat("2030-01-01T12:00:01.500+00:00")
     many = b'[{"id": "1", "status": "rejected"}, {"id": 2, "status": "Undelivered"}]'
     assert [(r.provider_message_id, r.delivery) for r in provider.parse_callback(many, "application/json")] == [
-        ("1", Delivery.REJECTED), ("2", Delivery.UNDELIVERABLE),
+        ("1", Delivery.REJECTED),
+        ("2", Delivery.UNDELIVERABLE),
     ]
 
 
@@ -432,8 +441,14 @@ def test_sandbox_answers_created_with_cost_and_balance_and_records_extra_fields(
     assert response.status_code == 201
     body = response.json()
     assert {k: body[k] for k in ("status", "to", "from", "parts", "cost", "currency", "balance", "delivered_at")} == {
-        "status": "queued", "to": DE, "from": "+491701234567", "parts": 1, "cost": PRICE, "currency": "EUR",
-        "balance": 1.0 - PRICE, "delivered_at": None,
+        "status": "queued",
+        "to": DE,
+        "from": "+491701234567",
+        "parts": 1,
+        "cost": PRICE,
+        "currency": "EUR",
+        "balance": 1.0 - PRICE,
+        "delivered_at": None,
     }
     assert body["id"].isdigit() and body["created_at"].endswith("Z")
     [submission] = raw.get("/_sandbox/submissions").json()["submissions"]

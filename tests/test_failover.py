@@ -10,16 +10,16 @@ from pathlib import Path
 
 import httpx
 import pytest
+from conftest import promote_once
 from sqlalchemy import func, select
 
 from sms_worker.dispatch.service import dispatch_batch
 from sms_worker.dispatch.sql import MESSAGES
-from sms_worker.views import accounts_overview, check_accounts
 from sms_worker.producer import send_many, send_sms
 from sms_worker.providers.pause import paused_reason
-from conftest import promote_once
 from sms_worker.runtime import NoWaker, build_runtime
 from sms_worker.status import HELD_VALUES, WAITING_VALUES, Status
+from sms_worker.views import accounts_overview, check_accounts
 
 ACCOUNTS = {
     "telekom-sk": 'type = "telekom-sk"\nbase_url = "{url}/telekom-sk"\ntoken = "sandbox-token"',
@@ -29,11 +29,20 @@ ACCOUNTS = {
 }
 
 
-def write_providers(path: Path, url: str, names: list[str], *, default: dict[str, int] | None = None, dt_key: str = "sandbox-dt-key", extra: str = "",
-                    rates: dict[str, float] | None = None) -> Path:
+def write_providers(
+    path: Path,
+    url: str,
+    names: list[str],
+    *,
+    default: dict[str, int] | None = None,
+    dt_key: str = "sandbox-dt-key",
+    extra: str = "",
+    rates: dict[str, float] | None = None,
+) -> Path:
     rates = rates or {}
-    tables = "".join(f"\n[accounts.{name}]\n{ACCOUNTS[name].format(url=url, dt_key=dt_key)}\nrate = {rates.get(name, 1000)}\nburst = 1000\n"
-                     for name in names)
+    tables = "".join(
+        f"\n[accounts.{name}]\n{ACCOUNTS[name].format(url=url, dt_key=dt_key)}\nrate = {rates.get(name, 1000)}\nburst = 1000\n" for name in names
+    )
     weights = ", ".join(f'"{name}" = {weight}' for name, weight in (default or dict.fromkeys(names, 1)).items())
     path.write_text(f"{tables}{extra}\n[routing]\ndefault = {{ {weights} }}\n")
     return path
@@ -46,8 +55,9 @@ def multi_runtime(settings_for, redis_client, sandbox, tmp_path):
 
     def make(names: list[str], settings: dict | None = None, **options):
         path = write_providers(tmp_path / "providers.toml", sandbox.url, names, **options)
-        settings = settings_for(providers_file=path, retry_backoff_seconds=(0.05, 0.1, 0.2, 0.4, 0.8), breaker_cooldown_seconds=0.5,
-                                **(settings or {}))
+        settings = settings_for(
+            providers_file=path, retry_backoff_seconds=(0.05, 0.1, 0.2, 0.4, 0.8), breaker_cooldown_seconds=0.5, **(settings or {})
+        )
         runtimes.append(build_runtime(settings, waker=NoWaker()))
         return runtimes[-1]
 
@@ -147,8 +157,10 @@ def test_a_message_no_account_may_carry_is_denied_with_the_reason(multi_runtime,
 
 def test_messages_with_the_same_text_travel_as_one_multi_recipient_order(multi_runtime, sandbox):
     rt = multi_runtime(["session-key"])
-    send_many([{"to": f"+39349{i:07d}", "text": "same for all"} for i in range(30)]
-              + [{"to": f"+39348{i:07d}", "text": "another text"} for i in range(5)], runtime=rt)
+    send_many(
+        [{"to": f"+39349{i:07d}", "text": "same for all"} for i in range(30)] + [{"to": f"+39348{i:07d}", "text": "another text"} for i in range(5)],
+        runtime=rt,
+    )
 
     drain(rt)
 

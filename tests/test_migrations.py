@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from sqlalchemy import Column, MetaData, Table, Uuid, insert, select
 
@@ -13,8 +13,23 @@ from sms_worker.db.engine import dispose_engines, get_engine
 from sms_worker.db.migrate import downgrade, upgrade
 from sms_worker.status import Delivery, Status
 
-OLD_STATUSES = ["UNSENT", "SCHEDULED", "QUEUED", "SENDING", "SENT", "DELIVERED", "EXPIRED", "DELETED", "UNDELIVERABLE", "DENIED",
-                "IN_GROUP", "READ", "PROCESSING", "ERROR", "UNKNOWN"]
+OLD_STATUSES = [
+    "UNSENT",
+    "SCHEDULED",
+    "QUEUED",
+    "SENDING",
+    "SENT",
+    "DELIVERED",
+    "EXPIRED",
+    "DELETED",
+    "UNDELIVERABLE",
+    "DENIED",
+    "IN_GROUP",
+    "READ",
+    "PROCESSING",
+    "ERROR",
+    "UNKNOWN",
+]
 
 # (old status, the provider had it) -> (status, delivery)
 EXPECTED = {
@@ -43,13 +58,28 @@ EXPECTED = {
 
 
 def old_row(status: str, reported: bool) -> dict:
-    now = datetime(2026, 11, 29, 12, 0, tzinfo=timezone.utc)
+    now = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
     return {
-        "id": uuid.uuid4(), "recipient": "+421900000001", "sender": None, "text": f"{status} {reported}", "encoding": "GSM-7",
-        "segments": 1, "priority": 2, "provider": "telekom-sk", "requested_provider": None, "status": status,
-        "provider_status": status if reported else None, "attempts": 1 if reported or status in ("ERROR", "PROCESSING") else 0,
-        "unicode": None, "flash": False, "send_after": now, "valid_until": now, "lease_until": now if status == "PROCESSING" else None,
-        "provider_message_id": "100001" if reported else None, "created_at": now, "updated_at": now,
+        "id": uuid.uuid4(),
+        "recipient": "+421900000001",
+        "sender": None,
+        "text": f"{status} {reported}",
+        "encoding": "GSM-7",
+        "segments": 1,
+        "priority": 2,
+        "provider": "telekom-sk",
+        "requested_provider": None,
+        "status": status,
+        "provider_status": status if reported else None,
+        "attempts": 1 if reported or status in ("ERROR", "PROCESSING") else 0,
+        "unicode": None,
+        "flash": False,
+        "send_after": now,
+        "valid_until": now,
+        "lease_until": now if status == "PROCESSING" else None,
+        "provider_message_id": "100001" if reported else None,
+        "created_at": now,
+        "updated_at": now,
     }
 
 
@@ -59,18 +89,21 @@ def test_every_old_status_is_carried_over_and_back(database_url, monkeypatch, ca
     engine = get_engine(database_url)
     messages, events = _tables(engine)
     rows = {(status, reported): old_row(status, reported) for status, reported in EXPECTED}
-    at = datetime(2026, 11, 29, 12, 0, tzinfo=timezone.utc)
+    at = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
     with engine.begin() as conn:
         conn.execute(insert(messages), list(rows.values()))
         failed = rows[("ERROR", False)]["id"]
         reported = rows[("DELIVERED", True)]["id"]
-        conn.execute(insert(events), [
-            {"message_id": failed, "at": at, "status": "UNSENT", "provider_status": None, "reason": "accepted"},
-            {"message_id": failed, "at": at, "status": "PROCESSING", "provider_status": None, "reason": "claimed for attempt 1 via telekom-sk"},
-            {"message_id": failed, "at": at, "status": "ERROR", "provider_status": "HTTP_503", "reason": "transient failure HTTP_503: down"},
-            {"message_id": reported, "at": at, "status": "QUEUED", "provider_status": "QUEUED", "reason": "accepted by telekom-sk as 100001"},
-            {"message_id": reported, "at": at, "status": "DELIVERED", "provider_status": "DELIVERED", "reason": "status from telekom-sk"},
-        ])
+        conn.execute(
+            insert(events),
+            [
+                {"message_id": failed, "at": at, "status": "UNSENT", "provider_status": None, "reason": "accepted"},
+                {"message_id": failed, "at": at, "status": "PROCESSING", "provider_status": None, "reason": "claimed for attempt 1 via telekom-sk"},
+                {"message_id": failed, "at": at, "status": "ERROR", "provider_status": "HTTP_503", "reason": "transient failure HTTP_503: down"},
+                {"message_id": reported, "at": at, "status": "QUEUED", "provider_status": "QUEUED", "reason": "accepted by telekom-sk as 100001"},
+                {"message_id": reported, "at": at, "status": "DELIVERED", "provider_status": "DELIVERED", "reason": "status from telekom-sk"},
+            ],
+        )
     dispose_engines()
     monkeypatch.setenv("SMS_WORKER_DATABASE_URL", database_url)
     reset_settings()
@@ -90,9 +123,10 @@ def test_every_old_status_is_carried_over_and_back(database_url, monkeypatch, ca
         assert row.status in {s.value for s in Status} and (row.delivery is None or row.delivery in {d.value for d in Delivery})
     assert found[rows[("PROCESSING", False)]["id"]].dispatcher == "pre-0003", "a call left in flight is an ambiguous attempt for the sweep"
     assert "lease_until" not in messages.c
-    assert [(history[(failed, r)].status, history[(failed, r)].code, history[(failed, r)].provider_status) for r in
-            ("accepted", "claimed for attempt 1 via telekom-sk", "transient failure HTTP_503: down")] == [
-        ("queued", None, None), ("calling", None, None), ("retrying", "HTTP_503", None)]
+    assert [
+        (history[(failed, r)].status, history[(failed, r)].code, history[(failed, r)].provider_status)
+        for r in ("accepted", "claimed for attempt 1 via telekom-sk", "transient failure HTTP_503: down")
+    ] == [("queued", None, None), ("calling", None, None), ("retrying", "HTTP_503", None)]
     assert [history[(reported, r)].status for r in ("accepted by telekom-sk as 100001", "status from telekom-sk")] == ["submitted", "delivered"]
     dispose_engines()
 

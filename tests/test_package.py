@@ -94,12 +94,13 @@ def test_the_cycle_check_finds_a_cycle_through_a_deferred_import(tmp_path):
 
 
 def test_every_error_the_package_defines_derives_from_one_base():
-    modules = [info.name for info in pkgutil.walk_packages([str(PACKAGE)], "sms_worker.")
-               if ".migrations" not in info.name]
-    errors = {(obj.__module__, obj.__qualname__): obj
-              for name in modules
-              for obj in vars(importlib.import_module(name)).values()
-              if inspect.isclass(obj) and issubclass(obj, BaseException) and obj.__module__.startswith("sms_worker.")}
+    modules = [info.name for info in pkgutil.walk_packages([str(PACKAGE)], "sms_worker.") if ".migrations" not in info.name]
+    errors = {
+        (obj.__module__, obj.__qualname__): obj
+        for name in modules
+        for obj in vars(importlib.import_module(name)).values()
+        if inspect.isclass(obj) and issubclass(obj, BaseException) and obj.__module__.startswith("sms_worker.")
+    }
     assert len(errors) >= 10, "the package's errors should have been found"
     assert [key for key, error in errors.items() if not issubclass(error, SmsWorkerError)] == []
 

@@ -12,17 +12,17 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from conftest import PYTHON, process_env, wait_until
 from sqlalchemy import func, select
 
 from benchmarks.chaos import calling_held_by, group_pids
-from conftest import PYTHON, process_env, wait_until
 from sms_worker.clock import SYSTEM_CLOCK
 from sms_worker.config import Settings
 from sms_worker.db.engine import get_engine
 from sms_worker.dispatch.lease import DISPATCHERS
 from sms_worker.dispatch.sql import EVENTS, MESSAGES
-from sms_worker.producer import send_many
 from sms_worker.priority import Priority
+from sms_worker.producer import send_many
 from sms_worker.queues.pointers import Pointer, push_ready
 from sms_worker.runtime import build_runtime
 from sms_worker.status import FINAL
@@ -47,7 +47,9 @@ class Pipeline:
 
     def start(self, *args: str) -> subprocess.Popen:
         log = open(self.log_dir / f"{args[0]}-{len(self.processes)}.log", "w")
-        process = subprocess.Popen([PYTHON, "-m", "sms_worker.cli", *args], env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        process = subprocess.Popen(
+            [PYTHON, "-m", "sms_worker.cli", *args], env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
         self.processes.append(process)
         return process
 
@@ -108,8 +110,7 @@ def test_each_worker_process_keeps_a_lease_from_its_start_and_ends_it_on_a_clean
     worker = pipeline.start_worker(concurrency=2)
     wait_until(lambda: len(leases()) == 2, 30, message="both pool processes to hold a lease before any message")
     first = leases()
-    wait_until(lambda: all(leases().get(lease, first[lease]) > first[lease] for lease in first), 10,
-               message="the keeper threads to renew the leases")
+    wait_until(lambda: all(leases().get(lease, first[lease]) > first[lease] for lease in first), 10, message="the keeper threads to renew the leases")
 
     os.killpg(worker.pid, signal.SIGTERM)
     worker.wait(15)
@@ -156,8 +157,9 @@ def test_a_redis_flush_mid_run_loses_nothing(pipeline_for, sandbox, redis_client
 
 
 def test_killing_a_worker_mid_run_loses_nothing(pipeline_for, sandbox):
-    pipeline = pipeline_for(telekom_sk_rate=200.0, telekom_sk_burst=20, lease_seconds=2, stale_queued_seconds=3,
-                            retry_backoff_seconds=(0.5, 1, 2, 4, 8))
+    pipeline = pipeline_for(
+        telekom_sk_rate=200.0, telekom_sk_burst=20, lease_seconds=2, stale_queued_seconds=3, retry_backoff_seconds=(0.5, 1, 2, 4, 8)
+    )
     sandbox.add_fault(endpoint="send_message", fault="latency", ms=100)
     pipeline.start("scheduler")
     doomed = pipeline.start_worker()
@@ -174,8 +176,14 @@ def test_killing_a_worker_mid_run_loses_nothing(pipeline_for, sandbox):
     wait_until(lambda: pipeline.all_final(len(texts)), 90, message="every message to reach a final status")
     assert pipeline.statuses() == Counter({"delivered": len(texts)})
     with get_engine(pipeline.settings.resolved_database_url).connect() as conn:
-        lost = dict(conn.execute(select(MESSAGES.c.text, func.count()).join(EVENTS, EVENTS.c.message_id == MESSAGES.c.id)
-                                 .where(EVENTS.c.code == "WORKER_LOST").group_by(MESSAGES.c.text)).all())
+        lost = dict(
+            conn.execute(
+                select(MESSAGES.c.text, func.count())
+                .join(EVENTS, EVENTS.c.message_id == MESSAGES.c.id)
+                .where(EVENTS.c.code == "WORKER_LOST")
+                .group_by(MESSAGES.c.text)
+            ).all()
+        )
         taken_back = conn.execute(select(func.min(EVENTS.c.at)).where(EVENTS.c.reason.like("%worker lost%"))).scalar_one()
     accepted = accepted_texts(sandbox)
     assert set(accepted) == set(texts), "a message marked delivered never reached the provider"

@@ -6,8 +6,8 @@ import os
 
 import pytest
 from celery.concurrency.prefork import process_destructor
-
 from conftest import process_env
+
 from sms_worker.config import reset_settings
 from sms_worker.tasks import process
 

@@ -5,20 +5,20 @@ from __future__ import annotations
 import threading
 from datetime import timedelta
 
+from conftest import wait_until
 from sqlalchemy import create_engine, select, update
 
-from conftest import wait_until
 from sms_worker.dispatch.lease import DISPATCHERS
 from sms_worker.dispatch.service import dispatch_batch
 from sms_worker.dispatch.sql import MESSAGES
 from sms_worker.embedded import free_port
-from sms_worker.views import message_history
-from sms_worker.producer import send_many, send_sms
 from sms_worker.priority import Priority
+from sms_worker.producer import send_many, send_sms
 from sms_worker.queues import keys
 from sms_worker.queues.pointers import ready_lengths
 from sms_worker.recovery import Reclaimer, ensure_redis_state, sweep
 from sms_worker.runtime import NoWaker, build_runtime
+from sms_worker.views import message_history
 
 RECIPIENT = "+421900123456"
 
@@ -40,8 +40,14 @@ def leave_held(runtime, message_id, status: str, attempts: int) -> None:
         conn.execute(
             update(MESSAGES)
             .where(MESSAGES.c.id == message_id)
-            .values(status=status, attempts=attempts, first_attempt_at=now if attempts else None, claim_id=message_id,
-                    dispatcher=runtime.lease.id, account="telekom-sk")
+            .values(
+                status=status,
+                attempts=attempts,
+                first_attempt_at=now if attempts else None,
+                claim_id=message_id,
+                dispatcher=runtime.lease.id,
+                account="telekom-sk",
+            )
         )
 
 

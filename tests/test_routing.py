@@ -58,7 +58,10 @@ def test_a_bad_providers_file_is_refused_naming_the_field(change, message):
 
 
 def test_a_credential_from_an_unset_environment_variable_is_refused():
-    with pytest.raises(ProvidersFileError, match="accounts.session-key.password_env: names the environment variable 'SMS_WORKER_SESSION_KEY_PASSWORD', which is not set"):
+    with pytest.raises(
+        ProvidersFileError,
+        match="accounts.session-key.password_env: names the environment variable 'SMS_WORKER_SESSION_KEY_PASSWORD', which is not set",
+    ):
         parse_providers(example(), {})
 
 
@@ -144,8 +147,17 @@ def test_answers_that_arrive_while_open_do_not_close_it(redis_client):
 
 @pytest.mark.parametrize(
     ("number", "country"),
-    [("+421901234567", "SK"), ("+4915112345678", "DE"), ("+12125551234", "US"), ("+14165551234", "CA"),
-     ("+77012345678", "KZ"), ("+79161234567", "RU"), ("+80012345678", None), ("+999123", None), ("not a number", None)],
+    [
+        ("+421901234567", "SK"),
+        ("+4915112345678", "DE"),
+        ("+12125551234", "US"),
+        ("+14165551234", "CA"),
+        ("+77012345678", "KZ"),
+        ("+79161234567", "RU"),
+        ("+80012345678", None),
+        ("+999123", None),
+        ("not a number", None),
+    ],
 )
 def test_the_destination_country_comes_from_the_number_even_where_countries_share_a_code(number, country):
     assert country_of(number) == country

@@ -21,9 +21,7 @@ BASE = "/telekom-sk/json"
 TOKEN = "sandbox-token"
 TO = "421900000001"
 OK_RESULT = {"status": "success", "description": "", "code": "OK"}
-SESSION_LOST = {
-    "result": {"status": "error", "description": "Session was not found or has expired", "code": "SESSION_NOT_FOUND"}
-}
+SESSION_LOST = {"result": {"status": "error", "description": "Session was not found or has expired", "code": "SESSION_NOT_FOUND"}}
 
 
 @pytest.fixture
@@ -203,9 +201,7 @@ def test_send_message_accepts_valid_parameters(client: TestClient, params: dict[
         ({"groupId": "abc"}, "INVALID_PARAMETER", "groupId"),
     ],
 )
-def test_send_message_validation_names_the_field(
-    client: TestClient, params: dict[str, Any], code: str, field: str
-) -> None:
+def test_send_message_validation_names_the_field(client: TestClient, params: dict[str, Any], code: str, field: str) -> None:
     body = send(client, **params)
     assert body.keys() == {"result"}
     assert body["result"]["status"] == "error"

@@ -6,20 +6,19 @@ The sandbox runs on a FakeClock, so session expiry and status progression are ex
 
 from __future__ import annotations
 
-import uuid
-
 import json
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 import pytest
+from conftest import failed_alone, parse_account, sent_alone
 from starlette.testclient import TestClient
 
-from conftest import failed_alone, parse_account, sent_alone
 from sms_worker.clock import FakeClock
 from sms_worker.providers.accounts import ProvidersFileError
 from sms_worker.providers.base import Accepted, OutboundMessage
@@ -206,7 +205,10 @@ def test_an_invalid_recipient_fails_alone_and_the_rest_is_sent_again(make_provid
     refused = outcomes[1]
     assert isinstance(refused, Failure)
     assert (refused.kind, refused.code, refused.account_wide, refused.status) == (
-        ErrorKind.PERMANENT, "INVALID_RECIPIENT", False, Status.UNDELIVERABLE,
+        ErrorKind.PERMANENT,
+        "INVALID_RECIPIENT",
+        False,
+        Status.UNDELIVERABLE,
     )
     assert accepted(outcomes[0]).provider_message_id.endswith(f":{A}")
     assert accepted(outcomes[2]).provider_message_id.endswith(f":{C}")
@@ -230,8 +232,10 @@ def test_a_second_refusal_fails_only_the_numbers_it_names_and_the_rest_waits_for
 
     assert [p.body["recipient"] for p in posts(wire)] == [[A, B, C, D], [B, C, D]]
     assert [(o.kind, o.code) for o in outcomes] == [
-        (ErrorKind.PERMANENT, "INVALID_RECIPIENT"), (ErrorKind.PERMANENT, "INVALID_RECIPIENT"),
-        (ErrorKind.TRANSIENT, "ORDER_REFUSED"), (ErrorKind.TRANSIENT, "ORDER_REFUSED"),
+        (ErrorKind.PERMANENT, "INVALID_RECIPIENT"),
+        (ErrorKind.PERMANENT, "INVALID_RECIPIENT"),
+        (ErrorKind.TRANSIENT, "ORDER_REFUSED"),
+        (ErrorKind.TRANSIENT, "ORDER_REFUSED"),
     ]
     assert all(C not in o.text and D not in o.text and B not in outcomes[0].text for o in outcomes), "no message carries another's number"
     assert not any(s["accepted"] for s in fake_sandbox.submissions())
@@ -374,10 +378,19 @@ def test_check_of_an_unknown_order_is_permanent_for_that_message_only(make_provi
 @pytest.mark.parametrize(
     ("word", "delivery"),
     [
-        ("WAITING", Delivery.QUEUED), ("SCHEDULED", Delivery.QUEUED), ("SENT", Delivery.SENT), ("WAIT4DLVR", Delivery.SENT),
-        ("DLVRD", Delivery.DELIVERED), ("ERROR", Delivery.UNDELIVERABLE), ("TIMEOUT", Delivery.EXPIRED),
-        ("TOOM4NUM", Delivery.REJECTED), ("TOOM4USER", Delivery.REJECTED), ("UNKNPFX", Delivery.UNDELIVERABLE),
-        ("UNKNRCPT", Delivery.UNDELIVERABLE), ("KO", Delivery.REJECTED), ("DEMO", Delivery.UNDELIVERABLE),
+        ("WAITING", Delivery.QUEUED),
+        ("SCHEDULED", Delivery.QUEUED),
+        ("SENT", Delivery.SENT),
+        ("WAIT4DLVR", Delivery.SENT),
+        ("DLVRD", Delivery.DELIVERED),
+        ("ERROR", Delivery.UNDELIVERABLE),
+        ("TIMEOUT", Delivery.EXPIRED),
+        ("TOOM4NUM", Delivery.REJECTED),
+        ("TOOM4USER", Delivery.REJECTED),
+        ("UNKNPFX", Delivery.UNDELIVERABLE),
+        ("UNKNRCPT", Delivery.UNDELIVERABLE),
+        ("KO", Delivery.REJECTED),
+        ("DEMO", Delivery.UNDELIVERABLE),
         ("WHATEVER", None),  # a word the family's documents do not name: recorded, maps to nothing
     ],
 )
@@ -386,18 +399,20 @@ def test_status_words_map_to_canonical_statuses(offline, word, delivery):
 
 
 def test_parse_callback_reads_one_report_per_recipient(offline):
-    body = json.dumps({
-        "order_id": "o-1",
-        "recipients": [
-            {"destination": A, "status": "DLVRD", "delivery_date": "20300101130005"},
-            {"destination": B.lstrip("+"), "status": "TOOM4NUM", "delivery_date": None},
-        ],
-    }).encode()
+    body = json.dumps(
+        {
+            "order_id": "o-1",
+            "recipients": [
+                {"destination": A, "status": "DLVRD", "delivery_date": "20300101130005"},
+                {"destination": B.lstrip("+"), "status": "TOOM4NUM", "delivery_date": None},
+            ],
+        }
+    ).encode()
 
     delivered, denied = offline.parse_callback(body, "application/json")  # B spelled without "+": still B
 
     assert (delivered.provider_message_id, delivered.delivery) == (f"o-1:{A}", Delivery.DELIVERED)
-    assert delivered.delivered_at == datetime(2030, 1, 1, 12, 0, 5, tzinfo=timezone.utc)
+    assert delivered.delivered_at == datetime(2030, 1, 1, 12, 0, 5, tzinfo=UTC)
     assert (denied.provider_message_id, denied.delivery, denied.delivered_at) == (f"o-1:{B}", Delivery.REJECTED, None)
 
 
@@ -577,7 +592,11 @@ def test_sandbox_records_one_entry_per_recipient_refused_or_not(client):
         (C, False, "INVALID_PARAMETER", None),
     ]
     assert records[0]["params"] == {
-        "order_id": order_id, "recipient_count": 2, "message_type": "N", "returnCredits": True, "scheduled_delivery_time": None,
+        "order_id": order_id,
+        "recipient_count": 2,
+        "message_type": "N",
+        "returnCredits": True,
+        "scheduled_delivery_time": None,
     }
     assert (records[0]["from"], records[0]["text"], records[0]["parts"]) == ("ACME", "Hello world!", 1)
     assert not any(headers["Session_key"] in json.dumps(r) for r in records)

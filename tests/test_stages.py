@@ -24,23 +24,23 @@ from sms_worker.dispatch.stages.claim import Claim
 from sms_worker.dispatch.stages.health import Health
 from sms_worker.dispatch.stages.pace import Pace
 from sms_worker.dispatch.stages.record import Record
-from sms_worker.dispatch.stages.route import NO_ROUTE, Route
 from sms_worker.dispatch.stages.requests import Departures, units_of
+from sms_worker.dispatch.stages.route import NO_ROUTE, Route
 from sms_worker.dispatch.stages.submit import Submit
 from sms_worker.dispatch.stages.validity import ValidityWindow
-from sms_worker.views import message_history
+from sms_worker.priority import Priority
 from sms_worker.producer import send_many
 from sms_worker.providers.base import Accepted, OutboundMessage, SendOutcome
 from sms_worker.providers.failures import ErrorKind, Failure
 from sms_worker.providers.pause import pause, paused_reason
 from sms_worker.providers.registry import Account
-from sms_worker.priority import Priority
 from sms_worker.queues import keys
 from sms_worker.queues.pointers import Pointer
-from sms_worker.routing.breaker import breaker_key
 from sms_worker.ratelimit import SendWindow, TokenBucket
+from sms_worker.routing.breaker import breaker_key
 from sms_worker.runtime import NoWaker, build_runtime
 from sms_worker.status import Delivery, Status
+from sms_worker.views import message_history
 
 pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 RECIPIENT = "+421900123456"
@@ -67,8 +67,14 @@ default = {{ first = 1000, second = 1 }}
 def rt(redis_url, redis_client, database_url, tmp_path, clock):
     providers = tmp_path / "providers.toml"
     providers.write_text(PROVIDERS)
-    settings = Settings(home=tmp_path / "home", database_url=database_url, redis_url=redis_url, providers_file=providers,
-                        retry_backoff_seconds=(30, 120, 300, 900, 1800), rate_limit_headroom_seconds=0)
+    settings = Settings(
+        home=tmp_path / "home",
+        database_url=database_url,
+        redis_url=redis_url,
+        providers_file=providers,
+        retry_backoff_seconds=(30, 120, 300, 900, 1800),
+        rate_limit_headroom_seconds=0,
+    )
     runtime = build_runtime(settings, waker=NoWaker(), clock=clock)
     yield runtime
     runtime.close()
@@ -182,7 +188,7 @@ def test_pace_grants_what_the_bucket_allows_defers_the_rest_and_gives_back_unuse
     granted = [item for item in batch if item.cost]
     deferred = [item.disposition for item in batch if item.disposition]
     assert len(granted) == 3 and len(deferred) == 2
-    assert deferred[0].until < deferred[1].until and all("rate limit of account first" == d.reason for d in deferred)
+    assert deferred[0].until < deferred[1].until and all(d.reason == "rate limit of account first" for d in deferred)
     bucket = TokenBucket(rt.redis, "first", 10.0, 3)
     assert bucket.acquire([1]).granted == 0
     pace.after(batch)
@@ -232,7 +238,7 @@ class InMemoryAdapter:
         outcomes = []
         for message in messages:
             with self.rt.engine.connect() as conn:
-                status = conn.execute(select(MESSAGES.c.status).where(MESSAGES.c.id == uuid.UUID(message.message_id))).scalar_one()
+                status = conn.execute(select(MESSAGES.c.status).where(MESSAGES.c.id == message.message_id)).scalar_one()
             self.seen.append((message.text, status))
             outcomes.append(self.answers.get(message.text, Accepted(f"p-{message.text}", "QUEUED", Delivery.QUEUED)))
         return outcomes

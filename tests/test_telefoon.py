@@ -8,18 +8,18 @@ error body (``{"error_code": int, "error_message": str}``) where it does not.
 
 from __future__ import annotations
 
-import uuid
-
 import json
 import time
-from collections.abc import Iterator
-from datetime import datetime, timezone
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import httpx
 import jsonschema
 import pytest
+from conftest import ThreadedSandbox, failed_alone, parse_account, sent_alone
 from openapi_core import OpenAPI
 from openapi_core.datatypes import RequestParameters
 from openapi_core.exceptions import OpenAPIError
@@ -27,12 +27,11 @@ from openapi_core.templating.responses.exceptions import ResponseNotFound
 from starlette.testclient import TestClient
 from werkzeug.datastructures import Headers, ImmutableMultiDict
 
-from conftest import ThreadedSandbox, failed_alone, parse_account, sent_alone
 from sms_worker.clock import FakeClock
 from sms_worker.providers import telefoon
+from sms_worker.providers.accounts import ProvidersFileError
 from sms_worker.providers.base import Accepted, DeliveryReceipt, OutboundMessage
 from sms_worker.providers.failures import ErrorKind, Failure, ProviderError
-from sms_worker.providers.accounts import ProvidersFileError
 from sms_worker.providers.telefoon import TelefoonAdapter
 from sms_worker.sandbox.app import create_app
 from sms_worker.sandbox.telefoon import vocabulary
@@ -153,7 +152,7 @@ def test_the_validation_refuses_what_the_document_forbids(wire: Wire) -> None:
 
 @pytest.fixture(scope="module")
 def telefoon_clock() -> FakeClock:
-    return FakeClock(datetime.now(timezone.utc))
+    return FakeClock(datetime.now(UTC))
 
 
 @pytest.fixture(scope="module")
@@ -395,7 +394,10 @@ def test_messages_filters_by_status_and_direction(make_provider, telefoon_sandbo
     assert (inbound.id, inbound.status, inbound.canonical, inbound.body) == (reply.json()["id"], "received", None, "STOP")
 
 
-@pytest.mark.parametrize(("filters", "field"), [({"page_size": 101}, "page_size"), ({"page_size": 0}, "page_size"), ({"direction": "sideways"}, "direction"), ({"status": "lost"}, "status")])
+@pytest.mark.parametrize(
+    ("filters", "field"),
+    [({"page_size": 101}, "page_size"), ({"page_size": 0}, "page_size"), ({"direction": "sideways"}, "direction"), ({"status": "lost"}, "status")],
+)
 def test_messages_refuses_filters_the_api_would(make_provider, wire, filters, field) -> None:
     with pytest.raises(ValueError, match=field):
         make_provider().messages(**filters)
@@ -557,7 +559,9 @@ OPERATIONS = [("POST", "/messages"), ("GET", "/messages"), ("GET", "/messages/TF
 def test_every_operation_needs_a_known_key(app, openapi, method, path) -> None:
     for key in (None, "wrong-key"):
         client = _client(app, Wire(openapi, check_requests=key is not None), key=key)
-        response = client.request(method, f"{API_PATH}{path}", json={"to": "+31612345678", "from": "ACME", "body": "Hoi"} if method == "POST" else None)
+        response = client.request(
+            method, f"{API_PATH}{path}", json={"to": "+31612345678", "from": "ACME", "body": "Hoi"} if method == "POST" else None
+        )
         assert (response.status_code, response.json()["error_code"]) == (401, 20003)
 
 
@@ -707,4 +711,3 @@ def test_session_loss_and_misplaced_final_status_are_never_taken(api, clock) -> 
     clock.advance(1)
     assert api.get(f"{API_PATH}/messages/{message_id}").json()["status"] == "delivered"
     assert len(api.get("/_sandbox/faults").json()["faults"]) == 2
-

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import uuid
-
 import json
 import time
+import uuid
 
 import httpx
 import pytest
-
 from conftest import failed_alone, parse_account, sent_alone
+
 from sms_worker.priority import Priority
 from sms_worker.providers.base import OutboundMessage
 from sms_worker.providers.failures import ErrorKind
@@ -45,7 +44,9 @@ def make_provider(fake_sandbox, wire, adapter_client):
     return make
 
 
-MESSAGE = OutboundMessage(uuid.uuid4(), "+421900123456", "Ahoj", sender="ACME", priority=Priority.HIGH, validity_minutes=30, unicode=False, flash=True)
+MESSAGE = OutboundMessage(
+    uuid.uuid4(), "+421900123456", "Ahoj", sender="ACME", priority=Priority.HIGH, validity_minutes=30, unicode=False, flash=True
+)
 
 
 def test_send_speaks_the_documented_json(make_provider, wire, fake_sandbox):
@@ -138,10 +139,15 @@ def test_a_session_lost_twice_in_a_row_is_transient(make_provider, fake_sandbox)
     ("word", "delivery"),
     [
         *((word, Delivery.QUEUED) for word in ("UNSENT", "SCHEDULED", "QUEUED", "IN_GROUP", "PROCESSING", "ERROR")),
-        ("SENDING", Delivery.SENT), ("SENT", Delivery.SENT),
-        ("DELIVERED", Delivery.DELIVERED), ("READ", Delivery.DELIVERED),
-        ("EXPIRED", Delivery.EXPIRED), ("DELETED", Delivery.UNDELIVERABLE), ("UNDELIVERABLE", Delivery.UNDELIVERABLE),
-        ("DENIED", Delivery.REJECTED), ("UNKNOWN", Delivery.UNKNOWN),
+        ("SENDING", Delivery.SENT),
+        ("SENT", Delivery.SENT),
+        ("DELIVERED", Delivery.DELIVERED),
+        ("READ", Delivery.DELIVERED),
+        ("EXPIRED", Delivery.EXPIRED),
+        ("DELETED", Delivery.UNDELIVERABLE),
+        ("UNDELIVERABLE", Delivery.UNDELIVERABLE),
+        ("DENIED", Delivery.REJECTED),
+        ("UNKNOWN", Delivery.UNKNOWN),
         ("TELEPORTED", None),  # a word the document does not name: recorded, maps to nothing
     ],
 )

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import uuid
-
 import xml.etree.ElementTree as ET
 
 import httpx
 import pytest
-
 from conftest import failed_alone, parse_account, sent_alone
+
 from sms_worker.priority import Priority
 from sms_worker.providers.base import OutboundMessage
 from sms_worker.providers.failures import ErrorKind, ProviderError
@@ -53,7 +52,12 @@ def test_send_posts_the_documented_request_document(provider, wire, xml_sandbox)
     assert (auth.tag, auth.findtext("token")) == ("request", "sandbox-token")
     send = ET.fromstring(wire[1][2])
     assert {child.tag: child.text for child in send} == {
-        "to": "421900123456", "text": "Ahoj", "priority": "3", "from": "ACME", "validity": "30", "unicode": "false",
+        "to": "421900123456",
+        "text": "Ahoj",
+        "priority": "3",
+        "from": "ACME",
+        "validity": "30",
+        "unicode": "false",
         "session_id": send.findtext("session_id"),
     }
     [submission] = xml_sandbox.submissions()
@@ -117,10 +121,17 @@ def test_sms_groups_and_check_phone_number_in_both_transports(fake_sandbox, tran
 
 
 def test_the_sandbox_spells_groups_and_numbers_as_the_document_does(fake_sandbox):
-    groups = ET.fromstring(httpx.post(f"{fake_sandbox.url}/telekom-sk/xml/sms-groups",
-                                      content=b"<request><token>sandbox-token</token><limit>1</limit></request>").content)
+    groups = ET.fromstring(
+        httpx.post(
+            f"{fake_sandbox.url}/telekom-sk/xml/sms-groups", content=b"<request><token>sandbox-token</token><limit>1</limit></request>"
+        ).content
+    )
     assert groups.find("groups").get("count") == "1"
     assert [groups.findtext(f"groups/number/{n}") for n in ("id", "name", "isPaused")] == ["1000", "Default", "false"]
-    number = ET.fromstring(httpx.post(f"{fake_sandbox.url}/telekom-sk/xml/check_phone_number",
-                                      content=b"<request><token>sandbox-token</token><phone_number>0900000001</phone_number></request>").content)
+    number = ET.fromstring(
+        httpx.post(
+            f"{fake_sandbox.url}/telekom-sk/xml/check_phone_number",
+            content=b"<request><token>sandbox-token</token><phone_number>0900000001</phone_number></request>",
+        ).content
+    )
     assert (number.findtext("phone_number/exists"), number.findtext("phone_number/operator")) == ("false", "")

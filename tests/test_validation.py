@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -10,7 +10,6 @@ from sms_worker.priority import Priority
 from sms_worker.validation import (
     InvalidField,
     normalize_recipient,
-
     validate_send_at,
     validate_sender,
     validate_validity,
@@ -74,7 +73,7 @@ def test_validity_is_between_one_minute_and_a_day():
 
 
 def test_send_at_must_be_an_aware_future_time():
-    now = datetime(2030, 1, 1, tzinfo=timezone.utc)
+    now = datetime(2030, 1, 1, tzinfo=UTC)
     assert validate_send_at(now + timedelta(minutes=1), now) == now + timedelta(minutes=1)
     with pytest.raises(InvalidField, match="send_at: .* is not in the future"):
         validate_send_at(now, now)
@@ -98,6 +97,7 @@ def test_the_e164_fast_path_agrees_with_the_full_parser():
             samples.append(phonenumbers.format_number(example, phonenumbers.PhoneNumberFormat.E164))
     rng = random.Random(7)
     samples += ["+" + str(rng.randint(10**7, 10**14)) for _ in range(3000)]
+
     def full_parser(e164: str) -> str | None:
         try:
             number = phonenumbers.parse(e164, None)

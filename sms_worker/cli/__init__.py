@@ -33,8 +33,21 @@ def root(ctx: click.Context) -> int:
     return 0
 
 
-for command in (worker.worker, scheduler.scheduler, sandbox.sandbox, callbacks.callbacks, flower.flower, messages.send, messages.status,
-                accounts.accounts, accounts.providers, stats.stats, segments.segments, demo.demo, db.db):
+for command in (
+    worker.worker,
+    scheduler.scheduler,
+    sandbox.sandbox,
+    callbacks.callbacks,
+    flower.flower,
+    messages.send,
+    messages.status,
+    accounts.accounts,
+    accounts.providers,
+    stats.stats,
+    segments.segments,
+    demo.demo,
+    db.db,
+):
     root.add_command(command)
 
 

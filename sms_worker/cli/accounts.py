@@ -42,8 +42,10 @@ def _account_line(account: dict[str, Any]) -> str:
         until = datetime.fromtimestamp(account["breaker_until"]).strftime("%H:%M:%S")
         breaker = f"{breaker.upper()} until {until} ({account['breaker_reason']})"
     state = f"PAUSED: {account['paused']}" if account["paused"] else "in routing"
-    return (f"{account['name']:<16} {account['type']:<12} {account['current_rate']:>7.1f}/s of {account['rate_limit']:g}/s "
-            f"(burst {account['burst']})  breaker {breaker}, recent failures {account['recent_failures']}  {state}")
+    return (
+        f"{account['name']:<16} {account['type']:<12} {account['current_rate']:>7.1f}/s of {account['rate_limit']:g}/s "
+        f"(burst {account['burst']})  breaker {breaker}, recent failures {account['recent_failures']}  {state}"
+    )
 
 
 @accounts.command()

@@ -42,8 +42,15 @@ def _set_log_level(ctx: click.Context, param: click.Parameter, level: str) -> st
     return level
 
 
-loglevel_option = click.option("--loglevel", type=click.Choice(LOG_LEVELS, case_sensitive=False), default="info", show_default=True,
-                               metavar="LEVEL", callback=_set_log_level, help=f"Log this level and above to stderr: {', '.join(LOG_LEVELS)}.")
+loglevel_option = click.option(
+    "--loglevel",
+    type=click.Choice(LOG_LEVELS, case_sensitive=False),
+    default="info",
+    show_default=True,
+    metavar="LEVEL",
+    callback=_set_log_level,
+    help=f"Log this level and above to stderr: {', '.join(LOG_LEVELS)}.",
+)
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON on stdout instead of text, errors included.")
 
 
@@ -106,8 +113,12 @@ class TextCommand(Command):
         """``args`` reordered as options, ``--``, arguments: the same command line, in which
         click's parser can no longer take the text for an option."""
         params = self.get_params(ctx)
-        takes_value = {name: not (param.is_flag or param.count)
-                       for param in params if isinstance(param, click.Option) for name in (*param.opts, *param.secondary_opts)}
+        takes_value = {
+            name: not (param.is_flag or param.count)
+            for param in params
+            if isinstance(param, click.Option)
+            for name in (*param.opts, *param.secondary_opts)
+        }
         arguments = [param.name for param in params if isinstance(param, click.Argument)]
         options: list[str] = []
         positional: list[str] = []
@@ -162,12 +173,19 @@ def deprecated_alias(group: click.Group, old: str) -> Group:
         warn_deprecated(f"'sms-worker {old}'", f"'sms-worker {group.name}'")
         return click.get_current_context().invoke(group.callback, **params) if group.callback else None
 
-    return Group(old, commands=group.commands, params=group.params, callback=warn_then_run, hidden=True,
-                 invoke_without_command=group.invoke_without_command, help=f"Deprecated: use '{group.name}'.\n\n{inspect.cleandoc(group.help or '')}")
+    return Group(
+        old,
+        commands=group.commands,
+        params=group.params,
+        callback=warn_then_run,
+        hidden=True,
+        invoke_without_command=group.invoke_without_command,
+        help=f"Deprecated: use '{group.name}'.\n\n{inspect.cleandoc(group.help or '')}",
+    )
 
 
 @contextmanager
-def open_runtime() -> Iterator["Runtime"]:
+def open_runtime() -> Iterator[Runtime]:
     """A runtime on the configured database, Redis and accounts, closed when the block ends."""
     from sms_worker.runtime import build_runtime
 

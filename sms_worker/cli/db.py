@@ -23,7 +23,8 @@ def db(ctx: click.Context) -> int:
 def upgrade() -> int:
     """Apply migrations up to the latest."""
     from sms_worker.config import get_settings
-    from sms_worker.db.migrate import current_revision, upgrade as apply_migrations
+    from sms_worker.db.migrate import current_revision
+    from sms_worker.db.migrate import upgrade as apply_migrations
 
     url = get_settings().resolved_database_url
     before = current_revision(url)

@@ -9,8 +9,7 @@ from sms_worker.cli.base import Command
 
 @click.command(cls=Command)
 @click.option("--exit-when-done", is_flag=True, help="Exit once every message is final: 0 if each ended as expected, else 1.")
-@click.option("--timeout", type=float, default=180.0, show_default=True, metavar="SECONDS",
-              help="Stop watching after this long, final or not.")
+@click.option("--timeout", type=float, default=180.0, show_default=True, metavar="SECONDS", help="Stop watching after this long, final or not.")
 def demo(exit_when_done: bool, timeout: float) -> int:
     """Run the whole pipeline on embedded defaults and watch it.
 

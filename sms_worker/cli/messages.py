@@ -31,21 +31,46 @@ class IsoTime(click.ParamType):
 @click.command(cls=TextCommand)
 @click.argument("to")
 @click.argument("text")
-@click.option("--sender", metavar="ID", show_default="the account's own",
-              help="Sender ID: a phone number, or up to 11 letters, digits, spaces and . & _ -")
+@click.option(
+    "--sender", metavar="ID", show_default="the account's own", help="Sender ID: a phone number, or up to 11 letters, digits, spaces and . & _ -"
+)
 @click.option("--priority", default="standard", show_default=True, metavar="LEVEL", help="high, standard or low (or 3, 2, 1).")
-@click.option("--validity", type=int, metavar="MINUTES", show_default="SMS_WORKER_DEFAULT_VALIDITY_MINUTES, else 1440",
-              help="How long the message may wait to be sent, 1-1440 minutes, counted from --send-at if given.")
+@click.option(
+    "--validity",
+    type=int,
+    metavar="MINUTES",
+    show_default="SMS_WORKER_DEFAULT_VALIDITY_MINUTES, else 1440",
+    help="How long the message may wait to be sent, 1-1440 minutes, counted from --send-at if given.",
+)
 @click.option("--send-at", type=IsoTime(), help="Send no earlier than this ISO 8601 time, with its zone, e.g. 2030-01-31T08:00:00+01:00.")
 @click.option("--idempotency-key", metavar="KEY", help="Up to 128 characters; the same key again returns the first message's id.")
-@click.option("--account", metavar="NAME", show_default="routing picks, with failover",
-              help="Send through this configured account only (see `sms-worker accounts`).")
+@click.option(
+    "--account",
+    metavar="NAME",
+    show_default="routing picks, with failover",
+    help="Send through this configured account only (see `sms-worker accounts`).",
+)
 @deprecated_option("--provider", "--account", "account")
-@click.option("--unicode", type=click.Choice(list(UNICODE_CHOICES)), default="auto", show_default=True,
-              help="auto: the text decides; false: strip diacritics to GSM-7 first; true: ask Telekom SK for Unicode.")
+@click.option(
+    "--unicode",
+    type=click.Choice(list(UNICODE_CHOICES)),
+    default="auto",
+    show_default=True,
+    help="auto: the text decides; false: strip diacritics to GSM-7 first; true: ask Telekom SK for Unicode.",
+)
 @json_option
-def send(to: str, text: str, sender: str | None, priority: str, validity: int | None, send_at: datetime | None,
-         idempotency_key: str | None, account: str | None, unicode: str, as_json: bool) -> int:
+def send(
+    to: str,
+    text: str,
+    sender: str | None,
+    priority: str,
+    validity: int | None,
+    send_at: datetime | None,
+    idempotency_key: str | None,
+    account: str | None,
+    unicode: str,
+    as_json: bool,
+) -> int:
     """Queue one message and print its id.
 
     TO is a phone number in international form (+421900123456); TEXT may begin with "-". The
@@ -63,8 +88,15 @@ def send(to: str, text: str, sender: str | None, priority: str, validity: int | 
     from sms_worker.producer import send_sms
 
     upgrade(get_settings().resolved_database_url)
-    options: dict[str, Any] = {"sender": sender, "priority": priority, "validity": validity, "send_at": send_at, "idempotency_key": idempotency_key,
-               "account": account, "unicode": UNICODE_CHOICES[unicode]}
+    options: dict[str, Any] = {
+        "sender": sender,
+        "priority": priority,
+        "validity": validity,
+        "send_at": send_at,
+        "idempotency_key": idempotency_key,
+        "account": account,
+        "unicode": UNICODE_CHOICES[unicode],
+    }
     message_id = send_sms(to, text, **{name: value for name, value in options.items() if value is not None})
     if as_json:
         echo_json({"id": str(message_id)})

@@ -9,8 +9,13 @@ from sms_worker.cli.base import TextCommand, echo_json, json_option
 
 @click.command(cls=TextCommand)
 @click.argument("text")
-@click.option("--unicode", type=click.Choice(["auto", "false"]), default="auto", show_default=True,
-              help="false: Telekom SK's GSM-7 downgrade first (diacritics stripped), as `send --unicode false` does.")
+@click.option(
+    "--unicode",
+    type=click.Choice(["auto", "false"]),
+    default="auto",
+    show_default=True,
+    help="false: Telekom SK's GSM-7 downgrade first (diacritics stripped), as `send --unicode false` does.",
+)
 @json_option
 def segments(text: str, unicode: str, as_json: bool) -> int:
     """Tell what a text costs: encoding, segments, what forced UCS-2.

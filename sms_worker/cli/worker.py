@@ -9,11 +9,21 @@ from sms_worker.cli.base import Command, loglevel_option
 
 @click.command(cls=Command)
 @click.option("--concurrency", "-c", type=int, metavar="N", default=2, show_default=True, help="Worker processes, each sending its own batches.")
-@click.option("--queues", "-Q", metavar="LIST", show_default="all, most urgent first: high,housekeeping,standard,low",
-              help="Comma-separated queues to read, in this strict order.")
+@click.option(
+    "--queues",
+    "-Q",
+    metavar="LIST",
+    show_default="all, most urgent first: high,housekeeping,standard,low",
+    help="Comma-separated queues to read, in this strict order.",
+)
 @loglevel_option
-@click.option("--hostname", "-n", metavar="NAME", show_default="Celery's: celery@HOST",
-              help="Celery node name, unique per worker on a host; %h stands for the host, e.g. w1@%h.")
+@click.option(
+    "--hostname",
+    "-n",
+    metavar="NAME",
+    show_default="Celery's: celery@HOST",
+    help="Celery node name, unique per worker on a host; %h stands for the host, e.g. w1@%h.",
+)
 def worker(concurrency: int, queues: str | None, loglevel: str, hostname: str | None) -> int:
     """Run a Celery worker that dispatches messages.
 

@@ -8,9 +8,10 @@ takes them through COPY (inserts) or executemany (updates), which psycopg adapts
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from collections.abc import Callable
+from datetime import UTC, datetime
 from operator import itemgetter
-from typing import Any, Callable
+from typing import Any
 
 from sqlalchemy import Boolean, Connection, DateTime, Table, Uuid
 from sqlalchemy.pool import PoolProxiedConnection
@@ -25,7 +26,7 @@ def _sqlite_converters(table: Table, columns: tuple[str, ...]) -> list[tuple[int
             return None
         text = times.get(value)
         if text is None:
-            text = times[value] = value.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f")
+            text = times[value] = value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
         return text
 
     converters: list[tuple[int, Callable[[Any], Any]]] = []
@@ -40,8 +41,9 @@ def _sqlite_converters(table: Table, columns: tuple[str, ...]) -> list[tuple[int
     return converters
 
 
-def _parameters(conn: Connection, table: Table, columns: tuple[str, ...], rows: list[dict[str, Any]],
-                types: tuple[str, ...] | None = None) -> list[tuple[Any, ...]]:
+def _parameters(
+    conn: Connection, table: Table, columns: tuple[str, ...], rows: list[dict[str, Any]], types: tuple[str, ...] | None = None
+) -> list[tuple[Any, ...]]:
     """Each row's values for ``columns``, converted for the driver by the type of the column of
     the same position in ``types`` (default: ``columns`` themselves)."""
     get = itemgetter(*columns)
@@ -89,8 +91,7 @@ FENCE = "__fence__"
 """The key, in a row given to :func:`update_rows`, of the value its ``fence`` column must still hold."""
 
 
-def update_rows(conn: Connection, table: Table, rows: list[dict[str, Any]], key: str = "id", *, fence: str | None = None,
-                where: str = "") -> int:
+def update_rows(conn: Connection, table: Table, rows: list[dict[str, Any]], key: str = "id", *, fence: str | None = None, where: str = "") -> int:
     """UPDATE each row by ``key``: one executemany per distinct set of columns; returns how many
     rows were updated. With ``fence``, a row is updated only while that column still holds the
     value the row gives under :data:`FENCE`; ``where`` adds a fixed SQL condition."""
@@ -110,10 +111,9 @@ def update_rows(conn: Connection, table: Table, rows: list[dict[str, Any]], key:
 
 def _copy_rows(conn: Connection, table: Table, columns: tuple[str, ...], rows: list[dict[str, Any]]) -> None:
     """PostgreSQL's COPY, in the caller's transaction: several times faster than executemany."""
-    with driver_connection(conn.connection).cursor() as cursor:
-        with cursor.copy(f"COPY {table.name} ({', '.join(columns)}) FROM STDIN") as copy:
-            for values in _parameters(conn, table, columns, rows):
-                copy.write_row(values)
+    with driver_connection(conn.connection).cursor() as cursor, cursor.copy(f"COPY {table.name} ({', '.join(columns)}) FROM STDIN") as copy:
+        for values in _parameters(conn, table, columns, rows):
+            copy.write_row(values)
 
 
 def driver_connection(pooled: PoolProxiedConnection) -> Any:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, cast
 
 from sqlalchemy import BigInteger, Column, DateTime, Index, Integer, String, Table, Text, Uuid
@@ -27,12 +27,12 @@ class UTCDateTime(TypeDecorator):
             return None
         if value.tzinfo is None:
             raise ValueError("naive datetime given to a UTC column")
-        return value.astimezone(timezone.utc)
+        return value.astimezone(UTC)
 
     def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
         if value is None:
             return None
-        return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def _utc_column(*, nullable: bool = True, index: bool = False) -> Column:
@@ -55,9 +55,13 @@ class Message(SQLModel, table=True):
     segments: int
     priority: int = Field(description="1 low, 2 standard, 3 high (Telekom SK's scale).")
     account: str = Field(sa_column=Column(String(64), nullable=False), description="The account that has (or last tried) the message.")
-    requested_account: str | None = Field(default=None, sa_column=Column(String(64)), description="Set when the producer named the account: no routing, no failover.")
+    requested_account: str | None = Field(
+        default=None, sa_column=Column(String(64)), description="Set when the producer named the account: no routing, no failover."
+    )
     status: str = Field(sa_column=Column(String(16), nullable=False), description="Where the message is: a value of sms_worker.status.Status.")
-    delivery: str | None = Field(default=None, sa_column=Column(String(16)), description="What its provider last reported: a value of sms_worker.status.Delivery.")
+    delivery: str | None = Field(
+        default=None, sa_column=Column(String(16)), description="What its provider last reported: a value of sms_worker.status.Delivery."
+    )
     provider_status: str | None = Field(default=None, sa_column=Column(String(32)), description="The provider's own word for that report.")
     attempts: int = Field(default=0, description="Provider calls started (status calling or after), the ones not counted excepted.")
     unicode: bool | None = Field(default=None, description="Telekom SK `unicode`: None detects, False downgrades to GSM-7.")

@@ -35,9 +35,11 @@ class CallRecord:
         ``claims``; returns the ids it turned. Raises if the database is away (and reconnects
         on the next call)."""
         mark = placeholder(self._dialect)
-        update = (f"UPDATE {MESSAGES.name} SET status = '{Status.CALLING.value}', attempts = attempts + 1, "
-                  f"first_attempt_at = COALESCE(first_attempt_at, {mark}), last_attempt_at = {mark}, updated_at = {mark} "
-                  f"WHERE COALESCE(status, '') = '{Status.CLAIMED.value}' AND {self._held(ids, claims)}")
+        update = (
+            f"UPDATE {MESSAGES.name} SET status = '{Status.CALLING.value}', attempts = attempts + 1, "
+            f"first_attempt_at = COALESCE(first_attempt_at, {mark}), last_attempt_at = {mark}, updated_at = {mark} "
+            f"WHERE COALESCE(status, '') = '{Status.CLAIMED.value}' AND {self._held(ids, claims)}"
+        )
         values = [("first_attempt_at", now), ("last_attempt_at", now), ("updated_at", now), *self._held_values(ids, claims)]
         with self._lock:
             try:
@@ -45,9 +47,11 @@ class CallRecord:
                 cursor.execute(update, driver_values(self._dialect, MESSAGES, values))
                 if cursor.rowcount == len(ids):
                     return set(ids)
-                cursor.execute(f"SELECT id FROM {MESSAGES.name} WHERE COALESCE(status, '') = '{Status.CALLING.value}' AND {self._held(ids, claims)}",
-                               driver_values(self._dialect, MESSAGES, self._held_values(ids, claims)))
-                return {value if isinstance(value, uuid.UUID) else uuid.UUID(hex=value) for value, in cursor.fetchall()}
+                cursor.execute(
+                    f"SELECT id FROM {MESSAGES.name} WHERE COALESCE(status, '') = '{Status.CALLING.value}' AND {self._held(ids, claims)}",
+                    driver_values(self._dialect, MESSAGES, self._held_values(ids, claims)),
+                )
+                return {value if isinstance(value, uuid.UUID) else uuid.UUID(hex=value) for (value,) in cursor.fetchall()}
             except Exception:
                 self.close()
                 raise

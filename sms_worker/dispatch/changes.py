@@ -43,6 +43,7 @@ def change_of(item: Item, now: datetime, first_check: timedelta) -> Change | Non
         change.started = event(item.id, item.called_at, Status.CALLING, f"attempt {item.attempt} via {item.account}")
     return change
 
+
 def _values_of(item: Item, now: datetime, first_check: timedelta) -> Change | None:
     disposition = item.disposition
     if isinstance(disposition, Skip) or disposition is None:
@@ -52,15 +53,27 @@ def _values_of(item: Item, now: datetime, first_check: timedelta) -> Change | No
         values: dict[str, Any] = {"status": disposition.status.value, "updated_at": now, **released}
         accepted = disposition.accepted
         if accepted is not None:
-            values.update(account=item.account, provider_message_id=accepted.provider_message_id, provider_status=accepted.provider_status,
-                          delivery=accepted.delivery.value if accepted.delivery else None, next_check_at=now + first_check,
-                          error_code=None, error_text=None)
+            values.update(
+                account=item.account,
+                provider_message_id=accepted.provider_message_id,
+                provider_status=accepted.provider_status,
+                delivery=accepted.delivery.value if accepted.delivery else None,
+                next_check_at=now + first_check,
+                error_code=None,
+                error_text=None,
+            )
             if accepted.delivery is Delivery.DELIVERED:
                 values["delivered_at"] = now
         elif disposition.code is not None:
             values.update(error_code=disposition.code, error_text=disposition.reason)
-        note = event(item.id, now, disposition.status, disposition.reason, code=disposition.code,
-                     provider_status=accepted.provider_status if accepted else None)
+        note = event(
+            item.id,
+            now,
+            disposition.status,
+            disposition.reason,
+            code=disposition.code,
+            provider_status=accepted.provider_status if accepted else None,
+        )
         return Change(item.id, item.claim_id, item.attempt, values, note, None, accepted is not None)
     pointer = Due(Pointer(item.priority, item.id), disposition.until)
     if item.claim_id is None and disposition.status is None:

@@ -23,8 +23,8 @@ from sqlalchemy import Engine, delete, insert, update
 from sms_worker.clock import Clock
 from sms_worker.db.models import Dispatcher, table_of
 from sms_worker.dispatch.ledger import Ledger
-from sms_worker.outages import describe_outage
 from sms_worker.logs import get_logger
+from sms_worker.outages import describe_outage
 
 log = get_logger("lease")
 DISPATCHERS = table_of(Dispatcher)
@@ -53,7 +53,9 @@ class Lease:
         now = self._clock.now()
         with self._lock, self._engine.begin() as conn:
             if self._renewed is None or not conn.execute(update(DISPATCHERS).where(DISPATCHERS.c.id == self.id).values(heartbeat_at=now)).rowcount:
-                conn.execute(insert(DISPATCHERS).values(id=self.id, host=socket.gethostname()[:255], pid=os.getpid(), started_at=now, heartbeat_at=now))
+                conn.execute(
+                    insert(DISPATCHERS).values(id=self.id, host=socket.gethostname()[:255], pid=os.getpid(), started_at=now, heartbeat_at=now)
+                )
             self._renewed = now
 
     def end(self) -> None:

@@ -88,7 +88,7 @@ class Ledger:
                 if held.pointers:
                     schedule(self._redis, held.pointers)
                     held.pointers = []
-            except Exception as error:  # noqa: BLE001 - held, not lost: see flush_held
+            except Exception as error:
                 reason = describe_outage(error)
                 if reason is None:
                     log.exception("writing %d dispatch outcome(s) failed; they are held and tried again", len(held.changes))
@@ -138,11 +138,13 @@ class Ledger:
                     events += [change.started] if change.started else []
                     if change.event:
                         late = "late answer, after the sweep took the claim back: " + ("" if wins else "not applied: ")
-                        events.append({**change.event, "status": change.values["status"] if wins else row.status,
-                                       "reason": late + change.event["reason"]})
+                        events.append(
+                            {**change.event, "status": change.values["status"] if wins else row.status, "reason": late + change.event["reason"]}
+                        )
             update_each(conn, updates)
             add_events(conn, events)
         return pointers
+
 
 class _MovedOn(SmsWorkerError):
     """A fenced update found a row no longer as the change expected."""

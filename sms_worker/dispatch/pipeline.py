@@ -18,15 +18,15 @@ still in play are deferred for a moment, so no pointer is lost, and the after-st
 from __future__ import annotations
 
 from collections.abc import Callable
-from functools import partial
 from datetime import timedelta
+from functools import partial
 from typing import ClassVar
 
 from sms_worker.clock import Clock
 from sms_worker.dispatch.batch import Batch, Defer, Item
 from sms_worker.dispatch.ledger import Ledger
-from sms_worker.outages import describe_outage
 from sms_worker.logs import get_logger
+from sms_worker.outages import describe_outage
 
 log = get_logger("dispatch")
 RETRY_AFTER_FAILURE = timedelta(seconds=1)
@@ -95,7 +95,7 @@ class Pipeline:
             for stage in reversed(ran):
                 try:
                     stage.after(batch)
-                except Exception:  # noqa: BLE001 - one after-step failing must not skip the others
+                except Exception:
                     log.exception("after-step of %s failed", type(stage).__name__)
             self.ledger.write(batch)
 
@@ -118,4 +118,6 @@ class Pipeline:
         if describe_outage(error):
             log.warning("%s; %d message(s) come back in %.0f s", reason, len(left), RETRY_AFTER_FAILURE.total_seconds())
         else:
-            log.exception("dispatch stopped on an unexpected error; %d message(s) come back in %.0f s", len(left), RETRY_AFTER_FAILURE.total_seconds())
+            log.exception(
+                "dispatch stopped on an unexpected error; %d message(s) come back in %.0f s", len(left), RETRY_AFTER_FAILURE.total_seconds()
+            )

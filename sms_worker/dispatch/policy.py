@@ -43,8 +43,12 @@ class RetryPolicy:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> RetryPolicy:
-        return cls(settings.max_retries, timedelta(seconds=settings.retry_window_seconds), settings.retry_backoff_seconds,
-                   settings.retry_ambiguous == "same-account")
+        return cls(
+            settings.max_retries,
+            timedelta(seconds=settings.retry_window_seconds),
+            settings.retry_backoff_seconds,
+            settings.retry_ambiguous == "same-account",
+        )
 
     def after_failure(self, error: Failure, attempt: Attempt, now: datetime) -> Defer | Finish:
         """Where a message goes after ``attempt`` failed with ``error``."""
@@ -52,8 +56,7 @@ class RetryPolicy:
         ambiguous = error.kind is ErrorKind.AMBIGUOUS
         if error.kind is ErrorKind.PERMANENT and error.account_wide:
             wait = PAUSE_RECHECK if attempt.pinned else timedelta(0)
-            return Defer(now + wait, f"account {attempt.account} paused ({described}); attempt not counted",
-                         Status.QUEUED, error.code, counted=False)
+            return Defer(now + wait, f"account {attempt.account} paused ({described}); attempt not counted", Status.QUEUED, error.code, counted=False)
         if error.kind is ErrorKind.PERMANENT:
             return Finish(error.status, f"permanent failure {described}", error.code)
         if ambiguous and not self.retry_ambiguous:

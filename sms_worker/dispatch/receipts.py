@@ -18,11 +18,11 @@ from typing import Any
 from sqlalchemy import select
 
 from sms_worker.dispatch.sql import MESSAGES, add_events, event, lock_rows, update_each
+from sms_worker.logs import get_logger
 from sms_worker.providers.base import DeliveryReceipt
 from sms_worker.providers.failures import ErrorKind, Failure, ProviderError
 from sms_worker.queues.pointers import ready_lengths
 from sms_worker.runtime import Runtime
-from sms_worker.logs import get_logger
 from sms_worker.status import Delivery, Status
 
 log = get_logger("receipts")
@@ -77,7 +77,7 @@ def _check(rt: Runtime, row: Any) -> DeliveryReceipt | Failure:
         return rt.accounts[row.account].adapter.check(row.provider_message_id)
     except ProviderError as error:
         return error.failure
-    except Exception as error:  # noqa: BLE001 - one bad answer must not stall every receipt
+    except Exception as error:
         log.exception("status check of %s at %s failed", row.id, row.account)
         return Failure(ErrorKind.TRANSIENT, "CHECK_CRASH", f"{type(error).__name__}: {error}")
 
@@ -102,14 +102,24 @@ def apply_receipts(rt: Runtime, results: list[tuple[Any, DeliveryReceipt | Failu
             elif outcome.delivery is None:
                 if outcome.provider_status != was.provider_status:
                     change["provider_status"] = outcome.provider_status
-                    events.append(event(row.id, now, Status.SUBMITTED, f"{row.account} reported {outcome.provider_status!r}, a word its adapter "
-                                        "does not know: nothing changes, the message is still checked", provider_status=outcome.provider_status))
+                    events.append(
+                        event(
+                            row.id,
+                            now,
+                            Status.SUBMITTED,
+                            f"{row.account} reported {outcome.provider_status!r}, a word its adapter "
+                            "does not know: nothing changes, the message is still checked",
+                            provider_status=outcome.provider_status,
+                        )
+                    )
             elif outcome.delivery.value != was.delivery and outcome.delivery.progress >= _progress(was.delivery):
                 status = outcome.delivery.status
                 change.update(status=status.value, delivery=outcome.delivery.value, provider_status=outcome.provider_status)
                 if outcome.delivery is Delivery.DELIVERED:
                     change["delivered_at"] = outcome.delivered_at or now
-                events.append(event(row.id, now, status, f"{row.account} reports it {outcome.delivery.value}", provider_status=outcome.provider_status))
+                events.append(
+                    event(row.id, now, status, f"{row.account} reports it {outcome.delivery.value}", provider_status=outcome.provider_status)
+                )
                 report.changed += 1
                 report.final += status.final
             if not Status(change.get("status", was.status)).final and now > row.valid_until + RECEIPT_TIMEOUT:

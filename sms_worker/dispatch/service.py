@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from sqlalchemy import select
 
 from sms_worker.dispatch.batch import Batch, Defer, Finish, Item, Skip, Waiting
-from sms_worker.outages import describe_outage
 from sms_worker.dispatch.pipeline import RETRY_AFTER_FAILURE, Pipeline
 from sms_worker.dispatch.sql import MESSAGES
 from sms_worker.dispatch.stages.claim import Claim
@@ -27,13 +26,16 @@ from sms_worker.dispatch.stages.route import Route
 from sms_worker.dispatch.stages.submit import Submit
 from sms_worker.dispatch.stages.validity import ValidityWindow
 from sms_worker.logs import get_logger
+from sms_worker.outages import describe_outage
 from sms_worker.queues.pointers import Due, Pointer, keep_awake, pop_batch, pop_urgent, schedule
 from sms_worker.runtime import Runtime
 from sms_worker.status import WAITING, Status
 
 log = get_logger("dispatch")
-_COLUMNS = [MESSAGES.c[name] for name in ("id", "status", "recipient", "sender", "segments", "attempts", "send_after", "valid_until",
-                                          "first_attempt_at", "requested_account")]
+_COLUMNS = [
+    MESSAGES.c[name]
+    for name in ("id", "status", "recipient", "sender", "segments", "attempts", "send_after", "valid_until", "first_attempt_at", "requested_account")
+]
 
 
 @dataclass
@@ -112,8 +114,21 @@ def load(rt: Runtime, pointers: list[Pointer]) -> Batch:
         rows = conn.execute(select(*_COLUMNS).where(MESSAGES.c.id.in_(list(priorities)))).all()
     waiting = {s.value for s in WAITING}
     items = [
-        Item(row.id, priorities[row.id], Waiting(Status(row.status), row.recipient, row.sender, row.segments, row.attempts, row.send_after,
-                                                 row.valid_until, row.first_attempt_at, row.requested_account))
+        Item(
+            row.id,
+            priorities[row.id],
+            Waiting(
+                Status(row.status),
+                row.recipient,
+                row.sender,
+                row.segments,
+                row.attempts,
+                row.send_after,
+                row.valid_until,
+                row.first_attempt_at,
+                row.requested_account,
+            ),
+        )
         for row in rows
         if row.status in waiting
     ]

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from datetime import datetime
-from typing import Any, Iterable
+from typing import Any
 
-from sqlalchemy import Connection, ColumnElement, Row, func, update
+from sqlalchemy import ColumnElement, Connection, Row, func, update
 
 from sms_worker.db.bulk import insert_rows, update_rows
 from sms_worker.db.models import Message, MessageEvent, table_of
@@ -36,8 +37,15 @@ def lock_rows(conn: Connection, ids: list[Any], statuses: Iterable[str], now: da
         update(MESSAGES)
         .where(MESSAGES.c.id.in_(ids), status_of_listed(statuses), *conditions)
         .values(updated_at=now)
-        .returning(MESSAGES.c.id, MESSAGES.c.status, MESSAGES.c.attempts, MESSAGES.c.error_code, MESSAGES.c.claim_id,
-                   MESSAGES.c.delivery, MESSAGES.c.provider_status)
+        .returning(
+            MESSAGES.c.id,
+            MESSAGES.c.status,
+            MESSAGES.c.attempts,
+            MESSAGES.c.error_code,
+            MESSAGES.c.claim_id,
+            MESSAGES.c.delivery,
+            MESSAGES.c.provider_status,
+        )
     )
     return {row.id: row for row in conn.execute(statement)}
 
@@ -78,8 +86,9 @@ def add_events(conn: Connection, events: list[dict[str, Any]]) -> None:
     insert_rows(conn, EVENTS, EVENT_COLUMNS, events)
 
 
-def event(message_id: uuid.UUID, at: datetime, status: str, reason: str, *, provider_status: str | None = None,
-          code: str | None = None) -> dict[str, Any]:
+def event(
+    message_id: uuid.UUID, at: datetime, status: str, reason: str, *, provider_status: str | None = None, code: str | None = None
+) -> dict[str, Any]:
     """One row of a message's history: its status after the event, why, and the provider's word
     (a report) or the error code (a failed attempt) that caused it."""
     return {"message_id": message_id, "at": at, "status": str(status), "provider_status": provider_status, "code": code, "reason": reason}

@@ -34,9 +34,7 @@ from sms_worker.providers.session_key import SessionKeyAccount
 from sms_worker.providers.telefoon import TelefoonAccount
 from sms_worker.providers.telekom_sk import TelekomSkAccount
 
-AccountSettings = Annotated[
-    TelekomSkAccount | DtA2pAccount | SessionKeyAccount | TelefoonAccount | DexatelAccount, Field(discriminator="type")
-]
+AccountSettings = Annotated[TelekomSkAccount | DtA2pAccount | SessionKeyAccount | TelefoonAccount | DexatelAccount, Field(discriminator="type")]
 """One account of any adapter type, told apart by its ``type``."""
 
 ACCOUNT_TYPES: dict[str, type[AccountBase]] = {
@@ -146,9 +144,11 @@ def parse_providers(document: Mapping[str, Any], environ: Mapping[str, str], sou
     try:
         return ProvidersConfig.model_validate(document, context=context)
     except ValidationError as error:
-        lines = [f"{source}: {field}: {why}" if field else f"{source}: {why}"
-                 for field, why in (_problem(detail) for detail in error.errors(include_url=False))
-                 if why]
+        lines = [
+            f"{source}: {field}: {why}" if field else f"{source}: {why}"
+            for field, why in (_problem(detail) for detail in error.errors(include_url=False))
+            if why
+        ]
         raise ProvidersFileError("\n".join(lines)) from None
 
 

@@ -12,7 +12,7 @@ if TYPE_CHECKING:
     from sms_worker.runtime import Runtime
 
 
-def require_accounts(rt: "Runtime", field: str, names: Iterable[str]) -> None:
+def require_accounts(rt: Runtime, field: str, names: Iterable[str]) -> None:
     """Raise :class:`InvalidField` on ``field`` for the first of ``names`` that is not a
     configured account; its reason lists the configured ones."""
     for name in names:
@@ -20,7 +20,7 @@ def require_accounts(rt: "Runtime", field: str, names: Iterable[str]) -> None:
             raise InvalidField(field, f"{name!r} is not a configured account ({', '.join(sorted(rt.accounts))})")
 
 
-def resume_account(rt: "Runtime", name: str) -> list[str]:
+def resume_account(rt: Runtime, name: str) -> list[str]:
     """Put account ``name`` back in routing: lift its pause and close its breaker. Returns what
     that changed, of ``["pause lifted", "breaker closed"]``; empty when it was already in routing.
     Raises :class:`InvalidField` on ``name`` for an account that is not configured."""

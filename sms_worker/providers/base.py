@@ -22,9 +22,9 @@ takes one recipient per request), declare their error codes and status words as 
 
 from __future__ import annotations
 
+import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Hashable, Mapping, Sequence
-import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, ClassVar, Protocol

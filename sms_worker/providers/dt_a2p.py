@@ -173,9 +173,7 @@ class DtA2pAdapter(OneRecipientPerRequest):
         """A wrong key or an empty prepaid account stops the account before its first message."""
         amount, currency = self.balance()
         if amount <= 0:
-            raise ProviderError(
-                ErrorKind.PERMANENT, INSUFFICIENT_BALANCE, f"prepaid balance is {amount:.2f} {currency}", account_wide=True
-            )
+            raise ProviderError(ErrorKind.PERMANENT, INSUFFICIENT_BALANCE, f"prepaid balance is {amount:.2f} {currency}", account_wide=True)
 
     def _receipt(self, body: Any) -> DeliveryReceipt:
         """The delivery report of the GET (and of callbacks); ``delivered_at`` is UTC in the API."""

@@ -127,7 +127,8 @@ class AccountBase(BaseModel):
             if name in data:
                 raise PydanticCustomError("credential_twice", "give it inline or by the environment, not both", {"key": key})
             if not isinstance(variable, str) or variable not in environ:
-                raise PydanticCustomError("environment_variable_not_set", f"names the environment variable {variable!r}, which is not set",
-                                          {"key": key})
+                raise PydanticCustomError(
+                    "environment_variable_not_set", f"names the environment variable {variable!r}, which is not set", {"key": key}
+                )
             data[name] = environ[variable]
         return data

@@ -53,10 +53,10 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Hashable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import Annotated, Any, Callable, Final, Literal
+from datetime import UTC, datetime
+from typing import Annotated, Any, Final, Literal
 from urllib.parse import quote
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -108,9 +108,9 @@ class SessionKeyAccount(AccountBase):
     username: Credential
     password: Credential
     quality: Quality = "N"
-    max_recipients: Annotated[
-        int, Field(ge=1, le=MAX_RECIPIENTS_LIMIT), reason(f"must be an integer from 1 to {MAX_RECIPIENTS_LIMIT}")
-    ] = DEFAULT_MAX_RECIPIENTS
+    max_recipients: Annotated[int, Field(ge=1, le=MAX_RECIPIENTS_LIMIT), reason(f"must be an integer from 1 to {MAX_RECIPIENTS_LIMIT}")] = (
+        DEFAULT_MAX_RECIPIENTS
+    )
     timezone: Annotated[str, AfterValidator(_zone_name)] = DEFAULT_TIMEZONE
     """The gateway's zone, for ``delivery_date`` in its answers."""
 
@@ -300,7 +300,7 @@ class SessionKeyAdapter(AdapterBase):
         if not isinstance(value, str) or not value:
             return None
         try:
-            return datetime.strptime(value, TIME_FORMAT).replace(tzinfo=self._zone).astimezone(timezone.utc)
+            return datetime.strptime(value, TIME_FORMAT).replace(tzinfo=self._zone).astimezone(UTC)
         except ValueError:
             return None
 

@@ -104,6 +104,7 @@ ERRORS: Final[dict[int, ErrorClass]] = {
     30008: ErrorClass(_PERMANENT, status=Status.UNKNOWN),  # unknown error
 }
 
+
 @dataclass(frozen=True, slots=True)
 class TelefoonMessage:
     """One Message as the API describes it, with its canonical status beside the provider's."""
@@ -209,9 +210,7 @@ class TelefoonAdapter(OneRecipientPerRequest):
         """Erase a message record at Telefoon (GDPR right to erasure); afterwards it is not found."""
         self.request("DELETE", _message_path(provider_message_id))
 
-    def messages(
-        self, *, direction: str | None = None, status: str | None = None, page_size: int = MAX_PAGE_SIZE
-    ) -> Iterator[TelefoonMessage]:
+    def messages(self, *, direction: str | None = None, status: str | None = None, page_size: int = MAX_PAGE_SIZE) -> Iterator[TelefoonMessage]:
         """Every message matching the filters, fetched a page at a time as the caller iterates.
         Filters the API would refuse raise ValueError here, before any request."""
         if direction is not None and direction not in DIRECTIONS:

@@ -21,10 +21,11 @@ import json
 import re
 import time
 import xml.etree.ElementTree as ET
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
+from typing import Any, Literal
 from zoneinfo import ZoneInfo
-from typing import Any, Callable, Literal
 
 import defusedxml.ElementTree as DefusedET
 import httpx
@@ -271,6 +272,6 @@ def _parse_time(value: object) -> datetime | None:
     if not isinstance(value, str) or not value:
         return None
     try:
-        return datetime.strptime(value, TIME_FORMAT).replace(tzinfo=PROVIDER_TIMEZONE).astimezone(timezone.utc)
+        return datetime.strptime(value, TIME_FORMAT).replace(tzinfo=PROVIDER_TIMEZONE).astimezone(UTC)
     except ValueError:
         return None

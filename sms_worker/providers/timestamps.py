@@ -10,7 +10,7 @@ with their adapters.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Literal
 
 ZoneLess = Literal["reject", "utc", "keep", "local"]
@@ -31,7 +31,7 @@ def parse_timestamp(value: object, *, zoneless: ZoneLess, to_utc: bool = False) 
         if zoneless == "reject":
             return None
         if zoneless == "utc":
-            moment = moment.replace(tzinfo=timezone.utc)
+            moment = moment.replace(tzinfo=UTC)
         elif zoneless == "local":
             moment = moment.astimezone()
-    return moment.astimezone(timezone.utc) if to_utc else moment
+    return moment.astimezone(UTC) if to_utc else moment

@@ -88,8 +88,9 @@ class _DeadlineBackend(httpcore.NetworkBackend):
     def __init__(self) -> None:
         self._inner = httpcore.SyncBackend()
 
-    def connect_tcp(self, host: str, port: int, timeout: float | None = None, local_address: str | None = None,
-                    socket_options: Any = None) -> httpcore.NetworkStream:
+    def connect_tcp(
+        self, host: str, port: int, timeout: float | None = None, local_address: str | None = None, socket_options: Any = None
+    ) -> httpcore.NetworkStream:
         timeout = _time_left(timeout, httpcore.ConnectTimeout)
         return _DeadlineStream(self._inner.connect_tcp(host, port, timeout, local_address, socket_options))
 
@@ -149,8 +150,9 @@ class GuardedTransport(httpx.HTTPTransport):
         until = until if outer is None else min(outer, until)
         _local.deadline = until
         left = max(0.0, until - time.monotonic())
-        request.extensions["timeout"] = {name: left if value is None else min(value, left)
-                                         for name, value in request.extensions.get("timeout", {}).items()}
+        request.extensions["timeout"] = {
+            name: left if value is None else min(value, left) for name, value in request.extensions.get("timeout", {}).items()
+        }
         try:
             response = super().handle_request(request)
         finally:

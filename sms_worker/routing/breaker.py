@@ -87,7 +87,9 @@ class Breaker:
         """:meth:`record` run on ``client``: with a pipeline, queued (read the answer with
         :meth:`read_record` once the pipeline has run)."""
         outcomes = "".join("1" if failed else "0" for failed in failures)
-        return load_script(self._client, "sms_worker.routing", "breaker_record.lua")(keys=self._keys, args=[outcomes, *self._limits, reason], client=client)
+        return load_script(self._client, "sms_worker.routing", "breaker_record.lua")(
+            keys=self._keys, args=[outcomes, *self._limits, reason], client=client
+        )
 
     @staticmethod
     def read_record(answer: Any) -> Recorded:

@@ -13,7 +13,6 @@ from redis.client import Pipeline
 
 from sms_worker.redis_keys import key
 
-
 KEEP_SECONDS = 120
 
 

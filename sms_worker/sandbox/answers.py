@@ -12,7 +12,7 @@ import asyncio
 import json
 from collections.abc import AsyncIterator, Callable, Hashable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, Final, Generic, TypeVar
 
 from starlette.requests import Request
@@ -138,4 +138,4 @@ async def json_body(request: Request) -> Any:
 
 def utc_timestamp(epoch: float, timespec: str) -> str:
     """An RFC 3339 time in UTC with ``Z``, e.g. ``2030-01-01T12:00:00.000Z`` (``milliseconds``)."""
-    return datetime.fromtimestamp(epoch, timezone.utc).isoformat(timespec=timespec).replace("+00:00", "Z")
+    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec=timespec).replace("+00:00", "Z")

@@ -100,9 +100,7 @@ class FaultEngine:
     def clear(self) -> None:
         self._rules.clear()
 
-    def take(
-        self, provider: str, endpoint: str, to: Any = None, kinds: frozenset[FaultKind] = ALL_KINDS
-    ) -> FaultRule | None:
+    def take(self, provider: str, endpoint: str, to: Any = None, kinds: frozenset[FaultKind] = ALL_KINDS) -> FaultRule | None:
         """The first rule that applies to this request, with one of its ``times`` used up.
 
         ``kinds`` lets an endpoint ignore rules that mean nothing to it (a ``final_status`` on

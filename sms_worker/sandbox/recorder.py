@@ -44,9 +44,7 @@ class Recorder:
         self._seq = itertools.count(1)
         self._records: list[dict[str, Any]] = []
 
-    def record(
-        self, provider: str, endpoint: str, answer: Answered, *, to: Any, sender: Any, text: Any, params: dict[str, Any]
-    ) -> dict[str, Any]:
+    def record(self, provider: str, endpoint: str, answer: Answered, *, to: Any, sender: Any, text: Any, params: dict[str, Any]) -> dict[str, Any]:
         """One request as it was sent (``to``, ``sender``, ``text``, other ``params``) and answered."""
         entry = {
             "seq": next(self._seq),

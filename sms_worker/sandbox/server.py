@@ -13,10 +13,12 @@ from sms_worker.sandbox.app import create_app
 from sms_worker.sandbox.settings import SandboxSettings
 
 
-def run(host: str, port: int, *, telekom_sk_callback_url: str | None = None, dexatel_webhook_url: str | None = None,
-        post_status_callbacks: bool = False) -> None:
-    settings = SandboxSettings(telekom_sk_callback_url=telekom_sk_callback_url, dexatel_webhook_url=dexatel_webhook_url,
-                               post_status_callbacks=post_status_callbacks)
+def run(
+    host: str, port: int, *, telekom_sk_callback_url: str | None = None, dexatel_webhook_url: str | None = None, post_status_callbacks: bool = False
+) -> None:
+    settings = SandboxSettings(
+        telekom_sk_callback_url=telekom_sk_callback_url, dexatel_webhook_url=dexatel_webhook_url, post_status_callbacks=post_status_callbacks
+    )
     app = create_app(settings=settings)
     uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
 

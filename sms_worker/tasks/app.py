@@ -18,8 +18,8 @@ from celery.worker.consumer import Consumer
 from kombu import Connection, Queue
 
 from sms_worker.config import Settings, get_settings
-from sms_worker.runtime import redis_url
 from sms_worker.priority import Priority
+from sms_worker.runtime import redis_url
 
 QUEUE_ORDER = (Priority.HIGH.queue, "housekeeping", Priority.STANDARD.queue, Priority.LOW.queue)
 DISPATCH_TASK = "sms_worker.dispatch"
@@ -36,8 +36,8 @@ class PromptConsumer(Consumer):
 
     def ensure_connected(self, conn: Connection) -> Connection:
         conn.ensure_connection = functools.partial(  # type: ignore[method-assign]  # for this call only, then deleted
-            conn.ensure_connection, interval_start=0, interval_step=RECONNECT_EVERY,
-            interval_max=RECONNECT_EVERY)
+            conn.ensure_connection, interval_start=0, interval_step=RECONNECT_EVERY, interval_max=RECONNECT_EVERY
+        )
         try:
             return super().ensure_connected(conn)
         finally:

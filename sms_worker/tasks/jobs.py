@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import asdict
 
-from sms_worker.dispatch.receipts import poll_budget, poll_statuses as poll_due_statuses
+from sms_worker.dispatch.receipts import poll_budget
+from sms_worker.dispatch.receipts import poll_statuses as poll_due_statuses
 from sms_worker.dispatch.service import dispatch_batch
 from sms_worker.recovery import sweep as run_sweep
 from sms_worker.tasks.app import DISPATCH_TASK, celery_app

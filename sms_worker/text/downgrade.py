@@ -20,19 +20,46 @@ from sms_worker.text.gsm7 import GSM7_CHARS, NOT_GSM7_RE
 # unidecode turns « into "<<" and a zero-width space into a visible space).
 DOWNGRADE_TABLE: Final[dict[str, str]] = {
     # quotes and apostrophes
-    "\u2018": "'", "\u2019": "'", "\u201a": "'", "\u201b": "'", "\u2032": "'", "\u00b4": "'",
-    "`": "'", "\u02bc": "'",
-    "\u201c": '"', "\u201d": '"', "\u201e": '"', "\u201f": '"', "\u2033": '"',
-    "\u00ab": '"', "\u00bb": '"',
+    "\u2018": "'",
+    "\u2019": "'",
+    "\u201a": "'",
+    "\u201b": "'",
+    "\u2032": "'",
+    "\u00b4": "'",
+    "`": "'",
+    "\u02bc": "'",
+    "\u201c": '"',
+    "\u201d": '"',
+    "\u201e": '"',
+    "\u201f": '"',
+    "\u2033": '"',
+    "\u00ab": '"',
+    "\u00bb": '"',
     # dashes, hyphens and minus
-    "\u2010": "-", "\u2011": "-", "\u2012": "-", "\u2013": "-", "\u2014": "-", "\u2015": "-",
+    "\u2010": "-",
+    "\u2011": "-",
+    "\u2012": "-",
+    "\u2013": "-",
+    "\u2014": "-",
+    "\u2015": "-",
     "\u2212": "-",
     "\u2026": "...",
     # spaces and line breaks
-    "\t": " ", "\u00a0": " ", "\u2007": " ", "\u202f": " ", "\u3000": " ",
-    "\u2028": "\n", "\u2029": "\n", "\u0085": "\n",
+    "\t": " ",
+    "\u00a0": " ",
+    "\u2007": " ",
+    "\u202f": " ",
+    "\u3000": " ",
+    "\u2028": "\n",
+    "\u2029": "\n",
+    "\u0085": "\n",
     # invisible format characters: '?' would add visible noise, so they vanish
-    "\u00ad": "", "\u200b": "", "\u200c": "", "\u200d": "", "\u2060": "", "\ufeff": "",
+    "\u00ad": "",
+    "\u200b": "",
+    "\u200c": "",
+    "\u200d": "",
+    "\u2060": "",
+    "\ufeff": "",
     **{chr(c): "" for c in range(0xFE00, 0xFE10)},  # variation selectors (emoji presentation)
 }
 
@@ -48,16 +75,12 @@ def _fold_char(char: str) -> str:
     if unicodedata.combining(char):
         # A stray combining mark is a diacritic with nothing left to sit on.
         return ""
-    stripped = "".join(
-        c for c in unicodedata.normalize("NFKD", char) if not unicodedata.combining(c)
-    )
+    stripped = "".join(c for c in unicodedata.normalize("NFKD", char) if not unicodedata.combining(c))
     if stripped and all(c in GSM7_CHARS for c in stripped):
         return stripped
     ascii_ = unidecode(char)  # keeps its spacing: "中文" -> "Zhong Wen "
     if ascii_.strip():
-        return "".join(
-            c if c in GSM7_CHARS else DOWNGRADE_TABLE.get(c, REPLACEMENT) for c in ascii_
-        )
+        return "".join(c if c in GSM7_CHARS else DOWNGRADE_TABLE.get(c, REPLACEMENT) for c in ascii_)
     return REPLACEMENT
 
 

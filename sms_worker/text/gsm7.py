@@ -13,14 +13,7 @@ from typing import Final
 # Index = GSM 7-bit code. 0x1B is ESC (the escape to the extension table), not a character a
 # user can type, so it is left out of every set below.
 BASIC_TABLE: Final[str] = (
-    "@£$¥èéùìòÇ\nØø\rÅå"
-    "Δ_ΦΓΛΩΠΨΣΘΞ\x1bÆæßÉ"
-    " !\"#¤%&'()*+,-./"
-    "0123456789:;<=>?"
-    "¡ABCDEFGHIJKLMNO"
-    "PQRSTUVWXYZÄÖÑÜ§"
-    "¿abcdefghijklmno"
-    "pqrstuvwxyzäöñüà"
+    "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞ\x1bÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
 )
 assert len(BASIC_TABLE) == 128
 

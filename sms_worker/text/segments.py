@@ -53,9 +53,7 @@ class TextAnalysis:
 _EMPTY: Final[TextAnalysis] = TextAnalysis(GSM7, 0, 0, SEPTETS_SINGLE, ())
 # Single-segment basic GSM results are identical for a given length; building them once saves the
 # frozen-dataclass constructor (about half the cost of the whole call) on the hot path.
-_GSM7_SINGLE: Final[tuple[TextAnalysis, ...]] = tuple(
-    TextAnalysis(GSM7, 1 if n else 0, n, SEPTETS_SINGLE, ()) for n in range(SEPTETS_SINGLE + 1)
-)
+_GSM7_SINGLE: Final[tuple[TextAnalysis, ...]] = tuple(TextAnalysis(GSM7, 1 if n else 0, n, SEPTETS_SINGLE, ()) for n in range(SEPTETS_SINGLE + 1))
 
 
 def _segment_ends(length: int, doubles: list[int], limit: int) -> list[int]:

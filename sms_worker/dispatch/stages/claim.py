@@ -23,13 +23,12 @@ from sms_worker.dispatch.batch import Batch, Defer, Skip
 from sms_worker.dispatch.pipeline import Downstream, Stage
 from sms_worker.dispatch.sql import MESSAGES, status_of_listed
 from sms_worker.dispatch.stages.validity import SCHEDULE_TOLERANCE
+from sms_worker.priority import Priority
 from sms_worker.providers.base import OutboundMessage
 from sms_worker.runtime import Runtime
-from sms_worker.priority import Priority
 from sms_worker.status import WAITING_VALUES, Status
 
-_RETURNED = [MESSAGES.c[name] for name in ("id", "recipient", "sender", "text", "valid_until", "unicode", "flash", "attempts",
-                                            "first_attempt_at")]
+_RETURNED = [MESSAGES.c[name] for name in ("id", "recipient", "sender", "text", "valid_until", "unicode", "flash", "attempts", "first_attempt_at")]
 
 
 class Claim(Stage):
@@ -75,5 +74,13 @@ class Claim(Stage):
 def _outbound(row: Any, priority: Priority, now: datetime) -> OutboundMessage:
     """The claimed row as an adapter needs it; the priority is the one its pointer carried."""
     remaining = max(1, min(1440, math.ceil((row.valid_until - now).total_seconds() / 60)))
-    return OutboundMessage(message_id=row.id, recipient=row.recipient, text=row.text, sender=row.sender,
-                           priority=priority, validity_minutes=remaining, unicode=row.unicode, flash=row.flash)
+    return OutboundMessage(
+        message_id=row.id,
+        recipient=row.recipient,
+        text=row.text,
+        sender=row.sender,
+        priority=priority,
+        validity_minutes=remaining,
+        unicode=row.unicode,
+        flash=row.flash,
+    )

@@ -63,14 +63,18 @@ class Health(Stage):
                 count_sent(pipe, {account: n for account, n in accepted.items() if n})
                 for account, outcomes in failures.items():
                     self._rt.breaker(account).queue_record(pipe, outcomes, last_fault.get(account, ""))
-                answers = pipe.execute()[-len(failures):] if failures else []
+                answers = pipe.execute()[-len(failures) :] if failures else []
             changes = {account: Breaker.read_record(answer) for account, answer in zip(failures, answers)}
         except Exception as error:  # noqa: BLE001 - see the module docstring
             log.warning("could not record the accounts' health: %s", describe_outage(error) or repr(error))
             return
         for account, recorded in changes.items():
             if recorded.changed and recorded.state == "open":
-                log.error("circuit breaker OPEN for account %s after %s; routing passes it over for %.0f s",
-                          account, last_fault.get(account, "transient faults"), self._rt.settings.breaker_cooldown_seconds)
+                log.error(
+                    "circuit breaker OPEN for account %s after %s; routing passes it over for %.0f s",
+                    account,
+                    last_fault.get(account, "transient faults"),
+                    self._rt.settings.breaker_cooldown_seconds,
+                )
             elif recorded.changed:
                 log.warning("circuit breaker for account %s is %s again", account, recorded.state)

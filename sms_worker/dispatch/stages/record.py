@@ -10,10 +10,10 @@ not made after all (:class:`~sms_worker.dispatch.batch.NotSent`) comes back with
 from __future__ import annotations
 
 from sms_worker.dispatch.batch import Batch, Defer, Finish, Item, NotSent
-from sms_worker.outages import describe_outage
 from sms_worker.dispatch.pipeline import Downstream, Stage
 from sms_worker.dispatch.policy import Attempt, RetryPolicy
 from sms_worker.logs import get_logger, mask_numbers, mask_phone
+from sms_worker.outages import describe_outage
 from sms_worker.providers.base import Accepted
 from sms_worker.providers.failures import ErrorKind, Failure
 from sms_worker.providers.pause import pause
@@ -51,8 +51,13 @@ class Record(Stage):
         except Exception as failure:  # noqa: BLE001 - the message is deferred either way; the next one pauses it
             log.warning("could not pause account %s: %s", item.account, describe_outage(failure) or repr(failure))
             return
-        log.error("provider account %s PAUSED: %s. Its messages fail over to other accounts (or wait, if they named it); "
-                  "`sms-worker accounts resume %s` once it is fixed", item.account, reason, item.account)
+        log.error(
+            "provider account %s PAUSED: %s. Its messages fail over to other accounts (or wait, if they named it); "
+            "`sms-worker accounts resume %s` once it is fixed",
+            item.account,
+            reason,
+            item.account,
+        )
 
 
 def _attempt(item: Item) -> Attempt:

@@ -13,8 +13,8 @@ from datetime import timedelta
 from typing import Final
 
 from sms_worker.dispatch.batch import Item, NotSent, Outcome
-from sms_worker.outages import describe_outage
 from sms_worker.logs import get_logger, mask_phone
+from sms_worker.outages import describe_outage
 from sms_worker.providers.failures import ErrorKind, Failure
 from sms_worker.providers.transport import deadline
 from sms_worker.ratelimit import SendWindow
@@ -107,8 +107,9 @@ class Departures:
             spec = self.rt.accounts[account]
             lead = min(0.5, spec.burst / (2 * spec.rate))
             try:
-                grant = SendWindow(self.rt.redis, account, spec.rate).admit([self._cost(entry.unit) for entry in entries],
-                                                                            ahead=min(AHEAD, math.floor(spec.rate * lead)))
+                grant = SendWindow(self.rt.redis, account, spec.rate).admit(
+                    [self._cost(entry.unit) for entry in entries], ahead=min(AHEAD, math.floor(spec.rate * lead))
+                )
             except Exception as error:  # noqa: BLE001 - without the window the rate cannot be kept: do not send
                 until = self.rt.clock.now() + timedelta(seconds=1)
                 dropped += [(entry.unit, NotSent(f"not sent: {describe_outage(error) or repr(error)}", until)) for entry in entries]
@@ -156,6 +157,6 @@ def call(rt: Runtime, unit: Unit) -> list[Outcome]:
         if len(outcomes) != len(unit):
             raise RuntimeError(f"send answered {len(outcomes)} outcomes for {len(unit)} messages")
         return list(outcomes)
-    except Exception as error:  # noqa: BLE001 - an adapter bug must not kill the batch or the worker
+    except Exception as error:
         log.exception("adapter %s crashed sending %d message(s), first to %s", name, len(unit), mask_phone(messages[0].recipient))
         return [Failure(ErrorKind.AMBIGUOUS, ADAPTER_CRASH, f"{type(error).__name__}: {error}")] * len(unit)

@@ -29,13 +29,13 @@ from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from datetime import timedelta
 
-from sms_worker.dispatch.calls import CallRecord
 from sms_worker.dispatch.batch import Batch, Defer, Item, Outcome, Skip
-from sms_worker.outages import describe_outage
-from sms_worker.priority import Priority
+from sms_worker.dispatch.calls import CallRecord
 from sms_worker.dispatch.pipeline import Downstream, Stage
 from sms_worker.dispatch.stages.requests import Departures, Unit, call, units_of
 from sms_worker.logs import get_logger
+from sms_worker.outages import describe_outage
+from sms_worker.priority import Priority
 from sms_worker.runtime import Runtime
 
 log = get_logger("dispatch")

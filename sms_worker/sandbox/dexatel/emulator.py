@@ -17,9 +17,9 @@ from sms_worker.sandbox.faults import ALL_KINDS, FaultEngine, FaultKind, FaultRu
 from sms_worker.sandbox.lifecycle import Message, MessageStore
 from sms_worker.sandbox.recorder import Recorder
 from sms_worker.sandbox.settings import SandboxSettings
+from sms_worker.sandbox.states import State
 from sms_worker.sandbox.telekom_sk.parts import count_parts
 from sms_worker.sandbox.webhooks import Webhooks
-from sms_worker.sandbox.states import State
 
 PROVIDER: Final = "dexatel"
 SEND: Final = "send"
@@ -109,9 +109,7 @@ class Dexatel:
         rule = self._faults.take(PROVIDER, SEND, fields.get("to"), _SEND_KINDS)
         answer = preempt(rule, error) or self._refuse(request) or self._accept(request, payload, rule)
         params = {key: value for key, value in fields.items() if key not in _DOCUMENTED_FIELDS}
-        self._recorder.record(
-            PROVIDER, SEND, answer, to=fields.get("to"), sender=fields.get("from"), text=fields.get("text"), params=params
-        )
+        self._recorder.record(PROVIDER, SEND, answer, to=fields.get("to"), sender=fields.get("from"), text=fields.get("text"), params=params)
         return answer, rule
 
     async def _status(self, request: Request) -> tuple[Answer, FaultRule | None]:
@@ -121,10 +119,7 @@ class Dexatel:
         rule = self._faults.take(PROVIDER, STATUS, recipient, _READ_KINDS)
         answer = preempt(rule, error) or self._refuse(request)
         if answer is None:
-            if message is None:
-                answer = error("MESSAGE_NOT_FOUND", f"Message {wire_id} was not found")
-            else:
-                answer = Answer(200, self._describe(message), "OK")
+            answer = error("MESSAGE_NOT_FOUND", f"Message {wire_id} was not found") if message is None else Answer(200, self._describe(message), "OK")
         return answer, rule
 
     async def _account_balance(self, request: Request) -> tuple[Answer, FaultRule | None]:

@@ -18,8 +18,8 @@ from sms_worker.sandbox.faults import FaultEngine, FaultKind, FaultRule, final_s
 from sms_worker.sandbox.lifecycle import Message, MessageStore
 from sms_worker.sandbox.recorder import Recorder
 from sms_worker.sandbox.settings import SandboxSettings
-from sms_worker.sandbox.telekom_sk.parts import count_parts
 from sms_worker.sandbox.states import State
+from sms_worker.sandbox.telekom_sk.parts import count_parts
 
 PROVIDER: Final = "dt-a2p"
 SEND: Final = "send"
@@ -58,7 +58,9 @@ WORDS: Final[dict[State, str]] = {
     State.EXPIRED: "expired",
     State.DELETED: "deleted",
 }
-_TRANSPORT_KINDS: Final = frozenset({FaultKind.LATENCY, FaultKind.TIMEOUT, FaultKind.HTTP_STATUS, FaultKind.ERROR_CODE, FaultKind.GARBAGE, FaultKind.DRIP})
+_TRANSPORT_KINDS: Final = frozenset(
+    {FaultKind.LATENCY, FaultKind.TIMEOUT, FaultKind.HTTP_STATUS, FaultKind.ERROR_CODE, FaultKind.GARBAGE, FaultKind.DRIP}
+)
 _SEND_KINDS: Final = _TRANSPORT_KINDS | {FaultKind.FINAL_STATUS}
 _MESSAGE_FIELDS: Final = ("from", "to", "text")
 
@@ -113,9 +115,7 @@ class DtA2p:
         rule = self._faults.take(PROVIDER, SEND, fields.get("to"), _SEND_KINDS)
         answer = preempt(rule, error) or self._submit(request, body, rule)
         params = {key: value for key, value in fields.items() if key not in _MESSAGE_FIELDS}
-        self._recorder.record(
-            PROVIDER, SEND, answer, to=fields.get("to"), sender=fields.get("from"), text=fields.get("text"), params=params
-        )
+        self._recorder.record(PROVIDER, SEND, answer, to=fields.get("to"), sender=fields.get("from"), text=fields.get("text"), params=params)
         return await respond(answer, rule)
 
     async def _report(self, request: Request) -> Response:

@@ -30,8 +30,8 @@ from sms_worker.sandbox.session_key.orders import (
     recipients_of,
 )
 from sms_worker.sandbox.settings import SandboxSettings
-from sms_worker.sandbox.telekom_sk.sessions import SessionStore
 from sms_worker.sandbox.states import State
+from sms_worker.sandbox.telekom_sk.sessions import SessionStore
 
 PROVIDER: Final = "session-key"
 LOGIN: Final = "login"
@@ -93,9 +93,7 @@ class SessionKey:
 
     # -- the calls other than POST /sms ----------------------------------------------------
 
-    def _endpoint(
-        self, name: str, kinds: frozenset[FaultKind], handler: Callable[[Request], Answer]
-    ) -> Callable[[Request], Awaitable[Response]]:
+    def _endpoint(self, name: str, kinds: frozenset[FaultKind], handler: Callable[[Request], Answer]) -> Callable[[Request], Awaitable[Response]]:
         async def endpoint(request: Request) -> Response:
             rule = self._faults.take(PROVIDER, name, None, kinds)
             answer = (self._preempt(rule, None) if rule is not None else None) or handler(request)
@@ -210,9 +208,7 @@ class SessionKey:
         numbers: list[str | None] = [*recipients] or [None]
         for number in numbers:
             entry = replace(answer, message_id=f"{answer.message_id}:{number}") if answer.accepted else answer
-            self._recorder.record(
-                PROVIDER, SMS, entry, to=number, sender=fields.get("sender"), text=fields.get("message"), params=params
-            )
+            self._recorder.record(PROVIDER, SMS, entry, to=number, sender=fields.get("sender"), text=fields.get("message"), params=params)
 
     # -- shared ----------------------------------------------------------------------------------
 

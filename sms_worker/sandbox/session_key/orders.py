@@ -9,8 +9,8 @@ from typing import Any, Final
 
 from sms_worker.errors import SmsWorkerError
 from sms_worker.sandbox.lifecycle import Message
-from sms_worker.sandbox.telekom_sk.parts import count_parts
 from sms_worker.sandbox.states import State
+from sms_worker.sandbox.telekom_sk.parts import count_parts
 
 QUALITIES: Final = ("N", "L", "LL")
 MAX_TEXT: Final = 1000

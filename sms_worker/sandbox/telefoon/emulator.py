@@ -214,9 +214,7 @@ class Telefoon:
     def _record(self, body: Any, answer: Answer) -> None:
         fields = body if isinstance(body, dict) else {}
         params = {name: fields[name] for name in _RECORDED_PARAMS if name in fields}
-        self._recorder.record(
-            PROVIDER, SEND, answer, to=fields.get("to"), sender=fields.get("from"), text=fields.get("body"), params=params
-        )
+        self._recorder.record(PROVIDER, SEND, answer, to=fields.get("to"), sender=fields.get("from"), text=fields.get("body"), params=params)
 
 
 def _fault_error(code: str, description: str | None) -> Answer:

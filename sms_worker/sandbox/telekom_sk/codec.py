@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import json
 import xml.etree.ElementTree as ET
-from typing import Any, Callable, Protocol
+from collections.abc import Callable
+from typing import Any, Protocol
 
 import defusedxml.ElementTree as DefusedET
-
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 

@@ -15,11 +15,11 @@ from starlette.routing import Route
 from sms_worker.clock import Clock
 from sms_worker.sandbox.answers import hold, misbehave, utc_timestamp
 from sms_worker.sandbox.faults import ALL_KINDS, FaultEngine, FaultKind, FaultRule, final_status, http_error
+from sms_worker.sandbox.lifecycle import Message, MessageStore
 from sms_worker.sandbox.recorder import Recorder
 from sms_worker.sandbox.settings import SandboxSettings
+from sms_worker.sandbox.states import State
 from sms_worker.sandbox.telekom_sk.codec import Codec, CodecError, JsonCodec, XmlCodec
-from sms_worker.sandbox.lifecycle import Message, MessageStore
-from sms_worker.sandbox.webhooks import Webhooks
 from sms_worker.sandbox.telekom_sk.params import ParameterError, parse_message_id, parse_page, parse_phone_number, parse_send
 from sms_worker.sandbox.telekom_sk.parts import count_parts
 from sms_worker.sandbox.telekom_sk.results import (
@@ -38,7 +38,7 @@ from sms_worker.sandbox.telekom_sk.results import (
     success,
 )
 from sms_worker.sandbox.telekom_sk.sessions import SessionStore
-from sms_worker.sandbox.states import State
+from sms_worker.sandbox.webhooks import Webhooks
 
 PROVIDER: Final = "telekom-sk"
 SEND: Final = "send_message"
@@ -99,9 +99,7 @@ class TelekomSk:
 
     def codec_routes(self, codec: Codec) -> list[Route]:
         """The functions in one wire format, under ``/<codec.name>/<function>``."""
-        return [
-            Route(f"/{codec.name}/{name}", self._endpoint(name, codec), methods=["GET", "POST"]) for name in ENDPOINTS
-        ]
+        return [Route(f"/{codec.name}/{name}", self._endpoint(name, codec), methods=["GET", "POST"]) for name in ENDPOINTS]
 
     def reset(self) -> None:
         self._sessions.clear()
@@ -205,9 +203,7 @@ class TelekomSk:
         if self._callback_url and request.callback:
             self.webhooks.post_at(self._callback_url, message.final_at, lambda: self._callback(message, parts))
         entry = {"status": "success", "code": OK, "description": "", "message_id": message.id, "parts": parts}
-        return Outcome(
-            success(message_count=1, messages=[entry]), OK, accepted=True, message_id=message.id, parts=parts
-        )
+        return Outcome(success(message_count=1, messages=[entry]), OK, accepted=True, message_id=message.id, parts=parts)
 
     def _callback(self, message: Message, parts: int) -> dict[str, Any]:
         """The document's delivery status callback, as the message stands now."""
@@ -238,14 +234,8 @@ class TelekomSk:
         if message is None:
             return error(MESSAGE_NOT_FOUND, f"Message {message_id} was not found")
         status = message.status_at(self._messages.now())
-        delivered = (
-            datetime.fromtimestamp(message.final_at, self._zone).strftime(_WALL_CLOCK_FORMAT)
-            if status is State.DELIVERED
-            else ""
-        )
-        body = success(
-            message_id=str(message.id), status=STATUS_TABLE[status][0], code=status.value, deliveryDateTime=delivered
-        )
+        delivered = datetime.fromtimestamp(message.final_at, self._zone).strftime(_WALL_CLOCK_FORMAT) if status is State.DELIVERED else ""
+        body = success(message_id=str(message.id), status=STATUS_TABLE[status][0], code=status.value, deliveryDateTime=delivered)
         return Outcome(body, OK)
 
     def _sms_groups(self, call: Call) -> Outcome:
@@ -266,9 +256,7 @@ class TelekomSk:
 
     def _record(self, params: dict[str, Any], outcome: Outcome) -> None:
         recorded = {key: value for key, value in params.items() if key not in _NOT_RECORDED_PARAMS}
-        self._recorder.record(
-            PROVIDER, SEND, outcome, to=params.get("to"), sender=params.get("from"), text=params.get("text"), params=recorded
-        )
+        self._recorder.record(PROVIDER, SEND, outcome, to=params.get("to"), sender=params.get("from"), text=params.get("text"), params=recorded)
 
 
 def _fault_description(rule: FaultRule, client: str) -> str:

@@ -128,9 +128,7 @@ def _integer(params: dict[str, Any], name: str) -> int | None:
     value = params.get(name)
     if value is None or value == "":
         return None
-    if isinstance(value, bool) or not (
-        isinstance(value, int) or (isinstance(value, str) and _INTEGER_RE.fullmatch(value))
-    ):
+    if isinstance(value, bool) or not (isinstance(value, int) or (isinstance(value, str) and _INTEGER_RE.fullmatch(value))):
         raise _invalid(name, "must be an integer")
     return int(value)
 
