@@ -4,8 +4,9 @@ and end it.
 Producers, the scheduler and each Celery worker process share one :class:`Runtime` per process
 (rebuilt after a fork). In a worker process, Celery's ``worker_process_init`` starts the lease's
 keeper and opens the provider accounts, and ``worker_process_shutdown`` closes the accounts'
-adapters and the HTTP client, writes what is held and ends the lease (:meth:`Runtime.close`). The hooks are connected when the tasks are loaded (``tasks.jobs`` imports this
-module), which Celery does before it forks its pool.
+adapters and the HTTP client, writes what is held and ends the lease (:meth:`Runtime.close`).
+The hooks are connected when the tasks are loaded (``tasks.jobs`` imports this module), which
+Celery does before it forks its pool.
 """
 
 from __future__ import annotations
@@ -21,18 +22,33 @@ from sms_worker.providers.failures import ProviderError
 from sms_worker.runtime import Runtime, build_runtime
 from sms_worker.tasks.app import CeleryWaker
 
-_runtime: tuple[int, Runtime] | None = None
+_runtime: Runtime | None = None
 _lock = threading.Lock()
+_inherited: list[Runtime] = []
+"""Runtimes a forked child inherited: kept, never closed nor collected, for their connections
+are still the parent's."""
+
+
+def _forget_inherited_runtime() -> None:
+    global _runtime, _lock
+    _lock = threading.Lock()
+    if _runtime is not None:
+        _inherited.append(_runtime)
+    _runtime = None
+
+
+os.register_at_fork(after_in_child=_forget_inherited_runtime)
 
 
 def process_runtime() -> Runtime:
-    """The runtime of this process, with Celery wake-ups; rebuilt after a fork."""
+    """The runtime of this process, with Celery wake-ups, built on first use; a forked child
+    builds its own (Celery's ``worker_process_init`` does it as a pool process starts)."""
     global _runtime
     with _lock:
-        if _runtime is None or _runtime[0] != os.getpid():
+        if _runtime is None:
             settings = get_settings()
-            _runtime = (os.getpid(), build_runtime(settings, waker=CeleryWaker(max_pending=settings.max_pending_wakeups)))
-        return _runtime[1]
+            _runtime = build_runtime(settings, waker=CeleryWaker(max_pending=settings.max_pending_wakeups))
+        return _runtime
 
 
 def open_accounts() -> None:
