@@ -4,6 +4,7 @@ destination addresses of 3GPP 23.040), for routing and for the adapters' own che
 from __future__ import annotations
 
 from collections.abc import Collection
+from dataclasses import dataclass
 from functools import lru_cache
 
 import phonenumbers
@@ -12,21 +13,31 @@ SENDER_NOT_VERIFIED = "SENDER_NOT_VERIFIED"
 ALPHANUMERIC_SENDER_NOT_ALLOWED = "ALPHANUMERIC_SENDER_NOT_ALLOWED"
 
 
+@dataclass(frozen=True, slots=True)
+class SenderRefusal:
+    """Why an account may not carry a message from a sender: an error code (one of the two
+    above) and a sentence for people."""
+
+    code: str
+    reason: str
+
+
 def sender_refusal(
     sender: str | None, recipient: str, *, senders: Collection[str] | None, alphanumeric_countries: Collection[str] | None
-) -> tuple[str, str] | None:
-    """Why an account with these sender rules may not send from ``sender`` to ``recipient``, as
-    (code, reason), or None. One policy for routing (which passes such an account over) and for
-    an adapter that checks before paying for a refused request. A destination whose country
-    cannot be told is not among the allowed countries."""
+) -> SenderRefusal | None:
+    """Why an account with these sender rules may not send from ``sender`` to ``recipient``, or
+    None. One policy for routing (which passes such an account over) and for an adapter that
+    checks before paying for a refused request. A destination whose country cannot be told is
+    not among the allowed countries."""
     if sender is None:
         return None
     if senders is not None and sender not in senders:
-        return SENDER_NOT_VERIFIED, f"sender {sender!r} is not verified"
+        return SenderRefusal(SENDER_NOT_VERIFIED, f"sender {sender!r} is not verified")
     if alphanumeric_countries is not None and is_alphanumeric(sender):
         country = country_of(recipient)
         if country not in alphanumeric_countries:
-            return ALPHANUMERIC_SENDER_NOT_ALLOWED, f"the alphanumeric sender {sender!r} is not allowed towards {country or 'this destination'}"
+            towards = country or "this destination"
+            return SenderRefusal(ALPHANUMERIC_SENDER_NOT_ALLOWED, f"the alphanumeric sender {sender!r} is not allowed towards {towards}")
     return None
 
 

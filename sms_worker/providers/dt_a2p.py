@@ -132,7 +132,7 @@ class DtA2pAdapter(OneRecipientPerRequest):
         sender = message.sender or self._default_sender
         refused = sender_refusal(sender, message.recipient, senders=self._senders, alphanumeric_countries=self._countries)
         if refused is not None:
-            raise self.error(*refused)
+            raise self.error(refused.code, refused.reason)
         body = self.request_json("POST", "/v1/sms", json={"from": sender, "to": message.recipient, "text": message.text})
         message_id, word = body.get("id"), body.get("status")
         if message_id in (None, "") or not isinstance(word, str):

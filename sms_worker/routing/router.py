@@ -38,7 +38,7 @@ class Router:
         """Why ``account`` cannot carry a message from ``sender`` to ``recipient``, or None."""
         spec = self._accounts[account]
         refused = sender_refusal(sender, recipient, senders=spec.senders, alphanumeric_countries=spec.alphanumeric_countries)
-        return f"{refused[1]} for account {account}" if refused else None
+        return f"{refused.reason} for account {account}" if refused else None
 
 
 def _rendezvous(weights: Mapping[str, float], key: bytes) -> list[str]:
