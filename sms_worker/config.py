@@ -32,7 +32,7 @@ class Settings(BaseSettings):
         10,
         ge=1,
         le=255,
-        validation_alias=AliasChoices("max_segments", "SMS_WORKER_MAX_SEGMENTS", "SMS_WORKER_MAX_PARTS"),
+        validation_alias=AliasChoices("SMS_WORKER_MAX_SEGMENTS", "SMS_WORKER_MAX_PARTS"),
         description="Longest message accepted, in SMS segments (SMS_WORKER_MAX_PARTS: its deprecated name, until 0.3).",
     )
     default_validity_minutes: int = Field(1440, ge=1, le=1440)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from enum import IntEnum
 
-from sms_worker.validation import InvalidField
+from sms_worker.errors import InvalidField
 
 
 class Priority(IntEnum):
@@ -32,13 +32,15 @@ class Priority(IntEnum):
         :class:`InvalidField` naming ``priority`` otherwise."""
         if isinstance(value, Priority):
             return value
+        number = value
         if isinstance(value, str):
             word = value.strip().lower()
-            for priority in cls:
-                if word in (priority.label, str(priority.value)):
-                    return priority
-        elif isinstance(value, int) and not isinstance(value, bool) and value in cls._value2member_map_:
-            return cls(value)
+            named = [priority for priority in cls if priority.label == word]
+            if named:
+                return named[0]
+            number = int(word) if word.isascii() and word.isdigit() else None
+        if isinstance(number, int) and not isinstance(number, bool) and number in cls._value2member_map_:
+            return cls(number)
         raise InvalidField("priority", f"{value!r} is not one of high, standard, low (or 3, 2, 1)")
 
 

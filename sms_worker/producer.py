@@ -84,6 +84,8 @@ _ROW_COLUMNS = [
 
 def send_sms(to: str, text: str, *, runtime: Runtime | None = None, **options: Any) -> uuid.UUID:
     """Queue one message; raises :class:`InvalidField` naming the field and the reason."""
+    if _DEPRECATED_ACCOUNT in options:
+        options = _renamed_account(options, stacklevel=3)
     try:
         return send_many([{"to": to, "text": text, **options}], runtime=runtime)[0]
     except BatchRejected as rejected:
@@ -117,7 +119,7 @@ def _as_request(item: MessageRequest | Mapping[str, Any]) -> MessageRequest:
     if isinstance(item, MessageRequest):
         return item
     if _DEPRECATED_ACCOUNT in item:
-        item = _renamed_account(item)
+        item = _renamed_account(item, stacklevel=4)
     unknown = set(item) - _REQUEST_FIELDS
     if unknown:
         raise InvalidField(sorted(unknown)[0], "is not a message field")
@@ -127,9 +129,10 @@ def _as_request(item: MessageRequest | Mapping[str, Any]) -> MessageRequest:
     return MessageRequest(**item)
 
 
-def _renamed_account(item: Mapping[str, Any]) -> dict[str, Any]:
-    """``provider`` is the name 0.1 gave ``account``; it works until 0.3, with a warning."""
-    warnings.warn("the message field 'provider' is deprecated, use 'account' (it will be removed in 0.3)", FutureWarning, stacklevel=4)
+def _renamed_account(item: Mapping[str, Any], stacklevel: int) -> dict[str, Any]:
+    """``provider`` is the name 0.1 gave ``account``; it works until 0.3, with a warning that
+    names the caller's line (``stacklevel`` counts from here to the caller of the public function)."""
+    warnings.warn("the message field 'provider' is deprecated, use 'account' (it will be removed in 0.3)", FutureWarning, stacklevel=stacklevel)
     if "account" in item:
         raise InvalidField(_DEPRECATED_ACCOUNT, "give 'account' only ('provider' is its deprecated name)")
     renamed = {key: value for key, value in item.items() if key != _DEPRECATED_ACCOUNT}

@@ -24,7 +24,7 @@ from typing import Any
 
 from sqlalchemy import Row, and_, delete, or_, select
 
-from sms_worker.dispatch.batch import Batch, Defer, Item, Waiting
+from sms_worker.dispatch.batch import WAITING_COLUMNS, Batch, Defer, Item, Waiting
 from sms_worker.dispatch.changes import WORKER_LOST
 from sms_worker.dispatch.lease import DISPATCHERS
 from sms_worker.dispatch.policy import Attempt, RetryPolicy
@@ -136,24 +136,7 @@ class Reclaimer:
         return report
 
     def _stale_claims(self, stale_before: datetime) -> list[Row[Any]]:
-        columns = [
-            MESSAGES.c[name]
-            for name in (
-                "id",
-                "priority",
-                "status",
-                "claim_id",
-                "account",
-                "recipient",
-                "sender",
-                "segments",
-                "attempts",
-                "send_after",
-                "valid_until",
-                "first_attempt_at",
-                "requested_account",
-            )
-        ]
+        columns = [MESSAGES.c[name] for name in ("id", "priority", "status", "claim_id", "account", *WAITING_COLUMNS)]
         statement = (
             select(*columns)
             .select_from(MESSAGES.outerjoin(DISPATCHERS, DISPATCHERS.c.id == MESSAGES.c.dispatcher))
@@ -168,17 +151,7 @@ class Reclaimer:
         item = Item(
             row.id,
             Priority(row.priority),
-            Waiting(
-                waiting,
-                row.recipient,
-                row.sender,
-                row.segments,
-                row.attempts,
-                row.send_after,
-                row.valid_until,
-                row.first_attempt_at,
-                row.requested_account,
-            ),
+            Waiting.of(row, waiting),
             account=row.account,
             claim_id=row.claim_id,
         )

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import phonenumbers
 from phonenumbers import COUNTRY_CODE_TO_REGION_CODE, NumberParseException, PhoneNumber, ValidationResult
 
-from sms_worker.errors import SmsWorkerError
+from sms_worker.errors import InvalidField, SmsWorkerError
 
 MIN_VALIDITY_MINUTES, MAX_VALIDITY_MINUTES = 1, 1440
 _E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
@@ -26,18 +26,6 @@ _PARSE_REASONS = {
     NumberParseException.TOO_SHORT_NSN: "is too short",
     NumberParseException.TOO_LONG: "is too long",
 }
-
-
-class InvalidField(SmsWorkerError, ValueError):
-    """One field of one message is wrong; ``str()`` names the field and the reason."""
-
-    def __init__(self, field: str, reason: str, index: int | None = None) -> None:
-        self.field, self.reason, self.index = field, reason, index
-        where = f"messages[{index}]." if index is not None else ""
-        super().__init__(f"{where}{field}: {reason}")
-
-    def at(self, index: int) -> InvalidField:
-        return InvalidField(self.field, self.reason, index)
 
 
 class BatchRejected(SmsWorkerError, ValueError):

@@ -91,5 +91,8 @@ def test_provider_is_the_deprecated_name_of_account(runtime):
     with runtime.engine.connect() as conn:
         row = conn.execute(select(MESSAGES).where(MESSAGES.c.id == message_id)).one()
     assert (row.account, row.requested_account) == ("telekom-sk", "telekom-sk")
+    with pytest.warns(FutureWarning) as warned:
+        send_sms("+421900000001", "old keyword", provider="telekom-sk", runtime=runtime)
+    assert [w.filename for w in warned] == [__file__], "the warning names the caller's line"
     with pytest.warns(FutureWarning), pytest.raises(InvalidField, match="provider: give 'account' only"):
         send_sms("+421900000001", "both", provider="telekom-sk", account="telekom-sk", runtime=runtime)

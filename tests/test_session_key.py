@@ -335,6 +335,13 @@ def test_errors_at_login_are_classified(make_provider, fake_sandbox):
     provider.open()
 
 
+def test_a_login_that_times_out_is_transient_for_the_message_never_sent(make_provider, fake_sandbox):
+    add_fault(fake_sandbox, endpoint="login", fault="timeout", seconds=1.0, times=1)
+    caught = failed_alone(make_provider(timeout=0.3), OutboundMessage(uuid.uuid4(), A, "Ciao"))
+    assert (caught.kind, caught.code) == (ErrorKind.TRANSIENT, "TIMEOUT"), "no message went out: another account may carry it"
+    assert fake_sandbox.submissions(provider=PROVIDER) == [], "nothing was submitted"
+
+
 def test_the_gateway_refuses_a_custom_sender_on_low_quality(make_provider):
     caught = failed_alone(make_provider(quality="L"), OutboundMessage(uuid.uuid4(), A, "Ciao", sender="ACME"))
     assert (caught.kind, caught.code, caught.status) == (ErrorKind.PERMANENT, "INVALID_SENDER", Status.REJECTED)

@@ -18,7 +18,7 @@ def accounts(ctx: click.Context, as_json: bool) -> int:
     """List the accounts: rate limit and rate, breaker, pause.
 
     An account is a provider account configured in SMS_WORKER_PROVIDERS_FILE (see
-    providers.example.toml). For each: its rate limit and current rate in messages per second,
+    providers.example.toml). For each: its rate limit and current rate in messages (or segments, per SMS_WORKER_RATE_LIMIT_UNIT) per second,
     its breaker (opened by repeated faults) and its pause, with the reason: an account-wide
     fault (bad key, IP not allowed, no credit) pauses it until `resume`.
     """

@@ -20,7 +20,7 @@ from sms_worker.cli.base import TextCommand, echo_json, json_option
 def segments(text: str, unicode: str, as_json: bool) -> int:
     """Tell what a text costs: encoding, segments, what forced UCS-2.
 
-    GSM-7 fits 160 characters in one part, 153 per part of a longer message; one character
+    GSM-7 fits 160 characters in one segment, 153 per segment of a longer message; one character
     outside it makes the whole text UCS-2, 70 and 67. Nothing is sent. TEXT may begin with
     "-": sms-worker segments "-5 % off today".
     """
@@ -31,7 +31,7 @@ def segments(text: str, unicode: str, as_json: bool) -> int:
         echo_json(report, ensure_ascii=False)
         return 0
     forced = f", forced by {' '.join(report['forced_ucs2'])}" if report["forced_ucs2"] else ""
-    click.echo(f"{report['encoding']}, {report['segments']} part(s), {report['units']} units, {report['per_segment']} per part{forced}")
+    click.echo(f"{report['encoding']}, {report['segments']} segment(s), {report['units']} units, {report['per_segment']} per segment{forced}")
     if "downgraded_text" in report:
         click.echo(f"sent as: {report['downgraded_text']}")
     return 0

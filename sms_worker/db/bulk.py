@@ -8,6 +8,7 @@ takes them through COPY (inserts) or executemany (updates), which psycopg adapts
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 from operator import itemgetter
@@ -80,6 +81,12 @@ def driver_values(dialect: str, table: Table, values: list[tuple[str, Any]]) -> 
         return tuple(value for _, value in values)
     converters = dict(_sqlite_converters(table, tuple(name for name, _ in values)))
     return tuple(converters[n](value) if n in converters else value for n, (_, value) in enumerate(values))
+
+
+def read_uuid(value: uuid.UUID | str) -> uuid.UUID:
+    """A UUID column's value as a hand-written statement returns it: psycopg gives a UUID,
+    sqlite3 the 32 hex digits it was stored as."""
+    return value if isinstance(value, uuid.UUID) else uuid.UUID(hex=value)
 
 
 def placeholder(dialect: str) -> str:

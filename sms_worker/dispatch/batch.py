@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime
+from typing import Any
 
 from sms_worker.errors import SmsWorkerError
 from sms_worker.priority import Priority
@@ -82,6 +83,15 @@ class Waiting:
     valid_until: datetime
     first_attempt_at: datetime | None
     requested_account: str | None
+
+    @classmethod
+    def of(cls, row: Any, status: Status) -> Waiting:
+        """From a row read with the :data:`WAITING_COLUMNS` (and whatever else), in ``status``."""
+        return cls(status, *(getattr(row, name) for name in WAITING_COLUMNS))
+
+
+WAITING_COLUMNS = tuple(f.name for f in fields(Waiting) if f.name != "status")
+"""The message columns a :class:`Waiting` holds besides its status, named as in the table."""
 
 
 @dataclass(eq=False, slots=True)

@@ -16,7 +16,7 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-from sms_worker.db.bulk import driver_connection, driver_values, placeholder
+from sms_worker.db.bulk import driver_connection, driver_values, placeholder, read_uuid
 from sms_worker.dispatch.sql import MESSAGES
 from sms_worker.status import Status
 
@@ -51,7 +51,7 @@ class CallRecord:
                     f"SELECT id FROM {MESSAGES.name} WHERE COALESCE(status, '') = '{Status.CALLING.value}' AND {self._held(ids, claims)}",
                     driver_values(self._dialect, MESSAGES, self._held_values(ids, claims)),
                 )
-                return {value if isinstance(value, uuid.UUID) else uuid.UUID(hex=value) for (value,) in cursor.fetchall()}
+                return {read_uuid(value) for (value,) in cursor.fetchall()}
             except Exception:
                 self.close()
                 raise

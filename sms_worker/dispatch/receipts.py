@@ -84,7 +84,7 @@ def _check(rt: Runtime, row: Any) -> DeliveryReceipt | Failure:
 
 def apply_receipts(rt: Runtime, results: list[tuple[Any, DeliveryReceipt | Failure]]) -> PollReport:
     """Write the receipts (or the failed checks) the provider gave; callbacks go through here too. ``row`` needs ``id``,
-    ``provider``, ``provider_message_id``, ``last_attempt_at`` and ``valid_until``."""
+    ``account``, ``provider_message_id``, ``last_attempt_at`` and ``valid_until``."""
     report = PollReport(checked=len(results))
     if not results:
         return report

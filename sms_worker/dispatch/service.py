@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import select
 
-from sms_worker.dispatch.batch import Batch, Defer, Finish, Item, Skip, Waiting
+from sms_worker.dispatch.batch import WAITING_COLUMNS, Batch, Defer, Finish, Item, Skip, Waiting
 from sms_worker.dispatch.pipeline import RETRY_AFTER_FAILURE, Pipeline
 from sms_worker.dispatch.sql import MESSAGES
 from sms_worker.dispatch.stages.claim import Claim
@@ -32,10 +32,7 @@ from sms_worker.runtime import Runtime
 from sms_worker.status import WAITING, Status
 
 log = get_logger("dispatch")
-_COLUMNS = [
-    MESSAGES.c[name]
-    for name in ("id", "status", "recipient", "sender", "segments", "attempts", "send_after", "valid_until", "first_attempt_at", "requested_account")
-]
+_COLUMNS = [MESSAGES.c[name] for name in ("id", "status", *WAITING_COLUMNS)]
 
 
 @dataclass
@@ -113,25 +110,7 @@ def load(rt: Runtime, pointers: list[Pointer]) -> Batch:
     with rt.engine.connect() as conn:
         rows = conn.execute(select(*_COLUMNS).where(MESSAGES.c.id.in_(list(priorities)))).all()
     waiting = {s.value for s in WAITING}
-    items = [
-        Item(
-            row.id,
-            priorities[row.id],
-            Waiting(
-                Status(row.status),
-                row.recipient,
-                row.sender,
-                row.segments,
-                row.attempts,
-                row.send_after,
-                row.valid_until,
-                row.first_attempt_at,
-                row.requested_account,
-            ),
-        )
-        for row in rows
-        if row.status in waiting
-    ]
+    items = [Item(row.id, priorities[row.id], Waiting.of(row, Status(row.status))) for row in rows if row.status in waiting]
     order = {message_id: n for n, message_id in enumerate(priorities)}
     return Batch(sorted(items, key=lambda item: order[item.id]))
 

@@ -34,13 +34,13 @@ from sms_worker.providers.session_key import SessionKeyAccount
 from sms_worker.providers.telefoon import TelefoonAccount
 from sms_worker.providers.telekom_sk import TelekomSkAccount
 
-AccountSettings = Annotated[TelekomSkAccount | DtA2pAccount | SessionKeyAccount | TelefoonAccount | DexatelAccount, Field(discriminator="type")]
+_ANY_ACCOUNT = TelekomSkAccount | DtA2pAccount | SessionKeyAccount | TelefoonAccount | DexatelAccount
+"""Every adapter type's account model: adding an API adds its model here, and only here."""
+
+AccountSettings = Annotated[_ANY_ACCOUNT, Field(discriminator="type")]
 """One account of any adapter type, told apart by its ``type``."""
 
-ACCOUNT_TYPES: dict[str, type[AccountBase]] = {
-    get_args(model.model_fields["type"].annotation)[0]: model
-    for model in (TelekomSkAccount, DtA2pAccount, SessionKeyAccount, TelefoonAccount, DexatelAccount)
-}
+ACCOUNT_TYPES: dict[str, type[AccountBase]] = {get_args(model.model_fields["type"].annotation)[0]: model for model in get_args(_ANY_ACCOUNT)}
 """Each ``type`` and its account model."""
 
 

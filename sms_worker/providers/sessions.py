@@ -45,12 +45,20 @@ class Sessions(Generic[S]):
 
     def current(self) -> S:
         """The session to call with: the one held, refreshed or replaced if it was idle too long,
-        or a new one. Logging in happens under the lock: one login for all threads."""
+        or a new one. Logging in happens under the lock: one login for all threads.
+
+        A login or keep-alive that fails ambiguously (a timeout, an unreadable answer) is
+        transient: no message went out with it, so the provider cannot have one."""
         with self._lock:
-            if self._session is not None and self._monotonic() - self._last_used >= self._idle:
-                self._session = self._refreshed(self._session)
-            if self._session is None:
-                self._session = self._login()
+            try:
+                if self._session is not None and self._monotonic() - self._last_used >= self._idle:
+                    self._session = self._refreshed(self._session)
+                if self._session is None:
+                    self._session = self._login()
+            except ProviderError as error:
+                if error.kind is not ErrorKind.AMBIGUOUS:
+                    raise
+                raise ProviderError(ErrorKind.TRANSIENT, error.code, f"before sending, while opening the session: {error.text}") from None
             self._last_used = self._monotonic()
             return self._session
 

@@ -10,5 +10,5 @@ REBUILDING = key("rebuilding")
 
 
 def ready(priority: Priority) -> str:
-    """``sms_worker:ready:<3|2|1>``."""
+    """``smsw:ready:<3|2|1>``: the ready list of one priority."""
     return key("ready", priority.value)

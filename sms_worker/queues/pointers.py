@@ -33,6 +33,11 @@ class Pointer:
     priority: Priority
     message_id: uuid.UUID
 
+    def __post_init__(self) -> None:
+        """A plain 3/2/1 becomes its :class:`Priority`, or ValueError: the Redis key is made from it."""
+        if not isinstance(self.priority, Priority):
+            object.__setattr__(self, "priority", Priority(self.priority))
+
     @classmethod
     def _read(cls, priority: Priority, member: bytes | str) -> Pointer:
         return cls(priority, uuid.UUID(hex=text(member)))

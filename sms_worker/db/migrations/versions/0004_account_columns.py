@@ -22,6 +22,12 @@ _RENAMES = {'provider': 'account', 'requested_provider': 'requested_account'}
 
 
 def _rename(names: dict[str, str], old_index: str, new_index: str, indexed: str) -> None:
+    if op.get_bind().dialect.name == 'postgresql':
+        # Renaming in place keeps the index: no rebuild that would hold writes on a large table.
+        for old, new in names.items():
+            op.alter_column('sms_message', old, new_column_name=new)
+        op.execute(f'ALTER INDEX {old_index} RENAME TO {new_index}')
+        return
     op.drop_index(old_index, table_name='sms_message')
     with op.batch_alter_table('sms_message') as batch:
         for old, new in names.items():
