@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 from rich.console import Console
@@ -32,6 +32,9 @@ from sms_worker.config import get_settings, reset_settings
 from sms_worker.embedded import ensure_embedded_redis, free_port, stop_embedded_redis
 from sms_worker.priority import Priority
 from sms_worker.status import FINAL
+
+if TYPE_CHECKING:
+    from sms_worker.views import MessageHistory
 
 PROVIDERS = """
 [accounts.telekom-sk]
@@ -251,11 +254,11 @@ def _send_and_watch(console: Console, processes: Processes, timeout: float) -> b
             processes.check_alive()
             rows = [(item, _history_of(message_history, message_id)) for item, message_id in sent]
             live.update(_table(rows))
-            if all(found["message"]["status"] in final for _, found in rows) or time.monotonic() > deadline:
+            if all(found.message["status"] in final for _, found in rows) or time.monotonic() > deadline:
                 break
             time.sleep(0.5)
     console.print()
-    wrong = [(item.label, found["message"]["status"], item.expected) for item, found in rows if found["message"]["status"] != item.expected]
+    wrong = [(item.label, found.message["status"], item.expected) for item, found in rows if found.message["status"] != item.expected]
     for label, status, expected in wrong:
         console.print(f"[red]{label}: ended {status}, expected {expected}[/red]")
     if not wrong:
@@ -263,19 +266,19 @@ def _send_and_watch(console: Console, processes: Processes, timeout: float) -> b
     return not wrong
 
 
-def _history_of(read: Callable[[uuid.UUID], dict[str, Any] | None], message_id: uuid.UUID) -> dict[str, Any]:
+def _history_of(read: Callable[[uuid.UUID], MessageHistory | None], message_id: uuid.UUID) -> MessageHistory:
     found = read(message_id)
     if found is None:
         raise RuntimeError(f"message {message_id} the demo sent is not in the database")
     return found
 
 
-def _table(rows: list[tuple[DemoMessage, dict[str, Any]]]) -> Table:
+def _table(rows: list[tuple[DemoMessage, MessageHistory]]) -> Table:
     table = Table(title="sms_worker demo: live message status")
     for column in ("message", "priority", "encoding", "status", "attempts", "via", "provider id", "last event"):
         table.add_column(column)
     for item, found in rows:
-        message, last = found["message"], found["events"][-1]
+        message, last = found.message, found.events[-1]
         colour = {"delivered": "green", "rejected": "red", "expired": "yellow", "undeliverable": "red", "unknown": "red"}.get(
             message["status"], "cyan"
         )

@@ -1,8 +1,10 @@
-"""Read-only views of messages for the CLI and the demo."""
+"""Read-only views of messages and accounts for the CLI and the demo, as values that print
+themselves as JSON with :func:`dataclasses.asdict`."""
 
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select
@@ -16,7 +18,54 @@ if TYPE_CHECKING:
     from sms_worker.runtime import Runtime
 
 
-def message_history(message_id: uuid.UUID, database_url: str | None = None) -> dict[str, Any] | None:
+@dataclass(frozen=True, slots=True)
+class MessageHistory:
+    """A message as its row holds it (every column by name; the id as text, the recipient
+    masked) and its events, oldest first (every column but the ids)."""
+
+    message: dict[str, Any]
+    events: list[dict[str, Any]]
+
+
+@dataclass(frozen=True, slots=True)
+class PipelineStats:
+    """Pointers waiting per priority (``high``, ``standard``, ``low``), pointers waiting for a
+    time, the paused accounts with the reason, and messages per status."""
+
+    ready: dict[str, int]
+    due: int
+    paused_accounts: dict[str, str]
+    statuses: dict[str, int]
+
+
+@dataclass(frozen=True, slots=True)
+class AccountOverview:
+    """One account as an operator needs to see it. Rates in messages (or segments) per second;
+    ``breaker_until`` in epoch seconds; ``recent_failures`` as ``failed/calls``; ``paused``: the
+    reason, or None."""
+
+    name: str
+    type: str
+    rate_limit: float
+    burst: int
+    current_rate: float
+    breaker: str
+    breaker_until: float | None
+    breaker_reason: str | None
+    recent_failures: str
+    paused: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class AccountCheck:
+    """Whether an account's credentials work, and what its API said (balance, session) or why not."""
+
+    name: str
+    ok: bool
+    detail: str
+
+
+def message_history(message_id: uuid.UUID, database_url: str | None = None) -> MessageHistory | None:
     engine = get_engine(database_url or get_settings().resolved_database_url)
     with engine.connect() as conn:
         row = conn.execute(select(MESSAGES).where(MESSAGES.c.id == message_id)).mappings().first()
@@ -26,10 +75,10 @@ def message_history(message_id: uuid.UUID, database_url: str | None = None) -> d
     message = {key: value for key, value in row.items()}
     message["id"] = str(message["id"])
     message["recipient"] = mask_phone(message["recipient"])
-    return {"message": message, "events": [{k: v for k, v in e.items() if k not in ("id", "message_id")} for e in events]}
+    return MessageHistory(message, [{k: v for k, v in e.items() if k not in ("id", "message_id")} for e in events])
 
 
-def pipeline_stats() -> dict[str, Any]:
+def pipeline_stats() -> PipelineStats:
     """Backlog and outcomes at a glance: Flower shows Celery's wake-ups, not the pointer lists."""
     from sms_worker.providers.pause import paused_reason
     from sms_worker.queues import keys
@@ -40,52 +89,52 @@ def pipeline_stats() -> dict[str, Any]:
     try:
         with rt.engine.connect() as conn:
             statuses: dict[str, int] = dict(conn.execute(select(MESSAGES.c.status, func.count()).group_by(MESSAGES.c.status)).all())
-        return {
-            "ready": {p.label: n for p, n in ready_lengths(rt.redis).items()},
-            "due": rt.redis.zcard(keys.DUE),
-            "paused_accounts": {name: reason for name in rt.accounts if (reason := paused_reason(rt.redis, name)) is not None},
-            "statuses": statuses,
-        }
+        return PipelineStats(
+            ready={p.label: n for p, n in ready_lengths(rt.redis).items()},
+            due=rt.redis.zcard(keys.DUE),
+            paused_accounts={name: reason for name in rt.accounts if (reason := paused_reason(rt.redis, name)) is not None},
+            statuses=statuses,
+        )
     finally:
         rt.close()
 
 
-def accounts_overview(rt: Runtime) -> list[dict[str, Any]]:
+def accounts_overview(rt: Runtime) -> list[AccountOverview]:
     """Each account as an operator needs to see it: limit, actual rate, breaker, pause."""
     from sms_worker.providers.pause import paused_reason
     from sms_worker.routing.meter import current_rate
 
-    overview = []
+    overview: list[AccountOverview] = []
     for name, account in sorted(rt.accounts.items()):
         breaker = rt.breaker(name).state()
         overview.append(
-            {
-                "name": name,
-                "type": account.spec.type,
-                "rate_limit": account.rate,
-                "burst": account.burst,
-                "current_rate": current_rate(rt.redis, name),
-                "breaker": breaker.state,
-                "breaker_until": breaker.until,
-                "breaker_reason": breaker.reason,
-                "recent_failures": f"{breaker.recent_failures}/{breaker.recent_calls}",
-                "paused": paused_reason(rt.redis, name),
-            }
+            AccountOverview(
+                name=name,
+                type=account.spec.type,
+                rate_limit=account.rate,
+                burst=account.burst,
+                current_rate=current_rate(rt.redis, name),
+                breaker=breaker.state,
+                breaker_until=breaker.until,
+                breaker_reason=breaker.reason,
+                recent_failures=f"{breaker.recent_failures}/{breaker.recent_calls}",
+                paused=paused_reason(rt.redis, name),
+            )
         )
     return overview
 
 
-def check_accounts(rt: Runtime, names: list[str] | None = None) -> list[dict[str, Any]]:
+def check_accounts(rt: Runtime, names: list[str] | None = None) -> list[AccountCheck]:
     """Prove each account's credentials with its cheapest authenticated call."""
     from sms_worker.providers.failures import ProviderError
 
-    results = []
+    results: list[AccountCheck] = []
     for name in names or sorted(rt.accounts):
         try:
-            results.append({"name": name, "ok": True, "detail": rt.accounts[name].adapter.verify()})
+            results.append(AccountCheck(name, True, rt.accounts[name].adapter.verify()))
         except ProviderError as error:
             scope = "account-wide " if error.account_wide else ""
-            results.append({"name": name, "ok": False, "detail": f"{scope}{error.kind.value} error {error.code}: {error.text}"})
+            results.append(AccountCheck(name, False, f"{scope}{error.kind.value} error {error.code}: {error.text}"))
         except Exception as error:  # noqa: BLE001 - one broken account must not hide the others' results
-            results.append({"name": name, "ok": False, "detail": f"{type(error).__name__}: {error}"})
+            results.append(AccountCheck(name, False, f"{type(error).__name__}: {error}"))
     return results

@@ -82,7 +82,7 @@ def providers_file(tmp_path, bad: str, sandbox_url: str):
 
 
 def message(rt, message_id) -> dict:
-    return message_history(message_id, rt.settings.resolved_database_url)["message"]
+    return message_history(message_id, rt.settings.resolved_database_url).message
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
@@ -186,8 +186,8 @@ def test_a_huge_answer_is_cut_off_unread_and_memory_does_not_grow_with_it(settin
     assert result["retrying"] == 1
     rt = build_runtime(settings, waker=NoWaker())
     history = message_history(uuid.UUID(result["id"]), settings.resolved_database_url)
-    assert history["message"]["error_code"] == "BAD_RESPONSE"
-    assert "longer than 1048576 bytes" in history["message"]["error_text"]
+    assert history.message["error_code"] == "BAD_RESPONSE"
+    assert "longer than 1048576 bytes" in history.message["error_text"]
     rt.close()
 
 

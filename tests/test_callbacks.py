@@ -42,7 +42,7 @@ def accepted(runtime, sandbox):
 
 
 def row(runtime, message_id):
-    return message_history(message_id, runtime.settings.resolved_database_url)["message"]
+    return message_history(message_id, runtime.settings.resolved_database_url).message
 
 
 def post(runtime, account: str, body: str, **params):
@@ -117,8 +117,8 @@ def test_a_word_the_adapter_does_not_know_is_recorded_and_the_next_report_still_
     assert post(runtime, account, body(provider_id, delivered)).json()["changed"] == 1
 
     history = message_history(message_id, runtime.settings.resolved_database_url)
-    assert (history["message"]["status"], history["message"]["provider_status"]) == ("delivered", delivered)
-    [noted] = [e for e in history["events"] if e["provider_status"] == unknown]
+    assert (history.message["status"], history.message["provider_status"]) == ("delivered", delivered)
+    [noted] = [e for e in history.events if e["provider_status"] == unknown]
     assert (noted["status"], f"{unknown!r}") == ("submitted", noted["reason"].split(" reported ")[1].split(",")[0])
     runtime.close()
 
@@ -186,7 +186,7 @@ def test_the_sandbox_posts_the_delivery_callback_and_the_message_is_delivered_wi
             wait_until(lambda: row(runtime, message_id)["status"] == "delivered", 10, message="delivered by callback")
 
             assert time.monotonic() - sent < 5
-            events = message_history(message_id, runtime.settings.resolved_database_url)["events"]
+            events = message_history(message_id, runtime.settings.resolved_database_url).events
             assert events[-1]["reason"] == f"{account} reports it delivered"
         finally:
             server.should_exit = True

@@ -28,7 +28,7 @@ def history(runtime, message_id):
 
 
 def status_of(runtime, message_id) -> str:
-    return history(runtime, message_id)["message"]["status"]
+    return history(runtime, message_id).message["status"]
 
 
 def test_a_message_is_submitted_once_with_its_parameters(runtime, sandbox):
@@ -43,10 +43,10 @@ def test_a_message_is_submitted_once_with_its_parameters(runtime, sandbox):
     assert submission["params"]["priority"] == 3
     assert submission["params"]["validity"] == 30
     found = history(runtime, message_id)
-    assert found["message"]["status"] == "submitted"
-    assert found["message"]["delivery"] == "queued"
-    assert found["message"]["provider_message_id"] == str(submission["message_id"])
-    assert [e["status"] for e in found["events"]] == ["queued", "calling", "submitted"]
+    assert found.message["status"] == "submitted"
+    assert found.message["delivery"] == "queued"
+    assert found.message["provider_message_id"] == str(submission["message_id"])
+    assert [e["status"] for e in found.events] == ["queued", "calling", "submitted"]
 
 
 def test_an_expired_message_is_never_sent(runtime, sandbox, clock):
@@ -91,7 +91,7 @@ def test_transient_failures_stop_after_five_retries_within_sixty_minutes(setting
         [(_, due)] = runtime.redis.zrange(keys.DUE, 0, 0, withscores=True)
         clock.advance(due - clock.now().timestamp())
 
-    found = history(runtime, message_id)["message"]
+    found = history(runtime, message_id).message
     assert found["status"] == "undeliverable"
     assert found["attempts"] == 6
     assert found["error_code"] == "HTTP_503"
@@ -110,7 +110,7 @@ def test_retries_never_run_past_validity(runtime, sandbox, clock):
     promote_once(runtime)
     dispatch_batch(runtime)
 
-    found = history(runtime, message_id)["message"]
+    found = history(runtime, message_id).message
     assert found["status"] == "expired"
     assert found["attempts"] == 2
 
@@ -121,7 +121,7 @@ def test_a_permanent_error_is_final_at_once(runtime, sandbox):
 
     dispatch_batch(runtime)
 
-    found = history(runtime, message_id)["message"]
+    found = history(runtime, message_id).message
     assert found["status"] == "rejected"
     assert found["attempts"] == 1
     assert runtime.redis.zcard(keys.DUE) == 0
@@ -135,7 +135,7 @@ def test_a_lost_session_is_renewed_without_using_a_retry(runtime, sandbox):
 
     dispatch_batch(runtime)
 
-    found = history(runtime, message_id)["message"]
+    found = history(runtime, message_id).message
     assert found["status"] == "submitted"
     assert found["attempts"] == 1
     accepted = [s for s in sandbox.submissions() if s["accepted"]]
@@ -173,7 +173,7 @@ def test_a_rate_limited_message_waits_without_using_a_retry(runtime, sandbox, se
     assert (report.accepted, report.deferred) == (2, 3)
     assert runtime.redis.zcard(keys.DUE) == 3
     assert [status_of(runtime, i) for i in ids].count("queued") == 3
-    assert all(history(runtime, i)["message"]["attempts"] in (0, 1) for i in ids)
+    assert all(history(runtime, i).message["attempts"] in (0, 1) for i in ids)
     limited.close()
 
 
@@ -201,9 +201,9 @@ def test_delivery_status_is_reconciled_by_polling(runtime, sandbox, clock):
 
     assert report.changed == 1
     found = history(runtime, message_id)
-    assert found["message"]["status"] == "delivered"
-    assert found["message"]["delivered_at"] is not None
-    assert found["events"][-1]["provider_status"] == "DELIVERED"
+    assert found.message["status"] == "delivered"
+    assert found.message["delivered_at"] is not None
+    assert found.events[-1]["provider_status"] == "DELIVERED"
 
 
 def test_one_poll_goes_round_after_round_while_checks_are_due_and_time_is_left(runtime, sandbox, clock):
@@ -242,7 +242,7 @@ def test_a_retry_that_comes_due_after_the_window_is_not_sent(runtime, sandbox, c
 
     dispatch_batch(runtime)
 
-    found = history(runtime, message_id)["message"]
+    found = history(runtime, message_id).message
     assert found["status"] == "undeliverable"
     assert "retry window" in found["error_text"]
     assert len(sandbox.submissions()) == 1
@@ -301,10 +301,10 @@ def test_a_status_that_has_not_changed_writes_no_event(runtime, sandbox, clock):
     for _ in range(4):
         clock.advance(60)
         poll_statuses(runtime)
-        counts.append(len(history(runtime, message_id)["events"]))
+        counts.append(len(history(runtime, message_id).events))
 
     assert counts[1] == counts[2] == counts[3], "a report that did not change wrote an event"
-    assert history(runtime, message_id)["message"]["delivery"] == "unknown"
+    assert history(runtime, message_id).message["delivery"] == "unknown"
 
 
 def test_the_xml_transport_without_a_session_carries_a_message_through(runtime, sandbox, settings_for, clock):

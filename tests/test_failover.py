@@ -117,11 +117,11 @@ def test_an_account_wide_fault_takes_the_account_out_of_routing_until_resumed(mu
     carried = Counter(s["provider"] for s in sandbox.submissions() if s["accepted"])
     assert carried == {"dexatel": 40}
     assert statuses(rt) == {Status.SUBMITTED.value: 40}, "no retries burnt, nothing failed"
-    overview = {account["name"]: account for account in accounts_overview(rt)}
-    assert overview["dt-a2p"]["paused"] and not overview["dexatel"]["paused"]
-    checks = {result["name"]: result for result in check_accounts(rt)}
-    assert checks["dexatel"]["ok"] and not checks["dt-a2p"]["ok"]
-    assert "account-wide" in checks["dt-a2p"]["detail"]
+    overview = {account.name: account for account in accounts_overview(rt)}
+    assert overview["dt-a2p"].paused and not overview["dexatel"].paused
+    checks = {result.name: result for result in check_accounts(rt)}
+    assert checks["dexatel"].ok and not checks["dt-a2p"].ok
+    assert "account-wide" in checks["dt-a2p"].detail
 
 
 def test_a_message_that_names_its_account_waits_for_it_instead_of_failing_over(multi_runtime, sandbox):

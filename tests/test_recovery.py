@@ -24,11 +24,11 @@ RECIPIENT = "+421900123456"
 
 
 def message(runtime, message_id) -> dict:
-    return message_history(message_id, runtime.settings.resolved_database_url)["message"]
+    return message_history(message_id, runtime.settings.resolved_database_url).message
 
 
 def events(runtime, message_id) -> list[dict]:
-    return message_history(message_id, runtime.settings.resolved_database_url)["events"]
+    return message_history(message_id, runtime.settings.resolved_database_url).events
 
 
 def leave_held(runtime, message_id, status: str, attempts: int) -> None:
@@ -238,8 +238,8 @@ def test_a_worker_thought_dead_sends_nothing_twice_and_its_late_answer_wins(sett
 
     assert sorted(s["text"] for s in sandbox.submissions()) == ["stuck", "waiting"]
     late = message_history(stuck, fast.settings.resolved_database_url)
-    assert late["message"]["status"] == "submitted"
-    assert late["events"][-1]["reason"].startswith("late answer, after the sweep took the claim back")
+    assert late.message["status"] == "submitted"
+    assert late.events[-1]["reason"].startswith("late answer, after the sweep took the claim back")
     assert message(fast, waiting)["status"] == "submitted"
     slow.close()
     fast.close()

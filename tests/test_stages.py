@@ -390,7 +390,7 @@ def test_the_ledger_writes_only_while_the_row_still_names_the_claim(rt):
     rt.ledger.write(batch)
 
     assert row(rt, item).status == "calling", "another claim holds the row now"
-    [late] = [e for e in message_history(item.id, rt.settings.resolved_database_url)["events"] if e["reason"].startswith("late answer")]
+    [late] = [e for e in message_history(item.id, rt.settings.resolved_database_url).events if e["reason"].startswith("late answer")]
     assert "not applied" in late["reason"]
 
 

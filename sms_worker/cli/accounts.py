@@ -4,11 +4,14 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING
 
 import click
 
 from sms_worker.cli.base import Group, deprecated_alias, echo_json, json_option, open_runtime
+
+if TYPE_CHECKING:
+    from sms_worker.views import AccountOverview
 
 
 @click.group(cls=Group, invoke_without_command=True)
@@ -36,15 +39,15 @@ def accounts(ctx: click.Context, as_json: bool) -> int:
     return 0
 
 
-def _account_line(account: dict[str, Any]) -> str:
-    breaker = account["breaker"]
-    if breaker != "closed":
-        until = datetime.fromtimestamp(account["breaker_until"]).strftime("%H:%M:%S")
-        breaker = f"{breaker.upper()} until {until} ({account['breaker_reason']})"
-    state = f"PAUSED: {account['paused']}" if account["paused"] else "in routing"
+def _account_line(account: AccountOverview) -> str:
+    breaker = account.breaker
+    if breaker != "closed" and account.breaker_until is not None:
+        until = datetime.fromtimestamp(account.breaker_until).strftime("%H:%M:%S")
+        breaker = f"{breaker.upper()} until {until} ({account.breaker_reason})"
+    state = f"PAUSED: {account.paused}" if account.paused else "in routing"
     return (
-        f"{account['name']:<16} {account['type']:<12} {account['current_rate']:>7.1f}/s of {account['rate_limit']:g}/s "
-        f"(burst {account['burst']})  breaker {breaker}, recent failures {account['recent_failures']}  {state}"
+        f"{account.name:<16} {account.type:<12} {account.current_rate:>7.1f}/s of {account.rate_limit:g}/s "
+        f"(burst {account.burst})  breaker {breaker}, recent failures {account.recent_failures}  {state}"
     )
 
 
@@ -82,8 +85,8 @@ def check(names: tuple[str, ...], as_json: bool) -> int:
         echo_json(results)
     else:
         for result in results:
-            click.echo(f"{result['name']:<16} {'OK  ' if result['ok'] else 'FAIL'}  {result['detail']}")
-    return 0 if all(result["ok"] for result in results) else 1
+            click.echo(f"{result.name:<16} {'OK  ' if result.ok else 'FAIL'}  {result.detail}")
+    return 0 if all(result.ok for result in results) else 1
 
 
 providers = deprecated_alias(accounts, "providers")

@@ -11,6 +11,7 @@ import json
 import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import asdict, is_dataclass
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar, cast
 
 import click
@@ -55,8 +56,17 @@ json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON o
 
 
 def echo_json(value: Any, **dumps: Any) -> None:
-    """Print ``value`` as one line of JSON on stdout; ``dumps`` are :func:`json.dumps` options."""
-    click.echo(json.dumps(value, **dumps))
+    """Print ``value`` as one line of JSON on stdout: a view (a dataclass, or a list of them) as
+    its fields; ``dumps`` are :func:`json.dumps` options."""
+    click.echo(json.dumps(_plain(value), **dumps))
+
+
+def _plain(value: Any) -> Any:
+    if is_dataclass(value) and not isinstance(value, type):
+        return asdict(value)
+    if isinstance(value, list):
+        return [_plain(item) for item in value]
+    return value
 
 
 def fail(field: str, reason: str, exit_code: int, ctx: click.Context | None = None) -> NoReturn:

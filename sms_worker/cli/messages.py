@@ -125,8 +125,8 @@ def status(message_id: str, as_json: bool) -> int:
     if as_json:
         echo_json(found, default=str)
         return 0
-    for key, value in found["message"].items():
+    for key, value in found.message.items():
         click.echo(f"{key:>20}: {value}")
-    for item in found["events"]:
+    for item in found.events:
         click.echo(f"  {item['at']}  {item['status']:<13} {item['reason']}")
     return 0

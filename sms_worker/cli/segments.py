@@ -28,10 +28,11 @@ def segments(text: str, unicode: str, as_json: bool) -> int:
 
     report = cost_report(text, downgrade=unicode == "false")
     if as_json:
-        echo_json(report, ensure_ascii=False)
+        echo_json(report.as_json(), ensure_ascii=False)
         return 0
-    forced = f", forced by {' '.join(report['forced_ucs2'])}" if report["forced_ucs2"] else ""
-    click.echo(f"{report['encoding']}, {report['segments']} segment(s), {report['units']} units, {report['per_segment']} per segment{forced}")
-    if "downgraded_text" in report:
-        click.echo(f"sent as: {report['downgraded_text']}")
+    cost = report.analysis
+    forced = f", forced by {' '.join(cost.forced_ucs2)}" if cost.forced_ucs2 else ""
+    click.echo(f"{cost.encoding}, {cost.segments} segment(s), {cost.units} units, {cost.per_segment} per segment{forced}")
+    if report.downgraded_text is not None:
+        click.echo(f"sent as: {report.downgraded_text}")
     return 0

@@ -22,8 +22,8 @@ def stats(as_json: bool) -> int:
     if as_json:
         echo_json(found)
         return 0
-    click.echo("ready:  " + ", ".join(f"{queue} {n}" for queue, n in found["ready"].items()) + f"; due: {found['due']}")
-    for account, reason in found["paused_accounts"].items():
+    click.echo("ready:  " + ", ".join(f"{queue} {n}" for queue, n in found.ready.items()) + f"; due: {found.due}")
+    for account, reason in found.paused_accounts.items():
         click.echo(f"PAUSED: {account}: {reason}")
-    click.echo("status: " + ", ".join(f"{name} {n}" for name, n in sorted(found["statuses"].items())))
+    click.echo("status: " + ", ".join(f"{name} {n}" for name, n in sorted(found.statuses.items())))
     return 0

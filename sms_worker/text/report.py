@@ -2,24 +2,32 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from sms_worker.text.downgrade import downgrade_to_gsm7
-from sms_worker.text.segments import analyze, split_segments
+from sms_worker.text.segments import TextAnalysis, analyze, split_segments
 
 
-def cost_report(text: str, *, downgrade: bool = False) -> dict[str, Any]:
-    """The cost of ``text``, after Telekom SK's GSM-7 downgrade when ``downgrade``.
+@dataclass(frozen=True, slots=True)
+class CostReport:
+    """The cost of the text as sent: its :class:`TextAnalysis`, the texts of its segments, and
+    the text after Telekom SK's GSM-7 downgrade when that changed it (else None)."""
 
-    Keys: ``encoding`` ("GSM-7" or "UCS-2"), ``segments`` (how many), ``units`` (septets or UTF-16
-    units), ``per_segment`` (units per segment), ``forced_ucs2`` (the characters that forced
-    UCS-2, a list), ``segment_texts`` (the texts of the segments as sent) and, only when the
-    downgrade changed the text, ``downgraded_text``.
-    """
+    analysis: TextAnalysis
+    segment_texts: list[str]
+    downgraded_text: str | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        """``encoding``, ``segments``, ``units``, ``per_segment``, ``forced_ucs2`` (a list),
+        ``segment_texts`` and, only when the downgrade changed the text, ``downgraded_text``."""
+        found = {**asdict(self.analysis), "forced_ucs2": list(self.analysis.forced_ucs2), "segment_texts": self.segment_texts}
+        if self.downgraded_text is not None:
+            found["downgraded_text"] = self.downgraded_text
+        return found
+
+
+def cost_report(text: str, *, downgrade: bool = False) -> CostReport:
+    """The cost of ``text``, after Telekom SK's GSM-7 downgrade when ``downgrade``."""
     sent = downgrade_to_gsm7(text) if downgrade else text
-    analysis = analyze(sent)
-    report = {**asdict(analysis), "forced_ucs2": list(analysis.forced_ucs2), "segment_texts": split_segments(sent)}
-    if sent != text:
-        report["downgraded_text"] = sent
-    return report
+    return CostReport(analyze(sent), split_segments(sent), sent if sent != text else None)
