@@ -28,6 +28,7 @@ from sms_worker.validation import (
     BatchRejected,
     InvalidField,
     normalize_recipient,
+    require_unicode,
     validate_send_at,
     validate_sender,
     validate_validity,
@@ -144,6 +145,7 @@ def _row(request: MessageRequest, now: datetime, rt: Runtime) -> dict[str, Any]:
     recipient = normalize_recipient(request.to, request.region)
     if not isinstance(request.text, str) or not request.text.strip():
         raise InvalidField("text", "must not be empty")
+    require_unicode(request.text, "text")
     analysis = analyze(downgrade_to_gsm7(request.text) if request.unicode is False else request.text)
     if analysis.segments > rt.settings.max_segments:
         raise InvalidField("text", f"needs {analysis.segments} {analysis.encoding} segments, more than the limit of {rt.settings.max_segments}")
@@ -184,7 +186,7 @@ def _optional_text(value: object, field: str, limit: int) -> str | None:
         return None
     if not isinstance(value, str) or not value or len(value) > limit:
         raise InvalidField(field, f"must be a non-empty string of at most {limit} characters")
-    return value
+    return require_unicode(value, field)
 
 
 def _insert(conn: Connection, rows: list[dict[str, Any]]) -> set[uuid.UUID]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from datetime import UTC, datetime, timedelta
 
 import phonenumbers
@@ -11,8 +12,13 @@ from phonenumbers import COUNTRY_CODE_TO_REGION_CODE, NumberParseException, Phon
 from sms_worker.errors import InvalidField, SmsWorkerError
 
 MIN_VALIDITY_MINUTES, MAX_VALIDITY_MINUTES = 1, 1440
-_E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
-_ALPHANUMERIC_SENDER = re.compile(r"^[A-Za-z0-9 .&_\-]{1,11}$")
+_E164 = re.compile(r"\+[1-9][0-9]{6,14}", re.ASCII)
+_ALPHANUMERIC_SENDER = re.compile(r"[A-Za-z0-9 .&_\-]{1,11}", re.ASCII)
+_NUMERIC_SENDER = re.compile(r"\+?[0-9]{3,15}", re.ASCII)
+_WRITTEN_NUMBER = re.compile(r"\+?[0-9 ()./\-]+", re.ASCII)
+"""A phone number as people write it: digits, a leading +, and the separators space ( ) . / -."""
+_EXTENSION = re.compile(r"(?i)(ext\.?|extension|x|#|;ext=)\s*[0-9]+\s*$")
+_SCIENTIFIC = re.compile(r"[0-9](\.[0-9]+)?[eE][+-]?[0-9]+", re.ASCII)
 _POSSIBLE_REASONS = {
     ValidationResult.INVALID_COUNTRY_CODE: "unknown country calling code",
     ValidationResult.TOO_SHORT: "too short for its country",
@@ -40,10 +46,27 @@ class BatchRejected(SmsWorkerError, ValueError):
 
 def normalize_recipient(raw: object, default_region: str | None = None) -> str:
     """E.164 out. Bare digits are read as international (Telekom SK's ``421...`` form) unless
-    ``default_region`` (an ISO country code) says how to read a national number."""
-    if not isinstance(raw, str) or not raw.strip():
+    ``default_region`` (an ISO country code) says how to read a national number.
+
+    The text is normalised before any rule runs (:func:`plain_text`): invisible format characters
+    (a byte-order mark, zero-width spaces, direction marks) are dropped, and Unicode digits and
+    compatibility forms (full-width ``＋１``) become ASCII. Then the whole of it must be a number as
+    people write it: digits, a leading ``+`` and the separators space ( ) . / -. Letters (a
+    vanity number, ``+421 900 CALL ME``) and extensions (``ext. 12``) are refused, never turned
+    into digits or dropped. Raises :class:`InvalidField` for ``to``."""
+    if isinstance(raw, bool) or not isinstance(raw, str):
+        raise InvalidField("to", _not_text_reason(raw))
+    text = (raw if raw.isascii() else plain_text(raw)).strip()
+    if not text:
         raise InvalidField("to", "a phone number is required")
-    text = raw.strip()
+    if _SCIENTIFIC.fullmatch(text):
+        raise InvalidField(
+            "to", f"{raw!r} is a number in scientific notation (as a spreadsheet exports it): digits may be lost; export the column as text"
+        )
+    if not _WRITTEN_NUMBER.fullmatch(text):
+        raise InvalidField("to", f"{raw!r} {_written_number_refusal(text)}")
+    if default_region is not None and not (isinstance(default_region, str) and re.fullmatch(r"[A-Za-z]{2}", default_region, re.ASCII)):
+        raise InvalidField("region", f"{default_region!r} is not a two-letter ISO 3166 country code")
     if text.startswith("00"):
         text = "+" + text[2:]
     elif text[0].isdigit() and default_region is None:
@@ -69,7 +92,7 @@ def _valid_international(text: str) -> str | None:
 
     Anything unusual (separators, a national number starting with 0) takes the full path.
     """
-    if not _E164.match(text):
+    if not _E164.fullmatch(text):
         return None
     digits = text[1:]
     for length in (1, 2, 3):
@@ -90,15 +113,65 @@ def validate_sender(sender: object) -> str | None:
     if not isinstance(sender, str):
         raise InvalidField("sender", "must be a string")
     digits = sender.removeprefix("+")
-    if digits.isdigit():
-        if not 3 <= len(digits) <= 15:
+    if digits.isascii() and digits.isdigit():
+        if not _NUMERIC_SENDER.fullmatch(sender):
             raise InvalidField("sender", f"numeric sender {sender!r} must have 3 to 15 digits")
         return sender
-    if not _ALPHANUMERIC_SENDER.match(sender):
+    if not _ALPHANUMERIC_SENDER.fullmatch(sender):
         if len(sender) > 11:
             raise InvalidField("sender", f"alphanumeric sender {sender!r} is longer than 11 characters")
-        raise InvalidField("sender", f"{sender!r} may hold only letters, digits, space and . & _ -")
+        raise InvalidField("sender", f"{sender!r} may hold only ASCII letters, digits, space and . & _ -")
     return sender
+
+
+def plain_text(text: str) -> str:
+    """``text`` with Unicode format characters (category Cf: U+FEFF, U+200B, U+200E...) dropped,
+    compatibility forms folded (NFKC: full-width ``＋１２`` is ``+12``) and every Unicode decimal
+    digit (``٣``, ``३``) written as its ASCII digit: what a spreadsheet or a phone's keyboard
+    put in a number field, read as the number it shows."""
+    visible = "".join(c for c in text if unicodedata.category(c) != "Cf")
+    folded = unicodedata.normalize("NFKC", visible)
+    return "".join(str(unicodedata.decimal(c)) if c not in _ASCII_DIGITS and unicodedata.category(c) == "Nd" else c for c in folded)
+
+
+_ASCII_DIGITS = frozenset("0123456789")
+
+
+def require_unicode(value: str, field: str) -> str:
+    """``value`` if it can be stored and sent: valid Unicode (no unpaired surrogate, which no
+    encoding can carry) and no NUL (which PostgreSQL text refuses); else :class:`InvalidField`."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as error:
+        raise InvalidField(field, f"is not valid Unicode: an unpaired surrogate U+{ord(value[error.start]):04X} at position {error.start}") from None
+    nul = value.find("\x00")
+    if nul >= 0:
+        raise InvalidField(field, f"holds a NUL character at position {nul}")
+    return value
+
+
+def _not_text_reason(raw: object) -> str:
+    if raw is None:
+        return "a phone number is required"
+    if isinstance(raw, (int, float)) and not isinstance(raw, bool):
+        kind = "an int" if isinstance(raw, int) else "a float"
+        return (
+            f"{raw!r} is {kind}, not text: a number type loses a leading + or 00 and any leading zero "
+            "(a dataframe column read as numbers); pass phone numbers as strings"
+        )
+    return f"must be text, not {type(raw).__name__}"
+
+
+def _written_number_refusal(text: str) -> str:
+    extension = _EXTENSION.search(text)
+    if extension is not None:
+        return f"has an extension ({extension.group(0).strip()!r}): an SMS cannot be sent to an extension; give the number alone"
+    if any(c.isalpha() for c in text):
+        return "has letters: write the number in digits (letters are not read as a keypad's digits)"
+    bad = next((c for c in text if c != "+" and not _WRITTEN_NUMBER.fullmatch(c)), None)
+    if bad is None:
+        return "has a + after its start: only the first character may be +"
+    return f"has {bad!r} (U+{ord(bad):04X}): a number holds only digits, a leading + and the separators space ( ) . / -"
 
 
 def validate_validity(minutes: object) -> int:

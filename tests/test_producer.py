@@ -48,12 +48,40 @@ def test_one_bad_message_rejects_the_batch_and_writes_nothing(runtime):
         )
 
     assert [str(e) for e in caught.value.errors] == [
-        "messages[1].to: 'not a number' is not a phone number",
+        "messages[1].to: 'not a number' has letters: write the number in digits (letters are not read as a keypad's digits)",
         "messages[2].text: must not be empty",
         "messages[3].colour: is not a message field",
     ]
     assert count(runtime, MESSAGES) == 0 and count(runtime, EVENTS) == 0
     assert ready_lengths(runtime.redis) == {3: 0, 2: 0, 1: 0}
+
+
+def test_text_that_is_not_valid_unicode_is_refused_and_the_batch_writes_nothing(runtime):
+    with pytest.raises(InvalidField) as caught:
+        send_sms("+421900000962", "a \ud83d b", runtime=runtime)  # the input: a lone surrogate
+    assert (caught.value.field, caught.value.reason) == ("text", "is not valid Unicode: an unpaired surrogate U+D83D at position 2")
+
+    with pytest.raises(BatchRejected) as rejected:
+        send_many(
+            [
+                {"to": "+421900000001", "text": "fine"},
+                {"to": "+421900000002", "text": "low \udc00 surrogate"},  # sibling: the other half
+                {"to": "+421900000003", "text": "nul \x00 inside"},  # sibling: PostgreSQL text refuses NUL
+                {"to": "+421900000004", "text": "ok", "campaign_id": "spring\ud800"},  # sibling: another field
+                {"to": "+421900000005", "text": "ok", "idempotency_key": "k\x00"},
+            ],
+            runtime=runtime,
+        )
+    assert [(e.index, e.field) for e in rejected.value.errors] == [(1, "text"), (2, "text"), (3, "campaign_id"), (4, "idempotency_key")]
+    assert count(runtime, MESSAGES) == 0 and count(runtime, EVENTS) == 0
+
+
+def test_a_recipient_from_a_dataframe_or_a_spreadsheet(runtime):
+    with pytest.raises(InvalidField, match="to: 421900000105 is an int, not text"):
+        send_sms(421900000105, "from a dataframe", runtime=runtime)
+    message_id = send_sms("\ufeff421900000105", "from a spreadsheet", runtime=runtime)
+    with runtime.engine.connect() as conn:
+        assert conn.execute(select(MESSAGES.c.recipient).where(MESSAGES.c.id == message_id)).scalar_one() == "+421900000105"
 
 
 def test_the_same_idempotency_key_yields_the_first_message(runtime):

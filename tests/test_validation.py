@@ -34,7 +34,7 @@ def test_recipients_come_out_in_e164(raw, region, expected):
     ("raw", "reason"),
     [
         ("", "required"),
-        ("hello", "not a phone number"),
+        ("hello", "has letters"),
         ("+4219001", "too short"),
         ("+42190012345678901", "too long"),
         ("+999123456789", "country calling code"),
@@ -118,6 +118,82 @@ def test_the_e164_fast_path_agrees_with_the_full_parser():
 def test_digits_from_other_scripts_come_out_as_ascii():
     assert normalize_recipient("+421９００１２３４５６") == "+421900123456"
     assert normalize_recipient("+٤٢١٩٠٠١٢٣٤٥٦") == "+421900123456"
+    assert normalize_recipient("＋４２１ ９００ １２３ ４５６") == "+421900123456", "full-width plus too (NFKC)"
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "\ufeff421900000105",  # the input: a byte-order mark, as spreadsheets export it
+        "421900000105\ufeff",
+        "\u200b+421 900 000 105",  # sibling: a zero-width space
+        "+421\u200e900000105",  # sibling: a left-to-right mark inside
+        "00421\u2060900000105",  # sibling: a word joiner, then the 00 rule still applies
+        "+421\u00a0900\u00a0000\u00a0105",  # sibling: no-break spaces
+    ],
+)
+def test_invisible_characters_are_dropped_before_the_rules_run(raw):
+    assert normalize_recipient(raw) == "+421900000105"
+
+
+@pytest.mark.parametrize(
+    ("raw", "reason"),
+    [
+        ("+421 900 CALL ME", "has letters"),  # the input
+        ("+421 900 000 001 ext. 12", "has an extension ('ext. 12')"),  # the input
+        ("+421 900 000 001 x12", "has an extension ('x12')"),  # sibling
+        ("+421900000001;ext=12", "has an extension (';ext=12')"),  # sibling: RFC 3966 style
+        ("+421 900 ABC 001", "has letters"),  # sibling
+        ("421+900000105", "only the first character may be +"),
+        ("+421*900000105", "has '*' (U+002A)"),
+        ("4.21900000105E+11", "scientific notation"),  # keep: a spreadsheet's float export
+        ("+421900000105\nX", "has letters"),
+    ],
+)
+def test_a_number_is_digits_a_plus_and_separators_nothing_else(raw, reason):
+    with pytest.raises(InvalidField) as caught:
+        normalize_recipient(raw)
+    assert caught.value.field == "to" and reason in caught.value.reason
+
+
+@pytest.mark.parametrize(
+    ("raw", "reason"),
+    [
+        (421900000105, "is an int, not text"),  # what a dataframe gives
+        (4.21900000105e11, "is a float, not text"),
+        (None, "a phone number is required"),
+        (True, "must be text, not bool"),
+        (b"+421900000105", "must be text, not bytes"),
+    ],
+)
+def test_a_recipient_that_is_not_text_gets_a_reason_that_says_so(raw, reason):
+    with pytest.raises(InvalidField) as caught:
+        normalize_recipient(raw)
+    assert caught.value.reason.endswith(reason) or reason in caught.value.reason
+
+
+@pytest.mark.parametrize("region", ["sk ", "SVK", 421, "Ｓ Ｋ"])
+def test_a_region_must_be_a_two_letter_code(region):
+    with pytest.raises(InvalidField) as caught:
+        normalize_recipient("0900 123 456", region)
+    assert caught.value.field == "region"
+
+
+@pytest.mark.parametrize(
+    "sender",
+    [
+        "ACME\n",  # the input: a regex ending in $ matched before a final newline
+        "１２３４５６",  # the input: full-width digits pass str.isdigit()
+        "٤٢١٩٠٠",  # sibling: Arabic-Indic digits
+        "ACMÉ",  # sibling: a letter outside ASCII
+        "ACME\t",  # sibling: a tab
+        "+１２３４",  # sibling: full-width digits after a plus
+    ],
+)
+def test_sender_grammar_is_ascii_and_whole(sender):
+    with pytest.raises(InvalidField) as caught:
+        validate_sender(sender)
+    assert caught.value.field == "sender"
 
 
 def test_the_settings_old_names_for_segments_still_work_with_a_warning(monkeypatch):
