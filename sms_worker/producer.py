@@ -97,7 +97,8 @@ def send_sms(to: str, text: str, *, runtime: Runtime | None = None, **options: A
 def send_many(messages: Iterable[MessageRequest | Mapping[str, Any]], *, runtime: Runtime | None = None) -> list[uuid.UUID]:
     """Queue a batch, all or nothing: one invalid message rejects the batch and writes nothing.
 
-    The same idempotency key twice yields the id of the first message, not a second message.
+    The same idempotency key twice yields the id of the first message, not a second message;
+    the same key for a different message is refused (``idempotency_key``), and so is the batch.
     """
     rt = runtime or process_runtime()
     now = rt.clock.now()
@@ -217,15 +218,32 @@ def _creation_event(row: dict[str, Any]) -> dict[str, Any]:
     return event(row["id"], row["created_at"], row["status"], reason)
 
 
+_SAME_MESSAGE = ("recipient", "text", "sender", "requested_account", "priority", "unicode", "flash", "campaign_id")
+"""What must match for a reused idempotency key to name the same message: who gets what, from
+whom, through which account if one was named, how urgent, how encoded. Times are left out: a
+retried request is made later, and its validity counts from then."""
+
+
 def _resolve_idempotent(conn: Connection, rows: list[dict[str, Any]], inserted: set[uuid.UUID]) -> list[uuid.UUID]:
-    """Replace the ids of rows that lost to an existing idempotency key with the winner's id."""
+    """Replace the ids of rows that lost to an existing idempotency key with the winner's id.
+
+    A key reused for a different message is a conflict, not a retry: :class:`BatchRejected`
+    names each such message's key and the message that holds it, and the batch's transaction
+    (the caller's) is rolled back."""
     lost = {row["idempotency_key"] for row in rows if row["id"] not in inserted}
     if not lost:
         return [row["id"] for row in rows]
-    winners: dict[str, uuid.UUID] = dict(
-        conn.execute(select(MESSAGES.c.idempotency_key, MESSAGES.c.id).where(MESSAGES.c.idempotency_key.in_(lost))).all()
-    )
-    return [row["id"] if row["id"] in inserted else winners[row["idempotency_key"]] for row in rows]
+    columns = [MESSAGES.c[name] for name in ("idempotency_key", "id", *_SAME_MESSAGE)]
+    winners = {row.idempotency_key: row for row in conn.execute(select(*columns).where(MESSAGES.c.idempotency_key.in_(lost)))}
+    conflicts = []
+    for index, row in enumerate(rows):
+        winner = winners[row["idempotency_key"]]
+        if row["id"] not in inserted and any(row[name] != getattr(winner, name) for name in _SAME_MESSAGE):
+            reason = f"{row['idempotency_key']!r} already names a different message ({winner.id}); use a new key for a new message"
+            conflicts.append(InvalidField("idempotency_key", reason, index))
+    if conflicts:
+        raise BatchRejected(conflicts)
+    return [row["id"] if row["id"] in inserted else winners[row["idempotency_key"]].id for row in rows]
 
 
 def _enqueue(rt: Runtime, rows: list[dict[str, Any]], now: datetime) -> None:

@@ -87,12 +87,34 @@ def test_a_recipient_from_a_dataframe_or_a_spreadsheet(runtime):
 def test_the_same_idempotency_key_yields_the_first_message(runtime):
     first = send_sms("+421900000001", "once", idempotency_key="order-1", runtime=runtime)
     again = send_sms("+421900000001", "once", idempotency_key="order-1", runtime=runtime)
-    batch = send_many([{"to": "+421900000001", "text": "x", "idempotency_key": k} for k in ("order-1", "order-2", "order-2")], runtime=runtime)
+    batch = send_many([{"to": "+421900000001", "text": "once", "idempotency_key": k} for k in ("order-1", "order-2", "order-2")], runtime=runtime)
 
     assert again == first
     assert batch[0] == first and batch[1] == batch[2] != first
     assert count(runtime, MESSAGES) == 2
     assert sum(ready_lengths(runtime.redis).values()) == 2
+
+
+def test_a_key_reused_for_a_different_message_is_a_conflict_that_names_the_key(runtime):
+    first = send_sms("+421900000001", "Your code is 4821", idempotency_key="order-1", runtime=runtime)
+    with pytest.raises(InvalidField) as caught:  # the input: the same key, another recipient
+        send_sms("+421900000002", "Your code is 4821", idempotency_key="order-1", runtime=runtime)
+    assert caught.value.field == "idempotency_key"
+    assert caught.value.reason == f"'order-1' already names a different message ({first}); use a new key for a new message"
+    for changed in ({"text": "Your code is 9999"}, {"priority": "high"}, {"sender": "ACME"}):  # siblings: other fields
+        with pytest.raises(InvalidField, match="idempotency_key: 'order-1' already names a different message"):
+            send_sms("+421900000001", **{"text": "Your code is 4821", **changed}, idempotency_key="order-1", runtime=runtime)
+
+    with pytest.raises(BatchRejected) as rejected:  # sibling: the conflict inside one batch; nothing of it is written
+        send_many(
+            [
+                {"to": "+421900000003", "text": "new", "idempotency_key": "order-3"},
+                {"to": "+421900000004", "text": "new", "idempotency_key": "order-3"},
+            ],
+            runtime=runtime,
+        )
+    assert [(e.index, e.field) for e in rejected.value.errors] == [(1, "idempotency_key")]
+    assert count(runtime, MESSAGES) == 1 and sum(ready_lengths(runtime.redis).values()) == 1
 
 
 def test_text_longer_than_the_part_limit_is_refused(runtime):
