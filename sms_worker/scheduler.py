@@ -16,6 +16,7 @@ from collections.abc import Callable
 from celery.beat import EmbeddedService
 
 from sms_worker.config import get_settings
+from sms_worker.eviction import warn_if_redis_evicts
 from sms_worker.logs import get_logger
 from sms_worker.outages import describe_outage
 from sms_worker.queues.pointers import keep_awake, promote
@@ -69,8 +70,10 @@ def run_scheduler() -> None:
     beat = EmbeddedService(celery_app, thread=True, schedule_filename=str(settings.home / "celerybeat-schedule"))
     beat.start()
     log.info("scheduler running: beat, promoter and reclaimer")
+    rt = process_runtime()
+    warn_if_redis_evicts(rt.redis)
     try:
-        run_scheduler_loop(process_runtime(), stop)
+        run_scheduler_loop(rt, stop)
     finally:
         beat.stop()
 

@@ -26,7 +26,7 @@ _POSSIBLE_REASONS = {
     ValidationResult.INVALID_LENGTH: "wrong length for its country",
 }
 _PARSE_REASONS = {
-    NumberParseException.INVALID_COUNTRY_CODE: "has an unknown country calling code (or needs a region)",
+    NumberParseException.INVALID_COUNTRY_CODE: "has an unknown country calling code (a national number needs a region: region='SK', or send --region SK)",
     NumberParseException.NOT_A_NUMBER: "is not a phone number",
     NumberParseException.TOO_SHORT_AFTER_IDD: "is too short after the international prefix",
     NumberParseException.TOO_SHORT_NSN: "is too short",

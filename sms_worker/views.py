@@ -36,6 +36,8 @@ class PipelineStats:
     due: int
     paused_accounts: dict[str, str]
     statuses: dict[str, int]
+    redis_eviction: str | None = None
+    """Why Redis may lose our keys (:mod:`sms_worker.eviction`), or None."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +82,7 @@ def message_history(message_id: uuid.UUID, database_url: str | None = None) -> M
 
 def pipeline_stats() -> PipelineStats:
     """Backlog and outcomes at a glance: Flower shows Celery's wake-ups, not the pointer lists."""
+    from sms_worker.eviction import eviction_warning
     from sms_worker.providers.pause import paused_reason
     from sms_worker.queues import keys
     from sms_worker.queues.pointers import ready_lengths
@@ -94,6 +97,7 @@ def pipeline_stats() -> PipelineStats:
             due=rt.redis.zcard(keys.DUE),
             paused_accounts={name: reason for name in rt.accounts if (reason := paused_reason(rt.redis, name)) is not None},
             statuses=statuses,
+            redis_eviction=eviction_warning(rt.redis),
         )
     finally:
         rt.close()

@@ -199,6 +199,36 @@ def test_the_former_providers_group_does_what_accounts_does_and_warns(sandbox, s
         assert "deprecated" not in current.stderr, args
 
 
+def test_send_reads_a_national_number_with_region(settings_for, redis_client):
+    env = process_env(settings_for())
+    without = cli("send", "0900 123 456", "hello", "--json", env=env)
+    assert without.returncode == 2 and "--region SK" in json.loads(without.stdout)["error"]["reason"]
+    sent = cli("send", "--region", "SK", "0900 123 456", "hello", "--json", env=env)
+    assert sent.returncode == 0, sent.stderr
+    shown = json.loads(cli("status", json.loads(sent.stdout)["id"], "--json", env=env).stdout)
+    assert shown["message"]["recipient"] == "+42190****456"
+    wrong = cli("send", "--region", "Slovakia", "0900 123 456", "hello", "--json", env=env)
+    assert (wrong.returncode, json.loads(wrong.stdout)["error"]["field"]) == (2, "region")
+
+
+def test_stats_and_the_processes_warn_when_redis_may_evict_keys(settings_for, redis_client, caplog):
+    from sms_worker.eviction import warn_if_redis_evicts
+
+    env = process_env(settings_for())
+    assert "WARNING" not in cli("stats", env=env).stdout, "noeviction: nothing to say"
+    redis_client.config_set("maxmemory-policy", "allkeys-lru")
+    try:
+        shown = cli("stats", env=env).stdout
+        found = json.loads(cli("stats", "--json", env=env).stdout)
+        with caplog.at_level("WARNING", logger="sms_worker.redis"):
+            warn_if_redis_evicts(redis_client)
+    finally:
+        redis_client.config_set("maxmemory-policy", "noeviction")
+    assert "WARNING: Redis may evict keys (maxmemory-policy allkeys-lru)" in shown
+    assert found["redis_eviction"].startswith("Redis may evict keys (maxmemory-policy allkeys-lru)")
+    assert [r.getMessage() for r in caplog.records] == [found["redis_eviction"]]
+
+
 def test_send_takes_an_account_and_the_deprecated_provider_with_a_warning(settings_for, redis_client):
     env = process_env(settings_for())
 

@@ -43,6 +43,12 @@ class IsoTime(click.ParamType):
     help="How long the message may wait to be sent, 1-1440 minutes, counted from --send-at if given.",
 )
 @click.option("--send-at", type=IsoTime(), help="Send no earlier than this ISO 8601 time, with its zone, e.g. 2030-01-31T08:00:00+01:00.")
+@click.option(
+    "--region",
+    metavar="CC",
+    show_default="none: a number without + or 00 is read as international",
+    help="ISO country code (SK, DE...) for a number written in national form, e.g. --region SK 0900 123 456.",
+)
 @click.option("--idempotency-key", metavar="KEY", help="Up to 128 characters; the same key again returns the first message's id.")
 @click.option(
     "--account",
@@ -66,6 +72,7 @@ def send(
     priority: str,
     validity: int | None,
     send_at: datetime | None,
+    region: str | None,
     idempotency_key: str | None,
     account: str | None,
     unicode: str,
@@ -81,6 +88,7 @@ def send(
     Examples:
       sms-worker send +421900123456 "Your code is 4821" --priority high
       sms-worker send +421900123456 "See you at 8" --send-at 2030-01-31T07:30+01:00
+      sms-worker send --region SK "0900 123 456" "Ahoj"
       sms-worker send +421900123456 "-5 % off today" --account telekom-sk --json
     """
     from sms_worker.config import get_settings
@@ -93,6 +101,7 @@ def send(
         "priority": priority,
         "validity": validity,
         "send_at": send_at,
+        "region": region,
         "idempotency_key": idempotency_key,
         "account": account,
         "unicode": UNICODE_CHOICES[unicode],

@@ -23,6 +23,8 @@ def stats(as_json: bool) -> int:
         echo_json(found)
         return 0
     click.echo("ready:  " + ", ".join(f"{queue} {n}" for queue, n in found.ready.items()) + f"; due: {found.due}")
+    if found.redis_eviction:
+        click.echo(f"WARNING: {found.redis_eviction}")
     for account, reason in found.paused_accounts.items():
         click.echo(f"PAUSED: {account}: {reason}")
     click.echo("status: " + ", ".join(f"{name} {n}" for name, n in sorted(found.statuses.items())))

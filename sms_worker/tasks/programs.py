@@ -4,6 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import redis
+
+from sms_worker.config import get_settings
+from sms_worker.eviction import warn_if_redis_evicts
+from sms_worker.runtime import redis_url
 from sms_worker.tasks.app import QUEUE_ORDER, celery_app
 
 
@@ -12,6 +17,8 @@ def run_worker(*, concurrency: int, queues: Sequence[str] = QUEUE_ORDER, logleve
     reading ``queues`` in that strict order, sending task events (for Flower), without gossip or
     mingle (nothing here needs them, and they slow start-up). ``hostname`` is Celery's node
     name (e.g. ``w1@%h``); by default Celery's own. Celery may end the process itself."""
+    settings = get_settings()
+    warn_if_redis_evicts(redis.Redis.from_url(redis_url(settings)))
     argv = ["worker", "-c", str(concurrency), "-Q", ",".join(queues), "-l", loglevel, "-E", "--without-gossip", "--without-mingle"]
     celery_app.worker_main(argv + (["-n", hostname] if hostname else []))
 
