@@ -15,6 +15,8 @@ from typing import Literal
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from sms_worker.ambiguity import LEGACY_NAMES, OnAmbiguous
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="SMS_WORKER_", env_file=".env", extra="ignore", populate_by_name=True)
@@ -40,9 +42,12 @@ class Settings(BaseSettings):
     max_retries: int = Field(5, ge=0, le=20)
     retry_window_seconds: int = Field(3600, ge=1)
     retry_backoff_seconds: tuple[float, ...] = Field((30, 120, 300, 900, 1800), min_length=1)
-    retry_ambiguous: Literal["same-account", "never"] = Field(
-        "same-account",
-        description="After a timeout or an unreadable answer the provider may have the message: retry it on that account only, or never (UNKNOWN).",
+    on_ambiguous: OnAmbiguous = Field(
+        "resend",
+        validation_alias=AliasChoices("SMS_WORKER_ON_AMBIGUOUS", "SMS_WORKER_RETRY_AMBIGUOUS"),
+        description="After an attempt that may have reached a provider that cannot be asked: resend on that account (at least once) "
+        "or give-up (at most once, UNKNOWN); accounts and messages may say otherwise (sms_worker.ambiguity). "
+        "SMS_WORKER_RETRY_AMBIGUOUS (same-account, never): its deprecated name, until 0.3.",
     )
 
     lease_seconds: float = Field(
@@ -87,6 +92,18 @@ class Settings(BaseSettings):
         if value == "parts":
             warnings.warn("SMS_WORKER_RATE_LIMIT_UNIT=parts is deprecated, use segments (it will be removed in 0.3)", FutureWarning, stacklevel=2)
             return "segments"
+        return value
+
+    @field_validator("on_ambiguous", mode="before")
+    @classmethod
+    def _legacy_ambiguous(cls, value: object) -> object:
+        if isinstance(value, str) and value in LEGACY_NAMES:
+            warnings.warn(
+                f"SMS_WORKER_RETRY_AMBIGUOUS={value} is deprecated, use SMS_WORKER_ON_AMBIGUOUS={LEGACY_NAMES[value]} (it will be removed in 0.3)",
+                FutureWarning,
+                stacklevel=2,
+            )
+            return LEGACY_NAMES[value]
         return value
 
     @property

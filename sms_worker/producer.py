@@ -29,6 +29,7 @@ from sms_worker.validation import (
     InvalidField,
     normalize_recipient,
     require_unicode,
+    validate_on_ambiguous,
     validate_send_at,
     validate_sender,
     validate_validity,
@@ -56,6 +57,10 @@ class MessageRequest:
     flash: bool = False
     region: str | None = None
     """ISO country for numbers written in national form."""
+    on_ambiguous: str | None = None
+    """After an ambiguous attempt, where the account's API cannot be asked whether it has the
+    message: ``resend`` (at least once) or ``give-up`` (at most once, ``unknown``); None: the
+    account's policy (:mod:`sms_worker.ambiguity`)."""
 
 
 _REQUEST_FIELDS = {f.name for f in fields(MessageRequest)}
@@ -74,6 +79,7 @@ _ROW_COLUMNS = [
     "attempts",
     "unicode",
     "flash",
+    "on_ambiguous",
     "send_after",
     "valid_until",
     "idempotency_key",
@@ -173,6 +179,7 @@ def _row(request: MessageRequest, now: datetime, rt: Runtime) -> dict[str, Any]:
         "attempts": 0,
         "unicode": request.unicode,
         "flash": bool(request.flash),
+        "on_ambiguous": validate_on_ambiguous(request.on_ambiguous),
         "send_after": start,
         "valid_until": start + timedelta(minutes=validity),
         "idempotency_key": _optional_text(request.idempotency_key, "idempotency_key", 128),
@@ -218,7 +225,7 @@ def _creation_event(row: dict[str, Any]) -> dict[str, Any]:
     return event(row["id"], row["created_at"], row["status"], reason)
 
 
-_SAME_MESSAGE = ("recipient", "text", "sender", "requested_account", "priority", "unicode", "flash", "campaign_id")
+_SAME_MESSAGE = ("recipient", "text", "sender", "requested_account", "priority", "unicode", "flash", "on_ambiguous", "campaign_id")
 """What must match for a reused idempotency key to name the same message: who gets what, from
 whom, through which account if one was named, how urgent, how encoded. Times are left out: a
 retried request is made later, and its validity counts from then."""

@@ -8,8 +8,9 @@
 - **A worker died holding claims** (:class:`Reclaimer`, run every second by the scheduler):
   its lease stops being renewed, and once it is ``lease_seconds`` stale its messages are taken
   back. A ``claimed`` message never reached a provider and is queued again; a ``calling`` one
-  may have, and is an ambiguous attempt, decided like a timeout by the retry policy (retried on
-  the same account only, or ``unknown`` if ambiguous attempts are not retried). After the
+  may have, and is an ambiguous attempt, decided like a timeout by the retry policy (the
+  account is asked first where its API can say, else the message's ``on_ambiguous`` decides:
+  resent on the same account only, or ``unknown``: :mod:`sms_worker.ambiguity`). After the
   database was away, leases are judged only once it has been back for a whole lease, so a live
   worker that could not renew (and holds outcomes to write) is never taken for dead.
 - **A message still waiting after its validity ended** is expired.
@@ -106,7 +107,7 @@ class Reclaimer:
 
     def __init__(self, rt: Runtime) -> None:
         self._rt = rt
-        self._policy = RetryPolicy.from_settings(rt.settings)
+        self._policy = RetryPolicy.of(rt.settings, rt.accounts)
         self._up_since: datetime | None = None
 
     def tick(self) -> ReclaimReport:
@@ -160,7 +161,9 @@ class Reclaimer:
             return item
         item.attempt, item.first_attempt_at = row.attempts, row.first_attempt_at or now
         lost = Failure(ErrorKind.AMBIGUOUS, WORKER_LOST, "worker lost during the provider call; the provider may have the message")
-        attempt = Attempt(row.account, row.attempts, item.first_attempt_at, row.valid_until, item.pinned)
+        # The call's own start is not kept: the first attempt's is no later, so asking from then misses nothing.
+        started = row.unsure_since or item.first_attempt_at
+        attempt = Attempt(row.account, row.attempts, started, item.first_attempt_at, row.valid_until, item.pinned, row.unsure_since, row.on_ambiguous)
         item.disposition = self._policy.after_failure(lost, attempt, now)
         return item
 

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 import phonenumbers
 from phonenumbers import COUNTRY_CODE_TO_REGION_CODE, NumberParseException, PhoneNumber, ValidationResult
 
+from sms_worker.ambiguity import POLICIES
 from sms_worker.errors import InvalidField, SmsWorkerError
 
 MIN_VALIDITY_MINUTES, MAX_VALIDITY_MINUTES = 1, 1440
@@ -172,6 +173,14 @@ def _written_number_refusal(text: str) -> str:
     if bad is None:
         return "has a + after its start: only the first character may be +"
     return f"has {bad!r} (U+{ord(bad):04X}): a number holds only digits, a leading + and the separators space ( ) . / -"
+
+
+def validate_on_ambiguous(policy: object) -> str | None:
+    """``resend``, ``give-up`` or None (the account's policy): :mod:`sms_worker.ambiguity`.
+    Raises :class:`InvalidField` for ``on_ambiguous``."""
+    if policy is None or (isinstance(policy, str) and policy in POLICIES):
+        return policy
+    raise InvalidField("on_ambiguous", f"{policy!r} is not a policy: 'resend' (at least once) or 'give-up' (at most once)")
 
 
 def validate_validity(minutes: object) -> int:

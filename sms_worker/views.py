@@ -13,6 +13,7 @@ from sms_worker.config import get_settings
 from sms_worker.db.engine import get_engine
 from sms_worker.dispatch.sql import EVENTS, MESSAGES
 from sms_worker.logs import mask_phone
+from sms_worker.status import HELD_VALUES, WAITING_VALUES
 
 if TYPE_CHECKING:
     from sms_worker.runtime import Runtime
@@ -36,6 +37,11 @@ class PipelineStats:
     due: int
     paused_accounts: dict[str, str]
     statuses: dict[str, int]
+    possible_duplicates: int = 0
+    """Messages accepted by a resend after an ambiguous attempt their account could not be asked
+    about: each may have reached its recipient twice (:mod:`sms_worker.ambiguity`)."""
+    unsure: int = 0
+    """Messages not final yet whose last ambiguous attempt is not settled."""
     redis_eviction: str | None = None
     """Why Redis may lose our keys (:mod:`sms_worker.eviction`), or None."""
 
@@ -92,11 +98,17 @@ def pipeline_stats() -> PipelineStats:
     try:
         with rt.engine.connect() as conn:
             statuses: dict[str, int] = dict(conn.execute(select(MESSAGES.c.status, func.count()).group_by(MESSAGES.c.status)).all())
+            doubled = conn.execute(select(func.count()).where(MESSAGES.c.possible_duplicate)).scalar_one()
+            unsure = conn.execute(
+                select(func.count()).where(MESSAGES.c.unsure_since.is_not(None), MESSAGES.c.status.in_([*WAITING_VALUES, *HELD_VALUES]))
+            ).scalar_one()
         return PipelineStats(
             ready={p.label: n for p, n in ready_lengths(rt.redis).items()},
             due=rt.redis.zcard(keys.DUE),
             paused_accounts={name: reason for name in rt.accounts if (reason := paused_reason(rt.redis, name)) is not None},
             statuses=statuses,
+            possible_duplicates=doubled,
+            unsure=unsure,
             redis_eviction=eviction_warning(rt.redis),
         )
     finally:

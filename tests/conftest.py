@@ -241,3 +241,22 @@ PYTHON = sys.executable
 def promote_once(rt: Runtime) -> dict[Priority, int]:
     """What one tick of the scheduler's promoter does: due pointers to ready, and wake-ups."""
     return promote(rt.redis, rt.waker, rt.clock.now(), rt.settings.batch_size)
+
+
+@pytest.fixture
+def multi_runtime(settings_for, redis_client, sandbox, tmp_path):
+    """A runtime on the system clock (the breaker's cooldown runs on Redis time) with fast retries."""
+    import accounts  # here, not at the top: accounts imports this module
+
+    runtimes = []
+
+    def make(names: list[str], settings: dict | None = None, **options):
+        path = accounts.write_providers(tmp_path / "providers.toml", sandbox.url, names, **options)
+        fast = {"retry_backoff_seconds": (0.05, 0.1, 0.2, 0.4, 0.8), "breaker_cooldown_seconds": 0.5}
+        settings = settings_for(providers_file=path, **{**fast, **(settings or {})})
+        runtimes.append(build_runtime(settings, waker=NoWaker()))
+        return runtimes[-1]
+
+    yield make
+    for rt in runtimes:
+        rt.close()

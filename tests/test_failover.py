@@ -6,87 +6,17 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
-from pathlib import Path
 
-import httpx
-import pytest
+from accounts import drain, fault, message_row, statuses
 from conftest import promote_once
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from sms_worker.dispatch.service import dispatch_batch
 from sms_worker.dispatch.sql import MESSAGES
 from sms_worker.producer import send_many, send_sms
 from sms_worker.providers.pause import paused_reason
-from sms_worker.runtime import NoWaker, build_runtime
-from sms_worker.status import HELD_VALUES, WAITING_VALUES, Status
+from sms_worker.status import Status
 from sms_worker.views import accounts_overview, check_accounts
-
-ACCOUNTS = {
-    "telekom-sk": 'type = "telekom-sk"\nbase_url = "{url}/telekom-sk"\ntoken = "sandbox-token"',
-    "dt-a2p": 'type = "dt-a2p"\nbase_url = "{url}/dt-a2p"\napi_key = "{dt_key}"\ndefault_sender = "+4915112345678"',
-    "dexatel": 'type = "dexatel"\nbase_url = "{url}/dexatel"\napi_key = "sandbox-dexatel-key"\ndefault_sender = "ACME"',
-    "session-key": 'type = "session-key"\nbase_url = "{url}/session-key"\nusername = "sandbox-user"\npassword = "sandbox-pass"',
-}
-
-
-def write_providers(
-    path: Path,
-    url: str,
-    names: list[str],
-    *,
-    default: dict[str, int] | None = None,
-    dt_key: str = "sandbox-dt-key",
-    extra: str = "",
-    rates: dict[str, float] | None = None,
-) -> Path:
-    rates = rates or {}
-    tables = "".join(
-        f"\n[accounts.{name}]\n{ACCOUNTS[name].format(url=url, dt_key=dt_key)}\nrate = {rates.get(name, 1000)}\nburst = 1000\n" for name in names
-    )
-    weights = ", ".join(f'"{name}" = {weight}' for name, weight in (default or dict.fromkeys(names, 1)).items())
-    path.write_text(f"{tables}{extra}\n[routing]\ndefault = {{ {weights} }}\n")
-    return path
-
-
-@pytest.fixture
-def multi_runtime(settings_for, redis_client, sandbox, tmp_path):
-    """A runtime on the system clock (the breaker's cooldown runs on Redis time) with fast retries."""
-    runtimes = []
-
-    def make(names: list[str], settings: dict | None = None, **options):
-        path = write_providers(tmp_path / "providers.toml", sandbox.url, names, **options)
-        settings = settings_for(
-            providers_file=path, retry_backoff_seconds=(0.05, 0.1, 0.2, 0.4, 0.8), breaker_cooldown_seconds=0.5, **(settings or {})
-        )
-        runtimes.append(build_runtime(settings, waker=NoWaker()))
-        return runtimes[-1]
-
-    yield make
-    for rt in runtimes:
-        rt.close()
-
-
-def fault(sandbox, **rule) -> None:
-    httpx.post(f"{sandbox.url}/_sandbox/faults", json=rule).raise_for_status()
-
-
-def unsettled(rt) -> int:
-    with rt.engine.connect() as conn:
-        return conn.execute(select(func.count()).where(MESSAGES.c.status.in_([*WAITING_VALUES, *HELD_VALUES]))).scalar_one()
-
-
-def drain(rt, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while unsettled(rt):
-        assert time.monotonic() < deadline, f"{unsettled(rt)} message(s) still unsent after {timeout}s"
-        promote_once(rt)
-        dispatch_batch(rt)
-        time.sleep(0.005)
-
-
-def statuses(rt) -> Counter:
-    with rt.engine.connect() as conn:
-        return Counter(dict(conn.execute(select(MESSAGES.c.status, func.count()).group_by(MESSAGES.c.status)).all()))
 
 
 def test_when_one_account_fails_half_its_requests_its_breaker_opens_and_the_others_carry_the_load(multi_runtime, sandbox, caplog):
@@ -194,11 +124,6 @@ def first_account(rt, recipient: str, message_id) -> tuple[str, str]:
     return name, {"dexatel": "send", "telekom-sk": "send_message"}[name]
 
 
-def message_row(rt, message_id):
-    with rt.engine.connect() as conn:
-        return conn.execute(select(MESSAGES).where(MESSAGES.c.id == message_id)).one()
-
-
 def test_after_a_timeout_the_retry_stays_on_the_account_that_may_have_the_message(multi_runtime, sandbox):
     rt = multi_runtime(["dexatel", "telekom-sk"], settings={"http_timeout_seconds": 0.3})
     message_id = send_sms("+421901234567", "maybe delivered", runtime=rt)
@@ -212,8 +137,8 @@ def test_after_a_timeout_the_retry_stays_on_the_account_that_may_have_the_messag
     assert (row.status, row.attempts, row.requested_account) == (Status.SUBMITTED.value, 2, first)
 
 
-def test_with_retry_ambiguous_never_a_timed_out_message_is_unknown_and_not_sent_again(multi_runtime, sandbox):
-    rt = multi_runtime(["dexatel", "telekom-sk"], settings={"http_timeout_seconds": 0.3, "retry_ambiguous": "never"})
+def test_with_on_ambiguous_give_up_a_timed_out_message_is_unknown_and_not_sent_again(multi_runtime, sandbox):
+    rt = multi_runtime(["dexatel", "telekom-sk"], settings={"http_timeout_seconds": 0.3, "on_ambiguous": "give-up"})
     message_id = send_sms("+421901234567", "maybe delivered", runtime=rt)
     first, endpoint = first_account(rt, "+421901234567", message_id)
     fault(sandbox, provider=first, endpoint=endpoint, fault="timeout", seconds=1, times=1)

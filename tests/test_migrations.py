@@ -110,7 +110,7 @@ def test_every_old_status_is_carried_over_and_back(database_url, monkeypatch, ca
     request.addfinalizer(reset_settings)
 
     assert main(["db", "upgrade"]) == 0
-    assert capsys.readouterr().out == "database upgraded from 0002 to revision 0004\n"
+    assert capsys.readouterr().out == "database upgraded from 0002 to revision 0005\n"
 
     engine = get_engine(database_url)
     messages, events = _tables(engine)

@@ -93,7 +93,7 @@ def test_a_call_in_flight_when_its_worker_died_is_an_ambiguous_attempt_retried_o
 
 
 def test_ambiguous_attempts_end_unknown_when_they_are_not_retried(settings_for, redis_client, clock):
-    runtime = build_runtime(settings_for(retry_ambiguous="never"), waker=NoWaker(), clock=clock)
+    runtime = build_runtime(settings_for(on_ambiguous="give-up"), waker=NoWaker(), clock=clock)
     message_id = send_sms(RECIPIENT, "maybe sent", runtime=runtime)
     leave_held(runtime, message_id, "calling", attempts=1)
 

@@ -306,7 +306,7 @@ def test_submit_takes_high_arrivals_into_a_running_batch(rt):
 def called(rt, outcome, **request) -> Item:
     item = batch_of(rt, request).items[0]
     item.account, item.attempt, item.request, item.outcome = "first", 1, 1, outcome
-    item.first_attempt_at = rt.clock.now()
+    item.first_attempt_at = item.called_at = rt.clock.now()
     return item
 
 
@@ -326,8 +326,8 @@ def test_record_turns_each_outcome_into_the_next_status(rt, clock):
 
     d = {name: item.disposition for name, item in items.items()}
     assert (d["accepted"].status, d["delivered at once"].status) == (Status.SUBMITTED, Status.DELIVERED)
-    assert (d["transient"].status, d["transient"].until, d["transient"].pin) == (Status.RETRYING, now + timedelta(seconds=30), False)
-    assert (d["ambiguous"].status, d["ambiguous"].pin) == (Status.RETRYING, True)
+    assert (d["transient"].status, d["transient"].until, d["transient"].unsure_since) == (Status.RETRYING, now + timedelta(seconds=30), None)
+    assert (d["ambiguous"].status, d["ambiguous"].unsure_since) == (Status.RETRYING, now), "unsure since the call began: pinned to its account"
     assert (d["permanent"].status, d["permanent"].code) == (Status.REJECTED, "DENIED")
     assert (d["account-wide"].status, d["account-wide"].counted) == (Status.QUEUED, False)
     assert paused_reason(rt.redis, "first") == "INVALID_TOKEN: bad key"

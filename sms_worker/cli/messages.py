@@ -8,6 +8,7 @@ from typing import Any
 
 import click
 
+from sms_worker.ambiguity import POLICIES
 from sms_worker.cli.base import Command, TextCommand, deprecated_option, echo_json, fail, json_option
 from sms_worker.validation import InvalidField
 
@@ -64,6 +65,13 @@ class IsoTime(click.ParamType):
     show_default=True,
     help="auto: the text decides; false: strip diacritics to GSM-7 first; true: ask Telekom SK for Unicode.",
 )
+@click.option(
+    "--on-ambiguous",
+    type=click.Choice(list(POLICIES)),
+    show_default="the account's on_ambiguous, else SMS_WORKER_ON_AMBIGUOUS (resend)",
+    help="After a timeout or an unreadable answer, where the provider cannot be asked whether it has the message: "
+    "resend (at least once: it may arrive twice) or give-up (at most once: it ends unknown).",
+)
 @json_option
 def send(
     to: str,
@@ -76,6 +84,7 @@ def send(
     idempotency_key: str | None,
     account: str | None,
     unicode: str,
+    on_ambiguous: str | None,
     as_json: bool,
 ) -> int:
     """Queue one message and print its id.
@@ -86,7 +95,7 @@ def send(
 
     \b
     Examples:
-      sms-worker send +421900123456 "Your code is 4821" --priority high
+      sms-worker send +421900123456 "Your code is 4821" --priority high --on-ambiguous give-up
       sms-worker send +421900123456 "See you at 8" --send-at 2030-01-31T07:30+01:00
       sms-worker send --region SK "0900 123 456" "Ahoj"
       sms-worker send +421900123456 "-5 % off today" --account telekom-sk --json
@@ -105,6 +114,7 @@ def send(
         "idempotency_key": idempotency_key,
         "account": account,
         "unicode": UNICODE_CHOICES[unicode],
+        "on_ambiguous": on_ambiguous,
     }
     message_id = send_sms(to, text, **{name: value for name, value in options.items() if value is not None})
     if as_json:

@@ -13,8 +13,10 @@ def stats(as_json: bool) -> int:
     """Show the backlog, paused accounts and counts by status.
 
     "ready" counts the messages waiting for a worker, per priority; "due" those waiting for a
-    time: scheduled, to be retried, or held by a paused account. JSON keys: ready, due,
-    paused_accounts, statuses.
+    time: scheduled, to be retried, or held by a paused account. "possible duplicates" counts
+    messages resent after an ambiguous attempt (a timeout...) that their provider could not be
+    asked about, "unsure" those still waiting with such an attempt unsettled. JSON keys: ready,
+    due, paused_accounts, statuses, possible_duplicates, unsure, redis_eviction.
     """
     from sms_worker.views import pipeline_stats
 
@@ -28,4 +30,5 @@ def stats(as_json: bool) -> int:
     for account, reason in found.paused_accounts.items():
         click.echo(f"PAUSED: {account}: {reason}")
     click.echo("status: " + ", ".join(f"{name} {n}" for name, n in sorted(found.statuses.items())))
+    click.echo(f"ambiguous attempts: possible duplicates {found.possible_duplicates}; unsure {found.unsure}")
     return 0

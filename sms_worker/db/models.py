@@ -6,7 +6,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from sqlalchemy import BigInteger, Column, DateTime, Index, Integer, String, Table, Text, Uuid
+from sqlalchemy import BigInteger, Boolean, Column, DateTime, Index, Integer, String, Table, Text, Uuid, false
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
@@ -66,6 +66,19 @@ class Message(SQLModel, table=True):
     attempts: int = Field(default=0, description="Provider calls started (status calling or after), the ones not counted excepted.")
     unicode: bool | None = Field(default=None, description="Telekom SK `unicode`: None detects, False downgrades to GSM-7.")
     flash: bool = False
+    on_ambiguous: str | None = Field(
+        default=None,
+        sa_column=Column(String(8)),
+        description="After an ambiguous attempt, where the provider cannot be asked: 'resend' or 'give-up'; None: the account's policy.",
+    )
+    unsure_since: datetime | None = Field(
+        default=None, sa_column=_utc_column(), description="Start of the earliest attempt that may have reached the provider, not settled yet."
+    )
+    possible_duplicate: bool = Field(
+        default=False,
+        sa_column=Column(Boolean, nullable=False, server_default=false()),
+        description="Accepted by a resend after an ambiguous attempt the provider could not be asked about: it may have arrived twice.",
+    )
     send_after: datetime = Field(sa_column=_utc_column(nullable=False))
     valid_until: datetime = Field(sa_column=_utc_column(nullable=False))
     first_attempt_at: datetime | None = Field(default=None, sa_column=_utc_column())

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any
 
+from sms_worker.ambiguity import OnAmbiguous
 from sms_worker.errors import SmsWorkerError
 from sms_worker.priority import Priority
 from sms_worker.providers.base import Accepted, OutboundMessage
@@ -36,10 +37,11 @@ class Defer:
     status: Status | None = None
     """The row's new status; None leaves a waiting row as it is and returns a held one to waiting."""
     code: str | None = None
-    pin: bool = False
-    """From now on only the account just tried may carry it: it may have the message."""
     counted: bool = True
     """False: the attempt just started does not count (the account failed, not the message)."""
+    unsure_since: datetime | None = None
+    """Set: the message is unsure since then (an attempt that may have reached the provider
+    began), and from now on only the account just tried may carry it. None leaves the row's."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +50,8 @@ class Finish:
     reason: str
     code: str | None = None
     accepted: Accepted | None = None
+    possible_duplicate: bool = False
+    """Accepted by a resend after an ambiguous attempt its provider could not be asked about."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,7 +71,14 @@ class NotSent(SmsWorkerError):
         self.reason, self.until = reason, until
 
 
-Outcome = Accepted | Failure | NotSent
+@dataclass(frozen=True, slots=True)
+class Found:
+    """Asked after an ambiguous attempt, the provider had the message: it is adopted, not resent."""
+
+    accepted: Accepted
+
+
+Outcome = Accepted | Found | Failure | NotSent
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +94,8 @@ class Waiting:
     valid_until: datetime
     first_attempt_at: datetime | None
     requested_account: str | None
+    unsure_since: datetime | None
+    on_ambiguous: OnAmbiguous | None
 
     @classmethod
     def of(cls, row: Any, status: Status) -> Waiting:
@@ -118,6 +131,9 @@ class Item:
     first_attempt_at: datetime | None = None
     request: int = 0
     """Submit: which request of the batch carried it (several messages may share one)."""
+    asked: bool = False
+    """Submit: the provider was asked whether it had the message from an ambiguous attempt, and
+    had not (it was then sent again)."""
     outcome: Outcome | None = None
     disposition: Disposition | None = None
     written: bool = False

@@ -40,7 +40,8 @@ def change_of(item: Item, now: datetime, first_check: timedelta) -> Change | Non
     message a provider accepted is first checked for a delivery report."""
     change = _values_of(item, now, first_check)
     if change is not None and item.called_at is not None and not isinstance(item.outcome, NotSent):
-        change.started = event(item.id, item.called_at, Status.CALLING, f"attempt {item.attempt} via {item.account}")
+        asked = f" (asked first: {item.account} had not the message from the ambiguous attempt, so it is sent again)" if item.asked else ""
+        change.started = event(item.id, item.called_at, Status.CALLING, f"attempt {item.attempt} via {item.account}{asked}")
     return change
 
 
@@ -64,6 +65,8 @@ def _values_of(item: Item, now: datetime, first_check: timedelta) -> Change | No
             )
             if accepted.delivery is Delivery.DELIVERED:
                 values["delivered_at"] = now
+            if disposition.possible_duplicate:
+                values["possible_duplicate"] = True
         elif disposition.code is not None:
             values.update(error_code=disposition.code, error_text=disposition.reason)
         note = event(
@@ -84,8 +87,10 @@ def _values_of(item: Item, now: datetime, first_check: timedelta) -> Change | No
     values["status"] = status.value
     if item.called and not disposition.counted:
         values.update(attempts=attempts, first_attempt_at=item.row.first_attempt_at)
-    if disposition.pin and not item.pinned:
-        values["requested_account"] = item.account
+    if disposition.unsure_since is not None:
+        values["unsure_since"] = disposition.unsure_since
+        if not item.pinned:
+            values["requested_account"] = item.account
     if disposition.code is not None:
         values.update(error_code=disposition.code, error_text=disposition.reason)
     history = event(item.id, now, status, disposition.reason, code=disposition.code) if item.called or disposition.status else None

@@ -13,6 +13,8 @@ dispatcher, the receipts poller and the callback receiver know adapters only thr
   whose ``failure`` is the same value; ``parse_callback`` raises ValueError for a body that is
   not a callback.
 - ``close()`` is called once, when the worker process ends.
+- An adapter whose API can list what it was sent also implements :class:`FindsSent`: after an
+  ambiguous attempt it is asked before the message is sent again.
 
 Adapters derive from :class:`AdapterBase` (from :class:`OneRecipientPerRequest` when the API
 takes one recipient per request), declare their error codes and status words as data
@@ -27,7 +29,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import httpx
 
@@ -123,6 +125,22 @@ class Adapter(Protocol):
 
     def close(self) -> None:
         """Let go of what :meth:`open` and the calls since took; the HTTP client is the caller's."""
+        ...
+
+
+@runtime_checkable
+class FindsSent(Protocol):
+    """An adapter whose API can say whether it has a message it was sent, though its id never
+    came back (a listing of recent outbound messages, such as Telefoon's ``GET /messages``).
+
+    After an ambiguous attempt the dispatcher asks it before sending again
+    (:mod:`sms_worker.ambiguity`); adapters without this capability are not asked."""
+
+    def find_sent(self, message: OutboundMessage, since: datetime) -> list[Accepted]:
+        """Every message the provider holds that ``message`` may have become in a request made
+        at or after ``since`` (aware): same recipient, same text, oldest first; empty if it has
+        none. Raises ProviderError if the API cannot tell (the question failed, or the listing
+        does not reach back to ``since``)."""
         ...
 
 

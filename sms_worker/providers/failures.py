@@ -20,9 +20,9 @@ class ErrorKind(StrEnum):
     account (5xx, 429, a connection refused, a provider-side ERROR)."""
     AMBIGUOUS = "ambiguous"
     """The request went out and no clear answer came back: the provider may have the message.
-    Retried like a transient failure, but on the same account only, where the provider may know
-    it (or never: ``SMS_WORKER_RETRY_AMBIGUOUS``): a timeout, a connection lost, an unreadable
-    answer, an adapter crash, a worker lost during the call."""
+    The account is asked first where its API can say; else the message's policy resends it on
+    the same account only, or gives up (:mod:`sms_worker.ambiguity`): a timeout, a connection
+    lost, an unreadable answer, an adapter crash, a worker lost during the call."""
     REAUTHENTICATE = "reauthenticate"
     """The session is gone: log in again and resend at once, without using up a retry."""
     PERMANENT = "permanent"

@@ -37,6 +37,8 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from sms_worker.ambiguity import OnAmbiguous
+
 ENVIRONMENT_SUFFIX = "_env"
 """``<credential>_env`` names the environment variable holding the credential."""
 
@@ -104,6 +106,9 @@ class AccountBase(BaseModel):
     """Sender IDs this account may use; None: any."""
     alphanumeric_countries: Countries | None = None
     """Destination countries (ISO 3166) that accept an alphanumeric sender from it; None: all."""
+    on_ambiguous: OnAmbiguous | None = None
+    """After an ambiguous attempt, where the API cannot be asked whether it has the message:
+    ``resend`` or ``give-up`` (:mod:`sms_worker.ambiguity`); None: ``SMS_WORKER_ON_AMBIGUOUS``."""
 
     @classmethod
     def credentials(cls) -> list[str]:

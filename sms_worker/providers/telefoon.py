@@ -21,6 +21,11 @@ Assumptions where the document is silent:
   /messages/{message_id}`` answers; an inbound message posted there is not a delivery receipt.
 - ``page`` counts from 1, ``page_size`` defaults to 50 (at most 100, as the document says),
   ``total`` counts every matching message, and messages are listed oldest first.
+- After an ambiguous attempt the outbound listing is searched for the message (same ``to``,
+  same ``body``, created since the attempt began: :meth:`TelefoonAdapter.find_sent`), so it is
+  adopted instead of sent twice. The document gives no way to attach our own reference to a
+  message, so text and recipient are what match; a listed message already recorded for another
+  of our messages is not adopted (the dispatcher checks).
 - Telefoon has no priority, validity, flash or unicode switch: those fields of
   :class:`~sms_worker.providers.base.OutboundMessage` are not sent.
 """
@@ -28,10 +33,11 @@ Assumptions where the document is silent:
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Hashable, Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, Final, Literal
 from urllib.parse import quote, urlsplit
 
@@ -39,13 +45,16 @@ import httpx
 from pydantic import AfterValidator
 
 from sms_worker.providers.base import Accepted, DeliveryReceipt, OneRecipientPerRequest, OutboundMessage
-from sms_worker.providers.failures import ErrorClass, ErrorKind
+from sms_worker.providers.failures import ErrorClass, ErrorKind, ProviderError
 from sms_worker.providers.plumbing import bad_response
 from sms_worker.providers.schema import AccountBase, Credential, Trimmed, fits
 from sms_worker.providers.timestamps import parse_timestamp
 from sms_worker.status import Delivery, Status
 
 MAX_PAGE_SIZE: Final = 100
+FIND_PAGES: Final = 20
+"""Pages of the outbound listing read, at most, to find a message after an ambiguous attempt."""
+LISTING_TOO_LONG: Final = "LISTING_TOO_LONG"
 DIRECTIONS: Final = ("inbound", "outbound")
 STATUSES: Final = ("queued", "sending", "sent", "delivered", "undelivered", "failed", "received")
 _E164: Final = re.compile(r"\+[1-9]\d{6,14}")
@@ -156,6 +165,16 @@ class TelefoonMessage:
     def receipt(self) -> DeliveryReceipt:
         return DeliveryReceipt(self.id, self.status, self.canonical)
 
+    def accepted(self) -> Accepted:
+        return Accepted(self.id, self.status, self.canonical, self.num_segments)
+
+    def created_since(self, since: datetime) -> bool:
+        """Created at or after ``since``; a message without ``date_created`` may have been."""
+        created = self.date_created
+        if created is None:
+            return True
+        return (created if created.tzinfo is not None else created.replace(tzinfo=UTC)) >= since
+
 
 class TelefoonAdapter(OneRecipientPerRequest):
     """One Telefoon API key. Stateless between calls, so it is safe to share across threads."""
@@ -196,8 +215,27 @@ class TelefoonAdapter(OneRecipientPerRequest):
         return canonical
 
     def send_one(self, message: OutboundMessage) -> Accepted:
-        sent = _parse(self.request_json("POST", "/messages", json=self._send_body(message)))
-        return Accepted(sent.id, sent.status, sent.canonical, sent.num_segments)
+        return _parse(self.request_json("POST", "/messages", json=self._send_body(message))).accepted()
+
+    def find_sent(self, message: OutboundMessage, since: datetime) -> list[Accepted]:
+        """The outbound messages to ``message.recipient`` with its text created since ``since``,
+        oldest first (:class:`~sms_worker.providers.base.FindsSent`). The listing is oldest first,
+        so it is read from its last page back, at most ``FIND_PAGES`` pages; a ProviderError
+        (``LISTING_TOO_LONG``, transient) if those do not reach back to ``since``."""
+        _, total = self._page(1, 1, {"direction": "outbound"})
+        if total is None:
+            raise bad_response("the message listing has no total")
+        last = max(1, math.ceil(total / MAX_PAGE_SIZE))
+        found: list[Accepted] = []
+        for page in range(last, max(0, last - FIND_PAGES), -1):
+            entries, _ = self._page(page, MAX_PAGE_SIZE, {"direction": "outbound"})
+            listed = [_parse(entry) for entry in entries]
+            found = [m.accepted() for m in listed if m.to == message.recipient and m.body == message.text and m.created_since(since)] + found
+            if page == 1 or not all(m.created_since(since) for m in listed):
+                return found
+        raise ProviderError(
+            ErrorKind.TRANSIENT, LISTING_TOO_LONG, f"the last {FIND_PAGES * MAX_PAGE_SIZE} outbound messages do not reach back to {since.isoformat()}"
+        )
 
     def check(self, provider_message_id: str) -> DeliveryReceipt:
         return self.message(provider_message_id).receipt()

@@ -1,0 +1,208 @@
+"""Row 8: 1,000 messages, 10 % of their sends held past the client's timeout: doubles per provider and per policy.
+
+Five accounts, one per API (Telekom SK, DT A2P, Dexatel, the session-key gateway, Telefoon).
+Each gets 200 messages, 100 with ``on_ambiguous="resend"`` and 100 with ``"give-up"``; every
+tenth message's number has a sandbox rule that holds its first send ``HOLD`` seconds, past the
+workers' ``SMS_WORKER_HTTP_TIMEOUT_SECONDS`` (the sandbox takes the message, then answers too
+late: a provider that has the message while the client saw a timeout). Two worker processes and
+the scheduler run as in production, until every message is final.
+
+Counted per message, against the sandbox's submission log (every text is unique):
+
+- *ambiguous attempts*: the message's failure events with an ambiguous code (timeout, lost
+  connection, unreadable answer, worker lost, adapter crash), from its history;
+- *doubles*: messages the sandbox accepted more than once;
+- *flagged*: messages whose row says ``possible_duplicate`` (their history says so too).
+
+Expected: Telefoon, which can be asked, 0 doubles under either policy; ``give-up`` 0 doubles
+anywhere (those messages end ``unknown``); ``resend`` on the others, one double per held
+message, each one flagged; no double without an ambiguous attempt; nothing lost.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from pathlib import Path
+
+import httpx
+
+from benchmarks.harness import Options, Row, Stack, chunks, log, recipient, standalone, verdict
+
+HOLD = 3.0
+"""Seconds the sandbox holds a held send before answering."""
+TIMEOUT = 1.0
+"""The workers' deadline for one provider exchange."""
+SEND_ENDPOINTS = {"telekom-sk": "send_message", "dt-a2p": "send", "dexatel": "send", "session-key": "sms", "telefoon": "send"}
+POLICIES = ("resend", "give-up")
+
+
+def providers_file(directory: Path, sandbox: str) -> Path:
+    path = directory / "providers.toml"
+    path.write_text(f"""
+[accounts.telekom-sk]
+type = "telekom-sk"
+base_url = "{sandbox}/telekom-sk"
+token = "sandbox-token"
+rate = 200
+
+[accounts.dt-a2p]
+type = "dt-a2p"
+base_url = "{sandbox}/dt-a2p"
+api_key = "sandbox-dt-key"
+default_sender = "+4915112345678"
+rate = 200
+
+[accounts.dexatel]
+type = "dexatel"
+base_url = "{sandbox}/dexatel"
+api_key = "sandbox-dexatel-key"
+default_sender = "ACME"
+rate = 200
+
+[accounts.session-key]
+type = "session-key"
+base_url = "{sandbox}/session-key"
+username = "sandbox-user"
+password = "sandbox-pass"
+rate = 200
+
+[accounts.telefoon]
+type = "telefoon"
+base_url = "{sandbox}/telefoon/v1/sms"
+api_key = "sandbox-telefoon-key"
+default_sender = "Telefoon"
+rate = 200
+
+[routing]
+default = {{ telekom-sk = 1 }}
+""")
+    return path
+
+
+def ambiguous_attempts(rt) -> Counter:
+    """Failure events with an ambiguous code, per message id."""
+    from sqlalchemy import func, select
+
+    from sms_worker.dispatch.changes import WORKER_LOST
+    from sms_worker.dispatch.sql import EVENTS
+    from sms_worker.dispatch.stages.requests import ADAPTER_CRASH
+    from sms_worker.providers.plumbing import BAD_RESPONSE, CONNECTION_LOST
+    from sms_worker.providers.plumbing import TIMEOUT as TIMED_OUT
+    from sms_worker.status import Status
+
+    codes = [TIMED_OUT, CONNECTION_LOST, BAD_RESPONSE, WORKER_LOST, ADAPTER_CRASH]
+    statement = (
+        select(EVENTS.c.message_id, func.count())
+        .where(EVENTS.c.code.in_(codes), EVENTS.c.status != Status.CALLING.value)
+        .group_by(EVENTS.c.message_id)
+    )
+    with rt.engine.connect() as conn:
+        return Counter(dict(conn.execute(statement).all()))
+
+
+def rows(rt) -> list:
+    from sqlalchemy import select
+
+    from sms_worker.dispatch.sql import MESSAGES
+
+    with rt.engine.connect() as conn:
+        return list(conn.execute(select(MESSAGES.c.id, MESSAGES.c.text, MESSAGES.c.status, MESSAGES.c.possible_duplicate)))
+
+
+def run(opts: Options) -> list[Row]:
+    from sms_worker.producer import send_many
+    from sms_worker.status import FINAL_VALUES
+
+    per_cell = opts.pick(100, 20)
+    messages, held = [], []
+    for a, account in enumerate(SEND_ENDPOINTS):
+        for p, policy in enumerate(POLICIES):
+            for j in range(per_cell):
+                i = (a * len(POLICIES) + p) * per_cell + j
+                messages.append({"to": recipient(i), "text": f"ambiguous {account} {policy} {j:03d}", "account": account, "on_ambiguous": policy})
+                if j % 10 == 0:
+                    held.append((account, recipient(i)))
+    n = len(messages)
+    with Stack("ambiguous", opts) as stack:
+        sandbox = stack.start_sandbox()
+        side = stack.ours(
+            providers_file=providers_file(stack.dir, sandbox),
+            http_timeout_seconds=TIMEOUT,
+            retry_backoff_seconds=f"[{HOLD + 2},{HOLD + 2},{HOLD + 2},{HOLD + 2},{HOLD + 2}]",
+            status_check_delays_seconds="[0.5,1,2,5]",
+        )
+        rt = side.runtime
+        stack.reset_sandbox()
+        with httpx.Client(timeout=10) as client:
+            for account, number in held:
+                rule = {"provider": account, "endpoint": SEND_ENDPOINTS[account], "to": number, "fault": "timeout", "seconds": HOLD, "times": 1}
+                client.post(f"{sandbox}/_sandbox/faults", json=rule).raise_for_status()
+        started = time.perf_counter()
+        for chunk in chunks(messages, 500):
+            send_many(chunk, runtime=rt)
+        log(f"ambiguous: enqueued {n} ({len(held)} with a held send); starting 2 worker processes")
+        workers = stack.start_workers(side.env, 2)
+        deadline = time.monotonic() + opts.pick(420, 240)
+        while time.monotonic() < deadline:
+            if sum(row.status in FINAL_VALUES for row in rows(rt)) >= n:
+                break
+            stack.check_alive(workers, side.scheduler)
+            time.sleep(1)
+        elapsed = time.perf_counter() - started
+        found, attempts = rows(rt), ambiguous_attempts(rt)
+        submissions = httpx.get(f"{sandbox}/_sandbox/submissions", timeout=60).json()["submissions"]
+        stack.stop(workers)
+        stack.stop(side.scheduler)
+        rt.close()
+
+    accepted = Counter(s["text"] for s in submissions if s["accepted"])
+    cells: dict[tuple[str, str], Counter] = {}
+    for row in found:
+        _, account, policy, _ = row.text.split(" ")
+        cell = cells.setdefault((account, policy), Counter())
+        copies = accepted[row.text]
+        cell["messages"] += 1
+        cell["ambiguous"] += attempts[row.id]
+        cell["with_ambiguous"] += attempts[row.id] > 0
+        cell["doubles"] += copies > 1
+        cell["flagged"] += bool(row.possible_duplicate)
+        cell["unflagged_doubles"] += copies > 1 and not row.possible_duplicate
+        cell["doubles_without_ambiguous"] += copies > 1 and attempts[row.id] == 0
+        cell["never_accepted"] += copies == 0
+        cell["final"] += row.status in FINAL_VALUES
+        cell[f"status:{row.status}"] += 1
+    total = sum(cells.values(), Counter())
+    asked_clean = all(cells[("telefoon", policy)]["doubles"] == 0 for policy in POLICIES)
+    give_up_clean = all(cells[(account, "give-up")]["doubles"] == 0 for account in SEND_ENDPOINTS)
+    ok = (
+        total["final"] == n
+        and asked_clean
+        and give_up_clean
+        and total["unflagged_doubles"] == 0
+        and total["doubles_without_ambiguous"] == 0
+        and total["never_accepted"] == 0
+    )
+    notes = [f"{'account':<12} {'policy':<8} {'msgs':>5} {'ambiguous attempts':>19} {'doubles':>8} {'flagged':>8}  final statuses"]
+    for (account, policy), cell in sorted(cells.items()):
+        statuses = ", ".join(f"{k.split(':', 1)[1]} {v}" for k, v in sorted(cell.items()) if k.startswith("status:"))
+        notes.append(f"{account:<12} {policy:<8} {cell['messages']:>5} {cell['ambiguous']:>19} {cell['doubles']:>8} {cell['flagged']:>8}  {statuses}")
+    notes.append(
+        f"doubles not flagged: {total['unflagged_doubles']}; doubles without an ambiguous attempt: {total['doubles_without_ambiguous']}; "
+        f"never accepted: {total['never_accepted']}; {total['final']}/{n} final in {elapsed:.0f}s"
+    )
+    row = Row(
+        "8",
+        f"ambiguous sends: {n:,} msgs, 10% held {HOLD:.0f}s past a {TIMEOUT:.0f}s timeout",
+        f"{total['doubles']} doubles / {total['ambiguous']} ambiguous attempts",
+        "-",
+        "-",
+        "0 doubles where the API can be asked or the policy is give-up; every double flagged",
+        verdict(ok),
+        notes,
+    )
+    return [row]
+
+
+if __name__ == "__main__":
+    standalone(run, __doc__.splitlines()[0])
