@@ -22,14 +22,23 @@ deeper than a parser goes, a field of the wrong type) answers 400, one longer th
 word the database cannot hold (longer than its column, a control character, a lone surrogate)
 refuses the whole body the same way.
 
-A report for a message we do not know is counted and ignored.
+**Matching.** Every receipt counts: several for one message in one body are applied in order of
+progress (:func:`~sms_worker.dispatch.receipts.apply_receipts`), so ``delivered`` then ``sent``
+ends delivered. A provider's message id names one message of the account only for a time: a
+provider that restarts its numbering (the sandbox does) gives a new message an id an older one
+had. A receipt goes to the account's message with that id that was submitted last (the attempt
+the provider accepted, ``last_attempt_at``), as the provider reports on the message it holds
+under that id now; the older ones are left alone, and the match is logged as a warning naming
+the id. A receipt for a message we do not know is counted and ignored. The answer,
+:class:`CallbackOutcome`, never counts below zero.
 """
 
 from __future__ import annotations
 
 import hmac
+from collections import defaultdict
 from dataclasses import asdict, dataclass
-from typing import Final
+from typing import Any, Final
 
 import uvicorn
 from pydantic import SecretStr
@@ -93,13 +102,39 @@ def unauthenticated_accounts(rt: Runtime) -> list[str]:
 
 
 def apply_callback(rt: Runtime, account: str, receipts: list[DeliveryReceipt]) -> CallbackOutcome:
-    """Write the receipts of one callback of ``account``."""
-    by_id = {receipt.provider_message_id: receipt for receipt in receipts}
-    columns = (MESSAGES.c.id, MESSAGES.c.account, MESSAGES.c.provider_message_id, MESSAGES.c.last_attempt_at, MESSAGES.c.valid_until)
+    """Write the receipts of one callback of ``account``, each to the message it names (the one
+    submitted last, when the provider's id was reused)."""
+    columns = (
+        MESSAGES.c.id,
+        MESSAGES.c.account,
+        MESSAGES.c.provider_message_id,
+        MESSAGES.c.last_attempt_at,
+        MESSAGES.c.valid_until,
+        MESSAGES.c.created_at,
+    )
+    provider_ids = sorted({receipt.provider_message_id for receipt in receipts})
     with rt.engine.connect() as conn:
-        rows = conn.execute(select(*columns).where(MESSAGES.c.account == account, MESSAGES.c.provider_message_id.in_(list(by_id)))).all()
-    result = apply_receipts(rt, [(row, by_id[row.provider_message_id]) for row in rows])
-    return CallbackOutcome(received=len(receipts), matched=len(rows), changed=result.changed, unknown=len(by_id) - len(rows))
+        rows = conn.execute(select(*columns).where(MESSAGES.c.account == account, MESSAGES.c.provider_message_id.in_(provider_ids))).all()
+    holders: dict[str, list[Any]] = defaultdict(list)
+    for row in rows:
+        holders[row.provider_message_id].append(row)
+    latest = {provider_id: max(found, key=_submitted) for provider_id, found in holders.items()}
+    for provider_id, found in holders.items():
+        if len(found) > 1:
+            log.warning(
+                "callback from %s: id %r names %d messages (the provider reused it); applied to %s, the one submitted last",
+                account,
+                provider_id,
+                len(found),
+                latest[provider_id].id,
+            )
+    pairs = [(latest[receipt.provider_message_id], receipt) for receipt in receipts if receipt.provider_message_id in latest]
+    report = apply_receipts(rt, pairs)
+    return CallbackOutcome(received=len(receipts), matched=len(pairs), changed=report.changed, unknown=len(receipts) - len(pairs))
+
+
+def _submitted(row: Any) -> tuple[Any, ...]:
+    return (row.last_attempt_at or row.created_at, row.created_at, str(row.id))
 
 
 def create_callback_app(rt: Runtime) -> Starlette:

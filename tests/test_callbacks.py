@@ -6,6 +6,7 @@ import json
 import subprocess
 import threading
 import time
+import uuid
 from collections.abc import Callable
 
 import pytest
@@ -405,3 +406,75 @@ def test_a_callback_with_more_receipts_than_an_order_can_hold_answers_413(every_
 
     assert response.status_code == 413
     assert response.json()["error"]["field"] == "body"
+
+
+# --- Issue 9, kind 6: every receipt in a body counts, in order of progress; reused provider ids --
+
+
+def accept(runtime, recipient: str, account: str) -> tuple[uuid.UUID, str]:
+    message_id = send_sms(recipient, "count every report", runtime=runtime, account=account)
+    promote_once(runtime)
+    assert dispatch_batch(runtime).accepted == 1
+    return message_id, row(runtime, message_id)["provider_message_id"]
+
+
+SEVERAL_RECEIPTS_FOR_ONE_MESSAGE = {
+    # The issue's input: DT A2P's list, delivered first and sent last, left the message SENT.
+    "dt-a2p": ("+4915112345670", lambda pid: [{"id": pid, "status": "delivered"}, {"id": pid, "status": "sent"}]),
+    # A sibling: a session-key order's callback naming one recipient twice, final report first.
+    "session-key": (
+        "+393491234501",
+        lambda pid: {
+            "order_id": pid.rpartition(":")[0],
+            "recipients": [{"destination": pid.rpartition(":")[2], "status": word} for word in ("DLVRD", "WAIT4DLVR", "WAITING")],
+        },
+    ),
+}
+
+
+@pytest.mark.parametrize("account", sorted(SEVERAL_RECEIPTS_FOR_ONE_MESSAGE))
+def test_every_receipt_in_a_body_counts_and_they_apply_in_order_of_progress(every_account, account):
+    recipient, body = SEVERAL_RECEIPTS_FOR_ONE_MESSAGE[account]
+    message_id, provider_id = accept(every_account, recipient, account)
+    receipts = body(provider_id)
+    received = len(receipts) if isinstance(receipts, list) else len(receipts["recipients"])
+
+    answer = post(every_account, account, json.dumps(receipts)).json()
+
+    assert (answer["received"], answer["matched"], answer["unknown"]) == (received, received, 0)
+    history = history_of(every_account, message_id)
+    assert (history.message["status"], history.message["delivery"]) == ("delivered", "delivered")
+    reports = [e["reason"].rpartition(" reports it ")[2] for e in history.events if " reports it " in e["reason"]]
+    assert reports[-2:] == ["sent", "delivered"], "the sent report counted too, before the delivered one"
+    assert answer["changed"] == len(reports)
+
+
+REUSED_IDS = {
+    # The issue's input: after a sandbox restart a Telekom SK id names a second message.
+    "telekom-sk-xml": ("+421901234567", lambda pid, word: f'{{"delivery": {{"status": "{word.upper()}"}}, "messageId": {pid}}}'),
+    # A sibling: DT A2P's ids restart as well.
+    "dt-a2p": ("+4915112345670", lambda pid, word: json.dumps({"id": pid, "status": word})),
+}
+
+
+@pytest.mark.parametrize("account", sorted(REUSED_IDS))
+def test_a_provider_id_reused_after_a_restart_reaches_the_message_submitted_last_and_counts_never_go_negative(every_account, sandbox, clock, account):
+    recipient, body = REUSED_IDS[account]
+    older, reused = accept(every_account, recipient, account)
+    sandbox.__exit__()
+    clock.advance(60)
+    with ThreadedSandbox(port=sandbox.port):
+        newer, provider_id = accept(every_account, recipient, account)
+    assert provider_id == reused, "the restarted sandbox reused the id"
+
+    answer = post(every_account, account, body(provider_id, "delivered")).json()
+
+    assert answer == {"received": 1, "matched": 1, "changed": 1, "unknown": 0}
+    assert row(every_account, newer)["status"] == "delivered"
+    assert row(every_account, older)["status"] == "submitted", "the older holder of the id is left alone"
+    unknown_id = str(10**12 + 7)
+    for word, unknown in (("sent", 0), ("delivered", 1)):
+        answer = post(every_account, account, body(unknown_id if unknown else provider_id, word)).json()
+        assert min(answer.values()) >= 0
+        assert (answer["received"], answer["matched"], answer["unknown"]) == (1, 1 - unknown, unknown)
+    assert row(every_account, older)["status"] == "submitted"
