@@ -84,7 +84,20 @@ class Settings(BaseSettings):
     flower_port: int = 5555
     callback_host: str = "127.0.0.1"
     callback_port: int = 8026
-    callback_token: SecretStr | None = Field(None, description="When set, providers must post callbacks with ?token=<this>.")
+    callback_token: SecretStr | None = Field(
+        None, description="The ?token= a callback must carry for an account without its own callback_token in the providers file; empty: none."
+    )
+    callbacks_trusted_network: bool = Field(
+        False,
+        description="True: the callback receiver is reachable only by the providers, so an account without a callback token takes "
+        "callbacks without one. False: such an account's callbacks are refused, and the receiver will not start if no account has a token.",
+    )
+
+    @field_validator("callback_token", mode="before")
+    @classmethod
+    def _empty_token_is_none(cls, value: object) -> object:
+        """``SMS_WORKER_CALLBACK_TOKEN=`` is no token, not a token every request carries."""
+        return None if value == "" else value
 
     @field_validator("rate_limit_unit", mode="before")
     @classmethod

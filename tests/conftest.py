@@ -94,8 +94,8 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
 class ThreadedSandbox:
     """The sandbox served by uvicorn in a thread: real HTTP, state reachable for assertions."""
 
-    def __init__(self, clock: FakeClock | None = None, settings: SandboxSettings | None = None) -> None:
-        self.port = free_port()
+    def __init__(self, clock: FakeClock | None = None, settings: SandboxSettings | None = None, port: int | None = None) -> None:
+        self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         config = uvicorn.Config(create_app(clock=clock, settings=settings), host="127.0.0.1", port=self.port, log_level="warning", access_log=False)
         self.server = uvicorn.Server(config)

@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import json
+import subprocess
 import threading
 import time
+import uuid
+from collections.abc import Callable
 
 import pytest
 import uvicorn
-from conftest import ThreadedSandbox, promote_once, wait_until
+from conftest import PYTHON, ThreadedSandbox, process_env, promote_once, wait_until
 from pydantic import SecretStr
 from starlette.testclient import TestClient
 
-from sms_worker.callbacks import create_callback_app
+from sms_worker.callbacks import MAX_BODY, MAX_RECEIPTS, CallbacksUnauthenticated, create_callback_app
+from sms_worker.config import Settings
 from sms_worker.dispatch.service import dispatch_batch
 from sms_worker.embedded import free_port
 from sms_worker.producer import send_sms
@@ -33,6 +37,17 @@ TELEKOM_SK_CALLBACK = """{
 }"""
 
 
+TOKEN = "callback-s3cret"
+"""``SMS_WORKER_CALLBACK_TOKEN`` of these tests' runtimes, which every post carries unless told."""
+
+
+@pytest.fixture
+def runtime(settings_for, redis_client, clock):
+    rt = build_runtime(settings_for(callback_token=TOKEN), waker=NoWaker(), clock=clock)
+    yield rt
+    rt.close()
+
+
 @pytest.fixture
 def accepted(runtime, sandbox):
     message_id = send_sms("+421901234567", "callback me", runtime=runtime)
@@ -45,9 +60,11 @@ def row(runtime, message_id):
     return message_history(message_id, runtime.settings.resolved_database_url).message
 
 
-def post(runtime, account: str, body: str, **params):
+def post(runtime, account: str, body: str | bytes, *, content_type: str | None = "application/json", token: str | None = TOKEN):
+    headers = {"content-type": content_type} if content_type is not None else {}
+    params = {"token": token} if token is not None else {}
     with TestClient(create_callback_app(runtime)) as client:
-        return client.post(f"/callbacks/{account}", content=body, params=params, headers={"content-type": "application/json"})
+        return client.post(f"/callbacks/{account}", content=body, params=params, headers=headers)
 
 
 def test_a_delivery_callback_marks_the_message_delivered_and_a_late_one_cannot_undo_it(runtime, accepted):
@@ -104,7 +121,7 @@ def test_a_word_the_adapter_does_not_know_is_recorded_and_the_next_report_still_
     recipient, table, body, (unknown, delivered) = UNKNOWN_WORD_ACCOUNTS[account]
     providers = tmp_path / "providers.toml"
     providers.write_text(f"[accounts.{account}]\n" + table.format(url=sandbox.url) + "\n")
-    runtime = build_runtime(settings_for(providers_file=providers), waker=NoWaker(), clock=clock)
+    runtime = build_runtime(settings_for(providers_file=providers, callback_token=TOKEN), waker=NoWaker(), clock=clock)
     message_id = send_sms(recipient, "accepted, then delivered", runtime=runtime)
     promote_once(runtime)
     assert dispatch_batch(runtime).accepted == 1
@@ -143,7 +160,7 @@ def test_with_a_callback_token_set_only_requests_carrying_it_are_taken(runtime, 
     provider_id = row(runtime, accepted)["provider_message_id"]
     body = TELEKOM_SK_CALLBACK % ("DELIVERED", provider_id)
 
-    assert post(runtime, "telekom-sk", body).status_code == 403
+    assert post(runtime, "telekom-sk", body, token=None).status_code == 403
     assert post(runtime, "telekom-sk", body, token="wrong").status_code == 403
     assert post(runtime, "telekom-sk", body, token="sécret").status_code == 403
     assert post(runtime, "telekom-sk", body, token="s3cret").status_code == 200
@@ -164,14 +181,17 @@ CALLBACK_ACCOUNTS = {
 @pytest.mark.parametrize("account", sorted(CALLBACK_ACCOUNTS))
 def test_the_sandbox_posts_the_delivery_callback_and_the_message_is_delivered_without_polling(account, settings_for, redis_client, clock, tmp_path):
     """End to end over HTTP: the receiver in a uvicorn thread, the sandbox posting to it (Telekom
-    SK and Dexatel to the account's callback URL, Telefoon to the message's status_callback)."""
+    SK and Dexatel to the account's callback URL, Telefoon to the message's status_callback), the
+    account's own callback token in that URL."""
     port = free_port()
-    receiver = f"http://127.0.0.1:{port}/callbacks/{account}"
+    receiver = f"http://127.0.0.1:{port}/callbacks/{account}?token=own-{account}-token"
     recipient, table = CALLBACK_ACCOUNTS[account]
     sandbox_settings = SandboxSettings(telekom_sk_callback_url=receiver, post_status_callbacks=True, dexatel_webhook_url=receiver)
     with ThreadedSandbox(settings=sandbox_settings) as sandbox:
         providers = tmp_path / "providers.toml"
-        providers.write_text(f"[accounts.{account}]\n" + table.format(url=sandbox.url, receiver=receiver) + "\n")
+        providers.write_text(
+            f"[accounts.{account}]\n" + table.format(url=sandbox.url, receiver=receiver) + f'\ncallback_token = "own-{account}-token"\n'
+        )
         runtime = build_runtime(settings_for(providers_file=providers), waker=NoWaker(), clock=clock)
         server = uvicorn.Server(uvicorn.Config(create_callback_app(runtime), host="127.0.0.1", port=port, log_level="warning"))
         thread = threading.Thread(target=server.run, daemon=True)
@@ -192,3 +212,269 @@ def test_the_sandbox_posts_the_delivery_callback_and_the_message_is_delivered_wi
             server.should_exit = True
             thread.join(10)
             runtime.close()
+
+
+# --- Issue 9, kind 8: callbacks are authenticated by default, and bad bodies get a 4xx -----------
+
+
+def history_of(runtime, message_id):
+    return message_history(message_id, runtime.settings.resolved_database_url)
+
+
+def test_a_forged_delivered_without_the_callback_token_is_refused_and_changes_nothing(runtime, accepted):
+    """The issue's input: anyone who could reach the receiver posted ``delivered`` and it stuck."""
+    provider_id = row(runtime, accepted)["provider_message_id"]
+    before = history_of(runtime, accepted)
+    forged = TELEKOM_SK_CALLBACK % ("DELIVERED", provider_id)
+
+    for token in (None, "", "wrong", TOKEN.upper(), TOKEN + " ", TOKEN[:-1]):
+        response = post(runtime, "telekom-sk", forged, token=token)
+        assert (response.status_code, response.json()["error"]["field"]) == (403, "token"), token
+
+    assert history_of(runtime, accepted) == before
+    assert post(runtime, "telekom-sk", forged).json()["changed"] == 1
+
+
+def test_without_any_callback_token_the_receiver_refuses_to_start_unless_the_network_is_declared_trusted(
+    settings_for, redis_client, clock, sandbox, monkeypatch
+):
+    runtime = build_runtime(settings_for(), waker=NoWaker(), clock=clock)
+    try:
+        with pytest.raises(CallbacksUnauthenticated, match="SMS_WORKER_CALLBACKS_TRUSTED_NETWORK=true"):
+            create_callback_app(runtime)
+
+        monkeypatch.setenv("SMS_WORKER_CALLBACKS_TRUSTED_NETWORK", "1")
+        runtime.settings = runtime.settings.model_copy(update={"callbacks_trusted_network": Settings().callbacks_trusted_network})
+        message_id = send_sms("+421901234567", "on a trusted network", runtime=runtime)
+        promote_once(runtime)
+        assert dispatch_batch(runtime).accepted == 1
+        provider_id = row(runtime, message_id)["provider_message_id"]
+        assert post(runtime, "telekom-sk", TELEKOM_SK_CALLBACK % ("DELIVERED", provider_id), token=None).json()["changed"] == 1
+    finally:
+        runtime.close()
+
+
+def test_the_callbacks_command_will_not_start_without_a_token_and_says_what_to_set(settings_for):
+    env = process_env(settings_for())
+
+    done = subprocess.run(
+        [PYTHON, "-m", "sms_worker.cli", "callbacks", "--port", str(free_port())], capture_output=True, text=True, env=env, timeout=60
+    )
+
+    assert done.returncode == 2
+    assert done.stderr.startswith("error: SMS_WORKER_CALLBACK_TOKEN: no account has a callback token")
+    assert "Traceback" not in done.stderr
+
+
+def test_each_account_takes_its_own_callback_token_and_an_account_without_one_refuses(settings_for, redis_client, clock, sandbox, tmp_path):
+    """A sibling: tokens per account (the providers file's ``callback_token``), the deployment's
+    token only for an account without one, and an account with neither refuses every callback."""
+    providers = tmp_path / "providers.toml"
+    providers.write_text(
+        "[accounts.dexatel]\n"
+        + UNKNOWN_WORD_ACCOUNTS["dexatel"][1].format(url=sandbox.url)
+        + '\ncallback_token_env = "DEXATEL_CALLBACK_TOKEN"\n'
+        + f'[accounts.telekom-sk]\ntype = "telekom-sk"\nbase_url = "{sandbox.url}/telekom-sk"\ntoken = "sandbox-token"\n'
+    )
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("DEXATEL_CALLBACK_TOKEN", "dexatel-own-token")
+        runtime = build_runtime(settings_for(providers_file=providers), waker=NoWaker(), clock=clock)
+    try:
+        message_id = send_sms("+12025550143", "per account", runtime=runtime, account="dexatel")
+        promote_once(runtime)
+        assert dispatch_batch(runtime).accepted == 1
+        body = json.dumps({"message_id": row(runtime, message_id)["provider_message_id"], "status": "delivered"})
+        telekom = TELEKOM_SK_CALLBACK % ("DELIVERED", 1)
+
+        refused = post(runtime, "telekom-sk", telekom, token=None)
+        assert refused.status_code == 403
+        assert "no callback token" in refused.json()["error"]["reason"]
+        assert post(runtime, "dexatel", body, token=None).status_code == 403
+        runtime.settings = runtime.settings.model_copy(update={"callback_token": SecretStr(TOKEN)})
+        assert post(runtime, "dexatel", body, token=TOKEN).status_code == 403, "the account's own token, not the deployment's"
+        assert row(runtime, message_id)["status"] == "submitted"
+        assert post(runtime, "telekom-sk", telekom, token=TOKEN).status_code == 200
+        assert post(runtime, "dexatel", body, token="dexatel-own-token").json()["changed"] == 1
+        assert row(runtime, message_id)["status"] == "delivered"
+    finally:
+        runtime.close()
+
+
+def _telekom_sk(status: object = "DELIVERED", message_id: object = "{id}", **extra: object) -> Callable[[str], bytes]:
+    """A Telekom SK callback for the accepted message (``{id}`` stands for its provider id)."""
+
+    def render(provider_id: str) -> bytes:
+        document = {"delivery": {"status": status}, "messageId": message_id, "type": "dsn", **extra}
+        return json.dumps(document).replace('"{id}"', provider_id).encode()
+
+    return render
+
+
+MALFORMED_TELEKOM_SK = {
+    # The issue's input: 200 KB of "[" answered 500 with a RecursionError traceback.
+    "200 KB of [": (lambda _: b"[" * 200_000, "application/json", 400),
+    "nested objects": (lambda _: b'{"a":' * 50_000, "application/json", 400),
+    "invalid UTF-8": (lambda pid: _telekom_sk()(pid)[:-1] + b', "x": "\xff\xfe"}', "application/json", 400),
+    "text/html": (_telekom_sk(), "text/html", 400),
+    "a form": (_telekom_sk(), "application/x-www-form-urlencoded", 400),
+    "no content type": (_telekom_sk(), None, 400),
+    "empty": (lambda _: b"", "application/json", 400),
+    "a JSON list": (lambda pid: b"[" + _telekom_sk()(pid) + b"]", "application/json", 400),
+    "a JSON string": (lambda _: b'"DELIVERED"', "application/json", 400),
+    "null": (lambda _: b"null", "application/json", 400),
+    "messageId an object": (_telekom_sk(message_id={"$ne": None}), "application/json", 400),
+    "messageId true": (_telekom_sk(message_id=True), "application/json", 400),
+    "messageId a float": (_telekom_sk(message_id=1.5), "application/json", 400),
+    "messageId NaN": (lambda _: b'{"delivery": {"status": "DELIVERED"}, "messageId": NaN}', "application/json", 400),
+    "messageId of 5000 digits": (lambda _: b'{"delivery": {"status": "DELIVERED"}, "messageId": ' + b"9" * 5000 + b"}", "application/json", 400),
+    "messageId of 100 digits": (_telekom_sk(message_id=10**99), "application/json", 400),
+    "status a number": (_telekom_sk(status=4), "application/json", 400),
+    "status with NUL": (_telekom_sk(status="DELIVERED\x00"), "application/json", 400),
+    "status a lone surrogate": (_telekom_sk(status="\ud800"), "application/json", 400),
+    "status of 40 characters": (_telekom_sk(status="D" * 40), "application/json", 400),
+    "delivery a list": (lambda pid: json.dumps({"delivery": ["DELIVERED"], "messageId": int(pid)}).encode(), "application/json", 400),
+    "XML": (lambda pid: f"<callback><messageId>{pid}</messageId><status>DELIVERED</status></callback>".encode(), "application/xml", 400),
+    "larger than 1 MB": (lambda pid: _telekom_sk()(pid) + b" " * MAX_BODY, "application/json", 413),
+}
+
+
+@pytest.mark.parametrize("case", sorted(MALFORMED_TELEKOM_SK))
+def test_a_malformed_callback_answers_4xx_with_a_short_reason_and_changes_nothing(runtime, accepted, case):
+    render, content_type, status = MALFORMED_TELEKOM_SK[case]
+    provider_id = row(runtime, accepted)["provider_message_id"]
+    before = history_of(runtime, accepted)
+
+    response = post(runtime, "telekom-sk", render(provider_id), content_type=content_type)
+
+    assert response.status_code == status
+    error = response.json()["error"]
+    assert error["field"] == "body" and 0 < len(error["reason"]) < 200 and "Traceback" not in error["reason"]
+    assert history_of(runtime, accepted) == before
+
+
+EVERY_ACCOUNT = {
+    "telekom-sk-xml": 'type = "telekom-sk"\nbase_url = "{url}/telekom-sk"\ntoken = "sandbox-token"\ntransport = "xml"',
+    "dt-a2p": 'type = "dt-a2p"\nbase_url = "{url}/dt-a2p"\napi_key = "sandbox-dt-key"\ndefault_sender = "+4915112345678"',
+    "session-key": UNKNOWN_WORD_ACCOUNTS["session-key"][1],
+    "telefoon": 'type = "telefoon"\nbase_url = "{url}/telefoon/v1/sms"\napi_key = "sandbox-telefoon-key"\ndefault_sender = "ACME"',
+    "dexatel": UNKNOWN_WORD_ACCOUNTS["dexatel"][1],
+}
+
+
+@pytest.fixture
+def every_account(settings_for, redis_client, clock, sandbox, tmp_path):
+    providers = tmp_path / "providers.toml"
+    providers.write_text("".join(f"[accounts.{name}]\n{table.format(url=sandbox.url)}\n" for name, table in EVERY_ACCOUNT.items()))
+    rt = build_runtime(settings_for(providers_file=providers, callback_token=TOKEN), waker=NoWaker(), clock=clock)
+    yield rt
+    rt.close()
+
+
+SAME_FOR_EVERY_ADAPTER = {
+    "200 KB of [": (b"[" * 200_000, "application/json"),
+    "invalid UTF-8": (b'{"id": "\xc3\x28", "status": "delivered"}', "application/json"),
+    "text/plain": (b'{"id": "1", "status": "delivered"}', "text/plain"),
+    "a JSON number": (b"42", "application/json"),
+    "NaN": (b"NaN", "application/json"),
+    "XML garbage": (b'<?xml version="1.0"?><!DOCTYPE x [<!ENTITY a "aaaa">]><status>&a;', "application/xml"),
+    "XML declared JSON": (b"<status>DELIVERED</status>", "application/json"),
+}
+WRONG_FIELD_TYPES = {
+    "telekom-sk-xml": b'{"delivery": {"status": ["DELIVERED"]}, "messageId": 1}',
+    "dt-a2p": b'[{"id": "1", "status": "delivered"}, {"id": {"$ne": null}, "status": "delivered"}]',
+    "session-key": b'{"order_id": "o-1", "recipients": {"destination": "+393491234501", "status": "DLVRD"}}',
+    "telefoon": b'{"id": ["SM1"], "status": "delivered", "direction": "outbound", "from": "ACME", "to": "+31612345678"}',
+    "dexatel": b'{"message_id": 12345, "status": "delivered"}',
+}
+
+
+@pytest.mark.parametrize("account", sorted(EVERY_ACCOUNT))
+def test_every_adapter_answers_malformed_callbacks_with_400(every_account, account):
+    """Siblings: the same bodies to every adapter's parse_callback (XML garbage to the Telekom SK
+    account speaking XML too), and a field of the wrong type in each adapter's own shape."""
+    cases = {**SAME_FOR_EVERY_ADAPTER, "a field of the wrong type": (WRONG_FIELD_TYPES[account], "application/json")}
+    for case, (body, content_type) in cases.items():
+        response = post(every_account, account, body, content_type=content_type)
+        assert response.status_code == 400, f"{account}: {case}: {response.text[:200]}"
+        assert response.json()["error"]["field"] == "body", case
+
+
+def test_a_callback_with_more_receipts_than_an_order_can_hold_answers_413(every_account):
+    reports = [{"id": str(number), "status": "delivered"} for number in range(MAX_RECEIPTS + 1)]
+
+    response = post(every_account, "dt-a2p", json.dumps(reports))
+
+    assert response.status_code == 413
+    assert response.json()["error"]["field"] == "body"
+
+
+# --- Issue 9, kind 6: every receipt in a body counts, in order of progress; reused provider ids --
+
+
+def accept(runtime, recipient: str, account: str) -> tuple[uuid.UUID, str]:
+    message_id = send_sms(recipient, "count every report", runtime=runtime, account=account)
+    promote_once(runtime)
+    assert dispatch_batch(runtime).accepted == 1
+    return message_id, row(runtime, message_id)["provider_message_id"]
+
+
+SEVERAL_RECEIPTS_FOR_ONE_MESSAGE = {
+    # The issue's input: DT A2P's list, delivered first and sent last, left the message SENT.
+    "dt-a2p": ("+4915112345670", lambda pid: [{"id": pid, "status": "delivered"}, {"id": pid, "status": "sent"}]),
+    # A sibling: a session-key order's callback naming one recipient twice, final report first.
+    "session-key": (
+        "+393491234501",
+        lambda pid: {
+            "order_id": pid.rpartition(":")[0],
+            "recipients": [{"destination": pid.rpartition(":")[2], "status": word} for word in ("DLVRD", "WAIT4DLVR", "WAITING")],
+        },
+    ),
+}
+
+
+@pytest.mark.parametrize("account", sorted(SEVERAL_RECEIPTS_FOR_ONE_MESSAGE))
+def test_every_receipt_in_a_body_counts_and_they_apply_in_order_of_progress(every_account, account):
+    recipient, body = SEVERAL_RECEIPTS_FOR_ONE_MESSAGE[account]
+    message_id, provider_id = accept(every_account, recipient, account)
+    receipts = body(provider_id)
+    received = len(receipts) if isinstance(receipts, list) else len(receipts["recipients"])
+
+    answer = post(every_account, account, json.dumps(receipts)).json()
+
+    assert (answer["received"], answer["matched"], answer["unknown"]) == (received, received, 0)
+    history = history_of(every_account, message_id)
+    assert (history.message["status"], history.message["delivery"]) == ("delivered", "delivered")
+    reports = [e["reason"].rpartition(" reports it ")[2] for e in history.events if " reports it " in e["reason"]]
+    assert reports[-2:] == ["sent", "delivered"], "the sent report counted too, before the delivered one"
+    assert answer["changed"] == len(reports)
+
+
+REUSED_IDS = {
+    # The issue's input: after a sandbox restart a Telekom SK id names a second message.
+    "telekom-sk-xml": ("+421901234567", lambda pid, word: f'{{"delivery": {{"status": "{word.upper()}"}}, "messageId": {pid}}}'),
+    # A sibling: DT A2P's ids restart as well.
+    "dt-a2p": ("+4915112345670", lambda pid, word: json.dumps({"id": pid, "status": word})),
+}
+
+
+@pytest.mark.parametrize("account", sorted(REUSED_IDS))
+def test_a_provider_id_reused_after_a_restart_reaches_the_message_submitted_last_and_counts_never_go_negative(every_account, sandbox, clock, account):
+    recipient, body = REUSED_IDS[account]
+    older, reused = accept(every_account, recipient, account)
+    sandbox.__exit__()
+    clock.advance(60)
+    with ThreadedSandbox(port=sandbox.port):
+        newer, provider_id = accept(every_account, recipient, account)
+    assert provider_id == reused, "the restarted sandbox reused the id"
+
+    answer = post(every_account, account, body(provider_id, "delivered")).json()
+
+    assert answer == {"received": 1, "matched": 1, "changed": 1, "unknown": 0}
+    assert row(every_account, newer)["status"] == "delivered"
+    assert row(every_account, older)["status"] == "submitted", "the older holder of the id is left alone"
+    unknown_id = str(10**12 + 7)
+    for word, unknown in (("sent", 0), ("delivered", 1)):
+        answer = post(every_account, account, body(unknown_id if unknown else provider_id, word)).json()
+        assert min(answer.values()) >= 0
+        assert (answer["received"], answer["matched"], answer["unknown"]) == (1, 1 - unknown, unknown)
+    assert row(every_account, older)["status"] == "submitted"

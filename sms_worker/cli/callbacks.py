@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from sms_worker.cli.base import Command
+from sms_worker.cli.base import BAD_INPUT, Command, fail
 
 
 @click.command(cls=Command)
@@ -13,12 +13,17 @@ from sms_worker.cli.base import Command
 def callbacks(host: str | None, port: int | None) -> int:
     """Receive providers' delivery callbacks over HTTP.
 
-    Providers post to /callbacks/<account>; each report is written like a polled status. With SMS_WORKER_CALLBACK_TOKEN set, a request
-    must carry it as ?token=.
+    Providers post to /callbacks/<account>?token=<secret>; each report is written like a polled status. The secret is the account's
+    callback_token in the providers file, else SMS_WORKER_CALLBACK_TOKEN. An account with neither has its callbacks refused, unless
+    SMS_WORKER_CALLBACKS_TRUSTED_NETWORK=true says only the providers can reach this receiver; with no token at all and no trusted
+    network, the receiver does not start.
     """
-    from sms_worker.callbacks import serve_callbacks
+    from sms_worker.callbacks import CallbacksUnauthenticated, serve_callbacks
     from sms_worker.config import get_settings
 
     settings = get_settings()
-    serve_callbacks(host or settings.callback_host, port or settings.callback_port)
+    try:
+        serve_callbacks(host or settings.callback_host, port or settings.callback_port)
+    except CallbacksUnauthenticated as error:
+        fail("SMS_WORKER_CALLBACK_TOKEN", str(error), BAD_INPUT)
     return 0

@@ -2,14 +2,17 @@
 the poller or a callback brings.
 
 A receipt never moves a message back (a late ``queued`` after ``sent``) nor out of a final
-status. A word the adapter does not know changes nothing: it is kept in ``provider_status`` and
-the history, and the message is still polled. Checks back off with the message's age, and a
+status. Several receipts for one message at once (a callback body may hold a list) all count,
+applied in order of progress whatever their order in the body: ``delivered`` then ``sent``
+ends delivered, with both in the history. A word the adapter does not know changes nothing: it
+is kept in ``provider_status`` and the history, and the message is still polled. Checks back off with the message's age, and a
 message with no final report long after its validity ends is ``unknown`` (``NO_RECEIPT``).
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from concurrent.futures import wait
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -82,57 +85,71 @@ def _check(rt: Runtime, row: Any) -> DeliveryReceipt | Failure:
         return Failure(ErrorKind.TRANSIENT, "CHECK_CRASH", f"{type(error).__name__}: {error}")
 
 
-def apply_receipts(rt: Runtime, results: list[tuple[Any, DeliveryReceipt | Failure]]) -> PollReport:
+def apply_receipts(rt: Runtime, results: Sequence[tuple[Any, DeliveryReceipt | Failure]]) -> PollReport:
     """Write the receipts (or the failed checks) the provider gave; callbacks go through here too. ``row`` needs ``id``,
-    ``account``, ``provider_message_id``, ``last_attempt_at`` and ``valid_until``."""
+    ``account``, ``provider_message_id``, ``last_attempt_at`` and ``valid_until``; a row may come
+    more than once, each of its receipts then applied in order of progress (:func:`_in_progress_order`).
+    ``changed`` counts the receipts that moved a message on, ``final`` the messages that became final."""
     report = PollReport(checked=len(results))
     if not results:
         return report
     now = rt.clock.now()
+    by_row: dict[Any, tuple[Any, list[DeliveryReceipt | Failure]]] = {}
+    for row, outcome in results:
+        by_row.setdefault(row.id, (row, []))[1].append(outcome)
     updates, events = [], []
     with rt.engine.begin() as conn:
-        current = lock_rows(conn, [row.id for row, _ in results], [Status.SUBMITTED.value], now)
-        for row, outcome in results:
+        current = lock_rows(conn, list(by_row), [Status.SUBMITTED.value], now)
+        for row, outcomes in by_row.values():
             was = current.get(row.id)
             if was is None:
                 continue
+            status, delivery, provider_status = Status(was.status), was.delivery, was.provider_status
             change: dict[str, Any] = {"id": row.id, "next_check_at": _next_check(rt, row, now)}
-            if isinstance(outcome, Failure):
-                report.errors += 1
-            elif outcome.delivery is None:
-                if outcome.provider_status != was.provider_status:
-                    change["provider_status"] = outcome.provider_status
-                    events.append(
-                        event(
-                            row.id,
-                            now,
-                            Status.SUBMITTED,
-                            f"{row.account} reported {outcome.provider_status!r}, a word its adapter "
-                            "does not know: nothing changes, the message is still checked",
-                            provider_status=outcome.provider_status,
+            for outcome in _in_progress_order(outcomes):
+                if status.final:
+                    break
+                if isinstance(outcome, Failure):
+                    report.errors += 1
+                elif outcome.delivery is None:
+                    if outcome.provider_status != provider_status:
+                        change["provider_status"] = provider_status = outcome.provider_status
+                        events.append(
+                            event(
+                                row.id,
+                                now,
+                                Status.SUBMITTED,
+                                f"{row.account} reported {outcome.provider_status!r}, a word its adapter "
+                                "does not know: nothing changes, the message is still checked",
+                                provider_status=outcome.provider_status,
+                            )
                         )
-                    )
-            elif outcome.delivery.value != was.delivery and outcome.delivery.progress >= _progress(was.delivery):
-                status = outcome.delivery.status
-                change.update(status=status.value, delivery=outcome.delivery.value, provider_status=outcome.provider_status)
-                if outcome.delivery is Delivery.DELIVERED:
-                    change["delivered_at"] = outcome.delivered_at or now
-                events.append(
-                    event(row.id, now, status, f"{row.account} reports it {outcome.delivery.value}", provider_status=outcome.provider_status)
-                )
-                report.changed += 1
-                report.final += status.final
-            if not Status(change.get("status", was.status)).final and now > row.valid_until + RECEIPT_TIMEOUT:
+                elif outcome.delivery.value != delivery and outcome.delivery.progress >= _progress(delivery):
+                    status, delivery, provider_status = outcome.delivery.status, outcome.delivery.value, outcome.provider_status
+                    change.update(status=status.value, delivery=delivery, provider_status=provider_status)
+                    if outcome.delivery is Delivery.DELIVERED:
+                        change["delivered_at"] = outcome.delivered_at or now
+                    events.append(event(row.id, now, status, f"{row.account} reports it {delivery}", provider_status=provider_status))
+                    report.changed += 1
+                    report.final += status.final
+            if not status.final and now > row.valid_until + RECEIPT_TIMEOUT:
                 reason = f"no final report from {row.account} within {RECEIPT_TIMEOUT} after the validity ended"
-                change.update(status=Status.UNKNOWN.value, error_code="NO_RECEIPT", error_text=reason)
-                events.append(event(row.id, now, Status.UNKNOWN, reason, code="NO_RECEIPT"))
+                status = Status.UNKNOWN
+                change.update(status=status.value, error_code="NO_RECEIPT", error_text=reason)
+                events.append(event(row.id, now, status, reason, code="NO_RECEIPT"))
                 report.final += 1
-            if Status(change.get("status", was.status)).final:
+            if status.final:
                 change["next_check_at"] = None
             updates.append(change)
         update_each(conn, updates)
         add_events(conn, events)
     return report
+
+
+def _in_progress_order(outcomes: list[DeliveryReceipt | Failure]) -> list[DeliveryReceipt | Failure]:
+    """Failed checks and words the adapter does not know first, then reports by progress (equals
+    keep the order they came in), so a report never hides one that goes further."""
+    return sorted(outcomes, key=lambda outcome: outcome.delivery.progress if isinstance(outcome, DeliveryReceipt) and outcome.delivery else -1)
 
 
 def _progress(delivery: str | None) -> int:

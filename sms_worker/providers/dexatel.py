@@ -29,8 +29,8 @@ emulates exactly these):
   ``undelivered`` means the carrier could not deliver it (UNDELIVERABLE). Other words are
   UNKNOWN.
 - Webhook (delivery report) body: ``{"message_id", "status", "recipient", "timestamp"}``, one
-  report per POST, ``timestamp`` in RFC 3339; the content type is not checked, the body must
-  be that JSON object.
+  report per POST, ``timestamp`` in RFC 3339; the body must be that JSON object, declared
+  ``application/json``.
 - ``from`` is required (the example always sends it): the account's ``default_sender``
   option is used when a message names no sender. A sender ID is 1 to 11 letters, digits or
   spaces, or a phone number of up to 15 digits with an optional ``+``; :class:`DexatelAccount`
@@ -42,7 +42,6 @@ emulates exactly these):
 
 from __future__ import annotations
 
-import json
 import re
 from datetime import datetime
 from typing import Annotated, Final, Literal
@@ -52,7 +51,7 @@ import httpx
 
 from sms_worker.providers.base import Accepted, DeliveryReceipt, OneRecipientPerRequest, OutboundMessage
 from sms_worker.providers.failures import ErrorClass, ErrorKind
-from sms_worker.providers.plumbing import bad_response
+from sms_worker.providers.plumbing import bad_response, callback_json
 from sms_worker.providers.schema import AccountBase, Credential, NonBlank, fits
 from sms_worker.providers.timestamps import parse_timestamp
 from sms_worker.status import Delivery, Status
@@ -115,10 +114,7 @@ class DexatelAdapter(OneRecipientPerRequest):
 
     def parse_callback(self, body: bytes, content_type: str) -> list[DeliveryReceipt]:
         """One webhook POST, one receipt. ValueError for anything but the assumed JSON object."""
-        try:
-            event = json.loads(body)
-        except ValueError:
-            raise ValueError("Dexatel webhook body is not JSON") from None
+        event = callback_json(body, content_type, "a Dexatel webhook")
         if not isinstance(event, dict):
             raise ValueError("Dexatel webhook body is not a JSON object")
         message_id, word, timestamp = event.get("message_id"), event.get("status"), event.get("timestamp")

@@ -40,7 +40,6 @@ Sender IDs compare exactly as written.
 
 from __future__ import annotations
 
-import json
 from typing import Annotated, Any, Final, Literal
 from urllib.parse import quote
 
@@ -50,7 +49,7 @@ from pydantic import AfterValidator, Field, StringConstraints, model_validator
 from sms_worker.addresses import ALPHANUMERIC_SENDER_NOT_ALLOWED, SENDER_NOT_VERIFIED, sender_refusal
 from sms_worker.providers.base import Accepted, DeliveryReceipt, OneRecipientPerRequest, OutboundMessage
 from sms_worker.providers.failures import ErrorClass, ErrorKind, ProviderError
-from sms_worker.providers.plumbing import bad_response
+from sms_worker.providers.plumbing import bad_response, callback_json, message_id_of
 from sms_worker.providers.schema import AccountBase, Credential, Names, NonBlank, reason
 from sms_worker.providers.timestamps import parse_timestamp
 from sms_worker.status import Delivery, Status
@@ -144,13 +143,9 @@ class DtA2pAdapter(OneRecipientPerRequest):
         return self._receipt(self.request_json("GET", f"/v1/sms/{quote(provider_message_id, safe='')}"))
 
     def parse_callback(self, body: bytes, content_type: str) -> list[DeliveryReceipt]:
-        """A delivery report as the GET answers it, or a JSON list of them (assumed format)."""
-        if "json" not in content_type.lower():
-            raise ValueError(f"expected a JSON delivery report, got {content_type or 'no content type'}")
-        try:
-            document = json.loads(body)
-        except ValueError:
-            raise ValueError("delivery report is not JSON") from None
+        """A delivery report as the GET answers it, or a JSON list of them (assumed format); every
+        report of a list counts, in the order given."""
+        document = callback_json(body, content_type, "a DT A2P delivery report")
         items = document if isinstance(document, list) else [document]
         try:
             return [self._receipt(item) for item in items]
@@ -177,7 +172,8 @@ class DtA2pAdapter(OneRecipientPerRequest):
 
     def _receipt(self, body: Any) -> DeliveryReceipt:
         """The delivery report of the GET (and of callbacks); ``delivered_at`` is UTC in the API."""
-        if not isinstance(body, dict) or body.get("id") in (None, "") or not isinstance(body.get("status"), str):
-            raise bad_response("a delivery report needs an id and a status")
+        message_id = message_id_of(body.get("id")) if isinstance(body, dict) else None
+        if message_id is None or not isinstance(body.get("status"), str):
+            raise bad_response("a delivery report needs an id (a string or an integer) and a status (a string)")
         word = body["status"]
-        return DeliveryReceipt(str(body["id"]), word, self.delivery(word), parse_timestamp(body.get("delivered_at"), zoneless="utc"))
+        return DeliveryReceipt(message_id, word, self.delivery(word), parse_timestamp(body.get("delivered_at"), zoneless="utc"))

@@ -1,9 +1,11 @@
 """The HTTP plumbing every adapter shares: one error mapping (network failures, HTTP status
-classes, and provider error codes looked up in each adapter's table) and one reading of JSON
-answers. The client they call through is the runtime's (:func:`~.transport.guarded_client`)."""
+classes, and provider error codes looked up in each adapter's table), one reading of JSON
+answers, and one reading of the JSON bodies providers post as delivery callbacks. The client
+they call through is the runtime's (:func:`~.transport.guarded_client`)."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Hashable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any, Final
@@ -104,3 +106,49 @@ def raise_for_error(response: httpx.Response, table: Mapping[Any, ErrorClass], r
         if error_class is not None:
             raise error_class.error(str(code), text)
     raise_for_http_status(response)
+
+
+def callback_json(body: bytes, content_type: str, what: str, *, second_reading: Callable[[str], str] | None = None) -> Any:
+    """A delivery callback's body as JSON (RFC 8259), for ``parse_callback``.
+
+    The body must be declared ``application/json`` (or a ``+json`` type), be UTF-8 (RFC 8259
+    section 8.1) and be JSON; ``NaN`` and ``Infinity`` are not JSON, and a document nested
+    deeper than the parser goes (200 KB of ``[``) is refused rather than crashing it.
+    ``second_reading`` repairs the text once when it is not JSON, for a provider whose own
+    documented example is not (Telekom SK's trailing comma). Raises ValueError with a short
+    reason that starts with ``what`` (the provider's name for the callback).
+    """
+    media_type = content_type.partition(";")[0].strip().lower()
+    if media_type != "application/json" and not media_type.endswith("+json"):
+        raise ValueError(f"{what} is JSON, not {media_type or 'a body without a content type'}")
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise ValueError(f"{what} is not UTF-8 (byte {error.start} is not)") from None
+    try:
+        return _strict_json(text)
+    except RecursionError:
+        raise ValueError(f"{what} is nested too deeply to be a delivery report") from None
+    except ValueError:
+        if second_reading is None:
+            raise ValueError(f"{what} is not JSON") from None
+    try:
+        return _strict_json(second_reading(text))
+    except (ValueError, RecursionError):
+        raise ValueError(f"{what} is not JSON") from None
+
+
+def message_id_of(value: object) -> str | None:
+    """A provider's message id as sms_worker stores it: a non-empty string as it is, an integer
+    (not a boolean) in decimal; None for anything else (null, an object, a list, a float)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return value if isinstance(value, str) and value else None
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _strict_json(text: str) -> Any:
+    return json.loads(text, parse_constant=_refuse_constant)

@@ -9,9 +9,10 @@ typed object. The rules:
   silently used.
 - Values are not coerced (``strict``): ``rate = "5"`` or ``use_session = 1`` is refused, as TOML
   has the types to say what is meant. Lists become frozensets or tuples where the model says so.
-- Every ``SecretStr`` field is a credential, given inline (``api_key = "..."``) or, better, by
+- Every ``SecretStr`` field is a secret, given inline (``api_key = "..."``) or, better, by
   the environment variable holding it (``api_key_env = "DEXATEL_KEY"``); the variables are
-  read from the validation context's ``environ`` (``os.environ`` without one).
+  read from the validation context's ``environ`` (``os.environ`` without one). The required
+  ones are the type's credentials; ``callback_token``, every type's, is optional.
 - A field whose every failure reads best as one sentence declares it with :func:`reason`.
 """
 
@@ -20,7 +21,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Callable, Mapping
-from typing import Annotated, Any
+from typing import Annotated, Any, get_args
 
 from pydantic import (
     AfterValidator,
@@ -109,11 +110,21 @@ class AccountBase(BaseModel):
     on_ambiguous: OnAmbiguous | None = None
     """After an ambiguous attempt, where the API cannot be asked whether it has the message:
     ``resend`` or ``give-up`` (:mod:`sms_worker.ambiguity`); None: ``SMS_WORKER_ON_AMBIGUOUS``."""
+    callback_token: Credential | None = None
+    """The secret a delivery callback from this account must carry (``?token=`` in the callback
+    URL given to the provider); None: ``SMS_WORKER_CALLBACK_TOKEN``, if set
+    (:mod:`sms_worker.callbacks`)."""
 
     @classmethod
     def credentials(cls) -> list[str]:
-        """The names of this type's credentials (its ``SecretStr`` fields)."""
+        """The names of this type's credentials (its required ``SecretStr`` fields)."""
         return [name for name, field in cls.model_fields.items() if field.annotation is SecretStr]
+
+    @classmethod
+    def secrets(cls) -> list[str]:
+        """The names of every ``SecretStr`` field, optional ones included: each may be given by
+        an environment variable (``<name>_env``)."""
+        return [name for name, field in cls.model_fields.items() if _holds_secret(field.annotation)]
 
     @model_validator(mode="before")
     @classmethod
@@ -124,7 +135,7 @@ class AccountBase(BaseModel):
             return data
         environ: Mapping[str, str] = (info.context or {}).get("environ", os.environ)
         data = dict(data)
-        for name in cls.credentials():
+        for name in cls.secrets():
             key = name + ENVIRONMENT_SUFFIX
             if key not in data:
                 continue
@@ -137,3 +148,8 @@ class AccountBase(BaseModel):
                 )
             data[name] = environ[variable]
         return data
+
+
+def _holds_secret(annotation: Any) -> bool:
+    """``SecretStr``, or a type made of it (``Credential | None``)."""
+    return annotation is SecretStr or any(_holds_secret(argument) for argument in get_args(annotation))

@@ -50,7 +50,6 @@ requests in 100) and ``timezone`` (the gateway's).
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from collections.abc import Callable, Hashable, Sequence
@@ -66,7 +65,7 @@ from pydantic import AfterValidator, Field
 from sms_worker.logs import get_logger
 from sms_worker.providers.base import Accepted, AdapterBase, DeliveryReceipt, OutboundMessage, SendOutcome
 from sms_worker.providers.failures import ErrorClass, ErrorKind, Failure, ProviderError
-from sms_worker.providers.plumbing import bad_response, json_object, json_or_none, raise_for_http_status, transport_errors
+from sms_worker.providers.plumbing import bad_response, callback_json, json_object, json_or_none, raise_for_http_status, transport_errors
 from sms_worker.providers.schema import AccountBase, Credential, reason
 from sms_worker.providers.sessions import Sessions
 from sms_worker.status import Delivery, Status
@@ -276,10 +275,7 @@ class SessionKeyAdapter(AdapterBase):
         return answer
 
     def parse_callback(self, body: bytes, content_type: str) -> list[DeliveryReceipt]:
-        try:
-            document = json.loads(body)
-        except ValueError:
-            raise ValueError("a session-key callback is a JSON object") from None
+        document = callback_json(body, content_type, "a session-key callback")
         if not isinstance(document, dict) or not isinstance(document.get("order_id"), str) or not isinstance(document.get("recipients"), list):
             raise ValueError("a session-key callback needs order_id and recipients[]")
         receipts = []

@@ -32,7 +32,6 @@ Assumptions where the document is silent:
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from collections.abc import Hashable, Iterator
@@ -46,7 +45,7 @@ from pydantic import AfterValidator
 
 from sms_worker.providers.base import Accepted, DeliveryReceipt, OneRecipientPerRequest, OutboundMessage
 from sms_worker.providers.failures import ErrorClass, ErrorKind, ProviderError
-from sms_worker.providers.plumbing import bad_response
+from sms_worker.providers.plumbing import bad_response, callback_json
 from sms_worker.providers.schema import AccountBase, Credential, Trimmed, fits
 from sms_worker.providers.timestamps import parse_timestamp
 from sms_worker.status import Delivery, Status
@@ -273,12 +272,7 @@ class TelefoonAdapter(OneRecipientPerRequest):
 
     def parse_callback(self, body: bytes, content_type: str) -> list[DeliveryReceipt]:
         """A ``status_callback`` webhook: one Message object as JSON (assumed, see the module)."""
-        if "json" not in content_type.lower():
-            raise ValueError(f"a Telefoon status callback is JSON, not {content_type or 'untyped'}")
-        try:
-            data = json.loads(body)
-        except (ValueError, UnicodeDecodeError):
-            raise ValueError(f"a Telefoon status callback is a JSON Message, not {body[:60]!r}") from None
+        data = callback_json(body, content_type, "a Telefoon status callback")
         message = TelefoonMessage.from_json(data)
         if message.direction != "outbound":
             return []

@@ -17,7 +17,6 @@ Assumptions where the document is silent:
 
 from __future__ import annotations
 
-import json
 import re
 import time
 import xml.etree.ElementTree as ET
@@ -32,7 +31,7 @@ import httpx
 
 from sms_worker.providers.base import Accepted, DeliveryReceipt, OneRecipientPerRequest, OutboundMessage
 from sms_worker.providers.failures import ErrorClass, ErrorKind
-from sms_worker.providers.plumbing import bad_response, raise_for_http_status, transport_errors
+from sms_worker.providers.plumbing import bad_response, callback_json, message_id_of, raise_for_http_status, transport_errors
 from sms_worker.providers.schema import AccountBase, Credential
 from sms_worker.providers.sessions import Sessions
 from sms_worker.providers.timestamps import parse_timestamp
@@ -137,7 +136,7 @@ def _texts(element: ET.Element) -> dict[str, str]:
     return {child.tag: (child.text or "").strip() for child in element}
 
 
-_TRAILING_COMMA = re.compile(rb",(\s*[}\]])")
+_TRAILING_COMMA = re.compile(r",(\s*[}\]])")
 
 
 class TelekomSkAdapter(OneRecipientPerRequest):
@@ -188,22 +187,21 @@ class TelekomSkAdapter(OneRecipientPerRequest):
         return DeliveryReceipt(provider_message_id, code, self.delivery(code), _parse_time(body.get("deliveryDateTime")))
 
     def parse_callback(self, body: bytes, content_type: str) -> list[DeliveryReceipt]:
-        try:
-            document = json.loads(body)
-        except ValueError:
-            try:
-                document = json.loads(_TRAILING_COMMA.sub(rb"\1", body))
-            except ValueError:
-                raise ValueError("a Telekom SK callback is a JSON object") from None
+        """The document's delivery status callback: one JSON object, its example's trailing comma
+        tolerated; ``messageId`` an integer (a string is taken too)."""
+        document = callback_json(body, content_type, "a Telekom SK callback", second_reading=lambda text: _TRAILING_COMMA.sub(r"\1", text))
         delivery = document.get("delivery") if isinstance(document, dict) else None
-        if not isinstance(delivery, dict) or "messageId" not in document or not isinstance(delivery.get("status"), str):
-            raise ValueError("a Telekom SK callback needs messageId and delivery.status")
+        message_id = message_id_of(document.get("messageId")) if isinstance(document, dict) else None
+        if message_id is None:
+            raise ValueError("a Telekom SK callback needs messageId, an integer")
+        if not isinstance(delivery, dict) or not isinstance(delivery.get("status"), str):
+            raise ValueError("a Telekom SK callback needs delivery.status, a string")
         code = delivery["status"]
         status = self.delivery(code)
         # ISO 8601 (the document's example ends in Z); a zone-less one is read in the host's zone.
         moment = parse_timestamp(document.get("timestamp"), zoneless="local", to_utc=True)
         delivered_at = moment if status is Delivery.DELIVERED else None
-        return [DeliveryReceipt(str(document["messageId"]), code, status, delivered_at)]
+        return [DeliveryReceipt(message_id, code, status, delivered_at)]
 
     def verify(self) -> str:
         """``ping``, with a fresh session (or the token, in token mode)."""
