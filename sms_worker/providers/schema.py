@@ -13,6 +13,8 @@ typed object. The rules:
   the environment variable holding it (``api_key_env = "DEXATEL_KEY"``); the variables are
   read from the validation context's ``environ`` (``os.environ`` without one).
 - A field whose every failure reads best as one sentence declares it with :func:`reason`.
+- What an account can carry (sender IDs, text characters) is data too:
+  :meth:`AccountBase.carriage`, which routing reads.
 """
 
 from __future__ import annotations
@@ -36,6 +38,8 @@ from pydantic import (
     model_validator,
 )
 from pydantic_core import PydanticCustomError
+
+from sms_worker.providers.carriage import Carriage
 
 ENVIRONMENT_SUFFIX = "_env"
 """``<credential>_env`` names the environment variable holding the credential."""
@@ -104,6 +108,12 @@ class AccountBase(BaseModel):
     """Sender IDs this account may use; None: any."""
     alphanumeric_countries: Countries | None = None
     """Destination countries (ISO 3166) that accept an alphanumeric sender from it; None: all."""
+
+    def carriage(self) -> Carriage:
+        """What this account can carry (routing asks it, :mod:`.carriage`): here the ``senders``
+        and ``alphanumeric_countries`` options; an adapter type whose API has its own sender-ID
+        grammar, a default sender or a wire format that cannot carry every character adds them."""
+        return Carriage(senders=self.senders, alphanumeric_countries=self.alphanumeric_countries)
 
     @classmethod
     def credentials(cls) -> list[str]:
