@@ -3,6 +3,7 @@ destination addresses of 3GPP 23.040), for routing and for the adapters' own che
 
 from __future__ import annotations
 
+import re
 from collections.abc import Collection
 from dataclasses import dataclass
 from functools import lru_cache
@@ -11,15 +12,61 @@ import phonenumbers
 
 SENDER_NOT_VERIFIED = "SENDER_NOT_VERIFIED"
 ALPHANUMERIC_SENDER_NOT_ALLOWED = "ALPHANUMERIC_SENDER_NOT_ALLOWED"
+INVALID_SENDER = "INVALID_SENDER"
 
 
 @dataclass(frozen=True, slots=True)
 class SenderRefusal:
-    """Why an account may not carry a message from a sender: an error code (one of the two
+    """Why an account may not carry a message from a sender: an error code (one of the three
     above) and a sentence for people."""
 
     code: str
     reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class SenderGrammar:
+    """The sender IDs of one kind (alphanumeric, or a phone number) an API takes: ``pattern``
+    must match the whole sender (``fullmatch``; compile it with ``re.ASCII``), ``says`` puts it
+    in words for a refusal ("1 to 11 ASCII letters, digits or spaces")."""
+
+    pattern: re.Pattern[str]
+    says: str
+
+
+@dataclass(frozen=True, slots=True)
+class SenderIdRules:
+    """A provider's sender-ID grammar, as its document (or the adapter's written-down
+    assumption) gives it. ``alphanumeric`` and ``numeric`` are the grammars of the two kinds of
+    sender (:func:`is_alphanumeric` tells which a sender is); None: that kind is not taken at
+    all, and ``source`` says why. ``source`` names where the rule comes from, for the refusal.
+
+    These come on top of sms_worker's own grammar (:func:`sms_worker.validation.validate_sender`,
+    3GPP 23.040 TP-OA), which every sender meets before any account's rules are asked."""
+
+    alphanumeric: SenderGrammar | None
+    numeric: SenderGrammar | None
+    source: str
+
+    def refusal(self, sender: str) -> SenderRefusal | None:
+        """Why these rules refuse ``sender`` (code :data:`INVALID_SENDER`), or None."""
+        kind, grammar = ("alphanumeric", self.alphanumeric) if is_alphanumeric(sender) else ("numeric", self.numeric)
+        if grammar is None:
+            return SenderRefusal(INVALID_SENDER, f"no {kind} sender ID such as {sender!r} is taken ({self.source})")
+        if grammar.pattern.fullmatch(sender):
+            return None
+        return SenderRefusal(INVALID_SENDER, f"the {kind} sender {sender!r} is not {grammar.says} ({self.source})")
+
+    def accepts(self, sender: str) -> bool:
+        """True if :meth:`refusal` has nothing against ``sender`` (a validator for an account's
+        ``default_sender``)."""
+        return self.refusal(sender) is None
+
+    @property
+    def says(self) -> str:
+        """Both grammars in words, for an account option that must meet them."""
+        kinds = [grammar.says for grammar in (self.alphanumeric, self.numeric) if grammar is not None]
+        return ", or ".join(kinds) or "no sender ID"
 
 
 def sender_refusal(

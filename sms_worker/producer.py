@@ -156,10 +156,11 @@ def _row(request: MessageRequest, now: datetime, rt: Runtime) -> dict[str, Any]:
     analysis = analyze(downgrade_to_gsm7(request.text) if request.unicode is False else request.text)
     if analysis.segments > rt.settings.max_segments:
         raise InvalidField("text", f"needs {analysis.segments} {analysis.encoding} segments, more than the limit of {rt.settings.max_segments}")
+    sender = validate_sender(request.sender)
     if request.account is not None and request.account not in rt.accounts:
         raise InvalidField("account", f"{request.account!r} is not a configured account ({', '.join(sorted(rt.accounts))})")
     message_id = uuid.uuid4()
-    account = request.account or rt.router.candidates(recipient, message_id)[0]
+    account = _carrier(rt, request, recipient, sender, message_id)
     validity = validate_validity(request.validity if request.validity is not None else rt.settings.default_validity_minutes)
     send_at = validate_send_at(request.send_at, now)
     if request.unicode not in (None, True, False):
@@ -168,7 +169,7 @@ def _row(request: MessageRequest, now: datetime, rt: Runtime) -> dict[str, Any]:
     return {
         "id": message_id,
         "recipient": recipient,
-        "sender": validate_sender(request.sender),
+        "sender": sender,
         "text": request.text,
         "encoding": analysis.encoding,
         "segments": analysis.segments,
@@ -187,6 +188,21 @@ def _row(request: MessageRequest, now: datetime, rt: Runtime) -> dict[str, Any]:
         "created_at": now,
         "updated_at": now,
     }
+
+
+def _carrier(rt: Runtime, request: MessageRequest, recipient: str, sender: str | None, message_id: uuid.UUID) -> str:
+    """The account to try first: the one the message names, or the first in its routing order
+    that can carry it (:meth:`~sms_worker.routing.Router.carriers`: sender-ID rules, the
+    characters of the wire format). When none can, :class:`InvalidField` names the field, the
+    rule and each account's reason, so what is known at enqueue fails at enqueue."""
+    names = [request.account] if request.account is not None else rt.router.candidates(recipient, message_id)
+    carriers = rt.router.carriers(names, recipient, sender, request.text)
+    if carriers.accounts:
+        return carriers.accounts[0]
+    field = carriers.refusals[0].field
+    if request.account is not None:
+        raise InvalidField(field, str(carriers.refusals[0]))
+    raise InvalidField(field, f"no account can carry it: {carriers.reason()}")
 
 
 def _optional_text(value: object, field: str, limit: int) -> str | None:

@@ -7,6 +7,7 @@ import logging
 import time
 from collections import Counter
 
+import pytest
 from accounts import drain, fault, message_row, statuses
 from conftest import promote_once
 from sqlalchemy import select
@@ -16,6 +17,7 @@ from sms_worker.dispatch.sql import MESSAGES
 from sms_worker.producer import send_many, send_sms
 from sms_worker.providers.pause import paused_reason
 from sms_worker.status import Status
+from sms_worker.validation import InvalidField
 from sms_worker.views import accounts_overview, check_accounts
 
 
@@ -72,16 +74,19 @@ def test_a_message_that_names_its_account_waits_for_it_instead_of_failing_over(m
     assert rt.breaker("dexatel").state().state == "closed", "a successful probe closes the breaker"
 
 
-def test_a_message_no_account_may_carry_is_denied_with_the_reason(multi_runtime, sandbox):
+def test_a_message_no_account_may_carry_is_refused_at_enqueue_or_denied_with_the_reason(multi_runtime, sandbox):
+    before = multi_runtime(["dt-a2p"])
+    message_id = send_sms("+4915123456789", "from a stranger", sender="STRANGER", runtime=before)
     rt = multi_runtime(["dt-a2p"], extra='senders = ["+4915112345678"]\n')  # extends the last account's table
-    message_id = send_sms("+4915123456789", "from a stranger", sender="STRANGER", runtime=rt)
+    with pytest.raises(InvalidField, match="sender: no account can carry it: account dt-a2p: sender 'STRANGER' is not verified"):
+        send_sms("+4915123456789", "from a stranger", sender="STRANGER", runtime=rt)
 
-    drain(rt)
+    drain(rt)  # the message queued before the verified list was configured
 
     with rt.engine.connect() as conn:
         row = conn.execute(select(MESSAGES).where(MESSAGES.c.id == message_id)).one()
     assert (row.status, row.error_code) == (Status.REJECTED.value, "NO_ROUTE")
-    assert "'STRANGER' is not verified for account dt-a2p" in row.error_text
+    assert "account dt-a2p: sender 'STRANGER' is not verified" in row.error_text
     assert sandbox.submissions() == []
 
 

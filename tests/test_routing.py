@@ -90,13 +90,17 @@ def test_weights_share_the_messages_and_each_message_keeps_its_order():
 def test_sender_rules_keep_unverified_and_alphanumeric_senders_off_an_account():
     router = Router(parse_providers(example(), ENVIRON))
 
-    assert router.refusal("dt-a2p", "+4915123456789", None) is None
-    assert router.refusal("dt-a2p", "+4915123456789", "ACME") is None
-    assert router.refusal("dt-a2p", "+4915123456789", "OTHER") == "sender 'OTHER' is not verified for account dt-a2p"
-    assert router.refusal("dt-a2p", "+33612345678", "ACME") == "the alphanumeric sender 'ACME' is not allowed towards FR for account dt-a2p"
-    assert router.refusal("dt-a2p", "+80012345678", "ACME").endswith("towards this destination for account dt-a2p")
-    assert router.refusal("dt-a2p", "+33612345678", "+4915112345678") is None
-    assert router.refusal("dexatel", "+33612345678", "ANYONE") is None, "an account without sender rules takes any sender"
+    def refusal(account: str, recipient: str, sender: str | None) -> str | None:
+        refused = router.refusal(account, recipient, sender, "hello")
+        return str(refused) if refused else None
+
+    assert refusal("dt-a2p", "+4915123456789", None) is None
+    assert refusal("dt-a2p", "+4915123456789", "ACME") is None
+    assert refusal("dt-a2p", "+4915123456789", "OTHER") == "account dt-a2p: sender 'OTHER' is not verified"
+    assert refusal("dt-a2p", "+33612345678", "ACME") == "account dt-a2p: the alphanumeric sender 'ACME' is not allowed towards FR"
+    assert refusal("dt-a2p", "+80012345678", "ACME").endswith("towards this destination")
+    assert refusal("dt-a2p", "+33612345678", "+4915112345678") is None
+    assert refusal("dexatel", "+33612345678", "ANYONE") is None, "no verified list: any sender within its grammar"
 
 
 def breaker(redis_client, cooldown: float = 0.3) -> Breaker:

@@ -81,6 +81,25 @@ def test_the_sandbox_answers_in_the_documented_xml(xml_sandbox):
     assert bad.findtext("result/code") == "INVALID_REQUEST"
 
 
+def test_a_text_goes_escaped_where_xml_needs_it_and_arrives_as_it_was(provider, wire, xml_sandbox):
+    text = " Line one\r\nLine two & <three> ]]> \t"
+    sent_alone(provider, OutboundMessage(uuid.uuid4(), "+421900123456", text))
+
+    body = wire[-1][2]
+    assert b"Line one&#13;\nLine two &amp; &lt;three&gt; ]]&gt; \t" in body, "a raw CR would be read as a line feed"
+    assert [s["text"] for s in xml_sandbox.submissions()] == [text], "the sandbox reads character data untrimmed"
+
+
+def test_a_raw_form_feed_is_not_xml_and_the_sandbox_refuses_the_document(xml_sandbox):
+    auth = httpx.post(f"{xml_sandbox.url}/telekom-sk/xml/auth", content=b"<request><token>sandbox-token</token></request>")
+    session_id = ET.fromstring(auth.content).findtext("session_id")
+    for text in (b"Page one\x0cPage two", b"Page one&#12;Page two"):  # neither raw nor as a reference (XML 1.0 section 2.2)
+        body = b"<request><to>421900123456</to><session_id>" + session_id.encode() + b"</session_id><text>" + text + b"</text></request>"
+        answer = ET.fromstring(httpx.post(f"{xml_sandbox.url}/telekom-sk/xml/send_message", content=body).content)
+        assert answer.findtext("result/code") == "INVALID_REQUEST"
+    assert [s["accepted"] for s in xml_sandbox.submissions()] == [False, False]
+
+
 def test_check_reads_the_message_element(provider, sandbox_clock):
     accepted = sent_alone(provider, MESSAGE)
     sandbox_clock.advance(5)

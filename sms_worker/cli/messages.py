@@ -33,7 +33,10 @@ class IsoTime(click.ParamType):
 @click.argument("to")
 @click.argument("text")
 @click.option(
-    "--sender", metavar="ID", show_default="the account's own", help="Sender ID: a phone number, or up to 11 letters, digits, spaces and . & _ -"
+    "--sender",
+    metavar="ID",
+    show_default="the account's own",
+    help="Sender ID: a phone number, or up to 11 letters, digits, spaces and . & _ - (and what the account takes)",
 )
 @click.option("--priority", default="standard", show_default=True, metavar="LEVEL", help="high, standard or low (or 3, 2, 1).")
 @click.option(

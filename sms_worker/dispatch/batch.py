@@ -88,6 +88,8 @@ class Waiting:
     status: Status
     recipient: str
     sender: str | None
+    text: str
+    """Read for routing: an account whose wire format cannot carry it is passed over."""
     segments: int
     attempts: int
     send_after: datetime

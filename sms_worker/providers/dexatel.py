@@ -32,8 +32,11 @@ emulates exactly these):
   report per POST, ``timestamp`` in RFC 3339; the body must be that JSON object, declared
   ``application/json``.
 - ``from`` is required (the example always sends it): the account's ``default_sender``
-  option is used when a message names no sender. A sender ID is 1 to 11 letters, digits or
-  spaces, or a phone number of up to 15 digits with an optional ``+``; :class:`DexatelAccount`
+  option is used when a message names no sender. A sender ID is 1 to 11 ASCII letters, digits
+  or spaces (the document's example is ``"YourBrand"``; no ``.``, ``&`` or ``_``), or a phone
+  number of up to 15 digits with an optional ``+`` (:data:`SENDER_IDS`, answered with
+  ``INVALID_SENDER`` otherwise). Routing knows it (:meth:`DexatelAccount.carriage`), so a message
+  from another sender is refused at enqueue or routed elsewhere, and :class:`DexatelAccount`
   checks the default so that a typo stops the account at start-up instead of failing its backlog.
 - No validity, priority, flash or encoding parameters are documented: those fields of an
   :class:`~sms_worker.providers.base.OutboundMessage` are not sent, and Dexatel picks GSM-7 or
@@ -43,20 +46,28 @@ emulates exactly these):
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from datetime import datetime
 from typing import Annotated, Final, Literal
 from urllib.parse import quote
 
 import httpx
 
+from sms_worker.addresses import SenderGrammar, SenderIdRules
 from sms_worker.providers.base import Accepted, DeliveryReceipt, OneRecipientPerRequest, OutboundMessage
+from sms_worker.providers.carriage import Carriage
 from sms_worker.providers.failures import ErrorClass, ErrorKind
 from sms_worker.providers.plumbing import bad_response, callback_json
 from sms_worker.providers.schema import AccountBase, Credential, NonBlank, fits
 from sms_worker.providers.timestamps import parse_timestamp
 from sms_worker.status import Delivery, Status
 
-SENDER_RE: Final = re.compile(r"[A-Za-z0-9 ]{1,11}|\+?[0-9]{1,15}")
+SENDER_IDS: Final = SenderIdRules(
+    alphanumeric=SenderGrammar(re.compile(r"[A-Za-z0-9 ]{1,11}", re.ASCII), "1 to 11 letters, digits or spaces"),
+    numeric=SenderGrammar(re.compile(r"\+?[0-9]{1,15}", re.ASCII), "a phone number of up to 15 digits"),
+    source="Dexatel's sender IDs, as the adapter reads its document",
+)
+"""The sender IDs Dexatel takes in ``from`` (see the module docstring)."""
 
 
 class DexatelAccount(AccountBase):
@@ -65,7 +76,11 @@ class DexatelAccount(AccountBase):
 
     type: Literal["dexatel"]
     api_key: Credential
-    default_sender: Annotated[NonBlank, fits(SENDER_RE.fullmatch, "1 to 11 letters, digits or spaces, or a phone number of up to 15 digits")]
+    default_sender: Annotated[NonBlank, fits(SENDER_IDS.accepts, SENDER_IDS.says)]
+
+    def carriage(self) -> Carriage:
+        """:data:`SENDER_IDS`, for a message's sender or the default; any valid Unicode text (JSON)."""
+        return replace(super().carriage(), sender_ids=SENDER_IDS, default_sender=self.default_sender)
 
 
 class DexatelAdapter(OneRecipientPerRequest):

@@ -40,6 +40,7 @@ Sender IDs compare exactly as written.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Annotated, Any, Final, Literal
 from urllib.parse import quote
 
@@ -48,6 +49,7 @@ from pydantic import AfterValidator, Field, StringConstraints, model_validator
 
 from sms_worker.addresses import ALPHANUMERIC_SENDER_NOT_ALLOWED, SENDER_NOT_VERIFIED, sender_refusal
 from sms_worker.providers.base import Accepted, DeliveryReceipt, OneRecipientPerRequest, OutboundMessage
+from sms_worker.providers.carriage import Carriage
 from sms_worker.providers.failures import ErrorClass, ErrorKind, ProviderError
 from sms_worker.providers.plumbing import bad_response, callback_json, message_id_of
 from sms_worker.providers.schema import AccountBase, Credential, Names, NonBlank, reason
@@ -81,6 +83,11 @@ class DtA2pAccount(AccountBase):
     default_sender: NonBlank
     senders: Annotated[Names, AfterValidator(_verifiable)] | None = None
     alphanumeric_countries: CountryCodes | None = None
+
+    def carriage(self) -> Carriage:
+        """The ``senders`` and ``alphanumeric_countries`` rules, for a message's sender or the
+        default; any valid Unicode text (JSON)."""
+        return replace(super().carriage(), default_sender=self.default_sender)
 
     @model_validator(mode="after")
     def _default_sender_verified(self) -> DtA2pAccount:

@@ -14,6 +14,8 @@ typed object. The rules:
   read from the validation context's ``environ`` (``os.environ`` without one). The required
   ones are the type's credentials; ``callback_token``, every type's, is optional.
 - A field whose every failure reads best as one sentence declares it with :func:`reason`.
+- What an account can carry (sender IDs, text characters) is data too:
+  :meth:`AccountBase.carriage`, which routing reads.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from sms_worker.ambiguity import OnAmbiguous
+from sms_worker.providers.carriage import Carriage
 
 ENVIRONMENT_SUFFIX = "_env"
 """``<credential>_env`` names the environment variable holding the credential."""
@@ -114,6 +117,12 @@ class AccountBase(BaseModel):
     """The secret a delivery callback from this account must carry (``?token=`` in the callback
     URL given to the provider); None: ``SMS_WORKER_CALLBACK_TOKEN``, if set
     (:mod:`sms_worker.callbacks`)."""
+
+    def carriage(self) -> Carriage:
+        """What this account can carry (routing asks it, :mod:`.carriage`): here the ``senders``
+        and ``alphanumeric_countries`` options; an adapter type whose API has its own sender-ID
+        grammar, a default sender or a wire format that cannot carry every character adds them."""
+        return Carriage(senders=self.senders, alphanumeric_countries=self.alphanumeric_countries)
 
     @classmethod
     def credentials(cls) -> list[str]:

@@ -38,6 +38,11 @@ gateway family, e.g. ``smsend/REST-API`` on GitHub):
   the status answer plus ``order_id``.
 - :meth:`verify` logs in afresh and reads the family's ``GET <base>/status``
   (``{"sms": [{"type": "N", "quantity": 1234}, ...]}``) for the credits left at its quality.
+- ``sender`` is the alias (TPOA): null for the account's own; a custom one only with quality
+  ``N`` (the family: low-quality messages go from a shared sender), of at most 11 ASCII letters,
+  digits, spaces, ``.`` or ``-``, or a number of up to 16 digits with an optional ``+``; else 400
+  ``INVALID_SENDER``. Routing knows it (:meth:`SessionKeyAccount.carriage`), so such a message is
+  refused at enqueue or routed to another account.
 - ``priority``, ``validity_minutes``, ``unicode`` and ``flash`` have no field in this API and
   are not sent. ``Accepted.segments`` is sms_worker's own count of the
   text (GSM-7 or UCS-2): the gateway reports segments only as a total.
@@ -50,10 +55,11 @@ requests in 100) and ``timezone`` (the gateway's).
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections.abc import Callable, Hashable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Annotated, Any, Final, Literal
 from urllib.parse import quote
@@ -62,8 +68,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import httpx
 from pydantic import AfterValidator, Field
 
+from sms_worker.addresses import SenderGrammar, SenderIdRules
 from sms_worker.logs import get_logger
 from sms_worker.providers.base import Accepted, AdapterBase, DeliveryReceipt, OutboundMessage, SendOutcome
+from sms_worker.providers.carriage import Carriage
 from sms_worker.providers.failures import ErrorClass, ErrorKind, Failure, ProviderError
 from sms_worker.providers.plumbing import bad_response, callback_json, json_object, json_or_none, raise_for_http_status, transport_errors
 from sms_worker.providers.schema import AccountBase, Credential, reason
@@ -84,6 +92,15 @@ ORDER_ANSWER_TTL: Final = 1.0
 recipients of one order together, and one ``GET /sms/{order_id}`` answers for all of them."""
 ORDER_ANSWER_CACHE: Final = 256
 """Orders whose answers are kept at most (expired ones are dropped when it is reached)."""
+
+CUSTOM_SENDERS: Final = SenderIdRules(
+    alphanumeric=SenderGrammar(re.compile(r"[A-Za-z0-9 .\-]{1,11}", re.ASCII), "an alias of at most 11 letters, digits, spaces, . or -"),
+    numeric=SenderGrammar(re.compile(r"\+?[0-9]{1,16}", re.ASCII), "a number of up to 16 digits"),
+    source="the gateway's custom sender (TPOA), with quality N",
+)
+"""The custom senders an account of quality ``N`` takes (see the module docstring)."""
+NO_CUSTOM_SENDER: Final = SenderIdRules(None, None, "the gateway takes a custom sender only with quality N; this account's is lower")
+"""Quality ``L`` and ``LL``: only the gateway's own sender (a message without ``sender``)."""
 
 BAD_CREDENTIALS: Final = "BAD_CREDENTIALS"
 UNAUTHORIZED: Final = "UNAUTHORIZED"
@@ -112,6 +129,10 @@ class SessionKeyAccount(AccountBase):
     )
     timezone: Annotated[str, AfterValidator(_zone_name)] = DEFAULT_TIMEZONE
     """The gateway's zone, for ``delivery_date`` in its answers."""
+
+    def carriage(self) -> Carriage:
+        """:data:`CUSTOM_SENDERS` with quality ``N``, else :data:`NO_CUSTOM_SENDER`; any valid Unicode text (JSON)."""
+        return replace(super().carriage(), sender_ids=CUSTOM_SENDERS if self.quality == "N" else NO_CUSTOM_SENDER)
 
 
 class RefusedRecipients(ProviderError):

@@ -28,6 +28,9 @@ Assumptions where the document is silent:
   of our messages is not adopted (the dispatcher checks).
 - Telefoon has no priority, validity, flash or unicode switch: those fields of
   :class:`~sms_worker.providers.base.OutboundMessage` are not sent.
+- ``from`` is an E.164 number with its ``+`` or an alphanumeric name of at most 11 letters,
+  digits or spaces with at least one letter (:data:`SENDER_IDS`); routing knows it, so a message
+  from another sender is refused at enqueue or routed to another account.
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Hashable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Annotated, Any, Final, Literal
 from urllib.parse import quote, urlsplit
@@ -43,7 +46,9 @@ from urllib.parse import quote, urlsplit
 import httpx
 from pydantic import AfterValidator
 
+from sms_worker.addresses import SenderGrammar, SenderIdRules
 from sms_worker.providers.base import Accepted, DeliveryReceipt, OneRecipientPerRequest, OutboundMessage
+from sms_worker.providers.carriage import Carriage
 from sms_worker.providers.failures import ErrorClass, ErrorKind, ProviderError
 from sms_worker.providers.plumbing import bad_response, callback_json
 from sms_worker.providers.schema import AccountBase, Credential, Trimmed, fits
@@ -56,12 +61,15 @@ FIND_PAGES: Final = 20
 LISTING_TOO_LONG: Final = "LISTING_TOO_LONG"
 DIRECTIONS: Final = ("inbound", "outbound")
 STATUSES: Final = ("queued", "sending", "sent", "delivered", "undelivered", "failed", "received")
-_E164: Final = re.compile(r"\+[1-9]\d{6,14}")
-_ALPHANUMERIC: Final = re.compile(r"(?=.*[A-Za-z])[A-Za-z0-9 ]{1,11}")
-
-
-def _sender(value: str) -> object:
-    return _E164.fullmatch(value) or _ALPHANUMERIC.fullmatch(value)
+_ALPHANUMERIC: Final = SenderGrammar(
+    re.compile(r"(?=.*[A-Za-z])[A-Za-z0-9 ]{1,11}", re.ASCII), "an alphanumeric name of at most 11 letters, digits or spaces, with a letter"
+)
+SENDER_IDS: Final = SenderIdRules(
+    alphanumeric=_ALPHANUMERIC,
+    numeric=SenderGrammar(re.compile(r"\+[1-9][0-9]{6,14}", re.ASCII), "an E.164 number with its + (+31612345678)"),
+    source="Telefoon's OpenAPI document: 'phone number or alphanumeric sender name (max 11 chars)', numbers in E.164",
+)
+"""The senders Telefoon takes in ``from``; the sandbox answers 400/21212 to others."""
 
 
 def _http_url(value: str) -> str:
@@ -79,10 +87,14 @@ class TelefoonAccount(AccountBase):
 
     type: Literal["telefoon"]
     api_key: Credential
-    default_sender: Annotated[Trimmed, fits(_sender, "an E.164 number (+31612345678) or an alphanumeric name of at most 11 characters")]
-    sender_id: Annotated[Trimmed, fits(_ALPHANUMERIC.fullmatch, "an alphanumeric name of at most 11 characters")] | None = None
+    default_sender: Annotated[Trimmed, fits(SENDER_IDS.accepts, SENDER_IDS.says)]
+    sender_id: Annotated[Trimmed, fits(_ALPHANUMERIC.pattern.fullmatch, _ALPHANUMERIC.says)] | None = None
     status_callback: Annotated[Trimmed, AfterValidator(_http_url)] | None = None
     gdpr_consent_ref: Trimmed | None = None
+
+    def carriage(self) -> Carriage:
+        """:data:`SENDER_IDS`, for a message's sender or the default; any valid Unicode text (JSON)."""
+        return replace(super().carriage(), sender_ids=SENDER_IDS, default_sender=self.default_sender)
 
 
 _PERMANENT: Final = ErrorKind.PERMANENT

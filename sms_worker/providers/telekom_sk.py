@@ -13,6 +13,13 @@ Assumptions where the document is silent:
   leniently so a provider that really sends that is still understood.
 - ``verify`` calls ``ping`` (with a fresh session, or the token in token mode): it is the
   cheapest authenticated function and sends nothing.
+- The XML transport is XML 1.0 (the document's ``<?xml version="1.0"``): a text holding a
+  character XML 1.0 cannot carry even as a reference (a form feed, another control character,
+  U+FFFE) cannot go that way, and routing knows it (:meth:`TelekomSkAccount.carriage`). A
+  carriage return goes as ``&#13;``, since a parser reads a raw one as a line feed; ``&``,
+  ``<`` and ``>`` are escaped as always, so the text arrives as it was priced.
+- ``from`` is "sender number or text identifier", with no grammar given: sms_worker's own
+  (:func:`~sms_worker.validation.validate_sender`) is the only rule.
 """
 
 from __future__ import annotations
@@ -21,7 +28,7 @@ import re
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
@@ -30,6 +37,7 @@ import defusedxml.ElementTree as DefusedET
 import httpx
 
 from sms_worker.providers.base import Accepted, DeliveryReceipt, OneRecipientPerRequest, OutboundMessage
+from sms_worker.providers.carriage import XML_1_0, Carriage
 from sms_worker.providers.failures import ErrorClass, ErrorKind
 from sms_worker.providers.plumbing import bad_response, callback_json, message_id_of, raise_for_http_status, transport_errors
 from sms_worker.providers.schema import AccountBase, Credential
@@ -51,6 +59,11 @@ class TelekomSkAccount(AccountBase):
     token: Credential
     transport: Literal["json", "xml"] = "json"
     use_session: bool = True
+
+    def carriage(self) -> Carriage:
+        """With ``transport = "xml"``, no character outside XML 1.0 (:data:`~.carriage.XML_1_0`)."""
+        carriage = super().carriage()
+        return replace(carriage, text=XML_1_0) if self.transport == "xml" else carriage
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,10 +113,14 @@ class XmlCodec:
     path = "xml"
 
     def encode(self, params: dict[str, Any]) -> dict[str, Any]:
+        """One element per parameter, its value as character data: ``&``, ``<`` and ``>``
+        escaped (ElementTree), and a carriage return as ``&#13;`` (XML 1.0 section 2.11: a
+        parser reads a raw one as a line feed; ElementTree writes it raw)."""
         root = ET.Element("request")
         for name, value in params.items():
             ET.SubElement(root, name).text = ("true" if value else "false") if isinstance(value, bool) else str(value)
-        document = b'<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="utf-8")
+        body = ET.tostring(root, encoding="utf-8").replace(b"\r", b"&#13;")
+        document = b'<?xml version="1.0" encoding="UTF-8"?>\n' + body
         return {"content": document, "headers": {"content-type": "application/xml"}}
 
     def decode(self, response: httpx.Response) -> dict[str, Any]:

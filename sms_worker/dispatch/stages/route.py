@@ -5,8 +5,9 @@ its accounts (:class:`~sms_worker.routing.Router`), each retry starting one furt
 list. An account is *available* unless the operator's pause (an account-wide fault) or its
 circuit breaker keeps it out; a half-open breaker lets one message through as its probe, which
 is given back in :meth:`Route.after` if that message is not called after all. A message no
-account may carry (sender or country rules, an unconfigured account) is rejected with
-``NO_ROUTE``; one whose accounts are all unavailable waits.
+account can carry (sender-ID or country rules, a character its wire format cannot carry, an
+unconfigured account) is rejected with ``NO_ROUTE``; one whose accounts are all unavailable
+waits, and is never handed to an available account that cannot carry it.
 """
 
 from __future__ import annotations
@@ -50,15 +51,15 @@ class Route(Stage):
                 self._rt.breaker(item.account or "").release_probe()
 
     def _candidates(self, item: Item) -> list[str] | str:
-        """The accounts that may carry ``item`` in the order to try them, or why none may."""
+        """The accounts that can carry ``item`` (sender-ID rules, the characters of the wire
+        format: :meth:`~sms_worker.routing.Router.carriers`) in the order to try them, or why none can."""
         rt, row = self._rt, item.row
         if row.requested_account is not None and row.requested_account not in rt.accounts:
             return f"it names account {row.requested_account!r}, which is not configured ({', '.join(sorted(rt.accounts))})"
         names = [row.requested_account] if row.requested_account else rt.router.candidates(row.recipient, item.id)
         turn = row.attempts % len(names)
-        names = names[turn:] + names[:turn]
-        allowed = [name for name in names if rt.router.refusal(name, row.recipient, row.sender) is None]
-        return allowed or rt.router.refusal(names[0], row.recipient, row.sender) or "no account"
+        carriers = rt.router.carriers(names[turn:] + names[:turn], row.recipient, row.sender, row.text)
+        return carriers.accounts or carriers.reason()
 
 
 class _Availability:

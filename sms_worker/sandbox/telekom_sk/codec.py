@@ -73,7 +73,12 @@ class JsonCodec:
 
 class XmlCodec:
     """POST with a ``<request>`` document whose children are the parameters, answered with a
-    ``<response>`` document spelled as the document shows for each function."""
+    ``<response>`` document spelled as the document shows for each function.
+
+    A parameter's value is its element's character data exactly as an XML 1.0 parser reads it
+    (``&#13;`` a carriage return, surrounding spaces and line breaks kept): the text of a
+    message is not trimmed. A document that is not well-formed XML 1.0 (a raw form feed, say)
+    is refused whole."""
 
     name = "xml"
 
@@ -88,7 +93,7 @@ class XmlCodec:
             raise CodecError("Request body is not valid XML") from None
         if root.tag != "request":
             raise CodecError("Request body must be a <request> document")
-        return {child.tag: (child.text or "").strip() for child in root}
+        return {child.tag: child.text or "" for child in root}
 
     def write(self, endpoint: str, body: dict[str, Any]) -> Response:
         root = ET.Element("response")
