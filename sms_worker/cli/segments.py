@@ -14,7 +14,7 @@ from sms_worker.cli.base import TextCommand, echo_json, json_option
     type=click.Choice(["auto", "false"]),
     default="auto",
     show_default=True,
-    help="false: Telekom SK's GSM-7 downgrade first (diacritics stripped), as `send --unicode false` does.",
+    help="false: the GSM-7 downgrade first (diacritics stripped), as `send --unicode false` does.",
 )
 @json_option
 def segments(text: str, unicode: str, as_json: bool) -> int:
@@ -35,4 +35,6 @@ def segments(text: str, unicode: str, as_json: bool) -> int:
     click.echo(f"{cost.encoding}, {cost.segments} segment(s), {cost.units} units, {cost.per_segment} per segment{forced}")
     if report.downgraded_text is not None:
         click.echo(f"sent as: {report.downgraded_text}")
+    if report.unmapped:
+        click.echo(f"refused by `send --unicode false`, no GSM-7 form: {' '.join(report.unmapped)}")
     return 0
