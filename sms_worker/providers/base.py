@@ -26,7 +26,7 @@ import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, tzinfo
 from typing import Any, ClassVar, Protocol
 
 import httpx
@@ -142,6 +142,11 @@ class AdapterBase:
     statuses_ignore_case: ClassVar[bool] = False
     """True: status words compare without case and surrounding spaces."""
     max_recipients: int = 1
+    zone: tzinfo | None = None
+    """The zone the provider's times without an offset are in, as its document says or the
+    adapter assumes (its module docstring says which); None: its times carry their offset and one
+    without is ambiguous, so it is not read. One value for every path (a status check and a
+    callback alike), whatever the host's zone: :mod:`~sms_worker.providers.timestamps`."""
     sessions: Sessions[Any] | None = None
     """The login session, for APIs that have one."""
 

@@ -14,7 +14,8 @@ emulates exactly these):
 - ``base_url`` is everything before ``/v1`` (``https://api.dexatel.com`` in production).
 - Status: ``GET <base>/v1/sms/{message_id}`` answers the send answer's shape plus
   ``updated_at`` (RFC 3339, the moment of the last status change); for a delivered message
-  that moment is taken as the delivery time.
+  that moment is taken as the delivery time. RFC 3339 requires an offset: a time without one,
+  polled or called back, is ambiguous and not read (``DexatelAdapter.zone`` is None).
 - Balance (used by :meth:`DexatelAdapter.verify`, the cheapest authenticated call):
   ``GET <base>/v1/account/balance`` answers ``{"balance": 12.5, "currency": "EUR"}``.
 - Errors are JSON, ``{"error": {"code": "...", "message": "..."}}``, with these codes and HTTP
@@ -73,6 +74,9 @@ class DexatelAdapter(OneRecipientPerRequest):
     """One Dexatel API key. Stateless: every request carries the key, so there is no session
     to keep or renew, and one instance is safe to share across threads."""
 
+    zone = None
+    """Times are RFC 3339, offset included: one without is ambiguous, never read in a guessed zone."""
+
     errors = {
         "INVALID_NUMBER": ErrorClass(ErrorKind.PERMANENT, False, Status.UNDELIVERABLE),
         "INVALID_TEXT": ErrorClass(ErrorKind.PERMANENT, False, Status.REJECTED),
@@ -111,7 +115,7 @@ class DexatelAdapter(OneRecipientPerRequest):
         word = body.get("status")
         if not isinstance(word, str):
             raise bad_response("status answered without a status")
-        return self._receipt(provider_message_id, word, parse_timestamp(body.get("updated_at"), zoneless="reject"))
+        return self._receipt(provider_message_id, word, parse_timestamp(body.get("updated_at"), zone=self.zone))
 
     def parse_callback(self, body: bytes, content_type: str) -> list[DeliveryReceipt]:
         """One webhook POST, one receipt. ValueError for anything but the assumed JSON object."""
@@ -124,9 +128,9 @@ class DexatelAdapter(OneRecipientPerRequest):
         message_id, word, timestamp = event.get("message_id"), event.get("status"), event.get("timestamp")
         if not isinstance(message_id, str) or not message_id or not isinstance(word, str) or not word:
             raise ValueError("Dexatel webhook needs message_id and status")
-        moment = parse_timestamp(timestamp, zoneless="reject")  # RFC 3339: a zone-less time is ambiguous, not guessed
+        moment = parse_timestamp(timestamp, zone=self.zone)
         if timestamp is not None and moment is None:
-            raise ValueError(f"Dexatel webhook timestamp is not RFC 3339: {timestamp!r}")
+            raise ValueError(f"Dexatel webhook timestamp is not RFC 3339 with an offset: {timestamp!r}")
         return [self._receipt(message_id, word, moment)]
 
     def verify(self) -> str:

@@ -41,6 +41,7 @@ Sender IDs compare exactly as written.
 from __future__ import annotations
 
 import json
+from datetime import UTC
 from typing import Annotated, Any, Final, Literal
 from urllib.parse import quote
 
@@ -120,6 +121,8 @@ class DtA2pAdapter(OneRecipientPerRequest):
         "unknown": Delivery.UNKNOWN,
     }
     statuses_ignore_case = True
+    zone = UTC
+    """The assumed delivery report gives its times in UTC (an explicit offset wins)."""
 
     def __init__(self, name: str, account: DtA2pAccount, client: httpx.Client) -> None:
         super().__init__(name, account.base_url, client, {"X-API-Key": account.api_key.get_secret_value()})
@@ -180,4 +183,4 @@ class DtA2pAdapter(OneRecipientPerRequest):
         if not isinstance(body, dict) or body.get("id") in (None, "") or not isinstance(body.get("status"), str):
             raise bad_response("a delivery report needs an id and a status")
         word = body["status"]
-        return DeliveryReceipt(str(body["id"]), word, self.delivery(word), parse_timestamp(body.get("delivered_at"), zoneless="utc"))
+        return DeliveryReceipt(str(body["id"]), word, self.delivery(word), parse_timestamp(body.get("delivered_at"), zone=self.zone))

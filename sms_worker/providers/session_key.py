@@ -55,7 +55,7 @@ import threading
 import time
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import tzinfo
 from typing import Annotated, Any, Final, Literal
 from urllib.parse import quote
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -69,6 +69,7 @@ from sms_worker.providers.failures import ErrorClass, ErrorKind, Failure, Provid
 from sms_worker.providers.plumbing import bad_response, json_object, json_or_none, raise_for_http_status, transport_errors
 from sms_worker.providers.schema import AccountBase, Credential, reason
 from sms_worker.providers.sessions import Sessions
+from sms_worker.providers.timestamps import parse_wall_clock
 from sms_worker.status import Delivery, Status
 from sms_worker.text import analyze
 
@@ -160,6 +161,9 @@ class SessionKeyAdapter(AdapterBase):
     """The family's recipient statuses. ``DEMO`` (sent in demo mode) reaches no phone and nothing
     more will be learnt of it: undeliverable, with the word kept beside."""
     statuses_ignore_case = True
+    zone: tzinfo = ZoneInfo(DEFAULT_TIMEZONE)
+    """The gateway's zone for ``delivery_date``, polled or called back; the account's ``timezone``
+    option sets it per account."""
 
     def __init__(self, name: str, account: SessionKeyAccount, client: httpx.Client, *, monotonic: Callable[[], float] = time.monotonic) -> None:
         super().__init__(name, account.base_url, client)
@@ -170,7 +174,7 @@ class SessionKeyAdapter(AdapterBase):
         self.sessions = Sessions(self._login, idle=RELOGIN_AFTER_IDLE, monotonic=monotonic)
         self._username = account.username.get_secret_value()
         self._password = account.password.get_secret_value()
-        self._zone = ZoneInfo(account.timezone)
+        self.zone = ZoneInfo(account.timezone)
         self._monotonic = monotonic
         self._lock = threading.Lock()
         self._order_answers: dict[str, tuple[float, dict[str, Any]]] = {}
@@ -293,16 +297,8 @@ class SessionKeyAdapter(AdapterBase):
     def _receipt(self, provider_message_id: str, entry: dict[str, Any]) -> DeliveryReceipt:
         word = str(entry.get("status") or "UNKNOWN")
         delivery = self.delivery(word)
-        delivered_at = self._parse_time(entry.get("delivery_date")) if delivery is Delivery.DELIVERED else None
+        delivered_at = parse_wall_clock(entry.get("delivery_date"), TIME_FORMAT, self.zone) if delivery is Delivery.DELIVERED else None
         return DeliveryReceipt(provider_message_id, word, delivery, delivered_at)
-
-    def _parse_time(self, value: object) -> datetime | None:
-        if not isinstance(value, str) or not value:
-            return None
-        try:
-            return datetime.strptime(value, TIME_FORMAT).replace(tzinfo=self._zone).astimezone(UTC)
-        except ValueError:
-            return None
 
     # -- the rest of the contract -------------------------------------------------------------
 

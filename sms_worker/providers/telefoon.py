@@ -16,7 +16,9 @@ Assumptions where the document is silent:
   expired -> EXPIRED, ``30008`` unknown -> UNKNOWN), else both words mean UNDELIVERABLE.
 - ``received`` is an inbound message's state, not an outbound one: it maps to UNKNOWN.
 - The Message has no delivery time: ``DeliveryReceipt.delivered_at`` is left empty (the worker
-  uses the moment it learns of the delivery).
+  uses the moment it learns of the delivery). ``date_created`` and ``date_sent`` are RFC 3339
+  ``date-time`` (offset required); one without an offset, or in any other format, is absent
+  (``TelefoonAdapter.zone`` is None), read the same way from an answer and from a callback.
 - ``status_callback`` webhooks POST one Message object as JSON, the same shape ``GET
   /messages/{message_id}`` answers; an inbound message posted there is not a delivery receipt.
 - ``page`` counts from 1, ``page_size`` defaults to 50 (at most 100, as the document says),
@@ -146,9 +148,8 @@ class TelefoonMessage:
             num_segments=data.get("num_segments"),
             price=data.get("price"),
             price_unit=data.get("price_unit"),
-            # RFC 3339 (``2030-01-01T12:00:00Z``); anything else is absent, a zone-less time kept naive.
-            date_created=parse_timestamp(data.get("date_created"), zoneless="keep"),
-            date_sent=parse_timestamp(data.get("date_sent"), zoneless="keep"),
+            date_created=parse_timestamp(data.get("date_created"), zone=TelefoonAdapter.zone),
+            date_sent=parse_timestamp(data.get("date_sent"), zone=TelefoonAdapter.zone),
             error_code=error_code,
             error_message=data.get("error_message"),
         )
@@ -161,6 +162,8 @@ class TelefoonAdapter(OneRecipientPerRequest):
     """One Telefoon API key. Stateless between calls, so it is safe to share across threads."""
 
     errors = ERRORS
+    zone = None
+    """``date-time`` is RFC 3339: a time without an offset is ambiguous and not read."""
     statuses = {
         "queued": Delivery.QUEUED,
         "sending": Delivery.QUEUED,
