@@ -160,14 +160,16 @@ class AdapterBase:
 
     @staticmethod
     def error_body(body: Any) -> tuple[Hashable, str] | None:
-        """The provider's (code, message) in an error answer's JSON body, None if it has none
-        (:meth:`request`); by default :func:`~sms_worker.providers.plumbing.error_envelope`."""
+        """The provider's (code, message) in an answer's JSON body, None if it is not an error
+        body (:meth:`request`, which asks under every HTTP status, so a success body must never
+        match); by default :func:`~sms_worker.providers.plumbing.error_envelope`."""
         return error_envelope(body)
 
     def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         """One exchange: ``method`` on ``path`` under the base URL with :attr:`headers`. Network
-        failures and error answers raise ProviderError: by the provider's own code where
-        :meth:`error_body` finds one of :attr:`errors`, else by the HTTP status
+        failures and error answers raise ProviderError: by the provider's own code wherever
+        :meth:`error_body` finds one, whatever the HTTP status (a ``200`` carrying an error body
+        is that error), else by the HTTP status
         (:func:`~sms_worker.providers.plumbing.raise_for_error`)."""
         with transport_errors():
             response = self.client.request(method, self.base_url + path, headers=self.headers, **kwargs)

@@ -23,7 +23,9 @@ emulates exactly these):
   ``INVALID_REQUEST`` (this message's fault), 401 ``UNAUTHORIZED`` (bad key: every message
   would meet it), 402 ``INSUFFICIENT_FUNDS`` (the same), 404 ``MESSAGE_NOT_FOUND`` (status of
   an unknown id), 429 ``RATE_LIMITED``, 500 ``INTERNAL_ERROR``, 503 ``SERVICE_UNAVAILABLE``.
-  No rate-limit header is documented, so a 429 is simply retried on the normal schedule. An
+  No rate-limit header is documented, so a 429 is simply retried on the normal schedule. The
+  error body is read under any HTTP status: ``200`` with ``{"error": {"code":
+  "INSUFFICIENT_FUNDS"}}`` is that error (the account pauses), not an unreadable answer. An
   error answer with a code not listed here, or without a JSON error body (a proxy, a wrong
   URL), is classified by its HTTP status alone (:func:`~sms_worker.providers.plumbing.raise_for_http_status`).
 - ``failed`` means Dexatel or the carrier refused the message (canonical DENIED);

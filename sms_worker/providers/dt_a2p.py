@@ -22,7 +22,8 @@ Assumptions where the document is silent (it gives no paths, fields or error cod
 - Status words: ``queued``, ``sent``, ``delivered``, ``undelivered``, ``rejected``,
   ``expired``, ``deleted``, ``unknown`` (case-insensitive); anything else is UNKNOWN.
 - Errors are HTTP 4xx/5xx with ``{"error": {"code", "message"}}``; the codes and their
-  classes are in ``DtA2pAdapter.errors`` below. A code not in that table is classified by its HTTP status
+  classes are in ``DtA2pAdapter.errors`` below. That body is an error under any status, ``200``
+  included (a code the table lacks is then permanent for the message). A code not in that table is classified by its HTTP status
   (:func:`~sms_worker.providers.plumbing.raise_for_http_status`), so a new 5xx code is retried.
 - The API takes no validity, priority, flash or encoding parameter: those fields
   of a message are not sent. The platform picks GSM-7 or UCS-2 from the text itself.

@@ -18,11 +18,13 @@ gateway family, e.g. ``smsend/REST-API`` on GitHub):
   incorrect"); 401 is read the same way. Either is ``BAD_CREDENTIALS``: permanent, account-wide.
 - Errors other than 401 carry a JSON body ``{"result": "KO", "code": ..., "message": ...}``
   (the family says "details are in the body"); the codes are ``SessionKeyAdapter.errors``. Not enough
-  credits is HTTP 400 ``NOT_ENOUGH_CREDITS``: permanent and account-wide. An invalid recipient
+  credits is HTTP 400 ``NOT_ENOUGH_CREDITS``: permanent and account-wide. Such a body (``code``
+  set, ``result`` not ``OK``) is read under any HTTP status, ``200`` included. An invalid recipient
   refuses the whole order (the family's default ``allowInvalidRecipients=false``) with HTTP 400
   ``INVALID_RECIPIENT`` and the refused numbers in ``recipients``: those messages fail, and the
   others are sent once more without them. A code not in the table is permanent, so an unknown
-  answer never burns retries; 5xx and 429 are transient whatever the body says.
+  answer never burns retries, except under 5xx and 429, which are transient unless the body
+  names a code of the table.
 - Times are ``yyyyMMddHHmmss`` (the PHP and Node examples) in the gateway's zone, Europe/Rome
   unless the ``timezone`` option says otherwise (the examples use Italian numbers):
   ``delivery_date`` in status answers is read so. sms_worker schedules itself and sends no
@@ -339,22 +341,24 @@ class SessionKeyAdapter(AdapterBase):
         return response
 
     def _raise_for_error(self, response: httpx.Response) -> None:
-        """The gateway's own error code first; the shared HTTP mapping where it gives none.
+        """The gateway's own error code first, whatever the HTTP status (``200`` with ``{"result":
+        "KO", "code": "NOT_ENOUGH_CREDITS"}`` is that error); the shared HTTP mapping where it
+        gives none.
 
-        Not :meth:`~sms_worker.providers.base.AdapterBase.request`: here any code in a 4xx body
-        is the gateway's word (one not in the table is permanent), and 5xx and 429 are transient
-        whatever the body says (see the module docstring)."""
+        Not :meth:`~sms_worker.providers.base.AdapterBase.request`: here a code not in the table
+        is the gateway's word too, permanent under a success or 4xx status, while under 5xx and
+        429 such a code is transient (see the module docstring)."""
         status = response.status_code
-        if status < 400:
-            return
-        if status < 500 and status != 429:
-            body = json_or_none(response)
-            if isinstance(body, dict) and isinstance(body.get("code"), str) and body["code"]:
-                error = self.error(body["code"], str(body.get("message") or ""))
-                refused = body.get("recipients")
-                if error.code == INVALID_RECIPIENT and isinstance(refused, list) and refused:
-                    raise RefusedRecipients(error, frozenset(phone_key(str(number)) for number in refused))
-                raise error
+        body = json_or_none(response)
+        if isinstance(body, dict) and isinstance(body.get("code"), str) and body["code"] and body.get("result") != "OK":
+            code, text = body["code"], str(body.get("message") or "")
+            if code not in self.errors and (status >= 500 or status == 429):
+                raise_for_http_status(response)
+            error = self.error(code, text)
+            refused = body.get("recipients")
+            if error.code == INVALID_RECIPIENT and isinstance(refused, list) and refused:
+                raise RefusedRecipients(error, frozenset(phone_key(str(number)) for number in refused))
+            raise error
         raise_for_http_status(response)
 
 

@@ -7,7 +7,8 @@ The base URL is the document's server URL (``https://api.telefoon.com/v1/sms``) 
 Assumptions where the document is silent:
 - Errors: the document defines no error body. Assumed: HTTP 400, 401, 403, 404, 429 or 5xx with
   a JSON body ``{"error_code": <int>, "error_message": "..."}``, the same two fields a Message
-  carries. The codes (table ``ERRORS`` below) are modelled on Twilio's, whose API this one
+  carries (a body with an ``id`` is a Message). Such a body is an error under any status, 200
+  included. The codes (table ``ERRORS`` below) are modelled on Twilio's, whose API this one
   follows (``status_callback``, ``num_segments``, ``price_unit``). An answer without such a
   body, or with a code not in the table, is classified by its HTTP status alone
   (:func:`~sms_worker.providers.plumbing.raise_for_http_status`).
@@ -175,8 +176,10 @@ class TelefoonAdapter(OneRecipientPerRequest):
 
     @staticmethod
     def error_body(body: Any) -> tuple[Hashable, str] | None:
-        """The assumed error body, ``{"error_code": <int>, "error_message": "..."}``."""
-        code = body.get("error_code") if isinstance(body, dict) else None
+        """The assumed error body, ``{"error_code": <int>, "error_message": "..."}``, under any
+        HTTP status. A Message carries the same two fields once it has failed, so a body with an
+        ``id`` is a Message, not an error."""
+        code = body.get("error_code") if isinstance(body, dict) and "id" not in body else None
         if isinstance(code, int) and not isinstance(code, bool):
             return code, str(body.get("error_message") or "")
         return None

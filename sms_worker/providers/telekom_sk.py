@@ -34,8 +34,8 @@ import defusedxml.ElementTree as DefusedET
 import httpx
 
 from sms_worker.providers.base import Accepted, DeliveryReceipt, OneRecipientPerRequest, OutboundMessage
-from sms_worker.providers.failures import ErrorClass, ErrorKind
-from sms_worker.providers.plumbing import bad_response, raise_for_http_status, transport_errors
+from sms_worker.providers.failures import ErrorClass, ErrorKind, ProviderError
+from sms_worker.providers.plumbing import bad_response, raise_for_http_status, raise_provider_error, transport_errors
 from sms_worker.providers.schema import AccountBase, Credential
 from sms_worker.providers.sessions import Sessions
 from sms_worker.providers.timestamps import parse_timestamp, parse_wall_clock
@@ -242,14 +242,21 @@ class TelekomSkAdapter(OneRecipientPerRequest):
         self._post("ping", {"session_id": session_id})
 
     def _post(self, function: str, params: dict[str, Any]) -> dict[str, Any]:
-        """One function call; a result other than ``success`` raises its code's error."""
+        """One function call; a result other than ``success`` raises its code's error, whatever
+        the HTTP status it came with (the API answers errors with 200; a 4xx or 5xx carrying its
+        result is read the same way). An error status without the API's answer is classified by
+        the status."""
         with transport_errors():
             response = self.client.post(f"{self.base_url}/{self._codec.path}/{function}", **self._codec.encode(params))
-        raise_for_http_status(response)
-        body = self._codec.decode(response)
+        try:
+            body = self._codec.decode(response)
+        except ProviderError:
+            raise_for_http_status(response)
+            raise
         result = body["result"]
         if result.get("status") != "success":
-            raise self.error(str(result.get("code", "UNKNOWN")), str(result.get("description", "")))
+            raise_provider_error(response, self.errors, str(result.get("code", "UNKNOWN")), str(result.get("description", "")))
+        raise_for_http_status(response)
         return body
 
 
