@@ -53,7 +53,8 @@ class MessageRequest:
     """A configured account to send through, bypassing routing and failover; None: the routing rules choose."""
     unicode: bool | None = None
     """None detects the encoding; False folds the text into GSM-7 (diacritics stripped) before it
-    is priced, stored and sent, on every account; True asks Telekom SK for UCS-2."""
+    is priced, stored and sent, on every account; True asks for UCS-2 and is priced so (only
+    Telekom SK has the switch: other accounts pick the encoding from the text)."""
     flash: bool = False
     region: str | None = None
     """ISO country for numbers written in national form."""
@@ -151,7 +152,7 @@ def _row(request: MessageRequest, now: datetime, rt: Runtime) -> dict[str, Any]:
     if request.unicode not in (None, True, False):
         raise InvalidField("unicode", "must be true, false or absent")
     text = _wire_text(request.text, request.unicode)
-    analysis = analyze(text)
+    analysis = analyze(text, ucs2=request.unicode is True)
     if analysis.segments > rt.settings.max_segments:
         raise InvalidField("text", f"needs {analysis.segments} {analysis.encoding} segments, more than the limit of {rt.settings.max_segments}")
     if request.account is not None and request.account not in rt.accounts:

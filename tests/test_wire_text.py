@@ -88,3 +88,14 @@ def test_a_character_outside_the_table_that_transliterates_is_sent_as_priced(wir
     assert encoding == "GSM-7" and "Bei Jing" in text
     [submission] = sandbox.submissions(provider="dexatel")
     assert (submission["text"], submission["parts"]) == (text, segments)
+
+
+def test_unicode_true_is_priced_as_the_ucs2_telekom_sk_sends(wire_runtime, sandbox):
+    text = "Your code is 4821. " * 4  # 76 GSM-7 characters: 1 segment in GSM-7, 2 in UCS-2
+    message_id = send_sms("+421900000106", text, unicode=True, account="telekom-sk", runtime=wire_runtime)
+
+    dispatch_batch(wire_runtime)
+
+    assert stored(wire_runtime, message_id) == (text, "UCS-2", 2)
+    [submission] = sandbox.submissions(provider="telekom-sk")
+    assert (submission["params"]["unicode"], submission["parts"]) == (True, 2)

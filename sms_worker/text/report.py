@@ -31,9 +31,10 @@ class CostReport:
         return found
 
 
-def cost_report(text: str, *, downgrade: bool = False) -> CostReport:
-    """The cost of ``text``, after the GSM-7 downgrade (``unicode=false``) when ``downgrade``."""
+def cost_report(text: str, *, downgrade: bool = False, ucs2: bool = False) -> CostReport:
+    """The cost of ``text``, after the GSM-7 downgrade (``unicode=false``) when ``downgrade``, in
+    UCS-2 whatever its characters (``unicode=true``) when ``ucs2``."""
     if not downgrade:
-        return CostReport(analyze(text), split_segments(text))
+        return CostReport(analyze(text, ucs2=ucs2), split_segments(text, ucs2=ucs2))
     folded = fold(text)
     return CostReport(analyze(folded.text), split_segments(folded.text), folded.text if folded.text != text else None, folded.unmapped)
