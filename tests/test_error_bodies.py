@@ -13,6 +13,7 @@ import pytest
 from conftest import failed_alone, parse_account, promote_once, sent_alone
 from sqlalchemy import select
 
+from sms_worker.dispatch.receipts import poll_statuses
 from sms_worker.dispatch.service import dispatch_batch
 from sms_worker.dispatch.sql import MESSAGES
 from sms_worker.producer import send_many
@@ -172,3 +173,22 @@ def test_the_sandbox_refuses_an_error_rule_status_that_is_neither_success_nor_er
     answer = httpx.post(f"{fake_sandbox.url}/_sandbox/faults", json={"provider": "dexatel", "fault": "error_code", "code": "X", "http_status": 302})
 
     assert answer.status_code == 400 and "http_status must be a success (2xx) or error (4xx, 5xx) HTTP status" in answer.text
+
+
+def test_an_account_wide_error_met_by_a_status_check_pauses_the_account(settings_for, redis_client, sandbox, tmp_path, clock):
+    path = tmp_path / "providers.toml"
+    path.write_text(PROVIDERS.format(url=sandbox.url))
+    rt = build_runtime(settings_for(providers_file=path), waker=NoWaker(), clock=clock)
+    try:
+        send_many([{"to": "+421900000201", "text": "check me", "account": "dexatel"}], runtime=rt)
+        dispatch_batch(rt)
+        sandbox.add_fault(provider="dexatel", endpoint="status", fault="error_code", code="UNAUTHORIZED", http_status=200)
+        clock.advance(3600)
+
+        report = poll_statuses(rt)
+
+        assert report.errors == 1
+        assert "UNAUTHORIZED" in (paused_reason(rt.redis, "dexatel") or "")
+        assert paused_reason(rt.redis, "telekom-sk") is None
+    finally:
+        rt.close()
