@@ -23,7 +23,7 @@ from sms_worker.queues.pointers import Due, Pointer, enqueue
 from sms_worker.runtime import Runtime
 from sms_worker.status import Status
 from sms_worker.tasks.process import process_runtime
-from sms_worker.text import analyze, downgrade_to_gsm7
+from sms_worker.text import analyze, downgrade
 from sms_worker.validation import (
     BatchRejected,
     InvalidField,
@@ -53,7 +53,9 @@ class MessageRequest:
     account: str | None = None
     """A configured account to send through, bypassing routing and failover; None: the routing rules choose."""
     unicode: bool | None = None
-    """None detects the encoding; False sends GSM-7 with diacritics stripped (Telekom SK)."""
+    """None detects the encoding; False folds the text into GSM-7 (diacritics stripped) before it
+    is priced, stored and sent, on every account; True asks for UCS-2 and is priced so (only
+    Telekom SK has the switch: other accounts pick the encoding from the text)."""
     flash: bool = False
     region: str | None = None
     """ISO country for numbers written in national form."""
@@ -153,24 +155,25 @@ def _row(request: MessageRequest, now: datetime, rt: Runtime) -> dict[str, Any]:
     if not isinstance(request.text, str) or not request.text.strip():
         raise InvalidField("text", "must not be empty")
     require_unicode(request.text, "text")
-    analysis = analyze(downgrade_to_gsm7(request.text) if request.unicode is False else request.text)
+    if request.unicode not in (None, True, False):
+        raise InvalidField("unicode", "must be true, false or absent")
+    text = _wire_text(request.text, request.unicode)
+    analysis = analyze(text, ucs2=request.unicode is True)
     if analysis.segments > rt.settings.max_segments:
         raise InvalidField("text", f"needs {analysis.segments} {analysis.encoding} segments, more than the limit of {rt.settings.max_segments}")
     sender = validate_sender(request.sender)
     if request.account is not None and request.account not in rt.accounts:
         raise InvalidField("account", f"{request.account!r} is not a configured account ({', '.join(sorted(rt.accounts))})")
     message_id = uuid.uuid4()
-    account = _carrier(rt, request, recipient, sender, message_id)
+    account = _carrier(rt, request, recipient, sender, text, message_id)
     validity = validate_validity(request.validity if request.validity is not None else rt.settings.default_validity_minutes)
     send_at = validate_send_at(request.send_at, now)
-    if request.unicode not in (None, True, False):
-        raise InvalidField("unicode", "must be true, false or absent")
     start = send_at or now
     return {
         "id": message_id,
         "recipient": recipient,
         "sender": sender,
-        "text": request.text,
+        "text": text,
         "encoding": analysis.encoding,
         "segments": analysis.segments,
         "priority": Priority.parse(request.priority),
@@ -190,19 +193,35 @@ def _row(request: MessageRequest, now: datetime, rt: Runtime) -> dict[str, Any]:
     }
 
 
-def _carrier(rt: Runtime, request: MessageRequest, recipient: str, sender: str | None, message_id: uuid.UUID) -> str:
+def _carrier(rt: Runtime, request: MessageRequest, recipient: str, sender: str | None, text: str, message_id: uuid.UUID) -> str:
     """The account to try first: the one the message names, or the first in its routing order
     that can carry it (:meth:`~sms_worker.routing.Router.carriers`: sender-ID rules, the
     characters of the wire format). When none can, :class:`InvalidField` names the field, the
-    rule and each account's reason, so what is known at enqueue fails at enqueue."""
+    rule and each account's reason, so what is known at enqueue fails at enqueue. ``text`` is
+    the text as it goes on the wire (:func:`_wire_text`)."""
     names = [request.account] if request.account is not None else rt.router.candidates(recipient, message_id)
-    carriers = rt.router.carriers(names, recipient, sender, request.text)
+    carriers = rt.router.carriers(names, recipient, sender, text)
     if carriers.accounts:
         return carriers.accounts[0]
     field = carriers.refusals[0].field
     if request.account is not None:
         raise InvalidField(field, str(carriers.refusals[0]))
     raise InvalidField(field, f"no account can carry it: {carriers.reason()}")
+
+
+def _wire_text(text: str, unicode: bool | None) -> str:
+    """The text exactly as every account will send it, priced and stored so: with ``unicode``
+    false, folded into GSM-7 here (:func:`~sms_worker.text.downgrade`), not by one provider
+    later. A character with no GSM-7 form is refused rather than sent as ``?``."""
+    if unicode is not False:
+        return text
+    folded = downgrade(text)
+    if folded.unmapped:
+        named = ", ".join(f"{char!r} (U+{ord(char):04X})" for char in folded.unmapped)
+        raise InvalidField(
+            "text", f"has {named} with no GSM-7 form, so it cannot be sent with unicode=false; leave unicode unset to send it in UCS-2"
+        )
+    return folded.text
 
 
 def _optional_text(value: object, field: str, limit: int) -> str | None:

@@ -85,6 +85,12 @@ def test_segments_after_the_gsm7_downgrade():
     report = json.loads(result.stdout)
     assert (report["encoding"], report["forced_ucs2"]) == ("GSM-7", [])
     assert report["downgraded_text"] == 'Dakujeme, coskoro dorucime "zasielku"'
+    assert report["unmapped"] == []
+
+
+def test_segments_names_what_send_unicode_false_refuses():
+    result = cli("segments", "Ďakujeme 🎉", "--unicode", "false")
+    assert "refused by `send --unicode false`, no GSM-7 form: 🎉" in result.stdout
 
 
 def test_an_account_wide_fault_pauses_the_account_until_an_operator_resumes_it(runtime, sandbox, settings_for):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sms_worker.text import analyze, downgrade_to_gsm7, split_segments
+from sms_worker.text import analyze, downgrade, downgrade_to_gsm7, split_segments
 from sms_worker.text.gsm7 import BASIC_CHARS, EXTENSION_CHARS, GSM7_CHARS
 
 # --- GSM-7 ---------------------------------------------------------------------------------
@@ -124,6 +124,17 @@ def test_downgrade_marks_the_unrepresentable_with_question_mark() -> None:
     out = downgrade_to_gsm7("ok 😀")
     assert out == "ok ?"
     assert analyze(out).encoding == "GSM-7"
+
+
+def test_a_gsm7_text_priced_as_ucs2_counts_70_and_67_units() -> None:
+    assert (analyze("a" * 70, ucs2=True).encoding, analyze("a" * 70, ucs2=True).segments) == ("UCS-2", 1)
+    assert analyze("€" * 71, ucs2=True).segments == 2  # one UTF-16 unit each, not an escape pair
+    assert [len(part) for part in split_segments("a" * 140, ucs2=True)] == [67, 67, 6]
+
+
+def test_downgrade_names_what_has_no_gsm7_form() -> None:
+    assert downgrade("ok 😀 ✓ 😀 北").unmapped == ("😀", "✓")
+    assert downgrade("Ďakujeme “všetkým”").unmapped == ()
 
 
 def test_downgrade_composes_decomposed_accents() -> None:

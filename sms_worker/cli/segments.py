@@ -11,10 +11,10 @@ from sms_worker.cli.base import TextCommand, echo_json, json_option
 @click.argument("text")
 @click.option(
     "--unicode",
-    type=click.Choice(["auto", "false"]),
+    type=click.Choice(["auto", "false", "true"]),
     default="auto",
     show_default=True,
-    help="false: Telekom SK's GSM-7 downgrade first (diacritics stripped), as `send --unicode false` does.",
+    help="false: the GSM-7 downgrade first (diacritics stripped), as `send --unicode false` does; true: UCS-2 whatever the text, as `send --unicode true` is priced.",
 )
 @json_option
 def segments(text: str, unicode: str, as_json: bool) -> int:
@@ -26,7 +26,7 @@ def segments(text: str, unicode: str, as_json: bool) -> int:
     """
     from sms_worker.text import cost_report
 
-    report = cost_report(text, downgrade=unicode == "false")
+    report = cost_report(text, downgrade=unicode == "false", ucs2=unicode == "true")
     if as_json:
         echo_json(report.as_json(), ensure_ascii=False)
         return 0
@@ -35,4 +35,6 @@ def segments(text: str, unicode: str, as_json: bool) -> int:
     click.echo(f"{cost.encoding}, {cost.segments} segment(s), {cost.units} units, {cost.per_segment} per segment{forced}")
     if report.downgraded_text is not None:
         click.echo(f"sent as: {report.downgraded_text}")
+    if report.unmapped:
+        click.echo(f"refused by `send --unicode false`, no GSM-7 form: {' '.join(report.unmapped)}")
     return 0

@@ -64,7 +64,9 @@ class Message(SQLModel, table=True):
     )
     provider_status: str | None = Field(default=None, sa_column=Column(String(32)), description="The provider's own word for that report.")
     attempts: int = Field(default=0, description="Provider calls started (status calling or after), the ones not counted excepted.")
-    unicode: bool | None = Field(default=None, description="Telekom SK `unicode`: None detects, False downgrades to GSM-7.")
+    unicode: bool | None = Field(
+        default=None, description="None detects; False: the text was folded into GSM-7 at enqueue; True asks Telekom SK for UCS-2."
+    )
     flash: bool = False
     on_ambiguous: str | None = Field(
         default=None,

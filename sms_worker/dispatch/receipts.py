@@ -24,6 +24,7 @@ from sms_worker.dispatch.sql import MESSAGES, add_events, event, lock_rows, upda
 from sms_worker.logs import get_logger
 from sms_worker.providers.base import DeliveryReceipt
 from sms_worker.providers.failures import ErrorKind, Failure, ProviderError
+from sms_worker.providers.pause import pause_for
 from sms_worker.queues.pointers import ready_lengths
 from sms_worker.runtime import Runtime
 from sms_worker.status import Delivery, Status
@@ -72,7 +73,21 @@ def _poll_round(rt: Runtime, limit: int) -> PollReport:
         due = conn.execute(statement).all()
     futures = [rt.http_pool.submit(_check, rt, row) for row in due]
     wait(futures)
-    return apply_receipts(rt, [(row, future.result()) for row, future in zip(due, futures)])
+    results = [(row, future.result()) for row, future in zip(due, futures)]
+    _pause_accounts(rt, results)
+    return apply_receipts(rt, results)
+
+
+def _pause_accounts(rt: Runtime, results: list[tuple[Any, DeliveryReceipt | Failure]]) -> None:
+    """An account-wide fault met by a status check (a revoked key, no funds) pauses the account
+    as it would on a send, once per account and round."""
+    wide = {
+        row.account: outcome
+        for row, outcome in results
+        if isinstance(outcome, Failure) and outcome.kind is ErrorKind.PERMANENT and outcome.account_wide
+    }
+    for account, failure in wide.items():
+        pause_for(rt.redis, account, failure)
 
 
 def _check(rt: Runtime, row: Any) -> DeliveryReceipt | Failure:

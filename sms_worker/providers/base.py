@@ -28,7 +28,7 @@ import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, tzinfo
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import httpx
@@ -160,6 +160,11 @@ class AdapterBase:
     statuses_ignore_case: ClassVar[bool] = False
     """True: status words compare without case and surrounding spaces."""
     max_recipients: int = 1
+    zone: tzinfo | None = None
+    """The zone the provider's times without an offset are in, as its document says or the
+    adapter assumes (its module docstring says which); None: its times carry their offset and one
+    without is ambiguous, so it is not read. One value for every path (a status check and a
+    callback alike), whatever the host's zone: :mod:`~sms_worker.providers.timestamps`."""
     sessions: Sessions[Any] | None = None
     """The login session, for APIs that have one."""
 
@@ -173,14 +178,16 @@ class AdapterBase:
 
     @staticmethod
     def error_body(body: Any) -> tuple[Hashable, str] | None:
-        """The provider's (code, message) in an error answer's JSON body, None if it has none
-        (:meth:`request`); by default :func:`~sms_worker.providers.plumbing.error_envelope`."""
+        """The provider's (code, message) in an answer's JSON body, None if it is not an error
+        body (:meth:`request`, which asks under every HTTP status, so a success body must never
+        match); by default :func:`~sms_worker.providers.plumbing.error_envelope`."""
         return error_envelope(body)
 
     def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         """One exchange: ``method`` on ``path`` under the base URL with :attr:`headers`. Network
-        failures and error answers raise ProviderError: by the provider's own code where
-        :meth:`error_body` finds one of :attr:`errors`, else by the HTTP status
+        failures and error answers raise ProviderError: by the provider's own code wherever
+        :meth:`error_body` finds one, whatever the HTTP status (a ``200`` carrying an error body
+        is that error), else by the HTTP status
         (:func:`~sms_worker.providers.plumbing.raise_for_error`)."""
         with transport_errors():
             response = self.client.request(method, self.base_url + path, headers=self.headers, **kwargs)

@@ -14,7 +14,8 @@ emulates exactly these):
 - ``base_url`` is everything before ``/v1`` (``https://api.dexatel.com`` in production).
 - Status: ``GET <base>/v1/sms/{message_id}`` answers the send answer's shape plus
   ``updated_at`` (RFC 3339, the moment of the last status change); for a delivered message
-  that moment is taken as the delivery time.
+  that moment is taken as the delivery time. RFC 3339 requires an offset: a time without one,
+  polled or called back, is ambiguous and not read (``DexatelAdapter.zone`` is None).
 - Balance (used by :meth:`DexatelAdapter.verify`, the cheapest authenticated call):
   ``GET <base>/v1/account/balance`` answers ``{"balance": 12.5, "currency": "EUR"}``.
 - Errors are JSON, ``{"error": {"code": "...", "message": "..."}}``, with these codes and HTTP
@@ -22,7 +23,9 @@ emulates exactly these):
   ``INVALID_REQUEST`` (this message's fault), 401 ``UNAUTHORIZED`` (bad key: every message
   would meet it), 402 ``INSUFFICIENT_FUNDS`` (the same), 404 ``MESSAGE_NOT_FOUND`` (status of
   an unknown id), 429 ``RATE_LIMITED``, 500 ``INTERNAL_ERROR``, 503 ``SERVICE_UNAVAILABLE``.
-  No rate-limit header is documented, so a 429 is simply retried on the normal schedule. An
+  No rate-limit header is documented, so a 429 is simply retried on the normal schedule. The
+  error body is read under any HTTP status: ``200`` with ``{"error": {"code":
+  "INSUFFICIENT_FUNDS"}}`` is that error (the account pauses), not an unreadable answer. An
   error answer with a code not listed here, or without a JSON error body (a proxy, a wrong
   URL), is classified by its HTTP status alone (:func:`~sms_worker.providers.plumbing.raise_for_http_status`).
 - ``failed`` means Dexatel or the carrier refused the message (canonical DENIED);
@@ -87,6 +90,9 @@ class DexatelAdapter(OneRecipientPerRequest):
     """One Dexatel API key. Stateless: every request carries the key, so there is no session
     to keep or renew, and one instance is safe to share across threads."""
 
+    zone = None
+    """Times are RFC 3339, offset included: one without is ambiguous, never read in a guessed zone."""
+
     errors = {
         "INVALID_NUMBER": ErrorClass(ErrorKind.PERMANENT, False, Status.UNDELIVERABLE),
         "INVALID_TEXT": ErrorClass(ErrorKind.PERMANENT, False, Status.REJECTED),
@@ -125,7 +131,7 @@ class DexatelAdapter(OneRecipientPerRequest):
         word = body.get("status")
         if not isinstance(word, str):
             raise bad_response("status answered without a status")
-        return self._receipt(provider_message_id, word, parse_timestamp(body.get("updated_at"), zoneless="reject"))
+        return self._receipt(provider_message_id, word, parse_timestamp(body.get("updated_at"), zone=self.zone))
 
     def parse_callback(self, body: bytes, content_type: str) -> list[DeliveryReceipt]:
         """One webhook POST, one receipt. ValueError for anything but the assumed JSON object."""
@@ -135,9 +141,9 @@ class DexatelAdapter(OneRecipientPerRequest):
         message_id, word, timestamp = event.get("message_id"), event.get("status"), event.get("timestamp")
         if not isinstance(message_id, str) or not message_id or not isinstance(word, str) or not word:
             raise ValueError("Dexatel webhook needs message_id and status")
-        moment = parse_timestamp(timestamp, zoneless="reject")  # RFC 3339: a zone-less time is ambiguous, not guessed
+        moment = parse_timestamp(timestamp, zone=self.zone)
         if timestamp is not None and moment is None:
-            raise ValueError(f"Dexatel webhook timestamp is not RFC 3339: {timestamp!r}")
+            raise ValueError(f"Dexatel webhook timestamp is not RFC 3339 with an offset: {timestamp!r}")
         return [self._receipt(message_id, word, moment)]
 
     def verify(self) -> str:

@@ -22,7 +22,8 @@ Assumptions where the document is silent (it gives no paths, fields or error cod
 - Status words: ``queued``, ``sent``, ``delivered``, ``undelivered``, ``rejected``,
   ``expired``, ``deleted``, ``unknown`` (case-insensitive); anything else is UNKNOWN.
 - Errors are HTTP 4xx/5xx with ``{"error": {"code", "message"}}``; the codes and their
-  classes are in ``DtA2pAdapter.errors`` below. A code not in that table is classified by its HTTP status
+  classes are in ``DtA2pAdapter.errors`` below. That body is an error under any status, ``200``
+  included (a code the table lacks is then permanent for the message). A code not in that table is classified by its HTTP status
   (:func:`~sms_worker.providers.plumbing.raise_for_http_status`), so a new 5xx code is retried.
 - The API takes no validity, priority, flash or encoding parameter: those fields
   of a message are not sent. The platform picks GSM-7 or UCS-2 from the text itself.
@@ -41,6 +42,7 @@ Sender IDs compare exactly as written.
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import UTC
 from typing import Annotated, Any, Final, Literal
 from urllib.parse import quote
 
@@ -126,6 +128,8 @@ class DtA2pAdapter(OneRecipientPerRequest):
         "unknown": Delivery.UNKNOWN,
     }
     statuses_ignore_case = True
+    zone = UTC
+    """The assumed delivery report gives its times in UTC (an explicit offset wins)."""
 
     def __init__(self, name: str, account: DtA2pAccount, client: httpx.Client) -> None:
         super().__init__(name, account.base_url, client, {"X-API-Key": account.api_key.get_secret_value()})
@@ -183,4 +187,4 @@ class DtA2pAdapter(OneRecipientPerRequest):
         if message_id is None or not isinstance(body.get("status"), str):
             raise bad_response("a delivery report needs an id (a string or an integer) and a status (a string)")
         word = body["status"]
-        return DeliveryReceipt(message_id, word, self.delivery(word), parse_timestamp(body.get("delivered_at"), zoneless="utc"))
+        return DeliveryReceipt(message_id, word, self.delivery(word), parse_timestamp(body.get("delivered_at"), zone=self.zone))

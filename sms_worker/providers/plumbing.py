@@ -1,18 +1,20 @@
 """The HTTP plumbing every adapter shares: one error mapping (network failures, HTTP status
 classes, and provider error codes looked up in each adapter's table), one reading of JSON
-answers, and one reading of the JSON bodies providers post as delivery callbacks. The client
-they call through is the runtime's (:func:`~.transport.guarded_client`)."""
+answers, and one reading of the JSON bodies providers post as delivery callbacks. An error body
+is an error whatever the HTTP status it comes with: a provider that answers ``200`` with its
+error envelope is refused by its own code, exactly as under a 4xx. The client they call through
+is the runtime's (:func:`~.transport.guarded_client`)."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable, Hashable, Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any, Final
+from typing import Any, Final, NoReturn
 
 import httpx
 
-from sms_worker.providers.failures import ErrorClass, ErrorKind, ProviderError
+from sms_worker.providers.failures import UNKNOWN_CODE, ErrorClass, ErrorKind, ProviderError
 from sms_worker.providers.transport import ResponseTooLarge
 
 TIMEOUT: Final = "TIMEOUT"
@@ -92,19 +94,27 @@ def error_envelope(body: Any) -> tuple[str, str] | None:
     return str(error.get("code") or ""), str(error.get("message") or "")
 
 
+def raise_provider_error(response: httpx.Response, table: Mapping[Any, ErrorClass], code: Hashable, text: str) -> NoReturn:
+    """The provider's own error ``code`` found in the body of ``response``, under any HTTP status:
+    as ``table`` classifies it (so an account-wide code pauses the account even when it came
+    with ``200``). A code the table does not know is classified by the HTTP status where that is
+    an error status (:func:`raise_for_http_status`: a new 5xx code is still retried), and is
+    :data:`~sms_worker.providers.failures.UNKNOWN_CODE` (permanent, for this message only) under
+    a success status."""
+    error_class = table.get(code)
+    if error_class is not None:
+        raise error_class.error(str(code), text)
+    raise_for_http_status(response)
+    raise UNKNOWN_CODE.error(str(code), text)
+
+
 def raise_for_error(response: httpx.Response, table: Mapping[Any, ErrorClass], read: ErrorReader = error_envelope) -> None:
-    """An error answer as the provider's own error where its body carries a code of ``table``;
-    by its HTTP status alone otherwise (:func:`raise_for_http_status`): an answer without that
-    body (a proxy, a wrong URL) or with a code the table does not know, so a new 5xx code is
-    still retried."""
-    if response.status_code < 400:
-        return
+    """Any answer whose body ``read`` finds an error in, whatever its HTTP status, as the
+    provider's own error (:func:`raise_provider_error`); an error status without such a body (a
+    proxy, a wrong URL) by its status alone (:func:`raise_for_http_status`)."""
     found = read(json_or_none(response))
     if found is not None:
-        code, text = found
-        error_class = table.get(code)
-        if error_class is not None:
-            raise error_class.error(str(code), text)
+        raise_provider_error(response, table, *found)
     raise_for_http_status(response)
 
 

@@ -18,11 +18,13 @@ gateway family, e.g. ``smsend/REST-API`` on GitHub):
   incorrect"); 401 is read the same way. Either is ``BAD_CREDENTIALS``: permanent, account-wide.
 - Errors other than 401 carry a JSON body ``{"result": "KO", "code": ..., "message": ...}``
   (the family says "details are in the body"); the codes are ``SessionKeyAdapter.errors``. Not enough
-  credits is HTTP 400 ``NOT_ENOUGH_CREDITS``: permanent and account-wide. An invalid recipient
+  credits is HTTP 400 ``NOT_ENOUGH_CREDITS``: permanent and account-wide. Such a body (``code``
+  set, ``result`` not ``OK``) is read under any HTTP status, ``200`` included. An invalid recipient
   refuses the whole order (the family's default ``allowInvalidRecipients=false``) with HTTP 400
   ``INVALID_RECIPIENT`` and the refused numbers in ``recipients``: those messages fail, and the
   others are sent once more without them. A code not in the table is permanent, so an unknown
-  answer never burns retries; 5xx and 429 are transient whatever the body says.
+  answer never burns retries, except under 5xx and 429, which are transient unless the body
+  names a code of the table.
 - Times are ``yyyyMMddHHmmss`` (the PHP and Node examples) in the gateway's zone, Europe/Rome
   unless the ``timezone`` option says otherwise (the examples use Italian numbers):
   ``delivery_date`` in status answers is read so. sms_worker schedules itself and sends no
@@ -60,7 +62,7 @@ import threading
 import time
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import tzinfo
 from typing import Annotated, Any, Final, Literal
 from urllib.parse import quote
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -76,6 +78,7 @@ from sms_worker.providers.failures import ErrorClass, ErrorKind, Failure, Provid
 from sms_worker.providers.plumbing import bad_response, callback_json, json_object, json_or_none, raise_for_http_status, transport_errors
 from sms_worker.providers.schema import AccountBase, Credential, reason
 from sms_worker.providers.sessions import Sessions
+from sms_worker.providers.timestamps import parse_wall_clock
 from sms_worker.status import Delivery, Status
 from sms_worker.text import analyze
 
@@ -180,6 +183,9 @@ class SessionKeyAdapter(AdapterBase):
     """The family's recipient statuses. ``DEMO`` (sent in demo mode) reaches no phone and nothing
     more will be learnt of it: undeliverable, with the word kept beside."""
     statuses_ignore_case = True
+    zone: tzinfo = ZoneInfo(DEFAULT_TIMEZONE)
+    """The gateway's zone for ``delivery_date``, polled or called back; the account's ``timezone``
+    option sets it per account."""
 
     def __init__(self, name: str, account: SessionKeyAccount, client: httpx.Client, *, monotonic: Callable[[], float] = time.monotonic) -> None:
         super().__init__(name, account.base_url, client)
@@ -190,7 +196,7 @@ class SessionKeyAdapter(AdapterBase):
         self.sessions = Sessions(self._login, idle=RELOGIN_AFTER_IDLE, monotonic=monotonic)
         self._username = account.username.get_secret_value()
         self._password = account.password.get_secret_value()
-        self._zone = ZoneInfo(account.timezone)
+        self.zone = ZoneInfo(account.timezone)
         self._monotonic = monotonic
         self._lock = threading.Lock()
         self._order_answers: dict[str, tuple[float, dict[str, Any]]] = {}
@@ -310,16 +316,8 @@ class SessionKeyAdapter(AdapterBase):
     def _receipt(self, provider_message_id: str, entry: dict[str, Any]) -> DeliveryReceipt:
         word = str(entry.get("status") or "UNKNOWN")
         delivery = self.delivery(word)
-        delivered_at = self._parse_time(entry.get("delivery_date")) if delivery is Delivery.DELIVERED else None
+        delivered_at = parse_wall_clock(entry.get("delivery_date"), TIME_FORMAT, self.zone) if delivery is Delivery.DELIVERED else None
         return DeliveryReceipt(provider_message_id, word, delivery, delivered_at)
-
-    def _parse_time(self, value: object) -> datetime | None:
-        if not isinstance(value, str) or not value:
-            return None
-        try:
-            return datetime.strptime(value, TIME_FORMAT).replace(tzinfo=self._zone).astimezone(UTC)
-        except ValueError:
-            return None
 
     # -- the rest of the contract -------------------------------------------------------------
 
@@ -360,22 +358,24 @@ class SessionKeyAdapter(AdapterBase):
         return response
 
     def _raise_for_error(self, response: httpx.Response) -> None:
-        """The gateway's own error code first; the shared HTTP mapping where it gives none.
+        """The gateway's own error code first, whatever the HTTP status (``200`` with ``{"result":
+        "KO", "code": "NOT_ENOUGH_CREDITS"}`` is that error); the shared HTTP mapping where it
+        gives none.
 
-        Not :meth:`~sms_worker.providers.base.AdapterBase.request`: here any code in a 4xx body
-        is the gateway's word (one not in the table is permanent), and 5xx and 429 are transient
-        whatever the body says (see the module docstring)."""
+        Not :meth:`~sms_worker.providers.base.AdapterBase.request`: here a code not in the table
+        is the gateway's word too, permanent under a success or 4xx status, while under 5xx and
+        429 such a code is transient (see the module docstring)."""
         status = response.status_code
-        if status < 400:
-            return
-        if status < 500 and status != 429:
-            body = json_or_none(response)
-            if isinstance(body, dict) and isinstance(body.get("code"), str) and body["code"]:
-                error = self.error(body["code"], str(body.get("message") or ""))
-                refused = body.get("recipients")
-                if error.code == INVALID_RECIPIENT and isinstance(refused, list) and refused:
-                    raise RefusedRecipients(error, frozenset(phone_key(str(number)) for number in refused))
-                raise error
+        body = json_or_none(response)
+        if isinstance(body, dict) and isinstance(body.get("code"), str) and body["code"] and body.get("result") != "OK":
+            code, text = body["code"], str(body.get("message") or "")
+            if code not in self.errors and (status >= 500 or status == 429):
+                raise_for_http_status(response)
+            error = self.error(code, text)
+            refused = body.get("recipients")
+            if error.code == INVALID_RECIPIENT and isinstance(refused, list) and refused:
+                raise RefusedRecipients(error, frozenset(phone_key(str(number)) for number in refused))
+            raise error
         raise_for_http_status(response)
 
 

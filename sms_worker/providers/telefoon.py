@@ -7,7 +7,8 @@ The base URL is the document's server URL (``https://api.telefoon.com/v1/sms``) 
 Assumptions where the document is silent:
 - Errors: the document defines no error body. Assumed: HTTP 400, 401, 403, 404, 429 or 5xx with
   a JSON body ``{"error_code": <int>, "error_message": "..."}``, the same two fields a Message
-  carries. The codes (table ``ERRORS`` below) are modelled on Twilio's, whose API this one
+  carries (a body with an ``id`` is a Message). Such a body is an error under any status, 200
+  included. The codes (table ``ERRORS`` below) are modelled on Twilio's, whose API this one
   follows (``status_callback``, ``num_segments``, ``price_unit``). An answer without such a
   body, or with a code not in the table, is classified by its HTTP status alone
   (:func:`~sms_worker.providers.plumbing.raise_for_http_status`).
@@ -16,7 +17,9 @@ Assumptions where the document is silent:
   expired -> EXPIRED, ``30008`` unknown -> UNKNOWN), else both words mean UNDELIVERABLE.
 - ``received`` is an inbound message's state, not an outbound one: it maps to UNKNOWN.
 - The Message has no delivery time: ``DeliveryReceipt.delivered_at`` is left empty (the worker
-  uses the moment it learns of the delivery).
+  uses the moment it learns of the delivery). ``date_created`` and ``date_sent`` are RFC 3339
+  ``date-time`` (offset required); one without an offset, or in any other format, is absent
+  (``TelefoonAdapter.zone`` is None), read the same way from an answer and from a callback.
 - ``status_callback`` webhooks POST one Message object as JSON, the same shape ``GET
   /messages/{message_id}`` answers; an inbound message posted there is not a delivery receipt.
 - ``page`` counts from 1, ``page_size`` defaults to 50 (at most 100, as the document says),
@@ -39,7 +42,7 @@ import math
 import re
 from collections.abc import Hashable, Iterator
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any, Final, Literal
 from urllib.parse import quote, urlsplit
 
@@ -166,9 +169,8 @@ class TelefoonMessage:
             num_segments=data.get("num_segments"),
             price=data.get("price"),
             price_unit=data.get("price_unit"),
-            # RFC 3339 (``2030-01-01T12:00:00Z``); anything else is absent, a zone-less time kept naive.
-            date_created=parse_timestamp(data.get("date_created"), zoneless="keep"),
-            date_sent=parse_timestamp(data.get("date_sent"), zoneless="keep"),
+            date_created=parse_timestamp(data.get("date_created"), zone=TelefoonAdapter.zone),
+            date_sent=parse_timestamp(data.get("date_sent"), zone=TelefoonAdapter.zone),
             error_code=error_code,
             error_message=data.get("error_message"),
         )
@@ -181,16 +183,15 @@ class TelefoonMessage:
 
     def created_since(self, since: datetime) -> bool:
         """Created at or after ``since``; a message without ``date_created`` may have been."""
-        created = self.date_created
-        if created is None:
-            return True
-        return (created if created.tzinfo is not None else created.replace(tzinfo=UTC)) >= since
+        return self.date_created is None or self.date_created >= since
 
 
 class TelefoonAdapter(OneRecipientPerRequest):
     """One Telefoon API key. Stateless between calls, so it is safe to share across threads."""
 
     errors = ERRORS
+    zone = None
+    """``date-time`` is RFC 3339: a time without an offset is ambiguous and not read."""
     statuses = {
         "queued": Delivery.QUEUED,
         "sending": Delivery.QUEUED,
@@ -202,8 +203,10 @@ class TelefoonAdapter(OneRecipientPerRequest):
 
     @staticmethod
     def error_body(body: Any) -> tuple[Hashable, str] | None:
-        """The assumed error body, ``{"error_code": <int>, "error_message": "..."}``."""
-        code = body.get("error_code") if isinstance(body, dict) else None
+        """The assumed error body, ``{"error_code": <int>, "error_message": "..."}``, under any
+        HTTP status. A Message carries the same two fields once it has failed, so a body with an
+        ``id`` is a Message, not an error."""
+        code = body.get("error_code") if isinstance(body, dict) and "id" not in body else None
         if isinstance(code, int) and not isinstance(code, bool):
             return code, str(body.get("error_message") or "")
         return None

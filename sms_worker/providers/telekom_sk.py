@@ -5,7 +5,10 @@ Assumptions where the document is silent:
   (``INVALID_TOKEN``, ``MISSING_PARAMETER``, ``INVALID_PARAMETER``, ``MESSAGE_NOT_FOUND``) are
   the sandbox's; any code not in :attr:`TelekomSkAdapter.errors` is treated as permanent, so an
   unknown answer never burns retries.
-- ``deliveryDateTime`` carries no zone; it is Slovak local time (Europe/Bratislava).
+- ``deliveryDateTime`` carries no zone; it is Slovak local time (Europe/Bratislava). So is a
+  callback ``timestamp`` written without an offset (the document's example ends in ``Z``): one
+  zone, :attr:`TelekomSkAdapter.zone`, for the polled and the called-back path, whatever the
+  host's zone.
 - sms_worker schedules itself and takes delivery reports from the poller or the account's
   callback URL: ``send_message`` is sent without ``delivery_time``, ``callback`` and ``groupId``.
 - Recipients are sent as digits without ``+``: the document reserves ``+421...`` for RCS.
@@ -29,7 +32,7 @@ import time
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import tzinfo
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
@@ -38,14 +41,13 @@ import httpx
 
 from sms_worker.providers.base import Accepted, DeliveryReceipt, OneRecipientPerRequest, OutboundMessage
 from sms_worker.providers.carriage import XML_1_0, Carriage
-from sms_worker.providers.failures import ErrorClass, ErrorKind
-from sms_worker.providers.plumbing import bad_response, callback_json, message_id_of, raise_for_http_status, transport_errors
+from sms_worker.providers.failures import ErrorClass, ErrorKind, ProviderError
+from sms_worker.providers.plumbing import bad_response, callback_json, message_id_of, raise_for_http_status, raise_provider_error, transport_errors
 from sms_worker.providers.schema import AccountBase, Credential
 from sms_worker.providers.sessions import Sessions
-from sms_worker.providers.timestamps import parse_timestamp
+from sms_worker.providers.timestamps import parse_timestamp, parse_wall_clock
 from sms_worker.status import Delivery, Status
 
-PROVIDER_TIMEZONE = ZoneInfo("Europe/Bratislava")
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 PING_AFTER_IDLE = 10 * 60
 """Refresh the session well before the provider's 15 minutes of inactivity run out."""
@@ -180,6 +182,8 @@ class TelekomSkAdapter(OneRecipientPerRequest):
     """The fifteen codes of the document's status table. ``ERROR`` ("will retry up to 5 times
     within 60 minutes") is the provider retrying: it still holds the message. ``DELETED``
     ("removed from the delivery queue") will never be delivered."""
+    zone: tzinfo = ZoneInfo("Europe/Bratislava")
+    """Slovak local time, for every time the API writes without a zone (the module says why)."""
 
     def __init__(self, name: str, account: TelekomSkAccount, client: httpx.Client, *, monotonic: Callable[[], float] = time.monotonic) -> None:
         super().__init__(name, account.base_url, client)
@@ -201,7 +205,7 @@ class TelekomSkAdapter(OneRecipientPerRequest):
     def check(self, provider_message_id: str) -> DeliveryReceipt:
         body = self._call("check_message", {"message_id": provider_message_id})
         code = str(body.get("code", "UNKNOWN"))
-        return DeliveryReceipt(provider_message_id, code, self.delivery(code), _parse_time(body.get("deliveryDateTime")))
+        return DeliveryReceipt(provider_message_id, code, self.delivery(code), parse_wall_clock(body.get("deliveryDateTime"), TIME_FORMAT, self.zone))
 
     def parse_callback(self, body: bytes, content_type: str) -> list[DeliveryReceipt]:
         """The document's delivery status callback: one JSON object, its example's trailing comma
@@ -215,8 +219,7 @@ class TelekomSkAdapter(OneRecipientPerRequest):
             raise ValueError("a Telekom SK callback needs delivery.status, a string")
         code = delivery["status"]
         status = self.delivery(code)
-        # ISO 8601 (the document's example ends in Z); a zone-less one is read in the host's zone.
-        moment = parse_timestamp(document.get("timestamp"), zoneless="local", to_utc=True)
+        moment = parse_timestamp(document.get("timestamp"), zone=self.zone)
         delivered_at = moment if status is Delivery.DELIVERED else None
         return [DeliveryReceipt(message_id, code, status, delivered_at)]
 
@@ -254,14 +257,21 @@ class TelekomSkAdapter(OneRecipientPerRequest):
         self._post("ping", {"session_id": session_id})
 
     def _post(self, function: str, params: dict[str, Any]) -> dict[str, Any]:
-        """One function call; a result other than ``success`` raises its code's error."""
+        """One function call; a result other than ``success`` raises its code's error, whatever
+        the HTTP status it came with (the API answers errors with 200; a 4xx or 5xx carrying its
+        result is read the same way). An error status without the API's answer is classified by
+        the status."""
         with transport_errors():
             response = self.client.post(f"{self.base_url}/{self._codec.path}/{function}", **self._codec.encode(params))
-        raise_for_http_status(response)
-        body = self._codec.decode(response)
+        try:
+            body = self._codec.decode(response)
+        except ProviderError:
+            raise_for_http_status(response)
+            raise
         result = body["result"]
         if result.get("status") != "success":
-            raise self.error(str(result.get("code", "UNKNOWN")), str(result.get("description", "")))
+            raise_provider_error(response, self.errors, str(result.get("code", "UNKNOWN")), str(result.get("description", "")))
+        raise_for_http_status(response)
         return body
 
 
@@ -281,12 +291,3 @@ def _send_params(message: OutboundMessage) -> dict[str, Any]:
 def _flag(value: object) -> bool:
     """JSON answers with booleans, XML with ``true``/``false`` text."""
     return value is True or (isinstance(value, str) and value.strip().lower() == "true")
-
-
-def _parse_time(value: object) -> datetime | None:
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        return datetime.strptime(value, TIME_FORMAT).replace(tzinfo=PROVIDER_TIMEZONE).astimezone(UTC)
-    except ValueError:
-        return None

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator, Callable, Hashable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, Final, Generic, TypeVar
 
@@ -75,14 +75,16 @@ def error_envelope(code: str, message: str) -> dict[str, Any]:
 
 def preempt(rule: FaultRule | None, error: Callable[[str, str | None], Answer]) -> Answer | None:
     """The answer an ``http_status`` or ``error_code`` rule puts in place of the API's own: a bare
-    HTTP error, or ``error(code, description)`` in the provider's own format."""
+    HTTP error, or ``error(code, description)`` in the provider's own format, under the rule's
+    ``http_status`` when it names one."""
     if rule is None:
         return None
     if rule.fault is FaultKind.HTTP_STATUS:
         status = rule.params["status"]
         return Answer(status, None, f"HTTP_{status}")
     if rule.fault is FaultKind.ERROR_CODE:
-        return error(rule.params["code"], rule.params.get("description"))
+        answer = error(rule.params["code"], rule.params.get("description"))
+        return replace(answer, status=rule.answer_status(answer.status))
     return None
 
 

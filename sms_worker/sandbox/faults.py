@@ -4,7 +4,9 @@ A test or benchmark posts a rule ("the next 3 send requests to this number get H
 the provider emulations ask :meth:`FaultEngine.take` once per request. The transport-level
 kinds (``latency``, ``timeout``, ``http_status``, ``garbage``, ``drip``) mean the same for every provider
 and are acted on here and in :mod:`.answers`; the others (``session_loss``, ``error_code``, ``final_status``)
-are interpreted by each provider in its own vocabulary. A rule that matches but loses its
+are interpreted by each provider in its own vocabulary. An ``error_code`` rule may name the HTTP
+status to answer its error body with (``http_status``; 200 for a provider that wraps an error in
+a success answer), in place of the one the provider's table gives the code. A rule that matches but loses its
 probability roll is skipped (not consumed), and the next rule in insertion order gets its chance.
 """
 
@@ -67,6 +69,11 @@ class FaultRule:
         if self.fault is FaultKind.TIMEOUT:
             return float(self.params["seconds"])
         return 0.0
+
+    def answer_status(self, status: int) -> int:
+        """The HTTP status an ``error_code`` rule's error body goes out with: its ``http_status``
+        if it names one, else ``status``, the provider's own for that code."""
+        return int(self.params.get("http_status", status))
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -163,6 +170,13 @@ def _http_status(value: Any) -> int:
     return value
 
 
+def _answer_status(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not (200 <= value <= 299 or 400 <= value <= 599):
+        raise FaultRuleError("must be a success (2xx) or error (4xx, 5xx) HTTP status")
+    HTTPStatus(value)
+    return value
+
+
 def _code(value: Any) -> str:
     if not isinstance(value, str) or not value.strip():
         raise FaultRuleError("must be a non-empty string")
@@ -188,7 +202,7 @@ _KIND_PARAMS: dict[FaultKind, dict[str, tuple[Callable[[Any], Any], bool]]] = {
     FaultKind.TIMEOUT: {"seconds": (_number(0), True)},
     FaultKind.HTTP_STATUS: {"status": (_http_status, True)},
     FaultKind.SESSION_LOSS: {},
-    FaultKind.ERROR_CODE: {"code": (_code, True), "description": (_text, False)},
+    FaultKind.ERROR_CODE: {"code": (_code, True), "description": (_text, False), "http_status": (_answer_status, False)},
     FaultKind.FINAL_STATUS: {"status": (_status, True)},
     FaultKind.GARBAGE: {},
     FaultKind.DRIP: {"ms": (_number(0), True)},

@@ -1,14 +1,18 @@
 """Fold a text into GSM-7 so it is billed at 160/153 characters per segment instead of 70/67.
 
-This mirrors Telekom SK's ``unicode=false``: the provider strips diacritics rather than send
-UCS-2, so doing the same here lets the price shown before sending match what is delivered.
+This is what ``unicode=false`` means for every account: the producer folds the text once, at
+enqueue and before pricing, and stores and sends the folded text, so the encoding, segment count
+and rate-limit units recorded are those of the exact text on the wire (Telekom SK's own
+``unicode=false``, which strips diacritics likewise, then finds nothing left to change).
 Characters that GSM-7 already has (é, ü, Ñ, ß, Greek capitals, €...) are kept, because a
 phone shows them correctly and replacing them would only lose information.
 """
 
 from __future__ import annotations
 
+import re
 import unicodedata
+from dataclasses import dataclass
 from typing import Final
 
 from unidecode import unidecode
@@ -64,12 +68,22 @@ DOWNGRADE_TABLE: Final[dict[str, str]] = {
 }
 
 REPLACEMENT: Final[str] = "?"
+"""What :func:`downgrade_to_gsm7` writes for a character that has no GSM-7 form."""
 
-_cache: dict[str, str] = {}
+_cache: dict[str, str | None] = {}
 
 
-def _fold_char(char: str) -> str:
-    """GSM-7 replacement for one character that is not in GSM-7."""
+@dataclass(frozen=True, slots=True)
+class Downgrade:
+    """A text folded into GSM-7: ``text`` has :data:`REPLACEMENT` where a character has no GSM-7
+    form, and ``unmapped`` names those characters (each once, in order of first appearance)."""
+
+    text: str
+    unmapped: tuple[str, ...]
+
+
+def _fold_char(char: str) -> str | None:
+    """GSM-7 replacement for one character that is not in GSM-7; None if it has none."""
     if char in DOWNGRADE_TABLE:
         return DOWNGRADE_TABLE[char]
     if unicodedata.combining(char):
@@ -79,12 +93,13 @@ def _fold_char(char: str) -> str:
     if stripped and all(c in GSM7_CHARS for c in stripped):
         return stripped
     ascii_ = unidecode(char)  # keeps its spacing: "中文" -> "Zhong Wen "
-    if ascii_.strip():
-        return "".join(c if c in GSM7_CHARS else DOWNGRADE_TABLE.get(c, REPLACEMENT) for c in ascii_)
-    return REPLACEMENT
+    if not ascii_.strip():
+        return None
+    folded = [c if c in GSM7_CHARS else DOWNGRADE_TABLE.get(c) for c in ascii_]
+    return None if None in folded else "".join(c for c in folded if c is not None)
 
 
-def _fold_char_cached(char: str) -> str:
+def _fold_char_cached(char: str) -> str | None:
     try:
         return _cache[char]
     except KeyError:
@@ -92,14 +107,30 @@ def _fold_char_cached(char: str) -> str:
         return result
 
 
-def downgrade_to_gsm7(text: str) -> str:
-    """Rewrite ``text`` so ``analyze(result).encoding == "GSM-7"``, losing as little as possible.
+def downgrade(text: str) -> Downgrade:
+    """Rewrite ``text`` so ``analyze(result.text).encoding == "GSM-7"``, losing as little as
+    possible, and name the characters that could only be replaced by :data:`REPLACEMENT`
+    (an emoji, a symbol with no Latin transliteration).
 
     The text is NFC-composed first so that a decomposed "e" + U+0301 becomes the GSM-7 "é"
     instead of an "e" followed by a mark that would have to be dropped; likewise the Ohm and
     Angstrom signs become the GSM-7 Ω and Å.
     """
     if NOT_GSM7_RE.search(text) is None:
-        return text
+        return Downgrade(text, ())
     text = unicodedata.normalize("NFC", text)
-    return NOT_GSM7_RE.sub(lambda m: _fold_char_cached(m.group()), text)
+    unmapped: dict[str, None] = {}
+
+    def fold(match: re.Match[str]) -> str:
+        folded = _fold_char_cached(match.group())
+        if folded is None:
+            unmapped[match.group()] = None
+            return REPLACEMENT
+        return folded
+
+    return Downgrade(NOT_GSM7_RE.sub(fold, text), tuple(unmapped))
+
+
+def downgrade_to_gsm7(text: str) -> str:
+    """:func:`downgrade`'s text: always GSM-7, with :data:`REPLACEMENT` for what has no GSM-7 form."""
+    return downgrade(text).text

@@ -93,18 +93,18 @@ def _segment_ends(length: int, doubles: list[int], limit: int) -> list[int]:
     return ends
 
 
-def _layout(text: str) -> tuple[TextAnalysis, list[int] | None]:
+def _layout(text: str, ucs2: bool) -> tuple[TextAnalysis, list[int] | None]:
     """The analysis plus, when packing is not plain division, the exact segment ends."""
     n = len(text)
     if not n:
         return _EMPTY, None
-    if NOT_BASIC_RE.search(text) is None:
+    if not ucs2 and NOT_BASIC_RE.search(text) is None:
         if n <= SEPTETS_SINGLE:
             return _GSM7_SINGLE[n], None
         return TextAnalysis(GSM7, -(-n // SEPTETS_MULTI), n, SEPTETS_MULTI, ()), None
 
     forced = NOT_GSM7_RE.findall(text)
-    if not forced:
+    if not forced and not ucs2:
         doubles = [m.start() for m in EXTENSION_RE.finditer(text)]
         encoding, single, multi = GSM7, SEPTETS_SINGLE, SEPTETS_MULTI
         forced_ucs2: tuple[str, ...] = ()
@@ -122,21 +122,24 @@ def _layout(text: str) -> tuple[TextAnalysis, list[int] | None]:
     return TextAnalysis(encoding, len(ends), units, multi, forced_ucs2), ends
 
 
-def analyze(text: str) -> TextAnalysis:
+def analyze(text: str, *, ucs2: bool = False) -> TextAnalysis:
     """Price a message before it is queued: encoding, segments and the characters to blame.
 
     The text is taken exactly as it will be submitted (no normalisation), because that is
-    what the provider will bill.
+    what the provider will bill. ``ucs2`` prices it as UCS-2 whatever its characters, as a
+    provider sends it when asked to (Telekom SK's ``unicode=true``); ``forced_ucs2`` still
+    names only the characters that would have forced it.
     """
-    return _layout(text)[0]
+    return _layout(text, ucs2)[0]
 
 
-def split_segments(text: str) -> list[str]:
+def split_segments(text: str, *, ucs2: bool = False) -> list[str]:
     """The segment texts as a phone receives them, so previews and tests can show the real cuts.
 
-    Always ``len(split_segments(t)) == analyze(t).segments`` and ``"".join(split_segments(t)) == t``.
+    Always ``len(split_segments(t, ucs2=u)) == analyze(t, ucs2=u).segments`` and
+    ``"".join(split_segments(t)) == t``.
     """
-    analysis, ends = _layout(text)
+    analysis, ends = _layout(text, ucs2)
     if analysis.segments <= 1:
         return [text] if text else []
     if ends is None:

@@ -15,10 +15,9 @@ from sms_worker.dispatch.batch import Batch, Defer, Finish, Found, Item, NotSent
 from sms_worker.dispatch.pipeline import Downstream, Stage
 from sms_worker.dispatch.policy import Attempt, RetryPolicy
 from sms_worker.logs import get_logger, mask_numbers, mask_phone
-from sms_worker.outages import describe_outage
 from sms_worker.providers.base import Accepted
 from sms_worker.providers.failures import ErrorKind, Failure
-from sms_worker.providers.pause import pause
+from sms_worker.providers.pause import pause_for
 from sms_worker.runtime import Runtime
 from sms_worker.status import Status
 
@@ -51,25 +50,10 @@ class Record(Stage):
                 batch.settle(item, Defer(outcome.until, outcome.reason, counted=False))
             elif isinstance(outcome, Failure):
                 if outcome.kind is ErrorKind.PERMANENT and outcome.account_wide:
-                    self._pause(item, outcome)
+                    pause_for(self._rt.redis, item.account or "", outcome)
                 elif outcome.kind is ErrorKind.PERMANENT:
                     log.info("message %s to %s failed permanently: %s", item.id, mask_phone(item.row.recipient), mask_numbers(str(outcome)))
                 batch.settle(item, self._policy.after_failure(outcome, _attempt(item), now))
-
-    def _pause(self, item: Item, error: Failure) -> None:
-        reason = mask_numbers(str(error))
-        try:
-            pause(self._rt.redis, item.account or "", reason)
-        except Exception as failure:  # noqa: BLE001 - the message is deferred either way; the next one pauses it
-            log.warning("could not pause account %s: %s", item.account, describe_outage(failure) or repr(failure))
-            return
-        log.error(
-            "provider account %s PAUSED: %s. Its messages fail over to other accounts (or wait, if they named it); "
-            "`sms-worker accounts resume %s` once it is fixed",
-            item.account,
-            reason,
-            item.account,
-        )
 
 
 def _status_of(accepted: Accepted) -> Status:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, ClassVar, Final
 from zoneinfo import ZoneInfo
@@ -123,9 +123,11 @@ class TelekomSk:
             if name == SEND:
                 self._record(params, outcome)
             await hold(rule)
-            if outcome.http_status != 200:
+            if not outcome.body:
                 return misbehave(http_error(outcome.http_status), rule)
-            return misbehave(codec.write(name, outcome.body), rule)
+            response = codec.write(name, outcome.body)
+            response.status_code = outcome.http_status
+            return misbehave(response, rule)
 
         return endpoint
 
@@ -141,7 +143,7 @@ class TelekomSk:
             self._sessions.clear()
             return error(SESSION_NOT_FOUND, SESSION_NOT_FOUND_TEXT)
         if rule.fault is FaultKind.ERROR_CODE and not (name == SEND and rule.params["code"] in PER_MESSAGE_CODES):
-            return error(rule.params["code"], _fault_description(rule, call.client))
+            return replace(error(rule.params["code"], _fault_description(rule, call.client)), http_status=rule.answer_status(200))
         return None
 
     def _check_ip(self, client: str) -> Outcome | None:
