@@ -108,10 +108,25 @@ def test_telefoon_is_asked_after_a_timeout_and_the_message_it_has_is_adopted_not
 
     [sent] = accepted_to(sandbox, "31612345678")
     row = message_row(rt, message_id)
-    assert (row.status, row.provider_message_id, row.possible_duplicate) == (Status.SUBMITTED.value, sent["message_id"], False)
+    assert (row.provider_message_id, row.possible_duplicate) == (sent["message_id"], False)
+    assert row.status in (Status.SUBMITTED.value, Status.DELIVERED.value), "the status Telefoon lists for it"
     history = reasons(rt, message_id)
     assert any("is asked whether it has the message before any resend" in r for r in history), history
     assert f"had the message from the ambiguous attempt: adopted as {sent['message_id']}, not sent again" in history[-1]
+
+
+def test_an_adopted_message_is_the_probe_that_closes_its_accounts_breaker(multi_runtime, sandbox):
+    """The timeout opened Telefoon's breaker; after the cooldown the unsure message is the probe,
+    and the provider's answer that it has the message is a success: the breaker closes."""
+    rt = multi_runtime(["telefoon"], settings={**FAST, "breaker_consecutive_failures": 1})
+    fault(sandbox, provider="telefoon", endpoint="send", to="31612345677", **HELD)
+    message_id = send_sms("+31612345677", "Probe me", runtime=rt)
+
+    drain(rt, timeout=20)
+
+    assert message_row(rt, message_id).status in (Status.SUBMITTED.value, Status.DELIVERED.value)
+    assert len(accepted_to(sandbox, "31612345677")) == 1
+    assert rt.breaker("telefoon").state().state == "closed"
 
 
 def test_telefoon_without_the_message_gets_it_again_and_that_is_no_duplicate(multi_runtime, sandbox):

@@ -1,8 +1,9 @@
 """Health: each request's outcome feeds its account's circuit breaker and send-rate meter.
 
-A transient fault counts against the account, anything else (an accepted message, a refusal of
-this message) for it; a request that carried several messages counts once, as accepted if any
-of them was. Outcomes are sent to Redis in the order the calls ended, at once when a fault is
+A transient fault counts against the account, anything else (an accepted message, one the
+provider said it had after an ambiguous attempt, a refusal of this message) for it, so an
+adopted message may be the probe that closes a half-open breaker; a request that carried several messages counts once, as accepted if any
+of them was. The meter counts sends only: an adopted message was not sent again. Outcomes are sent to Redis in the order the calls ended, at once when a fault is
 among them (so a run of faults opens the breaker while it happens), otherwise gathered for up to
 ``REPORT_EVERY`` seconds: a stream of successes costs one Redis round trip per interval. It only
 looks (it runs before record, which settles every message): a failure here is logged, and the
@@ -14,7 +15,7 @@ from __future__ import annotations
 import time
 from collections import defaultdict
 
-from sms_worker.dispatch.batch import Batch, Item
+from sms_worker.dispatch.batch import Batch, Found, Item
 from sms_worker.dispatch.pipeline import Downstream, Stage
 from sms_worker.logs import get_logger, mask_numbers
 from sms_worker.outages import describe_outage
@@ -40,11 +41,11 @@ class Health(Stage):
     def process(self, batch: Batch, downstream: Downstream) -> None:
         requests: dict[tuple[str, int], list[Item]] = defaultdict(list)
         for item in batch.in_play():
-            if item.called and item.account is not None and isinstance(item.outcome, Accepted | Failure):
+            if item.called and item.account is not None and isinstance(item.outcome, Accepted | Found | Failure):
                 requests[(item.account, item.request)].append(item)
         faulted = False
         for (account, _), items in sorted(requests.items(), key=lambda entry: entry[0][1]):
-            outcome = next((item.outcome for item in items if isinstance(item.outcome, Accepted)), items[0].outcome)
+            outcome = next((item.outcome for item in items if isinstance(item.outcome, Accepted | Found)), items[0].outcome)
             failed = isinstance(outcome, Failure) and outcome.account_fault
             self._failures[account].append(failed)
             if isinstance(outcome, Failure) and failed:
