@@ -22,6 +22,8 @@ Checked per message against the sandbox's submission log, never in aggregate:
 
 - lost: a message that did not reach a final status (0);
 - unexplained copies: a provider accepted it more often than 1 + its ambiguous attempts (0);
+- unflagged copies: a provider accepted it more than once and its row does not say
+  ``possible_duplicate`` (0);
 - unknown outcomes: attempts recorded ``WORKER_LOST`` (at most the calls in flight at the kills,
   counted in the database the instant each kill lands; 0 without kills);
 - over six attempts: submissions at the sandbox, or attempts in the row, above 1 + 5 retries (0);
@@ -103,6 +105,7 @@ class Verdict:
     lost: int = 0
     accepted_more_than_once: int = 0
     unexplained_copies: int = 0
+    unflagged_copies: int = 0
     ambiguous_attempts: int = 0
     unknown_outcomes: int = 0
     in_flight_at_kills: int = 0
@@ -118,7 +121,7 @@ class Verdict:
     @property
     def ok(self) -> bool:
         return (
-            self.lost == self.unexplained_copies == self.over_six_attempts == self.sent_after_final == self.false_finals == 0
+            self.lost == self.unexplained_copies == self.unflagged_copies == self.over_six_attempts == self.sent_after_final == self.false_finals == 0
             and self.unknown_outcomes <= self.in_flight_at_kills
         )
 
@@ -130,7 +133,7 @@ class Verdict:
         )
         return (
             f"{self.kind}: {self.messages} messages in {self.seconds:.0f} s, {self.statuses}; lost {self.lost}, "
-            f"accepted twice {self.accepted_more_than_once} (unexplained {self.unexplained_copies}), ambiguous attempts "
+            f"accepted twice {self.accepted_more_than_once} (unexplained {self.unexplained_copies}, unflagged {self.unflagged_copies}), ambiguous attempts "
             f"{self.ambiguous_attempts}, unknown outcomes {self.unknown_outcomes} <= in flight at kills {self.in_flight_at_kills}, "
             f"over 6 attempts {self.over_six_attempts}, sent after final {self.sent_after_final}, false finals {self.false_finals}, "
             f"{self.submissions} submissions ({self.refused} refused){resumed}: {'OK' if self.ok else 'BROKEN'}"
@@ -386,7 +389,10 @@ def _judge(rt, sandbox: str, texts: list[str], verdict: Verdict) -> None:
 
     records = httpx.get(f"{sandbox}/_sandbox/submissions", timeout=60).json()["submissions"]
     with rt.engine.connect() as conn:
-        rows = {row.text: row for row in conn.execute(select(MESSAGES.c.id, MESSAGES.c.text, MESSAGES.c.status, MESSAGES.c.attempts))}
+        rows = {
+            row.text: row
+            for row in conn.execute(select(MESSAGES.c.id, MESSAGES.c.text, MESSAGES.c.status, MESSAGES.c.attempts, MESSAGES.c.possible_duplicate))
+        }
         events = defaultdict(list)
         for event in conn.execute(select(EVENTS.c.message_id, EVENTS.c.at, EVENTS.c.status, EVENTS.c.code).order_by(EVENTS.c.id)):
             events[event.message_id].append(event)
@@ -408,6 +414,7 @@ def _judge(rt, sandbox: str, texts: list[str], verdict: Verdict) -> None:
         verdict.lost += row.status not in FINAL_VALUES
         verdict.accepted_more_than_once += accepted > 1
         verdict.unexplained_copies += max(0, accepted - 1 - ambiguous) > 0
+        verdict.unflagged_copies += accepted > 1 and not row.possible_duplicate
         verdict.over_six_attempts += len(sent[text]) > 6 or row.attempts > 6
         final_at = next((event.at.timestamp() for event in history if event.status in FINAL_VALUES), None)
         verdict.sent_after_final += final_at is not None and any(record["received_ts"] > final_at + 0.001 for record in sent[text])
