@@ -280,12 +280,22 @@ def _resolve_idempotent(conn: Connection, rows: list[dict[str, Any]], inserted: 
     conflicts = []
     for index, row in enumerate(rows):
         winner = winners[row["idempotency_key"]]
-        if row["id"] not in inserted and any(row[name] != getattr(winner, name) for name in _SAME_MESSAGE):
+        if row["id"] not in inserted and any(_differs(row, winner, name) for name in _SAME_MESSAGE):
             reason = f"{row['idempotency_key']!r} already names a different message ({winner.id}); use a new key for a new message"
             conflicts.append(InvalidField("idempotency_key", reason, index))
     if conflicts:
         raise BatchRejected(conflicts)
     return [row["id"] if row["id"] in inserted else winners[row["idempotency_key"]].id for row in rows]
+
+
+def _differs(row: dict[str, Any], winner: Any, name: str) -> bool:
+    """Whether a request and the message holding its key differ in ``name``. A request that
+    names no account matches a message pinned to one: after an ambiguous attempt the message is
+    pinned to its account (:mod:`sms_worker.ambiguity`), and a client retrying its request must
+    still get its id, not a conflict."""
+    if name == "requested_account" and row[name] is None:
+        return False
+    return bool(row[name] != getattr(winner, name))
 
 
 def _enqueue(rt: Runtime, rows: list[dict[str, Any]], now: datetime) -> None:

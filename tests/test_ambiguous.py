@@ -193,3 +193,62 @@ def test_the_old_setting_still_works_and_says_what_replaces_it(monkeypatch):
         warnings.simplefilter("always")
         assert Settings().on_ambiguous == "give-up"
     assert any("SMS_WORKER_ON_AMBIGUOUS=give-up" in str(w.message) for w in caught)
+
+
+def _unsure(rt, message_id, **values) -> None:
+    from sqlalchemy import update
+
+    from sms_worker.dispatch.sql import MESSAGES
+
+    now = rt.clock.now()
+    with rt.engine.begin() as conn:
+        conn.execute(
+            update(MESSAGES)
+            .where(MESSAGES.c.id == message_id)
+            .values(status=Status.RETRYING.value, attempts=1, first_attempt_at=now, unsure_since=now, requested_account="telekom-sk", **values)
+        )
+
+
+def test_an_unsure_message_past_its_validity_ends_unknown_in_the_dispatcher_and_in_the_sweep(runtime, clock):
+    """Held past validity (a paused account, an open breaker), it may still have been delivered:
+    not expired ("never sent") but unknown, whichever of the two looks first."""
+    from sqlalchemy import update
+
+    from sms_worker.dispatch.sql import MESSAGES, expire_unsent
+
+    dispatched = send_sms("+421900000971", "Your code is 1", validity=1, runtime=runtime)
+    swept = send_sms("+421900000972", "Your code is 2", validity=1, runtime=runtime)
+    never_tried = send_sms("+421900000973", "Your code is 3", validity=1, runtime=runtime)
+    _unsure(runtime, dispatched)
+    _unsure(runtime, swept)
+    clock.advance(120)
+
+    promote_once(runtime)
+    dispatch_batch(runtime)
+    with runtime.engine.begin() as conn:
+        conn.execute(update(MESSAGES).where(MESSAGES.c.id == never_tried).values(status=Status.QUEUED.value))
+        expire_unsent(conn, clock.now(), [swept, never_tried])
+
+    assert message_row(runtime, dispatched).status == Status.UNKNOWN.value
+    assert (message_row(runtime, swept).status, message_row(runtime, never_tried).status) == (Status.UNKNOWN.value, Status.EXPIRED.value)
+    assert "may have reached the provider" in reasons(runtime, swept)[-1]
+
+
+def test_a_permanent_refusal_after_an_ambiguous_attempt_ends_unknown():
+    now = datetime(2030, 1, 1, tzinfo=UTC)
+    unsure = Attempt("a", 2, now, now, now + timedelta(hours=1), True, unsure_since=now - timedelta(minutes=1))
+    refused = Failure(ErrorKind.PERMANENT, "INVALID_NUMBER", "no such number", status=Status.REJECTED)
+
+    assert RetryPolicy().after_failure(refused, unsure, now).status is Status.UNKNOWN, "the first attempt may have been delivered"
+    sure = Attempt("a", 1, now, now, now + timedelta(hours=1), False)
+    assert RetryPolicy().after_failure(refused, sure, now).status is Status.REJECTED
+
+
+def test_a_client_retrying_its_request_after_an_ambiguous_attempt_gets_its_id_not_a_conflict(runtime):
+    """The ambiguous attempt pinned the message to its account; the client's retry names none."""
+    first = send_sms("+421900000974", "Your code is 4", idempotency_key="order-974", runtime=runtime)
+    _unsure(runtime, first)
+
+    assert send_sms("+421900000974", "Your code is 4", idempotency_key="order-974", runtime=runtime) == first
+    with pytest.raises(InvalidField, match="idempotency_key"):
+        send_sms("+421900000974", "Your code is 5", idempotency_key="order-974", runtime=runtime)

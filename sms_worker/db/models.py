@@ -74,7 +74,9 @@ class Message(SQLModel, table=True):
         description="After an ambiguous attempt, where the provider cannot be asked: 'resend' or 'give-up'; None: the account's policy.",
     )
     unsure_since: datetime | None = Field(
-        default=None, sa_column=_utc_column(), description="Start of the earliest attempt that may have reached the provider, not settled yet."
+        default=None,
+        sa_column=_utc_column(),
+        description="Start of the earliest attempt that may have reached the provider (kept once final); None: none was ambiguous.",
     )
     possible_duplicate: bool = Field(
         default=False,

@@ -4,7 +4,8 @@ Every write is fenced. A message the batch found waiting is changed only while i
 message the batch claimed only while its row still names this claim (``claim_id``). The answer
 of a call whose claim the recovery sweep took back meanwhile (the worker was thought dead) is a
 *late answer*: it goes to the history, and an acceptance also wins over the sweep's guess while
-nothing newer has started, so the message is not sent again.
+nothing newer has started, so the message is not sent again; an acceptance that comes after
+something newer started marks the message ``possible_duplicate``.
 
 When the database or Redis is unreachable nothing is dropped: the ledger holds the writes it
 could not make, in order, and :meth:`Ledger.flush_held` (the worker's keeper thread, and every
@@ -120,7 +121,7 @@ class Ledger:
 
     def _commit_row_by_row(self, conn: Connection, rows: list[Change]) -> list[Due]:
         now = self._clock.now()
-        updates, events, pointers = [], [], []
+        updates, doubled, events, pointers = [], [], [], []
         if rows:
             current = lock_rows(conn, [change.id for change in rows], [*WAITING_VALUES, *HELD_VALUES, Status.UNKNOWN.value], now)
             for change in rows:
@@ -135,13 +136,18 @@ class Ledger:
                     wins = change.accepted and row.claim_id is None and row.error_code == WORKER_LOST and row.attempts == change.attempt
                     if wins:
                         updates.append({"id": change.id, **change.values})
+                    elif change.accepted:
+                        doubled.append({"id": change.id, "possible_duplicate": True})
                     events += [change.started] if change.started else []
                     if change.event:
                         late = "late answer, after the sweep took the claim back: " + ("" if wins else "not applied: ")
+                        if change.accepted and not wins:
+                            late += "POSSIBLE DUPLICATE: the provider took this attempt though the message went on without it; "
                         events.append(
                             {**change.event, "status": change.values["status"] if wins else row.status, "reason": late + change.event["reason"]}
                         )
             update_each(conn, updates)
+            update_each(conn, doubled)
             add_events(conn, events)
         return pointers
 

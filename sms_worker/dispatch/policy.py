@@ -95,7 +95,8 @@ class RetryPolicy:
                 now + wait, f"account {attempt.account} paused ({described}); attempt not counted", Status.QUEUED, error.code, False, unsure_since
             )
         if error.kind is ErrorKind.PERMANENT:
-            return Finish(error.status, f"permanent failure {described}", error.code)
+            status = error.status if unsure_since is None else Status.UNKNOWN
+            return Finish(status, f"permanent failure {described}{_maybe_sent(unsure_since)}", error.code)
         policy = attempt.on_ambiguous or account.on_ambiguous
         if ambiguous and not account.asks and policy == "give-up":
             return Finish(

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Row, func, update
+from sqlalchemy import ColumnElement, Connection, Row, case, func, update
 
 from sms_worker.db.bulk import insert_rows, update_rows
 from sms_worker.db.models import Message, MessageEvent, table_of
@@ -16,6 +16,7 @@ from sms_worker.status import WAITING_VALUES, Status
 MESSAGES = table_of(Message)
 EVENTS = table_of(MessageEvent)
 NEVER_SENT_EXPIRY = "validity ended before it could be sent; never sent"
+UNSURE_EXPIRY = "validity ended before it could be sent again; an earlier attempt may have reached the provider, so the outcome is unknown"
 
 
 def status_of_listed(statuses: Iterable[str]) -> ColumnElement[bool]:
@@ -56,27 +57,35 @@ def update_each(conn: Connection, rows: list[dict[str, Any]]) -> None:
 
 
 def expire_unsent(conn: Connection, now: datetime, ids: list[uuid.UUID] | None = None) -> list[uuid.UUID]:
-    """Expire messages still waiting for a first or next attempt once their validity is over.
+    """Expire messages still waiting for a first or next attempt once their validity is over;
+    one unsure since an ambiguous attempt ends ``unknown`` instead (it may have been delivered).
 
     An earlier error code (a paused account, the last transient fault) is kept: it says why.
     """
     conditions = [MESSAGES.c.status.in_(WAITING_VALUES), MESSAGES.c.valid_until <= now]
     if ids is not None:
         conditions = [MESSAGES.c.id.in_(ids), status_of_listed(WAITING_VALUES), MESSAGES.c.valid_until <= now]
+    sure = MESSAGES.c.unsure_since.is_(None)
     statement = (
         update(MESSAGES)
         .where(*conditions)
         .values(
-            status=Status.EXPIRED.value,
+            status=case((sure, Status.EXPIRED.value), else_=Status.UNKNOWN.value),
             error_code=func.coalesce(MESSAGES.c.error_code, "VALIDITY_EXPIRED"),
-            error_text=func.coalesce(MESSAGES.c.error_text, NEVER_SENT_EXPIRY),
+            error_text=func.coalesce(MESSAGES.c.error_text, case((sure, NEVER_SENT_EXPIRY), else_=UNSURE_EXPIRY)),
             updated_at=now,
         )
-        .returning(MESSAGES.c.id)
+        .returning(MESSAGES.c.id, MESSAGES.c.status)
     )
-    expired = list(conn.execute(statement).scalars())
-    add_events(conn, [event(i, now, Status.EXPIRED, NEVER_SENT_EXPIRY, code="VALIDITY_EXPIRED") for i in expired])
-    return expired
+    ended = list(conn.execute(statement))
+    add_events(
+        conn,
+        [
+            event(row.id, now, Status(row.status), NEVER_SENT_EXPIRY if row.status == Status.EXPIRED else UNSURE_EXPIRY, code="VALIDITY_EXPIRED")
+            for row in ended
+        ],
+    )
+    return [row.id for row in ended]
 
 
 EVENT_COLUMNS = ["message_id", "at", "status", "provider_status", "code", "reason"]

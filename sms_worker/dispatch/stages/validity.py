@@ -1,5 +1,6 @@
 """Validity window: a message past its validity, or past its retry window, is not sent; one not
-due yet waits for its time."""
+due yet waits for its time. A message unsure since an ambiguous attempt (:mod:`sms_worker.ambiguity`)
+ends ``unknown`` instead of ``expired`` or ``undeliverable``: it may have been delivered."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from datetime import timedelta
 
 from sms_worker.dispatch.batch import Batch, Defer, Finish
 from sms_worker.dispatch.pipeline import Downstream, Stage
-from sms_worker.dispatch.sql import NEVER_SENT_EXPIRY
+from sms_worker.dispatch.sql import NEVER_SENT_EXPIRY, UNSURE_EXPIRY
 from sms_worker.runtime import Runtime
 from sms_worker.status import Status
 
@@ -25,9 +26,15 @@ class ValidityWindow(Stage):
         for item in batch.in_play():
             row = item.row
             if row.valid_until <= now:
-                batch.settle(item, Finish(Status.EXPIRED, NEVER_SENT_EXPIRY, "VALIDITY_EXPIRED"))
+                if row.unsure_since is None:
+                    batch.settle(item, Finish(Status.EXPIRED, NEVER_SENT_EXPIRY, "VALIDITY_EXPIRED"))
+                else:
+                    batch.settle(item, Finish(Status.UNKNOWN, UNSURE_EXPIRY, "VALIDITY_EXPIRED"))
             elif row.status is Status.RETRYING and row.first_attempt_at is not None and now > row.first_attempt_at + self._retry_window:
                 reason = f"retry window of {self._retry_window} since the first attempt is over"
-                batch.settle(item, Finish(Status.UNDELIVERABLE, reason, "RETRY_WINDOW_OVER"))
+                if row.unsure_since is not None:
+                    reason += f"; an attempt since {row.unsure_since.isoformat()} may have reached the provider, so the outcome is unknown"
+                status = Status.UNDELIVERABLE if row.unsure_since is None else Status.UNKNOWN
+                batch.settle(item, Finish(status, reason, "RETRY_WINDOW_OVER"))
             elif row.send_after > now + SCHEDULE_TOLERANCE:
                 batch.settle(item, Defer(row.send_after, "not due yet"))

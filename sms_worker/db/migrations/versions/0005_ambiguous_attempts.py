@@ -6,8 +6,10 @@ Create Date: 2026-12-01 00:00:00
 
 - ``on_ambiguous``: the message's own policy where its provider cannot be asked whether it has
   the message (``resend`` or ``give-up``); NULL takes the account's, then the deployment's.
-- ``unsure_since``: when the earliest attempt began that may have reached the provider and is
-  not settled yet (asked about, or superseded by a resend); NULL while nothing is unsure.
+- ``unsure_since``: when the earliest attempt began that may have reached the provider, not
+  settled since; moved to a later attempt's start when the provider, asked, had not the message
+  and that later attempt was ambiguous too; NULL if no attempt was ever ambiguous. It is kept
+  once the message is final, for its history.
 - ``possible_duplicate``: the message was accepted by a resend after such an attempt, without
   the provider having been asked: the recipient may have it twice.
 
