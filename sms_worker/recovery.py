@@ -137,7 +137,7 @@ class Reclaimer:
         return report
 
     def _stale_claims(self, stale_before: datetime) -> list[Row[Any]]:
-        columns = [MESSAGES.c[name] for name in ("id", "priority", "status", "claim_id", "account", *WAITING_COLUMNS)]
+        columns = [MESSAGES.c[name] for name in ("id", "priority", "status", "claim_id", "account", "last_attempt_at", *WAITING_COLUMNS)]
         statement = (
             select(*columns)
             .select_from(MESSAGES.outerjoin(DISPATCHERS, DISPATCHERS.c.id == MESSAGES.c.dispatcher))
@@ -161,8 +161,7 @@ class Reclaimer:
             return item
         item.attempt, item.first_attempt_at = row.attempts, row.first_attempt_at or now
         lost = Failure(ErrorKind.AMBIGUOUS, WORKER_LOST, "worker lost during the provider call; the provider may have the message")
-        # The call's own start is not kept: the first attempt's is no later, so asking from then misses nothing.
-        started = row.unsure_since or item.first_attempt_at
+        started = row.last_attempt_at or item.first_attempt_at  # when the lost call was recorded as started
         attempt = Attempt(row.account, row.attempts, started, item.first_attempt_at, row.valid_until, item.pinned, row.unsure_since, row.on_ambiguous)
         item.disposition = self._policy.after_failure(lost, attempt, now)
         return item

@@ -2,12 +2,13 @@
 
 A transient fault counts against the account, anything else (an accepted message, one the
 provider said it had after an ambiguous attempt, a refusal of this message) for it, so an
-adopted message may be the probe that closes a half-open breaker; a request that carried several messages counts once, as accepted if any
-of them was. The meter counts sends only: an adopted message was not sent again. Outcomes are sent to Redis in the order the calls ended, at once when a fault is
-among them (so a run of faults opens the breaker while it happens), otherwise gathered for up to
-``REPORT_EVERY`` seconds: a stream of successes costs one Redis round trip per interval. It only
-looks (it runs before record, which settles every message): a failure here is logged, and the
-batch's outcomes stand.
+adopted message may be the probe that closes a half-open breaker. A request that carried
+several messages counts once, as accepted if any of them was. The meter counts sends only: an
+adopted message was not sent again. Outcomes are sent to Redis in the order the calls ended, at
+once when a fault is among them (so a run of faults opens the breaker while it happens),
+otherwise gathered for up to ``REPORT_EVERY`` seconds: a stream of successes costs one Redis
+round trip per interval. It only looks (it runs before record, which settles every message): a
+failure here is logged, and the batch's outcomes stand.
 """
 
 from __future__ import annotations
