@@ -23,11 +23,10 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from pathlib import Path
 
 import httpx
 
-from benchmarks.harness import Options, Row, Stack, chunks, log, recipient, standalone, verdict
+from benchmarks.harness import Options, Row, Stack, chunks, log, recipient, sandbox_providers, standalone, verdict
 
 HOLD = 3.0
 """Seconds the sandbox holds a held send before answering."""
@@ -35,49 +34,6 @@ TIMEOUT = 1.0
 """The workers' deadline for one provider exchange."""
 SEND_ENDPOINTS = {"telekom-sk": "send_message", "dt-a2p": "send", "dexatel": "send", "session-key": "sms", "telefoon": "send"}
 POLICIES = ("resend", "give-up")
-
-
-def providers_file(directory: Path, sandbox: str) -> Path:
-    path = directory / "providers.toml"
-    path.write_text(f"""
-[accounts.telekom-sk]
-type = "telekom-sk"
-base_url = "{sandbox}/telekom-sk"
-token = "sandbox-token"
-rate = 200
-
-[accounts.dt-a2p]
-type = "dt-a2p"
-base_url = "{sandbox}/dt-a2p"
-api_key = "sandbox-dt-key"
-default_sender = "+4915112345678"
-rate = 200
-
-[accounts.dexatel]
-type = "dexatel"
-base_url = "{sandbox}/dexatel"
-api_key = "sandbox-dexatel-key"
-default_sender = "ACME"
-rate = 200
-
-[accounts.session-key]
-type = "session-key"
-base_url = "{sandbox}/session-key"
-username = "sandbox-user"
-password = "sandbox-pass"
-rate = 200
-
-[accounts.telefoon]
-type = "telefoon"
-base_url = "{sandbox}/telefoon/v1/sms"
-api_key = "sandbox-telefoon-key"
-default_sender = "Telefoon"
-rate = 200
-
-[routing]
-default = {{ telekom-sk = 1 }}
-""")
-    return path
 
 
 def ambiguous_attempts(rt) -> Counter:
@@ -127,7 +83,7 @@ def run(opts: Options) -> list[Row]:
     with Stack("ambiguous", opts) as stack:
         sandbox = stack.start_sandbox()
         side = stack.ours(
-            providers_file=providers_file(stack.dir, sandbox),
+            providers_file=sandbox_providers(stack.dir, sandbox, SEND_ENDPOINTS, rate=200, default=["telekom-sk"]),
             http_timeout_seconds=TIMEOUT,
             retry_backoff_seconds=f"[{HOLD + 2},{HOLD + 2},{HOLD + 2},{HOLD + 2},{HOLD + 2}]",
             status_check_delays_seconds="[0.5,1,2,5]",

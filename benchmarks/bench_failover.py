@@ -21,43 +21,13 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
-from pathlib import Path
 
 import httpx
 
-from benchmarks.harness import Options, Row, Stack, chunks, fmt_rate, log, recipient, standalone, verdict
+from benchmarks.harness import Options, Row, Stack, chunks, fmt_rate, log, recipient, sandbox_providers, standalone, verdict
 
 ACCOUNTS = ("telekom-sk", "telefoon", "dexatel")
 FAILING = "dexatel"
-
-
-def providers_file(directory: Path, sandbox: str, rate: int) -> Path:
-    path = directory / "providers.toml"
-    path.write_text(f"""
-[accounts.telekom-sk]
-type = "telekom-sk"
-base_url = "{sandbox}/telekom-sk"
-token = "sandbox-token"
-rate = {rate}
-
-[accounts.telefoon]
-type = "telefoon"
-base_url = "{sandbox}/telefoon/v1/sms"
-api_key = "sandbox-telefoon-key"
-default_sender = "Telefoon"
-rate = {rate}
-
-[accounts.dexatel]
-type = "dexatel"
-base_url = "{sandbox}/dexatel"
-api_key = "sandbox-dexatel-key"
-default_sender = "ACME"
-rate = {rate}
-
-[routing]
-default = {{ telekom-sk = 1, telefoon = 1, dexatel = 1 }}
-""")
-    return path
 
 
 class BreakerWatch:
@@ -107,7 +77,7 @@ def run(opts: Options) -> list[Row]:
     n = opts.pick(10_000, 2_000)
     with Stack("failover", opts) as stack:
         sandbox = stack.start_sandbox()
-        path = providers_file(stack.dir, sandbox, rate=500)
+        path = sandbox_providers(stack.dir, sandbox, ACCOUNTS, rate=500, default=ACCOUNTS)
         side = stack.ours(
             providers_file=path,
             retry_backoff_seconds="[1,2,4,8,16]",

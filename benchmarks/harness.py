@@ -142,6 +142,26 @@ def chunks(items: list[Any], size: int) -> Iterable[list[Any]]:
         yield items[start : start + size]
 
 
+SANDBOX_ACCOUNTS = {
+    "telekom-sk": 'type = "telekom-sk"\nbase_url = "{sandbox}/telekom-sk"\ntoken = "sandbox-token"',
+    "dt-a2p": 'type = "dt-a2p"\nbase_url = "{sandbox}/dt-a2p"\napi_key = "sandbox-dt-key"\ndefault_sender = "+4915112345678"',
+    "dexatel": 'type = "dexatel"\nbase_url = "{sandbox}/dexatel"\napi_key = "sandbox-dexatel-key"\ndefault_sender = "ACME"',
+    "session-key": 'type = "session-key"\nbase_url = "{sandbox}/session-key"\nusername = "sandbox-user"\npassword = "sandbox-pass"',
+    "telefoon": 'type = "telefoon"\nbase_url = "{sandbox}/telefoon/v1/sms"\napi_key = "sandbox-telefoon-key"\ndefault_sender = "Telefoon"',
+}
+"""Each sandbox emulation as an account of the providers file, named by its type."""
+
+
+def sandbox_providers(directory: Path, sandbox: str, names: Iterable[str], *, rate: float, default: Iterable[str]) -> Path:
+    """A providers file of the sandbox's accounts ``names``, each at ``rate`` messages per second,
+    routed by default to the accounts ``default`` with equal weights."""
+    tables = "".join(f"\n[accounts.{name}]\n{SANDBOX_ACCOUNTS[name].format(sandbox=sandbox)}\nrate = {rate}\n" for name in names)
+    weights = ", ".join(f"{name} = 1" for name in default)
+    path = directory / "providers.toml"
+    path.write_text(f"{tables}\n[routing]\ndefault = {{ {weights} }}\n")
+    return path
+
+
 def sms_worker_cmd(*args: str) -> list[str]:
     script = BIN / "sms-worker"
     return [str(script), *args] if script.exists() else [sys.executable, "-m", "sms_worker.cli", *args]

@@ -38,6 +38,7 @@ BENCHMARKS = {
     "memory": (["5"], "Redis memory per message", 180, 90),
     "failover": (["6"], "failover across three providers", 660, 330),
     "multirecipient": (["7"], "session-key multi-recipient gain", 300, 150),
+    "ambiguous": (["8"], "doubles after sends held past the timeout", 480, 240),
 }
 ALIASES = {
     "1": "enqueue",
@@ -47,6 +48,7 @@ ALIASES = {
     "5": "memory",
     "6": "failover",
     "7": "multirecipient",
+    "8": "ambiguous",
     "rate": "ratelimit",
     "mem": "memory",
 }
