@@ -30,6 +30,7 @@ from sms_worker.providers.accounts import AccountSettings, parse_providers
 from sms_worker.providers.base import Accepted, Adapter, OutboundMessage
 from sms_worker.providers.failures import Failure
 from sms_worker.queues.pointers import promote
+from sms_worker.routing.breaker import Breaker
 from sms_worker.runtime import NoWaker, Runtime, build_runtime
 from sms_worker.sandbox.app import create_app
 from sms_worker.sandbox.settings import SandboxSettings
@@ -217,6 +218,18 @@ def wait_until(predicate: Callable[[], bool], timeout: float, interval: float = 
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {message}")
         time.sleep(interval)
+
+
+def wait_out_cooldown(client: redis.Redis, breaker: Breaker) -> None:
+    """Waits until ``breaker``'s cooldown is over on the clock it reads (Redis ``TIME``)."""
+    until = breaker.state().until
+    assert until is not None, "the breaker is not open"
+
+    def over() -> bool:
+        seconds, micros = client.time()
+        return seconds + micros / 1e6 >= until
+
+    wait_until(over, 10, 0.02, "the breaker's cooldown to end")
 
 
 def process_env(settings: Settings, **extra: str) -> dict[str, str]:

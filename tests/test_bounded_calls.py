@@ -96,7 +96,7 @@ def test_a_dripping_answer_ends_at_the_deadline_and_a_healthy_account_is_not_hel
         started = time.monotonic()
         batch = threading.Thread(target=dispatch_batch, args=(rt,))
         batch.start()
-        time.sleep(2)
+        wait_until(lambda: bad.dripped >= 2, 10, 0.02, "the answer to drip for 2 s")
         sent_at = time.time()
         healthy = send_many([{"to": "+12025550144", "text": f"healthy {n}", "account": "healthy"} for n in range(3)], runtime=rt)
 

@@ -13,6 +13,7 @@ import pytest
 from conftest import PYTHON
 
 ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.chaos
 
 
 def chaos(tmp_path: Path, *args: str) -> dict:

@@ -8,7 +8,8 @@ import time
 from datetime import timedelta
 from zoneinfo import ZoneInfo
 
-from conftest import promote_once
+import pytest
+from conftest import ThreadedSandbox, promote_once, wait_until
 
 from sms_worker.dispatch.receipts import poll_budget, poll_statuses
 from sms_worker.dispatch.service import dispatch_batch, dispatch_pointers
@@ -18,9 +19,18 @@ from sms_worker.queues import keys
 from sms_worker.queues.pointers import Pointer, ready_lengths
 from sms_worker.routing.meter import count_sent, current_rate
 from sms_worker.runtime import NoWaker, build_runtime
+from sms_worker.sandbox.settings import SandboxSettings
 from sms_worker.views import message_history
 
 RECIPIENT = "+421900123456"
+
+
+@pytest.fixture
+def sandbox():
+    """The sandbox with a message final as soon as it is accepted: a status check right after
+    the send sees the final status, with no wait for the sandbox's own progression."""
+    with ThreadedSandbox(settings=SandboxSettings(sent_after=0, delivered_after=0)) as server:
+        yield server
 
 
 def history(runtime, message_id):
@@ -194,7 +204,6 @@ def test_standard_and_low_keep_a_share_of_every_batch(runtime, sandbox):
 def test_delivery_status_is_reconciled_by_polling(runtime, sandbox, clock):
     message_id = send_sms(RECIPIENT, "track me", runtime=runtime)
     dispatch_batch(runtime)
-    time.sleep(0.8)
     clock.advance(2)
 
     report = poll_statuses(runtime)
@@ -209,7 +218,6 @@ def test_delivery_status_is_reconciled_by_polling(runtime, sandbox, clock):
 def test_one_poll_goes_round_after_round_while_checks_are_due_and_time_is_left(runtime, sandbox, clock):
     send_many([{"to": RECIPIENT, "text": f"track {n}"} for n in range(7)], runtime=runtime)
     dispatch_batch(runtime)
-    time.sleep(0.8)
     clock.advance(2)
 
     assert poll_statuses(runtime, limit=3).checked == 3, "no budget: one round"
@@ -267,7 +275,7 @@ def test_a_high_message_overtakes_a_low_batch_already_being_sent(runtime, sandbo
     send_many([{"to": "+421900000077", "text": f"low {n}", "priority": "low"} for n in range(6)], runtime=serial)
     batch = threading.Thread(target=dispatch_batch, args=(serial,))
     batch.start()
-    time.sleep(0.2)
+    wait_until(lambda: len(sandbox.submissions()) >= 1, 10, 0.01, "the low batch to be under way")
     send_sms(RECIPIENT, "urgent", priority="high", runtime=serial)
     batch.join()
 
@@ -296,7 +304,6 @@ def test_a_status_that_has_not_changed_writes_no_event(runtime, sandbox, clock):
     message_id = send_sms(RECIPIENT, "patience", runtime=runtime)
     sandbox.add_fault(endpoint="send_message", to="421900123456", fault="final_status", status="UNKNOWN")
     dispatch_batch(runtime)
-    time.sleep(0.8)
     counts = []
     for _ in range(4):
         clock.advance(60)
@@ -312,7 +319,6 @@ def test_the_xml_transport_without_a_session_carries_a_message_through(runtime, 
     message_id = send_sms(RECIPIENT, "over xml", runtime=xml)
 
     assert dispatch_batch(xml).accepted == 1
-    time.sleep(0.8)
     clock.advance(2)
     poll_statuses(xml)
 

@@ -4,12 +4,11 @@ multi-recipient orders, through the real dispatcher, adapters and sandbox over H
 from __future__ import annotations
 
 import logging
-import time
 from collections import Counter
 
 import pytest
 from accounts import drain, fault, message_row, statuses
-from conftest import promote_once
+from conftest import promote_once, wait_out_cooldown
 from sqlalchemy import select
 
 from sms_worker.dispatch.service import dispatch_batch
@@ -68,7 +67,7 @@ def test_a_message_that_names_its_account_waits_for_it_instead_of_failing_over(m
     assert report.accepted == 1 and report.deferred == 1
     [submission] = [s for s in sandbox.submissions() if s["accepted"]]
     assert submission["provider"] == "telekom-sk" and submission["text"] == "anyone"
-    time.sleep(0.6)  # the cooldown: dexatel gets one probe, the pinned message
+    wait_out_cooldown(rt.redis, rt.breaker("dexatel"))  # dexatel gets one probe, the pinned message
     drain(rt)
     assert {s["text"]: s["provider"] for s in sandbox.submissions() if s["accepted"]} == {"anyone": "telekom-sk", "only via dexatel": "dexatel"}
     assert rt.breaker("dexatel").state().state == "closed", "a successful probe closes the breaker"
@@ -186,7 +185,7 @@ def test_a_probe_that_the_rate_limit_holds_back_leaves_the_next_probe_free(multi
 
     rt = multi_runtime(["telekom-sk", "dexatel"], rates={"dexatel": 0.01})
     rt.breaker("dexatel").record([True] * 5, "HTTP_503: test")
-    time.sleep(0.6)  # the cooldown is over: the next message to dexatel is its probe
+    wait_out_cooldown(rt.redis, rt.breaker("dexatel"))  # the next message to dexatel is its probe
     account = rt.accounts["dexatel"]
     TokenBucket(rt.redis, "dexatel", account.rate, account.burst).acquire([account.burst])  # no token left
     send_sms("+421901234567", "probe", account="dexatel", runtime=rt)

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import time
 import tomllib
 import uuid
 from collections import Counter
 from pathlib import Path
 
 import pytest
+from conftest import wait_out_cooldown
 
 from sms_worker.addresses import country_of
 from sms_worker.providers.accounts import ProvidersFileError, parse_providers
@@ -116,7 +116,7 @@ def test_a_run_of_transient_faults_opens_the_breaker_until_a_probe_succeeds(redi
     assert b.admit() == 0
     assert b.state().reason == "HTTP_503: down"
 
-    time.sleep(0.35)
+    wait_out_cooldown(redis_client, b)
     assert b.admit() == 1, "one probe once the cooldown is over"
     assert b.admit() == 0, "and only one"
     assert b.record([False]) == Recorded("closed", True)
@@ -126,7 +126,7 @@ def test_a_run_of_transient_faults_opens_the_breaker_until_a_probe_succeeds(redi
 def test_a_failed_probe_opens_the_breaker_again(redis_client):
     b = breaker(redis_client)
     b.record([True] * 5)
-    time.sleep(0.35)
+    wait_out_cooldown(redis_client, b)
     assert b.admit() == 1
 
     assert b.record([True]) == Recorded("open", True)
