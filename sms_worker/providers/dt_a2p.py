@@ -20,7 +20,8 @@ Assumptions where the document is silent (it gives no paths, fields or error cod
 - ``GET <base>/v1/balance`` answers ``{"balance", "currency"}`` and costs nothing; it is
   :meth:`DtA2pAdapter.verify` and :meth:`DtA2pAdapter.open`.
 - Status words: ``queued``, ``sent``, ``delivered``, ``undelivered``, ``rejected``,
-  ``expired``, ``deleted``, ``unknown`` (case-insensitive); anything else is UNKNOWN.
+  ``expired``, ``deleted``, ``unknown``, in any letter case (as every adapter reads its words:
+  :mod:`~sms_worker.providers.words`); anything else is UNKNOWN.
 - Errors are HTTP 4xx/5xx with ``{"error": {"code", "message"}}``; the codes and their
   classes are in ``DtA2pAdapter.errors`` below. That body is an error under any status, ``200``
   included (a code the table lacks is then permanent for the message). A code not in that table is classified by its HTTP status
@@ -127,7 +128,6 @@ class DtA2pAdapter(OneRecipientPerRequest):
         "deleted": Delivery.UNDELIVERABLE,
         "unknown": Delivery.UNKNOWN,
     }
-    statuses_ignore_case = True
     zone = UTC
     """The assumed delivery report gives its times in UTC (an explicit offset wins)."""
 

@@ -56,6 +56,7 @@ from sms_worker.providers.failures import ErrorClass, ErrorKind, ProviderError
 from sms_worker.providers.plumbing import bad_response, callback_json
 from sms_worker.providers.schema import AccountBase, Credential, Trimmed, fits
 from sms_worker.providers.timestamps import parse_timestamp
+from sms_worker.providers.words import same_word
 from sms_worker.status import Delivery, Status
 
 MAX_PAGE_SIZE: Final = 100
@@ -289,7 +290,7 @@ class TelefoonAdapter(OneRecipientPerRequest):
         """A ``status_callback`` webhook: one Message object as JSON (assumed, see the module)."""
         data = callback_json(body, content_type, "a Telefoon status callback")
         message = TelefoonMessage.from_json(data)
-        if message.direction != "outbound":
+        if not same_word(message.direction, "outbound"):
             return []
         return [message.receipt()]
 
