@@ -55,7 +55,7 @@ from sms_worker.providers.base import Accepted, DeliveryReceipt, OneRecipientPer
 from sms_worker.providers.carriage import Carriage
 from sms_worker.providers.failures import ErrorClass, ErrorKind, ProviderError
 from sms_worker.providers.plumbing import bad_response, callback_json, message_id_of
-from sms_worker.providers.schema import AccountBase, Credential, Names, NonBlank, reason
+from sms_worker.providers.schema import AccountBase, Credential, SenderId, SenderIds, reason
 from sms_worker.providers.timestamps import parse_timestamp
 from sms_worker.status import Delivery, Status
 
@@ -83,8 +83,8 @@ class DtA2pAccount(AccountBase):
 
     type: Literal["dt-a2p"]
     api_key: Credential
-    default_sender: NonBlank
-    senders: Annotated[Names, AfterValidator(_verifiable)] | None = None
+    default_sender: SenderId
+    senders: Annotated[SenderIds, AfterValidator(_verifiable)] | None = None
     alphanumeric_countries: CountryCodes | None = None
 
     def carriage(self) -> Carriage:

@@ -42,7 +42,8 @@ gateway family, e.g. ``smsend/REST-API`` on GitHub):
   (``{"sms": [{"type": "N", "quantity": 1234}, ...]}``) for the credits left at its quality.
 - ``sender`` is the alias (TPOA): null for the account's own; a custom one only with quality
   ``N`` (the family: low-quality messages go from a shared sender), of at most 11 ASCII letters,
-  digits, spaces, ``.`` or ``-``, or a number of up to 16 digits with an optional ``+``; else 400
+  digits, spaces, ``.`` or ``-`` with at least one letter or digit (an alias names someone:
+  :func:`~sms_worker.addresses.alphanumeric_sender_problem`), or a number of up to 16 digits with an optional ``+``; else 400
   ``INVALID_SENDER``. Routing knows it (:meth:`SessionKeyAccount.carriage`), so such a message is
   refused at enqueue or routed to another account.
 - ``priority``, ``validity_minutes``, ``unicode`` and ``flash`` have no field in this API and

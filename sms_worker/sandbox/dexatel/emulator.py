@@ -59,7 +59,7 @@ WORDS: Final[dict[State, str]] = {
     State.UNKNOWN: "unknown",
 }
 
-_SENDER_RE: Final = re.compile(r"[A-Za-z0-9 ]{1,11}|\+?[0-9]{1,15}")
+_SENDER_RE: Final = re.compile(r"(?=.*[A-Za-z0-9])[A-Za-z0-9 ]{1,11}|\+?[0-9]{1,15}")
 _E164_RE: Final = re.compile(r"\+[1-9][0-9]{6,14}")
 _SEND_KINDS: Final = REQUEST_KINDS - {FaultKind.SESSION_LOSS}
 _READ_KINDS: Final = _SEND_KINDS - {FaultKind.FINAL_STATUS}
@@ -145,7 +145,7 @@ class Dexatel:
             return error("INVALID_REQUEST", "The body must be a JSON object")
         sender, to, text = payload.get("from"), payload.get("to"), payload.get("text")
         if not isinstance(sender, str) or not _SENDER_RE.fullmatch(sender):
-            return error("INVALID_SENDER", "'from' must be 1 to 11 letters, digits or spaces, or a phone number")
+            return error("INVALID_SENDER", "'from' must be 1 to 11 letters, digits or spaces with a letter or digit, or a phone number")
         if not isinstance(to, str) or not _E164_RE.fullmatch(to):
             return error("INVALID_NUMBER", "'to' must be a phone number in E.164 format, e.g. +15551234567")
         if not isinstance(text, str) or not text:
