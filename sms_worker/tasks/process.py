@@ -3,8 +3,9 @@ and end it.
 
 Producers, the scheduler and each Celery worker process share one :class:`Runtime` per process
 (rebuilt after a fork). In a worker process, Celery's ``worker_process_init`` starts the lease's
-keeper and opens the provider accounts (pausing one that meets an account-wide fault), and ``worker_process_shutdown`` closes the accounts'
-adapters and the HTTP client, writes what is held and ends the lease (:meth:`Runtime.close`).
+keeper and opens the provider accounts (pausing one that meets an account-wide fault), and
+``worker_process_shutdown`` closes the accounts' adapters and the HTTP client, writes what is
+held and ends the lease (:meth:`Runtime.close`).
 The hooks are connected when the tasks are loaded (``tasks.jobs`` imports this module), which
 Celery does before it forks its pool.
 """
