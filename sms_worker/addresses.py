@@ -49,10 +49,15 @@ class SenderIdRules:
     source: str
 
     def refusal(self, sender: str) -> SenderRefusal | None:
-        """Why these rules refuse ``sender`` (code :data:`INVALID_SENDER`), or None."""
+        """Why these rules refuse ``sender`` (code :data:`INVALID_SENDER`), or None. Every API's
+        alphanumeric sender is a name first (:func:`alphanumeric_sender_problem`), then what its
+        grammar says."""
         kind, grammar = ("alphanumeric", self.alphanumeric) if is_alphanumeric(sender) else ("numeric", self.numeric)
         if grammar is None:
             return SenderRefusal(INVALID_SENDER, f"no {kind} sender ID such as {sender!r} is taken ({self.source})")
+        problem = alphanumeric_sender_problem(sender) if kind == "alphanumeric" else None
+        if problem is not None:
+            return SenderRefusal(INVALID_SENDER, f"{problem} ({self.source})")
         if grammar.pattern.fullmatch(sender):
             return None
         return SenderRefusal(INVALID_SENDER, f"the {kind} sender {sender!r} is not {grammar.says} ({self.source})")
@@ -91,6 +96,29 @@ def sender_refusal(
 def is_alphanumeric(sender: str) -> bool:
     """A phone number (``+`` and digits) is not; anything with another character is."""
     return not sender.removeprefix("+").isdigit()
+
+
+def alphanumeric_sender_problem(sender: str) -> str | None:
+    """Why ``sender``, an alphanumeric sender ID, names no one, or None: the rule every sender
+    of every path meets (a message's, an account's ``default_sender``, ``sender_id`` and
+    ``senders``), before any API's own grammar.
+
+    An alphanumeric sender is a name shown on the handset in place of a number (3GPP TS 23.040,
+    TP-OA "alphanumeric"), and every document of the set says so: Dexatel's example is
+    ``"YourBrand"``, DT A2P's "company name or brand", Telefoon's an "alphanumeric sender name
+    (max 11 chars)", the session-key gateway's a "sender Alias (TPOA)", Telekom SK's a "text
+    identifier". So it holds at least one letter or digit: spaces, punctuation and separators
+    alone (``"   "``, ``"..."``, ``" - "``) name nothing, and no document allows it.
+
+    Space at its start or end is refused, not stripped: a sender is sent, shown, checked against
+    an account's verified ``senders`` and compared for an idempotent retry exactly as written, so
+    stripping it would send (and verify) another sender than the one asked for, silently; a
+    refusal names it, and the caller fixes it once."""
+    if not any(character.isascii() and character.isalnum() for character in sender):
+        return f"the alphanumeric sender {sender!r} has no letter or digit: a sender ID is a name, not only spaces or punctuation"
+    if sender != sender.strip():
+        return f"the alphanumeric sender {sender!r} starts or ends with a space: give it without (it is sent as written)"
+    return None
 
 
 @lru_cache(maxsize=65536)

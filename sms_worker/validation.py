@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 import phonenumbers
 from phonenumbers import COUNTRY_CODE_TO_REGION_CODE, NumberParseException, PhoneNumber, ValidationResult
 
+from sms_worker.addresses import alphanumeric_sender_problem
 from sms_worker.ambiguity import POLICIES
 from sms_worker.errors import InvalidField, SmsWorkerError
 
@@ -108,7 +109,10 @@ def _valid_international(text: str) -> str | None:
 
 
 def validate_sender(sender: object) -> str | None:
-    """A sender ID is a phone number or at most 11 alphanumeric characters (GSM 03.40 TP-OA)."""
+    """A sender ID is a phone number or at most 11 alphanumeric characters (GSM 03.40 TP-OA),
+    with a letter or digit and no space at either end
+    (:func:`~sms_worker.addresses.alphanumeric_sender_problem`, which says why); None or ``""``:
+    the account's default. Raises :class:`InvalidField` for ``sender``."""
     if sender is None or sender == "":
         return None
     if not isinstance(sender, str):
@@ -118,6 +122,9 @@ def validate_sender(sender: object) -> str | None:
         if not _NUMERIC_SENDER.fullmatch(sender):
             raise InvalidField("sender", f"numeric sender {sender!r} must have 3 to 15 digits")
         return sender
+    problem = alphanumeric_sender_problem(sender)
+    if problem is not None:
+        raise InvalidField("sender", problem)
     if not _ALPHANUMERIC_SENDER.fullmatch(sender):
         if len(sender) > 11:
             raise InvalidField("sender", f"alphanumeric sender {sender!r} is longer than 11 characters")

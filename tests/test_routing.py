@@ -196,8 +196,7 @@ def test_every_problem_of_the_file_is_named_on_a_line_of_its_own():
 
     assert str(caught.value).splitlines() == [
         "providers.toml: accounts.dexatel.rate: must be a positive number of messages per second",
-        "providers.toml: accounts.dexatel.default_sender: must be 1 to 11 letters, digits or spaces, or a phone number of up to 15 digits,"
-        " not 'much too long a sender'",
+        "providers.toml: accounts.dexatel.default_sender: alphanumeric sender 'much too long a sender' is longer than 11 characters",
         "providers.toml: routes[0].accounts: 'nobody' is not an account (dexatel, dt-a2p, session-key, telefoon, telekom-sk)",
     ]
 

@@ -36,7 +36,8 @@ class IsoTime(click.ParamType):
     "--sender",
     metavar="ID",
     show_default="the account's own",
-    help="Sender ID: a phone number, or up to 11 letters, digits, spaces and . & _ - (and what the account takes)",
+    help="Sender ID: a phone number, or up to 11 letters, digits, spaces and . & _ - with a letter or digit and no space "
+    "at either end (and what the account takes)",
 )
 @click.option("--priority", default="standard", show_default=True, metavar="LEVEL", help="high, standard or low (or 3, 2, 1).")
 @click.option(

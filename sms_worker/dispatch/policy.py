@@ -89,7 +89,7 @@ class RetryPolicy:
         ambiguous = error.kind is ErrorKind.AMBIGUOUS
         unsure_since = (attempt.unsure_since or attempt.started_at) if ambiguous else attempt.unsure_since
         gone_for = Status.UNKNOWN if unsure_since is not None else Status.UNDELIVERABLE
-        if error.kind is ErrorKind.PERMANENT and error.account_wide:
+        if error.pauses_account:
             wait = PAUSE_RECHECK if attempt.pinned or unsure_since else timedelta(0)
             return Defer(
                 now + wait, f"account {attempt.account} paused ({described}); attempt not counted", Status.QUEUED, error.code, False, unsure_since

@@ -81,11 +81,7 @@ def _poll_round(rt: Runtime, limit: int) -> PollReport:
 def _pause_accounts(rt: Runtime, results: list[tuple[Any, DeliveryReceipt | Failure]]) -> None:
     """An account-wide fault met by a status check (a revoked key, no funds) pauses the account
     as it would on a send, once per account and round."""
-    wide = {
-        row.account: outcome
-        for row, outcome in results
-        if isinstance(outcome, Failure) and outcome.kind is ErrorKind.PERMANENT and outcome.account_wide
-    }
+    wide = {row.account: outcome for row, outcome in results if isinstance(outcome, Failure) and outcome.pauses_account}
     for account, failure in wide.items():
         pause_for(rt.redis, account, failure)
 

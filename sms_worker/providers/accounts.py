@@ -160,6 +160,7 @@ _REASONS = {
     "float_type": "must be a number",
     "list_type": "must be a list",
     "tuple_type": "must be a list",
+    "frozen_set_type": "must be a list",
     "dict_type": "must be a table",
     "model_type": "must be a table",
     "model_attributes_type": "must be a table",

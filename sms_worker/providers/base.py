@@ -18,8 +18,9 @@ dispatcher, the receipts poller and the callback receiver know adapters only thr
 
 Adapters derive from :class:`AdapterBase` (from :class:`OneRecipientPerRequest` when the API
 takes one recipient per request), declare their error codes and status words as data
-(:attr:`AdapterBase.errors`, :attr:`AdapterBase.statuses`) and leave the HTTP plumbing to
-:mod:`sms_worker.providers.plumbing`.
+(:attr:`AdapterBase.errors`, :attr:`AdapterBase.statuses`), as their documents spell them, and leave
+the HTTP plumbing to :mod:`sms_worker.providers.plumbing`. The base reads every such word in any
+letter case and with surrounding whitespace (:mod:`sms_worker.providers.words`), on every path.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from sms_worker.priority import Priority
 from sms_worker.providers.failures import UNKNOWN_CODE, ErrorClass, Failure, ProviderError
 from sms_worker.providers.plumbing import error_envelope, json_object, raise_for_error, transport_errors
 from sms_worker.providers.sessions import Sessions
+from sms_worker.providers.words import Words, spelled
 from sms_worker.status import Delivery
 
 
@@ -152,13 +154,14 @@ class AdapterBase:
     ``errors`` maps each provider error code (as the API spells it: a string, or a number) to
     its :class:`~sms_worker.providers.failures.ErrorClass`; ``statuses`` maps each word the API
     has for a message's state to a :class:`~sms_worker.status.Delivery`. Both are class-level
-    data; the lookups are :meth:`error` and :meth:`delivery`.
+    data, written as the document spells them; a subclass's tables become
+    :class:`~sms_worker.providers.words.Words` as it is defined, so every lookup (:meth:`error`,
+    :meth:`delivery`, the plumbing's, an adapter's own ``in``) ignores letter case and surrounding
+    whitespace, polled, posted or answered to a send alike.
     """
 
-    errors: ClassVar[Mapping[Any, ErrorClass]] = {}
-    statuses: ClassVar[Mapping[str, Delivery]] = {}
-    statuses_ignore_case: ClassVar[bool] = False
-    """True: status words compare without case and surrounding spaces."""
+    errors: ClassVar[Mapping[Any, ErrorClass]] = Words({})
+    statuses: ClassVar[Mapping[str, Delivery]] = Words({})
     max_recipients: int = 1
     zone: tzinfo | None = None
     """The zone the provider's times without an offset are in, as its document says or the
@@ -167,6 +170,13 @@ class AdapterBase:
     callback alike), whatever the host's zone: :mod:`~sms_worker.providers.timestamps`."""
     sessions: Sessions[Any] | None = None
     """The login session, for APIs that have one."""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        for table in ("errors", "statuses"):
+            declared = cls.__dict__.get(table)
+            if declared is not None and not isinstance(declared, Words):
+                setattr(cls, table, Words(declared))
 
     def __init__(self, name: str, base_url: str, client: httpx.Client, headers: Mapping[str, str] | None = None) -> None:
         self.name = name
@@ -200,16 +210,15 @@ class AdapterBase:
 
     @classmethod
     def error(cls, code: Hashable, text: str) -> ProviderError:
-        """``code`` as :attr:`errors` classifies it; :data:`UNKNOWN_CODE` if it is not there."""
-        return cls.errors.get(code, UNKNOWN_CODE).error(str(code), text)
+        """``code`` as :attr:`errors` classifies it, reported as the table spells it;
+        :data:`UNKNOWN_CODE` if it is not there."""
+        return cls.errors.get(code, UNKNOWN_CODE).error(str(spelled(cls.errors, code)), text)
 
     @classmethod
     def delivery(cls, word: str) -> Delivery | None:
-        """A status word in our vocabulary; None for a word :attr:`statuses` does not name."""
-        if not cls.statuses_ignore_case:
-            return cls.statuses.get(word)
-        folded = word.strip().casefold()
-        return next((delivery for known, delivery in cls.statuses.items() if known.casefold() == folded), None)
+        """A status word in our vocabulary, in any case and with any surrounding whitespace; None
+        for a word :attr:`statuses` does not name."""
+        return cls.statuses.get(word)
 
     def group_key(self, message: OutboundMessage) -> Hashable:
         return message.message_id

@@ -36,7 +36,8 @@ emulates exactly these):
   ``application/json``.
 - ``from`` is required (the example always sends it): the account's ``default_sender``
   option is used when a message names no sender. A sender ID is 1 to 11 ASCII letters, digits
-  or spaces (the document's example is ``"YourBrand"``; no ``.``, ``&`` or ``_``), or a phone
+  or spaces with at least one letter or digit (the document's example is ``"YourBrand"``: a
+  name; no ``.``, ``&`` or ``_``; :func:`~sms_worker.addresses.alphanumeric_sender_problem`), or a phone
   number of up to 15 digits with an optional ``+`` (:data:`SENDER_IDS`, answered with
   ``INVALID_SENDER`` otherwise). Routing knows it (:meth:`DexatelAccount.carriage`), so a message
   from another sender is refused at enqueue or routed elsewhere, and :class:`DexatelAccount`
@@ -61,7 +62,7 @@ from sms_worker.providers.base import Accepted, DeliveryReceipt, OneRecipientPer
 from sms_worker.providers.carriage import Carriage
 from sms_worker.providers.failures import ErrorClass, ErrorKind
 from sms_worker.providers.plumbing import bad_response, callback_json
-from sms_worker.providers.schema import AccountBase, Credential, NonBlank, fits
+from sms_worker.providers.schema import AccountBase, Credential, SenderId, fits
 from sms_worker.providers.timestamps import parse_timestamp
 from sms_worker.status import Delivery, Status
 
@@ -79,7 +80,7 @@ class DexatelAccount(AccountBase):
 
     type: Literal["dexatel"]
     api_key: Credential
-    default_sender: Annotated[NonBlank, fits(SENDER_IDS.accepts, SENDER_IDS.says)]
+    default_sender: Annotated[SenderId, fits(SENDER_IDS.accepts, SENDER_IDS.says)]
 
     def carriage(self) -> Carriage:
         """:data:`SENDER_IDS`, for a message's sender or the default; any valid Unicode text (JSON)."""

@@ -20,7 +20,8 @@ Assumptions where the document is silent (it gives no paths, fields or error cod
 - ``GET <base>/v1/balance`` answers ``{"balance", "currency"}`` and costs nothing; it is
   :meth:`DtA2pAdapter.verify` and :meth:`DtA2pAdapter.open`.
 - Status words: ``queued``, ``sent``, ``delivered``, ``undelivered``, ``rejected``,
-  ``expired``, ``deleted``, ``unknown`` (case-insensitive); anything else is UNKNOWN.
+  ``expired``, ``deleted``, ``unknown``, in any letter case (as every adapter reads its words:
+  :mod:`~sms_worker.providers.words`); anything else is UNKNOWN.
 - Errors are HTTP 4xx/5xx with ``{"error": {"code", "message"}}``; the codes and their
   classes are in ``DtA2pAdapter.errors`` below. That body is an error under any status, ``200``
   included (a code the table lacks is then permanent for the message). A code not in that table is classified by its HTTP status
@@ -54,7 +55,7 @@ from sms_worker.providers.base import Accepted, DeliveryReceipt, OneRecipientPer
 from sms_worker.providers.carriage import Carriage
 from sms_worker.providers.failures import ErrorClass, ErrorKind, ProviderError
 from sms_worker.providers.plumbing import bad_response, callback_json, message_id_of
-from sms_worker.providers.schema import AccountBase, Credential, Names, NonBlank, reason
+from sms_worker.providers.schema import AccountBase, Credential, SenderId, SenderIds, reason
 from sms_worker.providers.timestamps import parse_timestamp
 from sms_worker.status import Delivery, Status
 
@@ -82,8 +83,8 @@ class DtA2pAccount(AccountBase):
 
     type: Literal["dt-a2p"]
     api_key: Credential
-    default_sender: NonBlank
-    senders: Annotated[Names, AfterValidator(_verifiable)] | None = None
+    default_sender: SenderId
+    senders: Annotated[SenderIds, AfterValidator(_verifiable)] | None = None
     alphanumeric_countries: CountryCodes | None = None
 
     def carriage(self) -> Carriage:
@@ -127,7 +128,6 @@ class DtA2pAdapter(OneRecipientPerRequest):
         "deleted": Delivery.UNDELIVERABLE,
         "unknown": Delivery.UNKNOWN,
     }
-    statuses_ignore_case = True
     zone = UTC
     """The assumed delivery report gives its times in UTC (an explicit offset wins)."""
 

@@ -45,6 +45,13 @@ class Failure:
         return f"{self.code}: {self.text}"
 
     @property
+    def pauses_account(self) -> bool:
+        """Retrying cannot help and every message of the account would meet it (a bad key, an
+        IP not allowed, no balance): the account pauses (:mod:`~sms_worker.providers.pause`),
+        wherever it is met: a send, a status check, opening the account at worker start."""
+        return self.kind is ErrorKind.PERMANENT and self.account_wide
+
+    @property
     def account_fault(self) -> bool:
         """The account failed at the moment, and another attempt may succeed (transient or
         ambiguous): its circuit breaker counts it."""

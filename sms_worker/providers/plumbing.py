@@ -16,6 +16,7 @@ import httpx
 
 from sms_worker.providers.failures import UNKNOWN_CODE, ErrorClass, ErrorKind, ProviderError
 from sms_worker.providers.transport import ResponseTooLarge
+from sms_worker.providers.words import spelled
 
 TIMEOUT: Final = "TIMEOUT"
 CONNECTION_LOST: Final = "CONNECTION_LOST"
@@ -100,10 +101,11 @@ def raise_provider_error(response: httpx.Response, table: Mapping[Any, ErrorClas
     with ``200``). A code the table does not know is classified by the HTTP status where that is
     an error status (:func:`raise_for_http_status`: a new 5xx code is still retried), and is
     :data:`~sms_worker.providers.failures.UNKNOWN_CODE` (permanent, for this message only) under
-    a success status."""
+    a success status. A code is looked up and reported as the table has it (an adapter's table is
+    :class:`~sms_worker.providers.words.Words`: ``"unauthorized"`` is ``UNAUTHORIZED``)."""
     error_class = table.get(code)
     if error_class is not None:
-        raise error_class.error(str(code), text)
+        raise error_class.error(str(spelled(table, code)), text)
     raise_for_http_status(response)
     raise UNKNOWN_CODE.error(str(code), text)
 

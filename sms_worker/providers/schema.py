@@ -41,7 +41,9 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from sms_worker.ambiguity import OnAmbiguous
+from sms_worker.errors import InvalidField
 from sms_worker.providers.carriage import Carriage
+from sms_worker.validation import validate_sender
 
 ENVIRONMENT_SUFFIX = "_env"
 """``<credential>_env`` names the environment variable holding the credential."""
@@ -59,21 +61,29 @@ def reason(text: str) -> WrapValidator:
     return WrapValidator(wrap)
 
 
-def _not_blank(value: str) -> str:
-    if not value.strip():
-        raise ValueError("must not be blank")
-    return value
+def _sender_id(value: str) -> str:
+    try:
+        sender = validate_sender(value)
+    except InvalidField as error:
+        raise ValueError(error.reason) from None
+    if sender is None:
+        raise ValueError("must not be empty")
+    return sender
 
 
 NonEmpty = Annotated[str, StringConstraints(min_length=1)]
-NonBlank = Annotated[str, AfterValidator(_not_blank)]
-"""A string with something but spaces in it, kept as written."""
 Trimmed = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
 """A string with its surrounding spaces cut off, not empty after that."""
 Credential = Annotated[SecretStr, Field(min_length=1)]
 Rate = Annotated[float, Field(gt=0, allow_inf_nan=False), reason("must be a positive number of messages per second")]
 Burst = Annotated[int, Field(ge=1), reason("must be a positive integer")]
 Names = Annotated[frozenset[NonEmpty], Field(strict=False), reason("must be a list of non-empty strings")]
+SenderId = Annotated[str, AfterValidator(_sender_id)]
+"""A sender ID as a message's must be (:func:`~sms_worker.validation.validate_sender`: a phone
+number, or a name of at most 11 characters with a letter or digit and no space at either end),
+kept as written: an account's ``default_sender``, ``sender_id`` and each of its ``senders``."""
+SenderIds = Annotated[frozenset[SenderId], Field(strict=False)]
+"""A list of :data:`SenderId`, each refused by its place in the list."""
 Countries = Annotated[Names, AfterValidator(lambda names: frozenset(name.upper() for name in names))]
 """Country codes as written, compared upper-case."""
 
@@ -106,7 +116,7 @@ class AccountBase(BaseModel):
     """Messages (or segments, ``SMS_WORKER_RATE_LIMIT_UNIT``) per second, shared by every worker."""
     burst: Burst = Field(default_factory=_burst_of)
     """Tokens the bucket holds; by default the rate rounded up."""
-    senders: Names | None = None
+    senders: SenderIds | None = None
     """Sender IDs this account may use; None: any."""
     alphanumeric_countries: Countries | None = None
     """Destination countries (ISO 3166) that accept an alphanumeric sender from it; None: all."""

@@ -42,7 +42,8 @@ gateway family, e.g. ``smsend/REST-API`` on GitHub):
   (``{"sms": [{"type": "N", "quantity": 1234}, ...]}``) for the credits left at its quality.
 - ``sender`` is the alias (TPOA): null for the account's own; a custom one only with quality
   ``N`` (the family: low-quality messages go from a shared sender), of at most 11 ASCII letters,
-  digits, spaces, ``.`` or ``-``, or a number of up to 16 digits with an optional ``+``; else 400
+  digits, spaces, ``.`` or ``-`` with at least one letter or digit (an alias names someone:
+  :func:`~sms_worker.addresses.alphanumeric_sender_problem`), or a number of up to 16 digits with an optional ``+``; else 400
   ``INVALID_SENDER``. Routing knows it (:meth:`SessionKeyAccount.carriage`), so such a message is
   refused at enqueue or routed to another account.
 - ``priority``, ``validity_minutes``, ``unicode`` and ``flash`` have no field in this API and
@@ -79,6 +80,7 @@ from sms_worker.providers.plumbing import bad_response, callback_json, json_obje
 from sms_worker.providers.schema import AccountBase, Credential, reason
 from sms_worker.providers.sessions import Sessions
 from sms_worker.providers.timestamps import parse_wall_clock
+from sms_worker.providers.words import same_word
 from sms_worker.status import Delivery, Status
 from sms_worker.text import analyze
 
@@ -182,7 +184,6 @@ class SessionKeyAdapter(AdapterBase):
     }
     """The family's recipient statuses. ``DEMO`` (sent in demo mode) reaches no phone and nothing
     more will be learnt of it: undeliverable, with the word kept beside."""
-    statuses_ignore_case = True
     zone: tzinfo = ZoneInfo(DEFAULT_TIMEZONE)
     """The gateway's zone for ``delivery_date``, polled or called back; the account's ``timezone``
     option sets it per account."""
@@ -264,7 +265,7 @@ class SessionKeyAdapter(AdapterBase):
             "sender": message.sender or None,
         }
         answer = json_object(self._call("POST", "/sms", json=body))
-        if answer.get("result") != "OK":
+        if not same_word(answer.get("result"), "OK"):
             raise self.error(str(answer.get("code") or answer.get("result") or "KO"), str(answer.get("message") or ""))
         order_id = answer.get("order_id")
         if not isinstance(order_id, str) or not order_id:
@@ -326,7 +327,7 @@ class SessionKeyAdapter(AdapterBase):
         self.sessions.close()
         answer = json_object(self._call("GET", "/status"))
         for entry in answer.get("sms") or []:
-            if isinstance(entry, dict) and entry.get("type") == self.quality and isinstance(entry.get("quantity"), int):
+            if isinstance(entry, dict) and same_word(entry.get("type"), self.quality) and isinstance(entry.get("quantity"), int):
                 self.remaining_credits = entry["quantity"]
                 return f"session ok, {entry['quantity']} credits for quality {self.quality}"
         return "session ok"
@@ -367,7 +368,7 @@ class SessionKeyAdapter(AdapterBase):
         429 such a code is transient (see the module docstring)."""
         status = response.status_code
         body = json_or_none(response)
-        if isinstance(body, dict) and isinstance(body.get("code"), str) and body["code"] and body.get("result") != "OK":
+        if isinstance(body, dict) and isinstance(body.get("code"), str) and body["code"] and not same_word(body.get("result"), "OK"):
             code, text = body["code"], str(body.get("message") or "")
             if code not in self.errors and (status >= 500 or status == 429):
                 raise_for_http_status(response)

@@ -54,8 +54,9 @@ from sms_worker.providers.base import Accepted, DeliveryReceipt, OneRecipientPer
 from sms_worker.providers.carriage import Carriage
 from sms_worker.providers.failures import ErrorClass, ErrorKind, ProviderError
 from sms_worker.providers.plumbing import bad_response, callback_json
-from sms_worker.providers.schema import AccountBase, Credential, Trimmed, fits
+from sms_worker.providers.schema import AccountBase, Credential, SenderId, Trimmed, fits
 from sms_worker.providers.timestamps import parse_timestamp
+from sms_worker.providers.words import same_word
 from sms_worker.status import Delivery, Status
 
 MAX_PAGE_SIZE: Final = 100
@@ -90,8 +91,8 @@ class TelefoonAccount(AccountBase):
 
     type: Literal["telefoon"]
     api_key: Credential
-    default_sender: Annotated[Trimmed, fits(SENDER_IDS.accepts, SENDER_IDS.says)]
-    sender_id: Annotated[Trimmed, fits(_ALPHANUMERIC.pattern.fullmatch, _ALPHANUMERIC.says)] | None = None
+    default_sender: Annotated[SenderId, fits(SENDER_IDS.accepts, SENDER_IDS.says)]
+    sender_id: Annotated[SenderId, fits(_ALPHANUMERIC.pattern.fullmatch, _ALPHANUMERIC.says)] | None = None
     status_callback: Annotated[Trimmed, AfterValidator(_http_url)] | None = None
     gdpr_consent_ref: Trimmed | None = None
 
@@ -289,7 +290,7 @@ class TelefoonAdapter(OneRecipientPerRequest):
         """A ``status_callback`` webhook: one Message object as JSON (assumed, see the module)."""
         data = callback_json(body, content_type, "a Telefoon status callback")
         message = TelefoonMessage.from_json(data)
-        if message.direction != "outbound":
+        if not same_word(message.direction, "outbound"):
             return []
         return [message.receipt()]
 

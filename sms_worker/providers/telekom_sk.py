@@ -46,6 +46,7 @@ from sms_worker.providers.plumbing import bad_response, callback_json, message_i
 from sms_worker.providers.schema import AccountBase, Credential
 from sms_worker.providers.sessions import Sessions
 from sms_worker.providers.timestamps import parse_timestamp, parse_wall_clock
+from sms_worker.providers.words import same_word
 from sms_worker.status import Delivery, Status
 
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
@@ -198,7 +199,7 @@ class TelekomSkAdapter(OneRecipientPerRequest):
         if not entries:
             raise bad_response("send_message answered without messages[]")
         entry = entries[0]
-        if entry.get("status") != "success" or entry.get("message_id") is None:
+        if not same_word(entry.get("status"), "success") or entry.get("message_id") is None:
             raise self.error(str(entry.get("code", "UNKNOWN")), str(entry.get("description", "")))
         return Accepted(str(entry["message_id"]), "QUEUED", Delivery.QUEUED, entry.get("parts"))
 
@@ -269,7 +270,7 @@ class TelekomSkAdapter(OneRecipientPerRequest):
             raise_for_http_status(response)
             raise
         result = body["result"]
-        if result.get("status") != "success":
+        if not same_word(result.get("status"), "success"):
             raise_provider_error(response, self.errors, str(result.get("code", "UNKNOWN")), str(result.get("description", "")))
         raise_for_http_status(response)
         return body

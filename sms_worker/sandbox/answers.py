@@ -18,7 +18,7 @@ from typing import Any, Final, Generic, TypeVar
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response, StreamingResponse
 
-from sms_worker.sandbox.faults import FaultKind, FaultRule, http_error
+from sms_worker.sandbox.faults import FaultKind, FaultRule, http_error, spelled
 
 UNKNOWN_CODE_STATUS: Final = 400
 """The HTTP status of an error whose code is not in the provider's table (from a fault rule)."""
@@ -83,9 +83,17 @@ def preempt(rule: FaultRule | None, error: Callable[[str, str | None], Answer]) 
         status = rule.params["status"]
         return Answer(status, None, f"HTTP_{status}")
     if rule.fault is FaultKind.ERROR_CODE:
-        answer = error(rule.params["code"], rule.params.get("description"))
-        return replace(answer, status=rule.answer_status(answer.status))
+        code = rule.params["code"]
+        answer = error(code, rule.params.get("description"))
+        return replace(answer, status=rule.answer_status(answer.status), body=_respelled(answer.body, code, spelled(rule, code)))
     return None
+
+
+def _respelled(body: Any, code: str, spelling: str) -> Any:
+    """``body`` with ``code`` written as ``spelling`` wherever the provider's error body holds it."""
+    if isinstance(body, dict):
+        return {name: _respelled(value, code, spelling) for name, value in body.items()}
+    return spelling if body == code else body
 
 
 async def hold(*rules: FaultRule | None) -> None:

@@ -3,10 +3,14 @@
 A test or benchmark posts a rule ("the next 3 send requests to this number get HTTP 503") and
 the provider emulations ask :meth:`FaultEngine.take` once per request. The transport-level
 kinds (``latency``, ``timeout``, ``http_status``, ``garbage``, ``drip``) mean the same for every provider
-and are acted on here and in :mod:`.answers`; the others (``session_loss``, ``error_code``, ``final_status``)
-are interpreted by each provider in its own vocabulary. An ``error_code`` rule may name the HTTP
+and are acted on here and in :mod:`.answers`; the others (``session_loss``, ``error_code``, ``final_status``,
+``spelling``) are interpreted by each provider in its own vocabulary. A ``spelling`` rule is drawn
+only where a status word is written (a status answer, a callback as it is posted: endpoint
+``callback``), never used up by another request. An ``error_code`` rule may name the HTTP
 status to answer its error body with (``http_status``; 200 for a provider that wraps an error in
-a success answer), in place of the one the provider's table gives the code. A rule that matches but loses its
+a success answer), in place of the one the provider's table gives the code, and may write its code
+in another ``case`` with ``pad`` around it, as a ``spelling`` rule writes a status word (the code
+is given upper-case and means what it means upper-case). A rule that matches but loses its
 probability roll is skipped (not consumed), and the next rule in insertion order gets its chance.
 """
 
@@ -18,7 +22,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from http import HTTPStatus
-from typing import Any
+from typing import Any, Final
 
 from starlette.responses import PlainTextResponse, Response
 
@@ -39,9 +43,19 @@ class FaultKind(StrEnum):
     DRIP = "drip"
     """The request is carried out, then its answer is sent one byte every ``ms`` milliseconds,
     its ``Content-Length`` announced up front."""
+    SPELLING = "spelling"
+    """The status word of a status answer, or of a callback, is written in another letter
+    ``case`` (``upper``, ``lower`` or ``title``), with ``pad`` (whitespace) around it: a provider
+    whose words differ from its document's in case (Dexatel's webhook ``"Delivered"``)."""
 
 
-ALL_KINDS = frozenset(FaultKind)
+WORDED: Final = frozenset({FaultKind.SPELLING})
+"""The kinds only an answer or callback that writes a status word acts on."""
+REQUEST_KINDS: Final = frozenset(FaultKind) - WORDED
+"""The kinds any request may act on: an endpoint that writes a status word adds :data:`WORDED`."""
+CALLBACK: Final = "callback"
+"""The endpoint name of the callbacks a provider posts (for ``spelling`` rules)."""
+CASES: Final[dict[str, Callable[[str], str]]] = {"upper": str.upper, "lower": str.lower, "title": str.title}
 
 
 class FaultRuleError(SmsWorkerError, ValueError):
@@ -107,7 +121,7 @@ class FaultEngine:
     def clear(self) -> None:
         self._rules.clear()
 
-    def take(self, provider: str, endpoint: str, to: Any = None, kinds: frozenset[FaultKind] = ALL_KINDS) -> FaultRule | None:
+    def take(self, provider: str, endpoint: str, to: Any = None, kinds: frozenset[FaultKind] = REQUEST_KINDS) -> FaultRule | None:
         """The first rule that applies to this request, with one of its ``times`` used up.
 
         ``kinds`` lets an endpoint ignore rules that mean nothing to it (a ``final_status`` on
@@ -138,6 +152,15 @@ def final_status(rule: FaultRule | None) -> State:
     if rule is not None and rule.fault is FaultKind.FINAL_STATUS:
         return State(rule.params["status"])
     return State.DELIVERED
+
+
+def spelled(rule: FaultRule | None, word: str) -> str:
+    """A status word as a ``spelling`` rule writes it, or an error code as an ``error_code`` rule
+    with a ``case`` does; as it is without one."""
+    if rule is None or "case" not in rule.params:
+        return word
+    pad = str(rule.params.get("pad", ""))
+    return pad + CASES[rule.params["case"]](word) + pad
 
 
 def http_error(status: int) -> Response:
@@ -183,6 +206,18 @@ def _code(value: Any) -> str:
     return value.strip().upper()
 
 
+def _case(value: Any) -> str:
+    if value not in CASES:
+        raise FaultRuleError(f"must be one of {', '.join(CASES)}")
+    return str(value)
+
+
+def _pad(value: Any) -> str:
+    if not isinstance(value, str) or value.strip():
+        raise FaultRuleError("must be a string of whitespace")
+    return value
+
+
 def _status(value: Any) -> str:
     code = _code(value)
     if code not in State.__members__:
@@ -202,10 +237,17 @@ _KIND_PARAMS: dict[FaultKind, dict[str, tuple[Callable[[Any], Any], bool]]] = {
     FaultKind.TIMEOUT: {"seconds": (_number(0), True)},
     FaultKind.HTTP_STATUS: {"status": (_http_status, True)},
     FaultKind.SESSION_LOSS: {},
-    FaultKind.ERROR_CODE: {"code": (_code, True), "description": (_text, False), "http_status": (_answer_status, False)},
+    FaultKind.ERROR_CODE: {
+        "code": (_code, True),
+        "description": (_text, False),
+        "http_status": (_answer_status, False),
+        "case": (_case, False),
+        "pad": (_pad, False),
+    },
     FaultKind.FINAL_STATUS: {"status": (_status, True)},
     FaultKind.GARBAGE: {},
     FaultKind.DRIP: {"ms": (_number(0), True)},
+    FaultKind.SPELLING: {"case": (_case, True), "pad": (_pad, False)},
 }
 _COMMON = frozenset({"provider", "endpoint", "to", "fault", "times", "probability"})
 

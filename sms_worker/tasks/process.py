@@ -3,25 +3,28 @@ and end it.
 
 Producers, the scheduler and each Celery worker process share one :class:`Runtime` per process
 (rebuilt after a fork). In a worker process, Celery's ``worker_process_init`` starts the lease's
-keeper and opens the provider accounts, and ``worker_process_shutdown`` closes the accounts'
-adapters and the HTTP client, writes what is held and ends the lease (:meth:`Runtime.close`).
+keeper and opens the provider accounts (pausing one that meets an account-wide fault), and
+``worker_process_shutdown`` closes the accounts' adapters and the HTTP client, writes what is
+held and ends the lease (:meth:`Runtime.close`).
 The hooks are connected when the tasks are loaded (``tasks.jobs`` imports this module), which
 Celery does before it forks its pool.
 """
 
 from __future__ import annotations
 
-import logging
 import os
 import threading
 
 from celery.signals import worker_process_init, worker_process_shutdown
 
 from sms_worker.config import get_settings
+from sms_worker.logs import get_logger, mask_numbers
 from sms_worker.providers.failures import ProviderError
+from sms_worker.providers.pause import pause_for
 from sms_worker.runtime import Runtime, build_runtime
 from sms_worker.tasks.app import CeleryWaker
 
+log = get_logger("accounts")
 _runtime: Runtime | None = None
 _lock = threading.Lock()
 _inherited: list[Runtime] = []
@@ -52,13 +55,23 @@ def process_runtime() -> Runtime:
 
 
 def open_accounts() -> None:
-    """Open every provider account of this process; a failure is logged, not raised: the
-    dispatcher meets the same fault on the first message and classifies it there."""
-    for name, account in process_runtime().accounts.items():
+    """Open every provider account of this process (log in, or its cheapest authenticated call).
+
+    An account-wide fault met there (credentials refused, IP not allowed, no balance:
+    :attr:`~sms_worker.providers.failures.Failure.pauses_account`) pauses the account at once,
+    with the loud line a send that met it would log (:func:`~sms_worker.providers.pause.pause_for`),
+    so no message goes to it only to find out. Any other failure (a timeout, a 503, a code the
+    adapter does not know) is logged and the account stays in routing: its first message meets
+    whatever holds by then and is classified there. Nothing is raised."""
+    rt = process_runtime()
+    for name, account in rt.accounts.items():
         try:
             account.adapter.open()
         except ProviderError as error:
-            logging.getLogger("sms_worker.accounts").warning("could not open account %s: %s", name, error)
+            if error.failure.pauses_account:
+                pause_for(rt.redis, name, error.failure)
+            else:
+                log.warning("could not open account %s: %s", name, mask_numbers(str(error)))
 
 
 @worker_process_init.connect

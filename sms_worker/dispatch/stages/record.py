@@ -49,7 +49,7 @@ class Record(Stage):
             elif isinstance(outcome, NotSent):
                 batch.settle(item, Defer(outcome.until, outcome.reason, counted=False))
             elif isinstance(outcome, Failure):
-                if outcome.kind is ErrorKind.PERMANENT and outcome.account_wide:
+                if outcome.pauses_account:
                     pause_for(self._rt.redis, item.account or "", outcome)
                 elif outcome.kind is ErrorKind.PERMANENT:
                     log.info("message %s to %s failed permanently: %s", item.id, mask_phone(item.row.recipient), mask_numbers(str(outcome)))

@@ -13,7 +13,7 @@ from starlette.routing import Route
 
 from sms_worker.clock import Clock
 from sms_worker.sandbox.answers import Answer, ErrorTable, error_envelope, json_body, preempt, respond, utc_timestamp
-from sms_worker.sandbox.faults import ALL_KINDS, FaultEngine, FaultKind, FaultRule, final_status
+from sms_worker.sandbox.faults import CALLBACK, REQUEST_KINDS, WORDED, FaultEngine, FaultKind, FaultRule, final_status, spelled
 from sms_worker.sandbox.lifecycle import Message, MessageStore
 from sms_worker.sandbox.recorder import Recorder
 from sms_worker.sandbox.settings import SandboxSettings
@@ -59,9 +59,9 @@ WORDS: Final[dict[State, str]] = {
     State.UNKNOWN: "unknown",
 }
 
-_SENDER_RE: Final = re.compile(r"[A-Za-z0-9 ]{1,11}|\+?[0-9]{1,15}")
+_SENDER_RE: Final = re.compile(r"(?=.*[A-Za-z0-9])[A-Za-z0-9 ]{1,11}|\+?[0-9]{1,15}")
 _E164_RE: Final = re.compile(r"\+[1-9][0-9]{6,14}")
-_SEND_KINDS: Final = ALL_KINDS - {FaultKind.SESSION_LOSS}
+_SEND_KINDS: Final = REQUEST_KINDS - {FaultKind.SESSION_LOSS}
 _READ_KINDS: Final = _SEND_KINDS - {FaultKind.FINAL_STATUS}
 _DOCUMENTED_FIELDS: Final = frozenset({"from", "to", "text"})
 
@@ -70,7 +70,7 @@ class Dexatel:
     """Bearer keys from settings, one prepaid balance, messages whose status follows the clock."""
 
     name: ClassVar[str] = PROVIDER
-    endpoints: ClassVar[frozenset[str]] = frozenset({SEND, STATUS, BALANCE})
+    endpoints: ClassVar[frozenset[str]] = frozenset({SEND, STATUS, BALANCE, CALLBACK})
 
     def __init__(self, settings: SandboxSettings, clock: Clock, recorder: Recorder, faults: FaultEngine) -> None:
         self._keys = settings.dexatel_api_keys
@@ -116,10 +116,14 @@ class Dexatel:
         wire_id = request.path_params["message_id"]
         message = self._find(wire_id)
         recipient = self._recipients.get(message.id) if message is not None else None
-        rule = self._faults.take(PROVIDER, STATUS, recipient, _READ_KINDS)
+        rule = self._faults.take(PROVIDER, STATUS, recipient, _READ_KINDS | WORDED)
         answer = preempt(rule, error) or self._refuse(request)
         if answer is None:
-            answer = error("MESSAGE_NOT_FOUND", f"Message {wire_id} was not found") if message is None else Answer(200, self._describe(message), "OK")
+            answer = (
+                error("MESSAGE_NOT_FOUND", f"Message {wire_id} was not found")
+                if message is None
+                else Answer(200, self._describe(message, rule), "OK")
+            )
         return answer, rule
 
     async def _account_balance(self, request: Request) -> tuple[Answer, FaultRule | None]:
@@ -141,7 +145,7 @@ class Dexatel:
             return error("INVALID_REQUEST", "The body must be a JSON object")
         sender, to, text = payload.get("from"), payload.get("to"), payload.get("text")
         if not isinstance(sender, str) or not _SENDER_RE.fullmatch(sender):
-            return error("INVALID_SENDER", "'from' must be 1 to 11 letters, digits or spaces, or a phone number")
+            return error("INVALID_SENDER", "'from' must be 1 to 11 letters, digits or spaces with a letter or digit, or a phone number")
         if not isinstance(to, str) or not _E164_RE.fullmatch(to):
             return error("INVALID_NUMBER", "'to' must be a phone number in E.164 format, e.g. +15551234567")
         if not isinstance(text, str) or not text:
@@ -166,18 +170,21 @@ class Dexatel:
         return self._messages.get(int(digits)) if wire_id.startswith(ID_PREFIX) and digits.isdigit() else None
 
     def _report(self, message: Message) -> dict[str, Any]:
-        """The webhook body (assumed, as the adapter reads it): the status answer, ``timestamp`` for ``updated_at``."""
-        report = self._describe(message)
+        """The webhook body (assumed, as the adapter reads it): the status answer, ``timestamp`` for
+        ``updated_at``; a ``spelling`` rule for ``callback`` respells its word."""
+        rule = self._faults.take(PROVIDER, CALLBACK, self._recipients[message.id], WORDED)
+        report = self._describe(message, rule)
         report["timestamp"] = report.pop("updated_at")
         return report
 
-    def _describe(self, message: Message) -> dict[str, Any]:
-        """The status answer: the send answer's fields plus the moment of the last change."""
+    def _describe(self, message: Message, rule: FaultRule | None = None) -> dict[str, Any]:
+        """The status answer: the send answer's fields plus the moment of the last change; its
+        word as a ``spelling`` ``rule`` writes it."""
         now = self._messages.now()
         changed = max(moment for moment in (message.due, message.sent_at, message.final_at) if moment <= now)
         return {
             "message_id": f"{ID_PREFIX}{message.id}",
-            "status": WORDS[message.status_at(now)],
+            "status": spelled(rule, WORDS[message.status_at(now)]),
             "recipient": self._recipients[message.id],
             "updated_at": utc_timestamp(changed, "milliseconds"),
         }

@@ -14,7 +14,7 @@ from starlette.routing import Route
 from sms_worker.clock import Clock
 from sms_worker.errors import SmsWorkerError
 from sms_worker.sandbox.answers import Answer, ErrorTable, error_envelope, json_body, preempt, respond, utc_timestamp
-from sms_worker.sandbox.faults import FaultEngine, FaultKind, FaultRule, final_status
+from sms_worker.sandbox.faults import WORDED, FaultEngine, FaultKind, FaultRule, final_status, spelled
 from sms_worker.sandbox.lifecycle import Message, MessageStore
 from sms_worker.sandbox.recorder import Recorder
 from sms_worker.sandbox.settings import SandboxSettings
@@ -119,8 +119,8 @@ class DtA2p:
         return await respond(answer, rule)
 
     async def _report(self, request: Request) -> Response:
-        rule = self._faults.take(PROVIDER, REPORT, None, _TRANSPORT_KINDS)
-        answer = preempt(rule, error) or self._authenticate(request) or self._delivery_report(request.path_params["id"])
+        rule = self._faults.take(PROVIDER, REPORT, None, _TRANSPORT_KINDS | WORDED)
+        answer = preempt(rule, error) or self._authenticate(request) or self._delivery_report(request.path_params["id"], rule)
         return await respond(answer, rule)
 
     async def _balance_endpoint(self, request: Request) -> Response:
@@ -175,21 +175,23 @@ class DtA2p:
             return error("ALPHANUMERIC_SENDER_NOT_ALLOWED", f"Alphanumeric sender IDs are not allowed to {country}")
         return None
 
-    def _delivery_report(self, raw_id: str) -> Answer:
+    def _delivery_report(self, raw_id: str, rule: FaultRule | None) -> Answer:
+        """The report of one message, its word as a ``spelling`` ``rule`` writes it."""
         message = self._messages.get(int(raw_id)) if raw_id.isdigit() else None
         if message is None:
             return error("MESSAGE_NOT_FOUND", f"No message with id {raw_id!r}")
         status = message.status_at(self._messages.now())
-        return Answer(200, _describe(message, self._submissions[message.id], status), OK)
+        return Answer(200, _describe(message, self._submissions[message.id], status, rule), OK)
 
     def _balance_body(self) -> dict[str, Any]:
         return {"balance": float(self._balance), "currency": CURRENCY}
 
 
-def _describe(message: Message, submission: Submission, status: State) -> dict[str, Any]:
+def _describe(message: Message, submission: Submission, status: State, rule: FaultRule | None = None) -> dict[str, Any]:
+    """The delivery report; its word as a ``spelling`` ``rule`` writes it."""
     return {
         "id": str(message.id),
-        "status": WORDS.get(status, "unknown"),
+        "status": spelled(rule, WORDS.get(status, "unknown")),
         "to": submission.to,
         "from": submission.sender,
         "parts": submission.parts,

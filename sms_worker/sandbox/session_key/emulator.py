@@ -16,7 +16,7 @@ from starlette.routing import Route
 
 from sms_worker.clock import Clock
 from sms_worker.sandbox.answers import Answer, ErrorTable, json_body, preempt, respond
-from sms_worker.sandbox.faults import ALL_KINDS, FaultEngine, FaultKind, FaultRule
+from sms_worker.sandbox.faults import REQUEST_KINDS, WORDED, FaultEngine, FaultKind, FaultRule, spelled
 from sms_worker.sandbox.lifecycle import MessageStore
 from sms_worker.sandbox.recorder import Recorder
 from sms_worker.sandbox.session_key.orders import (
@@ -44,7 +44,7 @@ SESSION_TTL: Final = 5 * 60
 VALIDITY_MINUTES: Final = 48 * 60
 FIRST_USER_KEY: Final = 1000
 _LOGIN_KINDS: Final = frozenset({FaultKind.LATENCY, FaultKind.TIMEOUT, FaultKind.HTTP_STATUS, FaultKind.ERROR_CODE})
-_NOT_SEND_KINDS: Final = ALL_KINDS - {FaultKind.FINAL_STATUS}
+_NOT_SEND_KINDS: Final = REQUEST_KINDS - {FaultKind.FINAL_STATUS}
 _PREEMPTING: Final = frozenset({FaultKind.HTTP_STATUS, FaultKind.SESSION_LOSS, FaultKind.ERROR_CODE})
 
 
@@ -81,7 +81,7 @@ class SessionKey:
         return [
             Route("/login", self._endpoint(LOGIN, _LOGIN_KINDS, self._login), methods=["GET"]),
             Route("/sms", self._send, methods=["POST"]),
-            Route("/sms/{order_id}", self._endpoint(SMS_STATE, _NOT_SEND_KINDS, self._state), methods=["GET"]),
+            Route("/sms/{order_id}", self._endpoint(SMS_STATE, _NOT_SEND_KINDS | WORDED, self._state), methods=["GET"]),
             Route("/status", self._endpoint(STATUS, _NOT_SEND_KINDS, self._status), methods=["GET"]),
         ]
 
@@ -93,15 +93,17 @@ class SessionKey:
 
     # -- the calls other than POST /sms ----------------------------------------------------
 
-    def _endpoint(self, name: str, kinds: frozenset[FaultKind], handler: Callable[[Request], Answer]) -> Callable[[Request], Awaitable[Response]]:
+    def _endpoint(
+        self, name: str, kinds: frozenset[FaultKind], handler: Callable[[Request, FaultRule | None], Answer]
+    ) -> Callable[[Request], Awaitable[Response]]:
         async def endpoint(request: Request) -> Response:
             rule = self._faults.take(PROVIDER, name, None, kinds)
-            answer = (self._preempt(rule, None) if rule is not None else None) or handler(request)
+            answer = (self._preempt(rule, None) if rule is not None else None) or handler(request, rule)
             return await respond(answer, rule)
 
         return endpoint
 
-    def _login(self, request: Request) -> Answer:
+    def _login(self, request: Request, rule: FaultRule | None) -> Answer:
         username, password = request.query_params.get("username"), request.query_params.get("password")
         if not username or not password:
             return error("MISSING_PARAMETER", "Parameters 'username' and 'password' are required")
@@ -109,7 +111,8 @@ class SessionKey:
             return error("BAD_CREDENTIALS")
         return Answer(200, f"{self._user_keys[username]};{self._sessions.open()}", "OK")
 
-    def _state(self, request: Request) -> Answer:
+    def _state(self, request: Request, rule: FaultRule | None) -> Answer:
+        """The order's recipients, each word as a ``spelling`` ``rule`` writes it."""
         refused = self._admit(request)
         if refused is not None:
             return refused
@@ -121,10 +124,12 @@ class SessionKey:
         for destination, message in order.entries:
             status = message.status_at(now)
             delivered = datetime.fromtimestamp(message.final_at, ZONE).strftime(SCHEDULE_FORMAT) if status is State.DELIVERED else None
-            recipients.append({"destination": destination, "status": STATUS_WORDS.get(status, status.value), "delivery_date": delivered})
+            recipients.append(
+                {"destination": destination, "status": spelled(rule, STATUS_WORDS.get(status, status.value)), "delivery_date": delivered}
+            )
         return Answer(200, {"recipient_number": len(recipients), "result": "OK", "recipients": recipients}, "OK")
 
-    def _status(self, request: Request) -> Answer:
+    def _status(self, request: Request, rule: FaultRule | None) -> Answer:
         refused = self._admit(request)
         if refused is not None:
             return refused

@@ -44,7 +44,7 @@ STATUS_WORDS: Final[dict[State, str]] = {
 }
 
 _RECIPIENT = re.compile(r"\+?\d{6,15}")
-_ALIAS = re.compile(r"[A-Za-z0-9 .\-]{1,11}")
+_ALIAS = re.compile(r"(?=.*[A-Za-z0-9])[A-Za-z0-9 .\-]{1,11}")
 _NUMBER_SENDER = re.compile(r"\+?\d{1,16}")
 
 

@@ -18,7 +18,7 @@ from starlette.routing import Route
 from sms_worker.clock import Clock
 from sms_worker.errors import SmsWorkerError
 from sms_worker.sandbox.answers import Answer, json_body, preempt, respond, utc_timestamp
-from sms_worker.sandbox.faults import FaultEngine, FaultKind, FaultRule, final_status
+from sms_worker.sandbox.faults import CALLBACK, WORDED, FaultEngine, FaultKind, FaultRule, final_status, spelled
 from sms_worker.sandbox.lifecycle import FIRST_MESSAGE_ID, Message, MessageStore
 from sms_worker.sandbox.recorder import Recorder
 from sms_worker.sandbox.settings import SandboxSettings
@@ -96,7 +96,7 @@ class Telefoon:
     """Messages by id, their statuses computed on the injected clock, and the API's operations."""
 
     name: ClassVar[str] = PROVIDER
-    endpoints: ClassVar[frozenset[str]] = frozenset({SEND, LIST, GET, DELETE})
+    endpoints: ClassVar[frozenset[str]] = frozenset({SEND, LIST, GET, DELETE, CALLBACK})
 
     def __init__(self, settings: SandboxSettings, clock: Clock, recorder: Recorder, faults: FaultEngine) -> None:
         self._keys = settings.telefoon_api_keys
@@ -123,7 +123,7 @@ class Telefoon:
         self.webhooks.clear()
 
     def _operation(self, endpoint: str, handler: Handler) -> Callable[[Request], Awaitable[Response]]:
-        kinds = _SEND_KINDS if endpoint == SEND else _KINDS
+        kinds = {SEND: _SEND_KINDS, GET: _KINDS | WORDED}.get(endpoint, _KINDS)
 
         async def serve(request: Request) -> Response:
             body = await json_body(request) if endpoint == SEND else None
@@ -148,7 +148,7 @@ class Telefoon:
         lifecycle = self._store.accept(VALIDITY_MINUTES, None, final_status(rule))
         record = self._keep(f"{OUTBOUND_PREFIX}{lifecycle.id}", "outbound", body, lifecycle)
         if self._post_callbacks and "status_callback" in body:
-            self.webhooks.post_at(body["status_callback"], lifecycle.final_at, lambda: self._render(record))
+            self.webhooks.post_at(body["status_callback"], lifecycle.final_at, lambda: self._callback(record))
         return Answer(201, self._render(record), "OK", message_id=record.id, parts=record.segments)
 
     def _list(self, request: Request, body: Any, rule: FaultRule | None) -> Answer:
@@ -162,7 +162,7 @@ class Telefoon:
         return Answer(200, {"messages": matching[start : start + page_size], "total": len(matching)}, "OK")
 
     def _get(self, request: Request, body: Any, rule: FaultRule | None) -> Answer:
-        return Answer(200, self._render(self._find(request)), "OK")
+        return Answer(200, self._render(self._find(request), rule), "OK")
 
     def _delete(self, request: Request, body: Any, rule: FaultRule | None) -> Answer:
         del self._records[self._find(request).id]
@@ -189,12 +189,17 @@ class Telefoon:
             raise Refusal(NOT_FOUND, f"Message {message_id} was not found")
         return record
 
-    def _render(self, record: Record) -> dict[str, Any]:
-        """The Message object; optional fields are left out rather than null (the schema has no nulls)."""
+    def _callback(self, record: Record) -> dict[str, Any]:
+        """The ``status_callback`` body: the Message, respelled by a ``spelling`` rule for ``callback``."""
+        return self._render(record, self._faults.take(PROVIDER, CALLBACK, record.to, WORDED))
+
+    def _render(self, record: Record, rule: FaultRule | None = None) -> dict[str, Any]:
+        """The Message object; optional fields are left out rather than null (the schema has no
+        nulls). Its status word as a ``spelling`` ``rule`` writes it."""
         word, error_code = _state(record.lifecycle, self._store.now())
         message: dict[str, Any] = {
             "id": record.id,
-            "status": word,
+            "status": spelled(rule, word),
             "direction": record.direction,
             "from": record.sender,
             "to": record.to,

@@ -14,7 +14,7 @@ from starlette.routing import Route
 
 from sms_worker.clock import Clock
 from sms_worker.sandbox.answers import hold, misbehave, utc_timestamp
-from sms_worker.sandbox.faults import ALL_KINDS, FaultEngine, FaultKind, FaultRule, final_status, http_error
+from sms_worker.sandbox.faults import CALLBACK, REQUEST_KINDS, WORDED, FaultEngine, FaultKind, FaultRule, final_status, http_error, spelled
 from sms_worker.sandbox.lifecycle import Message, MessageStore
 from sms_worker.sandbox.recorder import Recorder
 from sms_worker.sandbox.settings import SandboxSettings
@@ -42,7 +42,8 @@ from sms_worker.sandbox.webhooks import Webhooks
 
 PROVIDER: Final = "telekom-sk"
 SEND: Final = "send_message"
-ENDPOINTS: Final = ("auth", "ping", SEND, "check_message", "sms-groups", "check_phone_number")
+CHECK: Final = "check_message"
+ENDPOINTS: Final = ("auth", "ping", SEND, CHECK, "sms-groups", "check_phone_number")
 # The sandbox's cadence groups (id, name, isPaused, note); the document shows one.
 GROUPS: Final = ((1000, "Default", False, "Sandbox cadence group"), (1001, "Campaigns", True, "Paused in the sandbox"))
 # Slovak mobile prefixes (after 09) by operator, for check_phone_number.
@@ -54,7 +55,9 @@ OPERATORS: Final = {
 }
 # Codes a send_message fault reports inside messages[] (the recipient was refused, not the call).
 PER_MESSAGE_CODES: Final = frozenset({State.DENIED.value, State.UNDELIVERABLE.value})
-_NOT_SEND_KINDS: Final = ALL_KINDS - {FaultKind.FINAL_STATUS}
+_NOT_SEND_KINDS: Final = REQUEST_KINDS - {FaultKind.FINAL_STATUS}
+_KINDS: Final = {SEND: REQUEST_KINDS, CHECK: _NOT_SEND_KINDS | WORDED}
+"""The fault kinds each function acts on; the others, :data:`_NOT_SEND_KINDS`."""
 _NOT_RECORDED_PARAMS: Final = frozenset({"token", "session_id", "to", "from", "text"})
 _WALL_CLOCK_FORMAT: Final = "%Y-%m-%d %H:%M:%S"
 
@@ -72,7 +75,7 @@ class TelekomSk:
     """Sessions, messages and the document's six functions, shared by every codec."""
 
     name: ClassVar[str] = PROVIDER
-    endpoints: ClassVar[frozenset[str]] = frozenset(ENDPOINTS)
+    endpoints: ClassVar[frozenset[str]] = frozenset({*ENDPOINTS, CALLBACK})
 
     def __init__(self, settings: SandboxSettings, clock: Clock, recorder: Recorder, faults: FaultEngine) -> None:
         self._tokens = settings.telekom_sk_tokens
@@ -88,7 +91,7 @@ class TelekomSk:
             "auth": self._auth,
             "ping": self._ping,
             SEND: self._send_message,
-            "check_message": self._check_message,
+            CHECK: self._check_message,
             "sms-groups": self._sms_groups,
             "check_phone_number": self._check_phone_number,
         }
@@ -108,7 +111,7 @@ class TelekomSk:
 
     def _endpoint(self, name: str, codec: Codec) -> Callable[[Request], Awaitable[Response]]:
         handler = self._handlers[name]
-        kinds = ALL_KINDS if name == SEND else _NOT_SEND_KINDS
+        kinds = _KINDS.get(name, _NOT_SEND_KINDS)
 
         async def endpoint(request: Request) -> Response:
             rule = None
@@ -143,7 +146,8 @@ class TelekomSk:
             self._sessions.clear()
             return error(SESSION_NOT_FOUND, SESSION_NOT_FOUND_TEXT)
         if rule.fault is FaultKind.ERROR_CODE and not (name == SEND and rule.params["code"] in PER_MESSAGE_CODES):
-            return replace(error(rule.params["code"], _fault_description(rule, call.client)), http_status=rule.answer_status(200))
+            code = spelled(rule, rule.params["code"])
+            return replace(error(code, _fault_description(rule, call.client)), http_status=rule.answer_status(200))
         return None
 
     def _check_ip(self, client: str) -> Outcome | None:
@@ -208,9 +212,11 @@ class TelekomSk:
         return Outcome(success(message_count=1, messages=[entry]), OK, accepted=True, message_id=message.id, parts=parts)
 
     def _callback(self, message: Message, parts: int) -> dict[str, Any]:
-        """The document's delivery status callback, as the message stands now."""
+        """The document's delivery status callback, as the message stands now; a ``spelling`` rule
+        for ``callback`` respells its word."""
+        rule = self._faults.take(PROVIDER, CALLBACK, None, WORDED)
         return {
-            "delivery": {"status": message.status_at(self._messages.now()).value},
+            "delivery": {"status": spelled(rule, message.status_at(self._messages.now()).value)},
             "messageId": message.id,
             "channel": "sms",
             "messageParts": parts,
@@ -237,7 +243,8 @@ class TelekomSk:
             return error(MESSAGE_NOT_FOUND, f"Message {message_id} was not found")
         status = message.status_at(self._messages.now())
         delivered = datetime.fromtimestamp(message.final_at, self._zone).strftime(_WALL_CLOCK_FORMAT) if status is State.DELIVERED else ""
-        body = success(message_id=str(message.id), status=STATUS_TABLE[status][0], code=status.value, deliveryDateTime=delivered)
+        code = spelled(call.rule, status.value)
+        body = success(message_id=str(message.id), status=STATUS_TABLE[status][0], code=code, deliveryDateTime=delivered)
         return Outcome(body, OK)
 
     def _sms_groups(self, call: Call) -> Outcome:
