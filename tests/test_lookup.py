@@ -14,7 +14,7 @@ carry its clock in ``Date``), while the held send is held in real time past a 0.
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
@@ -161,6 +161,23 @@ def test_a_failing_look_up_never_opens_the_breaker_uses_no_retry_and_writes_no_a
     assert [e["reason"] for e in events if e["status"] == Status.CALLING.value] == ["attempt 1 via telefoon"]
     state = rt.breaker("telefoon").state()
     assert (state.state, state.recent_failures) == ("closed", 1)
+
+
+def test_a_provider_whose_clock_is_hours_ahead_is_searched_on_its_own_clock(settings_for, redis_client, clock, tmp_path):
+    """The window is put on the provider's clock, read from its answers' Date: a provider three
+    hours ahead still has its copy found, not resent."""
+    with ThreadedSandbox(clock=FakeClock(clock.now() + timedelta(hours=3))) as ahead:
+        path = write_providers(tmp_path / "providers.toml", ahead.url, ["telefoon"])
+        rt = build_runtime(settings_for(providers_file=path, **SETTINGS), waker=NoWaker(), clock=clock)
+        try:
+            message_id = send_held(rt, ahead, "+31612345610", "Your code is 1610")
+            drain(rt, clock)
+            [sent] = accepted_to(ahead, "+31612345610")
+            row = message_row(rt, message_id)
+        finally:
+            rt.close()
+
+    assert (row.provider_message_id, row.attempts, row.possible_duplicate) == (sent["message_id"], 1, False)
 
 
 # --- item 5: a provider id reused after a restart; near matches ---------------------------------
