@@ -21,12 +21,13 @@ message, each one flagged; no double without an ambiguous attempt; nothing lost.
 
 from __future__ import annotations
 
+import argparse
 import time
 from collections import Counter
 
 import httpx
 
-from benchmarks.harness import Options, Row, Stack, chunks, log, recipient, sandbox_providers, standalone, verdict
+from benchmarks.harness import Options, Row, Stack, chunks, log, max_in_window, recipient, sandbox_providers, standalone, verdict
 
 HOLD = 3.0
 """Seconds the sandbox holds a held send before answering."""
@@ -160,5 +161,129 @@ def run(opts: Options) -> list[Row]:
     return [row]
 
 
+def events_with(rt, words: str) -> Counter:
+    """Events whose reason contains ``words``, per message id."""
+    from sqlalchemy import func, select
+
+    from sms_worker.dispatch.sql import EVENTS
+
+    statement = select(EVENTS.c.message_id, func.count()).where(EVENTS.c.reason.contains(words)).group_by(EVENTS.c.message_id)
+    with rt.engine.connect() as conn:
+        return Counter(dict(conn.execute(statement).all()))
+
+
+def run_busy(opts: Options) -> list[Row]:
+    """Row 8b (``--telefoon-rate R --telefoon-seconds S``): Telefoon alone, sending at its full
+    rate for S seconds (R x S messages, half ``resend`` and half ``give-up``), every
+    ``--held-every``-th send held past the timeout, so every question about a lost attempt is
+    asked while the account's listing grows by R messages a second. Expected: every unsure
+    message adopted or flagged ``possible_duplicate``, none ``unknown``, no double unflagged,
+    Telefoon's breaker never opened (questions never count against it)."""
+    from sms_worker.producer import send_many
+    from sms_worker.status import FINAL_VALUES
+
+    rate, seconds, every = float(opts.params["telefoon_rate"]), float(opts.params["telefoon_seconds"]), int(opts.params["held_every"])
+    n = int(rate * seconds)
+    messages, held = [], []
+    for i in range(n):
+        policy = POLICIES[i % 2]
+        messages.append({"to": recipient(i), "text": f"busy telefoon {policy} {i:06d}", "account": "telefoon", "on_ambiguous": policy})
+        if i % every == every // 2:
+            held.append(recipient(i))
+    with Stack("ambiguous-busy", opts) as stack:
+        sandbox = stack.start_sandbox()
+        side = stack.ours(
+            providers_file=sandbox_providers(stack.dir, sandbox, ["telefoon"], rate=rate, default=["telefoon"]),
+            http_timeout_seconds=TIMEOUT,
+            retry_backoff_seconds=f"[{HOLD + 2},{HOLD + 2},{HOLD + 2},{HOLD + 2},{HOLD + 2}]",
+            status_check_delays_seconds="[5,30,60]",
+        )
+        rt = side.runtime
+        stack.reset_sandbox()
+        with httpx.Client(timeout=10) as client:
+            for number in held:
+                rule = {"provider": "telefoon", "endpoint": "send", "to": number, "fault": "timeout", "seconds": HOLD, "times": 1}
+                client.post(f"{sandbox}/_sandbox/faults", json=rule).raise_for_status()
+        for chunk in chunks(messages, 1000):
+            send_many(chunk, runtime=rt)
+        log(f"ambiguous-busy: enqueued {n} for Telefoon at {rate:.0f}/s ({len(held)} with a held send); starting 2 worker processes")
+        started = time.perf_counter()
+        workers = stack.start_workers(side.env, 2)
+        deadline = time.monotonic() + seconds * 3 + 300
+        while time.monotonic() < deadline:
+            if sum(row.status in FINAL_VALUES for row in rows(rt)) >= n:
+                break
+            stack.check_alive(workers, side.scheduler)
+            time.sleep(2)
+        elapsed = time.perf_counter() - started
+        found, attempts = rows(rt), ambiguous_attempts(rt)
+        adopted, failed_questions = events_with(rt, "adopted as"), events_with(rt, "whether it has the message failed")
+        submissions = httpx.get(f"{sandbox}/_sandbox/submissions", timeout=120).json()["submissions"]
+        stack.stop(workers)
+        stack.stop(side.scheduler)
+        opened = workers.logfile.read_text(errors="replace").count("circuit breaker OPEN for account telefoon")
+        rt.close()
+
+    accepted = [s for s in submissions if s["accepted"]]
+    copies = Counter(s["text"] for s in accepted)
+    peak = max_in_window([s["received_ts"] for s in accepted])
+    count = Counter()
+    for row in found:
+        copies_of = copies[row.text]
+        count["final"] += row.status in FINAL_VALUES
+        count["never_accepted"] += copies_of == 0
+        count["unflagged_doubles"] += copies_of > 1 and not row.possible_duplicate
+        if not attempts[row.id]:
+            count["doubles_without_ambiguous"] += copies_of > 1
+            continue
+        count["unsure"] += 1
+        count["adopted"] += adopted[row.id] > 0
+        count["flagged"] += bool(row.possible_duplicate)
+        count["unknown"] += row.status == "unknown"
+        count["doubles"] += copies_of > 1
+    settled = count["adopted"] + count["flagged"]
+    ok = (
+        count["final"] == n
+        and count["unsure"] >= len(held)
+        and count["unknown"] == 0
+        and settled >= count["unsure"]
+        and count["unflagged_doubles"] == 0
+        and count["doubles_without_ambiguous"] == 0
+        and count["never_accepted"] == 0
+        and opened == 0
+    )
+    notes = [
+        f"Telefoon sent {len(accepted):,} requests accepted, peak {peak} in one second (rate {rate:.0f}/s); {n:,}/{n:,} messages, "
+        f"{count['final']:,} final in {elapsed:.0f}s",
+        f"unsure (an ambiguous attempt): {count['unsure']}; adopted: {count['adopted']}; flagged possible_duplicate: {count['flagged']}; "
+        f"unknown: {count['unknown']}; doubles: {count['doubles']} (unflagged {count['unflagged_doubles']})",
+        f"questions that failed: {sum(failed_questions.values())}; Telefoon breaker opened: {opened} time(s); "
+        f"doubles without an ambiguous attempt: {count['doubles_without_ambiguous']}; never accepted: {count['never_accepted']}",
+    ]
+    return [
+        Row(
+            "8b",
+            f"busy Telefoon: {n:,} msgs at {rate:.0f}/s, every {every}th send held {HOLD:.0f}s past a {TIMEOUT:.0f}s timeout",
+            f"{count['adopted']} adopted + {count['flagged']} flagged / {count['unsure']} unsure",
+            "-",
+            "-",
+            "every unsure message adopted or flagged, 0 unknown, breaker never opened",
+            verdict(ok),
+            notes,
+        )
+    ]
+
+
+def main(opts: Options) -> list[Row]:
+    """Row 8, or row 8b with ``--telefoon-seconds``."""
+    return run_busy(opts) if opts.params.get("telefoon_seconds") else run(opts)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--telefoon-rate", type=float, default=200, help="row 8b: Telefoon's rate, messages a second (default 200)")
+    parser.add_argument("--telefoon-seconds", type=float, default=0, help="row 8b instead of row 8: seconds of sending at that rate")
+    parser.add_argument("--held-every", type=int, default=100, help="row 8b: one send in this many held past the timeout (default 100)")
+
+
 if __name__ == "__main__":
-    standalone(run, __doc__.splitlines()[0])
+    standalone(main, __doc__.splitlines()[0], add_arguments)

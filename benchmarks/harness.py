@@ -45,6 +45,8 @@ class Options:
     """Extra SMS_WORKER_* settings for every sms_worker process (``--set http_concurrency=8``)."""
     burn: int = 0
     """CPU-burning processes to run beside the benchmark, as a busy host would (``--burn 1``)."""
+    params: dict[str, Any] = field(default_factory=dict)
+    """A benchmark's own options, by their argparse names (see :func:`standalone`)."""
 
     def pick(self, full: Any, quick: Any) -> Any:
         return quick if self.quick else full
@@ -584,9 +586,14 @@ def parse_sets(items: list[str]) -> dict[str, str]:
     return settings
 
 
-def standalone(run: Callable[[Options], list[Row]], description: str) -> None:
-    """``python -m benchmarks.<module>``: run one benchmark and print its rows as the table."""
+def standalone(run: Callable[[Options], list[Row]], description: str, add_arguments: Callable[[argparse.ArgumentParser], None] | None = None) -> None:
+    """``python -m benchmarks.<module>``: run one benchmark and print its rows as the table.
+    ``add_arguments`` adds the benchmark's own options; their values reach it as ``opts.params``."""
     parser = argparse.ArgumentParser(description=description)
+    before = {action.dest for action in parser._actions}
+    if add_arguments is not None:
+        add_arguments(parser)
+    own_names = {action.dest for action in parser._actions} - before
     parser.add_argument("--quick", action="store_true", help="smaller counts")
     parser.add_argument("--database-url", help="base PostgreSQL URL (a fresh schema per database); default SQLite files")
     parser.add_argument("--keep", action="store_true", help="keep the temp directory (logs, databases)")
@@ -596,8 +603,15 @@ def standalone(run: Callable[[Options], list[Row]], description: str) -> None:
     add_set_option(parser)
     args = parser.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    own = {name: value for name, value in vars(args).items() if name in own_names}
     opts = Options(
-        quick=args.quick, database_url=args.database_url, keep=args.keep, pidfile=args.pidfile, settings=parse_sets(args.set), burn=args.burn
+        quick=args.quick,
+        database_url=args.database_url,
+        keep=args.keep,
+        pidfile=args.pidfile,
+        settings=parse_sets(args.set),
+        burn=args.burn,
+        params=own,
     )
     rows = run(opts)
     if args.json:

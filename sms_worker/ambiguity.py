@@ -3,8 +3,10 @@ clear answer (a timeout, a lost connection, an unreadable answer, a worker lost 
 call), so the provider may have the message.
 
 Where the provider's API can say whether it has the message (Telefoon's ``GET /messages``),
-it is asked before anything is sent again, and whatever it has is adopted. Where it cannot, the
-message's policy decides, in the words of delivery guarantees:
+it is asked before anything is sent again, and whatever it has is adopted
+(:mod:`sms_worker.dispatch.lookup`). Where it cannot, or its listing shows only a near match (a
+copy whose text the provider may have rewritten), the message's policy decides, in the words of
+delivery guarantees:
 
 - ``resend`` (at least once): sent again on the same account; the recipient may get it twice,
   and the message's history and ``possible_duplicate`` say so;

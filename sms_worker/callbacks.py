@@ -26,29 +26,29 @@ refuses the whole body the same way.
 progress (:func:`~sms_worker.dispatch.receipts.apply_receipts`), so ``delivered`` then ``sent``
 ends delivered. A provider's message id names one message of the account only for a time: a
 provider that restarts its numbering (the sandbox does) gives a new message an id an older one
-had. A receipt goes to the account's message with that id that was submitted last (the attempt
-the provider accepted, ``last_attempt_at``), as the provider reports on the message it holds
-under that id now; the older ones are left alone, and the match is logged as a warning naming
-the id. A receipt for a message we do not know is counted and ignored. The answer,
+had. A receipt goes to the account's message with that id whose attempt started last
+(``last_attempt_at``), as the provider reports on the message it holds under that id now; the
+older ones are left alone, and the match is logged as a warning naming the id. The rule is the
+status poller's and the adoption's too (:mod:`sms_worker.dispatch.holders`). A receipt for a message we do not know is counted and ignored. The answer,
 :class:`CallbackOutcome`, never counts below zero.
 """
 
 from __future__ import annotations
 
 import hmac
-from collections import defaultdict
 from dataclasses import asdict, dataclass
-from typing import Any, Final
+from typing import Final
 
 import uvicorn
 from pydantic import SecretStr
-from sqlalchemy import String, select
+from sqlalchemy import String
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from sms_worker.dispatch.holders import holders
 from sms_worker.dispatch.receipts import apply_receipts
 from sms_worker.dispatch.sql import MESSAGES
 from sms_worker.errors import SmsWorkerError
@@ -102,39 +102,13 @@ def unauthenticated_accounts(rt: Runtime) -> list[str]:
 
 
 def apply_callback(rt: Runtime, account: str, receipts: list[DeliveryReceipt]) -> CallbackOutcome:
-    """Write the receipts of one callback of ``account``, each to the message it names (the one
-    submitted last, when the provider's id was reused)."""
-    columns = (
-        MESSAGES.c.id,
-        MESSAGES.c.account,
-        MESSAGES.c.provider_message_id,
-        MESSAGES.c.last_attempt_at,
-        MESSAGES.c.valid_until,
-        MESSAGES.c.created_at,
-    )
-    provider_ids = sorted({receipt.provider_message_id for receipt in receipts})
+    """Write the receipts of one callback of ``account``, each to the message its id names (the
+    one attempted last, when the provider reused the id: :mod:`sms_worker.dispatch.holders`)."""
     with rt.engine.connect() as conn:
-        rows = conn.execute(select(*columns).where(MESSAGES.c.account == account, MESSAGES.c.provider_message_id.in_(provider_ids))).all()
-    holders: dict[str, list[Any]] = defaultdict(list)
-    for row in rows:
-        holders[row.provider_message_id].append(row)
-    latest = {provider_id: max(found, key=_submitted) for provider_id, found in holders.items()}
-    for provider_id, found in holders.items():
-        if len(found) > 1:
-            log.warning(
-                "callback from %s: id %r names %d messages (the provider reused it); applied to %s, the one submitted last",
-                account,
-                provider_id,
-                len(found),
-                latest[provider_id].id,
-            )
-    pairs = [(latest[receipt.provider_message_id], receipt) for receipt in receipts if receipt.provider_message_id in latest]
+        named = holders(conn, account, (receipt.provider_message_id for receipt in receipts), seen_in="callback")
+    pairs = [(named[receipt.provider_message_id], receipt) for receipt in receipts if receipt.provider_message_id in named]
     report = apply_receipts(rt, pairs)
     return CallbackOutcome(received=len(receipts), matched=len(pairs), changed=report.changed, unknown=len(receipts) - len(pairs))
-
-
-def _submitted(row: Any) -> tuple[Any, ...]:
-    return (row.last_attempt_at or row.created_at, row.created_at, str(row.id))
 
 
 def create_callback_app(rt: Runtime) -> Starlette:

@@ -77,6 +77,18 @@ class Settings(BaseSettings):
         0.03, ge=0, description="Burst the claiming bucket keeps back; departures are paced to the rate by the send window."
     )
     http_timeout_seconds: float = Field(10.0, gt=0, description="Deadline of one whole provider exchange: connect, send, every read.")
+    lookup_timeout_seconds: float = Field(
+        20.0,
+        gt=0,
+        description="Deadline of one question 'do you have this message?' after an ambiguous attempt, every page of the provider's listing "
+        "included (sms_worker.dispatch.lookup); past it the message is asked about again later, nothing sent.",
+    )
+    lookup_clock_slack_seconds: float = Field(
+        2.0,
+        ge=0,
+        description="Widening, each side, of the time window a provider's listing is searched in after an ambiguous attempt, for what "
+        "measuring its clock (its answers' Date) cannot tell: the second-resolution of its times, the round trip.",
+    )
     max_response_bytes: int = Field(1 << 20, ge=1024, description="Longest provider answer read; a longer one is cut off and unreadable.")
 
     sandbox_host: str = "127.0.0.1"

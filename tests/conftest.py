@@ -98,7 +98,8 @@ class ThreadedSandbox:
     def __init__(self, clock: FakeClock | None = None, settings: SandboxSettings | None = None, port: int | None = None) -> None:
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(create_app(clock=clock, settings=settings), host="127.0.0.1", port=self.port, log_level="warning", access_log=False)
+        app = create_app(clock=clock, settings=settings)
+        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning", access_log=False, date_header=False)
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 

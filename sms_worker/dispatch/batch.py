@@ -78,7 +78,33 @@ class Found:
     accepted: Accepted
 
 
-Outcome = Accepted | Found | Failure | NotSent
+@dataclass(frozen=True, slots=True)
+class Absent:
+    """Asked after an ambiguous attempt, the provider had not the message: it is sent again, and
+    that is no duplicate."""
+
+
+@dataclass(frozen=True, slots=True)
+class NearMatch:
+    """Asked after an ambiguous attempt, the provider lists a copy to the recipient whose text
+    differs from ours only as a provider rewrites text: it may be ours, so the provider may have
+    the message. The message's policy decides (resend, flagged as a possible duplicate; or
+    give-up: this is its outcome, and it ends unknown)."""
+
+    listed: Accepted
+
+
+@dataclass(frozen=True, slots=True)
+class Unanswered:
+    """The question "do you have this message?" failed: nothing was sent, the message stays
+    unsure and is asked about again later (an account-wide fault pauses the account)."""
+
+    failure: Failure
+
+
+Answer = Found | Absent | NearMatch | Unanswered
+"""What asking the provider after an ambiguous attempt said (:mod:`.lookup`)."""
+Outcome = Accepted | Found | Failure | NotSent | NearMatch | Unanswered
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,10 +158,12 @@ class Item:
     """Submit: when the call was recorded as started (its event is written with the outcome)."""
     first_attempt_at: datetime | None = None
     request: int = 0
-    """Submit: which request of the batch carried it (several messages may share one)."""
-    asked: bool = False
-    """Submit: the provider was asked whether it had the message from an ambiguous attempt, and
-    had not (it was then sent again)."""
+    """Submit: which request of the batch carried it (several messages may share one), or which
+    question asked about it."""
+    asked: Absent | NearMatch | None = None
+    """Submit: what the provider said, asked whether it had the message from an ambiguous
+    attempt, when the message was then sent again (it had not; or a near match, by the
+    message's policy resend)."""
     outcome: Outcome | None = None
     disposition: Disposition | None = None
     written: bool = False

@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import Engine
 
 from sms_worker.db.bulk import driver_connection, driver_values, placeholder, read_uuid
+from sms_worker.dispatch.batch import Absent, NearMatch
 from sms_worker.dispatch.sql import MESSAGES
 from sms_worker.status import Status
 
@@ -30,17 +31,28 @@ class CallRecord:
         self._connection: Any = None
         self._lock = threading.Lock()
 
-    def start(self, ids: list[uuid.UUID], claims: list[uuid.UUID], now: datetime) -> set[uuid.UUID]:
+    def start(self, ids: list[uuid.UUID], claims: list[uuid.UUID], now: datetime, *, asked: Absent | NearMatch | None = None) -> set[uuid.UUID]:
         """Count an attempt and set ``calling`` on each row of ``ids`` still held by one of
         ``claims``; returns the ids it turned. Raises if the database is away (and reconnects
-        on the next call)."""
+        on the next call).
+
+        Messages sent again after their provider was asked (``asked``) settle the lost attempt
+        in the same statement, so that a worker lost during this call leaves the window in
+        question right (:mod:`~sms_worker.dispatch.lookup`): it had not the message
+        (:class:`Absent`): no longer unsure; a near match (:class:`NearMatch`): unsure since this
+        attempt, and a possible duplicate from now on."""
         mark = placeholder(self._dialect)
+        settles, settled = "", []
+        if isinstance(asked, Absent):
+            settles = ", unsure_since = NULL"
+        elif isinstance(asked, NearMatch):
+            settles, settled = f", unsure_since = {mark}, possible_duplicate = TRUE", [("unsure_since", now)]
         update = (
             f"UPDATE {MESSAGES.name} SET status = '{Status.CALLING.value}', attempts = attempts + 1, "
-            f"first_attempt_at = COALESCE(first_attempt_at, {mark}), last_attempt_at = {mark}, updated_at = {mark} "
+            f"first_attempt_at = COALESCE(first_attempt_at, {mark}), last_attempt_at = {mark}, updated_at = {mark}{settles} "
             f"WHERE COALESCE(status, '') = '{Status.CLAIMED.value}' AND {self._held(ids, claims)}"
         )
-        values = [("first_attempt_at", now), ("last_attempt_at", now), ("updated_at", now), *self._held_values(ids, claims)]
+        values = [("first_attempt_at", now), ("last_attempt_at", now), ("updated_at", now), *settled, *self._held_values(ids, claims)]
         with self._lock:
             try:
                 cursor = self._cursor()

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sms_worker.dispatch.batch import Finish, Item, NotSent, Skip
+from sms_worker.dispatch.batch import Absent, Finish, Item, NearMatch, NotSent, Skip
 from sms_worker.dispatch.sql import event
 from sms_worker.queues.pointers import Due, Pointer
 from sms_worker.status import Delivery, Status
@@ -40,9 +40,19 @@ def change_of(item: Item, now: datetime, first_check: timedelta) -> Change | Non
     message a provider accepted is first checked for a delivery report."""
     change = _values_of(item, now, first_check)
     if change is not None and item.called_at is not None and not isinstance(item.outcome, NotSent):
-        asked = f" (asked first: {item.account} had not the message from the ambiguous attempt, so it is sent again)" if item.asked else ""
-        change.started = event(item.id, item.called_at, Status.CALLING, f"attempt {item.attempt} via {item.account}{asked}")
+        change.started = event(item.id, item.called_at, Status.CALLING, f"attempt {item.attempt} via {item.account}{_asked(item)}")
     return change
+
+
+def _asked(item: Item) -> str:
+    if isinstance(item.asked, Absent):
+        return f" (asked first: {item.account} had not the message from the ambiguous attempt, so it is sent again)"
+    if isinstance(item.asked, NearMatch):
+        return (
+            f" (asked first: {item.account} lists {item.asked.listed.provider_message_id}, a near match whose text differs as a provider "
+            "rewrites text; sent again by its policy, resend: a possible duplicate)"
+        )
+    return ""
 
 
 def _values_of(item: Item, now: datetime, first_check: timedelta) -> Change | None:

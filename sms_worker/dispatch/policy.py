@@ -82,6 +82,14 @@ class RetryPolicy:
             },
         )
 
+    def policy_of(self, account: str, own: OnAmbiguous | None) -> OnAmbiguous:
+        """A message's policy after an ambiguous attempt: its own, else its account's."""
+        return own or self.accounts.get(account, AccountPolicy(self.on_ambiguous, False)).on_ambiguous
+
+    def backoff(self, retries_used: int) -> timedelta:
+        """The wait before retry ``retries_used + 1`` (the schedule's last step repeats)."""
+        return timedelta(seconds=self.backoff_seconds[min(retries_used, len(self.backoff_seconds) - 1)])
+
     def after_failure(self, error: Failure, attempt: Attempt, now: datetime) -> Defer | Finish:
         """Where a message goes after ``attempt`` failed with ``error``."""
         described = str(error)
@@ -97,7 +105,7 @@ class RetryPolicy:
         if error.kind is ErrorKind.PERMANENT:
             status = error.status if unsure_since is None else Status.UNKNOWN
             return Finish(status, f"permanent failure {described}{_maybe_sent(unsure_since)}", error.code)
-        policy = attempt.on_ambiguous or account.on_ambiguous
+        policy = self.policy_of(attempt.account, attempt.on_ambiguous)
         if ambiguous and not account.asks and policy == "give-up":
             return Finish(
                 Status.UNKNOWN,
@@ -108,8 +116,7 @@ class RetryPolicy:
         retries_used = attempt.number - 1
         if retries_used >= self.max_retries:
             return Finish(gone_for, f"gave up after {retries_used} retries; last error {described}{_maybe_sent(unsure_since)}", error.code)
-        delay = timedelta(seconds=self.backoff_seconds[min(retries_used, len(self.backoff_seconds) - 1)])
-        at = min(now + delay, attempt.first_attempt_at + self.window)
+        at = min(now + self.backoff(retries_used), attempt.first_attempt_at + self.window)
         if at <= now:
             return Finish(
                 gone_for,

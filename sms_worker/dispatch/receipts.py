@@ -4,7 +4,9 @@ the poller or a callback brings.
 A receipt never moves a message back (a late ``queued`` after ``sent``) nor out of a final
 status. Several receipts for one message at once (a callback body may hold a list) all count,
 applied in order of progress whatever their order in the body: ``delivered`` then ``sent``
-ends delivered, with both in the history. A word the adapter does not know changes nothing: it
+ends delivered, with both in the history. A provider id reused after a provider restart names the
+message attempted last, on the poller's path as on a callback's (:mod:`.holders`); the older
+holder is not given its report. A word the adapter does not know changes nothing: it
 is kept in ``provider_status`` and the history, and the message is still polled. Checks back off with the message's age, and a
 message with no final report long after its validity ends is ``unknown`` (``NO_RECEIPT``).
 """
@@ -12,14 +14,16 @@ message with no final report long after its validity ends is ``unknown`` (``NO_R
 from __future__ import annotations
 
 import time
+from collections import defaultdict
 from collections.abc import Sequence
 from concurrent.futures import wait
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Final
 
 from sqlalchemy import select
 
+from sms_worker.dispatch.holders import Holder, holders
 from sms_worker.dispatch.sql import MESSAGES, add_events, event, lock_rows, update_each
 from sms_worker.logs import get_logger
 from sms_worker.providers.base import DeliveryReceipt
@@ -31,6 +35,8 @@ from sms_worker.status import Delivery, Status
 
 log = get_logger("receipts")
 RECEIPT_TIMEOUT = timedelta(days=3)
+PROVIDER_ID_REUSED: Final = "PROVIDER_ID_REUSED"
+"""A status check whose answer is about a newer message holding the same provider id."""
 
 
 @dataclass
@@ -75,7 +81,31 @@ def _poll_round(rt: Runtime, limit: int) -> PollReport:
     wait(futures)
     results = [(row, future.result()) for row, future in zip(due, futures)]
     _pause_accounts(rt, results)
-    return apply_receipts(rt, results)
+    return apply_receipts(rt, _to_holders(rt, results))
+
+
+def _to_holders(rt: Runtime, results: list[tuple[Any, DeliveryReceipt | Failure]]) -> list[tuple[Any, DeliveryReceipt | Failure]]:
+    """Each receipt to the message its id names now (:mod:`~sms_worker.dispatch.holders`): the
+    message checked, unless a message attempted after it holds the same id (the provider reused
+    it). Then the receipt is that newer message's, and the one checked is not given it: for it
+    the check said nothing (``PROVIDER_ID_REUSED``), and it is checked again on its schedule."""
+    by_account: dict[str, set[str]] = defaultdict(set)
+    for row, outcome in results:
+        if isinstance(outcome, DeliveryReceipt):
+            by_account[row.account].add(row.provider_message_id)
+    named: dict[tuple[str, str], Holder] = {}
+    with rt.engine.connect() as conn:
+        for account, provider_ids in by_account.items():
+            named.update({(account, pid): holder for pid, holder in holders(conn, account, provider_ids, seen_in="status check").items()})
+    retargeted: list[tuple[Any, DeliveryReceipt | Failure]] = []
+    for row, outcome in results:
+        holder = named.get((row.account, row.provider_message_id)) if isinstance(outcome, DeliveryReceipt) else None
+        if holder is None or holder.id == row.id:
+            retargeted.append((row, outcome))
+            continue
+        reused = f"{row.account} now holds {row.provider_message_id!r} for a message attempted later ({holder.id}): its report is not this one's"
+        retargeted += [(holder, outcome), (row, Failure(ErrorKind.PERMANENT, PROVIDER_ID_REUSED, reused))]
+    return retargeted
 
 
 def _pause_accounts(rt: Runtime, results: list[tuple[Any, DeliveryReceipt | Failure]]) -> None:

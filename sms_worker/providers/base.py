@@ -27,9 +27,9 @@ from __future__ import annotations
 
 import uuid
 from abc import ABC, abstractmethod
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, tzinfo
+from datetime import datetime, timedelta, tzinfo
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import httpx
@@ -130,19 +130,41 @@ class Adapter(Protocol):
         ...
 
 
+@dataclass(frozen=True, slots=True)
+class SentWindow:
+    """When a lost attempt may have reached the provider, on our clock (aware datetimes): its
+    request left at or after ``start`` and was over by ``end``. An adapter puts it on the
+    provider's clock (measured from its answers) and widens it by ``slack`` on each side;
+    ``now`` reads our clock, to measure the provider's against."""
+
+    start: datetime
+    end: datetime
+    slack: timedelta
+    now: Callable[[], datetime]
+
+
+@dataclass(frozen=True, slots=True)
+class SentMatches:
+    """What a provider's listing holds, in a :class:`SentWindow`, to the message's recipient:
+    copies with its very text (``exact``), and copies whose text differs only as a provider
+    rewrites text (``near``: :func:`~sms_worker.text.rewrites.rewritten_alike`), oldest first."""
+
+    exact: tuple[Accepted, ...] = ()
+    near: tuple[Accepted, ...] = ()
+
+
 @runtime_checkable
 class FindsSent(Protocol):
     """An adapter whose API can say whether it has a message it was sent, though its id never
-    came back (a listing of recent outbound messages, such as Telefoon's ``GET /messages``).
+    came back (a listing of outbound messages, such as Telefoon's ``GET /messages``).
 
     After an ambiguous attempt the dispatcher asks it before sending again
-    (:mod:`sms_worker.ambiguity`); adapters without this capability are not asked."""
+    (:mod:`sms_worker.dispatch.lookup`); adapters without this capability are not asked."""
 
-    def find_sent(self, message: OutboundMessage, since: datetime) -> list[Accepted]:
-        """Every message the provider holds that ``message`` may have become in a request made
-        at or after ``since`` (aware): same recipient, same text, oldest first; empty if it has
-        none. Raises ProviderError if the API cannot tell (the question failed, or the listing
-        does not reach back to ``since``)."""
+    def find_sent(self, message: OutboundMessage, window: SentWindow) -> SentMatches:
+        """What the provider lists, created within ``window``, that ``message`` may have become:
+        same recipient, its text or a rewriting of it. Reads only as much of the listing as the
+        window needs; raises ProviderError if the API cannot tell (the question failed)."""
         ...
 
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Hashable, Iterator, Mapping
 from contextlib import contextmanager
+from datetime import datetime
+from email.utils import parsedate_to_datetime
 from typing import Any, Final, NoReturn
 
 import httpx
@@ -61,6 +63,20 @@ def raise_for_http_status(response: httpx.Response) -> None:
     if code >= 500 or code == 429:
         raise ProviderError(ErrorKind.TRANSIENT, f"HTTP_{code}", detail or response.reason_phrase)
     raise ProviderError(ErrorKind.PERMANENT, f"HTTP_{code}", detail or response.reason_phrase, account_wide=code in (401, 403, 404, 405))
+
+
+def server_time(response: httpx.Response) -> datetime | None:
+    """The moment the answer was made on the provider's clock, from its ``Date`` header (which
+    HTTP has every origin server with a clock send, to the second: RFC 9110, section 6.6.1);
+    None without one, or if it cannot be read."""
+    value = response.headers.get("date")
+    if value is None:
+        return None
+    try:
+        moment = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    return moment if moment.tzinfo is not None else None
 
 
 def json_object(response: httpx.Response) -> dict[str, Any]:

@@ -25,10 +25,13 @@ Assumptions where the document is silent:
 - ``page`` counts from 1, ``page_size`` defaults to 50 (at most 100, as the document says),
   ``total`` counts every matching message, and messages are listed oldest first.
 - After an ambiguous attempt the outbound listing is searched for the message (same ``to``,
-  same ``body``, created since the attempt began: :meth:`TelefoonAdapter.find_sent`), so it is
-  adopted instead of sent twice. The document gives no way to attach our own reference to a
-  message, so text and recipient are what match; a listed message already recorded for another
-  of our messages is not adopted (the dispatcher checks).
+  same ``body`` or a rewriting of it, created within the lost attempt's time window:
+  :meth:`TelefoonAdapter.find_sent`), so it is adopted instead of sent twice. The listing has no
+  time or recipient filter, so the window is found by position, which needs every listed message
+  to carry ``date_created`` and the list to stay in creation order; the provider's clock is read
+  from its answers' ``Date`` header (HTTP requires one). The document gives no way to attach our
+  own reference to a message, so text and recipient are what match; a listed message another of
+  our messages attempted in the same window already holds is not adopted (the dispatcher checks).
 - Telefoon has no priority, validity, flash or unicode switch: those fields of
   :class:`~sms_worker.providers.base.OutboundMessage` are not sent.
 - ``from`` is an E.164 number with its ``+`` or an alphanumeric name of at most 11 letters,
@@ -38,11 +41,11 @@ Assumptions where the document is silent:
 
 from __future__ import annotations
 
-import math
 import re
+import time
 from collections.abc import Hashable, Iterator
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Annotated, Any, Final, Literal
 from urllib.parse import quote, urlsplit
 
@@ -50,19 +53,18 @@ import httpx
 from pydantic import AfterValidator
 
 from sms_worker.addresses import SenderGrammar, SenderIdRules
-from sms_worker.providers.base import Accepted, DeliveryReceipt, OneRecipientPerRequest, OutboundMessage
+from sms_worker.providers.base import Accepted, DeliveryReceipt, OneRecipientPerRequest, OutboundMessage, SentMatches, SentWindow
 from sms_worker.providers.carriage import Carriage
-from sms_worker.providers.failures import ErrorClass, ErrorKind, ProviderError
-from sms_worker.providers.plumbing import bad_response, callback_json
+from sms_worker.providers.failures import ErrorClass, ErrorKind
+from sms_worker.providers.plumbing import bad_response, callback_json, json_object, server_time
 from sms_worker.providers.schema import AccountBase, Credential, SenderId, Trimmed, fits
 from sms_worker.providers.timestamps import parse_timestamp
 from sms_worker.providers.words import same_word
 from sms_worker.status import Delivery, Status
+from sms_worker.text.rewrites import rewritten_alike
 
 MAX_PAGE_SIZE: Final = 100
-FIND_PAGES: Final = 20
-"""Pages of the outbound listing read, at most, to find a message after an ambiguous attempt."""
-LISTING_TOO_LONG: Final = "LISTING_TOO_LONG"
+_OUTBOUND: Final = {"direction": "outbound"}
 DIRECTIONS: Final = ("inbound", "outbound")
 STATUSES: Final = ("queued", "sending", "sent", "delivered", "undelivered", "failed", "received")
 _ALPHANUMERIC: Final = SenderGrammar(
@@ -182,10 +184,6 @@ class TelefoonMessage:
     def accepted(self) -> Accepted:
         return Accepted(self.id, self.status, self.canonical, self.num_segments)
 
-    def created_since(self, since: datetime) -> bool:
-        """Created at or after ``since``; a message without ``date_created`` may have been."""
-        return self.date_created is None or self.date_created >= since
-
 
 class TelefoonAdapter(OneRecipientPerRequest):
     """One Telefoon API key. Stateless between calls, so it is safe to share across threads."""
@@ -232,25 +230,59 @@ class TelefoonAdapter(OneRecipientPerRequest):
     def send_one(self, message: OutboundMessage) -> Accepted:
         return _parse(self.request_json("POST", "/messages", json=self._send_body(message))).accepted()
 
-    def find_sent(self, message: OutboundMessage, since: datetime) -> list[Accepted]:
-        """The outbound messages to ``message.recipient`` with its text created since ``since``,
-        oldest first (:class:`~sms_worker.providers.base.FindsSent`). The listing is oldest first,
-        so it is read from its last page back, at most ``FIND_PAGES`` pages; a ProviderError
-        (``LISTING_TOO_LONG``, transient) if those do not reach back to ``since``."""
-        _, total = self._page(1, 1, {"direction": "outbound"})
-        if total is None:
+    def find_sent(self, message: OutboundMessage, window: SentWindow) -> SentMatches:
+        """The outbound messages to ``message.recipient`` created within ``window``: with its
+        text (``exact``) or a rewriting of it (``near``), oldest first
+        (:class:`~sms_worker.providers.base.FindsSent`).
+
+        The listing filters by ``direction`` and ``status`` only (no time, no recipient), and is
+        oldest first with a ``total``, so the window is found by position: the first page (of
+        one message) gives the total and the provider's clock (its ``Date``, see
+        :func:`_provider_window`); a binary search over pages of one finds the first message
+        created in the window; pages of ``MAX_PAGE_SIZE`` are read from there until one goes past
+        the window's end. About ``log2(total)`` small requests and one page per hundred messages
+        the account took during the window, however busy it was since. A listed message without
+        ``date_created`` cannot be placed: BAD_RESPONSE."""
+        asked_at, started = window.now(), time.monotonic()
+        first = self._page(1, 1, _OUTBOUND)
+        if first.total is None:
             raise bad_response("the message listing has no total")
-        last = max(1, math.ceil(total / MAX_PAGE_SIZE))
-        found: list[Accepted] = []
-        for page in range(last, max(0, last - FIND_PAGES), -1):
-            entries, _ = self._page(page, MAX_PAGE_SIZE, {"direction": "outbound"})
-            listed = [_parse(entry) for entry in entries]
-            found = [m.accepted() for m in listed if m.to == message.recipient and m.body == message.text and m.created_since(since)] + found
-            if page == 1 or not all(m.created_since(since) for m in listed):
-                return found
-        raise ProviderError(
-            ErrorKind.TRANSIENT, LISTING_TOO_LONG, f"the last {FIND_PAGES * MAX_PAGE_SIZE} outbound messages do not reach back to {since.isoformat()}"
-        )
+        low, high = _provider_window(window, asked_at, first.server_time, time.monotonic() - started)
+        position = self._first_created_since(low, first.total)
+        exact: list[Accepted] = []
+        near: list[Accepted] = []
+        page = (position - 1) // MAX_PAGE_SIZE + 1
+        while True:
+            listed = [_parse(entry) for entry in self._page(page, MAX_PAGE_SIZE, _OUTBOUND).entries]
+            for m in listed:
+                if m.to != message.recipient or m.body is None or (m.date_created is not None and not low <= m.date_created <= high):
+                    continue
+                if m.body == message.text:
+                    exact.append(m.accepted())
+                elif rewritten_alike(m.body, message.text):
+                    near.append(m.accepted())
+            if len(listed) < MAX_PAGE_SIZE or any(m.date_created is not None and m.date_created > high for m in listed):
+                return SentMatches(tuple(exact), tuple(near))
+            page += 1
+
+    def _first_created_since(self, moment: datetime, total: int) -> int:
+        """The position (from 1) of the first outbound message created at or after ``moment``;
+        ``total + 1`` if none is. Pages of one message, a binary search."""
+        low, high = 1, total + 1
+        while low < high:
+            middle = (low + high) // 2
+            entries = self._page(middle, 1, _OUTBOUND).entries
+            if not entries:  # the listing shrank meanwhile (an erasure): look before
+                high = middle
+                continue
+            created = _parse(entries[0]).date_created
+            if created is None:
+                raise bad_response(f"listed message {middle} has no date_created: the listing cannot be searched by time")
+            if created < moment:
+                low = middle + 1
+            else:
+                high = middle
+        return low
 
     def check(self, provider_message_id: str) -> DeliveryReceipt:
         return self.message(provider_message_id).receipt()
@@ -278,7 +310,8 @@ class TelefoonAdapter(OneRecipientPerRequest):
     def _pages(self, filters: dict[str, str], page_size: int) -> Iterator[TelefoonMessage]:
         page, seen = 1, 0
         while True:
-            entries, total = self._page(page, page_size, filters)
+            listed = self._page(page, page_size, filters)
+            entries, total = listed.entries, listed.total
             for entry in entries:
                 yield _parse(entry)
             seen += len(entries)
@@ -296,8 +329,8 @@ class TelefoonAdapter(OneRecipientPerRequest):
 
     def verify(self) -> str:
         """One message-list page of one: proves the key without sending anything."""
-        entries, total = self._page(1, 1, {})
-        return f"API key accepted; {total if total is not None else len(entries)} message(s) on record"
+        first = self._page(1, 1, {})
+        return f"API key accepted; {first.total if first.total is not None else len(first.entries)} message(s) on record"
 
     def _send_body(self, message: OutboundMessage) -> dict[str, str]:
         body = {"to": message.recipient, "from": message.sender or self._default_sender, "body": message.text}
@@ -308,13 +341,36 @@ class TelefoonAdapter(OneRecipientPerRequest):
         }
         return body | {name: value for name, value in optional.items() if value is not None}
 
-    def _page(self, page: int, page_size: int, filters: dict[str, str]) -> tuple[list[Any], int | None]:
+    def _page(self, page: int, page_size: int, filters: dict[str, str]) -> _Page:
         params = {**filters, "page": page, "page_size": page_size}
-        body = self.request_json("GET", "/messages", params=params)
+        response = self.request("GET", "/messages", params=params)
+        body = json_object(response)
         entries, total = body.get("messages", []), body.get("total")
         if not isinstance(entries, list):
             raise bad_response("messages is not a list")
-        return entries, total if isinstance(total, int) and not isinstance(total, bool) else None
+        return _Page(entries, total if isinstance(total, int) and not isinstance(total, bool) else None, server_time(response))
+
+
+@dataclass(frozen=True, slots=True)
+class _Page:
+    entries: list[Any]
+    total: int | None
+    server_time: datetime | None
+    """The answer's ``Date``: the provider's clock, to the second."""
+
+
+def _provider_window(window: SentWindow, asked_at: datetime, server: datetime | None, round_trip: float) -> tuple[datetime, datetime]:
+    """``window`` on the provider's clock, as bounds its ``date_created`` can be compared with.
+
+    The offset of its clock from ours is read from the first answer: ``Date`` (whole seconds,
+    made between our request and its answer) less our clock when the request left, so the true
+    offset is within ``round_trip`` below and a second above. ``date_created`` is whole seconds
+    too (truncated: a second below). Without a ``Date`` the clocks are taken to agree. Either way
+    ``window.slack`` widens both sides."""
+    offset = server - asked_at if server is not None else timedelta(0)
+    low = window.start + offset - timedelta(seconds=round_trip + 1) - window.slack
+    high = window.end + offset + timedelta(seconds=1) + window.slack
+    return low, high
 
 
 def _parse(data: object) -> TelefoonMessage:

@@ -2,7 +2,8 @@
 
 A transient fault counts against the account, anything else (an accepted message, one the
 provider said it had after an ambiguous attempt, a refusal of this message) for it, so an
-adopted message may be the probe that closes a half-open breaker. A request that carried
+adopted message may be the probe that closes a half-open breaker. A question that failed
+(:mod:`~sms_worker.dispatch.lookup`) sent nothing and does not count at all. A request that carried
 several messages counts once, as accepted if any of them was. The meter counts sends only: an
 adopted message was not sent again. Outcomes are sent to Redis in the order the calls ended, at
 once when a fault is among them (so a run of faults opens the breaker while it happens),
@@ -42,7 +43,8 @@ class Health(Stage):
     def process(self, batch: Batch, downstream: Downstream) -> None:
         requests: dict[tuple[str, int], list[Item]] = defaultdict(list)
         for item in batch.in_play():
-            if item.called and item.account is not None and isinstance(item.outcome, Accepted | Found | Failure):
+            answered = (item.called and isinstance(item.outcome, Accepted | Failure)) or isinstance(item.outcome, Found)
+            if answered and item.account is not None:
                 requests[(item.account, item.request)].append(item)
         faulted = False
         for (account, _), items in sorted(requests.items(), key=lambda entry: entry[0][1]):

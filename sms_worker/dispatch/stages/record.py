@@ -2,8 +2,11 @@
 
 Accepted: ``submitted`` (or already final, if the provider's first word is), with the provider's
 id, word and report; accepted by a resend after an ambiguous attempt the account cannot be asked
-about, it is marked a possible duplicate. Found (asked after an ambiguous attempt, the provider
-had it): adopted the same way, and not sent again. A failure: the decision of :class:`~sms_worker.dispatch.policy.RetryPolicy`
+about, or whose provider listed a near match of it, it is marked a possible duplicate. Found
+(asked after an ambiguous attempt, the provider had it): adopted the same way, and not sent
+again. A near match under the policy give-up: ``unknown``, not sent again. A question that failed
+(:class:`~sms_worker.dispatch.batch.Unanswered`): asked again later, no attempt counted, no retry
+used (:mod:`sms_worker.dispatch.lookup`). A failure: the decision of :class:`~sms_worker.dispatch.policy.RetryPolicy`
 (retry, on the same account only if the provider may have it; a final status; or, for an
 account-wide fault, back to routing with the account paused and the attempt not counted). A call
 not made after all (:class:`~sms_worker.dispatch.batch.NotSent`) comes back without counting.
@@ -11,9 +14,12 @@ not made after all (:class:`~sms_worker.dispatch.batch.NotSent`) comes back with
 
 from __future__ import annotations
 
-from sms_worker.dispatch.batch import Batch, Defer, Finish, Found, Item, NotSent
+from datetime import datetime
+from typing import Final
+
+from sms_worker.dispatch.batch import Absent, Batch, Defer, Finish, Found, Item, NearMatch, NotSent, Unanswered
 from sms_worker.dispatch.pipeline import Downstream, Stage
-from sms_worker.dispatch.policy import Attempt, RetryPolicy
+from sms_worker.dispatch.policy import PAUSE_RECHECK, Attempt, RetryPolicy
 from sms_worker.logs import get_logger, mask_numbers, mask_phone
 from sms_worker.providers.base import Accepted
 from sms_worker.providers.failures import ErrorKind, Failure
@@ -22,6 +28,8 @@ from sms_worker.runtime import Runtime
 from sms_worker.status import Status
 
 log = get_logger("dispatch")
+NEAR_MATCH: Final = "NEAR_MATCH"
+"""The code of a message given up because its provider lists a near match of it."""
 
 
 class Record(Stage):
@@ -34,18 +42,18 @@ class Record(Stage):
         for item in batch.in_play():
             outcome = item.outcome
             if isinstance(outcome, Accepted):
-                reason = f"accepted by {item.account} as {outcome.provider_message_id}"
-                unsure_since = None if item.asked else item.row.unsure_since
-                if unsure_since is not None:
-                    reason += (
-                        f"; POSSIBLE DUPLICATE: resent after an ambiguous attempt (since {unsure_since.isoformat()}) "
-                        f"that {item.account} cannot be asked about"
-                    )
-                batch.settle(item, Finish(_status_of(outcome), reason, accepted=outcome, possible_duplicate=unsure_since is not None))
+                reason = f"accepted by {item.account} as {outcome.provider_message_id}{_possible_duplicate(item)}"
+                flagged = isinstance(item.asked, NearMatch) or (item.asked is None and item.row.unsure_since is not None)
+                batch.settle(item, Finish(_status_of(outcome), reason, accepted=outcome, possible_duplicate=flagged))
             elif isinstance(outcome, Found):
                 accepted = outcome.accepted
                 reason = f"{item.account} had the message from the ambiguous attempt: adopted as {accepted.provider_message_id}, not sent again"
                 batch.settle(item, Finish(_status_of(accepted), reason, accepted=accepted))
+            elif isinstance(outcome, NearMatch):
+                reason = f"{_near(item, outcome)}: it may be this message, so by its policy (give-up: at most once) it is not sent again"
+                batch.settle(item, Finish(Status.UNKNOWN, reason, NEAR_MATCH))
+            elif isinstance(outcome, Unanswered):
+                batch.settle(item, self._ask_again(item, outcome.failure, now))
             elif isinstance(outcome, NotSent):
                 batch.settle(item, Defer(outcome.until, outcome.reason, counted=False))
             elif isinstance(outcome, Failure):
@@ -54,6 +62,39 @@ class Record(Stage):
                 elif outcome.kind is ErrorKind.PERMANENT:
                     log.info("message %s to %s failed permanently: %s", item.id, mask_phone(item.row.recipient), mask_numbers(str(outcome)))
                 batch.settle(item, self._policy.after_failure(outcome, _attempt(item), now))
+
+    def _ask_again(self, item: Item, failure: Failure, now: datetime) -> Defer:
+        """A question that failed: nothing was sent, so no attempt counts and no retry is used;
+        the message keeps its status and is asked about again when the retry it waits for would
+        have come (an account-wide fault, such as a key refused on the listing, pauses the
+        account as on a send, and the message waits for it)."""
+        account = item.account or ""
+        if failure.kind is ErrorKind.PERMANENT and failure.account_wide:
+            pause_for(self._rt.redis, account, failure)
+            until = now + PAUSE_RECHECK
+            reason = f"asking {account} whether it has the message failed ({failure}); account paused, nothing sent"
+        else:
+            until = now + self._policy.backoff(max(0, item.row.attempts - 1))
+            reason = f"asking {account} whether it has the message failed ({failure}); nothing sent, no retry used"
+        return Defer(until, f"{reason}; asked again at {until.isoformat()}", item.row.status, failure.code)
+
+
+def _possible_duplicate(item: Item) -> str:
+    """What an acceptance after an ambiguous attempt adds to its reason: nothing if the provider
+    was asked and had not the message; else why the recipient may get it twice."""
+    since = item.row.unsure_since
+    if isinstance(item.asked, NearMatch):
+        return f"; POSSIBLE DUPLICATE: resent by its policy (resend), though {_near(item, item.asked)}"
+    if item.asked is None and since is not None:
+        return f"; POSSIBLE DUPLICATE: resent after an ambiguous attempt (since {since.isoformat()}) that {item.account} cannot be asked about"
+    return ""
+
+
+def _near(item: Item, near: NearMatch) -> str:
+    return (
+        f"{item.account} lists {near.listed.provider_message_id}, a message to this recipient from the ambiguous attempt whose text "
+        "differs from this one's only as a provider rewrites text"
+    )
 
 
 def _status_of(accepted: Accepted) -> Status:
@@ -64,5 +105,9 @@ def _attempt(item: Item) -> Attempt:
     first = item.first_attempt_at or item.row.first_attempt_at
     assert first is not None and item.account is not None and item.called_at is not None
     row = item.row
-    unsure_since = None if item.asked else row.unsure_since
+    unsure_since = row.unsure_since
+    if isinstance(item.asked, Absent):
+        unsure_since = None  # the lost attempt is settled: the provider had not the message
+    elif isinstance(item.asked, NearMatch):
+        unsure_since = item.called_at  # the near match may be ours: unsure still, since this attempt
     return Attempt(item.account, item.attempt, item.called_at, first, row.valid_until, item.pinned, unsure_since, row.on_ambiguous)

@@ -12,14 +12,10 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Final
 
-from sqlalchemy import select
-
-from sms_worker.dispatch.batch import Found, Item, NotSent, Outcome
-from sms_worker.dispatch.sql import MESSAGES
+from sms_worker.dispatch.batch import Item, NotSent, Outcome
 from sms_worker.logs import get_logger, mask_phone
 from sms_worker.outages import describe_outage
-from sms_worker.providers.base import Adapter, FindsSent
-from sms_worker.providers.failures import ErrorKind, Failure, ProviderError
+from sms_worker.providers.failures import ErrorKind, Failure
 from sms_worker.providers.transport import deadline
 from sms_worker.ratelimit import SendWindow
 from sms_worker.runtime import Runtime
@@ -34,11 +30,6 @@ Unit = list[Item]
 """Messages that travel in one request."""
 ADAPTER_CRASH: Final = "ADAPTER_CRASH"
 """The code of a request whose adapter raised instead of answering outcomes (ambiguous)."""
-LOOKUP_FAILED: Final = "LOOKUP_FAILED"
-"""The code of a question "do you have this message?" that failed on our side (transient)."""
-LOOKUP_SLACK = timedelta(seconds=60)
-"""Asked after an ambiguous attempt, the provider is asked for messages created since this long
-before the attempt began: its clock and ours may disagree."""
 
 
 def units_of(rt: Runtime, items: list[Item]) -> list[Unit]:
@@ -156,27 +147,8 @@ def call(rt: Runtime, unit: Unit) -> list[Outcome]:
     """One request's outcomes, one per message: whatever happens, never an exception. The whole
     adapter call (a re-login included) ends within ``http_timeout_seconds``. An adapter that
     raises (a bug) or answers the wrong number of outcomes crashed: the request may have gone
-    out, so the failure is ambiguous (``ADAPTER_CRASH``).
-
-    A message unsure since an ambiguous attempt, on an account whose API can be asked
-    (:class:`~sms_worker.providers.base.FindsSent`), is looked for first, under a deadline of
-    its own: if the provider has it, it is :class:`Found` and not sent again; if the question
-    fails, the failure is transient (no message went out) and the message stays unsure."""
-    name = unit[0].account or ""
-    adapter = rt.accounts[name].adapter
-    answered: dict[int, Outcome] = {}
-    if isinstance(adapter, FindsSent):
-        for index, item in enumerate(unit):
-            if item.row.unsure_since is not None:
-                found = _ask(rt, adapter, item)
-                if found is not None:
-                    answered[index] = found
-    sending = [item for index, item in enumerate(unit) if index not in answered]
-    sent = iter(_send(rt, adapter, sending) if sending else [])
-    return [answered[index] if index in answered else next(sent) for index in range(len(unit))]
-
-
-def _send(rt: Runtime, adapter: Adapter, unit: Unit) -> list[Outcome]:
+    out, so the failure is ambiguous (``ADAPTER_CRASH``)."""
+    adapter = rt.accounts[unit[0].account or ""].adapter
     messages = [item.message for item in unit if item.message is not None]
     try:
         with deadline(rt.settings.http_timeout_seconds):
@@ -187,35 +159,3 @@ def _send(rt: Runtime, adapter: Adapter, unit: Unit) -> list[Outcome]:
     except Exception as error:
         log.exception("adapter %s crashed sending %d message(s), first to %s", adapter.name, len(unit), mask_phone(messages[0].recipient))
         return [Failure(ErrorKind.AMBIGUOUS, ADAPTER_CRASH, f"{type(error).__name__}: {error}")] * len(unit)
-
-
-def _ask(rt: Runtime, adapter: FindsSent, item: Item) -> Found | Failure | None:
-    """Whether the provider has ``item``'s message from its ambiguous attempt: Found (one it
-    holds that no other message of ours has taken), None (it has not: ``item.asked`` is set and
-    the message is sent again), or the question's failure, made transient."""
-    assert item.message is not None and item.row.unsure_since is not None
-    try:
-        with deadline(rt.settings.http_timeout_seconds):
-            candidates = adapter.find_sent(item.message, item.row.unsure_since - LOOKUP_SLACK)
-        taken = _held_by_others(rt, item, [candidate.provider_message_id for candidate in candidates])
-    except ProviderError as error:
-        return Failure(ErrorKind.TRANSIENT, error.code, f"asking {item.account} whether it has the message: {error.text}")
-    except Exception as error:
-        log.exception("asking %s whether it has the message to %s failed", item.account, mask_phone(item.message.recipient))
-        return Failure(ErrorKind.TRANSIENT, LOOKUP_FAILED, f"asking {item.account} whether it has the message: {type(error).__name__}: {error}")
-    for candidate in candidates:
-        if candidate.provider_message_id not in taken:
-            return Found(candidate)
-    item.asked = True
-    return None
-
-
-def _held_by_others(rt: Runtime, item: Item, provider_ids: list[str]) -> set[str]:
-    """Which of ``provider_ids`` (of ``item``'s account) other messages of ours already hold."""
-    if not provider_ids:
-        return set()
-    statement = select(MESSAGES.c.provider_message_id).where(
-        MESSAGES.c.account == item.account, MESSAGES.c.provider_message_id.in_(provider_ids), MESSAGES.c.id != item.id
-    )
-    with rt.engine.connect() as conn:
-        return set(conn.execute(statement).scalars())

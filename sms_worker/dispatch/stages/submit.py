@@ -1,5 +1,9 @@
 """Submit: the provider calls, concurrent, each one bounded, each outcome written as it comes.
 
+- **Asked first, where the provider can say.** A message unsure since an ambiguous attempt, on
+  an account whose API can be asked, is looked for in the provider's listing before any call
+  (:mod:`~sms_worker.dispatch.lookup`), in the same pool and slots as the calls: a question, not
+  an attempt. Found: adopted; not there: on to be called like the rest.
 - **Calling is recorded first.** Before a group of requests starts, one statement turns their
   rows from ``claimed`` to ``calling`` and counts the attempt, fenced by the claim: a claim the
   recovery sweep took back is not called (:class:`~sms_worker.dispatch.calls.CallRecord`). After a crash, ``claimed`` means "never reached a
@@ -28,10 +32,13 @@ from collections import deque
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from datetime import timedelta
+from typing import Any
 
-from sms_worker.dispatch.batch import Batch, Defer, Item, Outcome, Skip
+from sms_worker.dispatch.batch import Absent, Answer, Batch, Defer, Item, NearMatch, Outcome, Skip
 from sms_worker.dispatch.calls import CallRecord
+from sms_worker.dispatch.lookup import ask, needs_asking
 from sms_worker.dispatch.pipeline import Downstream, Stage
+from sms_worker.dispatch.policy import RetryPolicy
 from sms_worker.dispatch.stages.requests import Departures, Unit, call, units_of
 from sms_worker.logs import get_logger
 from sms_worker.outages import describe_outage
@@ -61,6 +68,7 @@ class Submit(Stage):
         self._arrivals = arrivals
         self._calls = CallRecord(rt.engine)
         self._departures = Departures(rt)
+        self._policy = RetryPolicy.of(rt.settings, rt.accounts)
         self._requests = 0
 
     def close(self) -> None:
@@ -69,21 +77,31 @@ class Submit(Stage):
     def process(self, batch: Batch, downstream: Downstream) -> None:
         limit = self._rt.settings.http_concurrency
         group = max(1, limit // 2)
-        waiting = deque(units_of(self._rt, batch.in_play()))
+        questions: deque[Item] = deque()
+        waiting: deque[Unit] = deque()
+        self._sort(batch.in_play(), questions, waiting)
         departures = self._departures
         running: dict[Future[list[Outcome]], tuple[Unit, float]] = {}
+        asking: dict[Future[Answer], tuple[Item, float]] = {}
         finished: list[Item] = []
         look_for_high = not any(item.priority == Priority.HIGH for item in batch.in_play())
         left = self._rt.settings.batch_size
         next_look = last_start = last_flush = 0.0
-        while waiting or running or departures:
+        while waiting or running or departures or questions or asking:
             now = time.monotonic()
-            free = limit - len(running)
+            free = limit - len(running) - len(asking)
             if left and now >= next_look:
                 next_look = now + LOOK_EVERY
-                held_up = bool(running) and not waiting and not departures and now - min(t for _, t in running.values()) >= SLOW_CALL
+                busy = [started for _, started in (*running.values(), *asking.values())]
+                held_up = bool(busy) and not waiting and not departures and not questions and now - min(busy) >= SLOW_CALL
                 if held_up or look_for_high:
-                    left = self._take_arrivals(batch, waiting, left, min(left, free if held_up else limit), held_up)
+                    left = self._take_arrivals(batch, questions, waiting, left, min(left, free if held_up else limit), held_up)
+            while questions and free > 0:
+                item = questions.popleft()
+                self._requests += 1
+                item.request = self._requests
+                asking[self._rt.http_pool.submit(ask, self._rt, item)] = (item, now)
+                free -= 1
             if waiting and free and not departures and (free >= group or now - last_start >= STALL or len(waiting) < group):
                 last_start = now
                 units = [waiting.popleft() for _ in range(min(free, len(waiting)))]
@@ -97,23 +115,49 @@ class Submit(Stage):
                     running[self._rt.http_pool.submit(call, self._rt, unit)] = (unit, now)
                 for unit, not_sent in dropped:
                     finished += self._settle_outcomes(unit, [not_sent] * len(unit))
-            if running:
-                done, _ = wait(running, timeout=STALL, return_when=FIRST_COMPLETED)
+            if running or asking:
+                futures: list[Future[Any]] = [*running, *asking]
+                done, _ = wait(futures, timeout=STALL, return_when=FIRST_COMPLETED)
                 for future in done:
-                    unit, _ = running.pop(future)
-                    finished += self._settle_outcomes(unit, future.result())
+                    if future in asking:
+                        item, _ = asking.pop(future)
+                        finished += self._answered(item, future.result(), waiting)
+                    else:
+                        unit, _ = running.pop(future)
+                        finished += self._settle_outcomes(unit, future.result())
             elif departures:
                 time.sleep(STALL)
             if finished and (not running or time.monotonic() - last_flush >= FLUSH_EVERY):
                 downstream(finished)
                 finished, last_flush = [], time.monotonic()
 
+    def _sort(self, items: list[Item], questions: deque[Item], waiting: deque[Unit]) -> None:
+        """Unsure messages whose account can be asked go to ``questions`` (asked before any
+        call: :mod:`~sms_worker.dispatch.lookup`); the rest, in requests, to ``waiting``."""
+        for item in items:
+            if needs_asking(self._rt, item):
+                questions.append(item)
+        waiting.extend(units_of(self._rt, [item for item in items if not needs_asking(self._rt, item)]))
+
+    def _answered(self, item: Item, answer: Answer, waiting: deque[Unit]) -> list[Item]:
+        """Where a question's answer takes ``item``: settled (adopted, unanswered, or a near
+        match its policy gives up on), or on to be sent again (it had not the message, or a near
+        match its policy resends). Returns the items settled."""
+        if isinstance(answer, Absent) or (
+            isinstance(answer, NearMatch) and self._policy.policy_of(item.account or "", item.row.on_ambiguous) == "resend"
+        ):
+            item.asked = answer
+            waiting.extend(units_of(self._rt, [item]))
+            return []
+        item.outcome = answer
+        return [item]
+
     def _settle_outcomes(self, unit: Unit, outcomes: list[Outcome]) -> Unit:
         for item, outcome in zip(unit, outcomes):
             item.outcome = outcome
         return unit
 
-    def _take_arrivals(self, batch: Batch, waiting: deque[Unit], left: int, limit: int, any_priority: bool) -> int:
+    def _take_arrivals(self, batch: Batch, questions: deque[Item], waiting: deque[Unit], left: int, limit: int, any_priority: bool) -> int:
         """Put up to ``limit`` new arrivals first; returns how many more the batch may take (0
         after a failure: it ends the look-out, not the batch)."""
         try:
@@ -122,7 +166,11 @@ class Submit(Stage):
             log.warning("stopped looking for arrivals in this batch: %s", describe_outage(error) or repr(error))
             return 0
         batch.extend(items)
-        waiting.extendleft(reversed(units_of(self._rt, [item for item in items if item.disposition is None])))
+        arrived_questions: deque[Item] = deque()
+        arrived: deque[Unit] = deque()
+        self._sort([item for item in items if item.disposition is None], arrived_questions, arrived)
+        questions.extendleft(reversed(arrived_questions))
+        waiting.extendleft(reversed(arrived))
         return left - len(items)
 
     def _record_calling(self, batch: Batch, units: list[Unit], departures: Departures) -> bool:
@@ -148,13 +196,16 @@ class Submit(Stage):
         return True
 
     def _mark_calling(self, items: list[Item]) -> set[uuid.UUID]:
-        """One statement turns the group's rows to ``calling``, fenced by their claims; returns the
-        ids it turned (all of them, unless the sweep took a claim back meanwhile)."""
+        """One statement turns the group's rows to ``calling``, fenced by their claims (one more
+        for messages sent again after their provider was asked); returns the ids it turned (all
+        of them, unless the sweep took a claim back meanwhile)."""
         rt = self._rt
         now = rt.clock.now()
-        ids = [item.id for item in items]
-        claims = list({item.claim_id for item in items if item.claim_id is not None})
-        started = self._calls.start(ids, claims, now)
+        started: set[uuid.UUID] = set()
+        for kind in {type(item.asked) for item in items}:
+            alike = [item for item in items if type(item.asked) is kind]
+            claims = list({item.claim_id for item in alike if item.claim_id is not None})
+            started |= self._calls.start([item.id for item in alike], claims, now, asked=alike[0].asked)
         for item in items:
             if item.id in started:
                 item.attempt, item.first_attempt_at, item.called_at = item.row.attempts + 1, item.row.first_attempt_at or now, now

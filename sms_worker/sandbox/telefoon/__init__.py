@@ -35,9 +35,16 @@ What the document leaves open, and what this emulation assumes:
   and the list know nothing of it.
 - The list is oldest first, ``page`` counts from 1, ``page_size`` defaults to 50; ``total`` is
   the number of matching messages. ``status`` filters on the status at the moment of the call.
+  The document has no other filter (no time range, no recipient), and neither has the sandbox.
+  Only the page asked for is rendered, so a page costs about the same on a busy account. Every
+  answer's ``Date`` header is the host's clock (uvicorn's), which is the sandbox's own unless it
+  runs on an injected clock.
 - Inbound messages: Telefoon receives them from handsets, which the sandbox has none of. A
   sandbox-only ``POST /telefoon/_sandbox/inbound`` (``{"from", "to", "body"}``, no key) adds one
-  (``TI`` ids, status ``received``, direction ``inbound``) so the list filters can be tried.
+  (``TI`` ids, status ``received``, direction ``inbound``) so the list filters can be tried; a
+  sandbox-only ``POST /telefoon/_sandbox/traffic`` (``{"count", "to", "from", "body"}``, no key)
+  adds ``count`` outbound messages sent now by another user of the key, not in the submission
+  log, so the listing of a busy account can be tried.
 - Status callbacks are accepted and recorded but not posted: nothing runs in the background.
 - Faults: ``latency`` and ``timeout`` process the request at once and hold only the answer;
   ``http_status`` answers a bare HTTP error (plain text, no Telefoon body); ``error_code``

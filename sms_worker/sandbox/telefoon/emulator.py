@@ -22,6 +22,7 @@ from sms_worker.sandbox.faults import CALLBACK, WORDED, FaultEngine, FaultKind, 
 from sms_worker.sandbox.lifecycle import FIRST_MESSAGE_ID, Message, MessageStore
 from sms_worker.sandbox.recorder import Recorder
 from sms_worker.sandbox.settings import SandboxSettings
+from sms_worker.sandbox.states import State
 from sms_worker.sandbox.telefoon.vocabulary import (
     AUTHENTICATION_FAILED,
     BODY_REQUIRED,
@@ -51,6 +52,8 @@ DEFAULT_PAGE_SIZE: Final = 50
 MAX_PAGE_SIZE: Final = 100
 PRICE_PER_SEGMENT: Final = Decimal("0.0750")
 PRICE_UNIT: Final = "EUR"
+MAX_TRAFFIC: Final = 100_000
+"""Messages one sandbox-only traffic request adds, at most."""
 VALIDITY_MINUTES: Final = 1440
 """Telefoon has no validity parameter; a day is longer than any sandbox message waits."""
 OUTBOUND_PREFIX, INBOUND_PREFIX = "TF", "TI"
@@ -115,6 +118,7 @@ class Telefoon:
             Route(f"{API}/messages/{{message_id}}", self._operation(GET, self._get), methods=["GET"]),
             Route(f"{API}/messages/{{message_id}}", self._operation(DELETE, self._delete), methods=["DELETE"]),
             Route("/_sandbox/inbound", self._inbound, methods=["POST"]),
+            Route("/_sandbox/traffic", self._traffic, methods=["POST"]),
         ]
 
     def reset(self) -> None:
@@ -156,10 +160,12 @@ class Telefoon:
         direction, status = _choice(query.get("direction"), "direction", DIRECTIONS), _choice(query.get("status"), "status", STATUSES)
         page = _integer(query.get("page"), "page", default=1, high=None)
         page_size = _integer(query.get("page_size"), "page_size", default=DEFAULT_PAGE_SIZE, high=MAX_PAGE_SIZE)
-        rendered = (self._render(r) for r in self._records.values() if direction in (None, r.direction))
-        matching = [m for m in rendered if status in (None, m["status"])]
+        matching = [r for r in self._records.values() if direction in (None, r.direction)]
+        if status is not None:
+            now = self._store.now()
+            matching = [r for r in matching if _state(r.lifecycle, now)[0] == status]
         start = (page - 1) * page_size
-        return Answer(200, {"messages": matching[start : start + page_size], "total": len(matching)}, "OK")
+        return Answer(200, {"messages": [self._render(r) for r in matching[start : start + page_size]], "total": len(matching)}, "OK")
 
     def _get(self, request: Request, body: Any, rule: FaultRule | None) -> Answer:
         return Answer(200, self._render(self._find(request), rule), "OK")
@@ -175,6 +181,24 @@ class Telefoon:
             return JSONResponse({"error": "body must be a JSON object with string from and to"}, status_code=400)
         record = self._keep(f"{INBOUND_PREFIX}{next(self._inbound_ids)}", "inbound", body, None)
         return JSONResponse(self._render(record), status_code=201)
+
+    async def _traffic(self, request: Request) -> Response:
+        """Sandbox only, not Telefoon's: ``count`` outbound messages another sender on the same
+        key sent now (``{"count", "to", "from", "body"}``, no key), taken as a send would take
+        them but not in the submission log, so a busy account's listing can be tried."""
+        body = await json_body(request)
+        count = body.get("count") if isinstance(body, dict) else None
+        if not isinstance(count, int) or isinstance(count, bool) or not 1 <= count <= MAX_TRAFFIC:
+            return JSONResponse({"error": f"body must be a JSON object with count from 1 to {MAX_TRAFFIC}"}, status_code=400)
+        sent = {"to": body.get("to", "+31600000000"), "from": body.get("from", "ACME"), "body": body.get("body", "traffic")}
+        try:
+            _check_send(sent)
+        except Refusal as refusal:
+            return JSONResponse({"error": refusal.message or ERRORS[refusal.code][1]}, status_code=400)
+        for _ in range(count):
+            lifecycle = self._store.accept(VALIDITY_MINUTES, None, State.DELIVERED)
+            self._keep(f"{OUTBOUND_PREFIX}{lifecycle.id}", "outbound", sent, lifecycle)
+        return JSONResponse({"count": count}, status_code=201)
 
     def _keep(self, message_id: str, direction: str, body: dict[str, Any], lifecycle: Message | None) -> Record:
         text = str(body.get("body") or "")
