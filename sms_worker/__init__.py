@@ -5,20 +5,36 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from sms_worker.producer import MessageRequest, send_many, send_sms
+    from sms_worker.errors import OutcomeUnknown, StoreUnavailable
+    from sms_worker.producer import MessageRequest, send_many, send_many_with_receipt, send_sms, send_sms_with_receipt
+    from sms_worker.receipts import SendReceipt
     from sms_worker.validation import BatchRejected, InvalidField
 
-__all__ = ["BatchRejected", "InvalidField", "MessageRequest", "send_many", "send_sms"]
+__all__ = [
+    "BatchRejected",
+    "InvalidField",
+    "MessageRequest",
+    "OutcomeUnknown",
+    "SendReceipt",
+    "StoreUnavailable",
+    "send_many",
+    "send_many_with_receipt",
+    "send_sms",
+    "send_sms_with_receipt",
+]
+_HOMES = {
+    "sms_worker.producer": ("MessageRequest", "send_many", "send_many_with_receipt", "send_sms", "send_sms_with_receipt"),
+    "sms_worker.validation": ("BatchRejected", "InvalidField"),
+    "sms_worker.errors": ("OutcomeUnknown", "StoreUnavailable"),
+    "sms_worker.receipts": ("SendReceipt",),
+}
 
 
 def __getattr__(name: str) -> Any:
     """Import the producer on first use, so ``import sms_worker`` stays cheap for the CLI."""
-    if name in ("MessageRequest", "send_many", "send_sms"):
-        from sms_worker import producer
+    import importlib
 
-        return getattr(producer, name)
-    if name in ("BatchRejected", "InvalidField"):
-        from sms_worker import validation
-
-        return getattr(validation, name)
+    for module, names in _HOMES.items():
+        if name in names:
+            return getattr(importlib.import_module(module), name)
     raise AttributeError(name)

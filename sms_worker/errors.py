@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 
 class SmsWorkerError(Exception):
     """Base of every error raised by sms_worker's own code: ``except SmsWorkerError`` catches an
@@ -19,3 +21,39 @@ class InvalidField(SmsWorkerError, ValueError):
 
     def at(self, index: int) -> InvalidField:
         return InvalidField(self.field, self.reason, index)
+
+
+class StoreUnavailable(SmsWorkerError):
+    """A server a send needs failed before anything was written: nothing was written, and the
+    same request may be sent again. ``store`` names it (``"database"``), ``problem`` says what
+    went wrong (``"unreachable"``, ``"connection lost"``, ...) and ``detail`` is the driver's own
+    first line; ``str()`` is ``database: unreachable (DETAIL); nothing was written``."""
+
+    def __init__(self, store: str, problem: str, detail: str) -> None:
+        self.store, self.problem, self.detail = store, problem, detail
+        super().__init__(f"{store}: {self.reason}")
+
+    @property
+    def reason(self) -> str:
+        return f"{self.problem} ({self.detail}); nothing was written"
+
+
+class OutcomeUnknown(SmsWorkerError):
+    """The COMMIT of a send failed (its connection lost), and asking the database again did not
+    settle whether the messages were written. ``ids`` are the ids the send would have returned
+    (``sms-worker status ID`` tells, once the database answers); ``idempotency_keys`` the keys
+    the messages carried, in the same order (None where a message had none). Sending the same
+    messages again with the same keys is safe: a key already written returns its message's id.
+    A message without a key, sent again, may be written twice."""
+
+    def __init__(self, detail: str, ids: list[uuid.UUID], idempotency_keys: list[str | None]) -> None:
+        self.detail, self.ids, self.idempotency_keys = detail, ids, idempotency_keys
+        super().__init__(f"database: {self.reason}")
+
+    @property
+    def reason(self) -> str:
+        keyless = sum(key is None for key in self.idempotency_keys)
+        retry = "sending again with the same idempotency key is safe"
+        if keyless:
+            retry += f"; {keyless} message(s) have no key: check `sms-worker status ID` before sending them again, or they may be sent twice"
+        return f"outcome unknown: the commit failed ({self.detail}) and the database could not be asked whether it was applied, so the message(s) may have been written; {retry}"

@@ -1,7 +1,25 @@
 """The producer API: validate, persist, then enqueue, and hand back ids.
 
 The row is written before any queue entry exists (Notify's rule), so a Redis outage between the
-two loses nothing: the recovery sweep finds the row and queues it.
+two loses nothing: the recovery sweep finds the row and queues it. A send either writes nothing
+and raises, or returns the ids of what it wrote; never both:
+
+- invalid input: :class:`InvalidField` / :class:`BatchRejected`, nothing written;
+- the database failing before the COMMIT (unreachable, connection lost, locked):
+  :class:`StoreUnavailable`, nothing written, the same request may be sent again;
+- the COMMIT itself failing: the database is asked on a fresh connection whether it committed
+  (:mod:`sms_worker.db.commit`); committed: the ids, as if nothing had happened; rolled back:
+  :class:`StoreUnavailable`; still unknown after ``SMS_WORKER_COMMIT_RECHECK_SECONDS``:
+  :class:`OutcomeUnknown`, with the ids that may have been written;
+- Redis failing once the rows are committed: not an error. The ids are returned, the messages
+  are queued by the sweep, and the :class:`SendReceipt` says so (:func:`send_sms` and
+  :func:`send_many`, which return ids only, log it as a warning).
+
+No idempotency key is made up for a message that has none: only the caller can present a key
+again, so a generated one would protect nothing unless the caller kept it, and every keyless
+message would pay for a unique index entry. The ids in :class:`OutcomeUnknown` serve a caller
+without keys (``sms-worker status ID`` once the database answers); a caller that must retry
+blindly gives keys.
 """
 
 from __future__ import annotations
@@ -15,11 +33,17 @@ from typing import Any
 
 from sqlalchemy import Connection, select
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DBAPIError
 
 from sms_worker.db.bulk import insert_rows
+from sms_worker.db.commit import CommitOutcome, CommitProbe, commit_outcome, commit_probe
+from sms_worker.db.failures import first_line, is_unavailable, reaching_the_database, unavailable
 from sms_worker.dispatch.sql import MESSAGES, add_events, event
+from sms_worker.errors import OutcomeUnknown
+from sms_worker.logs import get_logger
 from sms_worker.priority import Priority
 from sms_worker.queues.pointers import Due, Pointer, enqueue
+from sms_worker.receipts import QueueDeferral, SendReceipt
 from sms_worker.runtime import Runtime
 from sms_worker.status import Status
 from sms_worker.tasks.process import process_runtime
@@ -36,6 +60,7 @@ from sms_worker.validation import (
 )
 
 _INSERT_CHUNK = 2000
+log = get_logger("producer")
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,21 +117,44 @@ _ROW_COLUMNS = [
 
 
 def send_sms(to: str, text: str, *, runtime: Runtime | None = None, **options: Any) -> uuid.UUID:
-    """Queue one message; raises :class:`InvalidField` naming the field and the reason."""
+    """Queue one message and return its id (:func:`send_sms_with_receipt` says more).
+
+    Raises :class:`InvalidField` naming the field and the reason, :class:`StoreUnavailable`
+    (nothing written) or :class:`OutcomeUnknown`. When Redis cannot take the pointer, the id is
+    returned all the same and a warning logged: the sweep queues the message."""
+    if _DEPRECATED_ACCOUNT in options:
+        options = _renamed_account(options, stacklevel=3)
+    return _logged(send_sms_with_receipt(to, text, runtime=runtime, **options)).ids[0]
+
+
+def send_many(messages: Iterable[MessageRequest | Mapping[str, Any]], *, runtime: Runtime | None = None) -> list[uuid.UUID]:
+    """Queue a batch, all or nothing, and return the ids in the order given
+    (:func:`send_many_with_receipt` says more); a Redis that cannot take the pointers is a
+    warning logged, not an error."""
+    return _logged(send_many_with_receipt(messages, runtime=runtime)).ids
+
+
+def send_sms_with_receipt(to: str, text: str, *, runtime: Runtime | None = None, **options: Any) -> SendReceipt:
+    """Queue one message: :func:`send_many_with_receipt` of one, whose refusal is the
+    :class:`InvalidField` of its one message."""
     if _DEPRECATED_ACCOUNT in options:
         options = _renamed_account(options, stacklevel=3)
     try:
-        return send_many([{"to": to, "text": text, **options}], runtime=runtime)[0]
+        return send_many_with_receipt([{"to": to, "text": text, **options}], runtime=runtime)
     except BatchRejected as rejected:
         error = rejected.errors[0]
         raise InvalidField(error.field, error.reason) from None
 
 
-def send_many(messages: Iterable[MessageRequest | Mapping[str, Any]], *, runtime: Runtime | None = None) -> list[uuid.UUID]:
+def send_many_with_receipt(messages: Iterable[MessageRequest | Mapping[str, Any]], *, runtime: Runtime | None = None) -> SendReceipt:
     """Queue a batch, all or nothing: one invalid message rejects the batch and writes nothing.
 
     The same idempotency key twice yields the id of the first message, not a second message;
     the same key for a different message is refused (``idempotency_key``), and so is the batch.
+    Returns a :class:`SendReceipt`: the ids, and whether the messages were queued now or are
+    left to the sweep (Redis unreachable after the commit: ``receipt.deferral``). Raises
+    :class:`BatchRejected`, :class:`StoreUnavailable` (nothing written) or
+    :class:`OutcomeUnknown` (see the module's docstring); nothing else once the rows are written.
     """
     rt = runtime or process_runtime()
     now = rt.clock.now()
@@ -118,11 +166,66 @@ def send_many(messages: Iterable[MessageRequest | Mapping[str, Any]], *, runtime
             errors.append(error.at(index))
     if errors:
         raise BatchRejected(errors)
-    with rt.engine.begin() as conn:
-        inserted = _insert(conn, rows)
-        ids = _resolve_idempotent(conn, rows, inserted)
-    _enqueue(rt, [row for row in rows if row["id"] in inserted], now)
-    return ids
+    written = _write(rt, rows)
+    return SendReceipt(written.ids, _enqueue(rt, written.to_queue, now))
+
+
+def _logged(receipt: SendReceipt) -> SendReceipt:
+    """The receipt, its deferral logged for callers that see only ids."""
+    if receipt.deferral is not None:
+        log.warning("%d message(s) written but not queued now: %s", len(receipt.ids), receipt.deferral)
+    return receipt
+
+
+@dataclass(frozen=True, slots=True)
+class _Written:
+    ids: list[uuid.UUID]
+    """The ids to hand back, in the order given."""
+    inserted: set[uuid.UUID]
+    """The rows this send wrote (the others' keys named messages already written)."""
+    to_queue: list[dict[str, Any]]
+    """What to point at (``id``, ``priority``, ``send_after``): the rows inserted, and those the
+    keys named that still wait for their first attempt. A send whose outcome was unknown queued
+    nothing, so its retry queues the message now; a second pointer to a queued message is
+    harmless (the claim sends it once)."""
+
+
+def _write(rt: Runtime, rows: list[dict[str, Any]]) -> _Written:
+    """Insert the rows and their events in one transaction and commit it, or raise: see the
+    module's docstring for what each failure of the database becomes."""
+    with reaching_the_database():
+        conn = rt.engine.connect()
+    with conn:
+        try:
+            transaction = conn.begin()
+            written = _resolve_idempotent(conn, rows, _insert(conn, rows))
+            probe = commit_probe(conn, select(MESSAGES.c.id).where(MESSAGES.c.id == min(written.inserted))) if written.inserted else None
+        except DBAPIError as error:
+            if not is_unavailable(error):
+                raise
+            raise unavailable(error) from error
+        try:
+            transaction.commit()
+            return written
+        except DBAPIError as error:
+            lost = error
+    return _settle(rt, rows, written, probe, lost)
+
+
+def _settle(rt: Runtime, rows: list[dict[str, Any]], written: _Written, probe: CommitProbe | None, lost: DBAPIError) -> _Written:
+    """After a COMMIT that raised: the rows as written if the database says it committed (or
+    there was nothing of ours in it), else :class:`StoreUnavailable` or :class:`OutcomeUnknown`."""
+    if probe is None:
+        return written
+    outcome = commit_outcome(rt.engine, probe, rt.settings.commit_recheck_seconds)
+    if outcome is CommitOutcome.COMMITTED:
+        log.warning(
+            "the database's answer to a COMMIT was lost (%s); asked again, it had committed %d message(s)", first_line(lost), len(written.inserted)
+        )
+        return written
+    if outcome is CommitOutcome.ROLLED_BACK:
+        raise unavailable(lost, "the commit failed, and asked again the database had rolled it back") from lost
+    raise OutcomeUnknown(unavailable(lost).detail, written.ids, [row["idempotency_key"] for row in rows]) from lost
 
 
 def _as_request(item: MessageRequest | Mapping[str, Any]) -> MessageRequest:
@@ -260,32 +363,38 @@ def _creation_event(row: dict[str, Any]) -> dict[str, Any]:
     return event(row["id"], row["created_at"], row["status"], reason)
 
 
+_NOT_YET_ATTEMPTED = (Status.QUEUED.value, Status.SCHEDULED.value)
 _SAME_MESSAGE = ("recipient", "text", "sender", "requested_account", "priority", "unicode", "flash", "on_ambiguous", "campaign_id")
 """What must match for a reused idempotency key to name the same message: who gets what, from
 whom, through which account if one was named, how urgent, how encoded. Times are left out: a
 retried request is made later, and its validity counts from then."""
 
 
-def _resolve_idempotent(conn: Connection, rows: list[dict[str, Any]], inserted: set[uuid.UUID]) -> list[uuid.UUID]:
+def _resolve_idempotent(conn: Connection, rows: list[dict[str, Any]], inserted: set[uuid.UUID]) -> _Written:
     """Replace the ids of rows that lost to an existing idempotency key with the winner's id.
 
     A key reused for a different message is a conflict, not a retry: :class:`BatchRejected`
     names each such message's key and the message that holds it, and the batch's transaction
     (the caller's) is rolled back."""
+    to_queue = [row for row in rows if row["id"] in inserted]
     lost = {row["idempotency_key"] for row in rows if row["id"] not in inserted}
     if not lost:
-        return [row["id"] for row in rows]
-    columns = [MESSAGES.c[name] for name in ("idempotency_key", "id", *_SAME_MESSAGE)]
+        return _Written([row["id"] for row in rows], inserted, to_queue)
+    columns = [MESSAGES.c[name] for name in ("idempotency_key", "id", "status", "send_after", *_SAME_MESSAGE)]
     winners = {row.idempotency_key: row for row in conn.execute(select(*columns).where(MESSAGES.c.idempotency_key.in_(lost)))}
     conflicts = []
     for index, row in enumerate(rows):
+        if row["id"] in inserted:
+            continue
         winner = winners[row["idempotency_key"]]
-        if row["id"] not in inserted and any(_differs(row, winner, name) for name in _SAME_MESSAGE):
+        if any(_differs(row, winner, name) for name in _SAME_MESSAGE):
             reason = f"{row['idempotency_key']!r} already names a different message ({winner.id}); use a new key for a new message"
             conflicts.append(InvalidField("idempotency_key", reason, index))
     if conflicts:
         raise BatchRejected(conflicts)
-    return [row["id"] if row["id"] in inserted else winners[row["idempotency_key"]].id for row in rows]
+    unsent = [w for w in winners.values() if w.status in _NOT_YET_ATTEMPTED]
+    to_queue += [{"id": w.id, "priority": Priority(w.priority), "send_after": w.send_after} for w in unsent]
+    return _Written([row["id"] if row["id"] in inserted else winners[row["idempotency_key"]].id for row in rows], inserted, to_queue)
 
 
 def _differs(row: dict[str, Any], winner: Any, name: str) -> bool:
@@ -298,7 +407,14 @@ def _differs(row: dict[str, Any], winner: Any, name: str) -> bool:
     return bool(row[name] != getattr(winner, name))
 
 
-def _enqueue(rt: Runtime, rows: list[dict[str, Any]], now: datetime) -> None:
+def _enqueue(rt: Runtime, rows: list[dict[str, Any]], now: datetime) -> QueueDeferral | None:
+    """Point at the written rows and wake workers; a failure is a :class:`QueueDeferral`, never
+    raised: the rows are committed, and the sweep queues what has no pointer."""
     ready = [Pointer(row["priority"], row["id"]) for row in rows if row["send_after"] <= now]
     later = [Due(Pointer(row["priority"], row["id"]), row["send_after"]) for row in rows if row["send_after"] > now]
-    enqueue(rt.redis, rt.waker, rt.settings.batch_size, ready, later)
+    try:
+        enqueue(rt.redis, rt.waker, rt.settings.batch_size, ready, later)
+    except Exception as error:  # whatever failed, the rows are written: an error now would say they were not
+        log.debug("pointers not written; the sweep will queue the messages", exc_info=True)
+        return QueueDeferral.of(error, rt.settings)
+    return None

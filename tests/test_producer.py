@@ -8,7 +8,8 @@ import pytest
 from sqlalchemy import func, select
 
 from sms_worker.dispatch.sql import EVENTS, MESSAGES
-from sms_worker.producer import MessageRequest, send_many, send_sms
+from sms_worker.priority import Priority
+from sms_worker.producer import MessageRequest, send_many, send_many_with_receipt, send_sms
 from sms_worker.queues import keys
 from sms_worker.queues.pointers import ready_lengths
 from sms_worker.validation import BatchRejected, InvalidField
@@ -92,7 +93,24 @@ def test_the_same_idempotency_key_yields_the_first_message(runtime):
     assert again == first
     assert batch[0] == first and batch[1] == batch[2] != first
     assert count(runtime, MESSAGES) == 2
-    assert sum(ready_lengths(runtime.redis).values()) == 2
+    pointed_at = set(runtime.redis.lrange(keys.ready(Priority.STANDARD), 0, -1))
+    assert pointed_at == {first.hex.encode(), batch[1].hex.encode()}, "a retry may point at its message again, never at another"
+
+
+def test_a_retry_with_the_key_after_an_unknown_outcome_queues_the_message_now(runtime):
+    """A send whose COMMIT's outcome was unknown wrote the row (say) but queued nothing: its retry
+    with the same key gets the id and a pointer, not a ten-minute wait for the sweep. A batch that
+    mixes keys and no keys is resolved too (it raised KeyError)."""
+    batch = [{"to": "+421900000001", "text": "keyless"}, {"to": "+421900000002", "text": "keyed", "idempotency_key": "order-5"}]
+    first = send_many(batch, runtime=runtime)
+    runtime.redis.delete(keys.ready(Priority.STANDARD))  # as the unknown outcome left it: written, not queued
+
+    receipt = send_many_with_receipt(batch, runtime=runtime)
+
+    assert receipt.ids[1] == first[1] and receipt.ids[0] != first[0], "the keyless message is a new one: it has no key to be known by"
+    assert receipt.queued_by == "redis"
+    assert sorted(runtime.redis.lrange(keys.ready(Priority.STANDARD), 0, -1)) == sorted(i.hex.encode() for i in receipt.ids)
+    assert count(runtime, MESSAGES) == 3
 
 
 def test_a_key_reused_for_a_different_message_is_a_conflict_that_names_the_key(runtime):

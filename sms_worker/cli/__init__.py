@@ -55,7 +55,8 @@ def main(argv: list[str] | None = None) -> int:
     """Run ``sms-worker`` on ``argv`` (default: this process's arguments); returns the exit code:
     0 done; 1 a command's own failure (no such message, an account failed its check, the demo's
     messages did not end as expected); 2 input we refuse (a usage error, an invalid field, a bad
-    providers file); 130 interrupted."""
+    providers file); 3 a server failed before anything was written (the command may be run
+    again); 4 a write whose outcome is unknown; 130 interrupted."""
     try:
         result = root.main(args=argv, prog_name="sms-worker", standalone_mode=False)
     except click.ClickException as error:

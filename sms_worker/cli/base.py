@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, NoReturn, TypeVar, cast
 
 import click
 
+from sms_worker.errors import OutcomeUnknown, StoreUnavailable
 from sms_worker.providers.accounts import ProvidersFileError
 from sms_worker.validation import InvalidField
 
@@ -24,6 +25,12 @@ if TYPE_CHECKING:
 
 BAD_INPUT = 2
 """Exit code for input we refuse: a usage error, an invalid field, a bad providers file."""
+UNAVAILABLE = 3
+"""Exit code for a server that failed before anything was written (the database unreachable):
+the same command may be run again."""
+OUTCOME_UNKNOWN = 4
+"""Exit code for a write whose outcome is unknown (the connection lost during the COMMIT, the
+database still away): it may have been written; the error names the ids to look up."""
 REMOVED_IN = "0.3"
 """The release that drops the deprecated spellings."""
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
@@ -69,12 +76,12 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def fail(field: str, reason: str, exit_code: int, ctx: click.Context | None = None) -> NoReturn:
+def fail(field: str, reason: str, exit_code: int, ctx: click.Context | None = None, **details: Any) -> NoReturn:
     """Say which ``field`` is wrong and why, then exit with ``exit_code``: with ``--json`` given to
-    the command or a group above it, ``{"error": {"field": ..., "reason": ...}}`` on stdout,
-    otherwise ``error: FIELD: REASON`` on stderr."""
+    the command or a group above it, ``{"error": {"field": ..., "reason": ..., **details}}`` on
+    stdout, otherwise ``error: FIELD: REASON`` on stderr."""
     if _wants_json(ctx or click.get_current_context()):
-        echo_json({"error": {"field": field, "reason": reason}})
+        echo_json({"error": {"field": field, "reason": reason, **details}})
     else:
         click.echo(f"error: {field}: {reason}", err=True)
     raise click.exceptions.Exit(exit_code)
@@ -89,9 +96,12 @@ def _wants_json(ctx: click.Context | None) -> bool:
 
 
 class Command(click.Command):
-    """A command that reports our errors as :func:`fail` does, exiting ``BAD_INPUT``: an
-    :class:`InvalidField` names its field, a :class:`ProvidersFileError` names
-    ``SMS_WORKER_PROVIDERS_FILE``."""
+    """A command that reports our errors as :func:`fail` does, in one line and without a
+    traceback: an :class:`InvalidField` names its field and a :class:`ProvidersFileError`
+    ``SMS_WORKER_PROVIDERS_FILE`` (exit ``BAD_INPUT``); a :class:`StoreUnavailable` names the
+    server, ``error: database: unreachable (...); nothing was written`` (exit ``UNAVAILABLE``,
+    JSON ``"written": false``); an :class:`OutcomeUnknown` says so with the ids that may have
+    been written (exit ``OUTCOME_UNKNOWN``, JSON ``"written": null`` and ``"ids"``)."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -100,6 +110,11 @@ class Command(click.Command):
             fail(error.field, error.reason, BAD_INPUT, ctx)
         except ProvidersFileError as error:
             fail("SMS_WORKER_PROVIDERS_FILE", str(error), BAD_INPUT, ctx)
+        except StoreUnavailable as error:
+            fail(error.store, error.reason, UNAVAILABLE, ctx, written=False)
+        except OutcomeUnknown as error:
+            ids = [str(message_id) for message_id in error.ids]
+            fail("database", f"{error.reason}; id(s): {', '.join(ids)}", OUTCOME_UNKNOWN, ctx, written=None, ids=ids)
 
 
 class Group(Command, click.Group):

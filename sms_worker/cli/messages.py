@@ -97,6 +97,14 @@ def send(
     message is checked first: a field we refuse is named, with the reason, and the command
     exits 2. An account is a provider account configured in SMS_WORKER_PROVIDERS_FILE.
 
+    Exit 0: the message is written; its id is printed (--json: {"id", "queued_by": "redis"}). If
+    Redis could not take it, it is queued by the sweep instead: a note on stderr says within how
+    many seconds (--json: "queued_by": "sweep", "within_seconds", "note"). Exit 3: the database
+    failed before the message was written (error: database: unreachable (...)); nothing was
+    written, run the command again. Exit 4: the connection was lost during the commit and the
+    database could not be asked: the message may be written; the error gives its id for
+    `sms-worker status`, and the same command with the same --idempotency-key is safe to rerun.
+
     \b
     Examples:
       sms-worker send +421900123456 "Your code is 4821" --priority high --on-ambiguous give-up
@@ -105,10 +113,12 @@ def send(
       sms-worker send +421900123456 "-5 % off today" --account telekom-sk --json
     """
     from sms_worker.config import get_settings
+    from sms_worker.db.failures import reaching_the_database
     from sms_worker.db.migrate import upgrade
-    from sms_worker.producer import send_sms
+    from sms_worker.producer import send_sms_with_receipt
 
-    upgrade(get_settings().resolved_database_url)
+    with reaching_the_database():
+        upgrade(get_settings().resolved_database_url)
     options: dict[str, Any] = {
         "sender": sender,
         "priority": priority,
@@ -120,11 +130,14 @@ def send(
         "unicode": UNICODE_CHOICES[unicode],
         "on_ambiguous": on_ambiguous,
     }
-    message_id = send_sms(to, text, **{name: value for name, value in options.items() if value is not None})
+    receipt = send_sms_with_receipt(to, text, **{name: value for name, value in options.items() if value is not None})
     if as_json:
-        echo_json({"id": str(message_id)})
-    else:
-        click.echo(message_id)
+        deferred = {} if receipt.deferral is None else {"within_seconds": receipt.deferral.within_seconds, "note": receipt.note}
+        echo_json({"id": str(receipt.ids[0]), "queued_by": receipt.queued_by, **deferred})
+        return 0
+    click.echo(receipt.ids[0])
+    if receipt.note is not None:
+        click.echo(f"note: {receipt.note}", err=True)
     return 0
 
 
