@@ -6,8 +6,8 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from sms_worker.errors import OutcomeUnknown, StoreUnavailable
-    from sms_worker.producer import MessageRequest, send_many, send_many_with_receipt, send_sms, send_sms_with_receipt
-    from sms_worker.receipts import SendReceipt
+    from sms_worker.producer import MessageRequest, send_many, send_many_result, send_sms, send_sms_result
+    from sms_worker.send_result import SendResult
     from sms_worker.validation import BatchRejected, InvalidField
 
 __all__ = [
@@ -15,18 +15,18 @@ __all__ = [
     "InvalidField",
     "MessageRequest",
     "OutcomeUnknown",
-    "SendReceipt",
+    "SendResult",
     "StoreUnavailable",
     "send_many",
-    "send_many_with_receipt",
+    "send_many_result",
     "send_sms",
-    "send_sms_with_receipt",
+    "send_sms_result",
 ]
 _HOMES = {
-    "sms_worker.producer": ("MessageRequest", "send_many", "send_many_with_receipt", "send_sms", "send_sms_with_receipt"),
+    "sms_worker.producer": ("MessageRequest", "send_many", "send_many_result", "send_sms", "send_sms_result"),
     "sms_worker.validation": ("BatchRejected", "InvalidField"),
     "sms_worker.errors": ("OutcomeUnknown", "StoreUnavailable"),
-    "sms_worker.receipts": ("SendReceipt",),
+    "sms_worker.send_result": ("SendResult",),
 }
 
 

@@ -12,7 +12,7 @@ and raises, or returns the ids of what it wrote; never both:
   :class:`StoreUnavailable`; still unknown after ``SMS_WORKER_COMMIT_RECHECK_SECONDS``:
   :class:`OutcomeUnknown`, with the ids that may have been written;
 - Redis failing once the rows are committed: not an error. The ids are returned, the messages
-  are queued by the sweep, and the :class:`SendReceipt` says so (:func:`send_sms` and
+  are queued by the sweep, and the :class:`SendResult` says so (:func:`send_sms` and
   :func:`send_many`, which return ids only, log it as a warning).
 
 No idempotency key is made up for a message that has none: only the caller can present a key
@@ -43,8 +43,8 @@ from sms_worker.errors import OutcomeUnknown
 from sms_worker.logs import get_logger
 from sms_worker.priority import Priority
 from sms_worker.queues.pointers import Due, Pointer, enqueue
-from sms_worker.receipts import QueueDeferral, SendReceipt
 from sms_worker.runtime import Runtime
+from sms_worker.send_result import QueueDeferral, SendResult
 from sms_worker.status import Status
 from sms_worker.tasks.process import process_runtime
 from sms_worker.text import analyze, downgrade
@@ -117,42 +117,42 @@ _ROW_COLUMNS = [
 
 
 def send_sms(to: str, text: str, *, runtime: Runtime | None = None, **options: Any) -> uuid.UUID:
-    """Queue one message and return its id (:func:`send_sms_with_receipt` says more).
+    """Queue one message and return its id (:func:`send_sms_result` says more).
 
     Raises :class:`InvalidField` naming the field and the reason, :class:`StoreUnavailable`
     (nothing written) or :class:`OutcomeUnknown`. When Redis cannot take the pointer, the id is
     returned all the same and a warning logged: the sweep queues the message."""
     if _DEPRECATED_ACCOUNT in options:
         options = _renamed_account(options, stacklevel=3)
-    return _logged(send_sms_with_receipt(to, text, runtime=runtime, **options)).ids[0]
+    return _logged(send_sms_result(to, text, runtime=runtime, **options)).ids[0]
 
 
 def send_many(messages: Iterable[MessageRequest | Mapping[str, Any]], *, runtime: Runtime | None = None) -> list[uuid.UUID]:
     """Queue a batch, all or nothing, and return the ids in the order given
-    (:func:`send_many_with_receipt` says more); a Redis that cannot take the pointers is a
+    (:func:`send_many_result` says more); a Redis that cannot take the pointers is a
     warning logged, not an error."""
-    return _logged(send_many_with_receipt(messages, runtime=runtime)).ids
+    return _logged(send_many_result(messages, runtime=runtime)).ids
 
 
-def send_sms_with_receipt(to: str, text: str, *, runtime: Runtime | None = None, **options: Any) -> SendReceipt:
-    """Queue one message: :func:`send_many_with_receipt` of one, whose refusal is the
+def send_sms_result(to: str, text: str, *, runtime: Runtime | None = None, **options: Any) -> SendResult:
+    """Queue one message: :func:`send_many_result` of one, whose refusal is the
     :class:`InvalidField` of its one message."""
     if _DEPRECATED_ACCOUNT in options:
         options = _renamed_account(options, stacklevel=3)
     try:
-        return send_many_with_receipt([{"to": to, "text": text, **options}], runtime=runtime)
+        return send_many_result([{"to": to, "text": text, **options}], runtime=runtime)
     except BatchRejected as rejected:
         error = rejected.errors[0]
         raise InvalidField(error.field, error.reason) from None
 
 
-def send_many_with_receipt(messages: Iterable[MessageRequest | Mapping[str, Any]], *, runtime: Runtime | None = None) -> SendReceipt:
+def send_many_result(messages: Iterable[MessageRequest | Mapping[str, Any]], *, runtime: Runtime | None = None) -> SendResult:
     """Queue a batch, all or nothing: one invalid message rejects the batch and writes nothing.
 
     The same idempotency key twice yields the id of the first message, not a second message;
     the same key for a different message is refused (``idempotency_key``), and so is the batch.
-    Returns a :class:`SendReceipt`: the ids, and whether the messages were queued now or are
-    left to the sweep (Redis unreachable after the commit: ``receipt.deferral``). Raises
+    Returns a :class:`SendResult`: the ids, and whether the messages were queued now or are
+    left to the sweep (Redis unreachable after the commit: ``result.deferral``). Raises
     :class:`BatchRejected`, :class:`StoreUnavailable` (nothing written) or
     :class:`OutcomeUnknown` (see the module's docstring); nothing else once the rows are written.
     """
@@ -167,14 +167,14 @@ def send_many_with_receipt(messages: Iterable[MessageRequest | Mapping[str, Any]
     if errors:
         raise BatchRejected(errors)
     written = _write(rt, rows)
-    return SendReceipt(written.ids, _enqueue(rt, written.to_queue, now))
+    return SendResult(written.ids, _enqueue(rt, written.to_queue, now))
 
 
-def _logged(receipt: SendReceipt) -> SendReceipt:
-    """The receipt, its deferral logged for callers that see only ids."""
-    if receipt.deferral is not None:
-        log.warning("%d message(s) written but not queued now: %s", len(receipt.ids), receipt.deferral)
-    return receipt
+def _logged(result: SendResult) -> SendResult:
+    """The result, its deferral logged for callers that see only ids."""
+    if result.deferral is not None:
+        log.warning("%d message(s) written but not queued now: %s", len(result.ids), result.deferral)
+    return result
 
 
 @dataclass(frozen=True, slots=True)

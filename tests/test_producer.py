@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 
 from sms_worker.dispatch.sql import EVENTS, MESSAGES
 from sms_worker.priority import Priority
-from sms_worker.producer import MessageRequest, send_many, send_many_with_receipt, send_sms
+from sms_worker.producer import MessageRequest, send_many, send_many_result, send_sms
 from sms_worker.queues import keys
 from sms_worker.queues.pointers import ready_lengths
 from sms_worker.validation import BatchRejected, InvalidField
@@ -105,7 +105,7 @@ def test_a_retry_with_the_key_after_an_unknown_outcome_queues_the_message_now(ru
     first = send_many(batch, runtime=runtime)
     runtime.redis.delete(keys.ready(Priority.STANDARD))  # as the unknown outcome left it: written, not queued
 
-    receipt = send_many_with_receipt(batch, runtime=runtime)
+    receipt = send_many_result(batch, runtime=runtime)
 
     assert receipt.ids[1] == first[1] and receipt.ids[0] != first[0], "the keyless message is a new one: it has no key to be known by"
     assert receipt.queued_by == "redis"

@@ -27,7 +27,7 @@ from sms_worker.dispatch.sql import MESSAGES
 from sms_worker.embedded import free_port, redis_server_binary, start_redis_server
 from sms_worker.errors import OutcomeUnknown, StoreUnavailable
 from sms_worker.priority import Priority
-from sms_worker.producer import send_many, send_many_with_receipt, send_sms
+from sms_worker.producer import send_many, send_many_result, send_sms
 from sms_worker.queues import keys
 from sms_worker.recovery import ensure_redis_state, sweep
 from sms_worker.runtime import NoWaker, build_runtime
@@ -128,7 +128,7 @@ def test_send_many_with_redis_stopped_returns_the_ids_and_a_rebuild_queues_them_
                 ],
                 runtime=rt,
             )
-            receipt = send_many_with_receipt([{"to": RECIPIENT, "text": "stopped receipt"}], runtime=rt)
+            receipt = send_many_result([{"to": RECIPIENT, "text": "stopped receipt"}], runtime=rt)
             one_id = send_sms(RECIPIENT, "stopped one", runtime=rt)
 
         assert isinstance(one_id, uuid.UUID), "send_sms still returns the id"

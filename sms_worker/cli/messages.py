@@ -115,7 +115,7 @@ def send(
     from sms_worker.config import get_settings
     from sms_worker.db.failures import reaching_the_database
     from sms_worker.db.migrate import upgrade
-    from sms_worker.producer import send_sms_with_receipt
+    from sms_worker.producer import send_sms_result
 
     with reaching_the_database():
         upgrade(get_settings().resolved_database_url)
@@ -130,14 +130,14 @@ def send(
         "unicode": UNICODE_CHOICES[unicode],
         "on_ambiguous": on_ambiguous,
     }
-    receipt = send_sms_with_receipt(to, text, **{name: value for name, value in options.items() if value is not None})
+    result = send_sms_result(to, text, **{name: value for name, value in options.items() if value is not None})
     if as_json:
-        deferred = {} if receipt.deferral is None else {"within_seconds": receipt.deferral.within_seconds, "note": receipt.note}
-        echo_json({"id": str(receipt.ids[0]), "queued_by": receipt.queued_by, **deferred})
+        deferred = {} if result.deferral is None else {"within_seconds": result.deferral.within_seconds, "note": result.note}
+        echo_json({"id": str(result.ids[0]), "queued_by": result.queued_by, **deferred})
         return 0
-    click.echo(receipt.ids[0])
-    if receipt.note is not None:
-        click.echo(f"note: {receipt.note}", err=True)
+    click.echo(result.ids[0])
+    if result.note is not None:
+        click.echo(f"note: {result.note}", err=True)
     return 0
 
 

@@ -3,7 +3,7 @@
 The database row is the message and the Redis pointer only a hint (DESIGN-NOTES, Notify's rule):
 once the rows are committed, a Redis that cannot take the pointers is not an error. The
 messages are queued by the recovery sweep instead (:func:`sms_worker.recovery.sweep`), and the
-receipt says so and how soon.
+result says so and how soon.
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ class QueueDeferral:
 
 
 @dataclass(frozen=True, slots=True)
-class SendReceipt:
+class SendResult:
     """The answer to a send: every message is written (the ids, in the order given; a reused
     idempotency key gives the first message's id), and either queued now or left to the sweep."""
 
