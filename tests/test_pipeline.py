@@ -28,6 +28,10 @@ from sms_worker.runtime import build_runtime
 from sms_worker.status import FINAL
 from sms_worker.tasks.app import CeleryWaker, create_celery
 
+# Real worker and scheduler processes, timed against the wall clock: these run one after another
+# on one xdist worker (make test uses --dist loadgroup), so they do not starve each other.
+pytestmark = pytest.mark.xdist_group("processes")
+
 FAST = {
     "poll_interval_seconds": 0.5,
     "sweep_interval_seconds": 1,
@@ -168,6 +172,7 @@ def test_killing_a_worker_mid_run_loses_nothing(pipeline_for, sandbox):
     wait_until(lambda: len(sandbox.submissions()) >= 80, 30, message="sending to start")
 
     pids = group_pids(doomed.pid)
+    wait_until(lambda: calling_held_by(pipeline.runtime, pids) > 0, 30, 0.01, "the worker to have calls in flight")
     pipeline.kill(doomed)
     killed_at = time.monotonic()
     in_flight = calling_held_by(pipeline.runtime, pids)
