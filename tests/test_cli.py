@@ -6,6 +6,7 @@ import json
 import re
 import subprocess
 
+import pytest
 from conftest import PYTHON, process_env
 
 
@@ -158,6 +159,66 @@ def test_a_bad_providers_file_is_reported_naming_the_field(settings_for, tmp_pat
     assert result.returncode != 0
     assert "accounts.x.rate: must be a positive number" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+ROUTING_TYPOS = [
+    (
+        '[[routes]]\ncountries = ["Slovakia"]\naccounts = { x = 1 }\n',
+        "routes[0].countries[0]: must be an ISO 3166 alpha-2 country code, not 'Slovakia': did you mean 'SK'?",
+    ),
+    (
+        '[[routes]]\ncountries = ["SVK"]\naccounts = { x = 1 }\n',
+        "routes[0].countries[0]: must be an ISO 3166 alpha-2 country code, not 'SVK': did you mean 'SK'?",
+    ),
+    (
+        '[[routes]]\ncountries = ["SK", "ZZ"]\naccounts = { x = 1 }\n',
+        "routes[0].countries[1]: must be an ISO 3166 alpha-2 country code, not 'ZZ' (such as 'SK' or 'DE')",
+    ),
+    (
+        '[accounts.x]\nalphanumeric_countries = ["Germany"]\n',
+        "accounts.x.alphanumeric_countries[0]: must be an ISO 3166 alpha-2 country code, not 'Germany': did you mean 'DE'?",
+    ),
+]
+
+
+@pytest.mark.parametrize(("extra", "message"), ROUTING_TYPOS, ids=["a country name", "an alpha-3 code", "no such code", "alphanumeric_countries"])
+def test_a_routing_typo_stops_every_command_naming_the_field_and_the_code_meant(settings_for, tmp_path, extra, message):
+    account = '[accounts.x]\ntype = "dexatel"\nbase_url = "http://127.0.0.1:9/dexatel"\napi_key = "k"\ndefault_sender = "ACME"\n'
+    if extra.startswith("[accounts.x]"):
+        account, extra = account + extra.removeprefix("[accounts.x]\n"), ""
+    path = tmp_path / "providers.toml"
+    path.write_text(account + extra)
+
+    for command in (["accounts"], ["send", "+421900123456", "hi"]):
+        result = cli(*command, env=process_env(settings_for(providers_file=path)))
+        assert (result.returncode, result.stderr.strip()) == (2, f"error: SMS_WORKER_PROVIDERS_FILE: {path}: {message}"), command
+
+
+@pytest.mark.parametrize("base_url", ["127.0.0.1:8025/dexatel", "ftp://127.0.0.1/dexatel", "http:///dexatel"])
+def test_a_base_url_that_is_not_a_url_is_refused_when_the_file_is_read(settings_for, tmp_path, base_url):
+    path = tmp_path / "providers.toml"
+    path.write_text(f'[accounts.x]\ntype = "dexatel"\nbase_url = "{base_url}"\napi_key = "k"\ndefault_sender = "ACME"\n')
+
+    result = cli("accounts", "--json", env=process_env(settings_for(providers_file=path)))
+
+    assert result.returncode == 2
+    assert f"accounts.x.base_url: must be an http(s) URL such as 'https://api.example.com/v1', not {base_url!r}" in result.stdout
+    assert "Traceback" not in result.stderr
+
+
+def test_a_country_code_in_lower_case_routes_as_its_code(sandbox, settings_for, redis_client, tmp_path):
+    path = tmp_path / "providers.toml"
+    path.write_text(
+        f'[accounts.dexatel]\ntype = "dexatel"\nbase_url = "{sandbox.url}/dexatel"\napi_key = "sandbox-dexatel-key"\ndefault_sender = "ACME"\n'
+        f'[accounts.telekom-sk]\ntype = "telekom-sk"\nbase_url = "{sandbox.url}/telekom-sk"\ntoken = "sandbox-token"\n'
+        '[[routes]]\ncountries = ["sk"]\naccounts = { telekom-sk = 1 }\n[routing]\ndefault = { dexatel = 1 }\n'
+    )
+    env = process_env(settings_for(providers_file=path))
+
+    sent = cli("send", "+421900123456", "to Slovakia", "--json", env=env)
+    assert sent.returncode == 0, sent.stderr
+    shown = json.loads(cli("status", json.loads(sent.stdout)["id"], "--json", env=env).stdout)
+    assert shown["message"]["account"] == "telekom-sk"
 
 
 def test_help_lists_every_command_and_what_send_takes():

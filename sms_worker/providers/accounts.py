@@ -29,7 +29,7 @@ from sms_worker.config import Settings
 from sms_worker.errors import SmsWorkerError
 from sms_worker.providers.dexatel import DexatelAccount
 from sms_worker.providers.dt_a2p import DtA2pAccount
-from sms_worker.providers.schema import ENVIRONMENT_SUFFIX, AccountBase, Countries, fits, reason
+from sms_worker.providers.schema import ENVIRONMENT_SUFFIX, AccountBase, CountryCodes, fits, reason
 from sms_worker.providers.session_key import SessionKeyAccount
 from sms_worker.providers.telefoon import TelefoonAccount
 from sms_worker.providers.telekom_sk import TelekomSkAccount
@@ -85,7 +85,7 @@ class Route(_Table):
     """A ``[[routes]]`` rule: recipients in ``countries`` (ISO 3166) or starting with one of
     ``prefixes`` go to ``accounts``, by weight."""
 
-    countries: Countries = frozenset()
+    countries: CountryCodes = frozenset()
     prefixes: Prefixes = ()
     accounts: Weights
 

@@ -48,14 +48,14 @@ from typing import Annotated, Any, Final, Literal
 from urllib.parse import quote
 
 import httpx
-from pydantic import AfterValidator, Field, StringConstraints, model_validator
+from pydantic import AfterValidator, model_validator
 
 from sms_worker.addresses import ALPHANUMERIC_SENDER_NOT_ALLOWED, SENDER_NOT_VERIFIED, sender_refusal
 from sms_worker.providers.base import Accepted, DeliveryReceipt, OneRecipientPerRequest, OutboundMessage
 from sms_worker.providers.carriage import Carriage
 from sms_worker.providers.failures import ErrorClass, ErrorKind, ProviderError
 from sms_worker.providers.plumbing import bad_response, callback_json, message_id_of
-from sms_worker.providers.schema import AccountBase, Credential, SenderId, SenderIds, reason
+from sms_worker.providers.schema import AccountBase, Credential, SenderId, SenderIds
 from sms_worker.providers.timestamps import parse_timestamp
 from sms_worker.status import Delivery, Status
 
@@ -70,14 +70,6 @@ def _verifiable(senders: frozenset[str]) -> frozenset[str]:
     return senders
 
 
-CountryCodes = Annotated[
-    frozenset[Annotated[str, StringConstraints(pattern=r"^[A-Za-z]{2}$")]],
-    Field(strict=False),
-    reason("must be a list of ISO 3166 alpha-2 country codes"),
-    AfterValidator(lambda codes: frozenset(code.upper() for code in codes)),
-]
-
-
 class DtA2pAccount(AccountBase):
     """``type = "dt-a2p"``: credential ``api_key``; options as the module says."""
 
@@ -85,7 +77,6 @@ class DtA2pAccount(AccountBase):
     api_key: Credential
     default_sender: SenderId
     senders: Annotated[SenderIds, AfterValidator(_verifiable)] | None = None
-    alphanumeric_countries: CountryCodes | None = None
 
     def carriage(self) -> Carriage:
         """The ``senders`` and ``alphanumeric_countries`` rules, for a message's sender or the

@@ -24,7 +24,10 @@ import math
 import os
 from collections.abc import Callable, Mapping
 from typing import Annotated, Any, get_args
+from urllib.parse import urlsplit
 
+import phonenumbers
+import pycountry
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -84,8 +87,39 @@ number, or a name of at most 11 characters with a letter or digit and no space a
 kept as written: an account's ``default_sender``, ``sender_id`` and each of its ``senders``."""
 SenderIds = Annotated[frozenset[SenderId], Field(strict=False)]
 """A list of :data:`SenderId`, each refused by its place in the list."""
-Countries = Annotated[Names, AfterValidator(lambda names: frozenset(name.upper() for name in names))]
-"""Country codes as written, compared upper-case."""
+
+
+def _country_code(value: str) -> str:
+    code = value.upper()
+    if code in phonenumbers.SUPPORTED_REGIONS:
+        return code
+    try:
+        meant = f": did you mean {pycountry.countries.lookup(value.strip()).alpha_2!r}?"
+    except LookupError:
+        meant = " (such as 'SK' or 'DE')"
+    raise ValueError(f"must be an ISO 3166 alpha-2 country code, not {value!r}{meant}")
+
+
+CountryCode = Annotated[str, AfterValidator(_country_code)]
+"""A destination country as routing knows it: an ISO 3166-1 alpha-2 code that ``phonenumbers``
+has a numbering plan for (the regions a recipient's number can be in), in any letter case and
+kept upper-case. A name or an alpha-3 code is refused with the code it stands for
+(``'Slovakia'`` and ``'SVK'``: ``'SK'?``, looked up with ``pycountry``)."""
+CountryCodes = Annotated[frozenset[CountryCode], Field(strict=False)]
+"""A list of :data:`CountryCode`, each refused by its place in the list."""
+
+
+def _http_url(value: str) -> str:
+    url = urlsplit(value)
+    if url.scheme not in ("http", "https") or not url.netloc:
+        raise ValueError(f"must be an http(s) URL such as 'https://api.example.com/v1', not {value!r}")
+    return value
+
+
+HttpUrl = Annotated[str, StringConstraints(strip_whitespace=True), AfterValidator(_http_url)]
+"""An absolute ``http`` or ``https`` URL with a host (RFC 3986 scheme and authority): a
+``base_url`` without its scheme (``127.0.0.1:8025/dexatel``) is refused when the file is read,
+not at the first request."""
 
 
 def fits(pattern: Callable[[str], object], what: str) -> AfterValidator:
@@ -110,7 +144,7 @@ class AccountBase(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
     type: str
-    base_url: NonEmpty
+    base_url: HttpUrl
     """Everything before the API's own paths (each adapter's module says where it ends)."""
     rate: Rate = 10.0
     """Messages (or segments, ``SMS_WORKER_RATE_LIMIT_UNIT``) per second, shared by every worker."""
@@ -118,7 +152,7 @@ class AccountBase(BaseModel):
     """Tokens the bucket holds; by default the rate rounded up."""
     senders: SenderIds | None = None
     """Sender IDs this account may use; None: any."""
-    alphanumeric_countries: Countries | None = None
+    alphanumeric_countries: CountryCodes | None = None
     """Destination countries (ISO 3166) that accept an alphanumeric sender from it; None: all."""
     on_ambiguous: OnAmbiguous | None = None
     """After an ambiguous attempt, where the API cannot be asked whether it has the message:

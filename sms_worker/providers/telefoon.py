@@ -47,17 +47,16 @@ from collections.abc import Hashable, Iterator
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Annotated, Any, Final, Literal
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 import httpx
-from pydantic import AfterValidator
 
 from sms_worker.addresses import SenderGrammar, SenderIdRules
 from sms_worker.providers.base import Accepted, DeliveryReceipt, OneRecipientPerRequest, OutboundMessage, SentMatches, SentWindow
 from sms_worker.providers.carriage import Carriage
 from sms_worker.providers.failures import ErrorClass, ErrorKind
 from sms_worker.providers.plumbing import bad_response, callback_json, json_object, server_time
-from sms_worker.providers.schema import AccountBase, Credential, SenderId, Trimmed, fits
+from sms_worker.providers.schema import AccountBase, Credential, HttpUrl, SenderId, Trimmed, fits
 from sms_worker.providers.timestamps import parse_timestamp
 from sms_worker.providers.words import same_word
 from sms_worker.status import Delivery, Status
@@ -78,13 +77,6 @@ SENDER_IDS: Final = SenderIdRules(
 """The senders Telefoon takes in ``from``; the sandbox answers 400/21212 to others."""
 
 
-def _http_url(value: str) -> str:
-    url = urlsplit(value)
-    if url.scheme not in ("http", "https") or not url.netloc:
-        raise ValueError("must be an http(s) URL")
-    return value
-
-
 class TelefoonAccount(AccountBase):
     """``type = "telefoon"``: credential ``api_key``; options ``default_sender`` (required:
     Telefoon refuses a message without ``from``), ``sender_id``, ``status_callback`` (an
@@ -95,7 +87,7 @@ class TelefoonAccount(AccountBase):
     api_key: Credential
     default_sender: Annotated[SenderId, fits(SENDER_IDS.accepts, SENDER_IDS.says)]
     sender_id: Annotated[SenderId, fits(_ALPHANUMERIC.pattern.fullmatch, _ALPHANUMERIC.says)] | None = None
-    status_callback: Annotated[Trimmed, AfterValidator(_http_url)] | None = None
+    status_callback: HttpUrl | None = None
     gdpr_consent_ref: Trimmed | None = None
 
     def carriage(self) -> Carriage:
