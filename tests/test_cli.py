@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import subprocess
+from pathlib import Path
 
 import pytest
 from conftest import PYTHON, process_env
@@ -219,6 +220,15 @@ def test_a_country_code_in_lower_case_routes_as_its_code(sandbox, settings_for, 
     assert sent.returncode == 0, sent.stderr
     shown = json.loads(cli("status", json.loads(sent.stdout)["id"], "--json", env=env).stdout)
     assert shown["message"]["account"] == "telekom-sk"
+
+
+def test_the_example_providers_file_works_as_shipped(settings_for, redis_client):
+    example = Path(__file__).resolve().parents[1] / "providers.example.toml"
+
+    result = cli("accounts", "--json", env=process_env(settings_for(providers_file=example)))
+
+    assert result.returncode == 0, result.stderr
+    assert sorted(account["name"] for account in json.loads(result.stdout)) == ["dexatel", "dt-a2p", "session-key", "telefoon", "telekom-sk"]
 
 
 def test_help_lists_every_command_and_what_send_takes():

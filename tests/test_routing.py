@@ -19,12 +19,21 @@ EXAMPLE = Path(__file__).parent.parent / "providers.example.toml"
 ENVIRON = {"SMS_WORKER_SESSION_KEY_PASSWORD": "sandbox-pass"}
 
 
+def with_password_env(document: dict) -> dict:
+    """The example with the session-key password read from SMS_WORKER_SESSION_KEY_PASSWORD, as a
+    real account's should be."""
+    session_key = document["accounts"]["session-key"]
+    session_key["password_env"] = "SMS_WORKER_SESSION_KEY_PASSWORD"
+    del session_key["password"]
+    return document
+
+
 def example() -> dict:
     return tomllib.loads(EXAMPLE.read_text())
 
 
-def test_the_example_file_declares_five_accounts_with_env_credentials():
-    providers = parse_providers(example(), ENVIRON)
+def test_the_example_file_runs_as_shipped_with_nothing_in_the_environment():
+    providers = parse_providers(example(), {})
 
     assert sorted(providers.accounts) == ["dexatel", "dt-a2p", "session-key", "telefoon", "telekom-sk"]
     session_key = providers.accounts["session-key"]
@@ -62,7 +71,13 @@ def test_a_credential_from_an_unset_environment_variable_is_refused():
         ProvidersFileError,
         match="accounts.session-key.password_env: names the environment variable 'SMS_WORKER_SESSION_KEY_PASSWORD', which is not set",
     ):
-        parse_providers(example(), {})
+        parse_providers(with_password_env(example()), {})
+
+
+def test_a_credential_from_an_environment_variable_is_read_from_it():
+    providers = parse_providers(with_password_env(example()), {"SMS_WORKER_SESSION_KEY_PASSWORD": "from the environment"})
+
+    assert providers.accounts["session-key"].password.get_secret_value() == "from the environment"
 
 
 def test_rules_route_by_country_and_prefix_and_fall_back_to_the_default():

@@ -47,7 +47,11 @@ class IsoTime(click.ParamType):
     show_default="SMS_WORKER_DEFAULT_VALIDITY_MINUTES, else 1440",
     help="How long the message may wait to be sent, 1-1440 minutes, counted from --send-at if given.",
 )
-@click.option("--send-at", type=IsoTime(), help="Send no earlier than this ISO 8601 time, with its zone, e.g. 2030-01-31T08:00:00+01:00.")
+@click.option(
+    "--send-at",
+    type=IsoTime(),
+    help="Send no earlier than this ISO 8601 time, with its zone, at most 35 days ahead, e.g. \"$(date -d 'tomorrow 08:00' -Iseconds)\".",
+)
 @click.option(
     "--region",
     metavar="CC",
@@ -108,7 +112,7 @@ def send(
     \b
     Examples:
       sms-worker send +421900123456 "Your code is 4821" --priority high --on-ambiguous give-up
-      sms-worker send +421900123456 "See you at 8" --send-at 2030-01-31T07:30+01:00
+      sms-worker send +421900123456 "See you at 8" --send-at "$(date -d 'tomorrow 07:30' -Iminutes)"
       sms-worker send --region SK "0900 123 456" "Ahoj"
       sms-worker send +421900123456 "-5 % off today" --account telekom-sk --json
     """
