@@ -9,10 +9,26 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import phonenumbers
+import pycountry
 
 SENDER_NOT_VERIFIED = "SENDER_NOT_VERIFIED"
 ALPHANUMERIC_SENDER_NOT_ALLOWED = "ALPHANUMERIC_SENDER_NOT_ALLOWED"
 INVALID_SENDER = "INVALID_SENDER"
+
+
+def country_code(value: str) -> str:
+    """A destination country as routing knows it: an ISO 3166-1 alpha-2 code that ``phonenumbers``
+    has a numbering plan for (the regions a recipient's number can be in), in any letter case;
+    returned upper-case. Raises ValueError with the reason; a country's name or alpha-3 code
+    (``'Slovakia'``, ``'SVK'``) is told the code it stands for, looked up with ``pycountry``."""
+    code = value.upper()
+    if code in phonenumbers.SUPPORTED_REGIONS:
+        return code
+    try:
+        meant = f": did you mean {pycountry.countries.lookup(value.strip()).alpha_2!r}?"
+    except LookupError:
+        meant = " (such as 'SK' or 'DE')"
+    raise ValueError(f"must be an ISO 3166 alpha-2 country code, not {value!r}{meant}")
 
 
 @dataclass(frozen=True, slots=True)

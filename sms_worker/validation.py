@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import phonenumbers
 from phonenumbers import COUNTRY_CODE_TO_REGION_CODE, NumberParseException, PhoneNumber, ValidationResult
 
-from sms_worker.addresses import alphanumeric_sender_problem
+from sms_worker.addresses import alphanumeric_sender_problem, country_code
 from sms_worker.ambiguity import POLICIES
 from sms_worker.errors import InvalidField, SmsWorkerError
 
@@ -56,6 +56,8 @@ def normalize_recipient(raw: object, default_region: str | None = None) -> str:
     people write it: digits, a leading ``+`` and the separators space ( ) . / -. Letters (a
     vanity number, ``+421 900 CALL ME``) and extensions (``ext. 12``) are refused, never turned
     into digits or dropped. Raises :class:`InvalidField` for ``to``."""
+    if default_region is not None:
+        default_region = _region(default_region)
     if isinstance(raw, bool) or not isinstance(raw, str):
         raise InvalidField("to", _not_text_reason(raw))
     text = (raw if raw.isascii() else plain_text(raw)).strip()
@@ -67,8 +69,6 @@ def normalize_recipient(raw: object, default_region: str | None = None) -> str:
         )
     if not _WRITTEN_NUMBER.fullmatch(text):
         raise InvalidField("to", f"{raw!r} {_written_number_refusal(text)}")
-    if default_region is not None and not (isinstance(default_region, str) and re.fullmatch(r"[A-Za-z]{2}", default_region, re.ASCII)):
-        raise InvalidField("region", f"{default_region!r} is not a two-letter ISO 3166 country code")
     if text.startswith("00"):
         text = "+" + text[2:]
     elif text[0].isdigit() and default_region is None:
@@ -76,17 +76,32 @@ def normalize_recipient(raw: object, default_region: str | None = None) -> str:
     fast = _valid_international(text)
     if fast is not None:
         return fast
+    national = default_region if text[0].isdigit() else None
+    read_as = f" (read as a national number of {national}, from the region given)" if national else ""
     try:
         number = phonenumbers.parse(text, default_region)
     except NumberParseException as exc:
         reason = _PARSE_REASONS.get(exc.error_type, "is not a phone number")
-        raise InvalidField("to", f"{raw!r} {reason}") from None
+        if default_region is not None and exc.error_type == NumberParseException.INVALID_COUNTRY_CODE:
+            reason = "has an unknown country calling code"
+        raise InvalidField("to", f"{raw!r} {reason}{read_as}") from None
     if not phonenumbers.is_valid_number(number):
         possible = phonenumbers.is_possible_number_with_reason(number)
         if possible not in (ValidationResult.IS_POSSIBLE, ValidationResult.IS_POSSIBLE_LOCAL_ONLY):
-            raise InvalidField("to", f"{raw!r} is {_POSSIBLE_REASONS.get(possible, 'not a possible number')}")
-        raise InvalidField("to", f"{raw!r} is not a valid number in its numbering plan")
+            raise InvalidField("to", f"{raw!r} is {_POSSIBLE_REASONS.get(possible, 'not a possible number')}{read_as}")
+        raise InvalidField("to", f"{raw!r} is not a valid number in its numbering plan{read_as}")
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def _region(region: object) -> str:
+    """``region`` as :func:`~sms_worker.addresses.country_code` has it, whatever number it is
+    given with (a ``+`` number does not need one, but a wrong one is still a mistake)."""
+    if not isinstance(region, str):
+        raise InvalidField("region", f"must be an ISO 3166 alpha-2 country code, not {type(region).__name__} {region!r}")
+    try:
+        return country_code(region)
+    except ValueError as error:
+        raise InvalidField("region", str(error)) from None
 
 
 def _valid_international(text: str) -> str | None:

@@ -231,6 +231,56 @@ def test_the_example_providers_file_works_as_shipped(settings_for, redis_client)
     assert sorted(account["name"] for account in json.loads(result.stdout)) == ["dexatel", "dt-a2p", "session-key", "telefoon", "telekom-sk"]
 
 
+@pytest.mark.parametrize(
+    ("args", "field", "reason"),
+    [
+        (["--region", "XX", "+421900123456", "hi"], "region", "must be an ISO 3166 alpha-2 country code, not 'XX' (such as 'SK' or 'DE')"),
+        (["--region", "Slovakia", "0900123456", "hi"], "region", "must be an ISO 3166 alpha-2 country code, not 'Slovakia': did you mean 'SK'?"),
+        (
+            ["--region", "DE", "0900123456", "hi"],
+            "to",
+            "'0900123456' is not a valid number in its numbering plan (read as a national number of DE, from the region given)",
+        ),
+        (["--region", "SK", "+999123456", "hi"], "to", "'+999123456' has an unknown country calling code"),
+    ],
+    ids=["a region that is no country, with a + number", "a country's name", "a number the region given does not have", "a + number with a region"],
+)
+def test_an_error_blames_the_field_that_is_wrong(settings_for, redis_client, args, field, reason):
+    result = cli("send", *args, "--json", env=process_env(settings_for()))
+
+    assert (result.returncode, json.loads(result.stdout)) == (2, {"error": {"field": field, "reason": reason}})
+
+
+def test_a_region_in_lower_case_reads_a_national_number(settings_for, redis_client):
+    env = process_env(settings_for())
+
+    sent = cli("send", "--region", "sk", "0900123456", "hi", "--json", env=env)
+
+    assert sent.returncode == 0, sent.stdout + sent.stderr
+    shown = json.loads(cli("status", json.loads(sent.stdout)["id"], "--json", env=env).stdout)
+    assert shown["message"]["recipient"] == "+42190****456"
+
+
+@pytest.mark.parametrize(
+    ("args", "field", "reason"),
+    [
+        (["send", "--json"], "to", "Missing argument 'TO'."),
+        (["send", "--json", "--bogus", "1", "+421900123456", "hi"], "usage", "No such option '--bogus'."),
+        (["status", "--json"], "message_id", "Missing argument 'ID'."),
+        (["stats", "--json", "extra"], "usage", "Got unexpected extra argument (extra)"),
+    ],
+    ids=["a missing argument", "an unknown option", "status without an id", "an extra argument"],
+)
+def test_with_json_every_usage_error_is_json_on_stdout(args, field, reason):
+    result = cli(*args)
+
+    assert result.returncode == 2
+    assert result.stderr == ""
+    error = json.loads(result.stdout)["error"]
+    assert (error["field"], error["reason"]) == (field, reason)
+    assert error["usage"].startswith(f"Usage: sms-worker {args[0]} [OPTIONS]")
+
+
 def test_help_lists_every_command_and_what_send_takes():
     shown = cli("--help")
     assert shown.returncode == 0

@@ -6,10 +6,12 @@ lives in a module of its own and shares :mod:`sms_worker.cli.base`.
 
 from __future__ import annotations
 
+import sys
+
 import click
 
 from sms_worker.cli import accounts, callbacks, db, demo, flower, messages, sandbox, scheduler, segments, stats, worker
-from sms_worker.cli.base import Group, configure_logging
+from sms_worker.cli.base import Group, configure_logging, echo_json
 
 
 @click.group(cls=Group, invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
@@ -57,8 +59,18 @@ def main(argv: list[str] | None = None) -> int:
     messages did not end as expected); 2 input we refuse (a usage error, an invalid field, a bad
     providers file); 3 a server failed before anything was written (the command may be run
     again); 4 a write whose outcome is unknown; 130 interrupted."""
+    args = sys.argv[1:] if argv is None else argv
     try:
-        result = root.main(args=argv, prog_name="sms-worker", standalone_mode=False)
+        result = root.main(args=args, prog_name="sms-worker", standalone_mode=False)
+    except click.UsageError as error:
+        if "--json" not in args[: args.index("--") if "--" in args else len(args)]:
+            error.show()
+            return error.exit_code
+        param = getattr(error, "param", None)
+        field = param.opts[0] if isinstance(param, click.Option) else getattr(param, "name", None) or "usage"
+        usage = error.ctx.get_usage() if error.ctx is not None else None
+        echo_json({"error": {"field": field, "reason": error.format_message(), "usage": usage}})
+        return error.exit_code
     except click.ClickException as error:
         error.show()
         return error.exit_code

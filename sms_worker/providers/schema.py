@@ -26,8 +26,6 @@ from collections.abc import Callable, Mapping
 from typing import Annotated, Any, get_args
 from urllib.parse import urlsplit
 
-import phonenumbers
-import pycountry
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -43,6 +41,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from sms_worker.addresses import country_code
 from sms_worker.ambiguity import OnAmbiguous
 from sms_worker.errors import InvalidField
 from sms_worker.providers.carriage import Carriage
@@ -89,22 +88,8 @@ SenderIds = Annotated[frozenset[SenderId], Field(strict=False)]
 """A list of :data:`SenderId`, each refused by its place in the list."""
 
 
-def _country_code(value: str) -> str:
-    code = value.upper()
-    if code in phonenumbers.SUPPORTED_REGIONS:
-        return code
-    try:
-        meant = f": did you mean {pycountry.countries.lookup(value.strip()).alpha_2!r}?"
-    except LookupError:
-        meant = " (such as 'SK' or 'DE')"
-    raise ValueError(f"must be an ISO 3166 alpha-2 country code, not {value!r}{meant}")
-
-
-CountryCode = Annotated[str, AfterValidator(_country_code)]
-"""A destination country as routing knows it: an ISO 3166-1 alpha-2 code that ``phonenumbers``
-has a numbering plan for (the regions a recipient's number can be in), in any letter case and
-kept upper-case. A name or an alpha-3 code is refused with the code it stands for
-(``'Slovakia'`` and ``'SVK'``: ``'SK'?``, looked up with ``pycountry``)."""
+CountryCode = Annotated[str, AfterValidator(country_code)]
+"""A destination country (:func:`~sms_worker.addresses.country_code`), kept upper-case."""
 CountryCodes = Annotated[frozenset[CountryCode], Field(strict=False)]
 """A list of :data:`CountryCode`, each refused by its place in the list."""
 
