@@ -86,7 +86,10 @@ def test_send_with_redis_unreachable_exits_0_with_the_id_and_the_sweep_delivers_
     assert answer["queued_by"] == "sweep"
     assert answer["within_seconds"] == rt.settings.stale_queued_seconds + rt.settings.sweep_interval_seconds == 630
     assert answer["note"].startswith("queued; Redis unreachable (Error 111 connecting to 127.0.0.1:")
-    assert answer["note"].endswith("the sweep will queue it within 630 s of Redis being reachable (of its send time, if that is later)")
+    assert answer["note"].endswith(
+        "the sweep will queue it within 630 s of the latest of Redis being reachable, its send time and its priority's ready queue having drained;"
+        " it is not lost"
+    )
     assert rows_with(rt, "redis down") == [uuid.UUID(answer["id"])]
 
     assert sweep(rt).requeued == 0, "too fresh for the sweep: it could still be waiting for its pointer"
@@ -97,6 +100,29 @@ def test_send_with_redis_unreachable_exits_0_with_the_id_and_the_sweep_delivers_
     assert message_history(uuid.UUID(answer["id"]), rt.settings.resolved_database_url).message["status"] == "submitted"
     assert sent(sandbox, "redis down") == 1
     assert rows_with(rt, "redis down") == [uuid.UUID(answer["id"])]
+
+
+def test_behind_a_backlog_of_its_priority_the_sweep_queues_it_once_the_backlog_has_drained(settings_for, live, sandbox):
+    """Sibling, the condition the note states: the sweep searches only priorities whose ready
+    queue is empty, so a message without a pointer waits behind a backlog of its priority (for
+    as long as it lasts), and is queued by the first sweep after it has drained."""
+    rt = live()
+    rt.redis.set(keys.EPOCH, "kept")
+    backlog = send_sms(RECIPIENT, "the backlog", runtime=rt)
+    env = process_env(settings_for(redis_url=closed_redis_url()))
+    answer = json.loads(cli("send", RECIPIENT, "behind a backlog", "--json", env=env).stdout)
+    assert answer["queued_by"] == "sweep"
+
+    rt.clock.advance(answer["within_seconds"])
+    assert sweep(rt).requeued == 0, "its priority's ready queue still holds the backlog"
+    dispatch_batch(rt)
+    assert rt.redis.llen(keys.ready(Priority.STANDARD)) == 0, "the backlog drained"
+    assert sweep(rt).requeued == 1
+    dispatch_batch(rt)
+
+    assert [sent(sandbox, t) for t in ("the backlog", "behind a backlog")] == [1, 1]
+    assert message_history(backlog, rt.settings.resolved_database_url).message["status"] == "submitted"
+    assert message_history(uuid.UUID(answer["id"]), rt.settings.resolved_database_url).message["status"] == "submitted"
 
 
 def test_send_in_text_form_prints_only_the_id_on_stdout_and_the_note_on_stderr(settings_for, live):
