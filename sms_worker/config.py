@@ -57,7 +57,9 @@ class Settings(BaseSettings):
     promoter_interval_seconds: float = Field(0.05, gt=0)
     sweep_interval_seconds: float = Field(30, gt=0)
     commit_recheck_seconds: float = Field(
-        5, ge=0, description="After a send's COMMIT lost its connection, how long to keep asking the database whether it committed."
+        5,
+        ge=0,
+        description="After a send's COMMIT lost its connection, how long to keep asking the database whether it committed (connecting included).",
     )
     poll_interval_seconds: float = Field(2, gt=0)
     status_check_delays_seconds: tuple[float, ...] = Field((1, 2, 5, 15, 60, 300, 900), min_length=1)

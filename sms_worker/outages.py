@@ -23,3 +23,14 @@ def describe_outage(error: BaseException) -> str | None:
     if isinstance(error, (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError)):
         return f"Redis is unreachable ({type(error).__name__})"
     return None
+
+
+def first_line(error: BaseException) -> str:
+    """What a failure says, in one line for a user: the driver's own message under SQLAlchemy's
+    wrapper, first line only (PostgreSQL adds hints and SQLAlchemy a link on the lines after it):
+    ``connection failed: connection to server at "127.0.0.1", port 1 failed: Connection refused``,
+    ``Error 111 connecting to 127.0.0.1:6379. Connection refused.``; the error's type if it says
+    nothing."""
+    original = error.orig if isinstance(error, DBAPIError) and error.orig is not None else error
+    lines = str(original).strip().splitlines() or [type(original).__name__]
+    return lines[0]

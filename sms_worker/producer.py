@@ -37,10 +37,11 @@ from sqlalchemy.exc import DBAPIError
 
 from sms_worker.db.bulk import insert_rows
 from sms_worker.db.commit import CommitOutcome, CommitProbe, commit_outcome, commit_probe
-from sms_worker.db.failures import first_line, is_unavailable, reaching_the_database, unavailable
+from sms_worker.db.failures import is_unavailable, reaching_the_database, unavailable
 from sms_worker.dispatch.sql import MESSAGES, add_events, event
 from sms_worker.errors import OutcomeUnknown
 from sms_worker.logs import get_logger
+from sms_worker.outages import first_line
 from sms_worker.priority import Priority
 from sms_worker.queues.pointers import Due, Pointer, enqueue
 from sms_worker.runtime import Runtime

@@ -3,19 +3,20 @@
 The database row is the message and the Redis pointer only a hint (DESIGN-NOTES, Notify's rule):
 once the rows are committed, a Redis that cannot take the pointers is not an error. The
 messages are queued by the recovery sweep instead (:func:`sms_worker.recovery.sweep`), and the
-result says so and how soon.
+result says so and when.
 """
 
 from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from typing import Literal
 
 import redis
 from kombu.exceptions import OperationalError as BrokerError
 
 from sms_worker.config import Settings
-from sms_worker.outages import describe_outage
+from sms_worker.outages import describe_outage, first_line
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,10 +29,15 @@ class QueueDeferral:
     detail: str
     """What the client said, first line: ``Error 111 connecting to 127.0.0.1:6379. Connection refused.``"""
     within_seconds: float
-    """The sweep queues a waiting message once it has been untouched ``stale_queued_seconds``
-    (and its priority's ready list is empty), checking every ``sweep_interval_seconds``; so this
-    many seconds after it was written, or after its ``send_at`` if later, once Redis is back.
-    A Redis that comes back empty is rebuilt from the database at once."""
+    """``stale_queued_seconds + sweep_interval_seconds`` (630 by default). Every
+    ``sweep_interval_seconds`` the sweep queues a waiting message that has no pointer once it has
+    been untouched ``stale_queued_seconds`` and past its ``send_at``, but only in a priority whose
+    ready list is empty (while that list holds pointers, a message may simply be waiting its turn:
+    :func:`~sms_worker.recovery.sweep`'s rule), at most 5,000 a sweep, oldest first. So the
+    message is queued within this many seconds of the latest of: Redis being reachable, its
+    ``send_at``, and its priority's ready list having drained; behind a backlog that never drains
+    it waits, and it is never lost (the row is the message). A Redis that comes back empty is
+    rebuilt from the database at once."""
 
     @classmethod
     def of(cls, error: Exception, settings: Settings) -> QueueDeferral:
@@ -42,13 +48,13 @@ class QueueDeferral:
             problem = "refused the write"
         else:
             problem = "failed"
-        detail = (str(error).strip().splitlines() or [type(error).__name__])[0]
-        return cls(problem, detail, settings.stale_queued_seconds + settings.sweep_interval_seconds)
+        return cls(problem, first_line(error), settings.stale_queued_seconds + settings.sweep_interval_seconds)
 
     def __str__(self) -> str:
         return (
             f"queued; Redis {self.problem} ({self.detail}): the sweep will queue it within {self.within_seconds:g} s"
-            " of Redis being reachable (of its send time, if that is later)"
+            " of the latest of Redis being reachable, its send time and its priority's ready queue having drained;"
+            " it is not lost"
         )
 
 
@@ -62,7 +68,7 @@ class SendResult:
     """None: the pointers are in Redis and workers were woken."""
 
     @property
-    def queued_by(self) -> str:
+    def queued_by(self) -> Literal["redis", "sweep"]:
         """``redis`` (queued now) or ``sweep`` (queued by the recovery sweep, see ``deferral``)."""
         return "redis" if self.deferral is None else "sweep"
 

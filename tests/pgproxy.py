@@ -7,8 +7,12 @@ PostgreSQL wire protocol (a length-prefixed message stream) to see a COMMIT and 
   (the client sees the connection lost during its COMMIT, and cannot tell whether it committed).
   With ``then_refuse``, the proxy starts refusing before it closes that connection, so the
   client cannot ask on another one.
+  With ``before_closing``, that function runs once the server has committed and before the
+  client learns anything (another connection's work in between, the proxy's state changed).
 - :attr:`PgProxy.refusing`: new connections are closed at once (the database away); the ones
   open are left alone.
+- :attr:`PgProxy.hanging`: new connections are accepted and never answered (a host that does
+  not answer); the ones open are left alone.
 
 The client must not ask for TLS or GSS encryption (``sslmode=disable&gssencmode=disable``,
 which :meth:`PgProxy.url` adds): the proxy reads the stream.
@@ -19,12 +23,20 @@ from __future__ import annotations
 import socket
 import struct
 import threading
+from collections.abc import Callable
+from dataclasses import dataclass
 
 from sqlalchemy.engine import make_url
 
 from sms_worker.embedded import free_port
 
 _WRITES_MESSAGES = (b"INSERT INTO sms_message", b"COPY sms_message")
+
+
+@dataclass(frozen=True, slots=True)
+class _Loss:
+    then_refuse: bool
+    before_closing: Callable[[], None] | None
 
 
 class _Link:
@@ -34,7 +46,7 @@ class _Link:
         self.proxy, self.client, self.server = proxy, client, server
         self.wrote_messages = False
         self.losing = threading.Event()
-        self.then_refuse = False
+        self.loss = _Loss(False, None)
         self.closed = threading.Event()
 
     def close(self) -> None:
@@ -57,7 +69,7 @@ class _Link:
                 if kind == b"Q" and payload.rstrip(b"\0").strip().upper() == b"COMMIT":
                     loss = self.proxy._take_commit_to_lose() if self.wrote_messages else None
                     if loss is not None:
-                        self.then_refuse = loss
+                        self.loss = loss
                         self.losing.set()
                     self.wrote_messages = False
                 self.server.sendall(kind + struct.pack("!i", len(payload) + 4) + payload)
@@ -70,7 +82,9 @@ class _Link:
                 kind, payload = _read_message(self.server)
                 if self.losing.is_set():
                     if kind == b"Z":  # ready for query: the COMMIT is answered, and the answer lost
-                        self.proxy.refusing = self.proxy.refusing or self.then_refuse
+                        self.proxy.refusing = self.proxy.refusing or self.loss.then_refuse
+                        if self.loss.before_closing is not None:
+                            self.loss.before_closing()
                         self.proxy.commits_lost += 1
                         self.close()
                     continue
@@ -101,8 +115,10 @@ class PgProxy:
         self.upstream_url = make_url(upstream_url)
         self.port = free_port()
         self.refusing = False
+        self.hanging = False
         self.commits_lost = 0
-        self._to_lose: list[bool] = []
+        self._to_lose: list[_Loss] = []
+        self._held: list[socket.socket] = []
         self._lock = threading.Lock()
         self._links: list[_Link] = []
         self._listener = socket.create_server(("127.0.0.1", self.port))
@@ -113,14 +129,15 @@ class PgProxy:
         proxied = self.upstream_url.set(host="127.0.0.1", port=self.port)
         return proxied.update_query_dict({"sslmode": "disable", "gssencmode": "disable"}).render_as_string(hide_password=False)
 
-    def lose_commit_answer(self, *, then_refuse: bool = False) -> None:
+    def lose_commit_answer(self, *, then_refuse: bool = False, before_closing: Callable[[], None] | None = None) -> None:
         """Lose the answer to the next COMMIT of a transaction that wrote messages; with
-        ``then_refuse``, refuse new connections from then on."""
+        ``then_refuse``, refuse new connections from then on; ``before_closing`` runs after the
+        server committed and before the client's connection is closed."""
         with self._lock:
-            self._to_lose.append(then_refuse)
+            self._to_lose.append(_Loss(then_refuse, before_closing))
 
-    def _take_commit_to_lose(self) -> bool | None:
-        """The next loss to make (its ``then_refuse``), or None."""
+    def _take_commit_to_lose(self) -> _Loss | None:
+        """The next loss to make, or None."""
         with self._lock:
             return self._to_lose.pop(0) if self._to_lose else None
 
@@ -132,6 +149,8 @@ class PgProxy:
         self._listener.close()
         for link in self._links:
             link.close()
+        for held in self._held:
+            held.close()
 
     def _accept(self) -> None:
         while True:
@@ -141,6 +160,9 @@ class PgProxy:
                 return
             if self.refusing:
                 client.close()
+                continue
+            if self.hanging:
+                self._held.append(client)
                 continue
             server = socket.create_connection((self.upstream_url.host or "127.0.0.1", self.upstream_url.port or 5432))
             link = _Link(self, client, server)

@@ -7,10 +7,9 @@ import os
 import signal
 import subprocess
 
-import httpx
 import pytest
 from celery.concurrency.prefork import process_destructor
-from conftest import PYTHON, process_env, promote_once, wait_until
+from conftest import PYTHON, ThreadedSandbox, process_env, promote_once, wait_until
 
 from sms_worker.config import reset_settings
 from sms_worker.priority import Priority
@@ -18,6 +17,7 @@ from sms_worker.producer import send_sms
 from sms_worker.providers.pause import paused_reason
 from sms_worker.queues.pointers import Pointer, is_scheduled
 from sms_worker.runtime import build_runtime
+from sms_worker.sandbox.settings import SandboxSettings
 from sms_worker.tasks import process
 from sms_worker.tasks.app import CeleryWaker, create_celery
 from sms_worker.views import message_history
@@ -83,17 +83,52 @@ type = "session-key"
 base_url = "{url}/session-key"
 username = "sandbox-user"
 password = "not-the-password"
+
+[accounts.telekom-sk-token]
+type = "telekom-sk"
+base_url = "{url}/telekom-sk"
+token = "sandbox-token"
+use_session = false
+
+[accounts.telefoon]
+type = "telefoon"
+base_url = "{url}/telefoon/v1/sms"
+api_key = "not-the-key"
+default_sender = "ACME"
+
+[accounts.dexatel]
+type = "dexatel"
+base_url = "{broke_url}/dexatel"
+api_key = "sandbox-dexatel-key"
+default_sender = "ACME"
 """
 """Opened in this order by each worker process: dt-a2p meets a 503 (transient), Telekom SK's
 ``auth`` answers IP_NOT_ALLOWED (the issue's input), the session-key login refuses the password
-(a sibling with a session login)."""
-PAUSED_AT_START = {"telekom-sk": "IP_NOT_ALLOWED: ", "session-key": "BAD_CREDENTIALS: "}
+(a sibling with a session login). Accounts without a session prove themselves with their
+cheapest authenticated call: Telekom SK in token mode (``ping``) meets IP_NOT_ALLOWED, Telefoon
+(a message-list page) a wrong key, Dexatel (its balance, on a sandbox of its own) an empty
+prepaid account."""
+PAUSED_AT_START = {
+    "telekom-sk": "IP_NOT_ALLOWED: ",
+    "session-key": "BAD_CREDENTIALS: ",
+    "telekom-sk-token": "IP_NOT_ALLOWED: ",
+    "telefoon": "20003: Authentication failed",
+    "dexatel": "INSUFFICIENT_FUNDS: prepaid balance is 0.00 EUR",
+}
 
 
-def test_a_worker_that_starts_on_an_account_wide_fault_pauses_the_account_before_any_message(settings_for, redis_client, sandbox, tmp_path):
+@pytest.fixture
+def broke():
+    """A sandbox whose Dexatel account has nothing left to spend."""
+    with ThreadedSandbox(settings=SandboxSettings(dexatel_balance=0)) as server:
+        yield server
+
+
+def test_a_worker_that_starts_on_an_account_wide_fault_pauses_the_account_before_any_message(settings_for, redis_client, sandbox, broke, tmp_path):
     path = tmp_path / "providers.toml"
-    path.write_text(OPENED_AT_START.format(url=sandbox.url))
+    path.write_text(OPENED_AT_START.format(url=sandbox.url, broke_url=broke.url))
     sandbox.add_fault(provider="telekom-sk", endpoint="auth", fault="error_code", code="IP_NOT_ALLOWED")
+    sandbox.add_fault(provider="telekom-sk", endpoint="ping", fault="error_code", code="IP_NOT_ALLOWED")
     sandbox.add_fault(provider="dt-a2p", endpoint="balance", fault="http_status", status=503, times=1)
     settings = settings_for(providers_file=path)
     env = process_env(settings)
@@ -109,7 +144,7 @@ def test_a_worker_that_starts_on_an_account_wide_fault_pauses_the_account_before
         )
     try:
         wait_until(
-            lambda: all(paused_reason(redis_client, name) for name in PAUSED_AT_START), 30, message="both accounts paused as the worker starts"
+            lambda: all(paused_reason(redis_client, name) for name in PAUSED_AT_START), 30, message="every faulty account paused as the worker starts"
         )
 
         for name, reason in PAUSED_AT_START.items():
@@ -126,12 +161,12 @@ def test_a_worker_that_starts_on_an_account_wide_fault_pauses_the_account_before
         promote_once(runtime)  # the scheduler's tick: to the ready queue, and the worker woken
 
         def passed_over() -> bool:
-            """The worker took both and put them back to wait, as it does for a paused account."""
+            """The worker took them all and put them back to wait, as it does for a paused account."""
             return all(is_scheduled(redis_client, Pointer(Priority.STANDARD, message_id)) for message_id in pinned)
 
-        wait_until(passed_over, 30, message="the worker to pass both paused accounts over")
-        assert [message_history(message_id, settings.resolved_database_url).message["attempts"] for message_id in pinned] == [0, 0]
-        assert httpx.get(f"{sandbox.url}/_sandbox/submissions").json()["submissions"] == [], "no message was attempted on them"
+        wait_until(passed_over, 30, message="the worker to pass every paused account over")
+        assert [message_history(message_id, settings.resolved_database_url).message["attempts"] for message_id in pinned] == [0] * len(pinned)
+        assert sandbox.submissions() == broke.submissions() == [], "no message was attempted on them"
     finally:
         os.killpg(worker.pid, signal.SIGTERM)
         worker.wait(15)

@@ -12,6 +12,8 @@ import logging
 import shutil
 import subprocess
 import tempfile
+import threading
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -19,11 +21,13 @@ from pathlib import Path
 import pytest
 from conftest import PG_URL, PYTHON, process_env, promote_once, wait_until
 from pgproxy import PgProxy
-from sqlalchemy import create_engine, event, func, select, text
+from sqlalchemy import create_engine, delete, event, func, literal, select, text
 
 from sms_worker.clock import FakeClock
+from sms_worker.db.commit import CommitOutcome, commit_outcome, commit_probe
+from sms_worker.db.engine import get_engine
 from sms_worker.dispatch.service import dispatch_batch
-from sms_worker.dispatch.sql import MESSAGES
+from sms_worker.dispatch.sql import EVENTS, MESSAGES
 from sms_worker.embedded import free_port, redis_server_binary, start_redis_server
 from sms_worker.errors import OutcomeUnknown, StoreUnavailable
 from sms_worker.priority import Priority
@@ -82,7 +86,10 @@ def test_send_with_redis_unreachable_exits_0_with_the_id_and_the_sweep_delivers_
     assert answer["queued_by"] == "sweep"
     assert answer["within_seconds"] == rt.settings.stale_queued_seconds + rt.settings.sweep_interval_seconds == 630
     assert answer["note"].startswith("queued; Redis unreachable (Error 111 connecting to 127.0.0.1:")
-    assert answer["note"].endswith("the sweep will queue it within 630 s of Redis being reachable (of its send time, if that is later)")
+    assert answer["note"].endswith(
+        "the sweep will queue it within 630 s of the latest of Redis being reachable, its send time and its priority's ready queue having drained;"
+        " it is not lost"
+    )
     assert rows_with(rt, "redis down") == [uuid.UUID(answer["id"])]
 
     assert sweep(rt).requeued == 0, "too fresh for the sweep: it could still be waiting for its pointer"
@@ -93,6 +100,29 @@ def test_send_with_redis_unreachable_exits_0_with_the_id_and_the_sweep_delivers_
     assert message_history(uuid.UUID(answer["id"]), rt.settings.resolved_database_url).message["status"] == "submitted"
     assert sent(sandbox, "redis down") == 1
     assert rows_with(rt, "redis down") == [uuid.UUID(answer["id"])]
+
+
+def test_behind_a_backlog_of_its_priority_the_sweep_queues_it_once_the_backlog_has_drained(settings_for, live, sandbox):
+    """Sibling, the condition the note states: the sweep searches only priorities whose ready
+    queue is empty, so a message without a pointer waits behind a backlog of its priority (for
+    as long as it lasts), and is queued by the first sweep after it has drained."""
+    rt = live()
+    rt.redis.set(keys.EPOCH, "kept")
+    backlog = send_sms(RECIPIENT, "the backlog", runtime=rt)
+    env = process_env(settings_for(redis_url=closed_redis_url()))
+    answer = json.loads(cli("send", RECIPIENT, "behind a backlog", "--json", env=env).stdout)
+    assert answer["queued_by"] == "sweep"
+
+    rt.clock.advance(answer["within_seconds"])
+    assert sweep(rt).requeued == 0, "its priority's ready queue still holds the backlog"
+    dispatch_batch(rt)
+    assert rt.redis.llen(keys.ready(Priority.STANDARD)) == 0, "the backlog drained"
+    assert sweep(rt).requeued == 1
+    dispatch_batch(rt)
+
+    assert [sent(sandbox, t) for t in ("the backlog", "behind a backlog")] == [1, 1]
+    assert message_history(backlog, rt.settings.resolved_database_url).message["status"] == "submitted"
+    assert message_history(uuid.UUID(answer["id"]), rt.settings.resolved_database_url).message["status"] == "submitted"
 
 
 def test_send_in_text_form_prints_only_the_id_on_stdout_and_the_note_on_stderr(settings_for, live):
@@ -303,3 +333,73 @@ def test_an_unknown_outcome_names_every_id_and_warns_about_messages_without_a_ke
     assert rt.redis.keys(keys.ready(Priority.STANDARD)) == [], "an unknown outcome queues nothing: the sweep will, if it was written"
     with rt.engine.connect() as conn:
         assert conn.execute(select(func.count()).select_from(MESSAGES)).scalar_one() == 2
+
+
+@postgresql_only
+def test_a_transaction_said_committed_whose_rows_are_not_there_is_reported_as_nothing_written(live, proxy, database_url):
+    """Review of item 9: ``pg_xact_status`` alone answered. After a failover to an asynchronous
+    standby (or an id reused) the transaction's id can name another, committed, transaction while
+    our rows are not there, and the send returned their ids. Made real here: the server commits,
+    another connection deletes the rows before the producer asks again; the id says committed,
+    the witness row is absent."""
+    rt = live(database_url=proxy.url())
+
+    def delete_the_rows() -> None:
+        with get_engine(database_url).begin() as other:
+            ours = select(MESSAGES.c.id).where(MESSAGES.c.text.like("gone after commit %"))
+            other.execute(delete(EVENTS).where(EVENTS.c.message_id.in_(ours)))
+            assert other.execute(delete(MESSAGES).where(MESSAGES.c.id.in_(ours))).rowcount == 2
+
+    proxy.lose_commit_answer(before_closing=delete_the_rows)
+
+    with pytest.raises(StoreUnavailable) as caught:
+        send_many([{"to": RECIPIENT, "text": f"gone after commit {n}"} for n in range(2)], runtime=rt)
+
+    assert proxy.commits_lost == 1
+    assert caught.value.problem == "the commit failed, and asked again the database had rolled it back"
+    assert str(caught.value).endswith("; nothing was written")
+    assert [rows_with(rt, f"gone after commit {n}") for n in range(2)] == [[], []]
+    assert rt.redis.keys(keys.ready(Priority.STANDARD)) == [], "nothing queued"
+
+
+@postgresql_only
+def test_a_database_host_that_does_not_answer_holds_the_send_no_longer_than_the_recheck(live, proxy):
+    """Sibling: after the lost answer, new connections reach a host that takes them and never
+    answers. The recheck's patience (SMS_WORKER_COMMIT_RECHECK_SECONDS, 1 s here) bounds the
+    connect too; libpq's shortest connect timeout is 2 s."""
+    rt = live(database_url=proxy.url(), commit_recheck_seconds=1)
+    proxy.lose_commit_answer(before_closing=lambda: setattr(proxy, "hanging", True))
+    raised: list[BaseException] = []
+
+    def send() -> None:
+        try:
+            send_many([{"to": RECIPIENT, "text": "host silent"}], runtime=rt)
+        except BaseException as error:  # noqa: BLE001 - handed to the test's thread
+            raised.append(error)
+
+    started = time.monotonic()
+    sender = threading.Thread(target=send, daemon=True)
+    sender.start()
+    sender.join(20)
+    elapsed = time.monotonic() - started
+    proxy.hanging = False  # the runtime's close ends its lease through the proxy
+
+    assert not sender.is_alive(), "the send still waits for a host that does not answer"
+    assert proxy.commits_lost == 1
+    assert [type(error) for error in raised] == [OutcomeUnknown]
+    assert elapsed < 1 + 2 + 1.5, f"the send took {elapsed:.1f} s"
+
+
+def test_a_commit_is_committed_only_where_its_witness_row_is_found(database_url):
+    """The rule of :func:`commit_outcome` on either database, each question on a connection of its
+    own: a transaction PostgreSQL calls committed whose witness selects nothing wrote nothing."""
+    engine = get_engine(database_url)
+    probes = {}
+    for name, witness in (("found", select(literal(1))), ("absent", select(literal(1)).where(literal(False)))):
+        with engine.connect() as conn, conn.begin():
+            probes[name] = commit_probe(conn, witness)
+    assert (probes["found"].xid is None) == (engine.dialect.name == "sqlite")
+
+    answers = {name: commit_outcome(engine, probe, patience=1) for name, probe in probes.items()}
+
+    assert answers == {"found": CommitOutcome.COMMITTED, "absent": CommitOutcome.ROLLED_BACK}

@@ -102,8 +102,8 @@ def send(
     exits 2. An account is a provider account configured in SMS_WORKER_PROVIDERS_FILE.
 
     Exit 0: the message is written; its id is printed (--json: {"id", "queued_by": "redis"}). If
-    Redis could not take it, it is queued by the sweep instead: a note on stderr says within how
-    many seconds (--json: "queued_by": "sweep", "within_seconds", "note"). Exit 3: the database
+    Redis could not take it, it is queued by the sweep instead: a note on stderr says when
+    (--json: "queued_by": "sweep", "within_seconds", "note"). Exit 3: the database
     failed before the message was written (error: database: unreachable (...)); nothing was
     written, run the command again. Exit 4: the connection was lost during the commit and the
     database could not be asked: the message may be written; the error gives its id for

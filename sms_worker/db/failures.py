@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from sqlalchemy.exc import DBAPIError
 
 from sms_worker.errors import StoreUnavailable
-from sms_worker.outages import describe_outage
+from sms_worker.outages import describe_outage, first_line
 
 
 def is_unavailable(error: DBAPIError) -> bool:
@@ -17,15 +17,6 @@ def is_unavailable(error: DBAPIError) -> bool:
     to a statement it refused (an integrity or a programming error: a fault of ours); the rule
     of :func:`~sms_worker.outages.describe_outage`."""
     return describe_outage(error) is not None
-
-
-def first_line(error: BaseException) -> str:
-    """The driver's own message, first line only (PostgreSQL adds hints and SQLAlchemy a link on
-    the lines after it): ``connection failed: connection to server at "127.0.0.1", port 1
-    failed: Connection refused``."""
-    original = error.orig if isinstance(error, DBAPIError) and error.orig is not None else error
-    lines = str(original).strip().splitlines() or [type(original).__name__]
-    return lines[0]
 
 
 def unavailable(error: DBAPIError, problem: str | None = None) -> StoreUnavailable:

@@ -117,12 +117,14 @@ class Adapter(Protocol):
 
     def verify(self) -> str:
         """Prove the credentials work with the cheapest authenticated call; a one-line summary
-        (balance, session...) for ``sms-worker accounts check``, or ProviderError."""
+        (balance, session...) for ``sms-worker accounts check``, or ProviderError (a prepaid
+        account with nothing left included: every message would meet that)."""
         ...
 
     def open(self) -> None:
-        """Get ready for the first message (log in, where the API has sessions), so the first
-        batch is not late; raise ProviderError if the account is unusable."""
+        """Get ready for the first message and prove the account usable, so neither the first
+        batch is late nor a bad key found on it: log in where the API has sessions, else
+        :meth:`verify`. Raise ProviderError if the account is unusable."""
         ...
 
     def close(self) -> None:
@@ -168,10 +170,10 @@ class FindsSent(Protocol):
         ...
 
 
-class AdapterBase:
+class AdapterBase(ABC):
     """What every adapter shares: its account's name and base URL, the HTTP client, its error
-    and status tables read the same way, one HTTP exchange, and ``open``/``close`` for APIs with
-    a login session.
+    and status tables read the same way, one HTTP exchange, ``open`` (a login, else
+    :meth:`verify`) and ``close``.
 
     ``errors`` maps each provider error code (as the API spells it: a string, or a number) to
     its :class:`~sms_worker.providers.failures.ErrorClass`; ``statuses`` maps each word the API
@@ -246,9 +248,26 @@ class AdapterBase:
         return message.message_id
 
     def open(self) -> None:
-        """Log in where the API has sessions; nothing to prepare otherwise."""
+        """Log in where the API has sessions (the login proves the credentials); else
+        :meth:`verify`, the account's cheapest authenticated call. Either way an account-wide
+        fault (a bad key, an IP not allowed, no balance) is raised here, at worker start."""
         if self.sessions is not None:
             self.sessions.current()
+        else:
+            self.verify()
+
+    @abstractmethod
+    def verify(self) -> str:
+        """The account's cheapest authenticated call (see :class:`Adapter`)."""
+
+    def prepaid_balance(self, amount: float, currency: str, empty_code: Hashable) -> str:
+        """``balance 12.50 EUR``, what :meth:`verify` says of a prepaid account; with nothing
+        left (``amount <= 0``) it raises ``empty_code``, the API's own code for a send the balance
+        cannot cover, as :attr:`errors` classifies it (account-wide: every message would meet it,
+        so the account pauses, at worker start included)."""
+        if amount <= 0:
+            raise self.error(empty_code, f"prepaid balance is {amount:.2f} {currency}".rstrip())
+        return f"balance {amount:.2f} {currency}".rstrip()
 
     def close(self) -> None:
         """Forget the session, if any (the APIs have no logout); the HTTP client is the caller's."""

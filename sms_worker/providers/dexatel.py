@@ -16,8 +16,11 @@ emulates exactly these):
   ``updated_at`` (RFC 3339, the moment of the last status change); for a delivered message
   that moment is taken as the delivery time. RFC 3339 requires an offset: a time without one,
   polled or called back, is ambiguous and not read (``DexatelAdapter.zone`` is None).
-- Balance (used by :meth:`DexatelAdapter.verify`, the cheapest authenticated call):
-  ``GET <base>/v1/account/balance`` answers ``{"balance": 12.5, "currency": "EUR"}``.
+- Balance (used by :meth:`DexatelAdapter.verify`, the cheapest authenticated call, and so at
+  worker start; the document names no balance call nor billing): ``GET
+  <base>/v1/account/balance`` answers ``{"balance": 12.5, "currency": "EUR"}``, the prepaid
+  balance sends are charged from. A balance of zero or less is taken as ``INSUFFICIENT_FUNDS``,
+  which every send would meet: account-wide (as DT A2P's empty balance).
 - Errors are JSON, ``{"error": {"code": "...", "message": "..."}}``, with these codes and HTTP
   statuses: 400 ``INVALID_NUMBER`` / ``INVALID_TEXT`` / ``INVALID_SENDER`` /
   ``INVALID_REQUEST`` (this message's fault), 401 ``UNAUTHORIZED`` (bad key: every message
@@ -148,17 +151,13 @@ class DexatelAdapter(OneRecipientPerRequest):
         return [self._receipt(message_id, word, moment)]
 
     def verify(self) -> str:
-        """The balance call: free, authenticated, and it says whether there is money to send."""
+        """The balance call: free, authenticated, and it says whether there is money to send
+        (none left: ``INSUFFICIENT_FUNDS``, account-wide, as a send would meet it)."""
         body = self.request_json("GET", "/v1/account/balance")
         balance, currency = body.get("balance"), body.get("currency")
         if isinstance(balance, bool) or not isinstance(balance, int | float):
             raise bad_response("balance answered without a number")
-        return f"balance {balance:.2f} {currency or ''}".rstrip()
-
-    def open(self) -> None:
-        """There is no session to open; one balance call stops an account with a wrong key or
-        URL before its first batch instead of on it."""
-        self.verify()
+        return self.prepaid_balance(balance, str(currency or ""), "INSUFFICIENT_FUNDS")
 
     def _receipt(self, message_id: str, word: str, moment: datetime | None) -> DeliveryReceipt:
         """``moment`` is the last status change: the delivery time, once the word says delivered."""

@@ -18,7 +18,8 @@ Assumptions where the document is silent (it gives no paths, fields or error cod
   "parts", "cost", "currency", "created_at", "delivered_at"}``, times in ISO 8601 UTC,
   ``delivered_at`` null until the message is delivered.
 - ``GET <base>/v1/balance`` answers ``{"balance", "currency"}`` and costs nothing; it is
-  :meth:`DtA2pAdapter.verify` and :meth:`DtA2pAdapter.open`.
+  :meth:`DtA2pAdapter.verify`, and so what opening the account at worker start calls. A balance
+  of zero or less is ``INSUFFICIENT_BALANCE``, account-wide.
 - Status words: ``queued``, ``sent``, ``delivered``, ``undelivered``, ``rejected``,
   ``expired``, ``deleted``, ``unknown``, in any letter case (as every adapter reads its words:
   :mod:`~sms_worker.providers.words`); anything else is UNKNOWN.
@@ -163,14 +164,8 @@ class DtA2pAdapter(OneRecipientPerRequest):
         return float(amount), str(body.get("currency") or "EUR")
 
     def verify(self) -> str:
-        amount, currency = self.balance()
-        return f"balance {amount:.2f} {currency}"
-
-    def open(self) -> None:
-        """A wrong key or an empty prepaid account stops the account before its first message."""
-        amount, currency = self.balance()
-        if amount <= 0:
-            raise ProviderError(ErrorKind.PERMANENT, INSUFFICIENT_BALANCE, f"prepaid balance is {amount:.2f} {currency}", account_wide=True)
+        """The free balance call; an empty prepaid account is ``INSUFFICIENT_BALANCE``, account-wide."""
+        return self.prepaid_balance(*self.balance(), INSUFFICIENT_BALANCE)
 
     def _receipt(self, body: Any) -> DeliveryReceipt:
         """The delivery report of the GET (and of callbacks); ``delivered_at`` is UTC in the API."""

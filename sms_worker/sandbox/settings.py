@@ -38,6 +38,8 @@ class SandboxSettings:
     session_key_credits: int = 1_000_000
     telefoon_api_keys: frozenset[str] = frozenset({"sandbox-telefoon-key"})
     dexatel_api_keys: frozenset[str] = frozenset({"sandbox-dexatel-key"})
+    dexatel_balance: float = 1_000_000.0
+    """Dexatel's prepaid balance in EUR at start-up and after a reset."""
     dexatel_webhook_url: str | None = None
     """The account's webhook URL: delivery reports are posted there once final. None: no webhooks."""
 

@@ -12,7 +12,7 @@ What the document leaves open, and what this emulation assumes (the adapter,
 - ``GET /v1/sms/{message_id}`` answers the send answer's shape plus ``updated_at``, the
   RFC 3339 UTC moment (``2030-01-01T12:00:00.600Z``) of the last status change.
 - ``GET /v1/account/balance`` answers ``{"balance": 999999.95, "currency": "EUR"}``. The
-  balance starts at 1,000,000.00 EUR (and again after ``/_sandbox/reset``); each accepted
+  balance starts at ``dexatel_balance``, 1,000,000.00 EUR (and again after ``/_sandbox/reset``); each accepted
   message costs 0.05 EUR per part, and one the balance cannot cover is refused with 402.
 - Errors: ``{"error": {"code", "message"}}`` with 400 ``INVALID_REQUEST`` (Content-Type not
   ``application/json``, body not a JSON object), 400 ``INVALID_SENDER`` (``from`` missing or

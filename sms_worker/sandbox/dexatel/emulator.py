@@ -26,7 +26,6 @@ SEND: Final = "send"
 STATUS: Final = "status"
 BALANCE: Final = "balance"
 
-STARTING_BALANCE: Final = 1_000_000.0
 CURRENCY: Final = "EUR"
 PRICE_PER_PART: Final = 0.05
 MAX_PARTS: Final = 10
@@ -78,7 +77,8 @@ class Dexatel:
         self._recipients: dict[int, str] = {}
         self._recorder = recorder
         self._faults = faults
-        self._balance = STARTING_BALANCE
+        self._starting_balance = settings.dexatel_balance
+        self._balance = self._starting_balance
         self._webhook_url = settings.dexatel_webhook_url
         self.webhooks = Webhooks(clock)
 
@@ -92,7 +92,7 @@ class Dexatel:
     def reset(self) -> None:
         self._messages.clear()
         self._recipients.clear()
-        self._balance = STARTING_BALANCE
+        self._balance = self._starting_balance
         self.webhooks.clear()
 
     def _endpoint(self, handler: Callable[[Request], Awaitable[tuple[Answer, FaultRule | None]]]) -> Callable[[Request], Awaitable[Response]]:
