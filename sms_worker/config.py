@@ -12,10 +12,13 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
 from sms_worker.ambiguity import LEGACY_NAMES, OnAmbiguous
+from sms_worker.errors import SettingsError
 
 
 class Settings(BaseSettings):
@@ -110,6 +113,29 @@ class Settings(BaseSettings):
         "callbacks without one. False: such an account's callbacks are refused, and the receiver will not start if no account has a token.",
     )
 
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, value: str | None) -> str | None:
+        """A SQLAlchemy URL (RFC 1738 form) of one of the two databases sms_worker runs on."""
+        if value is None:
+            return None
+        try:
+            url = make_url(value)
+        except ArgumentError:
+            raise ValueError("is not a database URL (postgresql://USER@HOST:5432/NAME or sqlite:///PATH)") from None
+        backend = url.get_backend_name()
+        if backend == "postgres":
+            raise ValueError("say postgresql://, not postgres:// (SQLAlchemy knows PostgreSQL only by its full name)")
+        if backend not in ("postgresql", "sqlite"):
+            raise ValueError(f"{backend!r} is not supported: give a postgresql:// or a sqlite:/// URL")
+        try:
+            url.get_dialect()
+        except NoSuchModuleError:
+            raise ValueError(
+                f"names the driver {url.get_driver_name()!r}, which SQLAlchemy does not have (postgresql+psycopg:// is installed)"
+            ) from None
+        return value
+
     @field_validator("callback_token", mode="before")
     @classmethod
     def _empty_token_is_none(cls, value: object) -> object:
@@ -145,9 +171,26 @@ class Settings(BaseSettings):
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
+    """This process's settings, from ``SMS_WORKER_*`` variables and ``.env``, read once. Raises
+    :class:`~sms_worker.errors.SettingsError` naming the first variable that cannot be used
+    (a secret's value, or a URL that may hold a password, is never repeated in it)."""
     if "SMS_WORKER_MAX_PARTS" in os.environ:
         warnings.warn("SMS_WORKER_MAX_PARTS is deprecated, use SMS_WORKER_MAX_SEGMENTS (it will be removed in 0.3)", FutureWarning, stacklevel=2)
-    return Settings()
+    try:
+        return Settings()
+    except ValidationError as error:
+        raise settings_error(error) from None
+
+
+def settings_error(error: ValidationError) -> SettingsError:
+    """The first problem of ``error`` (raised by :class:`Settings`) as the variable it was read from."""
+    [first, *_] = error.errors(include_url=False)
+    name = str(first["loc"][0]) if first["loc"] else "settings"
+    field = Settings.model_fields.get(name)
+    secret = name.endswith("_url") or (field is not None and "SecretStr" in str(field.annotation))  # a URL may hold a password
+    shown = "" if secret or "input" not in first or isinstance(first["input"], dict) else f" (got {first['input']!r})"
+    reason = str(first["msg"]).removeprefix("Value error, ")
+    return SettingsError(name if name.startswith("SMS_WORKER_") else f"SMS_WORKER_{name.upper()}", f"{reason}{shown}")
 
 
 def reset_settings() -> None:

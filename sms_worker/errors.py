@@ -11,6 +11,15 @@ class SmsWorkerError(Exception):
     else. Each subclass keeps the built-in base it had (``ValueError`` for invalid input)."""
 
 
+class SettingsError(SmsWorkerError, ValueError):
+    """A setting that cannot be used: ``variable`` names it as it is set (``SMS_WORKER_MAX_SEGMENTS``,
+    in the environment or ``.env``), ``reason`` says why; ``str()`` is both."""
+
+    def __init__(self, variable: str, reason: str) -> None:
+        self.variable, self.reason = variable, reason
+        super().__init__(f"{variable}: {reason}")
+
+
 class InvalidField(SmsWorkerError, ValueError):
     """One field of one message is wrong; ``str()`` names the field and the reason."""
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 from pathlib import Path
@@ -279,6 +280,58 @@ def test_with_json_every_usage_error_is_json_on_stdout(args, field, reason):
     error = json.loads(result.stdout)["error"]
     assert (error["field"], error["reason"]) == (field, reason)
     assert error["usage"].startswith(f"Usage: sms-worker {args[0]} [OPTIONS]")
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "reason"),
+    [
+        ("SMS_WORKER_MAX_SEGMENTS", "abc", "Input should be a valid integer, unable to parse string as an integer (got 'abc')"),
+        ("SMS_WORKER_ON_AMBIGUOUS", "never-ever", "Input should be 'resend' or 'give-up' (got 'never-ever')"),
+        ("SMS_WORKER_DATABASE_URL", "postgres://x", "say postgresql://, not postgres:// (SQLAlchemy knows PostgreSQL only by its full name)"),
+        ("SMS_WORKER_DATABASE_URL", "mysql://u:secret@x/y", "'mysql' is not supported: give a postgresql:// or a sqlite:/// URL"),
+        ("SMS_WORKER_BATCH_SIZE", "0", "Input should be greater than or equal to 1 (got '0')"),
+    ],
+    ids=["not a number", "not a policy", "postgres://", "another database, its password not repeated", "out of range"],
+)
+def test_a_bad_setting_is_named_with_the_reason_by_every_command(tmp_path, variable, value, reason):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SMS_WORKER_")} | {"SMS_WORKER_HOME": str(tmp_path), variable: value}
+
+    for command in (["stats"], ["send", "+421900123456", "hi"], ["worker"], ["scheduler"], ["accounts"]):
+        result = cli(*command, env=env)
+        assert (result.returncode, result.stderr.strip()) == (2, f"error: {variable}: {reason}"), command
+        assert result.stdout == ""
+    shown = cli("stats", "--json", env=env)
+    assert (shown.returncode, json.loads(shown.stdout)) == (2, {"error": {"field": variable, "reason": reason}})
+
+
+def test_a_database_that_is_down_is_said_in_one_line_by_every_command(settings_for, redis_client):
+    env = process_env(settings_for(database_url="postgresql://postgres@127.0.0.1:9/nowhere"))
+
+    for command in (["stats"], ["status", "27d3680a-6a69-4a14-9571-345457d7ae74"], ["send", "+421900123456", "hi"]):
+        result = cli(*command, env=env)
+        assert result.returncode == 3, command
+        errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+        assert errors and errors[0].startswith("error: database: unreachable (connection failed:"), (command, result.stderr)
+        assert "Traceback" not in result.stderr, command
+
+
+@pytest.mark.parametrize("process", ["worker", "scheduler", "callbacks"])
+def test_every_process_stops_at_start_on_a_bad_providers_file(settings_for, redis_client, tmp_path, process):
+    path = tmp_path / "providers.toml"
+    path.write_text('[accounts.x]\ntype = "dexatel"\nbase_url = "http://127.0.0.1:9/dexatel"\napi_key = "k"\ndefault_sender = "ACME"\nrat = 30\n')
+    env = process_env(settings_for(providers_file=path), SMS_WORKER_CALLBACK_TOKEN="a-token")
+
+    result = cli(process, env=env)
+
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert (
+        result.stderr.strip()
+        .splitlines()[-1]
+        .startswith(
+            f"error: SMS_WORKER_PROVIDERS_FILE: {path}: accounts.x.rat: is not an option of type dexatel (known: alphanumeric_countries, base_url,"
+        )
+    )
 
 
 def test_help_lists_every_command_and_what_send_takes():

@@ -15,8 +15,11 @@ from dataclasses import asdict, is_dataclass
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar, cast
 
 import click
+import redis
+from sqlalchemy.exc import DBAPIError
 
-from sms_worker.errors import OutcomeUnknown, StoreUnavailable
+from sms_worker.errors import OutcomeUnknown, SettingsError, StoreUnavailable
+from sms_worker.outages import describe_outage, first_line
 from sms_worker.providers.accounts import ProvidersFileError
 from sms_worker.validation import InvalidField
 
@@ -110,11 +113,17 @@ class Command(click.Command):
             fail(error.field, error.reason, BAD_INPUT, ctx)
         except ProvidersFileError as error:
             fail("SMS_WORKER_PROVIDERS_FILE", str(error), BAD_INPUT, ctx)
+        except SettingsError as error:
+            fail(error.variable, error.reason, BAD_INPUT, ctx)
         except StoreUnavailable as error:
             fail(error.store, error.reason, UNAVAILABLE, ctx, written=False)
         except OutcomeUnknown as error:
             ids = [str(message_id) for message_id in error.ids]
             fail("database", f"{error.reason}; id(s): {', '.join(ids)}", OUTCOME_UNKNOWN, ctx, written=None, ids=ids)
+        except (DBAPIError, redis.RedisError) as error:
+            if describe_outage(error) is None:
+                raise
+            fail("database" if isinstance(error, DBAPIError) else "redis", f"unreachable ({first_line(error)})", UNAVAILABLE, ctx)
 
 
 class Group(Command, click.Group):
