@@ -9,10 +9,12 @@ if TYPE_CHECKING:
     from sms_worker.producer import MessageRequest, send_many, send_many_result, send_sms, send_sms_result
     from sms_worker.send_result import SendResult
     from sms_worker.validation import BatchRejected, InvalidField
+    from sms_worker.views import MessageHistory, message_status
 
 __all__ = [
     "BatchRejected",
     "InvalidField",
+    "MessageHistory",
     "MessageRequest",
     "OutcomeUnknown",
     "SendResult",
@@ -21,12 +23,14 @@ __all__ = [
     "send_many_result",
     "send_sms",
     "send_sms_result",
+    "message_status",
 ]
 _HOMES = {
     "sms_worker.producer": ("MessageRequest", "send_many", "send_many_result", "send_sms", "send_sms_result"),
     "sms_worker.validation": ("BatchRejected", "InvalidField"),
     "sms_worker.errors": ("OutcomeUnknown", "StoreUnavailable"),
     "sms_worker.send_result": ("SendResult",),
+    "sms_worker.views": ("MessageHistory", "message_status"),
 }
 
 

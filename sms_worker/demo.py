@@ -30,7 +30,6 @@ from rich.table import Table
 from sms_worker.clock import SYSTEM_CLOCK
 from sms_worker.config import get_settings, reset_settings
 from sms_worker.embedded import ensure_embedded_redis, free_port, stop_embedded_redis
-from sms_worker.priority import Priority
 from sms_worker.status import FINAL
 
 if TYPE_CHECKING:
@@ -284,7 +283,7 @@ def _table(rows: list[tuple[DemoMessage, MessageHistory]]) -> Table:
         )
         table.add_row(
             item.label,
-            Priority(message["priority"]).label,
+            message["priority"],
             f"{message['encoding']} x{message['segments']}",
             f"[{colour}]{message['status']}[/{colour}]",
             str(message["attempts"]),

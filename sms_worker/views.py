@@ -12,7 +12,9 @@ from sqlalchemy import func, select
 from sms_worker.config import get_settings
 from sms_worker.db.engine import get_engine
 from sms_worker.dispatch.sql import EVENTS, MESSAGES
+from sms_worker.errors import InvalidField
 from sms_worker.logs import mask_phone
+from sms_worker.priority import Priority
 from sms_worker.status import HELD_VALUES, WAITING_VALUES
 
 if TYPE_CHECKING:
@@ -22,7 +24,9 @@ if TYPE_CHECKING:
 @dataclass(frozen=True, slots=True)
 class MessageHistory:
     """A message as its row holds it (every column by name; the id as text, the recipient
-    masked) and its events, oldest first (every column but the ids)."""
+    masked, the priority as its word: ``high``, ``standard`` or ``low``) and its events, oldest
+    first (every column but the ids). What ``sms-worker status`` prints and
+    returns :func:`sms_worker.message_status`."""
 
     message: dict[str, Any]
     events: list[dict[str, Any]]
@@ -74,6 +78,9 @@ class AccountCheck:
 
 
 def message_history(message_id: uuid.UUID, database_url: str | None = None) -> MessageHistory | None:
+    """The message ``message_id`` and its history, or None if there is no such message; the
+    database is ``database_url``, else the settings' (``SMS_WORKER_DATABASE_URL``, else SQLite
+    under ``SMS_WORKER_HOME``)."""
     engine = get_engine(database_url or get_settings().resolved_database_url)
     with engine.connect() as conn:
         row = conn.execute(select(MESSAGES).where(MESSAGES.c.id == message_id)).mappings().first()
@@ -83,7 +90,21 @@ def message_history(message_id: uuid.UUID, database_url: str | None = None) -> M
     message = {key: value for key, value in row.items()}
     message["id"] = str(message["id"])
     message["recipient"] = mask_phone(message["recipient"])
+    message["priority"] = Priority(message["priority"]).label
     return MessageHistory(message, [{k: v for k, v in e.items() if k not in ("id", "message_id")} for e in events])
+
+
+def message_status(message_id: uuid.UUID | str) -> MessageHistory | None:
+    """What became of a message: the id ``send_sms`` returned (a UUID, or its text) to its row
+    and history (:class:`MessageHistory`, what ``sms-worker status`` prints), or None if there is
+    no such message. Raises :class:`~sms_worker.errors.InvalidField` for ``id`` if ``message_id``
+    is not a message id."""
+    if not isinstance(message_id, uuid.UUID):
+        try:
+            message_id = uuid.UUID(str(message_id))
+        except ValueError:
+            raise InvalidField("id", f"{message_id!r} is not a message id") from None
+    return message_history(message_id)
 
 
 def pipeline_stats() -> PipelineStats:

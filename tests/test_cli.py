@@ -69,7 +69,7 @@ def test_send_then_status_shows_the_message_and_its_history(settings_for, redis_
     shown = json.loads(cli("status", message_id, "--json", env=env).stdout)
 
     assert shown["message"]["status"] == "queued"
-    assert shown["message"]["priority"] == 3
+    assert shown["message"]["priority"] == "high"
     assert shown["message"]["recipient"] == "+42190****456"
     assert [e["reason"] for e in shown["events"]] == ["accepted"]
     stats = json.loads(cli("stats", "--json", env=env).stdout)
@@ -332,6 +332,27 @@ def test_every_process_stops_at_start_on_a_bad_providers_file(settings_for, redi
             f"error: SMS_WORKER_PROVIDERS_FILE: {path}: accounts.x.rat: is not an option of type dexatel (known: alphanumeric_countries, base_url,"
         )
     )
+
+
+def test_python_reads_back_what_became_of_a_message_as_status_shows_it(settings_for, redis_client):
+    env = process_env(settings_for())
+    program = (
+        "import json, sms_worker\n"
+        "message_id = sms_worker.send_sms('+421900123456', 'read me back', priority='high')\n"
+        "found = sms_worker.message_status(message_id)\n"
+        "print(json.dumps({'id': str(message_id), 'message': found.message, 'events': found.events}, default=str))\n"
+        "print(sms_worker.message_status('00000000-0000-0000-0000-000000000000'))\n"
+        "try:\n    sms_worker.message_status('not-an-id')\nexcept sms_worker.InvalidField as error:\n    print(error)\n"
+    )
+
+    done = subprocess.run([PYTHON, "-c", program], capture_output=True, text=True, env=env, timeout=60)
+
+    assert done.returncode == 0, done.stderr
+    read, missing, refused = done.stdout.splitlines()
+    found = json.loads(read)
+    assert (found["message"]["status"], found["message"]["priority"], found["message"]["recipient"]) == ("queued", "high", "+42190****456")
+    assert found == json.loads(cli("status", found["id"], "--json", env=env).stdout) | {"id": found["id"]}
+    assert (missing, refused) == ("None", "id: 'not-an-id' is not a message id")
 
 
 def test_help_lists_every_command_and_what_send_takes():

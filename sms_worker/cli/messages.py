@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from datetime import datetime
 from typing import Any
 
@@ -10,7 +9,6 @@ import click
 
 from sms_worker.ambiguity import POLICIES
 from sms_worker.cli.base import Command, TextCommand, deprecated_option, echo_json, fail, json_option
-from sms_worker.validation import InvalidField
 
 UNICODE_CHOICES = {"auto": None, "true": True, "false": False}
 
@@ -153,15 +151,11 @@ def status(message_id: str, as_json: bool) -> int:
 
     ID is what `sms-worker send` printed. A message that does not exist exits 1.
     """
-    from sms_worker.views import message_history
+    from sms_worker.views import message_status
 
-    try:
-        parsed = uuid.UUID(message_id)
-    except ValueError:
-        raise InvalidField("id", f"{message_id!r} is not a message id") from None
-    found = message_history(parsed)
+    found = message_status(message_id)
     if found is None:
-        fail("id", f"no message {parsed}", 1)
+        fail("id", f"no message {message_id}", 1)
     if as_json:
         echo_json(found, default=str)
         return 0
