@@ -19,11 +19,11 @@ __all__ = [
     "OutcomeUnknown",
     "SendResult",
     "StoreUnavailable",
+    "message_status",
     "send_many",
     "send_many_result",
     "send_sms",
     "send_sms_result",
-    "message_status",
 ]
 _HOMES = {
     "sms_worker.producer": ("MessageRequest", "send_many", "send_many_result", "send_sms", "send_sms_result"),
