@@ -49,7 +49,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from sms_worker.dispatch.holders import holders
-from sms_worker.dispatch.receipts import apply_receipts
+from sms_worker.dispatch.receipts import Report, apply_receipts
 from sms_worker.dispatch.sql import MESSAGES
 from sms_worker.errors import SmsWorkerError
 from sms_worker.logs import get_logger
@@ -106,7 +106,7 @@ def apply_callback(rt: Runtime, account: str, receipts: list[DeliveryReceipt]) -
     one attempted last, when the provider reused the id: :mod:`sms_worker.dispatch.holders`)."""
     with rt.engine.connect() as conn:
         named = holders(conn, account, (receipt.provider_message_id for receipt in receipts), seen_in="callback")
-    pairs = [(named[receipt.provider_message_id], receipt) for receipt in receipts if receipt.provider_message_id in named]
+    pairs = [Report(named[receipt.provider_message_id], receipt) for receipt in receipts if receipt.provider_message_id in named]
     report = apply_receipts(rt, pairs)
     return CallbackOutcome(received=len(receipts), matched=len(pairs), changed=report.changed, unknown=len(receipts) - len(pairs))
 

@@ -42,6 +42,9 @@ class Defer:
     unsure_since: datetime | None = None
     """Set: the message is unsure since then (an attempt that may have reached the provider
     began), and from now on only the account just tried may carry it. None leaves the row's."""
+    possible_duplicate: bool | None = None
+    """Set: the row's flag becomes this (a call not made puts back what its statement set);
+    None leaves it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,10 +89,11 @@ class Absent:
 
 @dataclass(frozen=True, slots=True)
 class NearMatch:
-    """Asked after an ambiguous attempt, the provider lists a copy to the recipient whose text
-    differs from ours only as a provider rewrites text: it may be ours, so the provider may have
-    the message. The message's policy decides (resend, flagged as a possible duplicate; or
-    give-up: this is its outcome, and it ends unknown)."""
+    """Asked after an ambiguous attempt, the provider lists a copy to the recipient that may be
+    ours though it is not the very message (its text or sender differs only as a provider
+    rewrites text, or its text is not listed), so the provider may have the message. The
+    message's policy decides (resend, flagged as a possible duplicate; or give-up: this is its
+    outcome, and it ends unknown)."""
 
     listed: Accepted
 
@@ -124,6 +128,7 @@ class Waiting:
     requested_account: str | None
     unsure_since: datetime | None
     on_ambiguous: OnAmbiguous | None
+    possible_duplicate: bool
 
     @classmethod
     def of(cls, row: Any, status: Status) -> Waiting:

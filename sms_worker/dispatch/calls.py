@@ -12,6 +12,7 @@ from __future__ import annotations
 import threading
 import uuid
 from datetime import datetime
+from enum import Enum
 from typing import Any
 
 from sqlalchemy import Engine
@@ -20,6 +21,28 @@ from sms_worker.db.bulk import driver_connection, driver_values, placeholder, re
 from sms_worker.dispatch.batch import Absent, NearMatch
 from sms_worker.dispatch.sql import MESSAGES
 from sms_worker.status import Status
+
+
+class LostAttempt(Enum):
+    """What the calling statement does to an earlier ambiguous attempt its provider was asked
+    about (:mod:`~sms_worker.dispatch.lookup`), so that a worker lost during this call leaves the
+    window in question right."""
+
+    KEPT = "kept"
+    """Not asked: the row keeps ``unsure_since``."""
+    SETTLED = "settled"
+    """The provider had not the message (:class:`~.batch.Absent`): no longer unsure."""
+    NEAR_MATCH = "near match"
+    """It lists a near match, sent again by its policy (resend): unsure since this attempt, and a
+    possible duplicate from now on. A call not made after all puts both back
+    (:class:`~.stages.record.Record`): only a call that may go out makes a second copy."""
+
+    @classmethod
+    def of(cls, asked: Absent | NearMatch | None) -> LostAttempt:
+        """What asking said (an item's ``asked``), as the statement needs it."""
+        if isinstance(asked, Absent):
+            return cls.SETTLED
+        return cls.NEAR_MATCH if isinstance(asked, NearMatch) else cls.KEPT
 
 
 class CallRecord:
@@ -31,21 +54,15 @@ class CallRecord:
         self._connection: Any = None
         self._lock = threading.Lock()
 
-    def start(self, ids: list[uuid.UUID], claims: list[uuid.UUID], now: datetime, *, asked: Absent | NearMatch | None = None) -> set[uuid.UUID]:
+    def start(self, ids: list[uuid.UUID], claims: list[uuid.UUID], now: datetime, *, lost: LostAttempt = LostAttempt.KEPT) -> set[uuid.UUID]:
         """Count an attempt and set ``calling`` on each row of ``ids`` still held by one of
-        ``claims``; returns the ids it turned. Raises if the database is away (and reconnects
-        on the next call).
-
-        Messages sent again after their provider was asked (``asked``) settle the lost attempt
-        in the same statement, so that a worker lost during this call leaves the window in
-        question right (:mod:`~sms_worker.dispatch.lookup`): it had not the message
-        (:class:`Absent`): no longer unsure; a near match (:class:`NearMatch`): unsure since this
-        attempt, and a possible duplicate from now on."""
+        ``claims``, and do to an earlier lost attempt what ``lost`` says; returns the ids it
+        turned. Raises if the database is away (and reconnects on the next call)."""
         mark = placeholder(self._dialect)
         settles, settled = "", []
-        if isinstance(asked, Absent):
+        if lost is LostAttempt.SETTLED:
             settles = ", unsure_since = NULL"
-        elif isinstance(asked, NearMatch):
+        elif lost is LostAttempt.NEAR_MATCH:
             settles, settled = f", unsure_since = {mark}, possible_duplicate = TRUE", [("unsure_since", now)]
         update = (
             f"UPDATE {MESSAGES.name} SET status = '{Status.CALLING.value}', attempts = attempts + 1, "

@@ -49,8 +49,8 @@ def _asked(item: Item) -> str:
         return f" (asked first: {item.account} had not the message from the ambiguous attempt, so it is sent again)"
     if isinstance(item.asked, NearMatch):
         return (
-            f" (asked first: {item.account} lists {item.asked.listed.provider_message_id}, a near match whose text differs as a provider "
-            "rewrites text; sent again by its policy, resend: a possible duplicate)"
+            f" (asked first: {item.account} lists {item.asked.listed.provider_message_id}, a near match that may be this message, its "
+            "text or sender rewritten by the provider or its text not listed; sent again by its policy, resend: a possible duplicate)"
         )
     return ""
 
@@ -101,6 +101,8 @@ def _values_of(item: Item, now: datetime, first_check: timedelta) -> Change | No
         values["unsure_since"] = disposition.unsure_since
         if not item.pinned:
             values["requested_account"] = item.account
+    if disposition.possible_duplicate is not None:
+        values["possible_duplicate"] = disposition.possible_duplicate
     if disposition.code is not None:
         values.update(error_code=disposition.code, error_text=disposition.reason)
     history = event(item.id, now, status, disposition.reason, code=disposition.code) if item.called or disposition.status else None

@@ -14,6 +14,7 @@ message with no final report long after its validity ends is ``unknown`` (``NO_R
 from __future__ import annotations
 
 import time
+import uuid
 from collections import defaultdict
 from collections.abc import Sequence
 from concurrent.futures import wait
@@ -23,7 +24,7 @@ from typing import Any, Final
 
 from sqlalchemy import select
 
-from sms_worker.dispatch.holders import Holder, holders
+from sms_worker.dispatch.holders import HOLDER_COLUMNS, Holder, holders
 from sms_worker.dispatch.sql import MESSAGES, add_events, event, lock_rows, update_each
 from sms_worker.logs import get_logger
 from sms_worker.providers.base import DeliveryReceipt
@@ -37,6 +38,15 @@ log = get_logger("receipts")
 RECEIPT_TIMEOUT = timedelta(days=3)
 PROVIDER_ID_REUSED: Final = "PROVIDER_ID_REUSED"
 """A status check whose answer is about a newer message holding the same provider id."""
+
+
+@dataclass(frozen=True, slots=True)
+class Report:
+    """What a provider said of one of our messages: a receipt, or a check that failed."""
+
+    message: Holder
+    """The message it is about, as :func:`~sms_worker.dispatch.holders.holders` names it."""
+    outcome: DeliveryReceipt | Failure
 
 
 @dataclass
@@ -70,74 +80,77 @@ def poll_statuses(rt: Runtime, limit: int = 200, budget_seconds: float = 0.0) ->
 def _poll_round(rt: Runtime, limit: int) -> PollReport:
     now = rt.clock.now()
     statement = (
-        select(MESSAGES.c.id, MESSAGES.c.account, MESSAGES.c.provider_message_id, MESSAGES.c.last_attempt_at, MESSAGES.c.valid_until)
+        select(*HOLDER_COLUMNS)
         .where(MESSAGES.c.status == Status.SUBMITTED.value, MESSAGES.c.next_check_at <= now)
         .order_by(MESSAGES.c.next_check_at)
         .limit(limit)
     )
     with rt.engine.connect() as conn:
-        due = conn.execute(statement).all()
-    futures = [rt.http_pool.submit(_check, rt, row) for row in due]
+        due = [Holder(*row) for row in conn.execute(statement)]
+    futures = [rt.http_pool.submit(_check, rt, message) for message in due]
     wait(futures)
-    results = [(row, future.result()) for row, future in zip(due, futures)]
+    results = [Report(message, future.result()) for message, future in zip(due, futures)]
     _pause_accounts(rt, results)
     return apply_receipts(rt, _to_holders(rt, results))
 
 
-def _to_holders(rt: Runtime, results: list[tuple[Any, DeliveryReceipt | Failure]]) -> list[tuple[Any, DeliveryReceipt | Failure]]:
+def _to_holders(rt: Runtime, results: list[Report]) -> list[Report]:
     """Each receipt to the message its id names now (:mod:`~sms_worker.dispatch.holders`): the
     message checked, unless a message attempted after it holds the same id (the provider reused
     it). Then the receipt is that newer message's, and the one checked is not given it: for it
     the check said nothing (``PROVIDER_ID_REUSED``), and it is checked again on its schedule."""
     by_account: dict[str, set[str]] = defaultdict(set)
-    for row, outcome in results:
-        if isinstance(outcome, DeliveryReceipt):
-            by_account[row.account].add(row.provider_message_id)
+    for result in results:
+        if isinstance(result.outcome, DeliveryReceipt):
+            by_account[result.message.account].add(result.message.provider_message_id)
     named: dict[tuple[str, str], Holder] = {}
     with rt.engine.connect() as conn:
         for account, provider_ids in by_account.items():
             named.update({(account, pid): holder for pid, holder in holders(conn, account, provider_ids, seen_in="status check").items()})
-    retargeted: list[tuple[Any, DeliveryReceipt | Failure]] = []
-    for row, outcome in results:
-        holder = named.get((row.account, row.provider_message_id)) if isinstance(outcome, DeliveryReceipt) else None
-        if holder is None or holder.id == row.id:
-            retargeted.append((row, outcome))
+    retargeted: list[Report] = []
+    for result in results:
+        checked = result.message
+        holder = named.get((checked.account, checked.provider_message_id)) if isinstance(result.outcome, DeliveryReceipt) else None
+        if holder is None or holder.id == checked.id:
+            retargeted.append(result)
             continue
-        reused = f"{row.account} now holds {row.provider_message_id!r} for a message attempted later ({holder.id}): its report is not this one's"
-        retargeted += [(holder, outcome), (row, Failure(ErrorKind.PERMANENT, PROVIDER_ID_REUSED, reused))]
+        reused = (
+            f"{checked.account} now holds {checked.provider_message_id!r} for a message attempted later ({holder.id}): its report is not this one's"
+        )
+        retargeted += [Report(holder, result.outcome), Report(checked, Failure(ErrorKind.PERMANENT, PROVIDER_ID_REUSED, reused))]
     return retargeted
 
 
-def _pause_accounts(rt: Runtime, results: list[tuple[Any, DeliveryReceipt | Failure]]) -> None:
+def _pause_accounts(rt: Runtime, results: list[Report]) -> None:
     """An account-wide fault met by a status check (a revoked key, no funds) pauses the account
     as it would on a send, once per account and round."""
-    wide = {row.account: outcome for row, outcome in results if isinstance(outcome, Failure) and outcome.pauses_account}
+    wide = {r.message.account: r.outcome for r in results if isinstance(r.outcome, Failure) and r.outcome.pauses_account}
     for account, failure in wide.items():
         pause_for(rt.redis, account, failure)
 
 
-def _check(rt: Runtime, row: Any) -> DeliveryReceipt | Failure:
+def _check(rt: Runtime, message: Holder) -> DeliveryReceipt | Failure:
     try:
-        return rt.accounts[row.account].adapter.check(row.provider_message_id)
+        return rt.accounts[message.account].adapter.check(message.provider_message_id)
     except ProviderError as error:
         return error.failure
     except Exception as error:
-        log.exception("status check of %s at %s failed", row.id, row.account)
+        log.exception("status check of %s at %s failed", message.id, message.account)
         return Failure(ErrorKind.TRANSIENT, "CHECK_CRASH", f"{type(error).__name__}: {error}")
 
 
-def apply_receipts(rt: Runtime, results: Sequence[tuple[Any, DeliveryReceipt | Failure]]) -> PollReport:
-    """Write the receipts (or the failed checks) the provider gave; callbacks go through here too. ``row`` needs ``id``,
-    ``account``, ``provider_message_id``, ``last_attempt_at`` and ``valid_until``; a row may come
-    more than once, each of its receipts then applied in order of progress (:func:`_in_progress_order`).
-    ``changed`` counts the receipts that moved a message on, ``final`` the messages that became final."""
+def apply_receipts(rt: Runtime, results: Sequence[Report]) -> PollReport:
+    """Write the receipts (or the failed checks) the provider gave; callbacks go through here
+    too. A message may come more than once, each of its receipts then applied in order of
+    progress (:func:`_in_progress_order`). ``changed`` counts the receipts that moved a message
+    on, ``final`` the messages that became final."""
     report = PollReport(checked=len(results))
     if not results:
         return report
     now = rt.clock.now()
-    by_row: dict[Any, tuple[Any, list[DeliveryReceipt | Failure]]] = {}
-    for row, outcome in results:
-        by_row.setdefault(row.id, (row, []))[1].append(outcome)
+    by_row: dict[uuid.UUID, tuple[Holder, list[DeliveryReceipt | Failure]]] = {}
+    for result in results:
+        by_row.setdefault(result.message.id, (result.message, []))[1].append(result.outcome)
     updates, events = [], []
     with rt.engine.begin() as conn:
         current = lock_rows(conn, list(by_row), [Status.SUBMITTED.value], now)
@@ -197,7 +210,7 @@ def _progress(delivery: str | None) -> int:
     return Delivery(delivery).progress if delivery else 0
 
 
-def _next_check(rt: Runtime, row: Any, now: datetime) -> datetime:
+def _next_check(rt: Runtime, row: Holder, now: datetime) -> datetime:
     """Check often while a receipt is likely, then less and less."""
     age = (now - (row.last_attempt_at or now)).total_seconds()
     delays = rt.settings.status_check_delays_seconds

@@ -146,11 +146,24 @@ class SentWindow:
 
 
 @dataclass(frozen=True, slots=True)
-class SentMatches:
-    """What a provider's listing holds, in a :class:`SentWindow`, to the message's recipient:
-    copies with its very text (``exact``), and copies whose text differs only as a provider
-    rewrites text (``near``: :func:`~sms_worker.text.rewrites.rewritten_alike`), oldest first."""
+class Searched:
+    """The copies a listing search took in: those created from ``start`` to ``end``, on our
+    clock (aware datetimes). Wider than the :class:`SentWindow` asked for, by what the adapter
+    added to be sure (``slack``, the precision of the provider's clock and of its times)."""
 
+    start: datetime
+    end: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class SentMatches:
+    """What a provider's listing holds, in a :class:`SentWindow`, to the message's recipient
+    from its sender: copies with its very text (``exact``), and copies that may be it though
+    their text is not (``near``: a text that differs only as a provider rewrites text,
+    :func:`~sms_worker.text.rewrites.rewritten_alike`, or none listed), oldest first; and the
+    part of the listing ``searched``, which a copy of another of our messages may hold too."""
+
+    searched: Searched
     exact: tuple[Accepted, ...] = ()
     near: tuple[Accepted, ...] = ()
 
@@ -165,8 +178,9 @@ class FindsSent(Protocol):
 
     def find_sent(self, message: OutboundMessage, window: SentWindow) -> SentMatches:
         """What the provider lists, created within ``window``, that ``message`` may have become:
-        same recipient, its text or a rewriting of it. Reads only as much of the listing as the
-        window needs; raises ProviderError if the API cannot tell (the question failed)."""
+        same recipient and sender, its text or a rewriting of it, or a copy whose text is not
+        listed. Reads only as much of the listing as the window needs; raises ProviderError if
+        the API cannot tell (the question failed)."""
         ...
 
 

@@ -24,14 +24,17 @@ Assumptions where the document is silent:
   /messages/{message_id}`` answers; an inbound message posted there is not a delivery receipt.
 - ``page`` counts from 1, ``page_size`` defaults to 50 (at most 100, as the document says),
   ``total`` counts every matching message, and messages are listed oldest first.
-- After an ambiguous attempt the outbound listing is searched for the message (same ``to``,
-  same ``body`` or a rewriting of it, created within the lost attempt's time window:
+- After an ambiguous attempt the outbound listing is searched for the message (same ``to`` and
+  ``from``, same ``body`` or a rewriting of it, created within the lost attempt's time window:
   :meth:`TelefoonAdapter.find_sent`), so it is adopted instead of sent twice. The listing has no
   time or recipient filter, so the window is found by position, which needs every listed message
   to carry ``date_created`` and the list to stay in creation order; the provider's clock is read
   from its answers' ``Date`` header (HTTP requires one). The document gives no way to attach our
-  own reference to a message, so text and recipient are what match; a listed message another of
-  our messages attempted in the same window already holds is not adopted (the dispatcher checks).
+  own reference to a message, so recipient, sender and text are what match: a message from
+  another sender is another user's of the key, not ours; one listed without ``body`` (the schema
+  does not require it) may be ours, and is never taken for "not there". A listed message another
+  of our messages attempted in the same window already holds is not adopted (the dispatcher
+  checks).
 - Telefoon has no priority, validity, flash or unicode switch: those fields of
   :class:`~sms_worker.providers.base.OutboundMessage` are not sent.
 - ``from`` is an E.164 number with its ``+`` or an alphanumeric name of at most 11 letters,
@@ -52,7 +55,7 @@ from urllib.parse import quote
 import httpx
 
 from sms_worker.addresses import SenderGrammar, SenderIdRules
-from sms_worker.providers.base import Accepted, DeliveryReceipt, OneRecipientPerRequest, OutboundMessage, SentMatches, SentWindow
+from sms_worker.providers.base import Accepted, DeliveryReceipt, OneRecipientPerRequest, OutboundMessage, Searched, SentMatches, SentWindow
 from sms_worker.providers.carriage import Carriage
 from sms_worker.providers.failures import ErrorClass, ErrorKind
 from sms_worker.providers.plumbing import bad_response, callback_json, json_object, server_time
@@ -60,7 +63,7 @@ from sms_worker.providers.schema import AccountBase, Credential, HttpUrl, Sender
 from sms_worker.providers.timestamps import parse_timestamp
 from sms_worker.providers.words import same_word
 from sms_worker.status import Delivery, Status
-from sms_worker.text.rewrites import rewritten_alike
+from sms_worker.text.rewrites import alike
 
 MAX_PAGE_SIZE: Final = 100
 _OUTBOUND: Final = {"direction": "outbound"}
@@ -223,39 +226,52 @@ class TelefoonAdapter(OneRecipientPerRequest):
         return _parse(self.request_json("POST", "/messages", json=self._send_body(message))).accepted()
 
     def find_sent(self, message: OutboundMessage, window: SentWindow) -> SentMatches:
-        """The outbound messages to ``message.recipient`` created within ``window``: with its
-        text (``exact``) or a rewriting of it (``near``), oldest first
-        (:class:`~sms_worker.providers.base.FindsSent`).
+        """The outbound messages to ``message.recipient`` from its sender (``from``: its own, or
+        the account's ``default_sender``) created within ``window``: with its text (``exact``),
+        or oldest first a rewriting of it or no ``body`` at all (``near``: it may be ours)
+        (:class:`~sms_worker.providers.base.FindsSent`). A message from another sender is not
+        ours, whatever its text (another user of the key); one whose sender differs only as a
+        provider rewrites text may be (``near``).
 
         The listing filters by ``direction`` and ``status`` only (no time, no recipient), and is
         oldest first with a ``total``, so the window is found by position: the first page (of
         one message) gives the total and the provider's clock (its ``Date``, see
         :func:`_provider_window`); a binary search over pages of one finds the first message
         created in the window; pages of ``MAX_PAGE_SIZE`` are read from there until one goes past
-        the window's end. About ``log2(total)`` small requests and one page per hundred messages
-        the account took during the window, however busy it was since. A listed message without
+        the window's end. If the first page read starts inside the window (messages before it
+        were erased since the search), the page before it is read too, until one starts before
+        the window. About ``log2(total)`` small requests and one page per hundred messages the
+        account took during the window, however busy it was since. A listed message without
         ``date_created`` cannot be placed: BAD_RESPONSE."""
         asked_at, started = window.now(), time.monotonic()
         first = self._page(1, 1, _OUTBOUND)
         if first.total is None:
             raise bad_response("the message listing has no total")
-        low, high = _provider_window(window, asked_at, first.server_time, time.monotonic() - started)
-        position = self._first_created_since(low, first.total)
+        offset = first.server_time - asked_at if first.server_time is not None else timedelta(0)
+        low, high = _provider_window(window, offset, time.monotonic() - started)
+        page = (self._first_created_since(low, first.total) - 1) // MAX_PAGE_SIZE + 1
+        listed = self._listed(page)
+        while page > 1 and (not listed or listed[0].date_created is None or listed[0].date_created >= low):
+            page -= 1
+            listed = self._listed(page)
+        sender = message.sender or self._default_sender
         exact: list[Accepted] = []
         near: list[Accepted] = []
-        page = (position - 1) // MAX_PAGE_SIZE + 1
         while True:
-            listed = [_parse(entry) for entry in self._page(page, MAX_PAGE_SIZE, _OUTBOUND).entries]
             for m in listed:
-                if m.to != message.recipient or m.body is None or (m.date_created is not None and not low <= m.date_created <= high):
+                if m.to != message.recipient or (m.date_created is not None and not low <= m.date_created <= high):
                     continue
-                if m.body == message.text:
+                if m.sender == sender and m.body == message.text:
                     exact.append(m.accepted())
-                elif rewritten_alike(m.body, message.text):
+                elif alike(m.sender, sender) and (m.body is None or alike(m.body, message.text)):
                     near.append(m.accepted())
             if len(listed) < MAX_PAGE_SIZE or any(m.date_created is not None and m.date_created > high for m in listed):
-                return SentMatches(tuple(exact), tuple(near))
+                return SentMatches(Searched(low - offset, high - offset), tuple(exact), tuple(near))
             page += 1
+            listed = self._listed(page)
+
+    def _listed(self, page: int) -> list[TelefoonMessage]:
+        return [_parse(entry) for entry in self._page(page, MAX_PAGE_SIZE, _OUTBOUND).entries]
 
     def _first_created_since(self, moment: datetime, total: int) -> int:
         """The position (from 1) of the first outbound message created at or after ``moment``;
@@ -351,15 +367,14 @@ class _Page:
     """The answer's ``Date``: the provider's clock, to the second."""
 
 
-def _provider_window(window: SentWindow, asked_at: datetime, server: datetime | None, round_trip: float) -> tuple[datetime, datetime]:
+def _provider_window(window: SentWindow, offset: timedelta, round_trip: float) -> tuple[datetime, datetime]:
     """``window`` on the provider's clock, as bounds its ``date_created`` can be compared with.
 
-    The offset of its clock from ours is read from the first answer: ``Date`` (whole seconds,
+    The ``offset`` of its clock from ours is read from the first answer: ``Date`` (whole seconds,
     made between our request and its answer) less our clock when the request left, so the true
     offset is within ``round_trip`` below and a second above. ``date_created`` is whole seconds
     too (truncated: a second below). Without a ``Date`` the clocks are taken to agree. Either way
     ``window.slack`` widens both sides."""
-    offset = server - asked_at if server is not None else timedelta(0)
     low = window.start + offset - timedelta(seconds=round_trip + 1) - window.slack
     high = window.end + offset + timedelta(seconds=1) + window.slack
     return low, high

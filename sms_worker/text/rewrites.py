@@ -1,4 +1,4 @@
-"""Whether a text a provider lists may be one of ours that it rewrote on the way in.
+"""Whether a text (or a sender) a provider lists may be one of ours that it rewrote on the way in.
 
 Providers rewrite what they are sent: they trim and collapse spaces, normalise Unicode, fold
 letters into GSM-7 (Telekom SK's ``unicode=false`` strips diacritics), replace typographic
@@ -24,6 +24,6 @@ def comparable(text: str) -> str:
     return _SPACES.sub(" ", unidecode(unicodedata.normalize("NFKC", text)).casefold()).strip()
 
 
-def rewritten_alike(listed: str, ours: str) -> bool:
-    """True if ``listed`` is not ``ours`` but may be it rewritten by the provider."""
-    return listed != ours and comparable(listed) == comparable(ours)
+def alike(listed: str, ours: str) -> bool:
+    """True if ``listed`` is ``ours``, or may be it rewritten by the provider (a text, a sender)."""
+    return listed == ours or comparable(listed) == comparable(ours)

@@ -9,7 +9,8 @@ again. A near match under the policy give-up: ``unknown``, not sent again. A que
 used (:mod:`sms_worker.dispatch.lookup`). A failure: the decision of :class:`~sms_worker.dispatch.policy.RetryPolicy`
 (retry, on the same account only if the provider may have it; a final status; or, for an
 account-wide fault, back to routing with the account paused and the attempt not counted). A call
-not made after all (:class:`~sms_worker.dispatch.batch.NotSent`) comes back without counting.
+not made after all (:class:`~sms_worker.dispatch.batch.NotSent`) comes back without counting, the
+row as it was before it (a resend over a near match is not flagged by a call that never went out).
 """
 
 from __future__ import annotations
@@ -55,7 +56,7 @@ class Record(Stage):
             elif isinstance(outcome, Unanswered):
                 batch.settle(item, self._ask_again(item, outcome.failure, now))
             elif isinstance(outcome, NotSent):
-                batch.settle(item, Defer(outcome.until, outcome.reason, counted=False))
+                batch.settle(item, _not_sent(item, outcome))
             elif isinstance(outcome, Failure):
                 if outcome.pauses_account:
                     pause_for(self._rt.redis, item.account or "", outcome)
@@ -69,7 +70,7 @@ class Record(Stage):
         have come (an account-wide fault, such as a key refused on the listing, pauses the
         account as on a send, and the message waits for it)."""
         account = item.account or ""
-        if failure.kind is ErrorKind.PERMANENT and failure.account_wide:
+        if failure.pauses_account:
             pause_for(self._rt.redis, account, failure)
             until = now + PAUSE_RECHECK
             reason = f"asking {account} whether it has the message failed ({failure}); account paused, nothing sent"
@@ -77,6 +78,22 @@ class Record(Stage):
             until = now + self._policy.backoff(max(0, item.row.attempts - 1))
             reason = f"asking {account} whether it has the message failed ({failure}); nothing sent, no retry used"
         return Defer(until, f"{reason}; asked again at {until.isoformat()}", item.row.status, failure.code)
+
+
+def _not_sent(item: Item, outcome: NotSent) -> Defer:
+    """A call not made after all: the attempt does not count, and the row is as it was before
+    it, what its provider was asked said in its history. A message sent again over a near match
+    is unsure since the lost attempt again and flagged only as it was before: the calling
+    statement flagged it in case the call went out (a worker lost during it leaves it flagged:
+    :class:`~sms_worker.dispatch.calls.LostAttempt`), and no second copy was made. Asked again,
+    the near match is found again and its policy decides again."""
+    if isinstance(item.asked, NearMatch):
+        reason = f"{outcome.reason}; {_near(item, item.asked)}: asked again before any resend, no possible duplicate yet"
+        return Defer(outcome.until, reason, counted=False, unsure_since=item.row.unsure_since, possible_duplicate=item.row.possible_duplicate)
+    if isinstance(item.asked, Absent):
+        reason = f"{outcome.reason}; {item.account} had not the message from the ambiguous attempt, so it is sent again, no duplicate"
+        return Defer(outcome.until, reason, counted=False)
+    return Defer(outcome.until, outcome.reason, counted=False)
 
 
 def _possible_duplicate(item: Item) -> str:
@@ -92,8 +109,8 @@ def _possible_duplicate(item: Item) -> str:
 
 def _near(item: Item, near: NearMatch) -> str:
     return (
-        f"{item.account} lists {near.listed.provider_message_id}, a message to this recipient from the ambiguous attempt whose text "
-        "differs from this one's only as a provider rewrites text"
+        f"{item.account} lists {near.listed.provider_message_id}, a message to this recipient from the ambiguous attempt that may be "
+        "this one (its text or sender differs only as a provider rewrites text, or its text is not listed)"
     )
 
 

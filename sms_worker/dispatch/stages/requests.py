@@ -23,6 +23,13 @@ from sms_worker.runtime import Runtime
 log = get_logger("dispatch")
 MAX_WINDOW_WAIT = 2.0
 """Seconds a request may wait for its place in the send window before its message goes back."""
+HAND_OVER = timedelta(seconds=1)
+"""Allowed for a request's hand-over to a thread once its place in the send window is taken."""
+LATEST_DEPARTURE = timedelta(seconds=MAX_WINDOW_WAIT) + HAND_OVER
+"""The latest a request leaves after its call was recorded as started (``called_at``, our
+clock). :func:`call` refuses to make it later, so the time in which a lost attempt may have
+reached the provider is bounded: its start, this, and the exchange's deadline
+(:func:`~sms_worker.dispatch.lookup.window_of` searches that window)."""
 AHEAD = 64
 """Most places taken ahead in an account's send window while it is at most half full."""
 
@@ -84,8 +91,8 @@ class Departures:
     waiting: list[_Waiting] = field(default_factory=list)
     credit: dict[str, _Credit] = field(default_factory=dict)
 
-    def __bool__(self) -> bool:
-        return bool(self.waiting)
+    def __len__(self) -> int:
+        return len(self.waiting)
 
     def add(self, units: list[Unit]) -> None:
         now = time.monotonic()
@@ -147,7 +154,17 @@ def call(rt: Runtime, unit: Unit) -> list[Outcome]:
     """One request's outcomes, one per message: whatever happens, never an exception. The whole
     adapter call (a re-login included) ends within ``http_timeout_seconds``. An adapter that
     raises (a bug) or answers the wrong number of outcomes crashed: the request may have gone
-    out, so the failure is ambiguous (``ADAPTER_CRASH``)."""
+    out, so the failure is ambiguous (``ADAPTER_CRASH``). A request that would leave later than
+    :data:`LATEST_DEPARTURE` after its call was recorded (a busy pool, a starved process) is
+    not made: :class:`NotSent`, its messages back to wait."""
+    now = rt.clock.now()
+    late = now - min(item.called_at or now for item in unit)
+    if late > LATEST_DEPARTURE:
+        reason = (
+            f"not sent: the call would have left {late.total_seconds():.1f} s after it was recorded as started, later than the "
+            f"{LATEST_DEPARTURE.total_seconds():.0f} s a question about a lost attempt allows for"
+        )
+        return [NotSent(reason, now)] * len(unit)
     adapter = rt.accounts[unit[0].account or ""].adapter
     messages = [item.message for item in unit if item.message is not None]
     try:

@@ -3,14 +3,17 @@
 - **Asked first, where the provider can say.** A message unsure since an ambiguous attempt, on
   an account whose API can be asked, is looked for in the provider's listing before any call
   (:mod:`~sms_worker.dispatch.lookup`), in the same pool and slots as the calls: a question, not
-  an attempt. Found: adopted; not there: on to be called like the rest.
+  an attempt. Found: adopted; not there: on to be called like the rest. A question never takes
+  the slot of a call already recorded as started, and one message to a recipient is asked about
+  at a time on an account.
 - **Calling is recorded first.** Before a group of requests starts, one statement turns their
   rows from ``claimed`` to ``calling`` and counts the attempt, fenced by the claim: a claim the
   recovery sweep took back is not called (:class:`~sms_worker.dispatch.calls.CallRecord`). After a crash, ``claimed`` means "never reached a
   provider" and ``calling`` "may have": the database, not Redis, knows which.
 - **Departures paced.** A recorded request then takes its place in its account's send window
   and is handed to the process's pool (:class:`~.requests.Departures`); it runs under a
-  deadline for the whole exchange (:func:`~.requests.call`).
+  deadline for the whole exchange (:func:`~.requests.call`), and is not made at all if it would
+  leave later than :data:`~.requests.LATEST_DEPARTURE` after it was recorded.
 - **Concurrency.** Up to ``http_concurrency`` requests run at once; free slots are refilled once
   half of them are free, or sooner after a short stall, so slow calls never hold up the rest.
 - **Outcomes as they come.** Finished calls go downstream (health, record), which writes what
@@ -35,7 +38,7 @@ from datetime import timedelta
 from typing import Any
 
 from sms_worker.dispatch.batch import Absent, Answer, Batch, Defer, Item, NearMatch, Outcome, Skip
-from sms_worker.dispatch.calls import CallRecord
+from sms_worker.dispatch.calls import CallRecord, LostAttempt
 from sms_worker.dispatch.lookup import ask, needs_asking
 from sms_worker.dispatch.pipeline import Downstream, Stage
 from sms_worker.dispatch.policy import RetryPolicy
@@ -96,8 +99,7 @@ class Submit(Stage):
                 held_up = bool(busy) and not waiting and not departures and not questions and now - min(busy) >= SLOW_CALL
                 if held_up or look_for_high:
                     left = self._take_arrivals(batch, questions, waiting, left, min(left, free if held_up else limit), held_up)
-            while questions and free > 0:
-                item = questions.popleft()
+            for item in self._next_questions(questions, asking, free - len(departures)):
                 self._requests += 1
                 item.request = self._requests
                 asking[self._rt.http_pool.submit(ask, self._rt, item)] = (item, now)
@@ -138,6 +140,26 @@ class Submit(Stage):
             if needs_asking(self._rt, item):
                 questions.append(item)
         waiting.extend(units_of(self._rt, [item for item in items if not needs_asking(self._rt, item)]))
+
+    @staticmethod
+    def _next_questions(questions: deque[Item], asking: dict[Future[Answer], tuple[Item, float]], slots: int) -> list[Item]:
+        """Up to ``slots`` questions to ask now, taken out of ``questions``: the slots of calls
+        already recorded as started are not theirs (a question may hold its slot for the whole
+        look-up deadline, and a call must leave within
+        :data:`~.requests.LATEST_DEPARTURE`), and one message to a recipient is asked about at a
+        time on an account, so that two alike do not both adopt one copy (what the first adopts
+        is held when the second is asked: :func:`~sms_worker.dispatch.holders.adopt`)."""
+        busy = {(item.account, item.row.recipient) for item, _ in asking.values()}
+        chosen: list[Item] = []
+        for item in questions:
+            if len(chosen) >= slots:
+                break
+            if (item.account, item.row.recipient) not in busy:
+                busy.add((item.account, item.row.recipient))
+                chosen.append(item)
+        for item in chosen:
+            questions.remove(item)
+        return chosen
 
     def _answered(self, item: Item, answer: Answer, waiting: deque[Unit]) -> list[Item]:
         """Where a question's answer takes ``item``: settled (adopted, unanswered, or a near
@@ -202,10 +224,10 @@ class Submit(Stage):
         rt = self._rt
         now = rt.clock.now()
         started: set[uuid.UUID] = set()
-        for kind in {type(item.asked) for item in items}:
-            alike = [item for item in items if type(item.asked) is kind]
+        for lost in {LostAttempt.of(item.asked) for item in items}:
+            alike = [item for item in items if LostAttempt.of(item.asked) is lost]
             claims = list({item.claim_id for item in alike if item.claim_id is not None})
-            started |= self._calls.start([item.id for item in alike], claims, now, asked=alike[0].asked)
+            started |= self._calls.start([item.id for item in alike], claims, now, lost=lost)
         for item in items:
             if item.id in started:
                 item.attempt, item.first_attempt_at, item.called_at = item.row.attempts + 1, item.row.first_attempt_at or now, now

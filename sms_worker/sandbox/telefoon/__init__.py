@@ -44,7 +44,8 @@ What the document leaves open, and what this emulation assumes:
   (``TI`` ids, status ``received``, direction ``inbound``) so the list filters can be tried; a
   sandbox-only ``POST /telefoon/_sandbox/traffic`` (``{"count", "to", "from", "body"}``, no key)
   adds ``count`` outbound messages sent now by another user of the key, not in the submission
-  log, so the listing of a busy account can be tried.
+  log, so the listing of a busy account can be tried; with ``"body_listed": false`` they are
+  listed and got without ``body`` (the schema does not require it).
 - Status callbacks are accepted and recorded but not posted: nothing runs in the background.
 - Faults: ``latency`` and ``timeout`` process the request at once and hold only the answer;
   ``http_status`` answers a bare HTTP error (plain text, no Telefoon body); ``error_code``

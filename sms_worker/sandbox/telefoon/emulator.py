@@ -79,6 +79,8 @@ class Record:
     created: float
     lifecycle: Message | None
     """None for an inbound message, which stays ``received``."""
+    body_listed: bool = True
+    """False: its Message is rendered without ``body`` (sandbox traffic that asks for it)."""
 
 
 class Refusal(SmsWorkerError):
@@ -185,11 +187,15 @@ class Telefoon:
     async def _traffic(self, request: Request) -> Response:
         """Sandbox only, not Telefoon's: ``count`` outbound messages another sender on the same
         key sent now (``{"count", "to", "from", "body"}``, no key), taken as a send would take
-        them but not in the submission log, so a busy account's listing can be tried."""
+        them but not in the submission log, so a busy account's listing can be tried; with
+        ``"body_listed": false`` their Messages have no ``body``."""
         body = await json_body(request)
         count = body.get("count") if isinstance(body, dict) else None
         if not isinstance(count, int) or isinstance(count, bool) or not 1 <= count <= MAX_TRAFFIC:
             return JSONResponse({"error": f"body must be a JSON object with count from 1 to {MAX_TRAFFIC}"}, status_code=400)
+        body_listed = body.get("body_listed", True)
+        if not isinstance(body_listed, bool):
+            return JSONResponse({"error": "body_listed must be true or false"}, status_code=400)
         sent = {"to": body.get("to", "+31600000000"), "from": body.get("from", "ACME"), "body": body.get("body", "traffic")}
         try:
             _check_send(sent)
@@ -197,12 +203,12 @@ class Telefoon:
             return JSONResponse({"error": refusal.message or ERRORS[refusal.code][1]}, status_code=400)
         for _ in range(count):
             lifecycle = self._store.accept(VALIDITY_MINUTES, None, State.DELIVERED)
-            self._keep(f"{OUTBOUND_PREFIX}{lifecycle.id}", "outbound", sent, lifecycle)
+            self._keep(f"{OUTBOUND_PREFIX}{lifecycle.id}", "outbound", sent, lifecycle, body_listed=body_listed)
         return JSONResponse({"count": count}, status_code=201)
 
-    def _keep(self, message_id: str, direction: str, body: dict[str, Any], lifecycle: Message | None) -> Record:
+    def _keep(self, message_id: str, direction: str, body: dict[str, Any], lifecycle: Message | None, *, body_listed: bool = True) -> Record:
         text = str(body.get("body") or "")
-        record = Record(message_id, direction, body["from"], body["to"], text, count_parts(text, None), self._store.now(), lifecycle)
+        record = Record(message_id, direction, body["from"], body["to"], text, count_parts(text, None), self._store.now(), lifecycle, body_listed)
         self._records[message_id] = record
         return record
 
@@ -227,12 +233,13 @@ class Telefoon:
             "direction": record.direction,
             "from": record.sender,
             "to": record.to,
-            "body": record.body,
             "num_segments": record.segments,
             "price": str(PRICE_PER_SEGMENT * record.segments),
             "price_unit": PRICE_UNIT,
             "date_created": utc_timestamp(record.created, "seconds"),
         }
+        if record.body_listed:
+            message["body"] = record.body
         if record.lifecycle is not None and word in ("sent", "delivered", "undelivered"):
             message["date_sent"] = utc_timestamp(record.lifecycle.sent_at, "seconds")
         if error_code is not None:
