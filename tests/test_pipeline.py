@@ -142,7 +142,9 @@ def test_workers_deliver_by_priority_and_a_scheduled_message_on_time(pipeline_fo
     last_low = max(i for i, text in enumerate(order) if text.startswith("low"))
     assert max(high_positions) < last_low, "high messages waited behind the low backlog"
     [scheduled] = [s for s in submissions if s["text"] == "scheduled"]
-    assert send_at.timestamp() <= scheduled["received_ts"] <= send_at.timestamp() + 3.0
+    # Never early; on time give or take a starved host (make test runs four test processes on two
+    # cores): the bound is a few seconds, not the minutes a lost pointer would wait for the sweep.
+    assert send_at.timestamp() <= scheduled["received_ts"] <= send_at.timestamp() + 8.0
 
 
 def test_a_redis_flush_mid_run_loses_nothing(pipeline_for, sandbox, redis_client):
