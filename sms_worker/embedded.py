@@ -14,10 +14,13 @@ import subprocess
 import time
 import warnings
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import redis
+
+STOP_SECONDS = 10.0
+"""How long a redis-server asked to stop may take before it is killed."""
 
 
 def redis_server_binary() -> str:
@@ -99,11 +102,42 @@ def ensure_embedded_redis(home: Path) -> str:
 
 
 def stop_embedded_redis(home: Path) -> None:
+    """Stop the redis-server named by ``<home>/redis.pid`` (SIGTERM, then SIGKILL after
+    :data:`STOP_SECONDS`), wait until it is gone, and remove its pid and URL files."""
     pid_file = home / "redis.pid"
     if pid_file.exists():
         try:
-            os.kill(int(pid_file.read_text()), signal.SIGTERM)
-        except (ProcessLookupError, ValueError):
+            stop_process(int(pid_file.read_text()))
+        except ValueError:
             pass
         pid_file.unlink()
     (home / "redis.url").unlink(missing_ok=True)
+
+
+def stop_process(pid: int, timeout: float = STOP_SECONDS) -> None:
+    """SIGTERM to ``pid``, SIGKILL if it is still there after ``timeout`` s; returns once it is
+    gone (reaped, when it is this process's child)."""
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + timeout
+    while not _gone(pid):
+        if time.monotonic() > deadline:
+            with suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+            deadline = float("inf")
+        time.sleep(0.02)
+
+
+def _gone(pid: int) -> bool:
+    try:
+        if os.waitpid(pid, os.WNOHANG) != (0, 0):
+            return True
+    except ChildProcessError:
+        pass  # not our child: ask the kernel whether it still exists
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    return False
