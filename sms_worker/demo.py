@@ -30,6 +30,7 @@ from rich.table import Table
 from sms_worker.clock import SYSTEM_CLOCK
 from sms_worker.config import get_settings, reset_settings
 from sms_worker.embedded import STOP_SECONDS, ensure_embedded_redis, free_port, stop_embedded_redis
+from sms_worker.errors import SmsWorkerError
 from sms_worker.status import FINAL
 from sms_worker.stopping import StopRequested, StopSignals
 
@@ -138,7 +139,7 @@ DEMO_FAULTS = [
 ]
 
 
-class DemoFailed(Exception):
+class DemoFailed(SmsWorkerError):
     """The demo cannot go on (a child process exited, the sandbox did not start); ``str()`` says
     why and which log to read."""
 

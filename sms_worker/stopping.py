@@ -18,11 +18,13 @@ import select
 import signal
 from types import FrameType, TracebackType
 
+from sms_worker.errors import SmsWorkerError
+
 STOP_SIGNALS: tuple[signal.Signals, ...] = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 """Ctrl-C, ``kill`` and a closed terminal."""
 
 
-class StopRequested(Exception):
+class StopRequested(SmsWorkerError):
     """Raised by :meth:`StopSignals.check` once a stop signal has arrived; ``signal`` names it."""
 
     def __init__(self, received: signal.Signals) -> None:
