@@ -3,9 +3,9 @@
 One at a time per database: several processes started together (the Procfile's worker, scheduler
 and callback receiver each upgrade first) would otherwise all find the schema empty and all
 create it, and every one but the first fail. On PostgreSQL a transaction-scoped advisory lock
-(:data:`MIGRATION_LOCK`) is taken before Alembic reads the schema's revision; on SQLite a file lock
-beside the database file. The next process in line then finds the latest revision and does
-nothing.
+(:data:`MIGRATION_LOCK`, per schema) is taken before Alembic reads the schema's revision; on
+SQLite a file lock beside the database file. The next process in line then finds the latest
+revision and does nothing.
 """
 
 from __future__ import annotations
@@ -24,8 +24,9 @@ from sms_worker.db.engine import get_engine
 from sms_worker.embedded import file_lock
 
 MIGRATIONS = Path(__file__).with_name("migrations")
-MIGRATION_LOCK: Final = 0x736D735F6D696772
-"""PostgreSQL advisory lock key held while migrating ("sms_migr")."""
+MIGRATION_LOCK: Final = 0x736D7367
+"""PostgreSQL advisory lock class held while migrating ("smsg"), with the schema's hash as its key:
+schemas of one database (the tests') migrate side by side."""
 
 
 def alembic_config(url: str) -> Config:
@@ -69,7 +70,7 @@ def _run(url: str, migrate: Callable[[Config], None]) -> Migrated:
         try:
             with connection.begin():
                 if connection.dialect.name == "postgresql":
-                    connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK})")
+                    connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK}, hashtext(current_schema()))")
                 before = MigrationContext.configure(connection).get_current_revision()
                 config.attributes["connection"] = connection
                 migrate(config)
