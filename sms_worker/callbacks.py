@@ -12,8 +12,10 @@ session-key gateway document no callback at all). So the secret is a token in th
 the provider, per account: its ``callback_token`` in the providers file, else
 ``SMS_WORKER_CALLBACK_TOKEN``; it is compared in constant time (:func:`hmac.compare_digest`). An
 account with neither refuses every callback (403) unless ``SMS_WORKER_CALLBACKS_TRUSTED_NETWORK``
-says that only the providers can reach the receiver, and the receiver does not start when no
-account could take a callback (:class:`CallbacksUnauthenticated`).
+says that only the providers can reach the receiver. When no account has a token at all, the
+receiver (:func:`serve_callbacks`) uses the deployment's generated one,
+``<home>/callback_token`` (:mod:`sms_worker.callback_token`); an app built without any
+(:func:`create_callback_app`) refuses to exist (:class:`CallbacksUnauthenticated`).
 
 **Bodies.** A body the adapter cannot read (not JSON, not UTF-8, another content type, nested
 deeper than a parser goes, a field of the wrong type) answers 400, one longer than
@@ -48,6 +50,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from sms_worker.callback_token import generated_callback_token
 from sms_worker.dispatch.holders import holders
 from sms_worker.dispatch.receipts import Report, apply_receipts
 from sms_worker.dispatch.sql import MESSAGES
@@ -66,8 +69,9 @@ TRUSTED_NETWORK: Final = "SMS_WORKER_CALLBACKS_TRUSTED_NETWORK"
 
 
 class CallbacksUnauthenticated(SmsWorkerError):
-    """No account has a callback token and the network is not declared trusted: the receiver
-    would refuse every callback, so it does not start. ``str()`` says what to set."""
+    """No account has a callback token and the network is not declared trusted: an app built so
+    would refuse every callback, so it is not built (:func:`serve_callbacks` uses the generated
+    token instead). ``str()`` says what to set."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,10 +198,22 @@ def _error(status: int, field: str, reason: str) -> JSONResponse:
 
 def serve_callbacks(host: str, port: int) -> None:
     """Serve :func:`create_callback_app` on ``host``:``port`` until stopped, on a runtime of its
-    own that is closed on the way out; :class:`CallbacksUnauthenticated` before listening when
-    no account could take a callback."""
+    own that is closed on the way out. With no callback token configured anywhere and no trusted
+    network, the deployment's generated token stands for SMS_WORKER_CALLBACK_TOKEN, and the log
+    says where it is kept (never the token)."""
     rt = build_runtime()
     try:
+        if not rt.settings.callbacks_trusted_network and all(callback_token(rt, name) is None for name in rt.accounts):
+            generated = generated_callback_token(rt.settings.home)
+            rt.settings = rt.settings.model_copy(update={"callback_token": generated.token})
+            log.warning(
+                "no callback token is configured: using the one %s %s (mode 0600); give each provider the callback URL "
+                "http://%s:%d/callbacks/<account>?token=<that file's contents>, or set SMS_WORKER_CALLBACK_TOKEN to choose your own",
+                "generated in" if generated.created else "kept in",
+                generated.path,
+                host,
+                port,
+            )
         uvicorn.run(create_callback_app(rt), host=host, port=port, log_level="warning")
     finally:
         rt.close()

@@ -27,6 +27,12 @@ class Settings(BaseSettings):
     home: Path = Field(Path(".sms_worker"), description="Directory for the embedded database and Redis.")
     database_url: str | None = Field(None, description="SQLAlchemy URL; default: SQLite file under home.")
     redis_url: str | None = Field(None, description="Redis URL; default: an embedded redis-server under home.")
+    redis_wait_seconds: float = Field(
+        30,
+        ge=0,
+        description="How long a long-running process (worker, scheduler, Flower, callbacks) waits at start for Redis to answer: "
+        "the one redis_url names, else the embedded one that `sms-worker redis` runs.",
+    )
 
     batch_size: int = Field(100, ge=1, le=1000, description="Messages a dispatch task claims at once.")
     http_concurrency: int = Field(8, ge=1, le=512, description="Provider calls in flight per worker process.")
@@ -110,7 +116,8 @@ class Settings(BaseSettings):
     callbacks_trusted_network: bool = Field(
         False,
         description="True: the callback receiver is reachable only by the providers, so an account without a callback token takes "
-        "callbacks without one. False: such an account's callbacks are refused, and the receiver will not start if no account has a token.",
+        "callbacks without one. False: such an account's callbacks are refused; if no account has a token, the receiver uses the one "
+        "generated in home/callback_token.",
     )
 
     @field_validator("database_url")

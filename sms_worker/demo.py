@@ -29,8 +29,10 @@ from rich.table import Table
 
 from sms_worker.clock import SYSTEM_CLOCK
 from sms_worker.config import get_settings, reset_settings
-from sms_worker.embedded import ensure_embedded_redis, free_port, stop_embedded_redis
+from sms_worker.embedded import STOP_SECONDS, ensure_embedded_redis, free_port, stop_embedded_redis
+from sms_worker.errors import SmsWorkerError
 from sms_worker.status import FINAL
+from sms_worker.stopping import StopRequested, StopSignals
 
 if TYPE_CHECKING:
     from sms_worker.views import MessageHistory
@@ -137,8 +139,14 @@ DEMO_FAULTS = [
 ]
 
 
+class DemoFailed(SmsWorkerError):
+    """The demo cannot go on (a child process exited, the sandbox did not start); ``str()`` says
+    why and which log to read."""
+
+
 class Processes:
-    """The demo's child processes, each logging to a file, all stopped together."""
+    """The demo's child processes, each in a process group of its own and logging to a file, all
+    stopped together."""
 
     def __init__(self, log_dir: Path) -> None:
         self.log_dir = log_dir
@@ -152,30 +160,61 @@ class Processes:
     def check_alive(self) -> None:
         for name, child in self.children:
             if child.poll() is not None:
-                raise RuntimeError(f"{name} exited with code {child.returncode}; see {self.log_dir / (name + '.log')}")
+                raise DemoFailed(f"{name} exited with code {child.returncode}; see {self.log_dir / (name + '.log')}")
 
     def stop(self) -> None:
+        """SIGTERM to every child's group, SIGKILL to the groups of those still running after
+        :data:`~sms_worker.embedded.STOP_SECONDS`, and SIGKILL once more to every group, for a
+        process a child forked (a Celery pool process) that its parent left behind."""
         for _, child in self.children:
             if child.poll() is None:
-                os.killpg(child.pid, signal.SIGTERM)
+                _signal_group(child.pid, signal.SIGTERM)
+        deadline = time.monotonic() + STOP_SECONDS
         for _, child in self.children:
             try:
-                child.wait(10)
+                child.wait(max(0.0, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
-                os.killpg(child.pid, signal.SIGKILL)
+                _signal_group(child.pid, signal.SIGKILL)
+                child.wait()
+        for _, child in self.children:
+            _signal_group(child.pid, signal.SIGKILL)
 
 
-def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
+def _signal_group(pgid: int, signum: signal.Signals) -> None:
+    try:
+        os.killpg(pgid, signum)
+    except ProcessLookupError:
+        pass
 
 
 def run_demo(*, exit_when_done: bool, timeout: float = 180.0) -> int:
-    """Run the demo; 0 when every message reached its expected status. Ctrl-C, ``kill`` (SIGTERM)
-    and a closed terminal (SIGHUP) all stop its child processes and the bundled Redis with it."""
-    for stop_signal in (signal.SIGTERM, signal.SIGHUP):
-        signal.signal(stop_signal, _interrupt)
+    """Run the demo. Exit codes: 0 when every message reached its expected status, or when it is
+    stopped without ``exit_when_done``; 1 when a message did not, or the demo could not go on
+    (:class:`DemoFailed`); 130 when it is stopped with ``exit_when_done`` before every message is
+    final. Ctrl-C (SIGINT), ``kill`` (SIGTERM) and a closed terminal (SIGHUP) stop it at any
+    point of its start, run or stop (:mod:`sms_worker.stopping`): every child process and the
+    bundled Redis have exited when it returns, and a second signal changes nothing."""
     console = Console(width=max(Console().width, 130))
     home = (get_settings().home / "demo").resolve()
+    processes = Processes(home / "logs")
+    with StopSignals() as stop:
+        try:
+            return _run(console, home, processes, stop, exit_when_done=exit_when_done, timeout=timeout)
+        except StopRequested as stopped:
+            console.print(f"Stopping the demo ({stopped.signal.name}): its workers, scheduler, sandbox, Flower and Redis.")
+            return 130 if exit_when_done else 0
+        except DemoFailed as error:
+            console.print(f"[red]The demo stopped: {error}[/red]")
+            return 1
+        finally:
+            processes.stop()
+            stop_embedded_redis(home)
+            if stop.received is not None:
+                console.print("Stopped: every process the demo started has exited.")
+
+
+def _run(console: Console, home: Path, processes: Processes, stop: StopSignals, *, exit_when_done: bool, timeout: float) -> int:
+    """The demo's start, run and wait, each step begun only while no stop was asked for."""
     stop_embedded_redis(home)
     shutil.rmtree(home, ignore_errors=True)
     (home / "logs").mkdir(parents=True)
@@ -196,56 +235,58 @@ def run_demo(*, exit_when_done: bool, timeout: float = 180.0) -> int:
     for inherited in ("SMS_WORKER_REDIS_URL",):
         os.environ.pop(inherited, None)
     reset_settings()
-    processes = Processes(home / "logs")
-    try:
-        os.environ["SMS_WORKER_REDIS_URL"] = ensure_embedded_redis(home)
-        reset_settings()
-        from sms_worker.db.migrate import upgrade
+    stop.check()
+    os.environ["SMS_WORKER_REDIS_URL"] = ensure_embedded_redis(home)
+    reset_settings()
+    stop.check()
+    from sms_worker.db.migrate import upgrade
 
-        upgrade(get_settings().resolved_database_url)
-        processes.start("sandbox", "sandbox", "--port", str(sandbox_port))
-        processes.start("worker", "worker", "--concurrency", "2")
-        processes.start("scheduler", "scheduler")
-        processes.start("flower", "flower", "--port", str(flower_port))
-        _wait_for_sandbox(sandbox_port, processes)
-        for rule in DEMO_FAULTS:
-            httpx.post(f"http://127.0.0.1:{sandbox_port}/_sandbox/faults", json=rule).raise_for_status()
-        console.print(f"[bold]sms_worker demo[/bold]: state in {home}, logs in {home / 'logs'}")
-        ok = _send_and_watch(console, processes, timeout)
-        flower_url = f"http://127.0.0.1:{flower_port}"
-        console.print(f"Flower (workers, tasks, queues): [link={flower_url}]{flower_url}[/link]")
-        if exit_when_done:
-            return 0 if ok else 1
-        console.print("Press Ctrl-C to stop the demo.")
-        while True:
-            processes.check_alive()
-            time.sleep(1)
-    except KeyboardInterrupt:
-        return 0
-    finally:
-        for stop_signal in (signal.SIGTERM, signal.SIGHUP):
-            signal.signal(stop_signal, signal.SIG_IGN)
-        processes.stop()
-        stop_embedded_redis(home)
+    upgrade(get_settings().resolved_database_url)
+    for name, *args in (
+        ("sandbox", "sandbox", "--port", str(sandbox_port)),
+        ("worker", "worker", "--concurrency", "2"),
+        ("scheduler", "scheduler"),
+        ("flower", "flower", "--port", str(flower_port)),
+    ):
+        stop.check()
+        processes.start(name, *args)
+    _wait_for_sandbox(sandbox_port, processes, stop)
+    for rule in DEMO_FAULTS:
+        httpx.post(f"http://127.0.0.1:{sandbox_port}/_sandbox/faults", json=rule).raise_for_status()
+    console.print(f"[bold]sms_worker demo[/bold]: state in {home}, logs in {home / 'logs'}")
+    ok = _send_and_watch(console, processes, stop, timeout)
+    flower_url = f"http://127.0.0.1:{flower_port}"
+    console.print(f"Flower (workers, tasks, queues): [link={flower_url}]{flower_url}[/link]")
+    if exit_when_done:
+        return 0 if ok else 1
+    console.print("Press Ctrl-C to stop the demo.")
+    while True:
+        processes.check_alive()
+        stop.wait(1)
+        stop.check()
 
 
-def _wait_for_sandbox(port: int, processes: Processes) -> None:
+def _wait_for_sandbox(port: int, processes: Processes, stop: StopSignals) -> None:
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
+        stop.check()
         processes.check_alive()
         try:
             httpx.get(f"http://127.0.0.1:{port}/_sandbox/faults", timeout=1).raise_for_status()
             return
         except httpx.HTTPError:
-            time.sleep(0.2)
-    raise RuntimeError("the sandbox did not start within 30 s")
+            stop.wait(0.2)
+    raise DemoFailed(f"the sandbox did not start within 30 s; see {processes.log_dir / 'sandbox.log'}")
 
 
-def _send_and_watch(console: Console, processes: Processes, timeout: float) -> bool:
+def _send_and_watch(console: Console, processes: Processes, stop: StopSignals, timeout: float) -> bool:
     from sms_worker.producer import send_sms
     from sms_worker.views import message_history
 
-    sent = [(item, send_sms(**item.request)) for item in demo_messages()]
+    sent = []
+    for item in demo_messages():
+        stop.check()
+        sent.append((item, send_sms(**item.request)))
     final = {s.value for s in FINAL}
     deadline = time.monotonic() + timeout
     with Live(console=console, refresh_per_second=4) as live:
@@ -255,7 +296,8 @@ def _send_and_watch(console: Console, processes: Processes, timeout: float) -> b
             live.update(_table(rows))
             if all(found.message["status"] in final for _, found in rows) or time.monotonic() > deadline:
                 break
-            time.sleep(0.5)
+            stop.wait(0.5)
+            stop.check()
     console.print()
     wrong = [(item.label, found.message["status"], item.expected) for item, found in rows if found.message["status"] != item.expected]
     for label, status, expected in wrong:

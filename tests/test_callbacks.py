@@ -9,12 +9,14 @@ import time
 import uuid
 from collections.abc import Callable
 
+import httpx
 import pytest
 import uvicorn
 from conftest import PYTHON, ThreadedSandbox, process_env, promote_once, wait_until
 from pydantic import SecretStr
 from starlette.testclient import TestClient
 
+from sms_worker.callback_token import generated_callback_token
 from sms_worker.callbacks import MAX_BODY, MAX_RECEIPTS, CallbacksUnauthenticated, create_callback_app
 from sms_worker.config import Settings
 from sms_worker.dispatch.service import dispatch_batch
@@ -254,16 +256,60 @@ def test_without_any_callback_token_the_receiver_refuses_to_start_unless_the_net
         runtime.close()
 
 
-def test_the_callbacks_command_will_not_start_without_a_token_and_says_what_to_set(settings_for):
-    env = process_env(settings_for())
-
-    done = subprocess.run(
-        [PYTHON, "-m", "sms_worker.cli", "callbacks", "--port", str(free_port())], capture_output=True, text=True, env=env, timeout=60
+def test_the_callbacks_command_without_any_token_generates_one_in_its_home_and_takes_only_callbacks_carrying_it(
+    settings_for, redis_client, sandbox, clock
+):
+    """Issue 15: with no token anywhere the receiver used to refuse to start, which stopped a fresh
+    `honcho start`. It now keeps a generated token in SMS_WORKER_HOME/callback_token (0600), says
+    where (never the token), and refuses a callback without it."""
+    settings = settings_for()
+    port = free_port()
+    receiver = subprocess.Popen(
+        [PYTHON, "-m", "sms_worker.cli", "callbacks", "--port", str(port)],
+        env=process_env(settings),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
+    runtime = build_runtime(settings, waker=NoWaker(), clock=clock)
+    try:
+        message_id = send_sms("+421901234567", "callback me", runtime=runtime)
+        promote_once(runtime)
+        assert dispatch_batch(runtime).accepted == 1
+        callback = TELEKOM_SK_CALLBACK % ("DELIVERED", row(runtime, message_id)["provider_message_id"])
 
-    assert done.returncode == 2
-    assert done.stderr.startswith("error: SMS_WORKER_CALLBACK_TOKEN: no account has a callback token")
-    assert "Traceback" not in done.stderr
+        def post_to_receiver(token: str | None) -> httpx.Response:
+            params = {"token": token} if token is not None else {}
+            return httpx.post(
+                f"http://127.0.0.1:{port}/callbacks/telekom-sk", content=callback, params=params, headers={"content-type": "application/json"}
+            )
+
+        def listening() -> bool:
+            assert receiver.poll() is None, "the callback receiver exited"
+            try:
+                return post_to_receiver(None).status_code == 403
+            except httpx.TransportError:
+                return False
+
+        wait_until(listening, timeout=60, message="the callback receiver to listen")
+        token_file = settings.home.resolve() / "callback_token"
+        assert token_file.stat().st_mode & 0o777 == 0o600
+        token = token_file.read_text().strip()
+        assert len(token) >= 40
+
+        assert post_to_receiver("not-the-token").status_code == 403
+        assert row(runtime, message_id)["status"] == "submitted"
+        assert post_to_receiver(token).json()["changed"] == 1
+        assert row(runtime, message_id)["status"] == "delivered"
+    finally:
+        runtime.close()
+        receiver.terminate()
+        output = receiver.communicate(timeout=30)[0]
+    assert f"using the one generated in {token_file}" in output
+    assert token not in output
+    assert "Traceback" not in output
+    again = generated_callback_token(settings.home)
+    assert (again.token.get_secret_value(), again.created) == (token, False), "a restart keeps the same token"
 
 
 def test_each_account_takes_its_own_callback_token_and_an_account_without_one_refuses(settings_for, redis_client, clock, sandbox, tmp_path):

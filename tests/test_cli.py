@@ -359,7 +359,21 @@ def test_help_lists_every_command_and_what_send_takes():
     shown = cli("--help")
     assert shown.returncode == 0
     listed = re.findall(r"^  (\S+)\s+\S", shown.stdout.partition("Commands:")[2], re.M)
-    assert listed == ["worker", "scheduler", "sandbox", "callbacks", "flower", "send", "status", "accounts", "stats", "segments", "demo", "db"]
+    assert listed == [
+        "redis",
+        "worker",
+        "scheduler",
+        "sandbox",
+        "callbacks",
+        "flower",
+        "send",
+        "status",
+        "accounts",
+        "stats",
+        "segments",
+        "demo",
+        "db",
+    ]
 
     send = cli("send", "--help")
     assert send.returncode == 0

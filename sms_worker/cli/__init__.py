@@ -10,7 +10,7 @@ import sys
 
 import click
 
-from sms_worker.cli import accounts, callbacks, db, demo, flower, messages, sandbox, scheduler, segments, stats, worker
+from sms_worker.cli import accounts, callbacks, db, demo, embedded_redis, flower, messages, sandbox, scheduler, segments, stats, worker
 from sms_worker.cli.base import Group, configure_logging, echo_json
 
 
@@ -21,7 +21,7 @@ def root(ctx: click.Context) -> int:
 
     \b
     Processes, each until Ctrl-C or SIGTERM (the Procfile runs them all):
-      sandbox, worker, scheduler, callbacks, flower
+      redis, sandbox, worker, scheduler, callbacks, flower
     Talking to a running system: send, status, stats, accounts, segments
     To try it all at once: sms-worker demo
 
@@ -36,6 +36,7 @@ def root(ctx: click.Context) -> int:
 
 
 for command in (
+    embedded_redis.redis_server,
     worker.worker,
     scheduler.scheduler,
     sandbox.sandbox,

@@ -1,6 +1,6 @@
 """What every ``sms-worker`` command shares: logging, ``--json``, our errors in one format with
-one exit code, texts that begin with "-", a runtime for the command's length, and spellings
-kept for one release."""
+one exit code, texts that begin with "-", a runtime for the command's length, waiting for Redis
+before a long-running process starts, and spellings kept for one release."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import inspect
 import itertools
 import json
 import logging
+import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, is_dataclass
@@ -18,6 +19,7 @@ import click
 import redis
 from sqlalchemy.exc import DBAPIError
 
+from sms_worker.embedded import RedisUnavailable
 from sms_worker.errors import OutcomeUnknown, SettingsError, StoreUnavailable
 from sms_worker.outages import describe_outage, first_line
 from sms_worker.providers.accounts import ProvidersFileError
@@ -104,7 +106,9 @@ class Command(click.Command):
     ``SMS_WORKER_PROVIDERS_FILE`` (exit ``BAD_INPUT``); a :class:`StoreUnavailable` names the
     server, ``error: database: unreachable (...); nothing was written`` (exit ``UNAVAILABLE``,
     JSON ``"written": false``); an :class:`OutcomeUnknown` says so with the ids that may have
-    been written (exit ``OUTCOME_UNKNOWN``, JSON ``"written": null`` and ``"ids"``)."""
+    been written (exit ``OUTCOME_UNKNOWN``, JSON ``"written": null`` and ``"ids"``); a
+    :class:`RedisUnavailable` at a long-running process's start says what to run or set (exit
+    ``UNAVAILABLE``)."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -124,6 +128,8 @@ class Command(click.Command):
             if describe_outage(error) is None:
                 raise
             fail("database" if isinstance(error, DBAPIError) else "redis", f"unreachable ({first_line(error)})", UNAVAILABLE, ctx)
+        except RedisUnavailable as error:
+            fail("redis", str(error), UNAVAILABLE, ctx)
 
 
 class Group(Command, click.Group):
@@ -216,6 +222,18 @@ def deprecated_alias(group: click.Group, old: str) -> Group:
         invoke_without_command=group.invoke_without_command,
         help=f"Deprecated: use '{group.name}'.\n\n{inspect.cleandoc(group.help or '')}",
     )
+
+
+def wait_for_redis() -> None:
+    """Before a long-running process starts: wait for the deployment's Redis
+    (:func:`~sms_worker.embedded.await_redis`, :class:`RedisUnavailable` when it does not come),
+    then pin its URL in ``SMS_WORKER_REDIS_URL`` for this process and the processes it forks, so
+    that none of them ever starts an embedded Redis that would outlive it."""
+    from sms_worker.config import get_settings, reset_settings
+    from sms_worker.embedded import await_redis
+
+    os.environ["SMS_WORKER_REDIS_URL"] = await_redis(get_settings())
+    reset_settings()
 
 
 @contextmanager

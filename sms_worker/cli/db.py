@@ -21,19 +21,19 @@ def db(ctx: click.Context) -> int:
 
 @db.command()
 def upgrade() -> int:
-    """Apply migrations up to the latest."""
+    """Apply migrations up to the latest.
+
+    Safe to run on every start, by several processes at once: they take turns, and each one
+    after the first finds the latest revision (the Procfile's processes each run it first).
+    """
     from sms_worker.config import get_settings
-    from sms_worker.db.migrate import current_revision
     from sms_worker.db.migrate import upgrade as apply_migrations
 
-    url = get_settings().resolved_database_url
-    before = current_revision(url)
-    apply_migrations(url)
-    after = current_revision(url)
-    if before == after:
-        click.echo(f"database is at the latest revision ({after})")
+    migrated = apply_migrations(get_settings().resolved_database_url)
+    if migrated.before == migrated.after:
+        click.echo(f"database is at the latest revision ({migrated.after})")
     else:
-        click.echo(f"database upgraded from {before or 'empty'} to revision {after}")
+        click.echo(f"database upgraded from {migrated.before or 'empty'} to revision {migrated.after}")
     return 0
 
 

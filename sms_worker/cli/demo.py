@@ -15,7 +15,10 @@ def demo(exit_when_done: bool, timeout: float) -> int:
 
     Starts a bundled Redis, a SQLite database, the provider sandbox, two workers, the scheduler
     and Flower under SMS_WORKER_HOME/demo, sends a mix of messages and shows a live table.
-    Without --exit-when-done it keeps running until Ctrl-C, which stops everything it started.
+    Without --exit-when-done it keeps running until Ctrl-C, kill (SIGTERM) or a closed terminal
+    (SIGHUP), which stop everything it started, at any moment, then exits 0. With it, the exit
+    code is 0 if every message ended as expected, 1 if not, 130 if stopped before the end. A
+    child that exits on its own ends the demo with 1.
     """
     from sms_worker.demo import run_demo
 

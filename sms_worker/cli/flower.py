@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from sms_worker.cli.base import Command
+from sms_worker.cli.base import Command, wait_for_redis
 
 
 @click.command(cls=Command)
@@ -13,10 +13,11 @@ def flower(port: int | None) -> int:
     """Run Flower, Celery's monitor, for this deployment.
 
     It shows workers, tasks and Celery's queues of wake-ups; `sms-worker stats` shows the
-    messages waiting.
+    messages waiting. Waits for Redis first.
     """
     from sms_worker.config import get_settings
     from sms_worker.tasks.programs import run_flower
 
+    wait_for_redis()
     run_flower(port or get_settings().flower_port)
     return 0

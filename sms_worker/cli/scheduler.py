@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from sms_worker.cli.base import Command, loglevel_option
+from sms_worker.cli.base import Command, loglevel_option, wait_for_redis
 
 
 @click.command(cls=Command)
@@ -15,9 +15,10 @@ def scheduler(loglevel: str) -> int:
     Beat runs the sweeps and the status poller. The loop moves scheduled messages to their
     queues when due, keeps workers awake while messages wait, rebuilds Redis's queues after
     Redis lost them and takes back the messages of workers that died. Run one per deployment,
-    like any Celery beat; Ctrl-C or SIGTERM stops it.
+    like any Celery beat; Ctrl-C or SIGTERM stops it. Waits for Redis first.
     """
     from sms_worker.scheduler import run_scheduler
 
+    wait_for_redis()
     run_scheduler()
     return 0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from sms_worker.cli.base import Command, loglevel_option
+from sms_worker.cli.base import Command, loglevel_option, wait_for_redis
 
 
 @click.command(cls=Command)
@@ -29,10 +29,11 @@ def worker(concurrency: int, queues: str | None, loglevel: str, hostname: str | 
 
     Each wake-up pops the most urgent due messages, routes each to an account within its rate
     limit and sends it. Run as many as needed, on any host that reaches Redis and the database;
-    Ctrl-C or SIGTERM stops one after its current batch.
+    Ctrl-C or SIGTERM stops one after its current batch. Waits for Redis first.
     """
     from sms_worker.tasks.programs import run_worker
 
+    wait_for_redis()
     chosen = {"queues": queues.split(",")} if queues else {}
     run_worker(concurrency=concurrency, loglevel=loglevel, hostname=hostname, **chosen)
     return 0
