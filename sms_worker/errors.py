@@ -20,6 +20,16 @@ class SettingsError(SmsWorkerError, ValueError):
         super().__init__(f"{variable}: {reason}")
 
 
+class NotMigrated(SmsWorkerError, RuntimeError):
+    """The database's schema is not the one this version needs: ``current`` is its revision
+    (None: no schema at all), ``needed`` the latest. ``str()`` says what to run."""
+
+    def __init__(self, current: str | None, needed: str) -> None:
+        self.current, self.needed = current, needed
+        at = f"at revision {current}" if current else "empty"
+        super().__init__(f"not migrated ({at}, this version needs {needed}): run `sms-worker db upgrade`")
+
+
 class InvalidField(SmsWorkerError, ValueError):
     """One field of one message is wrong; ``str()`` names the field and the reason."""
 

@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 from conftest import PYTHON, process_env
 
+from sms_worker.db.migrate import latest_revision
+
 
 def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     return subprocess.run([PYTHON, "-m", "sms_worker.cli", *args], capture_output=True, text=True, env=env, timeout=60)
@@ -353,6 +355,36 @@ def test_python_reads_back_what_became_of_a_message_as_status_shows_it(settings_
     assert (found["message"]["status"], found["message"]["priority"], found["message"]["recipient"]) == ("queued", "high", "+42190****456")
     assert found == json.loads(cli("status", found["id"], "--json", env=env).stdout) | {"id": found["id"]}
     assert (missing, refused) == ("None", "id: 'not-an-id' is not a message id")
+
+
+def test_a_database_not_migrated_is_said_once_with_the_command_that_fixes_it(tmp_path, redis_url):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SMS_WORKER_")} | {
+        "SMS_WORKER_HOME": str(tmp_path),
+        "SMS_WORKER_REDIS_URL": redis_url,
+    }
+    commands = (
+        ["stats"],
+        ["status", "27d3680a-6a69-4a14-9571-345457d7ae74"],
+        ["send", "+421900123456", "hi"],
+        ["worker"],
+        ["scheduler"],
+        ["callbacks"],
+    )
+    needed = latest_revision()
+
+    for command in commands:
+        result = cli(*command, env=env)
+        errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+        assert (result.returncode, errors) == (
+            2,
+            [f"error: database: not migrated (empty, this version needs {needed}): run `sms-worker db upgrade`"],
+        ), command
+        assert "Traceback" not in result.stderr, command
+
+    assert cli("db", "upgrade", env=env).returncode == 0
+    sent = cli("send", "+421900123456", "hi", "--json", env=env)
+    assert sent.returncode == 0, sent.stderr
+    assert cli("status", json.loads(sent.stdout)["id"], env=env).returncode == 0
 
 
 def test_help_lists_every_command_and_what_send_takes():

@@ -19,6 +19,7 @@ import click
 import redis
 from sqlalchemy.exc import DBAPIError
 
+from sms_worker.db.migrate import NotMigrated, require_migrated
 from sms_worker.embedded import RedisUnavailable
 from sms_worker.errors import OutcomeUnknown, SettingsError, StoreUnavailable
 from sms_worker.outages import describe_outage, first_line
@@ -120,16 +121,36 @@ class Command(click.Command):
         except SettingsError as error:
             fail(error.variable, error.reason, BAD_INPUT, ctx)
         except StoreUnavailable as error:
+            if error.store == "database" and (behind := _not_migrated()) is not None:
+                fail("database", str(behind), BAD_INPUT, ctx, written=False)
             fail(error.store, error.reason, UNAVAILABLE, ctx, written=False)
         except OutcomeUnknown as error:
             ids = [str(message_id) for message_id in error.ids]
             fail("database", f"{error.reason}; id(s): {', '.join(ids)}", OUTCOME_UNKNOWN, ctx, written=None, ids=ids)
+        except NotMigrated as error:
+            fail("database", str(error), BAD_INPUT, ctx)
         except (DBAPIError, redis.RedisError) as error:
+            if isinstance(error, DBAPIError) and (behind := _not_migrated()) is not None:
+                fail("database", str(behind), BAD_INPUT, ctx)
             if describe_outage(error) is None:
                 raise
             fail("database" if isinstance(error, DBAPIError) else "redis", f"unreachable ({first_line(error)})", UNAVAILABLE, ctx)
         except RedisUnavailable as error:
             fail("redis", str(error), UNAVAILABLE, ctx)
+
+
+def _not_migrated() -> NotMigrated | None:
+    """Why a statement failed if it is the schema (a table or column missing: the database is
+    behind this version), else None; asked of the database, not read from the error's text."""
+    from sms_worker.config import get_settings
+
+    try:
+        require_migrated(get_settings().resolved_database_url)
+    except NotMigrated as behind:
+        return behind
+    except (DBAPIError, OSError):
+        return None
+    return None
 
 
 class Group(Command, click.Group):
@@ -222,6 +243,19 @@ def deprecated_alias(group: click.Group, old: str) -> Group:
         invoke_without_command=group.invoke_without_command,
         help=f"Deprecated: use '{group.name}'.\n\n{inspect.cleandoc(group.help or '')}",
     )
+
+
+def require_database() -> None:
+    """Before a long-running process that writes messages starts: the database reachable
+    (:class:`StoreUnavailable` otherwise, exit 3) and migrated to this version
+    (:class:`NotMigrated`, exit 2, saying to run ``sms-worker db upgrade``), so that it stops at
+    once, in one line, instead of failing in every task."""
+    from sms_worker.config import get_settings
+    from sms_worker.db.failures import reaching_the_database
+    from sms_worker.db.migrate import require_migrated
+
+    with reaching_the_database():
+        require_migrated(get_settings().resolved_database_url)
 
 
 def wait_for_redis() -> None:

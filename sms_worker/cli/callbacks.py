@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from sms_worker.cli.base import Command, wait_for_redis
+from sms_worker.cli.base import Command, require_database, wait_for_redis
 
 
 @click.command(cls=Command)
@@ -21,6 +21,7 @@ def callbacks(host: str | None, port: int | None) -> int:
     from sms_worker.callbacks import serve_callbacks
     from sms_worker.config import get_settings
 
+    require_database()
     wait_for_redis()
     settings = get_settings()
     serve_callbacks(host or settings.callback_host, port or settings.callback_port)

@@ -115,12 +115,12 @@ def send(
       sms-worker send +421900123456 "-5 % off today" --account telekom-sk --json
     """
     from sms_worker.config import get_settings
+    from sms_worker.db.engine import get_engine
     from sms_worker.db.failures import reaching_the_database
-    from sms_worker.db.migrate import upgrade
     from sms_worker.producer import send_sms_result
 
     with reaching_the_database():
-        upgrade(get_settings().resolved_database_url)
+        get_engine(get_settings().resolved_database_url).connect().close()
     options: dict[str, Any] = {
         "sender": sender,
         "priority": priority,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from sms_worker.cli.base import Command, loglevel_option, wait_for_redis
+from sms_worker.cli.base import Command, loglevel_option, require_database, wait_for_redis
 
 
 @click.command(cls=Command)
@@ -19,6 +19,7 @@ def scheduler(loglevel: str) -> int:
     """
     from sms_worker.scheduler import run_scheduler
 
+    require_database()
     wait_for_redis()
     run_scheduler()
     return 0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from sms_worker.cli.base import Command, loglevel_option, wait_for_redis
+from sms_worker.cli.base import Command, loglevel_option, require_database, wait_for_redis
 
 
 @click.command(cls=Command)
@@ -33,6 +33,7 @@ def worker(concurrency: int, queues: str | None, loglevel: str, hostname: str | 
     """
     from sms_worker.tasks.programs import run_worker
 
+    require_database()
     wait_for_redis()
     chosen = {"queues": queues.split(",")} if queues else {}
     run_worker(concurrency=concurrency, loglevel=loglevel, hostname=hostname, **chosen)

@@ -19,9 +19,11 @@ from typing import Final
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 
 from sms_worker.db.engine import get_engine
 from sms_worker.embedded import file_lock
+from sms_worker.errors import NotMigrated
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 MIGRATION_LOCK: Final = 0x736D7367
@@ -42,6 +44,24 @@ class Migrated:
 
     before: str | None
     after: str | None
+
+
+def latest_revision() -> str:
+    """The revision the migrations shipped with this version end at (``"0006"``)."""
+    head = ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()
+    assert head is not None, "the migrations have no head"
+    return head
+
+
+def require_migrated(url: str) -> None:
+    """Raise :class:`NotMigrated` unless the database at ``url`` is at :func:`latest_revision`.
+    No command but ``sms-worker db upgrade`` (and the demo, on its own database) migrates: a
+    database an operator runs is changed only when they say so."""
+    with get_engine(url).connect() as connection:
+        current = MigrationContext.configure(connection).get_current_revision()
+    needed = latest_revision()
+    if current != needed:
+        raise NotMigrated(current, needed)
 
 
 def upgrade(url: str, revision: str = "head") -> Migrated:
