@@ -12,6 +12,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
+import platformdirs
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import make_url
@@ -24,7 +25,10 @@ from sms_worker.errors import SettingsError
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="SMS_WORKER_", env_file=".env", extra="ignore", populate_by_name=True)
 
-    home: Path = Field(Path(".sms_worker"), description="Directory for the embedded database and Redis.")
+    home: Path = Field(
+        default_factory=lambda: platformdirs.user_data_path("sms_worker"),
+        description="Directory for the embedded database, Redis and callback token: one per user (~/.local/share/sms_worker on Linux), whatever the current directory.",
+    )
     database_url: str | None = Field(None, description="SQLAlchemy URL; default: SQLite file under home.")
     redis_url: str | None = Field(None, description="Redis URL; default: an embedded redis-server under home.")
     redis_wait_seconds: float = Field(

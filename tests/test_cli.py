@@ -387,6 +387,42 @@ def test_a_database_not_migrated_is_said_once_with_the_command_that_fixes_it(tmp
     assert cli("status", json.loads(sent.stdout)["id"], env=env).returncode == 0
 
 
+def redis_servers_under(directory: Path) -> list[int]:
+    """The redis-server processes whose data directory is under ``directory``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            words = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if words and words[0].endswith(b"redis-server") and any(str(directory).encode() in word for word in words):
+            found.append(int(entry.name))
+    return found
+
+
+def test_short_commands_leave_no_redis_behind_and_one_home_per_user_holds_the_queue(tmp_path):
+    user_home = tmp_path / "user"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SMS_WORKER_", "XDG_"))} | {"HOME": str(user_home)}
+    here, there = tmp_path / "here", tmp_path / "there"
+    here.mkdir(), there.mkdir()
+
+    def run(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+        return subprocess.run([PYTHON, "-m", "sms_worker.cli", *args], capture_output=True, text=True, env=env, cwd=cwd, timeout=60)
+
+    assert run("db", "upgrade", cwd=here).returncode == 0
+    sent = run("send", "+421900123456", "kept on disk", "--json", cwd=here)
+    assert sent.returncode == 0, sent.stderr
+    assert redis_servers_under(user_home) == [], "send left its Redis running"
+
+    shown = run("stats", "--json", cwd=there)
+    assert shown.returncode == 0, shown.stderr
+    assert json.loads(shown.stdout)["ready"]["standard"] == 1, "the queue is the one send wrote, in the same home"
+    assert run("status", json.loads(sent.stdout)["id"], cwd=there).returncode == 0
+    assert redis_servers_under(user_home) == [], "stats left its Redis running"
+    assert (user_home / ".local" / "share" / "sms_worker" / "sms_worker.db").exists()
+    assert not (here / ".sms_worker").exists() and not (there / ".sms_worker").exists()
+
+
 def test_help_lists_every_command_and_what_send_takes():
     shown = cli("--help")
     assert shown.returncode == 0

@@ -113,7 +113,8 @@ class Command(click.Command):
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
-            return super().invoke(ctx)
+            with no_embedded_redis_left():
+                return super().invoke(ctx)
         except InvalidField as error:
             fail(error.field, error.reason, BAD_INPUT, ctx)
         except ProvidersFileError as error:
@@ -137,6 +138,27 @@ class Command(click.Command):
             fail("database" if isinstance(error, DBAPIError) else "redis", f"unreachable ({first_line(error)})", UNAVAILABLE, ctx)
         except RedisUnavailable as error:
             fail("redis", str(error), UNAVAILABLE, ctx)
+
+
+@contextmanager
+def no_embedded_redis_left() -> Iterator[None]:
+    """A command leaves no server behind: an embedded Redis that the home had no running Redis
+    for, and that the command started (``send``, ``stats`` and the like start one when they need
+    it), is stopped when the command ends; its append-only file keeps the queues for the next
+    to start it (``sms-worker redis``, the Procfile's line). A Redis that was running before, or
+    ``SMS_WORKER_REDIS_URL``, is left alone."""
+    from sms_worker.config import get_settings
+    from sms_worker.embedded import running_embedded_redis, stop_embedded_redis
+
+    settings = get_settings()
+    if settings.redis_url is not None or running_embedded_redis(settings.home) is not None:
+        yield
+        return
+    try:
+        yield
+    finally:
+        if running_embedded_redis(settings.home) is not None:
+            stop_embedded_redis(settings.home)
 
 
 def _not_migrated() -> NotMigrated | None:
