@@ -111,8 +111,13 @@ def file_lock(path: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+_started_here: list[tuple[Path, int]] = []
+"""The embedded Redis servers this process started (:func:`ensure_embedded_redis`): home, pid."""
+
+
 def ensure_embedded_redis(home: Path) -> str:
-    """Return the URL of this home's embedded Redis, starting it if it is not running."""
+    """Return the URL of this home's embedded Redis, starting it if it is not running (then
+    :func:`stop_what_this_process_started` stops it)."""
     url_file = home / "redis.url"
     with file_lock(home / "redis.lock"):
         url = running_embedded_redis(home)
@@ -124,7 +129,19 @@ def ensure_embedded_redis(home: Path) -> str:
         (home / "redis.pid").write_text(str(process.pid))
         url = f"redis://127.0.0.1:{port}/0"
         url_file.write_text(url)
+        _started_here.append((home, process.pid))
         return url
+
+
+def stop_what_this_process_started() -> None:
+    """Stop the embedded Redis servers this process started, if they are still their home's (one
+    that ``sms-worker redis`` took over is its business); the append-only file keeps what they
+    held for the next to start one."""
+    while _started_here:
+        home, pid = _started_here.pop()
+        pid_file = home / "redis.pid"
+        if pid_file.exists() and pid_file.read_text().strip() == str(pid):
+            stop_embedded_redis(home)
 
 
 def running_embedded_redis(home: Path) -> str | None:

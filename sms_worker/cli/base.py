@@ -142,23 +142,16 @@ class Command(click.Command):
 
 @contextmanager
 def no_embedded_redis_left() -> Iterator[None]:
-    """A command leaves no server behind: an embedded Redis that the home had no running Redis
-    for, and that the command started (``send``, ``stats`` and the like start one when they need
-    it), is stopped when the command ends; its append-only file keeps the queues for the next
-    to start it (``sms-worker redis``, the Procfile's line). A Redis that was running before, or
-    ``SMS_WORKER_REDIS_URL``, is left alone."""
-    from sms_worker.config import get_settings
-    from sms_worker.embedded import running_embedded_redis, stop_embedded_redis
+    """A command leaves no server behind: an embedded Redis that the command itself had to start
+    (``send``, ``stats`` and the like start one when the home has none running) is stopped when
+    it ends; its append-only file keeps the queues for the next to start it (``sms-worker
+    redis``, the Procfile's line). A Redis another process started is left alone."""
+    from sms_worker.embedded import stop_what_this_process_started
 
-    settings = get_settings()
-    if settings.redis_url is not None or running_embedded_redis(settings.home) is not None:
-        yield
-        return
     try:
         yield
     finally:
-        if running_embedded_redis(settings.home) is not None:
-            stop_embedded_redis(settings.home)
+        stop_what_this_process_started()
 
 
 def _not_migrated() -> NotMigrated | None:
