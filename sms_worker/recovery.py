@@ -1,8 +1,8 @@
 """Recovery: the database is the truth, Redis only a hint (Notify's lesson).
 
 - **Redis lost its state** (flushed, or restarted without persistence): every pointer is rebuilt
-  from the rows, once: the first process to notice takes a short Redis lock and rebuilds, the
-  others wait for it (:func:`ensure_redis_state`).
+  from the rows, once per flush: the first process to notice takes a short Redis lock and
+  rebuilds, the others leave it to it (:func:`ensure_redis_state`).
 - **A pointer was lost** (a worker died between pop and claim, a promoter between two writes):
   the row is queued again once nothing is left in its ready list to pick it up.
 - **A worker died holding claims** (:class:`Reclaimer`, run every second by the scheduler):
@@ -35,6 +35,7 @@ from sms_worker.priority import Priority
 from sms_worker.providers.failures import ErrorKind, Failure
 from sms_worker.queues import keys
 from sms_worker.queues.pointers import Due, Pointer, enqueue, is_scheduled, ready_lengths
+from sms_worker.redis_scripts import load_script
 from sms_worker.runtime import Runtime
 from sms_worker.status import HELD_VALUES, WAITING_VALUES, Status
 
@@ -64,15 +65,31 @@ def sweep(rt: Runtime) -> SweepReport:
 def ensure_redis_state(rt: Runtime) -> int:
     """Rebuild every pointer from the database when Redis has forgotten them; returns how many.
 
-    A marker key says Redis still has its state. On a first start it is missing too, so the
-    first sweep points at every waiting row once more: duplicates are harmless, the claim
-    sends each message once. Whoever notices first rebuilds, under a lock; the others return 0.
+    A marker key, the epoch, says Redis still has its queues; a flush (or a restart without
+    persistence) removes it with them. On a first start it is missing too, so the first sweep
+    points at every waiting row once more: duplicates are harmless, the claim sends each message
+    once. Whoever notices first rebuilds, under a lock; the others return 0.
+
+    **Once per flush, under any interleaving.** Looking at the epoch and taking the lock were two
+    commands: a process that saw the epoch missing, then was descheduled while another rebuilt,
+    set the epoch and released the lock, took the free lock and rebuilt a second time (seen once
+    in the suite: two rebuilds of 300). Now both steps are one Lua script each, so these rules
+    hold whatever the timing: (1) the lock is taken only while the epoch is missing, in the same
+    atomic step (``rebuild_begin.lua``); (2) a rebuild sets the epoch and releases the lock in
+    one atomic step, and only while the lock is still its own (``rebuild_end.lua``). So a second
+    process either tries while the first holds the lock (refused by ``NX``) or after it released
+    it, when the epoch is there (refused by rule 1): only a new flush, which removes the epoch,
+    allows another rebuild. If Redis is flushed during a rebuild, the lock goes with it, so by
+    rule 2 the epoch is not set and the next process to notice rebuilds again: a rebuild that
+    may have been cut short is never taken for complete. The one exception is a rebuild longer
+    than the lock's life (``REBUILD_LOCK_SECONDS``): another may then rebuild beside it, which
+    doubles pointers only, never a message.
     """
-    if rt.redis.exists(keys.EPOCH):
-        return 0
     token = uuid.uuid4().hex
-    if not rt.redis.set(keys.REBUILDING, token, nx=True, ex=REBUILD_LOCK_SECONDS):
+    script_keys = [keys.EPOCH, keys.REBUILDING]
+    if not load_script(rt.redis, "sms_worker.queues", "rebuild_begin.lua")(keys=script_keys, args=[token, REBUILD_LOCK_SECONDS]):
         return 0
+    finished = False
     try:
         rt.waker.declare_queues()
         now = rt.clock.now()
@@ -87,10 +104,9 @@ def ensure_redis_state(rt: Runtime) -> int:
                 else:
                     later.append(Due(pointer, row.send_after))
         enqueue(rt.redis, rt.waker, rt.settings.batch_size, ready, later)
-        rt.redis.set(keys.EPOCH, token)
+        finished = True
     finally:
-        if rt.redis.get(keys.REBUILDING) == token.encode():
-            rt.redis.delete(keys.REBUILDING)
+        load_script(rt.redis, "sms_worker.queues", "rebuild_end.lua")(keys=script_keys, args=[token, int(finished)])
     if ready or later:
         log.warning("Redis had lost its queues: rebuilt %d ready and %d scheduled pointers from the database", len(ready), len(later))
     return len(ready) + len(later)

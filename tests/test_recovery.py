@@ -5,6 +5,8 @@ from __future__ import annotations
 import threading
 from datetime import timedelta
 
+import pytest
+import redis
 from conftest import wait_until
 from sqlalchemy import create_engine, select, update
 
@@ -202,6 +204,103 @@ def test_after_a_flush_the_queues_are_rebuilt_once_whoever_notices(settings_for,
     assert sorted(rebuilt) == [0, 0, 0, 300]
     assert ready_lengths(redis_client)[2] == 300
     for rt in runtimes:
+        rt.close()
+
+
+class Descheduled(redis.Redis):
+    """A real Redis client of a process that the OS deschedules right after its ``pause_after``-th
+    word with Redis (loading a script is not counted), until ``resume`` is set: the
+    interleavings a busy host makes, on demand."""
+
+    pause_after = 1
+    resume = threading.Event()
+    paused = threading.Event()
+    words = 0
+
+    def execute_command(self, *args, **options):
+        answer = super().execute_command(*args, **options)
+        if str(args[0]).upper().startswith("SCRIPT"):
+            return answer
+        self.words += 1
+        if self.words == self.pause_after:
+            self.paused.set()
+            assert self.resume.wait(20), "never resumed"
+        return answer
+
+
+@pytest.mark.parametrize("pause_after", [1, 2, 3])
+def test_a_process_descheduled_while_another_rebuilds_does_not_rebuild_again(settings_for, redis_url, redis_client, clock, pause_after):
+    """The interleaving that rebuilt twice: one process sees the queues gone, stops, and goes on
+    only after another has rebuilt them and let go of the lock."""
+    first, late = (build_runtime(settings_for(), waker=NoWaker(), clock=clock) for _ in range(2))
+    send_many([{"to": RECIPIENT, "text": f"r{n}"} for n in range(50)], runtime=first)
+    redis_client.flushall()
+    late.redis.close()
+    late.redis = Descheduled.from_url(redis_url)
+    late.redis.pause_after, late.redis.resume, late.redis.paused = pause_after, threading.Event(), threading.Event()
+    rebuilt: dict[str, int] = {}
+    behind = threading.Thread(target=lambda: rebuilt.__setitem__("late", ensure_redis_state(late)))
+    behind.start()
+    wait_until(lambda: late.redis.paused.is_set() or not behind.is_alive(), 10, 0.01, "the late process to stop")
+
+    rebuilt["first"] = ensure_redis_state(first)
+    late.redis.resume.set()
+    behind.join(20)
+
+    assert sorted(rebuilt.values()) == [0, 50]
+    assert ready_lengths(redis_client)[2] == 50
+    assert ensure_redis_state(first) == ensure_redis_state(late) == 0
+    first.close()
+    late.close()
+
+
+class HeldRebuild(NoWaker):
+    """Wake-ups of a process whose rebuild stops where it starts (declaring Celery's queues,
+    under the lock) until ``resume`` is set."""
+
+    def __init__(self) -> None:
+        self.inside, self.resume = threading.Event(), threading.Event()
+
+    def declare_queues(self) -> None:
+        self.inside.set()
+        assert self.resume.wait(20), "never resumed"
+
+
+def test_each_flush_is_rebuilt_once_and_a_flush_during_a_rebuild_is_rebuilt_again(settings_for, redis_client, clock):
+    """The sibling: once per flush, not once for ever. A flush that lands while a rebuild holds the
+    lock takes the lock with it, so that rebuild is not taken for complete: the next process to
+    notice rebuilds, once, and every waiting message has a pointer again."""
+    held = HeldRebuild()
+    rebuilder = build_runtime(settings_for(), waker=held, clock=clock)
+    others = [build_runtime(settings_for(), waker=NoWaker(), clock=clock) for _ in range(2)]
+    send_many([{"to": RECIPIENT, "text": f"r{n}"} for n in range(40)], runtime=others[0])
+    redis_client.flushall()
+    rebuilt: list[int] = []
+    behind = threading.Thread(target=lambda: rebuilt.append(ensure_redis_state(rebuilder)))
+    behind.start()
+    assert held.inside.wait(10)
+    assert ensure_redis_state(others[0]) == 0, "another process is rebuilding"
+
+    redis_client.flushall()
+    later = send_sms(RECIPIENT, "sent between the flush and the end of the rebuild", runtime=others[0])
+    held.resume.set()
+    behind.join(20)
+    barrier = threading.Barrier(len(others))
+
+    def notice(rt) -> None:
+        barrier.wait()
+        rebuilt.append(ensure_redis_state(rt))
+
+    threads = [threading.Thread(target=notice, args=(rt,)) for rt in others]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert sorted(rebuilt) == [0, 41, 41], "the rebuild the flush cut short, then one more, once"
+    assert later.hex.encode() in redis_client.lrange(keys.ready(Priority.STANDARD), 0, -1)
+    assert ensure_redis_state(others[0]) == 0
+    for rt in [rebuilder, *others]:
         rt.close()
 
 
