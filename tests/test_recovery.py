@@ -18,7 +18,7 @@ from sms_worker.priority import Priority
 from sms_worker.producer import send_many, send_sms
 from sms_worker.queues import keys
 from sms_worker.queues.pointers import ready_lengths
-from sms_worker.recovery import Reclaimer, ensure_redis_state, sweep
+from sms_worker.recovery import Reclaimer, ReclaimReport, ensure_redis_state, sweep
 from sms_worker.runtime import NoWaker, build_runtime
 from sms_worker.views import message_history
 
@@ -53,11 +53,21 @@ def leave_held(runtime, message_id, status: str, attempts: int) -> None:
         )
 
 
-def reclaim_after_the_lease(runtime) -> object:
+def watch(reclaimer, clock, seconds: float) -> ReclaimReport:
+    """What the scheduler's reclaimer does over ``seconds``: a look every second; the reports added up."""
+    total = ReclaimReport()
+    for _ in range(round(seconds)):
+        clock.advance(1)
+        report = reclaimer.tick()
+        total.requeued, total.ambiguous = total.requeued + report.requeued, total.ambiguous + report.ambiguous
+    return total
+
+
+def reclaim_after_the_lease(runtime) -> ReclaimReport:
     reclaimer = Reclaimer(runtime)
     assert reclaimer.tick().requeued == 0, "the lease is still fresh"
-    runtime.clock.advance(runtime.settings.lease_seconds + 1)
-    return reclaimer.tick()
+    assert watch(reclaimer, runtime.clock, runtime.settings.lease_seconds - 1) == ReclaimReport(), "not yet a whole lease"
+    return watch(reclaimer, runtime.clock, 2)
 
 
 def test_a_claim_whose_call_never_started_is_queued_again_within_a_lease(runtime, sandbox):
@@ -106,12 +116,8 @@ def test_ambiguous_attempts_end_unknown_when_they_are_not_retried(settings_for, 
     runtime.close()
 
 
-def test_after_a_database_outage_leases_are_judged_only_once_it_has_been_back_for_a_lease(runtime):
-    message_id = send_sms(RECIPIENT, "held by a live worker", runtime=runtime)
-    leave_held(runtime, message_id, "calling", attempts=1)
-    reclaimer = Reclaimer(runtime)
-    reclaimer.tick()
-    runtime.clock.advance(runtime.settings.lease_seconds * 3)
+def an_outage_seen_by(reclaimer, runtime) -> None:
+    """The reclaimer looks while the database is away."""
     dead_database = create_engine(f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/none", connect_args={"connect_timeout": 2})
     real_engine, runtime.engine = runtime.engine, dead_database
     try:
@@ -122,11 +128,37 @@ def test_after_a_database_outage_leases_are_judged_only_once_it_has_been_back_fo
     finally:
         runtime.engine = real_engine
 
-    assert reclaimer.tick().ambiguous == 0, "a worker that could not renew during the outage is not taken for dead at once"
+
+def test_after_a_database_outage_a_live_worker_has_a_whole_lease_to_renew(runtime, clock):
+    message_id = send_sms(RECIPIENT, "held by a live worker", runtime=runtime)
+    leave_held(runtime, message_id, "calling", attempts=1)
+    reclaimer = Reclaimer(runtime)
+    reclaimer.tick()
+    lease = runtime.settings.lease_seconds
+    assert watch(reclaimer, clock, lease / 5) == ReclaimReport(), "the outage comes just before the next renewal"
+    clock.advance(lease * 3)
+    an_outage_seen_by(reclaimer, runtime)
+
+    assert watch(reclaimer, clock, lease - lease / 5 - 1) == ReclaimReport(), "the outage counts for nothing"
     runtime.lease.renew()
-    runtime.clock.advance(runtime.settings.lease_seconds + 1)
+    assert watch(reclaimer, clock, lease - 1) == ReclaimReport(), "it renewed once the database was back: a new lease"
+    assert message(runtime, message_id)["status"] == "calling"
+    assert watch(reclaimer, clock, 2).ambiguous == 1, "a worker that renews no more is lost a lease later"
+
+
+def test_a_reclaimer_held_up_across_an_outage_does_not_take_a_live_workers_claims(runtime, clock):
+    """The sibling: an outage (or a stall of the host) that the reclaimer did not see, its loop
+    held up meanwhile. The wall clock says every heartbeat is three leases old; the reclaimer
+    has watched them for one look only."""
+    message_id = send_sms(RECIPIENT, "held by a live worker", runtime=runtime)
+    leave_held(runtime, message_id, "calling", attempts=1)
+    reclaimer = Reclaimer(runtime)
+    reclaimer.tick()
+    clock.advance(runtime.settings.lease_seconds * 3)
+
+    assert reclaimer.tick() == ReclaimReport()
     runtime.lease.renew()
-    assert reclaimer.tick().ambiguous == 0, "it renewed once the database was back"
+    assert watch(reclaimer, clock, runtime.settings.lease_seconds) == ReclaimReport()
     assert message(runtime, message_id)["status"] == "calling"
 
 

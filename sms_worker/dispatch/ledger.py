@@ -8,9 +8,10 @@ nothing newer has started, so the message is not sent again; an acceptance that 
 something newer started marks the message ``possible_duplicate``.
 
 When the database or Redis is unreachable nothing is dropped: the ledger holds the writes it
-could not make, in order, and :meth:`Ledger.flush_held` (the worker's keeper thread, and every
-later write) makes them when the server is back. The worker's lease is renewed meanwhile, so the
-sweep never takes back what a live worker holds (:mod:`sms_worker.dispatch.lease`).
+could not make, in order, and :meth:`Ledger.flush_held` (the worker's :class:`Flusher` thread,
+and every later write) makes them when the server is back. The worker's lease is renewed
+meanwhile by a thread of its own that never waits for a flush, so the reclaimer never takes back
+what a live worker holds (:mod:`sms_worker.dispatch.lease`).
 """
 
 from __future__ import annotations
@@ -150,6 +151,34 @@ class Ledger:
             update_each(conn, doubled)
             add_events(conn, events)
         return pointers
+
+
+class Flusher:
+    """Tries the ledger's held writes again every ``interval`` seconds, in a thread of its own
+    (``sms-flush``): a flush may wait on the database or Redis for as long as they let it, and
+    nothing else waits for it."""
+
+    def __init__(self, ledger: Ledger, interval: float) -> None:
+        self._ledger = ledger
+        self._interval = interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="sms-flush", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(5)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval):
+            try:
+                if self._ledger.holding:
+                    self._ledger.flush_held()
+            except Exception:  # the thread must go on: what is held is tried again next time
+                log.exception("flushing held outcomes failed; trying again")
 
 
 class _MovedOn(SmsWorkerError):
