@@ -140,15 +140,13 @@ class Reclaimer:
     reclaimer has seen its heartbeat stand still for ``lease_seconds`` of *watched* time: the
     time between two of its looks that both reached the database, each look counting at most
     :data:`LONGEST_LOOK` seconds (and at most a quarter lease), on the clock's monotonic
-    measure. So a database outage (no look reaches it), a stall of the scheduler (a look late
-    by more than that, on a host starved of CPU) and a jump of the wall clock all count for
-    nothing: a live worker, which renews every fifth of a lease, is seen to renew before its
-    lease is judged. Before, staleness was ``now - heartbeat_at`` on the wall clock, with a
-    grace of one lease after an outage the reclaimer had seen itself: an outage it did not see
-    (its loop held up meanwhile) had no grace, and a worker whose renewal came later than a lease
-    after the database's return (its keeper waiting behind a flush of held outcomes) lost its
-    claims though it was alive. The heartbeat is compared only with itself, so the workers' clocks
-    need not agree with the scheduler's.
+    measure. So a database outage (no look reaches it) and a jump of the wall clock count for
+    nothing, and a stall of the scheduler's own loop (a host starved of CPU) for one look at
+    most: a live worker, which renews every fifth of a lease, is seen to renew before its lease
+    is judged. Before, staleness was ``now - heartbeat_at`` on the wall clock, with a grace of
+    one lease after an outage the reclaimer had seen itself: an outage it did not see (its loop
+    held up meanwhile) had no grace at all. The heartbeat is compared only with itself, so the
+    workers' clocks need not agree with the scheduler's.
 
     A restarted scheduler watches a whole lease before it takes anything back.
     """

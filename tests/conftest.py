@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import sys
 import tempfile
 import threading
@@ -57,6 +58,44 @@ def redis_url() -> Iterator[str]:
     process.terminate()
     process.wait(10)
     shutil.rmtree(directory, ignore_errors=True)
+
+
+class OwnRedis:
+    """A redis-server of one test's own, on a port of its own: the test may stop it (SIGSTOP: it
+    accepts and never answers), kill it and start it again empty on the same port, as a restart
+    without persistence does, without touching the other tests' server."""
+
+    def __init__(self) -> None:
+        self.directory = Path(tempfile.mkdtemp(prefix="sms-worker-own-redis-"))
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.process = start_redis_server(redis_server_binary(), self.port, self.directory, persist=False)
+
+    def pause(self) -> None:
+        os.kill(self.process.pid, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        os.kill(self.process.pid, signal.SIGCONT)
+
+    def restart(self, down_for: float = 0.0) -> None:
+        """``kill -9``, then a new empty server on the same port ``down_for`` seconds later."""
+        self.process.kill()
+        self.process.wait(10)
+        time.sleep(down_for)
+        self.process = start_redis_server(redis_server_binary(), self.port, self.directory, persist=False)
+
+    def close(self) -> None:
+        self.resume()
+        self.process.terminate()
+        self.process.wait(10)
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+
+@pytest.fixture
+def own_redis() -> Iterator[OwnRedis]:
+    server = OwnRedis()
+    yield server
+    server.close()
 
 
 @pytest.fixture

@@ -9,14 +9,9 @@ lease's heartbeat from the database as the reclaimer does.
 
 from __future__ import annotations
 
-import os
-import shutil
-import signal
-import tempfile
 from collections.abc import Callable, Iterator
 from datetime import datetime
 from functools import partial
-from pathlib import Path
 
 import pytest
 from conftest import wait_until
@@ -27,7 +22,7 @@ from sms_worker.db.engine import POOL_OVERFLOW, POOL_SIZE
 from sms_worker.dispatch.lease import DISPATCHERS
 from sms_worker.dispatch.service import dispatch_batch
 from sms_worker.dispatch.sql import MESSAGES
-from sms_worker.embedded import free_port, redis_server_binary, start_redis_server
+from sms_worker.embedded import free_port
 from sms_worker.priority import Priority
 from sms_worker.producer import send_sms
 from sms_worker.queues.pointers import Pointer, is_scheduled
@@ -130,33 +125,19 @@ def test_the_lease_is_renewed_while_a_flush_of_held_outcomes_waits_on_a_row_lock
     assert status_of(reader, message_id) == "retrying"
 
 
-@pytest.fixture
-def own_redis() -> Iterator[tuple[str, int]]:
-    """A redis-server of this test's own, which it may stop (SIGSTOP) without stopping others."""
-    directory = Path(tempfile.mkdtemp(prefix="sms-worker-redis-stopped-"))
-    port = free_port()
-    process = start_redis_server(redis_server_binary(), port, directory, persist=False)
-    yield f"redis://127.0.0.1:{port}/0", process.pid
-    os.kill(process.pid, signal.SIGCONT)
-    process.terminate()
-    process.wait(10)
-    shutil.rmtree(directory, ignore_errors=True)
-
-
 def test_the_lease_is_renewed_while_a_flush_waits_on_a_redis_that_does_not_answer(worker, reader, sandbox, own_redis):
     """The sibling on Redis: a server that accepts and never answers (stopped, or a full network
     path) holds a flush for as long as it lasts; the lease goes on being renewed meanwhile."""
-    url, pid = own_redis
-    rt = worker(redis_url=url)
+    rt = worker(redis_url=own_redis.url)
     message_id = hold_an_outcome(rt, sandbox)
-    os.kill(pid, signal.SIGSTOP)
+    own_redis.pause()
     try:
         rt.start_keeper()
         wait_until(lambda: status_of(reader, message_id) == "retrying", 10, 0.02, "the flush to write the row and wait on Redis for its pointer")
 
         assert_renewed_throughout(reader, rt)
     finally:
-        os.kill(pid, signal.SIGCONT)
+        own_redis.resume()
     wait_until(lambda: rt.ledger.holding == 0, 10, 0.05, "the pointer to be written once Redis answers")
     assert is_scheduled(rt.redis, Pointer(Priority.STANDARD, message_id))
 

@@ -80,7 +80,8 @@ class Lease:
             self._renewed = now
 
     def end(self) -> None:
-        """A clean exit: the lease goes, so whatever is still held is taken back at once."""
+        """A clean exit, once nothing is held: the lease goes (were anything still held, the
+        reclaimer would take it back a lease later, as from a lost worker)."""
         with self._lock, self._engine.begin() as conn:
             conn.execute(delete(DISPATCHERS).where(DISPATCHERS.c.id == self.id))
             self._renewed = None
