@@ -133,6 +133,9 @@ class Ledger:
                     updates.append({"id": change.id, **change.values})
                     events += [note for note in (change.started, change.event) if note]
                     pointers += [change.pointer] if change.pointer else []
+                elif change.pointer is not None and not change.attempt and _waiting(row):
+                    # A claim in doubt that was never taken: the row waits, with no pointer but this one.
+                    pointers.append(change.pointer)
                 elif change.attempt and row.claim_id != change.claim:
                     wins = change.accepted and row.claim_id is None and row.error_code == WORKER_LOST and row.attempts == change.attempt
                     if wins:
@@ -196,7 +199,11 @@ def _update_fenced(conn: Connection, changes: list[Change]) -> bool:
     return matched == len(changes)
 
 
+def _waiting(row: Any) -> bool:
+    return row.status in {s.value for s in WAITING} and row.claim_id is None
+
+
 def _ours(change: Change, row: Any) -> bool:
     if change.claim is None:
-        return row.status in {s.value for s in WAITING} and row.claim_id is None
+        return _waiting(row)
     return row.claim_id == change.claim
