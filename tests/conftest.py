@@ -114,6 +114,7 @@ class CommitCutter:
         self.marker: bytes | None = None
         self.answer_to = b"COMMIT\x00"
         self.cut = threading.Event()
+        self._sockets: list[socket.socket] = []
         threading.Thread(target=self._accept, daemon=True).start()
 
     def arm(self, marker: bytes, answer_to: bytes = b"COMMIT\x00") -> None:
@@ -126,6 +127,7 @@ class CommitCutter:
             except OSError:
                 return
             server = socket.create_connection(("127.0.0.1", self.target_port))
+            self._sockets += [client, server]
             state = {"marked": False, "committing": False}
             threading.Thread(target=self._upstream, args=(client, server, state), daemon=True).start()
             threading.Thread(target=self._downstream, args=(server, client, state), daemon=True).start()
@@ -154,7 +156,17 @@ class CommitCutter:
         except OSError:
             pass
 
+    def drop_all(self) -> None:
+        """Cut every connection open through the proxy, as a restart of the server does."""
+        for end in self._sockets:
+            try:
+                end.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        self._sockets.clear()
+
     def close(self) -> None:
+        self.drop_all()
         self.listener.close()
 
 
