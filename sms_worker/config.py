@@ -64,7 +64,9 @@ class Settings(BaseSettings):
     )
 
     lease_seconds: float = Field(
-        10, gt=0, description="A worker renews its lease every fifth of this; once it is this stale, the scheduler's reclaimer takes its claims back."
+        10,
+        gt=0,
+        description="A worker renews its lease every fifth of this; once the scheduler's reclaimer has watched it stand still this long, it takes its claims back.",
     )
     stale_queued_seconds: int = Field(600, ge=1, description="A queued message untouched this long is re-queued.")
     promoter_interval_seconds: float = Field(0.05, gt=0)

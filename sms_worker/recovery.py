@@ -1,8 +1,8 @@
 """Recovery: the database is the truth, Redis only a hint (Notify's lesson).
 
 - **Redis lost its state** (flushed, or restarted without persistence): every pointer is rebuilt
-  from the rows, once: the first process to notice takes a short Redis lock and rebuilds, the
-  others wait for it (:func:`ensure_redis_state`).
+  from the rows, once per flush: the first process to notice takes a short Redis lock and
+  rebuilds, the others leave it to it (:func:`ensure_redis_state`).
 - **A pointer was lost** (a worker died between pop and claim, a promoter between two writes):
   the row is queued again once nothing is left in its ready list to pick it up.
 - **A worker died holding claims** (:class:`Reclaimer`, run every second by the scheduler):
@@ -10,9 +10,9 @@
   back. A ``claimed`` message never reached a provider and is queued again; a ``calling`` one
   may have, and is an ambiguous attempt, decided like a timeout by the retry policy (the
   account is asked first where its API can say, else the message's ``on_ambiguous`` decides:
-  resent on the same account only, or ``unknown``: :mod:`sms_worker.ambiguity`). After the
-  database was away, leases are judged only once it has been back for a whole lease, so a live
-  worker that could not renew (and holds outcomes to write) is never taken for dead.
+  resent on the same account only, or ``unknown``: :mod:`sms_worker.ambiguity`). Staleness is
+  watched by the reclaimer on its monotonic clock, counting no time when the database was away
+  or the reclaimer itself was held up, so a live worker is never taken for dead after an outage.
 - **A message still waiting after its validity ended** is expired.
 """
 
@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Row, and_, delete, or_, select
+from sqlalchemy import ColumnElement, Row, delete, func, select
 
 from sms_worker.dispatch.batch import WAITING_COLUMNS, Batch, Defer, Item, Waiting
 from sms_worker.dispatch.changes import WORKER_LOST
@@ -35,6 +35,7 @@ from sms_worker.priority import Priority
 from sms_worker.providers.failures import ErrorKind, Failure
 from sms_worker.queues import keys
 from sms_worker.queues.pointers import Due, Pointer, enqueue, is_scheduled, ready_lengths
+from sms_worker.redis_scripts import load_script
 from sms_worker.runtime import Runtime
 from sms_worker.status import HELD_VALUES, WAITING_VALUES, Status
 
@@ -64,15 +65,31 @@ def sweep(rt: Runtime) -> SweepReport:
 def ensure_redis_state(rt: Runtime) -> int:
     """Rebuild every pointer from the database when Redis has forgotten them; returns how many.
 
-    A marker key says Redis still has its state. On a first start it is missing too, so the
-    first sweep points at every waiting row once more: duplicates are harmless, the claim
-    sends each message once. Whoever notices first rebuilds, under a lock; the others return 0.
+    A marker key, the epoch, says Redis still has its queues; a flush (or a restart without
+    persistence) removes it with them. On a first start it is missing too, so the first sweep
+    points at every waiting row once more: duplicates are harmless, the claim sends each message
+    once. Whoever notices first rebuilds, under a lock; the others return 0.
+
+    **Once per flush, under any interleaving.** Looking at the epoch and taking the lock were two
+    commands: a process that saw the epoch missing, then was descheduled while another rebuilt,
+    set the epoch and released the lock, took the free lock and rebuilt a second time (seen once
+    in the suite: two rebuilds of 300). Now both steps are one Lua script each, so these rules
+    hold whatever the timing: (1) the lock is taken only while the epoch is missing, in the same
+    atomic step (``rebuild_begin.lua``); (2) a rebuild sets the epoch and releases the lock in
+    one atomic step, and only while the lock is still its own (``rebuild_end.lua``). So a second
+    process either tries while the first holds the lock (refused by ``NX``) or after it released
+    it, when the epoch is there (refused by rule 1): only a new flush, which removes the epoch,
+    allows another rebuild. If Redis is flushed during a rebuild, the lock goes with it, so by
+    rule 2 the epoch is not set and the next process to notice rebuilds again: a rebuild that
+    may have been cut short is never taken for complete. The one exception is a rebuild longer
+    than the lock's life (``REBUILD_LOCK_SECONDS``): another may then rebuild beside it, which
+    doubles pointers only, never a message.
     """
-    if rt.redis.exists(keys.EPOCH):
-        return 0
     token = uuid.uuid4().hex
-    if not rt.redis.set(keys.REBUILDING, token, nx=True, ex=REBUILD_LOCK_SECONDS):
+    script_keys = [keys.EPOCH, keys.REBUILDING]
+    if not load_script(rt.redis, "sms_worker.queues", "rebuild_begin.lua")(keys=script_keys, args=[token, REBUILD_LOCK_SECONDS]):
         return 0
+    finished = False
     try:
         rt.waker.declare_queues()
         now = rt.clock.now()
@@ -87,10 +104,9 @@ def ensure_redis_state(rt: Runtime) -> int:
                 else:
                     later.append(Due(pointer, row.send_after))
         enqueue(rt.redis, rt.waker, rt.settings.batch_size, ready, later)
-        rt.redis.set(keys.EPOCH, token)
+        finished = True
     finally:
-        if rt.redis.get(keys.REBUILDING) == token.encode():
-            rt.redis.delete(keys.REBUILDING)
+        load_script(rt.redis, "sms_worker.queues", "rebuild_end.lua")(keys=script_keys, args=[token, int(finished)])
     if ready or later:
         log.warning("Redis had lost its queues: rebuilt %d ready and %d scheduled pointers from the database", len(ready), len(later))
     return len(ready) + len(later)
@@ -102,50 +118,112 @@ class ReclaimReport:
     ambiguous: int = 0
 
 
+RECLAIM_EVERY = 1.0
+"""Seconds between the reclaimer's looks (the scheduler's loop calls :meth:`Reclaimer.tick`)."""
+LONGEST_LOOK = 2 * RECLAIM_EVERY
+"""The most that one look may count of the time since the last, and at most a quarter lease."""
+
+
+@dataclass
+class _Watched:
+    """What the reclaimer knows of one dispatcher: the heartbeat it last saw (None: no lease row,
+    though messages name it) and for how many watched seconds it has not moved."""
+
+    heartbeat: datetime | None
+    still_for: float = 0.0
+
+
 class Reclaimer:
-    """Takes back the claims of workers whose lease ran out; one per scheduler process."""
+    """Takes back the claims of workers whose lease ran out; one per scheduler process.
+
+    **Staleness is watched, never computed from a timestamp.** A lease is lost once this
+    reclaimer has seen its heartbeat stand still for ``lease_seconds`` of *watched* time: the
+    time between two of its looks that both reached the database, each look counting at most
+    :data:`LONGEST_LOOK` seconds (and at most a quarter lease), on the clock's monotonic
+    measure. So a database outage (no look reaches it) and a jump of the wall clock count for
+    nothing, and a stall of the scheduler's own loop (a host starved of CPU) for one look at
+    most: a live worker, which renews every fifth of a lease, is seen to renew before its lease
+    is judged. Before, staleness was ``now - heartbeat_at`` on the wall clock, with a grace of
+    one lease after an outage the reclaimer had seen itself: an outage it did not see (its loop
+    held up meanwhile) had no grace at all. The heartbeat is compared only with itself, so the
+    workers' clocks need not agree with the scheduler's.
+
+    A restarted scheduler watches a whole lease before it takes anything back.
+    """
 
     def __init__(self, rt: Runtime) -> None:
         self._rt = rt
         self._policy = RetryPolicy.of(rt.settings, rt.accounts)
-        self._up_since: datetime | None = None
+        self._watched: dict[str, _Watched] = {}
+        self._looked: float | None = None
+        self._counts_at_most = min(LONGEST_LOOK, rt.settings.lease_seconds / 4)
 
     def tick(self) -> ReclaimReport:
-        """Call about every second. Raises if the database is away (and starts counting again)."""
+        """Call about every :data:`RECLAIM_EVERY` seconds. Raises if the database is away (and
+        the time until its next successful look counts for nothing)."""
         rt = self._rt
-        now = rt.clock.now()
-        lease = timedelta(seconds=rt.settings.lease_seconds)
         try:
-            rows = self._stale_claims(now - lease)
+            seen = self._look()
         except Exception:
-            self._up_since = None
+            self._looked = None
             raise
-        if self._up_since is None:
-            self._up_since = now
-        if now - self._up_since < lease or not rows:
+        moment = rt.clock.monotonic()
+        watched = 0.0 if self._looked is None else min(max(0.0, moment - self._looked), self._counts_at_most)
+        self._looked = moment
+        self._watched = {
+            dispatcher: _Watched(heartbeat, before.still_for + watched if before is not None and before.heartbeat == heartbeat else 0.0)
+            for dispatcher, heartbeat in seen.items()
+            for before in [self._watched.get(dispatcher)]
+        }
+        lost = {dispatcher: w.heartbeat for dispatcher, w in self._watched.items() if w.still_for >= rt.settings.lease_seconds}
+        if not lost:
             return ReclaimReport()
-        batch = Batch([self._item(row, now) for row in rows])
+        now = rt.clock.now()
+        batch = Batch([self._item(row, now) for row in self._claims_of(lost)])
         rt.ledger.write(batch)
         report = ReclaimReport(requeued=sum(not item.called for item in batch), ambiguous=sum(item.called for item in batch))
         with rt.engine.begin() as conn:
             held = select(MESSAGES.c.id).where(MESSAGES.c.dispatcher == DISPATCHERS.c.id, MESSAGES.c.status.in_(HELD_VALUES)).exists()
-            conn.execute(delete(DISPATCHERS).where(DISPATCHERS.c.heartbeat_at < now - lease, ~held))
+            for dispatcher, heartbeat in lost.items():
+                if heartbeat is not None:
+                    conn.execute(delete(DISPATCHERS).where(DISPATCHERS.c.id == dispatcher, DISPATCHERS.c.heartbeat_at == heartbeat, ~held))
         if report.ambiguous:
             log.error("%d message(s) were in a provider call when their worker was lost: ambiguous attempts, decided like timeouts", report.ambiguous)
         if report.requeued:
             log.warning("%d claimed message(s) of a lost worker queued again (no provider call had started)", report.requeued)
         return report
 
-    def _stale_claims(self, stale_before: datetime) -> list[Row[Any]]:
-        columns = [MESSAGES.c[name] for name in ("id", "priority", "status", "claim_id", "account", "last_attempt_at", *WAITING_COLUMNS)]
+    def _look(self) -> dict[str, datetime | None]:
+        """Every lease's heartbeat, and the dispatchers named by held messages that have no lease
+        (``""`` for none named), with None."""
+        orphans = (
+            select(MESSAGES.c.dispatcher)
+            .distinct()
+            .select_from(MESSAGES.outerjoin(DISPATCHERS, DISPATCHERS.c.id == MESSAGES.c.dispatcher))
+            .where(MESSAGES.c.status.in_(HELD_VALUES), DISPATCHERS.c.id.is_(None))
+        )
+        with self._rt.engine.connect() as conn:
+            seen: dict[str, datetime | None] = {
+                row.id: row.heartbeat_at for row in conn.execute(select(DISPATCHERS.c.id, DISPATCHERS.c.heartbeat_at))
+            }
+            seen.update({dispatcher or "": None for dispatcher in conn.execute(orphans).scalars()})
+        return seen
+
+    def _claims_of(self, lost: dict[str, datetime | None]) -> list[Row[Any]]:
+        """The held messages of the lost dispatchers whose heartbeat is still the one watched (a
+        lease renewed since the look keeps its claims)."""
+        columns: list[ColumnElement[Any]] = [
+            MESSAGES.c[name] for name in ("id", "priority", "status", "claim_id", "account", "last_attempt_at", *WAITING_COLUMNS)
+        ]
+        columns += [MESSAGES.c.dispatcher.label("held_by"), DISPATCHERS.c.heartbeat_at.label("heartbeat")]
         statement = (
             select(*columns)
             .select_from(MESSAGES.outerjoin(DISPATCHERS, DISPATCHERS.c.id == MESSAGES.c.dispatcher))
-            .where(MESSAGES.c.status.in_(HELD_VALUES), or_(DISPATCHERS.c.id.is_(None), and_(DISPATCHERS.c.heartbeat_at < stale_before)))
+            .where(MESSAGES.c.status.in_(HELD_VALUES), func.coalesce(MESSAGES.c.dispatcher, "").in_(list(lost)))
             .limit(_CHUNK)
         )
         with self._rt.engine.connect() as conn:
-            return list(conn.execute(statement))
+            return [row for row in conn.execute(statement) if lost.get(row.held_by or "", False) == row.heartbeat]
 
     def _item(self, row: Row[Any], now: datetime) -> Item:
         waiting = Status.RETRYING if row.attempts and row.status == Status.CLAIMED else Status.QUEUED

@@ -19,9 +19,9 @@ from sqlalchemy import Engine
 
 from sms_worker.clock import SYSTEM_CLOCK, Clock
 from sms_worker.config import Settings, get_settings
-from sms_worker.db.engine import get_engine
-from sms_worker.dispatch.lease import Keeper, Lease
-from sms_worker.dispatch.ledger import Ledger
+from sms_worker.db.engine import get_engine, get_lease_engine
+from sms_worker.dispatch.lease import Keeper, Lease, renew_every, renewal_timeout
+from sms_worker.dispatch.ledger import Flusher, Ledger
 from sms_worker.embedded import ensure_embedded_redis
 from sms_worker.priority import Priority
 from sms_worker.providers.accounts import load_providers
@@ -61,6 +61,7 @@ class Runtime:
     """Built by :func:`sms_worker.dispatch.service.pipeline_of` on first use."""
     _pool: ThreadPoolExecutor | None = field(default=None, repr=False)
     _keeper: Keeper | None = field(default=None, repr=False)
+    _flusher: Flusher | None = field(default=None, repr=False)
 
     @property
     def http_pool(self) -> ThreadPoolExecutor:
@@ -73,10 +74,14 @@ class Runtime:
         return Breaker.for_account(self.redis, account, self.settings)
 
     def start_keeper(self) -> None:
-        """Renew this process's lease and write held outcomes in the background (a worker)."""
+        """Renew this process's lease and write held outcomes in the background (a worker): two
+        threads, so a flush that waits never holds up a renewal."""
         if self._keeper is None:
-            self._keeper = Keeper(self.lease, self.ledger)
+            self._keeper = Keeper(self.lease)
             self._keeper.start()
+        if self._flusher is None:
+            self._flusher = Flusher(self.ledger, renew_every(self.lease.seconds))
+            self._flusher.start()
 
     def close(self) -> None:
         """Stop calling, close the accounts' adapters and the HTTP client, write what is held if
@@ -88,6 +93,8 @@ class Runtime:
         for account in self.accounts.values():
             account.adapter.close()
         self.http_client.close()
+        if self._flusher is not None:
+            self._flusher.stop()
         if self._keeper is not None:
             self._keeper.stop()
         try:
@@ -117,6 +124,6 @@ def build_runtime(settings: Settings | None = None, *, waker: Waker | None = Non
         router=Router(providers),
         waker=waker or NoWaker(),
         ledger=Ledger(engine, connection, clock, timedelta(seconds=settings.status_check_delays_seconds[0])),
-        lease=Lease(engine, clock, settings.lease_seconds),
+        lease=Lease(get_lease_engine(settings.resolved_database_url, renewal_timeout(settings.lease_seconds)), clock, settings.lease_seconds),
         clock=clock,
     )

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
+import socket
 import sys
 import tempfile
 import threading
@@ -58,6 +60,115 @@ def redis_url() -> Iterator[str]:
     process.terminate()
     process.wait(10)
     shutil.rmtree(directory, ignore_errors=True)
+
+
+class OwnRedis:
+    """A redis-server of one test's own, on a port of its own: the test may stop it (SIGSTOP: it
+    accepts and never answers), kill it and start it again empty on the same port, as a restart
+    without persistence does, without touching the other tests' server."""
+
+    def __init__(self) -> None:
+        self.directory = Path(tempfile.mkdtemp(prefix="sms-worker-own-redis-"))
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.process = start_redis_server(redis_server_binary(), self.port, self.directory, persist=False)
+
+    def pause(self) -> None:
+        os.kill(self.process.pid, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        os.kill(self.process.pid, signal.SIGCONT)
+
+    def restart(self, down_for: float = 0.0) -> None:
+        """``kill -9``, then a new empty server on the same port ``down_for`` seconds later."""
+        self.process.kill()
+        self.process.wait(10)
+        time.sleep(down_for)
+        self.process = start_redis_server(redis_server_binary(), self.port, self.directory, persist=False)
+
+    def close(self) -> None:
+        self.resume()
+        self.process.terminate()
+        self.process.wait(10)
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+
+@pytest.fixture
+def own_redis() -> Iterator[OwnRedis]:
+    server = OwnRedis()
+    yield server
+    server.close()
+
+
+class CommitCutter:
+    """A TCP proxy in front of PostgreSQL that can cut a connection right after the server
+    committed a transaction, before its answer reaches the client: the in-doubt commit of a
+    network cut or a server crash at that instant, on demand. ``arm(marker)``: on the next
+    connection that sends ``marker`` (bytes of its SQL), the server answers the next
+    ``answer_to`` (its ``COMMIT``; the marker itself for a statement in autocommit), and the
+    client sees the connection lost instead."""
+
+    def __init__(self, target_port: int) -> None:
+        self.target_port = target_port
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.marker: bytes | None = None
+        self.answer_to = b"COMMIT\x00"
+        self.cut = threading.Event()
+        self._sockets: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def arm(self, marker: bytes, answer_to: bytes = b"COMMIT\x00") -> None:
+        self.marker, self.answer_to, self.cut = marker, answer_to, threading.Event()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            server = socket.create_connection(("127.0.0.1", self.target_port))
+            self._sockets += [client, server]
+            state = {"marked": False, "committing": False}
+            threading.Thread(target=self._upstream, args=(client, server, state), daemon=True).start()
+            threading.Thread(target=self._downstream, args=(server, client, state), daemon=True).start()
+
+    def _upstream(self, client: socket.socket, server: socket.socket, state: dict) -> None:
+        try:
+            while data := client.recv(65536):
+                if self.marker is not None and self.marker in data:
+                    state["marked"] = True
+                if state["marked"] and self.answer_to in data:
+                    self.marker, state["committing"] = None, True
+                server.sendall(data)
+        except OSError:
+            pass
+
+    def _downstream(self, server: socket.socket, client: socket.socket, state: dict) -> None:
+        try:
+            while data := server.recv(65536):
+                if state["committing"]:
+                    for end in (client, server):
+                        end.shutdown(socket.SHUT_RDWR)  # wakes the other pump, blocked reading
+                        end.close()
+                    self.cut.set()
+                    return
+                client.sendall(data)
+        except OSError:
+            pass
+
+    def drop_all(self) -> None:
+        """Cut every connection open through the proxy, as a restart of the server does."""
+        for end in self._sockets:
+            try:
+                end.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        self._sockets.clear()
+
+    def close(self) -> None:
+        self.drop_all()
+        self.listener.close()
 
 
 @pytest.fixture

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import threading
 import time
 from collections import Counter
 from datetime import timedelta
@@ -26,7 +27,7 @@ from sms_worker.producer import send_many
 from sms_worker.queues.pointers import Pointer, push_ready
 from sms_worker.runtime import build_runtime
 from sms_worker.status import FINAL
-from sms_worker.tasks.app import CeleryWaker, create_celery
+from sms_worker.tasks.app import DISPATCH_TASK, CeleryWaker, create_celery
 
 # Real worker and scheduler processes, timed against the wall clock: these run one after another
 # on one xdist worker (make test uses --dist loadgroup), so they do not starve each other.
@@ -160,6 +161,54 @@ def test_a_redis_flush_mid_run_loses_nothing(pipeline_for, sandbox, redis_client
     wait_until(lambda: pipeline.all_final(len(texts)), 90, message="every message to reach a final status")
     assert pipeline.statuses() == Counter({"delivered": len(texts)})
     assert accepted_texts(sandbox) == Counter({text: 1 for text in texts})
+
+
+FLOOD_BETWEEN_RESTARTS = 1.0
+"""Seconds of wake-ups before and after each Redis restart: the stimulus's pace, not a wait."""
+
+
+def test_a_worker_outlives_redis_restarts_that_cut_off_its_acknowledgements_and_sends_after_them(own_redis, pipeline_for, sandbox):
+    """The cause of issue 15's 28 ``unknown`` with no worker killed: Redis restarted while a
+    wake-up was delivered and its acknowledgement failed ("Couldn't ack"), closing the lost
+    connection raised inside kombu, and Celery stopped the whole worker, its pool processes
+    taking their held outcomes with them. Wake-ups are flooded in so that a restart lands
+    between a delivery and its acknowledgement; restarts go on until the worker has met the
+    fault (about one restart in five before the fix), 25 at most."""
+    pipeline = pipeline_for(redis_url=own_redis.url)
+    worker = pipeline.start_worker()
+    log = pipeline.log_dir / f"worker-{len(pipeline.processes) - 1}.log"
+    app = create_celery(pipeline.settings)
+    flooding = threading.Event()
+
+    def flood() -> None:
+        while not flooding.is_set():
+            try:
+                with app.producer_or_acquire() as producer:
+                    for _ in range(50):
+                        app.send_task(DISPATCH_TASK, queue=Priority.STANDARD.queue, producer=producer)
+            except Exception:  # noqa: BLE001 - Redis is down for a moment: flood on once it is back
+                flooding.wait(0.05)
+
+    engine = get_engine(pipeline.settings.resolved_database_url)
+    with engine.connect() as conn:
+        wait_until(lambda: conn.execute(select(func.count()).select_from(DISPATCHERS)).scalar_one() == 2, 30, 0.1, "both pool processes to start")
+    flooder = threading.Thread(target=flood, daemon=True)
+    flooder.start()
+    met = "closing the lost broker connection failed"
+    try:
+        for restart in range(25):
+            flooding.wait(FLOOD_BETWEEN_RESTARTS)
+            own_redis.restart(down_for=0.2)
+            flooding.wait(FLOOD_BETWEEN_RESTARTS)
+            assert worker.poll() is None, f"the worker stopped after Redis restart {restart + 1}:\n{log.read_text()[-3000:]}"
+            if met in log.read_text():
+                break
+    finally:
+        flooding.set()
+        flooder.join(10)
+
+    send_many([{"to": "+421900000500", "text": "after the restarts"}], runtime=pipeline.runtime)
+    wait_until(lambda: accepted_texts(sandbox) == Counter({"after the restarts": 1}), 30, 0.1, "the worker to send again")
 
 
 def test_killing_a_worker_mid_run_loses_nothing(pipeline_for, sandbox):

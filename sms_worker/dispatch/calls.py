@@ -57,7 +57,14 @@ class CallRecord:
     def start(self, ids: list[uuid.UUID], claims: list[uuid.UUID], now: datetime, *, lost: LostAttempt = LostAttempt.KEPT) -> set[uuid.UUID]:
         """Count an attempt and set ``calling`` on each row of ``ids`` still held by one of
         ``claims``, and do to an earlier lost attempt what ``lost`` says; returns the ids it
-        turned. Raises if the database is away (and reconnects on the next call)."""
+        turned. Raises if the database is away.
+
+        The connection kept from an earlier call may have died meanwhile (the database was
+        restarted): the statement is then tried once more on a new one, so the first batch
+        after an outage is called at once rather than deferred. Trying again is safe even if
+        the first try was applied and only its answer lost: the rows it turned are no longer
+        ``claimed``, and the look that follows finds them ``calling`` under these claims, with
+        their attempt counted once."""
         mark = placeholder(self._dialect)
         settles, settled = "", []
         if lost is LostAttempt.SETTLED:
@@ -70,20 +77,22 @@ class CallRecord:
             f"WHERE COALESCE(status, '') = '{Status.CLAIMED.value}' AND {self._held(ids, claims)}"
         )
         values = [("first_attempt_at", now), ("last_attempt_at", now), ("updated_at", now), *settled, *self._held_values(ids, claims)]
+        select = f"SELECT id FROM {MESSAGES.name} WHERE COALESCE(status, '') = '{Status.CALLING.value}' AND {self._held(ids, claims)}"
         with self._lock:
-            try:
-                cursor = self._cursor()
-                cursor.execute(update, driver_values(self._dialect, MESSAGES, values))
-                if cursor.rowcount == len(ids):
-                    return set(ids)
-                cursor.execute(
-                    f"SELECT id FROM {MESSAGES.name} WHERE COALESCE(status, '') = '{Status.CALLING.value}' AND {self._held(ids, claims)}",
-                    driver_values(self._dialect, MESSAGES, self._held_values(ids, claims)),
-                )
-                return {read_uuid(value) for (value,) in cursor.fetchall()}
-            except Exception:
-                self.close()
-                raise
+            kept = self._connection is not None
+            while True:
+                try:
+                    cursor = self._cursor()
+                    cursor.execute(update, driver_values(self._dialect, MESSAGES, values))
+                    if cursor.rowcount == len(ids):
+                        return set(ids)
+                    cursor.execute(select, driver_values(self._dialect, MESSAGES, self._held_values(ids, claims)))
+                    return {read_uuid(value) for (value,) in cursor.fetchall()}
+                except Exception:
+                    self.close()
+                    if not kept:
+                        raise
+                    kept = False
 
     def close(self) -> None:
         if self._connection is not None:

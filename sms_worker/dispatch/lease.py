@@ -2,12 +2,18 @@
 
 Each process that dispatches is a row of ``sms_dispatcher`` (host, pid, a random suffix) whose
 ``heartbeat_at`` it renews every ``lease_seconds / 5`` (between 0.2 s and 2 s). The messages it
-claims name it. When the heartbeat is older than ``lease_seconds``, the scheduler's reclaimer
-takes those claims back (:class:`sms_worker.recovery.Reclaimer`): within seconds of a
-``kill -9``, not minutes.
+claims name it. Once the scheduler's reclaimer has watched a heartbeat stand still for
+``lease_seconds`` it takes those claims back (:class:`sms_worker.recovery.Reclaimer`): within
+seconds of a ``kill -9``, not minutes.
 
-The :class:`Keeper` thread renews the lease and writes the outcomes the ledger holds while the
-database is away; both resume the moment it is back.
+**Renewal waits for nothing else the worker does.** The :class:`Keeper` thread does nothing but
+renew, on a database connection of its own (:func:`sms_worker.db.engine.get_lease_engine`),
+every step bounded by half a lease, so neither the shared pool (HTTP threads' look-ups, a
+dispatch batch), nor the ledger's lock (a flush of held outcomes waiting on a row lock or on a
+Redis that does not answer), nor a connection that hangs after an outage can hold it up: a
+renewal that fails or is abandoned is tried again a fifth of a lease later. Held outcomes are
+flushed by a thread of their own (:class:`sms_worker.dispatch.ledger.Flusher`). Before, one
+thread renewed and then flushed, and a flush that waited held every later renewal with it.
 """
 
 from __future__ import annotations
@@ -22,7 +28,6 @@ from sqlalchemy import Engine, delete, insert, update
 
 from sms_worker.clock import Clock
 from sms_worker.db.models import Dispatcher, table_of
-from sms_worker.dispatch.ledger import Ledger
 from sms_worker.logs import get_logger
 from sms_worker.outages import describe_outage
 
@@ -30,8 +35,22 @@ log = get_logger("lease")
 DISPATCHERS = table_of(Dispatcher)
 
 
+def renew_every(lease_seconds: float) -> float:
+    """Seconds between renewals: a fifth of the lease, at least 0.2 s and at most 2 s."""
+    return max(0.2, min(2.0, lease_seconds / 5))
+
+
+def renewal_timeout(lease_seconds: float) -> float:
+    """The longest one renewal may take (connect, statement, lock wait): half the lease, so one
+    that hangs is abandoned with time left for another before the lease runs out."""
+    return lease_seconds / 2
+
+
 class Lease:
-    """This process's entry in ``sms_dispatcher``; :attr:`id` goes into the rows it claims."""
+    """This process's entry in ``sms_dispatcher``; :attr:`id` goes into the rows it claims.
+
+    ``engine`` should be the lease's own (:func:`~sms_worker.db.engine.get_lease_engine`): it is
+    used for nothing else."""
 
     def __init__(self, engine: Engine, clock: Clock, seconds: float) -> None:
         self.id = f"{socket.gethostname()[:40]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
@@ -50,8 +69,10 @@ class Lease:
         self.renew()
 
     def renew(self) -> None:
-        now = self._clock.now()
+        """Write a new heartbeat (registering the lease if it has no row, as after the reclaimer
+        removed a lease it judged lost); raises if the database is away or too slow."""
         with self._lock, self._engine.begin() as conn:
+            now = self._clock.now()
             if self._renewed is None or not conn.execute(update(DISPATCHERS).where(DISPATCHERS.c.id == self.id).values(heartbeat_at=now)).rowcount:
                 conn.execute(
                     insert(DISPATCHERS).values(id=self.id, host=socket.gethostname()[:255], pid=os.getpid(), started_at=now, heartbeat_at=now)
@@ -59,20 +80,20 @@ class Lease:
             self._renewed = now
 
     def end(self) -> None:
-        """A clean exit: the lease goes, so whatever is still held is taken back at once."""
+        """A clean exit, once nothing is held: the lease goes (were anything still held, the
+        reclaimer would take it back a lease later, as from a lost worker)."""
         with self._lock, self._engine.begin() as conn:
             conn.execute(delete(DISPATCHERS).where(DISPATCHERS.c.id == self.id))
             self._renewed = None
 
 
 class Keeper:
-    """Renews the lease and flushes the ledger's held writes, every ``lease / 5`` seconds."""
+    """Renews the lease every :func:`renew_every` seconds, and does nothing else."""
 
-    def __init__(self, lease: Lease, ledger: Ledger) -> None:
+    def __init__(self, lease: Lease) -> None:
         self._lease = lease
-        self._ledger = ledger
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="sms-keeper", daemon=True)
+        self._thread = threading.Thread(target=self._run, name="sms-lease", daemon=True)
         self._away = False
 
     def start(self) -> None:
@@ -84,7 +105,7 @@ class Keeper:
             self._thread.join(5)
 
     def _run(self) -> None:
-        interval = max(0.2, min(2.0, self._lease.seconds / 5))
+        interval = renew_every(self._lease.seconds)
         while not self._stop.wait(interval):
             self.tick()
 
@@ -99,4 +120,3 @@ class Keeper:
         if self._away:
             log.warning("lease of %s renewed again", self._lease.id)
         self._away = False
-        self._ledger.flush_held()

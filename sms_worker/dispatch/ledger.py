@@ -8,9 +8,10 @@ nothing newer has started, so the message is not sent again; an acceptance that 
 something newer started marks the message ``possible_duplicate``.
 
 When the database or Redis is unreachable nothing is dropped: the ledger holds the writes it
-could not make, in order, and :meth:`Ledger.flush_held` (the worker's keeper thread, and every
-later write) makes them when the server is back. The worker's lease is renewed meanwhile, so the
-sweep never takes back what a live worker holds (:mod:`sms_worker.dispatch.lease`).
+could not make, in order, and :meth:`Ledger.flush_held` (the worker's :class:`Flusher` thread,
+and every later write) makes them when the server is back. The worker's lease is renewed
+meanwhile by a thread of its own that never waits for a flush, so the reclaimer never takes back
+what a live worker holds (:mod:`sms_worker.dispatch.lease`).
 """
 
 from __future__ import annotations
@@ -132,6 +133,9 @@ class Ledger:
                     updates.append({"id": change.id, **change.values})
                     events += [note for note in (change.started, change.event) if note]
                     pointers += [change.pointer] if change.pointer else []
+                elif change.pointer is not None and not change.attempt and _waiting(row):
+                    # A claim in doubt that was never taken: the row waits, with no pointer but this one.
+                    pointers.append(change.pointer)
                 elif change.attempt and row.claim_id != change.claim:
                     wins = change.accepted and row.claim_id is None and row.error_code == WORKER_LOST and row.attempts == change.attempt
                     if wins:
@@ -152,6 +156,34 @@ class Ledger:
         return pointers
 
 
+class Flusher:
+    """Tries the ledger's held writes again every ``interval`` seconds, in a thread of its own
+    (``sms-flush``): a flush may wait on the database or Redis for as long as they let it, and
+    nothing else waits for it."""
+
+    def __init__(self, ledger: Ledger, interval: float) -> None:
+        self._ledger = ledger
+        self._interval = interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="sms-flush", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(5)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval):
+            try:
+                if self._ledger.holding:
+                    self._ledger.flush_held()
+            except Exception:  # the thread must go on: what is held is tried again next time
+                log.exception("flushing held outcomes failed; trying again")
+
+
 class _MovedOn(SmsWorkerError):
     """A fenced update found a row no longer as the change expected."""
 
@@ -167,7 +199,11 @@ def _update_fenced(conn: Connection, changes: list[Change]) -> bool:
     return matched == len(changes)
 
 
+def _waiting(row: Any) -> bool:
+    return row.status in {s.value for s in WAITING} and row.claim_id is None
+
+
 def _ours(change: Change, row: Any) -> bool:
     if change.claim is None:
-        return row.status in {s.value for s in WAITING} and row.claim_id is None
+        return _waiting(row)
     return row.claim_id == change.claim

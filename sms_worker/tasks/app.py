@@ -28,11 +28,30 @@ RECONNECT_EVERY = 0.25
 
 
 class PromptConsumer(Consumer):
-    """Celery's consumer, reconnecting to a lost broker every ``RECONNECT_EVERY`` seconds.
+    """Celery's consumer, reconnecting to a lost broker every ``RECONNECT_EVERY`` seconds, and
+    never brought down by the clean-up of the connection it lost.
 
     Celery's own retries wait 2, 4, 6... seconds apart: a Redis back after 2 s was found 4 s
     late, and nothing was sent meanwhile. Trying a few times a second costs one refused
-    connection each while Redis is down."""
+    connection each while Redis is down.
+
+    When Redis went away while a wake-up was delivered and its acknowledgement failed
+    ("Couldn't ack"), closing the lost connection makes kombu restore the unacknowledged
+    message through a transport whose client it has already dropped, and it raises
+    ``AttributeError: 'NoneType' object has no attribute 'hostname'``. Celery takes that for an
+    unrecoverable error and stops the whole worker: its pool processes exited during a database
+    outage with outcomes they could not write, and the reclaimer then rightly took their claims
+    (issue 15: 28 ``unknown`` in a chaos run where no worker was killed). The connection is
+    gone either way and a wake-up carries nothing, so such a failure is logged and the consumer
+    reconnects as after any lost connection."""
+
+    def on_connection_error_after_connected(self, exc: Exception) -> None:
+        try:
+            super().on_connection_error_after_connected(exc)
+        except Exception as error:  # noqa: BLE001 - anything here would stop the worker; the connection is already lost
+            logging.getLogger("sms_worker.worker").warning(
+                "consumer: closing the lost broker connection failed (%r); reconnecting all the same", error
+            )
 
     def ensure_connected(self, conn: Connection) -> Connection:
         conn.ensure_connection = functools.partial(  # type: ignore[method-assign]  # for this call only, then deleted

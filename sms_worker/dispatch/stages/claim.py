@@ -7,6 +7,14 @@ check-then-act race, closed). The row then names the claim (``claim_id``) and th
 needs comes back in the same statement, and the transaction is closed before any HTTP. Claims
 not called after all are given back in :meth:`Claim.after` (the ledger returns their rows to
 waiting).
+
+**A claim in doubt is given back too.** The database may commit the claim and its answer never
+arrive (the server crashed, the network was cut at that instant). Each item therefore carries
+the claim's id before the statement goes out: when it fails, the pipeline defers the items and
+the ledger gives back, fenced by that id, whatever rows the claim did take, and schedules the
+pointers of those it did not. Before, the items were deferred as never claimed, the write found
+the rows ``claimed`` and left them so, and a live worker, whose lease the reclaimer rightly
+respects, held them for ever (the chaos outage run: 7 messages never sent).
 """
 
 from __future__ import annotations
@@ -54,14 +62,17 @@ class Claim(Stage):
             .values(status=Status.CLAIMED.value, account=account, claim_id=claim_id, dispatcher=rt.lease.id, updated_at=now)
             .returning(*_RETURNED)
         )
+        for item in items:
+            item.claim_id = claim_id
         with rt.engine.begin() as conn:
             rows = {row.id: row for row in conn.execute(statement)}
         for item in items:
             row = rows.get(item.id)
             if row is None:
+                item.claim_id = None
                 batch.settle(item, Skip("another worker holds it, or it is no longer waiting"))
             else:
-                item.claim_id, item.message = claim_id, _outbound(row, item.priority, now)
+                item.message = _outbound(row, item.priority, now)
                 item.row = replace(item.row, attempts=row.attempts, first_attempt_at=row.first_attempt_at)
 
     def after(self, batch: Batch) -> None:
