@@ -332,6 +332,15 @@ def wait_until(predicate: Callable[[], bool], timeout: float, interval: float = 
         time.sleep(interval)
 
 
+def alive(pid: int) -> bool:
+    """Whether process ``pid`` is running (a zombie counts as gone), read from /proc."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    return "zombie" not in next(line for line in status.splitlines() if line.startswith("State:"))
+
+
 def wait_out_cooldown(client: redis.Redis, breaker: Breaker) -> None:
     """Waits until ``breaker``'s cooldown is over on the clock it reads (Redis ``TIME``)."""
     until = breaker.state().until

@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from conftest import alive
 
 from sms_worker.embedded import answers, free_port
 
@@ -28,14 +29,6 @@ pytestmark = [
     pytest.mark.skipif(HONCHO is None, reason="honcho is not installed (pip install -e '.[test]')"),
     pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="needs /proc to find the stack's processes"),
 ]
-
-
-def alive(pid: int) -> bool:
-    try:
-        status = Path(f"/proc/{pid}/status").read_text()
-    except OSError:
-        return False
-    return "zombie" not in next(line for line in status.splitlines() if line.startswith("State:"))
 
 
 def processes_of(home: Path) -> set[int]:
