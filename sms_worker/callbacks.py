@@ -214,6 +214,6 @@ def serve_callbacks(host: str, port: int) -> None:
                 host,
                 port,
             )
-        uvicorn.run(create_callback_app(rt), host=host, port=port, log_level="warning")
+        uvicorn.run(create_callback_app(rt), host=host, port=port, log_level="info", access_log=False)
     finally:
         rt.close()

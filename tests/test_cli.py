@@ -52,6 +52,21 @@ def test_characters_outside_the_bmp_are_two_units_and_never_split():
     assert long["segment_texts"][0] == "a" * 66 and long["segment_texts"][1].startswith("😀")
 
 
+def test_status_wait_gives_up_on_a_message_no_worker_sends_saying_so(settings_for, redis_client):
+    """With no worker a message stays queued: --wait shows it as it is when the wait ends, says
+    so on stderr and exits 5 (the README's first message, delivered, is tests/test_examples.py's)."""
+    env = process_env(settings_for())
+    message_id = json.loads(cli("send", "+421900123456", "nobody sends me", "--json", env=env).stdout)["id"]
+
+    waited = cli("status", message_id, "--wait", "0.5", "--json", env=env)
+
+    assert waited.returncode == 5, waited.stderr
+    assert json.loads(waited.stdout)["message"]["status"] == "queued"
+    assert waited.stderr.strip() == "note: not final after 0.5 s: it is queued"
+    refused = cli("status", message_id, "--wait", "-1", env=env)
+    assert refused.returncode == 2 and "--wait" in refused.stderr and "Traceback" not in refused.stderr
+
+
 def test_send_rejects_bad_input_naming_the_field(tmp_path):
     env = process_env_for(tmp_path)
     result = cli("send", "12", "hello", "--json", env=env)

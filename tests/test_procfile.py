@@ -6,24 +6,19 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import queue
-import shutil
 import signal
 import subprocess
-import sys
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from conftest import alive
+from stack import BIN, HONCHO, REPO, Running, kill_home, processes_of
+from stack import honcho as start_honcho
+from stack import stack_env as fresh_env
 
-from sms_worker.embedded import answers, free_port
-
-REPO = Path(__file__).resolve().parents[1]
-BIN = Path(sys.executable).parent
-HONCHO = shutil.which("honcho", path=str(BIN)) or shutil.which("honcho")
+from sms_worker.embedded import answers
 
 pytestmark = [
     pytest.mark.skipif(HONCHO is None, reason="honcho is not installed (pip install -e '.[test]')"),
@@ -31,82 +26,20 @@ pytestmark = [
 ]
 
 
-def processes_of(home: Path) -> set[int]:
-    """Live processes whose environment names ``home`` (every process honcho started, and theirs),
-    and the redis-server in ``home/redis.pid`` (it overwrites its environment with its title)."""
-    marker = f"SMS_WORKER_HOME={home}".encode()
-    found = set()
-    with contextlib.suppress(OSError, ValueError):
-        found.add(int((home / "redis.pid").read_text()))
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit() and int(entry.name) != os.getpid():
-            with contextlib.suppress(OSError):
-                if marker in (entry / "environ").read_bytes().split(b"\0"):
-                    found.add(int(entry.name))
-    return {pid for pid in found if alive(pid)}
-
-
-class Honcho:
-    """``honcho start`` on the repository's Procfile, in a session of its own as a terminal runs
-    it; its output collected line by line."""
-
-    def __init__(self, env: dict[str, str], env_file: Path) -> None:
-        command = [str(HONCHO), "-f", str(REPO / "Procfile"), "-d", str(REPO), "-e", str(env_file), "start"]
-        self.process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
-        self.lines: list[str] = []
-        self._new: queue.Queue[str] = queue.Queue()
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            self.lines.append(line)
-            self._new.put(line)
-
-    def wait_for(self, *texts: str, timeout: float) -> None:
-        """Until a line holds each of ``texts``; fails naming what is missing."""
-        missing = [text for text in texts if not any(text in line for line in self.lines)]
-        deadline = time.monotonic() + timeout
-        while missing:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0 or self.process.poll() is not None:
-                pytest.fail(f"honcho never printed {missing}:\n{self.output}")
-            with contextlib.suppress(queue.Empty):
-                line = self._new.get(timeout=min(remaining, 0.5))
-                missing = [text for text in missing if text not in line]
-
-    @property
-    def output(self) -> str:
-        return "".join(self.lines)
-
-    def ctrl_c(self) -> None:
-        os.killpg(self.process.pid, signal.SIGINT)
-
-
 @pytest.fixture
 def stack_env(tmp_path: Path) -> Iterator[dict[str, str]]:
     """A fresh home and free ports, nothing else of the caller's SMS_WORKER_* settings; whatever
     still runs for that home at the end is killed."""
-    sandbox_port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SMS_WORKER_")} | {
-        "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
-        "SMS_WORKER_HOME": str(tmp_path / "home"),
-        "SMS_WORKER_SANDBOX_PORT": str(sandbox_port),
-        "SMS_WORKER_TELEKOM_SK_URL": f"http://127.0.0.1:{sandbox_port}/telekom-sk",
-        "SMS_WORKER_FLOWER_PORT": str(free_port()),
-        "SMS_WORKER_CALLBACK_PORT": str(free_port()),
-    }
+    env = fresh_env(tmp_path / "home")
     yield env
-    for pid in processes_of(Path(env["SMS_WORKER_HOME"])):
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
+    kill_home(Path(env["SMS_WORKER_HOME"]))
 
 
 @pytest.fixture
-def honcho(stack_env: dict[str, str], tmp_path: Path) -> Iterator[Honcho]:
+def honcho(stack_env: dict[str, str], tmp_path: Path) -> Iterator[Running]:
     env_file = tmp_path / "empty.env"
     env_file.touch()
-    started = Honcho(stack_env, env_file)
+    started = start_honcho(stack_env, env_file)
     try:
         yield started
     finally:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import datetime
 from typing import Any
 
@@ -9,7 +10,10 @@ import click
 
 from sms_worker.ambiguity import POLICIES
 from sms_worker.cli.base import Command, TextCommand, deprecated_option, echo_json, fail, json_option
+from sms_worker.status import Status
 
+WAIT_POLL_SECONDS = 0.25
+"""How often ``status --wait`` reads the message again."""
 UNICODE_CHOICES = {"auto": None, "true": True, "false": False}
 
 
@@ -145,22 +149,43 @@ def send(
 
 @click.command(cls=Command)
 @click.argument("message_id", metavar="ID")
+@click.option(
+    "--wait",
+    type=click.FloatRange(min=0),
+    metavar="SECONDS",
+    help="Wait up to SECONDS for the message to reach a final status (delivered, undeliverable, rejected, expired, unknown) "
+    "before showing it; exit 5 if it has not.",
+)
 @json_option
-def status(message_id: str, as_json: bool) -> int:
+def status(message_id: str, wait: float | None, as_json: bool) -> int:
     """Show a message and its history.
 
-    ID is what `sms-worker send` printed. A message that does not exist exits 1.
+    ID is what `sms-worker send` printed. A message that does not exist exits 1. With --wait, a
+    message still not final when the wait ends is shown as it is then, with a note on stderr,
+    and the command exits 5.
+
+    \b
+    Examples:
+      sms-worker status "$(sms-worker send +421900123456 'Hello')" --wait 30
     """
     from sms_worker.views import message_status
 
     found = message_status(message_id)
+    deadline = time.monotonic() + (wait or 0)
+    while found is not None and not Status(found.message["status"]).final and time.monotonic() < deadline:
+        time.sleep(min(WAIT_POLL_SECONDS, max(deadline - time.monotonic(), 0)))
+        found = message_status(message_id)
     if found is None:
         fail("id", f"no message {message_id}", 1)
+    code = 0
+    if wait is not None and not Status(found.message["status"]).final:
+        click.echo(f"note: not final after {wait:g} s: it is {found.message['status']}", err=True)
+        code = 5
     if as_json:
         echo_json(found, default=str)
-        return 0
+        return code
     for key, value in found.message.items():
         click.echo(f"{key:>20}: {value}")
     for item in found.events:
         click.echo(f"  {item['at']}  {item['status']:<13} {item['reason']}")
-    return 0
+    return code

@@ -20,7 +20,7 @@ def run(
         telekom_sk_callback_url=telekom_sk_callback_url, dexatel_webhook_url=dexatel_webhook_url, post_status_callbacks=post_status_callbacks
     )
     app = create_app(settings=settings)
-    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False, date_header=False)  # the app's Date: its clock
+    uvicorn.run(app, host=host, port=port, log_level="info", access_log=False, date_header=False)  # the app's Date: its clock
 
 
 if __name__ == "__main__":
