@@ -73,6 +73,21 @@ class Delivery(StrEnum):
         return _STATUS_OF_DELIVERY.get(self, Status.SUBMITTED)
 
     @property
+    def failure_code(self) -> str | None:
+        """The ``error_code`` of a message this report ends failed, one per report:
+        ``REPORTED_UNDELIVERABLE``, ``REPORTED_REJECTED``, ``REPORTED_EXPIRED``; None for any other
+        report (``delivered``, or one that is not final)."""
+        return f"REPORTED_{self.name}" if self in _FAILED_REPORTS else None
+
+    def failure_text(self, account: str, provider_status: str, provider_error: str | None = None) -> str:
+        """Why a message this report ends failed, for its ``error_text`` and history: the account,
+        our word and the provider's own (``telekom-sk reports it undeliverable (its status
+        'UNDELIVERABLE')``), and the provider's reason where it gives one (``provider_error``:
+        ``its error 30003: Unreachable destination handset``)."""
+        told = f"its status {provider_status!r}" + (f"; its error {provider_error}" if provider_error else "")
+        return f"{account} reports it {self.value} ({told})"
+
+    @property
     def progress(self) -> int:
         """How far along: a report never moves a message back (a late ``queued`` after ``sent``),
         and a final report is furthest of all."""
@@ -96,3 +111,4 @@ _STATUS_OF_DELIVERY = {
     Delivery.EXPIRED: Status.EXPIRED,
 }
 _PROGRESS = {Delivery.QUEUED: 1, Delivery.SENT: 2, Delivery.UNKNOWN: 2}
+_FAILED_REPORTS = frozenset({Delivery.UNDELIVERABLE, Delivery.REJECTED, Delivery.EXPIRED})

@@ -6,6 +6,8 @@ Paths (any method; the request is read and ignored):
 - ``/drip/...``: ``200`` with a ``Content-Length``, then the JSON body one byte per ``interval``.
 - ``/huge/...``: ``200`` with a ``Content-Length`` of ``size`` bytes, sent as fast as the client
   reads, never held in memory (a JSON object with one very long string).
+- ``/codeless/...``: ``200`` with an error body that names no code, ``{"error": {}}`` (the
+  error envelope Dexatel and DT A2P answer with, empty).
 - anything else: ``404``.
 """
 
@@ -17,6 +19,7 @@ import threading
 import time
 
 DRIP_BODY = b'{"message_id": "msg_drip", "status": "queued", "recipient": "+12025550143"}'
+CODELESS_BODY = b'{"error": {}}'
 
 
 class _Handler(socketserver.BaseRequestHandler):
@@ -36,6 +39,9 @@ class _Handler(socketserver.BaseRequestHandler):
                 self._drip(connection)
             elif path.startswith("/huge"):
                 self._huge(connection)
+            elif path.startswith("/codeless"):
+                self._headers(connection, len(CODELESS_BODY))
+                connection.sendall(CODELESS_BODY)
             else:
                 connection.sendall(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
         except OSError:

@@ -250,9 +250,11 @@ def test_a_final_status_fault_reaches_the_check(make_provider, telefoon_sandbox,
     telefoon_clock.advance(1)
 
     report = provider.check(message_id)
-    assert report == DeliveryReceipt(message_id, word, delivery)
+    record = provider.message(message_id)
+    assert report == DeliveryReceipt(message_id, word, delivery, provider_error=record.failure)
     assert report.delivery is delivery
-    assert provider.message(message_id).error_code == error_code
+    assert record.error_code == error_code
+    assert record.failure == (None if error_code is None else f"{error_code}: {record.error_message}")
 
 
 # (code, HTTP status, kind, account-wide, final status): the assumed table, spelled out again.
@@ -475,7 +477,8 @@ def test_parse_callback_reads_the_message_the_sandbox_serves(provider, make_prov
 
     reports = [provider.parse_callback(body, "application/json; charset=utf-8") for body in bodies]
 
-    assert reports == [[DeliveryReceipt(ids[0], "failed", Delivery.REJECTED)], [DeliveryReceipt(ids[1], "delivered", Delivery.DELIVERED)]]
+    filtered = DeliveryReceipt(ids[0], "failed", Delivery.REJECTED, provider_error="30007: The message was filtered by the carrier")
+    assert reports == [[filtered], [DeliveryReceipt(ids[1], "delivered", Delivery.DELIVERED)]]
 
 
 def test_an_inbound_message_posted_to_the_callback_is_no_status_report(provider) -> None:

@@ -9,14 +9,14 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Final
 
 from sms_worker.dispatch.batch import Absent, Finish, Item, NearMatch, NotSent, Skip
 from sms_worker.dispatch.sql import event
 from sms_worker.queues.pointers import Due, Pointer
 from sms_worker.status import Delivery, Status
 
-WORKER_LOST = "WORKER_LOST"
+WORKER_LOST: Final = "WORKER_LOST"
 """The error code of an attempt whose worker died during the call (an ambiguous attempt)."""
 
 
@@ -70,8 +70,8 @@ def _values_of(item: Item, now: datetime, first_check: timedelta) -> Change | No
                 provider_status=accepted.provider_status,
                 delivery=accepted.delivery.value if accepted.delivery else None,
                 next_check_at=now + first_check,
-                error_code=None,
-                error_text=None,
+                error_code=disposition.code,
+                error_text=disposition.reason if disposition.code is not None else None,
             )
             if accepted.delivery is Delivery.DELIVERED:
                 values["delivered_at"] = now

@@ -7,8 +7,11 @@ applied in order of progress whatever their order in the body: ``delivered`` the
 ends delivered, with both in the history. A provider id reused after a provider restart names the
 message attempted last, on the poller's path as on a callback's (:mod:`.holders`); the older
 holder is not given its report. A word the adapter does not know changes nothing: it
-is kept in ``provider_status`` and the history, and the message is still polled. Checks back off with the message's age, and a
-message with no final report long after its validity ends is ``unknown`` (``NO_RECEIPT``).
+is kept in ``provider_status`` and the history, and the message is still polled. A report that
+ends a message failed (undeliverable, rejected, expired) writes its ``error_code`` (one per report:
+:attr:`~sms_worker.status.Delivery.failure_code`) and an ``error_text`` naming the account and the
+provider's word. Checks back off with the message's age, and a message with no final report long
+after its validity ends is ``unknown`` (``NO_RECEIPT``).
 """
 
 from __future__ import annotations
@@ -38,6 +41,10 @@ log = get_logger("receipts")
 RECEIPT_TIMEOUT = timedelta(days=3)
 PROVIDER_ID_REUSED: Final = "PROVIDER_ID_REUSED"
 """A status check whose answer is about a newer message holding the same provider id."""
+CHECK_CRASH: Final = "CHECK_CRASH"
+"""A status check whose adapter raised something other than a provider's failure (a bug)."""
+NO_RECEIPT: Final = "NO_RECEIPT"
+"""The error code of a message with no final report :data:`RECEIPT_TIMEOUT` after its validity ended."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,7 +143,7 @@ def _check(rt: Runtime, message: Holder) -> DeliveryReceipt | Failure:
         return error.failure
     except Exception as error:
         log.exception("status check of %s at %s failed", message.id, message.account)
-        return Failure(ErrorKind.TRANSIENT, "CHECK_CRASH", f"{type(error).__name__}: {error}")
+        return Failure(ErrorKind.TRANSIENT, CHECK_CRASH, f"{type(error).__name__}: {error}")
 
 
 def apply_receipts(rt: Runtime, results: Sequence[Report]) -> PollReport:
@@ -183,14 +190,18 @@ def apply_receipts(rt: Runtime, results: Sequence[Report]) -> PollReport:
                     change.update(status=status.value, delivery=delivery, provider_status=provider_status)
                     if outcome.delivery is Delivery.DELIVERED:
                         change["delivered_at"] = outcome.delivered_at or now
-                    events.append(event(row.id, now, status, f"{row.account} reports it {delivery}", provider_status=provider_status))
+                    reason, code = f"{row.account} reports it {delivery}", outcome.delivery.failure_code
+                    if code is not None:
+                        reason = outcome.delivery.failure_text(row.account, provider_status, outcome.provider_error)
+                        change.update(error_code=code, error_text=reason)
+                    events.append(event(row.id, now, status, reason, provider_status=provider_status, code=code))
                     report.changed += 1
                     report.final += status.final
             if not status.final and now > row.valid_until + RECEIPT_TIMEOUT:
                 reason = f"no final report from {row.account} within {RECEIPT_TIMEOUT} after the validity ended"
                 status = Status.UNKNOWN
-                change.update(status=status.value, error_code="NO_RECEIPT", error_text=reason)
-                events.append(event(row.id, now, status, reason, code="NO_RECEIPT"))
+                change.update(status=status.value, error_code=NO_RECEIPT, error_text=reason)
+                events.append(event(row.id, now, status, reason, code=NO_RECEIPT))
                 report.final += 1
             if status.final:
                 change["next_check_at"] = None

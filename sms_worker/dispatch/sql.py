@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable
 from datetime import datetime
-from typing import Any
+from typing import Any, Final
 
 from sqlalchemy import ColumnElement, Connection, Row, case, func, update
 
@@ -15,6 +15,8 @@ from sms_worker.status import WAITING_VALUES, Status
 
 MESSAGES = table_of(Message)
 EVENTS = table_of(MessageEvent)
+VALIDITY_EXPIRED: Final = "VALIDITY_EXPIRED"
+"""The error code of a message whose validity ended before it could be sent (again)."""
 NEVER_SENT_EXPIRY = "validity ended before it could be sent; never sent"
 UNSURE_EXPIRY = "validity ended before it could be sent again; an earlier attempt may have reached the provider, so the outcome is unknown"
 
@@ -71,7 +73,7 @@ def expire_unsent(conn: Connection, now: datetime, ids: list[uuid.UUID] | None =
         .where(*conditions)
         .values(
             status=case((sure, Status.EXPIRED.value), else_=Status.UNKNOWN.value),
-            error_code=func.coalesce(MESSAGES.c.error_code, "VALIDITY_EXPIRED"),
+            error_code=func.coalesce(MESSAGES.c.error_code, VALIDITY_EXPIRED),
             error_text=func.coalesce(MESSAGES.c.error_text, case((sure, NEVER_SENT_EXPIRY), else_=UNSURE_EXPIRY)),
             updated_at=now,
         )
@@ -81,7 +83,7 @@ def expire_unsent(conn: Connection, now: datetime, ids: list[uuid.UUID] | None =
     add_events(
         conn,
         [
-            event(row.id, now, Status(row.status), NEVER_SENT_EXPIRY if row.status == Status.EXPIRED else UNSURE_EXPIRY, code="VALIDITY_EXPIRED")
+            event(row.id, now, Status(row.status), NEVER_SENT_EXPIRY if row.status == Status.EXPIRED else UNSURE_EXPIRY, code=VALIDITY_EXPIRED)
             for row in ended
         ],
     )

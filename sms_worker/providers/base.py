@@ -71,18 +71,23 @@ class Accepted:
     delivery: Delivery | None
     segments: int | None = None
     """SMS segments the provider says it counted (its own `parts` field), when it says."""
+    provider_error: str | None = None
+    """The provider's own reason for a failed message, where it gives one beside its word
+    (Telefoon's ``error_code`` and ``error_message``: ``30003: Unreachable destination handset``)."""
 
 
 @dataclass(frozen=True, slots=True)
 class DeliveryReceipt:
     """What the provider says of a message it accepted, polled (``check``) or posted (a
     callback): ``delivery`` is None for a word the adapter does not know, which is recorded and
-    changes nothing; ``delivered_at`` is the provider's moment of delivery, when it gives one."""
+    changes nothing; ``delivered_at`` is the provider's moment of delivery, when it gives one;
+    ``provider_error`` its reason for a failed message, as for :class:`Accepted`."""
 
     provider_message_id: str
     provider_status: str
     delivery: Delivery | None
     delivered_at: datetime | None = None
+    provider_error: str | None = None
 
 
 SendOutcome = Accepted | Failure

@@ -80,7 +80,15 @@ class ErrorClass:
     status: Status = Status.UNDELIVERABLE
 
     def error(self, code: str, text: str) -> ProviderError:
+        """The failure of ``code`` with the provider's ``text`` (its code again, without one); a
+        code that is blank (an error answer that names none) is :data:`NO_CODE`."""
+        if not code.strip():
+            code, text = NO_CODE, text or "the provider's error answer names no code"
         return ProviderError(self.kind, code, text or code, account_wide=self.account_wide, status=self.status)
+
+
+NO_CODE: Final = "NO_CODE"
+"""The code of a provider's error answer that names no code of its own."""
 
 
 UNKNOWN_CODE: Final = ErrorClass(ErrorKind.PERMANENT)

@@ -24,6 +24,11 @@ TIMEOUT: Final = "TIMEOUT"
 CONNECTION_LOST: Final = "CONNECTION_LOST"
 BAD_RESPONSE: Final = "BAD_RESPONSE"
 """The codes of the ambiguous failures met in an exchange (:data:`ErrorKind.AMBIGUOUS`)."""
+CONNECT_TIMEOUT: Final = "CONNECT_TIMEOUT"
+CONNECTION: Final = "CONNECTION"
+"""The codes of a request that never left: no connection could be made (transient)."""
+HTTP_PREFIX: Final = "HTTP_"
+"""An error status without the provider's own code is ``HTTP_<status>`` (``HTTP_503``)."""
 
 
 def bad_response(text: str) -> ProviderError:
@@ -43,11 +48,11 @@ def transport_errors() -> Iterator[None]:
     except ResponseTooLarge as exc:
         raise bad_response(str(exc)) from None
     except (httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
-        raise ProviderError(ErrorKind.TRANSIENT, "CONNECT_TIMEOUT", f"could not connect in time ({type(exc).__name__})") from None
+        raise ProviderError(ErrorKind.TRANSIENT, CONNECT_TIMEOUT, f"could not connect in time ({type(exc).__name__})") from None
     except httpx.TimeoutException as exc:
         raise ProviderError(ErrorKind.AMBIGUOUS, TIMEOUT, f"no answer in time ({type(exc).__name__})") from None
     except httpx.ConnectError as exc:
-        raise ProviderError(ErrorKind.TRANSIENT, "CONNECTION", f"{type(exc).__name__}: {exc}") from None
+        raise ProviderError(ErrorKind.TRANSIENT, CONNECTION, f"{type(exc).__name__}: {exc}") from None
     except httpx.TransportError as exc:
         raise ProviderError(ErrorKind.AMBIGUOUS, CONNECTION_LOST, f"{type(exc).__name__}: {exc}") from None
 
@@ -61,8 +66,8 @@ def raise_for_http_status(response: httpx.Response) -> None:
         return
     detail = response.text[:200]
     if code >= 500 or code == 429:
-        raise ProviderError(ErrorKind.TRANSIENT, f"HTTP_{code}", detail or response.reason_phrase)
-    raise ProviderError(ErrorKind.PERMANENT, f"HTTP_{code}", detail or response.reason_phrase, account_wide=code in (401, 403, 404, 405))
+        raise ProviderError(ErrorKind.TRANSIENT, f"{HTTP_PREFIX}{code}", detail or response.reason_phrase)
+    raise ProviderError(ErrorKind.PERMANENT, f"{HTTP_PREFIX}{code}", detail or response.reason_phrase, account_wide=code in (401, 403, 404, 405))
 
 
 def server_time(response: httpx.Response) -> datetime | None:

@@ -110,6 +110,12 @@ NO_CUSTOM_SENDER: Final = SenderIdRules(None, None, "the gateway takes a custom 
 BAD_CREDENTIALS: Final = "BAD_CREDENTIALS"
 UNAUTHORIZED: Final = "UNAUTHORIZED"
 INVALID_RECIPIENT: Final = "INVALID_RECIPIENT"
+ORDER_REFUSED: Final = "ORDER_REFUSED"
+"""A message not sent because its order was refused for other recipients (transient)."""
+BAD_MESSAGE_ID: Final = "BAD_MESSAGE_ID"
+"""A status check of an id that is not ``<order_id>:<recipient>``."""
+RECIPIENT_NOT_FOUND: Final = "RECIPIENT_NOT_FOUND"
+"""A status check whose order does not list the message's recipient."""
 
 _log = get_logger("providers.session_key")
 
@@ -247,7 +253,7 @@ class SessionKeyAdapter(AdapterBase):
                 self._submit(messages, rest, outcomes, retry_refused=False)
                 return
             for i in rest:
-                outcomes[i] = Failure(ErrorKind.TRANSIENT, "ORDER_REFUSED", "the order was refused for other recipients; not sent")
+                outcomes[i] = Failure(ErrorKind.TRANSIENT, ORDER_REFUSED, "the order was refused for other recipients; not sent")
             return
         except ProviderError as error:
             for i in order:
@@ -281,13 +287,13 @@ class SessionKeyAdapter(AdapterBase):
     def check(self, provider_message_id: str) -> DeliveryReceipt:
         order_id, _, recipient = provider_message_id.rpartition(":")
         if not order_id or not recipient:
-            raise ProviderError(ErrorKind.PERMANENT, "BAD_MESSAGE_ID", f"not <order_id>:<recipient>: {provider_message_id!r}")
+            raise ProviderError(ErrorKind.PERMANENT, BAD_MESSAGE_ID, f"not <order_id>:<recipient>: {provider_message_id!r}")
         answer = self._order_answer(order_id)
         wanted = phone_key(recipient)
         for entry in answer.get("recipients") or []:
             if isinstance(entry, dict) and phone_key(str(entry.get("destination", ""))) == wanted:
                 return self._receipt(provider_message_id, entry)
-        raise ProviderError(ErrorKind.PERMANENT, "RECIPIENT_NOT_FOUND", f"order {order_id} has no such recipient", status=Status.UNKNOWN)
+        raise ProviderError(ErrorKind.PERMANENT, RECIPIENT_NOT_FOUND, f"order {order_id} has no such recipient", status=Status.UNKNOWN)
 
     def _order_answer(self, order_id: str) -> dict[str, Any]:
         now = self._monotonic()

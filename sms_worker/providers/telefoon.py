@@ -173,11 +173,19 @@ class TelefoonMessage:
             error_message=data.get("error_message"),
         )
 
+    @property
+    def failure(self) -> str | None:
+        """Why it failed, as the Message says it (``30003: Unreachable destination handset``);
+        None without an ``error_code``."""
+        if self.error_code is None:
+            return None
+        return f"{self.error_code}: {self.error_message}" if self.error_message else str(self.error_code)
+
     def receipt(self) -> DeliveryReceipt:
-        return DeliveryReceipt(self.id, self.status, self.canonical)
+        return DeliveryReceipt(self.id, self.status, self.canonical, provider_error=self.failure)
 
     def accepted(self) -> Accepted:
-        return Accepted(self.id, self.status, self.canonical, self.num_segments)
+        return Accepted(self.id, self.status, self.canonical, self.num_segments, self.failure)
 
 
 class TelefoonAdapter(OneRecipientPerRequest):

@@ -200,7 +200,7 @@ class TelekomSkAdapter(OneRecipientPerRequest):
             raise bad_response("send_message answered without messages[]")
         entry = entries[0]
         if not same_word(entry.get("status"), "success") or entry.get("message_id") is None:
-            raise self.error(str(entry.get("code", "UNKNOWN")), str(entry.get("description", "")))
+            raise self.error(str(entry.get("code") or ""), str(entry.get("description") or ""))
         return Accepted(str(entry["message_id"]), "QUEUED", Delivery.QUEUED, entry.get("parts"))
 
     def check(self, provider_message_id: str) -> DeliveryReceipt:
@@ -271,7 +271,7 @@ class TelekomSkAdapter(OneRecipientPerRequest):
             raise
         result = body["result"]
         if not same_word(result.get("status"), "success"):
-            raise_provider_error(response, self.errors, str(result.get("code", "UNKNOWN")), str(result.get("description", "")))
+            raise_provider_error(response, self.errors, str(result.get("code") or ""), str(result.get("description") or ""))
         raise_for_http_status(response)
         return body
 

@@ -1,7 +1,7 @@
 """Record: each call's outcome becomes the message's next status, by the retry policy.
 
-Accepted: ``submitted`` (or already final, if the provider's first word is), with the provider's
-id, word and report; accepted by a resend after an ambiguous attempt the account cannot be asked
+Accepted: ``submitted`` (or already final, if the provider's first word is, with its report's
+error code when that is a failure), with the provider's id, word and report; accepted by a resend after an ambiguous attempt the account cannot be asked
 about, or whose provider listed a near match of it, it is marked a possible duplicate. Found
 (asked after an ambiguous attempt, the provider had it): adopted the same way, and not sent
 again. A near match under the policy give-up: ``unknown``, not sent again. A question that failed
@@ -45,11 +45,11 @@ class Record(Stage):
             if isinstance(outcome, Accepted):
                 reason = f"accepted by {item.account} as {outcome.provider_message_id}{_possible_duplicate(item)}"
                 flagged = isinstance(item.asked, NearMatch) or (item.asked is None and item.row.unsure_since is not None)
-                batch.settle(item, Finish(_status_of(outcome), reason, accepted=outcome, possible_duplicate=flagged))
+                batch.settle(item, _adopted(item, outcome, reason, flagged))
             elif isinstance(outcome, Found):
                 accepted = outcome.accepted
                 reason = f"{item.account} had the message from the ambiguous attempt: adopted as {accepted.provider_message_id}, not sent again"
-                batch.settle(item, Finish(_status_of(accepted), reason, accepted=accepted))
+                batch.settle(item, _adopted(item, accepted, reason))
             elif isinstance(outcome, NearMatch):
                 reason = f"{_near(item, outcome)}: it may be this message, so by its policy (give-up: at most once) it is not sent again"
                 batch.settle(item, Finish(Status.UNKNOWN, reason, NEAR_MATCH))
@@ -114,8 +114,17 @@ def _near(item: Item, near: NearMatch) -> str:
     )
 
 
-def _status_of(accepted: Accepted) -> Status:
-    return accepted.delivery.status if accepted.delivery is not None else Status.SUBMITTED
+def _adopted(item: Item, accepted: Accepted, reason: str, possible_duplicate: bool = False) -> Finish:
+    """The provider has the message (``reason`` says how): ``submitted``, or the final status its
+    first word already is. A final failure (a send answered ``failed``) carries its report's code
+    and says so (:attr:`~sms_worker.status.Delivery.failure_code`), as a receipt would."""
+    delivery = accepted.delivery
+    if delivery is None:
+        return Finish(Status.SUBMITTED, reason, accepted=accepted, possible_duplicate=possible_duplicate)
+    code = delivery.failure_code
+    if code is not None:
+        reason += f"; {delivery.failure_text(item.account or '', accepted.provider_status, accepted.provider_error)}"
+    return Finish(delivery.status, reason, code, accepted=accepted, possible_duplicate=possible_duplicate)
 
 
 def _attempt(item: Item) -> Attempt:

@@ -13,6 +13,7 @@ waits, and is never handed to an available account that cannot carry it.
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Final
 
 from sms_worker.dispatch.batch import Batch, Defer, Finish, Item
 from sms_worker.dispatch.pipeline import Downstream, Stage
@@ -22,7 +23,7 @@ from sms_worker.routing.breaker import UNLIMITED
 from sms_worker.runtime import Runtime
 from sms_worker.status import Status
 
-NO_ROUTE = "NO_ROUTE"
+NO_ROUTE: Final = "NO_ROUTE"
 
 
 class Route(Stage):

@@ -5,13 +5,16 @@ ends ``unknown`` instead of ``expired`` or ``undeliverable``: it may have been d
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Final
 
 from sms_worker.dispatch.batch import Batch, Defer, Finish
 from sms_worker.dispatch.pipeline import Downstream, Stage
-from sms_worker.dispatch.sql import NEVER_SENT_EXPIRY, UNSURE_EXPIRY
+from sms_worker.dispatch.sql import NEVER_SENT_EXPIRY, UNSURE_EXPIRY, VALIDITY_EXPIRED
 from sms_worker.runtime import Runtime
 from sms_worker.status import Status
 
+RETRY_WINDOW_OVER: Final = "RETRY_WINDOW_OVER"
+"""The error code of a retrying message picked up after its retry window ended."""
 SCHEDULE_TOLERANCE = timedelta(seconds=0.1)
 """A message due this close to now is sent now: the promoter moves pointers a little early."""
 
@@ -27,14 +30,14 @@ class ValidityWindow(Stage):
             row = item.row
             if row.valid_until <= now:
                 if row.unsure_since is None:
-                    batch.settle(item, Finish(Status.EXPIRED, NEVER_SENT_EXPIRY, "VALIDITY_EXPIRED"))
+                    batch.settle(item, Finish(Status.EXPIRED, NEVER_SENT_EXPIRY, VALIDITY_EXPIRED))
                 else:
-                    batch.settle(item, Finish(Status.UNKNOWN, UNSURE_EXPIRY, "VALIDITY_EXPIRED"))
+                    batch.settle(item, Finish(Status.UNKNOWN, UNSURE_EXPIRY, VALIDITY_EXPIRED))
             elif row.status is Status.RETRYING and row.first_attempt_at is not None and now > row.first_attempt_at + self._retry_window:
                 reason = f"retry window of {self._retry_window} since the first attempt is over"
                 if row.unsure_since is not None:
                     reason += f"; an attempt since {row.unsure_since.isoformat()} may have reached the provider, so the outcome is unknown"
                 status = Status.UNDELIVERABLE if row.unsure_since is None else Status.UNKNOWN
-                batch.settle(item, Finish(status, reason, "RETRY_WINDOW_OVER"))
+                batch.settle(item, Finish(status, reason, RETRY_WINDOW_OVER))
             elif row.send_after > now + SCHEDULE_TOLERANCE:
                 batch.settle(item, Defer(row.send_after, "not due yet"))
