@@ -111,6 +111,8 @@ def test_segments_after_the_gsm7_downgrade():
 def test_segments_names_what_send_unicode_false_refuses():
     result = cli("segments", "Ďakujeme 🎉", "--unicode", "false")
     assert "refused by `send --unicode false`, no GSM-7 form: 🎉" in result.stdout
+    assert "sent as" not in result.stdout, "a text send refuses is never shown as what is sent"
+    assert "folded, each refused character as ?: Dakujeme ?" in result.stdout
 
 
 def test_an_account_wide_fault_pauses_the_account_until_an_operator_resumes_it(runtime, sandbox, settings_for):

@@ -11,9 +11,15 @@ from sms_worker.cli.base import Command
 @click.option("--host", metavar="ADDRESS", show_default="SMS_WORKER_SANDBOX_HOST, else 127.0.0.1", help="Address to listen on.")
 @click.option("--port", type=int, metavar="PORT", show_default="SMS_WORKER_SANDBOX_PORT, else 8025", help="TCP port to listen on.")
 @click.option(
-    "--telekom-sk-callback-url", metavar="URL", help="Post Telekom SK delivery callbacks here, e.g. http://127.0.0.1:8026/callbacks/telekom-sk."
+    "--telekom-sk-callback-url",
+    metavar="URL",
+    help="Post Telekom SK delivery callbacks here, e.g. http://127.0.0.1:8026/callbacks/telekom-sk?token=TOKEN (the receiver's token).",
 )
-@click.option("--dexatel-webhook-url", metavar="URL", help="Post Dexatel delivery webhooks here, e.g. http://127.0.0.1:8026/callbacks/dexatel.")
+@click.option(
+    "--dexatel-webhook-url",
+    metavar="URL",
+    help="Post Dexatel delivery webhooks here, e.g. http://127.0.0.1:8026/callbacks/dexatel?token=TOKEN (the receiver's token).",
+)
 @click.option("--post-status-callbacks", is_flag=True, help="Post Telefoon's per-message status_callback URLs.")
 def sandbox(
     host: str | None, port: int | None, telekom_sk_callback_url: str | None, dexatel_webhook_url: str | None, post_status_callbacks: bool

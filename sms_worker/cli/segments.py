@@ -33,8 +33,9 @@ def segments(text: str, unicode: str, as_json: bool) -> int:
     cost = report.analysis
     forced = f", forced by {' '.join(cost.forced_ucs2)}" if cost.forced_ucs2 else ""
     click.echo(f"{cost.encoding}, {cost.segments} segment(s), {cost.units} units, {cost.per_segment} per segment{forced}")
-    if report.downgraded_text is not None:
-        click.echo(f"sent as: {report.downgraded_text}")
     if report.unmapped:
         click.echo(f"refused by `send --unicode false`, no GSM-7 form: {' '.join(report.unmapped)}")
+    if report.downgraded_text is not None:
+        priced = "folded, each refused character as ?" if report.unmapped else "sent as"
+        click.echo(f"{priced}: {report.downgraded_text}")
     return 0

@@ -29,6 +29,6 @@ def stats(as_json: bool) -> int:
         click.echo(f"WARNING: {found.redis_eviction}")
     for account, reason in found.paused_accounts.items():
         click.echo(f"PAUSED: {account}: {reason}")
-    click.echo("status: " + ", ".join(f"{name} {n}" for name, n in sorted(found.statuses.items())))
+    click.echo("status: " + (", ".join(f"{name} {n}" for name, n in sorted(found.statuses.items())) or "no messages yet"))
     click.echo(f"ambiguous attempts: possible duplicates {found.possible_duplicates}; unsure {found.unsure}")
     return 0
