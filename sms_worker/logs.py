@@ -1,9 +1,11 @@
-"""Logging helpers: phone numbers are masked wherever they reach a log line."""
+"""Logging helpers: phone numbers are masked wherever they reach a log line, and a URL is named
+by its origin (never its credentials or query)."""
 
 from __future__ import annotations
 
 import logging
 import re
+from urllib.parse import urlsplit
 
 _PHONE_LIKE = re.compile(r"\+?\d{8,15}")
 
@@ -24,3 +26,11 @@ def mask_numbers(text: str) -> str:
 
 def get_logger(name: str) -> logging.Logger:
     return logging.getLogger(f"sms_worker.{name}")
+
+
+def origin(url: str) -> str:
+    """Where ``url`` points, as a text a user may read: its origin (RFC 6454),
+    ``scheme://host[:port]`` as written, without its user info, path, query or fragment, where
+    credentials and tokens travel (a session-key login's password, a callback's token)."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}"
