@@ -24,6 +24,13 @@ deeper than a parser goes, a field of the wrong type) answers 400, one longer th
 word the database cannot hold (longer than its column, a control character, a lone surrogate)
 refuses the whole body the same way.
 
+**Refusals are logged.** Each refused callback is a warning naming the account, the cause (no
+token, wrong token, the account has no callback token, unknown account, bad body, too large)
+and the peer, never a token: ``refused a callback for account 'telekom-sk' from
+203.0.113.5:41234: wrong token, answered 403``. So an operator whose provider was given the URL
+without its token learns it from the first callback, not from the poller's slower reports. A
+flood is one line a minute per account and cause, counting the others (:data:`REFUSALS_LOGGED_EVERY`).
+
 **Matching.** Every receipt counts: several for one message in one body are applied in order of
 progress (:func:`~sms_worker.dispatch.receipts.apply_receipts`), so ``delivered`` then ``sent``
 ends delivered. A provider's message id names one message of the account only for a time: a
@@ -55,7 +62,7 @@ from sms_worker.dispatch.holders import holders
 from sms_worker.dispatch.receipts import Report, apply_receipts
 from sms_worker.dispatch.sql import MESSAGES
 from sms_worker.errors import SmsWorkerError
-from sms_worker.logs import get_logger
+from sms_worker.logs import RepeatedWarnings, get_logger
 from sms_worker.providers.base import DeliveryReceipt
 from sms_worker.providers.session_key import MAX_RECIPIENTS_LIMIT
 from sms_worker.runtime import Runtime, build_runtime
@@ -66,6 +73,10 @@ MAX_BODY: Final = 1 << 20
 MAX_RECEIPTS: Final = MAX_RECIPIENTS_LIMIT
 """Receipts in one callback body, at most: as many as the largest order an adapter sends."""
 TRUSTED_NETWORK: Final = "SMS_WORKER_CALLBACKS_TRUSTED_NETWORK"
+REFUSALS_LOGGED_EVERY: Final = 60.0
+"""Seconds between two log lines about refused callbacks of one account and cause: the first is
+logged at once, the others counted into the next line (:class:`~sms_worker.logs.RepeatedWarnings`),
+so a provider posting every callback with a wrong token does not drown the log."""
 
 
 class CallbacksUnauthenticated(SmsWorkerError):
@@ -84,6 +95,18 @@ class CallbackOutcome:
     matched: int
     changed: int
     unknown: int
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """A callback refused: answered ``status`` with ``{"error": {"field": field, "reason":
+    reason}}`` and logged with its ``cause`` (``no token ...``, ``wrong token``, ``the account has
+    no callback token``, ``unknown account``, ``bad body``, ``too large``)."""
+
+    status: int
+    field: str
+    reason: str
+    cause: str
 
 
 def callback_token(rt: Runtime, account: str) -> SecretStr | None:
@@ -117,54 +140,74 @@ def apply_callback(rt: Runtime, account: str, receipts: list[DeliveryReceipt]) -
 
 def create_callback_app(rt: Runtime) -> Starlette:
     """The receiver's app; raises :class:`CallbacksUnauthenticated` rather than serve callbacks
-    no account could take."""
+    no account could take. Every callback refused is logged as a warning naming the account, the
+    peer and the cause, never a token (:class:`Refusal`), at most one line every
+    :data:`REFUSALS_LOGGED_EVERY` seconds per account and cause, counting those left out."""
     for account in unauthenticated_accounts(rt):
         if rt.settings.callbacks_trusted_network:
             log.warning("callbacks for %s are taken without a token: %s is set", account, TRUSTED_NETWORK)
         else:
             log.warning("callbacks for %s will be refused: it has no callback token", account)
+    refusals = RepeatedWarnings(log, rt.clock, REFUSALS_LOGGED_EVERY)
 
     async def receive(request: Request) -> JSONResponse:
         account = request.path_params["account"]
+        answer = await take(request, account)
+        if isinstance(answer, CallbackOutcome):
+            return JSONResponse(asdict(answer))
+        client = request.client
+        peer = f"{client.host}:{client.port}" if client is not None else "an unknown address"
+        detail = f": {answer.reason}" if answer.field == "body" else ""
+        refusals.warn(
+            (account if account in rt.accounts else None, answer.cause),
+            f"refused a callback for account {account[:80]!r} from {peer}: {answer.cause}, answered {answer.status}{detail}",
+        )
+        return JSONResponse({"error": {"field": answer.field, "reason": answer.reason}}, status_code=answer.status)
+
+    async def take(request: Request, account: str) -> CallbackOutcome | Refusal:
         if account not in rt.accounts:
-            return _error(404, "account", f"{account!r} is not a configured account")
+            return Refusal(404, "account", f"{account!r} is not a configured account", "unknown account")
         refusal = _authentication_refusal(rt, account, request.query_params.get("token"))
         if refusal is not None:
-            return _error(403, "token", refusal)
+            return refusal
         body = bytearray()
         async for chunk in request.stream():
             body += chunk
             if len(body) > MAX_BODY:
-                return _error(413, "body", f"larger than {MAX_BODY} bytes")
+                return Refusal(413, "body", f"larger than {MAX_BODY} bytes", "too large")
         try:
             receipts = rt.accounts[account].adapter.parse_callback(bytes(body), request.headers.get("content-type", ""))
         except ValueError as error:
-            return _error(400, "body", str(error))
+            return Refusal(400, "body", str(error), "bad body")
         except Exception:
             log.exception("the %s adapter could not read a callback", account)
-            return _error(400, "body", "not a callback this account's adapter can read")
+            return Refusal(400, "body", "not a callback this account's adapter can read", "bad body")
         if len(receipts) > MAX_RECEIPTS:
-            return _error(413, "body", f"{len(receipts)} delivery receipts, more than {MAX_RECEIPTS}")
-        refusal = _storage_refusal(receipts)
-        if refusal is not None:
-            return _error(400, "body", refusal)
+            return Refusal(413, "body", f"{len(receipts)} delivery receipts, more than {MAX_RECEIPTS}", "too large")
+        unstorable = _storage_refusal(receipts)
+        if unstorable is not None:
+            return Refusal(400, "body", unstorable, "bad body")
         outcome = await run_in_threadpool(apply_callback, rt, account, receipts) if receipts else CallbackOutcome(0, 0, 0, 0)
         if outcome.unknown:
             log.warning("callback from %s named %d message(s) we do not know", account, outcome.unknown)
-        return JSONResponse(asdict(outcome))
+        return outcome
 
     return Starlette(routes=[Route("/callbacks/{account}", receive, methods=["POST"])])
 
 
-def _authentication_refusal(rt: Runtime, account: str, given: str | None) -> str | None:
-    """Why a callback for ``account`` carrying ``given`` as its token is refused; None: taken."""
+def _authentication_refusal(rt: Runtime, account: str, given: str | None) -> Refusal | None:
+    """Why a callback for ``account`` carrying ``given`` as its token is refused; None: taken.
+    The answer says ``missing or wrong`` either way; the log tells them apart."""
     token = callback_token(rt, account)
     if token is None:
         if rt.settings.callbacks_trusted_network:
             return None
-        return f"account {account!r} has no callback token, so its callbacks are refused (or set {TRUSTED_NETWORK}=true)"
-    if given is None or not hmac.compare_digest(given.encode("utf-8", "surrogatepass"), token.get_secret_value().encode("utf-8", "surrogatepass")):
-        return "missing or wrong"
+        reason = f"account {account!r} has no callback token, so its callbacks are refused (or set {TRUSTED_NETWORK}=true)"
+        return Refusal(403, "token", reason, "the account has no callback token")
+    if not given:
+        return Refusal(403, "token", "missing or wrong", "no token (the URL given to the provider lacks ?token=)")
+    if not hmac.compare_digest(given.encode("utf-8", "surrogatepass"), token.get_secret_value().encode("utf-8", "surrogatepass")):
+        return Refusal(403, "token", "missing or wrong", "wrong token")
     return None
 
 
@@ -190,10 +233,6 @@ def _length_of(column: str) -> int:
     kind = MESSAGES.c[column].type
     assert isinstance(kind, String) and kind.length is not None, f"{column} is a String of a set length"
     return kind.length
-
-
-def _error(status: int, field: str, reason: str) -> JSONResponse:
-    return JSONResponse({"error": {"field": field, "reason": reason}}, status_code=status)
 
 
 def serve_callbacks(host: str, port: int) -> None:

@@ -111,6 +111,7 @@ def test_a_dripping_answer_ends_at_the_deadline_and_a_healthy_account_is_not_hel
     assert bad.dripped <= 4
     found = message(rt, slow)
     assert (found["status"], found["error_code"]) == ("retrying", "TIMEOUT"), "past its deadline a call is ambiguous, like a read timeout"
+    assert f"TIMEOUT: no answer from {bad.url} in time (ReadTimeout)" in found["error_text"], "it names where the call went"
     assert found["requested_account"] == "misbehaving"
     rt.close()
 
@@ -187,7 +188,7 @@ def test_a_huge_answer_is_cut_off_unread_and_memory_does_not_grow_with_it(settin
     rt = build_runtime(settings, waker=NoWaker())
     history = message_history(uuid.UUID(result["id"]), settings.resolved_database_url)
     assert history.message["error_code"] == "BAD_RESPONSE"
-    assert "longer than 1048576 bytes" in history.message["error_text"]
+    assert f"BAD_RESPONSE: answer from {bad.url} longer than 1048576 bytes; cut off" in history.message["error_text"]
     rt.close()
 
 

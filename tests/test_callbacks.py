@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import httpx
 import pytest
@@ -17,12 +19,12 @@ from pydantic import SecretStr
 from starlette.testclient import TestClient
 
 from sms_worker.callback_token import generated_callback_token
-from sms_worker.callbacks import MAX_BODY, MAX_RECEIPTS, CallbacksUnauthenticated, create_callback_app
+from sms_worker.callbacks import MAX_BODY, MAX_RECEIPTS, REFUSALS_LOGGED_EVERY, CallbacksUnauthenticated, create_callback_app
 from sms_worker.config import Settings
 from sms_worker.dispatch.service import dispatch_batch
 from sms_worker.embedded import free_port
 from sms_worker.producer import send_sms
-from sms_worker.runtime import NoWaker, build_runtime
+from sms_worker.runtime import NoWaker, Runtime, build_runtime
 from sms_worker.sandbox.settings import SandboxSettings
 from sms_worker.views import message_history
 
@@ -180,14 +182,16 @@ CALLBACK_ACCOUNTS = {
 }
 
 
-@pytest.mark.parametrize("account", sorted(CALLBACK_ACCOUNTS))
-def test_the_sandbox_posts_the_delivery_callback_and_the_message_is_delivered_without_polling(account, settings_for, redis_client, clock, tmp_path):
-    """End to end over HTTP: the receiver in a uvicorn thread, the sandbox posting to it (Telekom
-    SK and Dexatel to the account's callback URL, Telefoon to the message's status_callback), the
-    account's own callback token in that URL."""
+@contextmanager
+def sandbox_posting_callbacks(account: str, settings_for, clock, tmp_path, *, token_in_url: str, listening: bool = True) -> Iterator[Runtime]:
+    """A runtime with ``account`` on a sandbox that posts its callbacks over HTTP to the receiver
+    (Telekom SK and Dexatel to the account's callback URL, Telefoon to the message's
+    status_callback), with ``?token=<token_in_url>``; the account's own callback token is
+    ``own-<account>-token``. The receiver runs in a uvicorn thread, or nothing listens on its port
+    when not ``listening``."""
     port = free_port()
-    receiver = f"http://127.0.0.1:{port}/callbacks/{account}?token=own-{account}-token"
-    recipient, table = CALLBACK_ACCOUNTS[account]
+    receiver = f"http://127.0.0.1:{port}/callbacks/{account}?token={token_in_url}"
+    table = CALLBACK_ACCOUNTS[account][1]
     sandbox_settings = SandboxSettings(telekom_sk_callback_url=receiver, post_status_callbacks=True, dexatel_webhook_url=receiver)
     with ThreadedSandbox(settings=sandbox_settings) as sandbox:
         providers = tmp_path / "providers.toml"
@@ -197,23 +201,30 @@ def test_the_sandbox_posts_the_delivery_callback_and_the_message_is_delivered_wi
         runtime = build_runtime(settings_for(providers_file=providers), waker=NoWaker(), clock=clock)
         server = uvicorn.Server(uvicorn.Config(create_callback_app(runtime), host="127.0.0.1", port=port, log_level="warning"))
         thread = threading.Thread(target=server.run, daemon=True)
-        thread.start()
+        if listening:
+            thread.start()
         try:
-            wait_until(lambda: server.started, 10, message="callback receiver started")
-            message_id = send_sms(recipient, "tell me when", runtime=runtime)
-            promote_once(runtime)
-            assert dispatch_batch(runtime).accepted == 1
-            sent = time.monotonic()
-
-            wait_until(lambda: row(runtime, message_id)["status"] == "delivered", 10, message="delivered by callback")
-
-            assert time.monotonic() - sent < 5
-            events = message_history(message_id, runtime.settings.resolved_database_url).events
-            assert events[-1]["reason"] == f"{account} reports it delivered"
+            wait_until(lambda: server.started or not listening, 10, message="callback receiver started")
+            yield runtime
         finally:
             server.should_exit = True
-            thread.join(10)
+            if listening:
+                thread.join(10)
             runtime.close()
+
+
+@pytest.mark.parametrize("account", sorted(CALLBACK_ACCOUNTS))
+def test_the_sandbox_posts_the_delivery_callback_and_the_message_is_delivered_without_polling(account, settings_for, redis_client, clock, tmp_path):
+    """End to end over HTTP, the account's own callback token in the URL."""
+    with sandbox_posting_callbacks(account, settings_for, clock, tmp_path, token_in_url=f"own-{account}-token") as runtime:
+        message_id, _ = accept(runtime, CALLBACK_ACCOUNTS[account][0], account)
+        sent = time.monotonic()
+
+        wait_until(lambda: row(runtime, message_id)["status"] == "delivered", 10, message="delivered by callback")
+
+        assert time.monotonic() - sent < 5
+        events = message_history(message_id, runtime.settings.resolved_database_url).events
+        assert events[-1]["reason"] == f"{account} reports it delivered"
 
 
 # --- Issue 9, kind 8: callbacks are authenticated by default, and bad bodies get a 4xx -----------
@@ -524,3 +535,105 @@ def test_a_provider_id_reused_after_a_restart_reaches_the_message_submitted_last
         assert min(answer.values()) >= 0
         assert (answer["received"], answer["matched"], answer["unknown"]) == (1, 1 - unknown, unknown)
     assert row(every_account, older)["status"] == "submitted"
+
+
+# --- Issue 16: a refused callback is logged, so an operator learns the provider's URL is wrong --
+
+
+def refusal_lines(caplog) -> list[str]:
+    return [
+        r.getMessage()
+        for r in caplog.records
+        if r.name == "sms_worker.callbacks" and r.levelname == "WARNING" and "refused a callback" in r.getMessage()
+    ]
+
+
+REFUSALS = {
+    # case: (account, body, token, status, what the log line names)
+    "no token": ("telekom-sk", TELEKOM_SK_CALLBACK % ("DELIVERED", "{id}"), None, 403, "no token"),
+    "an empty token": ("telekom-sk", TELEKOM_SK_CALLBACK % ("DELIVERED", "{id}"), "", 403, "no token"),
+    "a wrong token": ("telekom-sk", TELEKOM_SK_CALLBACK % ("DELIVERED", "{id}"), "not-the-callback-token", 403, "wrong token"),
+    "an unknown account": ("nobody", "{}", TOKEN, 404, "unknown account"),
+    "a bad body": ("telekom-sk", "not json", TOKEN, 400, "bad body, answered 400: a Telekom SK callback is not JSON"),
+    "a body too large": ("telekom-sk", " " * (MAX_BODY + 1), TOKEN, 413, f"too large, answered 413: larger than {MAX_BODY} bytes"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(REFUSALS))
+def test_a_refused_callback_is_logged_naming_the_account_the_cause_and_the_peer_never_the_token(runtime, accepted, caplog, case):
+    """The issue's input: a provider given the URL without ``?token=`` had every callback refused
+    403, and the receiver said nothing. Each refusal is now a warning; the answer is unchanged."""
+    account, body, token, status, cause = REFUSALS[case]
+    before = history_of(runtime, accepted)
+
+    response = post(runtime, account, body.replace("{id}", row(runtime, accepted)["provider_message_id"]), token=token)
+
+    assert response.status_code == status
+    [line] = refusal_lines(caplog)
+    assert f"refused a callback for account '{account}' from testclient:" in line
+    assert cause in line and f"answered {status}" in line
+    assert TOKEN not in line and "not-the-callback-token" not in line
+    assert history_of(runtime, accepted) == before, "nothing written"
+
+
+def test_a_flood_of_refused_callbacks_is_one_line_a_minute_per_account_and_cause_with_a_count(runtime, accepted, caplog, clock):
+    forged = TELEKOM_SK_CALLBACK % ("DELIVERED", row(runtime, accepted)["provider_message_id"])
+    before = history_of(runtime, accepted)
+    with TestClient(create_callback_app(runtime)) as client:
+
+        def refused(token: str | None) -> None:
+            params = {"token": token} if token is not None else {}
+            answer = client.post("/callbacks/telekom-sk", content=forged, params=params, headers={"content-type": "application/json"})
+            assert answer.status_code == 403
+
+        for _ in range(50):
+            refused("wrong")
+        refused(None)
+        clock.advance(REFUSALS_LOGGED_EVERY - 1)
+        refused("wrong")
+        assert [line.split(": ", 1)[1] for line in refusal_lines(caplog)] == [
+            "wrong token, answered 403 (more like it: one line every 60 s, with a count)",
+            "no token (the URL given to the provider lacks ?token=), answered 403 (more like it: one line every 60 s, with a count)",
+        ]
+        clock.advance(1)
+        refused("wrong")
+
+    assert refusal_lines(caplog)[-1].endswith(": wrong token, answered 403 (50 more like it since the line before)")
+    assert history_of(runtime, accepted) == before
+
+
+def sandbox_warnings(caplog) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.name == "sms_worker.sandbox.webhooks" and r.levelname == "WARNING"]
+
+
+@pytest.mark.parametrize("account", sorted(CALLBACK_ACCOUNTS))
+def test_a_callback_the_receiver_refuses_is_logged_by_both_sides_without_the_token(account, settings_for, redis_client, clock, tmp_path, caplog):
+    """End to end, the operator's mistake: the provider was given the URL with a wrong token. The
+    sandbox says its callback was answered 403 (the URL without its query), the receiver says
+    why it refused it; the message waits for the poller."""
+    with sandbox_posting_callbacks(account, settings_for, clock, tmp_path, token_in_url="stale-token") as runtime:
+        message_id, _ = accept(runtime, CALLBACK_ACCOUNTS[account][0], account)
+
+        wait_until(lambda: sandbox_warnings(caplog) and refusal_lines(caplog), 10, message="both sides to log the refusal")
+
+        assert row(runtime, message_id)["status"] == "submitted"
+    [refused] = refusal_lines(caplog)
+    assert f"refused a callback for account '{account}' from 127.0.0.1:" in refused and "wrong token, answered 403" in refused
+    [posted] = sandbox_warnings(caplog)
+    assert re.fullmatch(
+        rf"the {account} sandbox's callback to http://127\.0\.0\.1:\d+/callbacks/{account} was answered 403; it is not posted again .*", posted
+    )
+    for line in (refused, posted):
+        assert "stale-token" not in line and f"own-{account}-token" not in line and "?" not in line
+
+
+def test_a_callback_the_sandbox_cannot_deliver_is_logged_naming_the_url_without_its_query(settings_for, redis_client, clock, tmp_path, caplog):
+    with sandbox_posting_callbacks("telekom-sk", settings_for, clock, tmp_path, token_in_url="own-telekom-sk-token", listening=False) as runtime:
+        accept(runtime, CALLBACK_ACCOUNTS["telekom-sk"][0], "telekom-sk")
+
+        wait_until(lambda: sandbox_warnings(caplog), 10, message="the sandbox to log the failed callback")
+
+    [line] = sandbox_warnings(caplog)
+    assert line.startswith("the telekom-sk sandbox's callback to http://127.0.0.1:")
+    assert "/callbacks/telekom-sk could not be delivered (ConnectError: " in line
+    assert "token" not in line

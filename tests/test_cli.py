@@ -9,9 +9,10 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import PYTHON, process_env
+from conftest import PYTHON, process_env, promote_once
 
 from sms_worker.db.migrate import latest_revision
+from sms_worker.embedded import free_port
 
 
 def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
@@ -169,6 +170,76 @@ def test_accounts_lists_each_account_and_check_verifies_credentials(sandbox, set
     assert lines["dexatel"].startswith("FAIL") and "account-wide" in lines["dexatel"]
     assert "not-the-key" not in checked.stdout + checked.stderr, "a secret is never printed"
     assert cli("accounts", "check", "sk", env=env).returncode == 0
+
+
+def test_accounts_check_names_where_it_could_not_connect_never_the_query(sandbox, settings_for, tmp_path):
+    """Issue 16: without network, `accounts check` printed `CONNECTION: ConnectError: [Errno -2]
+    Name or service not known`, not what it had tried to reach. Each failure names the origin of
+    the request: an unresolvable host, a refused port (a session-key login, whose query carries
+    the password), a wrong URL answered 404."""
+    refused = free_port()
+    path = tmp_path / "providers.toml"
+    path.write_text(f"""
+[accounts.unresolvable]
+type = "dexatel"
+base_url = "http://no-such-host.invalid/dexatel"
+api_key = "sandbox-dexatel-key"
+default_sender = "ACME"
+
+[accounts.refused]
+type = "session-key"
+base_url = "http://127.0.0.1:{refused}/session-key"
+username = "sandbox-user"
+password_env = "SESSION_KEY_TEST_PASSWORD"
+
+[accounts.wrong-path]
+type = "telefoon"
+base_url = "{sandbox.url}/no-such-api"
+api_key = "sandbox-telefoon-key"
+default_sender = "ACME"
+""")
+    env = process_env(settings_for(providers_file=path), SESSION_KEY_TEST_PASSWORD="s3cret-pass")
+
+    checked = cli("accounts", "check", env=env)
+
+    assert checked.returncode == 1 and "Traceback" not in checked.stderr
+    lines = dict(line.split(None, 1) for line in checked.stdout.splitlines())
+    assert lines["unresolvable"].startswith("FAIL  transient error CONNECTION: could not connect to http://no-such-host.invalid: ConnectError: ")
+    assert (
+        lines["refused"]
+        == f"FAIL  transient error CONNECTION: could not connect to http://127.0.0.1:{refused}: ConnectError: [Errno 111] Connection refused"
+    )
+    assert lines["wrong-path"] == f"FAIL  account-wide permanent error HTTP_404: {sandbox.url} answered 404: Not Found"
+    assert "s3cret-pass" not in checked.stdout + checked.stderr and "?" not in checked.stdout
+
+
+def test_a_message_whose_provider_cannot_be_reached_says_where_in_its_status(settings_for, redis_client, tmp_path):
+    """A sibling: the same text is a message's error_text, shown by `sms-worker status --json`."""
+    from sms_worker.dispatch.service import dispatch_batch
+    from sms_worker.runtime import NoWaker, build_runtime
+
+    refused = free_port()
+    path = tmp_path / "providers.toml"
+    path.write_text(
+        f'[accounts.dexatel]\ntype = "dexatel"\nbase_url = "http://127.0.0.1:{refused}/dexatel"\napi_key = "k"\ndefault_sender = "ACME"\n'
+    )
+    settings = settings_for(providers_file=path)
+    env = process_env(settings)
+    sent = cli("send", "+12025550143", "anyone there?", "--json", env=env)
+    assert sent.returncode == 0, sent.stderr
+    rt = build_runtime(settings, waker=NoWaker())
+    try:
+        promote_once(rt)
+        assert dispatch_batch(rt).retrying == 1
+    finally:
+        rt.close()
+
+    shown = json.loads(cli("status", json.loads(sent.stdout)["id"], "--json", env=env).stdout)["message"]
+
+    assert (shown["status"], shown["error_code"]) == ("retrying", "CONNECTION")
+    assert shown["error_text"].startswith(
+        f"transient failure CONNECTION: could not connect to http://127.0.0.1:{refused}: ConnectError: [Errno 111] Connection refused; retry 1 at "
+    )
 
 
 def test_a_bad_providers_file_is_reported_naming_the_field(settings_for, tmp_path):

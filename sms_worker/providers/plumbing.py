@@ -16,6 +16,7 @@ from typing import Any, Final, NoReturn
 
 import httpx
 
+from sms_worker.logs import origin
 from sms_worker.providers.failures import UNKNOWN_CODE, ErrorClass, ErrorKind, ProviderError
 from sms_worker.providers.transport import ResponseTooLarge
 from sms_worker.providers.words import spelled
@@ -42,32 +43,48 @@ def transport_errors() -> Iterator[None]:
     """Network failures, whatever the provider. Failing to connect means the request never left
     (``CONNECTION``, ``CONNECT_TIMEOUT``: transient); a timeout (the exchange's deadline
     included), a broken connection or an answer cut off for its size after the request was sent
-    may hide an accepted message (``TIMEOUT``, ``CONNECTION_LOST``, ``BAD_RESPONSE``: ambiguous)."""
+    may hide an accepted message (``TIMEOUT``, ``CONNECTION_LOST``, ``BAD_RESPONSE``: ambiguous).
+    Each text names where the request went (:func:`where`): ``could not connect to
+    http://no-such-host.invalid: ConnectError: [Errno -2] Name or service not known``."""
     try:
         yield
     except ResponseTooLarge as exc:
-        raise bad_response(str(exc)) from None
+        raise bad_response(f"answer from {where(exc)} {exc}") from None
     except (httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
-        raise ProviderError(ErrorKind.TRANSIENT, CONNECT_TIMEOUT, f"could not connect in time ({type(exc).__name__})") from None
+        raise ProviderError(ErrorKind.TRANSIENT, CONNECT_TIMEOUT, f"could not connect to {where(exc)} in time ({type(exc).__name__})") from None
     except httpx.TimeoutException as exc:
-        raise ProviderError(ErrorKind.AMBIGUOUS, TIMEOUT, f"no answer in time ({type(exc).__name__})") from None
+        raise ProviderError(ErrorKind.AMBIGUOUS, TIMEOUT, f"no answer from {where(exc)} in time ({type(exc).__name__})") from None
     except httpx.ConnectError as exc:
-        raise ProviderError(ErrorKind.TRANSIENT, CONNECTION, f"{type(exc).__name__}: {exc}") from None
+        raise ProviderError(ErrorKind.TRANSIENT, CONNECTION, f"could not connect to {where(exc)}: {type(exc).__name__}: {exc}") from None
     except httpx.TransportError as exc:
-        raise ProviderError(ErrorKind.AMBIGUOUS, CONNECTION_LOST, f"{type(exc).__name__}: {exc}") from None
+        raise ProviderError(ErrorKind.AMBIGUOUS, CONNECTION_LOST, f"connection to {where(exc)} lost: {type(exc).__name__}: {exc}") from None
+
+
+def where(failure: httpx.RequestError | httpx.Response) -> str:
+    """The origin of the request that failed or was answered, ``scheme://host[:port]``
+    (:func:`~sms_worker.logs.origin`: never its query, where a login's password travels, nor
+    credentials); ``an unknown address`` for an error raised outside an httpx client, which
+    attaches its request to every error it raises."""
+    try:
+        request = failure.request
+    except RuntimeError:
+        return "an unknown address"
+    return origin(str(request.url))
 
 
 def raise_for_http_status(response: httpx.Response) -> None:
     """5xx and 429 are worth retrying. 401, 403, 404 and 405 mean the account or its URL is
     wrong, for every message alike: account-wide, so the account pauses instead of failing its
-    whole backlog. Other 4xx answers are this message's fault."""
+    whole backlog. Other 4xx answers are this message's fault. The text names where the request
+    went and holds the start of the answer: ``http://127.0.0.1:8025 answered 503: Service
+    Unavailable``."""
     code = response.status_code
     if code < 400:
         return
-    detail = response.text[:200]
+    text = f"{where(response)} answered {code}: {response.text[:200] or response.reason_phrase}"
     if code >= 500 or code == 429:
-        raise ProviderError(ErrorKind.TRANSIENT, f"{HTTP_PREFIX}{code}", detail or response.reason_phrase)
-    raise ProviderError(ErrorKind.PERMANENT, f"{HTTP_PREFIX}{code}", detail or response.reason_phrase, account_wide=code in (401, 403, 404, 405))
+        raise ProviderError(ErrorKind.TRANSIENT, f"{HTTP_PREFIX}{code}", text)
+    raise ProviderError(ErrorKind.PERMANENT, f"{HTTP_PREFIX}{code}", text, account_wide=code in (401, 403, 404, 405))
 
 
 def server_time(response: httpx.Response) -> datetime | None:

@@ -35,7 +35,8 @@ _local = threading.local()
 
 
 class ResponseTooLarge(SmsWorkerError, httpx.TransportError):
-    """The provider's answer went past the size cap; it was cut off unread."""
+    """The provider's answer went past the size cap; it was cut off unread. ``str()``: ``longer
+    than <cap> bytes; cut off``; its ``request`` says whose answer it was."""
 
 
 @contextmanager
@@ -119,7 +120,7 @@ class _BoundedBody(httpx.SyncByteStream):
             received += len(chunk)
             if received > self._limit:
                 self._inner.close()
-                raise ResponseTooLarge(f"answer longer than {self._limit} bytes; cut off", request=self._request)
+                raise ResponseTooLarge(f"longer than {self._limit} bytes; cut off", request=self._request)
             yield chunk
 
     def close(self) -> None:

@@ -3,26 +3,38 @@
 Each is a task on the sandbox's event loop that sleeps until the message's final moment on the
 injected clock, renders the provider's callback then (so it says what the provider would say
 at that moment) and posts it. Outcomes are kept in ``posted``; a receiver that is down or
-answers an error is recorded there, never retried (sms_worker's poller is the safety net).
+answers an error is recorded there, never retried (sms_worker's poller is the safety net), and
+logged as a warning naming the URL without its query (where the receiver's token is): ``the
+telekom-sk sandbox's callback to http://127.0.0.1:8026/callbacks/telekom-sk was answered 403``.
+A flood is one line a minute per URL and outcome, counting the others.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Final
+from urllib.parse import urlsplit
 
 import httpx
 
 from sms_worker.clock import Clock
+from sms_worker.logs import RepeatedWarnings, get_logger, origin
 
 CALLBACK_TIMEOUT = 5.0
+FAILURES_LOGGED_EVERY: Final = 60.0
+"""Seconds between two log lines about callbacks to one URL that failed alike."""
+log = get_logger("sandbox.webhooks")
 
 
 class Webhooks:
-    def __init__(self, clock: Clock) -> None:
+    """The callbacks of the emulated provider ``provider`` (its name, for the log)."""
+
+    def __init__(self, clock: Clock, provider: str) -> None:
         self._clock = clock
+        self._provider = provider
         self._tasks: set[asyncio.Task[None]] = set()
+        self._failures = RepeatedWarnings(log, clock, FAILURES_LOGGED_EVERY)
         self.posted: list[dict[str, Any]] = []
 
     def post_at(self, url: str, at: float, render: Callable[[], dict[str, Any]]) -> None:
@@ -35,12 +47,21 @@ class Webhooks:
     async def _post(self, url: str, at: float, render: Callable[[], dict[str, Any]]) -> None:
         await asyncio.sleep(max(0.0, at - self._clock.now().timestamp()))
         body = render()
+        shown = f"{origin(url)}{urlsplit(url).path}"
         try:
             async with httpx.AsyncClient(timeout=CALLBACK_TIMEOUT) as client:
                 response = await client.post(url, json=body)
             outcome: int | str = response.status_code
-        except httpx.HTTPError as error:
+            if response.is_error:
+                self._failures.warn(
+                    (shown, outcome), f"the {self._provider} sandbox's callback to {shown} was answered {outcome}; it is not posted again"
+                )
+        except (httpx.HTTPError, httpx.InvalidURL) as error:
             outcome = type(error).__name__
+            self._failures.warn(
+                (shown, outcome),
+                f"the {self._provider} sandbox's callback to {shown} could not be delivered ({outcome}: {error}); it is not posted again",
+            )
         self.posted.append({"url": url, "body": body, "outcome": outcome})
 
     def clear(self) -> None:

@@ -80,7 +80,7 @@ class Dexatel:
         self._starting_balance = settings.dexatel_balance
         self._balance = self._starting_balance
         self._webhook_url = settings.dexatel_webhook_url
-        self.webhooks = Webhooks(clock)
+        self.webhooks = Webhooks(clock, PROVIDER)
 
     def routes(self) -> list[Route]:
         return [

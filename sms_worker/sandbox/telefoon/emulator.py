@@ -108,7 +108,7 @@ class Telefoon:
         self._store = MessageStore(clock, settings.sent_after, settings.delivered_after)
         self._records: dict[str, Record] = {}
         self._post_callbacks = settings.post_status_callbacks
-        self.webhooks = Webhooks(clock)
+        self.webhooks = Webhooks(clock, PROVIDER)
         self._inbound_ids = itertools.count(FIRST_MESSAGE_ID)
         self._recorder = recorder
         self._faults = faults

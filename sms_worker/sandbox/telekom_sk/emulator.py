@@ -84,7 +84,7 @@ class TelekomSk:
         self._sessions = SessionStore(clock)
         self._messages = MessageStore(clock, settings.sent_after, settings.delivered_after)
         self._callback_url = settings.telekom_sk_callback_url
-        self.webhooks = Webhooks(clock)
+        self.webhooks = Webhooks(clock, PROVIDER)
         self._recorder = recorder
         self._faults = faults
         self._handlers: dict[str, Callable[[Call], Outcome]] = {
