@@ -127,13 +127,31 @@ def load_providers(settings: Settings, environ: Mapping[str, str] = os.environ) 
     if settings.providers_file is None:
         return _single_telekom_sk(settings)
     path = Path(settings.providers_file)
+    return parse_providers(_read(path), environ, source=str(path))
+
+
+def _read(path: Path) -> dict[str, Any]:
+    """The TOML file at ``path`` as a dict; ProvidersFileError if it cannot be read or is not TOML."""
     try:
-        document = tomllib.loads(path.read_text(encoding="utf-8"))
+        return tomllib.loads(path.read_text(encoding="utf-8"))
     except OSError as error:
         raise ProvidersFileError(f"providers file {path}: cannot be read ({error.strerror})") from None
     except tomllib.TOMLDecodeError as error:
         raise ProvidersFileError(f"providers file {path}: not valid TOML ({error})") from None
-    return parse_providers(document, environ, source=str(path))
+
+
+def credential_variables(path: Path) -> frozenset[str]:
+    """The environment variables the providers file at ``path`` names for its accounts'
+    credentials (``api_key_env = "DEXATEL_KEY"``), whatever else is wrong with it; none if it
+    cannot be read (loading it says why)."""
+    try:
+        tables = _read(path).get("accounts")
+    except ProvidersFileError:
+        return frozenset()
+    accounts = [table for table in tables.values() if isinstance(table, dict)] if isinstance(tables, dict) else []
+    return frozenset(
+        variable for table in accounts for key, variable in table.items() if key.endswith(ENVIRONMENT_SUFFIX) and isinstance(variable, str)
+    )
 
 
 def parse_providers(document: Mapping[str, Any], environ: Mapping[str, str], source: str = "providers file") -> ProvidersConfig:
