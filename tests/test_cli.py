@@ -168,6 +168,8 @@ def test_accounts_lists_each_account_and_check_verifies_credentials(sandbox, set
     assert lines["dexatel"].startswith("FAIL") and "account-wide" in lines["dexatel"]
     assert "not-the-key" not in checked.stdout + checked.stderr, "a secret is never printed"
     assert cli("accounts", "check", "sk", env=env).returncode == 0
+    unknown = cli("accounts", "--json", "check", "nobody", env=env)
+    assert (unknown.returncode, json.loads(unknown.stdout)["error"]["field"]) == (2, "name")
 
 
 def test_a_bad_providers_file_is_reported_naming_the_field(settings_for, tmp_path):
@@ -285,10 +287,12 @@ def test_a_region_in_lower_case_reads_a_national_number(settings_for, redis_clie
     [
         (["send", "--json"], "to", "Missing argument 'TO'."),
         (["send", "--json", "--bogus", "1", "+421900123456", "hi"], "usage", "No such option '--bogus'."),
-        (["status", "--json"], "message_id", "Missing argument 'ID'."),
+        (["status", "--json"], "id", "Missing argument 'ID'."),
+        (["segments", "--json"], "text", "Missing argument 'TEXT'."),
+        (["status", "--json", "x", "--wait", "soon"], "--wait", "Invalid value for '--wait': 'soon' is not a valid float range."),
         (["stats", "--json", "extra"], "usage", "Got unexpected extra argument (extra)"),
     ],
-    ids=["a missing argument", "an unknown option", "status without an id", "an extra argument"],
+    ids=["a missing argument", "an unknown option", "status without an id", "segments without a text", "a bad option value", "an extra argument"],
 )
 def test_with_json_every_usage_error_is_json_on_stdout(args, field, reason):
     result = cli(*args)
