@@ -461,6 +461,26 @@ def test_an_address_or_port_to_listen_on_that_cannot_be_is_a_usage_error():
         assert "Traceback" not in result.stderr
 
 
+def test_a_downgrade_to_no_such_revision_names_the_revisions_there_are(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SMS_WORKER_")} | {"SMS_WORKER_HOME": str(tmp_path)}
+    assert cli("db", "upgrade", env=env).returncode == 0
+    revisions = ", ".join(f"{number:04d}" for number in range(1, int(latest_revision()) + 1))
+
+    unknown = cli("db", "downgrade", "zzz", env=env)
+    assert (unknown.returncode, unknown.stderr.strip()) == (
+        2,
+        f"error: revision: Can't locate revision identified by 'zzz' (this version's revisions: {revisions}, or base)",
+    )
+
+    assert cli("db", "downgrade", "0002", env=env).returncode == 0
+    above = cli("db", "downgrade", latest_revision(), env=env)
+    assert (above.returncode, above.stderr.strip()) == (
+        2,
+        f"error: revision: Destination {latest_revision()} is not a valid downgrade target from current head(s) "
+        f"(this version's revisions: {revisions}, or base)",
+    )
+
+
 def test_a_database_that_is_down_is_said_in_one_line_by_every_command(settings_for, redis_client):
     env = process_env(settings_for(database_url="postgresql://postgres@127.0.0.1:9/nowhere"))
 
