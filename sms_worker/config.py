@@ -6,31 +6,96 @@ defaults are the embedded ones ``make demo`` runs on (a SQLite file and a bundle
 
 from __future__ import annotations
 
+import difflib
+import json
+import logging
+import math
 import os
 import warnings
+from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import platformdirs
-from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
+from dotenv import dotenv_values
+from pydantic import AfterValidator, AliasChoices, BeforeValidator, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
 from sms_worker.ambiguity import LEGACY_NAMES, OnAmbiguous
+from sms_worker.endpoints import http_url_problem, listen_address_problem, redis_url_problem
 from sms_worker.errors import SettingsError
+
+log = logging.getLogger(__name__)
+
+PREFIX = "SMS_WORKER_"
+"""What every setting's variable begins with."""
+ENV_FILE = ".env"
+"""The file of variables read besides the environment, in the current directory (the
+environment wins over it)."""
+TEST_PREFIX = "SMS_WORKER_TEST_"
+"""The test suite's own variables (``SMS_WORKER_TEST_DATABASE_URL``, tests/conftest.py): not
+settings, never reported as unknown."""
+SECONDS_LIST_FORM = "seconds (one or more, none negative) separated by commas, e.g. 30,120,300, or a JSON list, e.g. [30,120,300]"
+
+
+def _seconds_list(value: object) -> object:
+    """A list of seconds as a variable gives it, ``30,120,300`` or ``[30,120,300]``, as a list of
+    floats; ValueError saying the form (:data:`SECONDS_LIST_FORM`) for any other string. A value
+    that is no string (given in Python) is left to the field's type."""
+    if not isinstance(value, str):
+        return value
+    text = value.strip()
+    try:
+        seconds = [float(item) for item in (json.loads(text) if text.startswith("[") else text.split(","))]
+    except (ValueError, TypeError):
+        seconds = []
+    if not seconds or not all(0 <= second < math.inf for second in seconds):  # NaN compares false: refused too
+        raise ValueError(f"must be {SECONDS_LIST_FORM}")
+    return seconds
+
+
+def _checked(problem_of: Callable[[str], str | None]) -> AfterValidator:
+    """A string that ``problem_of`` (:mod:`sms_worker.endpoints`) finds nothing wrong with."""
+
+    def check(value: str) -> str:
+        if (problem := problem_of(value)) is not None:
+            raise ValueError(problem)
+        return value
+
+    return AfterValidator(check)
+
+
+SecondsList = Annotated[tuple[Annotated[float, Field(ge=0, allow_inf_nan=False)], ...], Field(min_length=1), BeforeValidator(_seconds_list)]
+"""Delays in seconds, at least one, none negative: ``30,120,300`` or ``[30,120,300]`` in a variable."""
+Port = Annotated[int, Field(ge=1, le=65535)]
+"""A TCP port to listen on."""
+ListenAddress = Annotated[str, _checked(listen_address_problem)]
+"""An IP address or host name to listen on (:func:`~sms_worker.endpoints.listen_address_problem`)."""
+HttpUrl = Annotated[str, _checked(http_url_problem)]
+"""An absolute http(s) URL (:func:`~sms_worker.endpoints.http_url_problem`)."""
+RedisUrl = Annotated[str, _checked(redis_url_problem)]
+"""A URL redis-py connects with (:func:`~sms_worker.endpoints.redis_url_problem`)."""
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="SMS_WORKER_", env_file=".env", extra="ignore", populate_by_name=True)
+    """Every setting; each field is read from ``SMS_WORKER_<FIELD>`` (or the variables its
+    ``validation_alias`` names). No value is decoded as JSON before its field's own validation
+    (``enable_decoding=False``), so a list's or table's variable that cannot be read is an error
+    naming it, like any other; a list field parses its variable itself (:data:`SecondsList`)."""
+
+    model_config = SettingsConfigDict(env_prefix=PREFIX, env_file=ENV_FILE, extra="ignore", populate_by_name=True, enable_decoding=False)
 
     home: Path = Field(
         default_factory=lambda: platformdirs.user_data_path("sms_worker"),
         description="Directory for the embedded database, Redis and callback token: one per user (~/.local/share/sms_worker on Linux), whatever the current directory.",
     )
     database_url: str | None = Field(None, description="SQLAlchemy URL; default: SQLite file under home.")
-    redis_url: str | None = Field(None, description="Redis URL; default: an embedded redis-server under home.")
+    redis_url: RedisUrl | None = Field(
+        None, description="Redis URL (redis://, rediss:// or unix://); default (or empty): an embedded redis-server under home."
+    )
     redis_wait_seconds: float = Field(
         30,
         ge=0,
@@ -54,7 +119,7 @@ class Settings(BaseSettings):
 
     max_retries: int = Field(5, ge=0, le=20)
     retry_window_seconds: int = Field(3600, ge=1)
-    retry_backoff_seconds: tuple[float, ...] = Field((30, 120, 300, 900, 1800), min_length=1)
+    retry_backoff_seconds: SecondsList = Field((30, 120, 300, 900, 1800), description="Delay before each retry (the last repeats).")
     on_ambiguous: OnAmbiguous = Field(
         "resend",
         validation_alias=AliasChoices("SMS_WORKER_ON_AMBIGUOUS", "SMS_WORKER_RETRY_AMBIGUOUS"),
@@ -77,14 +142,16 @@ class Settings(BaseSettings):
         description="After a send's COMMIT lost its connection, how long to keep asking the database whether it committed (connecting included).",
     )
     poll_interval_seconds: float = Field(2, gt=0)
-    status_check_delays_seconds: tuple[float, ...] = Field((1, 2, 5, 15, 60, 300, 900), min_length=1)
+    status_check_delays_seconds: SecondsList = Field(
+        (1, 2, 5, 15, 60, 300, 900), description="Delay before each status check of an accepted message (the last repeats)."
+    )
 
     providers_file: Path | None = Field(None, description="TOML file of provider accounts and routing rules; without it, one Telekom SK account.")
     breaker_consecutive_failures: int = Field(5, ge=1, description="Transient faults in a row that open an account's circuit breaker.")
     breaker_window: int = Field(20, ge=2, description="Recent calls the breaker's failure ratio is measured over.")
     breaker_failure_ratio: float = Field(0.5, gt=0, le=1, description="Share of failed calls in the window that opens the breaker.")
     breaker_cooldown_seconds: float = Field(30, gt=0, description="How long an open breaker keeps its account out of routing before a probe.")
-    telekom_sk_url: str = "http://127.0.0.1:8025/telekom-sk"
+    telekom_sk_url: HttpUrl = "http://127.0.0.1:8025/telekom-sk"
     telekom_sk_token: SecretStr = SecretStr("sandbox-token")
     telekom_sk_transport: Literal["json", "xml"] = "json"
     telekom_sk_use_session: bool = Field(True, description="False: send the token with every request, keep no session.")
@@ -111,11 +178,11 @@ class Settings(BaseSettings):
     )
     max_response_bytes: int = Field(1 << 20, ge=1024, description="Longest provider answer read; a longer one is cut off and unreadable.")
 
-    sandbox_host: str = "127.0.0.1"
-    sandbox_port: int = 8025
-    flower_port: int = 5555
-    callback_host: str = "127.0.0.1"
-    callback_port: int = 8026
+    sandbox_host: ListenAddress = "127.0.0.1"
+    sandbox_port: Port = 8025
+    flower_port: Port = 5555
+    callback_host: ListenAddress = "127.0.0.1"
+    callback_port: Port = 8026
     callback_token: SecretStr | None = Field(
         None, description="The ?token= a callback must carry for an account without its own callback_token in the providers file; empty: none."
     )
@@ -149,10 +216,11 @@ class Settings(BaseSettings):
             ) from None
         return value
 
-    @field_validator("callback_token", mode="before")
+    @field_validator("callback_token", "redis_url", mode="before")
     @classmethod
-    def _empty_token_is_none(cls, value: object) -> object:
-        """``SMS_WORKER_CALLBACK_TOKEN=`` is no token, not a token every request carries."""
+    def _empty_is_none(cls, value: object) -> object:
+        """``SMS_WORKER_CALLBACK_TOKEN=`` is no token, not a token every request carries;
+        ``SMS_WORKER_REDIS_URL=`` is no URL: the embedded Redis."""
         return None if value == "" else value
 
     @field_validator("rate_limit_unit", mode="before")
@@ -182,6 +250,23 @@ class Settings(BaseSettings):
         return f"sqlite:///{(self.home / 'sms_worker.db').resolve()}"
 
 
+def _variables() -> dict[str, str]:
+    """Every variable a setting is read from, upper-case, mapped to the setting's own variable
+    (a deprecated name to the current one: the first of its ``validation_alias`` choices)."""
+    variables: dict[str, str] = {}
+    for name, field in Settings.model_fields.items():
+        alias = field.validation_alias
+        names = [str(choice).upper() for choice in alias.choices] if isinstance(alias, AliasChoices) else [f"{PREFIX}{name.upper()}"]
+        variables.update(dict.fromkeys(names, names[0]))
+    return variables
+
+
+VARIABLES = _variables()
+"""Every variable a setting is read from (upper-case) and the setting's current variable."""
+CURRENT = sorted(set(VARIABLES.values()))
+"""The current variable of every setting, what a misspelt one is matched against."""
+
+
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
     """This process's settings, from ``SMS_WORKER_*`` variables and ``.env``, read once. Raises
@@ -190,9 +275,43 @@ def get_settings() -> Settings:
     if "SMS_WORKER_MAX_PARTS" in os.environ:
         warnings.warn("SMS_WORKER_MAX_PARTS is deprecated, use SMS_WORKER_MAX_SEGMENTS (it will be removed in 0.3)", FutureWarning, stacklevel=2)
     try:
-        return Settings()
+        settings = Settings()
     except ValidationError as error:
         raise settings_error(error) from None
+    _warn_of_unknown_variables(settings)
+    return settings
+
+
+_told_unknown: set[str] = set()
+"""The unknown variables this process has warned of: each once, however often settings are read."""
+
+
+def _warn_of_unknown_variables(settings: Settings) -> None:
+    """Log a warning for each ``SMS_WORKER_*`` variable of the environment or ``.env`` that is
+    no setting, once per process: a misspelt one is otherwise ignored without a word. It names
+    the setting meant when one is close (``did you mean SMS_WORKER_BATCH_SIZE?``, by
+    :func:`difflib.get_close_matches`). A warning, not an error: a deployment may carry variables
+    of its own under the prefix. Never reported: the deprecated names still read, the tests' own
+    (:data:`TEST_PREFIX`) and the variables the providers file names for credentials."""
+    dotenv = dotenv_values(ENV_FILE) if Path(ENV_FILE).is_file() else {}
+    sources = {name: ENV_FILE for name in dotenv} | {name: "the environment" for name in os.environ}
+    unknown = {
+        name: source
+        for name, source in sources.items()
+        if name.upper().startswith(PREFIX)
+        and not name.upper().startswith(TEST_PREFIX)
+        and name.upper() not in VARIABLES
+        and name not in _told_unknown
+    }
+    if unknown and settings.providers_file is not None:
+        from sms_worker.providers.accounts import credential_variables  # it imports this module
+
+        unknown = {name: source for name, source in unknown.items() if name not in credential_variables(settings.providers_file)}
+    for name, source in unknown.items():
+        meant = difflib.get_close_matches(name.upper().removeprefix(PREFIX), [current.removeprefix(PREFIX) for current in CURRENT], n=1)
+        hint = f": did you mean {PREFIX}{meant[0]}?" if meant else ""
+        log.warning("%s (in %s) is not a setting and is ignored%s", name, source, hint)
+        _told_unknown.add(name)
 
 
 def settings_error(error: ValidationError) -> SettingsError:

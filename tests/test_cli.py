@@ -11,12 +11,13 @@ from pathlib import Path
 import pytest
 from conftest import PYTHON, process_env, promote_once
 
+from sms_worker.config import Settings
 from sms_worker.db.migrate import latest_revision
 from sms_worker.embedded import free_port
 
 
-def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([PYTHON, "-m", "sms_worker.cli", *args], capture_output=True, text=True, env=env, timeout=60)
+def cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([PYTHON, "-m", "sms_worker.cli", *args], capture_output=True, text=True, env=env, cwd=cwd, timeout=60)
 
 
 def segments(text: str) -> dict:
@@ -170,6 +171,8 @@ def test_accounts_lists_each_account_and_check_verifies_credentials(sandbox, set
     assert lines["dexatel"].startswith("FAIL") and "account-wide" in lines["dexatel"]
     assert "not-the-key" not in checked.stdout + checked.stderr, "a secret is never printed"
     assert cli("accounts", "check", "sk", env=env).returncode == 0
+    unknown = cli("accounts", "--json", "check", "nobody", env=env)
+    assert (unknown.returncode, json.loads(unknown.stdout)["error"]["field"]) == (2, "name")
 
 
 def test_accounts_check_names_where_it_could_not_connect_never_the_query(sandbox, settings_for, tmp_path):
@@ -298,6 +301,55 @@ def test_a_base_url_that_is_not_a_url_is_refused_when_the_file_is_read(settings_
     assert "Traceback" not in result.stderr
 
 
+UNKNOWN_KEYS = [
+    (
+        '[accounts.x]\ntype = "dexatel"\nbase_url = "http://127.0.0.1:9/dexatel"\napi_key = "k"\ndefault_sender = "ACME"\nrat = 30\n',
+        "accounts.x.rat: is not an option of type dexatel (known: alphanumeric_countries, api_key, api_key_env, base_url, burst, "
+        "callback_token, callback_token_env, default_sender, on_ambiguous, rate, senders): did you mean 'rate'?",
+    ),
+    (
+        '[accounts.x]\ntype = "telekom-sk"\nbase_url = "http://127.0.0.1:9/telekom-sk"\ntoken_evn = "SK_TOKEN"\n',
+        "accounts.x.token_evn: is not an option of type telekom-sk (known: alphanumeric_countries, base_url, burst, callback_token, "
+        "callback_token_env, on_ambiguous, rate, senders, token, token_env, transport, use_session): did you mean 'token_env'?",
+    ),
+    (
+        '[accounts.x]\ntype = "telekom-sk"\nbase_url = "http://127.0.0.1:9/telekom-sk"\ntoken = "t"\n[routng]\ndefault = ["x"]\n',
+        "routng: is not a section of the providers file (accounts, routes, routing): did you mean 'routing'?",
+    ),
+    (
+        '[accounts.x]\ntype = "telekom-sk"\nbase_url = "http://127.0.0.1:9/telekom-sk"\ntoken = "t"\n[[routes]]\ncountres = ["SK"]\naccounts = ["x"]\n',
+        "routes[0].countres: is not a route field (countries, prefixes, accounts): did you mean 'countries'?",
+    ),
+    (
+        '[accounts.x]\ntype = "telekom-sk"\nbase_url = "http://127.0.0.1:9/telekom-sk"\ntoken = "t"\n[routing]\ndefualt = ["x"]\n',
+        "routing.defualt: is not a field of [routing] (default): did you mean 'default'?",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("text", "message"), UNKNOWN_KEYS, ids=["an option", "a credential's variable", "a section", "a route field", "a routing field"]
+)
+def test_a_misspelt_key_of_the_providers_file_is_named_with_the_key_meant(settings_for, tmp_path, text, message):
+    path = tmp_path / "providers.toml"
+    path.write_text(text)
+
+    result = cli("accounts", env=process_env(settings_for(providers_file=path)))
+
+    assert result.returncode == 2
+    assert f"{path}: {message}" in result.stderr.strip().removeprefix("error: SMS_WORKER_PROVIDERS_FILE: ").splitlines()
+    assert "Traceback" not in result.stderr
+
+
+def test_a_providers_file_that_is_not_text_is_said_so(settings_for, tmp_path):
+    path = tmp_path / "providers.toml"
+    path.write_bytes("[accounts.x]\nbase_url = 'http://127.0.0.1:9/p\u00e1th'\n".encode("utf-16"))
+
+    result = cli("accounts", env=process_env(settings_for(providers_file=path)))
+
+    assert (result.returncode, result.stderr.strip()) == (2, f"error: SMS_WORKER_PROVIDERS_FILE: providers file {path}: not UTF-8 text (TOML is)")
+
+
 def test_a_country_code_in_lower_case_routes_as_its_code(sandbox, settings_for, redis_client, tmp_path):
     path = tmp_path / "providers.toml"
     path.write_text(
@@ -357,10 +409,12 @@ def test_a_region_in_lower_case_reads_a_national_number(settings_for, redis_clie
     [
         (["send", "--json"], "to", "Missing argument 'TO'."),
         (["send", "--json", "--bogus", "1", "+421900123456", "hi"], "usage", "No such option '--bogus'."),
-        (["status", "--json"], "message_id", "Missing argument 'ID'."),
+        (["status", "--json"], "id", "Missing argument 'ID'."),
+        (["segments", "--json"], "text", "Missing argument 'TEXT'."),
+        (["status", "--json", "x", "--wait", "soon"], "--wait", "Invalid value for '--wait': 'soon' is not a valid float range."),
         (["stats", "--json", "extra"], "usage", "Got unexpected extra argument (extra)"),
     ],
-    ids=["a missing argument", "an unknown option", "status without an id", "an extra argument"],
+    ids=["a missing argument", "an unknown option", "status without an id", "segments without a text", "a bad option value", "an extra argument"],
 )
 def test_with_json_every_usage_error_is_json_on_stdout(args, field, reason):
     result = cli(*args)
@@ -372,6 +426,11 @@ def test_with_json_every_usage_error_is_json_on_stdout(args, field, reason):
     assert error["usage"].startswith(f"Usage: sms-worker {args[0]} [OPTIONS]")
 
 
+SECONDS_LIST = "seconds (one or more, none negative) separated by commas, e.g. 30,120,300, or a JSON list, e.g. [30,120,300]"
+REDIS_URL_FORMS = "must be a Redis URL: redis://HOST:6379/0, rediss://HOST:6379/0 (TLS) or unix:///PATH/redis.sock"
+LISTEN_ADDRESS = "must be an IP address or a host name to listen on, such as 127.0.0.1 or 0.0.0.0 (no scheme, port or path)"
+
+
 @pytest.mark.parametrize(
     ("variable", "value", "reason"),
     [
@@ -380,8 +439,10 @@ def test_with_json_every_usage_error_is_json_on_stdout(args, field, reason):
         ("SMS_WORKER_DATABASE_URL", "postgres://x", "say postgresql://, not postgres:// (SQLAlchemy knows PostgreSQL only by its full name)"),
         ("SMS_WORKER_DATABASE_URL", "mysql://u:secret@x/y", "'mysql' is not supported: give a postgresql:// or a sqlite:/// URL"),
         ("SMS_WORKER_BATCH_SIZE", "0", "Input should be greater than or equal to 1 (got '0')"),
+        ("SMS_WORKER_RETRY_BACKOFF_SECONDS", "30;120", f"must be {SECONDS_LIST} (got '30;120')"),
+        ("SMS_WORKER_REDIS_URL", "localhost:6379", REDIS_URL_FORMS),
     ],
-    ids=["not a number", "not a policy", "postgres://", "another database, its password not repeated", "out of range"],
+    ids=["not a number", "not a policy", "postgres://", "another database, its password not repeated", "out of range", "a list", "a Redis URL"],
 )
 def test_a_bad_setting_is_named_with_the_reason_by_every_command(tmp_path, variable, value, reason):
     env = {k: v for k, v in os.environ.items() if not k.startswith("SMS_WORKER_")} | {"SMS_WORKER_HOME": str(tmp_path), variable: value}
@@ -392,6 +453,105 @@ def test_a_bad_setting_is_named_with_the_reason_by_every_command(tmp_path, varia
         assert result.stdout == ""
     shown = cli("stats", "--json", env=env)
     assert (shown.returncode, json.loads(shown.stdout)) == (2, {"error": {"field": variable, "reason": reason}})
+
+
+@pytest.mark.parametrize(
+    ("line", "reason"),
+    [
+        ("SMS_WORKER_STATUS_CHECK_DELAYS_SECONDS=[1, -2]", f"must be {SECONDS_LIST} (got '[1, -2]')"),
+        ("SMS_WORKER_REDIS_URL=127.0.0.1", REDIS_URL_FORMS),
+        ("SMS_WORKER_CALLBACK_HOST=http://0.0.0.0", f"{LISTEN_ADDRESS} (got 'http://0.0.0.0')"),
+        ("SMS_WORKER_SANDBOX_PORT=70000", "Input should be less than or equal to 65535 (got '70000')"),
+        ("SMS_WORKER_TELEKOM_SK_URL=127.0.0.1:8025/telekom-sk", "must be an http(s) URL such as 'https://api.example.com/v1'"),
+    ],
+    ids=["a list", "a Redis URL", "an address to listen on", "a port", "Telekom SK's URL"],
+)
+def test_a_bad_setting_in_dot_env_is_named_with_the_reason(tmp_path, line, reason):
+    """The same checks for each setting of a kind (lists, URLs, addresses, ports), read from a .env file."""
+    (tmp_path / ".env").write_text(f"# copied from .env.example\n{line}\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SMS_WORKER_")} | {"SMS_WORKER_HOME": str(tmp_path)}
+
+    result = cli("stats", env=env, cwd=tmp_path)
+
+    assert (result.returncode, result.stderr.strip(), result.stdout) == (2, f"error: {line.partition('=')[0]}: {reason}", "")
+
+
+@pytest.mark.parametrize("value", ["30,120", " 30, 120 ", "[30,120]"], ids=["commas", "commas and spaces", "JSON"])
+def test_a_list_setting_is_read_from_commas_or_json(settings_for, redis_client, monkeypatch, value):
+    result = cli("stats", env=process_env(settings_for(), SMS_WORKER_RETRY_BACKOFF_SECONDS=value))
+    assert (result.returncode, result.stderr) == (0, "")
+
+    monkeypatch.setenv("SMS_WORKER_RETRY_BACKOFF_SECONDS", value)
+    assert Settings().retry_backoff_seconds == (30, 120)
+
+
+def test_a_variable_that_is_no_setting_is_warned_of_naming_the_setting_meant(settings_for, redis_client, tmp_path):
+    """A typo is not silently ignored, in the environment or .env; the deprecated names still
+    read, the tests' own variables and a providers file's credential variables are no typos."""
+    path = tmp_path / "providers.toml"
+    path.write_text(
+        '[accounts.x]\ntype = "session-key"\nbase_url = "http://127.0.0.1:9/session-key"\nusername = "u"\n'
+        'password_env = "SMS_WORKER_SESSION_KEY_PASSWORD"\nquality = "N"\n'
+    )
+    (tmp_path / ".env").write_text("SMS_WORKER_REDIS_ULR=redis://127.0.0.1:9/0\nSMS_WORKER_COLOUR=blue\n")
+    extra = {"SMS_WORKER_MAX_PARTS": "3", "SMS_WORKER_RETRY_AMBIGUOUS": "never", "SMS_WORKER_TEST_MARK": "1", "SMS_WORKER_SESSION_KEY_PASSWORD": "p"}
+    env = process_env(settings_for(providers_file=path), SMS_WORKER_BACH_SIZE="10", **extra)
+
+    result = cli("accounts", env=env, cwd=tmp_path)
+
+    assert result.returncode == 0, result.stderr
+    assert sorted(warnings_of_unknown(result.stderr)) == [
+        "SMS_WORKER_BACH_SIZE (in the environment) is not a setting and is ignored: did you mean SMS_WORKER_BATCH_SIZE?",
+        "SMS_WORKER_COLOUR (in .env) is not a setting and is ignored",
+        "SMS_WORKER_REDIS_ULR (in .env) is not a setting and is ignored: did you mean SMS_WORKER_REDIS_URL?",
+    ]
+
+
+def test_a_long_running_process_warns_of_a_variable_that_is_no_setting_once(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SMS_WORKER_")} | {"SMS_WORKER_HOME": str(tmp_path), "SMS_WORKER_BACH_SIZE": "10"}
+
+    for process in ("worker", "scheduler"):
+        result = cli(process, env=env)  # stops at start: the database is not migrated
+
+        assert result.returncode == 2, process
+        assert warnings_of_unknown(result.stderr) == [
+            "SMS_WORKER_BACH_SIZE (in the environment) is not a setting and is ignored: did you mean SMS_WORKER_BATCH_SIZE?"
+        ], process
+
+
+def warnings_of_unknown(stderr: str) -> list[str]:
+    """The warnings of variables that are no setting, in ``stderr``, without the log's time."""
+    return [line.partition(" WARNING sms_worker.config: ")[2] for line in stderr.splitlines() if " WARNING sms_worker.config: " in line]
+
+
+def test_an_address_or_port_to_listen_on_that_cannot_be_is_a_usage_error():
+    for args, message in (
+        (["sandbox", "--port", "70000"], "Error: Invalid value for '--port': 70000 is not in the range 1<=x<=65535."),
+        (["callbacks", "--host", "http://0.0.0.0"], f"Error: Invalid value for '--host': 'http://0.0.0.0' {LISTEN_ADDRESS}"),
+    ):
+        result = cli(*args)
+        assert (result.returncode, result.stderr.strip().splitlines()[-1]) == (2, message), args
+        assert "Traceback" not in result.stderr
+
+
+def test_a_downgrade_to_no_such_revision_names_the_revisions_there_are(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SMS_WORKER_")} | {"SMS_WORKER_HOME": str(tmp_path)}
+    assert cli("db", "upgrade", env=env).returncode == 0
+    revisions = ", ".join(f"{number:04d}" for number in range(1, int(latest_revision()) + 1))
+
+    unknown = cli("db", "downgrade", "zzz", env=env)
+    assert (unknown.returncode, unknown.stderr.strip()) == (
+        2,
+        f"error: revision: Can't locate revision identified by 'zzz' (this version's revisions: {revisions}, or base)",
+    )
+
+    assert cli("db", "downgrade", "0002", env=env).returncode == 0
+    above = cli("db", "downgrade", latest_revision(), env=env)
+    assert (above.returncode, above.stderr.strip()) == (
+        2,
+        f"error: revision: Destination {latest_revision()} is not a valid downgrade target from current head(s) "
+        f"(this version's revisions: {revisions}, or base)",
+    )
 
 
 def test_a_database_that_is_down_is_said_in_one_line_by_every_command(settings_for, redis_client):
@@ -415,13 +575,7 @@ def test_every_process_stops_at_start_on_a_bad_providers_file(settings_for, redi
 
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
-    assert (
-        result.stderr.strip()
-        .splitlines()[-1]
-        .startswith(
-            f"error: SMS_WORKER_PROVIDERS_FILE: {path}: accounts.x.rat: is not an option of type dexatel (known: alphanumeric_countries, base_url,"
-        )
-    )
+    assert result.stderr.strip().splitlines()[-1] == f"error: SMS_WORKER_PROVIDERS_FILE: {path}: {UNKNOWN_KEYS[0][1]}"
 
 
 def test_python_reads_back_what_became_of_a_message_as_status_shows_it(settings_for, redis_client):

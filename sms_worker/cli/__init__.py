@@ -67,10 +67,8 @@ def main(argv: list[str] | None = None) -> int:
         if "--json" not in args[: args.index("--") if "--" in args else len(args)]:
             error.show()
             return error.exit_code
-        param = getattr(error, "param", None)
-        field = param.opts[0] if isinstance(param, click.Option) else getattr(param, "name", None) or "usage"
         usage = error.ctx.get_usage() if error.ctx is not None else None
-        echo_json({"error": {"field": field, "reason": error.format_message(), "usage": usage}})
+        echo_json({"error": {"field": _usage_field(error), "reason": error.format_message(), "usage": usage}})
         return error.exit_code
     except click.ClickException as error:
         error.show()
@@ -79,3 +77,18 @@ def main(argv: list[str] | None = None) -> int:
         click.echo("Aborted!", err=True)
         return 130
     return result if isinstance(result, int) else 0
+
+
+def _usage_field(error: click.UsageError) -> str:
+    """The parameter a usage error is about, as the user sees it: an option by its long name
+    (``--wait``), an argument by its metavar in lower case (``id`` for ``ID``, ``name`` for
+    ``[NAME]...``); ``usage`` for an error about no parameter of the command (an unknown option,
+    an extra argument)."""
+    param = getattr(error, "param", None)
+    if isinstance(param, click.Option):
+        return next((opt for opt in param.opts if opt.startswith("--")), param.opts[0])
+    if isinstance(param, click.Argument):
+        return (param.metavar or param.name or "").strip("[].").lower() or "usage"
+    if isinstance(error, click.BadOptionUsage) and not isinstance(error, click.NoSuchOption):
+        return error.option_name
+    return "usage"

@@ -79,7 +79,7 @@ def check(names: tuple[str, ...], as_json: bool) -> int:
     from sms_worker.views import check_accounts
 
     with open_runtime() as rt:
-        require_accounts(rt, "names", names)
+        require_accounts(rt, "name", names)
         results = check_accounts(rt, list(names))
     if as_json:
         echo_json(results)

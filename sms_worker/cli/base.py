@@ -21,6 +21,7 @@ from sqlalchemy.exc import DBAPIError
 
 from sms_worker.db.migrate import NotMigrated, require_migrated
 from sms_worker.embedded import RedisUnavailable
+from sms_worker.endpoints import listen_address_problem
 from sms_worker.errors import OutcomeUnknown, SettingsError, StoreUnavailable
 from sms_worker.outages import describe_outage, first_line
 from sms_worker.providers.accounts import ProvidersFileError
@@ -66,6 +67,22 @@ loglevel_option = click.option(
     help=f"Log this level and above to stderr: {', '.join(LOG_LEVELS)}.",
 )
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON on stdout instead of text, errors included.")
+
+
+class ListenAddress(click.ParamType):
+    """An IP address or host name to listen on (:func:`~sms_worker.endpoints.listen_address_problem`),
+    as the settings take it; anything else is a usage error naming the option."""
+
+    name = "ADDRESS"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        if (problem := listen_address_problem(value)) is not None:
+            self.fail(f"{value!r} {problem}", param, ctx)
+        return str(value)
+
+
+PORT = click.IntRange(1, 65535)
+"""A TCP port to listen on, as the settings take it."""
 
 
 def echo_json(value: Any, **dumps: Any) -> None:

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import click
 
-from sms_worker.cli.base import Command, require_database, wait_for_redis
+from sms_worker.cli.base import PORT, Command, ListenAddress, require_database, wait_for_redis
 
 
 @click.command(cls=Command)
-@click.option("--host", metavar="ADDRESS", show_default="SMS_WORKER_CALLBACK_HOST, else 127.0.0.1", help="Address to listen on.")
-@click.option("--port", type=int, metavar="PORT", show_default="SMS_WORKER_CALLBACK_PORT, else 8026", help="TCP port to listen on.")
+@click.option("--host", type=ListenAddress(), show_default="SMS_WORKER_CALLBACK_HOST, else 127.0.0.1", help="Address to listen on.")
+@click.option("--port", type=PORT, metavar="PORT", show_default="SMS_WORKER_CALLBACK_PORT, else 8026", help="TCP port to listen on.")
 def callbacks(host: str | None, port: int | None) -> int:
     """Receive providers' delivery callbacks over HTTP.
 

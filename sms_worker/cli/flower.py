@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import click
 
-from sms_worker.cli.base import Command, wait_for_redis
+from sms_worker.cli.base import PORT, Command, wait_for_redis
 
 
 @click.command(cls=Command)
-@click.option("--port", type=int, metavar="PORT", show_default="SMS_WORKER_FLOWER_PORT, else 5555", help="TCP port to listen on, at 127.0.0.1.")
+@click.option("--port", type=PORT, metavar="PORT", show_default="SMS_WORKER_FLOWER_PORT, else 5555", help="TCP port to listen on, at 127.0.0.1.")
 def flower(port: int | None) -> int:
     """Run Flower, Celery's monitor, for this deployment.
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import click
 
-from sms_worker.cli.base import Command
+from sms_worker.cli.base import PORT, Command, ListenAddress
 
 
 @click.command(cls=Command)
-@click.option("--host", metavar="ADDRESS", show_default="SMS_WORKER_SANDBOX_HOST, else 127.0.0.1", help="Address to listen on.")
-@click.option("--port", type=int, metavar="PORT", show_default="SMS_WORKER_SANDBOX_PORT, else 8025", help="TCP port to listen on.")
+@click.option("--host", type=ListenAddress(), show_default="SMS_WORKER_SANDBOX_HOST, else 127.0.0.1", help="Address to listen on.")
+@click.option("--port", type=PORT, metavar="PORT", show_default="SMS_WORKER_SANDBOX_PORT, else 8025", help="TCP port to listen on.")
 @click.option(
     "--telekom-sk-callback-url",
     metavar="URL",

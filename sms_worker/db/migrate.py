@@ -20,10 +20,11 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from alembic.util import CommandError
 
 from sms_worker.db.engine import get_engine
 from sms_worker.embedded import file_lock
-from sms_worker.errors import NotMigrated
+from sms_worker.errors import InvalidField, NotMigrated
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 MIGRATION_LOCK: Final = 0x736D7367
@@ -71,8 +72,15 @@ def upgrade(url: str, revision: str = "head") -> Migrated:
 
 
 def downgrade(url: str, revision: str) -> Migrated:
-    """Take the database at ``url`` back to ``revision`` (to run an earlier release again)."""
-    return _run(url, lambda config: command.downgrade(config, revision))
+    """Take the database at ``url`` back to ``revision`` (to run an earlier release again).
+    Raises :class:`InvalidField` on ``revision`` for one Alembic cannot take it to (no such
+    revision, or one above the current), naming this version's revisions."""
+    try:
+        return _run(url, lambda config: command.downgrade(config, revision))
+    except CommandError as error:
+        scripts = ScriptDirectory.from_config(alembic_config(url)).walk_revisions()
+        revisions = ", ".join(reversed([script.revision for script in scripts]))
+        raise InvalidField("revision", f"{error} (this version's revisions: {revisions}, or base)") from None
 
 
 def _run(url: str, migrate: Callable[[Config], None]) -> Migrated:

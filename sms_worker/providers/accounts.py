@@ -15,6 +15,7 @@ or, better, by the name of the environment variable holding them (``api_key_env 
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 import tomllib
@@ -127,13 +128,33 @@ def load_providers(settings: Settings, environ: Mapping[str, str] = os.environ) 
     if settings.providers_file is None:
         return _single_telekom_sk(settings)
     path = Path(settings.providers_file)
+    return parse_providers(_read(path), environ, source=str(path))
+
+
+def _read(path: Path) -> dict[str, Any]:
+    """The TOML file at ``path`` as a dict; ProvidersFileError if it cannot be read or is not TOML."""
     try:
-        document = tomllib.loads(path.read_text(encoding="utf-8"))
+        return tomllib.loads(path.read_text(encoding="utf-8"))
     except OSError as error:
         raise ProvidersFileError(f"providers file {path}: cannot be read ({error.strerror})") from None
+    except UnicodeDecodeError:
+        raise ProvidersFileError(f"providers file {path}: not UTF-8 text (TOML is)") from None
     except tomllib.TOMLDecodeError as error:
         raise ProvidersFileError(f"providers file {path}: not valid TOML ({error})") from None
-    return parse_providers(document, environ, source=str(path))
+
+
+def credential_variables(path: Path) -> frozenset[str]:
+    """The environment variables the providers file at ``path`` names for its accounts'
+    credentials (``api_key_env = "DEXATEL_KEY"``), whatever else is wrong with it; none if it
+    cannot be read (loading it says why)."""
+    try:
+        tables = _read(path).get("accounts")
+    except ProvidersFileError:
+        return frozenset()
+    accounts = [table for table in tables.values() if isinstance(table, dict)] if isinstance(tables, dict) else []
+    return frozenset(
+        variable for table in accounts for key, variable in table.items() if key.endswith(ENVIRONMENT_SUFFIX) and isinstance(variable, str)
+    )
 
 
 def parse_providers(document: Mapping[str, Any], environ: Mapping[str, str], source: str = "providers file") -> ProvidersConfig:
@@ -199,19 +220,27 @@ def _problem(detail: ErrorDetails) -> tuple[str, str]:
 
 
 def _unknown_key(loc: list[str | int], account_type: str | None) -> str:
+    """Why ``loc``'s last key is refused: what the table takes instead and, when one is close,
+    the key meant (``did you mean 'rate'?``, by :func:`difflib.get_close_matches`)."""
     key = str(loc[-1])
     if account_type is not None:
         model = ACCOUNT_TYPES[account_type]
         credentials = model.credentials()
         if key.removesuffix(ENVIRONMENT_SUFFIX) in {name for other in ACCOUNT_TYPES.values() for name in other.credentials()}:
             return f"type {account_type} authenticates with {', '.join(credentials)}"
-        known = sorted(set(model.model_fields) - {"type", *credentials})
-        return f"is not an option of type {account_type} (known: {', '.join(known)})"
+        secrets = [name + ENVIRONMENT_SUFFIX for name in model.secrets()]
+        return _not_one_of(key, f"an option of type {account_type}", sorted({*model.model_fields, *secrets} - {"type"}), "known: ")
     if len(loc) == 1:
-        return "is not a section of the providers file"
+        return _not_one_of(key, "a section of the providers file", list(ProvidersConfig.model_fields))
     if loc[0] == "routes":
-        return f"is not a route field ({', '.join(Route.model_fields)})"
-    return f"is not a field of [{loc[0]}] ({', '.join(Routing.model_fields)})"
+        return _not_one_of(key, "a route field", list(Route.model_fields))
+    return _not_one_of(key, f"a field of [{loc[0]}]", list(Routing.model_fields))
+
+
+def _not_one_of(key: str, what: str, known: list[str], lead: str = "") -> str:
+    """``is not WHAT (KNOWN, ...)``, then ``: did you mean 'K'?`` for a known key close to ``key``."""
+    meant = difflib.get_close_matches(key, known, n=1)
+    return f"is not {what} ({lead}{', '.join(known)})" + (f": did you mean {meant[0]!r}?" if meant else "")
 
 
 def _single_telekom_sk(settings: Settings) -> ProvidersConfig:

@@ -24,7 +24,6 @@ import math
 import os
 from collections.abc import Callable, Mapping
 from typing import Annotated, Any, get_args
-from urllib.parse import urlsplit
 
 from pydantic import (
     AfterValidator,
@@ -43,6 +42,7 @@ from pydantic_core import PydanticCustomError
 
 from sms_worker.addresses import country_code
 from sms_worker.ambiguity import OnAmbiguous
+from sms_worker.endpoints import http_url_problem
 from sms_worker.errors import InvalidField
 from sms_worker.providers.carriage import Carriage
 from sms_worker.validation import validate_sender
@@ -95,9 +95,8 @@ CountryCodes = Annotated[frozenset[CountryCode], Field(strict=False)]
 
 
 def _http_url(value: str) -> str:
-    url = urlsplit(value)
-    if url.scheme not in ("http", "https") or not url.netloc:
-        raise ValueError(f"must be an http(s) URL such as 'https://api.example.com/v1', not {value!r}")
+    if (problem := http_url_problem(value)) is not None:
+        raise ValueError(f"{problem}, not {value!r}")
     return value
 
 
