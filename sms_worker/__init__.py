@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from sms_worker.errors import OutcomeUnknown, StoreUnavailable
+    from sms_worker.errors import NotMigrated, OutcomeUnknown, StoreUnavailable
     from sms_worker.producer import MessageRequest, send_many, send_many_result, send_sms, send_sms_result
     from sms_worker.send_result import SendResult
     from sms_worker.validation import BatchRejected, InvalidField
@@ -16,6 +16,7 @@ __all__ = [
     "InvalidField",
     "MessageHistory",
     "MessageRequest",
+    "NotMigrated",
     "OutcomeUnknown",
     "SendResult",
     "StoreUnavailable",
@@ -28,7 +29,7 @@ __all__ = [
 _HOMES = {
     "sms_worker.producer": ("MessageRequest", "send_many", "send_many_result", "send_sms", "send_sms_result"),
     "sms_worker.validation": ("BatchRejected", "InvalidField"),
-    "sms_worker.errors": ("OutcomeUnknown", "StoreUnavailable"),
+    "sms_worker.errors": ("NotMigrated", "OutcomeUnknown", "StoreUnavailable"),
     "sms_worker.send_result": ("SendResult",),
     "sms_worker.views": ("MessageHistory", "message_status"),
 }

@@ -5,12 +5,15 @@ Flower) finds the same server through ``<home>/redis.url``.
 Who starts it: ``sms-worker redis`` (the Procfile's ``redis`` line,
 :mod:`sms_worker.redis_foreground`) and the demo run it as a child they stop; the long-running
 processes wait for it (:func:`await_redis`) and never start one, so nothing they start outlives
-them; a one-off command (``sms-worker send``) with none running starts one that stays up for the
-next (:func:`ensure_embedded_redis`).
+them; a one-off command (``sms-worker send``) or a Python program (``sms_worker.send_sms``) with
+none running starts one (:func:`ensure_embedded_redis`) and stops it when it ends
+(:func:`stop_what_this_process_started`); the append-only file keeps what it queued for the
+next to start it.
 """
 
 from __future__ import annotations
 
+import atexit
 import fcntl
 import os
 import shutil
@@ -112,12 +115,15 @@ def file_lock(path: Path) -> Iterator[None]:
 
 
 _started_here: list[tuple[Path, int]] = []
-"""The embedded Redis servers this process started (:func:`ensure_embedded_redis`): home, pid."""
+"""The embedded Redis servers this process started (:func:`ensure_embedded_redis`): home, pid.
+A forked child starts with none: they are its parent's to stop."""
+os.register_at_fork(after_in_child=_started_here.clear)
 
 
 def ensure_embedded_redis(home: Path) -> str:
     """Return the URL of this home's embedded Redis, starting it if it is not running (then
-    :func:`stop_what_this_process_started` stops it)."""
+    :func:`stop_what_this_process_started` stops it: a command as it ends, any other program as
+    its interpreter exits)."""
     url_file = home / "redis.url"
     with file_lock(home / "redis.lock"):
         url = running_embedded_redis(home)
@@ -136,12 +142,16 @@ def ensure_embedded_redis(home: Path) -> str:
 def stop_what_this_process_started() -> None:
     """Stop the embedded Redis servers this process started, if they are still their home's (one
     that ``sms-worker redis`` took over is its business); the append-only file keeps what they
-    held for the next to start one."""
+    held for the next to start one. Run by every command as it ends, and by :mod:`atexit` when
+    the interpreter exits (a Python program that sent through ``sms_worker.send_sms``)."""
     while _started_here:
         home, pid = _started_here.pop()
         pid_file = home / "redis.pid"
         if pid_file.exists() and pid_file.read_text().strip() == str(pid):
             stop_embedded_redis(home)
+
+
+atexit.register(stop_what_this_process_started)
 
 
 def running_embedded_redis(home: Path) -> str | None:

@@ -5,6 +5,8 @@ two loses nothing: the recovery sweep finds the row and queues it. A send either
 and raises, or returns the ids of what it wrote; never both:
 
 - invalid input: :class:`InvalidField` / :class:`BatchRejected`, nothing written;
+- a database whose schema is behind this version (never migrated, or migrated by an earlier
+  release): :class:`NotMigrated`, saying to run ``sms-worker db upgrade``, nothing written;
 - the database failing before the COMMIT (unreachable, connection lost, locked):
   :class:`StoreUnavailable`, nothing written, the same request may be sent again;
 - the COMMIT itself failing: the database is asked on a fresh connection whether it committed
@@ -37,7 +39,7 @@ from sqlalchemy.exc import DBAPIError
 
 from sms_worker.db.bulk import insert_rows
 from sms_worker.db.commit import CommitOutcome, CommitProbe, commit_outcome, commit_probe
-from sms_worker.db.failures import is_unavailable, reaching_the_database, unavailable
+from sms_worker.db.failures import is_unavailable, not_migrated, reaching_the_database, unavailable
 from sms_worker.dispatch.sql import MESSAGES, add_events, event
 from sms_worker.errors import OutcomeUnknown
 from sms_worker.logs import get_logger
@@ -120,8 +122,8 @@ _ROW_COLUMNS = [
 def send_sms(to: str, text: str, *, runtime: Runtime | None = None, **options: Any) -> uuid.UUID:
     """Queue one message and return its id (:func:`send_sms_result` says more).
 
-    Raises :class:`InvalidField` naming the field and the reason, :class:`StoreUnavailable`
-    (nothing written) or :class:`OutcomeUnknown`. When Redis cannot take the pointer, the id is
+    Raises :class:`InvalidField` naming the field and the reason, :class:`NotMigrated` or
+    :class:`StoreUnavailable` (nothing written) or :class:`OutcomeUnknown`. When Redis cannot take the pointer, the id is
     returned all the same and a warning logged: the sweep queues the message."""
     if _DEPRECATED_ACCOUNT in options:
         options = _renamed_account(options, stacklevel=3)
@@ -154,7 +156,7 @@ def send_many_result(messages: Iterable[MessageRequest | Mapping[str, Any]], *, 
     the same key for a different message is refused (``idempotency_key``), and so is the batch.
     Returns a :class:`SendResult`: the ids, and whether the messages were queued now or are
     left to the sweep (Redis unreachable after the commit: ``result.deferral``). Raises
-    :class:`BatchRejected`, :class:`StoreUnavailable` (nothing written) or
+    :class:`BatchRejected`, :class:`NotMigrated`, :class:`StoreUnavailable` (nothing written) or
     :class:`OutcomeUnknown` (see the module's docstring); nothing else once the rows are written.
     """
     rt = runtime or process_runtime()
@@ -202,6 +204,8 @@ def _write(rt: Runtime, rows: list[dict[str, Any]]) -> _Written:
             written = _resolve_idempotent(conn, rows, _insert(conn, rows))
             probe = commit_probe(conn, select(MESSAGES.c.id).where(MESSAGES.c.id == min(written.inserted))) if written.inserted else None
         except DBAPIError as error:
+            if (behind := not_migrated(rt.engine, error)) is not None:
+                raise behind from error
             if not is_unavailable(error):
                 raise
             raise unavailable(error) from error

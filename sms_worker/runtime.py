@@ -23,8 +23,9 @@ from sms_worker.db.engine import get_engine, get_lease_engine
 from sms_worker.dispatch.lease import Keeper, Lease, renew_every, renewal_timeout
 from sms_worker.dispatch.ledger import Flusher, Ledger
 from sms_worker.embedded import ensure_embedded_redis
+from sms_worker.outages import first_line
 from sms_worker.priority import Priority
-from sms_worker.providers.accounts import load_providers
+from sms_worker.providers.accounts import AccountSettings, load_providers
 from sms_worker.providers.registry import Account, build_accounts
 from sms_worker.providers.transport import guarded_client
 from sms_worker.queues.pointers import Waker
@@ -100,13 +101,46 @@ class Runtime:
         try:
             if self.ledger.flush_held() == 0:
                 self.lease.end()
-        except Exception:  # noqa: BLE001 - a lease left behind is taken back by the sweep
-            logging.getLogger("sms_worker.lease").warning("could not end the lease of %s; the sweep will", self.lease.id)
+        except Exception as error:  # noqa: BLE001 - a lease left behind is taken back by the reclaimer
+            logging.getLogger("sms_worker.lease").warning(
+                "could not end the lease of %s (%s); the scheduler's reclaimer removes it once it has stood still for %g s",
+                self.lease.id,
+                first_line(error),
+                self.lease.seconds,
+            )
+        self.redis.close()
+
+
+@dataclass
+class Deployment:
+    """What a command that dispatches nothing needs (``sms-worker stats``, ``accounts``,
+    ``accounts resume``): the settings, each configured account's settings by name, the database
+    and Redis. No lease, ledger, HTTP client or adapter: it registers no dispatcher, so it has no
+    lease to end on a database that may be away, and leaves nothing for the reclaimer."""
+
+    settings: Settings
+    accounts: dict[str, AccountSettings]
+    engine: Engine
+    redis: redis.Redis
+
+    def breaker(self, account: str) -> Breaker:
+        return Breaker.for_account(self.redis, account, self.settings)
+
+    def close(self) -> None:
         self.redis.close()
 
 
 def redis_url(settings: Settings) -> str:
     return settings.redis_url or ensure_embedded_redis(settings.home)
+
+
+def build_deployment(settings: Settings | None = None) -> Deployment:
+    """The :class:`Deployment` of ``settings`` (default: this process's): the providers file read
+    (:class:`~sms_worker.providers.accounts.ProvidersFileError`) before Redis is reached or an
+    embedded one started."""
+    settings = settings or get_settings()
+    accounts = load_providers(settings).accounts
+    return Deployment(settings, accounts, get_engine(settings.resolved_database_url), redis.Redis.from_url(redis_url(settings)))
 
 
 def build_runtime(settings: Settings | None = None, *, waker: Waker | None = None, clock: Clock = SYSTEM_CLOCK) -> Runtime:

@@ -60,16 +60,17 @@ class _Every:
 
 def run_scheduler() -> None:
     """Run the scheduler until SIGTERM or SIGINT: beat in a thread (its schedule file under
-    ``SMS_WORKER_HOME``) and :func:`run_scheduler_loop` in this one, on this process's runtime."""
+    ``SMS_WORKER_HOME``) and :func:`run_scheduler_loop` in this one, on this process's runtime,
+    built (the providers file read) before anything starts or says it runs."""
     settings = get_settings()
     settings.home.mkdir(parents=True, exist_ok=True)
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
+    rt = process_runtime()
     beat = EmbeddedService(celery_app, thread=True, schedule_filename=str(settings.home / "celerybeat-schedule"))
     beat.start()
     log.info("scheduler running: beat, promoter and reclaimer")
-    rt = process_runtime()
     warn_if_redis_evicts(rt.redis)
     try:
         run_scheduler_loop(rt, stop)

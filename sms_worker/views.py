@@ -4,6 +4,7 @@ themselves as JSON with :func:`dataclasses.asdict`."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -11,6 +12,7 @@ from sqlalchemy import func, select
 
 from sms_worker.config import get_settings
 from sms_worker.db.engine import get_engine
+from sms_worker.db.failures import saying_when_not_migrated
 from sms_worker.dispatch.sql import EVENTS, MESSAGES
 from sms_worker.errors import InvalidField
 from sms_worker.logs import mask_phone
@@ -18,7 +20,8 @@ from sms_worker.priority import Priority
 from sms_worker.status import HELD_VALUES, WAITING_VALUES
 
 if TYPE_CHECKING:
-    from sms_worker.runtime import Runtime
+    from sms_worker.providers.registry import Account
+    from sms_worker.runtime import Deployment
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,9 +83,10 @@ class AccountCheck:
 def message_history(message_id: uuid.UUID, database_url: str | None = None) -> MessageHistory | None:
     """The message ``message_id`` and its history, or None if there is no such message; the
     database is ``database_url``, else the settings' (``SMS_WORKER_DATABASE_URL``, else SQLite
-    under ``SMS_WORKER_HOME``)."""
+    under ``SMS_WORKER_HOME``). Raises :class:`~sms_worker.errors.NotMigrated` for a database
+    behind this version."""
     engine = get_engine(database_url or get_settings().resolved_database_url)
-    with engine.connect() as conn:
+    with saying_when_not_migrated(engine), engine.connect() as conn:
         row = conn.execute(select(MESSAGES).where(MESSAGES.c.id == message_id)).mappings().first()
         if row is None:
             return None
@@ -98,7 +102,8 @@ def message_status(message_id: uuid.UUID | str) -> MessageHistory | None:
     """What became of a message: the id ``send_sms`` returned (a UUID, or its text) to its row
     and history (:class:`MessageHistory`, what ``sms-worker status`` prints), or None if there is
     no such message. Raises :class:`~sms_worker.errors.InvalidField` for ``id`` if ``message_id``
-    is not a message id."""
+    is not a message id, and :class:`~sms_worker.errors.NotMigrated` (saying to run
+    ``sms-worker db upgrade``) for a database behind this version."""
     if not isinstance(message_id, uuid.UUID):
         try:
             message_id = uuid.UUID(str(message_id))
@@ -107,68 +112,65 @@ def message_status(message_id: uuid.UUID | str) -> MessageHistory | None:
     return message_history(message_id)
 
 
-def pipeline_stats() -> PipelineStats:
-    """Backlog and outcomes at a glance: Flower shows Celery's wake-ups, not the pointer lists."""
+def pipeline_stats(deployment: Deployment) -> PipelineStats:
+    """Backlog and outcomes at a glance: Flower shows Celery's wake-ups, not the pointer lists.
+    Raises :class:`~sms_worker.errors.NotMigrated` for a database behind this version."""
     from sms_worker.eviction import eviction_warning
     from sms_worker.providers.pause import paused_reason
     from sms_worker.queues import keys
     from sms_worker.queues.pointers import ready_lengths
-    from sms_worker.runtime import build_runtime
 
-    rt = build_runtime()
-    try:
-        with rt.engine.connect() as conn:
-            statuses: dict[str, int] = dict(conn.execute(select(MESSAGES.c.status, func.count()).group_by(MESSAGES.c.status)).all())
-            doubled = conn.execute(select(func.count()).where(MESSAGES.c.possible_duplicate)).scalar_one()
-            unsure = conn.execute(
-                select(func.count()).where(MESSAGES.c.unsure_since.is_not(None), MESSAGES.c.status.in_([*WAITING_VALUES, *HELD_VALUES]))
-            ).scalar_one()
-        return PipelineStats(
-            ready={p.label: n for p, n in ready_lengths(rt.redis).items()},
-            due=rt.redis.zcard(keys.DUE),
-            paused_accounts={name: reason for name in rt.accounts if (reason := paused_reason(rt.redis, name)) is not None},
-            statuses=statuses,
-            possible_duplicates=doubled,
-            unsure=unsure,
-            redis_eviction=eviction_warning(rt.redis),
-        )
-    finally:
-        rt.close()
+    with saying_when_not_migrated(deployment.engine), deployment.engine.connect() as conn:
+        statuses: dict[str, int] = dict(conn.execute(select(MESSAGES.c.status, func.count()).group_by(MESSAGES.c.status)).all())
+        doubled = conn.execute(select(func.count()).where(MESSAGES.c.possible_duplicate)).scalar_one()
+        unsure = conn.execute(
+            select(func.count()).where(MESSAGES.c.unsure_since.is_not(None), MESSAGES.c.status.in_([*WAITING_VALUES, *HELD_VALUES]))
+        ).scalar_one()
+    return PipelineStats(
+        ready={p.label: n for p, n in ready_lengths(deployment.redis).items()},
+        due=deployment.redis.zcard(keys.DUE),
+        paused_accounts={name: reason for name in deployment.accounts if (reason := paused_reason(deployment.redis, name)) is not None},
+        statuses=statuses,
+        possible_duplicates=doubled,
+        unsure=unsure,
+        redis_eviction=eviction_warning(deployment.redis),
+    )
 
 
-def accounts_overview(rt: Runtime) -> list[AccountOverview]:
+def accounts_overview(deployment: Deployment) -> list[AccountOverview]:
     """Each account as an operator needs to see it: limit, actual rate, breaker, pause."""
     from sms_worker.providers.pause import paused_reason
     from sms_worker.routing.meter import current_rate
 
     overview: list[AccountOverview] = []
-    for name, account in sorted(rt.accounts.items()):
-        breaker = rt.breaker(name).state()
+    for name, spec in sorted(deployment.accounts.items()):
+        breaker = deployment.breaker(name).state()
         overview.append(
             AccountOverview(
                 name=name,
-                type=account.spec.type,
-                rate_limit=account.rate,
-                burst=account.burst,
-                current_rate=current_rate(rt.redis, name),
+                type=spec.type,
+                rate_limit=spec.rate,
+                burst=spec.burst,
+                current_rate=current_rate(deployment.redis, name),
                 breaker=breaker.state,
                 breaker_until=breaker.until,
                 breaker_reason=breaker.reason,
                 recent_failures=f"{breaker.recent_failures}/{breaker.recent_calls}",
-                paused=paused_reason(rt.redis, name),
+                paused=paused_reason(deployment.redis, name),
             )
         )
     return overview
 
 
-def check_accounts(rt: Runtime, names: list[str] | None = None) -> list[AccountCheck]:
-    """Prove each account's credentials with its cheapest authenticated call."""
+def check_accounts(accounts: Mapping[str, Account], names: list[str] | None = None) -> list[AccountCheck]:
+    """Prove each of ``accounts`` (those ``names``, default all) works with its cheapest
+    authenticated call."""
     from sms_worker.providers.failures import ProviderError
 
     results: list[AccountCheck] = []
-    for name in names or sorted(rt.accounts):
+    for name in names or sorted(accounts):
         try:
-            results.append(AccountCheck(name, True, rt.accounts[name].adapter.verify()))
+            results.append(AccountCheck(name, True, accounts[name].adapter.verify()))
         except ProviderError as error:
             scope = "account-wide " if error.account_wide else ""
             results.append(AccountCheck(name, False, f"{scope}{error.kind.value} error {error.code}: {error.text}"))

@@ -13,6 +13,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -181,11 +182,28 @@ def redis_client(redis_url: str) -> Iterator[redis.Redis]:
 
 @pytest.fixture(params=DATABASES)
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'test.db'}"
+    """A database of the test's own at the latest revision: a SQLite file, or a schema of its
+    own in SMS_WORKER_TEST_DATABASE_URL's database (chosen by the URL's search_path)."""
+    with fresh_database(request.param, tmp_path) as url:
         upgrade(url)
         yield url
-        dispose_engines()
+
+
+@pytest.fixture(params=DATABASES)
+def empty_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """As :func:`database_url`, never migrated: no table at all."""
+    with fresh_database(request.param, tmp_path) as url:
+        yield url
+
+
+@contextmanager
+def fresh_database(kind: str, tmp_path: Path) -> Iterator[str]:
+    """The URL of an empty database of ``kind`` (``sqlite`` or ``postgresql``), dropped after."""
+    if kind == "sqlite":
+        try:
+            yield f"sqlite:///{tmp_path / 'test.db'}"
+        finally:
+            dispose_engines()
         return
     if not PG_URL:
         pytest.skip("PostgreSQL not configured: set SMS_WORKER_TEST_DATABASE_URL (CI does)")
@@ -194,13 +212,13 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
     with admin.begin() as conn:
         conn.execute(text(f'CREATE SCHEMA "{schema}"'))
     separator = "&" if "?" in PG_URL else "?"
-    url = f"{PG_URL}{separator}options=-csearch_path%3D{schema}"
-    upgrade(url)
-    yield url
-    dispose_engines()
-    with admin.begin() as conn:
-        conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-    admin.dispose()
+    try:
+        yield f"{PG_URL}{separator}options=-csearch_path%3D{schema}"
+    finally:
+        dispose_engines()
+        with admin.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
 
 
 class ThreadedSandbox:

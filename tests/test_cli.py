@@ -5,14 +5,16 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import PYTHON, process_env, promote_once
+from alembic.script import ScriptDirectory
+from conftest import PYTHON, alive, process_env, promote_once, wait_until
 
 from sms_worker.config import Settings
-from sms_worker.db.migrate import latest_revision
+from sms_worker.db.migrate import alembic_config, latest_revision
 from sms_worker.embedded import free_port
 
 
@@ -565,17 +567,39 @@ def test_a_database_that_is_down_is_said_in_one_line_by_every_command(settings_f
         assert "Traceback" not in result.stderr, command
 
 
+BAD_OPTION = '[accounts.x]\ntype = "dexatel"\nbase_url = "http://127.0.0.1:9/dexatel"\napi_key = "k"\ndefault_sender = "ACME"\nrat = 30\n'
+"""A providers file with a misspelt option (``rat`` for ``rate``)."""
+
+
+@pytest.mark.parametrize(
+    ("providers", "redis", "reason"),
+    [
+        (BAD_OPTION, "up", UNKNOWN_KEYS[0][1]),
+        (BAD_OPTION, "not started", UNKNOWN_KEYS[0][1]),
+        (None, "not started", "cannot be read (No such file or directory)"),
+    ],
+    ids=["bad option, Redis up", "bad option, embedded Redis not started", "no such file, embedded Redis not started"],
+)
 @pytest.mark.parametrize("process", ["worker", "scheduler", "callbacks"])
-def test_every_process_stops_at_start_on_a_bad_providers_file(settings_for, redis_client, tmp_path, process):
+def test_every_process_stops_at_start_on_a_bad_providers_file(settings_for, redis_client, tmp_path, process, providers, redis, reason):
+    """Before it waits for Redis and before it says it runs: under the embedded defaults with no
+    ``sms-worker redis`` yet, a process that waited first would say only "waiting for Redis" for
+    SMS_WORKER_REDIS_WAIT_SECONDS, then blame Redis (exit 3)."""
     path = tmp_path / "providers.toml"
-    path.write_text('[accounts.x]\ntype = "dexatel"\nbase_url = "http://127.0.0.1:9/dexatel"\napi_key = "k"\ndefault_sender = "ACME"\nrat = 30\n')
-    env = process_env(settings_for(providers_file=path), SMS_WORKER_CALLBACK_TOKEN="a-token")
+    if providers is not None:
+        path.write_text(providers)
+    redis_settings = {} if redis == "up" else {"redis_url": None, "redis_wait_seconds": 30}
+    env = process_env(settings_for(providers_file=path, **redis_settings), SMS_WORKER_CALLBACK_TOKEN="a-token")
 
     result = cli(process, env=env)
 
-    assert result.returncode == 2
+    assert result.returncode == 2, result.stderr
     assert "Traceback" not in result.stderr
-    assert result.stderr.strip().splitlines()[-1] == f"error: SMS_WORKER_PROVIDERS_FILE: {path}: {UNKNOWN_KEYS[0][1]}"
+    assert "waiting for Redis" not in result.stderr and "running" not in result.stderr, result.stderr
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith(f"error: SMS_WORKER_PROVIDERS_FILE: {path}: {reason}") or line.startswith(
+        f"error: SMS_WORKER_PROVIDERS_FILE: providers file {path}: {reason}"
+    ), line
 
 
 def test_python_reads_back_what_became_of_a_message_as_status_shows_it(settings_for, redis_client):
@@ -599,29 +623,55 @@ def test_python_reads_back_what_became_of_a_message_as_status_shows_it(settings_
     assert (missing, refused) == ("None", "id: 'not-an-id' is not a message id")
 
 
-def test_a_database_not_migrated_is_said_once_with_the_command_that_fixes_it(tmp_path, redis_url):
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SMS_WORKER_")} | {
-        "SMS_WORKER_HOME": str(tmp_path),
-        "SMS_WORKER_REDIS_URL": redis_url,
-    }
-    commands = (
-        ["stats"],
-        ["status", "27d3680a-6a69-4a14-9571-345457d7ae74"],
-        ["send", "+421900123456", "hi"],
-        ["worker"],
-        ["scheduler"],
-        ["callbacks"],
-    )
-    needed = latest_revision()
+NOT_MIGRATED_COMMANDS = (
+    ["stats"],
+    ["status", "27d3680a-6a69-4a14-9571-345457d7ae74"],
+    ["send", "+421900123456", "hi"],
+    ["worker"],
+    ["scheduler"],
+    ["callbacks"],
+)
+PYTHON_API_CALLS = (
+    "import sms_worker\n"
+    "calls = {\n"
+    "    'send_sms': lambda: sms_worker.send_sms('+421900123456', 'hi'),\n"
+    "    'send_many': lambda: sms_worker.send_many([{'to': '+421900123456', 'text': 'hi'}]),\n"
+    "    'message_status': lambda: sms_worker.message_status('27d3680a-6a69-4a14-9571-345457d7ae74'),\n"
+    "}\n"
+    "for name, call in calls.items():\n"
+    "    try:\n"
+    "        call()\n"
+    "    except sms_worker.NotMigrated as error:\n"
+    "        print(f'{name}: {error}')\n"
+)
+"""Each call of the Python API that reads or writes messages, printing what NotMigrated says."""
 
-    for command in commands:
+
+def not_migrated_env(database_url: str, tmp_path: Path, redis_url: str) -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if not k.startswith("SMS_WORKER_")} | {
+        "SMS_WORKER_HOME": str(tmp_path),
+        "SMS_WORKER_DATABASE_URL": database_url,
+        "SMS_WORKER_REDIS_URL": redis_url,
+        "SMS_WORKER_CALLBACK_TOKEN": "a-token",
+    }
+
+
+def assert_said_not_migrated_everywhere(env: dict[str, str], reason: str) -> None:
+    """Every command that reads or writes messages exits 2 saying ``error: database: REASON``,
+    alone on stderr (no traceback, no warning before it), and the Python API raises
+    NotMigrated saying the same."""
+    for command in NOT_MIGRATED_COMMANDS:
         result = cli(*command, env=env)
-        errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
-        assert (result.returncode, errors) == (
-            2,
-            [f"error: database: not migrated (empty, this version needs {needed}): run `sms-worker db upgrade`"],
-        ), command
-        assert "Traceback" not in result.stderr, command
+        assert (result.returncode, result.stderr.strip()) == (2, f"error: database: {reason}"), command
+    done = subprocess.run([PYTHON, "-c", PYTHON_API_CALLS], capture_output=True, text=True, env=env, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [f"{call}: {reason}" for call in ("send_sms", "send_many", "message_status")]
+
+
+def test_a_database_not_migrated_is_said_once_with_the_command_that_fixes_it(empty_database_url, tmp_path, redis_url):
+    env = not_migrated_env(empty_database_url, tmp_path, redis_url)
+
+    assert_said_not_migrated_everywhere(env, f"not migrated (empty, this version needs {latest_revision()}): run `sms-worker db upgrade`")
 
     assert cli("db", "upgrade", env=env).returncode == 0
     sent = cli("send", "+421900123456", "hi", "--json", env=env)
@@ -629,15 +679,45 @@ def test_a_database_not_migrated_is_said_once_with_the_command_that_fixes_it(tmp
     assert cli("status", json.loads(sent.stdout)["id"], env=env).returncode == 0
 
 
+def test_a_database_an_earlier_release_migrated_is_said_not_migrated_with_the_command_that_fixes_it(empty_database_url, tmp_path, redis_url):
+    env = not_migrated_env(empty_database_url, tmp_path, redis_url)
+    needed = latest_revision()
+    earlier = ScriptDirectory.from_config(alembic_config("sqlite://")).get_revision(needed).down_revision
+    assert cli("db", "upgrade", env=env).returncode == 0
+    assert cli("db", "downgrade", str(earlier), env=env).returncode == 0
+
+    assert_said_not_migrated_everywhere(env, f"not migrated (at revision {earlier}, this version needs {needed}): run `sms-worker db upgrade`")
+
+    assert cli("db", "upgrade", env=env).returncode == 0
+    assert cli("send", "+421900123456", "hi", env=env).returncode == 0
+
+
+def test_commands_that_dispatch_nothing_say_one_line_and_no_lease_when_the_database_is_away(settings_for, redis_client):
+    """``stats`` and ``accounts`` take no worker lease, so they have none to end on a database
+    that is away (they used to warn first that they could not end it); ``accounts`` does not
+    need the database at all."""
+    env = process_env(settings_for(database_url="postgresql://postgres@127.0.0.1:9/nowhere"))
+
+    stats = cli("stats", env=env)
+    assert stats.returncode == 3
+    [line] = stats.stderr.strip().splitlines()
+    assert line.startswith("error: database: unreachable (connection failed:"), stats.stderr
+    for command in (["accounts"], ["accounts", "resume", "telekom-sk"]):
+        result = cli(*command, env=env)
+        assert (result.returncode, result.stderr) == (0, ""), command
+
+
 def redis_servers_under(directory: Path) -> list[int]:
-    """The redis-server processes whose data directory is under ``directory``."""
+    """The redis-server processes whose data directory is under ``directory``: the working
+    directory it changes to (``--dir``), for it rewrites its command line to its address."""
     found = []
     for entry in Path("/proc").iterdir():
         try:
             words = (entry / "cmdline").read_bytes().split(b"\0")
+            cwd = os.readlink(entry / "cwd")
         except OSError:
             continue
-        if words and words[0].endswith(b"redis-server") and any(str(directory).encode() in word for word in words):
+        if words and words[0].split(b" ")[0].endswith(b"redis-server") and cwd.startswith(str(directory)):
             found.append(int(entry.name))
     return found
 
@@ -663,6 +743,44 @@ def test_short_commands_leave_no_redis_behind_and_one_home_per_user_holds_the_qu
     assert redis_servers_under(user_home) == [], "stats left its Redis running"
     assert (user_home / ".local" / "share" / "sms_worker" / "sms_worker.db").exists()
     assert not (here / ".sms_worker").exists() and not (there / ".sms_worker").exists()
+
+
+SEND_FROM_PYTHON = "import sms_worker\nprint(sms_worker.send_sms('+421900123456', 'sent from Python'))"
+
+
+def test_a_python_program_stops_the_embedded_redis_it_started_and_what_it_queued_waits_on_disk(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SMS_WORKER_")} | {"SMS_WORKER_HOME": str(tmp_path / "home")}
+    assert cli("db", "upgrade", env=env).returncode == 0
+
+    done = subprocess.run([PYTHON, "-c", SEND_FROM_PYTHON], capture_output=True, text=True, env=env, timeout=60)
+
+    assert done.returncode == 0, done.stderr
+    left = redis_servers_under(tmp_path)
+    for pid in left:
+        os.kill(pid, signal.SIGTERM)
+    assert left == [], "the program left its Redis running"
+    shown = cli("stats", "--json", env=env)
+    assert shown.returncode == 0, shown.stderr
+    assert json.loads(shown.stdout)["ready"]["standard"] == 1, "the message waits in the append-only file for the stack"
+
+
+def test_a_python_program_leaves_the_redis_lines_server_running(tmp_path):
+    home = tmp_path / "home"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SMS_WORKER_")} | {"SMS_WORKER_HOME": str(home)}
+    assert cli("db", "upgrade", env=env).returncode == 0
+    line = subprocess.Popen([PYTHON, "-m", "sms_worker.cli", "redis"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_until(lambda: (home / "redis.url").exists(), 15, 0.05, "the redis line to publish its server")
+        server = int((home / "redis.pid").read_text())
+
+        done = subprocess.run([PYTHON, "-c", SEND_FROM_PYTHON], capture_output=True, text=True, env=env, timeout=60)
+
+        assert done.returncode == 0, done.stderr
+        assert alive(server), "the program stopped the redis line's server"
+        assert json.loads(cli("stats", "--json", env=env).stdout)["ready"]["standard"] == 1
+    finally:
+        line.terminate()
+        line.wait(15)
 
 
 def test_help_lists_every_command_and_what_send_takes():

@@ -15,6 +15,7 @@ from sms_worker.dispatch.service import dispatch_batch
 from sms_worker.dispatch.sql import MESSAGES
 from sms_worker.producer import send_many, send_sms
 from sms_worker.providers.pause import paused_reason
+from sms_worker.runtime import build_deployment
 from sms_worker.status import Status
 from sms_worker.validation import InvalidField
 from sms_worker.views import accounts_overview, check_accounts
@@ -48,9 +49,11 @@ def test_an_account_wide_fault_takes_the_account_out_of_routing_until_resumed(mu
     carried = Counter(s["provider"] for s in sandbox.submissions() if s["accepted"])
     assert carried == {"dexatel": 40}
     assert statuses(rt) == {Status.SUBMITTED.value: 40}, "no retries burnt, nothing failed"
-    overview = {account.name: account for account in accounts_overview(rt)}
+    deployment = build_deployment(rt.settings)
+    overview = {account.name: account for account in accounts_overview(deployment)}
+    deployment.close()
     assert overview["dt-a2p"].paused and not overview["dexatel"].paused
-    checks = {result.name: result for result in check_accounts(rt)}
+    checks = {result.name: result for result in check_accounts(rt.accounts)}
     assert checks["dexatel"].ok and not checks["dt-a2p"].ok
     assert "account-wide" in checks["dt-a2p"].detail
 

@@ -242,12 +242,10 @@ def proxy(database_url):
         yield running
 
 
-@postgresql_only
-def test_a_commit_whose_backend_is_killed_is_asked_about_and_reported_as_nothing_written(live, admin, sandbox):
-    rt = live()
-    killed: list[int] = []
+def killing_the_backend_once(admin, killed: list[int]):
+    """A connection event listener that terminates the backend of the first connection it
+    fires on (its pid appended to ``killed``) and returns once that backend is gone."""
 
-    @event.listens_for(rt.engine, "commit")
     def kill_the_backend(conn) -> None:
         if killed:
             return
@@ -261,6 +259,32 @@ def test_a_commit_whose_backend_is_killed_is_asked_about_and_reported_as_nothing
                 return other.execute(text("SELECT count(*) FROM pg_stat_activity WHERE pid = :pid"), {"pid": pid}).scalar_one() == 0
 
         wait_until(gone, 10, 0.02, "the backend to end")
+
+    return kill_the_backend
+
+
+@postgresql_only
+def test_a_backend_killed_before_the_rows_are_copied_is_reported_as_nothing_written(live, admin):
+    """Sibling before the COMMIT: the rows go in by COPY, outside SQLAlchemy, whose failure is
+    told apart (a connection lost, not a bug) as any other statement's."""
+    rt = live()
+    killed: list[int] = []
+    event.listen(rt.engine, "begin", killing_the_backend_once(admin, killed))
+
+    with pytest.raises(StoreUnavailable) as caught:
+        send_sms(RECIPIENT, "killed before the copy", runtime=rt)
+
+    assert killed, "the hook ran as the transaction began"
+    assert (caught.value.store, caught.value.problem) == ("database", "connection lost")
+    assert rows_with(rt, "killed before the copy") == [] and rt.redis.keys("*") == []
+
+
+@postgresql_only
+def test_a_commit_whose_backend_is_killed_is_asked_about_and_reported_as_nothing_written(live, admin, sandbox):
+    rt = live()
+    killed: list[int] = []
+    kill_the_backend = killing_the_backend_once(admin, killed)
+    event.listen(rt.engine, "commit", kill_the_backend)
 
     with pytest.raises(StoreUnavailable) as caught:
         send_sms(RECIPIENT, "killed at commit", runtime=rt)

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from sms_worker.cli.base import Group, deprecated_alias, echo_json, json_option, open_runtime
+from sms_worker.cli.base import Group, deprecated_alias, echo_json, json_option, open_deployment
 
 if TYPE_CHECKING:
     from sms_worker.views import AccountOverview
@@ -29,8 +29,8 @@ def accounts(ctx: click.Context, as_json: bool) -> int:
         return 0
     from sms_worker.views import accounts_overview
 
-    with open_runtime() as rt:
-        overview = accounts_overview(rt)
+    with open_deployment() as deployment:
+        overview = accounts_overview(deployment)
     if as_json:
         echo_json(overview)
         return 0
@@ -60,8 +60,8 @@ def resume(name: str) -> int:
     """
     from sms_worker.providers.admin import resume_account
 
-    with open_runtime() as rt:
-        lifted = resume_account(rt, name)
+    with open_deployment() as deployment:
+        lifted = resume_account(deployment, name)
     click.echo(f"{name}: {', '.join(lifted) if lifted else 'was already in routing'}")
     return 0
 
@@ -75,12 +75,13 @@ def check(names: tuple[str, ...], as_json: bool) -> int:
     One cheap authenticated call per account (balance, session...); nothing is sent. Checks
     every account unless NAMEs are given; exits 1 if any fails.
     """
-    from sms_worker.providers.admin import require_accounts
+    from sms_worker.config import get_settings
+    from sms_worker.providers.admin import opened_accounts, require_accounts
     from sms_worker.views import check_accounts
 
-    with open_runtime() as rt:
-        require_accounts(rt, "name", names)
-        results = check_accounts(rt, list(names))
+    with opened_accounts(get_settings()) as configured:
+        require_accounts(configured, "name", names)
+        results = check_accounts(configured, list(names))
     if as_json:
         echo_json(results)
     else:

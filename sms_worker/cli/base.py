@@ -19,16 +19,15 @@ import click
 import redis
 from sqlalchemy.exc import DBAPIError
 
-from sms_worker.db.migrate import NotMigrated, require_migrated
 from sms_worker.embedded import RedisUnavailable
 from sms_worker.endpoints import listen_address_problem
-from sms_worker.errors import OutcomeUnknown, SettingsError, StoreUnavailable
+from sms_worker.errors import NotMigrated, OutcomeUnknown, SettingsError, StoreUnavailable
 from sms_worker.outages import describe_outage, first_line
 from sms_worker.providers.accounts import ProvidersFileError
 from sms_worker.validation import InvalidField
 
 if TYPE_CHECKING:
-    from sms_worker.runtime import Runtime
+    from sms_worker.runtime import Deployment
 
 BAD_INPUT = 2
 """Exit code for input we refuse: a usage error, an invalid field, a bad providers file."""
@@ -125,6 +124,7 @@ class Command(click.Command):
     server, ``error: database: unreachable (...); nothing was written`` (exit ``UNAVAILABLE``,
     JSON ``"written": false``); an :class:`OutcomeUnknown` says so with the ids that may have
     been written (exit ``OUTCOME_UNKNOWN``, JSON ``"written": null`` and ``"ids"``); a
+    :class:`NotMigrated` database says to run ``sms-worker db upgrade`` (exit ``BAD_INPUT``); a
     :class:`RedisUnavailable` at a long-running process's start says what to run or set (exit
     ``UNAVAILABLE``)."""
 
@@ -139,8 +139,6 @@ class Command(click.Command):
         except SettingsError as error:
             fail(error.variable, error.reason, BAD_INPUT, ctx)
         except StoreUnavailable as error:
-            if error.store == "database" and (behind := _not_migrated()) is not None:
-                fail("database", str(behind), BAD_INPUT, ctx, written=False)
             fail(error.store, error.reason, UNAVAILABLE, ctx, written=False)
         except OutcomeUnknown as error:
             ids = [str(message_id) for message_id in error.ids]
@@ -148,7 +146,7 @@ class Command(click.Command):
         except NotMigrated as error:
             fail("database", str(error), BAD_INPUT, ctx)
         except (DBAPIError, redis.RedisError) as error:
-            if isinstance(error, DBAPIError) and (behind := _not_migrated()) is not None:
+            if isinstance(error, DBAPIError) and (behind := _not_migrated(error)) is not None:
                 fail("database", str(behind), BAD_INPUT, ctx)
             if describe_outage(error) is None:
                 raise
@@ -171,18 +169,15 @@ def no_embedded_redis_left() -> Iterator[None]:
         stop_what_this_process_started()
 
 
-def _not_migrated() -> NotMigrated | None:
-    """Why a statement failed if it is the schema (a table or column missing: the database is
-    behind this version), else None; asked of the database, not read from the error's text."""
+def _not_migrated(error: DBAPIError) -> NotMigrated | None:
+    """Why a statement of a command failed if it is the schema (:func:`~sms_worker.db.failures.not_migrated`
+    on the configured database): what the producer and the views say themselves, for any other
+    statement a command runs."""
     from sms_worker.config import get_settings
+    from sms_worker.db.engine import get_engine
+    from sms_worker.db.failures import not_migrated
 
-    try:
-        require_migrated(get_settings().resolved_database_url)
-    except NotMigrated as behind:
-        return behind
-    except (DBAPIError, OSError):
-        return None
-    return None
+    return not_migrated(get_engine(get_settings().resolved_database_url), error)
 
 
 class Group(Command, click.Group):
@@ -277,17 +272,25 @@ def deprecated_alias(group: click.Group, old: str) -> Group:
     )
 
 
-def require_database() -> None:
-    """Before a long-running process that writes messages starts: the database reachable
-    (:class:`StoreUnavailable` otherwise, exit 3) and migrated to this version
-    (:class:`NotMigrated`, exit 2, saying to run ``sms-worker db upgrade``), so that it stops at
-    once, in one line, instead of failing in every task."""
+def ready_to_dispatch() -> None:
+    """What a long-running process that reads the accounts and writes messages (worker,
+    scheduler, callback receiver) checks before it waits for Redis or says it runs, so that a
+    mistake stops it at once, in one line, rather than after Redis answers (under the embedded
+    defaults, only once ``sms-worker redis`` runs), or in every task of a process that stays up:
+    the settings (:class:`SettingsError`, exit 2), the providers file (:class:`ProvidersFileError`,
+    exit 2), the database reachable (:class:`StoreUnavailable`, exit 3) and migrated to this
+    version (:class:`NotMigrated`, exit 2, saying to run ``sms-worker db upgrade``); then it
+    waits for Redis (:func:`wait_for_redis`)."""
     from sms_worker.config import get_settings
     from sms_worker.db.failures import reaching_the_database
     from sms_worker.db.migrate import require_migrated
+    from sms_worker.providers.accounts import load_providers
 
+    settings = get_settings()
+    load_providers(settings)
     with reaching_the_database():
-        require_migrated(get_settings().resolved_database_url)
+        require_migrated(settings.resolved_database_url)
+    wait_for_redis()
 
 
 def wait_for_redis() -> None:
@@ -303,12 +306,13 @@ def wait_for_redis() -> None:
 
 
 @contextmanager
-def open_runtime() -> Iterator[Runtime]:
-    """A runtime on the configured database, Redis and accounts, closed when the block ends."""
-    from sms_worker.runtime import build_runtime
+def open_deployment() -> Iterator[Deployment]:
+    """The configured database, Redis and accounts for a command that dispatches nothing
+    (:class:`~sms_worker.runtime.Deployment`: no lease), closed when the block ends."""
+    from sms_worker.runtime import build_deployment
 
-    rt = build_runtime()
+    deployment = build_deployment()
     try:
-        yield rt
+        yield deployment
     finally:
-        rt.close()
+        deployment.close()

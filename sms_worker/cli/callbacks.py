@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from sms_worker.cli.base import PORT, Command, ListenAddress, require_database, wait_for_redis
+from sms_worker.cli.base import PORT, Command, ListenAddress, ready_to_dispatch
 
 
 @click.command(cls=Command)
@@ -16,13 +16,13 @@ def callbacks(host: str | None, port: int | None) -> int:
     Providers post to /callbacks/<account>?token=<secret>; each report is written like a polled status. The secret is the account's
     callback_token in the providers file, else SMS_WORKER_CALLBACK_TOKEN. An account with neither has its callbacks refused, unless
     SMS_WORKER_CALLBACKS_TRUSTED_NETWORK=true says only the providers can reach this receiver. With no token at all and no trusted
-    network, the token is the one kept in SMS_WORKER_HOME/callback_token (mode 0600), generated the first time. Waits for Redis first.
+    network, the token is the one kept in SMS_WORKER_HOME/callback_token (mode 0600), generated the first time.
+    Checks the settings, the providers file and the database first, then waits for Redis.
     """
     from sms_worker.callbacks import serve_callbacks
     from sms_worker.config import get_settings
 
-    require_database()
-    wait_for_redis()
+    ready_to_dispatch()
     settings = get_settings()
     serve_callbacks(host or settings.callback_host, port or settings.callback_port)
     return 0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from sms_worker.cli.base import Command, loglevel_option, require_database, wait_for_redis
+from sms_worker.cli.base import Command, loglevel_option, ready_to_dispatch
 
 
 @click.command(cls=Command)
@@ -15,11 +15,10 @@ def scheduler(loglevel: str) -> int:
     Beat runs the sweeps and the status poller. The loop moves scheduled messages to their
     queues when due, keeps workers awake while messages wait, rebuilds Redis's queues after
     Redis lost them and takes back the messages of workers that died. Run one per deployment,
-    like any Celery beat; Ctrl-C or SIGTERM stops it. Waits for Redis first.
+    like any Celery beat; Ctrl-C or SIGTERM stops it. Checks the settings, the providers file and the database first, then waits for Redis.
     """
     from sms_worker.scheduler import run_scheduler
 
-    require_database()
-    wait_for_redis()
+    ready_to_dispatch()
     run_scheduler()
     return 0

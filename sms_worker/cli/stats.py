@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from sms_worker.cli.base import Command, echo_json, json_option
+from sms_worker.cli.base import Command, echo_json, json_option, open_deployment
 
 
 @click.command(cls=Command)
@@ -20,7 +20,8 @@ def stats(as_json: bool) -> int:
     """
     from sms_worker.views import pipeline_stats
 
-    found = pipeline_stats()
+    with open_deployment() as deployment:
+        found = pipeline_stats(deployment)
     if as_json:
         echo_json(found)
         return 0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from sms_worker.cli.base import Command, loglevel_option, require_database, wait_for_redis
+from sms_worker.cli.base import Command, loglevel_option, ready_to_dispatch
 
 
 @click.command(cls=Command)
@@ -29,12 +29,11 @@ def worker(concurrency: int, queues: str | None, loglevel: str, hostname: str | 
 
     Each wake-up pops the most urgent due messages, routes each to an account within its rate
     limit and sends it. Run as many as needed, on any host that reaches Redis and the database;
-    Ctrl-C or SIGTERM stops one after its current batch. Waits for Redis first.
+    Ctrl-C or SIGTERM stops one after its current batch. Checks the settings, the providers file and the database first, then waits for Redis.
     """
     from sms_worker.tasks.programs import run_worker
 
-    require_database()
-    wait_for_redis()
+    ready_to_dispatch()
     chosen = {"queues": queues.split(",")} if queues else {}
     run_worker(concurrency=concurrency, loglevel=loglevel, hostname=hostname, **chosen)
     return 0

@@ -12,10 +12,14 @@ import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 from operator import itemgetter
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Boolean, Connection, DateTime, Table, Uuid
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import PoolProxiedConnection
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine.interfaces import DBAPIModule
 
 
 def _sqlite_converters(table: Table, columns: tuple[str, ...]) -> list[tuple[int, Callable[[Any], Any]]]:
@@ -117,10 +121,30 @@ def update_rows(conn: Connection, table: Table, rows: list[dict[str, Any]], key:
 
 
 def _copy_rows(conn: Connection, table: Table, columns: tuple[str, ...], rows: list[dict[str, Any]]) -> None:
-    """PostgreSQL's COPY, in the caller's transaction: several times faster than executemany."""
-    with driver_connection(conn.connection).cursor() as cursor, cursor.copy(f"COPY {table.name} ({', '.join(columns)}) FROM STDIN") as copy:
-        for values in _parameters(conn, table, columns, rows):
-            copy.write_row(values)
+    """PostgreSQL's COPY, in the caller's transaction: several times faster than executemany.
+    A failure is raised as SQLAlchemy raises any other statement's (:func:`_as_statement_error`)."""
+    statement = f"COPY {table.name} ({', '.join(columns)}) FROM STDIN"
+    driver = driver_connection(conn.connection)
+    try:
+        with driver.cursor() as cursor, cursor.copy(statement) as copy:
+            for values in _parameters(conn, table, columns, rows):
+                copy.write_row(values)
+    except conn.dialect.loaded_dbapi.Error as error:
+        raise _as_statement_error(conn, driver, statement, error) from error
+
+
+def _as_statement_error(conn: Connection, driver: Any, statement: str, error: DBAPIModule.Error) -> DBAPIError:
+    """A driver's error met outside SQLAlchemy (COPY) as SQLAlchemy gives any other: the
+    :class:`DBAPIError` of its kind (``ProgrammingError`` for a missing table, ``OperationalError``
+    for a server away) wrapping it, and, when it lost the connection, the connection invalidated
+    and the error saying so; so that callers tell an outage, a schema behind and a bug apart
+    (:mod:`sms_worker.db.failures`) whichever way the statement went."""
+    lost = conn.dialect.is_disconnect(error, driver, None)
+    if lost:
+        conn.invalidate(error)
+    wrapped = DBAPIError.instance(statement, None, error, conn.dialect.loaded_dbapi.Error, connection_invalidated=lost, dialect=conn.dialect)
+    assert isinstance(wrapped, DBAPIError), f"SQLAlchemy did not wrap {type(error).__name__}"
+    return wrapped
 
 
 def driver_connection(pooled: PoolProxiedConnection) -> Any:

@@ -1,14 +1,16 @@
 """The database's failures as a producer is told about them: which ones mean the server could not
-do the work (:class:`~sms_worker.errors.StoreUnavailable`), and in what words."""
+do the work (:class:`~sms_worker.errors.StoreUnavailable`), which ones mean the schema is behind
+this version (:class:`~sms_worker.errors.NotMigrated`), and in what words."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError
 
-from sms_worker.errors import StoreUnavailable
+from sms_worker.errors import NotMigrated, StoreUnavailable
 from sms_worker.outages import describe_outage, first_line
 
 
@@ -38,3 +40,35 @@ def reaching_the_database() -> Iterator[None]:
         raise unavailable(error, "unreachable") from error
     except OSError as error:
         raise StoreUnavailable("database", "unreachable", first_line(error)) from error
+
+
+def not_migrated(engine: Engine, error: DBAPIError) -> NotMigrated | None:
+    """Whether ``error``, a statement's failure on ``engine``, is the schema: :class:`NotMigrated`
+    when the database is not at the revision this version needs, asked of the database on a
+    connection of its own rather than read from the error's text (a missing table is sqlite3's
+    ``OperationalError`` and psycopg's ``UndefinedTable``, in the server's language). None when
+    the database is at that revision, when ``error`` lost its connection (a server away, not a
+    schema behind; nothing more is asked of it), or when asking fails too."""
+    if error.connection_invalidated:
+        return None
+    from sms_worker.db.migrate import schema_behind
+
+    try:
+        return schema_behind(engine)
+    except (DBAPIError, OSError):
+        return None
+
+
+@contextmanager
+def saying_when_not_migrated(engine: Engine) -> Iterator[None]:
+    """Statements on ``engine`` in the block: one that fails because the database is behind this
+    version (:func:`not_migrated`) raises :class:`NotMigrated` instead, whose message says to run
+    ``sms-worker db upgrade``; any other failure is raised as it is. Nothing is asked while the
+    statements succeed."""
+    try:
+        yield
+    except DBAPIError as error:
+        behind = not_migrated(engine, error)
+        if behind is None:
+            raise
+        raise behind from error

@@ -21,6 +21,7 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from alembic.util import CommandError
+from sqlalchemy import Engine
 
 from sms_worker.db.engine import get_engine
 from sms_worker.embedded import file_lock
@@ -58,11 +59,18 @@ def require_migrated(url: str) -> None:
     """Raise :class:`NotMigrated` unless the database at ``url`` is at :func:`latest_revision`.
     No command but ``sms-worker db upgrade`` (and the demo, on its own database) migrates: a
     database an operator runs is changed only when they say so."""
-    with get_engine(url).connect() as connection:
+    behind = schema_behind(get_engine(url))
+    if behind is not None:
+        raise behind
+
+
+def schema_behind(engine: Engine) -> NotMigrated | None:
+    """:class:`NotMigrated` (not raised) if the database of ``engine`` is not at
+    :func:`latest_revision`, None if it is; the driver's error if it cannot be asked."""
+    with engine.connect() as connection:
         current = MigrationContext.configure(connection).get_current_revision()
     needed = latest_revision()
-    if current != needed:
-        raise NotMigrated(current, needed)
+    return None if current == needed else NotMigrated(current, needed)
 
 
 def upgrade(url: str, revision: str = "head") -> Migrated:

@@ -81,7 +81,12 @@ class Lease:
 
     def end(self) -> None:
         """A clean exit, once nothing is held: the lease goes (were anything still held, the
-        reclaimer would take it back a lease later, as from a lost worker)."""
+        reclaimer would take it back a lease later, as from a lost worker). A lease never
+        registered (a process that claimed nothing: a producer, the callback receiver) has no
+        row, and nothing is asked of the database."""
+        with self._lock:
+            if self._renewed is None:
+                return
         with self._lock, self._engine.begin() as conn:
             conn.execute(delete(DISPATCHERS).where(DISPATCHERS.c.id == self.id))
             self._renewed = None

@@ -8,7 +8,6 @@ import redis
 
 from sms_worker.config import get_settings
 from sms_worker.eviction import warn_if_redis_evicts
-from sms_worker.providers.accounts import load_providers
 from sms_worker.runtime import redis_url
 from sms_worker.tasks.app import QUEUE_ORDER, celery_app
 
@@ -17,13 +16,10 @@ def run_worker(*, concurrency: int, queues: Sequence[str] = QUEUE_ORDER, logleve
     """Run a Celery worker in this process until it is stopped: ``concurrency`` pool processes
     reading ``queues`` in that strict order, sending task events (for Flower), without gossip or
     mingle (nothing here needs them, and they slow start-up). ``hostname`` is Celery's node
-    name (e.g. ``w1@%h``); by default Celery's own. Celery may end the process itself.
-
-    The providers file is read first: a bad one raises
-    :class:`~sms_worker.providers.accounts.ProvidersFileError` here, before any process is
-    forked, instead of in every task of a worker that stays up."""
+    name (e.g. ``w1@%h``); by default Celery's own. Celery may end the process itself. The
+    settings, providers file and database are checked before (``sms-worker worker``:
+    :func:`~sms_worker.cli.base.ready_to_dispatch`), not in every task of a worker that stays up."""
     settings = get_settings()
-    load_providers(settings)
     warn_if_redis_evicts(redis.Redis.from_url(redis_url(settings)))
     argv = ["worker", "-c", str(concurrency), "-Q", ",".join(queues), "-l", loglevel, "-E", "--without-gossip", "--without-mingle"]
     celery_app.worker_main(argv + (["-n", hostname] if hostname else []))
