@@ -11,6 +11,7 @@ import json
 import logging
 import math
 import os
+import tomllib
 import warnings
 from collections.abc import Callable
 from functools import lru_cache
@@ -32,6 +33,8 @@ log = logging.getLogger(__name__)
 
 PREFIX = "SMS_WORKER_"
 """What every setting's variable begins with."""
+ENVIRONMENT_SUFFIX = "_env"
+"""In the providers file, ``<credential>_env`` names the environment variable holding the credential."""
 ENV_FILE = ".env"
 """The file of variables read besides the environment, in the current directory (the
 environment wins over it)."""
@@ -304,14 +307,26 @@ def _warn_of_unknown_variables(settings: Settings) -> None:
         and name not in _told_unknown
     }
     if unknown and settings.providers_file is not None:
-        from sms_worker.providers.accounts import credential_variables  # it imports this module
-
-        unknown = {name: source for name, source in unknown.items() if name not in credential_variables(settings.providers_file)}
+        unknown = {name: source for name, source in unknown.items() if name not in _credential_variables(settings.providers_file)}
     for name, source in unknown.items():
         meant = difflib.get_close_matches(name.upper().removeprefix(PREFIX), [current.removeprefix(PREFIX) for current in CURRENT], n=1)
         hint = f": did you mean {PREFIX}{meant[0]}?" if meant else ""
         log.warning("%s (in %s) is not a setting and is ignored%s", name, source, hint)
         _told_unknown.add(name)
+
+
+def _credential_variables(path: Path) -> frozenset[str]:
+    """The environment variables the providers file at ``path`` names for its accounts'
+    credentials (``api_key_env = "DEXATEL_KEY"``), whatever else is wrong with it; none if it
+    cannot be read (loading it, :mod:`sms_worker.providers.accounts`, says why)."""
+    try:
+        tables = tomllib.loads(path.read_text(encoding="utf-8")).get("accounts")
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return frozenset()
+    accounts = [table for table in tables.values() if isinstance(table, dict)] if isinstance(tables, dict) else []
+    return frozenset(
+        variable for table in accounts for key, variable in table.items() if key.endswith(ENVIRONMENT_SUFFIX) and isinstance(variable, str)
+    )
 
 
 def settings_error(error: ValidationError) -> SettingsError:

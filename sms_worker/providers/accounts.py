@@ -143,20 +143,6 @@ def _read(path: Path) -> dict[str, Any]:
         raise ProvidersFileError(f"providers file {path}: not valid TOML ({error})") from None
 
 
-def credential_variables(path: Path) -> frozenset[str]:
-    """The environment variables the providers file at ``path`` names for its accounts'
-    credentials (``api_key_env = "DEXATEL_KEY"``), whatever else is wrong with it; none if it
-    cannot be read (loading it says why)."""
-    try:
-        tables = _read(path).get("accounts")
-    except ProvidersFileError:
-        return frozenset()
-    accounts = [table for table in tables.values() if isinstance(table, dict)] if isinstance(tables, dict) else []
-    return frozenset(
-        variable for table in accounts for key, variable in table.items() if key.endswith(ENVIRONMENT_SUFFIX) and isinstance(variable, str)
-    )
-
-
 def parse_providers(document: Mapping[str, Any], environ: Mapping[str, str], source: str = "providers file") -> ProvidersConfig:
     """``document`` (the TOML file as a dict) checked, its ``*_env`` credentials read from
     ``environ``; ProvidersFileError lists every problem, one line each."""

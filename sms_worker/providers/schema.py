@@ -42,13 +42,11 @@ from pydantic_core import PydanticCustomError
 
 from sms_worker.addresses import country_code
 from sms_worker.ambiguity import OnAmbiguous
+from sms_worker.config import ENVIRONMENT_SUFFIX
 from sms_worker.endpoints import http_url_problem
 from sms_worker.errors import InvalidField
 from sms_worker.providers.carriage import Carriage
 from sms_worker.validation import validate_sender
-
-ENVIRONMENT_SUFFIX = "_env"
-"""``<credential>_env`` names the environment variable holding the credential."""
 
 
 def reason(text: str) -> WrapValidator:
