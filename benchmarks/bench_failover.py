@@ -71,8 +71,8 @@ def final_counts(rt) -> Counter[str]:
 
 
 def run(opts: Options) -> list[Row]:
+    from sms_worker.lifecycle.status import FINAL_VALUES
     from sms_worker.producer import send_many
-    from sms_worker.status import FINAL_VALUES
 
     n = opts.pick(10_000, 2_000)
     with Stack("failover", opts) as stack:

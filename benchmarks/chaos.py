@@ -360,7 +360,7 @@ def _wait_final(rt, messages: int, timeout: float) -> None:
     from sqlalchemy import func, select
 
     from sms_worker.dispatch.sql import MESSAGES
-    from sms_worker.status import FINAL_VALUES
+    from sms_worker.lifecycle.status import FINAL_VALUES
 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -381,8 +381,8 @@ def _judge(rt, sandbox: str, texts: list[str], verdict: Verdict) -> None:
     from sms_worker.dispatch.changes import WORKER_LOST
     from sms_worker.dispatch.sql import EVENTS, MESSAGES
     from sms_worker.dispatch.stages.requests import ADAPTER_CRASH
+    from sms_worker.lifecycle.status import FINAL_VALUES
     from sms_worker.providers.plumbing import BAD_RESPONSE, CONNECTION_LOST, TIMEOUT
-    from sms_worker.status import FINAL_VALUES
 
     # The history keeps each attempt's code, not its kind: these are the codes of ambiguous failures.
     ambiguous_codes = {TIMEOUT, CONNECTION_LOST, BAD_RESPONSE, ADAPTER_CRASH, WORKER_LOST}

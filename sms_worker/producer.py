@@ -40,13 +40,13 @@ from sms_worker.db.commit import CommitOutcome, CommitProbe, commit_outcome, com
 from sms_worker.db.failures import is_unavailable, reaching_the_database, unavailable
 from sms_worker.dispatch.sql import MESSAGES, add_events, event
 from sms_worker.errors import OutcomeUnknown
+from sms_worker.lifecycle.status import Status
 from sms_worker.logs import get_logger
 from sms_worker.outages import first_line
 from sms_worker.priority import Priority
 from sms_worker.queues.pointers import Due, Pointer, enqueue
 from sms_worker.runtime import Runtime
 from sms_worker.send_result import QueueDeferral, SendResult
-from sms_worker.status import Status
 from sms_worker.tasks.process import process_runtime
 from sms_worker.text import analyze, downgrade
 from sms_worker.validation import (
@@ -88,7 +88,7 @@ class MessageRequest:
     on_ambiguous: str | None = None
     """After an ambiguous attempt, where the account's API cannot be asked whether it has the
     message: ``resend`` (at least once) or ``give-up`` (at most once, ``unknown``); None: the
-    account's policy (:mod:`sms_worker.ambiguity`)."""
+    account's policy (:mod:`sms_worker.lifecycle.ambiguity`)."""
 
 
 _REQUEST_FIELDS = {f.name for f in fields(MessageRequest)}
@@ -401,7 +401,7 @@ def _resolve_idempotent(conn: Connection, rows: list[dict[str, Any]], inserted: 
 def _differs(row: dict[str, Any], winner: Any, name: str) -> bool:
     """Whether a request and the message holding its key differ in ``name``. A request that
     names no account matches a message pinned to one: after an ambiguous attempt the message is
-    pinned to its account (:mod:`sms_worker.ambiguity`), and a client retrying its request must
+    pinned to its account (:mod:`sms_worker.lifecycle.ambiguity`), and a client retrying its request must
     still get its id, not a conflict."""
     if name == "requested_account" and row[name] is None:
         return False

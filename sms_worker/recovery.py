@@ -10,7 +10,7 @@
   back. A ``claimed`` message never reached a provider and is queued again; a ``calling`` one
   may have, and is an ambiguous attempt, decided like a timeout by the retry policy (the
   account is asked first where its API can say, else the message's ``on_ambiguous`` decides:
-  resent on the same account only, or ``unknown``: :mod:`sms_worker.ambiguity`). Staleness is
+  resent on the same account only, or ``unknown``: :mod:`sms_worker.lifecycle.ambiguity`). Staleness is
   watched by the reclaimer on its monotonic clock, counting no time when the database was away
   or the reclaimer itself was held up, so a live worker is never taken for dead after an outage.
 - **A message still waiting after its validity ended** is expired.
@@ -30,6 +30,7 @@ from sms_worker.dispatch.changes import WORKER_LOST
 from sms_worker.dispatch.lease import DISPATCHERS
 from sms_worker.dispatch.policy import Attempt, RetryPolicy
 from sms_worker.dispatch.sql import MESSAGES, expire_unsent, update_each
+from sms_worker.lifecycle.status import HELD_VALUES, WAITING_VALUES, Status
 from sms_worker.logs import get_logger
 from sms_worker.priority import Priority
 from sms_worker.providers.failures import ErrorKind, Failure
@@ -37,7 +38,6 @@ from sms_worker.queues import keys
 from sms_worker.queues.pointers import Due, Pointer, enqueue, is_scheduled, ready_lengths
 from sms_worker.redis_scripts import load_script
 from sms_worker.runtime import Runtime
-from sms_worker.status import HELD_VALUES, WAITING_VALUES, Status
 
 log = get_logger("recovery")
 _CHUNK = 5000

@@ -25,10 +25,10 @@ from sms_worker.config import Settings
 from sms_worker.dispatch.policy import Attempt, RetryPolicy
 from sms_worker.dispatch.service import dispatch_batch
 from sms_worker.errors import InvalidField
+from sms_worker.lifecycle.status import Status
 from sms_worker.producer import send_sms
 from sms_worker.providers.accounts import ProvidersFileError, parse_providers
 from sms_worker.providers.failures import ErrorKind, Failure
-from sms_worker.status import Status
 from sms_worker.views import message_history
 
 HELD = {"fault": "timeout", "seconds": 1.5, "times": 1}

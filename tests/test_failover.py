@@ -13,9 +13,9 @@ from sqlalchemy import select
 
 from sms_worker.dispatch.service import dispatch_batch
 from sms_worker.dispatch.sql import MESSAGES
+from sms_worker.lifecycle.status import Status
 from sms_worker.producer import send_many, send_sms
 from sms_worker.providers.pause import paused_reason
-from sms_worker.status import Status
 from sms_worker.validation import InvalidField
 from sms_worker.views import accounts_overview, check_accounts
 

@@ -28,6 +28,7 @@ from sms_worker.dispatch.stages.requests import Departures, units_of
 from sms_worker.dispatch.stages.route import NO_ROUTE, Route
 from sms_worker.dispatch.stages.submit import Submit
 from sms_worker.dispatch.stages.validity import ValidityWindow
+from sms_worker.lifecycle.status import Delivery, Status
 from sms_worker.priority import Priority
 from sms_worker.producer import send_many
 from sms_worker.providers.base import Accepted, OutboundMessage, SendOutcome
@@ -39,7 +40,6 @@ from sms_worker.queues.pointers import Pointer
 from sms_worker.ratelimit import SendWindow, TokenBucket
 from sms_worker.routing.breaker import breaker_key
 from sms_worker.runtime import NoWaker, build_runtime
-from sms_worker.status import Delivery, Status
 from sms_worker.views import message_history
 
 pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)

@@ -20,7 +20,7 @@ from sqlalchemy import Engine
 from sms_worker.db.bulk import driver_connection, driver_values, placeholder, read_uuid
 from sms_worker.dispatch.batch import Absent, NearMatch
 from sms_worker.dispatch.sql import MESSAGES
-from sms_worker.status import Status
+from sms_worker.lifecycle.status import Status
 
 
 class LostAttempt(Enum):

@@ -13,8 +13,8 @@ from typing import Any, Final
 
 from sms_worker.dispatch.batch import Absent, Finish, Item, NearMatch, NotSent, Skip
 from sms_worker.dispatch.sql import event
+from sms_worker.lifecycle.status import Delivery, Status
 from sms_worker.queues.pointers import Due, Pointer
-from sms_worker.status import Delivery, Status
 
 WORKER_LOST: Final = "WORKER_LOST"
 """The error code of an attempt whose worker died during the call (an ambiguous attempt)."""

@@ -26,8 +26,8 @@ from datetime import datetime
 from sqlalchemy import Connection, and_, func, literal, or_, select, update
 
 from sms_worker.dispatch.sql import MESSAGES
+from sms_worker.lifecycle.status import Status
 from sms_worker.logs import get_logger
-from sms_worker.status import Status
 
 log = get_logger("holders")
 

@@ -31,10 +31,10 @@ from sms_worker.dispatch.batch import Batch
 from sms_worker.dispatch.changes import WORKER_LOST, Change, change_of
 from sms_worker.dispatch.sql import MESSAGES, add_events, lock_rows, update_each
 from sms_worker.errors import SmsWorkerError
+from sms_worker.lifecycle.status import HELD_VALUES, WAITING, WAITING_VALUES, Status
 from sms_worker.logs import get_logger
 from sms_worker.outages import describe_outage
 from sms_worker.queues.pointers import Due, schedule
-from sms_worker.status import HELD_VALUES, WAITING, WAITING_VALUES, Status
 
 log = get_logger("ledger")
 

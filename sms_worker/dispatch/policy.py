@@ -7,7 +7,7 @@ fault: the attempt does not count and the message goes back to routing.
 
 A failure that may hide an accepted message (a timeout, an unreadable answer, a worker lost
 during the call) is *ambiguous* (``ErrorKind.AMBIGUOUS``) and makes the message *unsure* until it
-is settled (:mod:`sms_worker.ambiguity`): from then on only that account may carry it. Where the
+is settled (:mod:`sms_worker.lifecycle.ambiguity`): from then on only that account may carry it. Where the
 account's API can be asked whether it has the message, the next attempt asks first (and adopts
 what it has); where it cannot, the message's policy decides: ``resend`` on the retry schedule, or
 ``give-up`` at once, ``unknown``. An unsure message that runs out of retries, window or validity
@@ -20,13 +20,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sms_worker.ambiguity import OnAmbiguous
 from sms_worker.config import Settings
 from sms_worker.dispatch.batch import Defer, Finish
+from sms_worker.lifecycle.ambiguity import OnAmbiguous
+from sms_worker.lifecycle.status import Status
 from sms_worker.providers.base import FindsSent
 from sms_worker.providers.failures import ErrorKind, Failure
 from sms_worker.providers.registry import Account
-from sms_worker.status import Status
 
 PAUSE_RECHECK = timedelta(seconds=30)
 """How long a message pinned to a paused account waits before it looks again."""

@@ -9,7 +9,7 @@ message attempted last, on the poller's path as on a callback's (:mod:`.holders`
 holder is not given its report. A word the adapter does not know changes nothing: it
 is kept in ``provider_status`` and the history, and the message is still polled. A report that
 ends a message failed (undeliverable, rejected, expired) writes its ``error_code`` (one per report:
-:attr:`~sms_worker.status.Delivery.failure_code`) and an ``error_text`` naming the account and the
+:attr:`~sms_worker.lifecycle.status.Delivery.failure_code`) and an ``error_text`` naming the account and the
 provider's word. Checks back off with the message's age, and a message with no final report long
 after its validity ends is ``unknown`` (``NO_RECEIPT``).
 """
@@ -29,13 +29,13 @@ from sqlalchemy import select
 
 from sms_worker.dispatch.holders import HOLDER_COLUMNS, Holder, holders
 from sms_worker.dispatch.sql import MESSAGES, add_events, event, lock_rows, update_each
+from sms_worker.lifecycle.status import Delivery, Status
 from sms_worker.logs import get_logger
 from sms_worker.providers.base import DeliveryReceipt
 from sms_worker.providers.failures import ErrorKind, Failure, ProviderError
 from sms_worker.providers.pause import pause_for
 from sms_worker.queues.pointers import ready_lengths
 from sms_worker.runtime import Runtime
-from sms_worker.status import Delivery, Status
 
 log = get_logger("receipts")
 RECEIPT_TIMEOUT = timedelta(days=3)

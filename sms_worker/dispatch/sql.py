@@ -11,7 +11,7 @@ from sqlalchemy import ColumnElement, Connection, Row, case, func, update
 
 from sms_worker.db.bulk import insert_rows, update_rows
 from sms_worker.db.models import Message, MessageEvent, table_of
-from sms_worker.status import WAITING_VALUES, Status
+from sms_worker.lifecycle.status import WAITING_VALUES, Status
 
 MESSAGES = table_of(Message)
 EVENTS = table_of(MessageEvent)

@@ -31,10 +31,10 @@ from sms_worker.dispatch.batch import Batch, Defer, Skip
 from sms_worker.dispatch.pipeline import Downstream, Stage
 from sms_worker.dispatch.sql import MESSAGES, status_of_listed
 from sms_worker.dispatch.stages.validity import SCHEDULE_TOLERANCE
+from sms_worker.lifecycle.status import WAITING_VALUES, Status
 from sms_worker.priority import Priority
 from sms_worker.providers.base import OutboundMessage
 from sms_worker.runtime import Runtime
-from sms_worker.status import WAITING_VALUES, Status
 
 _RETURNED = [MESSAGES.c[name] for name in ("id", "recipient", "sender", "text", "valid_until", "unicode", "flash", "attempts", "first_attempt_at")]
 

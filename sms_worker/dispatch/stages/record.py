@@ -21,12 +21,12 @@ from typing import Final
 from sms_worker.dispatch.batch import Absent, Batch, Defer, Finish, Found, Item, NearMatch, NotSent, Unanswered
 from sms_worker.dispatch.pipeline import Downstream, Stage
 from sms_worker.dispatch.policy import PAUSE_RECHECK, Attempt, RetryPolicy
+from sms_worker.lifecycle.status import Status
 from sms_worker.logs import get_logger, mask_numbers, mask_phone
 from sms_worker.providers.base import Accepted
 from sms_worker.providers.failures import ErrorKind, Failure
 from sms_worker.providers.pause import pause_for
 from sms_worker.runtime import Runtime
-from sms_worker.status import Status
 
 log = get_logger("dispatch")
 NEAR_MATCH: Final = "NEAR_MATCH"
@@ -117,7 +117,7 @@ def _near(item: Item, near: NearMatch) -> str:
 def _adopted(item: Item, accepted: Accepted, reason: str, possible_duplicate: bool = False) -> Finish:
     """The provider has the message (``reason`` says how): ``submitted``, or the final status its
     first word already is. A final failure (a send answered ``failed``) carries its report's code
-    and says so (:attr:`~sms_worker.status.Delivery.failure_code`), as a receipt would."""
+    and says so (:attr:`~sms_worker.lifecycle.status.Delivery.failure_code`), as a receipt would."""
     delivery = accepted.delivery
     if delivery is None:
         return Finish(Status.SUBMITTED, reason, accepted=accepted, possible_duplicate=possible_duplicate)

@@ -1,5 +1,5 @@
 """Validity window: a message past its validity, or past its retry window, is not sent; one not
-due yet waits for its time. A message unsure since an ambiguous attempt (:mod:`sms_worker.ambiguity`)
+due yet waits for its time. A message unsure since an ambiguous attempt (:mod:`sms_worker.lifecycle.ambiguity`)
 ends ``unknown`` instead of ``expired`` or ``undeliverable``: it may have been delivered."""
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ from typing import Final
 from sms_worker.dispatch.batch import Batch, Defer, Finish
 from sms_worker.dispatch.pipeline import Downstream, Stage
 from sms_worker.dispatch.sql import NEVER_SENT_EXPIRY, UNSURE_EXPIRY, VALIDITY_EXPIRED
+from sms_worker.lifecycle.status import Status
 from sms_worker.runtime import Runtime
-from sms_worker.status import Status
 
 RETRY_WINDOW_OVER: Final = "RETRY_WINDOW_OVER"
 """The error code of a retrying message picked up after its retry window ended."""
