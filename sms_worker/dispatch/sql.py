@@ -11,6 +11,7 @@ from sqlalchemy import ColumnElement, Connection, Row, case, func, update
 
 from sms_worker.db.bulk import insert_rows, update_rows
 from sms_worker.db.models import Message, MessageEvent, table_of
+from sms_worker.lifecycle.ambiguity import runs_out_sql
 from sms_worker.lifecycle.status import WAITING_VALUES, Status
 
 MESSAGES = table_of(Message)
@@ -72,7 +73,7 @@ def expire_unsent(conn: Connection, now: datetime, ids: list[uuid.UUID] | None =
         update(MESSAGES)
         .where(*conditions)
         .values(
-            status=case((sure, Status.EXPIRED.value), else_=Status.UNKNOWN.value),
+            status=runs_out_sql(Status.EXPIRED, MESSAGES.c.unsure_since),
             error_code=func.coalesce(MESSAGES.c.error_code, VALIDITY_EXPIRED),
             error_text=func.coalesce(MESSAGES.c.error_text, case((sure, NEVER_SENT_EXPIRY), else_=UNSURE_EXPIRY)),
             updated_at=now,
