@@ -41,12 +41,12 @@ def ambiguous_attempts(rt) -> Counter:
     """Failure events with an ambiguous code, per message id."""
     from sqlalchemy import func, select
 
-    from sms_worker.dispatch.changes import WORKER_LOST
-    from sms_worker.dispatch.sql import EVENTS
     from sms_worker.dispatch.stages.requests import ADAPTER_CRASH
     from sms_worker.lifecycle.status import Status
+    from sms_worker.lifecycle.tables import EVENTS
     from sms_worker.providers.plumbing import BAD_RESPONSE, CONNECTION_LOST
     from sms_worker.providers.plumbing import TIMEOUT as TIMED_OUT
+    from sms_worker.recovery import WORKER_LOST
 
     codes = [TIMED_OUT, CONNECTION_LOST, BAD_RESPONSE, WORKER_LOST, ADAPTER_CRASH]
     statement = (
@@ -61,7 +61,7 @@ def ambiguous_attempts(rt) -> Counter:
 def rows(rt) -> list:
     from sqlalchemy import select
 
-    from sms_worker.dispatch.sql import MESSAGES
+    from sms_worker.lifecycle.tables import MESSAGES
 
     with rt.engine.connect() as conn:
         return list(conn.execute(select(MESSAGES.c.id, MESSAGES.c.text, MESSAGES.c.status, MESSAGES.c.possible_duplicate)))
@@ -165,7 +165,7 @@ def events_with(rt, words: str) -> Counter:
     """Events whose reason contains ``words``, per message id."""
     from sqlalchemy import func, select
 
-    from sms_worker.dispatch.sql import EVENTS
+    from sms_worker.lifecycle.tables import EVENTS
 
     statement = select(EVENTS.c.message_id, func.count()).where(EVENTS.c.reason.contains(words)).group_by(EVENTS.c.message_id)
     with rt.engine.connect() as conn:

@@ -64,7 +64,7 @@ class BreakerWatch:
 def final_counts(rt) -> Counter[str]:
     from sqlalchemy import func, select
 
-    from sms_worker.dispatch.sql import MESSAGES
+    from sms_worker.lifecycle.tables import MESSAGES
 
     with rt.engine.connect() as conn:
         return Counter(dict(conn.execute(select(MESSAGES.c.status, func.count()).group_by(MESSAGES.c.status)).all()))

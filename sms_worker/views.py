@@ -11,9 +11,9 @@ from sqlalchemy import func, select
 
 from sms_worker.config import get_settings
 from sms_worker.db.engine import get_engine
-from sms_worker.dispatch.sql import EVENTS, MESSAGES
 from sms_worker.errors import InvalidField
 from sms_worker.lifecycle.status import HELD_VALUES, WAITING_VALUES
+from sms_worker.lifecycle.tables import EVENTS, MESSAGES
 from sms_worker.logs import mask_phone
 from sms_worker.priority import Priority
 

@@ -15,8 +15,8 @@ from sqlalchemy import select
 
 from sms_worker.dispatch.receipts import poll_statuses
 from sms_worker.dispatch.service import dispatch_batch
-from sms_worker.dispatch.sql import MESSAGES
 from sms_worker.lifecycle.status import Delivery, Status
+from sms_worker.lifecycle.tables import MESSAGES
 from sms_worker.producer import send_many
 from sms_worker.providers.base import OutboundMessage
 from sms_worker.providers.dexatel import DexatelAdapter

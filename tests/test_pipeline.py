@@ -21,8 +21,8 @@ from sms_worker.clock import SYSTEM_CLOCK
 from sms_worker.config import Settings
 from sms_worker.db.engine import get_engine
 from sms_worker.dispatch.lease import DISPATCHERS
-from sms_worker.dispatch.sql import EVENTS, MESSAGES
 from sms_worker.lifecycle.status import FINAL
+from sms_worker.lifecycle.tables import EVENTS, MESSAGES
 from sms_worker.priority import Priority
 from sms_worker.producer import send_many
 from sms_worker.queues.pointers import Pointer, push_ready

@@ -85,7 +85,7 @@ def _not_sent(item: Item, outcome: NotSent) -> Defer:
     it, what its provider was asked said in its history. A message sent again over a near match
     is unsure since the lost attempt again and flagged only as it was before: the calling
     statement flagged it in case the call went out (a worker lost during it leaves it flagged:
-    :class:`~sms_worker.dispatch.calls.LostAttempt`), and no second copy was made. Asked again,
+    :class:`~sms_worker.lifecycle.changes.LostAttempt`), and no second copy was made. Asked again,
     the near match is found again and its policy decides again."""
     if isinstance(item.asked, NearMatch):
         reason = f"{outcome.reason}; {_near(item, item.asked)}: asked again before any resend, no possible duplicate yet"

@@ -10,8 +10,8 @@ from typing import Final
 
 from sms_worker.dispatch.batch import Batch, Defer, Finish
 from sms_worker.dispatch.pipeline import Downstream, Stage
-from sms_worker.dispatch.sql import NEVER_SENT_EXPIRY, UNSURE_EXPIRY, VALIDITY_EXPIRED
 from sms_worker.lifecycle.ambiguity import runs_out, why_unknown
+from sms_worker.lifecycle.changes import NEVER_SENT_EXPIRY, UNSURE_EXPIRY, VALIDITY_EXPIRED
 from sms_worker.lifecycle.status import Status
 from sms_worker.runtime import Runtime
 
