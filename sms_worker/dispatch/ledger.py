@@ -17,6 +17,7 @@ what a live worker holds (:mod:`sms_worker.dispatch.lease`).
 from __future__ import annotations
 
 import threading
+import uuid
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -108,18 +109,16 @@ class Ledger:
         The common case costs one fenced ``UPDATE`` per kind of change (executemany) and one
         ``INSERT`` of events. Only when a row moved on (a claim the sweep took back) is the write
         done again, each change on its own under locks, sorting late answers out."""
-        pointers = [write.pointer for write in writes if write.change is None and write.pointer is not None]
         changes: list[Outcome] = [write.change for write in writes if write.change is not None]
-        if not changes:
-            return pointers
-        try:
-            with self._engine.begin() as conn:
-                apply(conn, changes)
-            return pointers + [write.pointer for write in writes if write.change is not None and write.pointer is not None]
-        except MovedOn:
-            with self._engine.begin() as conn:
-                due = apply_each(conn, changes, self._clock.now())
-            return pointers + [write.pointer for write in writes if write.change is not None and write.pointer is not None and write.change.id in due]
+        due: set[uuid.UUID] | None = None  # None: every change was applied
+        if changes:
+            try:
+                with self._engine.begin() as conn:
+                    apply(conn, changes)
+            except MovedOn:
+                with self._engine.begin() as conn:
+                    due = apply_each(conn, changes, self._clock.now())
+        return [write.pointer for write in writes if write.pointer is not None and (write.change is None or due is None or write.change.id in due)]
 
 
 class Flusher:
