@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sms_worker.dispatch.batch import Absent, Defer, Finish, Item, NearMatch, NotSent, Skip
-from sms_worker.lifecycle.changes import Accepted, Call, CallNotMade, Ended, Failed, GivenBack, Outcome, Then, Uncounted
+from sms_worker.lifecycle.changes import Accepted, Call, CallNotMade, Ended, Failed, GivenBack, LedgerChange, Then, Uncounted
 from sms_worker.lifecycle.status import Status
 from sms_worker.queues.pointers import Due, Pointer
 
@@ -23,7 +23,7 @@ class Write:
     """What one message's disposition writes: a change of its row (None: the row stays as it is)
     and the pointer that brings it back (None: none)."""
 
-    change: Outcome | None
+    change: LedgerChange | None
     pointer: Due | None
 
 

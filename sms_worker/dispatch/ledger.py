@@ -29,7 +29,7 @@ from sqlalchemy import Engine
 from sms_worker.clock import Clock
 from sms_worker.dispatch.batch import Batch
 from sms_worker.dispatch.changes import Write, write_of
-from sms_worker.lifecycle.changes import Outcome
+from sms_worker.lifecycle.changes import LedgerChange
 from sms_worker.lifecycle.write import MovedOn, apply, apply_each
 from sms_worker.logs import get_logger
 from sms_worker.outages import describe_outage
@@ -109,7 +109,7 @@ class Ledger:
         The common case costs one fenced ``UPDATE`` per kind of change (executemany) and one
         ``INSERT`` of events. Only when a row moved on (a claim the sweep took back) is the write
         done again, each change on its own under locks, sorting late answers out."""
-        changes: list[Outcome] = [write.change for write in writes if write.change is not None]
+        changes: list[LedgerChange] = [write.change for write in writes if write.change is not None]
         due: set[uuid.UUID] | None = None  # None: every change was applied
         if changes:
             try:

@@ -8,8 +8,8 @@ How the row changes is said once, in :mod:`.write` (and :mod:`.calls` for :class
 each change is checked against the table of allowed transitions (:mod:`.transitions`) and
 written behind its fence (:mod:`.fence`), its history with it, whole or not at all.
 
-The *outcomes* (:data:`Outcome`) are the changes the dispatch ledger applies for a message a
-batch held or found waiting. Each names its message (``id``), the claim the writer holds it by
+The *ledger changes* (:data:`LedgerChange`) are those the dispatch ledger applies for a message a
+batch held or found waiting (or the reclaimer took back). Each names its message (``id``), the claim the writer holds it by
 (``claim``; None: the batch found it waiting and did not claim it), when it was decided (``at``),
 why (``reason``, its line in the history) and, after a call, the call it answers (``call``).
 Times are aware (UTC).
@@ -166,7 +166,7 @@ class Adopted:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class _Outcome:
+class _LedgerChange:
     id: uuid.UUID
     claim: uuid.UUID | None
     """The claim the writer holds the row by; None: it found the row waiting and did not claim it."""
@@ -177,7 +177,7 @@ class _Outcome:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Accepted(_Outcome):
+class Accepted(_LedgerChange):
     """A provider has the message: it accepted a call, or a copy found after an ambiguous attempt
     is adopted. ``submitted``, or the final status its first word already is (then ``code`` is
     its report's failure code, if a failure); checked first at ``next_check_at``.
@@ -209,7 +209,7 @@ class Then(Enum):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Failed(_Outcome):
+class Failed(_LedgerChange):
     """A call failed (or was lost with its worker: the reclaimer), and ``then`` says what follows."""
 
     then: Then
@@ -229,7 +229,7 @@ class Failed(_Outcome):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class CallNotMade(_Outcome):
+class CallNotMade(_LedgerChange):
     """A call recorded as started and then not made after all (the send window stayed full,
     Redis was away, it would have left too late): the attempt does not count, and the row is as
     it was before it (``queued``, or ``retrying`` after earlier attempts)."""
@@ -246,7 +246,7 @@ class CallNotMade(_Outcome):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class GivenBack(_Outcome):
+class GivenBack(_LedgerChange):
     """A claim given back with no call made: unused (no account, no token, a batch stopped), a
     question to the provider that failed, a call record that failed (applied or not: its answer
     may be what was lost, so the row may be ``calling``), or a worker lost before its call (the
@@ -261,7 +261,7 @@ class GivenBack(_Outcome):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Ended(_Outcome):
+class Ended(_LedgerChange):
     """A final status decided without a call: validity or retry window over, no account may
     carry it, or a near match its policy gives up on."""
 
@@ -269,7 +269,7 @@ class Ended(_Outcome):
     code: str | None
 
 
-Outcome = Accepted | Failed | CallNotMade | GivenBack | Ended
+LedgerChange = Accepted | Failed | CallNotMade | GivenBack | Ended
 """A change the dispatch ledger applies (:func:`~sms_worker.lifecycle.write.apply`)."""
 
 
@@ -309,5 +309,5 @@ class Requeued:
     at: datetime
 
 
-Change = Created | Claimed | CallStarted | Adopted | Outcome | Reported | Expired | Requeued
+Change = Created | Claimed | CallStarted | Adopted | LedgerChange | Reported | Expired | Requeued
 """Every change a message can undergo."""

@@ -75,14 +75,14 @@ TRANSITIONS: tuple[Transition, ...] = (
 _BY_KEY = {(transition.kind, transition.fence): transition for transition in TRANSITIONS}
 
 
-def kind_of(change: Change) -> str:
+def _kind_of(change: Change) -> str:
     """The change's kind, as the table names it."""
     if isinstance(change, Failed):
         return f"Failed ({change.then.value})"
     return type(change).__name__
 
 
-def fence_of(change: Change) -> Fence:
+def _fence_of(change: Change) -> Fence:
     """The fence a change is written behind (a late answer's is decided by the ledger's writer,
     :func:`~sms_worker.lifecycle.write.apply_each`, once the claim's fence failed)."""
     if isinstance(change, Created):
@@ -95,9 +95,9 @@ def fence_of(change: Change) -> Fence:
 
 
 def rule_of(change: Change, fence: Fence | None = None) -> Transition:
-    """The transition ``change`` is under ``fence`` (default: its own, :func:`fence_of`), the
+    """The transition ``change`` is under ``fence`` (default: its own, :func:`_fence_of`), the
     status it names checked against it; raises :class:`TransitionRefused` if it is none."""
-    key = (kind_of(change), fence or fence_of(change))
+    key = (_kind_of(change), fence or _fence_of(change))
     rule = _BY_KEY.get(key)
     if rule is None:
         raise TransitionRefused(f"{key[0]} is not a change a row that {key[1].value} may undergo")

@@ -46,8 +46,8 @@ from sms_worker.lifecycle.changes import (
     Expired,
     Failed,
     GivenBack,
+    LedgerChange,
     Note,
-    Outcome,
     Reported,
     Requeued,
 )
@@ -57,8 +57,8 @@ from sms_worker.lifecycle.tables import EVENTS, MESSAGES
 from sms_worker.lifecycle.transitions import Fence, Transition, late_source, rule_of
 
 _INSERT_CHUNK: Final = 2000
-EVENT_COLUMNS: Final = ["message_id", "at", "status", "provider_status", "code", "reason"]
-CREATED_COLUMNS: Final = [
+_EVENT_COLUMNS: Final = ["message_id", "at", "status", "provider_status", "code", "reason"]
+_CREATED_COLUMNS: Final = [
     "id",
     "recipient",
     "sender",
@@ -103,11 +103,11 @@ def insert(conn: Connection, created: Sequence[Created]) -> set[uuid.UUID]:
         rule_of(refused)  # raises TransitionRefused, naming the status
     plain = [change for change in created if change.idempotency_key is None]
     keyed = [change for change in created if change.idempotency_key is not None]
-    insert_rows(conn, MESSAGES, CREATED_COLUMNS, plain, objects=True)
+    insert_rows(conn, MESSAGES, _CREATED_COLUMNS, plain, objects=True)
     inserted = {change.id for change in plain}
     if keyed:
         upsert = _insert_ignoring_conflicts(conn).returning(MESSAGES.c.id)
-        rows = [{name: getattr(change, name) for name in CREATED_COLUMNS} for change in keyed]
+        rows = [{name: getattr(change, name) for name in _CREATED_COLUMNS} for change in keyed]
         for start in range(0, len(rows), _INSERT_CHUNK):
             inserted.update(conn.execute(upsert, rows[start : start + _INSERT_CHUNK]).scalars())
     _add_events(conn, [(change.id, _creation_note(change)) for change in created if change.id in inserted])
@@ -214,7 +214,7 @@ def _lock_key(account: str, provider_message_id: str) -> int:
 # Outcomes (the ledger) and receipts
 
 
-def apply(conn: Connection, changes: Sequence[Outcome | Reported]) -> None:
+def apply(conn: Connection, changes: Sequence[LedgerChange | Reported]) -> None:
     """Apply every change behind its fence, with its history; raises :class:`MovedOn` if any
     row moved on (the caller rolls the transaction back). One executemany per group of changes
     alike (kind, fence, columns), one insert of events."""
@@ -222,13 +222,13 @@ def apply(conn: Connection, changes: Sequence[Outcome | Reported]) -> None:
     _add_events(conn, [note for change in changes for note in _notes(change)])
 
 
-def apply_each(conn: Connection, changes: Sequence[Outcome], now: datetime) -> set[uuid.UUID]:
+def apply_each(conn: Connection, changes: Sequence[LedgerChange], now: datetime) -> set[uuid.UUID]:
     """The ledger's second try, after :func:`apply` raised :class:`MovedOn`: each change on its
     own, as its row now stands (see the module docstring). Returns the messages whose pointers
     are due: those whose change was applied, and those whose claim, in doubt, never took the row
     (it waits with no pointer but this one)."""
     standings = _standings(conn, changes, now)
-    applied: list[tuple[Outcome, Transition]] = []
+    applied: list[tuple[LedgerChange, Transition]] = []
     doubled: list[uuid.UUID] = []
     notes: list[tuple[uuid.UUID, Note]] = []
     due: set[uuid.UUID] = set()
@@ -257,7 +257,7 @@ def apply_each(conn: Connection, changes: Sequence[Outcome], now: datetime) -> s
     return due
 
 
-def _late_notes(change: Outcome, stands: Status | None) -> list[tuple[uuid.UUID, Note]]:
+def _late_notes(change: LedgerChange, stands: Status | None) -> list[tuple[uuid.UUID, Note]]:
     """A late answer's lines: its call's, and its own, which says it is late, and, unless it
     wins (``stands`` is None), that it was not applied and the row's status (``stands``)."""
     *call, (message_id, note) = _notes(change)
@@ -269,7 +269,7 @@ def _late_notes(change: Outcome, stands: Status | None) -> list[tuple[uuid.UUID,
     return [*call, (message_id, replace(note, status=stands or note.status, reason=prefix + note.reason))]
 
 
-def _write(conn: Connection, changes: Sequence[tuple[Outcome | Reported, Transition]]) -> None:
+def _write(conn: Connection, changes: Sequence[tuple[LedgerChange | Reported, Transition]]) -> None:
     """Write each change's columns under its rule's fence: one executemany per group alike;
     raises :class:`MovedOn` unless every row was written."""
     groups: dict[tuple[Transition, tuple[str, ...]], list[dict[str, Any]]] = {}
@@ -304,7 +304,7 @@ class _Standing:
     """A late acceptance's (:func:`~.fence.taken_back`)."""
 
 
-def _standings(conn: Connection, changes: Sequence[Outcome], now: datetime) -> dict[uuid.UUID, _Standing]:
+def _standings(conn: Connection, changes: Sequence[LedgerChange], now: datetime) -> dict[uuid.UUID, _Standing]:
     """Lock the rows of ``changes`` still in a status any of them may find (``updated_at`` =
     ``now``: everything written afterwards in the transaction applies to these rows as they are
     now) and ask which fence each one meets. (Asked by a ``SELECT`` after the lock, not in its
@@ -373,7 +373,7 @@ def _fenced_update(conn: Connection, rule: Transition, columns: tuple[str, ...])
     return statement
 
 
-def _columns(change: Outcome | Reported) -> dict[str, Any]:
+def _columns(change: LedgerChange | Reported) -> dict[str, Any]:
     """The columns a change writes, by name."""
     if isinstance(change, Reported):
         values: dict[str, Any] = {"status": change.status, "next_check_at": change.next_check_at}
@@ -419,7 +419,7 @@ def _columns(change: Outcome | Reported) -> dict[str, Any]:
     return values
 
 
-def _notes(change: Outcome | Reported) -> list[tuple[uuid.UUID, Note]]:
+def _notes(change: LedgerChange | Reported) -> list[tuple[uuid.UUID, Note]]:
     """The lines a change adds to its message's history: the call's it answers, then its own."""
     if isinstance(change, Reported):
         return [(change.id, note) for note in change.notes]
@@ -445,7 +445,7 @@ def _add_events(conn: Connection, notes: list[tuple[uuid.UUID, Note]]) -> None:
         }
         for message_id, note in notes
     ]
-    insert_rows(conn, EVENTS, EVENT_COLUMNS, rows)
+    insert_rows(conn, EVENTS, _EVENT_COLUMNS, rows)
 
 
 # Expired, Requeued
