@@ -41,12 +41,12 @@ def ambiguous_attempts(rt) -> Counter:
     """Failure events with an ambiguous code, per message id."""
     from sqlalchemy import func, select
 
-    from sms_worker.dispatch.changes import WORKER_LOST
-    from sms_worker.dispatch.sql import EVENTS
     from sms_worker.dispatch.stages.requests import ADAPTER_CRASH
+    from sms_worker.lifecycle.status import Status
+    from sms_worker.lifecycle.tables import EVENTS
     from sms_worker.providers.plumbing import BAD_RESPONSE, CONNECTION_LOST
     from sms_worker.providers.plumbing import TIMEOUT as TIMED_OUT
-    from sms_worker.status import Status
+    from sms_worker.recovery import WORKER_LOST
 
     codes = [TIMED_OUT, CONNECTION_LOST, BAD_RESPONSE, WORKER_LOST, ADAPTER_CRASH]
     statement = (
@@ -61,15 +61,15 @@ def ambiguous_attempts(rt) -> Counter:
 def rows(rt) -> list:
     from sqlalchemy import select
 
-    from sms_worker.dispatch.sql import MESSAGES
+    from sms_worker.lifecycle.tables import MESSAGES
 
     with rt.engine.connect() as conn:
         return list(conn.execute(select(MESSAGES.c.id, MESSAGES.c.text, MESSAGES.c.status, MESSAGES.c.possible_duplicate)))
 
 
 def run(opts: Options) -> list[Row]:
+    from sms_worker.lifecycle.status import FINAL_VALUES
     from sms_worker.producer import send_many
-    from sms_worker.status import FINAL_VALUES
 
     per_cell = opts.pick(100, 20)
     messages, held = [], []
@@ -165,7 +165,7 @@ def events_with(rt, words: str) -> Counter:
     """Events whose reason contains ``words``, per message id."""
     from sqlalchemy import func, select
 
-    from sms_worker.dispatch.sql import EVENTS
+    from sms_worker.lifecycle.tables import EVENTS
 
     statement = select(EVENTS.c.message_id, func.count()).where(EVENTS.c.reason.contains(words)).group_by(EVENTS.c.message_id)
     with rt.engine.connect() as conn:
@@ -179,8 +179,8 @@ def run_busy(opts: Options) -> list[Row]:
     asked while the account's listing grows by R messages a second. Expected: every unsure
     message adopted or flagged ``possible_duplicate``, none ``unknown``, no double unflagged,
     Telefoon's breaker never opened (questions never count against it)."""
+    from sms_worker.lifecycle.status import FINAL_VALUES
     from sms_worker.producer import send_many
-    from sms_worker.status import FINAL_VALUES
 
     rate, seconds, every = float(opts.params["telefoon_rate"]), float(opts.params["telefoon_seconds"]), int(opts.params["held_every"])
     n = int(rate * seconds)

@@ -64,15 +64,15 @@ class BreakerWatch:
 def final_counts(rt) -> Counter[str]:
     from sqlalchemy import func, select
 
-    from sms_worker.dispatch.sql import MESSAGES
+    from sms_worker.lifecycle.tables import MESSAGES
 
     with rt.engine.connect() as conn:
         return Counter(dict(conn.execute(select(MESSAGES.c.status, func.count()).group_by(MESSAGES.c.status)).all()))
 
 
 def run(opts: Options) -> list[Row]:
+    from sms_worker.lifecycle.status import FINAL_VALUES
     from sms_worker.producer import send_many
-    from sms_worker.status import FINAL_VALUES
 
     n = opts.pick(10_000, 2_000)
     with Stack("failover", opts) as stack:

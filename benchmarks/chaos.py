@@ -197,7 +197,7 @@ def calling_held_by(rt, pids: list[int]) -> int:
     from sqlalchemy import func, select
 
     from sms_worker.dispatch.lease import DISPATCHERS
-    from sms_worker.dispatch.sql import MESSAGES
+    from sms_worker.lifecycle.tables import MESSAGES
 
     statement = (
         select(func.count())
@@ -359,8 +359,8 @@ def _outage(
 def _wait_final(rt, messages: int, timeout: float) -> None:
     from sqlalchemy import func, select
 
-    from sms_worker.dispatch.sql import MESSAGES
-    from sms_worker.status import FINAL_VALUES
+    from sms_worker.lifecycle.status import FINAL_VALUES
+    from sms_worker.lifecycle.tables import MESSAGES
 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -378,11 +378,11 @@ def _wait_final(rt, messages: int, timeout: float) -> None:
 def _judge(rt, sandbox: str, texts: list[str], verdict: Verdict) -> None:
     from sqlalchemy import select
 
-    from sms_worker.dispatch.changes import WORKER_LOST
-    from sms_worker.dispatch.sql import EVENTS, MESSAGES
     from sms_worker.dispatch.stages.requests import ADAPTER_CRASH
+    from sms_worker.lifecycle.status import FINAL_VALUES
+    from sms_worker.lifecycle.tables import EVENTS, MESSAGES
     from sms_worker.providers.plumbing import BAD_RESPONSE, CONNECTION_LOST, TIMEOUT
-    from sms_worker.status import FINAL_VALUES
+    from sms_worker.recovery import WORKER_LOST
 
     # The history keeps each attempt's code, not its kind: these are the codes of ambiguous failures.
     ambiguous_codes = {TIMEOUT, CONNECTION_LOST, BAD_RESPONSE, ADAPTER_CRASH, WORKER_LOST}

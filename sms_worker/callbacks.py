@@ -60,8 +60,8 @@ from starlette.routing import Route
 from sms_worker.callback_token import generated_callback_token
 from sms_worker.dispatch.holders import holders
 from sms_worker.dispatch.receipts import Report, apply_receipts
-from sms_worker.dispatch.sql import MESSAGES
 from sms_worker.errors import SmsWorkerError
+from sms_worker.lifecycle.tables import MESSAGES
 from sms_worker.logs import RepeatedWarnings, get_logger
 from sms_worker.providers.base import DeliveryReceipt
 from sms_worker.providers.session_key import MAX_RECIPIENTS_LIMIT

@@ -25,9 +25,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
-from sms_worker.ambiguity import LEGACY_NAMES, OnAmbiguous
 from sms_worker.endpoints import http_url_problem, listen_address_problem, redis_url_problem
 from sms_worker.errors import SettingsError
+from sms_worker.lifecycle.ambiguity import LEGACY_NAMES, OnAmbiguous
 
 log = logging.getLogger(__name__)
 
@@ -127,7 +127,7 @@ class Settings(BaseSettings):
         "resend",
         validation_alias=AliasChoices("SMS_WORKER_ON_AMBIGUOUS", "SMS_WORKER_RETRY_AMBIGUOUS"),
         description="After an attempt that may have reached a provider that cannot be asked: resend on that account (at least once) "
-        "or give-up (at most once, UNKNOWN); accounts and messages may say otherwise (sms_worker.ambiguity). "
+        "or give-up (at most once, UNKNOWN); accounts and messages may say otherwise (sms_worker.lifecycle.ambiguity). "
         "SMS_WORKER_RETRY_AMBIGUOUS (same-account, never): its deprecated name, until 0.3.",
     )
 

@@ -31,7 +31,7 @@ from sms_worker.clock import SYSTEM_CLOCK
 from sms_worker.config import get_settings, reset_settings
 from sms_worker.embedded import STOP_SECONDS, ensure_embedded_redis, free_port, stop_embedded_redis
 from sms_worker.errors import SmsWorkerError
-from sms_worker.status import FINAL
+from sms_worker.lifecycle.status import FINAL
 from sms_worker.stopping import StopRequested, StopSignals
 
 if TYPE_CHECKING:

@@ -34,21 +34,21 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
 
-from sms_worker.db.bulk import insert_rows
 from sms_worker.db.commit import CommitOutcome, CommitProbe, commit_outcome, commit_probe
 from sms_worker.db.failures import is_unavailable, not_migrated, reaching_the_database, unavailable
-from sms_worker.dispatch.sql import MESSAGES, add_events, event
 from sms_worker.errors import OutcomeUnknown
+from sms_worker.lifecycle.changes import Created
+from sms_worker.lifecycle.status import Status
+from sms_worker.lifecycle.tables import MESSAGES
+from sms_worker.lifecycle.write import insert
 from sms_worker.logs import get_logger
 from sms_worker.outages import first_line
 from sms_worker.priority import Priority
 from sms_worker.queues.pointers import Due, Pointer, enqueue
 from sms_worker.runtime import Runtime
 from sms_worker.send_result import QueueDeferral, SendResult
-from sms_worker.status import Status
 from sms_worker.tasks.process import process_runtime
 from sms_worker.text import analyze, downgrade
 from sms_worker.validation import (
@@ -62,7 +62,6 @@ from sms_worker.validation import (
     validate_validity,
 )
 
-_INSERT_CHUNK = 2000
 log = get_logger("producer")
 
 
@@ -90,33 +89,11 @@ class MessageRequest:
     on_ambiguous: str | None = None
     """After an ambiguous attempt, where the account's API cannot be asked whether it has the
     message: ``resend`` (at least once) or ``give-up`` (at most once, ``unknown``); None: the
-    account's policy (:mod:`sms_worker.ambiguity`)."""
+    account's policy (:mod:`sms_worker.lifecycle.ambiguity`)."""
 
 
 _REQUEST_FIELDS = {f.name for f in fields(MessageRequest)}
 _DEPRECATED_ACCOUNT = "provider"
-_ROW_COLUMNS = [
-    "id",
-    "recipient",
-    "sender",
-    "text",
-    "encoding",
-    "segments",
-    "priority",
-    "account",
-    "requested_account",
-    "status",
-    "attempts",
-    "unicode",
-    "flash",
-    "on_ambiguous",
-    "send_after",
-    "valid_until",
-    "idempotency_key",
-    "campaign_id",
-    "created_at",
-    "updated_at",
-]
 
 
 def send_sms(to: str, text: str, *, runtime: Runtime | None = None, **options: Any) -> uuid.UUID:
@@ -186,14 +163,14 @@ class _Written:
     """The ids to hand back, in the order given."""
     inserted: set[uuid.UUID]
     """The rows this send wrote (the others' keys named messages already written)."""
-    to_queue: list[dict[str, Any]]
-    """What to point at (``id``, ``priority``, ``send_after``): the rows inserted, and those the
+    to_queue: list[Due]
+    """What to point at (each message's pointer, due at its ``send_after``): the rows inserted, and those the
     keys named that still wait for their first attempt. A send whose outcome was unknown queued
     nothing, so its retry queues the message now; a second pointer to a queued message is
     harmless (the claim sends it once)."""
 
 
-def _write(rt: Runtime, rows: list[dict[str, Any]]) -> _Written:
+def _write(rt: Runtime, rows: list[Created]) -> _Written:
     """Insert the rows and their events in one transaction and commit it, or raise: see the
     module's docstring for what each failure of the database becomes."""
     with reaching_the_database():
@@ -201,7 +178,7 @@ def _write(rt: Runtime, rows: list[dict[str, Any]]) -> _Written:
     with conn:
         try:
             transaction = conn.begin()
-            written = _resolve_idempotent(conn, rows, _insert(conn, rows))
+            written = _resolve_idempotent(conn, rows, insert(conn, rows))
             probe = commit_probe(conn, select(MESSAGES.c.id).where(MESSAGES.c.id == min(written.inserted))) if written.inserted else None
         except DBAPIError as error:
             if (behind := not_migrated(rt.engine, error)) is not None:
@@ -217,7 +194,7 @@ def _write(rt: Runtime, rows: list[dict[str, Any]]) -> _Written:
     return _settle(rt, rows, written, probe, lost)
 
 
-def _settle(rt: Runtime, rows: list[dict[str, Any]], written: _Written, probe: CommitProbe | None, lost: DBAPIError) -> _Written:
+def _settle(rt: Runtime, rows: list[Created], written: _Written, probe: CommitProbe | None, lost: DBAPIError) -> _Written:
     """After a COMMIT that raised: the rows as written if the database says it committed (or
     there was nothing of ours in it), else :class:`StoreUnavailable` or :class:`OutcomeUnknown`."""
     if probe is None:
@@ -230,7 +207,7 @@ def _settle(rt: Runtime, rows: list[dict[str, Any]], written: _Written, probe: C
         return written
     if outcome is CommitOutcome.ROLLED_BACK:
         raise unavailable(lost, "the commit failed, and asked again the database had rolled it back") from lost
-    raise OutcomeUnknown(unavailable(lost).detail, written.ids, [row["idempotency_key"] for row in rows]) from lost
+    raise OutcomeUnknown(unavailable(lost).detail, written.ids, [row.idempotency_key for row in rows]) from lost
 
 
 def _as_request(item: MessageRequest | Mapping[str, Any]) -> MessageRequest:
@@ -258,7 +235,7 @@ def _renamed_account(item: Mapping[str, Any], stacklevel: int) -> dict[str, Any]
     return renamed
 
 
-def _row(request: MessageRequest, now: datetime, rt: Runtime) -> dict[str, Any]:
+def _row(request: MessageRequest, now: datetime, rt: Runtime) -> Created:
     recipient = normalize_recipient(request.to, request.region)
     if not isinstance(request.text, str) or not request.text.strip():
         raise InvalidField("text", "must not be empty")
@@ -277,28 +254,26 @@ def _row(request: MessageRequest, now: datetime, rt: Runtime) -> dict[str, Any]:
     validity = validate_validity(request.validity if request.validity is not None else rt.settings.default_validity_minutes)
     send_at = validate_send_at(request.send_at, now)
     start = send_at or now
-    return {
-        "id": message_id,
-        "recipient": recipient,
-        "sender": sender,
-        "text": text,
-        "encoding": analysis.encoding,
-        "segments": analysis.segments,
-        "priority": Priority.parse(request.priority),
-        "account": account,
-        "requested_account": request.account,
-        "status": Status.SCHEDULED.value if send_at else Status.QUEUED.value,
-        "attempts": 0,
-        "unicode": request.unicode,
-        "flash": bool(request.flash),
-        "on_ambiguous": validate_on_ambiguous(request.on_ambiguous),
-        "send_after": start,
-        "valid_until": start + timedelta(minutes=validity),
-        "idempotency_key": _optional_text(request.idempotency_key, "idempotency_key", 128),
-        "campaign_id": _optional_text(request.campaign_id, "campaign_id", 64),
-        "created_at": now,
-        "updated_at": now,
-    }
+    return Created(
+        id=message_id,
+        recipient=recipient,
+        sender=sender,
+        text=text,
+        encoding=analysis.encoding,
+        segments=analysis.segments,
+        priority=Priority.parse(request.priority),
+        account=account,
+        requested_account=request.account,
+        status=Status.SCHEDULED if send_at else Status.QUEUED,
+        unicode=request.unicode,
+        flash=bool(request.flash),
+        on_ambiguous=validate_on_ambiguous(request.on_ambiguous),
+        send_after=start,
+        valid_until=start + timedelta(minutes=validity),
+        idempotency_key=_optional_text(request.idempotency_key, "idempotency_key", 128),
+        campaign_id=_optional_text(request.campaign_id, "campaign_id", 64),
+        created_at=now,
+    )
 
 
 def _carrier(rt: Runtime, request: MessageRequest, recipient: str, sender: str | None, text: str, message_id: uuid.UUID) -> str:
@@ -340,34 +315,6 @@ def _optional_text(value: object, field: str, limit: int) -> str | None:
     return require_unicode(value, field)
 
 
-def _insert(conn: Connection, rows: list[dict[str, Any]]) -> set[uuid.UUID]:
-    """Insert rows and their first event; rows whose idempotency key exists are skipped."""
-    plain = [row for row in rows if row["idempotency_key"] is None]
-    keyed = [row for row in rows if row["idempotency_key"] is not None]
-    insert_rows(conn, MESSAGES, _ROW_COLUMNS, plain)
-    inserted = {row["id"] for row in plain}
-    if keyed:
-        upsert = _insert_ignoring_conflicts(conn).returning(MESSAGES.c.id)
-        for start in range(0, len(keyed), _INSERT_CHUNK):
-            inserted.update(conn.execute(upsert, keyed[start : start + _INSERT_CHUNK]).scalars())
-    add_events(conn, [_creation_event(row) for row in rows if row["id"] in inserted])
-    return inserted
-
-
-def _insert_ignoring_conflicts(conn: Connection) -> postgresql.Insert | sqlite.Insert:
-    """An INSERT that skips rows whose idempotency key exists, in the connection's dialect."""
-    if conn.dialect.name == "postgresql":
-        return postgresql.insert(MESSAGES).on_conflict_do_nothing(index_elements=["idempotency_key"])
-    return sqlite.insert(MESSAGES).on_conflict_do_nothing(index_elements=["idempotency_key"])
-
-
-def _creation_event(row: dict[str, Any]) -> dict[str, Any]:
-    reason = "accepted"
-    if row["status"] == Status.SCHEDULED.value:
-        reason = f"accepted, scheduled for {row['send_after'].isoformat()}"
-    return event(row["id"], row["created_at"], row["status"], reason)
-
-
 _NOT_YET_ATTEMPTED = (Status.QUEUED.value, Status.SCHEDULED.value)
 _SAME_MESSAGE = ("recipient", "text", "sender", "requested_account", "priority", "unicode", "flash", "on_ambiguous", "campaign_id")
 """What must match for a reused idempotency key to name the same message: who gets what, from
@@ -375,48 +322,52 @@ whom, through which account if one was named, how urgent, how encoded. Times are
 retried request is made later, and its validity counts from then."""
 
 
-def _resolve_idempotent(conn: Connection, rows: list[dict[str, Any]], inserted: set[uuid.UUID]) -> _Written:
+def _resolve_idempotent(conn: Connection, rows: list[Created], inserted: set[uuid.UUID]) -> _Written:
     """Replace the ids of rows that lost to an existing idempotency key with the winner's id.
 
     A key reused for a different message is a conflict, not a retry: :class:`BatchRejected`
     names each such message's key and the message that holds it, and the batch's transaction
     (the caller's) is rolled back."""
-    to_queue = [row for row in rows if row["id"] in inserted]
-    lost = {row["idempotency_key"] for row in rows if row["id"] not in inserted}
+    to_queue = [_due(row.id, row.priority, row.send_after) for row in rows if row.id in inserted]
+    lost = {row.idempotency_key for row in rows if row.id not in inserted}
     if not lost:
-        return _Written([row["id"] for row in rows], inserted, to_queue)
+        return _Written([row.id for row in rows], inserted, to_queue)
     columns = [MESSAGES.c[name] for name in ("idempotency_key", "id", "status", "send_after", *_SAME_MESSAGE)]
     winners = {row.idempotency_key: row for row in conn.execute(select(*columns).where(MESSAGES.c.idempotency_key.in_(lost)))}
     conflicts = []
     for index, row in enumerate(rows):
-        if row["id"] in inserted:
+        if row.id in inserted:
             continue
-        winner = winners[row["idempotency_key"]]
+        winner = winners[row.idempotency_key]
         if any(_differs(row, winner, name) for name in _SAME_MESSAGE):
-            reason = f"{row['idempotency_key']!r} already names a different message ({winner.id}); use a new key for a new message"
+            reason = f"{row.idempotency_key!r} already names a different message ({winner.id}); use a new key for a new message"
             conflicts.append(InvalidField("idempotency_key", reason, index))
     if conflicts:
         raise BatchRejected(conflicts)
     unsent = [w for w in winners.values() if w.status in _NOT_YET_ATTEMPTED]
-    to_queue += [{"id": w.id, "priority": Priority(w.priority), "send_after": w.send_after} for w in unsent]
-    return _Written([row["id"] if row["id"] in inserted else winners[row["idempotency_key"]].id for row in rows], inserted, to_queue)
+    to_queue += [_due(w.id, Priority(w.priority), w.send_after) for w in unsent]
+    return _Written([row.id if row.id in inserted else winners[row.idempotency_key].id for row in rows], inserted, to_queue)
 
 
-def _differs(row: dict[str, Any], winner: Any, name: str) -> bool:
+def _due(message_id: uuid.UUID, priority: Priority, send_after: datetime) -> Due:
+    return Due(Pointer(priority, message_id), send_after)
+
+
+def _differs(row: Created, winner: Any, name: str) -> bool:
     """Whether a request and the message holding its key differ in ``name``. A request that
     names no account matches a message pinned to one: after an ambiguous attempt the message is
-    pinned to its account (:mod:`sms_worker.ambiguity`), and a client retrying its request must
+    pinned to its account (:mod:`sms_worker.lifecycle.ambiguity`), and a client retrying its request must
     still get its id, not a conflict."""
-    if name == "requested_account" and row[name] is None:
+    if name == "requested_account" and row.requested_account is None:
         return False
-    return bool(row[name] != getattr(winner, name))
+    return bool(getattr(row, name) != getattr(winner, name))
 
 
-def _enqueue(rt: Runtime, rows: list[dict[str, Any]], now: datetime) -> QueueDeferral | None:
+def _enqueue(rt: Runtime, pointers: list[Due], now: datetime) -> QueueDeferral | None:
     """Point at the written rows and wake workers; a failure is a :class:`QueueDeferral`, never
     raised: the rows are committed, and the sweep queues what has no pointer."""
-    ready = [Pointer(row["priority"], row["id"]) for row in rows if row["send_after"] <= now]
-    later = [Due(Pointer(row["priority"], row["id"]), row["send_after"]) for row in rows if row["send_after"] > now]
+    ready = [due.pointer for due in pointers if due.at <= now]
+    later = [due for due in pointers if due.at > now]
     try:
         enqueue(rt.redis, rt.waker, rt.settings.batch_size, ready, later)
     except Exception as error:  # whatever failed, the rows are written: an error now would say they were not

@@ -10,7 +10,7 @@
   back. A ``claimed`` message never reached a provider and is queued again; a ``calling`` one
   may have, and is an ambiguous attempt, decided like a timeout by the retry policy (the
   account is asked first where its API can say, else the message's ``on_ambiguous`` decides:
-  resent on the same account only, or ``unknown``: :mod:`sms_worker.ambiguity`). Staleness is
+  resent on the same account only, or ``unknown``: :mod:`sms_worker.lifecycle.ambiguity`). Staleness is
   watched by the reclaimer on its monotonic clock, counting no time when the database was away
   or the reclaimer itself was held up, so a live worker is never taken for dead after an outage.
 - **A message still waiting after its validity ended** is expired.
@@ -21,15 +21,18 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Final
 
 from sqlalchemy import ColumnElement, Row, delete, func, select
 
-from sms_worker.dispatch.batch import WAITING_COLUMNS, Batch, Defer, Item, Waiting
-from sms_worker.dispatch.changes import WORKER_LOST
+from sms_worker.dispatch.batch import Defer
+from sms_worker.dispatch.changes import Pin, Write, failed
 from sms_worker.dispatch.lease import DISPATCHERS
 from sms_worker.dispatch.policy import Attempt, RetryPolicy
-from sms_worker.dispatch.sql import MESSAGES, expire_unsent, update_each
+from sms_worker.lifecycle.changes import Call, Expired, GivenBack, Requeued
+from sms_worker.lifecycle.status import HELD_VALUES, WAITING_VALUES, Status
+from sms_worker.lifecycle.tables import MESSAGES
+from sms_worker.lifecycle.write import expire, requeue
 from sms_worker.logs import get_logger
 from sms_worker.priority import Priority
 from sms_worker.providers.failures import ErrorKind, Failure
@@ -37,9 +40,10 @@ from sms_worker.queues import keys
 from sms_worker.queues.pointers import Due, Pointer, enqueue, is_scheduled, ready_lengths
 from sms_worker.redis_scripts import load_script
 from sms_worker.runtime import Runtime
-from sms_worker.status import HELD_VALUES, WAITING_VALUES, Status
 
 log = get_logger("recovery")
+WORKER_LOST: Final = "WORKER_LOST"
+"""The error code of an attempt whose worker died during the call (an ambiguous attempt)."""
 _CHUNK = 5000
 REBUILD_LOCK_SECONDS = 120
 
@@ -55,7 +59,7 @@ def sweep(rt: Runtime) -> SweepReport:
     report = SweepReport(rebuilt=ensure_redis_state(rt))
     now = rt.clock.now()
     with rt.engine.begin() as conn:
-        report.expired = len(expire_unsent(conn, now))
+        report.expired = len(expire(conn, Expired(now)))
     report.requeued = _requeue_lost_pointers(rt, now)
     if any(vars(report).values()):
         log.info("sweep: %s", report)
@@ -118,6 +122,21 @@ class ReclaimReport:
     ambiguous: int = 0
 
 
+_CLAIM_COLUMNS = (
+    "id",
+    "priority",
+    "status",
+    "claim_id",
+    "account",
+    "requested_account",
+    "attempts",
+    "first_attempt_at",
+    "last_attempt_at",
+    "valid_until",
+    "unsure_since",
+    "on_ambiguous",
+)
+"""What taking back a held message needs of its row."""
 RECLAIM_EVERY = 1.0
 """Seconds between the reclaimer's looks (the scheduler's loop calls :meth:`Reclaimer.tick`)."""
 LONGEST_LOOK = 2 * RECLAIM_EVERY
@@ -179,9 +198,10 @@ class Reclaimer:
         if not lost:
             return ReclaimReport()
         now = rt.clock.now()
-        batch = Batch([self._item(row, now) for row in self._claims_of(lost)])
-        rt.ledger.write(batch)
-        report = ReclaimReport(requeued=sum(not item.called for item in batch), ambiguous=sum(item.called for item in batch))
+        claims = self._claims_of(lost)
+        rt.ledger.write_changes([self._taken_back(row, now) for row in claims])
+        calling = sum(row.status == Status.CALLING for row in claims)
+        report = ReclaimReport(requeued=len(claims) - calling, ambiguous=calling)
         with rt.engine.begin() as conn:
             held = select(MESSAGES.c.id).where(MESSAGES.c.dispatcher == DISPATCHERS.c.id, MESSAGES.c.status.in_(HELD_VALUES)).exists()
             for dispatcher, heartbeat in lost.items():
@@ -212,9 +232,7 @@ class Reclaimer:
     def _claims_of(self, lost: dict[str, datetime | None]) -> list[Row[Any]]:
         """The held messages of the lost dispatchers whose heartbeat is still the one watched (a
         lease renewed since the look keeps its claims)."""
-        columns: list[ColumnElement[Any]] = [
-            MESSAGES.c[name] for name in ("id", "priority", "status", "claim_id", "account", "last_attempt_at", *WAITING_COLUMNS)
-        ]
+        columns: list[ColumnElement[Any]] = [MESSAGES.c[name] for name in _CLAIM_COLUMNS]
         columns += [MESSAGES.c.dispatcher.label("held_by"), DISPATCHERS.c.heartbeat_at.label("heartbeat")]
         statement = (
             select(*columns)
@@ -225,24 +243,23 @@ class Reclaimer:
         with self._rt.engine.connect() as conn:
             return [row for row in conn.execute(statement) if lost.get(row.held_by or "", False) == row.heartbeat]
 
-    def _item(self, row: Row[Any], now: datetime) -> Item:
-        waiting = Status.RETRYING if row.attempts and row.status == Status.CLAIMED else Status.QUEUED
-        item = Item(
-            row.id,
-            Priority(row.priority),
-            Waiting.of(row, waiting),
-            account=row.account,
-            claim_id=row.claim_id,
-        )
+    def _taken_back(self, row: Row[Any], now: datetime) -> Write:
+        """What taking back a lost worker's claim of ``row`` writes: a ``claimed`` message never
+        reached a provider and waits again at once (no attempt counted); a ``calling`` one may
+        have, and its call failed ambiguously (``WORKER_LOST``), decided by the retry policy."""
+        pointer = Pointer(Priority(row.priority), row.id)
         if row.status == Status.CLAIMED:
-            item.disposition = Defer(now, "worker lost before the provider call; queued again", waiting)
-            return item
-        item.attempt, item.first_attempt_at = row.attempts, row.first_attempt_at or now
+            waiting = Status.RETRYING if row.attempts else Status.QUEUED
+            reason = "worker lost before the provider call; queued again"
+            return Write(GivenBack(id=row.id, claim=row.claim_id, at=now, reason=reason, status=waiting, until=now), Due(pointer, now))
+        first = row.first_attempt_at or now
+        started = row.last_attempt_at or first  # when the lost call was recorded as started
         lost = Failure(ErrorKind.AMBIGUOUS, WORKER_LOST, "worker lost during the provider call; the provider may have the message")
-        started = row.last_attempt_at or item.first_attempt_at  # when the lost call was recorded as started
-        attempt = Attempt(row.account, row.attempts, started, item.first_attempt_at, row.valid_until, item.pinned, row.unsure_since, row.on_ambiguous)
-        item.disposition = self._policy.after_failure(lost, attempt, now)
-        return item
+        pinned = row.requested_account is not None
+        attempt = Attempt(row.account, row.attempts, started, first, row.valid_until, pinned, row.unsure_since, row.on_ambiguous)
+        decided = self._policy.after_failure(lost, attempt, now)
+        change = failed(decided, row.id, row.claim_id, Call(row.attempts, started, None), now, Pin(row.account, pinned), row.first_attempt_at)
+        return Write(change, Due(pointer, decided.until) if isinstance(decided, Defer) else None)
 
 
 def _requeue_lost_pointers(rt: Runtime, now: datetime) -> int:
@@ -268,10 +285,10 @@ def _requeue_lost_pointers(rt: Runtime, now: datetime) -> int:
     )
     with rt.engine.connect() as conn:
         rows = conn.execute(statement).all()
-    requeue = [pointer for r in rows if not is_scheduled(rt.redis, pointer := Pointer(Priority(r.priority), r.id))]
-    if requeue:
+    again = [pointer for r in rows if not is_scheduled(rt.redis, pointer := Pointer(Priority(r.priority), r.id))]
+    if again:
         with rt.engine.begin() as conn:
-            update_each(conn, [{"id": pointer.message_id, "updated_at": now} for pointer in requeue])
-        enqueue(rt.redis, rt.waker, rt.settings.batch_size, requeue, [])
-        log.warning("re-queued %d message(s) whose queue entry was lost", len(requeue))
-    return len(requeue)
+            requeue(conn, Requeued(tuple(pointer.message_id for pointer in again), now))
+        enqueue(rt.redis, rt.waker, rt.settings.batch_size, again, [])
+        log.warning("re-queued %d message(s) whose queue entry was lost", len(again))
+    return len(again)

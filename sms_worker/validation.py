@@ -10,8 +10,8 @@ import phonenumbers
 from phonenumbers import COUNTRY_CODE_TO_REGION_CODE, NumberParseException, PhoneNumber, ValidationResult
 
 from sms_worker.addresses import alphanumeric_sender_problem, country_code
-from sms_worker.ambiguity import POLICIES
 from sms_worker.errors import InvalidField, SmsWorkerError
+from sms_worker.lifecycle.ambiguity import POLICIES
 
 MIN_VALIDITY_MINUTES, MAX_VALIDITY_MINUTES = 1, 1440
 _E164 = re.compile(r"\+[1-9][0-9]{6,14}", re.ASCII)
@@ -198,7 +198,7 @@ def _written_number_refusal(text: str) -> str:
 
 
 def validate_on_ambiguous(policy: object) -> str | None:
-    """``resend``, ``give-up`` or None (the account's policy): :mod:`sms_worker.ambiguity`.
+    """``resend``, ``give-up`` or None (the account's policy): :mod:`sms_worker.lifecycle.ambiguity`.
     Raises :class:`InvalidField` for ``on_ambiguous``."""
     if policy is None or (isinstance(policy, str) and policy in POLICIES):
         return policy

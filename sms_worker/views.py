@@ -13,11 +13,11 @@ from sqlalchemy import func, select
 from sms_worker.config import get_settings
 from sms_worker.db.engine import get_engine
 from sms_worker.db.failures import saying_when_not_migrated
-from sms_worker.dispatch.sql import EVENTS, MESSAGES
 from sms_worker.errors import InvalidField
+from sms_worker.lifecycle.status import HELD_VALUES, WAITING_VALUES
+from sms_worker.lifecycle.tables import EVENTS, MESSAGES
 from sms_worker.logs import mask_phone
 from sms_worker.priority import Priority
-from sms_worker.status import HELD_VALUES, WAITING_VALUES
 
 if TYPE_CHECKING:
     from sms_worker.providers.registry import Account
@@ -46,7 +46,7 @@ class PipelineStats:
     statuses: dict[str, int]
     possible_duplicates: int = 0
     """Messages accepted by a resend after an ambiguous attempt their account could not be asked
-    about: each may have reached its recipient twice (:mod:`sms_worker.ambiguity`)."""
+    about: each may have reached its recipient twice (:mod:`sms_worker.lifecycle.ambiguity`)."""
     unsure: int = 0
     """Messages not final yet whose last ambiguous attempt is not settled."""
     redis_eviction: str | None = None

@@ -13,8 +13,8 @@ from conftest import promote_once
 from sqlalchemy import func, select
 
 from sms_worker.dispatch.service import dispatch_batch
-from sms_worker.dispatch.sql import MESSAGES
-from sms_worker.status import HELD_VALUES, WAITING_VALUES
+from sms_worker.lifecycle.status import HELD_VALUES, WAITING_VALUES
+from sms_worker.lifecycle.tables import MESSAGES
 
 ACCOUNTS = {
     "telekom-sk": 'type = "telekom-sk"\nbase_url = "{url}/telekom-sk"\ntoken = "sandbox-token"',

@@ -25,10 +25,10 @@ from sms_worker.config import Settings
 from sms_worker.dispatch.policy import Attempt, RetryPolicy
 from sms_worker.dispatch.service import dispatch_batch
 from sms_worker.errors import InvalidField
+from sms_worker.lifecycle.status import Status
 from sms_worker.producer import send_sms
 from sms_worker.providers.accounts import ProvidersFileError, parse_providers
 from sms_worker.providers.failures import ErrorKind, Failure
-from sms_worker.status import Status
 from sms_worker.views import message_history
 
 HELD = {"fault": "timeout", "seconds": 1.5, "times": 1}
@@ -198,7 +198,7 @@ def test_the_old_setting_still_works_and_says_what_replaces_it(monkeypatch):
 def _unsure(rt, message_id, **values) -> None:
     from sqlalchemy import update
 
-    from sms_worker.dispatch.sql import MESSAGES
+    from sms_worker.lifecycle.tables import MESSAGES
 
     now = rt.clock.now()
     with rt.engine.begin() as conn:
@@ -214,7 +214,9 @@ def test_an_unsure_message_past_its_validity_ends_unknown_in_the_dispatcher_and_
     not expired ("never sent") but unknown, whichever of the two looks first."""
     from sqlalchemy import update
 
-    from sms_worker.dispatch.sql import MESSAGES, expire_unsent
+    from sms_worker.lifecycle.changes import Expired
+    from sms_worker.lifecycle.tables import MESSAGES
+    from sms_worker.lifecycle.write import expire
 
     dispatched = send_sms("+421900000971", "Your code is 1", validity=1, runtime=runtime)
     swept = send_sms("+421900000972", "Your code is 2", validity=1, runtime=runtime)
@@ -227,7 +229,7 @@ def test_an_unsure_message_past_its_validity_ends_unknown_in_the_dispatcher_and_
     dispatch_batch(runtime)
     with runtime.engine.begin() as conn:
         conn.execute(update(MESSAGES).where(MESSAGES.c.id == never_tried).values(status=Status.QUEUED.value))
-        expire_unsent(conn, clock.now(), [swept, never_tried])
+        expire(conn, Expired(clock.now(), (swept, never_tried)))
 
     assert message_row(runtime, dispatched).status == Status.UNKNOWN.value
     assert (message_row(runtime, swept).status, message_row(runtime, never_tried).status) == (Status.UNKNOWN.value, Status.EXPIRED.value)

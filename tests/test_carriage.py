@@ -12,11 +12,11 @@ from conftest import promote_once
 from sqlalchemy import func, select
 
 from sms_worker.dispatch.service import dispatch_batch
-from sms_worker.dispatch.sql import MESSAGES
+from sms_worker.lifecycle.status import HELD_VALUES, WAITING_VALUES, Status
+from sms_worker.lifecycle.tables import MESSAGES
 from sms_worker.producer import send_many, send_sms
 from sms_worker.providers.pause import pause
 from sms_worker.runtime import NoWaker, build_runtime
-from sms_worker.status import HELD_VALUES, WAITING_VALUES, Status
 from sms_worker.validation import BatchRejected, InvalidField
 
 TABLES = {

@@ -12,11 +12,11 @@ import pytest
 from conftest import failed_alone, parse_account, sent_alone
 
 from sms_worker.embedded import free_port
+from sms_worker.lifecycle.status import Delivery, Status
 from sms_worker.providers.accounts import ProvidersFileError
 from sms_worker.providers.base import Accepted, OutboundMessage
 from sms_worker.providers.dexatel import DexatelAdapter
 from sms_worker.providers.failures import ErrorKind, Failure, ProviderError
-from sms_worker.status import Delivery, Status
 
 KEY = "sandbox-dexatel-key"
 MESSAGE = OutboundMessage(uuid.uuid4(), "+15551234567", "Your verification code is 482931", sender="YourBrand")

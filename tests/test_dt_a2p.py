@@ -13,13 +13,13 @@ import pytest
 from conftest import failed_alone, parse_account, sent_alone
 from starlette.testclient import TestClient
 
+from sms_worker.lifecycle.status import Delivery, Status
 from sms_worker.providers.accounts import ProvidersFileError
 from sms_worker.providers.base import OutboundMessage
 from sms_worker.providers.dt_a2p import DtA2pAdapter
 from sms_worker.providers.failures import ErrorKind, ProviderError
 from sms_worker.sandbox.app import create_app
 from sms_worker.sandbox.settings import SandboxSettings
-from sms_worker.status import Delivery, Status
 
 API_KEY = "sandbox-dt-key"
 DE = "+4915112345000"

@@ -15,7 +15,8 @@ from sqlalchemy import select
 
 from sms_worker.dispatch.receipts import poll_statuses
 from sms_worker.dispatch.service import dispatch_batch
-from sms_worker.dispatch.sql import MESSAGES
+from sms_worker.lifecycle.status import Delivery, Status
+from sms_worker.lifecycle.tables import MESSAGES
 from sms_worker.producer import send_many
 from sms_worker.providers.base import OutboundMessage
 from sms_worker.providers.dexatel import DexatelAdapter
@@ -26,7 +27,6 @@ from sms_worker.providers.session_key import SessionKeyAdapter
 from sms_worker.providers.telefoon import TelefoonAdapter
 from sms_worker.providers.telekom_sk import TelekomSkAdapter
 from sms_worker.runtime import NoWaker, build_runtime
-from sms_worker.status import Delivery, Status
 
 MESSAGE = OutboundMessage(uuid.uuid4(), "+421900000102", "Your code is 4821")
 

@@ -11,20 +11,20 @@ from pathlib import Path
 import pytest
 
 import sms_worker.providers.registry  # noqa: F401  (imports every adapter, so each is a subclass below)
-from sms_worker.dispatch.changes import WORKER_LOST
 from sms_worker.dispatch.lookup import COPY_TAKEN, LOOKUP_FAILED
 from sms_worker.dispatch.receipts import CHECK_CRASH, NO_RECEIPT, PROVIDER_ID_REUSED
-from sms_worker.dispatch.sql import VALIDITY_EXPIRED
 from sms_worker.dispatch.stages.record import NEAR_MATCH
 from sms_worker.dispatch.stages.requests import ADAPTER_CRASH
 from sms_worker.dispatch.stages.route import NO_ROUTE
 from sms_worker.dispatch.stages.validity import RETRY_WINDOW_OVER
+from sms_worker.lifecycle.changes import VALIDITY_EXPIRED
+from sms_worker.lifecycle.status import Delivery
 from sms_worker.providers.accounts import ACCOUNT_TYPES
 from sms_worker.providers.base import AdapterBase
 from sms_worker.providers.failures import NO_CODE
 from sms_worker.providers.plumbing import BAD_RESPONSE, CONNECT_TIMEOUT, CONNECTION, CONNECTION_LOST, HTTP_PREFIX, TIMEOUT
 from sms_worker.providers.session_key import BAD_MESSAGE_ID, ORDER_REFUSED, RECIPIENT_NOT_FOUND
-from sms_worker.status import Delivery
+from sms_worker.recovery import WORKER_LOST
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "errors.md"
 OWN_CODES = [

@@ -12,11 +12,11 @@ from conftest import promote_once, wait_out_cooldown
 from sqlalchemy import select
 
 from sms_worker.dispatch.service import dispatch_batch
-from sms_worker.dispatch.sql import MESSAGES
+from sms_worker.lifecycle.status import Status
+from sms_worker.lifecycle.tables import MESSAGES
 from sms_worker.producer import send_many, send_sms
 from sms_worker.providers.pause import paused_reason
 from sms_worker.runtime import build_deployment
-from sms_worker.status import Status
 from sms_worker.validation import InvalidField
 from sms_worker.views import accounts_overview, check_accounts
 

@@ -22,8 +22,8 @@ from sqlalchemy.pool import NullPool
 from sms_worker.db.engine import POOL_OVERFLOW, POOL_SIZE
 from sms_worker.dispatch.lease import DISPATCHERS
 from sms_worker.dispatch.service import dispatch_batch
-from sms_worker.dispatch.sql import MESSAGES
 from sms_worker.embedded import free_port
+from sms_worker.lifecycle.tables import MESSAGES
 from sms_worker.priority import Priority
 from sms_worker.producer import send_sms
 from sms_worker.queues.pointers import Pointer, is_scheduled

@@ -27,11 +27,11 @@ from sqlalchemy import event
 from sms_worker.clock import FakeClock
 from sms_worker.dispatch.receipts import poll_statuses
 from sms_worker.dispatch.service import dispatch_batch
+from sms_worker.lifecycle.status import Status
 from sms_worker.producer import send_sms
 from sms_worker.providers.pause import paused_reason
 from sms_worker.ratelimit import SendWindow
 from sms_worker.runtime import NoWaker, build_runtime
-from sms_worker.status import Status
 from sms_worker.views import message_history
 
 HELD = {"fault": "timeout", "seconds": 1.5, "times": 1}

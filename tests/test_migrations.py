@@ -16,7 +16,7 @@ from sms_worker.cli import main
 from sms_worker.config import reset_settings
 from sms_worker.db.engine import dispose_engines, get_engine
 from sms_worker.db.migrate import downgrade, upgrade
-from sms_worker.status import Delivery, Status
+from sms_worker.lifecycle.status import Delivery, Status
 
 OLD_STATUSES = [
     "UNSENT",

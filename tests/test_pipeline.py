@@ -21,12 +21,12 @@ from sms_worker.clock import SYSTEM_CLOCK
 from sms_worker.config import Settings
 from sms_worker.db.engine import get_engine
 from sms_worker.dispatch.lease import DISPATCHERS
-from sms_worker.dispatch.sql import EVENTS, MESSAGES
+from sms_worker.lifecycle.status import FINAL
+from sms_worker.lifecycle.tables import EVENTS, MESSAGES
 from sms_worker.priority import Priority
 from sms_worker.producer import send_many
 from sms_worker.queues.pointers import Pointer, push_ready
 from sms_worker.runtime import build_runtime
-from sms_worker.status import FINAL
 from sms_worker.tasks.app import DISPATCH_TASK, CeleryWaker, create_celery
 
 # Real worker and scheduler processes, timed against the wall clock: these run one after another

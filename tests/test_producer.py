@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select
 
-from sms_worker.dispatch.sql import EVENTS, MESSAGES
+from sms_worker.lifecycle.tables import EVENTS, MESSAGES
 from sms_worker.priority import Priority
 from sms_worker.producer import MessageRequest, send_many, send_many_result, send_sms
 from sms_worker.queues import keys

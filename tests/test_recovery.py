@@ -12,8 +12,8 @@ from sqlalchemy import create_engine, make_url, select, update
 
 from sms_worker.dispatch.lease import DISPATCHERS
 from sms_worker.dispatch.service import dispatch_batch
-from sms_worker.dispatch.sql import MESSAGES
 from sms_worker.embedded import free_port
+from sms_worker.lifecycle.tables import MESSAGES
 from sms_worker.priority import Priority
 from sms_worker.producer import send_many, send_sms
 from sms_worker.queues import keys
@@ -199,7 +199,7 @@ def test_a_call_record_whose_answer_went_missing_is_given_back_and_the_message_s
     rt = build_runtime(settings_for(database_url=url.set(port=cutter.port).render_as_string(hide_password=False)), waker=NoWaker(), clock=clock)
     try:
         message_id = send_sms(RECIPIENT, "recorded in doubt", runtime=rt)
-        marker = b"SET status = 'calling'"
+        marker = b"SET status='calling'"
         cutter.arm(marker, answer_to=marker)
         assert dispatch_batch(rt).accepted == 0
         assert cutter.cut.is_set(), "the call record's answer was cut"

@@ -27,9 +27,9 @@ from sms_worker.clock import FakeClock
 from sms_worker.db.commit import CommitOutcome, commit_outcome, commit_probe
 from sms_worker.db.engine import get_engine
 from sms_worker.dispatch.service import dispatch_batch
-from sms_worker.dispatch.sql import EVENTS, MESSAGES
 from sms_worker.embedded import free_port, redis_server_binary, start_redis_server
 from sms_worker.errors import OutcomeUnknown, StoreUnavailable
+from sms_worker.lifecycle.tables import EVENTS, MESSAGES
 from sms_worker.priority import Priority
 from sms_worker.producer import send_many, send_many_result, send_sms
 from sms_worker.queues import keys

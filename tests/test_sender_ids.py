@@ -12,8 +12,8 @@ import pytest
 from conftest import PYTHON, process_env
 from sqlalchemy import func, select
 
-from sms_worker.dispatch.sql import MESSAGES
 from sms_worker.errors import InvalidField
+from sms_worker.lifecycle.tables import MESSAGES
 from sms_worker.producer import send_many, send_sms
 from sms_worker.runtime import Runtime
 from sms_worker.validation import BatchRejected

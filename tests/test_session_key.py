@@ -20,12 +20,12 @@ from conftest import failed_alone, parse_account, sent_alone
 from starlette.testclient import TestClient
 
 from sms_worker.clock import FakeClock
+from sms_worker.lifecycle.status import Delivery, Status
 from sms_worker.providers.accounts import ProvidersFileError
 from sms_worker.providers.base import Accepted, OutboundMessage
 from sms_worker.providers.failures import ErrorKind, Failure, ProviderError
 from sms_worker.providers.session_key import ORDER_ANSWER_TTL, RELOGIN_AFTER_IDLE, SessionKeyAdapter
 from sms_worker.sandbox import SandboxSettings, create_app
-from sms_worker.status import Delivery, Status
 
 PROVIDER = "session-key"
 USER, PASSWORD = "sandbox-user", "sandbox-pass"

@@ -19,7 +19,6 @@ from sms_worker.config import Settings
 from sms_worker.dispatch.batch import Batch, Defer, Finish, Item, NotSent, Skip
 from sms_worker.dispatch.pipeline import Pipeline, Stage
 from sms_worker.dispatch.service import load
-from sms_worker.dispatch.sql import MESSAGES
 from sms_worker.dispatch.stages.claim import Claim
 from sms_worker.dispatch.stages.health import Health
 from sms_worker.dispatch.stages.pace import Pace
@@ -28,6 +27,8 @@ from sms_worker.dispatch.stages.requests import Departures, units_of
 from sms_worker.dispatch.stages.route import NO_ROUTE, Route
 from sms_worker.dispatch.stages.submit import Submit
 from sms_worker.dispatch.stages.validity import ValidityWindow
+from sms_worker.lifecycle.status import Delivery, Status
+from sms_worker.lifecycle.tables import MESSAGES
 from sms_worker.priority import Priority
 from sms_worker.producer import send_many
 from sms_worker.providers.base import Accepted, OutboundMessage, SendOutcome
@@ -39,7 +40,6 @@ from sms_worker.queues.pointers import Pointer
 from sms_worker.ratelimit import SendWindow, TokenBucket
 from sms_worker.routing.breaker import breaker_key
 from sms_worker.runtime import NoWaker, build_runtime
-from sms_worker.status import Delivery, Status
 from sms_worker.views import message_history
 
 pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
@@ -382,7 +382,7 @@ def test_after_steps_run_in_reverse_and_a_failing_stage_loses_no_pointer(rt, clo
 def test_the_ledger_writes_only_while_the_row_still_names_the_claim(rt):
     batch = prepared(rt, {"text": "fenced"})
     item = batch.items[0]
-    item.attempt = 1
+    item.attempt, item.called_at = 1, rt.clock.now()
     with rt.engine.begin() as conn:
         conn.execute(update(MESSAGES).values(status="calling", claim_id=uuid.uuid4()))
     item.disposition = Finish(Status.SUBMITTED, "accepted", accepted=Accepted("p", "QUEUED", Delivery.QUEUED))

@@ -28,6 +28,7 @@ from starlette.testclient import TestClient
 from werkzeug.datastructures import Headers, ImmutableMultiDict
 
 from sms_worker.clock import FakeClock
+from sms_worker.lifecycle.status import Delivery, Status
 from sms_worker.providers import telefoon
 from sms_worker.providers.accounts import ProvidersFileError
 from sms_worker.providers.base import Accepted, DeliveryReceipt, OutboundMessage
@@ -35,7 +36,6 @@ from sms_worker.providers.failures import ErrorKind, Failure, ProviderError
 from sms_worker.providers.telefoon import TelefoonAdapter
 from sms_worker.sandbox.app import create_app
 from sms_worker.sandbox.telefoon import vocabulary
-from sms_worker.status import Delivery, Status
 
 SPEC_PATH = Path(__file__).resolve().parents[2] / "shared" / "seeds" / "telefoon-sms-openapi.yml"
 KEY = "sandbox-telefoon-key"

@@ -10,11 +10,11 @@ import httpx
 import pytest
 from conftest import failed_alone, parse_account, sent_alone
 
+from sms_worker.lifecycle.status import Delivery, Status
 from sms_worker.priority import Priority
 from sms_worker.providers.base import OutboundMessage
 from sms_worker.providers.failures import ErrorKind
 from sms_worker.providers.telekom_sk import TelekomSkAdapter
-from sms_worker.status import Delivery, Status
 
 
 class Monotonic:

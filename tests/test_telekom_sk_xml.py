@@ -9,11 +9,11 @@ import httpx
 import pytest
 from conftest import failed_alone, parse_account, sent_alone
 
+from sms_worker.lifecycle.status import Delivery, Status
 from sms_worker.priority import Priority
 from sms_worker.providers.base import OutboundMessage
 from sms_worker.providers.failures import ErrorKind, ProviderError
 from sms_worker.providers.telekom_sk import NumberCheck, TelekomSkAdapter
-from sms_worker.status import Delivery, Status
 
 MESSAGE = OutboundMessage(uuid.uuid4(), "+421900123456", "Ahoj", sender="ACME", priority=Priority.HIGH, validity_minutes=30, unicode=False)
 

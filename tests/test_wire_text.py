@@ -8,8 +8,8 @@ import pytest
 from sqlalchemy import select
 
 from sms_worker.dispatch.service import dispatch_batch
-from sms_worker.dispatch.sql import MESSAGES
 from sms_worker.errors import InvalidField
+from sms_worker.lifecycle.tables import MESSAGES
 from sms_worker.producer import send_sms
 from sms_worker.runtime import NoWaker, build_runtime
 

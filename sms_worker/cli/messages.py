@@ -8,9 +8,9 @@ from typing import Any
 
 import click
 
-from sms_worker.ambiguity import POLICIES
 from sms_worker.cli.base import Command, TextCommand, deprecated_option, echo_json, fail, json_option
-from sms_worker.status import Status
+from sms_worker.lifecycle.ambiguity import POLICIES
+from sms_worker.lifecycle.status import Status
 
 WAIT_POLL_SECONDS = 0.25
 """How often ``status --wait`` reads the message again."""

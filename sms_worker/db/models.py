@@ -58,9 +58,11 @@ class Message(SQLModel, table=True):
     requested_account: str | None = Field(
         default=None, sa_column=Column(String(64)), description="Set when the producer named the account: no routing, no failover."
     )
-    status: str = Field(sa_column=Column(String(16), nullable=False), description="Where the message is: a value of sms_worker.status.Status.")
+    status: str = Field(
+        sa_column=Column(String(16), nullable=False), description="Where the message is: a value of sms_worker.lifecycle.status.Status."
+    )
     delivery: str | None = Field(
-        default=None, sa_column=Column(String(16)), description="What its provider last reported: a value of sms_worker.status.Delivery."
+        default=None, sa_column=Column(String(16)), description="What its provider last reported: a value of sms_worker.lifecycle.status.Delivery."
     )
     provider_status: str | None = Field(default=None, sa_column=Column(String(32)), description="The provider's own word for that report.")
     attempts: int = Field(default=0, description="Provider calls started (status calling or after), the ones not counted excepted.")

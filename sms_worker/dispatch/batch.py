@@ -22,12 +22,12 @@ from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any
 
-from sms_worker.ambiguity import OnAmbiguous
 from sms_worker.errors import SmsWorkerError
+from sms_worker.lifecycle.ambiguity import OnAmbiguous
+from sms_worker.lifecycle.status import Status
 from sms_worker.priority import Priority
 from sms_worker.providers.base import Accepted, OutboundMessage
 from sms_worker.providers.failures import Failure
-from sms_worker.status import Status
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,7 +1,9 @@
-"""What a disposition writes: the row's new values, the history's events, the pointer.
+"""Which change of the message's lifecycle each disposition is.
 
-The stages decide (:mod:`.batch`); this says what each decision means for the row, and the
-ledger (:mod:`.ledger`) writes it, fenced by the claim.
+The stages decide (:mod:`.batch`); this names the change (:mod:`sms_worker.lifecycle.changes`)
+with everything it writes made explicit: the status a claim given back returns to, an attempt
+that does not count, the account an unsure message is pinned to. The ledger (:mod:`.ledger`)
+has it applied (:mod:`sms_worker.lifecycle.write`), and schedules the pointer.
 """
 
 from __future__ import annotations
@@ -9,39 +11,152 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Final
 
-from sms_worker.dispatch.batch import Absent, Finish, Item, NearMatch, NotSent, Skip
-from sms_worker.dispatch.sql import event
+from sms_worker.dispatch.batch import Absent, Defer, Finish, Item, NearMatch, NotSent, Skip
+from sms_worker.lifecycle.changes import Accepted, Call, CallNotMade, Ended, Failed, GivenBack, LedgerChange, Then, Uncounted
+from sms_worker.lifecycle.status import Status
 from sms_worker.queues.pointers import Due, Pointer
-from sms_worker.status import Delivery, Status
-
-WORKER_LOST: Final = "WORKER_LOST"
-"""The error code of an attempt whose worker died during the call (an ambiguous attempt)."""
 
 
-@dataclass(slots=True)
-class Change:
-    """One message's write: the row (if it changes), its events, its pointer."""
+@dataclass(frozen=True, slots=True)
+class Write:
+    """What one message's disposition writes: a change of its row (None: the row stays as it is)
+    and the pointer that brings it back (None: none)."""
 
-    id: uuid.UUID
-    claim: uuid.UUID | None
-    attempt: int
-    values: dict[str, Any]
-    event: dict[str, Any] | None
+    change: LedgerChange | None
     pointer: Due | None
-    accepted: bool = False
-    started: dict[str, Any] | None = None
-    """The event of the call this outcome answers, dated when it was recorded as started."""
 
 
-def change_of(item: Item, now: datetime, first_check: timedelta) -> Change | None:
+def write_of(item: Item, now: datetime, first_check: timedelta) -> Write | None:
     """What ``item``'s disposition writes (None: nothing, a skip). ``first_check``: how soon a
     message a provider accepted is first checked for a delivery report."""
-    change = _values_of(item, now, first_check)
-    if change is not None and item.called_at is not None and not isinstance(item.outcome, NotSent):
-        change.started = event(item.id, item.called_at, Status.CALLING, f"attempt {item.attempt} via {item.account}{_asked(item)}")
-    return change
+    disposition = item.disposition
+    if disposition is None or isinstance(disposition, Skip):
+        return None
+    if isinstance(disposition, Finish):
+        return Write(finished(item, disposition, now, first_check), None)
+    pointer = Due(Pointer(item.priority, item.id), disposition.until)
+    if item.claim_id is None:
+        return Write(None, pointer)
+    return Write(deferred(item, disposition, now), pointer)
+
+
+def finished(item: Item, finish: Finish, now: datetime, first_check: timedelta) -> Accepted | Failed | Ended:
+    """A message that leaves the pipeline with a status: accepted by its provider, failed for
+    good after its call, or ended before any."""
+    call = _call(item)
+    accepted = finish.accepted
+    if accepted is not None:
+        assert item.account is not None
+        return Accepted(
+            id=item.id,
+            claim=item.claim_id,
+            at=now,
+            reason=finish.reason,
+            call=call,
+            status=finish.status,
+            account=item.account,
+            provider_message_id=accepted.provider_message_id,
+            provider_status=accepted.provider_status,
+            delivery=accepted.delivery,
+            next_check_at=now + first_check,
+            code=finish.code,
+            possible_duplicate=finish.possible_duplicate,
+        )
+    if call is not None:
+        return failed(finish, item.id, item.claim_id, call, now, Pin(item.account, item.pinned), item.row.first_attempt_at)
+    return Ended(id=item.id, claim=item.claim_id, at=now, reason=finish.reason, status=finish.status, code=finish.code)
+
+
+def deferred(item: Item, defer: Defer, now: datetime) -> Failed | CallNotMade | GivenBack:
+    """A message this batch held that comes back later: its claim given back unused (to the
+    status it had, unless the decision names one), a call that was not made, or a failed call
+    to be tried again (counted, or not: the account's fault)."""
+    call = _call(item)
+    if call is None:
+        return GivenBack(
+            id=item.id,
+            claim=item.claim_id,
+            at=now,
+            reason=defer.reason,
+            status=defer.status or item.row.status,
+            until=defer.until,
+            code=defer.code,
+            noted=defer.status is not None,
+        )
+    if not defer.counted and isinstance(item.outcome, NotSent):
+        uncounted = Uncounted(item.attempt - 1, item.row.first_attempt_at)
+        return CallNotMade(
+            id=item.id,
+            claim=item.claim_id,
+            at=now,
+            reason=defer.reason,
+            call=call,
+            status=Status.RETRYING if uncounted.attempts else Status.QUEUED,
+            until=defer.until,
+            uncounted=uncounted,
+            unsure_since=defer.unsure_since,
+            possible_duplicate=defer.possible_duplicate,
+            pinned_to=Pin(item.account, item.pinned).after(defer),
+        )
+    return failed(defer, item.id, item.claim_id, call, now, Pin(item.account, item.pinned), item.row.first_attempt_at)
+
+
+@dataclass(frozen=True, slots=True)
+class Pin:
+    """The account a call went to, and whether the message was pinned to one already (the
+    producer named it, or an earlier ambiguous attempt pinned it there)."""
+
+    account: str | None
+    pinned: bool
+
+    def after(self, defer: Defer) -> str | None:
+        """The account the message is pinned to from now on: the one just tried, once the
+        deferral makes it unsure (that account may have it: :mod:`sms_worker.lifecycle.ambiguity`),
+        unless it is pinned already (to that very account); None: unchanged."""
+        return self.account if defer.unsure_since is not None and not self.pinned else None
+
+
+def failed(
+    decided: Defer | Finish,
+    message_id: uuid.UUID,
+    claim: uuid.UUID | None,
+    call: Call,
+    at: datetime,
+    pin: Pin,
+    first_attempt_before: datetime | None,
+) -> Failed:
+    """Message ``message_id``'s call (``call``, under ``claim``) failed, and the retry policy
+    decided ``decided``: a final status, or another try at its time, counted or not (the
+    account's fault: the attempt is taken back, and the first attempt is
+    ``first_attempt_before`` again). For the record stage and the reclaimer alike."""
+    if isinstance(decided, Finish):
+        return Failed(id=message_id, claim=claim, at=at, reason=decided.reason, call=call, then=Then.FINAL, status=decided.status, code=decided.code)
+    uncounted = None if decided.counted else Uncounted(call.attempt - 1, first_attempt_before)
+    return Failed(
+        id=message_id,
+        claim=claim,
+        at=at,
+        reason=decided.reason,
+        call=call,
+        then=Then.RETRY if uncounted is None else Then.ACCOUNT_FAULT,
+        status=decided.status or Status.RETRYING,
+        code=decided.code,
+        until=decided.until,
+        uncounted=uncounted,
+        unsure_since=decided.unsure_since,
+        pinned_to=pin.after(decided),
+    )
+
+
+def _call(item: Item) -> Call | None:
+    """The call ``item``'s outcome answers (None: no call was made); its line in the history
+    says which attempt went where, and what asking the provider first said."""
+    if not item.called:
+        return None
+    assert item.called_at is not None
+    note = None if isinstance(item.outcome, NotSent) else f"attempt {item.attempt} via {item.account}{_asked(item)}"
+    return Call(item.attempt, item.called_at, note)
 
 
 def _asked(item: Item) -> str:
@@ -53,57 +168,3 @@ def _asked(item: Item) -> str:
             "text or sender rewritten by the provider or its text not listed; sent again by its policy, resend: a possible duplicate)"
         )
     return ""
-
-
-def _values_of(item: Item, now: datetime, first_check: timedelta) -> Change | None:
-    disposition = item.disposition
-    if isinstance(disposition, Skip) or disposition is None:
-        return None
-    released = {"claim_id": None, "dispatcher": None} if item.claim_id is not None else {}
-    if isinstance(disposition, Finish):
-        values: dict[str, Any] = {"status": disposition.status.value, "updated_at": now, **released}
-        accepted = disposition.accepted
-        if accepted is not None:
-            values.update(
-                account=item.account,
-                provider_message_id=accepted.provider_message_id,
-                provider_status=accepted.provider_status,
-                delivery=accepted.delivery.value if accepted.delivery else None,
-                next_check_at=now + first_check,
-                error_code=disposition.code,
-                error_text=disposition.reason if disposition.code is not None else None,
-            )
-            if accepted.delivery is Delivery.DELIVERED:
-                values["delivered_at"] = now
-            if disposition.possible_duplicate:
-                values["possible_duplicate"] = True
-        elif disposition.code is not None:
-            values.update(error_code=disposition.code, error_text=disposition.reason)
-        note = event(
-            item.id,
-            now,
-            disposition.status,
-            disposition.reason,
-            code=disposition.code,
-            provider_status=accepted.provider_status if accepted else None,
-        )
-        return Change(item.id, item.claim_id, item.attempt, values, note, None, accepted is not None)
-    pointer = Due(Pointer(item.priority, item.id), disposition.until)
-    if item.claim_id is None and disposition.status is None:
-        return Change(item.id, None, 0, {}, None, pointer)
-    values = {"updated_at": now, "send_after": disposition.until, **released}
-    attempts = item.attempt if disposition.counted else item.attempt - 1
-    status = disposition.status or (item.row.status if not item.called else (Status.RETRYING if attempts else Status.QUEUED))
-    values["status"] = status.value
-    if item.called and not disposition.counted:
-        values.update(attempts=attempts, first_attempt_at=item.row.first_attempt_at)
-    if disposition.unsure_since is not None:
-        values["unsure_since"] = disposition.unsure_since
-        if not item.pinned:
-            values["requested_account"] = item.account
-    if disposition.possible_duplicate is not None:
-        values["possible_duplicate"] = disposition.possible_duplicate
-    if disposition.code is not None:
-        values.update(error_code=disposition.code, error_text=disposition.reason)
-    history = event(item.id, now, status, disposition.reason, code=disposition.code) if item.called or disposition.status else None
-    return Change(item.id, item.claim_id, item.attempt, values, history, pointer)

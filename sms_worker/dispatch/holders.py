@@ -9,25 +9,25 @@ where the question is about a time window (adoption: the lost attempt's), only m
 attempted within it count. Older holders are never given what the provider now says under that
 id; each time one is passed over, a warning names the id.
 
-Adopting a listed copy (:func:`adopt`) is the write that makes a message its holder, fenced so
-that one copy is never adopted by two of our messages: two alike messages (same account,
-recipient and text) asked about at once, by one worker or two, may both see it free.
+Adopting a listed copy (:func:`sms_worker.lifecycle.write.adopt`) is the write that makes a
+message its holder, fenced so that one copy is never adopted by two of our messages: two alike
+messages (same account, recipient and text) asked about at once, by one worker or two, may both
+see it free.
 """
 
 from __future__ import annotations
 
-import hashlib
 import uuid
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime
 
-from sqlalchemy import Connection, and_, func, literal, or_, select, update
+from sqlalchemy import Connection, select
 
-from sms_worker.dispatch.sql import MESSAGES
+from sms_worker.lifecycle.changes import Attempted
+from sms_worker.lifecycle.tables import MESSAGES
 from sms_worker.logs import get_logger
-from sms_worker.status import Status
 
 log = get_logger("holders")
 
@@ -48,14 +48,6 @@ class Holder:
 
 HOLDER_COLUMNS = tuple(MESSAGES.c[name] for name in ("id", "account", "provider_message_id", "last_attempt_at", "valid_until", "created_at"))
 """The columns a :class:`Holder` is read from, in its order."""
-
-
-@dataclass(frozen=True, slots=True)
-class Attempted:
-    """Only messages whose last attempt started within ``[start, end]`` (aware, our clock)."""
-
-    start: datetime
-    end: datetime
 
 
 def holders(conn: Connection, account: str, provider_ids: Iterable[str], *, attempted: Attempted | None = None, seen_in: str) -> dict[str, Holder]:
@@ -86,60 +78,6 @@ def holders(conn: Connection, account: str, provider_ids: Iterable[str], *, atte
                 latest.id,
             )
     return named
-
-
-@dataclass(frozen=True, slots=True)
-class Adoption:
-    """Message ``message_id``, held by claim ``claim_id``, adopts the listed copy
-    ``provider_message_id`` of ``account``: a copy made in a window that messages attempted
-    within ``attempted`` may have made; ``recipient`` and ``text`` are the message's (its row's)."""
-
-    message_id: uuid.UUID
-    claim_id: uuid.UUID
-    account: str
-    provider_message_id: str
-    recipient: str
-    text: str
-    attempted: Attempted
-
-
-def adopt(conn: Connection, adoption: Adoption) -> bool:
-    """Make the message the holder of the copy, in one ``UPDATE`` fenced by its claim and by
-    ``NOT EXISTS`` another message of the account, attempted within ``adoption.attempted``, that
-    holds the copy or is in a call to the same recipient with the same text (its answer, not
-    written yet, may name this copy). False, nothing written, if the fence holds it back (or the
-    claim was taken back): the copy may be another's, so the message is asked about again later.
-
-    Run in a transaction of its own (``conn.begin()``), committed before the answer is used. On
-    PostgreSQL the copy's advisory lock (held to the commit) makes two adoptions of one copy
-    take turns, so the second's ``NOT EXISTS`` sees the first; SQLite has one writer at a time."""
-    other = MESSAGES.alias("other")
-    in_window = other.c.last_attempt_at.between(adoption.attempted.start, adoption.attempted.end)
-    calling_alike = and_(other.c.status == Status.CALLING.value, other.c.recipient == adoption.recipient, other.c.text == adoption.text)
-    taken = (
-        select(literal(1))
-        .where(
-            other.c.account == adoption.account,
-            other.c.id != adoption.message_id,
-            in_window,
-            or_(other.c.provider_message_id == adoption.provider_message_id, calling_alike),
-        )
-        .exists()
-    )
-    if conn.dialect.name == "postgresql":
-        conn.execute(select(func.pg_advisory_xact_lock(_lock_key(adoption.account, adoption.provider_message_id))))
-    statement = (
-        update(MESSAGES)
-        .where(MESSAGES.c.id == adoption.message_id, MESSAGES.c.claim_id == adoption.claim_id, ~taken)
-        .values(provider_message_id=adoption.provider_message_id)
-    )
-    return conn.execute(statement).rowcount == 1
-
-
-def _lock_key(account: str, provider_message_id: str) -> int:
-    """A signed 64-bit advisory lock key for one copy of one account."""
-    digest = hashlib.blake2b(f"{account}\0{provider_message_id}".encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "big", signed=True)
 
 
 def _submitted(holder: Holder) -> tuple[datetime, datetime, str]:

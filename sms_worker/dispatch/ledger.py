@@ -1,11 +1,11 @@
 """Writing what the stages decided: rows and events in one transaction, then pointers in one call.
 
-Every write is fenced. A message the batch found waiting is changed only while it still waits; a
-message the batch claimed only while its row still names this claim (``claim_id``). The answer
-of a call whose claim the recovery sweep took back meanwhile (the worker was thought dead) is a
-*late answer*: it goes to the history, and an acceptance also wins over the sweep's guess while
-nothing newer has started, so the message is not sent again; an acceptance that comes after
-something newer started marks the message ``possible_duplicate``.
+Each disposition is a change of the message's lifecycle (:func:`~.changes.write_of`), applied by
+:mod:`sms_worker.lifecycle.write`, fenced: a message the batch found waiting is changed only
+while it still waits; a message the batch claimed only while its row still names this claim
+(``claim_id``). When a row moved on (the reclaimer took a claim back), the batch's changes are
+applied each on its own, and the answer of a call whose claim was taken back is a *late answer*
+(:func:`~sms_worker.lifecycle.write.apply_each`). The reclaimer's changes go through here too.
 
 When the database or Redis is unreachable nothing is dropped: the ledger holds the writes it
 could not make, in order, and :meth:`Ledger.flush_held` (the worker's :class:`Flusher` thread,
@@ -17,31 +17,30 @@ what a live worker holds (:mod:`sms_worker.dispatch.lease`).
 from __future__ import annotations
 
 import threading
+import uuid
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any
 
 import redis
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Engine
 
 from sms_worker.clock import Clock
-from sms_worker.db.bulk import FENCE, update_rows
 from sms_worker.dispatch.batch import Batch
-from sms_worker.dispatch.changes import WORKER_LOST, Change, change_of
-from sms_worker.dispatch.sql import MESSAGES, add_events, lock_rows, update_each
-from sms_worker.errors import SmsWorkerError
+from sms_worker.dispatch.changes import Write, write_of
+from sms_worker.lifecycle.changes import LedgerChange
+from sms_worker.lifecycle.write import MovedOn, apply, apply_each
 from sms_worker.logs import get_logger
 from sms_worker.outages import describe_outage
 from sms_worker.queues.pointers import Due, schedule
-from sms_worker.status import HELD_VALUES, WAITING, WAITING_VALUES, Status
 
 log = get_logger("ledger")
 
 
 @dataclass(slots=True)
 class _Held:
-    changes: list[Change]
+    changes: list[Write]
     pointers: list[Due] = field(default_factory=list)
 
 
@@ -66,11 +65,16 @@ class Ledger:
         if not items:
             return
         now = self._clock.now()
-        changes = [change for item in items if (change := change_of(item, now, self._first_check)) is not None]
+        writes = [write for item in items if (write := write_of(item, now, self._first_check)) is not None]
         for item in items:
             item.written = True
+        self.write_changes(writes)
+
+    def write_changes(self, writes: Sequence[Write]) -> None:
+        """Write these changes and pointers (what the reclaimer decided, or a batch); hold them if
+        a server is away."""
         with self._lock:
-            self._held.append(_Held(changes))
+            self._held.append(_Held(list(writes)))
             self._drain()
 
     def flush_held(self) -> int:
@@ -99,61 +103,22 @@ class Ledger:
                 return
             self._held.popleft()
 
-    def _commit(self, changes: list[Change]) -> list[Due]:
+    def _commit(self, writes: list[Write]) -> list[Due]:
         """One transaction for the rows and their events; returns the pointers of what was written.
 
         The common case costs one fenced ``UPDATE`` per kind of change (executemany) and one
         ``INSERT`` of events. Only when a row moved on (a claim the sweep took back) is the write
-        done again row by row under locks, sorting late answers out."""
-        pointers = [change.pointer for change in changes if not change.values and change.pointer is not None]
-        rows = [change for change in changes if change.values]
-        if not rows:
-            return pointers
-        events = [note for change in rows for note in (change.started, change.event) if note]
-        try:
-            with self._engine.begin() as conn:
-                if not _update_fenced(conn, rows):
-                    raise _MovedOn
-                add_events(conn, events)
-            return pointers + [change.pointer for change in rows if change.pointer is not None]
-        except _MovedOn:
-            with self._engine.begin() as conn:
-                return pointers + self._commit_row_by_row(conn, rows)
-
-    def _commit_row_by_row(self, conn: Connection, rows: list[Change]) -> list[Due]:
-        now = self._clock.now()
-        updates, doubled, events, pointers = [], [], [], []
-        if rows:
-            current = lock_rows(conn, [change.id for change in rows], [*WAITING_VALUES, *HELD_VALUES, Status.UNKNOWN.value], now)
-            for change in rows:
-                row = current.get(change.id)
-                if row is None:
-                    continue
-                if _ours(change, row):
-                    updates.append({"id": change.id, **change.values})
-                    events += [note for note in (change.started, change.event) if note]
-                    pointers += [change.pointer] if change.pointer else []
-                elif change.pointer is not None and not change.attempt and _waiting(row):
-                    # A claim in doubt that was never taken: the row waits, with no pointer but this one.
-                    pointers.append(change.pointer)
-                elif change.attempt and row.claim_id != change.claim:
-                    wins = change.accepted and row.claim_id is None and row.error_code == WORKER_LOST and row.attempts == change.attempt
-                    if wins:
-                        updates.append({"id": change.id, **change.values})
-                    elif change.accepted:
-                        doubled.append({"id": change.id, "possible_duplicate": True})
-                    events += [change.started] if change.started else []
-                    if change.event:
-                        late = "late answer, after the sweep took the claim back: " + ("" if wins else "not applied: ")
-                        if change.accepted and not wins:
-                            late += "POSSIBLE DUPLICATE: the provider took this attempt though the message went on without it; "
-                        events.append(
-                            {**change.event, "status": change.values["status"] if wins else row.status, "reason": late + change.event["reason"]}
-                        )
-            update_each(conn, updates)
-            update_each(conn, doubled)
-            add_events(conn, events)
-        return pointers
+        done again, each change on its own under locks, sorting late answers out."""
+        changes: list[LedgerChange] = [write.change for write in writes if write.change is not None]
+        due: set[uuid.UUID] | None = None  # None: every change was applied
+        if changes:
+            try:
+                with self._engine.begin() as conn:
+                    apply(conn, changes)
+            except MovedOn:
+                with self._engine.begin() as conn:
+                    due = apply_each(conn, changes, self._clock.now())
+        return [write.pointer for write in writes if write.pointer is not None and (write.change is None or due is None or write.change.id in due)]
 
 
 class Flusher:
@@ -182,28 +147,3 @@ class Flusher:
                     self._ledger.flush_held()
             except Exception:  # the thread must go on: what is held is tried again next time
                 log.exception("flushing held outcomes failed; trying again")
-
-
-class _MovedOn(SmsWorkerError):
-    """A fenced update found a row no longer as the change expected."""
-
-
-def _update_fenced(conn: Connection, changes: list[Change]) -> bool:
-    """Apply each change only if its row still names the change's claim, or, for a batch's own
-    decision about a message it did not claim, is still waiting; True if every row was."""
-    claimed = [{"id": change.id, FENCE: change.claim, **change.values} for change in changes if change.claim is not None]
-    waiting = [{"id": change.id, **change.values} for change in changes if change.claim is None]
-    statuses = ", ".join(f"'{status}'" for status in WAITING_VALUES)
-    matched = update_rows(conn, MESSAGES, claimed, fence="claim_id") if claimed else 0
-    matched += update_rows(conn, MESSAGES, waiting, where=f"claim_id IS NULL AND status IN ({statuses})") if waiting else 0
-    return matched == len(changes)
-
-
-def _waiting(row: Any) -> bool:
-    return row.status in {s.value for s in WAITING} and row.claim_id is None
-
-
-def _ours(change: Change, row: Any) -> bool:
-    if change.claim is None:
-        return _waiting(row)
-    return row.claim_id == change.claim

@@ -23,7 +23,7 @@ listing searched (:mod:`.holders`: an id an older message holds from before a pr
 does not count):
 
 - :class:`~.batch.Found`: a copy with the message's text, recipient and sender; it is adopted
-  (:func:`~.holders.adopt`: fenced, so one copy is adopted once), not sent again;
+  (:func:`~sms_worker.lifecycle.write.adopt`: fenced, so one copy is adopted once), not sent again;
 - :class:`~.batch.NearMatch`: none, but one that may be it (its text or sender differs only as a
   provider rewrites text, or its text is not listed): never "not found"; the message's
   ``on_ambiguous`` policy decides;
@@ -43,8 +43,10 @@ from datetime import datetime, timedelta
 from typing import Final
 
 from sms_worker.dispatch.batch import Absent, Answer, Found, Item, NearMatch, Unanswered
-from sms_worker.dispatch.holders import Adoption, Attempted, adopt, holders
+from sms_worker.dispatch.holders import holders
 from sms_worker.dispatch.stages.requests import LATEST_DEPARTURE
+from sms_worker.lifecycle.changes import Adopted, Attempted
+from sms_worker.lifecycle.write import adopt
 from sms_worker.logs import get_logger, mask_phone
 from sms_worker.providers.base import FindsSent, SentMatches, SentWindow
 from sms_worker.providers.failures import ErrorKind, Failure, ProviderError
@@ -79,7 +81,7 @@ def _attempt_span(rt: Runtime) -> timedelta:
 
 def ask(rt: Runtime, item: Item) -> Answer:
     """What ``item``'s account has of its message from the lost attempt; a copy found is adopted
-    (:func:`~sms_worker.dispatch.holders.adopt`) before the answer. Never raises."""
+    (:func:`~sms_worker.lifecycle.write.adopt`) before the answer. Never raises."""
     assert item.message is not None and item.row.unsure_since is not None and item.account is not None and item.claim_id is not None
     adapter = rt.accounts[item.account].adapter
     assert isinstance(adapter, FindsSent)
@@ -91,7 +93,7 @@ def ask(rt: Runtime, item: Item) -> Answer:
         attempted = Attempted(matches.searched.start - _attempt_span(rt), matches.searched.end)
         answer = _answer(rt, item, matches, attempted)
         if isinstance(answer, Found):
-            adoption = Adoption(
+            adoption = Adopted(
                 item.id, item.claim_id, item.account, answer.accepted.provider_message_id, item.row.recipient, item.row.text, attempted
             )
             with rt.engine.begin() as conn:

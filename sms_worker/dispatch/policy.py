@@ -7,11 +7,12 @@ fault: the attempt does not count and the message goes back to routing.
 
 A failure that may hide an accepted message (a timeout, an unreadable answer, a worker lost
 during the call) is *ambiguous* (``ErrorKind.AMBIGUOUS``) and makes the message *unsure* until it
-is settled (:mod:`sms_worker.ambiguity`): from then on only that account may carry it. Where the
+is settled (:mod:`sms_worker.lifecycle.ambiguity`): from then on only that account may carry it. Where the
 account's API can be asked whether it has the message, the next attempt asks first (and adopts
 what it has); where it cannot, the message's policy decides: ``resend`` on the retry schedule, or
 ``give-up`` at once, ``unknown``. An unsure message that runs out of retries, window or validity
-ends ``unknown`` too, never ``undeliverable`` or ``expired``: it may have been delivered.
+ends ``unknown`` too, never ``undeliverable`` or ``expired``: it may have been delivered
+(:func:`~sms_worker.lifecycle.ambiguity.runs_out`).
 """
 
 from __future__ import annotations
@@ -20,13 +21,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sms_worker.ambiguity import OnAmbiguous
 from sms_worker.config import Settings
 from sms_worker.dispatch.batch import Defer, Finish
+from sms_worker.lifecycle.ambiguity import OnAmbiguous, runs_out, why_unknown
+from sms_worker.lifecycle.status import Status
 from sms_worker.providers.base import FindsSent
 from sms_worker.providers.failures import ErrorKind, Failure
 from sms_worker.providers.registry import Account
-from sms_worker.status import Status
 
 PAUSE_RECHECK = timedelta(seconds=30)
 """How long a message pinned to a paused account waits before it looks again."""
@@ -96,15 +97,15 @@ class RetryPolicy:
         account = self.accounts.get(attempt.account, AccountPolicy(self.on_ambiguous, False))
         ambiguous = error.kind is ErrorKind.AMBIGUOUS
         unsure_since = (attempt.unsure_since or attempt.started_at) if ambiguous else attempt.unsure_since
-        gone_for = Status.UNKNOWN if unsure_since is not None else Status.UNDELIVERABLE
+        unsure = unsure_since is not None
+        gone_for = runs_out(Status.UNDELIVERABLE, unsure=unsure)
         if error.pauses_account:
             wait = PAUSE_RECHECK if attempt.pinned or unsure_since else timedelta(0)
             return Defer(
                 now + wait, f"account {attempt.account} paused ({described}); attempt not counted", Status.QUEUED, error.code, False, unsure_since
             )
         if error.kind is ErrorKind.PERMANENT:
-            status = error.status if unsure_since is None else Status.UNKNOWN
-            return Finish(status, f"permanent failure {described}{_maybe_sent(unsure_since)}", error.code)
+            return Finish(runs_out(error.status, unsure=unsure), f"permanent failure {described}{why_unknown(unsure_since)}", error.code)
         policy = self.policy_of(attempt.account, attempt.on_ambiguous)
         if ambiguous and not account.asks and policy == "give-up":
             return Finish(
@@ -115,17 +116,17 @@ class RetryPolicy:
             )
         retries_used = attempt.number - 1
         if retries_used >= self.max_retries:
-            return Finish(gone_for, f"gave up after {retries_used} retries; last error {described}{_maybe_sent(unsure_since)}", error.code)
+            return Finish(gone_for, f"gave up after {retries_used} retries; last error {described}{why_unknown(unsure_since)}", error.code)
         at = min(now + self.backoff(retries_used), attempt.first_attempt_at + self.window)
         if at <= now:
             return Finish(
                 gone_for,
-                f"retry window of {self.window} since the first attempt is over; last error {described}{_maybe_sent(unsure_since)}",
+                f"retry window of {self.window} since the first attempt is over; last error {described}{why_unknown(unsure_since)}",
                 error.code,
             )
         if at >= attempt.valid_until:
-            status = Status.UNKNOWN if unsure_since is not None else Status.EXPIRED
-            return Finish(status, f"validity ends before the next retry; last error {described}{_maybe_sent(unsure_since)}", error.code)
+            status = runs_out(Status.EXPIRED, unsure=unsure)
+            return Finish(status, f"validity ends before the next retry; last error {described}{why_unknown(unsure_since)}", error.code)
         note = f"transient failure {described}; retry {attempt.number} at {at.isoformat()}"
         if ambiguous and account.asks:
             note = f"ambiguous attempt ({described}); at {at.isoformat()} {attempt.account} is asked whether it has the message before any resend"
@@ -135,9 +136,3 @@ class RetryPolicy:
                 f"via {attempt.account} only, which may have the message: the recipient may get it twice"
             )
         return Defer(at, note, Status.RETRYING, error.code, unsure_since=unsure_since)
-
-
-def _maybe_sent(unsure_since: datetime | None) -> str:
-    if unsure_since is None:
-        return ""
-    return f"; an attempt since {unsure_since.isoformat()} may have reached the provider, so the outcome is unknown"

@@ -9,7 +9,7 @@ message attempted last, on the poller's path as on a callback's (:mod:`.holders`
 holder is not given its report. A word the adapter does not know changes nothing: it
 is kept in ``provider_status`` and the history, and the message is still polled. A report that
 ends a message failed (undeliverable, rejected, expired) writes its ``error_code`` (one per report:
-:attr:`~sms_worker.status.Delivery.failure_code`) and an ``error_text`` naming the account and the
+:attr:`~sms_worker.lifecycle.status.Delivery.failure_code`) and an ``error_text`` naming the account and the
 provider's word. Checks back off with the message's age, and a message with no final report long
 after its validity ends is ``unknown`` (``NO_RECEIPT``).
 """
@@ -23,19 +23,21 @@ from collections.abc import Sequence
 from concurrent.futures import wait
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Final
+from typing import Final
 
 from sqlalchemy import select
 
 from sms_worker.dispatch.holders import HOLDER_COLUMNS, Holder, holders
-from sms_worker.dispatch.sql import MESSAGES, add_events, event, lock_rows, update_each
+from sms_worker.lifecycle.changes import Note, Reported
+from sms_worker.lifecycle.status import Delivery, Status
+from sms_worker.lifecycle.tables import MESSAGES
+from sms_worker.lifecycle.write import Submitted, apply, lock_submitted
 from sms_worker.logs import get_logger
 from sms_worker.providers.base import DeliveryReceipt
 from sms_worker.providers.failures import ErrorKind, Failure, ProviderError
 from sms_worker.providers.pause import pause_for
 from sms_worker.queues.pointers import ready_lengths
 from sms_worker.runtime import Runtime
-from sms_worker.status import Delivery, Status
 
 log = get_logger("receipts")
 RECEIPT_TIMEOUT = timedelta(days=3)
@@ -158,57 +160,50 @@ def apply_receipts(rt: Runtime, results: Sequence[Report]) -> PollReport:
     by_row: dict[uuid.UUID, tuple[Holder, list[DeliveryReceipt | Failure]]] = {}
     for result in results:
         by_row.setdefault(result.message.id, (result.message, []))[1].append(result.outcome)
-    updates, events = [], []
     with rt.engine.begin() as conn:
-        current = lock_rows(conn, list(by_row), [Status.SUBMITTED.value], now)
-        for row, outcomes in by_row.values():
-            was = current.get(row.id)
-            if was is None:
-                continue
-            status, delivery, provider_status = Status(was.status), was.delivery, was.provider_status
-            change: dict[str, Any] = {"id": row.id, "next_check_at": _next_check(rt, row, now)}
-            for outcome in _in_progress_order(outcomes):
-                if status.final:
-                    break
-                if isinstance(outcome, Failure):
-                    report.errors += 1
-                elif outcome.delivery is None:
-                    if outcome.provider_status != provider_status:
-                        change["provider_status"] = provider_status = outcome.provider_status
-                        events.append(
-                            event(
-                                row.id,
-                                now,
-                                Status.SUBMITTED,
-                                f"{row.account} reported {outcome.provider_status!r}, a word its adapter "
-                                "does not know: nothing changes, the message is still checked",
-                                provider_status=outcome.provider_status,
-                            )
-                        )
-                elif outcome.delivery.value != delivery and outcome.delivery.progress >= _progress(delivery):
-                    status, delivery, provider_status = outcome.delivery.status, outcome.delivery.value, outcome.provider_status
-                    change.update(status=status.value, delivery=delivery, provider_status=provider_status)
-                    if outcome.delivery is Delivery.DELIVERED:
-                        change["delivered_at"] = outcome.delivered_at or now
-                    reason, code = f"{row.account} reports it {delivery}", outcome.delivery.failure_code
-                    if code is not None:
-                        reason = outcome.delivery.failure_text(row.account, provider_status, outcome.provider_error)
-                        change.update(error_code=code, error_text=reason)
-                    events.append(event(row.id, now, status, reason, provider_status=provider_status, code=code))
-                    report.changed += 1
-                    report.final += status.final
-            if not status.final and now > row.valid_until + RECEIPT_TIMEOUT:
-                reason = f"no final report from {row.account} within {RECEIPT_TIMEOUT} after the validity ended"
-                status = Status.UNKNOWN
-                change.update(status=status.value, error_code=NO_RECEIPT, error_text=reason)
-                events.append(event(row.id, now, status, reason, code=NO_RECEIPT))
-                report.final += 1
-            if status.final:
-                change["next_check_at"] = None
-            updates.append(change)
-        update_each(conn, updates)
-        add_events(conn, events)
+        current = lock_submitted(conn, list(by_row), now)
+        apply(
+            conn, [_reported(rt, holder, current[holder.id], outcomes, now, report) for holder, outcomes in by_row.values() if holder.id in current]
+        )
     return report
+
+
+def _reported(rt: Runtime, row: Holder, was: Submitted, outcomes: list[DeliveryReceipt | Failure], now: datetime, report: PollReport) -> Reported:
+    """What ``outcomes`` make of the message ``row``, found submitted as ``was`` (its ``status``,
+    ``delivery`` and ``provider_status``); counted into ``report``."""
+    status, delivery, provider_status = was.status, was.delivery.value if was.delivery else None, was.provider_status
+    notes: list[Note] = []
+    reached: Delivery | None = None
+    word = delivered_at = code = error_text = None
+    for outcome in _in_progress_order(outcomes):
+        if status.final:
+            break
+        if isinstance(outcome, Failure):
+            report.errors += 1
+        elif outcome.delivery is None:
+            if outcome.provider_status != provider_status:
+                word = provider_status = outcome.provider_status
+                reason = f"{row.account} reported {outcome.provider_status!r}, a word its adapter does not know: nothing changes, the message is still checked"
+                notes.append(Note(now, Status.SUBMITTED, reason, provider_status=outcome.provider_status))
+        elif outcome.delivery.value != delivery and outcome.delivery.progress >= _progress(delivery):
+            reached, status, delivery, word = outcome.delivery, outcome.delivery.status, outcome.delivery.value, outcome.provider_status
+            provider_status = word
+            if reached is Delivery.DELIVERED:
+                delivered_at = outcome.delivered_at or now
+            reason, failure = f"{row.account} reports it {delivery}", reached.failure_code
+            if failure is not None:
+                reason = reached.failure_text(row.account, word, outcome.provider_error)
+                code, error_text = failure, reason
+            notes.append(Note(now, status, reason, failure, word))
+            report.changed += 1
+            report.final += status.final
+    if not status.final and now > row.valid_until + RECEIPT_TIMEOUT:
+        reason = f"no final report from {row.account} within {RECEIPT_TIMEOUT} after the validity ended"
+        status, code, error_text = Status.UNKNOWN, NO_RECEIPT, reason
+        notes.append(Note(now, status, reason, NO_RECEIPT))
+        report.final += 1
+    next_check = None if status.final else _next_check(rt, row, now)
+    return Reported(row.id, status, next_check, tuple(notes), reached, word, delivered_at, code, error_text)
 
 
 def _in_progress_order(outcomes: list[DeliveryReceipt | Failure]) -> list[DeliveryReceipt | Failure]:

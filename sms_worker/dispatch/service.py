@@ -17,7 +17,6 @@ from sqlalchemy import select
 
 from sms_worker.dispatch.batch import WAITING_COLUMNS, Batch, Defer, Finish, Item, Skip, Waiting
 from sms_worker.dispatch.pipeline import RETRY_AFTER_FAILURE, Pipeline
-from sms_worker.dispatch.sql import MESSAGES
 from sms_worker.dispatch.stages.claim import Claim
 from sms_worker.dispatch.stages.health import Health
 from sms_worker.dispatch.stages.pace import Pace
@@ -25,11 +24,12 @@ from sms_worker.dispatch.stages.record import Record
 from sms_worker.dispatch.stages.route import Route
 from sms_worker.dispatch.stages.submit import Submit
 from sms_worker.dispatch.stages.validity import ValidityWindow
+from sms_worker.lifecycle.status import WAITING, Status
+from sms_worker.lifecycle.tables import MESSAGES
 from sms_worker.logs import get_logger
 from sms_worker.outages import describe_outage
 from sms_worker.queues.pointers import Due, Pointer, keep_awake, pop_batch, pop_urgent, schedule
 from sms_worker.runtime import Runtime
-from sms_worker.status import WAITING, Status
 
 log = get_logger("dispatch")
 _COLUMNS = [MESSAGES.c[name] for name in ("id", "status", *WAITING_COLUMNS)]

@@ -34,12 +34,12 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import httpx
 
+from sms_worker.lifecycle.status import Delivery
 from sms_worker.priority import Priority
 from sms_worker.providers.failures import UNKNOWN_CODE, ErrorClass, Failure, ProviderError
 from sms_worker.providers.plumbing import error_envelope, json_object, raise_for_error, transport_errors
 from sms_worker.providers.sessions import Sessions
 from sms_worker.providers.words import Words, spelled
-from sms_worker.status import Delivery
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,7 +196,7 @@ class AdapterBase(ABC):
 
     ``errors`` maps each provider error code (as the API spells it: a string, or a number) to
     its :class:`~sms_worker.providers.failures.ErrorClass`; ``statuses`` maps each word the API
-    has for a message's state to a :class:`~sms_worker.status.Delivery`. Both are class-level
+    has for a message's state to a :class:`~sms_worker.lifecycle.status.Delivery`. Both are class-level
     data, written as the document spells them; a subclass's tables become
     :class:`~sms_worker.providers.words.Words` as it is defined, so every lookup (:meth:`error`,
     :meth:`delivery`, the plumbing's, an adapter's own ``in``) ignores letter case and surrounding

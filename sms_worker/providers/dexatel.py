@@ -61,13 +61,13 @@ from urllib.parse import quote
 import httpx
 
 from sms_worker.addresses import SenderGrammar, SenderIdRules
+from sms_worker.lifecycle.status import Delivery, Status
 from sms_worker.providers.base import Accepted, DeliveryReceipt, OneRecipientPerRequest, OutboundMessage
 from sms_worker.providers.carriage import Carriage
 from sms_worker.providers.failures import ErrorClass, ErrorKind
 from sms_worker.providers.plumbing import bad_response, callback_json
 from sms_worker.providers.schema import AccountBase, Credential, SenderId, fits
 from sms_worker.providers.timestamps import parse_timestamp
-from sms_worker.status import Delivery, Status
 
 SENDER_IDS: Final = SenderIdRules(
     alphanumeric=SenderGrammar(re.compile(r"[A-Za-z0-9 ]{1,11}", re.ASCII), "1 to 11 letters, digits or spaces"),

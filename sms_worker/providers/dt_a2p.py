@@ -52,13 +52,13 @@ import httpx
 from pydantic import AfterValidator, model_validator
 
 from sms_worker.addresses import ALPHANUMERIC_SENDER_NOT_ALLOWED, SENDER_NOT_VERIFIED, sender_refusal
+from sms_worker.lifecycle.status import Delivery, Status
 from sms_worker.providers.base import Accepted, DeliveryReceipt, OneRecipientPerRequest, OutboundMessage
 from sms_worker.providers.carriage import Carriage
 from sms_worker.providers.failures import ErrorClass, ErrorKind, ProviderError
 from sms_worker.providers.plumbing import bad_response, callback_json, message_id_of
 from sms_worker.providers.schema import AccountBase, Credential, SenderId, SenderIds
 from sms_worker.providers.timestamps import parse_timestamp
-from sms_worker.status import Delivery, Status
 
 MAX_SENDERS: Final = 50
 """The document: sender ID verification is "limited to 50 sender IDs"."""

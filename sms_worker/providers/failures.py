@@ -9,7 +9,7 @@ from enum import StrEnum
 from typing import Final
 
 from sms_worker.errors import SmsWorkerError
-from sms_worker.status import Status
+from sms_worker.lifecycle.status import Status
 
 
 class ErrorKind(StrEnum):
@@ -21,7 +21,7 @@ class ErrorKind(StrEnum):
     AMBIGUOUS = "ambiguous"
     """The request went out and no clear answer came back: the provider may have the message.
     The account is asked first where its API can say; else the message's policy resends it on
-    the same account only, or gives up (:mod:`sms_worker.ambiguity`): a timeout, a connection
+    the same account only, or gives up (:mod:`sms_worker.lifecycle.ambiguity`): a timeout, a connection
     lost, an unreadable answer, an adapter crash, a worker lost during the call."""
     REAUTHENTICATE = "reauthenticate"
     """The session is gone: log in again and resend at once, without using up a retry."""

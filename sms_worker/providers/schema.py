@@ -41,10 +41,10 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from sms_worker.addresses import country_code
-from sms_worker.ambiguity import OnAmbiguous
 from sms_worker.config import ENVIRONMENT_SUFFIX
 from sms_worker.endpoints import http_url_problem
 from sms_worker.errors import InvalidField
+from sms_worker.lifecycle.ambiguity import OnAmbiguous
 from sms_worker.providers.carriage import Carriage
 from sms_worker.validation import validate_sender
 
@@ -138,7 +138,7 @@ class AccountBase(BaseModel):
     """Destination countries (ISO 3166) that accept an alphanumeric sender from it; None: all."""
     on_ambiguous: OnAmbiguous | None = None
     """After an ambiguous attempt, where the API cannot be asked whether it has the message:
-    ``resend`` or ``give-up`` (:mod:`sms_worker.ambiguity`); None: ``SMS_WORKER_ON_AMBIGUOUS``."""
+    ``resend`` or ``give-up`` (:mod:`sms_worker.lifecycle.ambiguity`); None: ``SMS_WORKER_ON_AMBIGUOUS``."""
     callback_token: Credential | None = None
     """The secret a delivery callback from this account must carry (``?token=`` in the callback
     URL given to the provider); None: ``SMS_WORKER_CALLBACK_TOKEN``, if set

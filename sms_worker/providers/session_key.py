@@ -72,6 +72,7 @@ import httpx
 from pydantic import AfterValidator, Field
 
 from sms_worker.addresses import SenderGrammar, SenderIdRules
+from sms_worker.lifecycle.status import Delivery, Status
 from sms_worker.logs import get_logger
 from sms_worker.providers.base import Accepted, AdapterBase, DeliveryReceipt, OutboundMessage, SendOutcome
 from sms_worker.providers.carriage import Carriage
@@ -81,7 +82,6 @@ from sms_worker.providers.schema import AccountBase, Credential, reason
 from sms_worker.providers.sessions import Sessions
 from sms_worker.providers.timestamps import parse_wall_clock
 from sms_worker.providers.words import same_word
-from sms_worker.status import Delivery, Status
 from sms_worker.text import analyze
 
 Quality = Literal["N", "L", "LL"]

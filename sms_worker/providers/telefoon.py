@@ -55,6 +55,7 @@ from urllib.parse import quote
 import httpx
 
 from sms_worker.addresses import SenderGrammar, SenderIdRules
+from sms_worker.lifecycle.status import Delivery, Status
 from sms_worker.providers.base import Accepted, DeliveryReceipt, OneRecipientPerRequest, OutboundMessage, Searched, SentMatches, SentWindow
 from sms_worker.providers.carriage import Carriage
 from sms_worker.providers.failures import ErrorClass, ErrorKind
@@ -62,7 +63,6 @@ from sms_worker.providers.plumbing import bad_response, callback_json, json_obje
 from sms_worker.providers.schema import AccountBase, Credential, HttpUrl, SenderId, Trimmed, fits
 from sms_worker.providers.timestamps import parse_timestamp
 from sms_worker.providers.words import same_word
-from sms_worker.status import Delivery, Status
 from sms_worker.text.rewrites import alike
 
 MAX_PAGE_SIZE: Final = 100

@@ -39,6 +39,7 @@ from zoneinfo import ZoneInfo
 import defusedxml.ElementTree as DefusedET
 import httpx
 
+from sms_worker.lifecycle.status import Delivery, Status
 from sms_worker.providers.base import Accepted, DeliveryReceipt, OneRecipientPerRequest, OutboundMessage
 from sms_worker.providers.carriage import XML_1_0, Carriage
 from sms_worker.providers.failures import ErrorClass, ErrorKind, ProviderError
@@ -47,7 +48,6 @@ from sms_worker.providers.schema import AccountBase, Credential
 from sms_worker.providers.sessions import Sessions
 from sms_worker.providers.timestamps import parse_timestamp, parse_wall_clock
 from sms_worker.providers.words import same_word
-from sms_worker.status import Delivery, Status
 
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 PING_AFTER_IDLE = 10 * 60

@@ -2,7 +2,7 @@
 
 Every emulated provider keeps its messages in these states and answers in its own words
 (``telefoon/vocabulary.py``, each emulator's table); fault rules name them (``final_status``).
-They belong to the emulation, not to sms_worker, whose vocabulary is :mod:`sms_worker.status`.
+They belong to the emulation, not to sms_worker, whose vocabulary is :mod:`sms_worker.lifecycle.status`.
 """
 
 from __future__ import annotations

@@ -1,6 +1,7 @@
 """Claim: one atomic statement makes the batch's messages this worker's, or leaves them alone.
 
-``UPDATE ... WHERE id IN (...) AND status IN (waiting) ... RETURNING``: a pointer two workers both
+``UPDATE ... WHERE id IN (...) AND status IN (waiting) ... RETURNING``
+(:func:`~sms_worker.lifecycle.write.claim`): a pointer two workers both
 popped (or the sweep pushed twice) is claimed once, and only the claimed rows are sent (Notify's
 check-then-act race, closed). The row then names the claim (``claim_id``) and this process
 (``dispatcher``, whose lease it keeps: :mod:`~sms_worker.dispatch.lease`); what the provider call
@@ -23,20 +24,15 @@ import math
 import uuid
 from dataclasses import replace
 from datetime import datetime
-from typing import Any
-
-from sqlalchemy import case, update
 
 from sms_worker.dispatch.batch import Batch, Defer, Skip
 from sms_worker.dispatch.pipeline import Downstream, Stage
-from sms_worker.dispatch.sql import MESSAGES, status_of_listed
 from sms_worker.dispatch.stages.validity import SCHEDULE_TOLERANCE
+from sms_worker.lifecycle.changes import Claimed
+from sms_worker.lifecycle.write import ClaimedRow, claim
 from sms_worker.priority import Priority
 from sms_worker.providers.base import OutboundMessage
 from sms_worker.runtime import Runtime
-from sms_worker.status import WAITING_VALUES, Status
-
-_RETURNED = [MESSAGES.c[name] for name in ("id", "recipient", "sender", "text", "valid_until", "unicode", "flash", "attempts", "first_attempt_at")]
 
 
 class Claim(Stage):
@@ -48,24 +44,11 @@ class Claim(Stage):
         rt = self._rt
         now = rt.clock.now()
         rt.lease.ensure()
-        claim_id = uuid.uuid4()
-        accounts = {item.id: item.account for item in items}
-        account: Any = next(iter(accounts.values())) if len(set(accounts.values())) == 1 else case(accounts, value=MESSAGES.c.id)
-        statement = (
-            update(MESSAGES)
-            .where(
-                MESSAGES.c.id.in_(list(accounts)),
-                status_of_listed(WAITING_VALUES),
-                MESSAGES.c.valid_until > now,
-                MESSAGES.c.send_after <= now + SCHEDULE_TOLERANCE,
-            )
-            .values(status=Status.CLAIMED.value, account=account, claim_id=claim_id, dispatcher=rt.lease.id, updated_at=now)
-            .returning(*_RETURNED)
-        )
+        claimed = Claimed(uuid.uuid4(), rt.lease.id, {item.id: item.account or "" for item in items}, now, now + SCHEDULE_TOLERANCE)
         for item in items:
-            item.claim_id = claim_id
+            item.claim_id = claimed.claim
         with rt.engine.begin() as conn:
-            rows = {row.id: row for row in conn.execute(statement)}
+            rows = {row.id: row for row in claim(conn, claimed)}
         for item in items:
             row = rows.get(item.id)
             if row is None:
@@ -82,7 +65,7 @@ class Claim(Stage):
                 batch.settle(item, Defer(now, "claim given back unused"))
 
 
-def _outbound(row: Any, priority: Priority, now: datetime) -> OutboundMessage:
+def _outbound(row: ClaimedRow, priority: Priority, now: datetime) -> OutboundMessage:
     """The claimed row as an adapter needs it; the priority is the one its pointer carried."""
     remaining = max(1, min(1440, math.ceil((row.valid_until - now).total_seconds() / 60)))
     return OutboundMessage(

@@ -21,12 +21,12 @@ from typing import Final
 from sms_worker.dispatch.batch import Absent, Batch, Defer, Finish, Found, Item, NearMatch, NotSent, Unanswered
 from sms_worker.dispatch.pipeline import Downstream, Stage
 from sms_worker.dispatch.policy import PAUSE_RECHECK, Attempt, RetryPolicy
+from sms_worker.lifecycle.status import Status
 from sms_worker.logs import get_logger, mask_numbers, mask_phone
 from sms_worker.providers.base import Accepted
 from sms_worker.providers.failures import ErrorKind, Failure
 from sms_worker.providers.pause import pause_for
 from sms_worker.runtime import Runtime
-from sms_worker.status import Status
 
 log = get_logger("dispatch")
 NEAR_MATCH: Final = "NEAR_MATCH"
@@ -85,7 +85,7 @@ def _not_sent(item: Item, outcome: NotSent) -> Defer:
     it, what its provider was asked said in its history. A message sent again over a near match
     is unsure since the lost attempt again and flagged only as it was before: the calling
     statement flagged it in case the call went out (a worker lost during it leaves it flagged:
-    :class:`~sms_worker.dispatch.calls.LostAttempt`), and no second copy was made. Asked again,
+    :class:`~sms_worker.lifecycle.changes.LostAttempt`), and no second copy was made. Asked again,
     the near match is found again and its policy decides again."""
     if isinstance(item.asked, NearMatch):
         reason = f"{outcome.reason}; {_near(item, item.asked)}: asked again before any resend, no possible duplicate yet"
@@ -117,7 +117,7 @@ def _near(item: Item, near: NearMatch) -> str:
 def _adopted(item: Item, accepted: Accepted, reason: str, possible_duplicate: bool = False) -> Finish:
     """The provider has the message (``reason`` says how): ``submitted``, or the final status its
     first word already is. A final failure (a send answered ``failed``) carries its report's code
-    and says so (:attr:`~sms_worker.status.Delivery.failure_code`), as a receipt would."""
+    and says so (:attr:`~sms_worker.lifecycle.status.Delivery.failure_code`), as a receipt would."""
     delivery = accepted.delivery
     if delivery is None:
         return Finish(Status.SUBMITTED, reason, accepted=accepted, possible_duplicate=possible_duplicate)

@@ -18,10 +18,10 @@ from typing import Final
 from sms_worker.dispatch.batch import Batch, Defer, Finish, Item
 from sms_worker.dispatch.pipeline import Downstream, Stage
 from sms_worker.dispatch.policy import PAUSE_RECHECK
+from sms_worker.lifecycle.status import Status
 from sms_worker.providers.pause import paused_reason
 from sms_worker.routing.breaker import UNLIMITED
 from sms_worker.runtime import Runtime
-from sms_worker.status import Status
 
 NO_ROUTE: Final = "NO_ROUTE"
 

@@ -8,7 +8,7 @@
   at a time on an account.
 - **Calling is recorded first.** Before a group of requests starts, one statement turns their
   rows from ``claimed`` to ``calling`` and counts the attempt, fenced by the claim: a claim the
-  recovery sweep took back is not called (:class:`~sms_worker.dispatch.calls.CallRecord`). After a crash, ``claimed`` means "never reached a
+  recovery sweep took back is not called (:class:`~sms_worker.lifecycle.calls.CallRecord`). After a crash, ``claimed`` means "never reached a
   provider" and ``calling`` "may have": the database, not Redis, knows which.
 - **Departures paced.** A recorded request then takes its place in its account's send window
   and is handed to the process's pool (:class:`~.requests.Departures`); it runs under a
@@ -38,11 +38,12 @@ from datetime import timedelta
 from typing import Any
 
 from sms_worker.dispatch.batch import Absent, Answer, Batch, Defer, Item, NearMatch, Outcome, Skip
-from sms_worker.dispatch.calls import CallRecord, LostAttempt
 from sms_worker.dispatch.lookup import ask, needs_asking
 from sms_worker.dispatch.pipeline import Downstream, Stage
 from sms_worker.dispatch.policy import RetryPolicy
 from sms_worker.dispatch.stages.requests import Departures, Unit, call, units_of
+from sms_worker.lifecycle.calls import CallRecord
+from sms_worker.lifecycle.changes import CallStarted, LostAttempt
 from sms_worker.logs import get_logger
 from sms_worker.outages import describe_outage
 from sms_worker.priority import Priority
@@ -148,7 +149,7 @@ class Submit(Stage):
         look-up deadline, and a call must leave within
         :data:`~.requests.LATEST_DEPARTURE`), and one message to a recipient is asked about at a
         time on an account, so that two alike do not both adopt one copy (what the first adopts
-        is held when the second is asked: :func:`~sms_worker.dispatch.holders.adopt`)."""
+        is held when the second is asked: :func:`~sms_worker.lifecycle.write.adopt`)."""
         busy = {(item.account, item.row.recipient) for item, _ in asking.values()}
         chosen: list[Item] = []
         for item in questions:
@@ -224,10 +225,10 @@ class Submit(Stage):
         rt = self._rt
         now = rt.clock.now()
         started: set[uuid.UUID] = set()
-        for lost in {LostAttempt.of(item.asked) for item in items}:
-            alike = [item for item in items if LostAttempt.of(item.asked) is lost]
-            claims = list({item.claim_id for item in alike if item.claim_id is not None})
-            started |= self._calls.start([item.id for item in alike], claims, now, lost=lost)
+        for lost in {_lost(item.asked) for item in items}:
+            alike = [item for item in items if _lost(item.asked) is lost]
+            claims = tuple({item.claim_id for item in alike if item.claim_id is not None})
+            started |= self._calls.start(CallStarted(tuple(item.id for item in alike), claims, now, lost))
         for item in items:
             if item.id in started:
                 item.attempt, item.first_attempt_at, item.called_at = item.row.attempts + 1, item.row.first_attempt_at or now, now
@@ -238,3 +239,12 @@ class Submit(Stage):
         for unit in units:
             for item in unit:
                 batch.settle(item, Defer(until, reason))
+
+
+def _lost(asked: Absent | NearMatch | None) -> LostAttempt:
+    """What the calling statement does to the lost attempt the provider was asked about (an
+    item's ``asked``): settle it (it had not the message), or, over a near match, make the
+    message unsure since this attempt and a possible duplicate; nothing if it was not asked."""
+    if isinstance(asked, Absent):
+        return LostAttempt.SETTLED
+    return LostAttempt.NEAR_MATCH if isinstance(asked, NearMatch) else LostAttempt.KEPT

@@ -1,6 +1,7 @@
 """Validity window: a message past its validity, or past its retry window, is not sent; one not
-due yet waits for its time. A message unsure since an ambiguous attempt (:mod:`sms_worker.ambiguity`)
-ends ``unknown`` instead of ``expired`` or ``undeliverable``: it may have been delivered."""
+due yet waits for its time. A message unsure since an ambiguous attempt (:mod:`sms_worker.lifecycle.ambiguity`)
+ends ``unknown`` instead of ``expired`` or ``undeliverable``: it may have been delivered
+(:func:`~sms_worker.lifecycle.ambiguity.runs_out`)."""
 
 from __future__ import annotations
 
@@ -9,9 +10,10 @@ from typing import Final
 
 from sms_worker.dispatch.batch import Batch, Defer, Finish
 from sms_worker.dispatch.pipeline import Downstream, Stage
-from sms_worker.dispatch.sql import NEVER_SENT_EXPIRY, UNSURE_EXPIRY, VALIDITY_EXPIRED
+from sms_worker.lifecycle.ambiguity import runs_out, why_unknown
+from sms_worker.lifecycle.changes import NEVER_SENT_EXPIRY, UNSURE_EXPIRY, VALIDITY_EXPIRED
+from sms_worker.lifecycle.status import Status
 from sms_worker.runtime import Runtime
-from sms_worker.status import Status
 
 RETRY_WINDOW_OVER: Final = "RETRY_WINDOW_OVER"
 """The error code of a retrying message picked up after its retry window ended."""
@@ -28,16 +30,11 @@ class ValidityWindow(Stage):
         now = self._clock.now()
         for item in batch.in_play():
             row = item.row
+            unsure = row.unsure_since is not None
             if row.valid_until <= now:
-                if row.unsure_since is None:
-                    batch.settle(item, Finish(Status.EXPIRED, NEVER_SENT_EXPIRY, VALIDITY_EXPIRED))
-                else:
-                    batch.settle(item, Finish(Status.UNKNOWN, UNSURE_EXPIRY, VALIDITY_EXPIRED))
+                batch.settle(item, Finish(runs_out(Status.EXPIRED, unsure=unsure), UNSURE_EXPIRY if unsure else NEVER_SENT_EXPIRY, VALIDITY_EXPIRED))
             elif row.status is Status.RETRYING and row.first_attempt_at is not None and now > row.first_attempt_at + self._retry_window:
-                reason = f"retry window of {self._retry_window} since the first attempt is over"
-                if row.unsure_since is not None:
-                    reason += f"; an attempt since {row.unsure_since.isoformat()} may have reached the provider, so the outcome is unknown"
-                status = Status.UNDELIVERABLE if row.unsure_since is None else Status.UNKNOWN
-                batch.settle(item, Finish(status, reason, RETRY_WINDOW_OVER))
+                reason = f"retry window of {self._retry_window} since the first attempt is over{why_unknown(row.unsure_since)}"
+                batch.settle(item, Finish(runs_out(Status.UNDELIVERABLE, unsure=unsure), reason, RETRY_WINDOW_OVER))
             elif row.send_after > now + SCHEDULE_TOLERANCE:
                 batch.settle(item, Defer(row.send_after, "not due yet"))

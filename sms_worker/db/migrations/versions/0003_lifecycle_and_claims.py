@@ -5,7 +5,7 @@ Revises: 0002
 Create Date: 2026-11-30 14:30:00
 
 - ``status`` moves from Telekom SK's fifteen codes (which meant both where a message was inside
-  sms_worker and what the provider reported) to sms_worker's lifecycle (``sms_worker.status``):
+  sms_worker and what the provider reported) to sms_worker's lifecycle (``sms_worker.lifecycle.status``):
   scheduled, queued, claimed, calling, retrying, submitted, and the final delivered,
   undeliverable, rejected, expired, unknown. What the provider reports goes to the new
   ``delivery`` column; its own word stays in ``provider_status``.

@@ -23,7 +23,7 @@ Two words per message, never one word for two things:
     expired        final: its validity ended, before it could be sent or at the provider
     unknown        final: what became of it cannot be known (no receipt came in time, or an
                    ambiguous attempt its ``give-up`` policy does not repeat, or retries ran out
-                   after one: :mod:`sms_worker.ambiguity`)
+                   after one: :mod:`sms_worker.lifecycle.ambiguity`)
 
 ``delivery`` is the provider's report in our words, set once a provider has the message; the
 provider's own word is kept beside it in ``provider_status``. A word an adapter does not know
