@@ -22,8 +22,6 @@ import platformdirs
 from dotenv import dotenv_values
 from pydantic import AfterValidator, AliasChoices, BeforeValidator, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
 from sms_worker.endpoints import http_url_problem, listen_address_problem, redis_url_problem
 from sms_worker.errors import SettingsError
@@ -202,6 +200,9 @@ class Settings(BaseSettings):
         """A SQLAlchemy URL (RFC 1738 form) of one of the two databases sms_worker runs on."""
         if value is None:
             return None
+        from sqlalchemy.engine import make_url  # here: a command that reads no database imports no SQLAlchemy
+        from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
         try:
             url = make_url(value)
         except ArgumentError:

@@ -29,17 +29,12 @@ from pathlib import Path
 import redis
 
 from sms_worker.config import Settings
-from sms_worker.errors import SmsWorkerError
+from sms_worker.errors import RedisUnavailable
 from sms_worker.logs import get_logger
 
 log = get_logger("redis")
 STOP_SECONDS = 10.0
 """How long a redis-server asked to stop may take before it is killed."""
-
-
-class RedisUnavailable(SmsWorkerError):
-    """Redis did not answer within ``SMS_WORKER_REDIS_WAIT_SECONDS``; ``str()`` says which one and
-    what to run or set (never the URL: it may hold a password)."""
 
 
 def redis_server_binary() -> str:

@@ -12,8 +12,6 @@ import ipaddress
 import re
 from urllib.parse import urlsplit
 
-import redis.connection
-
 HOST_NAME = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)(\.(?!-)[A-Za-z0-9-]{1,63}(?<!-))*\.?")
 """A host name: dot-separated labels of letters, digits and hyphens, none beginning or ending
 with a hyphen (RFC 1123, section 2.1)."""
@@ -31,6 +29,8 @@ def http_url_problem(value: str) -> str | None:
 def redis_url_problem(value: str) -> str | None:
     """A URL redis-py connects with (:func:`redis.connection.parse_url`): ``redis://``,
     ``rediss://`` (TLS) or ``unix://``, with a numeric port and database if any."""
+    import redis.connection  # not at the top: the command line checks listening addresses without redis
+
     try:
         redis.connection.parse_url(value)
     except ValueError:

@@ -20,6 +20,17 @@ class SettingsError(SmsWorkerError, ValueError):
         super().__init__(f"{variable}: {reason}")
 
 
+class ProvidersFileError(SmsWorkerError, ValueError):
+    """The providers file cannot be used; each line names the file, the field and the reason
+    (raised by :func:`~sms_worker.providers.accounts.load_providers`)."""
+
+
+class RedisUnavailable(SmsWorkerError):
+    """Redis did not answer within ``SMS_WORKER_REDIS_WAIT_SECONDS``; ``str()`` says which one and
+    what to run or set (never the URL: it may hold a password). Raised by
+    :func:`~sms_worker.embedded.await_redis`."""
+
+
 class NotMigrated(SmsWorkerError, RuntimeError):
     """The database's schema is not the one this version needs: ``current`` is its revision
     (None: no schema at all), ``needed`` the latest. ``str()`` says what to run."""

@@ -6,7 +6,6 @@ interrupted is tried again. Anything else is a bug and is logged with its traceb
 
 from __future__ import annotations
 
-import redis
 from sqlalchemy.exc import DBAPIError
 
 _DB_OUTAGES = frozenset({"OperationalError", "InterfaceError"})
@@ -20,6 +19,8 @@ def describe_outage(error: BaseException) -> str | None:
         type(original).__name__ in _DB_OUTAGES and type(original).__module__.split(".")[0] in ("sqlite3", "psycopg")
     ):
         return f"the database is unreachable ({type(original).__name__})"
+    import redis  # here: a command that reads only the database (status) imports no redis-py
+
     if isinstance(error, (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError)):
         return f"Redis is unreachable ({type(error).__name__})"
     return None

@@ -102,8 +102,11 @@ def help_examples() -> list[str]:
                 if not line.strip():
                     break
                 found.append(line.strip())
-        for sub in getattr(command, "commands", {}).values():
-            visit(sub)
+        if isinstance(command, click.Group):
+            ctx = click.Context(command)
+            for name in command.list_commands(ctx):
+                if (sub := command.get_command(ctx, name)) is not None:
+                    visit(sub)
 
     visit(root)
     return found

@@ -1,15 +1,23 @@
-"""The package's shape: no import cycles, and one base for every error of ours."""
+"""The package's shape: no import cycles, one base for every error of ours, and commands that
+import only what they use."""
 
 from __future__ import annotations
 
 import ast
 import importlib
 import inspect
+import json
+import os
 import pkgutil
+import subprocess
 import sys
 from pathlib import Path
 
+import click
+import pytest
+
 import sms_worker
+from sms_worker.cli import COMMANDS, root
 from sms_worker.errors import SmsWorkerError
 
 PACKAGE = Path(sms_worker.__file__).parent
@@ -107,3 +115,58 @@ def test_every_error_the_package_defines_derives_from_one_base():
 
 def test_no_module_is_named_like_a_standard_library_module():
     assert [name for name in sorted(module_files()) if name.rpartition(".")[2] in sys.stdlib_module_names] == []
+
+
+def test_the_root_group_has_every_command_module_and_each_command_under_its_name():
+    ctx = click.Context(root)
+    commands = {name: root.get_command(ctx, name) for name in root.list_commands(ctx)}
+    assert {name: command.name if command else None for name, command in commands.items()} == {name: name for name in COMMANDS}
+    command_modules = {path.stem for path in (PACKAGE / "cli").glob("*.py")} - {"__init__", "__main__", "base"}
+    assert {home.module for home in COMMANDS.values()} == command_modules
+
+
+SERVER_LIBRARIES = ("sqlalchemy", "redis", "httpx", "celery", "sms_worker.providers", "sms_worker.tasks")
+"""What a command that reaches no server should not import: each costs tens of milliseconds, in
+every one of a test run's hundreds of ``sms-worker`` subprocesses."""
+IMPORTS_PROBE = """
+import json, sys
+from sms_worker.cli import main
+code = main(sys.argv[1:])
+print("\\n" + json.dumps(sorted(sys.modules)))
+sys.exit(code)
+"""
+"""Runs ``sms-worker ARGS`` and prints, last, the modules it imported."""
+
+
+def imported_by(home: Path, *args: str, **env: str) -> tuple[int, set[str]]:
+    """The exit code of ``sms-worker ARGS`` run under ``home`` with ``env``, and the top modules
+    and sms_worker's subpackages it imported."""
+    environ = {name: value for name, value in os.environ.items() if not name.startswith("SMS_WORKER_")}
+    environ.update(SMS_WORKER_HOME=str(home), **env)
+    result = subprocess.run([sys.executable, "-c", IMPORTS_PROBE, *args], capture_output=True, text=True, env=environ, timeout=60)
+    assert "Traceback" not in result.stderr, result.stderr
+    modules = json.loads(result.stdout.splitlines()[-1])
+    return result.returncode, {".".join(name.split(".")[: 2 if name.startswith("sms_worker.") else 1]) for name in modules}
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "exit_code"),
+    [
+        (["--help"], {}, 0),
+        (["segments", "a"], {}, 0),
+        (["send", "--help"], {}, 0),
+        (["stats"], {"SMS_WORKER_MAX_SEGMENTS": "abc"}, 2),
+    ],
+)
+def test_a_command_that_reaches_no_server_imports_no_server_library(tmp_path, args, env, exit_code):
+    code, modules = imported_by(tmp_path, *args, **env)
+    assert code == exit_code
+    assert [name for name in SERVER_LIBRARIES if name in modules] == []
+
+
+def test_status_imports_the_database_only(tmp_path):
+    assert imported_by(tmp_path, "db", "upgrade")[0] == 0
+    code, modules = imported_by(tmp_path, "status", "6f1c1c3e-0000-4000-8000-000000000000")
+    assert code == 1
+    assert "sqlalchemy" in modules
+    assert [name for name in SERVER_LIBRARIES if name != "sqlalchemy" and name in modules] == []

@@ -1,20 +1,68 @@
 """``sms-worker``: run the parts of the system and talk to it from a shell.
 
 :data:`root` is the click group; :func:`main` runs it and returns the exit code. Each command
-lives in a module of its own and shares :mod:`sms_worker.cli.base`.
+lives in a module of its own and shares :mod:`sms_worker.cli.base`; the root group imports a
+command's module only when that command is run or listed (:class:`LazyGroup`), so that
+``sms-worker segments`` does not pay for the worker's imports.
 """
 
 from __future__ import annotations
 
+import importlib
 import sys
+from dataclasses import dataclass
 
 import click
 
-from sms_worker.cli import accounts, callbacks, db, demo, embedded_redis, flower, messages, sandbox, scheduler, segments, stats, worker
 from sms_worker.cli.base import Group, configure_logging, echo_json
 
 
-@click.group(cls=Group, invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
+@dataclass(frozen=True, slots=True)
+class CommandHome:
+    """Where a command of the root group is defined: the click command ``attribute`` of module
+    ``sms_worker.cli.<module>``."""
+
+    module: str
+    attribute: str
+
+
+COMMANDS = {
+    "redis": CommandHome("embedded_redis", "redis_server"),
+    "worker": CommandHome("worker", "worker"),
+    "scheduler": CommandHome("scheduler", "scheduler"),
+    "sandbox": CommandHome("sandbox", "sandbox"),
+    "callbacks": CommandHome("callbacks", "callbacks"),
+    "flower": CommandHome("flower", "flower"),
+    "send": CommandHome("messages", "send"),
+    "status": CommandHome("messages", "status"),
+    "accounts": CommandHome("accounts", "accounts"),
+    "providers": CommandHome("accounts", "providers"),
+    "stats": CommandHome("stats", "stats"),
+    "segments": CommandHome("segments", "segments"),
+    "demo": CommandHome("demo", "demo"),
+    "db": CommandHome("db", "db"),
+}
+"""The root group's commands by name, in the order ``sms-worker --help`` lists them."""
+
+
+class LazyGroup(Group):
+    """The root group: its commands are :data:`COMMANDS`, each imported on first use (click's
+    "lazily loading subcommands" pattern). ``--help`` imports every command module, which import
+    only click and :mod:`sms_worker.cli.base`; what a command runs is imported in its body."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        home = COMMANDS.get(cmd_name)
+        if home is None:
+            return None
+        command = getattr(importlib.import_module(f"sms_worker.cli.{home.module}"), home.attribute)
+        assert isinstance(command, click.Command), f"sms_worker.cli.{home.module}.{home.attribute} is not a command"
+        return command
+
+
+@click.group(cls=LazyGroup, invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
 @click.pass_context
 def root(ctx: click.Context) -> int:
     """Run the parts of sms_worker and talk to it from a shell.
@@ -33,25 +81,6 @@ def root(ctx: click.Context) -> int:
         click.echo(ctx.get_help())
         return 2
     return 0
-
-
-for command in (
-    embedded_redis.redis_server,
-    worker.worker,
-    scheduler.scheduler,
-    sandbox.sandbox,
-    callbacks.callbacks,
-    flower.flower,
-    messages.send,
-    messages.status,
-    accounts.accounts,
-    accounts.providers,
-    stats.stats,
-    segments.segments,
-    demo.demo,
-    db.db,
-):
-    root.add_command(command)
 
 
 def main(argv: list[str] | None = None) -> int:

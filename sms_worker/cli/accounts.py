@@ -27,9 +27,9 @@ def accounts(ctx: click.Context, as_json: bool) -> int:
     """
     if ctx.invoked_subcommand is not None:
         return 0
-    from sms_worker.views import accounts_overview
-
     with open_deployment() as deployment:
+        from sms_worker.views import accounts_overview  # once the settings are found good
+
         overview = accounts_overview(deployment)
     if as_json:
         echo_json(overview)

@@ -1,6 +1,10 @@
 """What every ``sms-worker`` command shares: logging, ``--json``, our errors in one format with
 one exit code, texts that begin with "-", a runtime for the command's length, waiting for Redis
-before a long-running process starts, and spellings kept for one release."""
+before a long-running process starts, and spellings kept for one release.
+
+Imported by every command, so it imports click and sms_worker's own light modules only: Redis,
+SQLAlchemy, the adapters and the settings are imported by the functions that use them, and a
+command pays for what it uses (``sms-worker segments`` for none of them)."""
 
 from __future__ import annotations
 
@@ -10,23 +14,20 @@ import itertools
 import json
 import logging
 import os
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, is_dataclass
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar, cast
 
 import click
-import redis
-from sqlalchemy.exc import DBAPIError
 
-from sms_worker.embedded import RedisUnavailable
 from sms_worker.endpoints import listen_address_problem
-from sms_worker.errors import NotMigrated, OutcomeUnknown, SettingsError, StoreUnavailable
-from sms_worker.outages import describe_outage, first_line
-from sms_worker.providers.accounts import ProvidersFileError
-from sms_worker.validation import InvalidField
+from sms_worker.errors import InvalidField, NotMigrated, OutcomeUnknown, ProvidersFileError, RedisUnavailable, SettingsError, StoreUnavailable
 
 if TYPE_CHECKING:
+    from sqlalchemy.exc import DBAPIError
+
     from sms_worker.runtime import Deployment
 
 BAD_INPUT = 2
@@ -145,14 +146,31 @@ class Command(click.Command):
             fail("database", f"{error.reason}; id(s): {', '.join(ids)}", OUTCOME_UNKNOWN, ctx, written=None, ids=ids)
         except NotMigrated as error:
             fail("database", str(error), BAD_INPUT, ctx)
-        except (DBAPIError, redis.RedisError) as error:
-            if isinstance(error, DBAPIError) and (behind := _not_migrated(error)) is not None:
-                fail("database", str(behind), BAD_INPUT, ctx)
-            if describe_outage(error) is None:
-                raise
-            fail("database" if isinstance(error, DBAPIError) else "redis", f"unreachable ({first_line(error)})", UNAVAILABLE, ctx)
         except RedisUnavailable as error:
             fail("redis", str(error), UNAVAILABLE, ctx)
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
+            raise
+        except Exception as error:
+            _fail_if_server_failed(error, ctx)
+            raise
+
+
+def _fail_if_server_failed(error: Exception, ctx: click.Context) -> None:
+    """Report a database or Redis error that escaped a command as :class:`Command` says: the
+    schema behind (exit ``BAD_INPUT``) or the server unreachable (exit ``UNAVAILABLE``); return
+    for any other error, for the caller to raise. SQLAlchemy and redis are imported here, for an
+    error that is not click's own, rather than by every command."""
+    import redis
+    from sqlalchemy.exc import DBAPIError
+
+    from sms_worker.outages import describe_outage, first_line
+
+    if not isinstance(error, (DBAPIError, redis.RedisError)):
+        return
+    if isinstance(error, DBAPIError) and (behind := _not_migrated(error)) is not None:
+        fail("database", str(behind), BAD_INPUT, ctx)
+    if describe_outage(error) is not None:
+        fail("database" if isinstance(error, DBAPIError) else "redis", f"unreachable ({first_line(error)})", UNAVAILABLE, ctx)
 
 
 @contextmanager
@@ -160,13 +178,15 @@ def no_embedded_redis_left() -> Iterator[None]:
     """A command leaves no server behind: an embedded Redis that the command itself had to start
     (``send``, ``stats`` and the like start one when the home has none running) is stopped when
     it ends; its append-only file keeps the queues for the next to start it (``sms-worker
-    redis``, the Procfile's line). A Redis another process started is left alone."""
-    from sms_worker.embedded import stop_what_this_process_started
-
+    redis``, the Procfile's line). A Redis another process started is left alone. Only
+    :mod:`sms_worker.embedded` starts one: a command that never imported it has none to stop."""
     try:
         yield
     finally:
-        stop_what_this_process_started()
+        if "sms_worker.embedded" in sys.modules:
+            from sms_worker.embedded import stop_what_this_process_started
+
+            stop_what_this_process_started()
 
 
 def _not_migrated(error: DBAPIError) -> NotMigrated | None:
@@ -308,10 +328,15 @@ def wait_for_redis() -> None:
 @contextmanager
 def open_deployment() -> Iterator[Deployment]:
     """The configured database, Redis and accounts for a command that dispatches nothing
-    (:class:`~sms_worker.runtime.Deployment`: no lease), closed when the block ends."""
+    (:class:`~sms_worker.runtime.Deployment`: no lease), closed when the block ends. The settings
+    are read first, so that a bad one is refused before the adapters, SQLAlchemy and Redis are
+    even imported."""
+    from sms_worker.config import get_settings
+
+    settings = get_settings()
     from sms_worker.runtime import build_deployment
 
-    deployment = build_deployment()
+    deployment = build_deployment(settings)
     try:
         yield deployment
     finally:

@@ -18,9 +18,9 @@ def stats(as_json: bool) -> int:
     asked about, "unsure" those still waiting with such an attempt unsettled. JSON keys: ready,
     due, paused_accounts, statuses, possible_duplicates, unsure, redis_eviction.
     """
-    from sms_worker.views import pipeline_stats
-
     with open_deployment() as deployment:
+        from sms_worker.views import pipeline_stats  # once the settings are found good
+
         found = pipeline_stats(deployment)
     if as_json:
         echo_json(found)

@@ -27,7 +27,7 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 from pydantic_core import ErrorDetails
 
 from sms_worker.config import Settings
-from sms_worker.errors import SmsWorkerError
+from sms_worker.errors import ProvidersFileError
 from sms_worker.providers.dexatel import DexatelAccount
 from sms_worker.providers.dt_a2p import DtA2pAccount
 from sms_worker.providers.schema import ENVIRONMENT_SUFFIX, AccountBase, CountryCodes, fits, reason
@@ -43,10 +43,6 @@ AccountSettings = Annotated[_ANY_ACCOUNT, Field(discriminator="type")]
 
 ACCOUNT_TYPES: dict[str, type[AccountBase]] = {get_args(model.model_fields["type"].annotation)[0]: model for model in get_args(_ANY_ACCOUNT)}
 """Each ``type`` and its account model."""
-
-
-class ProvidersFileError(SmsWorkerError, ValueError):
-    """The providers file cannot be used; each line names the file, the field and the reason."""
 
 
 def _listed_names_weigh_one(value: Any) -> Any:
