@@ -6,6 +6,8 @@ interrupted is tried again. Anything else is a bug and is logged with its traceb
 
 from __future__ import annotations
 
+import logging
+
 from sqlalchemy.exc import DBAPIError
 
 _DB_OUTAGES = frozenset({"OperationalError", "InterfaceError"})
@@ -24,6 +26,33 @@ def describe_outage(error: BaseException) -> str | None:
     if isinstance(error, (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError)):
         return f"Redis is unreachable ({type(error).__name__})"
     return None
+
+
+def outage_behind(error: BaseException) -> str | None:
+    """:func:`describe_outage` of ``error`` or of an error it was raised from or while handling
+    (kombu wraps redis-py's ``ConnectionError`` in its own ``OperationalError``), else None."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if (described := describe_outage(current)) is not None:
+            return described
+        current = current.__cause__ or current.__context__
+    return None
+
+
+class OutageInOneLine(logging.Filter):
+    """Makes a record logged with the traceback of an outage one line: its message's first line
+    and what is away. Celery beat logs "Couldn't apply scheduled task" with a traceback and the
+    stack when Redis is away (as it is for a moment when the stack stops); the promoter and the
+    sweeps say the same in one line, and so does this."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        if error is not None and (outage := outage_behind(error)) is not None:
+            record.msg = f"{record.getMessage().splitlines()[0]} ({outage})"
+            record.args, record.exc_info, record.exc_text = None, None, None
+        return True
 
 
 def first_line(error: BaseException) -> str:

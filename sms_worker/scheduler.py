@@ -8,6 +8,7 @@ Every tick is retried on its own schedule: after a Redis or database outage each
 
 from __future__ import annotations
 
+import logging
 import signal
 import threading
 import time
@@ -18,7 +19,7 @@ from celery.beat import EmbeddedService
 from sms_worker.config import get_settings
 from sms_worker.eviction import warn_if_redis_evicts
 from sms_worker.logs import get_logger
-from sms_worker.outages import describe_outage
+from sms_worker.outages import OutageInOneLine, describe_outage
 from sms_worker.queues.pointers import keep_awake, promote
 from sms_worker.recovery import RECLAIM_EVERY, Reclaimer, ensure_redis_state
 from sms_worker.runtime import Runtime
@@ -68,6 +69,7 @@ def run_scheduler() -> None:
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
     rt = process_runtime()
+    logging.getLogger("celery.beat").addFilter(OutageInOneLine())
     beat = EmbeddedService(celery_app, thread=True, schedule_filename=str(settings.home / "celerybeat-schedule"))
     beat.start()
     log.info("scheduler running: beat, promoter and reclaimer")

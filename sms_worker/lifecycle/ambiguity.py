@@ -27,11 +27,12 @@ decides it, :func:`runs_out`, for the validity stage, the sweep's expiry (in SQL
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Final, Literal, get_args
-
-from sqlalchemy import ColumnElement, case
+from typing import TYPE_CHECKING, Any, Final, Literal, get_args
 
 from sms_worker.lifecycle.status import Status
+
+if TYPE_CHECKING:
+    from sqlalchemy import ColumnElement
 
 OnAmbiguous = Literal["resend", "give-up"]
 POLICIES: Final[tuple[str, ...]] = get_args(OnAmbiguous)
@@ -50,6 +51,8 @@ def runs_out(otherwise: Status, *, unsure: bool) -> Status:
 def runs_out_sql(otherwise: Status, unsure_since: ColumnElement[Any]) -> ColumnElement[str]:
     """:func:`runs_out` for each row of a bulk statement: a SQL ``CASE`` on the row's
     ``unsure_since`` column, its two branches asked of :func:`runs_out`."""
+    from sqlalchemy import case  # here: the settings and the command line read the policies without SQLAlchemy
+
     return case((unsure_since.is_(None), runs_out(otherwise, unsure=False).value), else_=runs_out(otherwise, unsure=True).value)
 
 
