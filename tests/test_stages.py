@@ -17,7 +17,7 @@ from sqlalchemy import select, update
 
 from sms_worker.config import Settings
 from sms_worker.dispatch.batch import Batch, Defer, Finish, Item, NotSent, Skip
-from sms_worker.dispatch.pipeline import Pipeline, Stage
+from sms_worker.dispatch.pipeline import DISPATCH_STOPPED, Pipeline, Stage
 from sms_worker.dispatch.service import load
 from sms_worker.dispatch.stages.claim import Claim
 from sms_worker.dispatch.stages.health import Health
@@ -377,6 +377,57 @@ def test_after_steps_run_in_reverse_and_a_failing_stage_loses_no_pointer(rt, clo
     assert log == ["process one", "process two", "after two", "after one"]
     assert all(isinstance(item.disposition, Defer) and item.disposition.until == clock.now() + timedelta(seconds=1) for item in batch)
     assert rt.redis.zcard(keys.DUE) == 2
+
+
+def full_pipeline(rt, *stages: Stage) -> Pipeline:
+    """Every stage as a worker runs them, ``stages`` put between submit and health."""
+    before = [ValidityWindow(rt), Route(rt), Pace(rt), Claim(rt), Submit(rt, lambda n, any_priority: [])]
+    return Pipeline([*before, *stages, Health(rt), Record(rt)], rt.ledger, rt.clock)
+
+
+def test_a_stage_failing_after_the_calls_records_what_the_provider_answered(rt, clock):
+    with_in_memory(rt, {"refused": Failure(ErrorKind.TRANSIENT, "HTTP_503", "down")})
+    batch = batch_of(rt, {"text": "accepted"}, {"text": "refused"})
+    accepted, refused = batch.items
+
+    full_pipeline(rt, Breaks()).run(batch)
+
+    taken = row(rt, accepted)
+    assert (taken.status, taken.provider_message_id, taken.attempts) == ("submitted", "p-accepted", 1), "the provider has it: never sent again"
+    retried = row(rt, refused)
+    assert (retried.status, retried.error_code, retried.unsure_since) == ("retrying", "HTTP_503", None), "a clear failure, retried by the policy"
+
+
+def test_a_call_whose_outcome_a_failing_batch_never_saw_is_an_ambiguous_attempt(rt, clock):
+    with_in_memory(rt)
+    batch = batch_of(rt, {"text": "in flight"})
+    rt.http_pool.shutdown()  # the call is recorded as started, then handing it to a thread fails
+
+    full_pipeline(rt).run(batch)
+
+    lost = row(rt, batch.items[0])
+    assert (lost.status, lost.attempts, lost.error_code) == ("retrying", 1, DISPATCH_STOPPED)
+    assert lost.unsure_since == clock.now(), "it may have reached the provider: unsure since the call was recorded"
+    assert lost.requested_account == lost.account == "first", "pinned: only the account that may have it may carry it"
+
+
+class CannotDecide(Stage):
+    decides_outcomes = True
+
+    def process(self, batch, downstream) -> None:
+        raise RuntimeError("Redis is away")
+
+
+def test_a_call_of_a_failing_batch_whose_outcome_cannot_be_decided_is_retried_unsure_and_pinned(rt, clock):
+    with_in_memory(rt)
+    batch = batch_of(rt, {"text": "accepted, unrecorded"})
+    stages = [ValidityWindow(rt), Route(rt), Pace(rt), Claim(rt), Submit(rt, lambda n, any_priority: []), Breaks(), CannotDecide()]
+
+    Pipeline(stages, rt.ledger, rt.clock).run(batch)
+
+    unsure = row(rt, batch.items[0])
+    assert (unsure.status, unsure.error_code, unsure.unsure_since) == ("retrying", DISPATCH_STOPPED, clock.now())
+    assert unsure.requested_account == "first"
 
 
 def test_the_ledger_writes_only_while_the_row_still_names_the_claim(rt):

@@ -34,6 +34,8 @@ NEAR_MATCH: Final = "NEAR_MATCH"
 
 
 class Record(Stage):
+    decides_outcomes = True
+
     def __init__(self, rt: Runtime) -> None:
         self._rt = rt
         self._policy = RetryPolicy.of(rt.settings, rt.accounts)
