@@ -14,7 +14,7 @@ import sms_worker.providers.registry  # noqa: F401  (imports every adapter, so e
 from sms_worker.dispatch.lookup import COPY_TAKEN, LOOKUP_FAILED
 from sms_worker.dispatch.pipeline import DISPATCH_STOPPED
 from sms_worker.dispatch.receipts import CHECK_CRASH, NO_RECEIPT, PROVIDER_ID_REUSED
-from sms_worker.dispatch.stages.record import NEAR_MATCH
+from sms_worker.dispatch.stages.decide import NEAR_MATCH
 from sms_worker.dispatch.stages.requests import ADAPTER_CRASH
 from sms_worker.dispatch.stages.route import NO_ROUTE
 from sms_worker.dispatch.stages.validity import RETRY_WINDOW_OVER

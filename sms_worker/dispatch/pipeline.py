@@ -156,7 +156,7 @@ class Pipeline:
             log.exception("deciding the outcomes of %d call(s) of a stopped batch failed; they are retried as ambiguous", len(answered))
         for item in answered:
             if item.called:
-                unsure_since = item.row.unsure_since or item.called_at
+                unsure_since = item.row.unsure_since or item.call.at
                 batch.settle(item, Defer(until, f"{reason} during the provider call", Status.RETRYING, DISPATCH_STOPPED, unsure_since=unsure_since))
 
 
