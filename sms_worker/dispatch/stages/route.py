@@ -96,14 +96,14 @@ class Route(Stage):
 
     def _candidates(self, item: Item) -> list[str] | str:
         """The accounts that can carry ``item`` (sender-ID rules, the characters of the wire
-        format: :meth:`~sms_worker.routing.Router.carriers`) in the order to try them, or why none can."""
+        format: :meth:`~sms_worker.routing.Router.eligible`) in the order to try them, or why none can."""
         row = item.row
         if row.requested_account is not None and row.requested_account not in self._accounts:
             return f"it names account {row.requested_account!r}, which is not configured ({', '.join(sorted(self._accounts))})"
         names = [row.requested_account] if row.requested_account else self._router.candidates(row.recipient, item.id)
         turn = row.attempts % len(names)
-        carriers = self._router.carriers(names[turn:] + names[:turn], row.recipient, row.sender, row.text)
-        return carriers.accounts or carriers.reason()
+        eligible = self._router.eligible(names[turn:] + names[:turn], row.recipient, row.sender, row.text)
+        return eligible.accounts or eligible.reason()
 
 
 class _Available:
