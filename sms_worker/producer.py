@@ -250,7 +250,7 @@ def _row(request: MessageRequest, now: datetime, rt: Runtime) -> Created:
     if request.account is not None and request.account not in rt.accounts:
         raise InvalidField("account", f"{request.account!r} is not a configured account ({', '.join(sorted(rt.accounts))})")
     message_id = uuid.uuid4()
-    account = _carrier(rt, request, recipient, sender, text, message_id)
+    account = _eligible_account(rt, request, recipient, sender, text, message_id)
     validity = validate_validity(request.validity if request.validity is not None else rt.settings.default_validity_minutes)
     send_at = validate_send_at(request.send_at, now)
     start = send_at or now
@@ -276,20 +276,20 @@ def _row(request: MessageRequest, now: datetime, rt: Runtime) -> Created:
     )
 
 
-def _carrier(rt: Runtime, request: MessageRequest, recipient: str, sender: str | None, text: str, message_id: uuid.UUID) -> str:
+def _eligible_account(rt: Runtime, request: MessageRequest, recipient: str, sender: str | None, text: str, message_id: uuid.UUID) -> str:
     """The account to try first: the one the message names, or the first in its routing order
-    that can carry it (:meth:`~sms_worker.routing.Router.carriers`: sender-ID rules, the
+    that can carry it (:meth:`~sms_worker.routing.Router.eligible`: sender-ID rules, the
     characters of the wire format). When none can, :class:`InvalidField` names the field, the
     rule and each account's reason, so what is known at enqueue fails at enqueue. ``text`` is
     the text as it goes on the wire (:func:`_wire_text`)."""
     names = [request.account] if request.account is not None else rt.router.candidates(recipient, message_id)
-    carriers = rt.router.carriers(names, recipient, sender, text)
-    if carriers.accounts:
-        return carriers.accounts[0]
-    field = carriers.refusals[0].field
+    eligible = rt.router.eligible(names, recipient, sender, text)
+    if eligible.accounts:
+        return eligible.accounts[0]
+    field = eligible.refusals[0].field
     if request.account is not None:
-        raise InvalidField(field, str(carriers.refusals[0]))
-    raise InvalidField(field, f"no account can carry it: {carriers.reason()}")
+        raise InvalidField(field, str(eligible.refusals[0]))
+    raise InvalidField(field, f"no account can carry it: {eligible.reason()}")
 
 
 def _wire_text(text: str, unicode: bool | None) -> str:

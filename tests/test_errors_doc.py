@@ -12,8 +12,9 @@ import pytest
 
 import sms_worker.providers.registry  # noqa: F401  (imports every adapter, so each is a subclass below)
 from sms_worker.dispatch.lookup import COPY_TAKEN, LOOKUP_FAILED
+from sms_worker.dispatch.pipeline import DISPATCH_STOPPED
 from sms_worker.dispatch.receipts import CHECK_CRASH, NO_RECEIPT, PROVIDER_ID_REUSED
-from sms_worker.dispatch.stages.record import NEAR_MATCH
+from sms_worker.dispatch.stages.decide import NEAR_MATCH
 from sms_worker.dispatch.stages.requests import ADAPTER_CRASH
 from sms_worker.dispatch.stages.route import NO_ROUTE
 from sms_worker.dispatch.stages.validity import RETRY_WINDOW_OVER
@@ -34,6 +35,7 @@ OWN_CODES = [
     NEAR_MATCH,
     NO_RECEIPT,
     WORKER_LOST,
+    DISPATCH_STOPPED,
     ADAPTER_CRASH,
     LOOKUP_FAILED,
     COPY_TAKEN,

@@ -1,28 +1,36 @@
-"""Each dispatch stage on its own, and the driver: a real Redis and database, no Celery, no HTTP.
+"""Each dispatch stage on its own, and the driver: no Celery, no HTTP.
 
-Where a stage calls a provider (submit), an in-memory adapter stands in for the provider; it
+A stage whose decision needs no database or Redis (validity window, route, decide) is tested
+with the values it needs and neither: a clock, the accounts' availability, the retry policy, as
+dramatiq tests its rate limiters on a stub backend. The others run on a real Redis and database;
+where a stage calls a provider (submit), an in-memory adapter stands in for the provider, and
 records what the database said about each message at the moment it was called.
 """
 
 from __future__ import annotations
 
 import threading
+import tomllib
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import timedelta
 
 import pytest
+from conftest import fresh_database
 from sqlalchemy import select, update
 
+from sms_worker.clock import FakeClock
 from sms_worker.config import Settings
-from sms_worker.dispatch.batch import Batch, Defer, Finish, Item, NotSent, Skip
-from sms_worker.dispatch.pipeline import Pipeline, Stage
+from sms_worker.db.migrate import upgrade
+from sms_worker.dispatch.batch import Batch, Defer, Finish, Item, NotDecided, NotSent, Routed, Skip, Started, Waiting
+from sms_worker.dispatch.pipeline import DISPATCH_STOPPED, Pipeline, Stage
+from sms_worker.dispatch.policy import RetryPolicy
 from sms_worker.dispatch.service import load
 from sms_worker.dispatch.stages.claim import Claim
+from sms_worker.dispatch.stages.decide import Decide
 from sms_worker.dispatch.stages.health import Health
 from sms_worker.dispatch.stages.pace import Pace
-from sms_worker.dispatch.stages.record import Record
 from sms_worker.dispatch.stages.requests import Departures, units_of
 from sms_worker.dispatch.stages.route import NO_ROUTE, Route
 from sms_worker.dispatch.stages.submit import Submit
@@ -31,18 +39,18 @@ from sms_worker.lifecycle.status import Delivery, Status
 from sms_worker.lifecycle.tables import MESSAGES
 from sms_worker.priority import Priority
 from sms_worker.producer import send_many
+from sms_worker.providers.accounts import parse_providers
 from sms_worker.providers.base import Accepted, OutboundMessage, SendOutcome
 from sms_worker.providers.failures import ErrorKind, Failure
-from sms_worker.providers.pause import pause, paused_reason
 from sms_worker.providers.registry import Account
 from sms_worker.queues import keys
 from sms_worker.queues.pointers import Pointer
 from sms_worker.ratelimit import SendWindow, TokenBucket
-from sms_worker.routing.breaker import breaker_key
+from sms_worker.routing import Router
+from sms_worker.routing.breaker import UNLIMITED, breaker_key
 from sms_worker.runtime import NoWaker, build_runtime
 from sms_worker.views import message_history
 
-pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 RECIPIENT = "+421900123456"
 OFFLINE = "http://127.0.0.1:9"
 PROVIDERS = f"""
@@ -64,12 +72,21 @@ default = {{ first = 1000, second = 1 }}
 
 
 @pytest.fixture
-def rt(redis_url, redis_client, database_url, tmp_path, clock):
+def sqlite_url(tmp_path):
+    """The stages run on SQLite here; the lifecycle's writes are tested on both databases
+    (tests/test_lifecycle.py)."""
+    with fresh_database("sqlite", tmp_path) as url:
+        upgrade(url)
+        yield url
+
+
+@pytest.fixture
+def rt(redis_url, redis_client, sqlite_url, tmp_path, clock):
     providers = tmp_path / "providers.toml"
     providers.write_text(PROVIDERS)
     settings = Settings(
         home=tmp_path / "home",
-        database_url=database_url,
+        database_url=sqlite_url,
         redis_url=redis_url,
         providers_file=providers,
         retry_backoff_seconds=(30, 120, 300, 900, 1800),
@@ -107,62 +124,186 @@ class Collecting:
 def prepared(rt, *requests: dict) -> Batch:
     """Routed, paced and claimed, as submit receives a batch."""
     batch = batch_of(rt, *requests)
-    for stage in (Route(rt), Pace(rt), Claim(rt)):
+    for stage in (Route.of(rt), Pace(rt), Claim(rt)):
         stage.process(batch, no_downstream)
     return batch
 
 
-# -- validity window --------------------------------------------------------------------------
+# -- decisions with no database and no Redis -----------------------------------------------
+
+NOW = FakeClock().now()
 
 
-def test_validity_window_expires_what_ran_out_and_defers_what_is_not_due(rt, clock):
-    batch = batch_of(rt, {"validity": 1}, {}, {"send_at": clock.now() + timedelta(hours=1)}, {})
-    expired, window_over, later, due = batch.items
-    with rt.engine.begin() as conn:
-        conn.execute(update(MESSAGES).where(MESSAGES.c.id == window_over.id).values(first_attempt_at=clock.now() - timedelta(hours=2)))
-    clock.advance(61)
-    window_over.row = replace(window_over.row, status=Status.RETRYING, first_attempt_at=clock.now() - timedelta(hours=2))
-    later.row = replace(later.row, send_after=clock.now() + timedelta(hours=1))
+def item_of(**row) -> Item:
+    """A message in play as the batch reads its row: queued, due now, valid for an hour."""
+    waiting = Waiting(
+        status=Status.QUEUED,
+        recipient=RECIPIENT,
+        sender=None,
+        text="hello",
+        segments=1,
+        attempts=0,
+        send_after=NOW,
+        valid_until=NOW + timedelta(hours=1),
+        first_attempt_at=None,
+        requested_account=None,
+        unsure_since=None,
+        on_ambiguous=None,
+        possible_duplicate=False,
+    )
+    return Item(uuid.uuid4(), Priority.STANDARD, replace(waiting, **row))
 
-    ValidityWindow(rt).process(batch, no_downstream)
+
+def called(outcome, account: str = "first", **row) -> Item:
+    """A message whose first call, on ``account``, answered ``outcome``."""
+    item = item_of(**row)
+    item.routed, item.started, item.request, item.outcome = Routed(account), Started(1, NOW, NOW), 1, outcome
+    return item
+
+
+def test_validity_window_expires_what_ran_out_and_defers_what_is_not_due():
+    clock = FakeClock(NOW)
+    expired = item_of(valid_until=NOW - timedelta(seconds=1))
+    window_over = item_of(status=Status.RETRYING, attempts=1, first_attempt_at=NOW - timedelta(hours=2))
+    unsure = item_of(status=Status.RETRYING, attempts=1, first_attempt_at=NOW - timedelta(hours=2), unsure_since=NOW - timedelta(hours=2))
+    later = item_of(send_after=NOW + timedelta(hours=1))
+    due = item_of(send_after=NOW + timedelta(seconds=0.05))
+    batch = Batch([expired, window_over, unsure, later, due])
+
+    ValidityWindow(clock, timedelta(hours=1)).process(batch, no_downstream)
 
     assert expired.disposition == Finish(Status.EXPIRED, "validity ended before it could be sent; never sent", "VALIDITY_EXPIRED")
     assert (window_over.disposition.status, window_over.disposition.code) == (Status.UNDELIVERABLE, "RETRY_WINDOW_OVER")
+    assert unsure.disposition.status is Status.UNKNOWN, "it may have been delivered: unknown, never undeliverable"
     assert later.disposition == Defer(later.row.send_after, "not due yet")
-    assert batch.in_play() == [due]
+    assert batch.in_play() == [due], "due within the promoter's tolerance: sent now"
 
 
-# -- route ------------------------------------------------------------------------------------
+class StubAvailability:
+    """The accounts' availability as a test sets it: how many messages each account admits
+    (unlimited unless named), and the probes given back."""
+
+    def __init__(self, **admits: int) -> None:
+        self.admits = admits
+        self.released: list[str] = []
+
+    def admit(self, account: str) -> int:
+        return self.admits.get(account, UNLIMITED)
+
+    def release_probe(self, account: str) -> None:
+        self.released.append(account)
 
 
-def test_route_rejects_a_message_naming_an_account_no_longer_configured(rt):
-    batch = batch_of(rt, {})
-    batch.items[0].row = replace(batch.items[0].row, requested_account="gone")
-
-    Route(rt).process(batch, no_downstream)
-
-    assert (batch.items[0].disposition.status, batch.items[0].disposition.code) == (Status.REJECTED, NO_ROUTE)
-    assert "'gone', which is not configured" in batch.items[0].disposition.reason
+def route_with(availability: StubAvailability) -> Route:
+    providers = parse_providers(tomllib.loads(PROVIDERS), {})
+    return Route(Router(providers), list(providers.accounts), availability, FakeClock(NOW), timedelta(seconds=30))
 
 
-def test_route_passes_a_paused_account_over_and_a_message_pinned_to_it_waits(rt, clock):
-    pause(rt.redis, "first", "INVALID_TOKEN: no")
-    batch = batch_of(rt, {}, {"account": "first"})
-    free, pinned = batch.items
+def test_route_rejects_a_message_naming_an_account_no_longer_configured():
+    item = item_of(requested_account="gone")
 
-    Route(rt).process(batch, no_downstream)
+    route_with(StubAvailability()).process(Batch([item]), no_downstream)
+
+    assert (item.disposition.status, item.disposition.code) == (Status.REJECTED, NO_ROUTE)
+    assert "'gone', which is not configured" in item.disposition.reason
+
+
+def test_route_passes_an_unavailable_account_over_and_a_message_pinned_to_it_waits():
+    free, pinned = item_of(), item_of(requested_account="first")
+
+    route_with(StubAvailability(first=0)).process(Batch([free, pinned]), no_downstream)
 
     assert (free.account, free.disposition) == ("second", None)
-    assert isinstance(pinned.disposition, Defer) and "no account available (first)" in pinned.disposition.reason
+    assert pinned.disposition == Defer(NOW + timedelta(seconds=30), "no account available (first): paused, or circuit breaker open")
+    with pytest.raises(NotDecided, match="no account chosen"):
+        pinned.account  # noqa: B018 - a later stage reading it is a bug, said so
 
 
-def test_route_lets_one_probe_through_a_half_open_breaker_and_gives_it_back_if_unused(rt):
+def test_route_lets_one_probe_through_and_gives_it_back_if_unused():
+    probe, waits, other = item_of(requested_account="first"), item_of(requested_account="first"), item_of()
+    batch = Batch([probe, waits, other])
+    availability = StubAvailability(first=1)
+    route = route_with(availability)
+
+    route.process(batch, no_downstream)
+    route.after(batch)
+
+    assert (probe.routed, other.routed) == (Routed("first", probe=True), Routed("second"))
+    assert isinstance(waits.disposition, Defer)
+    assert availability.released == ["first"], "the probe was not called: given back"
+
+
+def test_route_starts_each_retry_one_account_further_down_its_order():
+    first_try, retry = item_of(), item_of(status=Status.RETRYING, attempts=1)
+    retry = Item(first_try.id, retry.priority, retry.row)
+
+    route_with(StubAvailability()).process(Batch([first_try, retry]), no_downstream)
+
+    assert first_try.account != retry.account
+
+
+class StubPauses:
+    def __init__(self) -> None:
+        self.paused: dict[str, str] = {}
+
+    def pause(self, account: str, failure: Failure) -> None:
+        self.paused[account] = str(failure)
+
+
+def test_decide_turns_each_outcome_into_the_next_status():
+    pauses = StubPauses()
+    items = {
+        "accepted": called(Accepted("p1", "QUEUED", Delivery.QUEUED)),
+        "delivered at once": called(Accepted("p2", "DELIVERED", Delivery.DELIVERED)),
+        "resent unasked": called(Accepted("p3", "QUEUED", Delivery.QUEUED), unsure_since=NOW - timedelta(minutes=1)),
+        "transient": called(Failure(ErrorKind.TRANSIENT, "HTTP_503", "down")),
+        "ambiguous": called(Failure(ErrorKind.AMBIGUOUS, "TIMEOUT", "no answer in time")),
+        "ambiguous, give-up": called(Failure(ErrorKind.AMBIGUOUS, "TIMEOUT", "no answer in time"), on_ambiguous="give-up"),
+        "permanent": called(Failure(ErrorKind.PERMANENT, "DENIED", "no", status=Status.REJECTED)),
+        "account-wide": called(Failure(ErrorKind.PERMANENT, "INVALID_TOKEN", "bad key", account_wide=True), account="second"),
+        "not sent": called(NotSent("not sent: window full", NOW + timedelta(seconds=1))),
+    }
+
+    Decide(RetryPolicy(), FakeClock(NOW), pauses).process(Batch(list(items.values())), no_downstream)
+
+    d = {name: item.disposition for name, item in items.items()}
+    assert (d["accepted"].status, d["accepted"].possible_duplicate, d["delivered at once"].status) == (Status.SUBMITTED, False, Status.DELIVERED)
+    assert d["resent unasked"].possible_duplicate, "accepted again after an ambiguous attempt no one could ask about"
+    assert (d["transient"].status, d["transient"].until, d["transient"].unsure_since) == (Status.RETRYING, NOW + timedelta(seconds=30), None)
+    assert (d["ambiguous"].status, d["ambiguous"].unsure_since) == (Status.RETRYING, NOW), "unsure since the call began: pinned to its account"
+    assert d["ambiguous, give-up"].status is Status.UNKNOWN
+    assert (d["permanent"].status, d["permanent"].code) == (Status.REJECTED, "DENIED")
+    assert (d["account-wide"].status, d["account-wide"].counted, pauses.paused) == (Status.QUEUED, False, {"second": "INVALID_TOKEN: bad key"})
+    assert (d["not sent"].counted, d["not sent"].until) == (False, NOW + timedelta(seconds=1))
+
+
+def test_decide_ends_an_unsure_message_out_of_retries_unknown_not_undeliverable():
+    item = called(Failure(ErrorKind.TRANSIENT, "HTTP_503", "down"), unsure_since=NOW - timedelta(minutes=1))
+    item.started = Started(6, NOW, NOW - timedelta(minutes=10))
+
+    Decide(RetryPolicy(max_retries=5), FakeClock(NOW), StubPauses()).process(Batch([item]), no_downstream)
+
+    assert (item.disposition.status, item.disposition.code) == (Status.UNKNOWN, "HTTP_503")
+
+
+def test_a_stage_reading_a_call_submit_did_not_record_is_told_so():
+    item = called(Failure(ErrorKind.TRANSIENT, "HTTP_503", "down"))
+    item.started = None
+
+    with pytest.raises(NotDecided, match="no call recorded as started"):
+        Decide(RetryPolicy(), FakeClock(NOW), StubPauses()).process(Batch([item]), no_downstream)
+
+
+# -- route, on Redis ----------------------------------------------------------------------------
+
+
+def test_route_in_a_worker_asks_the_breaker_in_redis_for_one_probe_and_gives_it_back_if_unused(rt):
     breaker = rt.breaker("first")
     breaker.record([True] * rt.settings.breaker_consecutive_failures)
     rt.redis.hset(breaker_key("first"), "until", "0")
     batch = batch_of(rt, {"account": "first"}, {"account": "first"}, {})
     probe, waits, other = batch.items
-    route = Route(rt)
+    route = Route.of(rt)
 
     route.process(batch, no_downstream)
     assert (probe.account, probe.probe) == ("first", True)
@@ -180,7 +321,7 @@ def test_route_lets_one_probe_through_a_half_open_breaker_and_gives_it_back_if_u
 def test_pace_grants_what_the_bucket_allows_defers_the_rest_and_gives_back_unused_tokens(rt, clock):
     rt.accounts["first"] = Account(rt.accounts["first"].adapter, rt.accounts["first"].spec.model_copy(update={"rate": 10.0, "burst": 3}))
     batch = batch_of(rt, *[{"account": "first"}] * 5)
-    Route(rt).process(batch, no_downstream)
+    Route.of(rt).process(batch, no_downstream)
     pace = Pace(rt)
 
     pace.process(batch, no_downstream)
@@ -201,7 +342,7 @@ def test_pace_grants_what_the_bucket_allows_defers_the_rest_and_gives_back_unuse
 def test_claim_takes_waiting_rows_once_and_gives_back_the_ones_left_unused(rt):
     batch = batch_of(rt, {}, {})
     mine, theirs = batch.items
-    Route(rt).process(batch, no_downstream)
+    Route.of(rt).process(batch, no_downstream)
     with rt.engine.begin() as conn:
         conn.execute(update(MESSAGES).where(MESSAGES.c.id == theirs.id).values(status="claimed", dispatcher="someone-else"))
     claim = Claim(rt)
@@ -267,7 +408,7 @@ def test_submit_records_each_call_as_calling_before_it_starts_and_hands_outcomes
     assert sorted(seen) == [("a", "calling"), ("refused", "calling")], "the database knew the call may start before it did"
     outcomes = {item.message.text: item.outcome for piece in downstream.pieces for item in piece}
     assert isinstance(outcomes["a"], Accepted) and outcomes["refused"].code == "DENIED"
-    assert all(item.attempt == 1 for item in batch)
+    assert all(item.call.attempt == 1 for item in batch)
 
 
 def test_submit_does_not_call_a_message_whose_claim_was_taken_back(rt):
@@ -303,40 +444,9 @@ def test_submit_takes_high_arrivals_into_a_running_batch(rt):
 # -- health and record ------------------------------------------------------------------------
 
 
-def called(rt, outcome, **request) -> Item:
-    item = batch_of(rt, request).items[0]
-    item.account, item.attempt, item.request, item.outcome = "first", 1, 1, outcome
-    item.first_attempt_at = item.called_at = rt.clock.now()
-    return item
-
-
-def test_record_turns_each_outcome_into_the_next_status(rt, clock):
-    now = clock.now()
-    items = {
-        "accepted": called(rt, Accepted("p1", "QUEUED", Delivery.QUEUED)),
-        "delivered at once": called(rt, Accepted("p2", "DELIVERED", Delivery.DELIVERED)),
-        "transient": called(rt, Failure(ErrorKind.TRANSIENT, "HTTP_503", "down")),
-        "ambiguous": called(rt, Failure(ErrorKind.AMBIGUOUS, "TIMEOUT", "no answer in time")),
-        "permanent": called(rt, Failure(ErrorKind.PERMANENT, "DENIED", "no", status=Status.REJECTED)),
-        "account-wide": called(rt, Failure(ErrorKind.PERMANENT, "INVALID_TOKEN", "bad key", account_wide=True)),
-        "not sent": called(rt, NotSent("not sent: window full", now + timedelta(seconds=1))),
-    }
-
-    Record(rt).process(Batch(list(items.values())), no_downstream)
-
-    d = {name: item.disposition for name, item in items.items()}
-    assert (d["accepted"].status, d["delivered at once"].status) == (Status.SUBMITTED, Status.DELIVERED)
-    assert (d["transient"].status, d["transient"].until, d["transient"].unsure_since) == (Status.RETRYING, now + timedelta(seconds=30), None)
-    assert (d["ambiguous"].status, d["ambiguous"].unsure_since) == (Status.RETRYING, now), "unsure since the call began: pinned to its account"
-    assert (d["permanent"].status, d["permanent"].code) == (Status.REJECTED, "DENIED")
-    assert (d["account-wide"].status, d["account-wide"].counted) == (Status.QUEUED, False)
-    assert paused_reason(rt.redis, "first") == "INVALID_TOKEN: bad key"
-    assert (d["not sent"].counted, d["not sent"].until) == (False, now + timedelta(seconds=1))
-
-
 def test_health_feeds_each_requests_outcome_to_its_accounts_breaker(rt):
-    faults = [called(rt, Failure(ErrorKind.TRANSIENT, "HTTP_503", "down")) for _ in range(rt.settings.breaker_consecutive_failures - 1)]
-    faults.append(called(rt, Failure(ErrorKind.AMBIGUOUS, "TIMEOUT", "no answer in time")))  # a fault of the account's too
+    faults = [called(Failure(ErrorKind.TRANSIENT, "HTTP_503", "down")) for _ in range(rt.settings.breaker_consecutive_failures - 1)]
+    faults.append(called(Failure(ErrorKind.AMBIGUOUS, "TIMEOUT", "no answer in time")))  # a fault of the account's too
     for n, item in enumerate(faults):
         item.request = n
 
@@ -379,10 +489,61 @@ def test_after_steps_run_in_reverse_and_a_failing_stage_loses_no_pointer(rt, clo
     assert rt.redis.zcard(keys.DUE) == 2
 
 
+def full_pipeline(rt, *stages: Stage) -> Pipeline:
+    """Every stage as a worker runs them, ``stages`` put between submit and health."""
+    before = [ValidityWindow.of(rt), Route.of(rt), Pace(rt), Claim(rt), Submit(rt, lambda n, any_priority: [])]
+    return Pipeline([*before, *stages, Health(rt), Decide.of(rt)], rt.ledger, rt.clock)
+
+
+def test_a_stage_failing_after_the_calls_records_what_the_provider_answered(rt, clock):
+    with_in_memory(rt, {"refused": Failure(ErrorKind.TRANSIENT, "HTTP_503", "down")})
+    batch = batch_of(rt, {"text": "accepted"}, {"text": "refused"})
+    accepted, refused = batch.items
+
+    full_pipeline(rt, Breaks()).run(batch)
+
+    taken = row(rt, accepted)
+    assert (taken.status, taken.provider_message_id, taken.attempts) == ("submitted", "p-accepted", 1), "the provider has it: never sent again"
+    retried = row(rt, refused)
+    assert (retried.status, retried.error_code, retried.unsure_since) == ("retrying", "HTTP_503", None), "a clear failure, retried by the policy"
+
+
+def test_a_call_whose_outcome_a_failing_batch_never_saw_is_an_ambiguous_attempt(rt, clock):
+    with_in_memory(rt)
+    batch = batch_of(rt, {"text": "in flight"})
+    rt.http_pool.shutdown()  # the call is recorded as started, then handing it to a thread fails
+
+    full_pipeline(rt).run(batch)
+
+    lost = row(rt, batch.items[0])
+    assert (lost.status, lost.attempts, lost.error_code) == ("retrying", 1, DISPATCH_STOPPED)
+    assert lost.unsure_since == clock.now(), "it may have reached the provider: unsure since the call was recorded"
+    assert lost.requested_account == lost.account == "first", "pinned: only the account that may have it may carry it"
+
+
+class CannotDecide(Stage):
+    decides_outcomes = True
+
+    def process(self, batch, downstream) -> None:
+        raise RuntimeError("Redis is away")
+
+
+def test_a_call_of_a_failing_batch_whose_outcome_cannot_be_decided_is_retried_unsure_and_pinned(rt, clock):
+    with_in_memory(rt)
+    batch = batch_of(rt, {"text": "accepted, unrecorded"})
+    stages = [ValidityWindow.of(rt), Route.of(rt), Pace(rt), Claim(rt), Submit(rt, lambda n, any_priority: []), Breaks(), CannotDecide()]
+
+    Pipeline(stages, rt.ledger, rt.clock).run(batch)
+
+    unsure = row(rt, batch.items[0])
+    assert (unsure.status, unsure.error_code, unsure.unsure_since) == ("retrying", DISPATCH_STOPPED, clock.now())
+    assert unsure.requested_account == "first"
+
+
 def test_the_ledger_writes_only_while_the_row_still_names_the_claim(rt):
     batch = prepared(rt, {"text": "fenced"})
     item = batch.items[0]
-    item.attempt, item.called_at = 1, rt.clock.now()
+    item.started = Started(1, rt.clock.now(), rt.clock.now())
     with rt.engine.begin() as conn:
         conn.execute(update(MESSAGES).values(status="calling", claim_id=uuid.uuid4()))
     item.disposition = Finish(Status.SUBMITTED, "accepted", accepted=Accepted("p", "QUEUED", Delivery.QUEUED))
@@ -397,7 +558,9 @@ def test_the_ledger_writes_only_while_the_row_still_names_the_claim(rt):
 def test_a_worker_that_runs_two_batches_at_once_keeps_them_apart(rt):
     """Two batches of one process (an urgent look-out beside the main one) claim under different names."""
     first, second = batch_of(rt, {"text": "one"}), batch_of(rt, {"text": "two"})
-    threads = [threading.Thread(target=lambda b=b: [s.process(b, no_downstream) for s in (Route(rt), Pace(rt), Claim(rt))]) for b in (first, second)]
+    threads = [
+        threading.Thread(target=lambda b=b: [s.process(b, no_downstream) for s in (Route.of(rt), Pace(rt), Claim(rt))]) for b in (first, second)
+    ]
     for thread in threads:
         thread.start()
     for thread in threads:

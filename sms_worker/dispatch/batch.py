@@ -140,42 +140,100 @@ WAITING_COLUMNS = tuple(f.name for f in fields(Waiting) if f.name != "status")
 """The message columns a :class:`Waiting` holds besides its status, named as in the table."""
 
 
+class NotDecided(RuntimeError):
+    """A stage read what an earlier stage decides (the account, the claimed message, the call)
+    before that stage decided it for the item: the stages are out of order, or one let through
+    an item it did not decide. A bug, never a state of the message."""
+
+
+@dataclass(frozen=True, slots=True)
+class Routed:
+    """What the route stage decided: the account that carries this attempt, and whether the
+    message is the probe of that account's half-open breaker."""
+
+    account: str
+    probe: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Started:
+    """What the submit stage recorded before the call (the row turned ``calling``): the
+    attempt's number (1 for the first), when the call was recorded as started (its event is
+    written with the outcome), and when the message's first attempt was."""
+
+    attempt: int
+    at: datetime
+    first_attempt_at: datetime
+
+
 @dataclass(eq=False, slots=True)
 class Item:
-    """One message in play. Stages fill in what they decide or take, in pipeline order."""
+    """One message in play. Stages fill in what they decide or take, in pipeline order; a stage
+    reads what an earlier one decided through the checked properties (:attr:`account`,
+    :attr:`message`, :attr:`call`), which raise :class:`NotDecided` if it was not."""
 
     id: uuid.UUID
     priority: Priority
     row: Waiting
-    account: str | None = None
-    """Route: the account that carries this attempt."""
-    probe: bool = False
-    """Route: it is the probe of its account's half-open breaker."""
+    routed: Routed | None = None
+    """Route: the account and whether it probes; None until route chose one."""
     cost: int = 0
     """Pace: rate-limit tokens taken for it."""
     claim_id: uuid.UUID | None = None
-    """Claim: the name of the claim by which this worker holds the row."""
-    message: OutboundMessage | None = None
+    """Claim: the name of the claim by which this worker may hold the row, set before the
+    claiming statement (a claim in doubt is given back by it); None: it holds no claim."""
+    outbound: OutboundMessage | None = None
     """Claim: what the provider call needs, read in the claiming statement."""
-    attempt: int = 0
-    """Submit: the attempt number of the call made (0: no call was made)."""
-    called_at: datetime | None = None
-    """Submit: when the call was recorded as started (its event is written with the outcome)."""
-    first_attempt_at: datetime | None = None
+    started: Started | None = None
+    """Submit: the call recorded as started; None: no call was made."""
     request: int = 0
     """Submit: which request of the batch carried it (several messages may share one), or which
     question asked about it."""
-    asked: Absent | NearMatch | None = None
-    """Submit: what the provider said, asked whether it had the message from an ambiguous
-    attempt, when the message was then sent again (it had not; or a near match, by the
-    message's policy resend)."""
+    asked_first: Absent | NearMatch | None = None
+    """Submit: what the provider said when asked first, after an ambiguous attempt, whether it
+    had the message, when the message was then sent again (it had not; or a near match, which
+    the message's policy resends); None: it was not asked."""
     outcome: Outcome | None = None
     disposition: Disposition | None = None
     written: bool = False
 
     @property
+    def account(self) -> str:
+        """The account route chose; raises :class:`NotDecided` before."""
+        if self.routed is None:
+            raise NotDecided(f"message {self.id}: no account chosen (the route stage decides it)")
+        return self.routed.account
+
+    @property
+    def probe(self) -> bool:
+        """Route chose it as the probe of its account's half-open breaker."""
+        return self.routed is not None and self.routed.probe
+
+    @property
+    def message(self) -> OutboundMessage:
+        """The claimed message as the provider call needs it; raises :class:`NotDecided` before
+        the claim stage read it."""
+        if self.outbound is None:
+            raise NotDecided(f"message {self.id}: not claimed (the claim stage reads what the call needs)")
+        return self.outbound
+
+    @property
+    def claim(self) -> uuid.UUID:
+        """The claim by which this worker holds the row; raises :class:`NotDecided` if it holds none."""
+        if self.claim_id is None:
+            raise NotDecided(f"message {self.id}: holds no claim (the claim stage takes it)")
+        return self.claim_id
+
+    @property
+    def call(self) -> Started:
+        """The call recorded as started; raises :class:`NotDecided` if none was (see :attr:`called`)."""
+        if self.started is None:
+            raise NotDecided(f"message {self.id}: no call recorded as started (the submit stage records it)")
+        return self.started
+
+    @property
     def called(self) -> bool:
-        return self.attempt > 0
+        return self.started is not None
 
     @property
     def pinned(self) -> bool:

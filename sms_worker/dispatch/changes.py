@@ -47,7 +47,6 @@ def finished(item: Item, finish: Finish, now: datetime, first_check: timedelta) 
     call = _call(item)
     accepted = finish.accepted
     if accepted is not None:
-        assert item.account is not None
         return Accepted(
             id=item.id,
             claim=item.claim_id,
@@ -85,7 +84,7 @@ def deferred(item: Item, defer: Defer, now: datetime) -> Failed | CallNotMade | 
             noted=defer.status is not None,
         )
     if not defer.counted and isinstance(item.outcome, NotSent):
-        uncounted = Uncounted(item.attempt - 1, item.row.first_attempt_at)
+        uncounted = Uncounted(call.attempt - 1, item.row.first_attempt_at)
         return CallNotMade(
             id=item.id,
             claim=item.claim_id,
@@ -107,7 +106,7 @@ class Pin:
     """The account a call went to, and whether the message was pinned to one already (the
     producer named it, or an earlier ambiguous attempt pinned it there)."""
 
-    account: str | None
+    account: str
     pinned: bool
 
     def after(self, defer: Defer) -> str | None:
@@ -129,7 +128,7 @@ def failed(
     """Message ``message_id``'s call (``call``, under ``claim``) failed, and the retry policy
     decided ``decided``: a final status, or another try at its time, counted or not (the
     account's fault: the attempt is taken back, and the first attempt is
-    ``first_attempt_before`` again). For the record stage and the reclaimer alike."""
+    ``first_attempt_before`` again). For the decide stage and the reclaimer alike."""
     if isinstance(decided, Finish):
         return Failed(id=message_id, claim=claim, at=at, reason=decided.reason, call=call, then=Then.FINAL, status=decided.status, code=decided.code)
     uncounted = None if decided.counted else Uncounted(call.attempt - 1, first_attempt_before)
@@ -152,19 +151,18 @@ def failed(
 def _call(item: Item) -> Call | None:
     """The call ``item``'s outcome answers (None: no call was made); its line in the history
     says which attempt went where, and what asking the provider first said."""
-    if not item.called:
+    if item.started is None:
         return None
-    assert item.called_at is not None
-    note = None if isinstance(item.outcome, NotSent) else f"attempt {item.attempt} via {item.account}{_asked(item)}"
-    return Call(item.attempt, item.called_at, note)
+    note = None if isinstance(item.outcome, NotSent) else f"attempt {item.started.attempt} via {item.account}{_asked_first(item)}"
+    return Call(item.started.attempt, item.started.at, note)
 
 
-def _asked(item: Item) -> str:
-    if isinstance(item.asked, Absent):
+def _asked_first(item: Item) -> str:
+    if isinstance(item.asked_first, Absent):
         return f" (asked first: {item.account} had not the message from the ambiguous attempt, so it is sent again)"
-    if isinstance(item.asked, NearMatch):
+    if isinstance(item.asked_first, NearMatch):
         return (
-            f" (asked first: {item.account} lists {item.asked.listed.provider_message_id}, a near match that may be this message, its "
+            f" (asked first: {item.account} lists {item.asked_first.listed.provider_message_id}, a near match that may be this message, its "
             "text or sender rewritten by the provider or its text not listed; sent again by its policy, resend: a possible duplicate)"
         )
     return ""

@@ -39,6 +39,7 @@ others sent again, unflagged: each copy stands for one message, so no one gets m
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Final
 
@@ -60,11 +61,25 @@ COPY_TAKEN: Final = "COPY_TAKEN"
 """The code of a question whose copy another of our messages took or may take meanwhile."""
 
 
-def needs_asking(rt: Runtime, item: Item) -> bool:
-    """``item`` is unsure since an ambiguous attempt, not asked about yet in this batch, and its
-    account's API can be asked."""
-    account = rt.accounts.get(item.account or "")
-    return item.row.unsure_since is not None and item.asked is None and account is not None and isinstance(account.adapter, FindsSent)
+@dataclass(frozen=True, slots=True)
+class Question:
+    """Asking about ``item``: its account's adapter, which can be asked, and when the lost
+    attempt in question began."""
+
+    item: Item
+    adapter: FindsSent
+    unsure_since: datetime
+
+
+def question_of(rt: Runtime, item: Item) -> Question | None:
+    """The question to ask about routed and claimed ``item`` before any resend; None unless it is
+    unsure since an ambiguous attempt, not asked about yet in this batch, and its account's API
+    can be asked."""
+    account = rt.accounts.get(item.account)
+    adapter = account.adapter if account is not None else None
+    if item.row.unsure_since is None or item.asked_first is not None or not isinstance(adapter, FindsSent):
+        return None
+    return Question(item, adapter, item.row.unsure_since)
 
 
 def window_of(rt: Runtime, unsure_since: datetime) -> SentWindow:
@@ -79,23 +94,19 @@ def _attempt_span(rt: Runtime) -> timedelta:
     return LATEST_DEPARTURE + timedelta(seconds=rt.settings.http_timeout_seconds)
 
 
-def ask(rt: Runtime, item: Item) -> Answer:
-    """What ``item``'s account has of its message from the lost attempt; a copy found is adopted
+def ask(rt: Runtime, question: Question) -> Answer:
+    """What the account has of the asked message from the lost attempt; a copy found is adopted
     (:func:`~sms_worker.lifecycle.write.adopt`) before the answer. Never raises."""
-    assert item.message is not None and item.row.unsure_since is not None and item.account is not None and item.claim_id is not None
-    adapter = rt.accounts[item.account].adapter
-    assert isinstance(adapter, FindsSent)
+    item = question.item
     try:
         with deadline(rt.settings.lookup_timeout_seconds):
-            matches = adapter.find_sent(item.message, window_of(rt, item.row.unsure_since))
+            matches = question.adapter.find_sent(item.message, window_of(rt, question.unsure_since))
         # A message attempted up to an attempt's span before the part of the listing searched
         # may have made a copy in it; one attempted before that cannot (an id reused since).
         attempted = Attempted(matches.searched.start - _attempt_span(rt), matches.searched.end)
         answer = _answer(rt, item, matches, attempted)
         if isinstance(answer, Found):
-            adoption = Adopted(
-                item.id, item.claim_id, item.account, answer.accepted.provider_message_id, item.row.recipient, item.row.text, attempted
-            )
+            adoption = Adopted(item.id, item.claim, item.account, answer.accepted.provider_message_id, item.row.recipient, item.row.text, attempted)
             with rt.engine.begin() as conn:
                 if not adopt(conn, adoption):
                     return Unanswered(Failure(ErrorKind.TRANSIENT, COPY_TAKEN, _taken(answer)))
@@ -103,7 +114,7 @@ def ask(rt: Runtime, item: Item) -> Answer:
     except ProviderError as error:
         return Unanswered(error.failure)
     except Exception as error:
-        log.exception("asking %s whether it has the message to %s failed", item.account, mask_phone(item.message.recipient))
+        log.exception("asking %s whether it has the message to %s failed", item.account, mask_phone(item.row.recipient))
         return Unanswered(Failure(ErrorKind.TRANSIENT, LOOKUP_FAILED, f"{type(error).__name__}: {error}"))
 
 
@@ -111,7 +122,7 @@ def _answer(rt: Runtime, item: Item, matches: SentMatches, attempted: Attempted)
     """The first listed copy no other message of ours attempted within ``attempted`` holds."""
     listed = [copy.provider_message_id for copy in (*matches.exact, *matches.near)]
     with rt.engine.connect() as conn:
-        held = holders(conn, item.account or "", listed, attempted=attempted, seen_in="listing")
+        held = holders(conn, item.account, listed, attempted=attempted, seen_in="listing")
 
     def free(provider_message_id: str) -> bool:
         holder = held.get(provider_message_id)

@@ -11,27 +11,36 @@ A stage is a small class with two hooks, after dramatiq's middleware:
   used (a breaker probe, rate tokens, a claim). No stage undoes another's work.
 
 The driver writes what the stages settled (:class:`~.ledger.Ledger`) before a stage that calls
-out (``calls_out``), after every downstream piece, and at the end. If a stage raises, the items
-still in play are deferred for a moment, so no pointer is lost, and the after-steps still run.
+out (``calls_out``), after every downstream piece, and at the end. If a stage raises, the after-steps
+still run and no pointer is lost: an item whose call was recorded as started is settled by the
+stage that decides outcomes (``decides_outcomes``), what the provider answered as it answered,
+a call whose outcome was not seen as an ambiguous attempt (:data:`DISPATCH_STOPPED`); the other
+items still in play are deferred for a moment.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from functools import partial
-from typing import ClassVar
+from typing import ClassVar, Final
 
 from sms_worker.clock import Clock
 from sms_worker.dispatch.batch import Batch, Defer, Item
 from sms_worker.dispatch.ledger import Ledger
+from sms_worker.lifecycle.status import Status
 from sms_worker.logs import get_logger
 from sms_worker.outages import describe_outage
+from sms_worker.providers.failures import ErrorKind, Failure
 
 log = get_logger("dispatch")
 RETRY_AFTER_FAILURE = timedelta(seconds=1)
 """How soon messages come back after a batch failed before their calls (Redis or the database
 away): about a second, so sending resumes within a second of the outage's end."""
+
+DISPATCH_STOPPED: Final = "DISPATCH_STOPPED"
+"""The error code of an attempt whose call was recorded as started when its batch stopped on an
+error before its outcome was seen (an ambiguous attempt)."""
 
 Downstream = Callable[[list[Item]], None]
 """The stages after one that works in pieces: runs them on a piece at once and writes the result."""
@@ -43,6 +52,10 @@ class Stage:
     calls_out: ClassVar[bool] = False
     """Talks to providers: what earlier stages settled is written first, and urgent arrivals
     are prepared by the stages before it (:meth:`Pipeline.prepare`)."""
+
+    decides_outcomes: ClassVar[bool] = False
+    """Turns each call's outcome into the message's next status (by the retry policy): when a
+    stage raises, the driver has it settle the calls still in play (:meth:`Pipeline.run`)."""
 
     def process(self, batch: Batch, downstream: Downstream) -> None:
         raise NotImplementedError
@@ -110,9 +123,10 @@ class Pipeline:
             stage.process(batch, partial(self._run_pieces, after=index + 1))
 
     def _give_back(self, batch: Batch, error: Exception) -> None:
-        left = batch.in_play()
-        until = self.clock.now() + RETRY_AFTER_FAILURE
         reason = f"dispatch stopped: {describe_outage(error) or type(error).__name__}"
+        until = self.clock.now() + RETRY_AFTER_FAILURE
+        self._settle_calls(batch, reason, until)
+        left = batch.in_play()
         for item in left:
             batch.settle(item, Defer(until, reason))
         if describe_outage(error):
@@ -121,3 +135,30 @@ class Pipeline:
             log.exception(
                 "dispatch stopped on an unexpected error; %d message(s) come back in %.0f s", len(left), RETRY_AFTER_FAILURE.total_seconds()
             )
+
+    def _settle_calls(self, batch: Batch, reason: str, until: datetime) -> None:
+        """The items still in play that a provider answered, or whose call was recorded as
+        started, settled by the stage that decides outcomes: an answer as it was answered (an
+        acceptance is never sent again), a call whose outcome was not seen as an ambiguous
+        attempt (:data:`DISPATCH_STOPPED`: the retry policy's decision, pinned to the account
+        that may have it). If that stage raises too, a call is deferred unsure and pinned."""
+        answered = [item for item in batch.in_play() if item.called or item.outcome is not None]
+        if not answered:
+            return
+        for item in answered:
+            if item.outcome is None:
+                item.outcome = Failure(ErrorKind.AMBIGUOUS, DISPATCH_STOPPED, f"{reason} during the provider call; the provider may have the message")
+        try:
+            for stage in self.stages:
+                if stage.decides_outcomes:
+                    stage.process(Batch(answered), _nowhere)
+        except Exception:  # the calls must still be settled, unsure
+            log.exception("deciding the outcomes of %d call(s) of a stopped batch failed; they are retried as ambiguous", len(answered))
+        for item in answered:
+            if item.called:
+                unsure_since = item.row.unsure_since or item.call.at
+                batch.settle(item, Defer(until, f"{reason} during the provider call", Status.RETRYING, DISPATCH_STOPPED, unsure_since=unsure_since))
+
+
+def _nowhere(piece: list[Item]) -> None:
+    raise AssertionError("the stage that decides outcomes hands nothing downstream")

@@ -1,6 +1,6 @@
 """One dispatch batch: pop the most urgent pointers, read their rows, run them through the stages.
 
-    pop ─► read rows ─► validity ─► route ─► pace ─► claim ─► submit ─► health ─► record
+    pop ─► read rows ─► validity ─► route ─► pace ─► claim ─► submit ─► health ─► decide
                           window                              (calls)
 
 Each stage is one class in :mod:`sms_worker.dispatch.stages`; :func:`build_pipeline` lists
@@ -18,9 +18,9 @@ from sqlalchemy import select
 from sms_worker.dispatch.batch import WAITING_COLUMNS, Batch, Defer, Finish, Item, Skip, Waiting
 from sms_worker.dispatch.pipeline import RETRY_AFTER_FAILURE, Pipeline
 from sms_worker.dispatch.stages.claim import Claim
+from sms_worker.dispatch.stages.decide import Decide
 from sms_worker.dispatch.stages.health import Health
 from sms_worker.dispatch.stages.pace import Pace
-from sms_worker.dispatch.stages.record import Record
 from sms_worker.dispatch.stages.route import Route
 from sms_worker.dispatch.stages.submit import Submit
 from sms_worker.dispatch.stages.validity import ValidityWindow
@@ -55,7 +55,7 @@ def build_pipeline(rt: Runtime) -> Pipeline:
         return arrived.items
 
     pipeline = Pipeline(
-        [ValidityWindow(rt), Route(rt), Pace(rt), Claim(rt), Submit(rt, arrivals), Health(rt), Record(rt)],
+        [ValidityWindow.of(rt), Route.of(rt), Pace(rt), Claim(rt), Submit(rt, arrivals), Health(rt), Decide.of(rt)],
         rt.ledger,
         rt.clock,
     )

@@ -42,7 +42,7 @@ emulates exactly these):
   or spaces with at least one letter or digit (the document's example is ``"YourBrand"``: a
   name; no ``.``, ``&`` or ``_``; :func:`~sms_worker.addresses.alphanumeric_sender_problem`), or a phone
   number of up to 15 digits with an optional ``+`` (:data:`SENDER_IDS`, answered with
-  ``INVALID_SENDER`` otherwise). Routing knows it (:meth:`DexatelAccount.carriage`), so a message
+  ``INVALID_SENDER`` otherwise). Routing knows it (:meth:`DexatelAccount.eligibility`), so a message
   from another sender is refused at enqueue or routed elsewhere, and :class:`DexatelAccount`
   checks the default so that a typo stops the account at start-up instead of failing its backlog.
 - No validity, priority, flash or encoding parameters are documented: those fields of an
@@ -63,7 +63,7 @@ import httpx
 from sms_worker.addresses import SenderGrammar, SenderIdRules
 from sms_worker.lifecycle.status import Delivery, Status
 from sms_worker.providers.base import Accepted, DeliveryReceipt, OneRecipientPerRequest, OutboundMessage
-from sms_worker.providers.carriage import Carriage
+from sms_worker.providers.eligibility import Eligibility
 from sms_worker.providers.failures import ErrorClass, ErrorKind
 from sms_worker.providers.plumbing import bad_response, callback_json
 from sms_worker.providers.schema import AccountBase, Credential, SenderId, fits
@@ -85,9 +85,9 @@ class DexatelAccount(AccountBase):
     api_key: Credential
     default_sender: Annotated[SenderId, fits(SENDER_IDS.accepts, SENDER_IDS.says)]
 
-    def carriage(self) -> Carriage:
+    def eligibility(self) -> Eligibility:
         """:data:`SENDER_IDS`, for a message's sender or the default; any valid Unicode text (JSON)."""
-        return replace(super().carriage(), sender_ids=SENDER_IDS, default_sender=self.default_sender)
+        return replace(super().eligibility(), sender_ids=SENDER_IDS, default_sender=self.default_sender)
 
 
 class DexatelAdapter(OneRecipientPerRequest):

@@ -54,7 +54,7 @@ from pydantic import AfterValidator, model_validator
 from sms_worker.addresses import ALPHANUMERIC_SENDER_NOT_ALLOWED, SENDER_NOT_VERIFIED, sender_refusal
 from sms_worker.lifecycle.status import Delivery, Status
 from sms_worker.providers.base import Accepted, DeliveryReceipt, OneRecipientPerRequest, OutboundMessage
-from sms_worker.providers.carriage import Carriage
+from sms_worker.providers.eligibility import Eligibility
 from sms_worker.providers.failures import ErrorClass, ErrorKind, ProviderError
 from sms_worker.providers.plumbing import bad_response, callback_json, message_id_of
 from sms_worker.providers.schema import AccountBase, Credential, SenderId, SenderIds
@@ -79,10 +79,10 @@ class DtA2pAccount(AccountBase):
     default_sender: SenderId
     senders: Annotated[SenderIds, AfterValidator(_verifiable)] | None = None
 
-    def carriage(self) -> Carriage:
+    def eligibility(self) -> Eligibility:
         """The ``senders`` and ``alphanumeric_countries`` rules, for a message's sender or the
         default; any valid Unicode text (JSON)."""
-        return replace(super().carriage(), default_sender=self.default_sender)
+        return replace(super().eligibility(), default_sender=self.default_sender)
 
     @model_validator(mode="after")
     def _default_sender_verified(self) -> DtA2pAccount:

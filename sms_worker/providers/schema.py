@@ -15,7 +15,7 @@ typed object. The rules:
   ones are the type's credentials; ``callback_token``, every type's, is optional.
 - A field whose every failure reads best as one sentence declares it with :func:`reason`.
 - What an account can carry (sender IDs, text characters) is data too:
-  :meth:`AccountBase.carriage`, which routing reads.
+  :meth:`AccountBase.eligibility`, which routing reads.
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ from sms_worker.config import ENVIRONMENT_SUFFIX
 from sms_worker.endpoints import http_url_problem
 from sms_worker.errors import InvalidField
 from sms_worker.lifecycle.ambiguity import OnAmbiguous
-from sms_worker.providers.carriage import Carriage
+from sms_worker.providers.eligibility import Eligibility
 from sms_worker.validation import validate_sender
 
 
@@ -144,11 +144,11 @@ class AccountBase(BaseModel):
     URL given to the provider); None: ``SMS_WORKER_CALLBACK_TOKEN``, if set
     (:mod:`sms_worker.callbacks`)."""
 
-    def carriage(self) -> Carriage:
-        """What this account can carry (routing asks it, :mod:`.carriage`): here the ``senders``
+    def eligibility(self) -> Eligibility:
+        """What this account can carry (routing asks it, :mod:`.eligibility`): here the ``senders``
         and ``alphanumeric_countries`` options; an adapter type whose API has its own sender-ID
         grammar, a default sender or a wire format that cannot carry every character adds them."""
-        return Carriage(senders=self.senders, alphanumeric_countries=self.alphanumeric_countries)
+        return Eligibility(senders=self.senders, alphanumeric_countries=self.alphanumeric_countries)
 
     @classmethod
     def credentials(cls) -> list[str]:

@@ -44,7 +44,7 @@ gateway family, e.g. ``smsend/REST-API`` on GitHub):
   ``N`` (the family: low-quality messages go from a shared sender), of at most 11 ASCII letters,
   digits, spaces, ``.`` or ``-`` with at least one letter or digit (an alias names someone:
   :func:`~sms_worker.addresses.alphanumeric_sender_problem`), or a number of up to 16 digits with an optional ``+``; else 400
-  ``INVALID_SENDER``. Routing knows it (:meth:`SessionKeyAccount.carriage`), so such a message is
+  ``INVALID_SENDER``. Routing knows it (:meth:`SessionKeyAccount.eligibility`), so such a message is
   refused at enqueue or routed to another account.
 - ``priority``, ``validity_minutes``, ``unicode`` and ``flash`` have no field in this API and
   are not sent. ``Accepted.segments`` is sms_worker's own count of the
@@ -75,7 +75,7 @@ from sms_worker.addresses import SenderGrammar, SenderIdRules
 from sms_worker.lifecycle.status import Delivery, Status
 from sms_worker.logs import get_logger
 from sms_worker.providers.base import Accepted, AdapterBase, DeliveryReceipt, OutboundMessage, SendOutcome
-from sms_worker.providers.carriage import Carriage
+from sms_worker.providers.eligibility import Eligibility
 from sms_worker.providers.failures import ErrorClass, ErrorKind, Failure, ProviderError
 from sms_worker.providers.plumbing import bad_response, callback_json, json_object, json_or_none, raise_for_http_status, transport_errors
 from sms_worker.providers.schema import AccountBase, Credential, reason
@@ -141,9 +141,9 @@ class SessionKeyAccount(AccountBase):
     timezone: Annotated[str, AfterValidator(_zone_name)] = DEFAULT_TIMEZONE
     """The gateway's zone, for ``delivery_date`` in its answers."""
 
-    def carriage(self) -> Carriage:
+    def eligibility(self) -> Eligibility:
         """:data:`CUSTOM_SENDERS` with quality ``N``, else :data:`NO_CUSTOM_SENDER`; any valid Unicode text (JSON)."""
-        return replace(super().carriage(), sender_ids=CUSTOM_SENDERS if self.quality == "N" else NO_CUSTOM_SENDER)
+        return replace(super().eligibility(), sender_ids=CUSTOM_SENDERS if self.quality == "N" else NO_CUSTOM_SENDER)
 
 
 class RefusedRecipients(ProviderError):

@@ -57,7 +57,7 @@ import httpx
 from sms_worker.addresses import SenderGrammar, SenderIdRules
 from sms_worker.lifecycle.status import Delivery, Status
 from sms_worker.providers.base import Accepted, DeliveryReceipt, OneRecipientPerRequest, OutboundMessage, Searched, SentMatches, SentWindow
-from sms_worker.providers.carriage import Carriage
+from sms_worker.providers.eligibility import Eligibility
 from sms_worker.providers.failures import ErrorClass, ErrorKind
 from sms_worker.providers.plumbing import bad_response, callback_json, json_object, server_time
 from sms_worker.providers.schema import AccountBase, Credential, HttpUrl, SenderId, Trimmed, fits
@@ -93,9 +93,9 @@ class TelefoonAccount(AccountBase):
     status_callback: HttpUrl | None = None
     gdpr_consent_ref: Trimmed | None = None
 
-    def carriage(self) -> Carriage:
+    def eligibility(self) -> Eligibility:
         """:data:`SENDER_IDS`, for a message's sender or the default; any valid Unicode text (JSON)."""
-        return replace(super().carriage(), sender_ids=SENDER_IDS, default_sender=self.default_sender)
+        return replace(super().eligibility(), sender_ids=SENDER_IDS, default_sender=self.default_sender)
 
 
 _PERMANENT: Final = ErrorKind.PERMANENT

@@ -18,7 +18,7 @@ Assumptions where the document is silent:
   cheapest authenticated function and sends nothing.
 - The XML transport is XML 1.0 (the document's ``<?xml version="1.0"``): a text holding a
   character XML 1.0 cannot carry even as a reference (a form feed, another control character,
-  U+FFFE) cannot go that way, and routing knows it (:meth:`TelekomSkAccount.carriage`). A
+  U+FFFE) cannot go that way, and routing knows it (:meth:`TelekomSkAccount.eligibility`). A
   carriage return goes as ``&#13;``, since a parser reads a raw one as a line feed; ``&``,
   ``<`` and ``>`` are escaped as always, so the text arrives as it was priced.
 - ``from`` is "sender number or text identifier", with no grammar given: sms_worker's own
@@ -41,7 +41,7 @@ import httpx
 
 from sms_worker.lifecycle.status import Delivery, Status
 from sms_worker.providers.base import Accepted, DeliveryReceipt, OneRecipientPerRequest, OutboundMessage
-from sms_worker.providers.carriage import XML_1_0, Carriage
+from sms_worker.providers.eligibility import XML_1_0, Eligibility
 from sms_worker.providers.failures import ErrorClass, ErrorKind, ProviderError
 from sms_worker.providers.plumbing import bad_response, callback_json, message_id_of, raise_for_http_status, raise_provider_error, transport_errors
 from sms_worker.providers.schema import AccountBase, Credential
@@ -63,10 +63,10 @@ class TelekomSkAccount(AccountBase):
     transport: Literal["json", "xml"] = "json"
     use_session: bool = True
 
-    def carriage(self) -> Carriage:
-        """With ``transport = "xml"``, no character outside XML 1.0 (:data:`~.carriage.XML_1_0`)."""
-        carriage = super().carriage()
-        return replace(carriage, text=XML_1_0) if self.transport == "xml" else carriage
+    def eligibility(self) -> Eligibility:
+        """With ``transport = "xml"``, no character outside XML 1.0 (:data:`~.eligibility.XML_1_0`)."""
+        eligibility = super().eligibility()
+        return replace(eligibility, text=XML_1_0) if self.transport == "xml" else eligibility
 
 
 @dataclass(frozen=True, slots=True)

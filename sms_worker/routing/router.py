@@ -7,8 +7,8 @@ accounts on every attempt. The dispatcher starts each retry one account further 
 order, and skips accounts out of routing (breaker open, paused).
 
 Of those, only accounts that can carry the message are used: each account's
-:class:`~sms_worker.providers.carriage.Carriage` (its sender-ID rules, the characters its wire
-format carries) is asked by :meth:`Router.carriers`, at enqueue and again at dispatch.
+:class:`~sms_worker.providers.eligibility.Eligibility` (its sender-ID rules, the characters its wire
+format carries) is asked by :meth:`Router.eligible`, at enqueue and again at dispatch.
 """
 
 from __future__ import annotations
@@ -21,11 +21,11 @@ from dataclasses import dataclass
 
 from sms_worker.addresses import country_of
 from sms_worker.providers.accounts import ProvidersConfig
-from sms_worker.providers.carriage import Refusal
+from sms_worker.providers.eligibility import Refusal
 
 
 @dataclass(frozen=True, slots=True)
-class Carriers:
+class Eligible:
     """Accounts sorted by whether they can carry one message: ``accounts`` can, in the order
     given; ``refusals`` say why each of the others cannot, in the same order."""
 
@@ -41,7 +41,7 @@ class Router:
     def __init__(self, providers: ProvidersConfig) -> None:
         self._rules = providers.routes
         self._default = providers.default
-        self._carriage = {name: spec.carriage() for name, spec in providers.accounts.items()}
+        self._eligibility = {name: spec.eligibility() for name, spec in providers.accounts.items()}
 
     def candidates(self, recipient: str, message_id: uuid.UUID) -> list[str]:
         """Account names for this recipient, preferred first; the message id spreads messages by weight."""
@@ -55,9 +55,9 @@ class Router:
 
     def refusal(self, account: str, recipient: str, sender: str | None, text: str) -> Refusal | None:
         """Why ``account`` cannot carry ``text`` from ``sender`` to ``recipient``, or None."""
-        return self._carriage[account].refusal(account, recipient, sender, text)
+        return self._eligibility[account].refusal(account, recipient, sender, text)
 
-    def carriers(self, accounts: Sequence[str], recipient: str, sender: str | None, text: str) -> Carriers:
+    def eligible(self, accounts: Sequence[str], recipient: str, sender: str | None, text: str) -> Eligible:
         """``accounts`` (configured ones, in the order to try them) sorted by whether each can
         carry ``text`` from ``sender`` to ``recipient``."""
         able, refusals = [], []
@@ -67,7 +67,7 @@ class Router:
                 able.append(account)
             else:
                 refusals.append(refused)
-        return Carriers(able, refusals)
+        return Eligible(able, refusals)
 
 
 def _rendezvous(weights: Mapping[str, float], key: bytes) -> list[str]:

@@ -44,7 +44,7 @@ class Claim(Stage):
         rt = self._rt
         now = rt.clock.now()
         rt.lease.ensure()
-        claimed = Claimed(uuid.uuid4(), rt.lease.id, {item.id: item.account or "" for item in items}, now, now + SCHEDULE_TOLERANCE)
+        claimed = Claimed(uuid.uuid4(), rt.lease.id, {item.id: item.account for item in items}, now, now + SCHEDULE_TOLERANCE)
         for item in items:
             item.claim_id = claimed.claim
         with rt.engine.begin() as conn:
@@ -55,7 +55,7 @@ class Claim(Stage):
                 item.claim_id = None
                 batch.settle(item, Skip("another worker holds it, or it is no longer waiting"))
             else:
-                item.message = _outbound(row, item.priority, now)
+                item.outbound = _outbound(row, item.priority, now)
                 item.row = replace(item.row, attempts=row.attempts, first_attempt_at=row.first_attempt_at)
 
     def after(self, batch: Batch) -> None:

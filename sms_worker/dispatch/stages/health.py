@@ -44,7 +44,7 @@ class Health(Stage):
         requests: dict[tuple[str, int], list[Item]] = defaultdict(list)
         for item in batch.in_play():
             answered = (item.called and isinstance(item.outcome, Accepted | Failure)) or isinstance(item.outcome, Found)
-            if answered and item.account is not None:
+            if answered:
                 requests[(item.account, item.request)].append(item)
         faulted = False
         for (account, _), items in sorted(requests.items(), key=lambda entry: entry[0][1]):

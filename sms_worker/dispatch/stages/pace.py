@@ -42,7 +42,7 @@ class Pace(Stage):
     def after(self, batch: Batch) -> None:
         unused: dict[str, int] = defaultdict(int)
         for item in batch:
-            if item.cost and not item.called and item.account is not None:
+            if item.cost and not item.called:
                 unused[item.account] += item.cost
         for account, tokens in unused.items():
             self._bucket(account).refund(tokens)
@@ -58,5 +58,5 @@ class Pace(Stage):
 def _by_account(items: list[Item]) -> dict[str, list[Item]]:
     grouped: dict[str, list[Item]] = defaultdict(list)
     for item in items:
-        grouped[item.account or ""].append(item)
+        grouped[item.account].append(item)
     return grouped

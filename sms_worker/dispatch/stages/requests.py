@@ -26,7 +26,7 @@ MAX_WINDOW_WAIT = 2.0
 HAND_OVER = timedelta(seconds=1)
 """Allowed for a request's hand-over to a thread once its place in the send window is taken."""
 LATEST_DEPARTURE = timedelta(seconds=MAX_WINDOW_WAIT) + HAND_OVER
-"""The latest a request leaves after its call was recorded as started (``called_at``, our
+"""The latest a request leaves after its call was recorded as started (:attr:`~sms_worker.dispatch.batch.Item.call`, our
 clock). :func:`call` refuses to make it later, so the time in which a lost attempt may have
 reached the provider is bounded: its start, this, and the exchange's deadline
 (:func:`~sms_worker.dispatch.lookup.window_of` searches that window)."""
@@ -45,7 +45,6 @@ def units_of(rt: Runtime, items: list[Item]) -> list[Unit]:
     units: list[Unit] = []
     open_units: dict[tuple[str, Hashable], Unit] = {}
     for item in items:
-        assert item.account is not None and item.message is not None
         adapter = rt.accounts[item.account].adapter
         if adapter.max_recipients <= 1:
             units.append([item])
@@ -104,7 +103,7 @@ class Departures:
         due: dict[str, list[_Waiting]] = defaultdict(list)
         for entry in self.waiting:
             if entry.not_before <= now and sum(map(len, due.values())) < slots:
-                due[entry.unit[0].account or ""].append(entry)
+                due[entry.unit[0].account].append(entry)
         leaving: list[Unit] = []
         dropped: list[tuple[Unit, NotSent]] = []
         for account, entries in due.items():
@@ -158,15 +157,15 @@ def call(rt: Runtime, unit: Unit) -> list[Outcome]:
     :data:`LATEST_DEPARTURE` after its call was recorded (a busy pool, a starved process) is
     not made: :class:`NotSent`, its messages back to wait."""
     now = rt.clock.now()
-    late = now - min(item.called_at or now for item in unit)
+    late = now - min(item.call.at for item in unit)
     if late > LATEST_DEPARTURE:
         reason = (
             f"not sent: the call would have left {late.total_seconds():.1f} s after it was recorded as started, later than the "
             f"{LATEST_DEPARTURE.total_seconds():.0f} s a question about a lost attempt allows for"
         )
         return [NotSent(reason, now)] * len(unit)
-    adapter = rt.accounts[unit[0].account or ""].adapter
-    messages = [item.message for item in unit if item.message is not None]
+    adapter = rt.accounts[unit[0].account].adapter
+    messages = [item.message for item in unit]
     try:
         with deadline(rt.settings.http_timeout_seconds):
             outcomes = adapter.send(messages)

@@ -12,28 +12,72 @@ waits, and is never handed to an available account that cannot carry it.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import timedelta
-from typing import Final
+from typing import Final, Protocol
 
-from sms_worker.dispatch.batch import Batch, Defer, Finish, Item
+from sms_worker.clock import Clock
+from sms_worker.dispatch.batch import Batch, Defer, Finish, Item, Routed
 from sms_worker.dispatch.pipeline import Downstream, Stage
 from sms_worker.dispatch.policy import PAUSE_RECHECK
 from sms_worker.lifecycle.status import Status
 from sms_worker.providers.pause import paused_reason
 from sms_worker.routing.breaker import UNLIMITED
+from sms_worker.routing.router import Router
 from sms_worker.runtime import Runtime
 
 NO_ROUTE: Final = "NO_ROUTE"
 
 
-class Route(Stage):
+class Availability(Protocol):
+    """Which accounts may take messages now: what the route stage asks, once per account and batch."""
+
+    def admit(self, account: str) -> int:
+        """How many messages ``account`` may take: :data:`~sms_worker.routing.breaker.UNLIMITED`
+        (its breaker is closed), 0 (the operator paused it, or its breaker is open) or 1 (the
+        probe of its half-open breaker, taken by this answer)."""
+        ...
+
+    def release_probe(self, account: str) -> None:
+        """Give back a probe :meth:`admit` let through that was not called after all."""
+        ...
+
+
+class AccountHealth:
+    """:class:`Availability` as every worker shares it, in Redis: the operator's pause
+    (:mod:`~sms_worker.providers.pause`) and each account's circuit breaker."""
+
     def __init__(self, rt: Runtime) -> None:
         self._rt = rt
 
+    def admit(self, account: str) -> int:
+        return 0 if paused_reason(self._rt.redis, account) is not None else self._rt.breaker(account).admit()
+
+    def release_probe(self, account: str) -> None:
+        self._rt.breaker(account).release_probe()
+
+
+class Route(Stage):
+    """``accounts``: the configured account names (read at each batch); ``recheck``: how soon a
+    message whose accounts are all unavailable looks again."""
+
+    def __init__(self, router: Router, accounts: Collection[str], availability: Availability, clock: Clock, recheck: timedelta) -> None:
+        self._router = router
+        self._accounts = accounts
+        self._availability = availability
+        self._clock = clock
+        self._recheck = recheck
+
+    @classmethod
+    def of(cls, rt: Runtime) -> Route:
+        """The stage of a worker: its router and accounts, availability in Redis, a message
+        waiting for an account back within the pause's recheck or the breaker's cooldown."""
+        recheck = min(PAUSE_RECHECK, timedelta(seconds=rt.settings.breaker_cooldown_seconds))
+        return cls(rt.router, rt.accounts, AccountHealth(rt), rt.clock, recheck)
+
     def process(self, batch: Batch, downstream: Downstream) -> None:
-        rt = self._rt
-        available = _Availability(rt)
-        recheck = rt.clock.now() + min(PAUSE_RECHECK, timedelta(seconds=rt.settings.breaker_cooldown_seconds))
+        available = _Available(self._availability)
+        recheck = self._clock.now() + self._recheck
         for item in batch.in_play():
             names = self._candidates(item)
             if isinstance(names, str):
@@ -43,39 +87,38 @@ class Route(Stage):
             if chosen is None:
                 batch.settle(item, Defer(recheck, f"no account available ({', '.join(names)}): paused, or circuit breaker open"))
                 continue
-            item.account = chosen
-            item.probe = chosen in available.probing
+            item.routed = Routed(chosen, chosen in available.probing)
 
     def after(self, batch: Batch) -> None:
         for item in batch:
             if item.probe and not item.called:
-                self._rt.breaker(item.account or "").release_probe()
+                self._availability.release_probe(item.account)
 
     def _candidates(self, item: Item) -> list[str] | str:
         """The accounts that can carry ``item`` (sender-ID rules, the characters of the wire
-        format: :meth:`~sms_worker.routing.Router.carriers`) in the order to try them, or why none can."""
-        rt, row = self._rt, item.row
-        if row.requested_account is not None and row.requested_account not in rt.accounts:
-            return f"it names account {row.requested_account!r}, which is not configured ({', '.join(sorted(rt.accounts))})"
-        names = [row.requested_account] if row.requested_account else rt.router.candidates(row.recipient, item.id)
+        format: :meth:`~sms_worker.routing.Router.eligible`) in the order to try them, or why none can."""
+        row = item.row
+        if row.requested_account is not None and row.requested_account not in self._accounts:
+            return f"it names account {row.requested_account!r}, which is not configured ({', '.join(sorted(self._accounts))})"
+        names = [row.requested_account] if row.requested_account else self._router.candidates(row.recipient, item.id)
         turn = row.attempts % len(names)
-        carriers = rt.router.carriers(names[turn:] + names[:turn], row.recipient, row.sender, row.text)
-        return carriers.accounts or carriers.reason()
+        eligible = self._router.eligible(names[turn:] + names[:turn], row.recipient, row.sender, row.text)
+        return eligible.accounts or eligible.reason()
 
 
-class _Availability:
-    """Which accounts may take how many more messages in this batch: Redis is asked once per
-    account. An operator's pause takes none; a breaker takes all (closed), none (open), or one
-    probe (half-open)."""
+class _Available:
+    """Which accounts may take how many more messages in this batch: each account's
+    :class:`Availability` is asked once. An operator's pause takes none; a breaker takes all
+    (closed), none (open), or one probe (half-open)."""
 
-    def __init__(self, rt: Runtime) -> None:
-        self._rt = rt
+    def __init__(self, availability: Availability) -> None:
+        self._availability = availability
         self._left: dict[str, int] = {}
         self.probing: set[str] = set()
 
     def take(self, name: str) -> bool:
         if name not in self._left:
-            admitted = 0 if paused_reason(self._rt.redis, name) is not None else self._rt.breaker(name).admit()
+            admitted = self._availability.admit(name)
             self._left[name] = admitted
             if admitted == 1:
                 self.probing.add(name)

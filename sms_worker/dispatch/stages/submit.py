@@ -37,8 +37,8 @@ from concurrent.futures import FIRST_COMPLETED, Future, wait
 from datetime import timedelta
 from typing import Any
 
-from sms_worker.dispatch.batch import Absent, Answer, Batch, Defer, Item, NearMatch, Outcome, Skip
-from sms_worker.dispatch.lookup import ask, needs_asking
+from sms_worker.dispatch.batch import Absent, Answer, Batch, Defer, Item, NearMatch, Outcome, Skip, Started
+from sms_worker.dispatch.lookup import Question, ask, question_of
 from sms_worker.dispatch.pipeline import Downstream, Stage
 from sms_worker.dispatch.policy import RetryPolicy
 from sms_worker.dispatch.stages.requests import Departures, Unit, call, units_of
@@ -81,12 +81,12 @@ class Submit(Stage):
     def process(self, batch: Batch, downstream: Downstream) -> None:
         limit = self._rt.settings.http_concurrency
         group = max(1, limit // 2)
-        questions: deque[Item] = deque()
+        questions: deque[Question] = deque()
         waiting: deque[Unit] = deque()
         self._sort(batch.in_play(), questions, waiting)
         departures = self._departures
         running: dict[Future[list[Outcome]], tuple[Unit, float]] = {}
-        asking: dict[Future[Answer], tuple[Item, float]] = {}
+        asking: dict[Future[Answer], tuple[Question, float]] = {}
         finished: list[Item] = []
         look_for_high = not any(item.priority == Priority.HIGH for item in batch.in_play())
         left = self._rt.settings.batch_size
@@ -100,10 +100,10 @@ class Submit(Stage):
                 held_up = bool(busy) and not waiting and not departures and not questions and now - min(busy) >= SLOW_CALL
                 if held_up or look_for_high:
                     left = self._take_arrivals(batch, questions, waiting, left, min(left, free if held_up else limit), held_up)
-            for item in self._next_questions(questions, asking, free - len(departures)):
+            for question in self._next_questions(questions, asking, free - len(departures)):
                 self._requests += 1
-                item.request = self._requests
-                asking[self._rt.http_pool.submit(ask, self._rt, item)] = (item, now)
+                question.item.request = self._requests
+                asking[self._rt.http_pool.submit(ask, self._rt, question)] = (question, now)
                 free -= 1
             if waiting and free and not departures and (free >= group or now - last_start >= STALL or len(waiting) < group):
                 last_start = now
@@ -123,8 +123,8 @@ class Submit(Stage):
                 done, _ = wait(futures, timeout=STALL, return_when=FIRST_COMPLETED)
                 for future in done:
                     if future in asking:
-                        item, _ = asking.pop(future)
-                        finished += self._answered(item, future.result(), waiting)
+                        question, _ = asking.pop(future)
+                        finished += self._answered(question.item, future.result(), waiting)
                     else:
                         unit, _ = running.pop(future)
                         finished += self._settle_outcomes(unit, future.result())
@@ -134,42 +134,45 @@ class Submit(Stage):
                 downstream(finished)
                 finished, last_flush = [], time.monotonic()
 
-    def _sort(self, items: list[Item], questions: deque[Item], waiting: deque[Unit]) -> None:
+    def _sort(self, items: list[Item], questions: deque[Question], waiting: deque[Unit]) -> None:
         """Unsure messages whose account can be asked go to ``questions`` (asked before any
         call: :mod:`~sms_worker.dispatch.lookup`); the rest, in requests, to ``waiting``."""
+        sending = []
         for item in items:
-            if needs_asking(self._rt, item):
-                questions.append(item)
-        waiting.extend(units_of(self._rt, [item for item in items if not needs_asking(self._rt, item)]))
+            question = question_of(self._rt, item)
+            if question is None:
+                sending.append(item)
+            else:
+                questions.append(question)
+        waiting.extend(units_of(self._rt, sending))
 
     @staticmethod
-    def _next_questions(questions: deque[Item], asking: dict[Future[Answer], tuple[Item, float]], slots: int) -> list[Item]:
+    def _next_questions(questions: deque[Question], asking: dict[Future[Answer], tuple[Question, float]], slots: int) -> list[Question]:
         """Up to ``slots`` questions to ask now, taken out of ``questions``: the slots of calls
         already recorded as started are not theirs (a question may hold its slot for the whole
         look-up deadline, and a call must leave within
         :data:`~.requests.LATEST_DEPARTURE`), and one message to a recipient is asked about at a
         time on an account, so that two alike do not both adopt one copy (what the first adopts
         is held when the second is asked: :func:`~sms_worker.lifecycle.write.adopt`)."""
-        busy = {(item.account, item.row.recipient) for item, _ in asking.values()}
-        chosen: list[Item] = []
-        for item in questions:
+        busy = {(question.item.account, question.item.row.recipient) for question, _ in asking.values()}
+        chosen: list[Question] = []
+        for question in questions:
             if len(chosen) >= slots:
                 break
-            if (item.account, item.row.recipient) not in busy:
-                busy.add((item.account, item.row.recipient))
-                chosen.append(item)
-        for item in chosen:
-            questions.remove(item)
+            to = (question.item.account, question.item.row.recipient)
+            if to not in busy:
+                busy.add(to)
+                chosen.append(question)
+        for question in chosen:
+            questions.remove(question)
         return chosen
 
     def _answered(self, item: Item, answer: Answer, waiting: deque[Unit]) -> list[Item]:
         """Where a question's answer takes ``item``: settled (adopted, unanswered, or a near
         match its policy gives up on), or on to be sent again (it had not the message, or a near
         match its policy resends). Returns the items settled."""
-        if isinstance(answer, Absent) or (
-            isinstance(answer, NearMatch) and self._policy.policy_of(item.account or "", item.row.on_ambiguous) == "resend"
-        ):
-            item.asked = answer
+        if isinstance(answer, Absent) or (isinstance(answer, NearMatch) and self._policy.policy_of(item.account, item.row.on_ambiguous) == "resend"):
+            item.asked_first = answer
             waiting.extend(units_of(self._rt, [item]))
             return []
         item.outcome = answer
@@ -180,7 +183,7 @@ class Submit(Stage):
             item.outcome = outcome
         return unit
 
-    def _take_arrivals(self, batch: Batch, questions: deque[Item], waiting: deque[Unit], left: int, limit: int, any_priority: bool) -> int:
+    def _take_arrivals(self, batch: Batch, questions: deque[Question], waiting: deque[Unit], left: int, limit: int, any_priority: bool) -> int:
         """Put up to ``limit`` new arrivals first; returns how many more the batch may take (0
         after a failure: it ends the look-out, not the batch)."""
         try:
@@ -189,7 +192,7 @@ class Submit(Stage):
             log.warning("stopped looking for arrivals in this batch: %s", describe_outage(error) or repr(error))
             return 0
         batch.extend(items)
-        arrived_questions: deque[Item] = deque()
+        arrived_questions: deque[Question] = deque()
         arrived: deque[Unit] = deque()
         self._sort([item for item in items if item.disposition is None], arrived_questions, arrived)
         questions.extendleft(reversed(arrived_questions))
@@ -225,13 +228,13 @@ class Submit(Stage):
         rt = self._rt
         now = rt.clock.now()
         started: set[uuid.UUID] = set()
-        for lost in {_lost(item.asked) for item in items}:
-            alike = [item for item in items if _lost(item.asked) is lost]
-            claims = tuple({item.claim_id for item in alike if item.claim_id is not None})
+        for lost in {_lost(item.asked_first) for item in items}:
+            alike = [item for item in items if _lost(item.asked_first) is lost]
+            claims = tuple({item.claim for item in alike})
             started |= self._calls.start(CallStarted(tuple(item.id for item in alike), claims, now, lost))
         for item in items:
             if item.id in started:
-                item.attempt, item.first_attempt_at, item.called_at = item.row.attempts + 1, item.row.first_attempt_at or now, now
+                item.started = Started(item.row.attempts + 1, now, item.row.first_attempt_at or now)
         return started
 
     def _defer(self, batch: Batch, units: list[Unit], reason: str) -> None:
@@ -241,10 +244,10 @@ class Submit(Stage):
                 batch.settle(item, Defer(until, reason))
 
 
-def _lost(asked: Absent | NearMatch | None) -> LostAttempt:
-    """What the calling statement does to the lost attempt the provider was asked about (an
-    item's ``asked``): settle it (it had not the message), or, over a near match, make the
-    message unsure since this attempt and a possible duplicate; nothing if it was not asked."""
-    if isinstance(asked, Absent):
+def _lost(asked_first: Absent | NearMatch | None) -> LostAttempt:
+    """What the calling statement does to the lost attempt the provider was asked about first
+    (an item's ``asked_first``): settle it (it had not the message), or, over a near match, make
+    the message unsure since this attempt and a possible duplicate; nothing if it was not asked."""
+    if isinstance(asked_first, Absent):
         return LostAttempt.SETTLED
-    return LostAttempt.NEAR_MATCH if isinstance(asked, NearMatch) else LostAttempt.KEPT
+    return LostAttempt.NEAR_MATCH if isinstance(asked_first, NearMatch) else LostAttempt.KEPT

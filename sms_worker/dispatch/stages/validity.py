@@ -8,6 +8,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Final
 
+from sms_worker.clock import Clock
 from sms_worker.dispatch.batch import Batch, Defer, Finish
 from sms_worker.dispatch.pipeline import Downstream, Stage
 from sms_worker.lifecycle.ambiguity import runs_out, why_unknown
@@ -22,9 +23,16 @@ SCHEDULE_TOLERANCE = timedelta(seconds=0.1)
 
 
 class ValidityWindow(Stage):
-    def __init__(self, rt: Runtime) -> None:
-        self._clock = rt.clock
-        self._retry_window = timedelta(seconds=rt.settings.retry_window_seconds)
+    """``retry_window``: how long after its first attempt a message may still be retried."""
+
+    def __init__(self, clock: Clock, retry_window: timedelta) -> None:
+        self._clock = clock
+        self._retry_window = retry_window
+
+    @classmethod
+    def of(cls, rt: Runtime) -> ValidityWindow:
+        """The stage of a worker: its clock and the deployment's retry window."""
+        return cls(rt.clock, timedelta(seconds=rt.settings.retry_window_seconds))
 
     def process(self, batch: Batch, downstream: Downstream) -> None:
         now = self._clock.now()

@@ -1,6 +1,6 @@
 """What an account can carry, as data: its sender-ID rules and the characters its wire format
-can carry. Each account model declares it (:meth:`~sms_worker.providers.schema.AccountBase.carriage`);
-routing asks it (:meth:`~sms_worker.routing.Router.carriers`) at enqueue, so that a message goes
+can carry. Each account model declares it (:meth:`~sms_worker.providers.schema.AccountBase.eligibility`);
+routing asks it (:meth:`~sms_worker.routing.Router.eligible`) at enqueue, so that a message goes
 to an account that can carry it or is refused there naming the field, the rule and the account,
 and again at dispatch, where an account that cannot carry a message is passed over.
 """
@@ -63,7 +63,7 @@ class Refusal:
 
 
 @dataclass(frozen=True, slots=True)
-class Carriage:
+class Eligibility:
     """What one account can carry. Every part is optional: what is None puts no limit beyond
     sms_worker's own checks at enqueue.
 

@@ -1,4 +1,5 @@
-"""Record: each call's outcome becomes the message's next status, by the retry policy.
+"""Decide: each call's outcome becomes the message's next status, by the retry policy (the ledger
+writes it: :mod:`~sms_worker.dispatch.ledger`).
 
 Accepted: ``submitted`` (or already final, if the provider's first word is, with its report's
 error code when that is a failure), with the provider's id, word and report; accepted by a resend after an ambiguous attempt the account cannot be asked
@@ -16,8 +17,11 @@ row as it was before it (a resend over a near match is not flagged by a call tha
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Final
+from typing import Final, Protocol
 
+import redis
+
+from sms_worker.clock import Clock
 from sms_worker.dispatch.batch import Absent, Batch, Defer, Finish, Found, Item, NearMatch, NotSent, Unanswered
 from sms_worker.dispatch.pipeline import Downstream, Stage
 from sms_worker.dispatch.policy import PAUSE_RECHECK, Attempt, RetryPolicy
@@ -33,18 +37,42 @@ NEAR_MATCH: Final = "NEAR_MATCH"
 """The code of a message given up because its provider lists a near match of it."""
 
 
-class Record(Stage):
-    def __init__(self, rt: Runtime) -> None:
-        self._rt = rt
-        self._policy = RetryPolicy.of(rt.settings, rt.accounts)
+class Pauses(Protocol):
+    """Where an account-wide fault pauses its account (every worker then passes it over)."""
+
+    def pause(self, account: str, failure: Failure) -> None: ...
+
+
+class RedisPauses:
+    """:class:`Pauses` as every worker shares them, in Redis (:func:`~sms_worker.providers.pause.pause_for`)."""
+
+    def __init__(self, client: redis.Redis) -> None:
+        self._client = client
+
+    def pause(self, account: str, failure: Failure) -> None:
+        pause_for(self._client, account, failure)
+
+
+class Decide(Stage):
+    decides_outcomes = True
+
+    def __init__(self, policy: RetryPolicy, clock: Clock, pauses: Pauses) -> None:
+        self._policy = policy
+        self._clock = clock
+        self._pauses = pauses
+
+    @classmethod
+    def of(cls, rt: Runtime) -> Decide:
+        """The stage of a worker: the deployment's retry policy, its clock, pauses in Redis."""
+        return cls(RetryPolicy.of(rt.settings, rt.accounts), rt.clock, RedisPauses(rt.redis))
 
     def process(self, batch: Batch, downstream: Downstream) -> None:
-        now = self._rt.clock.now()
+        now = self._clock.now()
         for item in batch.in_play():
             outcome = item.outcome
             if isinstance(outcome, Accepted):
                 reason = f"accepted by {item.account} as {outcome.provider_message_id}{_possible_duplicate(item)}"
-                flagged = isinstance(item.asked, NearMatch) or (item.asked is None and item.row.unsure_since is not None)
+                flagged = isinstance(item.asked_first, NearMatch) or (item.asked_first is None and item.row.unsure_since is not None)
                 batch.settle(item, _adopted(item, outcome, reason, flagged))
             elif isinstance(outcome, Found):
                 accepted = outcome.accepted
@@ -59,7 +87,7 @@ class Record(Stage):
                 batch.settle(item, _not_sent(item, outcome))
             elif isinstance(outcome, Failure):
                 if outcome.pauses_account:
-                    pause_for(self._rt.redis, item.account or "", outcome)
+                    self._pauses.pause(item.account, outcome)
                 elif outcome.kind is ErrorKind.PERMANENT:
                     log.info("message %s to %s failed permanently: %s", item.id, mask_phone(item.row.recipient), mask_numbers(str(outcome)))
                 batch.settle(item, self._policy.after_failure(outcome, _attempt(item), now))
@@ -69,9 +97,9 @@ class Record(Stage):
         the message keeps its status and is asked about again when the retry it waits for would
         have come (an account-wide fault, such as a key refused on the listing, pauses the
         account as on a send, and the message waits for it)."""
-        account = item.account or ""
+        account = item.account
         if failure.pauses_account:
-            pause_for(self._rt.redis, account, failure)
+            self._pauses.pause(account, failure)
             until = now + PAUSE_RECHECK
             reason = f"asking {account} whether it has the message failed ({failure}); account paused, nothing sent"
         else:
@@ -87,10 +115,10 @@ def _not_sent(item: Item, outcome: NotSent) -> Defer:
     statement flagged it in case the call went out (a worker lost during it leaves it flagged:
     :class:`~sms_worker.lifecycle.changes.LostAttempt`), and no second copy was made. Asked again,
     the near match is found again and its policy decides again."""
-    if isinstance(item.asked, NearMatch):
-        reason = f"{outcome.reason}; {_near(item, item.asked)}: asked again before any resend, no possible duplicate yet"
+    if isinstance(item.asked_first, NearMatch):
+        reason = f"{outcome.reason}; {_near(item, item.asked_first)}: asked again before any resend, no possible duplicate yet"
         return Defer(outcome.until, reason, counted=False, unsure_since=item.row.unsure_since, possible_duplicate=item.row.possible_duplicate)
-    if isinstance(item.asked, Absent):
+    if isinstance(item.asked_first, Absent):
         reason = f"{outcome.reason}; {item.account} had not the message from the ambiguous attempt, so it is sent again, no duplicate"
         return Defer(outcome.until, reason, counted=False)
     return Defer(outcome.until, outcome.reason, counted=False)
@@ -100,9 +128,9 @@ def _possible_duplicate(item: Item) -> str:
     """What an acceptance after an ambiguous attempt adds to its reason: nothing if the provider
     was asked and had not the message; else why the recipient may get it twice."""
     since = item.row.unsure_since
-    if isinstance(item.asked, NearMatch):
-        return f"; POSSIBLE DUPLICATE: resent by its policy (resend), though {_near(item, item.asked)}"
-    if item.asked is None and since is not None:
+    if isinstance(item.asked_first, NearMatch):
+        return f"; POSSIBLE DUPLICATE: resent by its policy (resend), though {_near(item, item.asked_first)}"
+    if item.asked_first is None and since is not None:
         return f"; POSSIBLE DUPLICATE: resent after an ambiguous attempt (since {since.isoformat()}) that {item.account} cannot be asked about"
     return ""
 
@@ -123,17 +151,18 @@ def _adopted(item: Item, accepted: Accepted, reason: str, possible_duplicate: bo
         return Finish(Status.SUBMITTED, reason, accepted=accepted, possible_duplicate=possible_duplicate)
     code = delivery.failure_code
     if code is not None:
-        reason += f"; {delivery.failure_text(item.account or '', accepted.provider_status, accepted.provider_error)}"
+        reason += f"; {delivery.failure_text(item.account, accepted.provider_status, accepted.provider_error)}"
     return Finish(delivery.status, reason, code, accepted=accepted, possible_duplicate=possible_duplicate)
 
 
 def _attempt(item: Item) -> Attempt:
-    first = item.first_attempt_at or item.row.first_attempt_at
-    assert first is not None and item.account is not None and item.called_at is not None
-    row = item.row
+    """The attempt ``item``'s call made, as the retry policy reads it. The lost attempt its
+    provider was asked about first is settled (it had not the message), or, over a near match,
+    the message is unsure still, since this attempt."""
+    call, row = item.call, item.row
     unsure_since = row.unsure_since
-    if isinstance(item.asked, Absent):
-        unsure_since = None  # the lost attempt is settled: the provider had not the message
-    elif isinstance(item.asked, NearMatch):
-        unsure_since = item.called_at  # the near match may be ours: unsure still, since this attempt
-    return Attempt(item.account, item.attempt, item.called_at, first, row.valid_until, item.pinned, unsure_since, row.on_ambiguous)
+    if isinstance(item.asked_first, Absent):
+        unsure_since = None
+    elif isinstance(item.asked_first, NearMatch):
+        unsure_since = call.at
+    return Attempt(item.account, call.attempt, call.at, call.first_attempt_at, row.valid_until, item.pinned, unsure_since, row.on_ambiguous)
