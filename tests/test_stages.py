@@ -137,7 +137,7 @@ def test_validity_window_expires_what_ran_out_and_defers_what_is_not_due(rt, clo
 
 def test_route_rejects_a_message_naming_an_account_no_longer_configured(rt):
     batch = batch_of(rt, {})
-    batch.items[0].row = replace(batch.items[0].row, requested_account="gone")
+    batch.items[0].row = replace(batch.items[0].row, pinned_account="gone")
 
     Route(rt).process(batch, no_downstream)
 
@@ -433,4 +433,4 @@ def test_departures_ask_for_every_group_when_the_account_is_at_its_limit(rt, red
         left += leaving
 
     assert len(left) == 4, "four fit the window of one second"
-    assert len(departures.waiting) == 2 and all(entry.not_before > 0 for entry in departures.waiting)
+    assert len(departures.departing) == 2 and all(entry.not_before > 0 for entry in departures.departing)
