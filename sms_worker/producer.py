@@ -355,9 +355,10 @@ def _due(message_id: uuid.UUID, priority: Priority, send_after: datetime) -> Due
 
 def _differs(row: Created, winner: Any, name: str) -> bool:
     """Whether a request and the message holding its key differ in ``name``. A request that
-    names no account matches a message pinned to one: after an ambiguous attempt the message is
-    pinned to its account (:mod:`sms_worker.lifecycle.ambiguity`), and a client retrying its request must
-    still get its id, not a conflict."""
+    names no account matches a message that names one: a row written before migration 0006 holds
+    there the account an ambiguous attempt pinned it to (now ``pinned_account``,
+    :mod:`sms_worker.lifecycle.ambiguity`), and a client retrying its request must still get its
+    id, not a conflict."""
     if name == "requested_account" and row.requested_account is None:
         return False
     return bool(getattr(row, name) != getattr(winner, name))

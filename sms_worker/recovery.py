@@ -128,7 +128,7 @@ _CLAIM_COLUMNS = (
     "status",
     "claim_id",
     "account",
-    "requested_account",
+    "pinned_account",
     "attempts",
     "first_attempt_at",
     "last_attempt_at",
@@ -255,7 +255,7 @@ class Reclaimer:
         first = row.first_attempt_at or now
         started = row.last_attempt_at or first  # when the lost call was recorded as started
         lost = Failure(ErrorKind.AMBIGUOUS, WORKER_LOST, "worker lost during the provider call; the provider may have the message")
-        pinned = row.requested_account is not None
+        pinned = row.pinned_account is not None
         attempt = Attempt(row.account, row.attempts, started, first, row.valid_until, pinned, row.unsure_since, row.on_ambiguous)
         decided = self._policy.after_failure(lost, attempt, now)
         change = failed(decided, row.id, row.claim_id, Call(row.attempts, started, None), now, Pin(row.account, pinned), row.first_attempt_at)

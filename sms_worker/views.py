@@ -37,7 +37,7 @@ class MessageHistory:
 
 @dataclass(frozen=True, slots=True)
 class PipelineStats:
-    """Pointers waiting per priority (``high``, ``standard``, ``low``), pointers waiting for a
+    """Pointers ready per priority (``high``, ``standard``, ``low``), pointers due at a later
     time, the paused accounts with the reason, and messages per status."""
 
     ready: dict[str, int]
@@ -48,7 +48,8 @@ class PipelineStats:
     """Messages accepted by a resend after an ambiguous attempt their account could not be asked
     about: each may have reached its recipient twice (:mod:`sms_worker.lifecycle.ambiguity`)."""
     unsure: int = 0
-    """Messages not final yet whose last ambiguous attempt is not settled."""
+    """Messages waiting or held (:data:`~sms_worker.lifecycle.status.WAITING`,
+    :data:`~sms_worker.lifecycle.status.HELD`) whose last ambiguous attempt is not settled."""
     redis_eviction: str | None = None
     """Why Redis may lose our keys (:mod:`sms_worker.eviction`), or None."""
 
@@ -114,13 +115,19 @@ def message_status(message_id: uuid.UUID | str) -> MessageHistory | None:
 
 def pipeline_stats(deployment: Deployment) -> PipelineStats:
     """Backlog and outcomes at a glance: Flower shows Celery's wake-ups, not the pointer lists.
-    Raises :class:`~sms_worker.errors.NotMigrated` for a database behind this version."""
+    Raises :class:`~sms_worker.errors.NotMigrated` for a database behind this version, asked
+    first: the counts need no column a later revision may add (0006's ``pinned_account``), so a
+    schema behind would not make them fail."""
+    from sms_worker.db.migrate import schema_behind
     from sms_worker.eviction import eviction_warning
     from sms_worker.providers.pause import paused_reason
     from sms_worker.queues import keys
     from sms_worker.queues.pointers import ready_lengths
 
     with saying_when_not_migrated(deployment.engine), deployment.engine.connect() as conn:
+        behind = schema_behind(deployment.engine)
+        if behind is not None:
+            raise behind
         statuses: dict[str, int] = dict(conn.execute(select(MESSAGES.c.status, func.count()).group_by(MESSAGES.c.status)).all())
         doubled = conn.execute(select(func.count()).where(MESSAGES.c.possible_duplicate)).scalar_one()
         unsure = conn.execute(

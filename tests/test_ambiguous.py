@@ -195,7 +195,8 @@ def test_the_old_setting_still_works_and_says_what_replaces_it(monkeypatch):
     assert any("SMS_WORKER_ON_AMBIGUOUS=give-up" in str(w.message) for w in caught)
 
 
-def _unsure(rt, message_id, **values) -> None:
+def _unsure(rt, message_id, **values: object) -> None:
+    """Make the message unsure since an ambiguous attempt on telekom-sk, pinned to it."""
     from sqlalchemy import update
 
     from sms_worker.lifecycle.tables import MESSAGES
@@ -205,7 +206,7 @@ def _unsure(rt, message_id, **values) -> None:
         conn.execute(
             update(MESSAGES)
             .where(MESSAGES.c.id == message_id)
-            .values(status=Status.RETRYING.value, attempts=1, first_attempt_at=now, unsure_since=now, requested_account="telekom-sk", **values)
+            .values(status=Status.RETRYING.value, attempts=1, first_attempt_at=now, unsure_since=now, **{"pinned_account": "telekom-sk", **values})
         )
 
 
@@ -247,10 +248,14 @@ def test_a_permanent_refusal_after_an_ambiguous_attempt_ends_unknown():
 
 
 def test_a_client_retrying_its_request_after_an_ambiguous_attempt_gets_its_id_not_a_conflict(runtime):
-    """The ambiguous attempt pinned the message to its account; the client's retry names none."""
+    """The ambiguous attempt pinned the message to its account; the client's retry names none.
+    A row written before migration 0006 holds that pin in ``requested_account`` too."""
     first = send_sms("+421900000974", "Your code is 4", idempotency_key="order-974", runtime=runtime)
+    before_0006 = send_sms("+421900000975", "Your code is 5", idempotency_key="order-975", runtime=runtime)
     _unsure(runtime, first)
+    _unsure(runtime, before_0006, requested_account="telekom-sk")
 
     assert send_sms("+421900000974", "Your code is 4", idempotency_key="order-974", runtime=runtime) == first
+    assert send_sms("+421900000975", "Your code is 5", idempotency_key="order-975", runtime=runtime) == before_0006
     with pytest.raises(InvalidField, match="idempotency_key"):
         send_sms("+421900000974", "Your code is 5", idempotency_key="order-974", runtime=runtime)

@@ -112,7 +112,7 @@ def test_a_dripping_answer_ends_at_the_deadline_and_a_healthy_account_is_not_hel
     found = message(rt, slow)
     assert (found["status"], found["error_code"]) == ("retrying", "TIMEOUT"), "past its deadline a call is ambiguous, like a read timeout"
     assert f"TIMEOUT: no answer from {bad.url} in time (ReadTimeout)" in found["error_text"], "it names where the call went"
-    assert found["requested_account"] == "misbehaving"
+    assert (found["requested_account"], found["pinned_account"]) == ("misbehaving", "misbehaving")
     rt.close()
 
 
@@ -209,6 +209,6 @@ def test_an_answer_that_is_not_the_apis_is_ambiguous_for_every_adapter(settings_
 
     for name, message_id in zip(accounts, ids):
         found = message(rt, message_id)
-        assert (found["status"], found["error_code"], found["requested_account"]) == ("retrying", "BAD_RESPONSE", name), name
+        assert (found["status"], found["error_code"], found["pinned_account"]) == ("retrying", "BAD_RESPONSE", name), name
     assert sorted(s["text"] for s in sandbox.submissions() if s["accepted"]) == sorted(f"garbled {name}" for name in accounts)
     rt.close()

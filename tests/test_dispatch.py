@@ -311,7 +311,7 @@ def test_a_status_that_has_not_changed_writes_no_event(runtime, sandbox, clock):
         counts.append(len(history(runtime, message_id).events))
 
     assert counts[1] == counts[2] == counts[3], "a report that did not change wrote an event"
-    assert history(runtime, message_id).message["delivery"] == "unknown"
+    assert history(runtime, message_id).message["delivery"] == "undetermined"
 
 
 def test_the_xml_transport_without_a_session_carries_a_message_through(runtime, sandbox, settings_for, clock):

@@ -366,7 +366,7 @@ def test_parse_callback_rejects_garbage(body, content_type):
 def test_unknown_status_words_and_codes():
     provider = offline_provider()
     assert provider.delivery("teleported") is None
-    assert provider.delivery("unknown") is Delivery.UNKNOWN  # the platform's own word, unlike one it never says
+    assert provider.delivery("unknown") is Delivery.UNDETERMINED  # the platform's own word, unlike one it never says
     assert provider.delivery(" SENT ") is Delivery.SENT
     error = provider.error("NEVER_HEARD_OF", "")
     assert (error.kind, error.account_wide) == (ErrorKind.PERMANENT, False)

@@ -141,7 +141,7 @@ def test_after_a_timeout_the_retry_stays_on_the_account_that_may_have_the_messag
 
     assert {s["provider"] for s in sandbox.submissions()} == {first}, "never sent through the other account"
     row = message_row(rt, message_id)
-    assert (row.status, row.attempts, row.requested_account) == (Status.SUBMITTED.value, 2, first)
+    assert (row.status, row.attempts, row.pinned_account, row.requested_account) == (Status.SUBMITTED.value, 2, first, None)
 
 
 def test_with_on_ambiguous_give_up_a_timed_out_message_is_unknown_and_not_sent_again(multi_runtime, sandbox):

@@ -1,4 +1,5 @@
-"""Migration 0003 carries rows of every old status into the new vocabulary, and back down."""
+"""Migration 0003 carries rows of every old status into the new vocabulary, and back down;
+migration 0006 keeps every message pinned where it was, and back down."""
 
 from __future__ import annotations
 
@@ -58,7 +59,7 @@ EXPECTED = {
     ("DELETED", True): ("undeliverable", "undeliverable"),
     ("UNDELIVERABLE", True): ("undeliverable", "undeliverable"),
     ("DENIED", True): ("rejected", "rejected"),
-    ("UNKNOWN", True): ("unknown", "unknown"),
+    ("UNKNOWN", True): ("unknown", "undetermined"),
 }
 
 
@@ -115,7 +116,7 @@ def test_every_old_status_is_carried_over_and_back(database_url, monkeypatch, ca
     request.addfinalizer(reset_settings)
 
     assert main(["db", "upgrade"]) == 0
-    assert capsys.readouterr().out == "database upgraded from 0002 to revision 0005\n"
+    assert capsys.readouterr().out == "database upgraded from 0002 to revision 0006\n"
 
     engine = get_engine(database_url)
     messages, events = _tables(engine)
@@ -142,6 +143,61 @@ def test_every_old_status_is_carried_over_and_back(database_url, monkeypatch, ca
         back = {row.id: row.status for row in conn.execute(select(_tables(engine)[0]))}
     assert set(back.values()) <= set(OLD_STATUSES)
     assert back[rows[("DELIVERED", True)]["id"]] == "DELIVERED" and back[rows[("UNSENT", False)]["id"]] == "UNSENT"
+    dispose_engines()
+    upgrade(database_url)
+
+
+def test_every_message_stays_pinned_where_it_was_across_0006_and_back(database_url):
+    """0005 kept the producer's choice and an ambiguous attempt's pin both in
+    ``requested_account``; 0006 reads the pin from ``pinned_account``. Up, every pin is kept
+    (and a report ``unknown`` is ``undetermined``); down, a pin made since is where 0005 reads it,
+    so the earlier release sends the message through no other account."""
+    dispose_engines()
+    downgrade(database_url, "0005")
+    engine = get_engine(database_url)
+    messages, _ = _tables(engine)
+    named, pinned, free = (old_row("UNSENT", False) for _ in range(3))
+    reported = old_row("SENT", True)
+    at_0005 = {"account": "telekom-sk", "requested_account": None, "status": "queued", "delivery": None}
+    rows = [
+        {**row, **at_0005, **changes}
+        for row, changes in (
+            (named, {"requested_account": "telekom-sk"}),
+            (pinned, {"requested_account": "dexatel", "status": "retrying", "unsure_since": named["created_at"]}),
+            (free, {}),
+            (reported, {"status": "submitted", "delivery": "unknown", "provider_status": "UNKNOWN"}),
+        )
+    ]
+    with engine.begin() as conn:
+        conn.execute(insert(messages), [{k: v for k, v in row.items() if k in messages.c} for row in rows])
+    dispose_engines()
+
+    upgrade(database_url)
+
+    engine = get_engine(database_url)
+    messages, _ = _tables(engine)
+    with engine.connect() as conn:
+        found = {row.id: row for row in conn.execute(select(messages))}
+    assert [(found[r["id"]].requested_account, found[r["id"]].pinned_account) for r in (named, pinned, free)] == [
+        ("telekom-sk", "telekom-sk"),
+        ("dexatel", "dexatel"),
+        (None, None),
+    ]
+    assert (found[reported["id"]].status, found[reported["id"]].delivery) == ("submitted", "undetermined")
+    pinned_since = free["id"]
+    with engine.begin() as conn:
+        conn.execute(messages.update().where(messages.c.id == pinned_since).values(pinned_account="dexatel", status="retrying"))
+    dispose_engines()
+
+    downgrade(database_url, "0005")
+
+    engine = get_engine(database_url)
+    messages, _ = _tables(engine)
+    with engine.connect() as conn:
+        back = {row.id: row for row in conn.execute(select(messages))}
+    assert "pinned_account" not in messages.c
+    assert [back[r["id"]].requested_account for r in (named, pinned, free)] == ["telekom-sk", "dexatel", "dexatel"]
+    assert back[reported["id"]].delivery == "unknown"
     dispose_engines()
     upgrade(database_url)
 

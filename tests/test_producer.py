@@ -158,7 +158,7 @@ def test_provider_is_the_deprecated_name_of_account(runtime):
         [message_id] = send_many([{"to": "+421900000001", "text": "old name", "provider": "telekom-sk"}], runtime=runtime)
     with runtime.engine.connect() as conn:
         row = conn.execute(select(MESSAGES).where(MESSAGES.c.id == message_id)).one()
-    assert (row.account, row.requested_account) == ("telekom-sk", "telekom-sk")
+    assert (row.account, row.requested_account, row.pinned_account) == ("telekom-sk", "telekom-sk", "telekom-sk")
     with pytest.warns(FutureWarning) as warned:
         send_sms("+421900000001", "old keyword", provider="telekom-sk", runtime=runtime)
     assert [w.filename for w in warned] == [__file__], "the warning names the caller's line"

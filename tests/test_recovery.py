@@ -99,7 +99,8 @@ def test_a_call_in_flight_when_its_worker_died_is_an_ambiguous_attempt_retried_o
     assert (report.requeued, report.ambiguous) == (0, 1)
     found = message(runtime, message_id)
     assert (found["status"], found["error_code"], found["attempts"]) == ("retrying", "WORKER_LOST", 1)
-    assert found["requested_account"] == "telekom-sk", "another account would send it a second time"
+    assert found["pinned_account"] == "telekom-sk", "another account would send it a second time"
+    assert found["requested_account"] is None, "the producer named no account"
     assert "may have the message" in events(runtime, message_id)[-1]["reason"]
     assert sandbox.submissions() == []
 

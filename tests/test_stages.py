@@ -23,7 +23,7 @@ from sqlalchemy import select, update
 from sms_worker.clock import FakeClock
 from sms_worker.config import Settings
 from sms_worker.db.migrate import upgrade
-from sms_worker.dispatch.batch import Batch, Defer, Finish, Item, NotDecided, NotSent, Routed, Skip, Started, Waiting
+from sms_worker.dispatch.batch import Batch, Defer, Finish, Item, NotDecided, NotSent, ReadRow, Routed, Skip, Started
 from sms_worker.dispatch.pipeline import DISPATCH_STOPPED, Pipeline, Stage
 from sms_worker.dispatch.policy import RetryPolicy
 from sms_worker.dispatch.service import load
@@ -136,7 +136,7 @@ NOW = FakeClock().now()
 
 def item_of(**row) -> Item:
     """A message in play as the batch reads its row: queued, due now, valid for an hour."""
-    waiting = Waiting(
+    waiting = ReadRow(
         status=Status.QUEUED,
         recipient=RECIPIENT,
         sender=None,
@@ -146,7 +146,7 @@ def item_of(**row) -> Item:
         send_after=NOW,
         valid_until=NOW + timedelta(hours=1),
         first_attempt_at=None,
-        requested_account=None,
+        pinned_account=None,
         unsure_since=None,
         on_ambiguous=None,
         possible_duplicate=False,
@@ -200,7 +200,7 @@ def route_with(availability: StubAvailability) -> Route:
 
 
 def test_route_rejects_a_message_naming_an_account_no_longer_configured():
-    item = item_of(requested_account="gone")
+    item = item_of(pinned_account="gone")
 
     route_with(StubAvailability()).process(Batch([item]), no_downstream)
 
@@ -209,7 +209,7 @@ def test_route_rejects_a_message_naming_an_account_no_longer_configured():
 
 
 def test_route_passes_an_unavailable_account_over_and_a_message_pinned_to_it_waits():
-    free, pinned = item_of(), item_of(requested_account="first")
+    free, pinned = item_of(), item_of(pinned_account="first")
 
     route_with(StubAvailability(first=0)).process(Batch([free, pinned]), no_downstream)
 
@@ -220,7 +220,7 @@ def test_route_passes_an_unavailable_account_over_and_a_message_pinned_to_it_wai
 
 
 def test_route_lets_one_probe_through_and_gives_it_back_if_unused():
-    probe, waits, other = item_of(requested_account="first"), item_of(requested_account="first"), item_of()
+    probe, waits, other = item_of(pinned_account="first"), item_of(pinned_account="first"), item_of()
     batch = Batch([probe, waits, other])
     availability = StubAvailability(first=1)
     route = route_with(availability)
@@ -518,7 +518,7 @@ def test_a_call_whose_outcome_a_failing_batch_never_saw_is_an_ambiguous_attempt(
     lost = row(rt, batch.items[0])
     assert (lost.status, lost.attempts, lost.error_code) == ("retrying", 1, DISPATCH_STOPPED)
     assert lost.unsure_since == clock.now(), "it may have reached the provider: unsure since the call was recorded"
-    assert lost.requested_account == lost.account == "first", "pinned: only the account that may have it may carry it"
+    assert lost.pinned_account == lost.account == "first", "pinned: only the account that may have it may carry it"
 
 
 class CannotDecide(Stage):
@@ -537,7 +537,7 @@ def test_a_call_of_a_failing_batch_whose_outcome_cannot_be_decided_is_retried_un
 
     unsure = row(rt, batch.items[0])
     assert (unsure.status, unsure.error_code, unsure.unsure_since) == ("retrying", DISPATCH_STOPPED, clock.now())
-    assert unsure.requested_account == "first"
+    assert unsure.pinned_account == "first"
 
 
 def test_the_ledger_writes_only_while_the_row_still_names_the_claim(rt):
@@ -596,4 +596,4 @@ def test_departures_ask_for_every_group_when_the_account_is_at_its_limit(rt, red
         left += leaving
 
     assert len(left) == 4, "four fit the window of one second"
-    assert len(departures.waiting) == 2 and all(entry.not_before > 0 for entry in departures.waiting)
+    assert len(departures.departing) == 2 and all(entry.not_before > 0 for entry in departures.departing)

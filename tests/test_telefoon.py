@@ -239,7 +239,7 @@ def test_message_reads_the_whole_record(make_provider, telefoon_clock) -> None:
         ("UNDELIVERABLE", "undelivered", Delivery.UNDELIVERABLE, 30003),
         ("EXPIRED", "undelivered", Delivery.EXPIRED, 30001),
         ("DENIED", "failed", Delivery.REJECTED, 30007),
-        ("UNKNOWN", "failed", Delivery.UNKNOWN, 30008),
+        ("UNKNOWN", "failed", Delivery.UNDETERMINED, 30008),
         ("SENDING", "sending", Delivery.QUEUED, None),
     ],
 )

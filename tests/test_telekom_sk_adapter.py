@@ -147,7 +147,7 @@ def test_a_session_lost_twice_in_a_row_is_transient(make_provider, fake_sandbox)
         ("DELETED", Delivery.UNDELIVERABLE),
         ("UNDELIVERABLE", Delivery.UNDELIVERABLE),
         ("DENIED", Delivery.REJECTED),
-        ("UNKNOWN", Delivery.UNKNOWN),
+        ("UNKNOWN", Delivery.UNDETERMINED),
         ("TELEPORTED", None),  # a word the document does not name: recorded, maps to nothing
     ],
 )

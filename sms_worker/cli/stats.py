@@ -15,7 +15,7 @@ def stats(as_json: bool) -> int:
     "ready" counts the messages waiting for a worker, per priority; "due" those waiting for a
     time: scheduled, to be retried, or held by a paused account. "possible duplicates" counts
     messages resent after an ambiguous attempt (a timeout...) that their provider could not be
-    asked about, "unsure" those still waiting with such an attempt unsettled. JSON keys: ready,
+    asked about, "unsure" those still to be sent with such an attempt unsettled. JSON keys: ready,
     due, paused_accounts, statuses, possible_duplicates, unsure, redis_eviction.
     """
     with open_deployment() as deployment:

@@ -56,7 +56,15 @@ class Message(SQLModel, table=True):
     priority: int = Field(description="1 low, 2 standard, 3 high (Telekom SK's scale).")
     account: str = Field(sa_column=Column(String(64), nullable=False), description="The account that has (or last tried) the message.")
     requested_account: str | None = Field(
-        default=None, sa_column=Column(String(64)), description="Set when the producer named the account: no routing, no failover."
+        default=None,
+        sa_column=Column(String(64)),
+        description="The account the producer named, never changed since (before migration 0006 an ambiguous attempt's pin was written here too).",
+    )
+    pinned_account: str | None = Field(
+        default=None,
+        sa_column=Column(String(64)),
+        description="The only account that may carry the message (no routing, no failover): the one the producer named, "
+        "or the one an ambiguous attempt went to, which may have it. None: routing chooses.",
     )
     status: str = Field(
         sa_column=Column(String(16), nullable=False), description="Where the message is: a value of sms_worker.lifecycle.status.Status."

@@ -112,7 +112,7 @@ Outcome = Accepted | Found | Failure | NotSent | NearMatch | Unanswered
 
 
 @dataclass(frozen=True, slots=True)
-class Waiting:
+class ReadRow:
     """The row of a message waiting to be sent, as the batch read it."""
 
     status: Status
@@ -125,19 +125,19 @@ class Waiting:
     send_after: datetime
     valid_until: datetime
     first_attempt_at: datetime | None
-    requested_account: str | None
+    pinned_account: str | None
     unsure_since: datetime | None
     on_ambiguous: OnAmbiguous | None
     possible_duplicate: bool
 
     @classmethod
-    def of(cls, row: Any, status: Status) -> Waiting:
-        """From a row read with the :data:`WAITING_COLUMNS` (and whatever else), in ``status``."""
-        return cls(status, *(getattr(row, name) for name in WAITING_COLUMNS))
+    def of(cls, row: Any, status: Status) -> ReadRow:
+        """From a row read with the :data:`READ_COLUMNS` (and whatever else), in ``status``."""
+        return cls(status, *(getattr(row, name) for name in READ_COLUMNS))
 
 
-WAITING_COLUMNS = tuple(f.name for f in fields(Waiting) if f.name != "status")
-"""The message columns a :class:`Waiting` holds besides its status, named as in the table."""
+READ_COLUMNS = tuple(f.name for f in fields(ReadRow) if f.name != "status")
+"""The message columns a :class:`ReadRow` holds besides its status, named as in the table."""
 
 
 class NotDecided(RuntimeError):
@@ -174,7 +174,7 @@ class Item:
 
     id: uuid.UUID
     priority: Priority
-    row: Waiting
+    row: ReadRow
     routed: Routed | None = None
     """Route: the account and whether it probes; None until route chose one."""
     cost: int = 0
@@ -237,7 +237,7 @@ class Item:
 
     @property
     def pinned(self) -> bool:
-        return self.row.requested_account is not None
+        return self.row.pinned_account is not None
 
 
 @dataclass(eq=False)

@@ -96,7 +96,7 @@ def deferred(item: Item, defer: Defer, now: datetime) -> Failed | CallNotMade | 
             uncounted=uncounted,
             unsure_since=defer.unsure_since,
             possible_duplicate=defer.possible_duplicate,
-            pinned_to=Pin(item.account, item.pinned).after(defer),
+            pinned_account=Pin(item.account, item.pinned).after(defer),
         )
     return failed(defer, item.id, item.claim_id, call, now, Pin(item.account, item.pinned), item.row.first_attempt_at)
 
@@ -138,13 +138,13 @@ def failed(
         at=at,
         reason=decided.reason,
         call=call,
-        then=Then.RETRY if uncounted is None else Then.ACCOUNT_FAULT,
+        then=Then.RETRY if uncounted is None else Then.UNCOUNTED,
         status=decided.status or Status.RETRYING,
         code=decided.code,
         until=decided.until,
         uncounted=uncounted,
         unsure_since=decided.unsure_since,
-        pinned_to=pin.after(decided),
+        pinned_account=pin.after(decided),
     )
 
 

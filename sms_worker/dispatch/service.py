@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import select
 
-from sms_worker.dispatch.batch import WAITING_COLUMNS, Batch, Defer, Finish, Item, Skip, Waiting
+from sms_worker.dispatch.batch import READ_COLUMNS, Batch, Defer, Finish, Item, ReadRow, Skip
 from sms_worker.dispatch.pipeline import RETRY_AFTER_FAILURE, Pipeline
 from sms_worker.dispatch.stages.claim import Claim
 from sms_worker.dispatch.stages.decide import Decide
@@ -32,7 +32,7 @@ from sms_worker.queues.pointers import Due, Pointer, keep_awake, pop_batch, pop_
 from sms_worker.runtime import Runtime
 
 log = get_logger("dispatch")
-_COLUMNS = [MESSAGES.c[name] for name in ("id", "status", *WAITING_COLUMNS)]
+_COLUMNS = [MESSAGES.c[name] for name in ("id", "status", *READ_COLUMNS)]
 
 
 @dataclass
@@ -110,7 +110,7 @@ def load(rt: Runtime, pointers: list[Pointer]) -> Batch:
     with rt.engine.connect() as conn:
         rows = conn.execute(select(*_COLUMNS).where(MESSAGES.c.id.in_(list(priorities)))).all()
     waiting = {s.value for s in WAITING}
-    items = [Item(row.id, priorities[row.id], Waiting.of(row, Status(row.status))) for row in rows if row.status in waiting]
+    items = [Item(row.id, priorities[row.id], ReadRow.of(row, Status(row.status))) for row in rows if row.status in waiting]
     order = {message_id: n for n, message_id in enumerate(priorities)}
     return Batch(sorted(items, key=lambda item: order[item.id]))
 

@@ -71,7 +71,8 @@ class Uncounted:
 class Created:
     """A message the producer accepted: a new row, ``scheduled`` (``send_after`` is later than
     its creation) or ``queued``, and its first line of history. ``requested_account`` is the
-    account the producer named (None: routing chooses), ``account`` the one to try first."""
+    account the producer named (None: routing chooses), and the message is pinned to it
+    (:attr:`pinned_account`); ``account`` is the one to try first."""
 
     id: uuid.UUID
     recipient: str
@@ -99,6 +100,11 @@ class Created:
     @property
     def updated_at(self) -> datetime:
         return self.created_at
+
+    @property
+    def pinned_account(self) -> str | None:
+        """The only account that may carry the message: the one the producer named, if any."""
+        return self.requested_account
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,8 +208,9 @@ class Then(Enum):
 
     RETRY = "retry"
     """``retrying``: tried again at ``until``, the attempt counted."""
-    ACCOUNT_FAULT = "account fault"
-    """``queued``: the account failed, not the message (paused); the attempt does not count."""
+    UNCOUNTED = "uncounted"
+    """``queued``, the attempt not counted (:class:`Uncounted`): the account failed, not the
+    message (an account-wide failure: the account pauses)."""
     FINAL = "final"
     """A final status: a permanent failure, or retries, retry window or validity run out."""
 
@@ -216,16 +223,16 @@ class Failed(_LedgerChange):
     status: Status
     code: str | None
     until: datetime | None = None
-    """When it is due again (``retry``, ``account fault``); None for ``final``."""
+    """When it is due again (``retry``, ``uncounted``); None for ``final``."""
     uncounted: Uncounted | None = None
-    """Set for ``account fault``: the attempt does not count."""
+    """Set for ``uncounted``: the attempt does not count."""
     unsure_since: datetime | None = None
     """Set: the message is unsure since then (an attempt that may have reached the provider
     began, :mod:`~sms_worker.lifecycle.ambiguity`); None leaves the row's."""
-    pinned_to: str | None = None
-    """The account the message is pinned to from now on, because it may have the message (an
-    ambiguous attempt); None: unchanged. Kept, for now, in the ``requested_account`` column
-    beside the account a producer names: both mean that no other account may carry it."""
+    pinned_account: str | None = None
+    """The account the message is pinned to from now on (the ``pinned_account`` column: no other
+    account may carry it), because it may have the message (an ambiguous attempt); None:
+    unchanged. The account the producer named (``requested_account``) is never changed."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -241,8 +248,8 @@ class CallNotMade(_LedgerChange):
     """Set: put back (the call's statement had set it, over a near match); None leaves the row's."""
     possible_duplicate: bool | None = None
     """Set: put back likewise; None leaves the row's."""
-    pinned_to: str | None = None
-    """As :attr:`Failed.pinned_to`."""
+    pinned_account: str | None = None
+    """As :attr:`Failed.pinned_account`."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -60,8 +60,11 @@ class Delivery(StrEnum):
     """It holds the message and has not passed it on yet (waiting, scheduled, retrying there)."""
     SENT = "sent"
     """Passed on to the network; no receipt from the handset yet."""
-    UNKNOWN = "unknown"
-    """The provider says it cannot tell (Telekom SK ``UNKNOWN``); a later report may still tell."""
+    UNDETERMINED = "undetermined"
+    """The provider says it cannot tell yet (its own word ``UNKNOWN``: Telekom SK, DT A2P; a
+    ``failed`` Telefoon message with its error ``30008``, unknown error); a later report may
+    still tell. Not the final status ``unknown`` (:attr:`Status.UNKNOWN`): the message stays
+    ``submitted``. Spelt ``unknown`` in 0.1 (migration 0006 renames the stored reports)."""
     DELIVERED = "delivered"
     UNDELIVERABLE = "undeliverable"
     REJECTED = "rejected"
@@ -96,7 +99,8 @@ class Delivery(StrEnum):
 
 FINAL = frozenset({Status.DELIVERED, Status.UNDELIVERABLE, Status.REJECTED, Status.EXPIRED, Status.UNKNOWN})
 WAITING = frozenset({Status.SCHEDULED, Status.QUEUED, Status.RETRYING})
-"""Statuses a worker may claim for sending: no provider has the message and no worker holds it."""
+"""Statuses of a message *waiting* to be sent (the one meaning of the word in sms_worker): a
+worker may claim it; no provider has the message and no worker holds it."""
 HELD = frozenset({Status.CLAIMED, Status.CALLING})
 """Statuses of a message a worker holds (``claim_id`` and ``dispatcher`` name the claim)."""
 
@@ -110,5 +114,5 @@ _STATUS_OF_DELIVERY = {
     Delivery.REJECTED: Status.REJECTED,
     Delivery.EXPIRED: Status.EXPIRED,
 }
-_PROGRESS = {Delivery.QUEUED: 1, Delivery.SENT: 2, Delivery.UNKNOWN: 2}
+_PROGRESS = {Delivery.QUEUED: 1, Delivery.SENT: 2, Delivery.UNDETERMINED: 2}
 _FAILED_REPORTS = frozenset({Delivery.UNDELIVERABLE, Delivery.REJECTED, Delivery.EXPIRED})

@@ -64,7 +64,7 @@ TRANSITIONS: tuple[Transition, ...] = (
     Transition("Accepted", Fence.HELD, HELD, _ACCEPTED, "decide stage"),
     Transition("Accepted", Fence.TAKEN_BACK, WAITING | {Status.UNKNOWN}, _ACCEPTED, "decide stage, a late answer"),
     Transition("Failed (retry)", Fence.HELD, frozenset({Status.CALLING}), frozenset({Status.RETRYING}), "decide stage, pipeline, reclaimer"),
-    Transition("Failed (account fault)", Fence.HELD, frozenset({Status.CALLING}), frozenset({Status.QUEUED}), "decide stage"),
+    Transition("Failed (uncounted)", Fence.HELD, frozenset({Status.CALLING}), frozenset({Status.QUEUED}), "decide stage"),
     Transition("Failed (final)", Fence.HELD, frozenset({Status.CALLING}), _FAILED, "decide stage, reclaimer"),
     Transition("Ended", Fence.UNCLAIMED, WAITING, _FAILED, "validity window stage, route stage"),
     Transition("Ended", Fence.HELD, frozenset({Status.CLAIMED}), frozenset({Status.UNKNOWN}), "decide stage (a near match given up)"),

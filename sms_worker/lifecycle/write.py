@@ -68,6 +68,7 @@ _CREATED_COLUMNS: Final = [
     "priority",
     "account",
     "requested_account",
+    "pinned_account",
     "status",
     "attempts",
     "unicode",
@@ -410,8 +411,8 @@ def _columns(change: LedgerChange | Reported) -> dict[str, Any]:
             values.update(attempts=change.uncounted.attempts, first_attempt_at=change.uncounted.first_attempt_at)
         if change.unsure_since is not None:
             values["unsure_since"] = change.unsure_since
-        if change.pinned_to is not None:
-            values["requested_account"] = change.pinned_to
+        if change.pinned_account is not None:
+            values["pinned_account"] = change.pinned_account
     if isinstance(change, CallNotMade) and change.possible_duplicate is not None:
         values["possible_duplicate"] = change.possible_duplicate
     if not isinstance(change, CallNotMade) and change.code is not None:

@@ -36,7 +36,7 @@ import httpx
 
 from sms_worker.lifecycle.status import Delivery
 from sms_worker.priority import Priority
-from sms_worker.providers.failures import UNKNOWN_CODE, ErrorClass, Failure, ProviderError
+from sms_worker.providers.failures import UNLISTED_CODE, ErrorClass, Failure, ProviderError
 from sms_worker.providers.plumbing import error_envelope, json_object, raise_for_error, transport_errors
 from sms_worker.providers.sessions import Sessions
 from sms_worker.providers.words import Words, spelled
@@ -254,8 +254,8 @@ class AdapterBase(ABC):
     @classmethod
     def error(cls, code: Hashable, text: str) -> ProviderError:
         """``code`` as :attr:`errors` classifies it, reported as the table spells it;
-        :data:`UNKNOWN_CODE` if it is not there."""
-        return cls.errors.get(code, UNKNOWN_CODE).error(str(spelled(cls.errors, code)), text)
+        :data:`UNLISTED_CODE` if it is not there."""
+        return cls.errors.get(code, UNLISTED_CODE).error(str(spelled(cls.errors, code)), text)
 
     @classmethod
     def delivery(cls, word: str) -> Delivery | None:

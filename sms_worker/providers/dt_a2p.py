@@ -118,7 +118,7 @@ class DtA2pAdapter(OneRecipientPerRequest):
         "rejected": Delivery.REJECTED,
         "expired": Delivery.EXPIRED,
         "deleted": Delivery.UNDELIVERABLE,
-        "unknown": Delivery.UNKNOWN,
+        "unknown": Delivery.UNDETERMINED,
     }
     zone = UTC
     """The assumed delivery report gives its times in UTC (an explicit offset wins)."""

@@ -1,6 +1,13 @@
 """How a call to a provider failed, classified so the caller need not know the API: the kinds
 the retry policy reads (:mod:`sms_worker.dispatch.policy`), the failure as a value, the same
-raised, and the class of one provider error code in an adapter's table."""
+raised, and the class of one provider error code in an adapter's table.
+
+What a failure does to its account, one name each: *account-wide* (``account_wide``, with a
+permanent kind: :attr:`Failure.pauses_account`) is the account's own failure, that every message
+of it would meet (a bad key, no balance): the account pauses until an operator resumes it, and
+the attempt does not count (:attr:`sms_worker.lifecycle.changes.Then.UNCOUNTED`). A failure that
+*counts against the breaker* (:attr:`Failure.counts_against_breaker`: transient or ambiguous)
+is a moment's failure of the account: its circuit breaker counts it, and the attempt counts."""
 
 from __future__ import annotations
 
@@ -52,9 +59,9 @@ class Failure:
         return self.kind is ErrorKind.PERMANENT and self.account_wide
 
     @property
-    def account_fault(self) -> bool:
+    def counts_against_breaker(self) -> bool:
         """The account failed at the moment, and another attempt may succeed (transient or
-        ambiguous): its circuit breaker counts it."""
+        ambiguous): its circuit breaker counts it (:mod:`sms_worker.routing.breaker`)."""
         return self.kind in (ErrorKind.TRANSIENT, ErrorKind.AMBIGUOUS)
 
 
@@ -91,6 +98,6 @@ NO_CODE: Final = "NO_CODE"
 """The code of a provider's error answer that names no code of its own."""
 
 
-UNKNOWN_CODE: Final = ErrorClass(ErrorKind.PERMANENT)
-"""A code not in a provider's table is permanent for this message only: an unknown answer
-never burns retries nor pauses the account."""
+UNLISTED_CODE: Final = ErrorClass(ErrorKind.PERMANENT)
+"""The class of a code not in the adapter's table: permanent for this message only, so an
+answer the table does not list never burns retries nor pauses the account."""

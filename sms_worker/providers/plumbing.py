@@ -17,7 +17,7 @@ from typing import Any, Final, NoReturn
 import httpx
 
 from sms_worker.logs import origin
-from sms_worker.providers.failures import UNKNOWN_CODE, ErrorClass, ErrorKind, ProviderError
+from sms_worker.providers.failures import UNLISTED_CODE, ErrorClass, ErrorKind, ProviderError
 from sms_worker.providers.transport import ResponseTooLarge
 from sms_worker.providers.words import spelled
 
@@ -138,14 +138,14 @@ def raise_provider_error(response: httpx.Response, table: Mapping[Any, ErrorClas
     as ``table`` classifies it (so an account-wide code pauses the account even when it came
     with ``200``). A code the table does not know is classified by the HTTP status where that is
     an error status (:func:`raise_for_http_status`: a new 5xx code is still retried), and is
-    :data:`~sms_worker.providers.failures.UNKNOWN_CODE` (permanent, for this message only) under
+    :data:`~sms_worker.providers.failures.UNLISTED_CODE` (permanent, for this message only) under
     a success status. A code is looked up and reported as the table has it (an adapter's table is
     :class:`~sms_worker.providers.words.Words`: ``"unauthorized"`` is ``UNAUTHORIZED``)."""
     error_class = table.get(code)
     if error_class is not None:
         raise error_class.error(str(spelled(table, code)), text)
     raise_for_http_status(response)
-    raise UNKNOWN_CODE.error(str(code), text)
+    raise UNLISTED_CODE.error(str(code), text)
 
 
 def raise_for_error(response: httpx.Response, table: Mapping[Any, ErrorClass], read: ErrorReader = error_envelope) -> None:

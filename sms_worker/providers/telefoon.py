@@ -223,11 +223,15 @@ class TelefoonAdapter(OneRecipientPerRequest):
     @classmethod
     def delivery_of(cls, status: str, error_code: int | None = None) -> Delivery | None:
         """A Message's ``status`` (refined by its ``error_code`` once it failed) in our words; None
-        for a status the OpenAPI document does not list (``received`` is an inbound message's)."""
+        for a status the OpenAPI document does not list (``received`` is an inbound message's). A
+        failure whose code ends a message ``unknown`` (``30008``, unknown error) is a report that
+        cannot tell yet (:attr:`~sms_worker.lifecycle.status.Delivery.UNDETERMINED`)."""
         canonical = cls.delivery(status)
         error = cls.errors.get(error_code) if error_code is not None else None
         if canonical is Delivery.UNDELIVERABLE and error is not None and error.kind is ErrorKind.PERMANENT:
-            return Delivery(error.status.value)  # the final statuses and reports share their words
+            if error.status is Status.UNKNOWN:
+                return Delivery.UNDETERMINED
+            return Delivery(error.status.value)  # the other final statuses and reports share their words
         return canonical
 
     def send_one(self, message: OutboundMessage) -> Accepted:

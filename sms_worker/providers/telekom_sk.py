@@ -178,7 +178,7 @@ class TelekomSkAdapter(OneRecipientPerRequest):
         "EXPIRED": Delivery.EXPIRED,
         **dict.fromkeys(("DELETED", "UNDELIVERABLE"), Delivery.UNDELIVERABLE),
         "DENIED": Delivery.REJECTED,
-        "UNKNOWN": Delivery.UNKNOWN,
+        "UNKNOWN": Delivery.UNDETERMINED,
     }
     """The fifteen codes of the document's status table. ``ERROR`` ("will retry up to 5 times
     within 60 minutes") is the provider retrying: it still holds the message. ``DELETED``

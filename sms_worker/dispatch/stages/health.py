@@ -49,7 +49,7 @@ class Health(Stage):
         faulted = False
         for (account, _), items in sorted(requests.items(), key=lambda entry: entry[0][1]):
             outcome = next((item.outcome for item in items if isinstance(item.outcome, Accepted | Found)), items[0].outcome)
-            failed = isinstance(outcome, Failure) and outcome.account_fault
+            failed = isinstance(outcome, Failure) and outcome.counts_against_breaker
             self._failures[account].append(failed)
             if isinstance(outcome, Failure) and failed:
                 faulted = True

@@ -59,7 +59,7 @@ def units_of(rt: Runtime, items: list[Item]) -> list[Unit]:
 
 
 @dataclass
-class _Waiting:
+class _Departure:
     unit: Unit
     since: float
     not_before: float = 0.0
@@ -87,21 +87,21 @@ class Departures:
     limit costs a round trip per few dozen requests, one at its limit a round trip per group."""
 
     rt: Runtime
-    waiting: list[_Waiting] = field(default_factory=list)
+    departing: list[_Departure] = field(default_factory=list)
     credit: dict[str, _Credit] = field(default_factory=dict)
 
     def __len__(self) -> int:
-        return len(self.waiting)
+        return len(self.departing)
 
     def add(self, units: list[Unit]) -> None:
         now = time.monotonic()
-        self.waiting += [_Waiting(unit, now) for unit in units]
+        self.departing += [_Departure(unit, now) for unit in units]
 
     def ready(self, slots: int) -> tuple[list[Unit], list[tuple[Unit, NotSent]]]:
         """Up to ``slots`` requests that may leave now, and those that will not leave at all."""
         now = time.monotonic()
-        due: dict[str, list[_Waiting]] = defaultdict(list)
-        for entry in self.waiting:
+        due: dict[str, list[_Departure]] = defaultdict(list)
+        for entry in self.departing:
             if entry.not_before <= now and sum(map(len, due.values())) < slots:
                 due[entry.unit[0].account].append(entry)
         leaving: list[Unit] = []
@@ -129,10 +129,10 @@ class Departures:
                 else:
                     entry.not_before = now + grant.retry_after
         gone = {id(unit) for unit in leaving} | {id(unit) for unit, _ in dropped}
-        self.waiting = [entry for entry in self.waiting if id(entry.unit) not in gone]
+        self.departing = [entry for entry in self.departing if id(entry.unit) not in gone]
         return leaving, dropped
 
-    def _spend_credit(self, account: str, entries: list[_Waiting], leaving: list[Unit], now: float) -> list[_Waiting]:
+    def _spend_credit(self, account: str, entries: list[_Departure], leaving: list[Unit], now: float) -> list[_Departure]:
         """Let requests leave on places taken ahead, in order; returns the ones still to ask for."""
         credit = self.credit.get(account)
         if credit is None or credit.until < now:

@@ -1,6 +1,7 @@
 """Route: the account that carries each message, among those available now.
 
-A message that named its account goes there or waits for it. Otherwise the routing rules order
+A message pinned to an account (``pinned_account``: the producer named it, or an ambiguous
+attempt left the message there) goes there or waits for it. Otherwise the routing rules order
 its accounts (:class:`~sms_worker.routing.Router`), each retry starting one further down the
 list. An account is *available* unless the operator's pause (an account-wide fault) or its
 circuit breaker keeps it out; a half-open breaker lets one message through as its probe, which
@@ -98,9 +99,9 @@ class Route(Stage):
         """The accounts that can carry ``item`` (sender-ID rules, the characters of the wire
         format: :meth:`~sms_worker.routing.Router.eligible`) in the order to try them, or why none can."""
         row = item.row
-        if row.requested_account is not None and row.requested_account not in self._accounts:
-            return f"it names account {row.requested_account!r}, which is not configured ({', '.join(sorted(self._accounts))})"
-        names = [row.requested_account] if row.requested_account else self._router.candidates(row.recipient, item.id)
+        if row.pinned_account is not None and row.pinned_account not in self._accounts:
+            return f"it is pinned to account {row.pinned_account!r}, which is not configured ({', '.join(sorted(self._accounts))})"
+        names = [row.pinned_account] if row.pinned_account else self._router.candidates(row.recipient, item.id)
         turn = row.attempts % len(names)
         eligible = self._router.eligible(names[turn:] + names[:turn], row.recipient, row.sender, row.text)
         return eligible.accounts or eligible.reason()
