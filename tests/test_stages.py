@@ -17,6 +17,7 @@ from sqlalchemy import select, update
 
 from sms_worker.config import Settings
 from sms_worker.dispatch.batch import Batch, Defer, Finish, Item, NotSent, Skip
+from sms_worker.dispatch.ledger import Ledger
 from sms_worker.dispatch.pipeline import Pipeline, Stage
 from sms_worker.dispatch.service import load
 from sms_worker.dispatch.stages.claim import Claim
@@ -213,7 +214,7 @@ def test_claim_takes_waiting_rows_once_and_gives_back_the_ones_left_unused(rt):
     assert (held.status, held.dispatcher, held.claim_id) == ("claimed", rt.lease.id, mine.claim_id)
     assert mine.message.text == "hello" and mine.message.message_id == mine.id
     claim.after(batch)
-    rt.ledger.write(batch)
+    Ledger.of(rt).write(batch)
     released = row(rt, mine)
     assert (released.status, released.claim_id, released.dispatcher) == ("queued", None, None)
     assert rt.redis.zscore(keys.DUE, f"2{mine.id.hex}") is not None, "it comes back by its pointer"
@@ -370,7 +371,7 @@ class Breaks(Stage):
 def test_after_steps_run_in_reverse_and_a_failing_stage_loses_no_pointer(rt, clock):
     log: list = []
     batch = batch_of(rt, {}, {})
-    pipeline = Pipeline([Takes("one", log), Takes("two", log), Breaks()], rt.ledger, rt.clock)
+    pipeline = Pipeline([Takes("one", log), Takes("two", log), Breaks()], Ledger.of(rt), rt.clock)
 
     pipeline.run(batch)
 
@@ -387,7 +388,7 @@ def test_the_ledger_writes_only_while_the_row_still_names_the_claim(rt):
         conn.execute(update(MESSAGES).values(status="calling", claim_id=uuid.uuid4()))
     item.disposition = Finish(Status.SUBMITTED, "accepted", accepted=Accepted("p", "QUEUED", Delivery.QUEUED))
 
-    rt.ledger.write(batch)
+    Ledger.of(rt).write(batch)
 
     assert row(rt, item).status == "calling", "another claim holds the row now"
     [late] = [e for e in message_history(item.id, rt.settings.resolved_database_url).events if e["reason"].startswith("late answer")]
