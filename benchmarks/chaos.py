@@ -196,8 +196,8 @@ def calling_held_by(rt, pids: list[int]) -> int:
     (or answered, unwritten yet), as the database knows them the instant they die."""
     from sqlalchemy import func, select
 
-    from sms_worker.dispatch.lease import DISPATCHERS
     from sms_worker.lifecycle.tables import MESSAGES
+    from sms_worker.workers.lease import DISPATCHERS
 
     statement = (
         select(func.count())

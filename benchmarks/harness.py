@@ -469,10 +469,11 @@ class Stack:
         """An in-process runtime with Celery wake-ups, as a producer in production has."""
         self.use_in_process(**settings)
         from sms_worker.config import get_settings
-        from sms_worker.runtime import build_runtime
-        from sms_worker.tasks.app import CeleryWaker
+        from sms_worker.queues.wakeups import CeleryWaker
+        from sms_worker.runtime import build_runtime, redis_url
 
-        return build_runtime(get_settings(), waker=CeleryWaker())
+        settings = get_settings()
+        return build_runtime(settings, waker=CeleryWaker(redis_url(settings)))
 
     def start_scheduler(self, env: dict[str, str], redis_url: str, timeout: float = 30) -> Proc:
         """``sms-worker scheduler``; returns once it has initialised Redis (the epoch key)."""

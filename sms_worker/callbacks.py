@@ -63,8 +63,7 @@ from sms_worker.dispatch.receipts import Report, apply_receipts
 from sms_worker.errors import SmsWorkerError
 from sms_worker.lifecycle.tables import MESSAGES
 from sms_worker.logs import RepeatedWarnings, get_logger
-from sms_worker.providers.base import DeliveryReceipt
-from sms_worker.providers.session_key import MAX_RECIPIENTS_LIMIT
+from sms_worker.providers.base import MAX_RECIPIENTS_LIMIT, DeliveryReceipt
 from sms_worker.runtime import Runtime, build_runtime
 
 log = get_logger("callbacks")

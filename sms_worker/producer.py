@@ -47,9 +47,8 @@ from sms_worker.logs import get_logger
 from sms_worker.outages import first_line
 from sms_worker.priority import Priority
 from sms_worker.queues.pointers import Due, Pointer, enqueue
-from sms_worker.runtime import Runtime
+from sms_worker.runtime import Runtime, process_runtime
 from sms_worker.send_result import QueueDeferral, SendResult
-from sms_worker.tasks.process import process_runtime
 from sms_worker.text import analyze, downgrade
 from sms_worker.validation import (
     BatchRejected,

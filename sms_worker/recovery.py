@@ -26,8 +26,7 @@ from typing import Any, Final
 from sqlalchemy import ColumnElement, Row, delete, func, select
 
 from sms_worker.dispatch.batch import Defer
-from sms_worker.dispatch.changes import Pin, Write, failed
-from sms_worker.dispatch.lease import DISPATCHERS
+from sms_worker.dispatch.changes import Pin, failed
 from sms_worker.dispatch.policy import Attempt, RetryPolicy
 from sms_worker.lifecycle.changes import Call, Expired, GivenBack, Requeued
 from sms_worker.lifecycle.status import HELD_VALUES, WAITING_VALUES, Status
@@ -40,6 +39,8 @@ from sms_worker.queues import keys
 from sms_worker.queues.pointers import Due, Pointer, enqueue, is_scheduled, ready_lengths
 from sms_worker.redis_scripts import load_script
 from sms_worker.runtime import Runtime
+from sms_worker.workers.lease import DISPATCHERS
+from sms_worker.workers.write_behind import Write
 
 log = get_logger("recovery")
 WORKER_LOST: Final = "WORKER_LOST"
@@ -199,7 +200,7 @@ class Reclaimer:
             return ReclaimReport()
         now = rt.clock.now()
         claims = self._claims_of(lost)
-        rt.ledger.write_changes([self._taken_back(row, now) for row in claims])
+        rt.write_behind.write([self._taken_back(row, now) for row in claims])
         calling = sum(row.status == Status.CALLING for row in claims)
         report = ReclaimReport(requeued=len(claims) - calling, ambiguous=calling)
         with rt.engine.begin() as conn:

@@ -7,11 +7,12 @@ a fake clock, a test database and a test Redis, and Celery tasks stay a few line
 from __future__ import annotations
 
 import logging
+import os
+import threading
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import timedelta
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import httpx
 import redis
@@ -20,19 +21,21 @@ from sqlalchemy import Engine
 from sms_worker.clock import SYSTEM_CLOCK, Clock
 from sms_worker.config import Settings, get_settings
 from sms_worker.db.engine import get_engine, get_lease_engine
-from sms_worker.dispatch.lease import Keeper, Lease, renew_every, renewal_timeout
-from sms_worker.dispatch.ledger import Flusher, Ledger
 from sms_worker.embedded import ensure_embedded_redis
 from sms_worker.outages import first_line
 from sms_worker.priority import Priority
-from sms_worker.providers.accounts import AccountSettings, load_providers
-from sms_worker.providers.registry import Account, build_accounts
+from sms_worker.providers.accounts import load_providers
+from sms_worker.providers.registry import Account, AccountSettings, build_accounts
 from sms_worker.providers.transport import guarded_client
 from sms_worker.queues.pointers import Waker
+from sms_worker.queues.wakeups import CeleryWaker
 from sms_worker.routing import Breaker, Router
+from sms_worker.workers.lease import Keeper, Lease, renew_every, renewal_timeout
+from sms_worker.workers.write_behind import Flusher, WriteBehind
 
-if TYPE_CHECKING:
-    from sms_worker.dispatch.pipeline import Pipeline
+
+class Closes(Protocol):
+    def close(self) -> None: ...
 
 
 class NoWaker:
@@ -55,11 +58,11 @@ class Runtime:
     accounts: dict[str, Account]
     router: Router
     waker: Waker
-    ledger: Ledger
+    write_behind: WriteBehind
     lease: Lease
     clock: Clock = SYSTEM_CLOCK
-    dispatch_pipeline: Pipeline | None = field(default=None, repr=False)
-    """Built by :func:`sms_worker.dispatch.service.pipeline_of` on first use."""
+    dispatch_pipeline: Closes | None = field(default=None, repr=False)
+    """Built by :func:`sms_worker.dispatch.service.pipeline_of` on first use, closed with the runtime."""
     _pool: ThreadPoolExecutor | None = field(default=None, repr=False)
     _keeper: Keeper | None = field(default=None, repr=False)
     _flusher: Flusher | None = field(default=None, repr=False)
@@ -81,7 +84,7 @@ class Runtime:
             self._keeper = Keeper(self.lease)
             self._keeper.start()
         if self._flusher is None:
-            self._flusher = Flusher(self.ledger, renew_every(self.lease.seconds))
+            self._flusher = Flusher(self.write_behind, renew_every(self.lease.seconds))
             self._flusher.start()
 
     def close(self) -> None:
@@ -99,7 +102,7 @@ class Runtime:
         if self._keeper is not None:
             self._keeper.stop()
         try:
-            if self.ledger.flush_held() == 0:
+            if self.write_behind.flush() == 0:
                 self.lease.end()
         except Exception as error:  # noqa: BLE001 - a lease left behind is taken back by the reclaimer
             logging.getLogger("sms_worker.lease").warning(
@@ -115,7 +118,7 @@ class Runtime:
 class Deployment:
     """What a command that dispatches nothing needs (``sms-worker stats``, ``accounts``,
     ``accounts resume``): the settings, each configured account's settings by name, the database
-    and Redis. No lease, ledger, HTTP client or adapter: it registers no dispatcher, so it has no
+    and Redis. No lease, write-behind, HTTP client or adapter: it registers no dispatcher, so it has no
     lease to end on a database that may be away, and leaves nothing for the reclaimer."""
 
     settings: Settings
@@ -157,7 +160,38 @@ def build_runtime(settings: Settings | None = None, *, waker: Waker | None = Non
         accounts=build_accounts(providers, client),
         router=Router(providers),
         waker=waker or NoWaker(),
-        ledger=Ledger(engine, connection, clock, timedelta(seconds=settings.status_check_delays_seconds[0])),
+        write_behind=WriteBehind(engine, connection, clock),
         lease=Lease(get_lease_engine(settings.resolved_database_url, renewal_timeout(settings.lease_seconds)), clock, settings.lease_seconds),
         clock=clock,
     )
+
+
+_runtime: Runtime | None = None
+_lock = threading.Lock()
+_inherited: list[Runtime] = []
+"""Runtimes a forked child inherited: kept, never closed nor collected, for their connections
+are still the parent's."""
+
+
+def _forget_inherited_runtime() -> None:
+    global _runtime, _lock
+    _lock = threading.Lock()
+    if _runtime is not None:
+        _inherited.append(_runtime)
+    _runtime = None
+
+
+os.register_at_fork(after_in_child=_forget_inherited_runtime)
+
+
+def process_runtime() -> Runtime:
+    """The runtime of this process, waking Celery's workers (:class:`~sms_worker.queues.wakeups.CeleryWaker`,
+    which needs neither Celery nor the task modules), built on first use. Producers, the
+    scheduler and each worker process share it; a forked child builds its own (Celery's
+    ``worker_process_init`` does it as a pool process starts: ``sms_worker.tasks.process``)."""
+    global _runtime
+    with _lock:
+        if _runtime is None:
+            settings = get_settings()
+            _runtime = build_runtime(settings, waker=CeleryWaker(redis_url(settings), max_pending=settings.max_pending_wakeups))
+        return _runtime

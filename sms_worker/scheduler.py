@@ -22,9 +22,8 @@ from sms_worker.logs import get_logger
 from sms_worker.outages import OutageInOneLine, describe_outage
 from sms_worker.queues.pointers import keep_awake, promote
 from sms_worker.recovery import RECLAIM_EVERY, Reclaimer, ensure_redis_state
-from sms_worker.runtime import Runtime
+from sms_worker.runtime import Runtime, process_runtime
 from sms_worker.tasks.app import celery_app
-from sms_worker.tasks.process import process_runtime
 
 log = get_logger("scheduler")
 KEEP_AWAKE_EVERY = 1.0

@@ -29,9 +29,10 @@ from sms_worker.db.engine import dispose_engines
 from sms_worker.db.migrate import upgrade
 from sms_worker.embedded import free_port, redis_server_binary, start_redis_server
 from sms_worker.priority import Priority
-from sms_worker.providers.accounts import AccountSettings, parse_providers
+from sms_worker.providers.accounts import parse_providers
 from sms_worker.providers.base import Accepted, Adapter, OutboundMessage
 from sms_worker.providers.failures import Failure
+from sms_worker.providers.registry import AccountSettings
 from sms_worker.queues.pointers import promote
 from sms_worker.routing.breaker import Breaker
 from sms_worker.runtime import NoWaker, Runtime, build_runtime

@@ -20,10 +20,10 @@ from sms_worker.dispatch.stages.route import NO_ROUTE
 from sms_worker.dispatch.stages.validity import RETRY_WINDOW_OVER
 from sms_worker.lifecycle.changes import VALIDITY_EXPIRED
 from sms_worker.lifecycle.status import Delivery
-from sms_worker.providers.accounts import ACCOUNT_TYPES
 from sms_worker.providers.base import AdapterBase
 from sms_worker.providers.failures import NO_CODE
 from sms_worker.providers.plumbing import BAD_RESPONSE, CONNECT_TIMEOUT, CONNECTION, CONNECTION_LOST, HTTP_PREFIX, TIMEOUT
+from sms_worker.providers.registry import ACCOUNT_TYPES
 from sms_worker.providers.session_key import BAD_MESSAGE_ID, ORDER_REFUSED, RECIPIENT_NOT_FOUND
 from sms_worker.recovery import WORKER_LOST
 

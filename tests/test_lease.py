@@ -20,7 +20,6 @@ from sqlalchemy import Engine, create_engine, select, text
 from sqlalchemy.pool import NullPool
 
 from sms_worker.db.engine import POOL_OVERFLOW, POOL_SIZE
-from sms_worker.dispatch.lease import DISPATCHERS
 from sms_worker.dispatch.service import dispatch_batch
 from sms_worker.embedded import free_port
 from sms_worker.lifecycle.tables import MESSAGES
@@ -28,6 +27,7 @@ from sms_worker.priority import Priority
 from sms_worker.producer import send_sms
 from sms_worker.queues.pointers import Pointer, is_scheduled
 from sms_worker.runtime import NoWaker, Runtime, build_runtime
+from sms_worker.workers.lease import DISPATCHERS
 
 RECIPIENT = "+421900123456"
 LEASE = 2.0
@@ -78,16 +78,16 @@ def assert_renewed_throughout(reader: Engine, rt: Runtime, renewals: int = 5) ->
 
 def hold_an_outcome(rt: Runtime, sandbox) -> object:
     """Send one message, refused for now (HTTP 503: retried later), while the database is away
-    for the ledger: the outcome (the row and its pointer to the retry) is held, not written."""
+    for the write-behind: the outcome (the row and its pointer to the retry) is held, not written."""
     sandbox.add_fault(endpoint="send_message", fault="http_status", status=503)
     message_id = send_sms(RECIPIENT, "outcome held", runtime=rt)
     away = create_engine(f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/none", connect_args={"connect_timeout": 2})
-    here, rt.ledger._engine = rt.ledger._engine, away
+    here, rt.write_behind._engine = rt.write_behind._engine, away
     try:
         dispatch_batch(rt)
     finally:
-        rt.ledger._engine = here
-    assert rt.ledger.holding == 1
+        rt.write_behind._engine = here
+    assert rt.write_behind.holding == 1
     return message_id
 
 
@@ -122,7 +122,7 @@ def test_the_lease_is_renewed_while_a_flush_of_held_outcomes_waits_on_a_row_lock
 
         assert flush_waits(), "the flush waited all along"
         locker.rollback()
-    wait_until(lambda: rt.ledger.holding == 0, 10, 0.05, "the held outcome to be written once the lock is gone")
+    wait_until(lambda: rt.write_behind.holding == 0, 10, 0.05, "the held outcome to be written once the lock is gone")
     assert status_of(reader, message_id) == "retrying"
 
 
@@ -139,7 +139,7 @@ def test_the_lease_is_renewed_while_a_flush_waits_on_a_redis_that_does_not_answe
         assert_renewed_throughout(reader, rt)
     finally:
         own_redis.resume()
-    wait_until(lambda: rt.ledger.holding == 0, 10, 0.05, "the pointer to be written once Redis answers")
+    wait_until(lambda: rt.write_behind.holding == 0, 10, 0.05, "the pointer to be written once Redis answers")
     assert is_scheduled(rt.redis, Pointer(Priority.STANDARD, message_id))
 
 

@@ -20,14 +20,15 @@ from benchmarks.chaos import calling_held_by, group_pids
 from sms_worker.clock import SYSTEM_CLOCK
 from sms_worker.config import Settings
 from sms_worker.db.engine import get_engine
-from sms_worker.dispatch.lease import DISPATCHERS
 from sms_worker.lifecycle.status import FINAL
 from sms_worker.lifecycle.tables import EVENTS, MESSAGES
 from sms_worker.priority import Priority
 from sms_worker.producer import send_many
 from sms_worker.queues.pointers import Pointer, push_ready
-from sms_worker.runtime import build_runtime
-from sms_worker.tasks.app import DISPATCH_TASK, CeleryWaker, create_celery
+from sms_worker.queues.wakeups import DISPATCH_TASK, CeleryWaker
+from sms_worker.runtime import build_runtime, redis_url
+from sms_worker.tasks.app import create_celery
+from sms_worker.workers.lease import DISPATCHERS
 
 # Real worker and scheduler processes, timed against the wall clock: these run one after another
 # on one xdist worker (make test uses --dist loadgroup), so they do not starve each other.
@@ -48,7 +49,7 @@ class Pipeline:
         self.env = process_env(settings)
         self.log_dir = log_dir
         self.processes: list[subprocess.Popen] = []
-        self.runtime = build_runtime(settings, waker=CeleryWaker(create_celery(settings)))
+        self.runtime = build_runtime(settings, waker=CeleryWaker(redis_url(settings)))
 
     def start(self, *args: str) -> subprocess.Popen:
         log = open(self.log_dir / f"{args[0]}-{len(self.processes)}.log", "w")

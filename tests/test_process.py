@@ -16,10 +16,10 @@ from sms_worker.priority import Priority
 from sms_worker.producer import send_sms
 from sms_worker.providers.pause import paused_reason
 from sms_worker.queues.pointers import Pointer, is_scheduled
-from sms_worker.runtime import build_runtime
+from sms_worker.queues.wakeups import CeleryWaker
+from sms_worker.runtime import build_runtime, process_runtime, redis_url
 from sms_worker.sandbox.settings import SandboxSettings
 from sms_worker.tasks import process
-from sms_worker.tasks.app import CeleryWaker, create_celery
 from sms_worker.views import message_history
 
 PROVIDERS = """
@@ -50,8 +50,8 @@ def test_the_end_of_a_worker_process_closes_its_adapters_and_its_http_client(set
         if name.startswith("SMS_WORKER_"):
             monkeypatch.setenv(name, value)
     reset_settings()
-    monkeypatch.setattr(process, "_runtime", None)
-    rt = process.process_runtime()
+    monkeypatch.setattr("sms_worker.runtime._runtime", None)
+    rt = process_runtime()
     process.open_accounts()
     sessions = {name: account.adapter.sessions for name, account in rt.accounts.items() if account.adapter.sessions is not None}
     assert sorted(sessions) == ["session-key", "telekom-sk"]
@@ -132,7 +132,7 @@ def test_a_worker_that_starts_on_an_account_wide_fault_pauses_the_account_before
     sandbox.add_fault(provider="dt-a2p", endpoint="balance", fault="http_status", status=503, times=1)
     settings = settings_for(providers_file=path)
     env = process_env(settings)
-    runtime = build_runtime(settings, waker=CeleryWaker(create_celery(settings)))
+    runtime = build_runtime(settings, waker=CeleryWaker(redis_url(settings)))
     log = tmp_path / "worker.log"
     with log.open("w") as output:
         worker = subprocess.Popen(

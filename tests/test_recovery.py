@@ -10,7 +10,6 @@ import redis
 from conftest import CommitCutter, promote_once, wait_until
 from sqlalchemy import create_engine, make_url, select, update
 
-from sms_worker.dispatch.lease import DISPATCHERS
 from sms_worker.dispatch.service import dispatch_batch
 from sms_worker.embedded import free_port
 from sms_worker.lifecycle.tables import MESSAGES
@@ -21,6 +20,7 @@ from sms_worker.queues.pointers import ready_lengths
 from sms_worker.recovery import Reclaimer, ReclaimReport, ensure_redis_state, sweep
 from sms_worker.runtime import NoWaker, build_runtime
 from sms_worker.views import message_history
+from sms_worker.workers.lease import DISPATCHERS
 
 RECIPIENT = "+421900123456"
 
@@ -241,18 +241,18 @@ def test_the_first_batch_after_the_database_restarted_is_called_at_once(settings
 def test_outcomes_that_cannot_be_written_are_held_and_written_when_the_database_returns(runtime, sandbox):
     message_id = send_sms(RECIPIENT, "held outcome", runtime=runtime)
     dead_database = create_engine(f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/none", connect_args={"connect_timeout": 2})
-    ledger = runtime.ledger
-    real_engine, ledger._engine = ledger._engine, dead_database
+    held = runtime.write_behind
+    real_engine, held._engine = held._engine, dead_database
     try:
         report = dispatch_batch(runtime)
         assert report.accepted == 1
-        assert ledger.holding == 1
+        assert held.holding == 1
         assert message(runtime, message_id)["status"] == "calling", "the outcome is held, not lost and not guessed"
-        assert ledger.flush_held() == 1
+        assert held.flush() == 1
     finally:
-        ledger._engine = real_engine
+        held._engine = real_engine
 
-    assert ledger.flush_held() == 0
+    assert held.flush() == 0
     assert message(runtime, message_id)["status"] == "submitted"
     assert len(sandbox.submissions()) == 1
 

@@ -24,6 +24,7 @@ from sms_worker.clock import FakeClock
 from sms_worker.config import Settings
 from sms_worker.db.migrate import upgrade
 from sms_worker.dispatch.batch import Batch, Defer, Finish, Item, NotDecided, NotSent, ReadRow, Routed, Skip, Started
+from sms_worker.dispatch.ledger import Ledger
 from sms_worker.dispatch.pipeline import DISPATCH_STOPPED, Pipeline, Stage
 from sms_worker.dispatch.policy import RetryPolicy
 from sms_worker.dispatch.service import load
@@ -354,7 +355,7 @@ def test_claim_takes_waiting_rows_once_and_gives_back_the_ones_left_unused(rt):
     assert (held.status, held.dispatcher, held.claim_id) == ("claimed", rt.lease.id, mine.claim_id)
     assert mine.message.text == "hello" and mine.message.message_id == mine.id
     claim.after(batch)
-    rt.ledger.write(batch)
+    Ledger.of(rt).write(batch)
     released = row(rt, mine)
     assert (released.status, released.claim_id, released.dispatcher) == ("queued", None, None)
     assert rt.redis.zscore(keys.DUE, f"2{mine.id.hex}") is not None, "it comes back by its pointer"
@@ -480,7 +481,7 @@ class Breaks(Stage):
 def test_after_steps_run_in_reverse_and_a_failing_stage_loses_no_pointer(rt, clock):
     log: list = []
     batch = batch_of(rt, {}, {})
-    pipeline = Pipeline([Takes("one", log), Takes("two", log), Breaks()], rt.ledger, rt.clock)
+    pipeline = Pipeline([Takes("one", log), Takes("two", log), Breaks()], Ledger.of(rt), rt.clock)
 
     pipeline.run(batch)
 
@@ -492,7 +493,7 @@ def test_after_steps_run_in_reverse_and_a_failing_stage_loses_no_pointer(rt, clo
 def full_pipeline(rt, *stages: Stage) -> Pipeline:
     """Every stage as a worker runs them, ``stages`` put between submit and health."""
     before = [ValidityWindow.of(rt), Route.of(rt), Pace(rt), Claim(rt), Submit(rt, lambda n, any_priority: [])]
-    return Pipeline([*before, *stages, Health(rt), Decide.of(rt)], rt.ledger, rt.clock)
+    return Pipeline([*before, *stages, Health(rt), Decide.of(rt)], Ledger.of(rt), rt.clock)
 
 
 def test_a_stage_failing_after_the_calls_records_what_the_provider_answered(rt, clock):
@@ -533,7 +534,7 @@ def test_a_call_of_a_failing_batch_whose_outcome_cannot_be_decided_is_retried_un
     batch = batch_of(rt, {"text": "accepted, unrecorded"})
     stages = [ValidityWindow.of(rt), Route.of(rt), Pace(rt), Claim(rt), Submit(rt, lambda n, any_priority: []), Breaks(), CannotDecide()]
 
-    Pipeline(stages, rt.ledger, rt.clock).run(batch)
+    Pipeline(stages, Ledger.of(rt), rt.clock).run(batch)
 
     unsure = row(rt, batch.items[0])
     assert (unsure.status, unsure.error_code, unsure.unsure_since) == ("retrying", DISPATCH_STOPPED, clock.now())
@@ -548,7 +549,7 @@ def test_the_ledger_writes_only_while_the_row_still_names_the_claim(rt):
         conn.execute(update(MESSAGES).values(status="calling", claim_id=uuid.uuid4()))
     item.disposition = Finish(Status.SUBMITTED, "accepted", accepted=Accepted("p", "QUEUED", Delivery.QUEUED))
 
-    rt.ledger.write(batch)
+    Ledger.of(rt).write(batch)
 
     assert row(rt, item).status == "calling", "another claim holds the row now"
     [late] = [e for e in message_history(item.id, rt.settings.resolved_database_url).events if e["reason"].startswith("late answer")]

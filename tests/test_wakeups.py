@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from sms_worker.producer import send_many
 from sms_worker.queues.pointers import keep_awake
-from sms_worker.runtime import build_runtime
-from sms_worker.tasks.app import CeleryWaker, create_celery
+from sms_worker.queues.wakeups import CeleryWaker
+from sms_worker.runtime import build_runtime, redis_url
 
 
 def test_a_large_enqueue_publishes_wakeups_up_to_the_cap_and_keep_awake_tops_them_up(settings_for, redis_client, clock):
     settings = settings_for(batch_size=10)
-    waker = CeleryWaker(create_celery(settings), max_pending=5)
+    waker = CeleryWaker(redis_url(settings), max_pending=5)
     rt = build_runtime(settings, waker=waker, clock=clock)
 
     send_many([{"to": "+421900000001", "text": f"m{n}", "priority": "low"} for n in range(200)], runtime=rt)

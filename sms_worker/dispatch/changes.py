@@ -3,7 +3,7 @@
 The stages decide (:mod:`.batch`); this names the change (:mod:`sms_worker.lifecycle.changes`)
 with everything it writes made explicit: the status a claim given back returns to, an attempt
 that does not count, the account an unsure message is pinned to. The ledger (:mod:`.ledger`)
-has it applied (:mod:`sms_worker.lifecycle.write`), and schedules the pointer.
+hands it, with the pointer, to the write-behind (:mod:`sms_worker.workers.write_behind`).
 """
 
 from __future__ import annotations
@@ -13,18 +13,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sms_worker.dispatch.batch import Absent, Defer, Finish, Item, NearMatch, NotSent, Skip
-from sms_worker.lifecycle.changes import Accepted, Call, CallNotMade, Ended, Failed, GivenBack, LedgerChange, Then, Uncounted
+from sms_worker.lifecycle.changes import Accepted, Call, CallNotMade, Ended, Failed, GivenBack, Then, Uncounted
 from sms_worker.lifecycle.status import Status
 from sms_worker.queues.pointers import Due, Pointer
-
-
-@dataclass(frozen=True, slots=True)
-class Write:
-    """What one message's disposition writes: a change of its row (None: the row stays as it is)
-    and the pointer that brings it back (None: none)."""
-
-    change: LedgerChange | None
-    pointer: Due | None
+from sms_worker.workers.write_behind import Write
 
 
 def write_of(item: Item, now: datetime, first_check: timedelta) -> Write | None:

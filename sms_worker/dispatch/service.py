@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 
 from sms_worker.dispatch.batch import READ_COLUMNS, Batch, Defer, Finish, Item, ReadRow, Skip
+from sms_worker.dispatch.ledger import Ledger
 from sms_worker.dispatch.pipeline import RETRY_AFTER_FAILURE, Pipeline
 from sms_worker.dispatch.stages.claim import Claim
 from sms_worker.dispatch.stages.decide import Decide
@@ -56,7 +57,7 @@ def build_pipeline(rt: Runtime) -> Pipeline:
 
     pipeline = Pipeline(
         [ValidityWindow.of(rt), Route.of(rt), Pace(rt), Claim(rt), Submit(rt, arrivals), Health(rt), Decide.of(rt)],
-        rt.ledger,
+        Ledger.of(rt),
         rt.clock,
     )
     return pipeline
@@ -64,9 +65,11 @@ def build_pipeline(rt: Runtime) -> Pipeline:
 
 def pipeline_of(rt: Runtime) -> Pipeline:
     """The process's pipeline, built on first use."""
-    if rt.dispatch_pipeline is None:
-        rt.dispatch_pipeline = build_pipeline(rt)
-    return rt.dispatch_pipeline
+    pipeline = rt.dispatch_pipeline
+    if not isinstance(pipeline, Pipeline):
+        pipeline = build_pipeline(rt)
+        rt.dispatch_pipeline = pipeline
+    return pipeline
 
 
 def dispatch_batch(rt: Runtime) -> BatchReport:

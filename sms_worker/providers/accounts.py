@@ -21,28 +21,15 @@ import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, get_args
+from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, ValidationInfo, model_validator
 from pydantic_core import ErrorDetails
 
 from sms_worker.config import Settings
 from sms_worker.errors import ProvidersFileError
-from sms_worker.providers.dexatel import DexatelAccount
-from sms_worker.providers.dt_a2p import DtA2pAccount
-from sms_worker.providers.schema import ENVIRONMENT_SUFFIX, AccountBase, CountryCodes, fits, reason
-from sms_worker.providers.session_key import SessionKeyAccount
-from sms_worker.providers.telefoon import TelefoonAccount
-from sms_worker.providers.telekom_sk import TelekomSkAccount
-
-_ANY_ACCOUNT = TelekomSkAccount | DtA2pAccount | SessionKeyAccount | TelefoonAccount | DexatelAccount
-"""Every adapter type's account model: adding an API adds its model here, and only here."""
-
-AccountSettings = Annotated[_ANY_ACCOUNT, Field(discriminator="type")]
-"""One account of any adapter type, told apart by its ``type``."""
-
-ACCOUNT_TYPES: dict[str, type[AccountBase]] = {get_args(model.model_fields["type"].annotation)[0]: model for model in get_args(_ANY_ACCOUNT)}
-"""Each ``type`` and its account model."""
+from sms_worker.providers.registry import ACCOUNT_TYPES, AccountSettings
+from sms_worker.providers.schema import ENVIRONMENT_SUFFIX, CountryCodes, fits, reason
 
 
 def _listed_names_weigh_one(value: Any) -> Any:

@@ -30,7 +30,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, tzinfo
-from typing import Any, ClassVar, Protocol, runtime_checkable
+from typing import Any, ClassVar, Final, Protocol, runtime_checkable
 
 import httpx
 
@@ -92,6 +92,11 @@ class DeliveryReceipt:
 
 SendOutcome = Accepted | Failure
 
+MAX_RECIPIENTS_LIMIT: Final = 1000
+"""The most messages one request of any adapter may carry (the largest ``max_recipients`` an
+account model allows: Session Key's orders); the callback receiver takes as many receipts in one
+body."""
+
 
 class Adapter(Protocol):
     """The code that speaks one provider's API, for one account. Implementations must be safe
@@ -100,8 +105,8 @@ class Adapter(Protocol):
     name: str
     """The account's name."""
     max_recipients: int
-    """How many messages one request may carry: the dispatcher hands :meth:`send` at most that
-    many, all with one :meth:`group_key`."""
+    """How many messages one request may carry, at most :data:`MAX_RECIPIENTS_LIMIT`: the
+    dispatcher hands :meth:`send` at most that many, all with one :meth:`group_key`."""
 
     def send(self, messages: Sequence[OutboundMessage]) -> list[SendOutcome]:
         """Submit messages in as few requests as the API allows; one outcome per message, in

@@ -74,7 +74,7 @@ from pydantic import AfterValidator, Field
 from sms_worker.addresses import SenderGrammar, SenderIdRules
 from sms_worker.lifecycle.status import Delivery, Status
 from sms_worker.logs import get_logger
-from sms_worker.providers.base import Accepted, AdapterBase, DeliveryReceipt, OutboundMessage, SendOutcome
+from sms_worker.providers.base import MAX_RECIPIENTS_LIMIT, Accepted, AdapterBase, DeliveryReceipt, OutboundMessage, SendOutcome
 from sms_worker.providers.eligibility import Eligibility
 from sms_worker.providers.failures import ErrorClass, ErrorKind, Failure, ProviderError
 from sms_worker.providers.plumbing import bad_response, callback_json, json_object, json_or_none, raise_for_http_status, transport_errors
@@ -87,7 +87,6 @@ from sms_worker.text import analyze
 Quality = Literal["N", "L", "LL"]
 """The document's ``MESSAGE_HIGH_QUALITY``, ``MESSAGE_MEDIUM_QUALITY`` and ``MESSAGE_LOW_QUALITY``."""
 DEFAULT_MAX_RECIPIENTS: Final = 100
-MAX_RECIPIENTS_LIMIT: Final = 1000
 DEFAULT_TIMEZONE: Final = "Europe/Rome"
 TIME_FORMAT: Final = "%Y%m%d%H%M%S"
 RELOGIN_AFTER_IDLE: Final = 4 * 60

@@ -10,19 +10,17 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Mapping
 
 from celery import Celery
 from celery.signals import after_setup_logger
 from celery.worker.consumer import Consumer
-from kombu import Connection, Queue
+from kombu import Connection
 
 from sms_worker.config import Settings, get_settings
 from sms_worker.priority import Priority
+from sms_worker.queues.wakeups import QUEUES
 from sms_worker.runtime import redis_url
 
-QUEUE_ORDER = (Priority.HIGH.queue, "housekeeping", Priority.STANDARD.queue, Priority.LOW.queue)
-DISPATCH_TASK = "sms_worker.dispatch"
 RECONNECT_EVERY = 0.25
 """Seconds between a worker's attempts to reach a broker that went away."""
 
@@ -66,7 +64,7 @@ class PromptConsumer(Consumer):
 class CeleryConfig:
     """Static settings; the ones read from ``Settings`` are added by :func:`create_celery`."""
 
-    task_queues = [Queue(name, routing_key=name) for name in QUEUE_ORDER]
+    task_queues = QUEUES
     task_default_queue = Priority.STANDARD.queue
     task_routes = {"sms_worker.sweep": {"queue": "housekeeping"}, "sms_worker.poll_statuses": {"queue": "housekeeping"}}
     broker_transport_options = {"queue_order_strategy": "priority", "visibility_timeout": 3600}
@@ -103,7 +101,7 @@ def create_celery(settings: Settings | None = None) -> Celery:
                 "poll-statuses": {"task": "sms_worker.poll_statuses", "schedule": poll, "options": {"expires": poll}},
             }
 
-    app = Celery("sms_worker", include=["sms_worker.tasks.jobs"])
+    app = Celery("sms_worker", include=["sms_worker.tasks.jobs", "sms_worker.tasks.process"])
     app.config_from_object(Config())
     return app
 
@@ -115,28 +113,3 @@ celery_app = create_celery()
 def _quiet_http_logs(**_: object) -> None:
     """httpx logs every request at INFO: at a thousand messages a second that is the whole log."""
     logging.getLogger("httpx").setLevel(logging.WARNING)
-
-
-class CeleryWaker:
-    """Tops the wake-ups waiting on a priority's queue up to one per batch of pointers, and no
-    higher than ``max_pending``: a wake-up pops whatever is most urgent, so those already waiting
-    serve new pointers too, and a running dispatch task that finds a full batch tops them up
-    again (``keep_awake``). A huge enqueue costs a few Celery messages, not thousands."""
-
-    def __init__(self, app: Celery | None = None, max_pending: int = 32) -> None:
-        self.app = app or celery_app
-        self.max_pending = max_pending
-
-    def wake(self, batches_by_priority: Mapping[Priority, int]) -> None:
-        with self.app.producer_or_acquire() as producer:
-            client = producer.channel.client
-            for priority, batches in batches_by_priority.items():
-                queue = priority.queue
-                for _ in range(min(batches, self.max_pending) - client.llen(queue)):
-                    self.app.send_task(DISPATCH_TASK, queue=queue, producer=producer)
-
-    def declare_queues(self) -> None:
-        """Re-create kombu's routing keys, which vanish with everything else on a Redis flush."""
-        with self.app.connection_for_write() as connection:
-            for queue in self.app.conf.task_queues:
-                queue(connection.default_channel).declare()

@@ -7,9 +7,10 @@ from dataclasses import asdict
 from sms_worker.dispatch.receipts import poll_budget
 from sms_worker.dispatch.receipts import poll_statuses as poll_due_statuses
 from sms_worker.dispatch.service import dispatch_batch
+from sms_worker.queues.wakeups import DISPATCH_TASK
 from sms_worker.recovery import sweep as run_sweep
-from sms_worker.tasks.app import DISPATCH_TASK, celery_app
-from sms_worker.tasks.process import process_runtime
+from sms_worker.runtime import process_runtime
+from sms_worker.tasks.app import celery_app
 
 
 @celery_app.task(name=DISPATCH_TASK)

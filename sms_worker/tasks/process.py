@@ -1,57 +1,25 @@
-"""This process's runtime, built with Celery wake-ups, and the worker-process hooks that start
-and end it.
+"""The worker-process hooks that start and end a worker process's runtime
+(:func:`sms_worker.runtime.process_runtime`).
 
-Producers, the scheduler and each Celery worker process share one :class:`Runtime` per process
-(rebuilt after a fork). In a worker process, Celery's ``worker_process_init`` starts the lease's
-keeper and opens the provider accounts (pausing one that meets an account-wide fault), and
-``worker_process_shutdown`` closes the accounts' adapters and the HTTP client, writes what is
-held and ends the lease (:meth:`Runtime.close`).
-The hooks are connected when the tasks are loaded (``tasks.jobs`` imports this module), which
-Celery does before it forks its pool.
+Celery's ``worker_process_init`` starts the lease's keeper and opens the provider accounts
+(pausing one that meets an account-wide fault), and ``worker_process_shutdown`` closes the
+accounts' adapters and the HTTP client, writes what is held and ends the lease
+(:meth:`~sms_worker.runtime.Runtime.close`). The hooks are connected when Celery loads the
+modules its app includes (``tasks.app.create_celery``), which it does before it forks its pool.
 """
 
 from __future__ import annotations
 
-import os
 import threading
 
 from celery.signals import worker_process_init, worker_process_shutdown
 
-from sms_worker.config import get_settings
 from sms_worker.logs import get_logger, mask_numbers
 from sms_worker.providers.failures import ProviderError
 from sms_worker.providers.pause import pause_for
-from sms_worker.runtime import Runtime, build_runtime
-from sms_worker.tasks.app import CeleryWaker
+from sms_worker.runtime import process_runtime
 
 log = get_logger("accounts")
-_runtime: Runtime | None = None
-_lock = threading.Lock()
-_inherited: list[Runtime] = []
-"""Runtimes a forked child inherited: kept, never closed nor collected, for their connections
-are still the parent's."""
-
-
-def _forget_inherited_runtime() -> None:
-    global _runtime, _lock
-    _lock = threading.Lock()
-    if _runtime is not None:
-        _inherited.append(_runtime)
-    _runtime = None
-
-
-os.register_at_fork(after_in_child=_forget_inherited_runtime)
-
-
-def process_runtime() -> Runtime:
-    """The runtime of this process, with Celery wake-ups, built on first use; a forked child
-    builds its own (Celery's ``worker_process_init`` does it as a pool process starts)."""
-    global _runtime
-    with _lock:
-        if _runtime is None:
-            settings = get_settings()
-            _runtime = build_runtime(settings, waker=CeleryWaker(max_pending=settings.max_pending_wakeups))
-        return _runtime
 
 
 def open_accounts() -> None:

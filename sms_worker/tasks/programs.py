@@ -8,8 +8,9 @@ import redis
 
 from sms_worker.config import get_settings
 from sms_worker.eviction import warn_if_redis_evicts
+from sms_worker.queues.wakeups import QUEUE_ORDER
 from sms_worker.runtime import redis_url
-from sms_worker.tasks.app import QUEUE_ORDER, celery_app
+from sms_worker.tasks.app import celery_app
 
 
 def run_worker(*, concurrency: int, queues: Sequence[str] = QUEUE_ORDER, loglevel: str = "info", hostname: str | None = None) -> None:

@@ -4,7 +4,7 @@
 (:func:`~sms_worker.lifecycle.write.claim`): a pointer two workers both
 popped (or the sweep pushed twice) is claimed once, and only the claimed rows are sent (Notify's
 check-then-act race, closed). The row then names the claim (``claim_id``) and this process
-(``dispatcher``, whose lease it keeps: :mod:`~sms_worker.dispatch.lease`); what the provider call
+(``dispatcher``, whose lease it keeps: :mod:`~sms_worker.workers.lease`); what the provider call
 needs comes back in the same statement, and the transaction is closed before any HTTP. Claims
 not called after all are given back in :meth:`Claim.after` (the ledger returns their rows to
 waiting).

@@ -9,10 +9,10 @@ seconds of a ``kill -9``, not minutes.
 **Renewal waits for nothing else the worker does.** The :class:`Keeper` thread does nothing but
 renew, on a database connection of its own (:func:`sms_worker.db.engine.get_lease_engine`),
 every step bounded by half a lease, so neither the shared pool (HTTP threads' look-ups, a
-dispatch batch), nor the ledger's lock (a flush of held outcomes waiting on a row lock or on a
-Redis that does not answer), nor a connection that hangs after an outage can hold it up: a
+dispatch batch), nor the write-behind's lock (a flush of held outcomes waiting on a row lock or
+on a Redis that does not answer), nor a connection that hangs after an outage can hold it up: a
 renewal that fails or is abandoned is tried again a fifth of a lease later. Held outcomes are
-flushed by a thread of their own (:class:`sms_worker.dispatch.ledger.Flusher`). Before, one
+flushed by a thread of their own (:class:`sms_worker.workers.write_behind.Flusher`). Before, one
 thread renewed and then flushed, and a flush that waited held every later renewal with it.
 """
 
@@ -30,6 +30,7 @@ from sms_worker.clock import Clock
 from sms_worker.db.models import Dispatcher, table_of
 from sms_worker.logs import get_logger
 from sms_worker.outages import describe_outage
+from sms_worker.workers.ticker import Ticker
 
 log = get_logger("lease")
 DISPATCHERS = table_of(Dispatcher)
@@ -92,27 +93,13 @@ class Lease:
             self._renewed = None
 
 
-class Keeper:
-    """Renews the lease every :func:`renew_every` seconds, and does nothing else."""
+class Keeper(Ticker):
+    """Renews the lease every :func:`renew_every` seconds (thread ``sms-lease``), and does nothing else."""
 
     def __init__(self, lease: Lease) -> None:
+        super().__init__("sms-lease", renew_every(lease.seconds))
         self._lease = lease
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="sms-lease", daemon=True)
         self._away = False
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(5)
-
-    def _run(self) -> None:
-        interval = renew_every(self._lease.seconds)
-        while not self._stop.wait(interval):
-            self.tick()
 
     def tick(self) -> None:
         try:
