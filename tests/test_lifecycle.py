@@ -185,3 +185,11 @@ def test_a_late_acceptance_after_another_call_started_is_a_possible_duplicate(ru
     found = row(runtime, message.id)
     assert (found.status, found.provider_message_id, found.possible_duplicate) == (Status.CALLING.value, None, True)
     assert history(runtime, message.id)[-1][1].startswith("late answer, after the sweep took the claim back: not applied: POSSIBLE DUPLICATE")
+
+
+def test_a_report_an_older_worker_writes_in_the_old_spelling_reads_as_undetermined():
+    """During a rolling upgrade past migration 0006 a 0.1 worker may still store ``unknown``."""
+    assert Delivery("unknown") is Delivery.UNDETERMINED
+    assert Delivery("unknown").status is Status.SUBMITTED, "not the final status unknown: a later report may still tell"
+    with pytest.raises(ValueError):
+        Delivery("unknowable")

@@ -509,36 +509,54 @@ def test_a_stage_failing_after_the_calls_records_what_the_provider_answered(rt, 
     assert (retried.status, retried.error_code, retried.unsure_since) == ("retrying", "HTTP_503", None), "a clear failure, retried by the policy"
 
 
-def test_a_call_whose_outcome_a_failing_batch_never_saw_is_an_ambiguous_attempt(rt, clock):
+class ShutsDownAfter:
+    """The worker's HTTP pool, shut down (as at the worker's end) after ``calls`` calls were
+    handed to it: handing it one more raises as a shut-down pool does."""
+
+    def __init__(self, pool, calls: int) -> None:
+        self._pool, self._left = pool, calls
+
+    def submit(self, fn, *args):
+        if self._left == 0:
+            raise RuntimeError("cannot schedule new futures after shutdown")
+        self._left -= 1
+        return self._pool.submit(fn, *args)
+
+    def shutdown(self, wait: bool = True) -> None:
+        self._pool.shutdown(wait=wait)
+
+
+def test_a_batch_stopping_mid_calls_waits_for_the_calls_in_flight_and_counts_none_that_never_left(rt, clock):
     with_in_memory(rt)
-    batch = batch_of(rt, {"text": "in flight"})
-    rt.http_pool.shutdown()  # the call is recorded as started, then handing it to a thread fails
+    batch = batch_of(rt, {"text": "left"}, {"text": "never left"})
+    rt._pool = ShutsDownAfter(rt.http_pool, calls=1)
 
     full_pipeline(rt).run(batch)
 
-    lost = row(rt, batch.items[0])
-    assert (lost.status, lost.attempts, lost.error_code) == ("retrying", 1, DISPATCH_STOPPED)
-    assert lost.unsure_since == clock.now(), "it may have reached the provider: unsure since the call was recorded"
-    assert lost.pinned_account == lost.account == "first", "pinned: only the account that may have it may carry it"
+    left, never_left = (row(rt, item) for item in batch.items)
+    assert (left.status, left.provider_message_id, left.attempts) == ("submitted", "p-left", 1), "its answer was waited for, not guessed"
+    assert (never_left.status, never_left.attempts, never_left.unsure_since, never_left.pinned_account) == ("queued", 0, None, None), (
+        "never handed to a thread: not sent, not counted, not unsure"
+    )
 
 
 class CannotDecide(Stage):
     decides_outcomes = True
 
     def process(self, batch, downstream) -> None:
-        raise RuntimeError("Redis is away")
+        raise RuntimeError("a bug")
 
 
-def test_a_call_of_a_failing_batch_whose_outcome_cannot_be_decided_is_retried_unsure_and_pinned(rt, clock):
-    with_in_memory(rt)
-    batch = batch_of(rt, {"text": "accepted, unrecorded"})
+def test_calls_of_a_failing_batch_whose_outcomes_cannot_be_decided_are_recorded_as_truly_as_known(rt, clock):
+    with_in_memory(rt, {"refused": Failure(ErrorKind.TRANSIENT, "HTTP_503", "down")})
+    batch = batch_of(rt, {"text": "accepted"}, {"text": "refused"})
     stages = [ValidityWindow.of(rt), Route.of(rt), Pace(rt), Claim(rt), Submit(rt, lambda n, any_priority: []), Breaks(), CannotDecide()]
 
     Pipeline(stages, Ledger.of(rt), rt.clock).run(batch)
 
-    unsure = row(rt, batch.items[0])
-    assert (unsure.status, unsure.error_code, unsure.unsure_since) == ("retrying", DISPATCH_STOPPED, clock.now())
-    assert unsure.pinned_account == "first"
+    accepted, refused = (row(rt, item) for item in batch.items)
+    assert (accepted.status, accepted.provider_message_id, accepted.possible_duplicate) == ("submitted", "p-accepted", False)
+    assert (refused.status, refused.error_code, refused.attempts) == ("unknown", DISPATCH_STOPPED, 1), "undecided: never sent again"
 
 
 def test_the_ledger_writes_only_while_the_row_still_names_the_claim(rt):

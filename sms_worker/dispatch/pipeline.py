@@ -26,11 +26,12 @@ from functools import partial
 from typing import ClassVar, Final
 
 from sms_worker.clock import Clock
-from sms_worker.dispatch.batch import Batch, Defer, Item
+from sms_worker.dispatch.batch import Absent, Batch, Defer, Disposition, Finish, Found, Item, NotSent
 from sms_worker.dispatch.ledger import Ledger
 from sms_worker.lifecycle.status import Status
 from sms_worker.logs import get_logger
 from sms_worker.outages import describe_outage
+from sms_worker.providers.base import Accepted
 from sms_worker.providers.failures import ErrorKind, Failure
 
 log = get_logger("dispatch")
@@ -138,26 +139,43 @@ class Pipeline:
 
     def _settle_calls(self, batch: Batch, reason: str, until: datetime) -> None:
         """The items still in play that a provider answered, or whose call was recorded as
-        started, settled by the stage that decides outcomes: an answer as it was answered (an
-        acceptance is never sent again), a call whose outcome was not seen as an ambiguous
-        attempt (:data:`DISPATCH_STOPPED`: the retry policy's decision, pinned to the account
-        that may have it). If that stage raises too, a call is deferred unsure and pinned."""
+        started, settled by the stage that decides outcomes, one at a time: an answer as it was
+        answered (an acceptance is never sent again), a call not made as not made, a call whose
+        outcome was not seen as an ambiguous attempt (:data:`DISPATCH_STOPPED`: the retry
+        policy's decision, pinned to the account that may have it). That stage does no I/O that
+        can fail (a pause it cannot write is logged), so it raises only on a bug; then the item
+        is settled by :func:`_undecided`."""
         answered = [item for item in batch.in_play() if item.called or item.outcome is not None]
-        if not answered:
-            return
+        deciders = [stage for stage in self.stages if stage.decides_outcomes]
         for item in answered:
             if item.outcome is None:
                 item.outcome = Failure(ErrorKind.AMBIGUOUS, DISPATCH_STOPPED, f"{reason} during the provider call; the provider may have the message")
-        try:
-            for stage in self.stages:
-                if stage.decides_outcomes:
-                    stage.process(Batch(answered), _nowhere)
-        except Exception:  # the calls must still be settled, unsure
-            log.exception("deciding the outcomes of %d call(s) of a stopped batch failed; they are retried as ambiguous", len(answered))
-        for item in answered:
-            if item.called:
-                unsure_since = item.row.unsure_since or item.call.at
-                batch.settle(item, Defer(until, f"{reason} during the provider call", Status.RETRYING, DISPATCH_STOPPED, unsure_since=unsure_since))
+            try:
+                for stage in deciders:
+                    stage.process(Batch([item]), _nowhere)
+            except Exception:
+                log.exception("deciding the outcome of message %s of a stopped batch failed", item.id)
+            if item.disposition is None and item.called:
+                batch.settle(item, _undecided(item, reason, until))
+
+
+def _undecided(item: Item, reason: str, until: datetime) -> Disposition:
+    """A called item whose outcome could not be decided (a bug in the deciding stage), settled
+    as truly as its outcome allows without the retry policy: an acceptance is recorded (a
+    possible duplicate if the message was unsure and the provider was not asked), a call not
+    made comes back uncounted with the row as it was, and anything else ends ``unknown``
+    (:data:`DISPATCH_STOPPED`): the call may have reached the provider, and it is never sent
+    again nor counted past the retries."""
+    outcome = item.outcome
+    accepted = outcome.accepted if isinstance(outcome, Found) else outcome if isinstance(outcome, Accepted) else None
+    if accepted is not None:
+        unsure = isinstance(outcome, Accepted) and item.row.unsure_since is not None and not isinstance(item.asked_first, Absent)
+        return Finish(
+            Status.SUBMITTED, f"{reason}; accepted by {item.account} as {accepted.provider_message_id}", accepted=accepted, possible_duplicate=unsure
+        )
+    if isinstance(outcome, NotSent):
+        return Defer(outcome.until, outcome.reason, counted=False, unsure_since=item.row.unsure_since, possible_duplicate=item.row.possible_duplicate)
+    return Finish(Status.UNKNOWN, f"{reason} during the provider call, and its outcome could not be decided", DISPATCH_STOPPED)
 
 
 def _nowhere(piece: list[Item]) -> None:

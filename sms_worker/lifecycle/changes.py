@@ -8,8 +8,10 @@ How the row changes is said once, in :mod:`.write` (and :mod:`.calls` for :class
 each change is checked against the table of allowed transitions (:mod:`.transitions`) and
 written behind its fence (:mod:`.fence`), its history with it, whole or not at all.
 
-The *ledger changes* (:data:`LedgerChange`) are those the dispatch ledger applies for a message a
-batch held or found waiting (or the reclaimer took back). Each names its message (``id``), the claim the writer holds it by
+The *dispatch changes* (:data:`DispatchChange`) are those of a message a dispatch batch held or
+found waiting (decided by the stages, turned into changes by the dispatch ledger) or the
+reclaimer took back from a lost worker; the write-behind buffer (:mod:`sms_worker.workers.write_behind`)
+writes them, and holds them while the database is away. Each names its message (``id``), the claim the writer holds it by
 (``claim``; None: the batch found it waiting and did not claim it), when it was decided (``at``),
 why (``reason``, its line in the history) and, after a call, the call it answers (``call``).
 Times are aware (UTC).
@@ -276,8 +278,9 @@ class Ended(_LedgerChange):
     code: str | None
 
 
-LedgerChange = Accepted | Failed | CallNotMade | GivenBack | Ended
-"""A change the dispatch ledger applies (:func:`~sms_worker.lifecycle.write.apply`)."""
+DispatchChange = Accepted | Failed | CallNotMade | GivenBack | Ended
+"""A change of a message a dispatch batch held or found waiting, or the reclaimer took back,
+written by the write-behind buffer (:func:`~sms_worker.lifecycle.write.apply`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -316,5 +319,5 @@ class Requeued:
     at: datetime
 
 
-Change = Created | Claimed | CallStarted | Adopted | LedgerChange | Reported | Expired | Requeued
+Change = Created | Claimed | CallStarted | Adopted | DispatchChange | Reported | Expired | Requeued
 """Every change a message can undergo."""

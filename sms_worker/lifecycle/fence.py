@@ -6,8 +6,8 @@ a worker the reclaimer took for dead (and whose claims it took back) overwrites 
 A batch's decision about a message it did not claim applies only while the row names no claim.
 Either way the row must still be in one of the statuses the change may leave
 (:mod:`.transitions`). :func:`fenced` is that condition as a SQLAlchemy where-clause, for every
-writer: the dispatch ledger's outcomes, the call record, the claim, an adoption, the receipts,
-the sweep, and the reclaimer's changes (through the ledger). :func:`taken_back` is a late
+writer: the dispatch batches' outcomes, the call record, the claim, an adoption, the receipts,
+the sweep, and the reclaimer's changes (the last and the first through the write-behind buffer). :func:`taken_back` is a late
 answer's: the claim was taken back from this very call and nothing has happened since.
 """
 

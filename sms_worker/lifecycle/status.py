@@ -70,6 +70,12 @@ class Delivery(StrEnum):
     REJECTED = "rejected"
     EXPIRED = "expired"
 
+    @classmethod
+    def _missing_(cls, value: object) -> Delivery | None:
+        """The 0.1 spelling ``unknown``, as a worker not yet upgraded may still write it while
+        the new ones run (a rolling upgrade past migration 0006), reads as :attr:`UNDETERMINED`."""
+        return cls.UNDETERMINED if value == "unknown" else None
+
     @property
     def status(self) -> Status:
         """The lifecycle status a message with this report has."""

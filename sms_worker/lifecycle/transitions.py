@@ -83,7 +83,7 @@ def _kind_of(change: Change) -> str:
 
 
 def _fence_of(change: Change) -> Fence:
-    """The fence a change is written behind (a late answer's is decided by the ledger's writer,
+    """The fence a change is written behind (a late answer's is decided by the write-behind buffer,
     :func:`~sms_worker.lifecycle.write.apply_each`, once the claim's fence failed)."""
     if isinstance(change, Created):
         return Fence.NEW

@@ -10,7 +10,7 @@ statement per group of rows alike (an executemany of a statement compiled once:
 
 **Outcomes and late answers.** :func:`apply` writes a dispatch batch's outcomes and raises
 :class:`MovedOn` if any row's fence no longer holds (the caller's transaction is then rolled
-back). :func:`apply_each` is the ledger's second try, in a new transaction: it locks the rows,
+back). :func:`apply_each` is the write-behind buffer's second try, in a new transaction: it locks the rows,
 asks the database which fence each one still meets, and applies each change on its own. A
 change for a row that moved on is dropped, except the outcome of a call whose claim the
 reclaimer took back meanwhile (a *late answer*): it goes to the history, and an acceptance wins
@@ -43,10 +43,10 @@ from sms_worker.lifecycle.changes import (
     CallNotMade,
     Claimed,
     Created,
+    DispatchChange,
     Expired,
     Failed,
     GivenBack,
-    LedgerChange,
     Note,
     Reported,
     Requeued,
@@ -212,10 +212,10 @@ def _lock_key(account: str, provider_message_id: str) -> int:
     return int.from_bytes(digest, "big", signed=True)
 
 
-# Outcomes (the ledger) and receipts
+# Outcomes (the dispatch changes) and receipts
 
 
-def apply(conn: Connection, changes: Sequence[LedgerChange | Reported]) -> None:
+def apply(conn: Connection, changes: Sequence[DispatchChange | Reported]) -> None:
     """Apply every change behind its fence, with its history; raises :class:`MovedOn` if any
     row moved on (the caller rolls the transaction back). One executemany per group of changes
     alike (kind, fence, columns), one insert of events."""
@@ -223,13 +223,13 @@ def apply(conn: Connection, changes: Sequence[LedgerChange | Reported]) -> None:
     _add_events(conn, [note for change in changes for note in _notes(change)])
 
 
-def apply_each(conn: Connection, changes: Sequence[LedgerChange], now: datetime) -> set[uuid.UUID]:
-    """The ledger's second try, after :func:`apply` raised :class:`MovedOn`: each change on its
+def apply_each(conn: Connection, changes: Sequence[DispatchChange], now: datetime) -> set[uuid.UUID]:
+    """The write-behind buffer's second try, after :func:`apply` raised :class:`MovedOn`: each change on its
     own, as its row now stands (see the module docstring). Returns the messages whose pointers
     are due: those whose change was applied, and those whose claim, in doubt, never took the row
     (it waits with no pointer but this one)."""
     standings = _standings(conn, changes, now)
-    applied: list[tuple[LedgerChange, Transition]] = []
+    applied: list[tuple[DispatchChange, Transition]] = []
     doubled: list[uuid.UUID] = []
     notes: list[tuple[uuid.UUID, Note]] = []
     due: set[uuid.UUID] = set()
@@ -258,7 +258,7 @@ def apply_each(conn: Connection, changes: Sequence[LedgerChange], now: datetime)
     return due
 
 
-def _late_notes(change: LedgerChange, stands: Status | None) -> list[tuple[uuid.UUID, Note]]:
+def _late_notes(change: DispatchChange, stands: Status | None) -> list[tuple[uuid.UUID, Note]]:
     """A late answer's lines: its call's, and its own, which says it is late, and, unless it
     wins (``stands`` is None), that it was not applied and the row's status (``stands``)."""
     *call, (message_id, note) = _notes(change)
@@ -270,7 +270,7 @@ def _late_notes(change: LedgerChange, stands: Status | None) -> list[tuple[uuid.
     return [*call, (message_id, replace(note, status=stands or note.status, reason=prefix + note.reason))]
 
 
-def _write(conn: Connection, changes: Sequence[tuple[LedgerChange | Reported, Transition]]) -> None:
+def _write(conn: Connection, changes: Sequence[tuple[DispatchChange | Reported, Transition]]) -> None:
     """Write each change's columns under its rule's fence: one executemany per group alike;
     raises :class:`MovedOn` unless every row was written."""
     groups: dict[tuple[Transition, tuple[str, ...]], list[dict[str, Any]]] = {}
@@ -305,7 +305,7 @@ class _Standing:
     """A late acceptance's (:func:`~.fence.taken_back`)."""
 
 
-def _standings(conn: Connection, changes: Sequence[LedgerChange], now: datetime) -> dict[uuid.UUID, _Standing]:
+def _standings(conn: Connection, changes: Sequence[DispatchChange], now: datetime) -> dict[uuid.UUID, _Standing]:
     """Lock the rows of ``changes`` still in a status any of them may find (``updated_at`` =
     ``now``: everything written afterwards in the transaction applies to these rows as they are
     now) and ask which fence each one meets. (Asked by a ``SELECT`` after the lock, not in its
@@ -374,7 +374,7 @@ def _fenced_update(conn: Connection, rule: Transition, columns: tuple[str, ...])
     return statement
 
 
-def _columns(change: LedgerChange | Reported) -> dict[str, Any]:
+def _columns(change: DispatchChange | Reported) -> dict[str, Any]:
     """The columns a change writes, by name."""
     if isinstance(change, Reported):
         values: dict[str, Any] = {"status": change.status, "next_check_at": change.next_check_at}
@@ -420,7 +420,7 @@ def _columns(change: LedgerChange | Reported) -> dict[str, Any]:
     return values
 
 
-def _notes(change: LedgerChange | Reported) -> list[tuple[uuid.UUID, Note]]:
+def _notes(change: DispatchChange | Reported) -> list[tuple[uuid.UUID, Note]]:
     """The lines a change adds to its message's history: the call's it answers, then its own."""
     if isinstance(change, Reported):
         return [(change.id, note) for note in change.notes]

@@ -27,7 +27,7 @@ import redis
 from sqlalchemy import Engine
 
 from sms_worker.clock import Clock
-from sms_worker.lifecycle.changes import LedgerChange
+from sms_worker.lifecycle.changes import DispatchChange
 from sms_worker.lifecycle.write import MovedOn, apply, apply_each
 from sms_worker.logs import get_logger
 from sms_worker.outages import describe_outage
@@ -42,7 +42,7 @@ class Write:
     """What one message's disposition writes: a change of its row (None: the row stays as it is)
     and the pointer that brings it back (None: none)."""
 
-    change: LedgerChange | None
+    change: DispatchChange | None
     pointer: Due | None
 
 
@@ -107,7 +107,7 @@ class WriteBehind:
         The common case costs one fenced ``UPDATE`` per kind of change (executemany) and one
         ``INSERT`` of events. Only when a row moved on (a claim the sweep took back) is the write
         done again, each change on its own under locks, sorting late answers out."""
-        changes: list[LedgerChange] = [write.change for write in writes if write.change is not None]
+        changes: list[DispatchChange] = [write.change for write in writes if write.change is not None]
         due: set[uuid.UUID] | None = None  # None: every change was applied
         if changes:
             try:

@@ -8,7 +8,7 @@ several messages counts once, as accepted if any of them was. The meter counts s
 adopted message was not sent again. Outcomes are sent to Redis in the order the calls ended, at
 once when a fault is among them (so a run of faults opens the breaker while it happens),
 otherwise gathered for up to ``REPORT_EVERY`` seconds: a stream of successes costs one Redis
-round trip per interval. It only looks (it runs before record, which settles every message): a
+round trip per interval. It only looks (it runs before decide, which settles every message): a
 failure here is logged, and the batch's outcomes stand.
 """
 

@@ -97,6 +97,12 @@ class Departures:
         now = time.monotonic()
         self.departing += [_Departure(unit, now) for unit in units]
 
+    def drain(self) -> list[Unit]:
+        """Every request still departing, taken out (its batch stopped: none of them leaves)."""
+        units = [entry.unit for entry in self.departing]
+        self.departing = []
+        return units
+
     def ready(self, slots: int) -> tuple[list[Unit], list[tuple[Unit, NotSent]]]:
         """Up to ``slots`` requests that may leave now, and those that will not leave at all."""
         now = time.monotonic()

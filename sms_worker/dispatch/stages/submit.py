@@ -16,7 +16,7 @@
   leave later than :data:`~.requests.LATEST_DEPARTURE` after it was recorded.
 - **Concurrency.** Up to ``http_concurrency`` requests run at once; free slots are refilled once
   half of them are free, or sooner after a short stall, so slow calls never hold up the rest.
-- **Outcomes as they come.** Finished calls go downstream (health, record), which writes what
+- **Outcomes as they come.** Finished calls go downstream (health, decide), which writes what
   they decide, every ``FLUSH_EVERY`` seconds and as soon as nothing else is running: a
   ``kill -9`` leaves unknown only what was in flight at that moment, or answered within the last
   ``FLUSH_EVERY``.
@@ -37,9 +37,9 @@ from concurrent.futures import FIRST_COMPLETED, Future, wait
 from datetime import timedelta
 from typing import Any
 
-from sms_worker.dispatch.batch import Absent, Answer, Batch, Defer, Item, NearMatch, Outcome, Skip, Started
+from sms_worker.dispatch.batch import Absent, Answer, Batch, Defer, Item, NearMatch, NotSent, Outcome, Skip, Started
 from sms_worker.dispatch.lookup import Question, ask, question_of
-from sms_worker.dispatch.pipeline import Downstream, Stage
+from sms_worker.dispatch.pipeline import RETRY_AFTER_FAILURE, Downstream, Stage
 from sms_worker.dispatch.policy import RetryPolicy
 from sms_worker.dispatch.stages.requests import Departures, Unit, call, units_of
 from sms_worker.lifecycle.calls import CallRecord
@@ -79,16 +79,32 @@ class Submit(Stage):
         self._calls.close()
 
     def process(self, batch: Batch, downstream: Downstream) -> None:
-        limit = self._rt.settings.http_concurrency
-        group = max(1, limit // 2)
         questions: deque[Question] = deque()
         waiting: deque[Unit] = deque()
         self._sort(batch.in_play(), questions, waiting)
-        departures = self._departures
         running: dict[Future[list[Outcome]], tuple[Unit, float]] = {}
         asking: dict[Future[Answer], tuple[Question, float]] = {}
-        finished: list[Item] = []
         look_for_high = not any(item.priority == Priority.HIGH for item in batch.in_play())
+        try:
+            self._calls_of(batch, downstream, questions, waiting, running, asking, look_for_high)
+        except Exception as error:
+            self._see_through(running, self._departures, error)
+            raise
+
+    def _calls_of(
+        self,
+        batch: Batch,
+        downstream: Downstream,
+        questions: deque[Question],
+        waiting: deque[Unit],
+        running: dict[Future[list[Outcome]], tuple[Unit, float]],
+        asking: dict[Future[Answer], tuple[Question, float]],
+        look_for_high: bool,
+    ) -> None:
+        limit = self._rt.settings.http_concurrency
+        group = max(1, limit // 2)
+        departures = self._departures
+        finished: list[Item] = []
         left = self._rt.settings.batch_size
         next_look = last_start = last_flush = 0.0
         while waiting or running or departures or questions or asking:
@@ -114,8 +130,12 @@ class Submit(Stage):
                     left = 0
             if departures and free:
                 leaving, dropped = departures.ready(free)
-                for unit in leaving:
-                    running[self._rt.http_pool.submit(call, self._rt, unit)] = (unit, now)
+                for n, unit in enumerate(leaving):
+                    try:
+                        running[self._rt.http_pool.submit(call, self._rt, unit)] = (unit, now)
+                    except Exception:
+                        departures.add(leaving[n:])  # not handed to a thread: not sent (_see_through)
+                        raise
                 for unit, not_sent in dropped:
                     finished += self._settle_outcomes(unit, [not_sent] * len(unit))
             if running or asking:
@@ -133,6 +153,23 @@ class Submit(Stage):
             if finished and (not running or time.monotonic() - last_flush >= FLUSH_EVERY):
                 downstream(finished)
                 finished, last_flush = [], time.monotonic()
+
+    def _see_through(self, running: dict[Future[list[Outcome]], tuple[Unit, float]], departures: Departures, error: Exception) -> None:
+        """The batch stops on ``error``: what became of each call recorded as started is kept
+        for the stage that decides outcomes (the driver has it settle them). A call that never
+        left (still departing, or not handed to a thread) is :class:`NotSent`: its attempt does
+        not count. A call in flight is waited for (each is bounded by its deadline), so its
+        answer is recorded as answered and never mistaken for an ambiguous attempt; only a call
+        whose outcome cannot be had stays without one, and is ambiguous (``DISPATCH_STOPPED``)."""
+        until = self._rt.clock.now() + RETRY_AFTER_FAILURE
+        not_sent = NotSent(f"not sent: dispatch stopped ({describe_outage(error) or type(error).__name__})", until)
+        for unit in departures.drain():
+            self._settle_outcomes(unit, [not_sent] * len(unit))
+        for future, (unit, _) in running.items():
+            try:
+                self._settle_outcomes(unit, future.result())
+            except Exception:  # its outcome cannot be had: it stays ambiguous
+                log.exception("a provider call of a stopped batch gave no outcome")
 
     def _sort(self, items: list[Item], questions: deque[Question], waiting: deque[Unit]) -> None:
         """Unsure messages whose account can be asked go to ``questions`` (asked before any

@@ -5,8 +5,8 @@ Revision ID: 0006
 Revises: 0005
 Create Date: 2026-12-10 00:00:00
 
-- ``pinned_account``: the only account that may carry the message, read by routing, the claim
-  and the reclaimer: the one its producer named, or the one an ambiguous attempt went to (it may
+- ``pinned_account``: the only account that may carry the message, read by routing, the retry
+  policy and the reclaimer: the one its producer named, or the one an ambiguous attempt went to (it may
   have the message). Until now both were written to ``requested_account``, which from now on
   holds only what the producer named. Each row's ``requested_account`` is copied into it: that
   is what the row was pinned to, whichever wrote it. (A row an ambiguous attempt pinned keeps
