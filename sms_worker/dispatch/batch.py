@@ -140,7 +140,7 @@ READ_COLUMNS = tuple(f.name for f in fields(ReadRow) if f.name != "status")
 """The message columns a :class:`ReadRow` holds besides its status, named as in the table."""
 
 
-class NotDecided(RuntimeError):
+class NotDecided(SmsWorkerError):
     """A stage read what an earlier stage decides (the account, the claimed message, the call)
     before that stage decided it for the item: the stages are out of order, or one let through
     an item it did not decide. A bug, never a state of the message."""
