@@ -235,8 +235,8 @@ def apply_each(conn: Connection, changes: Sequence[DispatchChange], now: datetim
     due: set[uuid.UUID] = set()
     for change in changes:
         standing = standings.get(change.id)
-        if standing is None:
-            continue
+        if standing is None or standing.status not in _lockable(change):
+            continue  # a status this change never finds: as if alone in its batch
         if standing.holds:
             applied.append((change, rule_of(change)))
             notes += _notes(change)
@@ -292,6 +292,14 @@ def _write(conn: Connection, changes: Sequence[tuple[DispatchChange | Reported, 
         raise MovedOn(f"{len(changes) - written} of {len(changes)} row(s) moved on")
 
 
+def _lockable(change: LedgerChange) -> frozenset[Status]:
+    """The statuses in which :func:`apply_each` looks at a row for ``change``: those it may find
+    (its fence's), a late answer's, and waiting. Each change is judged by its own, whatever else
+    is in its batch (a row another worker claimed meanwhile gets a late line only from a change
+    that may find it claimed)."""
+    return rule_of(change).source | late_source() | WAITING
+
+
 @dataclass(frozen=True, slots=True)
 class _Standing:
     """Where a locked row stands for its change: its status, and which fence it meets."""
@@ -312,7 +320,7 @@ def _standings(conn: Connection, changes: Sequence[DispatchChange], now: datetim
     ``RETURNING``: SQLite 3.40 evaluates ``IS NULL`` there as false.)"""
     by_id = MESSAGES.c.id
     ids = [change.id for change in changes]
-    lockable = {status for change in changes for status in rule_of(change).source} | late_source() | WAITING
+    lockable = {status for change in changes for status in _lockable(change)}
     lock = update(MESSAGES).where(by_id.in_(ids), status_in(lockable)).values(updated_at=now).returning(by_id)
     if not conn.execute(lock).all():
         return {}
