@@ -69,11 +69,11 @@ from sms_worker.lifecycle.changes import (
     CallStarted,
     Claimed,
     Created,
+    DispatchChange,
     Ended,
     Expired,
     Failed,
     GivenBack,
-    LedgerChange,
     LostAttempt,
     Note,
     Reported,
@@ -182,7 +182,7 @@ class Handle:
 class Outcome:
     """A change someone decided, waiting to be written (and written again: a replay)."""
 
-    change: LedgerChange
+    change: DispatchChange
     message: int
     writes: int = 0
 
@@ -213,18 +213,18 @@ HELD_SOURCE = {
 """The statuses a change under a claim may find the row in (the documented table)."""
 
 
-def _source(change: LedgerChange) -> set[Status]:
+def _source(change: DispatchChange) -> set[Status]:
     return set(WAITING) if change.claim is None else HELD_SOURCE[type(change)]
 
 
-def _own_notes(change: LedgerChange) -> int:
+def _own_notes(change: DispatchChange) -> int:
     """History lines a change adds when it is applied: its call's line, if it has one, and its own
     (but for a claim given back unused)."""
     call = 1 if change.call is not None and change.call.note is not None else 0
     return call + (0 if isinstance(change, GivenBack) and not change.noted else 1)
 
 
-def verdict(row: Row, change: LedgerChange) -> Verdict:
+def verdict(row: Row, change: DispatchChange) -> Verdict:
     """Write ``change`` to the model's ``row``, as the ledger writes it (see the module docstring)."""
     if row.claim == change.claim and row.status in _source(change):
         _write(row, change)
@@ -246,7 +246,7 @@ def verdict(row: Row, change: LedgerChange) -> Verdict:
     return late
 
 
-def _write(row: Row, change: LedgerChange) -> None:
+def _write(row: Row, change: DispatchChange) -> None:
     row.status = change.status
     row.claim = None
     row.events += _own_notes(change)
@@ -494,7 +494,7 @@ class Lifecycle(RuleBasedStateMachine):
                 uncounted=uncounted,
                 unsure_since=seen.unsure_since if near else None,
                 possible_duplicate=seen.possible_duplicate if near else None,
-                pinned_to=ACCOUNT if near and seen.unsure_since is not None else None,
+                pinned_account=ACCOUNT if near and seen.unsure_since is not None else None,
             )
             self._decide(handle, not_made)
             return
@@ -503,7 +503,7 @@ class Lifecycle(RuleBasedStateMachine):
         decided = self.policy.after_failure(FAILURES[outcome], attempt, self.now)
         self._decide(handle, failed(decided, row.id, handle.claim, call, self.now, Pin(ACCOUNT, False), seen.first_attempt_at))
 
-    def _decide(self, handle: Handle, change: LedgerChange) -> None:
+    def _decide(self, handle: Handle, change: DispatchChange) -> None:
         handle.done = True
         self.outbox.append(Outcome(change, handle.message))
 
@@ -651,7 +651,7 @@ class Lifecycle(RuleBasedStateMachine):
         row = self.rows[message]
         at, held = self.now, row.claim
         call = Call(max(row.attempts, 1), row.last_attempt_at or at, "attempt")
-        change: LedgerChange
+        change: DispatchChange
         if wrong == "ended submitted":
             change = Ended(id=row.id, claim=held, at=at, reason="a bug", status=Status.SUBMITTED, code=None)
         elif wrong == "accepted queued":

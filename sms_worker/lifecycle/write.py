@@ -292,7 +292,7 @@ def _write(conn: Connection, changes: Sequence[tuple[DispatchChange | Reported, 
         raise MovedOn(f"{len(changes) - written} of {len(changes)} row(s) moved on")
 
 
-def _lockable(change: LedgerChange) -> frozenset[Status]:
+def _lockable(change: DispatchChange) -> frozenset[Status]:
     """The statuses in which :func:`apply_each` looks at a row for ``change``: those it may find
     (its fence's), a late answer's, and waiting. Each change is judged by its own, whatever else
     is in its batch (a row another worker claimed meanwhile gets a late line only from a change
