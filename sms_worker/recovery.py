@@ -28,7 +28,7 @@ from sqlalchemy import ColumnElement, Row, delete, func, select
 from sms_worker.dispatch.batch import Defer
 from sms_worker.dispatch.changes import Pin, failed
 from sms_worker.dispatch.policy import Attempt, RetryPolicy
-from sms_worker.lifecycle.changes import Call, Expired, GivenBack, Requeued
+from sms_worker.lifecycle.changes import Call, Expired, Requeued, TakenBack
 from sms_worker.lifecycle.status import HELD_VALUES, WAITING_VALUES, Status
 from sms_worker.lifecycle.tables import MESSAGES
 from sms_worker.lifecycle.write import expire, requeue
@@ -252,7 +252,7 @@ class Reclaimer:
         if row.status == Status.CLAIMED:
             waiting = Status.RETRYING if row.attempts else Status.QUEUED
             reason = "worker lost before the provider call; queued again"
-            return Write(GivenBack(id=row.id, claim=row.claim_id, at=now, reason=reason, status=waiting, until=now), Due(pointer, now))
+            return Write(TakenBack(id=row.id, claim=row.claim_id, at=now, reason=reason, status=waiting, until=now), Due(pointer, now))
         first = row.first_attempt_at or now
         started = row.last_attempt_at or first  # when the lost call was recorded as started
         lost = Failure(ErrorKind.AMBIGUOUS, WORKER_LOST, "worker lost during the provider call; the provider may have the message")

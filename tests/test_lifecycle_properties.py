@@ -78,6 +78,7 @@ from sms_worker.lifecycle.changes import (
     Note,
     Reported,
     Requeued,
+    TakenBack,
     Then,
     Uncounted,
 )
@@ -208,6 +209,7 @@ HELD_SOURCE = {
     Failed: {Status.CALLING},
     CallNotMade: {Status.CALLING},
     GivenBack: {Status.CLAIMED, Status.CALLING},
+    TakenBack: {Status.CLAIMED},
     Ended: {Status.CLAIMED},
 }
 """The statuses a change under a claim may find the row in (the documented table)."""
@@ -520,7 +522,7 @@ class Lifecycle(RuleBasedStateMachine):
             return
         if row.status is Status.CLAIMED:
             waiting = Status.RETRYING if row.attempts else Status.QUEUED
-            back = GivenBack(id=row.id, claim=handle.claim, at=self.now, reason="worker lost before the call", status=waiting, until=self.now)
+            back = TakenBack(id=row.id, claim=handle.claim, at=self.now, reason="worker lost before the call", status=waiting, until=self.now)
             self.outbox.append(Outcome(back, handle.message))
             return
         assert row.first_attempt_at is not None and row.last_attempt_at is not None
@@ -831,3 +833,27 @@ def test_whether_a_late_answer_goes_to_the_history_does_not_depend_on_the_rest_o
             apply_each(conn, batch, now)
         assert machine._snapshot()[1] == before[1], f"{len(batch)} change(s): the history of a message claimed since is as it was"
     machine.teardown()
+
+
+def test_a_claim_the_reclaimer_read_before_the_call_is_not_taken_back_once_the_call_started(engine: Engine) -> None:
+    """Found by the machine above: the reclaimer reads a row ``claimed`` and decides to take it
+    back; the worker it took for dead starts its call meanwhile. Taking the claim back then would
+    put a message that may be at the provider back to wait as if never sent (resent unflagged).
+    The row stays ``calling``, for the reclaimer's next look to decide as an ambiguous attempt."""
+    machine = type("Scripted", (Lifecycle,), {"engine": engine})()
+    machine.create(timedelta(hours=3), asks=False, on_ambiguous="resend")
+    now, (first, _) = machine.now, machine.rows
+    slow = uuid.uuid4()
+    with engine.begin() as conn:
+        claim(conn, Claimed(slow, "slow worker", {first.id: ACCOUNT}, now, now))
+    taken_back = TakenBack(id=first.id, claim=slow, at=now, reason="worker lost before the call", status=Status.QUEUED, until=now)
+    assert machine.record.start(CallStarted((first.id,), (slow,), now)) == {first.id}
+
+    with pytest.raises(MovedOn), engine.begin() as conn:
+        apply(conn, [taken_back])
+    with engine.begin() as conn:
+        apply_each(conn, [taken_back], now)
+
+    with engine.connect() as conn:
+        row = conn.execute(select(MESSAGES.c.status, MESSAGES.c.claim_id, MESSAGES.c.attempts).where(MESSAGES.c.id == first.id)).one()
+    assert (row.status, row.claim_id, row.attempts) == ("calling", slow, 1), "the call may be at the provider: not given back"

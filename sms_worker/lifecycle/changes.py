@@ -2,7 +2,7 @@
 
 Who decides which change a message undergoes stays where it was: the producer (:class:`Created`),
 the dispatch stages (:class:`Claimed`, :class:`Adopted`, :class:`CallStarted`, and through the
-ledger the outcomes), the reclaimer (:class:`GivenBack`, :class:`Failed`), the sweep
+ledger the outcomes), the reclaimer (:class:`TakenBack`, :class:`Failed`), the sweep
 (:class:`Expired`, :class:`Requeued`), the status poller and the callbacks (:class:`Reported`).
 How the row changes is said once, in :mod:`.write` (and :mod:`.calls` for :class:`CallStarted`):
 each change is checked against the table of allowed transitions (:mod:`.transitions`) and
@@ -267,6 +267,15 @@ class GivenBack(_LedgerChange):
     code: str | None = None
     noted: bool = True
     """Whether the history says so; a claim given back unused leaves no trace."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TakenBack(GivenBack):
+    """A claim the reclaimer takes back from a worker it takes for dead, read while the row was
+    ``claimed`` (no call started): written only if the row is ``claimed`` still. A worker that
+    was not dead after all may have started its call since; the row is then ``calling``, this
+    change writes nothing, and the reclaimer's next look decides the call as an ambiguous attempt
+    (``WORKER_LOST``), so the message stays unsure of it rather than waiting as if never sent."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

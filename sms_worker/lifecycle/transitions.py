@@ -57,7 +57,8 @@ _FAILED = FINAL - {Status.DELIVERED}
 TRANSITIONS: tuple[Transition, ...] = (
     Transition("Created", Fence.NEW, frozenset(), frozenset({Status.SCHEDULED, Status.QUEUED}), "producer"),
     Transition("Claimed", Fence.UNCLAIMED, WAITING, frozenset({Status.CLAIMED}), "claim stage"),
-    Transition("GivenBack", Fence.HELD, HELD, WAITING, "any stage, pipeline, reclaimer"),
+    Transition("GivenBack", Fence.HELD, HELD, WAITING, "any stage, pipeline"),
+    Transition("TakenBack", Fence.HELD, frozenset({Status.CLAIMED}), WAITING, "reclaimer (a claim read before any call)"),
     Transition("Adopted", Fence.HELD, frozenset({Status.CLAIMED}), frozenset({Status.CLAIMED}), "submit stage (asking the provider)"),
     Transition("CallStarted", Fence.HELD, frozenset({Status.CLAIMED}), frozenset({Status.CALLING}), "submit stage"),
     Transition("CallNotMade", Fence.HELD, frozenset({Status.CALLING}), frozenset({Status.QUEUED, Status.RETRYING}), "decide stage"),
