@@ -413,3 +413,20 @@ def multi_runtime(settings_for, redis_client, sandbox, tmp_path):
     yield make
     for rt in runtimes:
         rt.close()
+
+
+class ShutsDownAfter:
+    """The worker's HTTP pool, shut down (as at the worker's end) after ``calls`` calls were
+    handed to it: handing it one more raises as a shut-down pool does."""
+
+    def __init__(self, pool, calls: int) -> None:
+        self._pool, self._left = pool, calls
+
+    def submit(self, fn, *args):
+        if self._left == 0:
+            raise RuntimeError("cannot schedule new futures after shutdown")
+        self._left -= 1
+        return self._pool.submit(fn, *args)
+
+    def shutdown(self, wait: bool = True) -> None:
+        self._pool.shutdown(wait=wait)

@@ -21,7 +21,7 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 from accounts import fault, message_row, unsettled, write_providers
-from conftest import ThreadedSandbox, promote_once, wait_until
+from conftest import ShutsDownAfter, ThreadedSandbox, promote_once, wait_until
 from sqlalchemy import event
 
 from sms_worker.clock import FakeClock
@@ -168,6 +168,26 @@ def test_a_failing_look_up_never_opens_the_breaker_uses_no_retry_and_writes_no_a
     assert [e["reason"] for e in events if e["status"] == Status.CALLING.value] == ["attempt 1 via telefoon"]
     state = rt.breaker("telefoon").state()
     assert (state.state, state.recent_failures) == ("closed", 1)
+
+
+def test_a_batch_that_stops_while_a_question_is_asked_keeps_the_copy_it_found(telefoon, provider, clock):
+    """The batch asks about an unsure message, then fails to hand the next call to a thread (the
+    worker's pool shut down): the question's answer is waited for, and the copy it found is
+    adopted, not asked about or sent again; the call that never left is not counted."""
+    rt = telefoon()
+    unsure = send_held(rt, provider, "+31612345604", "Your code is 1604")
+    clock.advance(2)
+    other = send_sms("+31612345605", "Your code is 1605", runtime=rt)
+    promote_once(rt)
+    rt._pool = ShutsDownAfter(rt.http_pool, calls=1)
+
+    dispatch_batch(rt)
+
+    adopted, never_left = message_row(rt, unsure), message_row(rt, other)
+    assert (adopted.status in (Status.SUBMITTED.value, Status.DELIVERED.value), adopted.attempts, adopted.possible_duplicate) == (True, 1, False)
+    assert adopted.provider_message_id is not None and len(accepted_to(provider, "+31612345604")) == 1
+    assert (never_left.status, never_left.attempts) == (Status.QUEUED.value, 0)
+    assert accepted_to(provider, "+31612345605") == []
 
 
 def test_a_provider_whose_clock_is_hours_ahead_is_searched_on_its_own_clock(settings_for, redis_client, clock, tmp_path):

@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 from datetime import timedelta
 
 import pytest
-from conftest import fresh_database
+from conftest import ShutsDownAfter, fresh_database
 from sqlalchemy import select, update
 
 from sms_worker.clock import FakeClock
@@ -507,23 +507,6 @@ def test_a_stage_failing_after_the_calls_records_what_the_provider_answered(rt, 
     assert (taken.status, taken.provider_message_id, taken.attempts) == ("submitted", "p-accepted", 1), "the provider has it: never sent again"
     retried = row(rt, refused)
     assert (retried.status, retried.error_code, retried.unsure_since) == ("retrying", "HTTP_503", None), "a clear failure, retried by the policy"
-
-
-class ShutsDownAfter:
-    """The worker's HTTP pool, shut down (as at the worker's end) after ``calls`` calls were
-    handed to it: handing it one more raises as a shut-down pool does."""
-
-    def __init__(self, pool, calls: int) -> None:
-        self._pool, self._left = pool, calls
-
-    def submit(self, fn, *args):
-        if self._left == 0:
-            raise RuntimeError("cannot schedule new futures after shutdown")
-        self._left -= 1
-        return self._pool.submit(fn, *args)
-
-    def shutdown(self, wait: bool = True) -> None:
-        self._pool.shutdown(wait=wait)
 
 
 def test_a_batch_stopping_mid_calls_waits_for_the_calls_in_flight_and_counts_none_that_never_left(rt, clock):

@@ -37,7 +37,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, wait
 from datetime import timedelta
 from typing import Any
 
-from sms_worker.dispatch.batch import Absent, Answer, Batch, Defer, Item, NearMatch, NotSent, Outcome, Skip, Started
+from sms_worker.dispatch.batch import Absent, Answer, Batch, Defer, Found, Item, NearMatch, NotSent, Outcome, Skip, Started, Unanswered
 from sms_worker.dispatch.lookup import Question, ask, question_of
 from sms_worker.dispatch.pipeline import RETRY_AFTER_FAILURE, Downstream, Stage
 from sms_worker.dispatch.policy import RetryPolicy
@@ -88,7 +88,7 @@ class Submit(Stage):
         try:
             self._calls_of(batch, downstream, questions, waiting, running, asking, look_for_high)
         except Exception as error:
-            self._see_through(running, self._departures, error)
+            self._see_through(running, asking, self._departures, error)
             raise
 
     def _calls_of(
@@ -154,13 +154,21 @@ class Submit(Stage):
                 downstream(finished)
                 finished, last_flush = [], time.monotonic()
 
-    def _see_through(self, running: dict[Future[list[Outcome]], tuple[Unit, float]], departures: Departures, error: Exception) -> None:
+    def _see_through(
+        self,
+        running: dict[Future[list[Outcome]], tuple[Unit, float]],
+        asking: dict[Future[Answer], tuple[Question, float]],
+        departures: Departures,
+        error: Exception,
+    ) -> None:
         """The batch stops on ``error``: what became of each call recorded as started is kept
         for the stage that decides outcomes (the driver has it settle them). A call that never
         left (still departing, or not handed to a thread) is :class:`NotSent`: its attempt does
         not count. A call in flight is waited for (each is bounded by its deadline), so its
         answer is recorded as answered and never mistaken for an ambiguous attempt; only a call
-        whose outcome cannot be had stays without one, and is ambiguous (``DISPATCH_STOPPED``)."""
+        whose outcome cannot be had stays without one, and is ambiguous (``DISPATCH_STOPPED``).
+        A question in flight is waited for too: a copy it found (and adopted) or its failure is
+        decided as answered; a message it would send again waits for the next batch, unsent."""
         until = self._rt.clock.now() + RETRY_AFTER_FAILURE
         not_sent = NotSent(f"not sent: dispatch stopped ({describe_outage(error) or type(error).__name__})", until)
         for unit in departures.drain():
@@ -170,6 +178,12 @@ class Submit(Stage):
                 self._settle_outcomes(unit, future.result())
             except Exception:  # its outcome cannot be had: it stays ambiguous
                 log.exception("a provider call of a stopped batch gave no outcome")
+        for question_future, (question, _) in asking.items():
+            if question_future.cancelled():
+                continue  # it asked nothing
+            answer = question_future.result()  # ask() never raises
+            if isinstance(answer, Found | Unanswered):
+                question.item.outcome = answer
 
     def _sort(self, items: list[Item], questions: deque[Question], waiting: deque[Unit]) -> None:
         """Unsure messages whose account can be asked go to ``questions`` (asked before any
