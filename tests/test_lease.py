@@ -157,16 +157,21 @@ def test_the_lease_is_renewed_while_other_threads_hold_every_pooled_connection(w
             conn.close()
 
 
-def test_a_worker_that_cannot_end_its_lease_says_why_and_who_takes_it_back(worker, reader, caplog):
-    """The warning used to stop mid-sentence ("...; the sweep will") and give no reason."""
-    rt = worker()
-    rt.lease.renew()
+def close_with_the_database_away(rt, caplog) -> None:
+    """Close ``rt`` while its lease's database refuses connections, its warnings captured."""
     here, rt.lease._engine = rt.lease._engine, create_engine(f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/none")
     try:
         with caplog.at_level(logging.WARNING, logger="sms_worker.lease"):
             rt.close()
     finally:
         rt.lease._engine = here
+
+
+def test_a_worker_that_cannot_end_its_lease_says_why_and_who_takes_it_back(worker, reader, caplog):
+    """The warning used to stop mid-sentence ("...; the sweep will") and give no reason."""
+    rt = worker()
+    rt.lease.renew()
+    close_with_the_database_away(rt, caplog)
 
     [said] = [record.getMessage() for record in caplog.records if record.name == "sms_worker.lease"]
     assert said.startswith(f"could not end the lease of {rt.lease.id} (connection failed: "), said
@@ -178,11 +183,6 @@ def test_a_runtime_that_claimed_nothing_has_no_lease_to_end(worker, caplog):
     """A producer's or the callback receiver's runtime never registers a lease: closing it asks
     nothing of the database, which may be away."""
     rt = worker()
-    here, rt.lease._engine = rt.lease._engine, create_engine(f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/none")
-    try:
-        with caplog.at_level(logging.WARNING, logger="sms_worker.lease"):
-            rt.close()
-    finally:
-        rt.lease._engine = here
+    close_with_the_database_away(rt, caplog)
 
     assert [record.getMessage() for record in caplog.records if record.name == "sms_worker.lease"] == []
