@@ -39,6 +39,7 @@ BENCHMARKS = {
     "failover": (["6"], "failover across three providers", 660, 330),
     "multirecipient": (["7"], "session-key multi-recipient gain", 300, 150),
     "ambiguous": (["8"], "doubles after sends held past the timeout", 480, 240),
+    "slow": (["9a", "9b", "9c"], "one account at its rate limit at 20 ms, 200 ms and 1 s", 600, 300),
 }
 ALIASES = {
     "1": "enqueue",
@@ -49,6 +50,7 @@ ALIASES = {
     "6": "failover",
     "7": "multirecipient",
     "8": "ambiguous",
+    "9": "slow",
     "rate": "ratelimit",
     "mem": "memory",
 }

@@ -105,7 +105,19 @@ class Settings(BaseSettings):
     )
 
     batch_size: int = Field(100, ge=1, le=1000, description="Messages a dispatch task claims at once.")
-    http_concurrency: int = Field(8, ge=1, le=512, description="Provider calls in flight per worker process.")
+    batch_seconds: float = Field(
+        5,
+        ge=0,
+        le=60,
+        description="How long a dispatch task goes on taking new arrivals into its free call slots; 0: it sends one batch and ends.",
+    )
+    http_concurrency: int = Field(
+        512,
+        ge=1,
+        le=2048,
+        description="The most provider calls in flight per worker process: a ceiling. Each account gets as many as its rate limit "
+        "and its measured answer time need.",
+    )
     max_pending_wakeups: int = Field(32, ge=1, description="Wake-ups waiting per queue; running tasks wake more while a backlog remains.")
     standard_share: float = Field(0.2, ge=0, le=1, description="Share of each batch kept for standard when backlogged.")
     low_share: float = Field(0.1, ge=0, le=1, description="Share of each batch kept for low when backlogged.")

@@ -149,7 +149,7 @@ def build_deployment(settings: Settings | None = None) -> Deployment:
 def build_runtime(settings: Settings | None = None, *, waker: Waker | None = None, clock: Clock = SYSTEM_CLOCK) -> Runtime:
     settings = settings or get_settings()
     providers = load_providers(settings)
-    client = guarded_client(settings.http_timeout_seconds, settings.max_response_bytes, settings.http_concurrency)
+    client = guarded_client(settings.http_timeout_seconds, settings.max_response_bytes)
     engine = get_engine(settings.resolved_database_url)
     connection = redis.Redis.from_url(redis_url(settings))
     return Runtime(

@@ -187,12 +187,14 @@ def test_a_rate_limited_message_waits_without_using_a_retry(runtime, sandbox, se
     limited.close()
 
 
-def test_standard_and_low_keep_a_share_of_every_batch(runtime, sandbox):
+def test_standard_and_low_keep_a_share_of_every_batch(runtime, sandbox, settings_for, clock):
+    one_batch = build_runtime(settings_for(batch_seconds=0), waker=NoWaker(), clock=clock)
     send_many([{"to": RECIPIENT, "text": "low", "priority": "low"}] * 50, runtime=runtime)
     send_many([{"to": RECIPIENT, "text": "standard", "priority": "standard"}] * 50, runtime=runtime)
     send_many([{"to": RECIPIENT, "text": "high", "priority": "high"}] * 200, runtime=runtime)
 
-    dispatch_batch(runtime)
+    dispatch_batch(one_batch)
+    one_batch.close()
 
     texts = [s["text"] for s in sandbox.submissions()]
     assert texts.count("high") == 70

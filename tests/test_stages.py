@@ -436,7 +436,7 @@ def test_submit_takes_high_arrivals_into_a_running_batch(rt):
 
     Submit(rt, arrivals).process(batch, Collecting(rt))
 
-    assert asked[0] == (rt.settings.http_concurrency, False), "a batch without high messages looks for high ones"
+    assert asked[0] == (rt.settings.batch_size, False), "a batch without high messages looks for high ones"
     assert sorted(text for text, _ in seen) == ["low", "urgent"]
     assert arrived[0].request < batch.items[0].request, "the high arrival was started first"
     assert arrived[0] in batch.items

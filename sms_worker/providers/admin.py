@@ -31,7 +31,7 @@ def opened_accounts(settings: Settings) -> Iterator[dict[str, Account]]:
     """The configured accounts with their adapters, on an HTTP client of their own, for calling
     the providers without dispatching (``sms-worker accounts check``): neither the database nor
     Redis is reached. The adapters and the client are closed when the block ends."""
-    client = guarded_client(settings.http_timeout_seconds, settings.max_response_bytes, settings.http_concurrency)
+    client = guarded_client(settings.http_timeout_seconds, settings.max_response_bytes)
     accounts = build_accounts(load_providers(settings), client)
     try:
         yield accounts

@@ -20,9 +20,10 @@ two-method contract (``handle_request``, ``close``) and adds two rules:
 
 from __future__ import annotations
 
+import ssl
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -131,12 +132,14 @@ class GuardedTransport(httpx.HTTPTransport):
     """httpx's own transport over a connection pool whose sockets obey the exchange's deadline.
 
     ``timeout`` is the deadline of one request (seconds, from the moment it is handed over);
-    ``max_body`` the largest answer read (bytes)."""
+    ``max_body`` the largest answer read (bytes); ``ssl_context`` may be shared by several
+    transports (building one reads the system's certificates: milliseconds of CPU)."""
 
-    def __init__(self, *, timeout: float, max_body: int, limits: httpx.Limits) -> None:
-        super().__init__(limits=limits)
+    def __init__(self, *, timeout: float, max_body: int, limits: httpx.Limits, ssl_context: ssl.SSLContext | None = None) -> None:
+        ssl_context = ssl_context or httpx.create_ssl_context()
+        super().__init__(verify=ssl_context, limits=limits)
         self._pool = httpcore.ConnectionPool(
-            ssl_context=httpx.create_ssl_context(),
+            ssl_context=ssl_context,
             max_connections=limits.max_connections,
             max_keepalive_connections=limits.max_keepalive_connections,
             keepalive_expiry=limits.keepalive_expiry,
@@ -163,12 +166,49 @@ class GuardedTransport(httpx.HTTPTransport):
         return response
 
 
-def guarded_client(timeout: float, max_body: int, max_connections: int) -> httpx.Client:
+class PoolPerThread(httpx.BaseTransport):
+    """httpx's two-method transport contract over one small connection pool per thread.
+
+    httpcore's connection pool looks at every connection it holds for each request it assigns
+    (and, for each idle connection, at every connection again): its cost grows with the square
+    of its connections, and with a few hundred calls in flight one shared pool costs more CPU
+    than the calls. A thread makes one exchange at a time, so a pool of its own needs only a
+    connection per provider it calls (:data:`CONNECTIONS_PER_THREAD`), kept alive for its next
+    call. ``make`` builds a thread's transport on its first request; :meth:`close` closes them
+    all."""
+
+    def __init__(self, make: Callable[[], httpx.BaseTransport]) -> None:
+        self._make = make
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._transports: list[httpx.BaseTransport] = []
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        transport = getattr(self._local, "transport", None)
+        if transport is None:
+            transport = self._local.transport = self._make()
+            with self._lock:
+                self._transports.append(transport)
+        return transport.handle_request(request)
+
+    def close(self) -> None:
+        with self._lock:
+            transports, self._transports = self._transports, []
+        for transport in transports:
+            transport.close()
+
+
+CONNECTIONS_PER_THREAD = 4
+"""Connections a thread keeps (one per provider it calls, for a few providers)."""
+
+
+def guarded_client(timeout: float, max_body: int) -> httpx.Client:
     """A pooled client whose every exchange ends within ``timeout`` seconds and reads at most
-    ``max_body`` bytes of answer."""
-    limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
+    ``max_body`` bytes of answer; each thread has its own pool (:class:`PoolPerThread`)."""
+    limits = httpx.Limits(max_connections=CONNECTIONS_PER_THREAD, max_keepalive_connections=CONNECTIONS_PER_THREAD)
+    shared = httpx.create_ssl_context()
     return httpx.Client(
-        transport=GuardedTransport(timeout=timeout, max_body=max_body, limits=limits),
+        transport=PoolPerThread(lambda: GuardedTransport(timeout=timeout, max_body=max_body, limits=limits, ssl_context=shared)),
         timeout=httpx.Timeout(timeout),
         headers={"Accept-Encoding": "identity"},
     )

@@ -97,6 +97,10 @@ class Departures:
         now = time.monotonic()
         self.departing += [_Departure(unit, now) for unit in units]
 
+    def accounts(self) -> set[str]:
+        """The accounts with requests still departing."""
+        return {entry.unit[0].account for entry in self.departing}
+
     def drain(self) -> list[Unit]:
         """Every request still departing, taken out (its batch stopped: none of them leaves)."""
         units = [entry.unit for entry in self.departing]

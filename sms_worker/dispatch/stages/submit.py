@@ -14,27 +14,38 @@
   and is handed to the process's pool (:class:`~.requests.Departures`); it runs under a
   deadline for the whole exchange (:func:`~.requests.call`), and is not made at all if it would
   leave later than :data:`~.requests.LATEST_DEPARTURE` after it was recorded.
-- **Concurrency.** Up to ``http_concurrency`` requests run at once; free slots are refilled once
-  half of them are free, or sooner after a short stall, so slow calls never hold up the rest.
+- **Concurrency sized by the work.** Each account may have as many calls in flight as its
+  rate limit and its measured latency need (:class:`~.slots.Slots`: 200 ms at 500 msg/s is a
+  hundred), within the process's ceiling (``http_concurrency``), shared so that a slow account
+  never takes the slots a fast one needs. Free slots are filled at once when every waiting
+  request can go, else once half of them can, or after a short stall.
 - **Outcomes as they come.** Finished calls go downstream (health, decide), which writes what
   they decide, every ``FLUSH_EVERY`` seconds and as soon as nothing else is running: a
   ``kill -9`` leaves unknown only what was in flight at that moment, or answered within the last
   ``FLUSH_EVERY``.
-- **Arrivals meanwhile.** A batch that holds no high-priority message also takes high messages
-  that arrive meanwhile and calls them next; and a batch whose calls are all started but held
-  by a slow provider (one running longer than ``SLOW_CALL``) takes whatever arrives, by the fair
-  shares, into its free slots. Either way at most a batch more, each prepared through the
-  stages before this one, so a slow account does not delay messages for the others.
+- **Arrivals meanwhile.** While none of its requests can start now (fewer than a batch wait
+  for their account's slots or send window), a batch takes what arrives, by the fair shares,
+  each look about what the last one could call (an account at its rate limit defers most of
+  what is taken), for about ``batch_seconds``: slow providers are kept busy without a new
+  batch per round trip. Then the batch ends once its calls are back, while another process's
+  batch takes over: each may carry an account's whole need, and each batch's span is drawn
+  between half and one and a half ``batch_seconds``, so that processes started together do not
+  end their batches together. A batch that holds no high-priority message and still has
+  requests to start looks for high messages only, and calls them next. Arrivals are prepared
+  by the stages before this one.
 """
 
 from __future__ import annotations
 
+import random
 import time
 import uuid
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable
-from concurrent.futures import FIRST_COMPLETED, Future, wait
+from concurrent.futures import Future
+from dataclasses import dataclass
 from datetime import timedelta
+from queue import Empty, SimpleQueue
 from typing import Any
 
 from sms_worker.dispatch.batch import Absent, Answer, Batch, Defer, Found, Item, NearMatch, NotSent, Outcome, Skip, Started, Unanswered
@@ -42,6 +53,7 @@ from sms_worker.dispatch.lookup import Question, ask, question_of
 from sms_worker.dispatch.pipeline import RETRY_AFTER_FAILURE, Downstream, Stage
 from sms_worker.dispatch.policy import RetryPolicy
 from sms_worker.dispatch.stages.requests import Departures, Unit, call, units_of
+from sms_worker.dispatch.stages.slots import Slots
 from sms_worker.lifecycle.calls import CallRecord
 from sms_worker.lifecycle.changes import CallStarted, LostAttempt
 from sms_worker.logs import get_logger
@@ -56,8 +68,14 @@ STALL = 0.01
 """The longest a free slot waits for company before it is refilled alone."""
 FLUSH_EVERY = 0.05
 """Seconds finished outcomes may wait to be written together."""
-SLOW_CALL = 0.25
-"""Seconds after which a call that holds up the end of a batch lets the batch take new arrivals."""
+TAKE_EVERY = 0.025
+"""Seconds between looks that take arrivals into free slots: each look costs a few round trips
+to Redis and the database whatever it takes, so a batch takes what the rate lets it send in a
+few looks a second rather than in a hundred."""
+IDLE_LOOK = 0.2
+"""The longest between looks for arrivals after looks that found none."""
+SMALLEST_TAKE = 4
+"""The fewest arrivals a look takes."""
 
 Arrivals = Callable[[int, bool], list[Item]]
 """``(n, any_priority)``: pops up to n pointers (high ones only, or any by the fair shares),
@@ -73,6 +91,7 @@ class Submit(Stage):
         self._calls = CallRecord(rt.engine)
         self._departures = Departures(rt)
         self._policy = RetryPolicy.of(rt.settings, rt.accounts)
+        self._slots = Slots({name: spec.rate for name, spec in rt.accounts.items()}, rt.settings.http_concurrency)
         self._requests = 0
 
     def close(self) -> None:
@@ -101,58 +120,92 @@ class Submit(Stage):
         asking: dict[Future[Answer], tuple[Question, float]],
         look_for_high: bool,
     ) -> None:
-        limit = self._rt.settings.http_concurrency
-        group = max(1, limit // 2)
+        settings = self._rt.settings
+        ceiling = settings.http_concurrency
         departures = self._departures
+        done: SimpleQueue[Future[Any]] = SimpleQueue()
+        busy: Counter[str] = Counter()
+        intake = _Intake(settings.batch_size, time.monotonic() + settings.batch_seconds * random.uniform(0.5, 1.5))
         finished: list[Item] = []
-        left = self._rt.settings.batch_size
-        next_look = last_start = last_flush = 0.0
+        last_start = last_flush = 0.0
         while waiting or running or departures or questions or asking:
             now = time.monotonic()
-            free = limit - len(running) - len(asking)
-            if left and now >= next_look:
-                next_look = now + LOOK_EVERY
-                busy = [started for _, started in (*running.values(), *asking.values())]
-                held_up = bool(busy) and not waiting and not departures and not questions and now - min(busy) >= SLOW_CALL
-                if held_up or look_for_high:
-                    left = self._take_arrivals(batch, questions, waiting, left, min(left, free if held_up else limit), held_up)
+            free = ceiling - len(running) - len(asking)
+            shares = self._slots.shares([*+busy, *(unit[0].account for unit in waiting), *(question.item.account for question in questions)])
+            startable = self._startable(waiting, busy, shares, free, departures.accounts())
+            if intake.looks(now):
+                room = settings.batch_size - len(waiting) - len(departures)
+                if not startable and not questions and room > 0:
+                    intake.looked(now, self._take_arrivals(batch, questions, waiting, min(intake.taking, room), True))
+                elif look_for_high:
+                    intake.looked_for_high(now, self._take_arrivals(batch, questions, waiting, min(settings.batch_size, ceiling), False))
+                startable = self._startable(waiting, busy, shares, free, departures.accounts())
             for question in self._next_questions(questions, asking, free - len(departures)):
                 self._requests += 1
                 question.item.request = self._requests
-                asking[self._rt.http_pool.submit(ask, self._rt, question)] = (question, now)
+                question_future = self._rt.http_pool.submit(ask, self._rt, question)
+                asking[question_future] = (question, now)
+                question_future.add_done_callback(done.put)
                 free -= 1
-            if waiting and free and not departures and (free >= group or now - last_start >= STALL or len(waiting) < group):
+            if startable and (len(startable) >= max(1, min(free, len(waiting)) // 2) or now - last_start >= STALL):
                 last_start = now
-                units = [waiting.popleft() for _ in range(min(free, len(waiting)))]
-                if not self._record_calling(batch, units, departures):
-                    self._defer(batch, [*units, *waiting], "not called: the database is unreachable")
+                chosen = {id(unit) for unit in startable}
+                kept = [unit for unit in waiting if id(unit) not in chosen]
+                waiting.clear()
+                waiting.extend(kept)
+                calling = self._record_calling(batch, startable, departures)
+                if calling is None:
+                    self._defer(batch, [*startable, *waiting], "not called: the database is unreachable")
                     waiting.clear()
-                    left = 0
+                    intake.stop()
+                busy.update(unit[0].account for unit in calling or [])
             if departures and free:
                 leaving, dropped = departures.ready(free)
                 for n, unit in enumerate(leaving):
                     try:
-                        running[self._rt.http_pool.submit(call, self._rt, unit)] = (unit, now)
+                        call_future = self._rt.http_pool.submit(call, self._rt, unit)
                     except Exception:
                         departures.add(leaving[n:])  # not handed to a thread: not sent (_see_through)
                         raise
+                    running[call_future] = (unit, now)
+                    call_future.add_done_callback(done.put)
                 for unit, not_sent in dropped:
+                    busy[unit[0].account] -= 1
                     finished += self._settle_outcomes(unit, [not_sent] * len(unit))
             if running or asking:
-                futures: list[Future[Any]] = [*running, *asking]
-                done, _ = wait(futures, timeout=STALL, return_when=FIRST_COMPLETED)
-                for future in done:
+                for future in _finished(done):
                     if future in asking:
                         question, _ = asking.pop(future)
                         finished += self._answered(question.item, future.result(), waiting)
                     else:
-                        unit, _ = running.pop(future)
-                        finished += self._settle_outcomes(unit, future.result())
+                        unit, started = running.pop(future)
+                        outcomes = future.result()
+                        busy[unit[0].account] -= 1
+                        if not isinstance(outcomes[0], NotSent):
+                            self._slots.observe(unit[0].account, time.monotonic() - started)
+                        finished += self._settle_outcomes(unit, outcomes)
             elif departures:
                 time.sleep(STALL)
             if finished and (not running or time.monotonic() - last_flush >= FLUSH_EVERY):
                 downstream(finished)
                 finished, last_flush = [], time.monotonic()
+
+    @staticmethod
+    def _startable(waiting: deque[Unit], busy: Counter[str], shares: dict[str, int], free: int, departing: set[str]) -> list[Unit]:
+        """The requests that may be recorded as calling now, in order, up to ``free``: each
+        account's up to its share of slots (:class:`~.slots.Slots`) with what it has in flight,
+        and none of an account whose recorded requests have not all left yet (a recorded call
+        must leave within :data:`~.requests.LATEST_DEPARTURE`)."""
+        room = {account: share - busy[account] for account, share in shares.items() if account not in departing}
+        chosen: list[Unit] = []
+        for unit in waiting:
+            if len(chosen) >= free:
+                break
+            account = unit[0].account
+            if room.get(account, 0) > 0:
+                room[account] -= 1
+                chosen.append(unit)
+        return chosen
 
     def _see_through(
         self,
@@ -234,30 +287,33 @@ class Submit(Stage):
             item.outcome = outcome
         return unit
 
-    def _take_arrivals(self, batch: Batch, questions: deque[Question], waiting: deque[Unit], left: int, limit: int, any_priority: bool) -> int:
-        """Put up to ``limit`` new arrivals first; returns how many more the batch may take (0
-        after a failure: it ends the look-out, not the batch)."""
+    def _take_arrivals(self, batch: Batch, questions: deque[Question], waiting: deque[Unit], limit: int, any_priority: bool) -> _Look | None:
+        """Put up to ``limit`` new arrivals first; returns how many were popped and how many of
+        them are to be called (the stages before this one settled the rest: deferred, finished),
+        None after a failure."""
         try:
             items = self._arrivals(limit, any_priority) if limit > 0 else []
         except Exception as error:  # noqa: BLE001 - the batch's own calls must still be seen through
             log.warning("stopped looking for arrivals in this batch: %s", describe_outage(error) or repr(error))
-            return 0
+            return None
         batch.extend(items)
         arrived_questions: deque[Question] = deque()
         arrived: deque[Unit] = deque()
-        self._sort([item for item in items if item.disposition is None], arrived_questions, arrived)
+        in_play = [item for item in items if item.disposition is None]
+        self._sort(in_play, arrived_questions, arrived)
         questions.extendleft(reversed(arrived_questions))
         waiting.extendleft(reversed(arrived))
-        return left - len(items)
+        return _Look(len(items), len(in_play))
 
-    def _record_calling(self, batch: Batch, units: list[Unit], departures: Departures) -> bool:
-        """Record that these calls may start and queue them to depart; False if the database is away."""
+    def _record_calling(self, batch: Batch, units: list[Unit], departures: Departures) -> list[Unit] | None:
+        """Record that these calls may start and queue them to depart; returns the requests
+        recorded (a claim taken back meanwhile is skipped), None if the database is away."""
         items = [item for unit in units for item in unit]
         try:
             started = self._mark_calling(items)
         except Exception as error:  # noqa: BLE001 - nothing is called that is not recorded as calling
             log.warning("could not record %d call(s) as started (%s); they are not made", len(items), describe_outage(error) or repr(error))
-            return False
+            return None
         calling_units = []
         for unit in units:
             for item in unit:
@@ -270,7 +326,7 @@ class Submit(Stage):
                     item.request = self._requests
                 calling_units.append(calling)
         departures.add(calling_units)
-        return True
+        return calling_units
 
     def _mark_calling(self, items: list[Item]) -> set[uuid.UUID]:
         """One statement turns the group's rows to ``calling``, fenced by their claims (one more
@@ -293,6 +349,70 @@ class Submit(Stage):
         for unit in units:
             for item in unit:
                 batch.settle(item, Defer(until, reason))
+
+
+@dataclass(frozen=True, slots=True)
+class _Look:
+    """What one look for arrivals found: pointers popped, and messages among them to call."""
+
+    popped: int
+    to_call: int
+
+
+@dataclass
+class _Intake:
+    """How many arrivals a batch takes at each look, and when it looks next.
+
+    A look takes at most ``batch_size``: twice what the last one took if it could call all of
+    it, else a quarter more than it could call. Where an account's rate limit defers most of
+    what is taken (:class:`~.pace.Pace`), popping a full batch at every look would only move
+    pointers back and forth. Looks come every :data:`TAKE_EVERY`; a look that finds no
+    arrivals at all waits twice as long for the next, up to :data:`IDLE_LOOK`."""
+
+    batch_size: int
+    until: float
+    """When the batch stops taking arrivals (monotonic seconds)."""
+    taking: int = 0
+    interval: float = 0.0
+    next_look: float = 0.0
+
+    def __post_init__(self) -> None:
+        self.taking = self.batch_size
+
+    def looks(self, now: float) -> bool:
+        return now >= self.next_look and now < self.until
+
+    def looked(self, now: float, look: _Look | None) -> None:
+        if look is None:
+            self.stop()
+            return
+        asked = self.taking
+        self.taking = min(self.batch_size, 2 * asked) if look.to_call >= asked else max(SMALLEST_TAKE, look.to_call + look.to_call // 4)
+        self.interval = TAKE_EVERY if look.popped else min(IDLE_LOOK, 2 * max(TAKE_EVERY, self.interval))
+        self.next_look = now + self.interval
+
+    def looked_for_high(self, now: float, look: _Look | None) -> None:
+        if look is None:
+            self.stop()
+        self.next_look = now + LOOK_EVERY
+
+    def stop(self) -> None:
+        """No more arrivals for this batch (a look failed: Redis or the database is away)."""
+        self.until = 0.0
+
+
+def _finished(done: SimpleQueue[Future[Any]]) -> list[Future[Any]]:
+    """The calls and questions finished: waits up to :data:`STALL` for the first."""
+    try:
+        first = done.get(timeout=STALL)
+    except Empty:
+        return []
+    futures = [first]
+    while True:
+        try:
+            futures.append(done.get_nowait())
+        except Empty:
+            return futures
 
 
 def _lost(asked_first: Absent | NearMatch | None) -> LostAttempt:
