@@ -3,6 +3,7 @@
     .venv/bin/python -m benchmarks.chaos --kind kills --runs 5            # 1,000 messages each
     .venv/bin/python -m benchmarks.chaos --kind outage --runs 5           # a 30 s database outage
     .venv/bin/python -m benchmarks.chaos --kind kills --messages 300 --json out.json   # the suite's run
+    .venv/bin/python -m benchmarks.chaos --kind kills --latency-ms 200 --messages 5000  # slow providers
 
 Every run: its own Redis, sandbox, scheduler and two worker process groups (``-c 2``), three
 accounts (Telekom SK, Dexatel, Telefoon) sharing the default route, and about 10 % faults on
@@ -208,10 +209,14 @@ def calling_held_by(rt, pids: list[int]) -> int:
         return conn.execute(statement).scalar_one()
 
 
-def _add_faults(sandbox: str) -> None:
+def _add_faults(sandbox: str, latency_ms: int) -> None:
+    """The faults above on every account's send, and with ``latency_ms`` every answer held that
+    long (the sandbox holds an answer by the longest latency among the rules drawn)."""
     with httpx.Client(timeout=10) as client:
         for provider, (endpoint, code) in ACCOUNTS.items():
+            latency = [{"fault": "latency", "ms": latency_ms}] if latency_ms else []
             for rule in (
+                *latency,
                 {"fault": "http_status", "status": 503, "probability": 0.04},
                 {"fault": "error_code", "code": code, "probability": 0.03},
                 {"fault": "timeout", "seconds": HTTP_TIMEOUT * 2, "probability": 0.01},
@@ -241,7 +246,7 @@ def _restart_redis(stack: Stack, proc: Proc, url: str) -> Proc:
     return restarted
 
 
-def run(kind: str, messages: int, outage: float, opts: Options, seed: int) -> Verdict:
+def run(kind: str, messages: int, outage: float, opts: Options, seed: int, latency_ms: int = 0) -> Verdict:
     chance = random.Random(seed)
     verdict = Verdict(kind, messages)
     cluster = PostgresCluster() if kind == "outage" else None
@@ -265,7 +270,7 @@ def run(kind: str, messages: int, outage: float, opts: Options, seed: int) -> Ve
             stack.start_scheduler(env, redis_url)
             rt = stack.runtime(**settings)
             stack.reset_sandbox()
-            _add_faults(sandbox)
+            _add_faults(sandbox, latency_ms)
             workers = [stack.start_workers(env, 2, name=f"worker{n}") for n in range(2)]
             started = time.monotonic()
             from sms_worker.producer import send_many
@@ -428,6 +433,7 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=1, help="each in a process of its own")
     parser.add_argument("--messages", type=int, default=1000)
     parser.add_argument("--outage", type=float, default=30.0, help="seconds the database is down (outage runs)")
+    parser.add_argument("--latency-ms", type=int, default=0, help="every send answered this late (a slow provider)")
     parser.add_argument("--database-url", help="base PostgreSQL URL for kills runs (default: SQLite)")
     parser.add_argument("--seed", type=int, default=None)
     parser.add_argument("--keep", action="store_true")
@@ -437,7 +443,7 @@ def main() -> int:
     first = args.seed if args.seed is not None else random.randrange(1 << 30)
     if args.runs == 1:
         opts = Options(database_url=args.database_url, keep=args.keep)
-        verdicts = [run(args.kind, args.messages, args.outage if args.kind == "outage" else 0.0, opts, first)]
+        verdicts = [run(args.kind, args.messages, args.outage if args.kind == "outage" else 0.0, opts, first, args.latency_ms)]
         print(f"seed {first}: {verdicts[0].line()}", flush=True)
         for note in verdicts[0].notes:
             print(f"    {note}", flush=True)
@@ -461,6 +467,8 @@ def _run_apart(args: argparse.Namespace, seed: int) -> Verdict:
             str(args.messages),
             "--outage",
             str(args.outage),
+            "--latency-ms",
+            str(args.latency_ms),
             "--seed",
             str(seed),
             "--json",

@@ -12,8 +12,8 @@ slots beyond the need only wait, and the need is all this sizes.
 
 Every process may carry an account's whole need: a process whose batch is ending (its last
 calls draining) leaves room that another process fills at once. Slots are bounded by the
-process's ceiling (``http_concurrency``), less a few kept for each account with no work at the
-moment; when the accounts with work need more than that, each is given its need in order of
+process's ceiling (``http_concurrency``; lowered for as long as the process is overloaded:
+:meth:`Slots.handed_over`), less a few kept for each account with no work at the moment; when the accounts with work need more than that, each is given its need in order of
 need, smallest first, and an equal share of what is left at most (max-min fairness), so a slow
 account never takes the slots a fast one needs.
 """
@@ -34,6 +34,18 @@ FIRST_GUESS = 1.0
 WEIGHT = 0.2
 """How much one finished call moves an account's measured latency (an exponentially weighted
 mean: the last few dozen calls count)."""
+LATE_HAND_OVER = 0.05
+"""Seconds a request may wait for a thread once handed over before the process counts as
+overloaded: half the jitter an account's burst absorbs at 500 msg/s with a burst of 50
+(:class:`~sms_worker.ratelimit.SendWindow`)."""
+CUT = 0.7
+"""What the ceiling in use is multiplied by when a hand-over was late (at most every
+:data:`CUT_EVERY` seconds)."""
+CUT_EVERY = 0.1
+GROWTH = 0.25
+"""Slots the ceiling in use regains with each hand-over on time."""
+LOWEST = 16
+"""The ceiling in use never falls below this (or the configured ceiling, if lower)."""
 
 
 @dataclass
@@ -46,18 +58,44 @@ class Slots:
     rates: Mapping[str, float]
     ceiling: int
     latency: dict[str, float] = field(default_factory=dict)
-    """Each account's measured latency, seconds: from a request's hand-over to a thread to its
-    outcome."""
+    """Each account's measured latency, seconds: from the moment a thread starts its call to
+    the outcome."""
+    in_use: float = 0.0
+    """The ceiling in use: ``ceiling``, less while the process is overloaded (see :meth:`handed_over`)."""
+    last_cut: float = -math.inf
+
+    def __post_init__(self) -> None:
+        self.in_use = self.ceiling
 
     def observe(self, account: str, seconds: float) -> None:
-        """One call of ``account`` held its slot ``seconds``."""
+        """One call of ``account`` took ``seconds`` once its thread started it."""
         known = self.latency.get(account)
         self.latency[account] = seconds if known is None else known + WEIGHT * (seconds - known)
+
+    def handed_over(self, waited: float, now: float) -> None:
+        """A request waited ``waited`` seconds for its thread (``now``: monotonic seconds).
+
+        More calls in flight than the host's CPU can carry only make every call slower (threads
+        wait for the interpreter), and a late hand-over is jitter between the send window and
+        the provider that the burst must absorb. So the ceiling in use backs off like TCP's
+        congestion window: cut by :data:`CUT` when a hand-over is later than
+        :data:`LATE_HAND_OVER`, regained :data:`GROWTH` slots per hand-over on time."""
+        if waited > LATE_HAND_OVER:
+            if now - self.last_cut >= CUT_EVERY:
+                self.in_use = max(min(LOWEST, self.ceiling), self.in_use * CUT)
+                self.last_cut = now
+        else:
+            self.in_use = min(self.ceiling, self.in_use + GROWTH)
+
+    @property
+    def limit(self) -> int:
+        """The most calls in flight in the process now."""
+        return int(self.in_use)
 
     def need(self, account: str) -> int:
         """The calls ``account`` needs in flight to reach its rate limit, with headroom."""
         latency = self.latency.get(account, FIRST_GUESS)
-        return min(self.ceiling, FLOOR + math.ceil(self.rates[account] * latency * HEADROOM))
+        return min(self.limit, FLOOR + math.ceil(self.rates[account] * latency * HEADROOM))
 
     def shares(self, accounts: Iterable[str]) -> dict[str, int]:
         """The slots of each of ``accounts`` (those with calls to make or in flight): each its
@@ -67,7 +105,7 @@ class Slots:
         active = set(accounts)
         needs = sorted((self.need(account), account) for account in active)
         shares: dict[str, int] = {}
-        left = max(len(needs), self.ceiling - FLOOR * len(set(self.rates) - active))
+        left = max(len(needs), self.limit - FLOOR * len(set(self.rates) - active))
         for n, (need, account) in enumerate(needs):
             shares[account] = max(1, min(need, left // (len(needs) - n)))
             left -= shares[account]

@@ -101,7 +101,7 @@ class Submit(Stage):
         questions: deque[Question] = deque()
         waiting: deque[Unit] = deque()
         self._sort(batch.in_play(), questions, waiting)
-        running: dict[Future[list[Outcome]], tuple[Unit, float]] = {}
+        running: dict[Future[_Called], tuple[Unit, float]] = {}
         asking: dict[Future[Answer], tuple[Question, float]] = {}
         look_for_high = not any(item.priority == Priority.HIGH for item in batch.in_play())
         try:
@@ -116,12 +116,11 @@ class Submit(Stage):
         downstream: Downstream,
         questions: deque[Question],
         waiting: deque[Unit],
-        running: dict[Future[list[Outcome]], tuple[Unit, float]],
+        running: dict[Future[_Called], tuple[Unit, float]],
         asking: dict[Future[Answer], tuple[Question, float]],
         look_for_high: bool,
     ) -> None:
         settings = self._rt.settings
-        ceiling = settings.http_concurrency
         departures = self._departures
         done: SimpleQueue[Future[Any]] = SimpleQueue()
         busy: Counter[str] = Counter()
@@ -130,7 +129,7 @@ class Submit(Stage):
         last_start = last_flush = 0.0
         while waiting or running or departures or questions or asking:
             now = time.monotonic()
-            free = ceiling - len(running) - len(asking)
+            free = self._slots.limit - len(running) - len(asking)
             shares = self._slots.shares([*+busy, *(unit[0].account for unit in waiting), *(question.item.account for question in questions)])
             startable = self._startable(waiting, busy, shares, free, departures.accounts())
             if intake.looks(now):
@@ -138,7 +137,7 @@ class Submit(Stage):
                 if not startable and not questions and room > 0:
                     intake.looked(now, self._take_arrivals(batch, questions, waiting, min(intake.taking, room), True))
                 elif look_for_high:
-                    intake.looked_for_high(now, self._take_arrivals(batch, questions, waiting, min(settings.batch_size, ceiling), False))
+                    intake.looked_for_high(now, self._take_arrivals(batch, questions, waiting, min(settings.batch_size, self._slots.limit), False))
                 startable = self._startable(waiting, busy, shares, free, departures.accounts())
             for question in self._next_questions(questions, asking, free - len(departures)):
                 self._requests += 1
@@ -163,7 +162,7 @@ class Submit(Stage):
                 leaving, dropped = departures.ready(free)
                 for n, unit in enumerate(leaving):
                     try:
-                        call_future = self._rt.http_pool.submit(call, self._rt, unit)
+                        call_future = self._rt.http_pool.submit(_timed_call, self._rt, unit)
                     except Exception:
                         departures.add(leaving[n:])  # not handed to a thread: not sent (_see_through)
                         raise
@@ -178,12 +177,13 @@ class Submit(Stage):
                         question, _ = asking.pop(future)
                         finished += self._answered(question.item, future.result(), waiting)
                     else:
-                        unit, started = running.pop(future)
-                        outcomes = future.result()
+                        unit, handed = running.pop(future)
+                        called = future.result()
                         busy[unit[0].account] -= 1
-                        if not isinstance(outcomes[0], NotSent):
-                            self._slots.observe(unit[0].account, time.monotonic() - started)
-                        finished += self._settle_outcomes(unit, outcomes)
+                        self._slots.handed_over(called.began - handed, called.began)
+                        if not isinstance(called.outcomes[0], NotSent):
+                            self._slots.observe(unit[0].account, called.ended - called.began)
+                        finished += self._settle_outcomes(unit, called.outcomes)
             elif departures:
                 time.sleep(STALL)
             if finished and (not running or time.monotonic() - last_flush >= FLUSH_EVERY):
@@ -209,7 +209,7 @@ class Submit(Stage):
 
     def _see_through(
         self,
-        running: dict[Future[list[Outcome]], tuple[Unit, float]],
+        running: dict[Future[_Called], tuple[Unit, float]],
         asking: dict[Future[Answer], tuple[Question, float]],
         departures: Departures,
         error: Exception,
@@ -228,7 +228,7 @@ class Submit(Stage):
             self._settle_outcomes(unit, [not_sent] * len(unit))
         for future, (unit, _) in running.items():
             try:
-                self._settle_outcomes(unit, future.result())
+                self._settle_outcomes(unit, future.result().outcomes)
             except Exception:  # its outcome cannot be had: it stays ambiguous
                 log.exception("a provider call of a stopped batch gave no outcome")
         for question_future, (question, _) in asking.items():
@@ -349,6 +349,21 @@ class Submit(Stage):
         for unit in units:
             for item in unit:
                 batch.settle(item, Defer(until, reason))
+
+
+@dataclass(frozen=True, slots=True)
+class _Called:
+    """A request's outcomes, and when its thread began and ended the call (monotonic seconds)."""
+
+    began: float
+    ended: float
+    outcomes: list[Outcome]
+
+
+def _timed_call(rt: Runtime, unit: Unit) -> _Called:
+    began = time.monotonic()
+    outcomes = call(rt, unit)
+    return _Called(began, time.monotonic(), outcomes)
 
 
 @dataclass(frozen=True, slots=True)
