@@ -34,6 +34,7 @@ from sms_worker.runtime import Runtime
 
 log = get_logger("dispatch")
 _COLUMNS = [MESSAGES.c[name] for name in ("id", "status", *READ_COLUMNS)]
+"""What :func:`load` reads: the id, the status, then the :data:`READ_COLUMNS` (``row[2:]``)."""
 
 
 @dataclass
@@ -113,7 +114,7 @@ def load(rt: Runtime, pointers: list[Pointer]) -> Batch:
     with rt.engine.connect() as conn:
         rows = conn.execute(select(*_COLUMNS).where(MESSAGES.c.id.in_(list(priorities)))).all()
     waiting = {s.value for s in WAITING}
-    items = [Item(row.id, priorities[row.id], ReadRow.of(row, Status(row.status))) for row in rows if row.status in waiting]
+    items = [Item(row.id, priorities[row.id], ReadRow.of(row[2:], Status(row.status))) for row in rows if row.status in waiting]
     order = {message_id: n for n, message_id in enumerate(priorities)}
     return Batch(sorted(items, key=lambda item: order[item.id]))
 

@@ -39,6 +39,7 @@ from sms_worker.priority import Priority
 from sms_worker.providers.failures import UNLISTED_CODE, ErrorClass, Failure, ProviderError
 from sms_worker.providers.plumbing import error_envelope, json_object, raise_for_error, transport_errors
 from sms_worker.providers.sessions import Sessions
+from sms_worker.providers.transport import parsed_url
 from sms_worker.providers.words import Words, spelled
 
 
@@ -234,6 +235,10 @@ class AdapterBase(ABC):
         self.headers = dict(headers or {})
         """Sent with every :meth:`request` (the API key, where the API takes it in a header)."""
 
+    def url(self, path: str) -> httpx.URL:
+        """``path`` under the base URL, parsed once for all the requests to it (:func:`~.transport.parsed_url`)."""
+        return parsed_url(self.base_url + path)
+
     @staticmethod
     def error_body(body: Any) -> tuple[Hashable, str] | None:
         """The provider's (code, message) in an answer's JSON body, None if it is not an error
@@ -248,7 +253,7 @@ class AdapterBase(ABC):
         is that error), else by the HTTP status
         (:func:`~sms_worker.providers.plumbing.raise_for_error`)."""
         with transport_errors():
-            response = self.client.request(method, self.base_url + path, headers=self.headers, **kwargs)
+            response = self.client.request(method, self.url(path), headers=self.headers, **kwargs)
         raise_for_error(response, self.errors, self.error_body)
         return response
 

@@ -263,7 +263,7 @@ class TelekomSkAdapter(OneRecipientPerRequest):
         result is read the same way). An error status without the API's answer is classified by
         the status."""
         with transport_errors():
-            response = self.client.post(f"{self.base_url}/{self._codec.path}/{function}", **self._codec.encode(params))
+            response = self.client.post(self.url(f"/{self._codec.path}/{function}"), **self._codec.encode(params))
         try:
             body = self._codec.decode(response)
         except ProviderError:
