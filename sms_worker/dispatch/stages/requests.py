@@ -111,9 +111,13 @@ class Departures:
         """Up to ``slots`` requests that may leave now, and those that will not leave at all."""
         now = time.monotonic()
         due: dict[str, list[_Departure]] = defaultdict(list)
+        taken = 0
         for entry in self.departing:
-            if entry.not_before <= now and sum(map(len, due.values())) < slots:
+            if taken >= slots:
+                break
+            if entry.not_before <= now:
                 due[entry.unit[0].account].append(entry)
+                taken += 1
         leaving: list[Unit] = []
         dropped: list[tuple[Unit, NotSent]] = []
         for account, entries in due.items():
