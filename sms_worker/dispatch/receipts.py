@@ -155,11 +155,12 @@ def _share(budget: CheckBudget, account: str, messages: list[Holder]) -> _Share:
 
 
 def _listed(rt: Runtime, budget: CheckBudget, shares: list[_Share]) -> tuple[list[Report], list[Holder], list[_Share]]:
-    """Ask each account that checks many at once for its granted messages, in parallel. Returns
-    the reports it gave, the messages to check alone (every other account's, and those a listing
-    did not find while its tokens last), and what waits for each account's budget."""
+    """Ask each account that checks many at once for its granted messages, in parallel, in at
+    most half the requests its budget granted (the rest is for what the listing does not show).
+    Returns the reports it gave, the messages to check alone (every other account's, and those a
+    listing did not find while its tokens last), and what waits for each account's budget."""
     asked = {
-        share.account: rt.http_pool.submit(_check_many, rt, share.account, share.granted, share.tokens)
+        share.account: rt.http_pool.submit(_check_many, rt, share.account, share.granted, max(MIN_LISTED - 1, share.tokens // 2))
         for share in shares
         if len(share.granted) >= MIN_LISTED and isinstance(rt.accounts[share.account].adapter, ChecksMany)
     }
