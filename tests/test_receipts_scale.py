@@ -79,12 +79,19 @@ def delivered_at_provider(sandbox, count: int) -> None:
     wait_until(done, timeout=10, message=f"{count} messages delivered at the sandbox")
 
 
+def sent_and_delivered(rt, sandbox, counts: dict[str, int], then: float) -> dict[str, list]:
+    """Send ``counts`` messages through each account, wait until the sandbox delivered them all,
+    then move the worker's clock ``then`` seconds on; their ids by account."""
+    ids = {account: sent(rt, account, count) for account, count in counts.items()}
+    delivered_at_provider(sandbox, sum(counts.values()))
+    rt.clock.advance(then)
+    return ids
+
+
 def test_an_account_that_posts_receipts_is_not_checked_before_its_receipt_is_overdue(deployment, sandbox):
     rt = deployment({"dexatel": "receipt_callbacks = true", "dt-a2p": ""}, receipt_overdue_seconds=300)
-    by_callback = sent(rt, "dexatel", 3)
-    polled = sent(rt, "dt-a2p", 1)
-    delivered_at_provider(sandbox, 4)
-    rt.clock.advance(5)
+    ids = sent_and_delivered(rt, sandbox, {"dexatel": 3, "dt-a2p": 1}, then=5)
+    by_callback, polled = ids["dexatel"], ids["dt-a2p"]
     before = checks(sandbox)
 
     report = poll_statuses(rt)
@@ -121,9 +128,7 @@ def test_a_callback_that_leaves_a_message_on_its_way_does_not_bring_its_check_fo
 
 def test_one_listing_request_answers_many_telefoon_checks_and_each_message_gets_its_receipt(deployment, sandbox):
     rt = deployment({"telefoon": ""})
-    ids = sent(rt, "telefoon", 30)
-    delivered_at_provider(sandbox, 30)
-    rt.clock.advance(2)
+    ids = sent_and_delivered(rt, sandbox, {"telefoon": 30}, then=2)["telefoon"]
     before = checks(sandbox)["telefoon"]
 
     report = poll_statuses(rt)
@@ -156,10 +161,8 @@ def test_what_the_listing_does_not_show_is_checked_alone_and_none_is_lost(deploy
 
 def test_the_check_budget_limits_one_account_without_starving_another(deployment, sandbox):
     rt = deployment({"dt-a2p": "check_rate = 0.001", "dexatel": ""})
-    slow = sent(rt, "dt-a2p", 4)
-    fast = sent(rt, "dexatel", 4)
-    delivered_at_provider(sandbox, 8)
-    rt.clock.advance(2)
+    ids = sent_and_delivered(rt, sandbox, {"dt-a2p": 4, "dexatel": 4}, then=2)
+    slow, fast = ids["dt-a2p"], ids["dexatel"]
     before = checks(sandbox)
 
     report = poll_statuses(rt)
