@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import httpx
 
-from benchmarks.harness import Options, Row, Stack, chunks, fmt_rate, log, recipient, sms_worker_cmd, standalone
+from benchmarks.harness import Options, Row, Stack, chunks, log, recipient, sms_worker_cmd, standalone
 
 ACCOUNT = "telekom-sk"
 TOKEN = "bench-checks-token"
@@ -56,11 +56,16 @@ class Measured:
     checks_rate: float
     checks: int
     """Status checks over the whole run, :data:`TAIL_SECONDS` after the last send included."""
+    pending: int
+    """Messages still without a final receipt at the end."""
 
 
 def measure(stack: Stack, n: int, *, rate: float, callback_port: int | None, timeout: float) -> Measured:
     """One case (see the module docstring) on a stack with no sandbox yet; with ``callback_port``
     its sandbox posts every receipt to a receiver listening there."""
+    from sqlalchemy import func, select
+
+    from sms_worker.lifecycle.tables import MESSAGES
     from sms_worker.producer import send_many
 
     callbacks = callback_port is not None
@@ -91,17 +96,19 @@ def measure(stack: Stack, n: int, *, rate: float, callback_port: int | None, tim
     time.sleep(TAIL_SECONDS)
     total = read_checks(stack.sandbox_url)
     ts = watch.accepted_ts()
+    with side.runtime.engine.connect() as conn:
+        pending = conn.execute(select(func.count()).where(MESSAGES.c.status == "submitted")).scalar_one()
     side.runtime.close()
     if start is None or end is None:
         raise RuntimeError(f"only {len(watch.accepted)} of {n} accepted within {timeout:.0f}s")
-    measured = Measured(len(ts), (len(ts) - 1) / (ts[-1] - ts[0]), checks_per_second(start, end)[ACCOUNT], total.checks[ACCOUNT])
+    measured = Measured(len(ts), (len(ts) - 1) / (ts[-1] - ts[0]), checks_per_second(start, end)[ACCOUNT], total.checks[ACCOUNT], pending)
     log(f"checks ({'callbacks' if callbacks else 'polled'}): {measured}")
     return measured
 
 
 def run(opts: Options) -> list[Row]:
     n, rate = opts.pick(20_000, 5_000), float(opts.params.get("rate") or 500)
-    timeout = opts.pick(300, 120)
+    timeout = opts.pick(600, 120)
     with Stack("checks-polled", opts) as stack:
         polled = measure(stack, n, rate=rate, callback_port=None, timeout=timeout)
     with Stack("checks-callbacks", opts) as stack:
@@ -111,15 +118,16 @@ def run(opts: Options) -> list[Row]:
     return [
         Row(
             "checks",
-            f"status checks/s at steady state (N={n:,}, rate {rate:g}/s, budget {rate / 4:g}/s)",
-            f"{fmt_rate(posted.checks_rate)} with callbacks",
-            f"{fmt_rate(polled.checks_rate)} polled",
+            f"status checks/s at steady state (N={n:,}, rate {rate:g}/s, check budget {rate / 4:g}/s)",
+            f"{posted.checks_rate:.1f}/s with callbacks",
+            f"{polled.checks_rate:.1f}/s polled",
             "",
             "~0 with callbacks",
             "",
             [
-                f"polled: {polled.accepted:,} sent at {polled.send_rate:.0f}/s, {polled.checks:,} checks in all",
-                f"callbacks: {posted.accepted:,} sent at {posted.send_rate:.0f}/s, {posted.checks:,} checks in all",
+                f"{case}: {m.accepted:,} sent at {m.send_rate:.0f}/s, {m.checks:,} checks in all, {m.pending:,} still without a final receipt "
+                f"{TAIL_SECONDS}s after the last send"
+                for case, m in (("polled", polled), ("callbacks", posted))
             ],
         )
     ]

@@ -11,7 +11,9 @@ account may make: what keeps the status poller from swamping a provider at full 
 - :class:`CheckBudget`: status-check requests per second per account, in Redis, shared by every
   process (a :class:`~sms_worker.ratelimit.TokenBucket` of its own, key ``checks``, apart from
   the send rate): the account's ``check_rate``, else its ``rate`` times
-  ``SMS_WORKER_STATUS_CHECK_SHARE``. What a round cannot pay for waits: the poller moves its next
+  ``SMS_WORKER_STATUS_CHECK_SHARE``. The bucket holds one poll interval's worth
+  (``SMS_WORKER_POLL_INTERVAL_SECONDS``), so a round every interval can spend the whole rate (a
+  bucket of one second's would cap it at rate / interval). What a round cannot pay for waits: the poller moves its next
   check to when the budget will have room (:mod:`.receipts`); nothing is dropped.
 """
 
@@ -75,10 +77,14 @@ class CheckSchedule:
 class CheckBudget:
     """Each account's status-check requests per second (see the module docstring)."""
 
-    def __init__(self, client: redis.Redis, accounts: Mapping[str, Account], share: float) -> None:
+    def __init__(self, client: redis.Redis, accounts: Mapping[str, Account], share: float, round_seconds: float) -> None:
+        """``round_seconds``: the time between two of the poller's rounds; the bucket holds that
+        long's worth of checks (at least one), so a round every ``round_seconds`` can spend the
+        whole rate, no more."""
         self._client = client
         self._accounts = accounts
         self._share = share
+        self._round_seconds = round_seconds
 
     def rate(self, account: str) -> float:
         """Checks per second ``account`` may make: its ``check_rate``, else its share of ``rate``."""
@@ -96,4 +102,4 @@ class CheckBudget:
 
     def _bucket(self, account: str) -> TokenBucket:
         rate = self.rate(account)
-        return TokenBucket(self._client, account, rate, max(1, math.ceil(rate)), kind=CHECKS)
+        return TokenBucket(self._client, account, rate, max(1, math.ceil(rate * self._round_seconds)), kind=CHECKS)

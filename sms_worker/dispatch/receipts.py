@@ -136,7 +136,7 @@ def _poll_round(rt: Runtime, limit: int) -> PollReport:
     by_account: dict[str, list[Holder]] = defaultdict(list)
     for message in due:
         by_account[message.account].append(message)
-    budget = CheckBudget(rt.redis, rt.accounts, rt.settings.status_check_share)
+    budget = CheckBudget(rt.redis, rt.accounts, rt.settings.status_check_share, rt.settings.poll_interval_seconds)
     shares = [_share(budget, account, messages) for account, messages in by_account.items()]
     results, alone, waiting = _listed(rt, budget, shares)
     futures = [rt.http_pool.submit(_check, rt, message) for message in alone]
