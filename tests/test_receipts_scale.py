@@ -196,3 +196,17 @@ def test_the_providers_file_says_what_a_check_rate_or_receipt_callbacks_must_be(
         "providers file: accounts.acct.check_rate: must be a positive number of status checks per second",
     ]
     assert parse_account({**table, "check_rate": 2.5, "receipt_callbacks": True}).check_rate == 2.5
+
+
+def test_a_message_of_an_account_gone_from_the_providers_file_holds_up_no_other_receipt(deployment, sandbox):
+    before = deployment({"dt-a2p": "", "dexatel": ""})
+    ids = sent_and_delivered(before, sandbox, {"dt-a2p": 1, "dexatel": 1}, then=0)
+    after = deployment({"dexatel": ""})
+    after.clock.advance(5)
+
+    report = poll_statuses(after)
+
+    assert (report.checked, report.final, report.errors) == (2, 1, 1)
+    assert message_row(after, ids["dexatel"][0]).status == "delivered"
+    gone = message_row(after, ids["dt-a2p"][0])
+    assert gone.status == "submitted", "not dropped: checked again should the account come back"

@@ -137,7 +137,9 @@ def _poll_round(rt: Runtime, limit: int) -> PollReport:
     for message in due:
         by_account[message.account].append(message)
     budget = CheckBudget(rt.redis, rt.accounts, rt.settings.status_check_share, rt.settings.poll_interval_seconds)
-    shares = [_share(budget, account, messages) for account, messages in by_account.items()]
+    shares = [
+        _share(budget, account, messages) if account in rt.accounts else _unbudgeted(account, messages) for account, messages in by_account.items()
+    ]
     results, alone, waiting = _listed(rt, budget, shares)
     futures = [rt.http_pool.submit(_check, rt, message) for message in alone]
     wait(futures)
@@ -154,6 +156,12 @@ def _share(budget: CheckBudget, account: str, messages: list[Holder]) -> _Share:
     return _Share(account, messages[: grant.granted], messages[grant.granted :], grant.granted, grant.retry_after, budget.rate(account))
 
 
+def _unbudgeted(account: str, messages: list[Holder]) -> _Share:
+    """The due messages of an account the providers file no longer has: no budget to keep, and
+    each check fails as before (``CHECK_CRASH``, logged), so the others' receipts go on."""
+    return _Share(account, messages, [], len(messages), 0.0, 1.0)
+
+
 def _listed(rt: Runtime, budget: CheckBudget, shares: list[_Share]) -> tuple[list[Report], list[Holder], list[_Share]]:
     """Ask each account that checks many at once for its granted messages, in parallel, in at
     most half the requests its budget granted (the rest is for what the listing does not show).
@@ -162,7 +170,7 @@ def _listed(rt: Runtime, budget: CheckBudget, shares: list[_Share]) -> tuple[lis
     asked = {
         share.account: rt.http_pool.submit(_check_many, rt, share.account, share.granted, max(MIN_LISTED - 1, share.tokens // 2))
         for share in shares
-        if len(share.granted) >= MIN_LISTED and isinstance(rt.accounts[share.account].adapter, ChecksMany)
+        if len(share.granted) >= MIN_LISTED and share.account in rt.accounts and isinstance(rt.accounts[share.account].adapter, ChecksMany)
     }
     wait(list(asked.values()))
     results: list[Report] = []
@@ -241,8 +249,9 @@ def _pause_accounts(rt: Runtime, results: list[Report]) -> None:
 
 
 def _check(rt: Runtime, message: Holder) -> DeliveryReceipt | Failure:
-    adapter = rt.accounts[message.account].adapter
-    return _guarded(lambda: adapter.check(message.provider_message_id), f"status check of {message.id} at {message.account}")
+    return _guarded(
+        lambda: rt.accounts[message.account].adapter.check(message.provider_message_id), f"status check of {message.id} at {message.account}"
+    )
 
 
 def _check_many(rt: Runtime, account: str, messages: list[Holder], max_requests: int) -> ManyChecked | Failure:
