@@ -360,11 +360,12 @@ class Stack:
         self._remember(Proc("redis", popen, self.dir / label / "redis.log"))
         return f"redis://127.0.0.1:{port}/0"
 
-    def start_sandbox(self) -> str:
+    def start_sandbox(self, *options: str) -> str:
+        """``sms-worker sandbox`` with ``options`` (``--telekom-sk-callback-url URL``...); its base URL."""
         from sms_worker.embedded import free_port
 
         port = free_port()
-        proc = self.spawn("sandbox", sms_worker_cmd("sandbox", "--host", "127.0.0.1", "--port", str(port)), self.child_env())
+        proc = self.spawn("sandbox", sms_worker_cmd("sandbox", "--host", "127.0.0.1", "--port", str(port), *options), self.child_env())
         base = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 30
         while True:

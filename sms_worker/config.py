@@ -158,6 +158,19 @@ class Settings(BaseSettings):
     status_check_delays_seconds: SecondsList = Field(
         (1, 2, 5, 15, 60, 300, 900), description="Delay before each status check of an accepted message (the last repeats)."
     )
+    receipt_overdue_seconds: float = Field(
+        300,
+        ge=0,
+        description="For an account whose provider posts receipts (receipt_callbacks = true in the providers file): how long after its "
+        "submission a message with no final receipt is overdue, and only then checked.",
+    )
+    status_check_share: float = Field(
+        0.25,
+        gt=0,
+        le=1,
+        description="An account's budget of status-check requests per second, as a share of its rate, unless the providers file gives "
+        "its check_rate; shared by every process, apart from the send rate.",
+    )
 
     providers_file: Path | None = Field(None, description="TOML file of provider accounts and routing rules; without it, one Telekom SK account.")
     breaker_consecutive_failures: int = Field(5, ge=1, description="Transient faults in a row that open an account's circuit breaker.")

@@ -10,30 +10,31 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from sms_worker.dispatch.batch import Absent, Defer, Finish, Item, NearMatch, NotSent, Skip
+from sms_worker.dispatch.checks import CheckSchedule
 from sms_worker.lifecycle.changes import Accepted, Call, CallNotMade, Ended, Failed, GivenBack, Then, Uncounted
 from sms_worker.lifecycle.status import Status
 from sms_worker.queues.pointers import Due, Pointer
 from sms_worker.workers.write_behind import Write
 
 
-def write_of(item: Item, now: datetime, first_check: timedelta) -> Write | None:
-    """What ``item``'s disposition writes (None: nothing, a skip). ``first_check``: how soon a
+def write_of(item: Item, now: datetime, schedule: CheckSchedule) -> Write | None:
+    """What ``item``'s disposition writes (None: nothing, a skip). ``schedule``: how soon a
     message a provider accepted is first checked for a delivery report."""
     disposition = item.disposition
     if disposition is None or isinstance(disposition, Skip):
         return None
     if isinstance(disposition, Finish):
-        return Write(finished(item, disposition, now, first_check), None)
+        return Write(finished(item, disposition, now, schedule), None)
     pointer = Due(Pointer(item.priority, item.id), disposition.until)
     if item.claim_id is None:
         return Write(None, pointer)
     return Write(deferred(item, disposition, now), pointer)
 
 
-def finished(item: Item, finish: Finish, now: datetime, first_check: timedelta) -> Accepted | Failed | Ended:
+def finished(item: Item, finish: Finish, now: datetime, schedule: CheckSchedule) -> Accepted | Failed | Ended:
     """A message that leaves the pipeline with a status: accepted by its provider, failed for
     good after its call, or ended before any."""
     call = _call(item)
@@ -50,7 +51,7 @@ def finished(item: Item, finish: Finish, now: datetime, first_check: timedelta) 
             provider_message_id=accepted.provider_message_id,
             provider_status=accepted.provider_status,
             delivery=accepted.delivery,
-            next_check_at=now + first_check,
+            next_check_at=now + schedule.first(item.account),
             code=finish.code,
             possible_duplicate=finish.possible_duplicate,
         )

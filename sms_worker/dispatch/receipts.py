@@ -12,6 +12,18 @@ ends a message failed (undeliverable, rejected, expired) writes its ``error_code
 :attr:`~sms_worker.lifecycle.status.Delivery.failure_code`) and an ``error_text`` naming the account and the
 provider's word. Checks back off with the message's age, and a message with no final report long
 after its validity ends is ``unknown`` (``NO_RECEIPT``).
+
+**At scale** (:mod:`.checks`). A message of an account whose provider posts receipts
+(``receipt_callbacks = true``) is first checked only once its receipt is overdue
+(``SMS_WORKER_RECEIPT_OVERDUE_SECONDS``), so with callbacks working the poller hardly checks it.
+Each round groups its due messages by account; an adapter that answers many statuses in one
+request (:class:`~sms_worker.providers.base.ChecksMany`: Telefoon's listing) is asked for an
+account's due messages at once, and those it did not find are checked one by one. Every account
+has its own budget of check requests per second (:class:`~.checks.CheckBudget`); a message the
+budget cannot pay for this round is not checked, its next check moved to when the budget has
+room, one after another at the budget's rate, so an account over its budget neither loses a
+message nor holds up another account's checks. Every answer, listed or checked alone, goes the
+same way: :func:`_to_holders`, then :func:`apply_receipts`.
 """
 
 from __future__ import annotations
@@ -19,27 +31,29 @@ from __future__ import annotations
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import wait
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import Final
+from typing import Final, TypeVar
 
 from sqlalchemy import select
 
+from sms_worker.dispatch.checks import CheckBudget, CheckSchedule
 from sms_worker.dispatch.holders import HOLDER_COLUMNS, Holder, holders
 from sms_worker.lifecycle.changes import Note, Reported
 from sms_worker.lifecycle.status import Delivery, Status
 from sms_worker.lifecycle.tables import MESSAGES
 from sms_worker.lifecycle.write import Submitted, apply, lock_submitted
 from sms_worker.logs import get_logger
-from sms_worker.providers.base import DeliveryReceipt
+from sms_worker.providers.base import ChecksMany, DeliveryReceipt, ManyChecked, StatusQuery
 from sms_worker.providers.failures import ErrorKind, Failure, ProviderError
 from sms_worker.providers.pause import pause_for
 from sms_worker.queues.pointers import ready_lengths
 from sms_worker.runtime import Runtime
 
 log = get_logger("receipts")
+_T = TypeVar("_T")
 RECEIPT_TIMEOUT = timedelta(days=3)
 PROVIDER_ID_REUSED: Final = "PROVIDER_ID_REUSED"
 """A status check whose answer is about a newer message holding the same provider id."""
@@ -64,6 +78,29 @@ class PollReport:
     changed: int = 0
     final: int = 0
     errors: int = 0
+    deferred: int = 0
+    """Due messages not checked this round: their account's check budget had no room; each
+    one's next check was moved to when it will."""
+
+
+MIN_LISTED: Final = 3
+"""Due messages of one account from which a round asks an adapter that checks many at once
+(:class:`~sms_worker.providers.base.ChecksMany`) instead of each alone: with two, a listing
+(its total, then a page) costs what two checks do."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Share:
+    """One account's due messages in a round: those its budget pays for (``granted``, with the
+    ``tokens`` taken), and those that wait (``waiting``, ``retry_after`` seconds until the next
+    token, then one each ``1 / rate`` seconds)."""
+
+    account: str
+    granted: list[Holder]
+    waiting: list[Holder]
+    tokens: int
+    retry_after: float
+    rate: float
 
 
 def poll_budget(rt: Runtime) -> float:
@@ -74,13 +111,13 @@ def poll_budget(rt: Runtime) -> float:
 
 def poll_statuses(rt: Runtime, limit: int = 200, budget_seconds: float = 0.0) -> PollReport:
     """Check the accepted messages whose next check is due, ``limit`` at a time, round after
-    round while a full round was due and ``budget_seconds`` are not spent, so receipts keep up
-    with a dispatch rate far above ``limit`` per poll interval."""
+    round while a full round was checked and ``budget_seconds`` are not spent, so receipts keep
+    up with a dispatch rate far above ``limit`` per poll interval."""
     total = PollReport()
     deadline = time.monotonic() + budget_seconds
     while True:
         report = _poll_round(rt, limit)
-        for name in ("checked", "changed", "final", "errors"):
+        for name in ("checked", "changed", "final", "errors", "deferred"):
             setattr(total, name, getattr(total, name) + getattr(report, name))
         if report.checked < limit or time.monotonic() >= deadline:
             return total
@@ -96,11 +133,84 @@ def _poll_round(rt: Runtime, limit: int) -> PollReport:
     )
     with rt.engine.connect() as conn:
         due = [Holder(*row) for row in conn.execute(statement)]
-    futures = [rt.http_pool.submit(_check, rt, message) for message in due]
+    by_account: dict[str, list[Holder]] = defaultdict(list)
+    for message in due:
+        by_account[message.account].append(message)
+    budget = CheckBudget(rt.redis, rt.accounts, rt.settings.status_check_share, rt.settings.poll_interval_seconds)
+    shares = [
+        _share(budget, account, messages) if account in rt.accounts else _unbudgeted(account, messages) for account, messages in by_account.items()
+    ]
+    results, alone, waiting = _listed(rt, budget, shares)
+    futures = [rt.http_pool.submit(_check, rt, message) for message in alone]
     wait(futures)
-    results = [Report(message, future.result()) for message, future in zip(due, futures)]
+    results += [Report(message, future.result()) for message, future in zip(alone, futures)]
     _pause_accounts(rt, results)
-    return apply_receipts(rt, _to_holders(rt, results))
+    report = apply_receipts(rt, _to_holders(rt, results))
+    report.deferred = _postpone(rt, waiting, now)
+    return report
+
+
+def _share(budget: CheckBudget, account: str, messages: list[Holder]) -> _Share:
+    """What ``account``'s budget pays for of its due ``messages``, oldest due first."""
+    grant = budget.take(account, len(messages))
+    return _Share(account, messages[: grant.granted], messages[grant.granted :], grant.granted, grant.retry_after, budget.rate(account))
+
+
+def _unbudgeted(account: str, messages: list[Holder]) -> _Share:
+    """The due messages of an account the providers file no longer has: no budget to keep, and
+    each check fails as before (``CHECK_CRASH``, logged), so the others' receipts go on."""
+    return _Share(account, messages, [], len(messages), 0.0, 1.0)
+
+
+def _listed(rt: Runtime, budget: CheckBudget, shares: list[_Share]) -> tuple[list[Report], list[Holder], list[_Share]]:
+    """Ask each account that checks many at once for its granted messages, in parallel, in at
+    most half the requests its budget granted (the rest is for what the listing does not show).
+    Returns the reports it gave, the messages to check alone (every other account's, and those a
+    listing did not find while its tokens last), and what waits for each account's budget."""
+    asked = {
+        share.account: rt.http_pool.submit(_check_many, rt, share.account, share.granted, max(MIN_LISTED - 1, share.tokens // 2))
+        for share in shares
+        if len(share.granted) >= MIN_LISTED and share.account in rt.accounts and isinstance(rt.accounts[share.account].adapter, ChecksMany)
+    }
+    wait(list(asked.values()))
+    results: list[Report] = []
+    alone: list[Holder] = []
+    waiting: list[_Share] = []
+    for share in shares:
+        if share.account not in asked:
+            alone += share.granted
+            waiting.append(share)
+            continue
+        answer = asked[share.account].result()
+        if isinstance(answer, Failure):
+            results += [Report(message, answer) for message in share.granted]
+            waiting.append(share)
+            continue
+        missed = [m for m in share.granted if m.provider_message_id not in answer.receipts]
+        results += [Report(m, answer.receipts[m.provider_message_id]) for m in share.granted if m.provider_message_id in answer.receipts]
+        room = max(0, share.tokens - answer.requests)
+        alone += missed[:room]
+        budget.give_back(share.account, room - len(missed[:room]))
+        waiting.append(replace(share, waiting=missed[room:] + share.waiting))
+    return results, alone, waiting
+
+
+def _postpone(rt: Runtime, shares: list[_Share], now: datetime) -> int:
+    """Move the next check of each message its budget could not pay for to when it can: the
+    first ``retry_after`` from now (at least one token's time), each next one ``1 / rate``
+    later, so the account's checks come at its budget's pace and its backlog never crowds
+    another account's due messages out of a round. Returns how many were moved."""
+    moved: dict[uuid.UUID, datetime] = {}
+    for share in shares:
+        step = 1 / share.rate
+        first = max(share.retry_after, step)
+        moved.update({m.id: now + timedelta(seconds=first + n * step) for n, m in enumerate(share.waiting)})
+    if not moved:
+        return 0
+    with rt.engine.begin() as conn:
+        current = lock_submitted(conn, list(moved), now)
+        apply(conn, [Reported(message_id, Status.SUBMITTED, moved[message_id], ()) for message_id in current])
+    return len(moved)
 
 
 def _to_holders(rt: Runtime, results: list[Report]) -> list[Report]:
@@ -139,12 +249,29 @@ def _pause_accounts(rt: Runtime, results: list[Report]) -> None:
 
 
 def _check(rt: Runtime, message: Holder) -> DeliveryReceipt | Failure:
+    return _guarded(
+        lambda: rt.accounts[message.account].adapter.check(message.provider_message_id), f"status check of {message.id} at {message.account}"
+    )
+
+
+def _check_many(rt: Runtime, account: str, messages: list[Holder], max_requests: int) -> ManyChecked | Failure:
+    """``account``'s adapter (a :class:`~sms_worker.providers.base.ChecksMany`) asked for the
+    receipts of ``messages`` in at most ``max_requests`` requests; a failure is every message's."""
+    adapter = rt.accounts[account].adapter
+    assert isinstance(adapter, ChecksMany)
+    queries = [StatusQuery(m.provider_message_id, m.last_attempt_at) for m in messages]
+    return _guarded(lambda: adapter.check_many(queries, max_requests), f"status check of {len(messages)} message(s) at {account}")
+
+
+def _guarded(call: Callable[[], _T], what: str) -> _T | Failure:
+    """``call()``, or the provider's failure it raised; anything else raised (a bug) is logged
+    with ``what`` and is a transient failure (``CHECK_CRASH``), checked again later."""
     try:
-        return rt.accounts[message.account].adapter.check(message.provider_message_id)
+        return call()
     except ProviderError as error:
         return error.failure
     except Exception as error:
-        log.exception("status check of %s at %s failed", message.id, message.account)
+        log.exception("%s failed", what)
         return Failure(ErrorKind.TRANSIENT, CHECK_CRASH, f"{type(error).__name__}: {error}")
 
 
@@ -157,18 +284,22 @@ def apply_receipts(rt: Runtime, results: Sequence[Report]) -> PollReport:
     if not results:
         return report
     now = rt.clock.now()
+    schedule = CheckSchedule.of(rt.settings, rt.accounts)
     by_row: dict[uuid.UUID, tuple[Holder, list[DeliveryReceipt | Failure]]] = {}
     for result in results:
         by_row.setdefault(result.message.id, (result.message, []))[1].append(result.outcome)
     with rt.engine.begin() as conn:
         current = lock_submitted(conn, list(by_row), now)
         apply(
-            conn, [_reported(rt, holder, current[holder.id], outcomes, now, report) for holder, outcomes in by_row.values() if holder.id in current]
+            conn,
+            [_reported(schedule, holder, current[holder.id], outcomes, now, report) for holder, outcomes in by_row.values() if holder.id in current],
         )
     return report
 
 
-def _reported(rt: Runtime, row: Holder, was: Submitted, outcomes: list[DeliveryReceipt | Failure], now: datetime, report: PollReport) -> Reported:
+def _reported(
+    schedule: CheckSchedule, row: Holder, was: Submitted, outcomes: list[DeliveryReceipt | Failure], now: datetime, report: PollReport
+) -> Reported:
     """What ``outcomes`` make of the message ``row``, found submitted as ``was`` (its ``status``,
     ``delivery`` and ``provider_status``); counted into ``report``."""
     status, delivery, provider_status = was.status, was.delivery.value if was.delivery else None, was.provider_status
@@ -202,7 +333,7 @@ def _reported(rt: Runtime, row: Holder, was: Submitted, outcomes: list[DeliveryR
         status, code, error_text = Status.UNKNOWN, NO_RECEIPT, reason
         notes.append(Note(now, status, reason, NO_RECEIPT))
         report.final += 1
-    next_check = None if status.final else _next_check(rt, row, now)
+    next_check = None if status.final else schedule.next(row.account, row.last_attempt_at, now)
     return Reported(row.id, status, next_check, tuple(notes), reached, word, delivered_at, code, error_text)
 
 
@@ -214,15 +345,3 @@ def _in_progress_order(outcomes: list[DeliveryReceipt | Failure]) -> list[Delive
 
 def _progress(delivery: str | None) -> int:
     return Delivery(delivery).progress if delivery else 0
-
-
-def _next_check(rt: Runtime, row: Holder, now: datetime) -> datetime:
-    """Check often while a receipt is likely, then less and less."""
-    age = (now - (row.last_attempt_at or now)).total_seconds()
-    delays = rt.settings.status_check_delays_seconds
-    elapsed = 0.0
-    for delay in delays:
-        elapsed += delay
-        if age < elapsed:
-            return now + timedelta(seconds=delay)
-    return now + timedelta(seconds=delays[-1])

@@ -15,6 +15,8 @@ dispatcher, the receipts poller and the callback receiver know adapters only thr
 - ``close()`` is called once, when the worker process ends.
 - An adapter whose API can list what it was sent also implements :class:`FindsSent`: after an
   ambiguous attempt it is asked before the message is sent again.
+- An adapter whose API answers many statuses in one request also implements
+  :class:`ChecksMany`: the status poller asks it for an account's due messages at once.
 
 Adapters derive from :class:`AdapterBase` (from :class:`OneRecipientPerRequest` when the API
 takes one recipient per request), declare their error codes and status words as data
@@ -192,6 +194,39 @@ class FindsSent(Protocol):
         same recipient and sender, its text or a rewriting of it, or a copy whose text is not
         listed. Reads only as much of the listing as the window needs; raises ProviderError if
         the API cannot tell (the question failed)."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class StatusQuery:
+    """One message whose status is asked: its id at the provider, and when our request for it
+    left (our clock, an aware datetime; None: not known), which tells a listing where to look."""
+
+    provider_message_id: str
+    sent_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class ManyChecked:
+    """What one :meth:`ChecksMany.check_many` learnt: the receipts it found, by provider id (a
+    message asked about and not found is not there: the poller checks it alone), and the
+    ``requests`` it made for them."""
+
+    receipts: Mapping[str, DeliveryReceipt]
+    requests: int
+
+
+@runtime_checkable
+class ChecksMany(Protocol):
+    """An adapter whose API answers the statuses of many messages in one request (a listing, such
+    as Telefoon's ``GET /messages``). The status poller hands it an account's due messages at once
+    instead of one :meth:`Adapter.check` each; adapters without this capability are checked one
+    message per request."""
+
+    def check_many(self, queries: Sequence[StatusQuery], max_requests: int) -> ManyChecked:
+        """The receipts of as many of ``queries`` as the API gives in at most ``max_requests``
+        requests (at least one). Raises ProviderError if the API cannot answer (the listing
+        failed); a message it does not find is left out of the answer, never guessed."""
         ...
 
 

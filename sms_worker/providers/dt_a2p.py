@@ -17,6 +17,10 @@ Assumptions where the document is silent (it gives no paths, fields or error cod
 - ``GET <base>/v1/sms/{id}`` is the delivery report: ``{"id", "status", "to", "from",
   "parts", "cost", "currency", "created_at", "delivered_at"}``, times in ISO 8601 UTC,
   ``delivered_at`` null until the message is delivered.
+- No status check of many messages at once: the document names "Request delivery Reports
+  (GET)" and nothing more (no path, no parameter, no listing), so a batch or listing form would
+  be invented. Each message is checked alone; the poller's budget and overdue rule are what
+  bound the checks (:mod:`sms_worker.dispatch.checks`).
 - ``GET <base>/v1/balance`` answers ``{"balance", "currency"}`` and costs nothing; it is
   :meth:`DtA2pAdapter.verify`, and so what opening the account at worker start calls. A balance
   of zero or less is ``INSUFFICIENT_BALANCE``, account-wide.

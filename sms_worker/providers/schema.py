@@ -76,6 +76,7 @@ Trimmed = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
 """A string with its surrounding spaces cut off, not empty after that."""
 Credential = Annotated[SecretStr, Field(min_length=1)]
 Rate = Annotated[float, Field(gt=0, allow_inf_nan=False), reason("must be a positive number of messages per second")]
+CheckRate = Annotated[float, Field(gt=0, allow_inf_nan=False), reason("must be a positive number of status checks per second")]
 Burst = Annotated[int, Field(ge=1), reason("must be a positive integer")]
 Names = Annotated[frozenset[NonEmpty], Field(strict=False), reason("must be a list of non-empty strings")]
 SenderId = Annotated[str, AfterValidator(_sender_id)]
@@ -139,6 +140,14 @@ class AccountBase(BaseModel):
     on_ambiguous: OnAmbiguous | None = None
     """After an ambiguous attempt, where the API cannot be asked whether it has the message:
     ``resend`` or ``give-up`` (:mod:`sms_worker.lifecycle.ambiguity`); None: ``SMS_WORKER_ON_AMBIGUOUS``."""
+    receipt_callbacks: bool = False
+    """True: the operator gave the provider this account's callback URL, so it posts delivery
+    receipts (:mod:`sms_worker.callbacks`); its messages are checked only once a receipt is
+    overdue (``SMS_WORKER_RECEIPT_OVERDUE_SECONDS`` after submission). False: they are polled
+    from the first second (``SMS_WORKER_STATUS_CHECK_DELAYS_SECONDS``)."""
+    check_rate: CheckRate | None = None
+    """Status-check requests per second this account may make, shared by every process, apart
+    from ``rate``; None: ``rate`` times ``SMS_WORKER_STATUS_CHECK_SHARE``."""
     callback_token: Credential | None = None
     """The secret a delivery callback from this account must carry (``?token=`` in the callback
     URL given to the provider); None: ``SMS_WORKER_CALLBACK_TOKEN``, if set

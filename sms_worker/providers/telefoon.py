@@ -24,6 +24,10 @@ Assumptions where the document is silent:
   /messages/{message_id}`` answers; an inbound message posted there is not a delivery receipt.
 - ``page`` counts from 1, ``page_size`` defaults to 50 (at most 100, as the document says),
   ``total`` counts every matching message, and messages are listed oldest first.
+- Status checks of many messages at once read the outbound listing from its newest page back
+  (:meth:`TelefoonAdapter.check_many`): the document gives no other way to ask many statuses in
+  one request (no filter by id or time). This assumes the listing is oldest first, like the
+  search below; were it not, messages are not found there and each is asked alone.
 - After an ambiguous attempt the outbound listing is searched for the message (same ``to`` and
   ``from``, same ``body`` or a rewriting of it, created within the lost attempt's time window:
   :meth:`TelefoonAdapter.find_sent`), so it is adopted instead of sent twice. The listing has no
@@ -46,7 +50,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Hashable, Iterator
+from collections.abc import Hashable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Annotated, Any, Final, Literal
@@ -56,7 +60,17 @@ import httpx
 
 from sms_worker.addresses import SenderGrammar, SenderIdRules
 from sms_worker.lifecycle.status import Delivery, Status
-from sms_worker.providers.base import Accepted, DeliveryReceipt, OneRecipientPerRequest, OutboundMessage, Searched, SentMatches, SentWindow
+from sms_worker.providers.base import (
+    Accepted,
+    DeliveryReceipt,
+    ManyChecked,
+    OneRecipientPerRequest,
+    OutboundMessage,
+    Searched,
+    SentMatches,
+    SentWindow,
+    StatusQuery,
+)
 from sms_worker.providers.eligibility import Eligibility
 from sms_worker.providers.failures import ErrorClass, ErrorKind
 from sms_worker.providers.plumbing import bad_response, callback_json, json_object, server_time
@@ -66,6 +80,10 @@ from sms_worker.providers.words import same_word
 from sms_worker.text.rewrites import alike
 
 MAX_PAGE_SIZE: Final = 100
+LISTING_SLACK: Final = timedelta(seconds=60)
+"""How far before the earliest asked message left (our clock) a status check reads the listing
+back (its ``date_created``, the provider's clock): room for the two clocks' difference and the
+listing's whole seconds. Only the cost depends on it: a message not found is asked alone."""
 _OUTBOUND: Final = {"direction": "outbound"}
 DIRECTIONS: Final = ("inbound", "outbound")
 STATUSES: Final = ("queued", "sending", "sent", "delivered", "undelivered", "failed", "received")
@@ -306,6 +324,37 @@ class TelefoonAdapter(OneRecipientPerRequest):
 
     def check(self, provider_message_id: str) -> DeliveryReceipt:
         return self.message(provider_message_id).receipt()
+
+    def check_many(self, queries: Sequence[StatusQuery], max_requests: int) -> ManyChecked:
+        """The receipts of as many of ``queries`` as the outbound listing shows within
+        ``max_requests`` requests (:class:`~sms_worker.providers.base.ChecksMany`).
+
+        The listing filters by direction and status only (no id, no time) and is oldest first
+        with a ``total``; the messages a poller asks about were mostly sent seconds ago, at the
+        listing's end. So: a page of one for the total, then pages of ``MAX_PAGE_SIZE`` from the
+        newest back, until every asked message is found, or a page begins before the earliest
+        asked message left (less :data:`LISTING_SLACK`; the clocks are not compared, the slack
+        covers them), or a page found none while as many pages were read as messages are left
+        to find (asking each alone is then no dearer), or the requests are spent. At steady
+        state one request answers up to a hundred messages; a message not found is left out (the
+        poller asks it alone)."""
+        wanted = {query.provider_message_id for query in queries}
+        departures = [query.sent_at for query in queries if query.sent_at is not None]
+        earliest = min(departures) - LISTING_SLACK if departures and len(departures) == len(queries) else None
+        first = self._page(1, 1, _OUTBOUND)
+        if first.total is None:
+            raise bad_response("the message listing has no total")
+        found: dict[str, DeliveryReceipt] = {}
+        requests, pages, page = 1, 0, (first.total - 1) // MAX_PAGE_SIZE + 1
+        while len(found) < len(wanted) and page >= 1 and requests < max_requests:
+            listed = self._listed(page)
+            requests, pages, page = requests + 1, pages + 1, page - 1
+            hits = {m.id: m.receipt() for m in listed if m.id in wanted and m.id not in found}
+            found.update(hits)
+            oldest = listed[0].date_created if listed else None
+            if oldest is None or (earliest is not None and oldest < earliest) or (not hits and pages >= len(wanted) - len(found)):
+                break
+        return ManyChecked(found, requests)
 
     def message(self, provider_message_id: str) -> TelefoonMessage:
         """The whole Message record (``getMessage``); a ProviderError 20404 once it is erased."""

@@ -38,11 +38,13 @@ class Grant:
 class TokenBucket:
     """A provider account's global rate limit, shared by every process through one Lua script."""
 
-    def __init__(self, client: redis.Redis, account: str, rate: float, burst: int, headroom_seconds: float = 0.0) -> None:
+    def __init__(self, client: redis.Redis, account: str, rate: float, burst: int, headroom_seconds: float = 0.0, kind: str = "rl") -> None:
         """``headroom_seconds`` keeps ``rate * headroom_seconds`` of the burst back: a grant reaches
-        the provider a few milliseconds later, unevenly, and the provider counts arrivals."""
+        the provider a few milliseconds later, unevenly, and the provider counts arrivals.
+        ``kind`` names what the bucket limits, its key's part before the account's name: ``rl``,
+        the account's sends; ``checks``, its status checks (:mod:`sms_worker.dispatch.checks`)."""
         self._script = load_script(client, "sms_worker.ratelimit", "token_bucket.lua")
-        self._key = key("rl", account)
+        self._key = key(kind, account)
         self.rate = rate
         self.burst = max(1.0, burst - rate * headroom_seconds)
 

@@ -53,14 +53,14 @@ def create_app(clock: Clock | None = None, settings: SandboxSettings | None = No
     clock = clock or SYSTEM_CLOCK
     settings = settings or SandboxSettings()
     recorder = Recorder(clock)
-    faults = FaultEngine({emulator.name: emulator.endpoints for emulator in EMULATORS})
+    faults = FaultEngine({emulator.name: emulator.endpoints for emulator in EMULATORS}, seen=recorder.count)
     emulators = [emulator(settings, clock, recorder, faults) for emulator in EMULATORS]
 
     def reset() -> None:
         for emulator in emulators:
             emulator.reset()
 
-    control = Control(recorder, faults, reset=reset)
+    control = Control(recorder, faults, reset=reset, checks={emulator.name: emulator.checks for emulator in EMULATORS})
     return Starlette(
         routes=[*(Mount(f"/{e.name}", routes=e.routes()) for e in emulators), *control.routes()],
         middleware=[Middleware(DateHeader, clock=clock)],

@@ -14,10 +14,12 @@ from sms_worker.sandbox.settings import SandboxSettings
 
 
 class Emulator(Protocol):
-    """One provider's API, mounted under ``/<name>``; ``endpoints`` are the names fault rules use."""
+    """One provider's API, mounted under ``/<name>``; ``endpoints`` are the names fault rules use,
+    ``checks`` those of them that answer a message's status (``/_sandbox/requests`` sums them)."""
 
     name: ClassVar[str]
     endpoints: ClassVar[frozenset[str]]
+    checks: ClassVar[frozenset[str]]
 
     def __init__(self, settings: SandboxSettings, clock: Clock, recorder: Recorder, faults: FaultEngine) -> None: ...
 

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Mapping
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -16,14 +17,16 @@ from sms_worker.sandbox.recorder import Recorder
 class Control:
     """Reads the shared recorder and fault engine; ``reset`` also clears every provider's state."""
 
-    def __init__(self, recorder: Recorder, faults: FaultEngine, reset: Callable[[], None]) -> None:
+    def __init__(self, recorder: Recorder, faults: FaultEngine, reset: Callable[[], None], checks: Mapping[str, frozenset[str]]) -> None:
         self._recorder = recorder
         self._faults = faults
         self._reset = reset
+        self._checks = checks
 
     def routes(self) -> list[Route]:
         return [
             Route("/_sandbox/submissions", self.submissions, methods=["GET"]),
+            Route("/_sandbox/requests", self.requests, methods=["GET"]),
             Route("/_sandbox/reset", self.reset, methods=["POST"]),
             Route("/_sandbox/faults", self.list_faults, methods=["GET"]),
             Route("/_sandbox/faults", self.add_fault, methods=["POST"]),
@@ -37,6 +40,14 @@ class Control:
             return _bad_request("since must be a non-negative integer")
         records = self._recorder.submissions(request.query_params.get("provider"), int(since))
         return JSONResponse({"submissions": records})
+
+    async def requests(self, request: Request) -> JSONResponse:
+        """Requests served since start or the last reset: ``requests`` by provider and endpoint,
+        ``checks`` by provider (those of its status endpoints: a listing page counts as one), and
+        ``at``, the wall clock in epoch seconds, so two reads give a rate."""
+        served = self._recorder.requests()
+        checks = {name: sum(served.get(name, {}).get(endpoint, 0) for endpoint in endpoints) for name, endpoints in self._checks.items()}
+        return JSONResponse({"requests": served, "checks": checks, "at": time.time()})
 
     async def reset(self, request: Request) -> JSONResponse:
         self._recorder.clear()

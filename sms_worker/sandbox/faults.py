@@ -103,10 +103,16 @@ class FaultRule:
 
 
 class FaultEngine:
-    """The active rules, in insertion order; ``known`` maps each provider to its endpoints."""
+    """The active rules, in insertion order; ``known`` maps each provider to its endpoints.
 
-    def __init__(self, known: Mapping[str, frozenset[str]]) -> None:
+    Every request an emulator serves asks :meth:`take` for its rule, once per endpoint it
+    reaches (a session-key order once more per recipient), and so does every callback it posts
+    (endpoint ``callback``): ``seen`` is told of each, provider and endpoint, whatever the rules
+    (the recorder counts them, :meth:`~sms_worker.sandbox.recorder.Recorder.count`)."""
+
+    def __init__(self, known: Mapping[str, frozenset[str]], seen: Callable[[str, str], None] | None = None) -> None:
         self._known = known
+        self._seen = seen
         self._ids = itertools.count(1)
         self._rules: list[FaultRule] = []
 
@@ -127,6 +133,8 @@ class FaultEngine:
         ``kinds`` lets an endpoint ignore rules that mean nothing to it (a ``final_status`` on
         an auth call), so such a rule is not wasted there.
         """
+        if self._seen is not None:
+            self._seen(provider, endpoint)
         if not self._rules:
             return None
         recipient = _normalize_number(to)

@@ -1,4 +1,5 @@
-"""The log of everything sent to any emulated provider, so tests and benchmarks can assert on it.
+"""The log of everything sent to any emulated provider, and a count of the requests each endpoint
+served, so tests and benchmarks can assert on them.
 
 Records are kept as plain dicts because they are read back mostly as JSON; sequence numbers are
 never reused, not even after a reset, so a poller using ``since`` cannot miss or re-read one.
@@ -9,6 +10,7 @@ from __future__ import annotations
 import itertools
 import time
 from bisect import bisect_right
+from collections import Counter
 from typing import Any, Protocol
 
 from sms_worker.clock import Clock
@@ -43,6 +45,7 @@ class Recorder:
         self._clock = clock
         self._seq = itertools.count(1)
         self._records: list[dict[str, Any]] = []
+        self._requests: Counter[tuple[str, str]] = Counter()
 
     def record(self, provider: str, endpoint: str, answer: Answered, *, to: Any, sender: Any, text: Any, params: dict[str, Any]) -> dict[str, Any]:
         """One request as it was sent (``to``, ``sender``, ``text``, other ``params``) and answered."""
@@ -72,5 +75,17 @@ class Recorder:
             return tail
         return [entry for entry in tail if entry["provider"] == provider]
 
+    def count(self, provider: str, endpoint: str) -> None:
+        """One more request served by ``provider``'s ``endpoint`` (the fault engine's names)."""
+        self._requests[provider, endpoint] += 1
+
+    def requests(self) -> dict[str, dict[str, int]]:
+        """Requests served since start or the last reset, by provider, then endpoint."""
+        counts: dict[str, dict[str, int]] = {}
+        for (provider, endpoint), served in sorted(self._requests.items()):
+            counts.setdefault(provider, {})[endpoint] = served
+        return counts
+
     def clear(self) -> None:
         self._records.clear()
+        self._requests.clear()

@@ -2,7 +2,7 @@
 
 Each is a task on the sandbox's event loop that sleeps until the message's final moment on the
 injected clock, renders the provider's callback then (so it says what the provider would say
-at that moment) and posts it. Outcomes are kept in ``posted``; a receiver that is down or
+at that moment) and posts it, on connections kept between callbacks. Outcomes are kept in ``posted``; a receiver that is down or
 answers an error is recorded there, never retried (sms_worker's poller is the safety net), and
 logged as a warning naming the URL without its query (where the receiver's token is): ``the
 telekom-sk sandbox's callback to http://127.0.0.1:8026/callbacks/telekom-sk was answered 403``.
@@ -22,6 +22,8 @@ from sms_worker.clock import Clock
 from sms_worker.logs import RepeatedWarnings, get_logger, origin
 
 CALLBACK_TIMEOUT = 5.0
+MAX_CONNECTIONS: Final = 32
+"""Callbacks in flight at once, per emulated provider."""
 FAILURES_LOGGED_EVERY: Final = 60.0
 """Seconds between two log lines about callbacks to one URL that failed alike."""
 log = get_logger("sandbox.webhooks")
@@ -35,6 +37,7 @@ class Webhooks:
         self._provider = provider
         self._tasks: set[asyncio.Task[None]] = set()
         self._failures = RepeatedWarnings(log, clock, FAILURES_LOGGED_EVERY)
+        self._client: httpx.AsyncClient | None = None
         self.posted: list[dict[str, Any]] = []
 
     def post_at(self, url: str, at: float, render: Callable[[], dict[str, Any]]) -> None:
@@ -49,8 +52,7 @@ class Webhooks:
         body = render()
         shown = f"{origin(url)}{urlsplit(url).path}"
         try:
-            async with httpx.AsyncClient(timeout=CALLBACK_TIMEOUT) as client:
-                response = await client.post(url, json=body)
+            response = await self._sender().post(url, json=body)
             outcome: int | str = response.status_code
             if response.is_error:
                 self._failures.warn(
@@ -63,6 +65,15 @@ class Webhooks:
                 f"the {self._provider} sandbox's callback to {shown} could not be delivered ({outcome}: {error}); it is not posted again",
             )
         self.posted.append({"url": url, "body": body, "outcome": outcome})
+
+    def _sender(self) -> httpx.AsyncClient:
+        """One client for every callback, made on the event loop at the first one: its connections
+        are kept and reused, as a provider's are, so hundreds of callbacks a second do not each
+        open one. At most :data:`MAX_CONNECTIONS` at once; the others wait for one (only the
+        exchange itself has :data:`CALLBACK_TIMEOUT`)."""
+        if self._client is None:
+            self._client = httpx.AsyncClient(timeout=httpx.Timeout(CALLBACK_TIMEOUT, pool=None), limits=httpx.Limits(max_connections=MAX_CONNECTIONS))
+        return self._client
 
     def clear(self) -> None:
         for task in list(self._tasks):

@@ -70,6 +70,7 @@ class Dexatel:
 
     name: ClassVar[str] = PROVIDER
     endpoints: ClassVar[frozenset[str]] = frozenset({SEND, STATUS, BALANCE, CALLBACK})
+    checks: ClassVar[frozenset[str]] = frozenset({STATUS})
 
     def __init__(self, settings: SandboxSettings, clock: Clock, recorder: Recorder, faults: FaultEngine) -> None:
         self._keys = settings.dexatel_api_keys

@@ -86,6 +86,7 @@ class DtA2p:
 
     name: ClassVar[str] = PROVIDER
     endpoints: ClassVar[frozenset[str]] = frozenset({SEND, REPORT, BALANCE})
+    checks: ClassVar[frozenset[str]] = frozenset({REPORT})
 
     def __init__(self, settings: SandboxSettings, clock: Clock, recorder: Recorder, faults: FaultEngine) -> None:
         self._settings = settings

@@ -64,6 +64,7 @@ class SessionKey:
 
     name: ClassVar[str] = PROVIDER
     endpoints: ClassVar[frozenset[str]] = frozenset(ENDPOINTS)
+    checks: ClassVar[frozenset[str]] = frozenset({SMS_STATE})
 
     def __init__(self, settings: SandboxSettings, clock: Clock, recorder: Recorder, faults: FaultEngine) -> None:
         self._passwords = dict(settings.session_key_users)

@@ -102,6 +102,7 @@ class Telefoon:
 
     name: ClassVar[str] = PROVIDER
     endpoints: ClassVar[frozenset[str]] = frozenset({SEND, LIST, GET, DELETE, CALLBACK})
+    checks: ClassVar[frozenset[str]] = frozenset({GET, LIST})
 
     def __init__(self, settings: SandboxSettings, clock: Clock, recorder: Recorder, faults: FaultEngine) -> None:
         self._keys = settings.telefoon_api_keys

@@ -76,6 +76,7 @@ class TelekomSk:
 
     name: ClassVar[str] = PROVIDER
     endpoints: ClassVar[frozenset[str]] = frozenset({*ENDPOINTS, CALLBACK})
+    checks: ClassVar[frozenset[str]] = frozenset({CHECK})
 
     def __init__(self, settings: SandboxSettings, clock: Clock, recorder: Recorder, faults: FaultEngine) -> None:
         self._tokens = settings.telekom_sk_tokens
