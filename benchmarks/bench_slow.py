@@ -10,7 +10,10 @@ sandbox's log of arrivals:
 - the mean rate at arrival over 30 s of steady sending (after a warm-up of ``WARM_UP`` s from
   the first arrival): aim at least 95 % of 500;
 - the busiest sliding second over the whole phase: never over 550 (the rate and its burst);
-- the worker processes' CPU per message accepted.
+- the worker processes' CPU per message accepted;
+- the status checks the sandbox served per second while sending (the receipt poller's, read
+  from ``/_sandbox/requests``; the account has no callbacks, so it is polled, within its check
+  budget).
 
 The naive baseline (one Celery task per message, one blocking call; ``celery worker -c 2``) is
 measured at 200 ms in the same run.
@@ -21,6 +24,7 @@ from __future__ import annotations
 import httpx
 
 from benchmarks import naive
+from benchmarks.checks import checks_per_second, read_checks
 from benchmarks.harness import Options, Row, Stack, chunks, fmt_rate, log, max_in_window, recipient, standalone, verdict
 
 RATE, BURST = 500, 50
@@ -56,7 +60,10 @@ def measure_ours(stack: Stack, ms: int, warm_up: float, span: float, timeout: fl
     log(f"slow/sms_worker {ms} ms: enqueued {n}; starting 2 worker processes")
     meter = stack.cpu()
     workers = stack.start_workers(side.env, 2)
+    watch.wait_until(lambda w: len(w.accepted) >= warm_up * RATE, timeout, f"the warm-up at {ms} ms")
+    checks_before = read_checks(stack.sandbox_url)
     watch.wait_until(lambda w: len(w.accepted) >= n, timeout, f"{n} accepted at {ms} ms")
+    checks = checks_per_second(checks_before, read_checks(stack.sandbox_url))["total"]
     stack.check_alive(workers, side.scheduler)
     used = meter.stop()
     ts = watch.accepted_ts()
@@ -70,6 +77,7 @@ def measure_ours(stack: Stack, ms: int, warm_up: float, span: float, timeout: fl
         "duplicates": watch.duplicates(),
         "refused": len(watch.refused()),
         "cpu_ms": 1000 * used.get("worker", 0.0) / max(1, len(ts)),
+        "checks": checks,
     }
     log(f"slow/sms_worker {ms} ms: {stats}")
     stack.stop(workers)
@@ -118,6 +126,7 @@ def run(opts: Options) -> list[Row]:
                 [
                     f"mean at arrival over {span:.0f} s of steady sending; busiest sliding second {stats['busiest']}; "
                     f"{stats['accepted']:,}/{stats['expected']:,} accepted, {stats['duplicates']} duplicate, {stats['refused']} refused",
+                    f"status checks {stats['checks']:.0f}/s while sending (polled; the account's check budget is a quarter of its rate)",
                     f"worker CPU {stats['cpu_ms']:.2f} ms per message"
                     + (f"; naive ({base['accepted']} messages) {base['cpu_ms']:.2f} ms per message" if stats["ms"] == 200 else ""),
                 ],

@@ -25,9 +25,9 @@ ACCOUNT = "telekom-sk"
 CASES = ("polled", "callbacks")
 TOKEN = "bench-checks-token"
 TAIL_SECONDS = 10
+"""How long the run goes on after the last message was accepted, for the total's late checks."""
 READ_TIMEOUT = 120.0
 """A sandbox posting thousands of callbacks to a receiver that cannot keep up answers slowly."""
-"""How long the run goes on after the last message was accepted, for the total's late checks."""
 
 
 @dataclass(frozen=True, slots=True)
