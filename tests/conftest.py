@@ -212,14 +212,24 @@ def fresh_database(kind: str, tmp_path: Path) -> Iterator[str]:
     admin = create_engine(PG_URL.replace("postgresql://", "postgresql+psycopg://", 1))
     with admin.begin() as conn:
         conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    separator = "&" if "?" in PG_URL else "?"
     try:
-        yield f"{PG_URL}{separator}options=-csearch_path%3D{schema}"
+        yield schema_url(schema)
     finally:
         dispose_engines()
         with admin.begin() as conn:
             conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
         admin.dispose()
+
+
+def schema_url(schema: str) -> str:
+    """SMS_WORKER_TEST_DATABASE_URL with ``schema`` as its search_path, and commits that do not
+    wait for the write-ahead log to reach the disk (``synchronous_commit=off``): a commit is as
+    atomic and as visible to every other connection as with the default, only a crash of the
+    PostgreSQL server itself (which no test here causes; ``make chaos`` runs a cluster of its
+    own) could lose the last ones. It spares each commit of the tests a disk flush."""
+    assert PG_URL is not None
+    separator = "&" if "?" in PG_URL else "?"
+    return f"{PG_URL}{separator}options=-csearch_path%3D{schema}%20-csynchronous_commit%3Doff"
 
 
 class ThreadedSandbox:

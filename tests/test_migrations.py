@@ -6,12 +6,10 @@ from __future__ import annotations
 import os
 import subprocess
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime
 
-import pytest
-from conftest import PG_URL, PYTHON
-from sqlalchemy import Column, MetaData, Table, Uuid, create_engine, insert, select, text
+from conftest import PYTHON
+from sqlalchemy import Column, MetaData, Table, Uuid, insert, select
 
 from sms_worker.cli import main
 from sms_worker.config import reset_settings
@@ -208,25 +206,6 @@ def _tables(engine) -> tuple[Table, Table]:
     messages = Table("sms_message", tables, Column("id", Uuid(), primary_key=True), autoload_with=engine)
     events = Table("sms_message_event", tables, Column("message_id", Uuid()), autoload_with=engine)
     return messages, events
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def empty_database_url(request: pytest.FixtureRequest, tmp_path) -> Iterator[str]:
-    """A database with no schema at all, as on a fresh checkout."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'fresh.db'}"
-        return
-    if not PG_URL:
-        pytest.skip("PostgreSQL not configured: set SMS_WORKER_TEST_DATABASE_URL (CI does)")
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(PG_URL.replace("postgresql://", "postgresql+psycopg://", 1))
-    with admin.begin() as connection:
-        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
-    separator = "&" if "?" in PG_URL else "?"
-    yield f"{PG_URL}{separator}options=-csearch_path%3D{schema}"
-    with admin.begin() as connection:
-        connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-    admin.dispose()
 
 
 def test_processes_that_upgrade_an_empty_database_at_once_take_turns_and_all_succeed(empty_database_url, tmp_path):
