@@ -50,6 +50,13 @@ def test_the_ceiling_bounds_every_account_together_and_the_fast_one_keeps_its_ne
     assert shares["slow"] == 64 - shares["fast"], "the slow one has the rest, not more"
 
 
+def test_accounts_without_work_keep_at_most_half_the_ceiling_from_one_with_work():
+    slots = Slots({"a": 500.0, "b": 100.0, "c": 50.0}, ceiling=8)
+    slots.observe("a", 0.2)
+
+    assert slots.shares(["a"])["a"] == 4, "two idle accounts would keep all 8; they keep half"
+
+
 def test_an_overloaded_process_carries_fewer_calls_until_its_threads_start_on_time_again():
     """More calls than the host's CPU carries only slow every call (and jitter the departures
     past what the burst absorbs): late hand-overs to threads cut the ceiling in use, hand-overs

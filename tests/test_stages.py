@@ -10,6 +10,7 @@ records what the database said about each message at the moment it was called.
 from __future__ import annotations
 
 import threading
+import time
 import tomllib
 import uuid
 from collections.abc import Sequence
@@ -440,6 +441,25 @@ def test_submit_takes_high_arrivals_into_a_running_batch(rt):
     assert sorted(text for text, _ in seen) == ["low", "urgent"]
     assert arrived[0].request < batch.items[0].request, "the high arrival was started first"
     assert arrived[0] in batch.items
+
+
+def test_a_slow_calling_statement_is_not_a_late_hand_over(rt, monkeypatch):
+    """The wait for a thread is measured from the hand-over, not from the top of the loop: a
+    database slow to record the call does not make the process cut its calls in flight."""
+    with_in_memory(rt)
+    batch = prepared(rt, {"text": "a"})
+    submit = Submit(rt, lambda n, any_priority: [])
+    record = submit._calls.start
+
+    def slow_record(started):
+        time.sleep(0.1)
+        return record(started)
+
+    monkeypatch.setattr(submit._calls, "start", slow_record)
+
+    submit.process(batch, Collecting(rt))
+
+    assert submit._slots.limit == rt.settings.http_concurrency
 
 
 # -- health and record ------------------------------------------------------------------------

@@ -180,8 +180,7 @@ class PoolPerThread(httpx.BaseTransport):
     (and, for each idle connection, at every connection again): its cost grows with the square
     of its connections, and with a few hundred calls in flight one shared pool costs more CPU
     than the calls. A thread makes one exchange at a time, so a pool of its own needs only a
-    connection per provider it calls (:data:`CONNECTIONS_PER_THREAD`), kept alive for its next
-    call. ``make`` builds a thread's transport on its first request; :meth:`close` closes them
+    few connections (:data:`CONNECTIONS_PER_THREAD`), one kept alive for its next call. ``make`` builds a thread's transport on its first request; :meth:`close` closes them
     all."""
 
     def __init__(self, make: Callable[[], httpx.BaseTransport]) -> None:
@@ -206,7 +205,9 @@ class PoolPerThread(httpx.BaseTransport):
 
 
 CONNECTIONS_PER_THREAD = 4
-"""Connections a thread keeps (one per provider it calls, for a few providers)."""
+"""Connections a thread may hold (a call and its re-login to different hosts); it keeps one
+alive between calls, so the process holds about as many sockets as threads, whatever the
+number of providers."""
 
 
 class _NoCookies(httpx.Cookies):
@@ -247,7 +248,7 @@ def guarded_client(timeout: float, max_body: int) -> httpx.Client:
     """A pooled client whose every exchange ends within ``timeout`` seconds and reads at most
     ``max_body`` bytes of answer, and which keeps no cookies; each thread has its own pool
     (:class:`PoolPerThread`)."""
-    limits = httpx.Limits(max_connections=CONNECTIONS_PER_THREAD, max_keepalive_connections=CONNECTIONS_PER_THREAD)
+    limits = httpx.Limits(max_connections=CONNECTIONS_PER_THREAD, max_keepalive_connections=1)
     shared = httpx.create_ssl_context()
     return _CookielessClient(
         transport=PoolPerThread(lambda: GuardedTransport(timeout=timeout, max_body=max_body, limits=limits, ssl_context=shared)),

@@ -29,8 +29,10 @@ HEADROOM = 1.5
 freed only once the outcome is handed back."""
 FLOOR = 4
 """Slots every account has, whatever its rate and latency: enough to measure its latency."""
-FIRST_GUESS = 1.0
-"""The latency assumed for an account (seconds) until one of its calls has finished."""
+FIRST_GUESS = 0.2
+"""The latency assumed for an account (seconds) until one of its calls has finished (its first
+answer replaces it): a typical SMS API's, so a new process does not open its whole ceiling of
+threads and connections at once."""
 WEIGHT = 0.2
 """How much one finished call moves an account's measured latency (an exponentially weighted
 mean: the last few dozen calls count)."""
@@ -42,6 +44,8 @@ CUT = 0.7
 """What the ceiling in use is multiplied by when a hand-over was late (at most every
 :data:`CUT_EVERY` seconds)."""
 CUT_EVERY = 0.1
+"""The least time between two cuts (seconds): the hand-overs already under way when the ceiling
+was cut are as late as the one that cut it."""
 GROWTH = 0.25
 """Slots the ceiling in use regains with each hand-over on time."""
 LOWEST = 16
@@ -101,11 +105,13 @@ class Slots:
         """The slots of each of ``accounts`` (those with calls to make or in flight): each its
         need, unless together they need more than the ceiling less :data:`FLOOR` kept for each
         other account (so that one whose messages arrive finds slots at once, not once a slow
-        account's calls are back); then max-min fair shares of that."""
+        account's calls are back; at most half the ceiling is kept); then max-min fair shares of
+        that."""
         active = set(accounts)
         needs = sorted((self.need(account), account) for account in active)
         shares: dict[str, int] = {}
-        left = max(len(needs), self.limit - FLOOR * len(set(self.rates) - active))
+        kept = min(FLOOR * len(set(self.rates) - active), self.limit // 2)
+        left = max(len(needs), self.limit - kept)
         for n, (need, account) in enumerate(needs):
             shares[account] = max(1, min(need, left // (len(needs) - n)))
             left -= shares[account]

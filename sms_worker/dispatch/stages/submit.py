@@ -132,10 +132,10 @@ class Submit(Stage):
             free = self._slots.limit - len(running) - len(asking)
             shares = self._slots.shares([*+busy, *(unit[0].account for unit in waiting), *(question.item.account for question in questions)])
             startable = self._startable(waiting, busy, shares, free, departures.accounts())
-            if intake.looks(now):
-                room = settings.batch_size - len(waiting) - len(departures)
-                if not startable and not questions and room > 0:
-                    intake.looked(now, self._take_arrivals(batch, questions, waiting, min(intake.taking, room), True))
+            if now >= intake.next_look:
+                take = min(intake.taking, free, settings.batch_size - len(waiting) - len(departures))
+                if intake.takes(now) and not startable and not questions and take > 0:
+                    intake.looked(now, take, self._take_arrivals(batch, questions, waiting, take, True))
                 elif look_for_high:
                     intake.looked_for_high(now, self._take_arrivals(batch, questions, waiting, min(settings.batch_size, self._slots.limit), False))
                 startable = self._startable(waiting, busy, shares, free, departures.accounts())
@@ -166,7 +166,7 @@ class Submit(Stage):
                     except Exception:
                         departures.add(leaving[n:])  # not handed to a thread: not sent (_see_through)
                         raise
-                    running[call_future] = (unit, now)
+                    running[call_future] = (unit, time.monotonic())
                     call_future.add_done_callback(done.put)
                 for unit, not_sent in dropped:
                     busy[unit[0].account] -= 1
@@ -361,6 +361,7 @@ class _Called:
 
 
 def _timed_call(rt: Runtime, unit: Unit) -> _Called:
+    """:func:`~.requests.call`, timed from the moment its thread starts it."""
     began = time.monotonic()
     outcomes = call(rt, unit)
     return _Called(began, time.monotonic(), outcomes)
@@ -394,21 +395,24 @@ class _Intake:
     def __post_init__(self) -> None:
         self.taking = self.batch_size
 
-    def looks(self, now: float) -> bool:
-        return now >= self.next_look and now < self.until
+    def takes(self, now: float) -> bool:
+        """Whether the batch still takes arrivals of any priority (high ones it always looks for)."""
+        return now < self.until
 
-    def looked(self, now: float, look: _Look | None) -> None:
+    def looked(self, now: float, asked: int, look: _Look | None) -> None:
+        """A look asked for ``asked`` arrivals and found ``look`` (None: it failed)."""
         if look is None:
             self.stop()
             return
-        asked = self.taking
-        self.taking = min(self.batch_size, 2 * asked) if look.to_call >= asked else max(SMALLEST_TAKE, look.to_call + look.to_call // 4)
+        self.taking = min(self.batch_size, 2 * self.taking) if look.to_call >= asked else max(SMALLEST_TAKE, look.to_call + look.to_call // 4)
         self.interval = TAKE_EVERY if look.popped else min(IDLE_LOOK, 2 * max(TAKE_EVERY, self.interval))
         self.next_look = now + self.interval
 
     def looked_for_high(self, now: float, look: _Look | None) -> None:
+        """A look for high-priority arrivals only found ``look`` (None: it failed)."""
         if look is None:
             self.stop()
+            return
         self.next_look = now + LOOK_EVERY
 
     def stop(self) -> None:
