@@ -320,12 +320,14 @@ UNKNOWN_KEYS = [
     (
         '[accounts.x]\ntype = "dexatel"\nbase_url = "http://127.0.0.1:9/dexatel"\napi_key = "k"\ndefault_sender = "ACME"\nrat = 30\n',
         "accounts.x.rat: is not an option of type dexatel (known: alphanumeric_countries, api_key, api_key_env, base_url, burst, "
-        "callback_token, callback_token_env, default_sender, on_ambiguous, rate, senders): did you mean 'rate'?",
+        "callback_token, callback_token_env, check_rate, default_sender, on_ambiguous, rate, receipt_callbacks, senders): "
+        "did you mean 'rate'?",
     ),
     (
         '[accounts.x]\ntype = "telekom-sk"\nbase_url = "http://127.0.0.1:9/telekom-sk"\ntoken_evn = "SK_TOKEN"\n',
         "accounts.x.token_evn: is not an option of type telekom-sk (known: alphanumeric_countries, base_url, burst, callback_token, "
-        "callback_token_env, on_ambiguous, rate, senders, token, token_env, transport, use_session): did you mean 'token_env'?",
+        "callback_token_env, check_rate, on_ambiguous, rate, receipt_callbacks, senders, token, token_env, transport, use_session): "
+        "did you mean 'token_env'?",
     ),
     (
         '[accounts.x]\ntype = "telekom-sk"\nbase_url = "http://127.0.0.1:9/telekom-sk"\ntoken = "t"\n[routng]\ndefault = ["x"]\n',

@@ -198,8 +198,10 @@ def _listed(rt: Runtime, budget: CheckBudget, shares: list[_Share]) -> tuple[lis
 def _postpone(rt: Runtime, shares: list[_Share], now: datetime) -> int:
     """Move the next check of each message its budget could not pay for to when it can: the
     first ``retry_after`` from now (at least one token's time), each next one ``1 / rate``
-    later, so the account's checks come at its budget's pace and its backlog never crowds
-    another account's due messages out of a round. Returns how many were moved."""
+    later, so the account's checks come at its budget's pace. (Each round counts from its own
+    now, not from what an earlier round postponed: a backlog far above the budget is postponed
+    again and again, and while it is due it can fill a round's ``limit`` before younger due
+    messages of other accounts; they wait, never dropped.) Returns how many were moved."""
     moved: dict[uuid.UUID, datetime] = {}
     for share in shares:
         step = 1 / share.rate
