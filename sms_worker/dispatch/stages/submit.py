@@ -37,6 +37,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 import time
 import uuid
@@ -383,7 +384,9 @@ class _Intake:
     it, else a quarter more than it could call. Where an account's rate limit defers most of
     what is taken (:class:`~.pace.Pace`), popping a full batch at every look would only move
     pointers back and forth. Looks come every :data:`TAKE_EVERY`; a look that finds no
-    arrivals at all waits twice as long for the next, up to :data:`IDLE_LOOK`."""
+    arrivals at all waits twice as long for the next, up to :data:`IDLE_LOOK`. A batch with no
+    high-priority message that has requests to start looks for high ones only, every
+    :data:`LOOK_EVERY`, for as long as it runs."""
 
     batch_size: int
     until: float
@@ -416,8 +419,10 @@ class _Intake:
         self.next_look = now + LOOK_EVERY
 
     def stop(self) -> None:
-        """No more arrivals for this batch (a look failed: Redis or the database is away)."""
+        """No more looks for this batch, high ones included (a look failed: Redis or the
+        database is away)."""
         self.until = 0.0
+        self.next_look = math.inf
 
 
 def _finished(done: SimpleQueue[Future[Any]]) -> list[Future[Any]]:
