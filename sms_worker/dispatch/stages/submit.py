@@ -30,8 +30,8 @@
   batch per round trip. Then the batch ends once its calls are back, while another process's
   batch takes over: each may carry an account's whole need, and each batch's span is drawn
   between half and one and a half ``batch_seconds``, so that processes started together do not
-  end their batches together. A batch that holds no high-priority message and still has
-  requests to start looks for high messages only, and calls them next. Arrivals are prepared
+  end their batches together. Meanwhile, every ``LOOK_EVERY``, a batch whose waiting requests
+  hold no high-priority message looks for high messages only, and calls them next. Arrivals are prepared
   by the stages before this one.
 """
 
@@ -104,9 +104,8 @@ class Submit(Stage):
         self._sort(batch.in_play(), questions, waiting)
         running: dict[Future[_Called], tuple[Unit, float]] = {}
         asking: dict[Future[Answer], tuple[Question, float]] = {}
-        look_for_high = not any(item.priority == Priority.HIGH for item in batch.in_play())
         try:
-            self._calls_of(batch, downstream, questions, waiting, running, asking, look_for_high)
+            self._calls_of(batch, downstream, questions, waiting, running, asking)
         except Exception as error:
             self._see_through(running, asking, self._departures, error)
             raise
@@ -119,7 +118,6 @@ class Submit(Stage):
         waiting: deque[Unit],
         running: dict[Future[_Called], tuple[Unit, float]],
         asking: dict[Future[Answer], tuple[Question, float]],
-        look_for_high: bool,
     ) -> None:
         settings = self._rt.settings
         departures = self._departures
@@ -133,12 +131,12 @@ class Submit(Stage):
             free = self._slots.limit - len(running) - len(asking)
             shares = self._slots.shares([*+busy, *(unit[0].account for unit in waiting), *(question.item.account for question in questions)])
             startable = self._startable(waiting, busy, shares, free, departures.accounts())
-            if now >= intake.next_look:
-                take = min(intake.taking, free, settings.batch_size - len(waiting) - len(departures))
-                if intake.takes(now) and not startable and not questions and take > 0:
-                    intake.looked(now, take, self._take_arrivals(batch, questions, waiting, take, True))
-                elif look_for_high:
-                    intake.looked_for_high(now, self._take_arrivals(batch, questions, waiting, min(settings.batch_size, self._slots.limit), False))
+            take = min(intake.taking, free, settings.batch_size - len(waiting) - len(departures))
+            if intake.takes(now) and now >= intake.next_look and not startable and not questions and take > 0:
+                intake.looked(now, take, self._take_arrivals(batch, questions, waiting, take, True))
+                startable = self._startable(waiting, busy, shares, free, departures.accounts())
+            elif now >= intake.next_high and not any(unit[0].priority == Priority.HIGH for unit in waiting):
+                intake.looked_for_high(now, self._take_arrivals(batch, questions, waiting, min(settings.batch_size, self._slots.limit), False))
                 startable = self._startable(waiting, busy, shares, free, departures.accounts())
             for question in self._next_questions(questions, asking, free - len(departures)):
                 self._requests += 1
@@ -384,8 +382,8 @@ class _Intake:
     it, else a quarter more than it could call. Where an account's rate limit defers most of
     what is taken (:class:`~.pace.Pace`), popping a full batch at every look would only move
     pointers back and forth. Looks come every :data:`TAKE_EVERY`; a look that finds no
-    arrivals at all waits twice as long for the next, up to :data:`IDLE_LOOK`. A batch with no
-    high-priority message that has requests to start looks for high ones only, every
+    arrivals at all waits twice as long for the next, up to :data:`IDLE_LOOK`. Between them, a
+    batch whose waiting requests hold no high-priority message looks for high ones only, every
     :data:`LOOK_EVERY`, for as long as it runs."""
 
     batch_size: int
@@ -394,6 +392,7 @@ class _Intake:
     taking: int = 0
     interval: float = 0.0
     next_look: float = 0.0
+    next_high: float = 0.0
 
     def __post_init__(self) -> None:
         self.taking = self.batch_size
@@ -416,13 +415,13 @@ class _Intake:
         if look is None:
             self.stop()
             return
-        self.next_look = now + LOOK_EVERY
+        self.next_high = now + LOOK_EVERY
 
     def stop(self) -> None:
         """No more looks for this batch, high ones included (a look failed: Redis or the
         database is away)."""
         self.until = 0.0
-        self.next_look = math.inf
+        self.next_high = math.inf
 
 
 def _finished(done: SimpleQueue[Future[Any]]) -> list[Future[Any]]:
