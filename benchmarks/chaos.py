@@ -210,18 +210,19 @@ def calling_held_by(rt, pids: list[int]) -> int:
 
 
 def _add_faults(sandbox: str, latency_ms: int) -> None:
-    """The faults above on every account's send, and with ``latency_ms`` every answer held that
-    long (the sandbox holds an answer by the longest latency among the rules drawn)."""
+    """The faults above on every account's send, and with ``latency_ms`` every other answer held
+    that long. The sandbox applies the first rule that a request draws, so the latency rule
+    comes last: a request that draws none of the faults is held ``latency_ms``."""
     with httpx.Client(timeout=10) as client:
         for provider, (endpoint, code) in ACCOUNTS.items():
             latency = [{"fault": "latency", "ms": latency_ms}] if latency_ms else []
             for rule in (
-                *latency,
                 {"fault": "http_status", "status": 503, "probability": 0.04},
                 {"fault": "error_code", "code": code, "probability": 0.03},
                 {"fault": "timeout", "seconds": HTTP_TIMEOUT * 2, "probability": 0.01},
                 {"fault": "drip", "ms": 100, "probability": 0.01},
                 {"fault": "garbage", "probability": 0.01},
+                *latency,
             ):
                 client.post(f"{sandbox}/_sandbox/faults", json={"provider": provider, "endpoint": endpoint, **rule}).raise_for_status()
 
