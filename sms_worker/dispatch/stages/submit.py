@@ -30,8 +30,8 @@
   batch per round trip. Then the batch ends once its calls are back, while another process's
   batch takes over: each may carry an account's whole need, and each batch's span is drawn
   between half and one and a half ``batch_seconds``, so that processes started together do not
-  end their batches together. Meanwhile, every ``LOOK_EVERY``, a batch whose waiting requests
-  hold no high-priority message looks for high messages only, and calls them next. Arrivals are prepared
+  end their batches together. Meanwhile, every ``LOOK_EVERY``, a batch that began with no
+  high-priority message looks for high messages only, and calls them next. Arrivals are prepared
   by the stages before this one.
 """
 
@@ -104,8 +104,9 @@ class Submit(Stage):
         self._sort(batch.in_play(), questions, waiting)
         running: dict[Future[_Called], tuple[Unit, float]] = {}
         asking: dict[Future[Answer], tuple[Question, float]] = {}
+        look_for_high = not any(item.priority == Priority.HIGH for item in batch.in_play())
         try:
-            self._calls_of(batch, downstream, questions, waiting, running, asking)
+            self._calls_of(batch, downstream, questions, waiting, running, asking, look_for_high)
         except Exception as error:
             self._see_through(running, asking, self._departures, error)
             raise
@@ -118,6 +119,7 @@ class Submit(Stage):
         waiting: deque[Unit],
         running: dict[Future[_Called], tuple[Unit, float]],
         asking: dict[Future[Answer], tuple[Question, float]],
+        look_for_high: bool,
     ) -> None:
         settings = self._rt.settings
         departures = self._departures
@@ -135,7 +137,7 @@ class Submit(Stage):
             if intake.takes(now) and now >= intake.next_look and not startable and not questions and take > 0:
                 intake.looked(now, take, self._take_arrivals(batch, questions, waiting, take, True))
                 startable = self._startable(waiting, busy, shares, free, departures.accounts())
-            elif now >= intake.next_high and not any(unit[0].priority == Priority.HIGH for unit in waiting):
+            elif look_for_high and now >= intake.next_high:
                 intake.looked_for_high(now, self._take_arrivals(batch, questions, waiting, min(settings.batch_size, self._slots.limit), False))
                 startable = self._startable(waiting, busy, shares, free, departures.accounts())
             for question in self._next_questions(questions, asking, free - len(departures)):
@@ -383,7 +385,7 @@ class _Intake:
     what is taken (:class:`~.pace.Pace`), popping a full batch at every look would only move
     pointers back and forth. Looks come every :data:`TAKE_EVERY`; a look that finds no
     arrivals at all waits twice as long for the next, up to :data:`IDLE_LOOK`. Between them, a
-    batch whose waiting requests hold no high-priority message looks for high ones only, every
+    batch that began with no high-priority message looks for high ones only, every
     :data:`LOOK_EVERY`, for as long as it runs."""
 
     batch_size: int
