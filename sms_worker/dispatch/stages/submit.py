@@ -30,8 +30,9 @@
   batch per round trip. Then the batch ends once its calls are back, while another process's
   batch takes over: each may carry an account's whole need, and each batch's span is drawn
   between half and one and a half ``batch_seconds``, so that processes started together do not
-  end their batches together. Meanwhile, every ``LOOK_EVERY``, a batch that began with no
-  high-priority message looks for high messages only, and calls them next. Arrivals are prepared
+  end their batches together. Meanwhile, every ``LOOK_EVERY``, a batch with no high-priority
+  message waiting (once it takes no more arrivals: one that began with none) looks for high
+  messages only, and calls them next. Arrivals are prepared
   by the stages before this one.
 """
 
@@ -137,7 +138,7 @@ class Submit(Stage):
             if intake.takes(now) and now >= intake.next_look and not startable and not questions and take > 0:
                 intake.looked(now, take, self._take_arrivals(batch, questions, waiting, take, True))
                 startable = self._startable(waiting, busy, shares, free, departures.accounts())
-            elif look_for_high and now >= intake.next_high:
+            elif now >= intake.next_high and (_no_high(waiting) if intake.takes(now) else look_for_high):
                 intake.looked_for_high(now, self._take_arrivals(batch, questions, waiting, min(settings.batch_size, self._slots.limit), False))
                 startable = self._startable(waiting, busy, shares, free, departures.accounts())
             for question in self._next_questions(questions, asking, free - len(departures)):
@@ -384,9 +385,10 @@ class _Intake:
     it, else a quarter more than it could call. Where an account's rate limit defers most of
     what is taken (:class:`~.pace.Pace`), popping a full batch at every look would only move
     pointers back and forth. Looks come every :data:`TAKE_EVERY`; a look that finds no
-    arrivals at all waits twice as long for the next, up to :data:`IDLE_LOOK`. Between them, a
-    batch that began with no high-priority message looks for high ones only, every
-    :data:`LOOK_EVERY`, for as long as it runs."""
+    arrivals at all waits twice as long for the next, up to :data:`IDLE_LOOK`. Between them,
+    every :data:`LOOK_EVERY`, a batch looks for high-priority messages only: while it takes
+    arrivals, whenever none waits in it; after (and in a batch that takes none), if it began
+    with none, as a batch of its own."""
 
     batch_size: int
     until: float
@@ -424,6 +426,10 @@ class _Intake:
         database is away)."""
         self.until = 0.0
         self.next_high = math.inf
+
+
+def _no_high(waiting: deque[Unit]) -> bool:
+    return not any(unit[0].priority == Priority.HIGH for unit in waiting)
 
 
 def _finished(done: SimpleQueue[Future[Any]]) -> list[Future[Any]]:
