@@ -132,7 +132,7 @@ def first_account(rt, recipient: str, message_id) -> tuple[str, str]:
 
 
 def test_after_a_timeout_the_retry_stays_on_the_account_that_may_have_the_message(multi_runtime, sandbox):
-    rt = multi_runtime(["dexatel", "telekom-sk"], settings={"http_timeout_seconds": 0.3})
+    rt = multi_runtime(["dexatel", "telekom-sk"], settings={"http_timeout_seconds": 0.6})
     message_id = send_sms("+421901234567", "maybe delivered", runtime=rt)
     first, endpoint = first_account(rt, "+421901234567", message_id)
     fault(sandbox, provider=first, endpoint=endpoint, fault="timeout", seconds=1, times=1)
@@ -145,7 +145,7 @@ def test_after_a_timeout_the_retry_stays_on_the_account_that_may_have_the_messag
 
 
 def test_with_on_ambiguous_give_up_a_timed_out_message_is_unknown_and_not_sent_again(multi_runtime, sandbox):
-    rt = multi_runtime(["dexatel", "telekom-sk"], settings={"http_timeout_seconds": 0.3, "on_ambiguous": "give-up"})
+    rt = multi_runtime(["dexatel", "telekom-sk"], settings={"http_timeout_seconds": 0.6, "on_ambiguous": "give-up"})
     message_id = send_sms("+421901234567", "maybe delivered", runtime=rt)
     first, endpoint = first_account(rt, "+421901234567", message_id)
     fault(sandbox, provider=first, endpoint=endpoint, fault="timeout", seconds=1, times=1)
