@@ -58,6 +58,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from sms_worker.callback_token import generated_callback_token
+from sms_worker.dispatch.held import hold
 from sms_worker.dispatch.holders import holders
 from sms_worker.dispatch.receipts import Report, apply_receipts
 from sms_worker.errors import SmsWorkerError
@@ -88,12 +89,14 @@ class CallbacksUnauthenticated(SmsWorkerError):
 class CallbackOutcome:
     """What one callback did: ``received`` receipts, ``matched`` of them naming a message of the
     account and ``unknown`` naming none (``matched + unknown == received``), ``changed`` of
-    them moving a message on."""
+    them moving a message on, and ``held`` of the unknown kept until their message's id is
+    written (a callback may overtake the send's answer: :mod:`~sms_worker.dispatch.held`)."""
 
     received: int
     matched: int
     changed: int
     unknown: int
+    held: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,12 +132,14 @@ def unauthenticated_accounts(rt: Runtime) -> list[str]:
 
 def apply_callback(rt: Runtime, account: str, receipts: list[DeliveryReceipt]) -> CallbackOutcome:
     """Write the receipts of one callback of ``account``, each to the message its id names (the
-    one attempted last, when the provider reused the id: :mod:`sms_worker.dispatch.holders`)."""
+    one attempted last, when the provider reused the id: :mod:`sms_worker.dispatch.holders`);
+    the receipts naming none are held for the receipts poller (:func:`~sms_worker.dispatch.held.hold`)."""
     with rt.engine.connect() as conn:
         named = holders(conn, account, (receipt.provider_message_id for receipt in receipts), seen_in="callback")
     pairs = [Report(named[receipt.provider_message_id], receipt) for receipt in receipts if receipt.provider_message_id in named]
     report = apply_receipts(rt, pairs)
-    return CallbackOutcome(received=len(receipts), matched=len(pairs), changed=report.changed, unknown=len(receipts) - len(pairs))
+    held = hold(rt, account, [receipt for receipt in receipts if receipt.provider_message_id not in named])
+    return CallbackOutcome(received=len(receipts), matched=len(pairs), changed=report.changed, unknown=len(receipts) - len(pairs), held=held)
 
 
 def create_callback_app(rt: Runtime) -> Starlette:
@@ -186,9 +191,9 @@ def create_callback_app(rt: Runtime) -> Starlette:
         unstorable = _storage_refusal(receipts)
         if unstorable is not None:
             return Refusal(400, "body", unstorable, "bad body")
-        outcome = await run_in_threadpool(apply_callback, rt, account, receipts) if receipts else CallbackOutcome(0, 0, 0, 0)
+        outcome = await run_in_threadpool(apply_callback, rt, account, receipts) if receipts else CallbackOutcome(0, 0, 0, 0, 0)
         if outcome.unknown:
-            log.warning("callback from %s named %d message(s) we do not know", account, outcome.unknown)
+            log.info("callback from %s named %d message(s) we do not know yet; %d held for their id", account, outcome.unknown, outcome.held)
         return outcome
 
     return Starlette(routes=[Route("/callbacks/{account}", receive, methods=["POST"])])

@@ -21,8 +21,11 @@ from starlette.testclient import TestClient
 from sms_worker.callback_token import generated_callback_token
 from sms_worker.callbacks import MAX_BODY, MAX_RECEIPTS, REFUSALS_LOGGED_EVERY, CallbacksUnauthenticated, create_callback_app
 from sms_worker.config import Settings
+from sms_worker.dispatch import held as held_module
+from sms_worker.dispatch.held import HOLD_SECONDS, Held, apply_held
 from sms_worker.dispatch.service import dispatch_batch
 from sms_worker.embedded import free_port
+from sms_worker.lifecycle.tables import MESSAGES
 from sms_worker.producer import send_sms
 from sms_worker.runtime import NoWaker, Runtime, build_runtime
 from sms_worker.sandbox.settings import SandboxSettings
@@ -77,7 +80,7 @@ def test_a_delivery_callback_marks_the_message_delivered_and_a_late_one_cannot_u
     response = post(runtime, "telekom-sk", TELEKOM_SK_CALLBACK % ("DELIVERED", provider_id))
 
     assert response.status_code == 200
-    assert response.json() == {"received": 1, "matched": 1, "changed": 1, "unknown": 0}
+    assert response.json() == {"received": 1, "matched": 1, "changed": 1, "unknown": 0, "held": 0}
     found = row(runtime, accepted)
     assert (found["status"], found["delivery"], found["provider_status"]) == ("delivered", "delivered", "DELIVERED")
     assert found["delivered_at"].isoformat().startswith("2025-10-02T08:31:39")
@@ -96,7 +99,40 @@ def test_a_late_callback_never_moves_a_message_back(runtime, accepted):
 def test_a_callback_for_an_unknown_message_is_counted_not_applied(runtime, accepted):
     response = post(runtime, "telekom-sk", TELEKOM_SK_CALLBACK % ("DELIVERED", 999999999))
 
-    assert response.json() == {"received": 1, "matched": 0, "changed": 0, "unknown": 1}
+    assert response.json() == {"received": 1, "matched": 0, "changed": 0, "unknown": 1, "held": 1}
+    assert row(runtime, accepted)["status"] == "submitted"
+    assert apply_held(runtime) == Held(applied=0, dropped=0)
+    assert row(runtime, accepted)["status"] == "submitted"
+
+
+def test_a_callback_that_overtakes_the_sends_answer_is_held_and_applied_once_the_id_is_written(runtime, sandbox):
+    """The provider posts the receipt before the worker has written the id its answer gave (a
+    message rejected at once): the receipt is held, and the poller's next round applies it."""
+    message_id = send_sms("+421901234567", "rejected at once", runtime=runtime)
+    promote_once(runtime)
+    assert dispatch_batch(runtime).accepted == 1
+    provider_id = row(runtime, message_id)["provider_message_id"]
+    with runtime.engine.begin() as conn:  # as it was in the moment between the answer and its write
+        conn.execute(MESSAGES.update().where(MESSAGES.c.id == message_id).values(provider_message_id=None))
+
+    answer = post(runtime, "telekom-sk", TELEKOM_SK_CALLBACK % ("UNDELIVERABLE", provider_id)).json()
+    assert (answer["matched"], answer["unknown"], answer["held"]) == (0, 1, 1)
+    assert apply_held(runtime) == Held(applied=0, dropped=0)  # still no id: it stays held
+    with runtime.engine.begin() as conn:
+        conn.execute(MESSAGES.update().where(MESSAGES.c.id == message_id).values(provider_message_id=provider_id))
+
+    assert apply_held(runtime) == Held(applied=1, dropped=0)
+    assert (row(runtime, message_id)["status"], row(runtime, message_id)["provider_status"]) == ("undeliverable", "UNDELIVERABLE")
+    assert apply_held(runtime) == Held(applied=0, dropped=0)  # applied once, then let go
+
+
+def test_a_held_receipt_whose_id_never_comes_is_dropped_after_the_hold(runtime, accepted, monkeypatch):
+    assert post(runtime, "telekom-sk", TELEKOM_SK_CALLBACK % ("DELIVERED", 424242)).json()["held"] == 1
+    later = time.time() + HOLD_SECONDS + 1
+    monkeypatch.setattr(held_module.time, "time", lambda: later)
+
+    assert apply_held(runtime) == Held(applied=0, dropped=1)
+    assert apply_held(runtime) == Held(applied=0, dropped=0)
     assert row(runtime, accepted)["status"] == "submitted"
 
 
@@ -215,12 +251,18 @@ def sandbox_posting_callbacks(account: str, settings_for, clock, tmp_path, *, to
 
 @pytest.mark.parametrize("account", sorted(CALLBACK_ACCOUNTS))
 def test_the_sandbox_posts_the_delivery_callback_and_the_message_is_delivered_without_polling(account, settings_for, redis_client, clock, tmp_path):
-    """End to end over HTTP, the account's own callback token in the URL."""
+    """End to end over HTTP, the account's own callback token in the URL. No status check is
+    made; a callback that came before the send's answer was written is held, and applied as the
+    poller's next round does first (:func:`~sms_worker.dispatch.held.apply_held`)."""
     with sandbox_posting_callbacks(account, settings_for, clock, tmp_path, token_in_url=f"own-{account}-token") as runtime:
         message_id, _ = accept(runtime, CALLBACK_ACCOUNTS[account][0], account)
         sent = time.monotonic()
 
-        wait_until(lambda: row(runtime, message_id)["status"] == "delivered", 10, message="delivered by callback")
+        def delivered() -> bool:
+            apply_held(runtime)
+            return row(runtime, message_id)["status"] == "delivered"
+
+        wait_until(delivered, 10, message="delivered by callback")
 
         assert time.monotonic() - sent < 5
         events = message_history(message_id, runtime.settings.resolved_database_url).events
@@ -526,7 +568,7 @@ def test_a_provider_id_reused_after_a_restart_reaches_the_message_submitted_last
 
     answer = post(every_account, account, body(provider_id, "delivered")).json()
 
-    assert answer == {"received": 1, "matched": 1, "changed": 1, "unknown": 0}
+    assert answer == {"received": 1, "matched": 1, "changed": 1, "unknown": 0, "held": 0}
     assert row(every_account, newer)["status"] == "delivered"
     assert row(every_account, older)["status"] == "submitted", "the older holder of the id is left alone"
     unknown_id = str(10**12 + 7)

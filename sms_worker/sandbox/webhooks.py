@@ -48,7 +48,8 @@ class Webhooks:
         task.add_done_callback(self._tasks.discard)
 
     async def _post(self, url: str, at: float, render: Callable[[], dict[str, Any]]) -> None:
-        await asyncio.sleep(max(0.0, at - self._clock.now().timestamp()))
+        while (left := at - self._clock.now().timestamp()) > 0:  # an event loop's timer may fire a little early (uvloop's ms ticks)
+            await asyncio.sleep(left)
         body = render()
         shown = f"{origin(url)}{urlsplit(url).path}"
         try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict
 
+from sms_worker.dispatch.held import apply_held
 from sms_worker.dispatch.receipts import poll_budget
 from sms_worker.dispatch.receipts import poll_statuses as poll_due_statuses
 from sms_worker.dispatch.service import dispatch_batch
@@ -26,4 +27,5 @@ def sweep() -> dict[str, int]:
 @celery_app.task(name="sms_worker.poll_statuses")
 def poll_statuses() -> dict[str, int]:
     rt = process_runtime()
-    return asdict(poll_due_statuses(rt, budget_seconds=poll_budget(rt)))
+    held = apply_held(rt)
+    return {**asdict(poll_due_statuses(rt, budget_seconds=poll_budget(rt))), "held_applied": held.applied, "held_dropped": held.dropped}
