@@ -10,6 +10,7 @@ modules its app includes (``tasks.app.create_celery``), which it does before it 
 
 from __future__ import annotations
 
+import gc
 import threading
 
 from celery.signals import worker_process_init, worker_process_shutdown
@@ -46,9 +47,14 @@ def open_accounts() -> None:
 def _start_process(**_: object) -> None:
     """Per-process resources as a worker process starts: the lease and its keeper thread, and
     the providers' sessions, opened in the background so the first batch neither waits for
-    them nor reaches the provider late and bunched."""
+    them nor reaches the provider late and bunched. Then what the process holds so far (every
+    module, the runtime) is moved out of the garbage collector's sight (``gc.freeze``, as the
+    Python documentation advises for forked workers): a full collection scans only what the
+    batches create since. Unfrozen, a worker with a few hundred calls in flight paused 150 to
+    300 ms at each, every second or two, holding every thread: calls left late and in bunches."""
     process_runtime().start_keeper()
     threading.Thread(target=open_accounts, name="sms-open-accounts", daemon=True).start()
+    gc.freeze()
 
 
 @worker_process_shutdown.connect
