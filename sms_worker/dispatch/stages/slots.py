@@ -37,9 +37,14 @@ WEIGHT = 0.2
 """How much one finished call moves an account's measured latency (an exponentially weighted
 mean: the last few dozen calls count)."""
 LATE_HAND_OVER = 0.05
-"""Seconds a request may wait for a thread once handed over before the process counts as
-overloaded: half the jitter an account's burst absorbs at 500 msg/s with a burst of 50
-(:class:`~sms_worker.ratelimit.SendWindow`)."""
+"""Seconds requests may wait for a thread once handed over, on the mean (:data:`WAIT_WEIGHT`),
+before the process counts as overloaded: half the jitter an account's burst absorbs at
+500 msg/s with a burst of 50 (:class:`~sms_worker.ratelimit.SendWindow`)."""
+WAIT_WEIGHT = 0.05
+"""How much one hand-over moves the mean wait (an exponentially weighted mean: about the last
+twenty count). One late hand-over (the operating system ran another process for a moment)
+is not overload; every hand-over late is. Cut on each late one, a process at 1 s of latency
+spent most of its time below the calls its account needed."""
 CUT = 0.7
 """What the ceiling in use is multiplied by when a hand-over was late (at most every
 :data:`CUT_EVERY` seconds)."""
@@ -66,6 +71,8 @@ class Slots:
     the outcome."""
     in_use: float = 0.0
     """The ceiling in use: ``ceiling``, less while the process is overloaded (see :meth:`handed_over`)."""
+    wait: float = 0.0
+    """The mean wait of a request for its thread, seconds (see :meth:`handed_over`)."""
     last_cut: float = -math.inf
 
     def __post_init__(self) -> None:
@@ -82,9 +89,11 @@ class Slots:
         More calls in flight than the host's CPU can carry only make every call slower (threads
         wait for the interpreter), and a late hand-over is jitter between the send window and
         the provider that the burst must absorb. So the ceiling in use backs off like TCP's
-        congestion window: cut by :data:`CUT` when a hand-over is later than
-        :data:`LATE_HAND_OVER`, regained :data:`GROWTH` slots per hand-over on time."""
-        if waited > LATE_HAND_OVER:
+        congestion window: cut by :data:`CUT` while the mean wait (:data:`WAIT_WEIGHT`) is
+        longer than :data:`LATE_HAND_OVER`, regained :data:`GROWTH` slots per hand-over while
+        it is not."""
+        self.wait += WAIT_WEIGHT * (waited - self.wait)
+        if self.wait > LATE_HAND_OVER:
             if now - self.last_cut >= CUT_EVERY:
                 self.in_use = max(min(LOWEST, self.ceiling), self.in_use * CUT)
                 self.last_cut = now
