@@ -38,6 +38,7 @@ class Webhooks:
         self._tasks: set[asyncio.Task[None]] = set()
         self._failures = RepeatedWarnings(log, clock, FAILURES_LOGGED_EVERY)
         self._client: httpx.AsyncClient | None = None
+        self._slots: asyncio.Semaphore | None = None
         self.posted: list[dict[str, Any]] = []
 
     def post_at(self, url: str, at: float, render: Callable[[], dict[str, Any]]) -> None:
@@ -53,7 +54,8 @@ class Webhooks:
         body = render()
         shown = f"{origin(url)}{urlsplit(url).path}"
         try:
-            response = await self._sender().post(url, json=body)
+            async with self._posting():
+                response = await self._sender().post(url, json=body)
             outcome: int | str = response.status_code
             if response.is_error:
                 self._failures.warn(
@@ -66,6 +68,15 @@ class Webhooks:
                 f"the {self._provider} sandbox's callback to {shown} could not be delivered ({outcome}: {error}); it is not posted again",
             )
         self.posted.append({"url": url, "body": body, "outcome": outcome})
+
+    def _posting(self) -> asyncio.Semaphore:
+        """At most :data:`MAX_CONNECTIONS` posts in the client at once, the others waiting here in
+        order: httpcore's pool looks at every request waiting in it each time a connection is
+        freed, and with thousands of callbacks due at once the sandbox spent its time there, late
+        with everything else (its answers to sends timed out)."""
+        if self._slots is None:
+            self._slots = asyncio.Semaphore(MAX_CONNECTIONS)
+        return self._slots
 
     def _sender(self) -> httpx.AsyncClient:
         """One client for every callback, made on the event loop at the first one: its connections
