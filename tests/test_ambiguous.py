@@ -11,8 +11,6 @@ provider that takes the message and answers too late would.
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import warnings
 from datetime import UTC, datetime, timedelta
 
@@ -20,6 +18,7 @@ import httpx
 import pytest
 from accounts import drain, fault, message_row, unsettled
 from conftest import process_env, promote_once
+from forked import run_cli
 
 from sms_worker.config import Settings
 from sms_worker.dispatch.policy import Attempt, RetryPolicy
@@ -45,9 +44,7 @@ def reasons(rt, message_id) -> list[str]:
 
 
 def stats(rt) -> dict:
-    found = subprocess.run(
-        [sys.executable, "-m", "sms_worker.cli", "stats", "--json"], capture_output=True, text=True, env=process_env(rt.settings), timeout=60
-    )
+    found = run_cli("stats", "--json", env=process_env(rt.settings))
     assert found.returncode == 0, found.stderr
     return json.loads(found.stdout)
 

@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 from alembic.script import ScriptDirectory
 from conftest import PYTHON, alive, process_env, promote_once, wait_until
+from forked import run_cli as cli
+from forked import run_python
 
 from sms_worker.config import Settings
 from sms_worker.db.migrate import alembic_config, latest_revision
@@ -21,10 +23,6 @@ SQLITE_ONLY = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 """For a test of the command line whose database does not matter: the commands reach both
 databases through the same code, which test_send_then_status..., the not-migrated tests and the
 producer's own tests run on PostgreSQL too."""
-
-
-def cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([PYTHON, "-m", "sms_worker.cli", *args], capture_output=True, text=True, env=env, cwd=cwd, timeout=60)
 
 
 def segments(text: str) -> dict:
@@ -651,7 +649,7 @@ def test_python_reads_back_what_became_of_a_message_as_status_shows_it(settings_
         "try:\n    sms_worker.message_status('not-an-id')\nexcept sms_worker.InvalidField as error:\n    print(error)\n"
     )
 
-    done = subprocess.run([PYTHON, "-c", program], capture_output=True, text=True, env=env, timeout=60)
+    done = run_python("-c", program, env=env)
 
     assert done.returncode == 0, done.stderr
     read, missing, refused = done.stdout.splitlines()
@@ -701,7 +699,7 @@ def assert_said_not_migrated_everywhere(env: dict[str, str], reason: str) -> Non
     for command in NOT_MIGRATED_COMMANDS:
         result = cli(*command, env=env)
         assert (result.returncode, result.stderr.strip()) == (2, f"error: database: {reason}"), command
-    done = subprocess.run([PYTHON, "-c", PYTHON_API_CALLS], capture_output=True, text=True, env=env, timeout=60)
+    done = run_python("-c", PYTHON_API_CALLS, env=env)
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines() == [f"{call}: {reason}" for call in ("send_sms", "send_many", "message_status")]
 
@@ -767,18 +765,15 @@ def test_short_commands_leave_no_redis_behind_and_one_home_per_user_holds_the_qu
     here, there = tmp_path / "here", tmp_path / "there"
     here.mkdir(), there.mkdir()
 
-    def run(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-        return subprocess.run([PYTHON, "-m", "sms_worker.cli", *args], capture_output=True, text=True, env=env, cwd=cwd, timeout=60)
-
-    assert run("db", "upgrade", cwd=here).returncode == 0
-    sent = run("send", "+421900123456", "kept on disk", "--json", cwd=here)
+    assert cli("db", "upgrade", env=env, cwd=here).returncode == 0
+    sent = cli("send", "+421900123456", "kept on disk", "--json", env=env, cwd=here)
     assert sent.returncode == 0, sent.stderr
     assert redis_servers_under(user_home) == [], "send left its Redis running"
 
-    shown = run("stats", "--json", cwd=there)
+    shown = cli("stats", "--json", env=env, cwd=there)
     assert shown.returncode == 0, shown.stderr
     assert json.loads(shown.stdout)["ready"]["standard"] == 1, "the queue is the one send wrote, in the same home"
-    assert run("status", json.loads(sent.stdout)["id"], cwd=there).returncode == 0
+    assert cli("status", json.loads(sent.stdout)["id"], env=env, cwd=there).returncode == 0
     assert redis_servers_under(user_home) == [], "stats left its Redis running"
     assert (user_home / ".local" / "share" / "sms_worker" / "sms_worker.db").exists()
     assert not (here / ".sms_worker").exists() and not (there / ".sms_worker").exists()
@@ -791,7 +786,7 @@ def test_a_python_program_stops_the_embedded_redis_it_started_and_what_it_queued
     env = {k: v for k, v in os.environ.items() if not k.startswith("SMS_WORKER_")} | {"SMS_WORKER_HOME": str(tmp_path / "home")}
     assert cli("db", "upgrade", env=env).returncode == 0
 
-    done = subprocess.run([PYTHON, "-c", SEND_FROM_PYTHON], capture_output=True, text=True, env=env, timeout=60)
+    done = run_python("-c", SEND_FROM_PYTHON, env=env)
 
     assert done.returncode == 0, done.stderr
     left = redis_servers_under(tmp_path)
@@ -812,7 +807,7 @@ def test_a_python_program_leaves_the_redis_lines_server_running(tmp_path):
         wait_until(lambda: (home / "redis.url").exists(), 15, 0.05, "the redis line to publish its server")
         server = int((home / "redis.pid").read_text())
 
-        done = subprocess.run([PYTHON, "-c", SEND_FROM_PYTHON], capture_output=True, text=True, env=env, timeout=60)
+        done = run_python("-c", SEND_FROM_PYTHON, env=env)
 
         assert done.returncode == 0, done.stderr
         assert alive(server), "the program stopped the redis line's server"

@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 import uvicorn
 from accounts import fault, write_providers
-from conftest import PYTHON, ThreadedSandbox, process_env, promote_once, wait_until
+from conftest import ThreadedSandbox, process_env, promote_once, wait_until
+from forked import run_cli
 from misbehaving import MisbehavingServer
 from starlette.testclient import TestClient
 
@@ -34,7 +35,7 @@ RECIPIENTS = {"telekom-sk": "+421901234567", "dt-a2p": "+4915112345679", "dexate
 
 
 def cli(settings: Settings, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([PYTHON, "-m", "sms_worker.cli", *args], capture_output=True, text=True, env=process_env(settings), timeout=60)
+    return run_cli(*args, env=process_env(settings))
 
 
 def sent(rt: Runtime, account: str) -> str:

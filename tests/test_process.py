@@ -10,6 +10,7 @@ import subprocess
 import pytest
 from celery.concurrency.prefork import process_destructor
 from conftest import PYTHON, ThreadedSandbox, process_env, promote_once, wait_until
+from forked import run_cli
 
 from sms_worker.config import reset_settings
 from sms_worker.priority import Priority
@@ -152,7 +153,7 @@ def test_a_worker_that_starts_on_an_account_wide_fault_pauses_the_account_before
             assert f"provider account {name} PAUSED: {reason}" in log.read_text(), "the loud line a send would log"
         assert paused_reason(redis_client, "dt-a2p") is None, "a transient fault at start is only logged"
         assert "could not open account dt-a2p: HTTP_503" in log.read_text()
-        listed = subprocess.run([PYTHON, "-m", "sms_worker.cli", "accounts", "--json"], env=env, capture_output=True, text=True, timeout=60)
+        listed = run_cli("accounts", "--json", env=env)
         shown = {account["name"]: account["paused"] for account in json.loads(listed.stdout)}
         assert {name: (shown[name] or "")[: len(reason)] for name, reason in PAUSED_AT_START.items()} == PAUSED_AT_START
         assert shown["dt-a2p"] is None

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import logging
 import shutil
-import subprocess
 import tempfile
 import threading
 import time
@@ -19,7 +18,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from conftest import PG_URL, PYTHON, process_env, promote_once, wait_until
+from conftest import PG_URL, process_env, promote_once, wait_until
+from forked import run_cli as cli
 from pgproxy import PgProxy
 from sqlalchemy import create_engine, delete, event, func, literal, select, text
 
@@ -38,10 +38,6 @@ from sms_worker.runtime import NoWaker, build_runtime
 from sms_worker.views import message_history
 
 RECIPIENT = "+421900123456"
-
-
-def cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
-    return subprocess.run([PYTHON, "-m", "sms_worker.cli", *args], capture_output=True, text=True, env=env, timeout=60)
 
 
 def closed_redis_url() -> str:

@@ -6,10 +6,10 @@ message's sender through ``send_sms``, ``send_many`` and ``sms-worker send``; an
 from __future__ import annotations
 
 import json
-import subprocess
 
 import pytest
-from conftest import PYTHON, process_env
+from conftest import process_env
+from forked import run_cli as cli
 from sqlalchemy import func, select
 
 from sms_worker.errors import InvalidField
@@ -34,10 +34,6 @@ SIBLINGS = {
 def messages_written(runtime: Runtime) -> int:
     with runtime.engine.connect() as conn:
         return conn.execute(select(func.count()).select_from(MESSAGES)).scalar_one()
-
-
-def cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
-    return subprocess.run([PYTHON, "-m", "sms_worker.cli", *args], capture_output=True, text=True, env=env, timeout=60)
 
 
 def test_a_sender_of_three_spaces_is_refused_by_send_sms_and_nothing_is_written(runtime):
