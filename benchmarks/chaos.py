@@ -48,13 +48,15 @@ import tempfile
 import time
 from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.harness import Options, Proc, Stack, log
+from benchmarks.harness import Options, Proc, SandboxWatch, Stack, log
 
 PROVIDERS = """
 [accounts.telekom-sk]
@@ -227,9 +229,33 @@ def _add_faults(sandbox: str, latency_ms: int) -> None:
                 client.post(f"{sandbox}/_sandbox/faults", json={"provider": provider, "endpoint": endpoint, **rule}).raise_for_status()
 
 
-def _accepted(sandbox: str) -> int:
-    records = httpx.get(f"{sandbox}/_sandbox/submissions", params={"since": 0}, timeout=30).json()["submissions"]
-    return sum(1 for record in records if record["accepted"])
+UNFLAGGED_SHOWN = 5
+"""Unflagged copies whose history a run prints, to tell how the promise broke."""
+
+
+def _unflagged(row: Any, history: list[Any], submissions: list[dict[str, Any]]) -> str:
+    """One unflagged copy: its account, each event (time, status, code, reason) and each
+    submission (arrival time, accepted) at the sandbox."""
+    shown = "; ".join(f"{event.at.isoformat(timespec='milliseconds')} {event.status} {event.code or '-'}: {event.reason}" for event in history)
+    arrived = ", ".join(
+        f"{datetime.fromtimestamp(record['received_ts'], UTC).isoformat(timespec='milliseconds')} {'accepted' if record['accepted'] else 'refused'}"
+        for record in submissions
+    )
+    return f"unflagged copy on {row.account}, {row.attempts} attempt(s): events [{shown}]; at the sandbox [{arrived}]"
+
+
+def _wait_accepted(sandbox: str, share: float, messages: int, timeout: float = 60) -> None:
+    """Until the sandbox has accepted ``share`` of ``messages``, or ``timeout`` seconds. The log
+    is read incrementally: a read of the whole of it costs the sandbox tens of milliseconds of
+    the event loop that also answers the sends, and twenty a second stalled it for seconds, so
+    that requests our workers had written (and given up on) reached it long after."""
+    watch = SandboxWatch(sandbox)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        watch.poll()
+        if len(watch.accepted) >= share * messages:
+            return
+        time.sleep(0.05)
 
 
 def _restart_redis(stack: Stack, proc: Proc, url: str) -> Proc:
@@ -300,9 +326,7 @@ def _kill_twice(stack: Stack, rt, sandbox: str, env: dict, workers: list[Proc], 
     in_flight = 0
     for kill in range(2):
         target = chance.uniform(0.15, 0.35) + 0.35 * kill
-        deadline = time.monotonic() + 60
-        while _accepted(sandbox) < target * messages and time.monotonic() < deadline:
-            time.sleep(0.05)
+        _wait_accepted(sandbox, target, messages)
         time.sleep(chance.uniform(0, 0.3))
         doomed = workers.pop(chance.randrange(len(workers)))
         pids = group_pids(doomed.pid)
@@ -321,9 +345,10 @@ def _kill_twice(stack: Stack, rt, sandbox: str, env: dict, workers: list[Proc], 
 
 def _first_after(sandbox: str, moment: float, timeout: float = 30) -> float | None:
     """Seconds from ``moment`` to the first submission the sandbox received after it."""
+    watch = SandboxWatch(sandbox)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        records = [r for r in httpx.get(f"{sandbox}/_sandbox/submissions", timeout=30).json()["submissions"] if r["received_ts"] > moment]
+        records = [r for r in watch.poll() if r["received_ts"] > moment]
         if records:
             return min(r["received_ts"] for r in records) - moment
         time.sleep(0.05)
@@ -331,9 +356,7 @@ def _first_after(sandbox: str, moment: float, timeout: float = 30) -> float | No
 
 
 def _redis_restart(stack: Stack, sandbox: str, redis_proc: Proc, redis_url: str, messages: int, verdict: Verdict) -> Proc:
-    deadline = time.monotonic() + 60
-    while _accepted(sandbox) < 0.1 * messages and time.monotonic() < deadline:
-        time.sleep(0.05)
+    _wait_accepted(sandbox, 0.1, messages)
     os.killpg(redis_proc.pid, signal.SIGKILL)
     time.sleep(2)
     restarted = _restart_redis(stack, redis_proc, redis_url)
@@ -345,9 +368,7 @@ def _redis_restart(stack: Stack, sandbox: str, redis_proc: Proc, redis_url: str,
 def _outage(
     stack: Stack, cluster: PostgresCluster, sandbox: str, redis_proc: Proc, redis_url: str, messages: int, seconds: float, verdict: Verdict
 ) -> float | None:
-    deadline = time.monotonic() + 60
-    while _accepted(sandbox) < 0.3 * messages and time.monotonic() < deadline:
-        time.sleep(0.05)
+    _wait_accepted(sandbox, 0.3, messages)
     cluster.crash()
     down = time.time()
     time.sleep(seconds / 2)
@@ -397,10 +418,12 @@ def _judge(rt, sandbox: str, texts: list[str], verdict: Verdict) -> None:
     with rt.engine.connect() as conn:
         rows = {
             row.text: row
-            for row in conn.execute(select(MESSAGES.c.id, MESSAGES.c.text, MESSAGES.c.status, MESSAGES.c.attempts, MESSAGES.c.possible_duplicate))
+            for row in conn.execute(
+                select(MESSAGES.c.id, MESSAGES.c.text, MESSAGES.c.status, MESSAGES.c.attempts, MESSAGES.c.possible_duplicate, MESSAGES.c.account)
+            )
         }
         events = defaultdict(list)
-        for event in conn.execute(select(EVENTS.c.message_id, EVENTS.c.at, EVENTS.c.status, EVENTS.c.code).order_by(EVENTS.c.id)):
+        for event in conn.execute(select(EVENTS.c.message_id, EVENTS.c.at, EVENTS.c.status, EVENTS.c.code, EVENTS.c.reason).order_by(EVENTS.c.id)):
             events[event.message_id].append(event)
     sent = defaultdict(list)
     for record in records:
@@ -421,6 +444,8 @@ def _judge(rt, sandbox: str, texts: list[str], verdict: Verdict) -> None:
         verdict.accepted_more_than_once += accepted > 1
         verdict.unexplained_copies += max(0, accepted - 1 - ambiguous) > 0
         verdict.unflagged_copies += accepted > 1 and not row.possible_duplicate
+        if accepted > 1 and not row.possible_duplicate and verdict.unflagged_copies <= UNFLAGGED_SHOWN:
+            verdict.notes.append(_unflagged(row, history, sent[text]))
         verdict.over_six_attempts += len(sent[text]) > 6 or row.attempts > 6
         final_at = next((event.at.timestamp() for event in history if event.status in FINAL_VALUES), None)
         verdict.sent_after_final += final_at is not None and any(record["received_ts"] > final_at + 0.001 for record in sent[text])
