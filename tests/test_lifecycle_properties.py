@@ -23,9 +23,9 @@ after every step the rows must be the model's, and these must hold:
   the history (and set ``possible_duplicate``), as :mod:`sms_worker.lifecycle.write` documents.
 - **Attempts never exceed 1 + max_retries** of the retry policy.
 - **possible_duplicate** is set exactly when (a) an acceptance is written of a call made while an
-  earlier attempt was unsure and not settled by asking the provider (a resend it could not ask
-  about), (b) a call was started over a near match the provider listed, and not put back as a
-  call not made, or (c) an acceptance came late, after the claim was taken back, for a message
+  earlier attempt was unsure and the provider could not be asked, (b) a call was started after
+  asking the provider (its listing had no copy, which proves nothing of a request it handles
+  late, or a near match), and not put back as a call not made, or (c) an acceptance came late, after the claim was taken back, for a message
   that went on without that call (an attempt started since, or it was put back otherwise) and is
   still waiting, held or ``unknown``: the provider took an attempt the message no longer waited
   for (one already submitted or otherwise final is left alone, history and all). Nothing else
@@ -376,10 +376,8 @@ class Lifecycle(RuleBasedStateMachine):
         if not (self.asks and handle.seen.unsure_since is not None and handle.lost is LostAttempt.KEPT):
             return
         row = self.rows[handle.message]
-        if answer == "absent":
-            handle.lost = LostAttempt.SETTLED
-        elif answer == "near match" and self.policy.on_ambiguous == "resend":
-            handle.lost = LostAttempt.NEAR_MATCH
+        if answer == "absent" or (answer == "near match" and self.policy.on_ambiguous == "resend"):
+            handle.lost = LostAttempt.RESENT
         elif answer == "near match":
             self._decide(handle, Ended(id=row.id, claim=handle.claim, at=self.now, reason="near match, give-up", status=Status.UNKNOWN, code="NEAR"))
         elif answer == "found":
@@ -446,9 +444,7 @@ class Lifecycle(RuleBasedStateMachine):
             row.status, row.attempts = Status.CALLING, row.attempts + 1
             row.first_attempt_at = row.first_attempt_at or self.now
             row.last_attempt_at = self.now
-            if handle.lost is LostAttempt.SETTLED:
-                row.unsure_since = None
-            elif handle.lost is LostAttempt.NEAR_MATCH:
+            if handle.lost is LostAttempt.RESENT:
                 row.unsure_since, row.possible_duplicate = self.now, True
             handle.call = Call(row.attempts, self.now, f"attempt {row.attempts} via {ACCOUNT}")
         assert turned == ({row.id} if held and row.status is Status.CALLING else set())
@@ -464,7 +460,7 @@ class Lifecycle(RuleBasedStateMachine):
         if outcome in FIRST_WORDS:
             delivery = FIRST_WORDS[outcome]
             self.copies += 1
-            flagged = handle.lost is LostAttempt.NEAR_MATCH or (handle.lost is LostAttempt.KEPT and seen.unsure_since is not None)
+            flagged = handle.lost is LostAttempt.RESENT or (handle.lost is LostAttempt.KEPT and seen.unsure_since is not None)
             accepted = Accepted(
                 id=row.id,
                 claim=handle.claim,
@@ -482,7 +478,7 @@ class Lifecycle(RuleBasedStateMachine):
             )
             self._decide(handle, accepted)
             return
-        near = handle.lost is LostAttempt.NEAR_MATCH
+        near = handle.lost is LostAttempt.RESENT
         if outcome == "not made":
             uncounted = Uncounted(call.attempt - 1, seen.first_attempt_at)
             not_made = CallNotMade(
@@ -500,7 +496,7 @@ class Lifecycle(RuleBasedStateMachine):
             )
             self._decide(handle, not_made)
             return
-        unsure_since = {LostAttempt.SETTLED: None, LostAttempt.NEAR_MATCH: call.started_at}.get(handle.lost, seen.unsure_since)
+        unsure_since = call.started_at if handle.lost is LostAttempt.RESENT else seen.unsure_since
         attempt = Attempt(ACCOUNT, call.attempt, call.started_at, seen.first_attempt_at or call.started_at, row.valid_until, False, unsure_since)
         decided = self.policy.after_failure(FAILURES[outcome], attempt, self.now)
         self._decide(handle, failed(decided, row.id, handle.claim, call, self.now, Pin(ACCOUNT, False), seen.first_attempt_at))

@@ -83,8 +83,9 @@ class Found:
 
 @dataclass(frozen=True, slots=True)
 class Absent:
-    """Asked after an ambiguous attempt, the provider had not the message: it is sent again, and
-    that is no duplicate."""
+    """Asked after an ambiguous attempt, the provider had not listed the message: it is sent
+    again, a possible duplicate all the same (a provider may take the lost request after the
+    part of its listing searched, from a queue)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -152,7 +152,7 @@ def _call(item: Item) -> Call | None:
 
 def _asked_first(item: Item) -> str:
     if isinstance(item.asked_first, Absent):
-        return f" (asked first: {item.account} had not the message from the ambiguous attempt, so it is sent again)"
+        return f" (asked first: {item.account} had not listed the message from the ambiguous attempt, so it is sent again: a possible duplicate)"
     if isinstance(item.asked_first, NearMatch):
         return (
             f" (asked first: {item.account} lists {item.asked_first.listed.provider_message_id}, a near match that may be this message, its "

@@ -27,14 +27,17 @@ does not count):
 - :class:`~.batch.NearMatch`: none, but one that may be it (its text or sender differs only as a
   provider rewrites text, or its text is not listed): never "not found"; the message's
   ``on_ambiguous`` policy decides;
-- :class:`~.batch.Absent`: neither: the message is sent again, and that is no duplicate;
+- :class:`~.batch.Absent`: neither: the message is sent again, flagged a possible duplicate all
+  the same: the listing cannot show a lost request the provider takes after the window (from a
+  queue; the chaos runs saw the sandbox take one 7 s after the client gave up);
 - :class:`~.batch.Unanswered`: the question failed, or the copy found was taken meanwhile by
   another message of ours alike (``COPY_TAKEN``); asked again later.
 
 **Alike messages** (same account, recipient, sender and text) are one to the provider, so their
 copies are theirs in any order: the rule is only that each copy is adopted by one of them. Of
 ``n`` alike messages unsure over one window with ``k`` copies listed, ``k`` are adopted and the
-others sent again, unflagged: each copy stands for one message, so no one gets more than asked.
+others sent again, flagged as every resend after asking is (each copy stands for one message,
+but a lost request the provider takes late would be one more).
 """
 
 from __future__ import annotations

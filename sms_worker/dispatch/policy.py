@@ -45,8 +45,8 @@ class Attempt:
     valid_until: datetime
     pinned: bool
     unsure_since: datetime | None = None
-    """When an earlier attempt that may have reached the account began, unless this attempt
-    settled it (the account was asked and had not the message); None: nothing was unsure."""
+    """When an earlier attempt that may have reached the account began (this one, if the account
+    was asked about the earlier one first); None: nothing was unsure."""
     on_ambiguous: OnAmbiguous | None = None
     """The message's own policy; None: the account's."""
 

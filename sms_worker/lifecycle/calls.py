@@ -16,7 +16,7 @@ import threading
 import uuid
 from typing import Any
 
-from sqlalchemy import Dialect, Engine, bindparam, func, literal_column, null, select, true, update
+from sqlalchemy import Dialect, Engine, bindparam, func, literal_column, select, true, update
 
 from sms_worker.db.bulk import DriverStatement, driver_connection, read_uuid
 from sms_worker.lifecycle.changes import CallStarted, LostAttempt
@@ -102,9 +102,7 @@ def _compiled(dialect: Dialect, rule: Transition, ids: int, claims: int, lost: L
     held = [bindparam(f"claim_{n}", type_=MESSAGES.c.claim_id.type) for n in range(claims)]
     listed = MESSAGES.c.id.in_([bindparam(f"id_{n}", type_=MESSAGES.c.id.type) for n in range(ids)])
     settles: dict[str, Any] = {}
-    if lost is LostAttempt.SETTLED:
-        settles = {"unsure_since": null()}
-    elif lost is LostAttempt.NEAR_MATCH:
+    if lost is LostAttempt.RESENT:
         settles = {"unsure_since": now, "possible_duplicate": true()}
     statement = (
         update(MESSAGES)

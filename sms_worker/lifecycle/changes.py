@@ -129,12 +129,12 @@ class LostAttempt(Enum):
 
     KEPT = "kept"
     """Not asked: the row keeps ``unsure_since``."""
-    SETTLED = "settled"
-    """The provider had not the message: no longer unsure."""
-    NEAR_MATCH = "near match"
-    """It lists a near match, sent again by its policy (resend): unsure since this attempt, and a
-    possible duplicate from now on. A call not made after all puts both back
-    (:class:`CallNotMade`): only a call that may go out makes a second copy."""
+    RESENT = "resent"
+    """Asked, and sent again: its listing had no copy (it cannot show a lost request it handles
+    after the attempt's window: a provider with a queue may), or a near match its policy
+    (resend) sends again over. Unsure since this attempt, and a possible duplicate from now on.
+    A call not made after all puts both back (:class:`CallNotMade`): only a call that may go out
+    makes a second copy."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -72,7 +72,7 @@ class Decide(Stage):
             outcome = item.outcome
             if isinstance(outcome, Accepted):
                 reason = f"accepted by {item.account} as {outcome.provider_message_id}{_possible_duplicate(item)}"
-                flagged = isinstance(item.asked_first, NearMatch) or (item.asked_first is None and item.row.unsure_since is not None)
+                flagged = item.asked_first is not None or item.row.unsure_since is not None
                 batch.settle(item, _adopted(item, outcome, reason, flagged))
             elif isinstance(outcome, Found):
                 accepted = outcome.accepted
@@ -110,24 +110,29 @@ class Decide(Stage):
 
 def _not_sent(item: Item, outcome: NotSent) -> Defer:
     """A call not made after all: the attempt does not count, and the row is as it was before
-    it, what its provider was asked said in its history. A message sent again over a near match
-    is unsure since the lost attempt again and flagged only as it was before: the calling
-    statement flagged it in case the call went out (a worker lost during it leaves it flagged:
-    :class:`~sms_worker.lifecycle.changes.LostAttempt`), and no second copy was made. Asked again,
-    the near match is found again and its policy decides again."""
+    it, what its provider was asked said in its history. A message sent again after asking (no
+    copy listed, or a near match) is unsure since the lost attempt again and flagged only as it
+    was before: the calling statement flagged it in case the call went out (a worker lost during
+    it leaves it flagged: :class:`~sms_worker.lifecycle.changes.LostAttempt`), and no second copy
+    was made. It is asked again before any resend."""
     if isinstance(item.asked_first, NearMatch):
         reason = f"{outcome.reason}; {_near(item, item.asked_first)}: asked again before any resend, no possible duplicate yet"
-        return Defer(outcome.until, reason, counted=False, unsure_since=item.row.unsure_since, possible_duplicate=item.row.possible_duplicate)
-    if isinstance(item.asked_first, Absent):
-        reason = f"{outcome.reason}; {item.account} had not the message from the ambiguous attempt, so it is sent again, no duplicate"
-        return Defer(outcome.until, reason, counted=False)
-    return Defer(outcome.until, outcome.reason, counted=False)
+    elif isinstance(item.asked_first, Absent):
+        reason = f"{outcome.reason}; {item.account} had not listed the message from the ambiguous attempt: asked again before any resend"
+    else:
+        return Defer(outcome.until, outcome.reason, counted=False)
+    return Defer(outcome.until, reason, counted=False, unsure_since=item.row.unsure_since, possible_duplicate=item.row.possible_duplicate)
 
 
 def _possible_duplicate(item: Item) -> str:
-    """What an acceptance after an ambiguous attempt adds to its reason: nothing if the provider
-    was asked and had not the message; else why the recipient may get it twice."""
+    """What an acceptance after an ambiguous attempt adds to its reason: why the recipient may
+    get it twice."""
     since = item.row.unsure_since
+    if isinstance(item.asked_first, Absent):
+        return (
+            f"; POSSIBLE DUPLICATE: resent because {item.account} had not listed the message from the ambiguous attempt, which it may "
+            "still take after the part of its listing searched (a request it handles late)"
+        )
     if isinstance(item.asked_first, NearMatch):
         return f"; POSSIBLE DUPLICATE: resent by its policy (resend), though {_near(item, item.asked_first)}"
     if item.asked_first is None and since is not None:
@@ -156,13 +161,9 @@ def _adopted(item: Item, accepted: Accepted, reason: str, possible_duplicate: bo
 
 
 def _attempt(item: Item) -> Attempt:
-    """The attempt ``item``'s call made, as the retry policy reads it. The lost attempt its
-    provider was asked about first is settled (it had not the message), or, over a near match,
-    the message is unsure still, since this attempt."""
+    """The attempt ``item``'s call made, as the retry policy reads it. After asking the provider
+    about the lost attempt first (no copy listed, or a near match), the message is unsure still,
+    since this attempt."""
     call, row = item.call, item.row
-    unsure_since = row.unsure_since
-    if isinstance(item.asked_first, Absent):
-        unsure_since = None
-    elif isinstance(item.asked_first, NearMatch):
-        unsure_since = call.at
+    unsure_since = row.unsure_since if item.asked_first is None else call.at
     return Attempt(item.account, call.attempt, call.at, call.first_attempt_at, row.valid_until, item.pinned, unsure_since, row.on_ambiguous)

@@ -448,8 +448,7 @@ def _finished(done: SimpleQueue[Future[Any]]) -> list[Future[Any]]:
 
 def _lost(asked_first: Absent | NearMatch | None) -> LostAttempt:
     """What the calling statement does to the lost attempt the provider was asked about first
-    (an item's ``asked_first``): settle it (it had not the message), or, over a near match, make
-    the message unsure since this attempt and a possible duplicate; nothing if it was not asked."""
-    if isinstance(asked_first, Absent):
-        return LostAttempt.SETTLED
-    return LostAttempt.NEAR_MATCH if isinstance(asked_first, NearMatch) else LostAttempt.KEPT
+    (an item's ``asked_first``): whether it had no copy or a near match, the message is unsure
+    since this attempt and a possible duplicate (:attr:`LostAttempt.RESENT`); nothing if it was
+    not asked."""
+    return LostAttempt.KEPT if asked_first is None else LostAttempt.RESENT
